@@ -1,0 +1,10 @@
+namespace EtPhoneHome.Agent;
+
+internal static class Program
+{
+    public static int Main(string[] args)
+    {
+        _ = args;
+        return 0;
+    }
+}

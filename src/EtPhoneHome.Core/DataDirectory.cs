@@ -1,0 +1,47 @@
+namespace EtPhoneHome.Core;
+
+/// <summary>The server data directory and the well-known files inside it.</summary>
+public sealed class DataDirectory
+{
+    /// <summary>Environment variable that names the data directory.</summary>
+    public const string EnvironmentVariable = "ETPHONEHOME_DATA_DIR";
+
+    public DataDirectory(string path)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+    }
+
+    public string Path { get; }
+
+    /// <summary>SQLite registry (mode 0600).</summary>
+    public string RegistryFile => System.IO.Path.Combine(Path, "registry.db");
+
+    /// <summary>Unix socket where eph-gate reaches the hub.</summary>
+    public string HubSocket => System.IO.Path.Combine(Path, "hub.sock");
+
+    /// <summary>Directory of sshd's own files (host keys, pid file) for a generated sshd_config.</summary>
+    public string SshDirectory => System.IO.Path.Combine(Path, "ssh");
+
+    /// <summary>The ed25519 host key of the generated sshd_config.</summary>
+    public string HostKeyFile => System.IO.Path.Combine(SshDirectory, "ssh_host_ed25519_key");
+
+    /// <summary>
+    /// Resolves the data directory: the explicit value, else $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server.
+    /// </summary>
+    public static DataDirectory Resolve(string? explicitPath)
+    {
+        if (!string.IsNullOrWhiteSpace(explicitPath))
+        {
+            return new DataDirectory(explicitPath);
+        }
+
+        var fromEnv = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(fromEnv))
+        {
+            return new DataDirectory(fromEnv);
+        }
+
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        return new DataDirectory(System.IO.Path.Combine(home, ".etphonehome-server"));
+    }
+}

@@ -1,0 +1,147 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace EtPhoneHome.Protocol;
+
+/// <summary>
+/// Mutual challenge–response over the per-session secret. Each side proves it knows the secret with
+/// HMAC-SHA256 over both fresh nonces and a side label; the secret itself never crosses the wire, and a
+/// connection that fails is closed before any request is read.
+/// </summary>
+public static class TunnelHandshake
+{
+    /// <summary>Size of the session secret and of each nonce.</summary>
+    public const int SecretBytes = 32;
+
+    /// <summary>Upper bound of a handshake frame; a peer sending more is not speaking this protocol.</summary>
+    public const int MaxHandshakeFrameBytes = 4096;
+
+    private static readonly byte[] OperatorLabel = Encoding.ASCII.GetBytes("eph-tunnel-v1/operator");
+    private static readonly byte[] AgentLabel = Encoding.ASCII.GetBytes("eph-tunnel-v1/agent");
+
+    /// <summary>Creates a new random session secret.</summary>
+    public static byte[] NewSecret() => RandomNumberGenerator.GetBytes(SecretBytes);
+
+    /// <summary>
+    /// Agent side. Returns normally when the operator proved the secret; throws
+    /// <see cref="ProtocolException"/> otherwise (after telling the peer why, without detail an attacker could use).
+    /// </summary>
+    public static async Task AcceptAsync(Stream stream, byte[] secret, string? uuid, string agentVersion, CancellationToken ct)
+    {
+        var agentNonce = RandomNumberGenerator.GetBytes(SecretBytes);
+        await Wire.WriteAsync(stream, new HandshakeChallenge
+        {
+            Protocol = ProtocolInfo.Version,
+            AgentNonce = Convert.ToBase64String(agentNonce),
+            Uuid = uuid,
+            AgentVersion = agentVersion,
+        }, ProtocolJson.Default.HandshakeChallenge, ct).ConfigureAwait(false);
+
+        var proof = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeProof, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
+            ?? throw new ProtocolException(ProtocolError.Truncated, "peer closed the connection during the handshake");
+
+        if (proof.Protocol != ProtocolInfo.Version)
+        {
+            var message = $"protocol version mismatch: agent speaks {ProtocolInfo.Version}, operator speaks {proof.Protocol}";
+            await TryWriteResultAsync(stream, new HandshakeResult { Ok = false, Error = message }, ct).ConfigureAwait(false);
+            throw new ProtocolException(ProtocolError.VersionMismatch, message);
+        }
+
+        var operatorNonce = DecodeNonce(proof.OperatorNonce);
+        var claimed = DecodeBase64(proof.Proof);
+        var expected = Mac(secret, OperatorLabel, agentNonce, operatorNonce ?? []);
+        if (operatorNonce is null || claimed is null || !CryptographicOperations.FixedTimeEquals(claimed, expected))
+        {
+            await TryWriteResultAsync(stream, new HandshakeResult { Ok = false, Error = "authentication failed" }, ct).ConfigureAwait(false);
+            throw new ProtocolException(ProtocolError.AuthenticationFailed, "tunnel peer failed the session-secret challenge");
+        }
+
+        await Wire.WriteAsync(stream, new HandshakeResult
+        {
+            Ok = true,
+            Proof = Convert.ToBase64String(Mac(secret, AgentLabel, operatorNonce, agentNonce)),
+        }, ProtocolJson.Default.HandshakeResult, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Operator side. Returns the agent's challenge (uuid, version) once both sides are proven;
+    /// throws <see cref="ProtocolException"/> on any failure.
+    /// </summary>
+    public static async Task<HandshakeChallenge> ConnectAsync(Stream stream, byte[] secret, CancellationToken ct)
+    {
+        var challenge = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeChallenge, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
+            ?? throw new ProtocolException(ProtocolError.Truncated, "agent closed the tunnel before the handshake");
+        if (challenge.Protocol != ProtocolInfo.Version)
+        {
+            throw new ProtocolException(ProtocolError.VersionMismatch,
+                $"protocol version mismatch: agent speaks {challenge.Protocol}, this operator speaks {ProtocolInfo.Version}; upgrade the older side");
+        }
+
+        var agentNonce = DecodeNonce(challenge.AgentNonce)
+            ?? throw new ProtocolException(ProtocolError.Malformed, "agent sent an invalid nonce");
+        var operatorNonce = RandomNumberGenerator.GetBytes(SecretBytes);
+        await Wire.WriteAsync(stream, new HandshakeProof
+        {
+            Protocol = ProtocolInfo.Version,
+            OperatorNonce = Convert.ToBase64String(operatorNonce),
+            Proof = Convert.ToBase64String(Mac(secret, OperatorLabel, agentNonce, operatorNonce)),
+        }, ProtocolJson.Default.HandshakeProof, ct).ConfigureAwait(false);
+
+        var result = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeResult, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
+            ?? throw new ProtocolException(ProtocolError.AuthenticationFailed, "agent closed the tunnel during the handshake (stale session secret?)");
+        if (!result.Ok)
+        {
+            var kind = result.Error?.StartsWith("protocol version", StringComparison.Ordinal) == true
+                ? ProtocolError.VersionMismatch
+                : ProtocolError.AuthenticationFailed;
+            throw new ProtocolException(kind, $"agent refused the tunnel: {result.Error ?? "no reason given"}");
+        }
+
+        var agentProof = DecodeBase64(result.Proof);
+        var expected = Mac(secret, AgentLabel, operatorNonce, agentNonce);
+        if (agentProof is null || !CryptographicOperations.FixedTimeEquals(agentProof, expected))
+        {
+            throw new ProtocolException(ProtocolError.AuthenticationFailed, "the agent on this tunnel could not prove the session secret");
+        }
+
+        return challenge;
+    }
+
+    private static byte[] Mac(byte[] secret, byte[] label, byte[] first, byte[] second)
+    {
+        var data = new byte[label.Length + first.Length + second.Length];
+        label.CopyTo(data, 0);
+        first.CopyTo(data, label.Length);
+        second.CopyTo(data, label.Length + first.Length);
+        return HMACSHA256.HashData(secret, data);
+    }
+
+    private static byte[]? DecodeNonce(string? value)
+    {
+        var bytes = DecodeBase64(value);
+        return bytes is { Length: SecretBytes } ? bytes : null;
+    }
+
+    private static byte[]? DecodeBase64(string? value)
+    {
+        if (string.IsNullOrEmpty(value) || value.Length > 128)
+        {
+            return null;
+        }
+
+        var buffer = new byte[96];
+        return Convert.TryFromBase64String(value, buffer, out var n) ? buffer[..n] : null;
+    }
+
+    private static async Task TryWriteResultAsync(Stream stream, HandshakeResult result, CancellationToken ct)
+    {
+        try
+        {
+            await Wire.WriteAsync(stream, result, ProtocolJson.Default.HandshakeResult, ct).ConfigureAwait(false);
+        }
+        catch (IOException)
+        {
+            // The peer is gone; the refusal is still final.
+        }
+    }
+}
