@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Thin wrapper over build/build.proj (the build's logic lives in MSBuild).
+#   ./build.sh build                       build everything into out/
+#   ./build.sh test                        install prerequisites, build, run unit and integration tests
+#   ./build.sh sandbox [--clients N] [--once]   private sshd + hub + N agents on 127.0.0.1 (needs root)
+set -euo pipefail
+cd "$(dirname "$0")"
+task="${1:-build}"
+[ $# -gt 0 ] && shift
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "build.sh: the .NET SDK (dotnet) is required" >&2
+  exit 1
+fi
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+msbuild() { dotnet msbuild build/build.proj -nologo -v:m "$@"; }
+
+case "$task" in
+  build)   msbuild -t:Build "$@" ;;
+  test)    msbuild -t:Test "$@" ;;
+  package) msbuild -t:Package "$@" ;;
+  sandbox) msbuild -t:Build && exec out/bin/eph-sandbox "$@" ;;
+  *) echo "usage: ./build.sh build|test|sandbox [--clients N] [--once]|package" >&2; exit 2 ;;
+esac
