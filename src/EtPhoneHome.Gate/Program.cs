@@ -1,10 +1,226 @@
+using System.Net.Sockets;
+using EtPhoneHome.Protocol;
+
 namespace EtPhoneHome.Gate;
 
+/// <summary>
+/// eph-gate: sshd's AuthorizedKeysCommand ("keys") and forced command ("session"). Stateless; both modes
+/// are thin clients of the hub's unix socket.
+/// </summary>
 internal static class Program
 {
-    public static int Main(string[] args)
+    private const string Usage = """
+        usage:
+          eph-gate keys --socket PATH <user> <fingerprint> <keytype> <key>
+          eph-gate session --socket PATH --fingerprint FP
+        """;
+
+    public static async Task<int> Main(string[] args)
     {
-        _ = args;
-        return 0;
+        if (args.Length == 0 || args[0] is "-h" or "--help")
+        {
+            Console.Error.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+
+        string? socket = null;
+        string? fingerprint = null;
+        var positional = new List<string>();
+        for (var i = 1; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--socket" when i + 1 < args.Length:
+                    socket = args[++i];
+                    break;
+                case "--fingerprint" when i + 1 < args.Length:
+                    fingerprint = args[++i];
+                    break;
+                default:
+                    positional.Add(args[i]);
+                    break;
+            }
+        }
+
+        if (socket is null)
+        {
+            Console.Error.WriteLine("eph-gate: --socket PATH is required");
+            return 2;
+        }
+
+        switch (args[0])
+        {
+            case "keys":
+                if (positional.Count != 4)
+                {
+                    Console.Error.WriteLine("eph-gate keys: expected <user> <fingerprint> <keytype> <key>");
+                    return 0; // print nothing: sshd refuses the key
+                }
+
+                return await KeysAsync(socket, positional[0], positional[1], positional[2], positional[3]).ConfigureAwait(false);
+            case "session":
+                if (fingerprint is null)
+                {
+                    Console.Error.WriteLine("eph-gate session: --fingerprint FP is required");
+                    return 2;
+                }
+
+                return await SessionAsync(socket, fingerprint).ConfigureAwait(false);
+            default:
+                Console.Error.WriteLine($"eph-gate: unknown mode \"{args[0]}\"\n{Usage}");
+                return 2;
+        }
+    }
+
+    private static async Task<Socket> ConnectAsync(string path, CancellationToken ct)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<int> KeysAsync(string socketPath, string user, string fingerprint, string keyType, string key)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            using var socket = await ConnectAsync(socketPath, timeout.Token).ConfigureAwait(false);
+            await using var stream = new NetworkStream(socket, ownsSocket: false);
+            await Wire.WriteAsync(stream, new GateRequest
+            {
+                Op = "keys",
+                Fingerprint = fingerprint,
+                User = user,
+                KeyType = keyType,
+                Key = key,
+            }, ProtocolJson.Default.GateRequest, timeout.Token).ConfigureAwait(false);
+            var response = await Wire.ReadAsync(stream, ProtocolJson.Default.GateKeysResponse, 1024 * 1024, timeout.Token).ConfigureAwait(false);
+            if (response is null)
+            {
+                Console.Error.WriteLine("eph-gate: the hub closed the connection without an answer; refusing the key");
+                return 0;
+            }
+
+            var stdout = Console.Out;
+            foreach (var line in response.Lines)
+            {
+                if (!line.Contains('\n', StringComparison.Ordinal) && !line.Contains('\r', StringComparison.Ordinal))
+                {
+                    stdout.Write(line);
+                    stdout.Write('\n');
+                }
+            }
+
+            stdout.Flush();
+            return 0;
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException or ProtocolException)
+        {
+            Console.Error.WriteLine($"eph-gate: hub unreachable at {socketPath} ({ex.Message}); refusing the key");
+            return 0;
+        }
+    }
+
+    private static async Task<int> SessionAsync(string socketPath, string fingerprint)
+    {
+        Socket socket;
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            socket = await ConnectAsync(socketPath, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException)
+        {
+            Console.Error.WriteLine($"eph-gate: the hub is not reachable at {socketPath} ({ex.Message}); try again later");
+            return 1;
+        }
+
+        using (socket)
+        {
+            await using var hub = new NetworkStream(socket, ownsSocket: false);
+            try
+            {
+                await Wire.WriteAsync(hub, new GateRequest
+                {
+                    Op = "session",
+                    Fingerprint = fingerprint,
+                    GatePid = Environment.ProcessId,
+                    SshConnection = Environment.GetEnvironmentVariable("SSH_CONNECTION"),
+                    User = Environment.GetEnvironmentVariable("USER"),
+                }, ProtocolJson.Default.GateRequest).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or IOException)
+            {
+                Console.Error.WriteLine($"eph-gate: the hub closed the connection ({ex.Message})");
+                return 1;
+            }
+
+            await using var stdin = Console.OpenStandardInput();
+            await using var stdout = Console.OpenStandardOutput();
+            using var done = new CancellationTokenSource();
+            var up = CopyAsync(stdin, hub, done.Token, () => TryShutdown(socket, SocketShutdown.Send));
+            var down = CopyAsync(hub, stdout, done.Token, null);
+            await Task.WhenAny(up, down).ConfigureAwait(false);
+            if (down.IsCompleted)
+            {
+                // The hub ended the session: stop relaying at once.
+                done.Cancel();
+            }
+            else
+            {
+                // The agent closed its side: give the hub a moment to answer, then leave.
+                await Task.WhenAny(down, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+                done.Cancel();
+            }
+
+            return 0;
+        }
+    }
+
+    private static async Task CopyAsync(Stream from, Stream to, CancellationToken ct, Action? onEnd)
+    {
+        var buffer = new byte[16 * 1024];
+        try
+        {
+            while (true)
+            {
+                var n = await from.ReadAsync(buffer, ct).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                await to.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                await to.FlushAsync(ct).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Either side went away; the relay ends.
+        }
+        finally
+        {
+            onEnd?.Invoke();
+        }
+    }
+
+    private static void TryShutdown(Socket socket, SocketShutdown how)
+    {
+        try
+        {
+            socket.Shutdown(how);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Already closed.
+        }
     }
 }

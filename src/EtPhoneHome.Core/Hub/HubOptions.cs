@@ -1,0 +1,43 @@
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Core.Hub;
+
+/// <summary>Settings of the hub daemon.</summary>
+public sealed class HubOptions
+{
+    /// <summary>The data directory: registry and the hub socket.</summary>
+    public required DataDirectory DataDirectory { get; init; }
+
+    /// <summary>Path of eph-gate as sshd runs it; written into the forced command of every key line.</summary>
+    public string GatePath { get; init; } = "eph-gate";
+
+    /// <summary>Heartbeat interval the agents are told to use; three missed intervals close a session.</summary>
+    public int HeartbeatSeconds { get; init; } = 15;
+
+    /// <summary>How often the hub re-reads the registry (approvals, revocations, replaced sessions).</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Per-stream output cap the agents are told to apply.</summary>
+    public long MaxOutputBytes { get; init; } = CommandLimits.DefaultMaxOutputBytes;
+
+    /// <summary>Host whose loopback serves the tunnel ports; defaults to this machine's name.</summary>
+    public string? Host { get; init; }
+
+    /// <summary>Admissions (hello → online) in progress at once; the rest wait their turn.</summary>
+    public int MaxConcurrentAdmissions { get; init; } = 32;
+
+    /// <summary>Time an agent has to send its hello.</summary>
+    public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Time the tunnel check (handshake and heartbeat RPC) may take.</summary>
+    public TimeSpan TunnelTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Bound of the in-memory cache of offered public keys.</summary>
+    public int MaxOfferedKeys { get; init; } = 10_000;
+
+    /// <summary>Host for tunnel connections (the loopback sshd listens on for reverse forwards).</summary>
+    public string TunnelHost { get; init; } = "127.0.0.1";
+
+    /// <summary>Where log lines go; stderr when null. Lines never contain session secrets.</summary>
+    public Action<string>? Log { get; init; }
+}

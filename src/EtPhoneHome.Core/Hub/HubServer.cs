@@ -1,0 +1,616 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Tunnel;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Core.Hub;
+
+/// <summary>
+/// The hub daemon: answers eph-gate on the data directory's unix socket — key checks for sshd, and the
+/// control channel of every session (hello, admission, tunnel check, heartbeats). Fully asynchronous:
+/// a connection costs a few tasks, not a thread.
+/// </summary>
+public sealed partial class HubServer : IAsyncDisposable
+{
+    private const int MaxGateFrameBytes = 64 * 1024;
+    private const int MaxControlFrameBytes = 64 * 1024;
+
+    private readonly IFleetRegistry _registry;
+    private readonly HubOptions _options;
+    private readonly OfferedKeyCache _offered;
+    private readonly SemaphoreSlim _admissions;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _background = [];
+    private readonly object _connectionsLock = new();
+    private readonly HashSet<Task> _connections = [];
+    private Socket? _listener;
+    private volatile OpenSessionSnapshot _snapshot = new(0, []);
+    private int _activeSessions;
+
+    public HubServer(IFleetRegistry registry, HubOptions options)
+    {
+        _registry = registry ?? throw new ArgumentNullException(nameof(registry));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _offered = new OfferedKeyCache(Math.Max(1, options.MaxOfferedKeys));
+        _admissions = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentAdmissions));
+    }
+
+    /// <summary>Path of the unix socket eph-gate connects to.</summary>
+    public string SocketPath => _options.DataDirectory.HubSocket;
+
+    /// <summary>Sessions currently served by this hub (admitted and not yet closed).</summary>
+    public int ActiveSessions => Volatile.Read(ref _activeSessions);
+
+    /// <summary>
+    /// Closes sessions a previous hub left open, binds the socket (removing a stale socket file, mode
+    /// 0660) and starts accepting. Returns once the socket is ready.
+    /// </summary>
+    public Task StartAsync(CancellationToken ct = default)
+    {
+        if (_listener is not null)
+        {
+            throw new InvalidOperationException("the hub is already started");
+        }
+
+        var path = SocketPath;
+        if (File.Exists(path))
+        {
+            if (SocketAnswers(path))
+            {
+                throw new InvalidOperationException($"another hub is already listening on {path}");
+            }
+
+            File.Delete(path);
+        }
+
+        var closed = _registry.CloseAllSessions("hub restarted");
+        if (closed > 0)
+        {
+            Log($"closed {closed} session(s) left open by a previous hub");
+        }
+
+        _registry.SetSetting(SqliteRegistry.HeartbeatSetting, _options.HeartbeatSeconds.ToString(CultureInfo.InvariantCulture));
+
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            listener.Bind(new UnixDomainSocketEndPoint(path));
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+            }
+
+            listener.Listen(1024);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        _listener = listener;
+        _ = ct;
+        _background.Add(Task.Run(() => AcceptLoopAsync(listener, _stop.Token)));
+        _background.Add(Task.Run(() => PollLoopAsync(_stop.Token)));
+        Log($"hub listening on {path}");
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Starts the hub and runs it until <paramref name="ct"/> is cancelled.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        await StartAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Normal shutdown.
+        }
+
+        await StopAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Stops accepting, closes every connection (their sessions are closed as "hub stopped").</summary>
+    public async Task StopAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        _stop.Cancel();
+        _listener?.Dispose();
+        Task[] all;
+        lock (_connectionsLock)
+        {
+            all = [.. _connections, .. _background];
+        }
+
+        try
+        {
+            await Task.WhenAll(all).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException)
+        {
+            // Best effort.
+        }
+
+        try
+        {
+            File.Delete(SocketPath);
+        }
+        catch (IOException)
+        {
+            // Already gone.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _stop.Dispose();
+        _admissions.Dispose();
+    }
+
+    // ------------------------------------------------------------------ accept and dispatch
+
+    private async Task AcceptLoopAsync(Socket listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                Log($"accept failed: {ex.Message}");
+                await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
+                continue;
+            }
+
+            var task = HandleConnectionAsync(socket, ct);
+            lock (_connectionsLock)
+            {
+                _connections.Add(task);
+            }
+
+            _ = task.ContinueWith(t =>
+            {
+                lock (_connectionsLock)
+                {
+                    _connections.Remove(t);
+                }
+            }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    private async Task HandleConnectionAsync(Socket socket, CancellationToken ct)
+    {
+        await Task.Yield();
+        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        try
+        {
+            GateRequest? request;
+            using (var first = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                first.CancelAfter(TimeSpan.FromSeconds(10));
+                request = await Wire.ReadAsync(stream, ProtocolJson.Default.GateRequest, MaxGateFrameBytes, first.Token).ConfigureAwait(false);
+            }
+
+            if (request is null)
+            {
+                return;
+            }
+
+            switch (request.Op)
+            {
+                case "keys":
+                    await AnswerKeysAsync(stream, request, ct).ConfigureAwait(false);
+                    break;
+                case "session":
+                    await ServeSessionAsync(stream, request, ct).ConfigureAwait(false);
+                    break;
+                default:
+                    Log($"gate sent an unknown op \"{Clip(request.Op)}\"; closing");
+                    break;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutdown or a first-frame timeout.
+        }
+        catch (Exception ex) when (ex is ProtocolException or IOException or SocketException)
+        {
+            Log($"gate connection ended: {ex.Message}");
+        }
+        catch (Exception ex)
+        {
+            Log($"unexpected fault on a gate connection: {ex}");
+        }
+    }
+
+    // ------------------------------------------------------------------ keys
+
+    /// <summary>The authorized_keys lines for one offered key (empty = refuse).</summary>
+    internal string[] KeyLines(string fingerprint, string keyType, string key)
+    {
+        if (!FingerprintPattern().IsMatch(fingerprint) || !KeyTypePattern().IsMatch(keyType) || !KeyBlobPattern().IsMatch(key))
+        {
+            return [];
+        }
+
+        _offered.Remember(fingerprint, keyType + " " + key);
+        var record = _registry.GetKey(fingerprint);
+        var command = $"{_options.GatePath} session --socket {SocketPath} --fingerprint {fingerprint}";
+        return record?.Status switch
+        {
+            KeyStatus.Approved => [$"restrict,port-forwarding,permitlisten=\"127.0.0.1:*\",command=\"{command}\" {keyType} {key}"],
+            KeyStatus.Revoked => [],
+            _ => [$"restrict,command=\"{command}\" {keyType} {key}"],
+        };
+    }
+
+    private async Task AnswerKeysAsync(Stream stream, GateRequest request, CancellationToken ct)
+    {
+        var lines = KeyLines(request.Fingerprint, request.KeyType ?? "", request.Key ?? "");
+        await Wire.WriteAsync(stream, new GateKeysResponse { Lines = lines }, ProtocolJson.Default.GateKeysResponse, ct).ConfigureAwait(false);
+    }
+
+    // ------------------------------------------------------------------ sessions
+
+    private async Task ServeSessionAsync(Stream stream, GateRequest gate, CancellationToken ct)
+    {
+        var fingerprint = gate.Fingerprint;
+        ControlMessage? hello;
+        using (var helloTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            helloTimeout.CancelAfter(_options.HelloTimeout);
+            try
+            {
+                hello = await Wire.ReadAsync(stream, ProtocolJson.Default.ControlMessage, MaxControlFrameBytes, helloTimeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                await SendAsync(stream, Refused($"no hello within {_options.HelloTimeout.TotalSeconds:0} s"), ct).ConfigureAwait(false);
+                return;
+            }
+            catch (ProtocolException ex)
+            {
+                await SendAsync(stream, Refused($"the first control frame was not a hello: {ex.Message}"), ct).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        if (hello is null)
+        {
+            return;
+        }
+
+        if (hello.Type != ControlTypes.Hello)
+        {
+            await SendAsync(stream, Refused($"expected a hello as the first control message, got \"{Clip(hello.Type)}\""), ct).ConfigureAwait(false);
+            return;
+        }
+
+        if (hello.Protocol != ProtocolInfo.Version)
+        {
+            await SendAsync(stream, Refused(
+                $"protocol version mismatch: the hub speaks {ProtocolInfo.Version}, the agent speaks {hello.Protocol?.ToString(CultureInfo.InvariantCulture) ?? "none"}; upgrade the older side"), ct).ConfigureAwait(false);
+            return;
+        }
+
+        var identity = new AgentIdentity
+        {
+            ClaimedUuid = hello.Uuid,
+            Hostname = hello.Hostname,
+            Platform = hello.Platform,
+            Username = hello.Username,
+            AgentVersion = hello.AgentVersion,
+            Capabilities = hello.Capabilities ?? [],
+            DisplayName = hello.DisplayName,
+            Purpose = hello.Purpose,
+            Tags = hello.Tags ?? [],
+        };
+
+        var key = _registry.GetKey(fingerprint);
+        if (key?.Status == KeyStatus.Revoked)
+        {
+            await SendAsync(stream, Refused("this key has been revoked"), ct).ConfigureAwait(false);
+            return;
+        }
+
+        if (key?.Status != KeyStatus.Approved)
+        {
+            KeyRecord pending;
+            try
+            {
+                pending = _registry.RecordPendingKey(fingerprint, _offered.Get(fingerprint) ?? key?.PublicKey, identity);
+            }
+            catch (InvalidOperationException ex)
+            {
+                await SendAsync(stream, Refused(ex.Message, retryAfter: 300), ct).ConfigureAwait(false);
+                return;
+            }
+
+            var type = pending.IsMismatch ? ControlTypes.KeyMismatch : ControlTypes.Pending;
+            Log($"{type}: key {fingerprint} from {hello.Hostname ?? "unknown host"} waits for approval");
+            await SendAsync(stream, new ControlMessage
+            {
+                Type = type,
+                Message = pending.IsMismatch
+                    ? $"client {hello.Uuid} is pinned to another key; an operator must approve key {fingerprint}"
+                    : $"key {fingerprint} is waiting for an operator's approval",
+            }, ct).ConfigureAwait(false);
+            await WaitForDecisionAsync(stream, fingerprint, ct).ConfigureAwait(false);
+            return;
+        }
+
+        if (hello.TunnelPort is not { } tunnelPort || tunnelPort is <= 0 or > 65535)
+        {
+            // Approved after this connection authenticated: sshd fixed its options without forwarding.
+            await SendAsync(stream, new ControlMessage
+            {
+                Type = ControlTypes.Reconnect,
+                Message = "the key is approved; reconnect to get a tunnel",
+                RetryAfterSeconds = 0,
+            }, ct).ConfigureAwait(false);
+            return;
+        }
+
+        await RunAdmittedSessionAsync(stream, gate, identity, tunnelPort, ct).ConfigureAwait(false);
+    }
+
+    private async Task WaitForDecisionAsync(Stream stream, string fingerprint, CancellationToken ct)
+    {
+        var read = ReadControlAsync(stream, ct);
+        while (!ct.IsCancellationRequested)
+        {
+            var tick = Task.Delay(_options.PollInterval, ct);
+            if (await Task.WhenAny(read, tick).ConfigureAwait(false) == read)
+            {
+                var message = await read.ConfigureAwait(false);
+                if (message is null)
+                {
+                    return; // The agent left.
+                }
+
+                if (message.Type == ControlTypes.Heartbeat)
+                {
+                    await SendAsync(stream, new ControlMessage { Type = ControlTypes.Heartbeat, Sequence = message.Sequence }, ct).ConfigureAwait(false);
+                }
+
+                read = ReadControlAsync(stream, ct);
+                continue;
+            }
+
+            var key = _registry.GetKey(fingerprint);
+            if (key?.Status == KeyStatus.Approved)
+            {
+                Log($"key {fingerprint} approved; telling the agent to reconnect");
+                await SendAsync(stream, new ControlMessage { Type = ControlTypes.Reconnect, Message = "the key was approved", RetryAfterSeconds = 0 }, ct).ConfigureAwait(false);
+                return;
+            }
+
+            if (key?.Status == KeyStatus.Revoked)
+            {
+                await SendAsync(stream, Refused("this key has been revoked"), ct).ConfigureAwait(false);
+                return;
+            }
+        }
+    }
+
+    private async Task RunAdmittedSessionAsync(Stream stream, GateRequest gate, AgentIdentity identity, int tunnelPort, CancellationToken ct)
+    {
+        SessionRecord session;
+        ClientRecord client;
+        await _admissions.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            client = _registry.AdmitClient(gate.Fingerprint, identity);
+            var secret = TunnelHandshake.NewSecret();
+            session = _registry.OpenSession(client.Uuid, gate.Fingerprint, _options.Host ?? Environment.MachineName, tunnelPort, secret,
+                gate.GatePid, Environment.ProcessId);
+            await SendAsync(stream, new ControlMessage
+            {
+                Type = ControlTypes.Welcome,
+                Uuid = client.Uuid,
+                SessionSecret = Convert.ToBase64String(secret),
+                Settings = new SessionSettings
+                {
+                    AllowedPaths = client.AllowedPaths?.ToArray(),
+                    HeartbeatSeconds = _options.HeartbeatSeconds,
+                    MaxOutputBytes = _options.MaxOutputBytes,
+                },
+            }, ct).ConfigureAwait(false);
+
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(_options.TunnelTimeout);
+                await using var tunnel = await TunnelClient.ConnectAsync(_options.TunnelHost, tunnelPort, secret, _options.TunnelTimeout, timeout.Token).ConfigureAwait(false);
+                await tunnel.InvokeAsync(RpcMethods.Heartbeat, null, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is ProtocolException or RpcException or IOException or SocketException
+                                           || (ex is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                var reason = ex is OperationCanceledException ? "tunnel check timed out" : $"tunnel check failed: {ex.Message}";
+                _registry.CloseSession(session.Id, reason);
+                Log($"client {client.Uuid} ({client.DisplayName}): {reason}");
+                return;
+            }
+
+            _registry.MarkSessionOnline(session.Id);
+        }
+        finally
+        {
+            _admissions.Release();
+        }
+
+        Interlocked.Increment(ref _activeSessions);
+        Log($"client {client.Uuid} ({client.DisplayName}) online on port {tunnelPort}, session {session.Id}");
+        var reasonClosed = "hub stopped";
+        try
+        {
+            reasonClosed = await SessionLoopAsync(stream, session, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ProtocolException or IOException or SocketException)
+        {
+            reasonClosed = $"control channel failed: {ex.Message}";
+        }
+        catch (OperationCanceledException)
+        {
+            reasonClosed = "hub stopped";
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _activeSessions);
+            try
+            {
+                _registry.CloseSession(session.Id, reasonClosed);
+            }
+            catch (Exception ex)
+            {
+                Log($"could not record the end of session {session.Id}: {ex.Message}");
+            }
+
+            Log($"client {client.Uuid} ({client.DisplayName}) offline: {reasonClosed}");
+        }
+    }
+
+    private async Task<string> SessionLoopAsync(Stream stream, SessionRecord session, CancellationToken ct)
+    {
+        var startedAt = Stopwatch.GetTimestamp();
+        var missedAfter = TimeSpan.FromSeconds(3.0 * _options.HeartbeatSeconds);
+        var lastFrame = Stopwatch.GetTimestamp();
+        var read = ReadControlAsync(stream, ct);
+        while (true)
+        {
+            var tick = Task.Delay(_options.PollInterval, ct);
+            if (await Task.WhenAny(read, tick).ConfigureAwait(false) == read)
+            {
+                var message = await read.ConfigureAwait(false);
+                if (message is null)
+                {
+                    return "control channel closed";
+                }
+
+                lastFrame = Stopwatch.GetTimestamp();
+                if (message.Type == ControlTypes.Heartbeat)
+                {
+                    _registry.TouchSession(session.Id);
+                    await SendAsync(stream, new ControlMessage { Type = ControlTypes.Heartbeat, Sequence = message.Sequence }, ct).ConfigureAwait(false);
+                }
+
+                read = ReadControlAsync(stream, ct);
+                continue;
+            }
+
+            ct.ThrowIfCancellationRequested();
+            if (Stopwatch.GetElapsedTime(lastFrame) > missedAfter)
+            {
+                return "missed heartbeats";
+            }
+
+            var snapshot = _snapshot;
+            if (snapshot.TakenAt > startedAt && !snapshot.OpenIds.Contains(session.Id))
+            {
+                var current = _registry.GetOpenSession(session.Uuid);
+                if (current?.Id != session.Id)
+                {
+                    return current is null ? "session closed in the registry" : "replaced";
+                }
+            }
+        }
+    }
+
+    private async Task PollLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var takenAt = Stopwatch.GetTimestamp();
+                var ids = _registry.ListOpenSessions().Select(s => s.Id).ToHashSet();
+                _snapshot = new OpenSessionSnapshot(takenAt, ids);
+                await Task.Delay(_options.PollInterval, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                Log($"registry poll failed: {ex.Message}");
+                try
+                {
+                    await Task.Delay(_options.PollInterval, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private static Task<ControlMessage?> ReadControlAsync(Stream stream, CancellationToken ct)
+        => Wire.ReadAsync(stream, ProtocolJson.Default.ControlMessage, MaxControlFrameBytes, ct);
+
+    private static Task SendAsync(Stream stream, ControlMessage message, CancellationToken ct)
+        => Wire.WriteAsync(stream, message, ProtocolJson.Default.ControlMessage, ct);
+
+    private static ControlMessage Refused(string message, int? retryAfter = null)
+        => new() { Type = ControlTypes.Refused, Message = message, RetryAfterSeconds = retryAfter };
+
+    private static string Clip(string? s) => s is null ? "" : s.Length <= 40 ? s : s[..40] + "…";
+
+    private static bool SocketAnswers(string path)
+    {
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private void Log(string line)
+    {
+        if (_options.Log is { } log)
+        {
+            log(line);
+        }
+        else
+        {
+            Console.Error.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} eph-hub: {line}");
+        }
+    }
+
+    [GeneratedRegex("^SHA256:[A-Za-z0-9+/=]{20,100}$")]
+    private static partial Regex FingerprintPattern();
+
+    [GeneratedRegex("^[A-Za-z0-9@._-]{1,64}$")]
+    private static partial Regex KeyTypePattern();
+
+    [GeneratedRegex("^[A-Za-z0-9+/=]{16,16384}$")]
+    private static partial Regex KeyBlobPattern();
+
+    private sealed record OpenSessionSnapshot(long TakenAt, HashSet<long> OpenIds);
+}

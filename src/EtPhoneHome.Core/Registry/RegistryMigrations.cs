@@ -1,0 +1,157 @@
+using Microsoft.Data.Sqlite;
+
+namespace EtPhoneHome.Core.Registry;
+
+/// <summary>
+/// Versioned schema of the SQLite registry. Each step runs once, inside one IMMEDIATE transaction that
+/// also records its version, so two processes opening a fresh file at once apply it exactly once.
+/// </summary>
+internal static class RegistryMigrations
+{
+    private static readonly string[] Steps =
+    [
+        // 1: the initial schema.
+        """
+        CREATE TABLE clients (
+            uuid                  TEXT PRIMARY KEY,
+            display_name          TEXT NOT NULL COLLATE NOCASE,
+            purpose               TEXT,
+            allowed_paths         TEXT,
+            webhook_url           TEXT,
+            rate_limit_rpm        INTEGER,
+            rate_limit_concurrent INTEGER,
+            hostname              TEXT,
+            platform              TEXT,
+            username              TEXT,
+            agent_version         TEXT,
+            key_fingerprint       TEXT,
+            key_mismatch          INTEGER NOT NULL DEFAULT 0,
+            first_seen            INTEGER NOT NULL,
+            last_seen             INTEGER NOT NULL,
+            connection_count      INTEGER NOT NULL DEFAULT 0,
+            removed_at            INTEGER
+        );
+        CREATE INDEX ix_clients_display_name ON clients(display_name COLLATE NOCASE);
+        CREATE INDEX ix_clients_key ON clients(key_fingerprint);
+
+        CREATE TABLE client_tags (
+            uuid      TEXT NOT NULL REFERENCES clients(uuid) ON DELETE CASCADE,
+            tag_lower TEXT NOT NULL,
+            tag       TEXT NOT NULL,
+            position  INTEGER NOT NULL,
+            PRIMARY KEY (uuid, tag_lower)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_client_tags_tag ON client_tags(tag_lower, uuid);
+
+        CREATE TABLE client_capabilities (
+            uuid       TEXT NOT NULL REFERENCES clients(uuid) ON DELETE CASCADE,
+            capability TEXT NOT NULL COLLATE NOCASE,
+            PRIMARY KEY (uuid, capability)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_client_capabilities_capability ON client_capabilities(capability, uuid);
+
+        CREATE TABLE keys (
+            fingerprint          TEXT PRIMARY KEY,
+            public_key           TEXT,
+            status               TEXT NOT NULL,
+            uuid                 TEXT,
+            claimed_uuid         TEXT,
+            claimed_hostname     TEXT,
+            claimed_platform     TEXT,
+            claimed_username     TEXT,
+            claimed_display_name TEXT,
+            is_mismatch          INTEGER NOT NULL DEFAULT 0,
+            first_seen           INTEGER NOT NULL,
+            last_seen            INTEGER NOT NULL,
+            decided_at           INTEGER,
+            decided_by           TEXT
+        );
+        CREATE INDEX ix_keys_status ON keys(status);
+        CREATE INDEX ix_keys_uuid ON keys(uuid);
+        CREATE INDEX ix_keys_claimed_uuid ON keys(claimed_uuid);
+
+        CREATE TABLE sessions (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            uuid           TEXT NOT NULL REFERENCES clients(uuid),
+            fingerprint    TEXT NOT NULL,
+            host           TEXT NOT NULL,
+            tunnel_port    INTEGER NOT NULL,
+            secret         BLOB NOT NULL,
+            gate_pid       INTEGER,
+            hub_pid        INTEGER,
+            connected_at   INTEGER NOT NULL,
+            online_at      INTEGER,
+            last_heartbeat INTEGER NOT NULL,
+            closed_at      INTEGER,
+            close_reason   TEXT
+        );
+        CREATE UNIQUE INDEX ux_sessions_open_per_client ON sessions(uuid) WHERE closed_at IS NULL;
+        CREATE INDEX ix_sessions_fingerprint ON sessions(fingerprint) WHERE closed_at IS NULL;
+
+        CREATE TABLE events (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            type            TEXT NOT NULL,
+            uuid            TEXT,
+            payload         TEXT NOT NULL,
+            created_at      INTEGER NOT NULL,
+            delivered_at    INTEGER,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER,
+            status          TEXT NOT NULL DEFAULT 'pending'
+        );
+        CREATE INDEX ix_events_status ON events(status, next_attempt_at);
+
+        CREATE TABLE audit (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            at          INTEGER NOT NULL,
+            actor       TEXT NOT NULL,
+            surface     TEXT NOT NULL,
+            operation   TEXT NOT NULL,
+            uuid        TEXT,
+            status      TEXT NOT NULL,
+            detail      TEXT,
+            duration_ms INTEGER
+        );
+        CREATE INDEX ix_audit_uuid ON audit(uuid, id);
+
+        CREATE TABLE settings (
+            key   TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """,
+    ];
+
+    /// <summary>Latest schema version this build knows.</summary>
+    public static int LatestVersion => Steps.Length;
+
+    public static void Apply(SqliteConnection connection)
+    {
+        using var tx = connection.BeginTransaction(deferred: false);
+        Exec(connection, tx, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL)");
+        using var read = connection.CreateCommand();
+        read.Transaction = tx;
+        read.CommandText = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+        var current = Convert.ToInt32(read.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        if (current > Steps.Length)
+        {
+            throw new InvalidOperationException(
+                $"the registry has schema version {current}, newer than this build understands ({Steps.Length}); upgrade eph-server");
+        }
+
+        for (var v = current + 1; v <= Steps.Length; v++)
+        {
+            Exec(connection, tx, Steps[v - 1]);
+            Exec(connection, tx, $"INSERT INTO schema_version(version, applied_at) VALUES ({v}, {DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()})");
+        }
+
+        tx.Commit();
+    }
+
+    private static void Exec(SqliteConnection connection, SqliteTransaction tx, string sql)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+}

@@ -1,0 +1,1003 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using EtPhoneHome.Protocol;
+using Microsoft.Data.Sqlite;
+
+namespace EtPhoneHome.Core.Registry;
+
+/// <summary>One row of the event outbox.</summary>
+public sealed record RegistryEvent(long Id, string Type, string? Uuid, string Payload, DateTimeOffset CreatedAt, string Status);
+
+/// <summary>
+/// The embedded registry: one SQLite file (WAL, busy timeout, foreign keys, versioned migrations,
+/// mode 0600) in a 0700 data directory. Each call uses its own pooled connection, so one instance is
+/// safe from many threads and several processes may share the file.
+/// </summary>
+public sealed class SqliteRegistry : IFleetRegistry
+{
+    /// <summary>Setting that holds the heartbeat interval in seconds.</summary>
+    public const string HeartbeatSetting = "heartbeat_s";
+
+    /// <summary>Default heartbeat interval when the setting is absent.</summary>
+    public const int DefaultHeartbeatSeconds = 15;
+
+    private const string Approved = "approved";
+    private const string Pending = "pending";
+    private const string Revoked = "revoked";
+
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+
+    private SqliteRegistry(DataDirectory dir, TimeProvider time)
+    {
+        DataDirectory = dir.Path;
+        _time = time;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = dir.RegistryFile,
+            Mode = SqliteOpenMode.ReadWrite,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+    }
+
+    public string DataDirectory { get; }
+
+    /// <summary>Path of the database file.</summary>
+    public string DatabaseFile => Path.Combine(DataDirectory, "registry.db");
+
+    /// <summary>Upper bound of pending keys; past it new unknown keys are refused (flood resistance).</summary>
+    public int MaxPendingKeys { get; set; } = 10_000;
+
+    /// <summary>
+    /// Opens (creating when missing) the registry of a data directory: the directory with mode 0700, the
+    /// database file with mode 0600, then WAL and the migrations.
+    /// </summary>
+    public static SqliteRegistry Open(DataDirectory dir, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        if (!Directory.Exists(dir.Path))
+        {
+            if (OperatingSystem.IsWindows())
+            {
+                Directory.CreateDirectory(dir.Path);
+            }
+            else
+            {
+                Directory.CreateDirectory(dir.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+
+        if (!File.Exists(dir.RegistryFile))
+        {
+            try
+            {
+                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+                if (!OperatingSystem.IsWindows())
+                {
+                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                }
+
+                using var _ = new FileStream(dir.RegistryFile, options);
+            }
+            catch (IOException) when (File.Exists(dir.RegistryFile))
+            {
+                // Another process created it first.
+            }
+        }
+
+        var registry = new SqliteRegistry(dir, time ?? TimeProvider.System);
+        using (var c = registry.Connect())
+        {
+            using var wal = c.CreateCommand();
+            wal.CommandText = "PRAGMA journal_mode=WAL";
+            wal.ExecuteScalar();
+            RegistryMigrations.Apply(c);
+        }
+
+        return registry;
+    }
+
+    /// <summary>The version of the loaded native SQLite library.</summary>
+    public string SqliteVersion()
+    {
+        using var c = Connect();
+        return Scalar<string>(c, null, "SELECT sqlite_version()") ?? "";
+    }
+
+    /// <summary>Schema version recorded in the file.</summary>
+    public int SchemaVersion()
+    {
+        using var c = Connect();
+        return (int)Scalar<long>(c, null, "SELECT COALESCE(MAX(version),0) FROM schema_version");
+    }
+
+    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private SqliteConnection Connect()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;";
+        cmd.ExecuteNonQuery();
+        return c;
+    }
+
+    // ================================================================ keys
+
+    public KeyRecord? GetKey(string fingerprint)
+    {
+        using var c = Connect();
+        return GetKey(c, null, fingerprint);
+    }
+
+    public IReadOnlyList<KeyRecord> ListKeys(KeyStatus? status = null)
+    {
+        using var c = Connect();
+        using var cmd = Command(c, null, "SELECT * FROM keys" + (status is null ? "" : " WHERE status = $s") + " ORDER BY first_seen, fingerprint");
+        if (status is { } s)
+        {
+            cmd.Parameters.AddWithValue("$s", StatusText(s));
+        }
+
+        return ReadAll(cmd, ReadKey);
+    }
+
+    public KeyRecord RecordPendingKey(string fingerprint, string? publicKey, AgentIdentity identity)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(fingerprint);
+        ArgumentNullException.ThrowIfNull(identity);
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var now = Now;
+        var existing = GetKey(c, tx, fingerprint);
+
+        string? pinnedElsewhere = null;
+        if (identity.ClaimedUuid is { Length: > 0 } claimed)
+        {
+            var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", claimed));
+            if (pinned is not null && pinned != fingerprint)
+            {
+                pinnedElsewhere = pinned;
+            }
+        }
+
+        var mismatch = pinnedElsewhere is not null;
+        if (existing is null)
+        {
+            var pendingCount = Scalar<long>(c, tx, "SELECT COUNT(*) FROM keys WHERE status = 'pending'");
+            if (pendingCount >= MaxPendingKeys)
+            {
+                throw new InvalidOperationException(
+                    $"the registry already holds {pendingCount} pending keys (limit {MaxPendingKeys}); approve or revoke pending keys before new ones are recorded");
+            }
+
+            Exec(c, tx, """
+                INSERT INTO keys(fingerprint, public_key, status, claimed_uuid, claimed_hostname, claimed_platform,
+                                 claimed_username, claimed_display_name, is_mismatch, first_seen, last_seen)
+                VALUES ($f, $pk, 'pending', $cu, $h, $p, $un, $dn, $m, $now, $now)
+                """,
+                ("$f", fingerprint), ("$pk", publicKey), ("$cu", identity.ClaimedUuid), ("$h", identity.Hostname),
+                ("$p", identity.Platform), ("$un", identity.Username), ("$dn", identity.DisplayName), ("$m", mismatch ? 1 : 0), ("$now", now));
+            if (!mismatch)
+            {
+                Emit(c, tx, "client.pending", identity.ClaimedUuid, new JsonObject
+                {
+                    ["fingerprint"] = fingerprint,
+                    ["claimed_hostname"] = identity.Hostname,
+                    ["claimed_platform"] = identity.Platform,
+                });
+            }
+        }
+        else
+        {
+            Exec(c, tx, """
+                UPDATE keys SET public_key = COALESCE($pk, public_key), claimed_uuid = $cu, claimed_hostname = $h,
+                    claimed_platform = $p, claimed_username = $un, claimed_display_name = $dn,
+                    is_mismatch = CASE WHEN status = 'pending' THEN $m ELSE is_mismatch END, last_seen = $now
+                WHERE fingerprint = $f
+                """,
+                ("$f", fingerprint), ("$pk", publicKey), ("$cu", identity.ClaimedUuid), ("$h", identity.Hostname),
+                ("$p", identity.Platform), ("$un", identity.Username), ("$dn", identity.DisplayName), ("$m", mismatch ? 1 : 0), ("$now", now));
+        }
+
+        if (mismatch && (existing is null || !existing.IsMismatch || existing.ClaimedUuid != identity.ClaimedUuid))
+        {
+            Exec(c, tx, "UPDATE clients SET key_mismatch = 1 WHERE uuid = $u", ("$u", identity.ClaimedUuid));
+            Emit(c, tx, "client.key_mismatch", identity.ClaimedUuid, new JsonObject
+            {
+                ["fingerprint"] = fingerprint,
+                ["pinned_fingerprint"] = pinnedElsewhere,
+                ["claimed_hostname"] = identity.Hostname,
+            });
+        }
+
+        var result = GetKey(c, tx, fingerprint)!;
+        tx.Commit();
+        return result;
+    }
+
+    public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(fingerprintOrUuid);
+        var started = Now;
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var key = GetKey(c, tx, fingerprintOrUuid);
+        if (key is null)
+        {
+            // A uuid: the key that claims it in a mismatch, else the key it is pinned to.
+            var fp = Scalar<string>(c, tx,
+                "SELECT fingerprint FROM keys WHERE claimed_uuid = $u AND is_mismatch = 1 AND status <> 'approved' ORDER BY last_seen DESC LIMIT 1",
+                ("$u", fingerprintOrUuid));
+            fp ??= Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid));
+            key = fp is null ? null : GetKey(c, tx, fp);
+            if (key is null)
+            {
+                var isClient = Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid)) > 0;
+                throw new RegistryNotFoundException(isClient
+                    ? $"client {fingerprintOrUuid} has no key waiting for approval"
+                    : $"no key with fingerprint {fingerprintOrUuid} and no client with uuid {fingerprintOrUuid}");
+            }
+        }
+
+        ApproveOutcome outcome;
+        var now = Now;
+        if (key.Status == KeyStatus.Approved)
+        {
+            outcome = new ApproveOutcome { Fingerprint = key.Fingerprint, Uuid = key.Uuid, AlreadyApproved = true };
+        }
+        else if (key.IsMismatch && key.ClaimedUuid is { } target
+                 && Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", target)) > 0)
+        {
+            var old = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", target));
+            Exec(c, tx, "UPDATE clients SET key_fingerprint = $f, key_mismatch = 0 WHERE uuid = $u", ("$f", key.Fingerprint), ("$u", target));
+            Exec(c, tx, "UPDATE keys SET status = 'approved', uuid = $u, is_mismatch = 0, decided_at = $now, decided_by = $a WHERE fingerprint = $f",
+                ("$u", target), ("$now", now), ("$a", actor), ("$f", key.Fingerprint));
+            if (old is not null && old != key.Fingerprint)
+            {
+                Exec(c, tx, "UPDATE keys SET status = 'revoked', decided_at = $now, decided_by = $a WHERE fingerprint = $f",
+                    ("$now", now), ("$a", actor), ("$f", old));
+                CloseSessionsWhere(c, tx, "fingerprint = $f", "key replaced", ("$f", old));
+            }
+
+            outcome = new ApproveOutcome { Fingerprint = key.Fingerprint, Uuid = target, ResolvedMismatch = true, ReplacedFingerprint = old };
+        }
+        else
+        {
+            Exec(c, tx, "UPDATE keys SET status = 'approved', is_mismatch = 0, decided_at = $now, decided_by = $a WHERE fingerprint = $f",
+                ("$now", now), ("$a", actor), ("$f", key.Fingerprint));
+            outcome = new ApproveOutcome { Fingerprint = key.Fingerprint, Uuid = key.Uuid };
+        }
+
+        InsertAudit(c, tx, new AuditEntry
+        {
+            Operation = "approve",
+            Uuid = outcome.Uuid,
+            Actor = actor,
+            Surface = "registry",
+            Status = outcome.AlreadyApproved ? "unchanged" : "ok",
+            Detail = outcome.ResolvedMismatch ? $"{outcome.Fingerprint} replaces {outcome.ReplacedFingerprint}" : outcome.Fingerprint,
+            DurationMs = Now - started,
+        });
+        tx.Commit();
+        return outcome;
+    }
+
+    public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(fingerprintOrUuid);
+        var started = Now;
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var key = GetKey(c, tx, fingerprintOrUuid);
+        if (key is null)
+        {
+            var fp = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid))
+                     ?? Scalar<string>(c, tx, "SELECT fingerprint FROM keys WHERE uuid = $u ORDER BY last_seen DESC LIMIT 1", ("$u", fingerprintOrUuid));
+            key = fp is null ? null : GetKey(c, tx, fp);
+            if (key is null)
+            {
+                throw new RegistryNotFoundException($"no key with fingerprint {fingerprintOrUuid} and no client with uuid {fingerprintOrUuid}");
+            }
+        }
+
+        var already = key.Status == KeyStatus.Revoked;
+        if (!already)
+        {
+            Exec(c, tx, "UPDATE keys SET status = 'revoked', decided_at = $now, decided_by = $a WHERE fingerprint = $f",
+                ("$now", Now), ("$a", actor), ("$f", key.Fingerprint));
+        }
+
+        var closed = CloseSessionsWhere(c, tx, "fingerprint = $f", "revoked", ("$f", key.Fingerprint));
+        InsertAudit(c, tx, new AuditEntry
+        {
+            Operation = "revoke",
+            Uuid = key.Uuid,
+            Actor = actor,
+            Surface = "registry",
+            Status = already ? "unchanged" : "ok",
+            Detail = $"{key.Fingerprint}; {closed.Count} session(s) closed",
+            DurationMs = Now - started,
+        });
+        tx.Commit();
+        return new RevokeOutcome { Fingerprint = key.Fingerprint, Uuid = key.Uuid, AlreadyRevoked = already, ClosedSessions = closed };
+    }
+
+    // ================================================================ clients
+
+    public ClientRecord? GetClient(string uuid)
+    {
+        using var c = Connect();
+        return GetClient(c, null, uuid);
+    }
+
+    public IReadOnlyList<ClientRecord> QueryClients(ClientQuery query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        using var c = Connect();
+        using var cmd = c.CreateCommand();
+        var where = new List<string>();
+        var n = 0;
+        string P(object? value)
+        {
+            var name = "$p" + n++.ToString(CultureInfo.InvariantCulture);
+            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            return name;
+        }
+
+        if (!query.IncludeRemoved)
+        {
+            where.Add("c.removed_at IS NULL");
+        }
+
+        if (query.Names is { Count: > 0 } names)
+        {
+            var any = names.Select(name =>
+            {
+                var p = P(WildcardToLike(name));
+                return $"(c.display_name LIKE {p} ESCAPE '\\' OR c.uuid LIKE {p} ESCAPE '\\')";
+            });
+            where.Add("(" + string.Join(" OR ", any) + ")");
+        }
+
+        if (query.Ids is { Count: > 0 } ids)
+        {
+            where.Add("c.uuid IN (" + string.Join(",", ids.Select(id => P(id))) + ")");
+        }
+
+        if (!string.IsNullOrEmpty(query.Query))
+        {
+            var p = P("%" + EscapeLike(query.Query) + "%");
+            var lower = P("%" + EscapeLike(query.Query.ToLowerInvariant()) + "%");
+            where.Add($"(c.display_name LIKE {p} ESCAPE '\\' OR c.purpose LIKE {p} ESCAPE '\\' OR c.hostname LIKE {p} ESCAPE '\\'" +
+                      $" OR EXISTS (SELECT 1 FROM client_tags qt WHERE qt.uuid = c.uuid AND qt.tag_lower LIKE {lower} ESCAPE '\\'))");
+        }
+
+        if (!string.IsNullOrEmpty(query.Purpose))
+        {
+            where.Add($"c.purpose LIKE {P("%" + EscapeLike(query.Purpose) + "%")} ESCAPE '\\'");
+        }
+
+        if (query.Tags is { Count: > 0 } tags)
+        {
+            var distinct = tags.Select(t => t.Trim().ToLowerInvariant()).Where(t => t.Length > 0).Distinct().ToList();
+            if (distinct.Count > 0)
+            {
+                where.Add($"c.uuid IN (SELECT uuid FROM client_tags WHERE tag_lower IN ({string.Join(",", distinct.Select(t => P(t)))}) " +
+                          $"GROUP BY uuid HAVING COUNT(*) = {distinct.Count})");
+            }
+        }
+
+        if (query.Capabilities is { Count: > 0 } caps)
+        {
+            var distinct = caps.Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+            if (distinct.Count > 0)
+            {
+                where.Add($"c.uuid IN (SELECT uuid FROM client_capabilities WHERE capability IN ({string.Join(",", distinct.Select(t => P(t)))}) " +
+                          $"GROUP BY uuid HAVING COUNT(*) = {distinct.Count})");
+            }
+        }
+
+        if (query.OnlineOnly)
+        {
+            where.Add("s.online_at IS NOT NULL AND s.last_heartbeat > $stale");
+        }
+
+        cmd.CommandText = ClientSelect + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") +
+                          " ORDER BY c.display_name COLLATE NOCASE, c.uuid";
+        cmd.Parameters.AddWithValue("$stale", StaleBefore(c, null));
+        return ReadAll(cmd, ReadClient);
+    }
+
+    public ClientRecord AdmitClient(string fingerprint, AgentIdentity identity)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(fingerprint);
+        ArgumentNullException.ThrowIfNull(identity);
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var key = GetKey(c, tx, fingerprint) ?? throw new InvalidOperationException($"key {fingerprint} is unknown; it must be approved before a client is admitted");
+        if (key.Status != KeyStatus.Approved)
+        {
+            throw new InvalidOperationException($"key {fingerprint} is {StatusText(key.Status)}; only an approved key admits a client");
+        }
+
+        var now = Now;
+        string uuid;
+        if (key.Uuid is null || Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", key.Uuid)) == 0)
+        {
+            uuid = key.Uuid ?? Guid.NewGuid().ToString();
+            var displayName = Clip(NonEmpty(identity.DisplayName) ?? NonEmpty(identity.Hostname) ?? $"client-{uuid[..8]}", 100);
+            Exec(c, tx, """
+                INSERT INTO clients(uuid, display_name, purpose, hostname, platform, username, agent_version, key_fingerprint,
+                                    key_mismatch, first_seen, last_seen, connection_count)
+                VALUES ($u, $dn, $pu, $h, $p, $un, $v, $f, 0, $now, $now, 1)
+                """,
+                ("$u", uuid), ("$dn", displayName), ("$pu", NonEmpty(identity.Purpose) is { } pu ? Clip(pu, 200) : null),
+                ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username), ("$v", identity.AgentVersion),
+                ("$f", fingerprint), ("$now", now));
+            WriteTags(c, tx, uuid, identity.Tags.Select(t => t.Trim()).Where(t => t.Length is > 0 and <= 64));
+            Exec(c, tx, "UPDATE keys SET uuid = $u, last_seen = $now WHERE fingerprint = $f", ("$u", uuid), ("$now", now), ("$f", fingerprint));
+        }
+        else
+        {
+            uuid = key.Uuid;
+            Exec(c, tx, """
+                UPDATE clients SET hostname = $h, platform = $p, username = $un, agent_version = $v, key_fingerprint = $f,
+                    last_seen = $now, connection_count = connection_count + 1
+                WHERE uuid = $u
+                """,
+                ("$u", uuid), ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username),
+                ("$v", identity.AgentVersion), ("$f", fingerprint), ("$now", now));
+            Exec(c, tx, "UPDATE keys SET last_seen = $now WHERE fingerprint = $f", ("$now", now), ("$f", fingerprint));
+        }
+
+        Exec(c, tx, "DELETE FROM client_capabilities WHERE uuid = $u", ("$u", uuid));
+        foreach (var cap in identity.Capabilities.Where(x => !string.IsNullOrWhiteSpace(x)).Distinct(StringComparer.OrdinalIgnoreCase))
+        {
+            Exec(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES ($u, $c)", ("$u", uuid), ("$c", cap));
+        }
+
+        var client = GetClient(c, tx, uuid)!;
+        tx.Commit();
+        return client;
+    }
+
+    public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uuid);
+        ArgumentNullException.ThrowIfNull(update);
+        Validate(update);
+        var started = Now;
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var current = GetClient(c, tx, uuid) ?? throw new RegistryNotFoundException($"no client with uuid {uuid}");
+        var changed = new List<string>();
+        void Set(string column, object? value)
+        {
+            Exec(c, tx, $"UPDATE clients SET {column} = $v WHERE uuid = $u", ("$v", value), ("$u", uuid));
+            changed.Add(column);
+        }
+
+        if (update.DisplayName is { } dn)
+        {
+            Set("display_name", dn.Trim());
+        }
+
+        if (update.Purpose is { } pu)
+        {
+            Set("purpose", pu.Length == 0 ? null : pu);
+        }
+
+        if (update.ClearAllowedPaths)
+        {
+            Set("allowed_paths", null);
+        }
+        else if (update.AllowedPaths is { } paths)
+        {
+            Set("allowed_paths", JsonSerializer.Serialize(paths.ToArray(), ProtocolJson.Default.StringArray));
+        }
+
+        if (update.WebhookUrl is { } url)
+        {
+            Set("webhook_url", url.Length == 0 ? null : url);
+        }
+
+        if (update.RateLimitRpm is { } rpm)
+        {
+            Set("rate_limit_rpm", rpm);
+        }
+
+        if (update.RateLimitConcurrent is { } conc)
+        {
+            Set("rate_limit_concurrent", conc);
+        }
+
+        if (update.Tags is not null || update.AddTags is not null || update.RemoveTags is not null)
+        {
+            var tags = (update.Tags ?? current.Tags).Select(t => t.Trim()).ToList();
+            tags.AddRange((update.AddTags ?? []).Select(t => t.Trim()));
+            var remove = new HashSet<string>((update.RemoveTags ?? []).Select(t => t.Trim()), StringComparer.OrdinalIgnoreCase);
+            WriteTags(c, tx, uuid, tags.Where(t => !remove.Contains(t)));
+            changed.Add("tags");
+        }
+
+        InsertAudit(c, tx, new AuditEntry
+        {
+            Operation = "update_client",
+            Uuid = uuid,
+            Actor = actor,
+            Surface = "registry",
+            Status = "ok",
+            Detail = changed.Count == 0 ? "no change" : string.Join(",", changed),
+            DurationMs = Now - started,
+        });
+        var result = GetClient(c, tx, uuid)!;
+        tx.Commit();
+        return result;
+    }
+
+    private static void Validate(ClientUpdate u)
+    {
+        if (u.DisplayName is { } dn && dn.Trim().Length is < 1 or > 100)
+        {
+            throw new RegistryValidationException("display_name", $"display_name must be 1 to 100 characters (got {dn.Trim().Length})");
+        }
+
+        if (u.Purpose is { Length: > 200 } pu)
+        {
+            throw new RegistryValidationException("purpose", $"purpose must be at most 200 characters (got {pu.Length})");
+        }
+
+        if (u.RateLimitRpm is { } rpm && rpm is < 1 or > 1000)
+        {
+            throw new RegistryValidationException("rate_limit_rpm", $"rate_limit_rpm must be between 1 and 1000 (got {rpm})");
+        }
+
+        if (u.RateLimitConcurrent is { } conc && conc is < 1 or > 100)
+        {
+            throw new RegistryValidationException("rate_limit_concurrent", $"rate_limit_concurrent must be between 1 and 100 (got {conc})");
+        }
+
+        foreach (var tag in (u.Tags ?? []).Concat(u.AddTags ?? []))
+        {
+            if (string.IsNullOrWhiteSpace(tag) || tag.Trim().Length > 64)
+            {
+                throw new RegistryValidationException("tags", $"each tag must be a non-empty string of at most 64 characters (got \"{tag}\")");
+            }
+        }
+
+        if (u.AllowedPaths is { } paths && paths.Any(string.IsNullOrWhiteSpace))
+        {
+            throw new RegistryValidationException("allowed_paths", "allowed_paths entries must be non-empty paths");
+        }
+    }
+
+    private static void WriteTags(SqliteConnection c, SqliteTransaction tx, string uuid, IEnumerable<string> tags)
+    {
+        Exec(c, tx, "DELETE FROM client_tags WHERE uuid = $u", ("$u", uuid));
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var position = 0;
+        foreach (var tag in tags)
+        {
+            var lower = tag.ToLowerInvariant();
+            if (tag.Length == 0 || !seen.Add(lower))
+            {
+                continue;
+            }
+
+            Exec(c, tx, "INSERT INTO client_tags(uuid, tag_lower, tag, position) VALUES ($u, $l, $t, $p)",
+                ("$u", uuid), ("$l", lower), ("$t", tag), ("$p", position++));
+        }
+    }
+
+    // ================================================================ sessions
+
+    public SessionRecord OpenSession(string uuid, string fingerprint, string host, int tunnelPort, byte[] secret, int? gatePid, int? hubPid)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        CloseSessionsWhere(c, tx, "uuid = $u", "replaced", ("$u", uuid));
+        var now = Now;
+        Exec(c, tx, """
+            INSERT INTO sessions(uuid, fingerprint, host, tunnel_port, secret, gate_pid, hub_pid, connected_at, last_heartbeat)
+            VALUES ($u, $f, $h, $tp, $s, $gp, $hp, $now, $now)
+            """,
+            ("$u", uuid), ("$f", fingerprint), ("$h", host), ("$tp", tunnelPort), ("$s", secret), ("$gp", gatePid), ("$hp", hubPid), ("$now", now));
+        var id = Scalar<long>(c, tx, "SELECT last_insert_rowid()");
+        var session = GetSession(c, tx, id)!;
+        tx.Commit();
+        return session;
+    }
+
+    public void MarkSessionOnline(long sessionId)
+    {
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var s = GetSession(c, tx, sessionId) ?? throw new RegistryNotFoundException($"no session {sessionId}");
+        if (s.ClosedAt is not null)
+        {
+            throw new InvalidOperationException($"session {sessionId} is already closed ({s.CloseReason})");
+        }
+
+        var now = Now;
+        Exec(c, tx, "UPDATE sessions SET online_at = $now, last_heartbeat = $now WHERE id = $id", ("$now", now), ("$id", sessionId));
+        Exec(c, tx, "UPDATE clients SET last_seen = $now WHERE uuid = $u", ("$now", now), ("$u", s.Uuid));
+        Emit(c, tx, "client.connected", s.Uuid, new JsonObject
+        {
+            ["session_id"] = sessionId,
+            ["host"] = s.Host,
+            ["tunnel_port"] = s.TunnelPort,
+        });
+        tx.Commit();
+    }
+
+    public void TouchSession(long sessionId)
+    {
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var now = Now;
+        Exec(c, tx, "UPDATE sessions SET last_heartbeat = $now WHERE id = $id AND closed_at IS NULL", ("$now", now), ("$id", sessionId));
+        Exec(c, tx, "UPDATE clients SET last_seen = $now WHERE uuid = (SELECT uuid FROM sessions WHERE id = $id AND closed_at IS NULL)",
+            ("$now", now), ("$id", sessionId));
+        tx.Commit();
+    }
+
+    public void CloseSession(long sessionId, string reason)
+    {
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        CloseSessionsWhere(c, tx, "id = $id", reason, ("$id", sessionId));
+        tx.Commit();
+    }
+
+    public int CloseAllSessions(string reason)
+    {
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var closed = CloseSessionsWhere(c, tx, "1 = 1", reason);
+        tx.Commit();
+        return closed.Count;
+    }
+
+    public SessionRecord? GetOpenSession(string uuid)
+    {
+        using var c = Connect();
+        using var cmd = Command(c, null, "SELECT * FROM sessions WHERE uuid = $u AND closed_at IS NULL", ("$u", uuid));
+        return ReadAll(cmd, ReadSession).FirstOrDefault();
+    }
+
+    /// <summary>A session by id, open or closed.</summary>
+    public SessionRecord? GetSession(long sessionId)
+    {
+        using var c = Connect();
+        return GetSession(c, null, sessionId);
+    }
+
+    public IReadOnlyList<SessionRecord> ListOpenSessions()
+    {
+        using var c = Connect();
+        using var cmd = Command(c, null, "SELECT * FROM sessions WHERE closed_at IS NULL ORDER BY id");
+        return ReadAll(cmd, ReadSession);
+    }
+
+    private List<SessionRecord> CloseSessionsWhere(SqliteConnection c, SqliteTransaction tx, string condition, string reason, params (string Name, object? Value)[] args)
+    {
+        using var select = Command(c, tx, $"SELECT * FROM sessions WHERE closed_at IS NULL AND {condition}", args);
+        var open = ReadAll(select, ReadSession);
+        var now = Now;
+        var closed = new List<SessionRecord>(open.Count);
+        foreach (var s in open)
+        {
+            Exec(c, tx, "UPDATE sessions SET closed_at = $now, close_reason = $r WHERE id = $id", ("$now", now), ("$r", reason), ("$id", s.Id));
+            if (s.OnlineAt is not null)
+            {
+                Emit(c, tx, "client.disconnected", s.Uuid, new JsonObject { ["session_id"] = s.Id, ["reason"] = reason });
+            }
+
+            closed.Add(s with { ClosedAt = DateTimeOffset.FromUnixTimeMilliseconds(now), CloseReason = reason });
+        }
+
+        return closed;
+    }
+
+    // ================================================================ audit, settings, events
+
+    public void RecordAudit(AuditEntry entry)
+    {
+        using var c = Connect();
+        InsertAudit(c, null, entry);
+    }
+
+    public IReadOnlyList<AuditEntry> ListAudit(string? uuid = null, int limit = 100)
+    {
+        using var c = Connect();
+        using var cmd = Command(c, null,
+            "SELECT * FROM audit" + (uuid is null ? "" : " WHERE uuid = $u") + " ORDER BY id DESC LIMIT $l",
+            ("$u", uuid), ("$l", limit));
+        return ReadAll(cmd, r => new AuditEntry
+        {
+            At = Time(r, "at"),
+            Actor = Str(r, "actor")!,
+            Surface = Str(r, "surface")!,
+            Operation = Str(r, "operation")!,
+            Uuid = Str(r, "uuid"),
+            Status = Str(r, "status")!,
+            Detail = Str(r, "detail"),
+            DurationMs = Long(r, "duration_ms"),
+        });
+    }
+
+    public string? GetSetting(string key)
+    {
+        using var c = Connect();
+        return Scalar<string>(c, null, "SELECT value FROM settings WHERE key = $k", ("$k", key));
+    }
+
+    public void SetSetting(string key, string? value)
+    {
+        using var c = Connect();
+        if (value is null)
+        {
+            Exec(c, null, "DELETE FROM settings WHERE key = $k", ("$k", key));
+        }
+        else
+        {
+            Exec(c, null, "INSERT INTO settings(key, value) VALUES ($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                ("$k", key), ("$v", value));
+        }
+    }
+
+    /// <summary>Outbox rows after <paramref name="afterId"/>, oldest first.</summary>
+    public IReadOnlyList<RegistryEvent> ListEvents(long afterId = 0, int limit = 1000)
+    {
+        using var c = Connect();
+        using var cmd = Command(c, null, "SELECT * FROM events WHERE id > $a ORDER BY id LIMIT $l", ("$a", afterId), ("$l", limit));
+        return ReadAll(cmd, r => new RegistryEvent(
+            Long(r, "id")!.Value, Str(r, "type")!, Str(r, "uuid"), Str(r, "payload")!, Time(r, "created_at")!.Value, Str(r, "status")!));
+    }
+
+    public void Dispose()
+    {
+        using var c = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(c);
+    }
+
+    private void InsertAudit(SqliteConnection c, SqliteTransaction? tx, AuditEntry e)
+    {
+        Exec(c, tx, """
+            INSERT INTO audit(at, actor, surface, operation, uuid, status, detail, duration_ms)
+            VALUES ($at, $actor, $surface, $op, $u, $st, $d, $ms)
+            """,
+            ("$at", (e.At ?? _time.GetUtcNow()).ToUnixTimeMilliseconds()), ("$actor", e.Actor), ("$surface", e.Surface),
+            ("$op", e.Operation), ("$u", e.Uuid), ("$st", e.Status), ("$d", e.Detail), ("$ms", e.DurationMs));
+    }
+
+    private void Emit(SqliteConnection c, SqliteTransaction tx, string type, string? uuid, JsonObject payload)
+    {
+        var now = Now;
+        Exec(c, tx, "INSERT INTO events(type, uuid, payload, created_at, next_attempt_at) VALUES ($t, $u, $p, $now, $now)",
+            ("$t", type), ("$u", uuid), ("$p", payload.ToJsonString()), ("$now", now));
+    }
+
+    // ================================================================ reading rows
+
+    private const string ClientSelect = """
+        SELECT c.*,
+               (SELECT json_group_array(tag) FROM (SELECT tag FROM client_tags t WHERE t.uuid = c.uuid ORDER BY position)) AS tags_json,
+               (SELECT json_group_array(capability) FROM (SELECT capability FROM client_capabilities k WHERE k.uuid = c.uuid ORDER BY capability)) AS caps_json,
+               s.id AS s_id, s.tunnel_port AS s_port, s.online_at AS s_online, s.last_heartbeat AS s_beat
+        FROM clients c
+        LEFT JOIN sessions s ON s.uuid = c.uuid AND s.closed_at IS NULL
+        """;
+
+    private long StaleBefore(SqliteConnection c, SqliteTransaction? tx)
+    {
+        var text = Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = $k", ("$k", HeartbeatSetting));
+        var seconds = int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : DefaultHeartbeatSeconds;
+        return Now - (3L * seconds * 1000);
+    }
+
+    private ClientRecord? GetClient(SqliteConnection c, SqliteTransaction? tx, string uuid)
+    {
+        using var cmd = Command(c, tx, ClientSelect + " WHERE c.uuid = $u", ("$u", uuid));
+        var stale = StaleBefore(c, tx);
+        return ReadAll(cmd, r => ReadClient(r, stale)).FirstOrDefault();
+    }
+
+    private List<ClientRecord> ReadAll(SqliteCommand cmd, Func<SqliteDataReader, long, ClientRecord> read)
+    {
+        var stale = (long)cmd.Parameters["$stale"].Value!;
+        return ReadAll(cmd, r => read(r, stale));
+    }
+
+    private static ClientRecord ReadClient(SqliteDataReader r, long staleBefore)
+    {
+        var sessionId = Long(r, "s_id");
+        var online = sessionId is not null && Long(r, "s_online") is not null && Long(r, "s_beat") > staleBefore;
+        var allowed = Str(r, "allowed_paths");
+        return new ClientRecord
+        {
+            Uuid = Str(r, "uuid")!,
+            DisplayName = Str(r, "display_name")!,
+            Purpose = Str(r, "purpose"),
+            Tags = ParseArray(Str(r, "tags_json")),
+            AllowedPaths = allowed is null ? null : ParseArray(allowed),
+            WebhookUrl = Str(r, "webhook_url"),
+            RateLimitRpm = (int?)Long(r, "rate_limit_rpm"),
+            RateLimitConcurrent = (int?)Long(r, "rate_limit_concurrent"),
+            Hostname = Str(r, "hostname"),
+            Platform = Str(r, "platform"),
+            Username = Str(r, "username"),
+            AgentVersion = Str(r, "agent_version"),
+            Capabilities = ParseArray(Str(r, "caps_json")),
+            KeyFingerprint = Str(r, "key_fingerprint"),
+            KeyMismatch = Long(r, "key_mismatch") == 1,
+            FirstSeen = Time(r, "first_seen")!.Value,
+            LastSeen = Time(r, "last_seen")!.Value,
+            ConnectionCount = (int)(Long(r, "connection_count") ?? 0),
+            RemovedAt = Time(r, "removed_at"),
+            Online = online,
+            TunnelPort = online ? (int?)Long(r, "s_port") : null,
+            SessionId = online ? sessionId : null,
+        };
+    }
+
+    private static string[] ParseArray(string? json)
+        => string.IsNullOrEmpty(json) ? [] : JsonSerializer.Deserialize(json, ProtocolJson.Default.StringArray) ?? [];
+
+    private static KeyRecord? GetKey(SqliteConnection c, SqliteTransaction? tx, string fingerprint)
+    {
+        using var cmd = Command(c, tx, "SELECT * FROM keys WHERE fingerprint = $f", ("$f", fingerprint));
+        return ReadAll(cmd, ReadKey).FirstOrDefault();
+    }
+
+    private static KeyRecord ReadKey(SqliteDataReader r) => new()
+    {
+        Fingerprint = Str(r, "fingerprint")!,
+        PublicKey = Str(r, "public_key"),
+        Status = Str(r, "status") switch
+        {
+            Approved => KeyStatus.Approved,
+            Revoked => KeyStatus.Revoked,
+            _ => KeyStatus.Pending,
+        },
+        Uuid = Str(r, "uuid"),
+        ClaimedUuid = Str(r, "claimed_uuid"),
+        ClaimedHostname = Str(r, "claimed_hostname"),
+        ClaimedPlatform = Str(r, "claimed_platform"),
+        ClaimedUsername = Str(r, "claimed_username"),
+        ClaimedDisplayName = Str(r, "claimed_display_name"),
+        IsMismatch = Long(r, "is_mismatch") == 1,
+        FirstSeen = Time(r, "first_seen")!.Value,
+        LastSeen = Time(r, "last_seen")!.Value,
+        DecidedAt = Time(r, "decided_at"),
+        DecidedBy = Str(r, "decided_by"),
+    };
+
+    private static SessionRecord? GetSession(SqliteConnection c, SqliteTransaction? tx, long id)
+    {
+        using var cmd = Command(c, tx, "SELECT * FROM sessions WHERE id = $id", ("$id", id));
+        return ReadAll(cmd, ReadSession).FirstOrDefault();
+    }
+
+    private static SessionRecord ReadSession(SqliteDataReader r) => new()
+    {
+        Id = Long(r, "id")!.Value,
+        Uuid = Str(r, "uuid")!,
+        Fingerprint = Str(r, "fingerprint")!,
+        Host = Str(r, "host")!,
+        TunnelPort = (int)Long(r, "tunnel_port")!.Value,
+        Secret = (byte[])r["secret"],
+        GatePid = (int?)Long(r, "gate_pid"),
+        HubPid = (int?)Long(r, "hub_pid"),
+        ConnectedAt = Time(r, "connected_at")!.Value,
+        OnlineAt = Time(r, "online_at"),
+        LastHeartbeat = Time(r, "last_heartbeat")!.Value,
+        ClosedAt = Time(r, "closed_at"),
+        CloseReason = Str(r, "close_reason"),
+    };
+
+    private static string StatusText(KeyStatus s) => s switch
+    {
+        KeyStatus.Approved => Approved,
+        KeyStatus.Revoked => Revoked,
+        _ => Pending,
+    };
+
+    // ================================================================ small helpers
+
+    private static SqliteCommand Command(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    {
+        var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (name, value) in args)
+        {
+            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return cmd;
+    }
+
+    private static void Exec(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    {
+        using var cmd = Command(c, tx, sql, args);
+        cmd.ExecuteNonQuery();
+    }
+
+    private static T? Scalar<T>(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    {
+        using var cmd = Command(c, tx, sql, args);
+        var value = cmd.ExecuteScalar();
+        return value is null or DBNull ? default : (T)Convert.ChangeType(value, typeof(T), CultureInfo.InvariantCulture);
+    }
+
+    private static List<T> ReadAll<T>(SqliteCommand cmd, Func<SqliteDataReader, T> read)
+    {
+        using var r = cmd.ExecuteReader();
+        var list = new List<T>();
+        while (r.Read())
+        {
+            list.Add(read(r));
+        }
+
+        return list;
+    }
+
+    private static string? Str(SqliteDataReader r, string column)
+    {
+        var i = r.GetOrdinal(column);
+        return r.IsDBNull(i) ? null : r.GetString(i);
+    }
+
+    private static long? Long(SqliteDataReader r, string column)
+    {
+        var i = r.GetOrdinal(column);
+        return r.IsDBNull(i) ? null : r.GetInt64(i);
+    }
+
+    private static DateTimeOffset? Time(SqliteDataReader r, string column)
+        => Long(r, column) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+
+    private static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
+
+    private static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
+
+    private static string EscapeLike(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        foreach (var ch in s)
+        {
+            if (ch is '%' or '_' or '\\')
+            {
+                sb.Append('\\');
+            }
+
+            sb.Append(ch);
+        }
+
+        return sb.ToString();
+    }
+
+    private static string WildcardToLike(string pattern)
+    {
+        var sb = new StringBuilder(pattern.Length);
+        foreach (var ch in pattern)
+        {
+            switch (ch)
+            {
+                case '*': sb.Append('%'); break;
+                case '?': sb.Append('_'); break;
+                case '%' or '_' or '\\': sb.Append('\\').Append(ch); break;
+                default: sb.Append(ch); break;
+            }
+        }
+
+        return sb.ToString();
+    }
+}

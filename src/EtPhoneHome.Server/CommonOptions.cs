@@ -1,0 +1,24 @@
+using System.CommandLine;
+using EtPhoneHome.Core;
+
+namespace EtPhoneHome.Server;
+
+/// <summary>Options every verb shares, and how they resolve.</summary>
+internal static class CommonOptions
+{
+    /// <summary>--data DIR: the server data directory (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server).</summary>
+    public static Option<string?> Data => new("--data")
+    {
+        Description = "Server data directory (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server)",
+    };
+
+    /// <summary>--json: machine-readable output.</summary>
+    public static Option<bool> Json => new("--json")
+    {
+        Description = "Print JSON instead of a table",
+    };
+
+    /// <summary>Resolves the data directory from a parsed --data option.</summary>
+    public static DataDirectory ResolveData(ParseResult parseResult, Option<string?> data)
+        => DataDirectory.Resolve(parseResult.GetValue(data));
+}

@@ -1,0 +1,343 @@
+using System.Net;
+using System.Net.Sockets;
+using EtPhoneHome.Core.Hub;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Protocol;
+using EtPhoneHome.Tests.Unit.Registry;
+using Xunit;
+
+namespace EtPhoneHome.Tests.Unit.Hub;
+
+/// <summary>A fake agent tunnel: answers the handshake with the welcome's secret, then heartbeat RPCs.</summary>
+internal sealed class FakeTunnel : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public FakeTunnel()
+    {
+        _listener.Start();
+        _loop = Task.Run(AcceptLoopAsync);
+    }
+
+    public TaskCompletionSource<byte[]> Secret { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    public int HeartbeatsAnswered;
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient tcp;
+            try
+            {
+                tcp = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception)
+            {
+                return;
+            }
+
+            _ = Task.Run(async () =>
+            {
+                using (tcp)
+                {
+                    try
+                    {
+                        var stream = tcp.GetStream();
+                        var secret = await Secret.Task.WaitAsync(_stop.Token);
+                        await TunnelHandshake.AcceptAsync(stream, secret, null, "0.1.0", _stop.Token);
+                        while (await Wire.ReadAsync(stream, ProtocolJson.Default.RpcRequest, Framing.MaxFrameBytes, _stop.Token) is { } request)
+                        {
+                            var result = new HeartbeatResult { Uuid = "u", AgentVersion = "0.1.0", UptimeS = 1, Time = DateTimeOffset.UtcNow };
+                            await Wire.WriteAsync(stream, new RpcResponse { Id = request.Id, Result = Wire.ToElement(result, ProtocolJson.Default.HeartbeatResult) },
+                                ProtocolJson.Default.RpcResponse, _stop.Token);
+                            Interlocked.Increment(ref HeartbeatsAnswered);
+                        }
+                    }
+                    catch (Exception)
+                    {
+                        // The test ended or the hub hung up.
+                    }
+                }
+            });
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        await _loop;
+        _stop.Dispose();
+    }
+}
+
+public sealed class HubServerTests : IAsyncLifetime
+{
+    private const string PublicKeyBlob = "AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyBlobForTestsOnly0123456789abcdef";
+    private readonly TempData _temp = new();
+    private SqliteRegistry _registry = null!;
+    private HubServer _hub = null!;
+    private readonly List<string> _log = [];
+
+    public async Task InitializeAsync()
+    {
+        _registry = SqliteRegistry.Open(_temp.Dir);
+        _hub = new HubServer(_registry, new HubOptions
+        {
+            DataDirectory = _temp.Dir,
+            GatePath = "/opt/eph/eph-gate",
+            PollInterval = TimeSpan.FromMilliseconds(100),
+            HeartbeatSeconds = 2,
+            Host = "gw-test",
+            Log = line => { lock (_log) { _log.Add(line); } },
+        });
+        await _hub.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _hub.DisposeAsync();
+        _registry.Dispose();
+        _temp.Dispose();
+    }
+
+    private async Task<NetworkStream> ConnectGateAsync(GateRequest request)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(_hub.SocketPath));
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        await Wire.WriteAsync(stream, request, ProtocolJson.Default.GateRequest);
+        return stream;
+    }
+
+    private async Task<string[]> AskKeysAsync(string fingerprint)
+    {
+        await using var stream = await ConnectGateAsync(new GateRequest { Op = "keys", Fingerprint = fingerprint, User = "eph", KeyType = "ssh-ed25519", Key = PublicKeyBlob });
+        var response = await Wire.ReadAsync(stream, ProtocolJson.Default.GateKeysResponse);
+        return response!.Lines;
+    }
+
+    private static ControlMessage Hello(int? tunnelPort, string host = "agent-host", string? uuid = null, int protocol = ProtocolInfo.Version) => new()
+    {
+        Type = ControlTypes.Hello,
+        Protocol = protocol,
+        Uuid = uuid,
+        Hostname = host,
+        Platform = "linux-x64",
+        Username = "svc",
+        AgentVersion = "0.1.0",
+        Capabilities = ["run_command"],
+        Tags = ["lab"],
+        TunnelPort = tunnelPort,
+    };
+
+    private async Task<NetworkStream> OpenSessionAsync(string fingerprint, ControlMessage hello)
+    {
+        var stream = await ConnectGateAsync(new GateRequest { Op = "session", Fingerprint = fingerprint, GatePid = 4242, User = "eph" });
+        await Wire.WriteAsync(stream, hello, ProtocolJson.Default.ControlMessage);
+        return stream;
+    }
+
+    private static async Task<ControlMessage?> ReadAsync(Stream stream, int seconds = 10)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        return await Wire.ReadAsync(stream, ProtocolJson.Default.ControlMessage, Framing.MaxFrameBytes, timeout.Token);
+    }
+
+    private static async Task Until(Func<bool> condition, string what, int seconds = 10)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"timed out waiting for: {what}");
+            }
+
+            await Task.Delay(25);
+        }
+    }
+
+    private async Task<(NetworkStream Stream, string Uuid, FakeTunnel Tunnel)> BringOnlineAsync()
+    {
+        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "agent-host" });
+        _registry.ApproveKey(Keys.A, "tester");
+        var tunnel = new FakeTunnel();
+        var stream = await OpenSessionAsync(Keys.A, Hello(tunnel.Port));
+        var welcome = await ReadAsync(stream);
+        Assert.Equal(ControlTypes.Welcome, welcome!.Type);
+        var secret = Convert.FromBase64String(welcome.SessionSecret!);
+        Assert.Equal(32, secret.Length);
+        tunnel.Secret.SetResult(secret);
+        var uuid = welcome.Uuid!;
+        await Until(() => _registry.GetClient(uuid)?.Online == true, "client online");
+        return (stream, uuid, tunnel);
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public void Start_CreatesGroupAccessibleSocket()
+    {
+        Assert.True(File.Exists(_hub.SocketPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite,
+            File.GetUnixFileMode(_hub.SocketPath) & (UnixFileMode)0x1FF);
+    }
+
+    [Fact]
+    public async Task Keys_AnswerDependsOnKeyStatus()
+    {
+        var unknown = Assert.Single(await AskKeysAsync(Keys.A));
+        Assert.StartsWith("restrict,command=\"/opt/eph/eph-gate session --socket " + _hub.SocketPath + " --fingerprint " + Keys.A + "\" ssh-ed25519 ", unknown);
+        Assert.DoesNotContain("port-forwarding", unknown);
+        Assert.Null(_registry.GetKey(Keys.A)); // an offered key is not persisted
+
+        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
+        Assert.DoesNotContain("port-forwarding", Assert.Single(await AskKeysAsync(Keys.A)));
+
+        _registry.ApproveKey(Keys.A, "tester");
+        var approved = Assert.Single(await AskKeysAsync(Keys.A));
+        Assert.StartsWith("restrict,port-forwarding,permitlisten=\"127.0.0.1:*\",command=\"/opt/eph/eph-gate session", approved);
+        Assert.EndsWith("ssh-ed25519 " + PublicKeyBlob, approved);
+
+        _registry.RevokeKey(Keys.A, "tester");
+        Assert.Empty(await AskKeysAsync(Keys.A));
+    }
+
+    [Fact]
+    public async Task Keys_WithUnsafeCharacters_AreRefused()
+    {
+        await using var stream = await ConnectGateAsync(new GateRequest { Op = "keys", Fingerprint = Keys.A, KeyType = "ssh-ed25519\"", Key = PublicKeyBlob });
+        Assert.Empty((await Wire.ReadAsync(stream, ProtocolJson.Default.GateKeysResponse))!.Lines);
+    }
+
+    [Fact]
+    public async Task UnknownKey_BecomesPending_AndApprovalSendsReconnect()
+    {
+        await AskKeysAsync(Keys.B); // sshd offers the key first: the hub remembers the public key
+        await using var stream = await OpenSessionAsync(Keys.B, Hello(null, host: "laptop-3"));
+        var reply = await ReadAsync(stream);
+        Assert.Equal(ControlTypes.Pending, reply!.Type);
+        var key = _registry.GetKey(Keys.B)!;
+        Assert.Equal(KeyStatus.Pending, key.Status);
+        Assert.Equal("laptop-3", key.ClaimedHostname);
+        Assert.Equal("ssh-ed25519 " + PublicKeyBlob, key.PublicKey);
+
+        _registry.ApproveKey(Keys.B, "tester");
+        var next = await ReadAsync(stream);
+        Assert.Equal(ControlTypes.Reconnect, next!.Type);
+        Assert.Null(await ReadAsync(stream)); // the hub closes the channel
+    }
+
+    [Fact]
+    public async Task PendingKey_RevokedWhileWaiting_IsRefused()
+    {
+        await using var stream = await OpenSessionAsync(Keys.B, Hello(null));
+        Assert.Equal(ControlTypes.Pending, (await ReadAsync(stream))!.Type);
+        _registry.RevokeKey(Keys.B, "tester");
+        Assert.Equal(ControlTypes.Refused, (await ReadAsync(stream))!.Type);
+    }
+
+    [Fact]
+    public async Task KeyClaimingPinnedUuid_GetsKeyMismatch()
+    {
+        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
+        _registry.ApproveKey(Keys.A, "tester");
+        var client = _registry.AdmitClient(Keys.A, new AgentIdentity { Hostname = "h" });
+        await using var stream = await OpenSessionAsync(Keys.B, Hello(null, uuid: client.Uuid));
+        Assert.Equal(ControlTypes.KeyMismatch, (await ReadAsync(stream))!.Type);
+        Assert.True(_registry.GetClient(client.Uuid)!.KeyMismatch);
+    }
+
+    [Fact]
+    public async Task WrongProtocolVersion_IsRefusedWithReason()
+    {
+        await using var stream = await OpenSessionAsync(Keys.A, Hello(null, protocol: 99));
+        var reply = await ReadAsync(stream);
+        Assert.Equal(ControlTypes.Refused, reply!.Type);
+        Assert.Contains("protocol version", reply.Message);
+        Assert.Null(_registry.GetKey(Keys.A));
+    }
+
+    [Fact]
+    public async Task ApprovedKeyWithoutTunnel_IsToldToReconnect()
+    {
+        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
+        _registry.ApproveKey(Keys.A, "tester");
+        await using var stream = await OpenSessionAsync(Keys.A, Hello(null));
+        Assert.Equal(ControlTypes.Reconnect, (await ReadAsync(stream))!.Type);
+    }
+
+    [Fact]
+    public async Task ApprovedKey_GetsWelcome_GoesOnline_AndEofGoesOffline()
+    {
+        var (stream, uuid, tunnel) = await BringOnlineAsync();
+        await using var _ = tunnel;
+        var client = _registry.GetClient(uuid)!;
+        Assert.Equal(tunnel.Port, client.TunnelPort);
+        Assert.Equal("agent-host", client.DisplayName);
+        var session = _registry.GetOpenSession(uuid)!;
+        Assert.Equal(4242, session.GatePid);
+        Assert.Equal("gw-test", session.Host);
+        Assert.True(tunnel.HeartbeatsAnswered >= 1);
+        Assert.Equal(1, _hub.ActiveSessions);
+
+        await Wire.WriteAsync(stream, new ControlMessage { Type = ControlTypes.Heartbeat, Sequence = 7 }, ProtocolJson.Default.ControlMessage);
+        var beat = await ReadAsync(stream);
+        Assert.Equal(ControlTypes.Heartbeat, beat!.Type);
+        Assert.Equal(7, beat.Sequence);
+
+        await stream.DisposeAsync();
+        await Until(() => _registry.GetOpenSession(uuid) is null, "session closed after EOF");
+        Assert.False(_registry.GetClient(uuid)!.Online);
+        Assert.Equal("control channel closed", _registry.GetSession(session.Id)!.CloseReason);
+        Assert.Contains(_registry.ListEvents(), e => e.Type == "client.connected" && e.Uuid == uuid);
+        Assert.Contains(_registry.ListEvents(), e => e.Type == "client.disconnected" && e.Uuid == uuid);
+        lock (_log)
+        {
+            Assert.DoesNotContain(_log, l => l.Contains(Convert.ToBase64String(session.Secret), StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task RevokedWhileOnline_ClosesTheChannel()
+    {
+        var (stream, uuid, tunnel) = await BringOnlineAsync();
+        await using var _ = tunnel;
+        await using var __ = stream;
+        _registry.RevokeKey(uuid, "tester");
+        Assert.Null(await ReadAsync(stream)); // the hub hangs up
+        await Until(() => _hub.ActiveSessions == 0, "hub released the session");
+        Assert.False(_registry.GetClient(uuid)!.Online);
+    }
+
+    [Fact]
+    public async Task MissedHeartbeats_CloseTheSession()
+    {
+        var (stream, uuid, tunnel) = await BringOnlineAsync();
+        await using var _ = tunnel;
+        await using var __ = stream;
+        var id = _registry.GetOpenSession(uuid)!.Id;
+        Assert.Null(await ReadAsync(stream, seconds: 15)); // 3 × 2 s without a frame
+        Assert.Equal("missed heartbeats", _registry.GetSession(id)!.CloseReason);
+    }
+
+    [Fact]
+    public async Task FailedTunnelCheck_ClosesSessionWithReason()
+    {
+        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
+        _registry.ApproveKey(Keys.A, "tester");
+        await using var tunnel = new FakeTunnel();
+        await using var stream = await OpenSessionAsync(Keys.A, Hello(tunnel.Port));
+        var welcome = await ReadAsync(stream);
+        tunnel.Secret.SetResult(new byte[32]); // the wrong secret
+        Assert.Null(await ReadAsync(stream));
+        var client = _registry.GetClient(welcome!.Uuid!)!;
+        Assert.False(client.Online);
+        Assert.Null(_registry.GetOpenSession(client.Uuid));
+    }
+}

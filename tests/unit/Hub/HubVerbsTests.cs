@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using EtPhoneHome.Core;
+using EtPhoneHome.Server.Verbs;
+using EtPhoneHome.Tests.Unit.Registry;
+using Xunit;
+
+namespace EtPhoneHome.Tests.Unit.Hub;
+
+public sealed class HubVerbsTests : IDisposable
+{
+    private readonly TempData _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task Init_CreatesRegistryAndHostKey_AndIsIdempotent()
+    {
+        var first = new StringWriter();
+        Assert.Equal(0, await HubVerbs.InitAsync(_temp.Dir, first, CancellationToken.None));
+        Assert.Contains("created registry", first.ToString());
+        Assert.True(File.Exists(_temp.Dir.HostKeyFile));
+        var hostKey = File.ReadAllText(_temp.Dir.HostKeyFile);
+
+        var second = new StringWriter();
+        Assert.Equal(0, await HubVerbs.InitAsync(_temp.Dir, second, CancellationToken.None));
+        Assert.DoesNotContain("created", second.ToString());
+        Assert.Equal(hostKey, File.ReadAllText(_temp.Dir.HostKeyFile));
+    }
+
+    [Fact]
+    public async Task SshdConfig_IsAcceptedBySshdTest()
+    {
+        if (!File.Exists("/usr/sbin/sshd"))
+        {
+            Assert.Fail("/usr/sbin/sshd is required for this test (apt-get install openssh-server)");
+        }
+
+        await HubVerbs.InitAsync(_temp.Dir, TextWriter.Null, CancellationToken.None);
+        var config = HubVerbs.BuildSshdConfig(_temp.Dir, "127.0.0.1", 2299, Environment.UserName, "/bin/true");
+        Assert.Contains("AuthorizedKeysCommand /bin/true keys --socket " + _temp.Dir.HubSocket + " %u %f %t %k", config);
+        Assert.Contains("AllowTcpForwarding remote", config);
+        Assert.Contains("PermitTTY no", config);
+        Assert.Contains("Match User", config);
+        var file = Path.Combine(_temp.Root, "sshd_config");
+        File.WriteAllText(file, config);
+        Directory.CreateDirectory("/run/sshd");
+
+        var psi = new ProcessStartInfo("/usr/sbin/sshd") { RedirectStandardError = true, RedirectStandardOutput = true };
+        psi.ArgumentList.Add("-t");
+        psi.ArgumentList.Add("-f");
+        psi.ArgumentList.Add(file);
+        using var proc = Process.Start(psi)!;
+        var stderr = await proc.StandardError.ReadToEndAsync();
+        await proc.WaitForExitAsync();
+        Assert.True(proc.ExitCode == 0, $"sshd -t rejected the config: {stderr}");
+    }
+
+    [Fact]
+    public void Verbs_AreRegisteredWithTheirOptions()
+    {
+        var root = EtPhoneHome.Server.Program.BuildRoot();
+        var init = root.Subcommands.Single(c => c.Name == "init");
+        Assert.Contains(init.Options, o => o.Name == "--data");
+        var sshd = root.Subcommands.Single(c => c.Name == "sshd-config");
+        foreach (var name in new[] { "--data", "--listen", "--port", "--user", "--gate-path" })
+        {
+            Assert.Contains(sshd.Options, o => o.Name == name);
+        }
+
+        var run = root.Subcommands.Single(c => c.Name == "run");
+        foreach (var name in new[] { "--data", "--gate-path", "--heartbeat" })
+        {
+            Assert.Contains(run.Options, o => o.Name == name);
+        }
+    }
+
+    [Fact]
+    public void DataDirectory_FromOption_WinsOverEnvironment()
+    {
+        var root = EtPhoneHome.Server.Program.BuildRoot();
+        var parsed = root.Parse(["init", "--data", _temp.Dir.Path]);
+        var dataOption = (System.CommandLine.Option<string?>)parsed.CommandResult.Command.Options.Single(o => o.Name == "--data");
+        Assert.Equal(_temp.Dir.Path, EtPhoneHome.Server.CommonOptions.ResolveData(parsed, dataOption).Path);
+    }
+}
