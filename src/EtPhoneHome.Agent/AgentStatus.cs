@@ -8,7 +8,6 @@ public static class AgentStates
     public const string Connecting = "connecting";
     public const string Pending = "pending";
     public const string KeyMismatch = "key_mismatch";
-    public const string Refused = "refused";
     public const string Online = "online";
     public const string Backoff = "backoff";
     public const string Stopped = "stopped";
