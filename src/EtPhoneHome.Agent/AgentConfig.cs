@@ -8,10 +8,13 @@ namespace EtPhoneHome.Agent;
 /// </summary>
 public sealed record AgentConfig
 {
+    // Properties with defaults use set, not init: the net8.0 source generator resets absent init-only
+    // properties to default(T) instead of keeping their initializers.
+
     public const string FileName = "agent.json";
 
     public required string ServerHost { get; init; }
-    public int ServerPort { get; init; } = 22;
+    public int ServerPort { get; set; } = 22;
     public required string ServerUser { get; init; }
     public required string IdentityFile { get; init; }
     public required string KnownHostsFile { get; init; }
@@ -20,11 +23,11 @@ public sealed record AgentConfig
     public string[]? Tags { get; init; }
     /// <summary>The agent's own allowed paths; null means unrestricted.</summary>
     public string[]? AllowedPaths { get; init; }
-    public string SshPath { get; init; } = "ssh";
-    public double HeartbeatS { get; init; } = 15;
-    public double ReconnectInitialS { get; init; } = 5;
-    public double ReconnectMaxS { get; init; } = 300;
-    public long MaxOutputBytes { get; init; } = 1024 * 1024;
+    public string SshPath { get; set; } = "ssh";
+    public double HeartbeatS { get; set; } = 15;
+    public double ReconnectInitialS { get; set; } = 5;
+    public double ReconnectMaxS { get; set; } = 300;
+    public long MaxOutputBytes { get; set; } = 1024 * 1024;
     /// <summary>Loopback RPC port; 0 picks an ephemeral one.</summary>
     public int RpcPort { get; init; }
 
