@@ -33,6 +33,7 @@ public sealed class ControlSession
     public async Task<SessionOutcome> RunAsync(CancellationToken ct)
     {
         var state = AgentState.Load(_configDir);
+        _lastSshError = null;
         _status.Set(AgentStates.Connecting, uuid: state.Uuid);
 
         var psi = new ProcessStartInfo(_config.SshPath)
