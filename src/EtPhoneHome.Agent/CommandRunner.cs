@@ -1,0 +1,269 @@
+using System.Diagnostics;
+using System.Text;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Agent;
+
+/// <summary>
+/// Runs one shell command with a timeout, capped output capture and whole-tree cleanup. On Linux the
+/// command starts in its own session (<c>setsid</c>), so a timeout or cancellation kills its process group,
+/// including children it left in the background; <c>Process.Kill(entireProcessTree)</c> is the fallback.
+/// </summary>
+public static class CommandRunner
+{
+    /// <summary>Exit code reported when the command was killed for running out of time.</summary>
+    public const int TimedOutExitCode = -1;
+
+    private const string SetsidPath = "/usr/bin/setsid";
+
+    /// <summary>How long the output pipes may stay open after the command itself exited (background children).</summary>
+    private static readonly TimeSpan DrainGrace = TimeSpan.FromSeconds(1);
+
+    private static readonly UTF8Encoding LenientUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false);
+
+    public static async Task<RunCommandResult> RunAsync(CommandSpec spec, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(spec.Command);
+        if (spec.WorkingDirectory is { } cwd && !Directory.Exists(cwd))
+        {
+            throw new RpcFault(RpcErrorCodes.NotFound, $"working directory does not exist: {cwd}");
+        }
+
+        var psi = CreateStartInfo(spec.Command, out var ownGroup);
+        psi.WorkingDirectory = spec.WorkingDirectory ?? Environment.CurrentDirectory;
+        if (spec.Environment is { } env)
+        {
+            foreach (var (name, value) in env)
+            {
+                psi.Environment[name] = value;
+            }
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        using var process = new Process { StartInfo = psi };
+        process.Start();
+
+        var stdout = CaptureAsync(process.StandardOutput.BaseStream, spec.MaxOutputBytes);
+        var stderr = CaptureAsync(process.StandardError.BaseStream, spec.MaxOutputBytes);
+        var stdinTask = FeedStdinAsync(process.StandardInput.BaseStream, spec.Stdin);
+
+        var timedOut = false;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            timeout.CancelAfter(spec.Timeout);
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                KillTree(process, ownGroup);
+                if (ct.IsCancellationRequested)
+                {
+                    await AbandonAsync(process, stdout, stderr).ConfigureAwait(false);
+                    throw;
+                }
+
+                timedOut = true;
+            }
+        }
+
+        if (timedOut)
+        {
+            await WaitQuietlyAsync(process.WaitForExitAsync(), TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+
+        // The command exited; children it left behind may still hold the pipes. Give them a moment,
+        // then stop reading rather than wait for them.
+        var drained = await WaitQuietlyAsync(Task.WhenAll(stdout.Task, stderr.Task), DrainGrace).ConfigureAwait(false);
+        if (!drained)
+        {
+            CloseQuietly(process.StandardOutput.BaseStream);
+            CloseQuietly(process.StandardError.BaseStream);
+            await WaitQuietlyAsync(Task.WhenAll(stdout.Task, stderr.Task), TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+
+        await WaitQuietlyAsync(stdinTask, TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+        stopwatch.Stop();
+
+        return new RunCommandResult
+        {
+            ExitCode = timedOut ? TimedOutExitCode : process.ExitCode,
+            Stdout = stdout.Text(),
+            Stderr = stderr.Text(),
+            DurationMs = stopwatch.ElapsedMilliseconds,
+            TimedOut = timedOut,
+            Truncated = stdout.Truncated || stderr.Truncated,
+            StdoutBytes = stdout.TotalBytes,
+            StderrBytes = stderr.TotalBytes,
+        };
+    }
+
+    private static ProcessStartInfo CreateStartInfo(string command, out bool ownGroup)
+    {
+        ProcessStartInfo psi;
+        ownGroup = false;
+        if (OperatingSystem.IsWindows())
+        {
+            psi = new ProcessStartInfo("cmd.exe");
+            psi.ArgumentList.Add("/c");
+            psi.ArgumentList.Add(command);
+        }
+        else if (OperatingSystem.IsLinux() && File.Exists(SetsidPath))
+        {
+            // Our child is not a group leader, so setsid(1) calls setsid(2) and execs in place:
+            // the shell's pid is the new process group id.
+            psi = new ProcessStartInfo(SetsidPath);
+            psi.ArgumentList.Add("/bin/sh");
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(command);
+            ownGroup = true;
+        }
+        else
+        {
+            psi = new ProcessStartInfo("/bin/sh");
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(command);
+        }
+
+        psi.UseShellExecute = false;
+        psi.RedirectStandardInput = true;
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.CreateNoWindow = true;
+        return psi;
+    }
+
+    private static void KillTree(Process process, bool ownGroup)
+    {
+        if (ownGroup)
+        {
+            NativeProcess.KillProcessGroup(process.Id);
+        }
+
+        try
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
+        {
+            // Already gone.
+        }
+    }
+
+    private static async Task AbandonAsync(Process process, OutputCapture stdout, OutputCapture stderr)
+    {
+        await WaitQuietlyAsync(process.WaitForExitAsync(), TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        CloseQuietly(process.StandardOutput.BaseStream);
+        CloseQuietly(process.StandardError.BaseStream);
+        await WaitQuietlyAsync(Task.WhenAll(stdout.Task, stderr.Task), TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+    }
+
+    private static async Task FeedStdinAsync(Stream stdin, string? text)
+    {
+        try
+        {
+            if (text is not null)
+            {
+                await stdin.WriteAsync(LenientUtf8.GetBytes(text)).ConfigureAwait(false);
+            }
+        }
+        catch (IOException)
+        {
+            // The command exited without reading everything.
+        }
+        finally
+        {
+            CloseQuietly(stdin);
+        }
+    }
+
+    private static OutputCapture CaptureAsync(Stream stream, long cap) => new(stream, cap);
+
+    /// <summary>True when <paramref name="task"/> finished within <paramref name="limit"/>; never throws.</summary>
+    private static async Task<bool> WaitQuietlyAsync(Task task, TimeSpan limit)
+    {
+        try
+        {
+            await task.WaitAsync(limit).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        {
+            return true;
+        }
+    }
+
+    private static void CloseQuietly(Stream stream)
+    {
+        try
+        {
+            stream.Dispose();
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>Reads a stream to its end, keeping the first <c>cap</c> bytes and counting the rest.</summary>
+    private sealed class OutputCapture
+    {
+        private readonly MemoryStream _kept = new();
+        private readonly long _cap;
+
+        public OutputCapture(Stream stream, long cap)
+        {
+            _cap = Math.Max(0, cap);
+            Task = Task.Run(() => ReadAsync(stream));
+        }
+
+        public Task Task { get; }
+
+        public long TotalBytes { get; private set; }
+
+        public bool Truncated => TotalBytes > _cap;
+
+        public string Text()
+        {
+            lock (_kept)
+            {
+                return LenientUtf8.GetString(_kept.GetBuffer(), 0, (int)_kept.Length);
+            }
+        }
+
+        private async Task ReadAsync(Stream stream)
+        {
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                while (true)
+                {
+                    var n = await stream.ReadAsync(buffer).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        return;
+                    }
+
+                    lock (_kept)
+                    {
+                        var room = _cap - _kept.Length;
+                        if (room > 0)
+                        {
+                            _kept.Write(buffer, 0, (int)Math.Min(room, n));
+                        }
+
+                        TotalBytes += n;
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                // Closed by us after the drain grace period.
+            }
+        }
+    }
+}

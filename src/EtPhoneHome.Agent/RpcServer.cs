@@ -1,0 +1,289 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Agent;
+
+/// <summary>
+/// The agent's loopback RPC listener behind the tunnel. Every connection must complete the mutual
+/// handshake over the current session secret before a single request is read; without a session there is
+/// no secret and every connection is closed at once. Connections are served concurrently (up to
+/// <see cref="MaxConnections"/>), requests on one connection one after another.
+/// </summary>
+public sealed class RpcServer : IAsyncDisposable
+{
+    public const int MaxConnections = 128;
+
+    /// <summary>Largest per-stream output cap a request may ask for (both streams must fit in one frame).</summary>
+    public const long MaxOutputCapLimit = Framing.MaxFrameBytes / 4;
+
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly TcpListener _listener;
+    private readonly string[]? _agentAllowedPaths;
+    private readonly long _configuredMaxOutputBytes;
+    private readonly SemaphoreSlim _slots = new(MaxConnections, MaxConnections);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Stopwatch _uptime = Stopwatch.StartNew();
+    private readonly object _sync = new();
+    private Session? _session;
+    private Task? _acceptLoop;
+
+    public RpcServer(int port = 0, long maxOutputBytes = CommandLimits.DefaultMaxOutputBytes, string[]? agentAllowedPaths = null)
+    {
+        _listener = new TcpListener(IPAddress.Loopback, port);
+        _configuredMaxOutputBytes = Math.Clamp(maxOutputBytes, 1, MaxOutputCapLimit);
+        _agentAllowedPaths = agentAllowedPaths;
+    }
+
+    /// <summary>The bound port (valid after <see cref="Start"/>).</summary>
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>True while a session secret is set (between welcome and the end of the SSH session).</summary>
+    public bool HasSession
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _session is not null;
+            }
+        }
+    }
+
+    public void Start()
+    {
+        _listener.Start(MaxConnections);
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    /// <summary>Installs the secret and settings of a session the hub welcomed.</summary>
+    public void SetSession(byte[] secret, string uuid, SessionSettings? settings)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        var maxOutput = settings is { MaxOutputBytes: > 0 } s ? Math.Min(s.MaxOutputBytes, MaxOutputCapLimit) : _configuredMaxOutputBytes;
+        lock (_sync)
+        {
+            _session = new Session((byte[])secret.Clone(), uuid, maxOutput, new PathPolicy(_agentAllowedPaths, settings?.AllowedPaths));
+        }
+    }
+
+    /// <summary>Forgets the secret: from now on every connection is closed before the handshake.</summary>
+    public void ClearSession()
+    {
+        lock (_sync)
+        {
+            _session = null;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        _listener.Stop();
+        if (_acceptLoop is not null)
+        {
+            try
+            {
+                await _acceptLoop.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        _listener.Dispose();
+        _stopping.Dispose();
+    }
+
+    private Session? CurrentSession()
+    {
+        lock (_sync)
+        {
+            return _session;
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        var ct = _stopping.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                AgentLog.Warn($"rpc accept failed: {ex.SocketErrorCode}");
+                continue;
+            }
+
+            if (!_slots.Wait(0))
+            {
+                AgentLog.Warn($"rpc: {MaxConnections} connections already open; closing a new one");
+                client.Dispose();
+                continue;
+            }
+
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await ServeConnectionAsync(client, ct).ConfigureAwait(false);
+                }
+                finally
+                {
+                    client.Dispose();
+                    _slots.Release();
+                }
+            }, CancellationToken.None);
+        }
+    }
+
+    private async Task ServeConnectionAsync(TcpClient client, CancellationToken ct)
+    {
+        var session = CurrentSession();
+        if (session is null)
+        {
+            return; // no session secret: nobody can authenticate
+        }
+
+        client.NoDelay = true;
+        var stream = client.GetStream();
+        try
+        {
+            using (var handshake = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                handshake.CancelAfter(HandshakeTimeout);
+                await TunnelHandshake.AcceptAsync(stream, session.Secret, session.Uuid, ProtocolInfo.ProductVersion, handshake.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is ProtocolException or IOException or OperationCanceledException or SocketException)
+        {
+            if (ex is ProtocolException { Error: ProtocolError.AuthenticationFailed })
+            {
+                AgentLog.Warn("rpc: a tunnel connection failed the session-secret handshake; closed");
+            }
+
+            return;
+        }
+
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                byte[]? frame;
+                try
+                {
+                    frame = await Framing.ReadFrameAsync(stream, Framing.MaxFrameBytes, ct).ConfigureAwait(false);
+                }
+                catch (ProtocolException ex)
+                {
+                    AgentLog.Warn($"rpc: closing connection: {ex.Message}");
+                    return;
+                }
+
+                if (frame is null)
+                {
+                    return;
+                }
+
+                var (response, keepOpen) = await HandleFrameAsync(frame, session, ct).ConfigureAwait(false);
+                await Wire.WriteAsync(stream, response, ProtocolJson.Default.RpcResponse, ct).ConfigureAwait(false);
+                if (!keepOpen)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+            // Peer went away or the agent is stopping.
+        }
+    }
+
+    private async Task<(RpcResponse Response, bool KeepOpen)> HandleFrameAsync(byte[] frame, Session session, CancellationToken ct)
+    {
+        RpcRequest request;
+        try
+        {
+            using var document = JsonDocument.Parse(frame);
+            try
+            {
+                request = Wire.Deserialize<RpcRequest>(frame, ProtocolJson.Default.RpcRequest);
+            }
+            catch (ProtocolException)
+            {
+                var id = document.RootElement.ValueKind == JsonValueKind.Object
+                    && document.RootElement.TryGetProperty("id", out var idElement)
+                    && idElement.TryGetInt64(out var parsed) ? parsed : 0;
+                return (Error(id, RpcErrorCodes.InvalidRequest, "not a request: expected {id, method, params}"), false);
+            }
+        }
+        catch (JsonException)
+        {
+            return (Error(0, RpcErrorCodes.ParseError, "frame is not valid JSON"), false);
+        }
+
+        try
+        {
+            var result = await DispatchAsync(request, session, ct).ConfigureAwait(false);
+            return (new RpcResponse { Id = request.Id, Result = result }, true);
+        }
+        catch (RpcFault fault)
+        {
+            return (Error(request.Id, fault.Code, fault.Message), true);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            AgentLog.Error($"rpc: {request.Method} failed: {ex}");
+            return (Error(request.Id, RpcErrorCodes.Internal, "internal error"), true);
+        }
+    }
+
+    private async Task<JsonElement> DispatchAsync(RpcRequest request, Session session, CancellationToken ct)
+    {
+        switch (request.Method)
+        {
+            case RpcMethods.Heartbeat:
+                return Wire.ToElement(new HeartbeatResult
+                {
+                    Uuid = session.Uuid,
+                    AgentVersion = ProtocolInfo.ProductVersion,
+                    UptimeS = (long)_uptime.Elapsed.TotalSeconds,
+                    Time = DateTimeOffset.UtcNow,
+                }, ProtocolJson.Default.HeartbeatResult);
+
+            case RpcMethods.RunCommand:
+                var spec = RunCommandRequest.ToSpec(request.Params, session.MaxOutputBytes, session.Paths);
+                var result = await CommandRunner.RunAsync(spec, ct).ConfigureAwait(false);
+                return Wire.ToElement(result, ProtocolJson.Default.RunCommandResult);
+
+            default:
+                throw new RpcFault(RpcErrorCodes.MethodNotFound, $"unknown method: {Truncate(request.Method)}");
+        }
+    }
+
+    private static string Truncate(string value) => value.Length <= 64 ? value : value[..64] + "…";
+
+    private static RpcResponse Error(long id, int code, string message) =>
+        new() { Id = id, Error = new RpcError { Code = code, Message = message } };
+
+    private sealed record Session(byte[] Secret, string Uuid, long MaxOutputBytes, PathPolicy Paths);
+}
