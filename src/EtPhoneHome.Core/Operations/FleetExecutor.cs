@@ -112,7 +112,13 @@ public sealed class FleetExecutor
                     skipReason = "cancelled before it started";
                 }
 
-                if (skipReason is null && Volatile.Read(ref errors) >= threshold)
+                if (skipReason is null && ct.IsCancellationRequested)
+                {
+                    // A slot freed by a cancelled target can win the race against the cancelled wait.
+                    throttle.Release();
+                    skipReason = "cancelled before it started";
+                }
+                else if (skipReason is null && Volatile.Read(ref errors) >= threshold)
                 {
                     throttle.Release();
                     skipReason = $"not started: the error limit ({options.MaxErrors}) was reached";
