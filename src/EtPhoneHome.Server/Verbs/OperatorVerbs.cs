@@ -1,12 +1,342 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Server.Verbs;
 
 /// <summary>Operator verbs: keys, approve, revoke, clients, exec.</summary>
 internal static class OperatorVerbs
 {
+    /// <summary>Exit code for a bad invocation (unknown client, nothing selected).</summary>
+    public const int UsageError = 2;
+
+    /// <summary>
+    /// Opens the registry of a data directory. Defaults to <see cref="EphConfiguration.OpenRegistry"/>, where
+    /// the SQLite registry is plugged in; tests replace it.
+    /// </summary>
+    public static Func<DataDirectory, IFleetRegistry> OpenRegistry { get; set; } = dir => EphConfiguration.OpenRegistry(dir);
+
+    /// <summary>The transport exec uses; tests replace it.</summary>
+    public static Func<ICommandTransport> CreateTransport { get; set; } = () => new TunnelCommandTransport();
+
     public static void Register(RootCommand root)
     {
-        _ = root;
+        root.Subcommands.Add(KeysCommand());
+        root.Subcommands.Add(KeyDecisionCommand("approve", "Approve a pending or mismatched key (by fingerprint or client uuid); the agent comes online within seconds.", approve: true));
+        root.Subcommands.Add(KeyDecisionCommand("revoke", "Revoke a key (by fingerprint or client uuid) and disconnect its client now.", approve: false));
+        root.Subcommands.Add(ClientsCommand());
+        root.Subcommands.Add(ExecCommand());
+    }
+
+    // Private option instances: the hub verbs have their own, and one option object cannot sit on two commands' lists safely.
+    private static Option<string?> DataOption() => new("--data") { Description = "Data directory (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server)." };
+
+    private static Option<bool> JsonOption() => new("--json") { Description = "One JSON object per line (snake_case fields) instead of a table." };
+
+    private static string Actor => $"{Environment.UserName} (eph-server)";
+
+    private static Command KeysCommand()
+    {
+        var data = DataOption();
+        var json = JsonOption();
+        var pending = new Option<bool>("--pending") { Description = "Only keys waiting for approval." };
+        var cmd = new Command("keys", "List client keys: pending, approved and revoked.") { data, pending, json };
+        cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry =>
+            Keys(registry, pr.GetValue(pending), pr.GetValue(json), pr.InvocationConfiguration.Output)));
+        return cmd;
+    }
+
+    private static Command KeyDecisionCommand(string name, string description, bool approve)
+    {
+        var data = DataOption();
+        var id = new Argument<string>("id") { Description = "Key fingerprint (SHA256:…) or client uuid." };
+        var cmd = new Command(name, description) { data, id };
+        cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry => approve
+            ? Approve(registry, pr.GetValue(id)!, pr.InvocationConfiguration.Output)
+            : Revoke(registry, pr.GetValue(id)!, pr.InvocationConfiguration.Output)));
+        return cmd;
+    }
+
+    private static Command ClientsCommand()
+    {
+        var data = DataOption();
+        var json = JsonOption();
+        var online = new Option<bool>("--online") { Description = "Only clients with an online session." };
+        var tag = new Option<string[]>("--tag") { Description = "Only clients with this tag (repeat: all must match).", AllowMultipleArgumentsPerToken = false };
+        var cmd = new Command("clients", "List registered clients.") { data, online, tag, json };
+        cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry =>
+            Clients(registry, pr.GetValue(online), pr.GetValue(tag) ?? [], pr.GetValue(json), pr.InvocationConfiguration.Output)));
+        return cmd;
+    }
+
+    private static Command ExecCommand()
+    {
+        var data = DataOption();
+        var json = JsonOption();
+        var all = new Option<bool>("--all") { Description = "Every registered client." };
+        var client = new Option<string[]>("--client") { Description = "A client uuid or display name (wildcards * and ?); repeat for more.", AllowMultipleArgumentsPerToken = false };
+        var tag = new Option<string[]>("--tag") { Description = "Clients carrying this tag (repeat: all must match).", AllowMultipleArgumentsPerToken = false };
+        var throttle = new Option<int>("--throttle") { Description = "Most clients running at once (1–1024).", DefaultValueFactory = _ => FleetOptions.DefaultThrottleLimit };
+        var timeout = new Option<int>("--timeout") { Description = $"Per-client command timeout in seconds ({CommandLimits.MinTimeoutSeconds}–{CommandLimits.MaxTimeoutSeconds}).", DefaultValueFactory = _ => CommandLimits.DefaultTimeoutSeconds };
+        var maxErrors = new Option<string?>("--max-errors") { Description = "Stop launching after this many errors (a count, or a percentage like 10%); the rest are Skipped." };
+        var command = new Argument<string[]>("command") { Description = "The command line to run, after --.", Arity = ArgumentArity.OneOrMore };
+        throttle.Validators.Add(r => Range(r, 1, 1024));
+        timeout.Validators.Add(r => Range(r, CommandLimits.MinTimeoutSeconds, CommandLimits.MaxTimeoutSeconds));
+        maxErrors.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is { } text)
+            {
+                try
+                {
+                    ErrorLimit.Parse(text);
+                }
+                catch (Exception ex) when (ex is FormatException or ArgumentOutOfRangeException)
+                {
+                    r.AddError(ex.Message.Split(Environment.NewLine)[0]);
+                }
+            }
+        });
+
+        var cmd = new Command("exec", "Run a command on many clients at once; one result per client, printed as each finishes.")
+        {
+            data, all, client, tag, throttle, timeout, maxErrors, json, command,
+        };
+        cmd.Validators.Add(r =>
+        {
+            var modes = (r.GetValue(all) ? 1 : 0) + ((r.GetValue(client)?.Length ?? 0) > 0 ? 1 : 0) + ((r.GetValue(tag)?.Length ?? 0) > 0 ? 1 : 0);
+            if (modes != 1)
+            {
+                r.AddError("choose the targets with exactly one of --all, --client or --tag");
+            }
+        });
+        cmd.SetAction(async (ParseResult pr, CancellationToken ct) =>
+        {
+            var request = new ExecRequest
+            {
+                Selection = new TargetSelection
+                {
+                    All = pr.GetValue(all),
+                    Clients = pr.GetValue(client) ?? [],
+                    Tags = pr.GetValue(tag) ?? [],
+                },
+                Command = string.Join(' ', pr.GetValue(command) ?? []),
+                ThrottleLimit = pr.GetValue(throttle),
+                TimeoutSeconds = pr.GetValue(timeout),
+                MaxErrors = pr.GetValue(maxErrors) is { } m ? ErrorLimit.Parse(m) : null,
+                Json = pr.GetValue(json),
+            };
+            var output = pr.InvocationConfiguration.Output;
+            var error = pr.InvocationConfiguration.Error;
+            try
+            {
+                using var registry = OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
+                return await ExecAsync(registry, request, new FleetExecutor(CreateTransport()), output, error, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException)
+            {
+                await error.WriteLineAsync($"eph-server exec: {ex.Message}").ConfigureAwait(false);
+                return 1;
+            }
+        });
+        return cmd;
+    }
+
+    private static void Range(OptionResult result, int min, int max)
+    {
+        var value = result.GetValueOrDefault<int>();
+        if (value < min || value > max)
+        {
+            result.AddError($"{result.Option.Name} must be between {min} and {max}, got {value}");
+        }
+    }
+
+    private static int RunWithRegistry(ParseResult pr, string? data, Func<IFleetRegistry, int> verb)
+    {
+        var error = pr.InvocationConfiguration.Error;
+        try
+        {
+            using var registry = OpenRegistry(DataDirectory.Resolve(data));
+            return verb(registry);
+        }
+        catch (RegistryNotFoundException ex)
+        {
+            error.WriteLine($"eph-server {pr.CommandResult.Command.Name}: {ex.Message}");
+            return 1;
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or ArgumentException)
+        {
+            error.WriteLine($"eph-server {pr.CommandResult.Command.Name}: {ex.Message}");
+            return 1;
+        }
+    }
+
+    // ----- verb bodies (tested directly) -----
+
+    internal static int Keys(IFleetRegistry registry, bool pendingOnly, bool json, TextWriter output)
+    {
+        var keys = registry.ListKeys(pendingOnly ? KeyStatus.Pending : null)
+            .OrderBy(k => k.Status).ThenBy(k => k.FirstSeen).Select(KeyRow.From).ToList();
+        if (json)
+        {
+            keys.ForEach(k => output.WriteLine(OperatorRows.JsonLine(k)));
+            return 0;
+        }
+
+        if (keys.Count == 0)
+        {
+            output.WriteLine(pendingOnly ? "No pending keys." : "No keys.");
+            return 0;
+        }
+
+        output.Write(OperatorRows.Table(
+            ["FINGERPRINT", "STATUS", "HOSTNAME", "PLATFORM", "UUID", "FIRST SEEN"],
+            keys.Select(k => new[] { k.Fingerprint, k.KeyMismatch ? k.Status + " (mismatch)" : k.Status, k.ClaimedHostname, k.ClaimedPlatform, k.Uuid, k.FirstSeen }),
+            maxCell: 60));
+        return 0;
+    }
+
+    internal static int Approve(IFleetRegistry registry, string id, TextWriter output)
+    {
+        var outcome = KeyAdministration.Approve(registry, id, Actor);
+        if (outcome.AlreadyApproved)
+        {
+            output.WriteLine($"Key {outcome.Fingerprint} was already approved.");
+        }
+        else if (outcome.ResolvedMismatch)
+        {
+            output.WriteLine($"Approved key {outcome.Fingerprint}: client {outcome.Uuid} is now pinned to it; the old key {outcome.ReplacedFingerprint} is revoked.");
+        }
+        else
+        {
+            output.WriteLine($"Approved key {outcome.Fingerprint}{(outcome.Uuid is null ? "" : $" (client {outcome.Uuid})")}; the agent will come online within seconds.");
+        }
+
+        return 0;
+    }
+
+    internal static int Revoke(IFleetRegistry registry, string id, TextWriter output, Func<int, bool>? terminate = null)
+    {
+        var report = KeyAdministration.Revoke(registry, id, Actor, terminate);
+        var outcome = report.Outcome;
+        if (outcome.AlreadyRevoked)
+        {
+            output.WriteLine($"Key {outcome.Fingerprint} was already revoked.");
+            return 0;
+        }
+
+        var sessions = outcome.ClosedSessions.Count;
+        output.WriteLine($"Revoked key {outcome.Fingerprint}{(outcome.Uuid is null ? "" : $" (client {outcome.Uuid})")}; " +
+            (sessions == 0 ? "it had no open session." : $"closed {sessions} session(s), disconnected {report.SignalledGatePids.Count}."));
+        return 0;
+    }
+
+    internal static int Clients(IFleetRegistry registry, bool onlineOnly, IReadOnlyList<string> tags, bool json, TextWriter output)
+    {
+        var rows = registry.QueryClients(new ClientQuery { OnlineOnly = onlineOnly, Tags = tags.Count > 0 ? tags : null })
+            .OrderBy(c => c.DisplayName, StringComparer.OrdinalIgnoreCase).Select(ClientRow.From).ToList();
+        if (json)
+        {
+            rows.ForEach(r => output.WriteLine(OperatorRows.JsonLine(r)));
+            return 0;
+        }
+
+        if (rows.Count == 0)
+        {
+            output.WriteLine("No clients.");
+            return 0;
+        }
+
+        output.Write(OperatorRows.Table(
+            ["NAME", "ONLINE", "HOSTNAME", "PLATFORM", "TAGS", "LAST SEEN", "UUID"],
+            rows.Select(r => new[] { r.DisplayName, r.Online ? "yes" : "no", r.Hostname, r.Platform, string.Join(",", r.Tags), r.LastSeen, r.Uuid })));
+        return 0;
+    }
+
+    internal sealed record ExecRequest
+    {
+        public required TargetSelection Selection { get; init; }
+        public required string Command { get; init; }
+        public int ThrottleLimit { get; init; } = FleetOptions.DefaultThrottleLimit;
+        public int TimeoutSeconds { get; init; } = CommandLimits.DefaultTimeoutSeconds;
+        public ErrorLimit? MaxErrors { get; init; }
+        public bool Json { get; init; }
+    }
+
+    /// <summary>Runs exec; returns 0 when every target succeeded, 1 when any did not, 2 for an unknown client.</summary>
+    internal static async Task<int> ExecAsync(IFleetRegistry registry, ExecRequest request, FleetExecutor executor, TextWriter output, TextWriter error, CancellationToken ct)
+    {
+        var resolution = FleetTargets.Resolve(registry, request.Selection);
+        if (resolution.NotFound.Count > 0)
+        {
+            // Refuse before running anything: a typo must not run a command on fewer machines than intended.
+            await error.WriteLineAsync($"eph-server exec: no client named {string.Join(", ", resolution.NotFound.Select(n => $"'{n}'"))}; nothing was run").ConfigureAwait(false);
+            return UsageError;
+        }
+
+        if (resolution.Targets.Count == 0)
+        {
+            await error.WriteLineAsync("eph-server exec: the selection matches no client; nothing was run").ConfigureAwait(false);
+            return UsageError;
+        }
+
+        var parameters = new RunCommandParams { Cmd = request.Command, TimeoutS = request.TimeoutSeconds };
+        var options = new FleetOptions { ThrottleLimit = request.ThrottleLimit, MaxErrors = request.MaxErrors };
+        var summary = new FleetSummary();
+        await foreach (var result in executor.RunAsync(resolution.Targets, parameters, options, ct).ConfigureAwait(false))
+        {
+            summary.Add(result);
+            await output.WriteAsync(request.Json ? OperatorRows.JsonLine(ExecRow.From(result)) + Environment.NewLine : TextBlock(result)).ConfigureAwait(false);
+            await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        await (request.Json ? error : output).WriteLineAsync(summary.ToString()).ConfigureAwait(false);
+        return summary.AllSucceeded ? 0 : 1;
+    }
+
+    /// <summary>A readable block per target: a header line, stdout, then stderr when there is any.</summary>
+    internal static string TextBlock(FleetCommandResult result)
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.Append("=== ").Append(ClientText.Describe(result.DisplayName, result.Uuid)).Append(": ").Append(result.Status);
+        if (result.ExitCode is { } exit && result.Status != CommandStatus.Succeeded)
+        {
+            sb.Append(" (exit ").Append(exit).Append(')');
+        }
+
+        sb.Append(" in ").Append(result.DurationMs).Append(" ms");
+        if (result.Truncated)
+        {
+            sb.Append(", output truncated");
+        }
+
+        sb.AppendLine();
+        if (result.Error is { } message)
+        {
+            sb.Append("error: ").AppendLine(message);
+        }
+
+        if (result.Stdout.Length > 0)
+        {
+            sb.Append(result.Stdout);
+            if (!result.Stdout.EndsWith('\n'))
+            {
+                sb.AppendLine();
+            }
+        }
+
+        if (result.Stderr.Length > 0)
+        {
+            sb.AppendLine("--- stderr");
+            sb.Append(result.Stderr);
+            if (!result.Stderr.EndsWith('\n'))
+            {
+                sb.AppendLine();
+            }
+        }
+
+        return sb.ToString();
     }
 }

@@ -1,0 +1,24 @@
+@{
+  RootModule           = 'EtPhoneHome.Cmdlets.dll'
+  ModuleVersion        = '0.1.0'
+  GUID                 = '6f0c2d1e-8b4a-4c57-9e3d-2a7f5b9c1e40'
+  Author               = 'EtPhoneHome contributors'
+  CompanyName          = 'EtPhoneHome'
+  Copyright            = 'Copyright (c) EtPhoneHome contributors'
+  Description          = 'Operate a fleet of EtPhoneHome clients: find them and run commands on many at once through their SSH reverse tunnels.'
+  PowerShellVersion    = '7.4'
+  CompatiblePSEditions = @('Core')
+  FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand')
+  FunctionsToExport    = @()
+  AliasesToExport      = @()
+  VariablesToExport    = @()
+  PrivateData          = @{
+    PSData = @{
+      Tags         = @('fleet', 'ssh', 'remote', 'tunnel', 'Linux', 'Windows', 'macOS')
+      ProjectUri   = 'https://github.com/etphonehome/etphonehome'
+      LicenseUri   = 'https://github.com/etphonehome/etphonehome/blob/main/LICENSE'
+      ReleaseNotes = 'First release: Get-EphClient and Invoke-EphCommand.'
+    }
+  }
+}

@@ -1,0 +1,67 @@
+using System.Management.Automation;
+
+namespace EtPhoneHome;
+
+/// <summary>
+/// Base of cmdlets that do I/O. Begin/Process/End run as async methods on the thread pool; every write and
+/// ShouldProcess call is marshalled to the pipeline thread; Ctrl+C (StopProcessing) cancels the token every
+/// awaited call receives.
+/// </summary>
+public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
+{
+    private readonly CancellationTokenSource _cancellation = new();
+    private PipelineDispatcher? _dispatcher;
+
+    private PipelineDispatcher Dispatcher => _dispatcher ??= new PipelineDispatcher();
+
+    protected virtual Task BeginProcessingAsync(CancellationToken ct) => Task.CompletedTask;
+
+    protected virtual Task ProcessRecordAsync(CancellationToken ct) => Task.CompletedTask;
+
+    protected virtual Task EndProcessingAsync(CancellationToken ct) => Task.CompletedTask;
+
+    protected sealed override void BeginProcessing() => Run(BeginProcessingAsync);
+
+    protected sealed override void ProcessRecord() => Run(ProcessRecordAsync);
+
+    protected sealed override void EndProcessing() => Run(EndProcessingAsync);
+
+    private void Run(Func<CancellationToken, Task> work)
+    {
+        try
+        {
+            Dispatcher.Run(work, _cancellation);
+        }
+        catch (EphTerminatingException ex)
+        {
+            ThrowTerminatingError(ex.Record);
+        }
+        catch (OperationCanceledException) when (_cancellation.IsCancellationRequested)
+        {
+            // Stopped by Ctrl+C: PowerShell is already unwinding the pipeline.
+            throw new PipelineStoppedException();
+        }
+    }
+
+    protected override void StopProcessing() => _cancellation.Cancel();
+
+    public new void WriteObject(object? sendToPipeline) => Dispatcher.Post(() => base.WriteObject(sendToPipeline));
+
+    public new void WriteError(ErrorRecord errorRecord) => Dispatcher.Post(() => base.WriteError(errorRecord));
+
+    public new void WriteVerbose(string text) => Dispatcher.Post(() => base.WriteVerbose(text));
+
+    public new void WriteWarning(string text) => Dispatcher.Post(() => base.WriteWarning(text));
+
+    public new void WriteProgress(ProgressRecord progressRecord) => Dispatcher.Post(() => base.WriteProgress(progressRecord));
+
+    /// <summary>ShouldProcess on the pipeline thread (it may prompt), awaited by the worker.</summary>
+    protected Task<bool> ShouldProcessAsync(string target, string action) =>
+        Dispatcher.InvokeAsync(() => ShouldProcess(target, action));
+
+    public void Dispose()
+    {
+        _cancellation.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

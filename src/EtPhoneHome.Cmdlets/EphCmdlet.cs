@@ -1,0 +1,40 @@
+using System.Management.Automation;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>Base of every EtPhoneHome cmdlet: registry access and error records with stable IDs.</summary>
+public abstract class EphCmdlet : PSCmdlet
+{
+    /// <summary>Opens the registry of the default data directory ($ETPHONEHOME_DATA_DIR or ~/.etphonehome-server).</summary>
+    internal IFleetRegistry OpenRegistry()
+    {
+        try
+        {
+            return EphConfiguration.OpenRegistry(DataDirectory.Resolve(null));
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            // Without a registry nothing can work: a terminating error.
+            throw new EphTerminatingException(NewError(Strings.RegistryUnavailableId, ErrorCategory.ResourceUnavailable, null,
+                string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.RegistryUnavailable, ex.Message), ex));
+        }
+    }
+
+    internal static ErrorRecord NewError(string id, ErrorCategory category, object? target, string message, Exception? exception = null) =>
+        new(exception ?? new InvalidOperationException(message), id, category, target)
+        {
+            ErrorDetails = new ErrorDetails(message),
+        };
+}
+
+/// <summary>
+/// A terminating error raised on a worker thread; the async base rethrows it on the pipeline thread through
+/// ThrowTerminatingError, which PowerShell only accepts there.
+/// </summary>
+internal sealed class EphTerminatingException(ErrorRecord record) : Exception(record.ErrorDetails?.Message ?? record.Exception.Message)
+{
+    public ErrorRecord Record { get; } = record;
+}

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Management.Automation;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome;
+
+/// <summary>Runs a command on many clients at once; one result per client, written as each finishes.</summary>
+[Cmdlet(VerbsLifecycle.Invoke, "EphCommand", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ClientIdSet)]
+[OutputType(typeof(EphCommandResult))]
+public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
+{
+    public const string ClientIdSet = "ClientId";
+    public const string InputObjectSet = "InputObject";
+
+    /// <summary>Stable progress activity id, so nested progress from other modules does not collide.</summary>
+    public const int ProgressActivityId = 0x4550;
+
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(250);
+    private readonly List<string> _clientIds = [];
+    private readonly List<EphClient> _clients = [];
+    private ErrorLimit? _maxErrors;
+
+    /// <summary>The command line, run by the client's shell.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string Command { get; set; } = "";
+
+    /// <summary>Client uuids (or display names).</summary>
+    [Parameter(ParameterSetName = ClientIdSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Uuid", "Id")]
+    [ValidateNotNullOrEmpty]
+    public string[]? ClientId { get; set; }
+
+    /// <summary>Clients from Get-EphClient.</summary>
+    [Parameter(ParameterSetName = InputObjectSet, Mandatory = true, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public EphClient[]? InputObject { get; set; }
+
+    /// <summary>Most clients running at once.</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int ThrottleLimit { get; set; } = FleetOptions.DefaultThrottleLimit;
+
+    /// <summary>Per-client command timeout in seconds.</summary>
+    [Parameter]
+    [ValidateRange(CommandLimits.MinTimeoutSeconds, CommandLimits.MaxTimeoutSeconds)]
+    public int TimeoutSec { get; set; } = CommandLimits.DefaultTimeoutSeconds;
+
+    /// <summary>Stop launching after this many errors: a count (5) or a percentage (10%).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? MaxErrors { get; set; }
+
+    protected override Task BeginProcessingAsync(CancellationToken ct)
+    {
+        if (MaxErrors is { } text)
+        {
+            try
+            {
+                _maxErrors = ErrorLimit.Parse(text);
+            }
+            catch (Exception ex) when (ex is FormatException or ArgumentOutOfRangeException)
+            {
+                throw new EphTerminatingException(NewError(Strings.InvalidMaxErrorsId, ErrorCategory.InvalidArgument, text,
+                    string.Format(CultureInfo.CurrentCulture, Strings.InvalidMaxErrors, text, ex.Message), ex));
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    protected override Task ProcessRecordAsync(CancellationToken ct)
+    {
+        // Collect only: the fan-out runs once over everything in EndProcessing.
+        if (InputObject is not null)
+        {
+            _clients.AddRange(InputObject);
+        }
+
+        if (ParameterSetName == ClientIdSet && ClientId is not null)
+        {
+            _clientIds.AddRange(ClientId);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    protected override async Task EndProcessingAsync(CancellationToken ct)
+    {
+        IReadOnlyList<FleetTarget> candidates;
+        using (var registry = OpenRegistry())
+        {
+            var ids = _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList();
+            var lookup = ClientQueries.Find(registry, names: ids, ids: null, onlineOnly: false);
+            foreach (var missing in lookup.NotFound)
+            {
+                WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
+                    string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
+            }
+
+            candidates = FleetTargets.FromClients(registry, lookup.Clients);
+        }
+
+        var action = string.Format(CultureInfo.CurrentCulture, Strings.RunCommandAction, Command);
+        var targets = new List<FleetTarget>(candidates.Count);
+        foreach (var target in candidates)
+        {
+            if (await ShouldProcessAsync(target.Describe(), action).ConfigureAwait(false))
+            {
+                targets.Add(target);
+            }
+        }
+
+        if (targets.Count == 0)
+        {
+            return;
+        }
+
+        WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseTargets, targets.Count, ThrottleLimit, TimeoutSec));
+        var parameters = new RunCommandParams { Cmd = Command, TimeoutS = TimeoutSec };
+        var options = new FleetOptions { ThrottleLimit = ThrottleLimit, MaxErrors = _maxErrors };
+        var summary = new FleetSummary();
+        var sinceProgress = Stopwatch.StartNew();
+        await foreach (var result in new FleetExecutor(CommandTransport.Create()).RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
+        {
+            summary.Add(result);
+            WriteObject(new EphCommandResult(result));
+            if (sinceProgress.Elapsed >= ProgressInterval || summary.Total == targets.Count)
+            {
+                sinceProgress.Restart();
+                WriteProgress(Progress(summary, targets.Count, completed: false));
+            }
+        }
+
+        WriteProgress(Progress(summary, targets.Count, completed: true));
+        WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseSummary, summary));
+    }
+
+    private static ProgressRecord Progress(FleetSummary summary, int total, bool completed) =>
+        new(ProgressActivityId, Strings.ProgressActivity,
+            string.Format(CultureInfo.CurrentCulture, Strings.ProgressStatus, summary.Total, total, summary.NotSucceeded))
+        {
+            PercentComplete = total == 0 ? 100 : summary.Total * 100 / total,
+            RecordType = completed ? ProgressRecordType.Completed : ProgressRecordType.Processing,
+        };
+}
+
+/// <summary>The transport the cmdlets use; a seam for tests and for a future in-process transport.</summary>
+internal static class CommandTransport
+{
+    public static Func<ICommandTransport> Create { get; set; } = () => new TunnelCommandTransport();
+}

@@ -1,0 +1,95 @@
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>A registered client, as Get-EphClient writes it. Immutable; carries no secret.</summary>
+public sealed class EphClient
+{
+    internal EphClient(ClientRecord client)
+    {
+        Uuid = client.Uuid;
+        Name = client.DisplayName;
+        Online = client.Online;
+        Tags = [.. client.Tags];
+        Purpose = client.Purpose;
+        Hostname = client.Hostname;
+        Platform = client.Platform;
+        Username = client.Username;
+        Capabilities = [.. client.Capabilities];
+        LastSeen = client.LastSeen;
+        FirstSeen = client.FirstSeen;
+        TunnelPort = client.Online ? client.TunnelPort : null;
+        KeyFingerprint = client.KeyFingerprint;
+        KeyMismatch = client.KeyMismatch;
+        AgentVersion = client.AgentVersion;
+    }
+
+    public string Uuid { get; }
+    /// <summary>Same as <see cref="Uuid"/>; binds to -Id and -ClientId from the pipeline.</summary>
+    public string Id => Uuid;
+    public string Name { get; }
+    /// <summary>Same as <see cref="Name"/>.</summary>
+    public string DisplayName => Name;
+    public bool Online { get; }
+    public IReadOnlyList<string> Tags { get; }
+    public string? Purpose { get; }
+    public string? Hostname { get; }
+    public string? Platform { get; }
+    public string? Username { get; }
+    public IReadOnlyList<string> Capabilities { get; }
+    public DateTimeOffset LastSeen { get; }
+    public DateTimeOffset FirstSeen { get; }
+    public int? TunnelPort { get; }
+    public string? KeyFingerprint { get; }
+    public bool KeyMismatch { get; }
+    public string? AgentVersion { get; }
+
+    public override string ToString() => Name;
+}
+
+/// <summary>The result of Invoke-EphCommand on one client. Every target gets one.</summary>
+public sealed class EphCommandResult
+{
+    internal EphCommandResult(FleetCommandResult result)
+    {
+        ClientId = result.Uuid;
+        PSComputerName = result.DisplayName;
+        Status = (EphCommandStatus)(int)result.Status;
+        ExitCode = result.ExitCode;
+        Stdout = result.Stdout;
+        Stderr = result.Stderr;
+        Duration = TimeSpan.FromMilliseconds(result.DurationMs);
+        Truncated = result.Truncated;
+        Error = result.Error;
+    }
+
+    public string ClientId { get; }
+    /// <summary>The client's display name, like Invoke-Command's PSComputerName.</summary>
+    public string PSComputerName { get; }
+    public EphCommandStatus Status { get; }
+    public int? ExitCode { get; }
+    public string Stdout { get; }
+    public string Stderr { get; }
+    public TimeSpan Duration { get; }
+    public bool Truncated { get; }
+    public string? Error { get; }
+
+    public override string ToString() => $"{PSComputerName}: {Status}";
+}
+
+/// <summary>
+/// Status of one target (mirrors Core's CommandStatus value for value; defined here because PowerShell only
+/// shows types of the module's own assembly when dependencies load in a private context).
+/// </summary>
+public enum EphCommandStatus
+{
+    Succeeded = CommandStatus.Succeeded,
+    Failed = CommandStatus.Failed,
+    TimedOut = CommandStatus.TimedOut,
+    Offline = CommandStatus.Offline,
+    Denied = CommandStatus.Denied,
+    RateLimited = CommandStatus.RateLimited,
+    Error = CommandStatus.Error,
+    Skipped = CommandStatus.Skipped,
+}

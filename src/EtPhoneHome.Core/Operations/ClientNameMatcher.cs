@@ -1,0 +1,124 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome.Core.Operations;
+
+/// <summary>Clients picked by name or id, and the literal names that matched nothing.</summary>
+public sealed record ClientLookup(IReadOnlyList<ClientRecord> Clients, IReadOnlyList<string> NotFound);
+
+/// <summary>
+/// Name matching as PowerShell users expect it: <c>*</c> and <c>?</c> wildcards, case-insensitive, over a
+/// client's display name or uuid. A literal that matches nothing is reported; a wildcard that matches
+/// nothing is not (the cmdlet turns the first into a ClientNotFound error and stays silent on the second).
+/// </summary>
+public static class ClientNameMatcher
+{
+    private static readonly char[] WildcardChars = ['*', '?'];
+
+    /// <summary>True when <paramref name="pattern"/> contains <c>*</c> or <c>?</c>.</summary>
+    public static bool IsWildcard(string pattern) => pattern.IndexOfAny(WildcardChars) >= 0;
+
+    /// <summary>Case-insensitive match of a whole value against a pattern with <c>*</c> and <c>?</c>.</summary>
+    public static bool IsMatch(string pattern, string? value)
+    {
+        ArgumentNullException.ThrowIfNull(pattern);
+        if (value is null)
+        {
+            return false;
+        }
+
+        if (!IsWildcard(pattern))
+        {
+            return string.Equals(pattern, value, StringComparison.OrdinalIgnoreCase);
+        }
+
+        return ToRegex(pattern).IsMatch(value);
+    }
+
+    /// <summary>True when the pattern matches the client's display name or its uuid.</summary>
+    public static bool IsMatch(string pattern, ClientRecord client) =>
+        IsMatch(pattern, client.DisplayName) || IsMatch(pattern, client.Uuid);
+
+    /// <summary>
+    /// Picks clients matching any of <paramref name="names"/> (display name or uuid, wildcards) or any of
+    /// <paramref name="ids"/> (exact uuid, case-insensitive). Without names and ids every client is picked.
+    /// Order follows <paramref name="clients"/>; each client appears once.
+    /// </summary>
+    public static ClientLookup Select(IEnumerable<ClientRecord> clients, IReadOnlyList<string>? names, IReadOnlyList<string>? ids)
+    {
+        ArgumentNullException.ThrowIfNull(clients);
+        var all = clients as IReadOnlyList<ClientRecord> ?? clients.ToList();
+        names ??= [];
+        ids ??= [];
+        if (names.Count == 0 && ids.Count == 0)
+        {
+            return new ClientLookup(all, []);
+        }
+
+        var picked = new List<ClientRecord>();
+        var notFound = new List<string>();
+        var matchedPatterns = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var client in all)
+        {
+            var hit = false;
+            foreach (var name in names)
+            {
+                if (IsMatch(name, client))
+                {
+                    matchedPatterns.Add("n:" + name);
+                    hit = true;
+                }
+            }
+
+            foreach (var id in ids)
+            {
+                if (string.Equals(id, client.Uuid, StringComparison.OrdinalIgnoreCase))
+                {
+                    matchedPatterns.Add("i:" + id);
+                    hit = true;
+                }
+            }
+
+            if (hit)
+            {
+                picked.Add(client);
+            }
+        }
+
+        foreach (var name in names)
+        {
+            if (!IsWildcard(name) && !matchedPatterns.Contains("n:" + name))
+            {
+                notFound.Add(name);
+            }
+        }
+
+        foreach (var id in ids)
+        {
+            if (!matchedPatterns.Contains("i:" + id))
+            {
+                notFound.Add(id);
+            }
+        }
+
+        return new ClientLookup(picked, notFound);
+    }
+
+    private static Regex ToRegex(string pattern)
+    {
+        var sb = new StringBuilder("^");
+        foreach (var c in pattern)
+        {
+            sb.Append(c switch
+            {
+                '*' => ".*",
+                '?' => ".",
+                _ => Regex.Escape(c.ToString()),
+            });
+        }
+
+        sb.Append('$');
+        return new Regex(sb.ToString(), RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Singleline, TimeSpan.FromSeconds(1));
+    }
+}

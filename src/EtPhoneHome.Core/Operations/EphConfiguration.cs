@@ -1,0 +1,26 @@
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome.Core.Operations;
+
+/// <summary>
+/// Where operator surfaces (cmdlets, eph-server verbs) get their registry. The opener is a seam: the
+/// SQLite registry is plugged in at start-up, tests plug in fakes.
+/// </summary>
+public static class EphConfiguration
+{
+    private static Func<DataDirectory, IFleetRegistry> s_registryOpener = NotAvailable;
+
+    /// <summary>Opens the registry of a data directory.</summary>
+    public static Func<DataDirectory, IFleetRegistry> RegistryOpener
+    {
+        get => Volatile.Read(ref s_registryOpener);
+        set => Volatile.Write(ref s_registryOpener, value ?? throw new ArgumentNullException(nameof(value)));
+    }
+
+    /// <summary>Opens the registry of <paramref name="directory"/>, or of the default data directory.</summary>
+    public static IFleetRegistry OpenRegistry(DataDirectory? directory = null) =>
+        RegistryOpener(directory ?? DataDirectory.Resolve(null));
+
+    private static IFleetRegistry NotAvailable(DataDirectory directory) =>
+        throw new InvalidOperationException($"the fleet registry is not available in this build (data directory {directory.Path})");
+}

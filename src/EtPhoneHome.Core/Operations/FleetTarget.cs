@@ -1,0 +1,118 @@
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome.Core.Operations;
+
+/// <summary>
+/// One target of a fan-out. <see cref="Session"/> is null when the client is offline; a target with
+/// <see cref="DeniedReason"/> set is answered <see cref="CommandStatus.Denied"/> without contacting it.
+/// </summary>
+public sealed record FleetTarget(string Uuid, string DisplayName, SessionRecord? Session)
+{
+    /// <summary>Why the target must not be contacted (for example its key is revoked or mismatched).</summary>
+    public string? DeniedReason { get; init; }
+
+    public bool IsOnline => Session is not null && DeniedReason is null;
+
+    /// <summary>How a person recognises the target: "client 'web-01' (3f2a9c1e…)".</summary>
+    public string Describe() => ClientText.Describe(DisplayName, Uuid);
+}
+
+/// <summary>Wording shared by every surface when it names a client.</summary>
+public static class ClientText
+{
+    /// <summary>"client 'web-01' (3f2a9c1e…)": the display name and enough of the uuid to tell clients apart.</summary>
+    public static string Describe(string displayName, string uuid)
+    {
+        var shortId = uuid.Length > 8 ? uuid[..8] + "…" : uuid;
+        return $"client '{displayName}' ({shortId})";
+    }
+}
+
+/// <summary>Which clients an operator asked for.</summary>
+public sealed record TargetSelection
+{
+    /// <summary>Every client that is not removed.</summary>
+    public bool All { get; init; }
+
+    /// <summary>Uuids or display names (wildcards allowed); any may match.</summary>
+    public IReadOnlyList<string> Clients { get; init; } = [];
+
+    /// <summary>Clients carrying ALL of these tags.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
+}
+
+/// <summary>Targets of a selection, and the literal names that matched no client.</summary>
+public sealed record TargetResolution(IReadOnlyList<FleetTarget> Targets, IReadOnlyList<string> NotFound);
+
+/// <summary>Turns registry clients into fan-out targets.</summary>
+public static class FleetTargets
+{
+    /// <summary>
+    /// Builds a target per client: an online client with an open session becomes a target with that session;
+    /// anything else is offline. A client whose key is revoked or mismatched is denied.
+    /// </summary>
+    public static IReadOnlyList<FleetTarget> FromClients(IFleetRegistry registry, IEnumerable<ClientRecord> clients)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(clients);
+        var targets = new List<FleetTarget>();
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var client in clients)
+        {
+            if (!seen.Add(client.Uuid))
+            {
+                continue;
+            }
+
+            targets.Add(ToTarget(registry, client));
+        }
+
+        return targets;
+    }
+
+    /// <summary>Resolves a selection against the registry (see <see cref="TargetSelection"/>).</summary>
+    public static TargetResolution Resolve(IFleetRegistry registry, TargetSelection selection)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(selection);
+        var clients = registry.QueryClients(new ClientQuery
+        {
+            Tags = selection.Tags.Count > 0 ? selection.Tags : null,
+        });
+
+        if (selection.All || selection.Clients.Count == 0)
+        {
+            return new TargetResolution(FromClients(registry, clients), []);
+        }
+
+        var lookup = ClientNameMatcher.Select(clients, selection.Clients, ids: null);
+        return new TargetResolution(FromClients(registry, lookup.Clients), lookup.NotFound);
+    }
+
+    private static FleetTarget ToTarget(IFleetRegistry registry, ClientRecord client)
+    {
+        if (client.KeyMismatch)
+        {
+            return new FleetTarget(client.Uuid, client.DisplayName, null)
+            {
+                DeniedReason = "key mismatch: a different key claims this client; approve or revoke it first",
+            };
+        }
+
+        if (client.KeyFingerprint is { } fingerprint && registry.GetKey(fingerprint) is { Status: not KeyStatus.Approved } key)
+        {
+            return new FleetTarget(client.Uuid, client.DisplayName, null)
+            {
+                DeniedReason = $"key {key.Status.ToString().ToLowerInvariant()}: the client's key is not approved",
+            };
+        }
+
+        if (!client.Online || client.RemovedAt is not null)
+        {
+            return new FleetTarget(client.Uuid, client.DisplayName, null);
+        }
+
+        var session = registry.GetOpenSession(client.Uuid);
+        return new FleetTarget(client.Uuid, client.DisplayName, session is { ClosedAt: null } ? session : null);
+    }
+}

@@ -1,0 +1,50 @@
+using EtPhoneHome.Core.Tunnel;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Core.Operations;
+
+/// <summary>Runs one command on one online target. Faults are thrown; the executor classifies them.</summary>
+public interface ICommandTransport
+{
+    Task<RunCommandResult> RunAsync(FleetTarget target, RunCommandParams parameters, CancellationToken ct);
+}
+
+/// <summary>
+/// The default transport: one tunnel connection per command (sshd carries each as its own channel, so a
+/// slow command never blocks another), mutual handshake, then <c>run_command</c>.
+/// </summary>
+public sealed class TunnelCommandTransport : ICommandTransport
+{
+    /// <summary>How long the handshake may take before the target is reported unreachable.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Extra wait after the command's own timeout: the agent needs time to kill the process tree and answer,
+    /// so the operator never cuts a command shorter than the timeout it asked for.
+    /// </summary>
+    public TimeSpan Grace { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Where tunnel ports listen; sshd binds forwards on the gateway's loopback.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    public async Task<RunCommandResult> RunAsync(FleetTarget target, RunCommandParams parameters, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(parameters);
+        var session = target.Session ?? throw new InvalidOperationException($"{target.Describe()} has no online session");
+        var commandTimeout = TimeSpan.FromSeconds(parameters.TimeoutS ?? CommandLimits.DefaultTimeoutSeconds);
+        var deadline = commandTimeout + Grace;
+
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        wait.CancelAfter(deadline);
+        try
+        {
+            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
+            return await tunnel.InvokeAsync(RpcMethods.RunCommand, parameters, ProtocolJson.Default.RunCommandParams, ProtocolJson.Default.RunCommandResult, wait.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)
+        {
+            throw new TimeoutException($"no answer within {deadline.TotalSeconds:0} s (command timeout {commandTimeout.TotalSeconds:0} s plus {Grace.TotalSeconds:0} s grace)");
+        }
+    }
+}
