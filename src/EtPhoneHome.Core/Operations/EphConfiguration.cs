@@ -4,11 +4,11 @@ namespace EtPhoneHome.Core.Operations;
 
 /// <summary>
 /// Where operator surfaces (cmdlets, eph-server verbs) get their registry. The opener is a seam: the
-/// SQLite registry is plugged in at start-up, tests plug in fakes.
+/// SQLite registry by default; tests plug in fakes.
 /// </summary>
 public static class EphConfiguration
 {
-    private static Func<DataDirectory, IFleetRegistry> s_registryOpener = NotAvailable;
+    private static Func<DataDirectory, IFleetRegistry> s_registryOpener = directory => SqliteRegistry.Open(directory);
 
     /// <summary>Opens the registry of a data directory.</summary>
     public static Func<DataDirectory, IFleetRegistry> RegistryOpener
@@ -20,7 +20,4 @@ public static class EphConfiguration
     /// <summary>Opens the registry of <paramref name="directory"/>, or of the default data directory.</summary>
     public static IFleetRegistry OpenRegistry(DataDirectory? directory = null) =>
         RegistryOpener(directory ?? DataDirectory.Resolve(null));
-
-    private static IFleetRegistry NotAvailable(DataDirectory directory) =>
-        throw new InvalidOperationException($"the fleet registry is not available in this build (data directory {directory.Path})");
 }
