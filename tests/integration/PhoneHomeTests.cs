@@ -29,10 +29,13 @@ public sealed class PhoneHomeTests(SandboxFixture fixture) : IClassFixture<Sandb
             Assert.DoesNotContain(registry.ListOpenSessions(), s => s.Fingerprint == key.Fingerprint);
         }
 
-        // sshd refused the forward for the unapproved key (the agent logs ssh's own words).
+        // sshd refused the forward for the unapproved key: the agent saw ssh's refusal and reports no tunnel port.
         await SandboxEnvironment.WaitUntilAsync(
-            () => File.Exists(agent.LogFile) && File.ReadAllText(agent.LogFile).Contains("remote port forwarding failed", StringComparison.Ordinal),
+            () => File.Exists(agent.LogFile) && File.ReadAllText(agent.LogFile).Contains("reverse forward refused", StringComparison.Ordinal),
             SandboxFixture.Patience, "the refused forward in the agent log");
+        var status = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(agent.ConfigDirectory, "status.json"))).RootElement;
+        Assert.Equal("pending", status.GetProperty("state").GetString());
+        Assert.True(!status.TryGetProperty("tunnel_port", out var port) || port.ValueKind == System.Text.Json.JsonValueKind.Null);
 
         var pid = agent.Process!.Pid;
         using (var registry = Env.OpenRegistry())
