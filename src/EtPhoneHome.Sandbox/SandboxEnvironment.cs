@@ -41,7 +41,16 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
     public string GatePath { get; }
     public int SshPort { get; }
     public string SshdConfigFile => Path.Combine(WorkDirectory, "sshd_config");
-    public IReadOnlyList<SandboxAgent> Agents => _agents;
+    public IReadOnlyList<SandboxAgent> Agents
+    {
+        get
+        {
+            lock (_agents)
+            {
+                return [.. _agents];
+            }
+        }
+    }
     public ManagedProcess? Sshd => _sshd;
     public ManagedProcess? Hub => _hub;
     public string ServerExecutable => Path.Combine(BinDirectory, "eph-server");
@@ -164,7 +173,12 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         await RunAsync(AgentExecutable, args, ct).ConfigureAwait(false);
         TuneAgentConfig(Path.Combine(configDir, "agent.json"));
         var agent = new SandboxAgent(this, name, configDir);
-        _agents.Add(agent);
+        lock (_agents)
+        {
+            // Agents are added concurrently (the sandbox starts N at once); every one must be stopped later.
+            _agents.Add(agent);
+        }
+
         if (start)
         {
             agent.Start();
@@ -264,10 +278,7 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var agent in _agents)
-        {
-            await agent.StopAsync().ConfigureAwait(false);
-        }
+        await Task.WhenAll(Agents.Select(agent => agent.StopAsync())).ConfigureAwait(false);
 
         await StopHubAsync().ConfigureAwait(false);
         await StopSshdAsync().ConfigureAwait(false);
