@@ -19,7 +19,10 @@ public sealed class RpcServer : IAsyncDisposable
     /// <summary>Largest per-stream output cap a request may ask for (both streams must fit in one frame).</summary>
     public const long MaxOutputCapLimit = Framing.MaxFrameBytes / 4;
 
-    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>Default time a connection has to complete the handshake (including waiting for a session).</summary>
+    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly TimeSpan _handshakeTimeout;
 
     private readonly TcpListener _listener;
     private readonly string[]? _agentAllowedPaths;
@@ -29,10 +32,12 @@ public sealed class RpcServer : IAsyncDisposable
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
     private readonly object _sync = new();
     private Session? _session;
+    private TaskCompletionSource _sessionSet = NewSignal();
     private Task? _acceptLoop;
 
-    public RpcServer(int port = 0, long maxOutputBytes = CommandLimits.DefaultMaxOutputBytes, string[]? agentAllowedPaths = null)
+    public RpcServer(int port = 0, long maxOutputBytes = CommandLimits.DefaultMaxOutputBytes, string[]? agentAllowedPaths = null, TimeSpan? handshakeTimeout = null)
     {
+        _handshakeTimeout = handshakeTimeout ?? DefaultHandshakeTimeout;
         _listener = new TcpListener(IPAddress.Loopback, port);
         _configuredMaxOutputBytes = Math.Clamp(maxOutputBytes, 1, MaxOutputCapLimit);
         _agentAllowedPaths = agentAllowedPaths;
@@ -67,6 +72,7 @@ public sealed class RpcServer : IAsyncDisposable
         lock (_sync)
         {
             _session = new Session((byte[])secret.Clone(), uuid, maxOutput, new PathPolicy(_agentAllowedPaths, settings?.AllowedPaths));
+            _sessionSet.TrySetResult();
         }
     }
 
@@ -76,7 +82,43 @@ public sealed class RpcServer : IAsyncDisposable
         lock (_sync)
         {
             _session = null;
+            if (_sessionSet.Task.IsCompleted)
+            {
+                _sessionSet = NewSignal();
+            }
         }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// The current session, waiting (within the handshake timeout) for one to be set. The hub connects to the
+    /// tunnel right after it sends the welcome, on another SSH channel, so that connection can arrive before the
+    /// welcome has been read. Nothing is read from the connection while waiting.
+    /// </summary>
+    private async Task<Session?> AwaitSessionAsync(CancellationToken ct)
+    {
+        Task signal;
+        lock (_sync)
+        {
+            if (_session is not null)
+            {
+                return _session;
+            }
+
+            signal = _sessionSet.Task;
+        }
+
+        try
+        {
+            await signal.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+
+        return CurrentSession();
     }
 
     public async ValueTask DisposeAsync()
@@ -154,7 +196,13 @@ public sealed class RpcServer : IAsyncDisposable
 
     private async Task ServeConnectionAsync(TcpClient client, CancellationToken ct)
     {
-        var session = CurrentSession();
+        Session? session;
+        using (var wait = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            wait.CancelAfter(_handshakeTimeout);
+            session = await AwaitSessionAsync(wait.Token).ConfigureAwait(false);
+        }
+
         if (session is null)
         {
             return; // no session secret: nobody can authenticate
@@ -166,7 +214,7 @@ public sealed class RpcServer : IAsyncDisposable
         {
             using (var handshake = CancellationTokenSource.CreateLinkedTokenSource(ct))
             {
-                handshake.CancelAfter(HandshakeTimeout);
+                handshake.CancelAfter(_handshakeTimeout);
                 await TunnelHandshake.AcceptAsync(stream, session.Secret, session.Uuid, ProtocolInfo.ProductVersion, handshake.Token).ConfigureAwait(false);
             }
         }

@@ -34,10 +34,24 @@ public sealed class RpcServerTests : IAsyncLifetime
     private RunCommandParams TouchMarker => new() { Cmd = $"touch '{Marker}'; echo ran", TimeoutS = 30 };
 
     [Fact]
+    public async Task Connect_BeforeWelcomeIsRead_WaitsForTheSession()
+    {
+        // The hub connects right after sending the welcome; the agent may read the welcome a moment later.
+        var connecting = TunnelClient.ConnectAsync("127.0.0.1", _server.Port, _secret, Handshake, CancellationToken.None);
+        await Task.Delay(300);
+        Assert.False(connecting.IsCompleted);
+        _server.SetSession(_secret, Uuid, null);
+        await using var client = await connecting;
+        Assert.Equal(Uuid, client.Agent.Uuid);
+    }
+
+    [Fact]
     public async Task Connect_WithoutSession_IsClosedBeforeAnyFrame()
     {
+        await using var server = new RpcServer(handshakeTimeout: TimeSpan.FromSeconds(1));
+        server.Start();
         using var tcp = new TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", _server.Port);
+        await tcp.ConnectAsync("127.0.0.1", server.Port);
         var stream = tcp.GetStream();
         var buffer = new byte[16];
         var read = await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
