@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome;
@@ -123,7 +124,8 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         var options = new FleetOptions { ThrottleLimit = ThrottleLimit, MaxErrors = _maxErrors };
         var summary = new FleetSummary();
         var sinceProgress = Stopwatch.StartNew();
-        await foreach (var result in new FleetExecutor(CommandTransport.Create()).RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
+        using var history = OpenRegistry();
+        await foreach (var result in new FleetExecutor(CommandTransport.Create(history)).RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
         {
             summary.Add(result);
             WriteObject(new EphCommandResult(result));
@@ -150,5 +152,6 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
 /// <summary>The transport the cmdlets use; a seam for tests and for a future in-process transport.</summary>
 internal static class CommandTransport
 {
-    public static Func<ICommandTransport> Create { get; set; } = () => new TunnelCommandTransport();
+    public static Func<IFleetRegistry, ICommandTransport> Create { get; set; } =
+        registry => new TunnelCommandTransport { Guard = new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.PowerShell)) };
 }

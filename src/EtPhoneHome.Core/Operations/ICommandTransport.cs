@@ -27,6 +27,9 @@ public sealed class TunnelCommandTransport : ICommandTransport
     /// <summary>Where tunnel ports listen; sshd binds forwards on the gateway's loopback.</summary>
     public string Host { get; init; } = "127.0.0.1";
 
+    /// <summary>Records each command in the history (and applies rate limits); null runs unrecorded (tests).</summary>
+    public OperationGuard? Guard { get; init; }
+
     public async Task<RunCommandResult> RunAsync(FleetTarget target, RunCommandParams parameters, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(target);
@@ -35,16 +38,30 @@ public sealed class TunnelCommandTransport : ICommandTransport
         var commandTimeout = TimeSpan.FromSeconds(parameters.TimeoutS ?? CommandLimits.DefaultTimeoutSeconds);
         var deadline = commandTimeout + Grace;
 
+        using var lease = Guard?.Begin(target.Uuid, "command", parameters.Cmd);
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
         wait.CancelAfter(deadline);
         try
         {
             await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
-            return await tunnel.InvokeAsync(RpcMethods.RunCommand, parameters, ProtocolJson.Default.RunCommandParams, ProtocolJson.Default.RunCommandResult, wait.Token).ConfigureAwait(false);
+            var result = await tunnel.InvokeAsync(RpcMethods.RunCommand, parameters, ProtocolJson.Default.RunCommandParams, ProtocolJson.Default.RunCommandResult, wait.Token).ConfigureAwait(false);
+            lease?.Complete(result.TimedOut ? "timed_out" : result.ExitCode == 0 ? "succeeded" : "failed", $"exit {result.ExitCode}");
+            return result;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)
         {
+            lease?.Complete("timed_out", "no answer");
             throw new TimeoutException($"no answer within {deadline.TotalSeconds:0} s (command timeout {commandTimeout.TotalSeconds:0} s plus {Grace.TotalSeconds:0} s grace)");
+        }
+        catch (RpcException ex)
+        {
+            lease?.Complete(ex.Code == RpcErrorCodes.PathDenied ? "denied" : "error", ex.CodeName);
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            lease?.Complete("cancelled");
+            throw;
         }
     }
 }

@@ -20,7 +20,8 @@ internal static class OperatorVerbs
     public static Func<DataDirectory, IFleetRegistry> OpenRegistry { get; set; } = dir => EphConfiguration.OpenRegistry(dir);
 
     /// <summary>The transport exec uses; tests replace it.</summary>
-    public static Func<ICommandTransport> CreateTransport { get; set; } = () => new TunnelCommandTransport();
+    public static Func<IFleetRegistry, ICommandTransport> CreateTransport { get; set; } =
+        registry => new TunnelCommandTransport { Guard = new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.Cli)) };
 
     public static void Register(RootCommand root)
     {
@@ -133,7 +134,7 @@ internal static class OperatorVerbs
             try
             {
                 using var registry = OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
-                return await ExecAsync(registry, request, new FleetExecutor(CreateTransport()), output, error, ct).ConfigureAwait(false);
+                return await ExecAsync(registry, request, new FleetExecutor(CreateTransport(registry)), output, error, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException)
             {

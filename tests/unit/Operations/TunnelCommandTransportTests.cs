@@ -73,6 +73,26 @@ public sealed class TunnelCommandTransportTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Guard_RecordsEachCommandInTheHistory_WithActorSurfaceAndOutcome()
+    {
+        ServeOne(request => new RpcResponse { Id = request.Id, Result = Wire.ToElement(FakeTransport.Exit(2, "no"), ProtocolJson.Default.RunCommandResult) });
+        using var data = new EtPhoneHome.Tests.Unit.Registry.TempData();
+        using var registry = EtPhoneHome.Core.Registry.SqliteRegistry.Open(data.Dir);
+        var transport = new TunnelCommandTransport { Guard = new OperationGuard(registry, new OperatorContext("alice", Surfaces.Cli)) };
+
+        await transport.RunAsync(Target(), new RunCommandParams { Cmd = "false --really", TimeoutS = 5 }, CancellationToken.None).WaitAsync(Patience);
+
+        var entry = Assert.Single(registry.ListAudit("u-1"));
+        Assert.Equal("command", entry.Operation);
+        Assert.Equal("alice", entry.Actor);
+        Assert.Equal(Surfaces.Cli, entry.Surface);
+        Assert.Equal("failed", entry.Status);
+        Assert.Contains("false --really", entry.Detail, StringComparison.Ordinal);
+        Assert.Contains("exit 2", entry.Detail, StringComparison.Ordinal);
+        Assert.NotNull(entry.DurationMs);
+    }
+
+    [Fact]
     public async Task RpcError_IsThrownWithItsCode_AndMapsToDenied()
     {
         ServeOne(request => new RpcResponse { Id = request.Id, Error = new RpcError { Code = RpcErrorCodes.PathDenied, Message = "cwd /etc is outside the allowed paths" } });

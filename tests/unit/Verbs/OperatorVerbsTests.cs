@@ -21,14 +21,14 @@ public sealed class OperatorVerbsTests : IDisposable
     private readonly FakeFleetRegistry _registry = new();
     private readonly FakeTransport _transport = new();
     private readonly Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _savedOpen = OperatorVerbs.OpenRegistry;
-    private readonly Func<ICommandTransport> _savedTransport = OperatorVerbs.CreateTransport;
+    private readonly Func<IFleetRegistry, ICommandTransport> _savedTransport = OperatorVerbs.CreateTransport;
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
     public OperatorVerbsTests()
     {
         OperatorVerbs.OpenRegistry = _ => _registry;
-        OperatorVerbs.CreateTransport = () => _transport;
+        OperatorVerbs.CreateTransport = _ => _transport;
         _registry.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web", "prod");
         _registry.AddClient("3f2a9c1e-0002", "web-02", false, 0, "web");
         _registry.AddClient("9b1c0000-0003", "db-01", true, 40003, "db");
@@ -180,7 +180,7 @@ public sealed class OperatorVerbsTests : IDisposable
 
     private void RunCommandParamsSpy()
     {
-        OperatorVerbs.CreateTransport = () => new SpyTransport(_seen);
+        OperatorVerbs.CreateTransport = _ => new SpyTransport(_seen);
     }
 
     private sealed class SpyTransport(System.Collections.Concurrent.ConcurrentBag<string> seen) : ICommandTransport
