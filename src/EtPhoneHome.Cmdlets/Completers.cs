@@ -30,20 +30,21 @@ public sealed class CapabilityCompleter : IArgumentCompleter
 /// <summary>Runs a Core completion source against the module's registry; a registry that cannot be opened completes nothing.</summary>
 internal static class RegistryCompletion
 {
-    public static IReadOnlyList<CompletionResult> Complete(Func<IFleetRegistry, string?, IReadOnlyList<Completion>> source, string? word)
+    public static IReadOnlyList<CompletionResult> Complete(Func<IFleetRegistry, string?, IReadOnlyList<Completion>> source, string? word) =>
+        [.. Query(source, word).Select(c => new CompletionResult(c.Text, c.ListItem, CompletionResultType.ParameterValue, c.ToolTip))];
+
+    /// <summary>The completions of <paramref name="source"/> from the module's registry; none when it cannot be opened.</summary>
+    public static IReadOnlyList<Completion> Query(Func<IFleetRegistry, string?, IReadOnlyList<Completion>> source, string? word)
     {
-        IReadOnlyList<Completion> completions;
         try
         {
             using var registry = EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory().Directory);
-            completions = source(registry, word);
+            return source(registry, word);
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
         {
             // Completion must never throw at the prompt.
             return [];
         }
-
-        return [.. completions.Select(c => new CompletionResult(c.Text, c.ListItem, CompletionResultType.ParameterValue, c.ToolTip))];
     }
 }

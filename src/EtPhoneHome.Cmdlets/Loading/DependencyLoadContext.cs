@@ -26,7 +26,7 @@ internal sealed class DependencyLoadContext : AssemblyLoadContext
     /// <summary>The module's deps/ folder.</summary>
     public string DependencyDirectory { get; }
 
-    /// <summary>Full paths of the native libraries this context loaded, in order.</summary>
+    /// <summary>Full paths of the native libraries this context loaded (each once), in order.</summary>
     public IReadOnlyList<string> NativeLibraries
     {
         get
@@ -58,7 +58,11 @@ internal sealed class DependencyLoadContext : AssemblyLoadContext
                 var handle = NativeLibrary.Load(candidate);
                 lock (_nativeLibraries)
                 {
-                    _nativeLibraries.Add(candidate);
+                    // The runtime asks once per P/Invoke target; the loader hands back the same mapping each time.
+                    if (!_nativeLibraries.Contains(candidate))
+                    {
+                        _nativeLibraries.Add(candidate);
+                    }
                 }
 
                 return handle;
