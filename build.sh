@@ -3,6 +3,7 @@
 #   ./build.sh build                       build everything into out/
 #   ./build.sh test                        install prerequisites, build, run unit and integration tests
 #   ./build.sh sandbox [--clients N] [--once]   private sshd + hub + N agents on 127.0.0.1 (needs root)
+#   ./build.sh package                     out/packages: the module's Gallery .nupkg and self-contained agent binaries
 set -euo pipefail
 cd "$(dirname "$0")"
 task="${1:-build}"

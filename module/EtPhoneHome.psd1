@@ -1,5 +1,6 @@
 @{
   RootModule           = 'EtPhoneHome.Cmdlets.dll'
+  # Stamped from the build's single version (EphVersion in Directory.Build.props).
   ModuleVersion        = '0.1.0'
   GUID                 = '6f0c2d1e-8b4a-4c57-9e3d-2a7f5b9c1e40'
   Author               = 'EtPhoneHome contributors'
@@ -9,16 +10,16 @@
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()
   PrivateData          = @{
     PSData = @{
-      Tags         = @('fleet', 'ssh', 'remote', 'tunnel', 'Linux', 'Windows', 'macOS')
+      Tags         = @('fleet', 'ssh', 'remote', 'tunnel', 'reverse-tunnel', 'nat', 'remote-execution', 'Linux', 'Windows', 'macOS')
       ProjectUri   = 'https://github.com/etphonehome/etphonehome'
       LicenseUri   = 'https://github.com/etphonehome/etphonehome/blob/main/LICENSE'
-      ReleaseNotes = 'First release: Get-EphClient and Invoke-EphCommand.'
+      ReleaseNotes = 'First release: find clients (Get-EphClient), fan commands out across the fleet (Invoke-EphCommand), choose the registry (Get-/Set-EphConfiguration). Dependencies load in a private AssemblyLoadContext.'
     }
   }
 }

@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using EtPhoneHome.Core;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 
@@ -8,12 +7,15 @@ namespace EtPhoneHome;
 /// <summary>Base of every EtPhoneHome cmdlet: registry access and error records with stable IDs.</summary>
 public abstract class EphCmdlet : PSCmdlet
 {
-    /// <summary>Opens the registry of the default data directory ($ETPHONEHOME_DATA_DIR or ~/.etphonehome-server).</summary>
+    /// <summary>
+    /// Opens the registry of the module's data directory (Set-EphConfiguration, else $ETPHONEHOME_DATA_DIR, else
+    /// ~/.etphonehome-server).
+    /// </summary>
     internal IFleetRegistry OpenRegistry()
     {
         try
         {
-            return EphConfiguration.OpenRegistry(DataDirectory.Resolve(null));
+            return EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory().Directory);
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
         {

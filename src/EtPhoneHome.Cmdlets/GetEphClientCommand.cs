@@ -22,6 +22,7 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
     [Parameter(ParameterSetName = IdSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Uuid")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? Id { get; set; }
 
     /// <summary>Only clients with an online session.</summary>

@@ -32,6 +32,7 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
     [Parameter(ParameterSetName = ClientIdSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Uuid", "Id")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? ClientId { get; set; }
 
     /// <summary>Clients from Get-EphClient.</summary>

@@ -19,4 +19,11 @@ internal static class Strings
     public const string ProgressStatus = "{0} of {1} done, {2} not succeeded";
     public const string VerboseTargets = "Running on {0} client(s) with throttle {1} and timeout {2} s.";
     public const string VerboseSummary = "Invoke-EphCommand: {0}";
+
+    // ----- configuration (Get-/Set-EphConfiguration) -----
+    public const string DataDirectoryNotFoundId = "DataDirectoryNotFound";
+    public const string DataDirectoryNotFound = "The data directory '{0}' does not exist. Give the directory that holds registry.db (eph-server init creates it).";
+    public const string ConfigurationTarget = "EtPhoneHome module configuration";
+    public const string SetDataDirectoryAction = "Use data directory '{0}'";
+    public const string ResetConfigurationAction = "Reset to $env:ETPHONEHOME_DATA_DIR or the default";
 }

@@ -1,0 +1,50 @@
+using System.Collections;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>Completes client uuids (matching a typed uuid or display name prefix) from the registry.</summary>
+public sealed class ClientIdCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
+        RegistryCompletion.Complete(FleetCompletions.ClientIds, wordToComplete);
+}
+
+/// <summary>Completes the tags in use in the registry.</summary>
+public sealed class TagCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
+        RegistryCompletion.Complete(FleetCompletions.Tags, wordToComplete);
+}
+
+/// <summary>Completes the capabilities the agents reported.</summary>
+public sealed class CapabilityCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
+        RegistryCompletion.Complete(FleetCompletions.Capabilities, wordToComplete);
+}
+
+/// <summary>Runs a Core completion source against the module's registry; a registry that cannot be opened completes nothing.</summary>
+internal static class RegistryCompletion
+{
+    public static IReadOnlyList<CompletionResult> Complete(Func<IFleetRegistry, string?, IReadOnlyList<Completion>> source, string? word) =>
+        [.. Query(source, word).Select(c => new CompletionResult(c.Text, c.ListItem, CompletionResultType.ParameterValue, c.ToolTip))];
+
+    /// <summary>The completions of <paramref name="source"/> from the module's registry; none when it cannot be opened.</summary>
+    public static IReadOnlyList<Completion> Query(Func<IFleetRegistry, string?, IReadOnlyList<Completion>> source, string? word)
+    {
+        try
+        {
+            using var registry = EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory().Directory);
+            return source(registry, word);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            // Completion must never throw at the prompt.
+            return [];
+        }
+    }
+}

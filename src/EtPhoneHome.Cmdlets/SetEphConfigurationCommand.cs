@@ -1,0 +1,56 @@
+using System.Globalization;
+using System.Management.Automation;
+
+namespace EtPhoneHome;
+
+/// <summary>Changes the module's settings for this PowerShell process.</summary>
+[Cmdlet(VerbsCommon.Set, "EphConfiguration", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = UpdateSet)]
+[OutputType(typeof(EphConfigurationInfo))]
+public sealed class SetEphConfigurationCommand : EphCmdlet
+{
+    public const string UpdateSet = "Update";
+    public const string ResetSet = "Reset";
+
+    /// <summary>The server data directory (holding registry.db); relative paths resolve against the current location.</summary>
+    [Parameter(ParameterSetName = UpdateSet, Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string DataDirectory { get; set; } = "";
+
+    /// <summary>Forgets this session's settings: $env:ETPHONEHOME_DATA_DIR or the default apply again.</summary>
+    [Parameter(ParameterSetName = ResetSet, Mandatory = true)]
+    public SwitchParameter Reset { get; set; }
+
+    /// <summary>Writes the settings in effect afterwards.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (Reset.IsPresent)
+        {
+            if (ShouldProcess(Strings.ConfigurationTarget, Strings.ResetConfigurationAction))
+            {
+                ModuleConfiguration.Current = new ModuleSettings();
+            }
+        }
+        else
+        {
+            var path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
+            if (!Directory.Exists(path))
+            {
+                ThrowTerminatingError(NewError(Strings.DataDirectoryNotFoundId, ErrorCategory.ObjectNotFound, DataDirectory,
+                    string.Format(CultureInfo.CurrentCulture, Strings.DataDirectoryNotFound, path)));
+            }
+
+            if (ShouldProcess(Strings.ConfigurationTarget, string.Format(CultureInfo.CurrentCulture, Strings.SetDataDirectoryAction, path)))
+            {
+                ModuleConfiguration.Current = ModuleConfiguration.Current with { DataDirectory = Path.GetFullPath(path) };
+            }
+        }
+
+        if (PassThru.IsPresent)
+        {
+            WriteObject(GetEphConfigurationCommand.Describe());
+        }
+    }
+}

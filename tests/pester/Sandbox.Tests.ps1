@@ -1,0 +1,67 @@
+#Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.0' }
+# End to end against a real sandbox: private sshd + hub + agents on 127.0.0.1 (out/bin/eph-sandbox, which needs
+# root and OpenSSH). Tagged 'Sandbox' so hosts without sshd (the Windows CI legs) exclude it by tag.
+
+Describe 'A running sandbox' -Tag 'Sandbox' {
+    BeforeAll {
+        $script:ModuleDir = Resolve-Path (Join-Path $PSScriptRoot '../../out/EtPhoneHome')
+        $sandbox = Resolve-Path (Join-Path $PSScriptRoot '../../out/bin/eph-sandbox')
+        $script:Work = Join-Path ([IO.Path]::GetTempPath()) ("eph-pester-sandbox-" + [guid]::NewGuid())
+        New-Item -ItemType Directory -Path $script:Work | Out-Null
+        $script:Log = Join-Path $script:Work 'sandbox.out'
+        # Without --once the sandbox keeps running until it gets SIGTERM; it prints its data directory when ready.
+        $script:Process = Start-Process -FilePath $sandbox -ArgumentList '--clients', '2', '--work', (Join-Path $script:Work 'env') `
+            -RedirectStandardOutput $script:Log -RedirectStandardError (Join-Path $script:Work 'sandbox.err') -PassThru
+        $deadline = [DateTime]::UtcNow.AddSeconds(120)
+        $script:DataDir = $null
+        while (-not $script:DataDir -and [DateTime]::UtcNow -lt $deadline -and -not $script:Process.HasExited) {
+            Start-Sleep -Milliseconds 200   # polling a file another process writes; bounded by the deadline
+            $line = Get-Content $script:Log -ErrorAction SilentlyContinue | Where-Object { $_ -match 'clients --data (\S+)' } | Select-Object -First 1
+            if ($line -and $line -match 'clients --data (\S+)') { $script:DataDir = $Matches[1] }
+        }
+        if (-not $script:DataDir) {
+            throw "the sandbox did not become ready: $(Get-Content $script:Log -Raw) $(Get-Content (Join-Path $script:Work 'sandbox.err') -Raw)"
+        }
+
+        Import-Module (Join-Path $script:ModuleDir 'EtPhoneHome.psd1') -Force
+        Set-EphConfiguration -DataDirectory $script:DataDir
+    }
+
+    AfterAll {
+        Set-EphConfiguration -Reset -ErrorAction SilentlyContinue
+        if ($script:Process -and -not $script:Process.HasExited) {
+            # SIGTERM (not Stop-Process, which kills): the sandbox stops its sshd, hub and agents itself.
+            & kill -TERM $script:Process.Id
+            if (-not $script:Process.WaitForExit(30000)) { $script:Process.Kill($true) }
+        }
+        Remove-Item -Recurse -Force $script:Work -ErrorAction SilentlyContinue
+    }
+
+    It 'lists the sandbox clients online' {
+        $clients = Get-EphClient -Online
+        $clients | Should -HaveCount 2
+        $clients.Name | Sort-Object | Should -Be @('sandbox-1', 'sandbox-2')
+        $clients[0].PSObject.TypeNames[0] | Should -Be 'EtPhoneHome.EphClient'
+    }
+
+    It 'fans a command out from the pipeline, one result per client' {
+        $results = Get-EphClient -Name 'sandbox-*' | Invoke-EphCommand -Command 'echo hello-from-$(hostname)' -TimeoutSec 30
+        $results | Should -HaveCount 2
+        $results.Status | Should -Be @('Succeeded', 'Succeeded')
+        $results.ExitCode | Should -Be @(0, 0)
+        $results | ForEach-Object { $_.Stdout | Should -Match '^hello-from-' }
+        ($results | Format-Table | Out-String) | Should -Match 'hello-from-'
+    }
+
+    It 'binds -ClientId by property name and runs nothing with -WhatIf' {
+        $marker = Join-Path $script:Work 'whatif-marker'
+        $results = Get-EphClient | Select-Object Id | Invoke-EphCommand -Command "touch $marker" -WhatIf
+        $results | Should -BeNullOrEmpty
+        Test-Path $marker | Should -BeFalse
+    }
+
+    It 'completes the sandbox client names from the registry' {
+        $result = TabExpansion2 -inputScript 'Get-EphClient -Name sand' -cursorColumn 'Get-EphClient -Name sand'.Length
+        $result.CompletionMatches.CompletionText | Should -Be @('sandbox-1', 'sandbox-2')
+    }
+}
