@@ -19,4 +19,7 @@ internal static class Strings
     public const string ProgressStatus = "{0} of {1} done, {2} not succeeded";
     public const string VerboseTargets = "Running on {0} client(s) with throttle {1} and timeout {2} s.";
     public const string VerboseSummary = "Invoke-EphCommand: {0}";
+
+    // ----- health and metrics -----
+    public const string VerboseMetricsTargets = "Asking {0} client(s) for metrics with throttle {1} and timeout {2} s.";
 }
