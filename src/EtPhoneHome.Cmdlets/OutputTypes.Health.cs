@@ -153,6 +153,8 @@ public sealed class EphFleetStatusEntry
     }
 
     public string ClientId { get; }
+    /// <summary>Same as <see cref="ClientId"/>; binds to -Id of Get-EphClient from the pipeline.</summary>
+    public string Id => ClientId;
     public string PSComputerName { get; }
     public double? Value { get; }
     public string? Detail { get; }
