@@ -323,6 +323,9 @@ public sealed class RpcServer : IAsyncDisposable
                 var result = await CommandRunner.RunAsync(spec, ct).ConfigureAwait(false);
                 return Wire.ToElement(result, ProtocolJson.Default.RunCommandResult);
 
+            case MetricsMethods.GetMetrics:
+                return await Metrics.MetricsRpc.HandleAsync(request.Params, Metrics.MetricsCollector.Default, ct).ConfigureAwait(false);
+
             default:
                 throw new RpcFault(RpcErrorCodes.MethodNotFound, $"unknown method: {Truncate(request.Method)}");
         }

@@ -26,4 +26,6 @@ internal static class Strings
     public const string ConfigurationTarget = "EtPhoneHome module configuration";
     public const string SetDataDirectoryAction = "Use data directory '{0}'";
     public const string ResetConfigurationAction = "Reset to $env:ETPHONEHOME_DATA_DIR or the default";
+    // ----- health and metrics -----
+    public const string VerboseMetricsTargets = "Asking {0} client(s) for metrics with throttle {1} and timeout {2} s.";
 }

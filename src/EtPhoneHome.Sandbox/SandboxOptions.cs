@@ -18,6 +18,9 @@ public sealed record SandboxOptions
     /// <summary>Largest reconnect delay of the agents (production default is 300 s).</summary>
     public double ReconnectMaxSeconds { get; init; } = 4;
 
+    /// <summary>Extra arguments for <c>eph-server run</c> (for example a short --health-interval).</summary>
+    public IReadOnlyList<string> ExtraHubArguments { get; init; } = [];
+
     /// <summary>Receives progress lines; null is silent.</summary>
     public TextWriter? Log { get; init; }
 

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Health;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Core.Hub;
@@ -40,4 +41,10 @@ public sealed class HubOptions
 
     /// <summary>Where log lines go; stderr when null. Lines never contain session secrets.</summary>
     public Action<string>? Log { get; init; }
+
+    /// <summary>The health monitor's interval, timeout and threshold; null turns the monitor off.</summary>
+    public HealthOptions? Health { get; init; } = new();
+
+    /// <summary>How the monitor checks a session; the tunnel heartbeat when null (tests plug in fakes).</summary>
+    public IHealthProbe? HealthProbe { get; init; }
 }

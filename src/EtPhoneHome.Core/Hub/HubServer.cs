@@ -95,6 +95,12 @@ public sealed partial class HubServer : IAsyncDisposable
         _ = ct;
         _background.Add(Task.Run(() => AcceptLoopAsync(listener, _stop.Token)));
         _background.Add(Task.Run(() => PollLoopAsync(_stop.Token)));
+        if (_options.Health is { } health)
+        {
+            var monitor = new Health.HealthMonitor(_registry, _options.HealthProbe ?? new Health.TunnelHealthProbe(_options.TunnelHost), health, log: Log);
+            _background.Add(Task.Run(() => monitor.RunAsync(_stop.Token)));
+        }
+
         Log($"hub listening on {path}");
         return Task.CompletedTask;
     }

@@ -64,4 +64,23 @@ public interface IFleetRegistry : IDisposable
     IReadOnlyList<AuditEntry> ListAudit(string? uuid = null, int limit = 100);
     string? GetSetting(string key);
     void SetSetting(string key, string? value);
+
+    // ----- health -----
+    /// <summary>Writes an event to the outbox (for events that do not come with a registry change of their own).</summary>
+    void RecordEvent(string type, string? uuid, IReadOnlyDictionary<string, object?> data);
+
+    /// <summary>Health state of every client the monitor has recorded.</summary>
+    IReadOnlyList<ClientHealth> ListHealth();
+
+    /// <summary>A check answered: the failure count resets and the client is no longer unhealthy.</summary>
+    void RecordHealthSuccess(string uuid);
+
+    /// <summary>A check failed: stores the error and the count of consecutive failures.</summary>
+    void RecordHealthFailure(string uuid, string error, int consecutiveFailures);
+
+    /// <summary>
+    /// In one transaction: marks the client unhealthy, emits client.unhealthy with the reason and closes the
+    /// session (client.disconnected). False, with nothing changed, when the session is already closed.
+    /// </summary>
+    bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures);
 }

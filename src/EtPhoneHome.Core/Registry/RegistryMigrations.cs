@@ -119,6 +119,18 @@ internal static class RegistryMigrations
             value TEXT
         );
         """,
+
+        // 2: health state per client, written by the hub's health monitor.
+        """
+        CREATE TABLE client_health (
+            uuid                 TEXT PRIMARY KEY REFERENCES clients(uuid) ON DELETE CASCADE,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            last_health_error    TEXT,
+            last_failure_at      INTEGER,
+            last_ok_at           INTEGER,
+            unhealthy_since      INTEGER
+        );
+        """,
     ];
 
     /// <summary>Latest schema version this build knows.</summary>

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using EtPhoneHome.Core;
+using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Hub;
 using EtPhoneHome.Core.Registry;
 
@@ -149,15 +150,49 @@ internal static class HubVerbs
         return sb.ToString();
     }
 
+    /// <summary>The monitor settings of <c>run</c>'s --health-* options; out-of-range values name the option.</summary>
+    internal static HealthOptions HealthSettings(double intervalSeconds, double timeoutSeconds, int threshold)
+    {
+        if (double.IsNaN(intervalSeconds) || intervalSeconds is < 0.1 or > 3600)
+        {
+            throw new ArgumentOutOfRangeException("--health-interval", intervalSeconds, $"--health-interval must be between 0.1 and 3600 seconds (got {intervalSeconds.ToString(CultureInfo.InvariantCulture)})");
+        }
+
+        if (double.IsNaN(timeoutSeconds) || timeoutSeconds is < 0.1 or > 600)
+        {
+            throw new ArgumentOutOfRangeException("--health-timeout", timeoutSeconds, $"--health-timeout must be between 0.1 and 600 seconds (got {timeoutSeconds.ToString(CultureInfo.InvariantCulture)})");
+        }
+
+        if (threshold is < 1 or > 100)
+        {
+            throw new ArgumentOutOfRangeException("--health-threshold", threshold, $"--health-threshold must be between 1 and 100 (got {threshold})");
+        }
+
+        var options = new HealthOptions
+        {
+            Interval = TimeSpan.FromSeconds(intervalSeconds),
+            Timeout = TimeSpan.FromSeconds(timeoutSeconds),
+            Threshold = threshold,
+        };
+        options.Validate();
+        return options;
+    }
+
     private static Command RunCommand()
     {
         var data = CommonOptions.Data;
         var gatePath = new Option<string?>("--gate-path") { Description = "Path of eph-gate as sshd runs it (default: next to eph-server)" };
         var heartbeat = new Option<int>("--heartbeat") { Description = "Heartbeat interval in seconds told to agents", DefaultValueFactory = _ => 15 };
-        var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive. Stops on SIGTERM or Ctrl+C.");
+        var healthInterval = new Option<double>("--health-interval") { Description = "Seconds between health checks of online clients through their tunnels (0.1–3600)", DefaultValueFactory = _ => HealthOptions.DefaultInterval.TotalSeconds };
+        var healthTimeout = new Option<double>("--health-timeout") { Description = "Seconds one health check may take (0.1–600)", DefaultValueFactory = _ => HealthOptions.DefaultTimeout.TotalSeconds };
+        var healthThreshold = new Option<int>("--health-threshold") { Description = "Failed checks in a row that make a client unhealthy and close its session (1–100)", DefaultValueFactory = _ => HealthOptions.DefaultThreshold };
+        var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, check their health. Stops on SIGTERM or Ctrl+C.");
         cmd.Options.Add(data);
         cmd.Options.Add(gatePath);
         cmd.Options.Add(heartbeat);
+        cmd.Options.Add(healthInterval);
+        cmd.Options.Add(healthTimeout);
+        cmd.Options.Add(healthThreshold);
         cmd.SetAction(async (parseResult, ct) =>
         {
             var dir = CommonOptions.ResolveData(parseResult, data);
@@ -168,12 +203,24 @@ internal static class HubVerbs
                 return 2;
             }
 
+            HealthOptions health;
+            try
+            {
+                health = HealthSettings(parseResult.GetValue(healthInterval), parseResult.GetValue(healthTimeout), parseResult.GetValue(healthThreshold));
+            }
+            catch (ArgumentOutOfRangeException ex)
+            {
+                Console.Error.WriteLine(ex.Message.Split(Environment.NewLine)[0]);
+                return 2;
+            }
+
             using var registry = SqliteRegistry.Open(dir);
             await using var hub = new HubServer(registry, new HubOptions
             {
                 DataDirectory = dir,
                 GatePath = parseResult.GetValue(gatePath) ?? DefaultGatePath(),
                 HeartbeatSeconds = seconds,
+                Health = health,
             });
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(

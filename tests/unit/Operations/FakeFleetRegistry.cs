@@ -114,4 +114,12 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
     public IReadOnlyList<AuditEntry> ListAudit(string? uuid = null, int limit = 100) => [];
     public string? GetSetting(string key) => null;
     public void SetSetting(string key, string? value) => throw new NotSupportedException();
+
+    // ----- health -----
+    public List<ClientHealth> Health { get; } = [];
+    public void RecordEvent(string type, string? uuid, IReadOnlyDictionary<string, object?> data) => throw new NotSupportedException();
+    public IReadOnlyList<ClientHealth> ListHealth() => Health;
+    public void RecordHealthSuccess(string uuid) => throw new NotSupportedException();
+    public void RecordHealthFailure(string uuid, string error, int consecutiveFailures) => throw new NotSupportedException();
+    public bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures) => throw new NotSupportedException();
 }

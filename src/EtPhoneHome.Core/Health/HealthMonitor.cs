@@ -1,0 +1,221 @@
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Tunnel;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Core.Health;
+
+/// <summary>Settings of the hub's health monitor.</summary>
+public sealed record HealthOptions
+{
+    public static readonly TimeSpan DefaultInterval = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
+    public const int DefaultThreshold = 3;
+
+    /// <summary>Time between two rounds of checks.</summary>
+    public TimeSpan Interval { get; init; } = DefaultInterval;
+
+    /// <summary>Longest wait for one check (tunnel handshake and heartbeat RPC).</summary>
+    public TimeSpan Timeout { get; init; } = DefaultTimeout;
+
+    /// <summary>Failed checks in a row after which the client is unhealthy and its session is closed.</summary>
+    public int Threshold { get; init; } = DefaultThreshold;
+
+    /// <summary>Checks run at once.</summary>
+    public int MaxConcurrentChecks { get; init; } = 32;
+
+    /// <summary>Throws with the setting's name and limits when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (Interval < TimeSpan.FromMilliseconds(100) || Interval > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Interval), Interval, "the health interval must be between 0.1 s and 3600 s");
+        }
+
+        if (Timeout < TimeSpan.FromMilliseconds(100) || Timeout > TimeSpan.FromMinutes(10))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Timeout), Timeout, "the health timeout must be between 0.1 s and 600 s");
+        }
+
+        if (Threshold is < 1 or > 100)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Threshold), Threshold, "the health threshold must be between 1 and 100 failed checks");
+        }
+
+        if (MaxConcurrentChecks < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConcurrentChecks), MaxConcurrentChecks, "at least one check must be allowed at a time");
+        }
+    }
+}
+
+/// <summary>One liveness check of a session through its tunnel. Throws when the client does not answer properly.</summary>
+public interface IHealthProbe
+{
+    Task CheckAsync(SessionRecord session, TimeSpan timeout, CancellationToken ct);
+}
+
+/// <summary>
+/// The default probe: connects to the session's tunnel port, completes the mutual handshake over the session
+/// secret and calls <c>heartbeat</c>. That proves the whole path — sshd's forward, the agent's listener, the agent
+/// process itself — not just the control channel. The probe is the hub's own check, so it is not recorded in the
+/// operator history.
+/// </summary>
+public sealed class TunnelHealthProbe(string host = "127.0.0.1") : IHealthProbe
+{
+    public async Task CheckAsync(SessionRecord session, TimeSpan timeout, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        await using var tunnel = await TunnelClient.ConnectAsync(host, session.TunnelPort, session.Secret, timeout, ct).ConfigureAwait(false);
+        var beat = await tunnel.InvokeAsync(RpcMethods.Heartbeat, ProtocolJson.Default.HeartbeatResult, ct).ConfigureAwait(false);
+        if (!string.Equals(beat.Uuid, session.Uuid, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ProtocolException(ProtocolError.Malformed, $"the tunnel answered for client {beat.Uuid}, not {session.Uuid}");
+        }
+    }
+}
+
+/// <summary>What one round of checks found.</summary>
+public sealed record HealthSweep(int Checked, int Healthy, IReadOnlyList<HealthFailure> Failures)
+{
+    /// <summary>Sessions that reached the threshold in this round and were closed.</summary>
+    public IEnumerable<HealthFailure> MarkedUnhealthy => Failures.Where(f => f.MarkedUnhealthy);
+}
+
+/// <summary>A failed check.</summary>
+public sealed record HealthFailure(string Uuid, long SessionId, string Reason, int ConsecutiveFailures, bool MarkedUnhealthy);
+
+/// <summary>
+/// The hub's health monitor. Every <see cref="HealthOptions.Interval"/> it checks each online session through its
+/// tunnel (<see cref="IHealthProbe"/>) within <see cref="HealthOptions.Timeout"/>. Failures in a row are counted
+/// per session; at <see cref="HealthOptions.Threshold"/> the registry marks the client unhealthy, emits
+/// <c>client.unhealthy</c> with the reason and closes the session in one transaction, and the hub's session loop
+/// then ends the control channel, so the agent reconnects once it can. An answered check resets the count and
+/// clears the unhealthy mark. The control-channel heartbeats catch a dead connection; this catches a live
+/// connection whose agent no longer serves requests (hung, frozen, tunnel broken).
+/// </summary>
+public sealed class HealthMonitor
+{
+    private readonly IFleetRegistry _registry;
+    private readonly IHealthProbe _probe;
+    private readonly HealthOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Action<string> _log;
+    private readonly Dictionary<long, int> _failures = [];
+    private readonly HashSet<long> _seen = [];
+
+    public HealthMonitor(IFleetRegistry registry, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, Action<string>? log = null)
+    {
+        _registry = registry ?? throw new ArgumentNullException(nameof(registry));
+        _probe = probe ?? throw new ArgumentNullException(nameof(probe));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _options.Validate();
+        _time = time ?? TimeProvider.System;
+        _log = log ?? (_ => { });
+    }
+
+    public HealthOptions Options => _options;
+
+    /// <summary>Runs rounds until cancelled; the first round starts one interval after the start.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.Interval, _time, ct).ConfigureAwait(false);
+                await CheckOnceAsync(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // A registry hiccup must not end monitoring; the next round tries again.
+                _log($"health check round failed: {ex.Message}");
+            }
+        }
+    }
+
+    /// <summary>One round: checks every online session once and applies the threshold.</summary>
+    public async Task<HealthSweep> CheckOnceAsync(CancellationToken ct)
+    {
+        var sessions = _registry.ListOpenSessions().Where(s => s.OnlineAt is not null && s.ClosedAt is null).ToList();
+        var open = sessions.Select(s => s.Id).ToHashSet();
+        foreach (var gone in _failures.Keys.Where(id => !open.Contains(id)).ToList())
+        {
+            _failures.Remove(gone);
+        }
+
+        _seen.IntersectWith(open);
+
+        var outcomes = new (SessionRecord Session, string? Error)[sessions.Count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, sessions.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrentChecks, CancellationToken = ct },
+            async (i, token) => outcomes[i] = (sessions[i], await ProbeAsync(sessions[i], token).ConfigureAwait(false))).ConfigureAwait(false);
+
+        var healthy = 0;
+        var failures = new List<HealthFailure>();
+        foreach (var (session, error) in outcomes)
+        {
+            var firstCheck = _seen.Add(session.Id);
+            if (error is null)
+            {
+                healthy++;
+                // Writes only on a change: a recovery, or the first check of a session (clears an earlier mark).
+                if (firstCheck || _failures.Remove(session.Id))
+                {
+                    _registry.RecordHealthSuccess(session.Uuid);
+                }
+
+                continue;
+            }
+
+            var count = _failures.GetValueOrDefault(session.Id) + 1;
+            _failures[session.Id] = count;
+            var marked = false;
+            if (count >= _options.Threshold)
+            {
+                marked = _registry.MarkUnhealthy(session.Uuid, session.Id, error, count);
+                _failures.Remove(session.Id);
+                _log(marked
+                    ? $"client {session.Uuid} unhealthy after {count} failed check(s): {error}; session {session.Id} closed"
+                    : $"client {session.Uuid} failed {count} check(s) but session {session.Id} was already closed");
+            }
+            else
+            {
+                _registry.RecordHealthFailure(session.Uuid, error, count);
+                _log($"client {session.Uuid} health check {count}/{_options.Threshold} failed: {error}");
+            }
+
+            failures.Add(new HealthFailure(session.Uuid, session.Id, error, count, marked));
+        }
+
+        return new HealthSweep(sessions.Count, healthy, failures);
+    }
+
+    /// <summary>Null when the client answered; otherwise the reason.</summary>
+    private async Task<string?> ProbeAsync(SessionRecord session, CancellationToken ct)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(_options.Timeout);
+        try
+        {
+            await _probe.CheckAsync(session, _options.Timeout, limit.Token).WaitAsync(_options.Timeout, _time, limit.Token).ConfigureAwait(false);
+            return null;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException
+                                   || (ex is ProtocolException { Error: ProtocolError.Timeout }))
+        {
+            return $"no answer through the tunnel within {_options.Timeout.TotalSeconds:0.#} s";
+        }
+        catch (Exception ex)
+        {
+            return HealthText.Describe(ex);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace EtPhoneHome.Core.Registry;
+
+public sealed partial class SqliteRegistry
+{
+    /// <summary>Prefix of the close reason of a session the health monitor ended.</summary>
+    public const string UnhealthyCloseReason = "unhealthy";
+
+    public void RecordEvent(string type, string? uuid, IReadOnlyDictionary<string, object?> data)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(type);
+        ArgumentNullException.ThrowIfNull(data);
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        Emit(c, tx, type, uuid, ToJson(data));
+        tx.Commit();
+    }
+
+    public IReadOnlyList<ClientHealth> ListHealth()
+    {
+        using var c = Connect();
+        using var cmd = Command(c, null, "SELECT * FROM client_health ORDER BY uuid");
+        return ReadAll(cmd, r => new ClientHealth
+        {
+            Uuid = Str(r, "uuid")!,
+            ConsecutiveFailures = (int)(Long(r, "consecutive_failures") ?? 0),
+            LastError = Str(r, "last_health_error"),
+            LastFailureAt = Time(r, "last_failure_at"),
+            LastOkAt = Time(r, "last_ok_at"),
+            UnhealthySince = Time(r, "unhealthy_since"),
+        });
+    }
+
+    public void RecordHealthSuccess(string uuid)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uuid);
+        using var c = Connect();
+        Exec(c, null, """
+            INSERT INTO client_health(uuid, consecutive_failures, last_ok_at) VALUES ($u, 0, $now)
+            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = 0, last_ok_at = $now, unhealthy_since = NULL
+            """, ("$u", uuid), ("$now", Now));
+    }
+
+    public void RecordHealthFailure(string uuid, string error, int consecutiveFailures)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uuid);
+        ArgumentNullException.ThrowIfNull(error);
+        using var c = Connect();
+        Exec(c, null, """
+            INSERT INTO client_health(uuid, consecutive_failures, last_health_error, last_failure_at) VALUES ($u, $n, $e, $now)
+            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = $n, last_health_error = $e, last_failure_at = $now
+            """, ("$u", uuid), ("$n", consecutiveFailures), ("$e", Clip(error, 500)), ("$now", Now));
+    }
+
+    public bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uuid);
+        ArgumentNullException.ThrowIfNull(reason);
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var open = Scalar<long>(c, tx, "SELECT COUNT(*) FROM sessions WHERE id = $id AND uuid = $u AND closed_at IS NULL", ("$id", sessionId), ("$u", uuid));
+        if (open == 0)
+        {
+            return false;
+        }
+
+        var now = Now;
+        var error = Clip(reason, 500);
+        Exec(c, tx, """
+            INSERT INTO client_health(uuid, consecutive_failures, last_health_error, last_failure_at, unhealthy_since) VALUES ($u, $n, $e, $now, $now)
+            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = $n, last_health_error = $e, last_failure_at = $now,
+                unhealthy_since = COALESCE(unhealthy_since, $now)
+            """, ("$u", uuid), ("$n", consecutiveFailures), ("$e", error), ("$now", now));
+        Emit(c, tx, "client.unhealthy", uuid, new JsonObject
+        {
+            ["reason"] = error,
+            ["consecutive_failures"] = consecutiveFailures,
+            ["session_id"] = sessionId,
+        });
+        CloseSessionsWhere(c, tx, "id = $id", $"{UnhealthyCloseReason}: {error}", ("$id", sessionId));
+        tx.Commit();
+        return true;
+    }
+
+    private static JsonObject ToJson(IReadOnlyDictionary<string, object?> data)
+    {
+        var json = new JsonObject();
+        foreach (var (key, value) in data)
+        {
+            json[key] = ToNode(value);
+        }
+
+        return json;
+    }
+
+    private static JsonNode? ToNode(object? value) => value switch
+    {
+        null => null,
+        JsonNode node => node.DeepClone(),
+        string s => JsonValue.Create(s),
+        bool b => JsonValue.Create(b),
+        int i => JsonValue.Create(i),
+        long l => JsonValue.Create(l),
+        double d => JsonValue.Create(d),
+        decimal m => JsonValue.Create(m),
+        DateTimeOffset t => JsonValue.Create(t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture)),
+        IReadOnlyDictionary<string, object?> nested => ToJson(nested),
+        System.Collections.IEnumerable items => new JsonArray(items.Cast<object?>().Select(ToNode).ToArray()),
+        IFormattable f => JsonValue.Create(f.ToString(null, CultureInfo.InvariantCulture)),
+        _ => JsonValue.Create(value.ToString()),
+    };
+}
