@@ -323,6 +323,12 @@ public sealed class RpcServer : IAsyncDisposable
                 var result = await CommandRunner.RunAsync(spec, ct).ConfigureAwait(false);
                 return Wire.ToElement(result, ProtocolJson.Default.RunCommandResult);
 
+            case ExchangeMethods.Fetch:
+                return await ExchangeHandlers.FetchAsync(request.Params, session.Paths, ct).ConfigureAwait(false);
+
+            case ExchangeMethods.Put:
+                return await ExchangeHandlers.PutAsync(request.Params, session.Paths, ct).ConfigureAwait(false);
+
             default:
                 throw new RpcFault(RpcErrorCodes.MethodNotFound, $"unknown method: {Truncate(request.Method)}");
         }
