@@ -5,6 +5,7 @@ using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
+using EtPhoneHome.Sandbox;
 using EtPhoneHome.Tests.Unit.Registry;
 using Xunit;
 
@@ -27,7 +28,7 @@ public sealed class ExchangeClientTests(S3ServersFixture s3) : IClassFixture<S3S
 
     private static string Sha(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path))).ToLowerInvariant();
 
-    private static ExchangeClient Client(S3Server server, OperationGuard? guard = null, ExchangeOptions? options = null, HttpClient? http = null)
+    private static ExchangeClient Client(S3TestServer server, OperationGuard? guard = null, ExchangeOptions? options = null, HttpClient? http = null)
         => new(server.Settings, guard, options, http);
 
     [Fact]

@@ -1,16 +1,15 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using EtPhoneHome.Core.Exchange;
-using Xunit;
 
-namespace EtPhoneHome.Tests.Unit.Exchange;
+namespace EtPhoneHome.Sandbox;
 
 /// <summary>
-/// The S3-compatible test server (s3rver, installed by build/prerequisites.sh into tests/s3) on 127.0.0.1, an
-/// ephemeral port and a temporary directory; stopped by its PID. <paramref name="strict"/> = false adds
+/// The S3-compatible test server of the exchange tests and benchmark (s3rver, installed by build/prerequisites.sh into tests/s3) on 127.0.0.1, an
+/// ephemeral port and a temporary directory; stopped by its PID. A lenient server (strict: false) adds
 /// --allow-mismatched-signatures, which the .NET SDK's bucket-level (list) requests need with s3rver.
 /// </summary>
-public sealed partial class S3Server : IAsyncDisposable
+public sealed partial class S3TestServer : IAsyncDisposable
 {
     public const string Bucket = "eph-test";
     public const string AccessKey = "S3RVER";
@@ -18,7 +17,7 @@ public sealed partial class S3Server : IAsyncDisposable
 
     private readonly Process _process;
 
-    private S3Server(Process process, string directory, int port)
+    private S3TestServer(Process process, string directory, int port)
     {
         _process = process;
         DataPath = directory;
@@ -49,11 +48,13 @@ public sealed partial class S3Server : IAsyncDisposable
         throw new InvalidOperationException("repository root (tests/s3/package.json) not found");
     }
 
-    public static async Task<S3Server> StartAsync(bool strict)
+    public static async Task<S3TestServer> StartAsync(bool strict, string? repositoryRoot = null)
     {
-        var s3dir = Path.Combine(RepositoryRoot(), "tests", "s3");
-        Assert.True(File.Exists(Path.Combine(s3dir, "node_modules", "@20minutes", "s3rver", "lib", "cli.js")),
-            "s3rver is not installed: run build/prerequisites.sh (npm ci in tests/s3)");
+        var s3dir = Path.Combine(repositoryRoot ?? RepositoryRoot(), "tests", "s3");
+        if (!File.Exists(Path.Combine(s3dir, "node_modules", "@20minutes", "s3rver", "lib", "cli.js")))
+        {
+            throw new InvalidOperationException("s3rver is not installed: run build/prerequisites.sh (npm ci in tests/s3)");
+        }
         var data = Directory.CreateTempSubdirectory("eph-s3-").FullName;
         var start = new ProcessStartInfo("node")
         {
@@ -87,7 +88,7 @@ public sealed partial class S3Server : IAsyncDisposable
         process.BeginErrorReadLine();
         try
         {
-            return new S3Server(process, data, await port.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+            return new S3TestServer(process, data, await port.Task.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false));
         }
         catch
         {
@@ -102,7 +103,7 @@ public sealed partial class S3Server : IAsyncDisposable
         try
         {
             _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
+            await _process.WaitForExitAsync().ConfigureAwait(false);
         }
         catch (InvalidOperationException)
         {
@@ -119,21 +120,21 @@ public sealed partial class S3Server : IAsyncDisposable
     }
 }
 
-/// <summary>One strict and one lenient server shared by the tests of a class.</summary>
-public sealed class S3ServersFixture : IAsyncLifetime
+/// <summary>One strict and one lenient server shared by the tests of a class (xunit's IAsyncLifetime shape).</summary>
+public sealed class S3ServerPair : IAsyncDisposable
 {
-    public S3Server Strict { get; private set; } = null!;
-    public S3Server Lenient { get; private set; } = null!;
+    public S3TestServer Strict { get; private set; } = null!;
+    public S3TestServer Lenient { get; private set; } = null!;
 
-    public async Task InitializeAsync()
+    public async Task StartAsync()
     {
-        Strict = await S3Server.StartAsync(strict: true);
-        Lenient = await S3Server.StartAsync(strict: false);
+        Strict = await S3TestServer.StartAsync(strict: true).ConfigureAwait(false);
+        Lenient = await S3TestServer.StartAsync(strict: false).ConfigureAwait(false);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        await Strict.DisposeAsync();
-        await Lenient.DisposeAsync();
+        await Strict.DisposeAsync().ConfigureAwait(false);
+        await Lenient.DisposeAsync().ConfigureAwait(false);
     }
 }
