@@ -9,7 +9,9 @@
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand',
+                           'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile',
+                           'New-EphExchangeUploadUrl', 'Initialize-EphExchange')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()

@@ -19,4 +19,25 @@ internal static class Strings
     public const string ProgressStatus = "{0} of {1} done, {2} not succeeded";
     public const string VerboseTargets = "Running on {0} client(s) with throttle {1} and timeout {2} s.";
     public const string VerboseSummary = "Invoke-EphCommand: {0}";
+
+    // ----- exchange -----
+    public const string ExchangeNotConfiguredId = "ExchangeNotConfigured";
+    public const string ExchangeFailedId = "ExchangeFailed";
+    public const string ExchangeHostNotAllowedId = "ExchangeHostNotAllowed";
+    public const string ExchangeChecksumMismatchId = "ExchangeChecksumMismatch";
+    public const string ExchangeInvalidArgumentId = "ExchangeInvalidArgument";
+    public const string ExchangeFileNotFoundId = "ExchangeFileNotFound";
+    public const string ExchangeTransferNotFoundId = "ExchangeTransferNotFound";
+    public const string ExchangeDeliveryFailedId = "ExchangeDeliveryFailed";
+
+    public const string ExchangeUploadAction = "Upload to the exchange bucket (URL valid {0} h)";
+    public const string ExchangeDeliverAction = "Write transfer '{0}' to '{1}'";
+    public const string ExchangeCollectAction = "Upload '{0}' through the exchange and download it to '{1}'";
+    public const string ExchangeDownloadAction = "Download to '{0}'";
+    public const string ExchangeRemoveAction = "Delete transfer from the exchange bucket";
+    public const string ExchangeInitializeAction = "Install lifecycle rule '{0}' (delete {1} after {2} days)";
+    public const string ExchangeRemotePathNeedsClient = "-RemotePath needs -DestinationClient (or clients piped in): the client(s) to write the file to.";
+    public const string ExchangeNotDeleted = "Transfer '{0}' does not exist (already deleted or expired); nothing was deleted.";
+    public const string ExchangeProgressActivity = "EtPhoneHome exchange";
+    public const string ExchangeProgressStatus = "{0}: {1:N0} of {2:N0} bytes";
 }
