@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a Debian/Ubuntu machine: OpenSSH client and server.
+# Installs what the tests need on a Debian/Ubuntu machine: OpenSSH client and server, Node.js and the
+# S3-compatible test server of the exchange tests (npm, pinned in tests/s3/package-lock.json).
 # Called by the Prerequisites target of build/build.proj; safe to run repeatedly.
 set -euo pipefail
 
 need=()
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 && command -v ssh-keyscan >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+s3dir="$(cd "$(dirname "$0")/../tests/s3" && pwd)"
+
+install_s3rver() {
+  if [ -f "$s3dir/node_modules/@20minutes/s3rver/lib/cli.js" ]; then
+    echo "prerequisites: s3rver present"
+  else
+    echo "prerequisites: installing the S3 test server (npm ci in tests/s3)"
+    (cd "$s3dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "prerequisites: openssh-client and openssh-server present"
+  echo "prerequisites: openssh-client, openssh-server and node present"
+  install_s3rver
   exit 0
 fi
 
@@ -26,3 +39,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts the system sshd on install; the project never uses it, and it is left as the system configured it.
+install_s3rver

@@ -325,6 +325,11 @@ public sealed class RpcServer : IAsyncDisposable
 
             case MetricsMethods.GetMetrics:
                 return await Metrics.MetricsRpc.HandleAsync(request.Params, Metrics.MetricsCollector.Default, ct).ConfigureAwait(false);
+            case ExchangeMethods.Fetch:
+                return await ExchangeHandlers.FetchAsync(request.Params, session.Paths, ct).ConfigureAwait(false);
+
+            case ExchangeMethods.Put:
+                return await ExchangeHandlers.PutAsync(request.Params, session.Paths, ct).ConfigureAwait(false);
 
             default:
                 throw new RpcFault(RpcErrorCodes.MethodNotFound, $"unknown method: {Truncate(request.Method)}");

@@ -28,4 +28,24 @@ internal static class Strings
     public const string ResetConfigurationAction = "Reset to $env:ETPHONEHOME_DATA_DIR or the default";
     // ----- health and metrics -----
     public const string VerboseMetricsTargets = "Asking {0} client(s) for metrics with throttle {1} and timeout {2} s.";
+    // ----- exchange -----
+    public const string ExchangeNotConfiguredId = "ExchangeNotConfigured";
+    public const string ExchangeFailedId = "ExchangeFailed";
+    public const string ExchangeHostNotAllowedId = "ExchangeHostNotAllowed";
+    public const string ExchangeChecksumMismatchId = "ExchangeChecksumMismatch";
+    public const string ExchangeInvalidArgumentId = "ExchangeInvalidArgument";
+    public const string ExchangeFileNotFoundId = "ExchangeFileNotFound";
+    public const string ExchangeTransferNotFoundId = "ExchangeTransferNotFound";
+    public const string ExchangeDeliveryFailedId = "ExchangeDeliveryFailed";
+
+    public const string ExchangeUploadAction = "Upload to the exchange bucket (URL valid {0} h)";
+    public const string ExchangeDeliverAction = "Write transfer '{0}' to '{1}'";
+    public const string ExchangeCollectAction = "Upload '{0}' through the exchange and download it to '{1}'";
+    public const string ExchangeDownloadAction = "Download to '{0}'";
+    public const string ExchangeRemoveAction = "Delete transfer from the exchange bucket";
+    public const string ExchangeInitializeAction = "Install lifecycle rule '{0}' (delete {1} after {2} days)";
+    public const string ExchangeRemotePathNeedsClient = "-RemotePath needs -DestinationClient (or clients piped in): the client(s) to write the file to.";
+    public const string ExchangeNotDeleted = "Transfer '{0}' does not exist (already deleted or expired); nothing was deleted.";
+    public const string ExchangeProgressActivity = "EtPhoneHome exchange";
+    public const string ExchangeProgressStatus = "{0}: {1:N0} of {2:N0} bytes";
 }

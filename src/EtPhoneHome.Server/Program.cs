@@ -15,6 +15,7 @@ public static class Program
         HubVerbs.Register(root);
         OperatorVerbs.Register(root);
         HealthVerbs.Register(root);
+        ExchangeVerbs.Register(root);
         return root;
     }
 }

@@ -33,8 +33,8 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
 
     public IFleetRegistry Registry { get; } = registry;
 
-    /// <summary>Starts an operation on a client. Dispose the lease; complete it with the outcome first.</summary>
-    public OperationLease Begin(string uuid, string operation, string? detail = null)
+    /// <summary>Starts an operation on a client (null: a server-side operation such as an exchange listing). Dispose the lease; complete it with the outcome first.</summary>
+    public OperationLease Begin(string? uuid, string operation, string? detail = null)
         => new(this, uuid, operation, Truncate(detail));
 
     internal static string? Truncate(string? text)
@@ -48,7 +48,7 @@ public sealed class OperationLease : IDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private bool _completed;
 
-    internal OperationLease(OperationGuard guard, string uuid, string operation, string? detail)
+    internal OperationLease(OperationGuard guard, string? uuid, string operation, string? detail)
     {
         _guard = guard;
         Uuid = uuid;
@@ -56,7 +56,7 @@ public sealed class OperationLease : IDisposable
         Detail = detail;
     }
 
-    public string Uuid { get; }
+    public string? Uuid { get; }
     public string Operation { get; }
     public string? Detail { get; }
 

@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Management.Automation;
+using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome;
+
+/// <summary>What the exchange cmdlets share: the configured client, error records with stable IDs, progress.</summary>
+internal static class ExchangeCmdletSupport
+{
+    /// <summary>Stable progress activity id of the exchange cmdlets.</summary>
+    public const int ProgressActivityId = 0x4551;
+
+    /// <summary>Creates the exchange client (history through <paramref name="registry"/>); not configured → terminating ExchangeNotConfigured.</summary>
+    public static ExchangeClient Open(IFleetRegistry? registry)
+    {
+        try
+        {
+            var guard = registry is null ? null : new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.PowerShell));
+            return ExchangeClient.FromEnvironment(guard);
+        }
+        catch (ExchangeNotConfiguredException ex)
+        {
+            throw new EphTerminatingException(EphCmdlet.NewError(Strings.ExchangeNotConfiguredId, ErrorCategory.ResourceUnavailable, null, ex.Message, ex));
+        }
+        catch (ArgumentException ex)
+        {
+            throw new EphTerminatingException(EphCmdlet.NewError(Strings.ExchangeNotConfiguredId, ErrorCategory.InvalidData, null, ex.Message, ex));
+        }
+    }
+
+    /// <summary>An error record for an exchange fault, with the ID and category that fit it; null for faults that are bugs.</summary>
+    public static ErrorRecord? ToError(Exception ex, object? target) => ex switch
+    {
+        ExchangeNotConfiguredException => EphCmdlet.NewError(Strings.ExchangeNotConfiguredId, ErrorCategory.ResourceUnavailable, target, ex.Message, ex),
+        ExchangeHostNotAllowedException => EphCmdlet.NewError(Strings.ExchangeHostNotAllowedId, ErrorCategory.SecurityError, target, ex.Message, ex),
+        ChecksumMismatchException => EphCmdlet.NewError(Strings.ExchangeChecksumMismatchId, ErrorCategory.InvalidResult, target, ex.Message, ex),
+        FileNotFoundException => EphCmdlet.NewError(Strings.ExchangeFileNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),
+        ArgumentException => EphCmdlet.NewError(Strings.ExchangeInvalidArgumentId, ErrorCategory.InvalidArgument, target, ex.Message, ex),
+        ExchangeException { ErrorCode: "NoSuchKey" } => EphCmdlet.NewError(Strings.ExchangeTransferNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),
+        HttpTransferException { Status: System.Net.HttpStatusCode.NotFound } => EphCmdlet.NewError(Strings.ExchangeTransferNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),
+        ExchangeException or HttpTransferException or IOException or UnauthorizedAccessException or HttpRequestException
+            => EphCmdlet.NewError(Strings.ExchangeFailedId, ErrorCategory.ConnectionError, target, ex.Message, ex),
+        _ => null,
+    };
+
+    /// <summary>Resolves -SourceClient / -DestinationClient (display name, uuid or "server").</summary>
+    public static string Participant(IFleetRegistry registry, string value, string field)
+    {
+        try
+        {
+            return ExchangeParticipants.Resolve(registry, value, field);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new EphTerminatingException(EphCmdlet.NewError(Strings.ExchangeInvalidArgumentId, ErrorCategory.InvalidArgument, value, ex.Message, ex));
+        }
+    }
+
+    /// <summary>Progress to the pipeline thread, throttled to a few updates per second.</summary>
+    public sealed class ThrottledProgress(EphAsyncCmdlet cmdlet, string target) : IProgress<ExchangeProgress>
+    {
+        private readonly Stopwatch _since = Stopwatch.StartNew();
+        private readonly object _gate = new();
+        private bool _any;
+
+        public void Report(ExchangeProgress value)
+        {
+            lock (_gate)
+            {
+                if (_any && _since.ElapsedMilliseconds < 250 && value.Done != value.Total)
+                {
+                    return;
+                }
+
+                _any = true;
+                _since.Restart();
+            }
+
+            var total = value.Total ?? 0;
+            cmdlet.WriteProgress(new ProgressRecord(ProgressActivityId, Strings.ExchangeProgressActivity,
+                string.Format(CultureInfo.CurrentCulture, Strings.ExchangeProgressStatus, value.Phase, value.Done, total))
+            {
+                CurrentOperation = target,
+                PercentComplete = total > 0 ? (int)Math.Min(100, value.Done * 100 / total) : -1,
+            });
+        }
+
+        public void Complete() => cmdlet.WriteProgress(new ProgressRecord(ProgressActivityId, Strings.ExchangeProgressActivity, "done")
+        {
+            RecordType = ProgressRecordType.Completed,
+        });
+    }
+}
+
+/// <summary>Completes -TransferId with the transfers in the bucket (nothing when the exchange is not configured).</summary>
+public sealed class TransferIdCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
+    {
+        try
+        {
+            using var exchange = ExchangeClient.FromEnvironment();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            var source = fakeBoundParameters?["SourceClient"] as string;
+            var items = exchange.ListAsync(source, includeMetadata: false, ct: timeout.Token).GetAwaiter().GetResult();
+            var pattern = new WildcardPattern((wordToComplete ?? "").Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
+            return items.Where(i => i.TransferId is not null && pattern.IsMatch(i.TransferId))
+                .Select(i => new CompletionResult(ClientQueries.QuoteIfNeeded(i.TransferId!), i.TransferId!, CompletionResultType.ParameterValue, $"{i.TransferId} ({i.Size:N0} bytes)"))
+                .ToList();
+        }
+        catch (Exception ex) when (ex is ExchangeNotConfiguredException or ExchangeException or ArgumentException or OperationCanceledException or HttpRequestException or IOException)
+        {
+            return [];
+        }
+    }
+}

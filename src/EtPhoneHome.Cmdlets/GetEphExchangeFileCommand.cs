@@ -1,0 +1,41 @@
+using System.Management.Automation;
+using EtPhoneHome.Core.Exchange;
+
+namespace EtPhoneHome;
+
+/// <summary>Lists the transfers waiting in the exchange bucket (exchange_list), every page.</summary>
+[Cmdlet(VerbsCommon.Get, "EphExchangeFile")]
+[OutputType(typeof(EphExchangeFile))]
+public sealed class GetEphExchangeFileCommand : EphAsyncCmdlet
+{
+    /// <summary>Only transfers uploaded by this client (display name, uuid, or "server").</summary>
+    [Parameter(Position = 0)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientNameCompleter))]
+    public string? SourceClient { get; set; }
+
+    /// <summary>Only transfers addressed to this client (display name or uuid).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientNameCompleter))]
+    public string? DestinationClient { get; set; }
+
+    protected override async Task EndProcessingAsync(CancellationToken ct)
+    {
+        using var registry = OpenRegistry();
+        var source = SourceClient is null ? null : ExchangeCmdletSupport.Participant(registry, SourceClient, "source_client");
+        var dest = DestinationClient is null ? null : ExchangeCmdletSupport.Participant(registry, DestinationClient, "dest_client");
+        using var exchange = ExchangeCmdletSupport.Open(registry);
+        try
+        {
+            foreach (var item in await exchange.ListAsync(source, dest, includeMetadata: true, ct).ConfigureAwait(false))
+            {
+                WriteObject(new EphExchangeFile(item));
+            }
+        }
+        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, source) is { } error)
+        {
+            WriteError(error);
+        }
+    }
+}

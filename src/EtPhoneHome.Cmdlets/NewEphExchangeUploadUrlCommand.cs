@@ -1,0 +1,44 @@
+using System.Management.Automation;
+using EtPhoneHome.Core.Exchange;
+
+namespace EtPhoneHome;
+
+/// <summary>Creates a presigned PUT URL a client can upload to with nothing but curl (<c>curl -T FILE URL</c>).</summary>
+[Cmdlet(VerbsCommon.New, "EphExchangeUploadUrl")]
+[OutputType(typeof(EphExchangeUploadUrl))]
+public sealed class NewEphExchangeUploadUrlCommand : EphAsyncCmdlet
+{
+    /// <summary>The client that will upload (display name or uuid); binds Id/Uuid of piped clients.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Uuid", "Id", "ClientId")]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientNameCompleter))]
+    public string SourceClient { get; set; } = "";
+
+    /// <summary>The file name the transfer id and key will carry.</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string FileName { get; set; } = "";
+
+    /// <summary>Hours the URL stays valid, 1 to 12.</summary>
+    [Parameter]
+    [ValidateRange(ExchangeLimits.MinExpiresHours, ExchangeLimits.MaxExpiresHours)]
+    public int ExpiresHours { get; set; } = ExchangeLimits.DefaultExpiresHours;
+
+    protected override Task ProcessRecordAsync(CancellationToken ct)
+    {
+        using var registry = OpenRegistry();
+        var source = ExchangeCmdletSupport.Participant(registry, SourceClient, "source_client");
+        using var exchange = ExchangeCmdletSupport.Open(null);
+        try
+        {
+            WriteObject(new EphExchangeUploadUrl(exchange.CreateUploadUrl(source, FileName, ExpiresHours)));
+        }
+        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, FileName) is { } error)
+        {
+            WriteError(error);
+        }
+
+        return Task.CompletedTask;
+    }
+}

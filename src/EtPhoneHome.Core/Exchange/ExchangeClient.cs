@@ -1,0 +1,729 @@
+using System.Buffers;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Core.Exchange;
+
+/// <summary>Tuning of <see cref="ExchangeClient"/>; the defaults suit R2.</summary>
+public sealed record ExchangeOptions
+{
+    /// <summary>Part size of multipart uploads (S3's minimum is 5 MiB).</summary>
+    public int PartSize { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>Files larger than this go up in parts; smaller ones in one PUT.</summary>
+    public long MultipartThreshold { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>Parts in flight at once (each holds one part in memory).</summary>
+    public int Parallelism { get; init; } = 4;
+
+    /// <summary>Keys per ListObjectsV2 page (S3's maximum is 1,000).</summary>
+    public int ListPageSize { get; init; } = 1000;
+
+    /// <summary>HEAD requests in flight at once while a listing reads metadata.</summary>
+    public int MetadataParallelism { get; init; } = 8;
+
+    /// <summary>Hours a presigned URL used internally (a download by transfer id) lives.</summary>
+    public int InternalUrlHours { get; init; } = 1;
+}
+
+/// <summary>
+/// The exchange: transfers through an S3-compatible bucket (Cloudflare R2) with presigned, time-limited URLs.
+/// Every upload, download, delete and listing is recorded in the history through the <see cref="OperationGuard"/>
+/// (operations <c>exchange.upload</c>, <c>exchange.download</c>, <c>exchange.delete</c>, <c>exchange.list</c>).
+/// AWS SDK types stay inside: callers see only the exchange's own records.
+/// </summary>
+public sealed class ExchangeClient : IDisposable
+{
+    private static readonly HttpClient SharedHttp = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    {
+        Timeout = Timeout.InfiniteTimeSpan,
+    };
+
+    private readonly AmazonS3Client _s3;
+    private readonly HttpClient _http;
+    private readonly TimeProvider _time;
+
+    public ExchangeClient(ExchangeSettings settings, OperationGuard? guard = null, ExchangeOptions? options = null, HttpClient? http = null, TimeProvider? time = null)
+    {
+        Settings = settings ?? throw new ArgumentNullException(nameof(settings));
+        Guard = guard;
+        Options = options ?? new ExchangeOptions();
+        if (Options.PartSize < 5 * 1024 * 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), Options.PartSize, "PartSize must be at least 5 MiB (the S3 minimum)");
+        }
+
+        _http = http ?? SharedHttp;
+        _time = time ?? TimeProvider.System;
+        var checksums = settings.Checksums == ExchangeChecksumMode.WhenRequired;
+        var config = new AmazonS3Config
+        {
+            ServiceURL = settings.Endpoint.GetLeftPart(UriPartial.Authority),
+            ForcePathStyle = true,
+            AuthenticationRegion = settings.Region,
+            UseHttp = settings.Endpoint.Scheme == Uri.UriSchemeHttp,
+            RequestChecksumCalculation = checksums ? RequestChecksumCalculation.WHEN_REQUIRED : RequestChecksumCalculation.WHEN_SUPPORTED,
+            ResponseChecksumValidation = checksums ? ResponseChecksumValidation.WHEN_REQUIRED : ResponseChecksumValidation.WHEN_SUPPORTED,
+        };
+        _s3 = new AmazonS3Client(new BasicAWSCredentials(settings.AccessKey, settings.SecretKey), config);
+    }
+
+    /// <summary>A client from the ETPHONEHOME_R2_* environment (throws <see cref="ExchangeNotConfiguredException"/>).</summary>
+    public static ExchangeClient FromEnvironment(OperationGuard? guard = null, ExchangeOptions? options = null) =>
+        new(ExchangeSettings.FromEnvironment(), guard, options);
+
+    public ExchangeSettings Settings { get; }
+
+    public OperationGuard? Guard { get; }
+
+    public ExchangeOptions Options { get; }
+
+    // ================================================================ upload
+
+    /// <summary>
+    /// Uploads a file (<c>exchange_upload</c>). <paramref name="expiresHours"/> (1–12) is checked before anything
+    /// is read or sent. The SHA-256 is computed in a first read (object metadata is sent before the body) and
+    /// again while the bytes are sent; a file that changes in between fails the upload and nothing is left behind.
+    /// </summary>
+    public async Task<ExchangeUploadResult> UploadAsync(
+        string path,
+        string? destClient = null,
+        int expiresHours = ExchangeLimits.DefaultExpiresHours,
+        string sourceClient = ExchangeLimits.ServerSource,
+        IProgress<ExchangeProgress>? progress = null,
+        CancellationToken ct = default)
+    {
+        ExchangeLimits.CheckExpiresHours(expiresHours);
+        TransferNames.CheckSource(sourceClient);
+        if (destClient is not null)
+        {
+            TransferNames.CheckSource(destClient, "dest_client");
+        }
+
+        var fullPath = Path.GetFullPath(path);
+        if (!File.Exists(fullPath))
+        {
+            throw new FileNotFoundException($"local_path '{path}' does not exist or is not a file", fullPath);
+        }
+
+        var fileName = TransferNames.CheckFileName(fullPath);
+        var now = _time.GetUtcNow();
+        var transferId = TransferNames.NewTransferId(sourceClient, now, fileName);
+        var key = TransferNames.Key(sourceClient, transferId);
+        var expiresAt = TruncateToSeconds(now.AddHours(expiresHours));
+
+        using var lease = Guard?.Begin(destClient ?? NullIfServer(sourceClient), "exchange.upload", $"{fileName} → {key}");
+        try
+        {
+            var size = new FileInfo(fullPath).Length;
+            var sha = await HashFileAsync(fullPath, size, progress, ct).ConfigureAwait(false);
+            var metadata = new Dictionary<string, string>
+            {
+                ["source_client"] = sourceClient,
+                ["dest_client"] = destClient ?? "",
+                ["filename"] = fileName,
+                ["uploaded_at"] = Iso(now),
+                ["expires_at"] = Iso(expiresAt),
+                ["sha256"] = sha,
+            };
+            var multipart = size > Options.MultipartThreshold;
+            if (multipart)
+            {
+                await PutMultipartAsync(fullPath, key, size, sha, metadata, progress, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                await PutSingleAsync(fullPath, key, size, sha, metadata, progress, ct).ConfigureAwait(false);
+            }
+
+            var url = Presign(key, HttpVerb.GET, expiresAt);
+            lease?.Complete("succeeded", $"{size} bytes, sha256 {sha[..12]}…{(multipart ? ", multipart" : "")}");
+            return new ExchangeUploadResult(transferId, key, url, expiresAt, size, fileName, sha, sourceClient, destClient, multipart);
+        }
+        catch (Exception ex)
+        {
+            lease?.Complete(ct.IsCancellationRequested ? "cancelled" : "failed", Describe(ex));
+            var translated = Translate(ex, $"upload of '{fileName}'");
+            if (!ReferenceEquals(translated, ex))
+            {
+                throw translated;
+            }
+
+            throw;
+        }
+    }
+
+    private async Task PutSingleAsync(string path, string key, long size, string sha, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    {
+        var buffer = new byte[size];
+        var readSha = await ReadPartAsync(path, 0, buffer, null, ct).ConfigureAwait(false);
+        if (!string.Equals(readSha, sha, StringComparison.Ordinal))
+        {
+            throw new IOException($"'{path}' changed while it was uploaded; nothing was uploaded");
+        }
+
+        using var body = new MemoryStream(buffer, writable: false);
+        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, AutoCloseStream = false };
+        AddMetadata(request.Metadata, metadata);
+        progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
+        await _s3.PutObjectAsync(request, ct).ConfigureAwait(false);
+        progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, size, size));
+    }
+
+    private async Task PutMultipartAsync(string path, string key, long size, string sha, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    {
+        var start = new InitiateMultipartUploadRequest { BucketName = Settings.Bucket, Key = key };
+        AddMetadata(start.Metadata, metadata);
+        var uploadId = (await _s3.InitiateMultipartUploadAsync(start, ct).ConfigureAwait(false)).UploadId;
+        try
+        {
+            var partCount = (int)((size + Options.PartSize - 1) / Options.PartSize);
+            var etags = new PartETag[partCount];
+            long sent = 0;
+            using var slots = new SemaphoreSlim(Options.Parallelism, Options.Parallelism);
+            using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var running = new List<Task>(partCount);
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
+            try
+            {
+                for (var part = 0; part < partCount; part++)
+                {
+                    // Parts are read in order (hashing as they are read) and sent in parallel.
+                    await slots.WaitAsync(failed.Token).ConfigureAwait(false);
+                    var offset = (long)part * Options.PartSize;
+                    var length = (int)Math.Min(Options.PartSize, size - offset);
+                    var buffer = ArrayPool<byte>.Shared.Rent(length);
+                    try
+                    {
+                        await ReadPartAsync(path, offset, buffer.AsMemory(0, length), hash, failed.Token).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        slots.Release();
+                        throw;
+                    }
+
+                    var number = part + 1;
+                    running.Add(Task.Run(async () =>
+                    {
+                        try
+                        {
+                            using var body = new MemoryStream(buffer, 0, length, writable: false);
+                            var response = await _s3.UploadPartAsync(new UploadPartRequest
+                            {
+                                BucketName = Settings.Bucket,
+                                Key = key,
+                                UploadId = uploadId,
+                                PartNumber = number,
+                                PartSize = length,
+                                InputStream = body,
+                            }, failed.Token).ConfigureAwait(false);
+                            etags[number - 1] = new PartETag(number, response.ETag);
+                            progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, Interlocked.Add(ref sent, length), size));
+                        }
+                        catch
+                        {
+                            await failed.CancelAsync().ConfigureAwait(false);
+                            throw;
+                        }
+                        finally
+                        {
+                            ArrayPool<byte>.Shared.Return(buffer);
+                            slots.Release();
+                        }
+                    }, CancellationToken.None));
+                }
+            }
+            finally
+            {
+                try
+                {
+                    await Task.WhenAll(running).ConfigureAwait(false);
+                }
+                catch when (running.Any(t => t.IsFaulted))
+                {
+                    // The first part's fault is rethrown below; the loop's own cancellation is a consequence of it.
+                }
+            }
+
+            var firstFault = running.FirstOrDefault(t => t.IsFaulted)?.Exception?.InnerException;
+            if (firstFault is not null)
+            {
+                throw firstFault;
+            }
+
+            var readSha = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+            if (!string.Equals(readSha, sha, StringComparison.Ordinal))
+            {
+                throw new IOException($"'{path}' changed while it was uploaded; the upload was abandoned");
+            }
+
+            await _s3.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+            {
+                BucketName = Settings.Bucket,
+                Key = key,
+                UploadId = uploadId,
+                PartETags = [.. etags],
+            }, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            try
+            {
+                await _s3.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = Settings.Bucket, Key = key, UploadId = uploadId }, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception abort) when (abort is AmazonServiceException or HttpRequestException or IOException)
+            {
+                // The lifecycle rule removes what an abandoned upload left behind.
+            }
+
+            throw;
+        }
+    }
+
+    private static async Task<string> HashFileAsync(string path, long size, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
+        {
+            long done = 0;
+            int read;
+            while ((read = await file.ReadAsync(buffer.AsMemory(0, 1 << 20), ct).ConfigureAwait(false)) > 0)
+            {
+                hash.AppendData(buffer, 0, read);
+                done += read;
+                progress?.Report(new ExchangeProgress(ExchangePhase.Hashing, done, size));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+    }
+
+    /// <summary>Reads exactly <paramref name="target"/>.Length bytes at <paramref name="offset"/>; hashes them into <paramref name="hash"/> (or returns their own hash).</summary>
+    private static async Task<string?> ReadPartAsync(string path, long offset, Memory<byte> target, IncrementalHash? hash, CancellationToken ct)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous);
+        var done = 0;
+        while (done < target.Length)
+        {
+            var read = await RandomAccess.ReadAsync(handle, target[done..], offset + done, ct).ConfigureAwait(false);
+            if (read == 0)
+            {
+                throw new IOException($"'{path}' shrank while it was uploaded");
+            }
+
+            done += read;
+        }
+
+        if (hash is not null)
+        {
+            hash.AppendData(target.Span);
+            return null;
+        }
+
+        return Convert.ToHexString(SHA256.HashData(target.Span)).ToLowerInvariant();
+    }
+
+    // ================================================================ download
+
+    /// <summary>
+    /// Downloads a presigned URL (<c>exchange_download</c>). Only URLs on the configured endpoint's host, port and
+    /// scheme are fetched unless <paramref name="allowAnyHost"/>; streams to <c>&lt;destination&gt;.partial</c>,
+    /// resumes from it with a range request, verifies SHA-256 when known, renames into place when complete.
+    /// </summary>
+    public async Task<ExchangeDownloadResult> DownloadUrlAsync(Uri url, string destination, bool allowAnyHost = false, string? expectedSha256 = null, IProgress<ExchangeProgress>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        CheckHost(url, allowAnyHost);
+        var key = KeyFromUrl(url);
+        var transferId = key is null ? null : TransferNames.Parse(key)?.TransferId;
+        return await DownloadCoreAsync(url, destination, transferId, null, expectedSha256, progress, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Downloads a transfer by id (its source is the id's first part).</summary>
+    public async Task<ExchangeDownloadResult> DownloadAsync(string transferId, string destination, string? expectedSha256 = null, IProgress<ExchangeProgress>? progress = null, CancellationToken ct = default)
+    {
+        var key = TransferNames.KeyOf(transferId);
+        var url = Presign(key, HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
+        return await DownloadCoreAsync(url, destination, transferId, TransferNames.SourceOf(transferId), expectedSha256, progress, ct).ConfigureAwait(false);
+    }
+
+    private async Task<ExchangeDownloadResult> DownloadCoreAsync(Uri url, string destination, string? transferId, string? source, string? expectedSha256, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(destination);
+        var target = Path.GetFullPath(destination);
+        if (Directory.Exists(target))
+        {
+            var name = transferId is null ? null : TransferNames.FileNameOf(transferId);
+            target = Path.Combine(target, name ?? Path.GetFileName(url.AbsolutePath));
+        }
+
+        using var lease = Guard?.Begin(NullIfServer(source), "exchange.download", $"{transferId ?? PresignedHttpTransfer.Describe(url)} → {target}");
+        try
+        {
+            var outcome = await PresignedHttpTransfer.DownloadAsync(_http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ct).ConfigureAwait(false);
+            lease?.Complete("succeeded", $"{outcome.Size} bytes{(outcome.Verified ? ", sha256 verified" : ", no sha256 to verify")}{(outcome.Resumed ? ", resumed" : "")}");
+            return new ExchangeDownloadResult(outcome.Path, outcome.Size, outcome.Sha256, outcome.Verified, outcome.Resumed, transferId);
+        }
+        catch (Exception ex)
+        {
+            lease?.Complete(ct.IsCancellationRequested ? "cancelled" : "failed", Describe(ex));
+            throw;
+        }
+    }
+
+    /// <summary>Reports synchronously (Progress&lt;T&gt; would post to a context and reorder reports).</summary>
+    private sealed class SyncProgress(IProgress<ExchangeProgress> target) : IProgress<TransferProgress>
+    {
+        public void Report(TransferProgress value) => target.Report(new ExchangeProgress(ExchangePhase.Downloading, value.Done, value.Total));
+    }
+
+    /// <summary>Refuses URLs off the configured endpoint (scheme, host and port), unless explicitly allowed.</summary>
+    public void CheckHost(Uri url, bool allowAnyHost)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        if (!url.IsAbsoluteUri || url.Scheme is not ("https" or "http"))
+        {
+            throw new ExchangeHostNotAllowedException($"download_url must be an absolute http(s) URL");
+        }
+
+        if (allowAnyHost)
+        {
+            return;
+        }
+
+        var endpoint = Settings.Endpoint;
+        var sameHost = string.Equals(url.Host, endpoint.Host, StringComparison.OrdinalIgnoreCase)
+            || url.Host.EndsWith("." + endpoint.Host, StringComparison.OrdinalIgnoreCase); // virtual-hosted bucket names
+        if (!sameHost || url.Port != endpoint.Port || url.Scheme != endpoint.Scheme)
+        {
+            throw new ExchangeHostNotAllowedException(
+                $"download_url {url.Scheme}://{url.Authority} is not the exchange endpoint {endpoint.Scheme}://{endpoint.Authority}; pass allow_any_host (-AllowAnyHost) to fetch it anyway");
+        }
+    }
+
+    /// <summary>The object key a path-style URL of this bucket names, or null.</summary>
+    private string? KeyFromUrl(Uri url)
+    {
+        var path = Uri.UnescapeDataString(url.AbsolutePath).TrimStart('/');
+        var prefix = Settings.Bucket + "/";
+        return path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : null;
+    }
+
+    // ================================================================ list
+
+    /// <summary>
+    /// Lists transfers (<c>exchange_list</c>), every page. ListObjectsV2 carries no user metadata, so each object
+    /// is read with one HEAD (in parallel) when <paramref name="includeMetadata"/> or a destination filter asks for it.
+    /// </summary>
+    public async Task<IReadOnlyList<ExchangeObject>> ListAsync(string? sourceClient = null, string? destClient = null, bool includeMetadata = true, CancellationToken ct = default)
+    {
+        var prefix = sourceClient is null ? ExchangeLimits.Prefix : $"{ExchangeLimits.Prefix}{TransferNames.CheckSource(sourceClient)}/";
+        if (destClient is not null)
+        {
+            TransferNames.CheckSource(destClient, "dest_client");
+        }
+
+        using var lease = Guard?.Begin(NullIfServer(sourceClient) ?? destClient, "exchange.list", prefix);
+        try
+        {
+            var objects = new List<S3Object>();
+            string? token = null;
+            var pages = 0;
+            do
+            {
+                var page = await _s3.ListObjectsV2Async(new ListObjectsV2Request
+                {
+                    BucketName = Settings.Bucket,
+                    Prefix = prefix,
+                    MaxKeys = Options.ListPageSize,
+                    ContinuationToken = token,
+                }, ct).ConfigureAwait(false);
+                pages++;
+                objects.AddRange(page.S3Objects ?? []);
+                token = page.IsTruncated == true ? page.NextContinuationToken : null;
+            }
+            while (token is not null);
+
+            var items = new ExchangeObject[objects.Count];
+            var needMetadata = includeMetadata || destClient is not null;
+            await Parallel.ForEachAsync(Enumerable.Range(0, objects.Count), new ParallelOptions { MaxDegreeOfParallelism = Options.MetadataParallelism, CancellationToken = ct }, async (i, token) =>
+            {
+                var o = objects[i];
+                var parsed = TransferNames.Parse(o.Key);
+                IReadOnlyDictionary<string, string> metadata = needMetadata ? await HeadMetadataAsync(o.Key, token).ConfigureAwait(false) ?? Empty : Empty;
+                items[i] = new ExchangeObject(o.Key, parsed?.TransferId, parsed?.Source, o.Size ?? 0,
+                    o.LastModified is { } modified ? new DateTimeOffset(DateTime.SpecifyKind(modified, DateTimeKind.Utc)).ToUniversalTime() : null, metadata);
+            }).ConfigureAwait(false);
+
+            var result = destClient is null
+                ? items.ToList()
+                : items.Where(o => o.Metadata.TryGetValue("dest_client", out var d) && string.Equals(d, destClient, StringComparison.OrdinalIgnoreCase)).ToList();
+            lease?.Complete("succeeded", $"{result.Count} of {objects.Count} object(s), {pages} page(s)");
+            return result;
+        }
+        catch (Exception ex)
+        {
+            lease?.Complete(ct.IsCancellationRequested ? "cancelled" : "failed", Describe(ex));
+            var translated = Translate(ex, "listing");
+            if (!ReferenceEquals(translated, ex))
+            {
+                throw translated;
+            }
+
+            throw;
+        }
+    }
+
+    private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
+
+    /// <summary>The object's user metadata (keys without x-amz-meta-), or null when it does not exist.</summary>
+    private async Task<IReadOnlyDictionary<string, string>?> HeadMetadataAsync(string key, CancellationToken ct)
+    {
+        try
+        {
+            var head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
+            var metadata = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var name in head.Metadata.Keys)
+            {
+                var shortName = name.StartsWith("x-amz-meta-", StringComparison.OrdinalIgnoreCase) ? name["x-amz-meta-".Length..] : name;
+                metadata[shortName] = head.Metadata[name];
+            }
+
+            return metadata;
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    // ================================================================ delete
+
+    /// <summary>
+    /// Deletes a transfer (<c>exchange_delete</c>). S3's DELETE succeeds whether or not the object existed, so a
+    /// HEAD first tells the truth: <see cref="ExchangeDeleteResult.Deleted"/> is false when there was nothing.
+    /// </summary>
+    public async Task<ExchangeDeleteResult> DeleteAsync(string transferId, string sourceClient, CancellationToken ct = default)
+    {
+        var key = TransferNames.Key(sourceClient, transferId);
+        using var lease = Guard?.Begin(NullIfServer(sourceClient), "exchange.delete", key);
+        try
+        {
+            if (await HeadMetadataAsync(key, ct).ConfigureAwait(false) is null)
+            {
+                lease?.Complete("not_found", "no such transfer");
+                return new ExchangeDeleteResult(key, transferId, Deleted: false);
+            }
+
+            await _s3.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
+            lease?.Complete("succeeded", "deleted");
+            return new ExchangeDeleteResult(key, transferId, Deleted: true);
+        }
+        catch (Exception ex)
+        {
+            lease?.Complete(ct.IsCancellationRequested ? "cancelled" : "failed", Describe(ex));
+            var translated = Translate(ex, $"delete of '{transferId}'");
+            if (!ReferenceEquals(translated, ex))
+            {
+                throw translated;
+            }
+
+            throw;
+        }
+    }
+
+    // ================================================================ presigned URLs
+
+    /// <summary>
+    /// A presigned PUT URL for a client → server upload (<c>curl -T FILE URL</c> is all a client needs). Only the
+    /// host is signed, so no extra headers are required; the key carries source and file name, the object no metadata.
+    /// </summary>
+    public ExchangeUploadUrl CreateUploadUrl(string sourceClient, string fileName, int expiresHours = ExchangeLimits.DefaultExpiresHours)
+    {
+        ExchangeLimits.CheckExpiresHours(expiresHours);
+        var now = _time.GetUtcNow();
+        var transferId = TransferNames.NewTransferId(sourceClient, now, fileName);
+        var key = TransferNames.Key(sourceClient, transferId);
+        var expiresAt = TruncateToSeconds(now.AddHours(expiresHours));
+        var url = Presign(key, HttpVerb.PUT, expiresAt);
+        return new ExchangeUploadUrl(transferId, key, url, expiresAt, sourceClient, TransferNames.CheckFileName(fileName));
+    }
+
+    /// <summary>A presigned GET URL for an existing transfer (1–12 hours), e.g. to hand an offline client later.</summary>
+    public Uri CreateDownloadUrl(string transferId, int expiresHours = ExchangeLimits.DefaultExpiresHours)
+    {
+        ExchangeLimits.CheckExpiresHours(expiresHours);
+        return Presign(TransferNames.KeyOf(transferId), HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(expiresHours)));
+    }
+
+    /// <summary>Size and SHA-256 recorded with a transfer, or null when it does not exist.</summary>
+    public async Task<(long Size, string? Sha256)?> GetTransferInfoAsync(string transferId, CancellationToken ct = default)
+    {
+        try
+        {
+            var head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = Settings.Bucket, Key = TransferNames.KeyOf(transferId) }, ct).ConfigureAwait(false);
+            return (head.ContentLength, head.Metadata["x-amz-meta-sha256"] is { Length: > 0 } sha ? sha : null);
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        catch (Exception ex)
+        {
+            var translated = Translate(ex, $"lookup of '{transferId}'");
+            if (!ReferenceEquals(translated, ex))
+            {
+                throw translated;
+            }
+
+            throw;
+        }
+    }
+
+    private Uri Presign(string key, HttpVerb verb, DateTimeOffset expiresAt)
+    {
+        var url = _s3.GetPreSignedURL(new GetPreSignedUrlRequest
+        {
+            BucketName = Settings.Bucket,
+            Key = key,
+            Verb = verb,
+            Expires = expiresAt.UtcDateTime,
+            Protocol = Settings.Endpoint.Scheme == Uri.UriSchemeHttp ? Amazon.S3.Protocol.HTTP : Amazon.S3.Protocol.HTTPS,
+        });
+        return new Uri(url);
+    }
+
+    // ================================================================ lifecycle
+
+    /// <summary>The rule <see cref="InitializeAsync"/> installs: delete everything under transfers/ after 2 days.</summary>
+    public static ExchangeLifecycleRule DesiredRule { get; } = new(ExchangeLimits.LifecycleRuleId, ExchangeLimits.Prefix, ExchangeLimits.LifecycleDays, Enabled: true);
+
+    /// <summary>
+    /// Installs the lifecycle rule that deletes transfers after 48 hours (keeping the bucket's other rules) and
+    /// returns the rules now in force. Endpoints without lifecycle support answer NotImplemented (an <see cref="ExchangeException"/>).
+    /// </summary>
+    public async Task<IReadOnlyList<ExchangeLifecycleRule>> InitializeAsync(CancellationToken ct = default)
+    {
+        using var lease = Guard?.Begin(null, "exchange.init", $"lifecycle {ExchangeLimits.LifecycleRuleId}");
+        try
+        {
+            var current = await GetLifecycleRulesCoreAsync(ct).ConfigureAwait(false);
+            var rules = current.Where(r => r.Id != ExchangeLimits.LifecycleRuleId).ToList();
+            rules.Add(BuildRule(DesiredRule));
+            await _s3.PutLifecycleConfigurationAsync(new PutLifecycleConfigurationRequest
+            {
+                BucketName = Settings.Bucket,
+                Configuration = new LifecycleConfiguration { Rules = rules },
+            }, ct).ConfigureAwait(false);
+            var now = (await GetLifecycleRulesCoreAsync(ct).ConfigureAwait(false)).Select(ToRule).ToList();
+            lease?.Complete("succeeded", $"{now.Count} rule(s)");
+            return now;
+        }
+        catch (Exception ex)
+        {
+            lease?.Complete("failed", Describe(ex));
+            var translated = Translate(ex, "lifecycle configuration");
+            if (!ReferenceEquals(translated, ex))
+            {
+                throw translated;
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>The bucket's lifecycle rules (empty when it has none).</summary>
+    public async Task<IReadOnlyList<ExchangeLifecycleRule>> GetLifecycleAsync(CancellationToken ct = default)
+    {
+        try
+        {
+            return (await GetLifecycleRulesCoreAsync(ct).ConfigureAwait(false)).Select(ToRule).ToList();
+        }
+        catch (Exception ex)
+        {
+            var translated = Translate(ex, "lifecycle configuration");
+            if (!ReferenceEquals(translated, ex))
+            {
+                throw translated;
+            }
+
+            throw;
+        }
+    }
+
+    private async Task<List<LifecycleRule>> GetLifecycleRulesCoreAsync(CancellationToken ct)
+    {
+        try
+        {
+            var response = await _s3.GetLifecycleConfigurationAsync(new GetLifecycleConfigurationRequest { BucketName = Settings.Bucket }, ct).ConfigureAwait(false);
+            return response.Configuration?.Rules ?? [];
+        }
+        catch (AmazonS3Exception ex) when (ex.ErrorCode == "NoSuchLifecycleConfiguration")
+        {
+            return [];
+        }
+    }
+
+    internal static LifecycleRule BuildRule(ExchangeLifecycleRule rule) => new()
+    {
+        Id = rule.Id,
+        Filter = new LifecycleFilter { LifecycleFilterPredicate = new LifecyclePrefixPredicate { Prefix = rule.Prefix } },
+        Expiration = new LifecycleRuleExpiration { Days = rule.ExpirationDays },
+        Status = rule.Enabled ? LifecycleRuleStatus.Enabled : LifecycleRuleStatus.Disabled,
+    };
+
+    internal static ExchangeLifecycleRule ToRule(LifecycleRule rule) => new(
+        rule.Id ?? "",
+        (rule.Filter?.LifecycleFilterPredicate as LifecyclePrefixPredicate)?.Prefix ?? "",
+        rule.Expiration?.Days ?? 0,
+        rule.Status == LifecycleRuleStatus.Enabled);
+
+    // ================================================================ helpers
+
+    private static void AddMetadata(MetadataCollection target, Dictionary<string, string> metadata)
+    {
+        foreach (var (name, value) in metadata)
+        {
+            target.Add(name, value);
+        }
+    }
+
+    private static string? NullIfServer(string? source) => source == ExchangeLimits.ServerSource ? null : source;
+
+    private static DateTimeOffset TruncateToSeconds(DateTimeOffset t) => new(t.Ticks - (t.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+
+    internal static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    private static string Describe(Exception ex) => ex switch
+    {
+        AmazonS3Exception s3 => $"{s3.ErrorCode ?? ((int)s3.StatusCode).ToString(CultureInfo.InvariantCulture)}",
+        _ => ex.GetType().Name,
+    };
+
+    /// <summary>S3 faults become <see cref="ExchangeException"/> (with the S3 error code); others pass through.</summary>
+    private static Exception Translate(Exception ex, string what) => ex switch
+    {
+        AmazonS3Exception { ErrorCode: "NotImplemented" } s3 => new ExchangeException($"{what}: the storage endpoint does not implement this request (NotImplemented)", s3.ErrorCode, s3),
+        AmazonS3Exception s3 => new ExchangeException($"{what} failed: {s3.ErrorCode ?? "error"} (HTTP {(int)s3.StatusCode}): {s3.Message}", s3.ErrorCode, s3),
+        AmazonServiceException service => new ExchangeException($"{what} failed: {service.Message}", service.ErrorCode, service),
+        AmazonClientException client => new ExchangeException($"{what} failed: {client.Message}", null, client),
+        _ => ex,
+    };
+
+    public void Dispose() => _s3.Dispose();
+}

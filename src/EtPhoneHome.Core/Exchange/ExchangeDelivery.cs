@@ -1,0 +1,202 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Tunnel;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Core.Exchange;
+
+/// <summary>
+/// The result of handing a transfer to one client (server → client), or of collecting a file from it
+/// (client → server). Every target gets one; an offline client is answered at once with
+/// <see cref="CommandStatus.Offline"/> and the transfer stays in the bucket until the lifecycle rule removes it.
+/// </summary>
+public sealed record ExchangeDeliveryResult(
+    string Uuid,
+    string DisplayName,
+    CommandStatus Status,
+    string TransferId,
+    string RemotePath,
+    long? Size,
+    string? Sha256,
+    bool Verified,
+    string? LocalPath,
+    string? Error);
+
+/// <summary>
+/// Transfers that involve agents. Server → client: the file is uploaded once, then each agent is told
+/// (<c>exchange_fetch</c>) to download a presigned GET URL into a path inside its own path policy, verifying
+/// SHA-256. Client → server: the agent uploads a file (<c>exchange_put</c>) to a presigned PUT URL and answers
+/// its SHA-256; the server then downloads the object and verifies it against that value.
+/// </summary>
+public sealed class ExchangeDelivery(ExchangeClient exchange)
+{
+    /// <summary>How long the tunnel handshake may take.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long one agent may take to move the bytes.</summary>
+    public TimeSpan TransferTimeout { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Where tunnel ports listen.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>Hours the URLs handed to agents live (1–12).</summary>
+    public int UrlHours { get; init; } = 2;
+
+    public ExchangeClient Exchange { get; } = exchange ?? throw new ArgumentNullException(nameof(exchange));
+
+    /// <summary>
+    /// Tells every target to fetch an uploaded transfer into <paramref name="remotePath"/>; one result per target,
+    /// streamed as each finishes, at most <paramref name="throttleLimit"/> at a time.
+    /// </summary>
+    public async IAsyncEnumerable<ExchangeDeliveryResult> DeliverAsync(
+        IReadOnlyList<FleetTarget> targets,
+        string transferId,
+        string remotePath,
+        int throttleLimit = 16,
+        [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentException.ThrowIfNullOrWhiteSpace(remotePath);
+        ArgumentOutOfRangeException.ThrowIfLessThan(throttleLimit, 1);
+        var info = await Exchange.GetTransferInfoAsync(transferId, ct).ConfigureAwait(false)
+            ?? throw new ExchangeException($"transfer '{transferId}' does not exist (expired or deleted)", "NoSuchKey");
+        var url = Exchange.CreateDownloadUrl(transferId, UrlHours);
+        var parameters = new ExchangeFetchParams { Url = url.ToString(), Path = remotePath, Sha256 = info.Sha256, Size = info.Size };
+
+        var channel = Channel.CreateUnbounded<ExchangeDeliveryResult>(new UnboundedChannelOptions { SingleReader = true });
+        var producer = Task.Run(async () =>
+        {
+            try
+            {
+                await Parallel.ForEachAsync(targets, new ParallelOptions { MaxDegreeOfParallelism = throttleLimit, CancellationToken = CancellationToken.None }, async (target, _) =>
+                    channel.Writer.TryWrite(await FetchOneAsync(target, transferId, parameters, ct).ConfigureAwait(false))).ConfigureAwait(false);
+            }
+            finally
+            {
+                channel.Writer.TryComplete();
+            }
+        }, CancellationToken.None);
+
+        await foreach (var result in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            yield return result;
+        }
+
+        await producer.ConfigureAwait(false);
+    }
+
+    private async Task<ExchangeDeliveryResult> FetchOneAsync(FleetTarget target, string transferId, ExchangeFetchParams parameters, CancellationToken ct)
+    {
+        ExchangeDeliveryResult Result(CommandStatus status, string? error, ExchangeFetchResult? fetched = null) =>
+            new(target.Uuid, target.DisplayName, status, transferId, parameters.Path, fetched?.Size, fetched?.Sha256, fetched?.Verified ?? false, null, error);
+
+        if (target.DeniedReason is { } reason)
+        {
+            return Result(CommandStatus.Denied, reason);
+        }
+
+        if (target.Session is null)
+        {
+            return Result(CommandStatus.Offline, $"the client is offline; transfer {transferId} waits in the bucket until it expires");
+        }
+
+        using var lease = Exchange.Guard?.Begin(target.Uuid, "exchange.download", $"agent fetch {transferId} → {parameters.Path}");
+        try
+        {
+            var fetched = await InvokeAsync(target, ExchangeMethods.Fetch, parameters, ExchangeJson.Default.ExchangeFetchParams, ExchangeJson.Default.ExchangeFetchResult, ct).ConfigureAwait(false);
+            lease?.Complete("succeeded", $"{fetched.Size} bytes{(fetched.Verified ? ", sha256 verified" : "")}");
+            return Result(CommandStatus.Succeeded, null, fetched);
+        }
+        catch (Exception ex) when (Classify(ex, ct) is { } status)
+        {
+            lease?.Complete(StatusText(status), ex.Message);
+            return Result(status, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// Has the agent upload <paramref name="remotePath"/> to a presigned PUT URL, then downloads the object to
+    /// <paramref name="destination"/> and verifies it against the SHA-256 the agent computed while reading.
+    /// </summary>
+    public async Task<ExchangeDeliveryResult> CollectAsync(FleetTarget target, string remotePath, string destination, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentException.ThrowIfNullOrWhiteSpace(remotePath);
+        var upload = Exchange.CreateUploadUrl(target.Uuid, Path.GetFileName(remotePath.Replace('\\', '/')), UrlHours);
+        ExchangeDeliveryResult Result(CommandStatus status, string? error, long? size = null, string? sha = null, bool verified = false, string? local = null) =>
+            new(target.Uuid, target.DisplayName, status, upload.TransferId, remotePath, size, sha, verified, local, error);
+
+        if (target.DeniedReason is { } reason)
+        {
+            return Result(CommandStatus.Denied, reason);
+        }
+
+        if (target.Session is null)
+        {
+            return Result(CommandStatus.Offline, "the client is offline");
+        }
+
+        ExchangePutResult put;
+        using (var lease = Exchange.Guard?.Begin(target.Uuid, "exchange.upload", $"agent put {remotePath} → {upload.Key}"))
+        {
+            try
+            {
+                put = await InvokeAsync(target, ExchangeMethods.Put, new ExchangePutParams { Path = remotePath, Url = upload.UploadUrl.ToString() },
+                    ExchangeJson.Default.ExchangePutParams, ExchangeJson.Default.ExchangePutResult, ct).ConfigureAwait(false);
+                lease?.Complete("succeeded", $"{put.Size} bytes, sha256 {put.Sha256[..12]}…");
+            }
+            catch (Exception ex) when (Classify(ex, ct) is { } status)
+            {
+                lease?.Complete(StatusText(status), ex.Message);
+                return Result(status, ex.Message);
+            }
+        }
+
+        try
+        {
+            var download = await Exchange.DownloadAsync(upload.TransferId, destination, put.Sha256, null, ct).ConfigureAwait(false);
+            return Result(CommandStatus.Succeeded, null, download.Size, download.Sha256, download.Verified, download.LocalPath);
+        }
+        catch (Exception ex) when (ex is ChecksumMismatchException or HttpTransferException or IOException or ExchangeException)
+        {
+            return Result(CommandStatus.Error, ex.Message, put.Size, put.Sha256);
+        }
+    }
+
+    private async Task<TResult> InvokeAsync<TParams, TResult>(FleetTarget target, string method, TParams parameters,
+        System.Text.Json.Serialization.Metadata.JsonTypeInfo<TParams> paramsType, System.Text.Json.Serialization.Metadata.JsonTypeInfo<TResult> resultType, CancellationToken ct)
+        where TResult : class
+    {
+        var session = target.Session!;
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        wait.CancelAfter(TransferTimeout);
+        try
+        {
+            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
+            return await tunnel.InvokeAsync(method, parameters, paramsType, resultType, wait.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)
+        {
+            throw new TimeoutException($"no answer within {TransferTimeout.TotalMinutes:0} min");
+        }
+    }
+
+    private static CommandStatus? Classify(Exception ex, CancellationToken ct) => ex switch
+    {
+        RpcException { Code: RpcErrorCodes.PathDenied } => CommandStatus.Denied,
+        RpcException => CommandStatus.Failed,
+        TimeoutException => CommandStatus.TimedOut,
+        OperationCanceledException when ct.IsCancellationRequested => CommandStatus.Error,
+        ProtocolException or IOException or System.Net.Sockets.SocketException => CommandStatus.Error,
+        _ => null,
+    };
+
+    private static string StatusText(CommandStatus status) => status switch
+    {
+        CommandStatus.Denied => "denied",
+        CommandStatus.TimedOut => "timed_out",
+        CommandStatus.Failed => "failed",
+        _ => "error",
+    };
+}

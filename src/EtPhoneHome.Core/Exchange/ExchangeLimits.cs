@@ -1,0 +1,114 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace EtPhoneHome.Core.Exchange;
+
+/// <summary>The exchange's limits, enforced in code on every surface (not only in a schema).</summary>
+public static class ExchangeLimits
+{
+    public const int MinExpiresHours = 1;
+
+    /// <summary>Longest life of a presigned URL. URLs are bearer tokens; a short life limits a leak.</summary>
+    public const int MaxExpiresHours = 12;
+
+    public const int DefaultExpiresHours = 12;
+
+    /// <summary>The bucket lifecycle rule deletes transfers this many days after upload (48 hours).</summary>
+    public const int LifecycleDays = 2;
+
+    /// <summary>Key prefix of every transfer.</summary>
+    public const string Prefix = "transfers/";
+
+    /// <summary>Id of the lifecycle rule <see cref="ExchangeClient.InitializeAsync"/> installs.</summary>
+    public const string LifecycleRuleId = "etphonehome-transfers-48h";
+
+    /// <summary>Source of transfers the server uploads.</summary>
+    public const string ServerSource = "server";
+
+    /// <summary>Throws when <paramref name="hours"/> is outside 1..12, naming the limit; call before any request.</summary>
+    public static void CheckExpiresHours(int hours)
+    {
+        if (hours is < MinExpiresHours or > MaxExpiresHours)
+        {
+            throw new ArgumentOutOfRangeException(nameof(hours), hours,
+                string.Format(CultureInfo.InvariantCulture, "expires_hours must be between {0} and {1} (presigned URLs live at most {1} hours); got {2}", MinExpiresHours, MaxExpiresHours, hours));
+        }
+    }
+}
+
+/// <summary>How transfers are named: id <c>&lt;source&gt;_&lt;yyyyMMdd_HHmmss&gt;_&lt;filename&gt;</c>, key <c>transfers/&lt;source&gt;/&lt;id&gt;</c>.</summary>
+public static partial class TransferNames
+{
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$")]
+    private static partial Regex SourcePattern();
+
+    /// <summary>Checks a source (a client uuid or "server"): letters, digits, '.' and '-', so a key cannot leave its prefix.</summary>
+    public static string CheckSource(string source, string field = "source_client")
+    {
+        if (string.IsNullOrEmpty(source) || !SourcePattern().IsMatch(source))
+        {
+            throw new ArgumentException($"{field} '{source}' is not valid: a client uuid or '{ExchangeLimits.ServerSource}' (letters, digits, '.', '-'; at most 128)");
+        }
+
+        return source;
+    }
+
+    /// <summary>The file name part a transfer keeps: no directories, no control characters.</summary>
+    public static string CheckFileName(string fileName)
+    {
+        var name = Path.GetFileName(fileName ?? "");
+        if (name.Length is 0 or > 200 || name is "." or ".." || name.Any(c => char.IsControl(c) || c is '/' or '\\'))
+        {
+            throw new ArgumentException($"filename '{fileName}' is not valid: a file name of 1 to 200 characters without directories");
+        }
+
+        return name;
+    }
+
+    public static string NewTransferId(string source, DateTimeOffset at, string fileName) =>
+        $"{CheckSource(source)}_{at.UtcDateTime.ToString("yyyyMMdd_HHmmss", CultureInfo.InvariantCulture)}_{CheckFileName(fileName)}";
+
+    public static string Key(string source, string transferId) => $"{ExchangeLimits.Prefix}{CheckSource(source)}/{CheckTransferId(transferId)}";
+
+    /// <summary>The source a transfer id starts with (uuids and "server" contain no '_').</summary>
+    public static string SourceOf(string transferId)
+    {
+        CheckTransferId(transferId);
+        var cut = transferId.IndexOf('_', StringComparison.Ordinal);
+        return CheckSource(cut > 0 ? transferId[..cut] : "", "transfer_id");
+    }
+
+    /// <summary>The key of a transfer id (its source is its first part).</summary>
+    public static string KeyOf(string transferId) => Key(SourceOf(transferId), transferId);
+
+    /// <summary>Source and transfer id of a key under <c>transfers/</c>, or null.</summary>
+    public static (string Source, string TransferId)? Parse(string key)
+    {
+        if (!key.StartsWith(ExchangeLimits.Prefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var rest = key[ExchangeLimits.Prefix.Length..];
+        var slash = rest.IndexOf('/', StringComparison.Ordinal);
+        return slash <= 0 || slash == rest.Length - 1 ? null : (rest[..slash], rest[(slash + 1)..]);
+    }
+
+    /// <summary>The file name in a transfer id (after source and timestamp).</summary>
+    public static string? FileNameOf(string transferId)
+    {
+        var parts = transferId.Split('_', 4);
+        return parts.Length == 4 ? parts[3] : null;
+    }
+
+    private static string CheckTransferId(string transferId)
+    {
+        if (string.IsNullOrEmpty(transferId) || transferId.Length > 400 || transferId.Contains('/', StringComparison.Ordinal)
+            || transferId.Contains('\\', StringComparison.Ordinal) || transferId is "." or ".." || transferId.Any(char.IsControl))
+        {
+            throw new ArgumentException($"transfer_id '{transferId}' is not valid: expected <source>_<yyyyMMdd_HHmmss>_<filename>");
+        }
+
+        return transferId;
+    }
+}

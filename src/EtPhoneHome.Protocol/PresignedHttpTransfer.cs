@@ -1,0 +1,290 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+
+namespace EtPhoneHome.Protocol;
+
+/// <summary>Bytes moved so far, and the total when known.</summary>
+public readonly record struct TransferProgress(long Done, long? Total);
+
+/// <summary>Outcome of <see cref="PresignedHttpTransfer.DownloadAsync"/>.</summary>
+public sealed record HttpDownloadOutcome(string Path, long Size, string Sha256, bool Resumed, bool Verified);
+
+/// <summary>Outcome of <see cref="PresignedHttpTransfer.UploadAsync"/>.</summary>
+public sealed record HttpUploadOutcome(long Size, string Sha256);
+
+/// <summary>A transfer the storage endpoint refused or broke. The message never carries the URL's query (its signature).</summary>
+public sealed class HttpTransferException(string message, HttpStatusCode? status = null, Exception? inner = null) : Exception(message, inner)
+{
+    public HttpStatusCode? Status { get; } = status;
+}
+
+/// <summary>The received bytes do not hash to the expected SHA-256; nothing was written to the destination.</summary>
+public sealed class ChecksumMismatchException(string expected, string actual, string path)
+    : Exception($"SHA-256 mismatch for '{path}': expected {expected}, got {actual}; nothing was written")
+{
+    public string Expected { get; } = expected;
+    public string Actual { get; } = actual;
+}
+
+/// <summary>
+/// Downloads from and uploads to presigned URLs with nothing but <see cref="HttpClient"/> (AOT-safe; the agent
+/// and the server share it). Downloads stream into <c>&lt;destination&gt;.partial</c>, resume an interrupted
+/// transfer with a range request, verify SHA-256 (the expected value, else the object's
+/// <c>x-amz-meta-sha256</c>), and rename into place only when complete and verified.
+/// </summary>
+public static class PresignedHttpTransfer
+{
+    /// <summary>Suffix of the file a download writes before it is complete.</summary>
+    public const string PartialSuffix = ".partial";
+
+    /// <summary>Response header carrying the SHA-256 the uploader recorded in the object's metadata.</summary>
+    public const string Sha256MetadataHeader = "x-amz-meta-sha256";
+
+    /// <summary>How many times one call continues a download after the connection broke.</summary>
+    public const int MaxResumeAttempts = 5;
+
+    private const int BufferSize = 1024 * 1024;
+
+    /// <summary>The URL without its query string (the signature), for messages and logs.</summary>
+    public static string Describe(Uri url) => url.GetLeftPart(UriPartial.Path);
+
+    public static async Task<HttpDownloadOutcome> DownloadAsync(
+        HttpClient http,
+        Uri url,
+        string destination,
+        string? expectedSha256,
+        IProgress<TransferProgress>? progress,
+        CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        ArgumentNullException.ThrowIfNull(url);
+        var target = Path.GetFullPath(destination);
+        var partial = target + PartialSuffix;
+        var resumedAny = false;
+        var restartedAfterMismatch = false;
+        var breaks = 0;
+        while (true)
+        {
+            var offset = File.Exists(partial) ? new FileInfo(partial).Length : 0;
+            Attempt attempt;
+            try
+            {
+                attempt = await DownloadOnceAsync(http, url, partial, offset, progress, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsBrokenTransfer(ex, ct) && breaks < MaxResumeAttempts)
+            {
+                breaks++; // the partial file keeps what arrived; the next attempt asks for the rest
+                continue;
+            }
+            catch (Exception ex) when (IsBrokenTransfer(ex, ct))
+            {
+                throw new HttpTransferException($"download from {Describe(url)} broke {breaks + 1} times; the partial file is kept for a later resume", null, ex);
+            }
+
+            resumedAny |= attempt.Resumed;
+            var expected = Normalize(expectedSha256) ?? Normalize(attempt.MetadataSha256);
+            if (expected is not null && !string.Equals(expected, attempt.Sha256, StringComparison.Ordinal))
+            {
+                File.Delete(partial);
+                if (attempt.Resumed && !restartedAfterMismatch)
+                {
+                    // The kept bytes may belong to an older object under the same URL: start over once.
+                    restartedAfterMismatch = true;
+                    continue;
+                }
+
+                throw new ChecksumMismatchException(expected, attempt.Sha256, target);
+            }
+
+            File.Move(partial, target, overwrite: true);
+            return new HttpDownloadOutcome(target, attempt.Size, attempt.Sha256, resumedAny, expected is not null);
+        }
+    }
+
+    /// <summary>Uploads a file to a presigned PUT URL, streaming, hashing while it reads.</summary>
+    public static async Task<HttpUploadOutcome> UploadAsync(HttpClient http, Uri url, string path, IProgress<TransferProgress>? progress, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        ArgumentNullException.ThrowIfNull(url);
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        var length = file.Length;
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await using var reader = new HashingReadStream(file, hash, length, progress);
+        using var content = new StreamContent(reader, BufferSize);
+        content.Headers.ContentLength = length;
+        using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = content };
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new HttpTransferException($"upload to {Describe(url)} failed: {ex.Message}", null, ex);
+        }
+
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new HttpTransferException($"upload to {Describe(url)} was refused: HTTP {(int)response.StatusCode} {response.ReasonPhrase}", response.StatusCode);
+            }
+        }
+
+        if (reader.BytesRead != length)
+        {
+            throw new HttpTransferException($"upload of '{path}' sent {reader.BytesRead} of {length} bytes (the file changed while it was read)");
+        }
+
+        return new HttpUploadOutcome(length, Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant());
+    }
+
+    private static bool IsBrokenTransfer(Exception ex, CancellationToken ct) =>
+        !ct.IsCancellationRequested && ex is IOException or HttpRequestException { StatusCode: null };
+
+    private static string? Normalize(string? sha) => string.IsNullOrWhiteSpace(sha) ? null : sha.Trim().ToLowerInvariant();
+
+    private sealed record Attempt(long Size, string Sha256, string? MetadataSha256, bool Resumed);
+
+    private static async Task<Attempt> DownloadOnceAsync(HttpClient http, Uri url, string partial, long offset, IProgress<TransferProgress>? progress, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        if (offset > 0)
+        {
+            request.Headers.Range = new RangeHeaderValue(offset, null);
+        }
+
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && offset > 0)
+        {
+            // The kept part is not a prefix of this object (or is all of it, with no way to tell): start over.
+            File.Delete(partial);
+            return await DownloadOnceAsync(http, url, partial, 0, progress, ct).ConfigureAwait(false);
+        }
+
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new HttpTransferException($"download from {Describe(url)} was refused: HTTP {(int)response.StatusCode} {response.ReasonPhrase}", response.StatusCode);
+        }
+
+        var resumed = false;
+        if (response.StatusCode == HttpStatusCode.PartialContent)
+        {
+            var range = response.Content.Headers.ContentRange;
+            if (range?.From != offset)
+            {
+                throw new HttpTransferException($"download from {Describe(url)}: the server answered range {range?.From?.ToString(CultureInfo.InvariantCulture) ?? "?"}, asked for {offset}");
+            }
+
+            resumed = offset > 0;
+        }
+        else
+        {
+            offset = 0; // a full answer: the range was ignored
+        }
+
+        long? total = response.Content.Headers.ContentLength is { } length ? offset + length : null;
+        var metadataSha = response.Headers.TryGetValues(Sha256MetadataHeader, out var values) ? values.FirstOrDefault() : null;
+
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[BufferSize];
+        await using var file = new FileStream(partial, offset > 0 ? FileMode.OpenOrCreate : FileMode.Create, FileAccess.ReadWrite, FileShare.None, BufferSize, FileOptions.Asynchronous);
+        if (offset > 0)
+        {
+            // Hash what an earlier attempt kept, then append from there.
+            file.Position = 0;
+            var remaining = offset;
+            while (remaining > 0)
+            {
+                var read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, remaining)), ct).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    throw new HttpTransferException("the partial file shrank while it was resumed");
+                }
+
+                hash.AppendData(buffer, 0, read);
+                remaining -= read;
+            }
+        }
+
+        file.SetLength(offset);
+        file.Position = offset;
+        var done = offset;
+        await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        progress?.Report(new TransferProgress(done, total));
+        while (true)
+        {
+            var read = await body.ReadAsync(buffer, ct).ConfigureAwait(false);
+            if (read == 0)
+            {
+                break;
+            }
+
+            await file.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+            hash.AppendData(buffer, 0, read);
+            done += read;
+            progress?.Report(new TransferProgress(done, total));
+        }
+
+        await file.FlushAsync(ct).ConfigureAwait(false);
+        if (total is { } expectedTotal && done != expectedTotal)
+        {
+            throw new IOException($"the connection ended after {done} of {expectedTotal} bytes");
+        }
+
+        return new Attempt(done, Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant(), metadataSha, resumed);
+    }
+
+    /// <summary>A read-only stream that hashes and counts what passes through it.</summary>
+    private sealed class HashingReadStream(Stream inner, IncrementalHash hash, long length, IProgress<TransferProgress>? progress) : Stream
+    {
+        public long BytesRead { get; private set; }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => length;
+
+        public override long Position
+        {
+            get => BytesRead;
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var read = inner.Read(buffer);
+            Account(buffer[..read]);
+            return read;
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            Account(buffer.Span[..read]);
+            return read;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        private void Account(ReadOnlySpan<byte> data)
+        {
+            hash.AppendData(data);
+            BytesRead += data.Length;
+            progress?.Report(new TransferProgress(BytesRead, length));
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
