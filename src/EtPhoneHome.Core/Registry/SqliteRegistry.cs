@@ -15,7 +15,7 @@ public sealed record RegistryEvent(long Id, string Type, string? Uuid, string Pa
 /// mode 0600) in a 0700 data directory. Each call uses its own pooled connection, so one instance is
 /// safe from many threads and several processes may share the file.
 /// </summary>
-public sealed class SqliteRegistry : IFleetRegistry
+public sealed partial class SqliteRegistry : IFleetRegistry
 {
     /// <summary>Setting that holds the heartbeat interval in seconds.</summary>
     public const string HeartbeatSetting = "heartbeat_s";
@@ -777,12 +777,9 @@ public sealed class SqliteRegistry : IFleetRegistry
             ("$op", e.Operation), ("$u", e.Uuid), ("$st", e.Status), ("$d", e.Detail), ("$ms", e.DurationMs));
     }
 
+    // The outbox row with its full webhook envelope: SqliteRegistry.Webhooks.cs.
     private void Emit(SqliteConnection c, SqliteTransaction tx, string type, string? uuid, JsonObject payload)
-    {
-        var now = Now;
-        Exec(c, tx, "INSERT INTO events(type, uuid, payload, created_at, next_attempt_at) VALUES ($t, $u, $p, $now, $now)",
-            ("$t", type), ("$u", uuid), ("$p", payload.ToJsonString()), ("$now", now));
-    }
+        => InsertEvent(c, tx, type, uuid, payload);
 
     // ================================================================ reading rows
 
