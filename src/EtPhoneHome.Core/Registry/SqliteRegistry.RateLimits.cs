@@ -18,15 +18,23 @@ public sealed partial class SqliteRegistry
         var now = Now;
         var windowStart = now - (long)RateLimitPolicy.Window.TotalMilliseconds;
         Exec(c, tx, "DELETE FROM rate_requests WHERE uuid = $u AND at <= $start", ("$u", uuid), ("$start", windowStart));
-        RemoveStaleInflight(c, tx, uuid, now);
-        var (rpmLimit, concurrentLimit) = Limits(c, tx, uuid, policy);
-        var mode = Mode(c, tx, policy);
-        var rpm = (int)Scalar<long>(c, tx, "SELECT COUNT(*) FROM rate_requests WHERE uuid = $u AND at > $start", ("$u", uuid), ("$start", windowStart));
-        var concurrent = (int)Scalar<long>(c, tx, "SELECT COUNT(*) FROM rate_inflight WHERE uuid = $u", ("$u", uuid));
+        var snapshot = Snapshot(c, tx, uuid, windowStart, policy);
+        if (snapshot.Concurrent + 1 > snapshot.ConcurrentLimit)
+        {
+            // Only worth the liveness checks when the slots look full: a dead process may hold some.
+            RemoveStaleInflight(c, tx, uuid, now);
+            snapshot = Snapshot(c, tx, uuid, windowStart, policy);
+        }
+
+        var (rpmLimit, concurrentLimit, mode, rpm, concurrent) =
+            (snapshot.RpmLimit, snapshot.ConcurrentLimit, snapshot.Mode, snapshot.Rpm, snapshot.Concurrent);
+        var (rpmWarnings, concurrentWarnings) = (snapshot.RpmWarnings, snapshot.ConcurrentWarnings);
         var overRpm = rpm + 1 > rpmLimit;
         var overConcurrent = concurrent + 1 > concurrentLimit;
         if (overRpm || overConcurrent)
         {
+            rpmWarnings += overRpm ? 1 : 0;
+            concurrentWarnings += overConcurrent ? 1 : 0;
             Exec(c, tx, """
                 INSERT INTO rate_counters(uuid, rpm_warnings, concurrent_warnings) VALUES ($u, $r, $c)
                 ON CONFLICT(uuid) DO UPDATE SET rpm_warnings = rpm_warnings + $r, concurrent_warnings = concurrent_warnings + $c
@@ -53,7 +61,6 @@ public sealed partial class SqliteRegistry
             InsertAudit(c, tx, refusal);
         }
 
-        var (rpmWarnings, concurrentWarnings) = Counters(c, tx, uuid);
         tx.Commit();
         return new RateLimitAdmission
         {
@@ -164,26 +171,34 @@ public sealed partial class SqliteRegistry
         }
     }
 
-    private static (int Rpm, int Concurrent) Limits(SqliteConnection c, SqliteTransaction tx, string uuid, RateLimitPolicy policy)
-    {
-        using var cmd = Command(c, tx, "SELECT rate_limit_rpm, rate_limit_concurrent FROM clients WHERE uuid = $u", ("$u", uuid));
-        using var r = cmd.ExecuteReader();
-        if (!r.Read())
-        {
-            return (policy.Rpm, policy.Concurrent);
-        }
+    private readonly record struct LimitSnapshot(int RpmLimit, int ConcurrentLimit, RateLimitMode Mode, int Rpm, int Concurrent, long RpmWarnings, long ConcurrentWarnings);
 
-        return (r.IsDBNull(0) ? policy.Rpm : r.GetInt32(0), r.IsDBNull(1) ? policy.Concurrent : r.GetInt32(1));
+    /// <summary>Limits, mode, window count, in-flight count and counters of a client in one statement (this is the hot path).</summary>
+    private static LimitSnapshot Snapshot(SqliteConnection c, SqliteTransaction tx, string uuid, long windowStart, RateLimitPolicy policy)
+    {
+        using var cmd = Command(c, tx, """
+            SELECT (SELECT rate_limit_rpm FROM clients WHERE uuid = $u),
+                   (SELECT rate_limit_concurrent FROM clients WHERE uuid = $u),
+                   (SELECT value FROM settings WHERE key = $k),
+                   (SELECT COUNT(*) FROM rate_requests WHERE uuid = $u AND at > $start),
+                   (SELECT COUNT(*) FROM rate_inflight WHERE uuid = $u),
+                   (SELECT rpm_warnings FROM rate_counters WHERE uuid = $u),
+                   (SELECT concurrent_warnings FROM rate_counters WHERE uuid = $u)
+            """,
+            ("$u", uuid), ("$k", RateLimitPolicy.ModeSetting), ("$start", windowStart));
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        return new LimitSnapshot(
+            r.IsDBNull(0) ? policy.Rpm : r.GetInt32(0),
+            r.IsDBNull(1) ? policy.Concurrent : r.GetInt32(1),
+            RateLimitPolicy.ParseMode(r.IsDBNull(2) ? null : r.GetString(2)) ?? policy.ModeFallback(),
+            r.GetInt32(3),
+            r.GetInt32(4),
+            r.IsDBNull(5) ? 0 : r.GetInt64(5),
+            r.IsDBNull(6) ? 0 : r.GetInt64(6));
     }
 
     private static RateLimitMode Mode(SqliteConnection c, SqliteTransaction tx, RateLimitPolicy policy)
         => RateLimitPolicy.ParseMode(Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = $k", ("$k", RateLimitPolicy.ModeSetting)))
            ?? policy.ModeFallback();
-
-    private static (long Rpm, long Concurrent) Counters(SqliteConnection c, SqliteTransaction tx, string uuid)
-    {
-        using var cmd = Command(c, tx, "SELECT rpm_warnings, concurrent_warnings FROM rate_counters WHERE uuid = $u", ("$u", uuid));
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? (r.GetInt64(0), r.GetInt64(1)) : (0, 0);
-    }
 }
