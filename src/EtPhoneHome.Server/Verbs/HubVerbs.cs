@@ -5,6 +5,7 @@ using System.Text;
 using EtPhoneHome.Core;
 using EtPhoneHome.Core.Hub;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Server.Verbs;
 
@@ -154,7 +155,7 @@ internal static class HubVerbs
         var data = CommonOptions.Data;
         var gatePath = new Option<string?>("--gate-path") { Description = "Path of eph-gate as sshd runs it (default: next to eph-server)" };
         var heartbeat = new Option<int>("--heartbeat") { Description = "Heartbeat interval in seconds told to agents", DefaultValueFactory = _ => 15 };
-        var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive. Stops on SIGTERM or Ctrl+C.");
+        var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, deliver webhooks ($ETPHONEHOME_WEBHOOK_URL, $ETPHONEHOME_WEBHOOK_SECRET). Stops on SIGTERM or Ctrl+C.");
         cmd.Options.Add(data);
         cmd.Options.Add(gatePath);
         cmd.Options.Add(heartbeat);
@@ -168,7 +169,19 @@ internal static class HubVerbs
                 return 2;
             }
 
+            WebhookOptions webhookOptions;
+            try
+            {
+                webhookOptions = WebhookOptions.FromEnvironment();
+            }
+            catch (ArgumentException ex)
+            {
+                Console.Error.WriteLine(ex.Message);
+                return 2;
+            }
+
             using var registry = SqliteRegistry.Open(dir);
+            await using var webhooks = new WebhookDispatcher(registry, webhookOptions);
             await using var hub = new HubServer(registry, new HubOptions
             {
                 DataDirectory = dir,
@@ -183,6 +196,7 @@ internal static class HubVerbs
                     stop.Cancel();
                 });
             await hub.StartAsync(stop.Token).ConfigureAwait(false);
+            webhooks.Start();
             Console.Out.WriteLine($"hub listening on {hub.SocketPath}");
             Console.Out.Flush();
             try
@@ -195,6 +209,7 @@ internal static class HubVerbs
             }
 
             await hub.StopAsync().ConfigureAwait(false);
+            await webhooks.StopAsync().ConfigureAwait(false);
             Console.Error.WriteLine("hub stopped");
             return 0;
         });
