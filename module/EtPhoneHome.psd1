@@ -9,7 +9,7 @@
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()
