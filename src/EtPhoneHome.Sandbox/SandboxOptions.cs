@@ -18,6 +18,9 @@ public sealed record SandboxOptions
     /// <summary>Largest reconnect delay of the agents (production default is 300 s).</summary>
     public double ReconnectMaxSeconds { get; init; } = 4;
 
+    /// <summary>Extra environment variables of the hub process (for example ETPHONEHOME_WEBHOOK_URL).</summary>
+    public IReadOnlyDictionary<string, string>? HubEnvironment { get; init; }
+
     /// <summary>Receives progress lines; null is silent.</summary>
     public TextWriter? Log { get; init; }
 
