@@ -175,7 +175,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
 
         _warnedNoSecret = false;
         using var slots = new SemaphoreSlim(Math.Max(1, _options.MaxParallelDestinations));
-        var sent = await Task.WhenAll(due.Select(async head =>
+        var outcomes = await Task.WhenAll(due.Select(async head =>
         {
             await slots.WaitAsync(ct).ConfigureAwait(false);
             try
@@ -187,11 +187,18 @@ public sealed class WebhookDispatcher : IAsyncDisposable
                 slots.Release();
             }
         })).ConfigureAwait(false);
-        return new DispatchPass(sent.Count(s => s), undeliverable, nextDueIn, IsLeader: true);
+
+        // A retry scheduled in this pass may fall due before the next poll.
+        foreach (var retry in outcomes.Where(o => o.RetryIn is not null).Select(o => o.RetryIn!.Value))
+        {
+            nextDueIn = nextDueIn is { } known && known < retry ? known : retry;
+        }
+
+        return new DispatchPass(outcomes.Count(o => o.Delivered), undeliverable, nextDueIn, IsLeader: true);
     }
 
-    /// <summary>Sends one event and records the attempt. True when it was delivered.</summary>
-    private async Task<bool> DeliverAsync(WebhookDelivery e, string url, string secret, CancellationToken ct)
+    /// <summary>Sends one event and records the attempt: delivered, or when to try again (null after the last attempt).</summary>
+    private async Task<(bool Delivered, TimeSpan? RetryIn)> DeliverAsync(WebhookDelivery e, string url, string secret, CancellationToken ct)
     {
         var result = await _sender.SendAsync(url, secret, e.Event, e.DeliveryId, e.Payload, ct).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
@@ -215,7 +222,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
                 : $"{e.Event} {e.DeliveryId} to {redacted}: attempt {attempt}/{_options.MaxAttempts} failed ({result.Error}); marked failed (re-send with Send-EphWebhookDelivery or `eph-server webhooks resend {e.Id}`)");
         }
 
-        return result.Success;
+        return (result.Success, retry);
     }
 
     public async ValueTask DisposeAsync()

@@ -166,7 +166,8 @@ public sealed class WebhookDispatcherTests : IDisposable
         await using var dispatcher = Dispatcher(new WebhookOptions { MaxAttempts = 3, InitialBackoff = TimeSpan.FromSeconds(5) });
         var first = _registry.ListWebhookDeliveries(new WebhookDeliveryQuery { Events = ["client.pending"] }).Single();
 
-        await dispatcher.RunOnceAsync();                       // attempt 1 of the first event
+        var pass = await dispatcher.RunOnceAsync();            // attempt 1 of the first event
+        Assert.Equal((0, TimeSpan.FromSeconds(5)), (pass.Sent, pass.NextDueIn));   // the loop wakes for the retry
         _time.Advance(TimeSpan.FromSeconds(4.9));
         await dispatcher.RunOnceAsync();                       // not due yet: nothing sent
         Assert.Single(_receiver.Requests);
