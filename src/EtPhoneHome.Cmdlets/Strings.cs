@@ -48,4 +48,19 @@ internal static class Strings
     public const string ExchangeNotDeleted = "Transfer '{0}' does not exist (already deleted or expired); nothing was deleted.";
     public const string ExchangeProgressActivity = "EtPhoneHome exchange";
     public const string ExchangeProgressStatus = "{0}: {1:N0} of {2:N0} bytes";
+    // ----- webhooks and rate limits -----
+    public const string WebhookDeliveryNotFoundId = "WebhookDeliveryNotFound";
+    public const string WebhookDeliveryQueuedId = "WebhookDeliveryAlreadyQueued";
+    public const string WebhookNotConfiguredId = "WebhookNotConfigured";
+    public const string WebhookUrlInvalidId = "WebhookUrlInvalid";
+    public const string AmbiguousClientId = "AmbiguousClient";
+
+    public const string WebhookDeliveryNotFound = "No webhook delivery has the id '{0}'. Get-EphWebhookDelivery lists them.";
+    public const string WebhookDeliveryQueued = "{0}";
+    public const string WebhookNotConfigured = "{0}";
+    public const string WebhookUrlInvalid = "{0}";
+    public const string AmbiguousClient = "'{0}' matches {1} clients; name exactly one.";
+    public const string ResendAction = "Queue webhook delivery again";
+    public const string ResendTarget = "delivery {0} ({1}, {2})";
+    public const string TestWebhookAction = "Send a signed webhook.test event";
 }

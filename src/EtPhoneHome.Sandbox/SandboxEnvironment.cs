@@ -141,7 +141,7 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         File.Delete(Data.HubSocket);
         _hub = ManagedProcess.Start("hub", ServerExecutable,
             ["run", "--data", Data.Path, "--gate-path", GatePath, "--heartbeat", Seconds(_options.HeartbeatSeconds), .. _options.ExtraHubArguments],
-            Path.Combine(WorkDirectory, "hub.log"));
+            Path.Combine(WorkDirectory, "hub.log"), _options.HubEnvironment?.ToDictionary(e => e.Key, e => e.Value));
         await WaitUntilAsync(() => _hub.HasExited ? throw Failed(_hub, "hub exited") : File.Exists(Data.HubSocket), TimeSpan.FromSeconds(30), "the hub socket", ct).ConfigureAwait(false);
         Say($"hub running (pid {_hub.Pid})");
     }

@@ -20,6 +20,8 @@ public sealed record SandboxOptions
 
     /// <summary>Extra arguments for <c>eph-server run</c> (for example a short --health-interval).</summary>
     public IReadOnlyList<string> ExtraHubArguments { get; init; } = [];
+    /// <summary>Extra environment variables of the hub process (for example ETPHONEHOME_WEBHOOK_URL).</summary>
+    public IReadOnlyDictionary<string, string>? HubEnvironment { get; init; }
 
     /// <summary>Receives progress lines; null is silent.</summary>
     public TextWriter? Log { get; init; }

@@ -16,6 +16,8 @@ public static class Program
         OperatorVerbs.Register(root);
         HealthVerbs.Register(root);
         ExchangeVerbs.Register(root);
+        WebhookVerbs.Register(root);
+        RateLimitVerbs.Register(root);
         return root;
     }
 }

@@ -54,6 +54,7 @@ public sealed record FleetCommandResult
         {
             RpcException { Code: RpcErrorCodes.PathDenied } rpc => (CommandStatus.Denied, $"PATH_DENIED: {rpc.Message}"),
             RpcException { Code: RpcErrorCodes.RateLimited } rpc => (CommandStatus.RateLimited, $"RATE_LIMITED: {rpc.Message}"),
+            RateLimitExceededException limited => (CommandStatus.RateLimited, $"RATE_LIMITED: {limited.Message}"),
             RpcException { Code: RpcErrorCodes.Timeout } rpc => (CommandStatus.TimedOut, $"TIMEOUT: {rpc.Message}"),
             RpcException rpc => (CommandStatus.Error, $"{rpc.CodeName}: {rpc.Message}"),
             TimeoutException timeout => (CommandStatus.TimedOut, timeout.Message),

@@ -45,7 +45,7 @@ public sealed class TunnelCommandTransport : ICommandTransport
         {
             await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(RpcMethods.RunCommand, parameters, ProtocolJson.Default.RunCommandParams, ProtocolJson.Default.RunCommandResult, wait.Token).ConfigureAwait(false);
-            lease?.Complete(result.TimedOut ? "timed_out" : result.ExitCode == 0 ? "succeeded" : "failed", $"exit {result.ExitCode}");
+            lease?.Complete(result.TimedOut ? "timed_out" : result.ExitCode == 0 ? "succeeded" : "failed", $"exit {result.ExitCode}", result.TimedOut ? null : result.ExitCode);
             return result;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Core.Operations;
 
@@ -21,8 +23,9 @@ public static class Surfaces
 
 /// <summary>
 /// The single path every operator request to an agent goes through, whatever the surface: it opens a
-/// lease before the request (the place for rate limits) and records the outcome in the history (and the
-/// events that go with it) when the lease completes.
+/// lease before the request — counting it against the client's rate limits in the registry, shared by every
+/// process — and records the outcome in the history (and the events that go with it: command_executed,
+/// file_accessed) in one transaction when the lease completes.
 /// </summary>
 public sealed class OperationGuard(IFleetRegistry registry, OperatorContext context)
 {
@@ -33,35 +36,87 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
 
     public IFleetRegistry Registry { get; } = registry;
 
-    /// <summary>Starts an operation on a client (null: a server-side operation such as an exchange listing). Dispose the lease; complete it with the outcome first.</summary>
+    /// <summary>Default limits and the mode fallback (the registry's <c>rate_limit_mode</c> setting wins).</summary>
+    public RateLimitPolicy RateLimits { get; init; } = new();
+
+    /// <summary>Where rate-limit warnings go (warn mode); stderr by default.</summary>
+    public Action<string> Warning { get; init; } = line => Console.Error.WriteLine($"eph: warning: {line}");
+
+    /// <summary>
+    /// Starts an operation on a client (null: a server-side operation such as an exchange listing, which no
+    /// client's rate limit counts). Dispose the lease; complete it with the outcome first.
+    /// Throws <see cref="RateLimitExceededException"/> when an enforced limit refuses it (the refusal is in the history).
+    /// </summary>
     public OperationLease Begin(string? uuid, string operation, string? detail = null)
-        => new(this, uuid, operation, Truncate(detail));
+    {
+        ArgumentException.ThrowIfNullOrEmpty(operation);
+        var truncated = Truncate(detail);
+        if (uuid is null)
+        {
+            return new(this, null, operation, truncated, inflightId: 0);
+        }
+
+        ArgumentException.ThrowIfNullOrEmpty(uuid);
+        var admission = Registry.BeginRequest(uuid, RateLimits, new AuditEntry
+        {
+            Operation = operation,
+            Uuid = uuid,
+            Actor = Context.Actor,
+            Surface = Context.Surface,
+            Status = "rate_limited",
+            Detail = truncated,
+            DurationMs = 0,
+        });
+        if (!admission.Allowed)
+        {
+            throw new RateLimitExceededException(uuid, operation, admission);
+        }
+
+        if (admission.OverRpm || admission.OverConcurrent)
+        {
+            Warning(RateLimitExceededException.Describe(uuid, operation, admission) + " (warn mode: the request runs)");
+        }
+
+        return new(this, uuid, operation, truncated, admission.InflightId);
+    }
 
     internal static string? Truncate(string? text)
         => text is null || text.Length <= MaxDetailLength ? text : string.Concat(text.AsSpan(0, MaxDetailLength), "…");
+
+    /// <summary>The event an operation emits: command_executed for commands, file_accessed for file and exchange operations.</summary>
+    internal static string? EventFor(string operation) =>
+        operation == "command" ? WebhookEvents.CommandExecuted
+        : operation.StartsWith("file", StringComparison.Ordinal) || operation.StartsWith("exchange", StringComparison.Ordinal) ? WebhookEvents.FileAccessed
+        : null;
 }
 
 /// <summary>One operation in flight. Disposing without <see cref="Complete"/> records it as an error.</summary>
 public sealed class OperationLease : IDisposable
 {
     private readonly OperationGuard _guard;
+    private readonly long _inflightId;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private bool _completed;
 
-    internal OperationLease(OperationGuard guard, string? uuid, string operation, string? detail)
+    internal OperationLease(OperationGuard guard, string? uuid, string operation, string? detail, long inflightId)
     {
         _guard = guard;
         Uuid = uuid;
         Operation = operation;
         Detail = detail;
+        _inflightId = inflightId;
     }
 
+    /// <summary>The client, or null for a server-side operation.</summary>
     public string? Uuid { get; }
     public string Operation { get; }
     public string? Detail { get; }
 
-    /// <summary>Records the outcome (status such as succeeded, failed, timed_out, denied, error).</summary>
-    public void Complete(string status, string? outcome = null)
+    /// <summary>
+    /// Records the outcome (status such as succeeded, failed, timed_out, denied, error), releases the rate-limit
+    /// slot and writes the operation's event, all in one registry transaction.
+    /// </summary>
+    public void Complete(string status, string? outcome = null, int? exitCode = null)
     {
         if (_completed)
         {
@@ -69,8 +124,37 @@ public sealed class OperationLease : IDisposable
         }
 
         _completed = true;
+        var duration = _clock.ElapsedMilliseconds;
         var detail = outcome is null ? Detail : Detail is null ? outcome : $"{Detail} → {outcome}";
-        _guard.Registry.RecordAudit(new AuditEntry
+        var eventType = OperationGuard.EventFor(Operation);
+        JsonObject? data = null;
+        if (eventType == WebhookEvents.CommandExecuted)
+        {
+            data = new JsonObject
+            {
+                ["cmd"] = Detail,
+                ["status"] = status,
+                ["exit_code"] = exitCode,
+                ["duration_ms"] = duration,
+                ["actor"] = _guard.Context.Actor,
+                ["surface"] = _guard.Context.Surface,
+            };
+        }
+        else if (eventType is not null)
+        {
+            data = new JsonObject
+            {
+                ["operation"] = Operation,
+                ["path"] = Detail,
+                ["status"] = status,
+                ["outcome"] = outcome,
+                ["duration_ms"] = duration,
+                ["actor"] = _guard.Context.Actor,
+                ["surface"] = _guard.Context.Surface,
+            };
+        }
+
+        _guard.Registry.CompleteRequest(_inflightId, new AuditEntry
         {
             Operation = Operation,
             Uuid = Uuid,
@@ -78,8 +162,8 @@ public sealed class OperationLease : IDisposable
             Surface = _guard.Context.Surface,
             Status = status,
             Detail = OperationGuard.Truncate(detail),
-            DurationMs = _clock.ElapsedMilliseconds,
-        });
+            DurationMs = duration,
+        }, eventType, data);
     }
 
     public void Dispose() => Complete("error", "abandoned");

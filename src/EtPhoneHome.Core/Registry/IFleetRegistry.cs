@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+
 namespace EtPhoneHome.Core.Registry;
 
 /// <summary>
@@ -66,9 +68,6 @@ public interface IFleetRegistry : IDisposable
     void SetSetting(string key, string? value);
 
     // ----- health -----
-    /// <summary>Writes an event to the outbox (for events that do not come with a registry change of their own).</summary>
-    void RecordEvent(string type, string? uuid, IReadOnlyDictionary<string, object?> data);
-
     /// <summary>Health state of every client the monitor has recorded.</summary>
     IReadOnlyList<ClientHealth> ListHealth();
 
@@ -83,4 +82,57 @@ public interface IFleetRegistry : IDisposable
     /// session (client.disconnected). False, with nothing changed, when the session is already closed.
     /// </summary>
     bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures);
+    // ----- webhooks and rate limits -----
+    /// <summary>
+    /// Writes an event to the outbox on its own (for events that come with no other registry change, such as
+    /// client.unhealthy). The row carries the full webhook body: event, timestamp, delivery_id, client, data.
+    /// </summary>
+    WebhookDelivery RecordEvent(string type, string? uuid, JsonObject? data = null);
+
+    /// <summary>
+    /// Counts a request against the client's limits across every process (rolling 60 s window and in-flight
+    /// rows). Over a limit in warn mode the request is admitted and the warning counted; in enforce mode it is
+    /// refused: nothing is counted in the window or in flight, and <paramref name="refusal"/> is written to the
+    /// history in the same transaction.
+    /// </summary>
+    RateLimitAdmission BeginRequest(string uuid, RateLimitPolicy policy, AuditEntry refusal);
+
+    /// <summary>
+    /// Ends a request: releases its in-flight row (0 = none) and writes its history entry and, when
+    /// <paramref name="eventType"/> is given, its outbox event, all in one transaction.
+    /// </summary>
+    void CompleteRequest(long inflightId, AuditEntry entry, string? eventType = null, JsonObject? eventData = null);
+
+    /// <summary>Counters of the given clients (every registered client when null), stale in-flight rows removed first.</summary>
+    IReadOnlyList<RateLimitStats> GetRateLimitStats(IReadOnlyList<string>? uuids, RateLimitPolicy policy);
+
+    /// <summary>Outbox events with their delivery state, newest first.</summary>
+    IReadOnlyList<WebhookDelivery> ListWebhookDeliveries(WebhookDeliveryQuery query);
+
+    /// <summary>One event by its row id or its delivery id; null when there is none.</summary>
+    WebhookDelivery? GetWebhookDelivery(string idOrDeliveryId);
+
+    /// <summary>The delivery log of the given events, oldest attempt first.</summary>
+    IReadOnlyList<WebhookAttempt> ListWebhookAttempts(IReadOnlyCollection<long> eventIds);
+
+    /// <summary>Queues a failed, undeliverable or delivered event again (attempts start over, same delivery id).</summary>
+    WebhookDelivery ResendWebhookDelivery(string idOrDeliveryId, string actor);
+
+    /// <summary>Pending events, oldest first, with each client's own webhook URL (for the dispatcher).</summary>
+    IReadOnlyList<WebhookDelivery> ListPendingWebhookEvents(int limit);
+
+    /// <summary>Logs one attempt and moves its event on: delivered, pending until the retry time, or failed.</summary>
+    void RecordWebhookAttempt(WebhookAttemptResult result);
+
+    /// <summary>Marks a pending event as having no destination (kept and re-sendable).</summary>
+    void MarkWebhookNoDestination(long eventId);
+
+    /// <summary>
+    /// Takes or renews the single dispatcher lease, so two hubs on one registry never both send. A lease whose
+    /// time ran out, or whose holder on this host is no longer running, can be taken.
+    /// </summary>
+    bool TryAcquireWebhookLease(string owner, TimeSpan duration);
+
+    /// <summary>Gives the lease up (a stopping hub), so another hub can take over at once.</summary>
+    void ReleaseWebhookLease(string owner);
 }

@@ -131,6 +131,59 @@ internal static class RegistryMigrations
             unhealthy_since      INTEGER
         );
         """,
+
+        // 3: webhook delivery state and log; rate-limit request log, in-flight rows and counters.
+        """
+        ALTER TABLE events ADD COLUMN delivery_id TEXT;
+        ALTER TABLE events ADD COLUMN url TEXT;
+        ALTER TABLE events ADD COLUMN last_attempt_at INTEGER;
+        ALTER TABLE events ADD COLUMN last_status_code INTEGER;
+        ALTER TABLE events ADD COLUMN last_error TEXT;
+        CREATE UNIQUE INDEX ux_events_delivery_id ON events(delivery_id);
+        CREATE INDEX ix_events_uuid ON events(uuid, id);
+
+        CREATE TABLE webhook_attempts (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id    INTEGER NOT NULL REFERENCES events(id),
+            url         TEXT NOT NULL,
+            attempt     INTEGER NOT NULL,
+            status_code INTEGER,
+            error       TEXT,
+            at          INTEGER NOT NULL,
+            duration_ms INTEGER NOT NULL
+        );
+        CREATE INDEX ix_webhook_attempts_event ON webhook_attempts(event_id, id);
+
+        CREATE TABLE webhook_dispatch_lease (
+            id    INTEGER PRIMARY KEY CHECK (id = 1),
+            owner TEXT NOT NULL,
+            host  TEXT NOT NULL,
+            pid   INTEGER NOT NULL,
+            until INTEGER NOT NULL
+        );
+
+        CREATE TABLE rate_requests (
+            uuid TEXT NOT NULL,
+            at   INTEGER NOT NULL
+        );
+        CREATE INDEX ix_rate_requests ON rate_requests(uuid, at);
+
+        CREATE TABLE rate_inflight (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            uuid       TEXT NOT NULL,
+            host       TEXT NOT NULL,
+            pid        INTEGER NOT NULL,
+            started_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX ix_rate_inflight_uuid ON rate_inflight(uuid);
+
+        CREATE TABLE rate_counters (
+            uuid                TEXT PRIMARY KEY,
+            rpm_warnings        INTEGER NOT NULL DEFAULT 0,
+            concurrent_warnings INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        """,
     ];
 
     /// <summary>Latest schema version this build knows.</summary>

@@ -8,16 +8,6 @@ public sealed partial class SqliteRegistry
     /// <summary>Prefix of the close reason of a session the health monitor ended.</summary>
     public const string UnhealthyCloseReason = "unhealthy";
 
-    public void RecordEvent(string type, string? uuid, IReadOnlyDictionary<string, object?> data)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(type);
-        ArgumentNullException.ThrowIfNull(data);
-        using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
-        Emit(c, tx, type, uuid, ToJson(data));
-        tx.Commit();
-    }
-
     public IReadOnlyList<ClientHealth> ListHealth()
     {
         using var c = Connect();
@@ -83,32 +73,4 @@ public sealed partial class SqliteRegistry
         tx.Commit();
         return true;
     }
-
-    private static JsonObject ToJson(IReadOnlyDictionary<string, object?> data)
-    {
-        var json = new JsonObject();
-        foreach (var (key, value) in data)
-        {
-            json[key] = ToNode(value);
-        }
-
-        return json;
-    }
-
-    private static JsonNode? ToNode(object? value) => value switch
-    {
-        null => null,
-        JsonNode node => node.DeepClone(),
-        string s => JsonValue.Create(s),
-        bool b => JsonValue.Create(b),
-        int i => JsonValue.Create(i),
-        long l => JsonValue.Create(l),
-        double d => JsonValue.Create(d),
-        decimal m => JsonValue.Create(m),
-        DateTimeOffset t => JsonValue.Create(t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture)),
-        IReadOnlyDictionary<string, object?> nested => ToJson(nested),
-        System.Collections.IEnumerable items => new JsonArray(items.Cast<object?>().Select(ToNode).ToArray()),
-        IFormattable f => JsonValue.Create(f.ToString(null, CultureInfo.InvariantCulture)),
-        _ => JsonValue.Create(value.ToString()),
-    };
 }

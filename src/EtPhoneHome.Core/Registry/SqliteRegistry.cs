@@ -121,7 +121,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var c = new SqliteConnection(_connectionString);
         c.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;";
+        cmd.CommandText = "PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;";
         cmd.ExecuteNonQuery();
         return c;
     }
@@ -777,12 +777,9 @@ public sealed partial class SqliteRegistry : IFleetRegistry
             ("$op", e.Operation), ("$u", e.Uuid), ("$st", e.Status), ("$d", e.Detail), ("$ms", e.DurationMs));
     }
 
+    // The outbox row with its full webhook envelope: SqliteRegistry.Webhooks.cs.
     private void Emit(SqliteConnection c, SqliteTransaction tx, string type, string? uuid, JsonObject payload)
-    {
-        var now = Now;
-        Exec(c, tx, "INSERT INTO events(type, uuid, payload, created_at, next_attempt_at) VALUES ($t, $u, $p, $now, $now)",
-            ("$t", type), ("$u", uuid), ("$p", payload.ToJsonString()), ("$now", now));
-    }
+        => InsertEvent(c, tx, type, uuid, payload);
 
     // ================================================================ reading rows
 

@@ -68,7 +68,7 @@ internal static class ExchangeVerbs
             await foreach (var result in new ExchangeDelivery(exchange).DeliverAsync(targets, upload.TransferId, remotePath, 16, ct).ConfigureAwait(false))
             {
                 failures += result.Status == CommandStatus.Succeeded ? 0 : 1;
-                await WriteAsync(output, pr.GetValue(json), DeliveryRow.From(result), Json.DeliveryRow,
+                await WriteAsync(output, pr.GetValue(json), ExchangeDeliveryRow.From(result), Json.ExchangeDeliveryRow,
                     $"{result.DisplayName}: {result.Status}{(result.Error is null ? "" : " — " + result.Error)}").ConfigureAwait(false);
             }
 
@@ -111,7 +111,7 @@ internal static class ExchangeVerbs
             {
                 var targets = Targets(registry, [name]);
                 var result = await new ExchangeDelivery(exchange).CollectAsync(targets[0], pr.GetValue(remote)!, target, ct).ConfigureAwait(false);
-                await WriteAsync(output, pr.GetValue(json), DeliveryRow.From(result), Json.DeliveryRow,
+                await WriteAsync(output, pr.GetValue(json), ExchangeDeliveryRow.From(result), Json.ExchangeDeliveryRow,
                     $"{result.DisplayName}: {result.Status} {result.LocalPath}{(result.Error is null ? "" : " — " + result.Error)}").ConfigureAwait(false);
                 return result.Status == CommandStatus.Succeeded ? 0 : 1;
             }
@@ -277,9 +277,9 @@ internal sealed record DownloadRow(string LocalPath, long Size, string Sha256, b
     public static DownloadRow From(ExchangeDownloadResult d) => new(d.LocalPath, d.Size, d.Sha256, d.Verified, d.Resumed, d.TransferId);
 }
 
-internal sealed record DeliveryRow(string Uuid, string DisplayName, string Status, string TransferId, string RemotePath, long? Size, string? Sha256, bool Verified, string? LocalPath, string? Error)
+internal sealed record ExchangeDeliveryRow(string Uuid, string DisplayName, string Status, string TransferId, string RemotePath, long? Size, string? Sha256, bool Verified, string? LocalPath, string? Error)
 {
-    public static DeliveryRow From(ExchangeDeliveryResult r) => new(r.Uuid, r.DisplayName, r.Status.ToString(), r.TransferId, r.RemotePath, r.Size, r.Sha256, r.Verified, r.LocalPath, r.Error);
+    public static ExchangeDeliveryRow From(ExchangeDeliveryResult r) => new(r.Uuid, r.DisplayName, r.Status.ToString(), r.TransferId, r.RemotePath, r.Size, r.Sha256, r.Verified, r.LocalPath, r.Error);
 }
 
 internal sealed record ListRow(string Key, string? TransferId, long Size, string? LastModified, IReadOnlyDictionary<string, string> Metadata)
@@ -297,7 +297,7 @@ internal sealed record RuleRow(string Id, string Prefix, int ExpirationDays, boo
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(UploadRow))]
 [JsonSerializable(typeof(DownloadRow))]
-[JsonSerializable(typeof(DeliveryRow))]
+[JsonSerializable(typeof(ExchangeDeliveryRow))]
 [JsonSerializable(typeof(ListRow))]
 [JsonSerializable(typeof(DeleteRow))]
 [JsonSerializable(typeof(UploadUrlRow))]

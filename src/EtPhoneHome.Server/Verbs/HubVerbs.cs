@@ -6,6 +6,7 @@ using EtPhoneHome.Core;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Hub;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Server.Verbs;
 
@@ -186,7 +187,7 @@ internal static class HubVerbs
         var healthInterval = new Option<double>("--health-interval") { Description = "Seconds between health checks of online clients through their tunnels (0.1–3600)", DefaultValueFactory = _ => HealthOptions.DefaultInterval.TotalSeconds };
         var healthTimeout = new Option<double>("--health-timeout") { Description = "Seconds one health check may take (0.1–600)", DefaultValueFactory = _ => HealthOptions.DefaultTimeout.TotalSeconds };
         var healthThreshold = new Option<int>("--health-threshold") { Description = "Failed checks in a row that make a client unhealthy and close its session (1–100)", DefaultValueFactory = _ => HealthOptions.DefaultThreshold };
-        var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, check their health. Stops on SIGTERM or Ctrl+C.");
+        var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, check their health, deliver webhooks ($ETPHONEHOME_WEBHOOK_URL, $ETPHONEHOME_WEBHOOK_SECRET). Stops on SIGTERM or Ctrl+C.");
         cmd.Options.Add(data);
         cmd.Options.Add(gatePath);
         cmd.Options.Add(heartbeat);
@@ -214,7 +215,19 @@ internal static class HubVerbs
                 return 2;
             }
 
+            WebhookOptions webhookOptions;
+            try
+            {
+                webhookOptions = WebhookOptions.FromEnvironment();
+            }
+            catch (ArgumentException ex)
+            {
+                Console.Error.WriteLine(ex.Message);
+                return 2;
+            }
+
             using var registry = SqliteRegistry.Open(dir);
+            await using var webhooks = new WebhookDispatcher(registry, webhookOptions);
             await using var hub = new HubServer(registry, new HubOptions
             {
                 DataDirectory = dir,
@@ -230,6 +243,7 @@ internal static class HubVerbs
                     stop.Cancel();
                 });
             await hub.StartAsync(stop.Token).ConfigureAwait(false);
+            webhooks.Start();
             Console.Out.WriteLine($"hub listening on {hub.SocketPath}");
             Console.Out.Flush();
             try
@@ -242,6 +256,7 @@ internal static class HubVerbs
             }
 
             await hub.StopAsync().ConfigureAwait(false);
+            await webhooks.StopAsync().ConfigureAwait(false);
             Console.Error.WriteLine("hub stopped");
             return 0;
         });

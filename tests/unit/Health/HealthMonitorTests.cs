@@ -248,29 +248,6 @@ public sealed class HealthRegistryTests : IDisposable
     public void Dispose() => _fleet.Dispose();
 
     [Fact]
-    public void RecordEvent_WritesTheOutboxRow_WithTheData()
-    {
-        var (web, _) = _fleet.AddOnline("web-01");
-        _fleet.Registry.RecordEvent("client.unhealthy", web.Uuid, new Dictionary<string, object?>
-        {
-            ["reason"] = "no answer",
-            ["consecutive_failures"] = 3,
-            ["ok"] = false,
-            ["tags"] = new[] { "a", "b" },
-            ["missing"] = null,
-        });
-
-        var row = Assert.Single(_fleet.Events("client.unhealthy"));
-        Assert.Equal("pending", row.Status);
-        var payload = JsonDocument.Parse(row.Payload).RootElement;
-        Assert.Equal("no answer", payload.GetProperty("reason").GetString());
-        Assert.Equal(3, payload.GetProperty("consecutive_failures").GetInt32());
-        Assert.False(payload.GetProperty("ok").GetBoolean());
-        Assert.Equal(["a", "b"], payload.GetProperty("tags").EnumerateArray().Select(e => e.GetString()));
-        Assert.Equal(JsonValueKind.Null, payload.GetProperty("missing").ValueKind);
-    }
-
-    [Fact]
     public void HealthFailure_ClipsLongErrors_AndStampsTheTime()
     {
         var (web, _) = _fleet.AddOnline("web-01");

@@ -117,9 +117,22 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
 
     // ----- health -----
     public List<ClientHealth> Health { get; } = [];
-    public void RecordEvent(string type, string? uuid, IReadOnlyDictionary<string, object?> data) => throw new NotSupportedException();
     public IReadOnlyList<ClientHealth> ListHealth() => Health;
     public void RecordHealthSuccess(string uuid) => throw new NotSupportedException();
     public void RecordHealthFailure(string uuid, string error, int consecutiveFailures) => throw new NotSupportedException();
     public bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures) => throw new NotSupportedException();
+    // ----- webhooks and rate limits -----
+    public WebhookDelivery RecordEvent(string type, string? uuid, System.Text.Json.Nodes.JsonObject? data = null) => throw new NotSupportedException();
+    public RateLimitAdmission BeginRequest(string uuid, RateLimitPolicy policy, AuditEntry refusal) => throw new NotSupportedException();
+    public void CompleteRequest(long inflightId, AuditEntry entry, string? eventType = null, System.Text.Json.Nodes.JsonObject? eventData = null) => throw new NotSupportedException();
+    public IReadOnlyList<RateLimitStats> GetRateLimitStats(IReadOnlyList<string>? uuids, RateLimitPolicy policy) => throw new NotSupportedException();
+    public IReadOnlyList<WebhookDelivery> ListWebhookDeliveries(WebhookDeliveryQuery query) => throw new NotSupportedException();
+    public WebhookDelivery? GetWebhookDelivery(string idOrDeliveryId) => throw new NotSupportedException();
+    public IReadOnlyList<WebhookAttempt> ListWebhookAttempts(IReadOnlyCollection<long> eventIds) => throw new NotSupportedException();
+    public WebhookDelivery ResendWebhookDelivery(string idOrDeliveryId, string actor) => throw new NotSupportedException();
+    public IReadOnlyList<WebhookDelivery> ListPendingWebhookEvents(int limit) => throw new NotSupportedException();
+    public void RecordWebhookAttempt(WebhookAttemptResult result) => throw new NotSupportedException();
+    public void MarkWebhookNoDestination(long eventId) => throw new NotSupportedException();
+    public bool TryAcquireWebhookLease(string owner, TimeSpan duration) => throw new NotSupportedException();
+    public void ReleaseWebhookLease(string owner) => throw new NotSupportedException();
 }

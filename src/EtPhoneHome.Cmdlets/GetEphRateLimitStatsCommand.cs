@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Management.Automation;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>
+/// Gets clients' rate-limit counters: requests in the last 60 s and in flight (counted across every
+/// process), the limits, the warnings and the mode. The name is the reference's get_rate_limit_stats.
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "EphRateLimitStats")]
+[OutputType(typeof(EphRateLimitStats))]
+public sealed class GetEphRateLimitStatsCommand : EphAsyncCmdlet
+{
+    private readonly List<string> _clients = [];
+
+    /// <summary>Client uuids or display names (wildcards); every client when omitted.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Uuid", "Id")]
+    [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(ClientNameCompleter))]
+    public string[]? ClientId { get; set; }
+
+    protected override Task ProcessRecordAsync(CancellationToken ct)
+    {
+        if (ClientId is not null)
+        {
+            _clients.AddRange(ClientId);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    protected override Task EndProcessingAsync(CancellationToken ct)
+    {
+        using var registry = OpenRegistry();
+        var lookup = ClientQueries.Find(registry, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
+        foreach (var missing in lookup.NotFound)
+        {
+            WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
+                string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
+        }
+
+        if (lookup.Clients.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var names = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
+        foreach (var stats in registry.GetRateLimitStats(lookup.Clients.Select(c => c.Uuid).ToList(), new RateLimitPolicy()))
+        {
+            WriteObject(new EphRateLimitStats(stats, names.GetValueOrDefault(stats.Uuid) ?? stats.Uuid));
+        }
+
+        return Task.CompletedTask;
+    }
+}
