@@ -60,8 +60,11 @@ internal static class ExchangeCmdletSupport
         }
     }
 
-    /// <summary>Progress to the pipeline thread, throttled to a few updates per second.</summary>
-    public sealed class ThrottledProgress(EphAsyncCmdlet cmdlet, string target) : IProgress<ExchangeProgress>
+    /// <summary>
+    /// Progress to the pipeline thread, throttled to a few updates per second. It does not implement
+    /// IProgress of a Core type itself (the cmdlets assembly exposes no dependency type): use <see cref="AsProgress"/>.
+    /// </summary>
+    internal sealed class ThrottledProgress(EphAsyncCmdlet cmdlet, string target)
     {
         private readonly Stopwatch _since = Stopwatch.StartNew();
         private readonly object _gate = new();
@@ -88,6 +91,8 @@ internal static class ExchangeCmdletSupport
                 PercentComplete = total > 0 ? (int)Math.Min(100, value.Done * 100 / total) : -1,
             });
         }
+
+        public IProgress<ExchangeProgress> AsProgress() => new CallbackProgress<ExchangeProgress>(Report);
 
         public void Complete() => cmdlet.WriteProgress(new ProgressRecord(ProgressActivityId, Strings.ExchangeProgressActivity, "done")
         {

@@ -97,8 +97,8 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
         try
         {
             var download = Url is not null
-                ? await exchange.DownloadUrlAsync(Url, destination, AllowAnyHost.IsPresent, Sha256, progress, ct).ConfigureAwait(false)
-                : await exchange.DownloadAsync(TransferId!, destination, Sha256, progress, ct).ConfigureAwait(false);
+                ? await exchange.DownloadUrlAsync(Url, destination, AllowAnyHost.IsPresent, Sha256, progress.AsProgress(), ct).ConfigureAwait(false)
+                : await exchange.DownloadAsync(TransferId!, destination, Sha256, progress.AsProgress(), ct).ConfigureAwait(false);
             WriteObject(new EphExchangeDownload(download));
         }
         catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, what) is { } error)

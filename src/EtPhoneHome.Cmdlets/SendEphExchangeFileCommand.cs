@@ -95,7 +95,7 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
             var progress = new ExchangeCmdletSupport.ThrottledProgress(this, path);
             try
             {
-                var upload = await exchange.UploadAsync(path, targets.Count == 1 ? targets[0].Uuid : null, ExpiresHours, ExchangeLimits.ServerSource, progress, ct).ConfigureAwait(false);
+                var upload = await exchange.UploadAsync(path, targets.Count == 1 ? targets[0].Uuid : null, ExpiresHours, ExchangeLimits.ServerSource, progress.AsProgress(), ct).ConfigureAwait(false);
                 WriteObject(new EphExchangeTransfer(upload));
                 transferId = upload.TransferId;
             }

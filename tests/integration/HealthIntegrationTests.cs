@@ -110,7 +110,7 @@ public sealed class HealthIntegrationTests(HealthSandboxFixture fixture) : IClas
             Assert.StartsWith("unhealthy: ", registry.GetSession(session.Id)!.CloseReason, StringComparison.Ordinal);
             Assert.True(elapsed < TimeSpan.FromSeconds(20), $"took {elapsed.TotalSeconds:0.0} s");
             var unhealthy = Assert.Single(registry.ListEvents(), e => e.Type == "client.unhealthy" && e.Uuid == client.Uuid);
-            var payload = JsonDocument.Parse(unhealthy.Payload).RootElement;
+            var payload = JsonDocument.Parse(unhealthy.Payload).RootElement.GetProperty("data");
             Assert.Equal(HealthSandboxFixture.Threshold, payload.GetProperty("consecutive_failures").GetInt32());
             Assert.Contains("no answer through the tunnel", payload.GetProperty("reason").GetString(), StringComparison.Ordinal);
             Assert.True(registry.ListHealth().Single(h => h.Uuid == client.Uuid).IsUnhealthy);

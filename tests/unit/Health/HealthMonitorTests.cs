@@ -110,7 +110,7 @@ public sealed class HealthMonitorTests : IDisposable
         // One event with the reason; the session is closed (client offline, client.disconnected) in the same step.
         var unhealthy = Assert.Single(_fleet.Events("client.unhealthy"));
         Assert.Equal(web.Uuid, unhealthy.Uuid);
-        var payload = JsonDocument.Parse(unhealthy.Payload).RootElement;
+        var payload = JsonDocument.Parse(unhealthy.Payload).RootElement.GetProperty("data");
         Assert.Contains("tunnel", payload.GetProperty("reason").GetString(), StringComparison.Ordinal);
         Assert.Equal(3, payload.GetProperty("consecutive_failures").GetInt32());
         Assert.False(_fleet.Registry.GetClient(web.Uuid)!.Online);
