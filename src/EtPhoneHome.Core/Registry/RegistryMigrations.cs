@@ -119,6 +119,18 @@ internal static class RegistryMigrations
             value TEXT
         );
         """,
+
+        // 2 (registry): history filters, and one lower-cased search column so -Query scans a single column.
+        // The backfill must give the same text as SqliteRegistry.SearchText (fields joined by U+001F).
+        """
+        CREATE INDEX ix_audit_operation ON audit(operation, id);
+        CREATE INDEX ix_audit_status ON audit(status, id);
+        CREATE INDEX ix_audit_at ON audit(at);
+        ALTER TABLE clients ADD COLUMN search_text TEXT NOT NULL DEFAULT '';
+        UPDATE clients SET search_text = lower(
+            display_name || char(31) || COALESCE(purpose, '') || char(31) || COALESCE(hostname, '') || char(31) ||
+            COALESCE((SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM client_tags t WHERE t.uuid = clients.uuid ORDER BY position)), ''));
+        """,
     ];
 
     /// <summary>Latest schema version this build knows.</summary>

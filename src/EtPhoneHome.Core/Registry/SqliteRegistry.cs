@@ -15,7 +15,7 @@ public sealed record RegistryEvent(long Id, string Type, string? Uuid, string Pa
 /// mode 0600) in a 0700 data directory. Each call uses its own pooled connection, so one instance is
 /// safe from many threads and several processes may share the file.
 /// </summary>
-public sealed class SqliteRegistry : IFleetRegistry
+public sealed partial class SqliteRegistry : IFleetRegistry
 {
     /// <summary>Setting that holds the heartbeat interval in seconds.</summary>
     public const string HeartbeatSetting = "heartbeat_s";
@@ -220,7 +220,7 @@ public sealed class SqliteRegistry : IFleetRegistry
         return result;
     }
 
-    public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor)
+    public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor, string surface)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprintOrUuid);
         var started = Now;
@@ -278,7 +278,7 @@ public sealed class SqliteRegistry : IFleetRegistry
             Operation = "approve",
             Uuid = outcome.Uuid,
             Actor = actor,
-            Surface = "registry",
+            Surface = surface,
             Status = outcome.AlreadyApproved ? "unchanged" : "ok",
             Detail = outcome.ResolvedMismatch ? $"{outcome.Fingerprint} replaces {outcome.ReplacedFingerprint}" : outcome.Fingerprint,
             DurationMs = Now - started,
@@ -287,7 +287,7 @@ public sealed class SqliteRegistry : IFleetRegistry
         return outcome;
     }
 
-    public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor)
+    public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor, string surface)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprintOrUuid);
         var started = Now;
@@ -318,7 +318,7 @@ public sealed class SqliteRegistry : IFleetRegistry
             Operation = "revoke",
             Uuid = key.Uuid,
             Actor = actor,
-            Surface = "registry",
+            Surface = surface,
             Status = already ? "unchanged" : "ok",
             Detail = $"{key.Fingerprint}; {closed.Count} session(s) closed",
             DurationMs = Now - started,
@@ -371,10 +371,8 @@ public sealed class SqliteRegistry : IFleetRegistry
 
         if (!string.IsNullOrEmpty(query.Query))
         {
-            var p = P("%" + EscapeLike(query.Query) + "%");
-            var lower = P("%" + EscapeLike(query.Query.ToLowerInvariant()) + "%");
-            where.Add($"(c.display_name LIKE {p} ESCAPE '\\' OR c.purpose LIKE {p} ESCAPE '\\' OR c.hostname LIKE {p} ESCAPE '\\'" +
-                      $" OR EXISTS (SELECT 1 FROM client_tags qt WHERE qt.uuid = c.uuid AND qt.tag_lower LIKE {lower} ESCAPE '\\'))");
+            // search_text holds display name, purpose, hostname and tags, lower-cased (see RefreshSearchColumns).
+            where.Add($"c.search_text LIKE {P("%" + EscapeLike(query.Query.ToLowerInvariant()) + "%")} ESCAPE '\\'");
         }
 
         if (!string.IsNullOrEmpty(query.Purpose))
@@ -447,7 +445,7 @@ public sealed class SqliteRegistry : IFleetRegistry
             uuid = key.Uuid;
             Exec(c, tx, """
                 UPDATE clients SET hostname = $h, platform = $p, username = $un, agent_version = $v, key_fingerprint = $f,
-                    last_seen = $now, connection_count = connection_count + 1
+                    last_seen = $now, connection_count = connection_count + 1, removed_at = NULL
                 WHERE uuid = $u
                 """,
                 ("$u", uuid), ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username),
@@ -461,12 +459,13 @@ public sealed class SqliteRegistry : IFleetRegistry
             Exec(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES ($u, $c)", ("$u", uuid), ("$c", cap));
         }
 
+        RefreshSearchColumns(c, tx, uuid);
         var client = GetClient(c, tx, uuid)!;
         tx.Commit();
         return client;
     }
 
-    public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor)
+    public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor, string surface)
     {
         ArgumentException.ThrowIfNullOrEmpty(uuid);
         ArgumentNullException.ThrowIfNull(update);
@@ -475,54 +474,70 @@ public sealed class SqliteRegistry : IFleetRegistry
         using var c = Connect();
         using var tx = c.BeginTransaction(deferred: false);
         var current = GetClient(c, tx, uuid) ?? throw new RegistryNotFoundException($"no client with uuid {uuid}");
+        if (current.RemovedAt is not null)
+        {
+            throw new RegistryNotFoundException($"client {uuid} was removed; a removed client cannot be edited");
+        }
+
+        // Only fields whose value differs are written and named in the history.
         var changed = new List<string>();
-        void Set(string column, object? value)
+        void Set(string column, object? value, string description)
         {
             Exec(c, tx, $"UPDATE clients SET {column} = $v WHERE uuid = $u", ("$v", value), ("$u", uuid));
-            changed.Add(column);
+            changed.Add(description);
         }
 
-        if (update.DisplayName is { } dn)
+        if (update.DisplayName is { } dn && dn.Trim() != current.DisplayName)
         {
-            Set("display_name", dn.Trim());
+            Set("display_name", dn.Trim(), $"display_name='{dn.Trim()}'");
         }
 
-        if (update.Purpose is { } pu)
+        if (update.Purpose is { } pu && NullIfEmpty(pu) != current.Purpose)
         {
-            Set("purpose", pu.Length == 0 ? null : pu);
+            Set("purpose", NullIfEmpty(pu), $"purpose='{pu}'");
         }
 
         if (update.ClearAllowedPaths)
         {
-            Set("allowed_paths", null);
+            if (current.AllowedPaths is not null)
+            {
+                Set("allowed_paths", null, "allowed_paths=all");
+            }
         }
-        else if (update.AllowedPaths is { } paths)
+        else if (update.AllowedPaths is { } paths && (current.AllowedPaths is null || !paths.SequenceEqual(current.AllowedPaths, StringComparer.Ordinal)))
         {
-            Set("allowed_paths", JsonSerializer.Serialize(paths.ToArray(), ProtocolJson.Default.StringArray));
-        }
-
-        if (update.WebhookUrl is { } url)
-        {
-            Set("webhook_url", url.Length == 0 ? null : url);
+            Set("allowed_paths", JsonSerializer.Serialize(paths.ToArray(), ProtocolJson.Default.StringArray), $"allowed_paths=[{string.Join(", ", paths)}]");
         }
 
-        if (update.RateLimitRpm is { } rpm)
+        if (update.WebhookUrl is { } url && NullIfEmpty(url) != current.WebhookUrl)
         {
-            Set("rate_limit_rpm", rpm);
+            // The URL itself stays out of the history: webhook URLs often embed a token.
+            Set("webhook_url", NullIfEmpty(url), url.Length == 0 ? "webhook_url=global" : "webhook_url=set");
         }
 
-        if (update.RateLimitConcurrent is { } conc)
+        if (update.RateLimitRpm is { } rpm && rpm != current.RateLimitRpm)
         {
-            Set("rate_limit_concurrent", conc);
+            Set("rate_limit_rpm", rpm, $"rate_limit_rpm={rpm}");
+        }
+
+        if (update.RateLimitConcurrent is { } conc && conc != current.RateLimitConcurrent)
+        {
+            Set("rate_limit_concurrent", conc, $"rate_limit_concurrent={conc}");
         }
 
         if (update.Tags is not null || update.AddTags is not null || update.RemoveTags is not null)
         {
-            var tags = (update.Tags ?? current.Tags).Select(t => t.Trim()).ToList();
-            tags.AddRange((update.AddTags ?? []).Select(t => t.Trim()));
-            var remove = new HashSet<string>((update.RemoveTags ?? []).Select(t => t.Trim()), StringComparer.OrdinalIgnoreCase);
-            WriteTags(c, tx, uuid, tags.Where(t => !remove.Contains(t)));
-            changed.Add("tags");
+            var final = EditTags(current.Tags, update);
+            if (!final.SequenceEqual(current.Tags, StringComparer.Ordinal))
+            {
+                WriteTags(c, tx, uuid, final);
+                changed.Add($"tags=[{string.Join(", ", final)}]");
+            }
+        }
+
+        if (changed.Count > 0)
+        {
+            RefreshSearchColumns(c, tx, uuid);
         }
 
         InsertAudit(c, tx, new AuditEntry
@@ -530,9 +545,9 @@ public sealed class SqliteRegistry : IFleetRegistry
             Operation = "update_client",
             Uuid = uuid,
             Actor = actor,
-            Surface = "registry",
-            Status = "ok",
-            Detail = changed.Count == 0 ? "no change" : string.Join(",", changed),
+            Surface = surface,
+            Status = changed.Count == 0 ? "unchanged" : "ok",
+            Detail = Clip(changed.Count == 0 ? "no change" : string.Join("; ", changed), 500),
             DurationMs = Now - started,
         });
         var result = GetClient(c, tx, uuid)!;
@@ -574,6 +589,8 @@ public sealed class SqliteRegistry : IFleetRegistry
         {
             throw new RegistryValidationException("allowed_paths", "allowed_paths entries must be non-empty paths");
         }
+
+        ValidateLimits(u);
     }
 
     private static void WriteTags(SqliteConnection c, SqliteTransaction tx, string uuid, IEnumerable<string> tags)

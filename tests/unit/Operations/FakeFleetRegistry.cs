@@ -114,4 +114,11 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
     public IReadOnlyList<AuditEntry> ListAudit(string? uuid = null, int limit = 100) => [];
     public string? GetSetting(string key) => null;
     public void SetSetting(string key, string? value) => throw new NotSupportedException();
+
+    // ----- registry: attributed decisions, removal, history -----
+    public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor, string surface) => ApproveKey(fingerprintOrUuid, $"{actor}@{surface}");
+    public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor, string surface) => RevokeKey(fingerprintOrUuid, $"{actor}@{surface}");
+    public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor, string surface) => throw new NotSupportedException();
+    public RemoveOutcome RemoveClient(string uuid, string actor, string surface) => throw new NotSupportedException();
+    public IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query) => [];
 }

@@ -38,14 +38,14 @@ public sealed class SqliteRegistryTests : IDisposable
     {
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_temp.Dir.Path));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.Dir.RegistryFile));
-        Assert.Equal(1, _r.SchemaVersion());
+        Assert.Equal(RegistryMigrations.LatestVersion, _r.SchemaVersion());
     }
 
     [Fact]
     public void Open_Twice_IsIdempotentAndSeesOtherWrites()
     {
         using var second = SqliteRegistry.Open(_temp.Dir, _time);
-        Assert.Equal(1, second.SchemaVersion());
+        Assert.Equal(RegistryMigrations.LatestVersion, second.SchemaVersion());
         _r.RecordPendingKey(Keys.A, null, Keys.Identity());
         Assert.Equal(KeyStatus.Pending, second.GetKey(Keys.A)!.Status);
         second.ApproveKey(Keys.A, "other");
@@ -57,7 +57,7 @@ public sealed class SqliteRegistryTests : IDisposable
     {
         using var temp = new TempData();
         var opened = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => SqliteRegistry.Open(temp.Dir))));
-        Assert.All(opened, r => Assert.Equal(1, r.SchemaVersion()));
+        Assert.All(opened, r => Assert.Equal(RegistryMigrations.LatestVersion, r.SchemaVersion()));
         foreach (var r in opened)
         {
             r.Dispose();
