@@ -9,7 +9,8 @@
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand',
+                           'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()

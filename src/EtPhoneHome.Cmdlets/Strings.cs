@@ -19,4 +19,21 @@ internal static class Strings
     public const string ProgressStatus = "{0} of {1} done, {2} not succeeded";
     public const string VerboseTargets = "Running on {0} client(s) with throttle {1} and timeout {2} s.";
     public const string VerboseSummary = "Invoke-EphCommand: {0}";
+
+    // ----- registry: client metadata, keys, removal, history -----
+    public const string InvalidClientFieldId = "InvalidClientField";
+    public const string KeyNotFoundId = "KeyNotFound";
+    public const string AmbiguousClientId = "AmbiguousClient";
+    public const string InvalidHistoryQueryId = "InvalidHistoryQuery";
+
+    public const string KeyNotFound = "No key or client matches '{0}'. Get-EphClientKey lists the keys.";
+    public const string InvalidClientField = "{0}: {1}";
+    public const string SetClientAction = "Set {0}";
+    public const string ApproveKeyAction = "Approve key (the client may connect and open its tunnel)";
+    public const string RevokeKeyAction = "Revoke key and disconnect its client now";
+    public const string RemoveClientAction = "Remove client: revoke its key, disconnect it now, hide it (its history stays)";
+    public const string KeyTarget = "key {0}";
+    public const string KeyTargetOfClient = "key {0} of {1}";
+    public const string VerboseRevoked = "Revoked key {0}: closed {1} session(s), disconnected {2}.";
+    public const string VerboseAlreadyRevoked = "Key {0} was already revoked.";
 }
