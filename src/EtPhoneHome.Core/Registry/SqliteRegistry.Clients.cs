@@ -183,7 +183,10 @@ public sealed partial class SqliteRegistry
             .Single();
         using var tagRead = Command(c, tx, "SELECT tag FROM client_tags WHERE uuid = $u ORDER BY position", ("$u", uuid));
         var tags = ReadAll(tagRead, r => r.GetString(0));
-        Exec(c, tx, "UPDATE clients SET search_text = $s WHERE uuid = $u", ("$s", SearchText(row.Name, row.Purpose, row.Host, tags)), ("$u", uuid));
+        using var capRead = Command(c, tx, "SELECT capability FROM client_capabilities WHERE uuid = $u ORDER BY capability", ("$u", uuid));
+        var caps = ReadAll(capRead, r => r.GetString(0));
+        Exec(c, tx, "UPDATE clients SET search_text = $s, tags_json = $t, caps_json = $k WHERE uuid = $u",
+            ("$s", SearchText(row.Name, row.Purpose, row.Host, tags)), ("$t", JsonArray(tags)), ("$k", JsonArray(caps)), ("$u", uuid));
     }
 
     /// <summary>Tags after an edit: replaced by Tags, then AddTags appended, then RemoveTags taken out (case-insensitive).</summary>
@@ -201,6 +204,9 @@ public sealed partial class SqliteRegistry
 
         return result;
     }
+
+    private static string JsonArray(IEnumerable<string> values) =>
+        System.Text.Json.JsonSerializer.Serialize(values.ToArray(), EtPhoneHome.Protocol.ProtocolJson.Default.StringArray);
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 

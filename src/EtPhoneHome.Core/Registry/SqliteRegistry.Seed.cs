@@ -32,9 +32,10 @@ public sealed partial class SqliteRegistry
             """, ("$f", ""), ("$u", ""), ("$now", 0L));
         using var insertClient = Command(c, tx, """
             INSERT INTO clients(uuid, display_name, purpose, hostname, platform, username, key_fingerprint, first_seen, last_seen,
-                                connection_count, search_text)
-            VALUES ($u, $dn, $pu, $h, $p, $un, $f, $now, $now, 1, $st)
-            """, ("$u", ""), ("$dn", ""), ("$pu", null), ("$h", null), ("$p", null), ("$un", null), ("$f", ""), ("$now", 0L), ("$st", ""));
+                                connection_count, search_text, tags_json, caps_json)
+            VALUES ($u, $dn, $pu, $h, $p, $un, $f, $now, $now, 1, $st, $tj, $cj)
+            """, ("$u", ""), ("$dn", ""), ("$pu", null), ("$h", null), ("$p", null), ("$un", null), ("$f", ""), ("$now", 0L), ("$st", ""),
+            ("$tj", "[]"), ("$cj", "[]"));
         using var insertTag = Command(c, tx, "INSERT INTO client_tags(uuid, tag_lower, tag, position) VALUES ($u, $l, $t, $p)",
             ("$u", ""), ("$l", ""), ("$t", ""), ("$p", 0));
         using var insertCap = Command(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES ($u, $c)", ("$u", ""), ("$c", ""));
@@ -59,15 +60,16 @@ public sealed partial class SqliteRegistry
         {
             var fingerprint = "SHA256:seed-" + seed.Uuid;
             var tags = seed.Tags.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+            var caps = seed.Capabilities.Distinct(StringComparer.OrdinalIgnoreCase).Order(StringComparer.OrdinalIgnoreCase).ToList();
             Run(insertKey, fingerprint, seed.Uuid, now);
             Run(insertClient, seed.Uuid, seed.DisplayName, seed.Purpose, seed.Hostname, seed.Platform, seed.Username, fingerprint, now,
-                SearchText(seed.DisplayName, seed.Purpose, seed.Hostname, tags));
+                SearchText(seed.DisplayName, seed.Purpose, seed.Hostname, tags), JsonArray(tags), JsonArray(caps));
             for (var i = 0; i < tags.Count; i++)
             {
                 Run(insertTag, seed.Uuid, tags[i].ToLowerInvariant(), tags[i], i);
             }
 
-            foreach (var capability in seed.Capabilities.Distinct(StringComparer.OrdinalIgnoreCase))
+            foreach (var capability in caps)
             {
                 Run(insertCap, seed.Uuid, capability);
             }
@@ -81,6 +83,9 @@ public sealed partial class SqliteRegistry
         }
 
         tx.Commit();
+
+        // One transaction of this size leaves a WAL as large as the data; fold it into the database file.
+        Exec(c, null, "PRAGMA wal_checkpoint(TRUNCATE)");
         return count;
     }
 }

@@ -121,7 +121,8 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var c = new SqliteConnection(_connectionString);
         c.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;";
+        // mmap and a larger page cache: fleet-wide searches read the whole clients table without a read syscall per page.
+        cmd.CommandText = "PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384;";
         cmd.ExecuteNonQuery();
         return c;
     }
@@ -406,7 +407,9 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         }
 
         cmd.CommandText = ClientSelect + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") +
-                          " ORDER BY c.display_name COLLATE NOCASE, c.uuid";
+                          // "+" keeps the name index from driving the plan: walking 100,000 rows in name order and looking
+                          // each up costs far more than sorting the few that the filters leave.
+                          " ORDER BY +c.display_name COLLATE NOCASE, c.uuid";
         cmd.Parameters.AddWithValue("$stale", StaleBefore(c, null));
         return ReadAll(cmd, ReadClient);
     }
@@ -804,10 +807,10 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     // ================================================================ reading rows
 
     private const string ClientSelect = """
-        SELECT c.*,
-               (SELECT json_group_array(tag) FROM (SELECT tag FROM client_tags t WHERE t.uuid = c.uuid ORDER BY position)) AS tags_json,
-               (SELECT json_group_array(capability) FROM (SELECT capability FROM client_capabilities k WHERE k.uuid = c.uuid ORDER BY capability)) AS caps_json,
-               s.id AS s_id, s.tunnel_port AS s_port, s.online_at AS s_online, s.last_heartbeat AS s_beat
+        SELECT c.uuid, c.display_name, c.purpose, c.tags_json, c.allowed_paths, c.webhook_url, c.rate_limit_rpm,
+               c.rate_limit_concurrent, c.hostname, c.platform, c.username, c.agent_version, c.caps_json, c.key_fingerprint,
+               c.key_mismatch, c.first_seen, c.last_seen, c.connection_count, c.removed_at,
+               s.id, s.tunnel_port, s.online_at, s.last_heartbeat
         FROM clients c
         LEFT JOIN sessions s ON s.uuid = c.uuid AND s.closed_at IS NULL
         """;
@@ -832,34 +835,39 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         return ReadAll(cmd, r => read(r, stale));
     }
 
+    // Columns by position, in ClientSelect's order: reading 100,000 rows by name would cost a lookup per field.
     private static ClientRecord ReadClient(SqliteDataReader r, long staleBefore)
     {
-        var sessionId = Long(r, "s_id");
-        var online = sessionId is not null && Long(r, "s_online") is not null && Long(r, "s_beat") > staleBefore;
-        var allowed = Str(r, "allowed_paths");
+        string? S(int i) => r.IsDBNull(i) ? null : r.GetString(i);
+        long? L(int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
+        DateTimeOffset? T(int i) => L(i) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+
+        var sessionId = L(19);
+        var online = sessionId is not null && L(21) is not null && L(22) > staleBefore;
+        var allowed = S(4);
         return new ClientRecord
         {
-            Uuid = Str(r, "uuid")!,
-            DisplayName = Str(r, "display_name")!,
-            Purpose = Str(r, "purpose"),
-            Tags = ParseArray(Str(r, "tags_json")),
+            Uuid = S(0)!,
+            DisplayName = S(1)!,
+            Purpose = S(2),
+            Tags = ParseArray(S(3)),
             AllowedPaths = allowed is null ? null : ParseArray(allowed),
-            WebhookUrl = Str(r, "webhook_url"),
-            RateLimitRpm = (int?)Long(r, "rate_limit_rpm"),
-            RateLimitConcurrent = (int?)Long(r, "rate_limit_concurrent"),
-            Hostname = Str(r, "hostname"),
-            Platform = Str(r, "platform"),
-            Username = Str(r, "username"),
-            AgentVersion = Str(r, "agent_version"),
-            Capabilities = ParseArray(Str(r, "caps_json")),
-            KeyFingerprint = Str(r, "key_fingerprint"),
-            KeyMismatch = Long(r, "key_mismatch") == 1,
-            FirstSeen = Time(r, "first_seen")!.Value,
-            LastSeen = Time(r, "last_seen")!.Value,
-            ConnectionCount = (int)(Long(r, "connection_count") ?? 0),
-            RemovedAt = Time(r, "removed_at"),
+            WebhookUrl = S(5),
+            RateLimitRpm = (int?)L(6),
+            RateLimitConcurrent = (int?)L(7),
+            Hostname = S(8),
+            Platform = S(9),
+            Username = S(10),
+            AgentVersion = S(11),
+            Capabilities = ParseArray(S(12)),
+            KeyFingerprint = S(13),
+            KeyMismatch = L(14) == 1,
+            FirstSeen = T(15)!.Value,
+            LastSeen = T(16)!.Value,
+            ConnectionCount = (int)(L(17) ?? 0),
+            RemovedAt = T(18),
             Online = online,
-            TunnelPort = online ? (int?)Long(r, "s_port") : null,
+            TunnelPort = online ? (int?)L(20) : null,
             SessionId = online ? sessionId : null,
         };
     }
