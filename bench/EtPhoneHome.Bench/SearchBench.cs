@@ -40,6 +40,7 @@ internal static class SearchBench
     {
         var clients = 100_000;
         var runs = 25;
+        string? keep = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -50,20 +51,27 @@ internal static class SearchBench
                 case "--runs" when i + 1 < args.Length:
                     runs = int.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
+                case "--keep" when i + 1 < args.Length:
+                    keep = args[++i]; // reuse (or create and keep) a seeded registry in this directory
+                    break;
                 default:
-                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N)");
+                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N, --keep DIR)");
                     return 2;
             }
         }
 
-        var root = Path.Combine(Path.GetTempPath(), "eph-bench-search-" + Guid.NewGuid().ToString("N")[..12]);
+        var root = keep ?? Path.Combine(Path.GetTempPath(), "eph-bench-search-" + Guid.NewGuid().ToString("N")[..12]);
         try
         {
             using var registry = SqliteRegistry.Open(new DataDirectory(Path.Combine(root, "data")));
             // The seeded sessions must stay online for the whole run.
             registry.SetSetting(SqliteRegistry.HeartbeatSetting, "3600");
             var seedClock = Stopwatch.StartNew();
-            registry.SeedClients(Fleet(clients));
+            if (registry.QueryClients(new ClientQuery { Names = ["*-000000"] }).Count == 0)
+            {
+                registry.SeedClients(Fleet(clients));
+            }
+
             var seedSeconds = seedClock.Elapsed.TotalSeconds;
             var dbBytes = new FileInfo(registry.DatabaseFile).Length + (File.Exists(registry.DatabaseFile + "-wal") ? new FileInfo(registry.DatabaseFile + "-wal").Length : 0);
 
@@ -106,7 +114,10 @@ internal static class SearchBench
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             try
             {
-                Directory.Delete(root, recursive: true);
+                if (keep is null)
+                {
+                    Directory.Delete(root, recursive: true);
+                }
             }
             catch (IOException)
             {

@@ -134,6 +134,22 @@ internal static class RegistryMigrations
         UPDATE clients SET
             tags_json = (SELECT json_group_array(tag) FROM (SELECT tag FROM client_tags t WHERE t.uuid = clients.uuid ORDER BY position)),
             caps_json = (SELECT json_group_array(capability) FROM (SELECT capability FROM client_capabilities k WHERE k.uuid = clients.uuid ORDER BY capability));
+
+        -- Substring search over search_text through a trigram index (external content: the text lives only in clients).
+        -- Keyed by the clients rowid; readers re-check search_text, so a rowid renumbered by a manual VACUUM can hide a
+        -- match until INSERT INTO client_search(client_search) VALUES('rebuild'), never show a wrong one.
+        CREATE VIRTUAL TABLE client_search USING fts5(search_text, content='clients', content_rowid='rowid', tokenize='trigram');
+        INSERT INTO client_search(client_search) VALUES('rebuild');
+        CREATE TRIGGER clients_search_insert AFTER INSERT ON clients BEGIN
+            INSERT INTO client_search(rowid, search_text) VALUES (new.rowid, new.search_text);
+        END;
+        CREATE TRIGGER clients_search_delete AFTER DELETE ON clients BEGIN
+            INSERT INTO client_search(client_search, rowid, search_text) VALUES ('delete', old.rowid, old.search_text);
+        END;
+        CREATE TRIGGER clients_search_update AFTER UPDATE OF search_text ON clients BEGIN
+            INSERT INTO client_search(client_search, rowid, search_text) VALUES ('delete', old.rowid, old.search_text);
+            INSERT INTO client_search(rowid, search_text) VALUES (new.rowid, new.search_text);
+        END;
         UPDATE clients SET search_text = lower(
             display_name || char(31) || COALESCE(purpose, '') || char(31) || COALESCE(hostname, '') || char(31) ||
             COALESCE((SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM client_tags t WHERE t.uuid = clients.uuid ORDER BY position)), ''));

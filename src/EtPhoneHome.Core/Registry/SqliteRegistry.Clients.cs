@@ -205,6 +205,20 @@ public sealed partial class SqliteRegistry
         return result;
     }
 
+    /// <summary>
+    /// "c.rowid IN (trigram matches) AND " for a lower-cased text the trigram index can answer (three characters or
+    /// more, no LIKE wildcard characters); empty otherwise, which leaves the plain scan of the caller's LIKE.
+    /// </summary>
+    private static string SearchCandidates(string lowerText, Func<object?, string> parameter)
+    {
+        if (lowerText.Length < 3 || lowerText.AsSpan().IndexOfAny("%_\\") >= 0)
+        {
+            return "";
+        }
+
+        return $"c.rowid IN (SELECT rowid FROM client_search WHERE search_text LIKE {parameter("%" + lowerText + "%")}) AND ";
+    }
+
     private static string JsonArray(IEnumerable<string> values) =>
         System.Text.Json.JsonSerializer.Serialize(values.ToArray(), EtPhoneHome.Protocol.ProtocolJson.Default.StringArray);
 

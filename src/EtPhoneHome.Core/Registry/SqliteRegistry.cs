@@ -373,12 +373,14 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         if (!string.IsNullOrEmpty(query.Query))
         {
             // search_text holds display name, purpose, hostname and tags, lower-cased (see RefreshSearchColumns).
-            where.Add($"c.search_text LIKE {P("%" + EscapeLike(query.Query.ToLowerInvariant()) + "%")} ESCAPE '\\'");
+            var lower = query.Query.ToLowerInvariant();
+            where.Add(SearchCandidates(lower, P) + $"c.search_text LIKE {P("%" + EscapeLike(lower) + "%")} ESCAPE '\\'");
         }
 
         if (!string.IsNullOrEmpty(query.Purpose))
         {
-            where.Add($"c.purpose LIKE {P("%" + EscapeLike(query.Purpose) + "%")} ESCAPE '\\'");
+            // The purpose is part of search_text, so the trigram index narrows this search too.
+            where.Add(SearchCandidates(query.Purpose.ToLowerInvariant(), P) + $"c.purpose LIKE {P("%" + EscapeLike(query.Purpose) + "%")} ESCAPE '\\'");
         }
 
         if (query.Tags is { Count: > 0 } tags)
@@ -873,7 +875,22 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     }
 
     private static string[] ParseArray(string? json)
-        => string.IsNullOrEmpty(json) ? [] : JsonSerializer.Deserialize(json, ProtocolJson.Default.StringArray) ?? [];
+    {
+        if (string.IsNullOrEmpty(json) || json == "[]")
+        {
+            return [];
+        }
+
+        // Tags and capabilities are plain words: split those by hand (listing 100,000 clients parses 200,000
+        // arrays); anything escaped goes through the JSON parser.
+        if (json.Length > 4 && json.StartsWith("[\"", StringComparison.Ordinal) && json.EndsWith("\"]", StringComparison.Ordinal)
+            && !json.Contains('\\', StringComparison.Ordinal))
+        {
+            return json[2..^2].Split("\",\"");
+        }
+
+        return JsonSerializer.Deserialize(json, ProtocolJson.Default.StringArray) ?? [];
+    }
 
     private static KeyRecord? GetKey(SqliteConnection c, SqliteTransaction? tx, string fingerprint)
     {
