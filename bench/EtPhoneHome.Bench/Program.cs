@@ -8,7 +8,7 @@ using EtPhoneHome.Sandbox;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench [lifecycle] [--rounds N] | eph-bench exchange [--size-mib N] (see ExchangeBench). Lifecycle measures, in one sandbox on this machine,
+/// eph-bench [lifecycle] [--rounds N] | eph-bench exchange [--size-mib N] (see ExchangeBench) | eph-bench search (see SearchBench). Lifecycle measures, in one sandbox on this machine,
 /// time from `eph-agent run` to online, warm round trips of `run_command true` through the tunnel next to
 /// `ssh … true` through the same sshd, and the resident memory of an idle agent and of one gate relay.
 /// Prints a markdown report on stdout.
@@ -20,6 +20,11 @@ internal static class Program
         if (args.Length > 0 && args[0] == "exchange")
         {
             return await ExchangeBench.RunAsync(args[1..]);
+        }
+
+        if (args.Length > 0 && args[0] == "search")
+        {
+            return SearchBench.Run(args[1..]);
         }
 
         var rounds = 200;

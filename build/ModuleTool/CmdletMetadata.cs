@@ -21,8 +21,16 @@ internal sealed record ParameterMetadata(string Name, string TypeName, string Ty
 
 /// <summary>A cmdlet class's metadata.</summary>
 internal sealed record CommandMetadata(string Verb, string Noun, string? DefaultSet, bool SupportsShouldProcess,
-    IReadOnlyList<ParameterMetadata> Parameters, IReadOnlyList<string> OutputTypes)
+    IReadOnlyList<ParameterMetadata> Parameters, IReadOnlyList<string> OutputTypes, bool SupportsPaging = false)
 {
+    /// <summary>The parameters PowerShell adds to a cmdlet with SupportsPaging, with their types.</summary>
+    public static readonly IReadOnlyList<(string Name, string TypeName, string FullTypeName)> PagingParameters =
+    [
+        ("First", "UInt64", "System.UInt64"),
+        ("Skip", "UInt64", "System.UInt64"),
+        ("IncludeTotalCount", "SwitchParameter", "System.Management.Automation.SwitchParameter"),
+    ];
+
     public string Name => $"{Verb}-{Noun}";
 
     /// <summary>Named parameter sets, the default first; one unnamed set when the cmdlet declares none.</summary>
@@ -133,7 +141,8 @@ internal static class CmdletMetadataReader
             .ToList();
 
         return new CommandMetadata((string)cmdlet.ConstructorArguments[0].Value!, (string)cmdlet.ConstructorArguments[1].Value!,
-            Named<string?>(cmdlet, "DefaultParameterSetName", null), Named(cmdlet, "SupportsShouldProcess", false), parameters, outputs);
+            Named<string?>(cmdlet, "DefaultParameterSetName", null), Named(cmdlet, "SupportsShouldProcess", false), parameters, outputs,
+            Named(cmdlet, "SupportsPaging", false));
     }
 
     /// <summary>The short type name platyPS and Get-Help show: String[], Int32, SwitchParameter, EphClient[].</summary>

@@ -90,6 +90,12 @@ internal static class HelpValidator
             }
         }
 
+        if (command.SupportsPaging)
+        {
+            // PowerShell adds these; documenting them is welcome, not required.
+            expected.UnionWith(CommandMetadata.PagingParameters.Select(p => p.Name));
+        }
+
         foreach (var extra in page.Parameters.Where(p => !expected.Contains(p.Name)))
         {
             yield return $"documents -{extra.Name}, which the cmdlet does not have";

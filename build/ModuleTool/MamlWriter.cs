@@ -72,6 +72,16 @@ internal static class MamlWriter
 
     private static IEnumerable<XElement> RiskParameters(CommandMetadata command, Dictionary<string, HelpParameter> help, bool inSyntax)
     {
+        if (command.SupportsPaging)
+        {
+            foreach (var (name, typeName, fullTypeName) in CommandMetadata.PagingParameters)
+            {
+                var paging = new ParameterMetadata(name, typeName, fullTypeName, typeName == "SwitchParameter", [], false,
+                    [new ParameterBinding(ParameterMetadata.AllSets, false, null, false, false)]);
+                yield return ParameterElement(paging, paging.Bindings[0], help.TryGetValue(name, out var ph) ? ph.Description : [], ph, inSyntax);
+            }
+        }
+
         if (!command.SupportsShouldProcess)
         {
             yield break;

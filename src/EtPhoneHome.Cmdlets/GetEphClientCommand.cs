@@ -1,9 +1,10 @@
 using System.Management.Automation;
 using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome;
 
-/// <summary>Gets registered clients by name (wildcards) or id.</summary>
+/// <summary>Gets registered clients by name (wildcards) or id, filtered by text, purpose, tags, capabilities and online state.</summary>
 [Cmdlet(VerbsCommon.Get, "EphClient", DefaultParameterSetName = NameSet)]
 [OutputType(typeof(EphClient))]
 public sealed class GetEphClientCommand : EphAsyncCmdlet
@@ -25,6 +26,26 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
     [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? Id { get; set; }
 
+    /// <summary>Case-insensitive text in the display name, purpose, hostname or tags.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Query { get; set; }
+
+    /// <summary>Case-insensitive text in the purpose.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Purpose { get; set; }
+
+    /// <summary>Only clients carrying ALL of these tags.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
+    /// <summary>Only clients with ALL of these capabilities (docker, nvidia-gpu, python3.12…).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? Capability { get; set; }
+
     /// <summary>Only clients with an online session.</summary>
     [Parameter]
     public SwitchParameter Online { get; set; }
@@ -32,7 +53,16 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
     protected override Task ProcessRecordAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        var lookup = ClientQueries.Find(registry, ParameterSetName == IdSet ? null : Name, ParameterSetName == IdSet ? Id : null, Online.IsPresent);
+        var lookup = ClientQueries.Search(registry, new ClientQuery
+        {
+            Names = ParameterSetName == IdSet ? null : Name,
+            Ids = ParameterSetName == IdSet ? Id : null,
+            Query = Query,
+            Purpose = Purpose,
+            Tags = Tag,
+            Capabilities = Capability,
+            OnlineOnly = Online.IsPresent,
+        });
         foreach (var client in lookup.Clients)
         {
             WriteObject(new EphClient(client));

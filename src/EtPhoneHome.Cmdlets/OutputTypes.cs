@@ -23,6 +23,12 @@ public sealed class EphClient
         KeyFingerprint = client.KeyFingerprint;
         KeyMismatch = client.KeyMismatch;
         AgentVersion = client.AgentVersion;
+        AllowedPaths = client.AllowedPaths is null ? null : [.. client.AllowedPaths];
+        WebhookUrl = client.WebhookUrl;
+        RateLimitRpm = client.RateLimitRpm;
+        RateLimitConcurrent = client.RateLimitConcurrent;
+        ConnectionCount = client.ConnectionCount;
+        RemovedAt = client.RemovedAt;
     }
 
     public string Uuid { get; }
@@ -44,6 +50,18 @@ public sealed class EphClient
     public string? KeyFingerprint { get; }
     public bool KeyMismatch { get; }
     public string? AgentVersion { get; }
+    /// <summary>Server-side allowed paths; null means every path (the agent's own list still applies).</summary>
+    public IReadOnlyList<string>? AllowedPaths { get; }
+    /// <summary>The client's own webhook URL; null means the global one.</summary>
+    public string? WebhookUrl { get; }
+    /// <summary>Requests per rolling minute; null means the default.</summary>
+    public int? RateLimitRpm { get; }
+    /// <summary>Requests in flight at once; null means the default.</summary>
+    public int? RateLimitConcurrent { get; }
+    /// <summary>How many times the client has connected.</summary>
+    public int ConnectionCount { get; }
+    /// <summary>When the client was decommissioned (Remove-EphClient); null while it is active.</summary>
+    public DateTimeOffset? RemovedAt { get; }
 
     public override string ToString() => Name;
 }

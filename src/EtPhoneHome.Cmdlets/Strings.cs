@@ -63,4 +63,19 @@ internal static class Strings
     public const string ResendAction = "Queue webhook delivery again";
     public const string ResendTarget = "delivery {0} ({1}, {2})";
     public const string TestWebhookAction = "Send a signed webhook.test event";
+    // ----- registry: client metadata, keys, removal, history -----
+    public const string InvalidClientFieldId = "InvalidClientField";
+    public const string KeyNotFoundId = "KeyNotFound";
+    public const string InvalidHistoryQueryId = "InvalidHistoryQuery";
+
+    public const string KeyNotFound = "No key or client matches '{0}'. Get-EphClientKey lists the keys.";
+    public const string InvalidClientField = "{0}: {1}";
+    public const string SetClientAction = "Set {0}";
+    public const string ApproveKeyAction = "Approve key (the client may connect and open its tunnel)";
+    public const string RevokeKeyAction = "Revoke key and disconnect its client now";
+    public const string RemoveClientAction = "Remove client: revoke its key, disconnect it now, hide it (its history stays)";
+    public const string KeyTarget = "key {0}";
+    public const string KeyTargetOfClient = "key {0} of {1}";
+    public const string VerboseRevoked = "Revoked key {0}: closed {1} session(s), disconnected {2}.";
+    public const string VerboseAlreadyRevoked = "Key {0} was already revoked.";
 }

@@ -18,6 +18,7 @@ public static class Program
         ExchangeVerbs.Register(root);
         WebhookVerbs.Register(root);
         RateLimitVerbs.Register(root);
+        RegistryVerbs.Register(root);
         return root;
     }
 }

@@ -20,6 +20,69 @@ public static class KeyAdministration
         return registry.ApproveKey(fingerprintOrUuid.Trim(), actor);
     }
 
+    /// <summary>Approves a key; the history records the operator's OS user and surface.</summary>
+    /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
+    public static ApproveOutcome Approve(IFleetRegistry registry, string fingerprintOrUuid, OperatorContext context)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentException.ThrowIfNullOrWhiteSpace(fingerprintOrUuid);
+        return registry.ApproveKey(fingerprintOrUuid.Trim(), context.Actor, context.Surface);
+    }
+
+    /// <summary>
+    /// The answer to show for an approval, in the reference's accept_key words: approving a client whose key
+    /// is already approved is not an error, the client simply "had no key mismatch".
+    /// </summary>
+    public static string Describe(ApproveOutcome outcome, string requestedId)
+    {
+        ArgumentNullException.ThrowIfNull(outcome);
+        if (outcome.AlreadyApproved)
+        {
+            return IsFingerprint(requestedId) || outcome.Uuid is null
+                ? $"Key {outcome.Fingerprint} was already approved; nothing changed."
+                : $"Client {outcome.Uuid} had no key mismatch: its key {outcome.Fingerprint} is already approved; nothing changed.";
+        }
+
+        if (outcome.ResolvedMismatch)
+        {
+            return $"Approved key {outcome.Fingerprint}: client {outcome.Uuid} is now pinned to it; the old key {outcome.ReplacedFingerprint} is revoked.";
+        }
+
+        return $"Approved key {outcome.Fingerprint}{(outcome.Uuid is null ? "" : $" (client {outcome.Uuid})")}; the agent will come online within seconds.";
+    }
+
+    /// <summary>True for an OpenSSH SHA256 fingerprint ("SHA256:…") rather than a client uuid.</summary>
+    public static bool IsFingerprint(string id) => id.Trim().StartsWith("SHA256:", StringComparison.Ordinal);
+
+    /// <summary>Revokes a key and disconnects it now; the history records the operator's OS user and surface.</summary>
+    /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
+    public static RevokeReport Revoke(IFleetRegistry registry, string fingerprintOrUuid, OperatorContext context, Func<int, bool>? terminate = null)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentException.ThrowIfNullOrWhiteSpace(fingerprintOrUuid);
+        var outcome = registry.RevokeKey(fingerprintOrUuid.Trim(), context.Actor, context.Surface);
+        return new RevokeReport(outcome, SignalGates(outcome.ClosedSessions, terminate));
+    }
+
+    /// <summary>Sends each closed session's gate relay the signal that ends its SSH connection; returns the pids signalled.</summary>
+    public static IReadOnlyList<int> SignalGates(IEnumerable<SessionRecord> closedSessions, Func<int, bool>? terminate = null)
+    {
+        ArgumentNullException.ThrowIfNull(closedSessions);
+        terminate ??= TerminateProcess;
+        var signalled = new List<int>();
+        foreach (var session in closedSessions)
+        {
+            if (session.GatePid is { } pid && IsSignallable(pid) && terminate(pid))
+            {
+                signalled.Add(pid);
+            }
+        }
+
+        return signalled;
+    }
+
     /// <summary>
     /// Revokes a key and disconnects its sessions now: the registry closes them, and each session's gate
     /// relay gets SIGTERM, which ends the SSH connection. A gate that is already gone is ignored.
@@ -34,18 +97,8 @@ public static class KeyAdministration
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentException.ThrowIfNullOrWhiteSpace(fingerprintOrUuid);
         ArgumentException.ThrowIfNullOrWhiteSpace(actor);
-        terminate ??= TerminateProcess;
         var outcome = registry.RevokeKey(fingerprintOrUuid.Trim(), actor);
-        var signalled = new List<int>();
-        foreach (var session in outcome.ClosedSessions)
-        {
-            if (session.GatePid is { } pid && IsSignallable(pid) && terminate(pid))
-            {
-                signalled.Add(pid);
-            }
-        }
-
-        return new RevokeReport(outcome, signalled);
+        return new RevokeReport(outcome, SignalGates(outcome.ClosedSessions, terminate));
     }
 
     /// <summary>Never signal init, ourselves, or nonsense pids a corrupted record might hold.</summary>

@@ -135,4 +135,23 @@ public interface IFleetRegistry : IDisposable
 
     /// <summary>Gives the lease up (a stopping hub), so another hub can take over at once.</summary>
     void ReleaseWebhookLease(string owner);
+    // ----- registry: attributed decisions, removal, history -----
+
+    /// <summary><see cref="ApproveKey(string, string)"/>, recorded in the history with the surface that asked (pwsh, mcp, cli).</summary>
+    ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor, string surface);
+
+    /// <summary><see cref="RevokeKey(string, string)"/>, recorded in the history with the surface that asked.</summary>
+    RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor, string surface);
+
+    /// <summary><see cref="UpdateClient(string, ClientUpdate, string)"/>, recorded in the history with the surface that asked.</summary>
+    ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor, string surface);
+
+    /// <summary>
+    /// Decommissions a client: revokes its keys, closes its open sessions (returned, so the caller can cut
+    /// their SSH connections) and marks it removed. Its history stays; queries hide it unless IncludeRemoved.
+    /// </summary>
+    RemoveOutcome RemoveClient(string uuid, string actor, string surface);
+
+    /// <summary>History entries matching the query, newest first, one page.</summary>
+    IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query);
 }

@@ -184,6 +184,41 @@ internal static class RegistryMigrations
             concurrent_warnings INTEGER NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
         """,
+
+        // 4: history filters; one lower-cased search column so -Query scans a single column; tags and
+        // capabilities also kept as JSON on the client row, so reading 100,000 clients needs no per-row subqueries
+        // (client_tags and client_capabilities stay the indexed source for filters). The backfill must give the
+        // same text as SqliteRegistry.SearchText (fields joined by U+001F).
+        """
+        CREATE INDEX ix_audit_operation ON audit(operation, id);
+        CREATE INDEX ix_audit_status ON audit(status, id);
+        CREATE INDEX ix_audit_at ON audit(at);
+        ALTER TABLE clients ADD COLUMN search_text TEXT NOT NULL DEFAULT '';
+        ALTER TABLE clients ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE clients ADD COLUMN caps_json TEXT NOT NULL DEFAULT '[]';
+        UPDATE clients SET
+            tags_json = (SELECT json_group_array(tag) FROM (SELECT tag FROM client_tags t WHERE t.uuid = clients.uuid ORDER BY position)),
+            caps_json = (SELECT json_group_array(capability) FROM (SELECT capability FROM client_capabilities k WHERE k.uuid = clients.uuid ORDER BY capability));
+
+        -- Substring search over search_text through a trigram index (external content: the text lives only in clients).
+        -- Keyed by the clients rowid; readers re-check search_text, so a rowid renumbered by a manual VACUUM can hide a
+        -- match until INSERT INTO client_search(client_search) VALUES('rebuild'), never show a wrong one.
+        CREATE VIRTUAL TABLE client_search USING fts5(search_text, content='clients', content_rowid='rowid', tokenize='trigram');
+        INSERT INTO client_search(client_search) VALUES('rebuild');
+        CREATE TRIGGER clients_search_insert AFTER INSERT ON clients BEGIN
+            INSERT INTO client_search(rowid, search_text) VALUES (new.rowid, new.search_text);
+        END;
+        CREATE TRIGGER clients_search_delete AFTER DELETE ON clients BEGIN
+            INSERT INTO client_search(client_search, rowid, search_text) VALUES ('delete', old.rowid, old.search_text);
+        END;
+        CREATE TRIGGER clients_search_update AFTER UPDATE OF search_text ON clients BEGIN
+            INSERT INTO client_search(client_search, rowid, search_text) VALUES ('delete', old.rowid, old.search_text);
+            INSERT INTO client_search(rowid, search_text) VALUES (new.rowid, new.search_text);
+        END;
+        UPDATE clients SET search_text = lower(
+            display_name || char(31) || COALESCE(purpose, '') || char(31) || COALESCE(hostname, '') || char(31) ||
+            COALESCE((SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM client_tags t WHERE t.uuid = clients.uuid ORDER BY position)), ''));
+        """,
     ];
 
     /// <summary>Latest schema version this build knows.</summary>

@@ -39,7 +39,15 @@ internal sealed record ClientRow(
     string? KeyFingerprint,
     string LastSeen,
     string? Purpose,
-    bool KeyMismatch)
+    bool KeyMismatch,
+    string? Username,
+    string FirstSeen,
+    int ConnectionCount,
+    IReadOnlyList<string>? AllowedPaths,
+    string? WebhookUrl,
+    int? RateLimitRpm,
+    int? RateLimitConcurrent,
+    string? AgentVersion)
 {
     public static ClientRow From(ClientRecord client) => new(
         client.Uuid,
@@ -53,7 +61,15 @@ internal sealed record ClientRow(
         client.KeyFingerprint,
         OperatorRows.Time(client.LastSeen),
         client.Purpose,
-        client.KeyMismatch);
+        client.KeyMismatch,
+        client.Username,
+        OperatorRows.Time(client.FirstSeen),
+        client.ConnectionCount,
+        client.AllowedPaths,
+        client.WebhookUrl,
+        client.RateLimitRpm,
+        client.RateLimitConcurrent,
+        client.AgentVersion);
 }
 
 /// <summary>One line of <c>exec --json</c>, written as soon as its target finishes.</summary>

@@ -7,7 +7,7 @@ using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Server.Verbs;
 
-/// <summary>Operator verbs: keys, approve, revoke, clients, exec.</summary>
+/// <summary>Operator verbs: keys, approve, revoke, exec (clients, set, remove, history: RegistryVerbs).</summary>
 internal static class OperatorVerbs
 {
     /// <summary>Exit code for a bad invocation (unknown client, nothing selected).</summary>
@@ -28,7 +28,6 @@ internal static class OperatorVerbs
         root.Subcommands.Add(KeysCommand());
         root.Subcommands.Add(KeyDecisionCommand("approve", "Approve a pending or mismatched key (by fingerprint or client uuid); the agent comes online within seconds.", approve: true));
         root.Subcommands.Add(KeyDecisionCommand("revoke", "Revoke a key (by fingerprint or client uuid) and disconnect its client now.", approve: false));
-        root.Subcommands.Add(ClientsCommand());
         root.Subcommands.Add(ExecCommand());
     }
 
@@ -37,7 +36,8 @@ internal static class OperatorVerbs
 
     private static Option<bool> JsonOption() => new("--json") { Description = "One JSON object per line (snake_case fields) instead of a table." };
 
-    private static string Actor => $"{Environment.UserName} (eph-server)";
+    /// <summary>The OS user acting through eph-server, as the history records it.</summary>
+    internal static OperatorContext Operator => OperatorContext.ForSurface(Surfaces.Cli);
 
     private static Command KeysCommand()
     {
@@ -58,18 +58,6 @@ internal static class OperatorVerbs
         cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry => approve
             ? Approve(registry, pr.GetValue(id)!, pr.InvocationConfiguration.Output)
             : Revoke(registry, pr.GetValue(id)!, pr.InvocationConfiguration.Output)));
-        return cmd;
-    }
-
-    private static Command ClientsCommand()
-    {
-        var data = DataOption();
-        var json = JsonOption();
-        var online = new Option<bool>("--online") { Description = "Only clients with an online session." };
-        var tag = new Option<string[]>("--tag") { Description = "Only clients with this tag (repeat: all must match).", AllowMultipleArgumentsPerToken = false };
-        var cmd = new Command("clients", "List registered clients.") { data, online, tag, json };
-        cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry =>
-            Clients(registry, pr.GetValue(online), pr.GetValue(tag) ?? [], pr.GetValue(json), pr.InvocationConfiguration.Output)));
         return cmd;
     }
 
@@ -154,7 +142,7 @@ internal static class OperatorVerbs
         }
     }
 
-    private static int RunWithRegistry(ParseResult pr, string? data, Func<IFleetRegistry, int> verb)
+    internal static int RunWithRegistry(ParseResult pr, string? data, Func<IFleetRegistry, int> verb)
     {
         var error = pr.InvocationConfiguration.Error;
         try
@@ -201,26 +189,14 @@ internal static class OperatorVerbs
 
     internal static int Approve(IFleetRegistry registry, string id, TextWriter output)
     {
-        var outcome = KeyAdministration.Approve(registry, id, Actor);
-        if (outcome.AlreadyApproved)
-        {
-            output.WriteLine($"Key {outcome.Fingerprint} was already approved.");
-        }
-        else if (outcome.ResolvedMismatch)
-        {
-            output.WriteLine($"Approved key {outcome.Fingerprint}: client {outcome.Uuid} is now pinned to it; the old key {outcome.ReplacedFingerprint} is revoked.");
-        }
-        else
-        {
-            output.WriteLine($"Approved key {outcome.Fingerprint}{(outcome.Uuid is null ? "" : $" (client {outcome.Uuid})")}; the agent will come online within seconds.");
-        }
-
+        var outcome = KeyAdministration.Approve(registry, id, Operator);
+        output.WriteLine(KeyAdministration.Describe(outcome, id));
         return 0;
     }
 
     internal static int Revoke(IFleetRegistry registry, string id, TextWriter output, Func<int, bool>? terminate = null)
     {
-        var report = KeyAdministration.Revoke(registry, id, Actor, terminate);
+        var report = KeyAdministration.Revoke(registry, id, Operator, terminate);
         var outcome = report.Outcome;
         if (outcome.AlreadyRevoked)
         {
@@ -231,28 +207,6 @@ internal static class OperatorVerbs
         var sessions = outcome.ClosedSessions.Count;
         output.WriteLine($"Revoked key {outcome.Fingerprint}{(outcome.Uuid is null ? "" : $" (client {outcome.Uuid})")}; " +
             (sessions == 0 ? "it had no open session." : $"closed {sessions} session(s), disconnected {report.SignalledGatePids.Count}."));
-        return 0;
-    }
-
-    internal static int Clients(IFleetRegistry registry, bool onlineOnly, IReadOnlyList<string> tags, bool json, TextWriter output)
-    {
-        var rows = registry.QueryClients(new ClientQuery { OnlineOnly = onlineOnly, Tags = tags.Count > 0 ? tags : null })
-            .OrderBy(c => c.DisplayName, StringComparer.OrdinalIgnoreCase).Select(ClientRow.From).ToList();
-        if (json)
-        {
-            rows.ForEach(r => output.WriteLine(OperatorRows.JsonLine(r)));
-            return 0;
-        }
-
-        if (rows.Count == 0)
-        {
-            output.WriteLine("No clients.");
-            return 0;
-        }
-
-        output.Write(OperatorRows.Table(
-            ["NAME", "ONLINE", "HOSTNAME", "PLATFORM", "TAGS", "LAST SEEN", "UUID"],
-            rows.Select(r => new[] { r.DisplayName, r.Online ? "yes" : "no", r.Hostname, r.Platform, string.Join(",", r.Tags), r.LastSeen, r.Uuid })));
         return 0;
     }
 

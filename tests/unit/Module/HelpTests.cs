@@ -17,7 +17,11 @@ public sealed class HelpTests
 
     private sealed record Parameter(string Name, IReadOnlyList<Binding> Bindings);
 
-    private sealed record Cmdlet(string Name, string? DefaultSet, bool ShouldProcess, IReadOnlyList<Parameter> Parameters);
+    private sealed record Cmdlet(string Name, string? DefaultSet, bool ShouldProcess, IReadOnlyList<Parameter> Parameters, bool Paging = false)
+    {
+        /// <summary>WhatIf/Confirm for ShouldProcess, First/Skip/IncludeTotalCount for SupportsPaging: PowerShell adds them.</summary>
+        public IEnumerable<string> AddedParameters => (ShouldProcess ? new[] { "WhatIf", "Confirm" } : []).Concat(Paging ? ["First", "Skip", "IncludeTotalCount"] : []);
+    }
 
     // Read independently of the generator: CustomAttributeData through a MetadataLoadContext on out/EtPhoneHome.
     private static readonly Lazy<IReadOnlyList<Cmdlet>> Cmdlets = new(() =>
@@ -51,7 +55,7 @@ public sealed class HelpTests
                 .ToList();
             result.Add(new Cmdlet($"{cmdlet.ConstructorArguments[0].Value}-{cmdlet.ConstructorArguments[1].Value}",
                 Named<string?>(cmdlet, "DefaultParameterSetName", null), Named(cmdlet, "SupportsShouldProcess", false),
-                parameters));
+                parameters, Named(cmdlet, "SupportsPaging", false)));
         }
 
         return result;
@@ -120,7 +124,7 @@ public sealed class HelpTests
         {
             var documented = CommandHelp(cmdlet.Name).Element(Command + "parameters")!.Elements(Command + "parameter")
                 .ToDictionary(p => p.Element(Maml + "name")!.Value);
-            var expected = cmdlet.Parameters.Select(p => p.Name).Concat(cmdlet.ShouldProcess ? ["WhatIf", "Confirm"] : []).Order().ToList();
+            var expected = cmdlet.Parameters.Select(p => p.Name).Concat(cmdlet.AddedParameters).Order().ToList();
             Assert.Equal(expected, documented.Keys.Order().ToList());
 
             foreach (var parameter in cmdlet.Parameters)
@@ -149,7 +153,7 @@ public sealed class HelpTests
             var sets = named.Count == 0 ? ["__AllParameterSets"] : named;
             var expectedPerSet = sets.Select(set => cmdlet.Parameters
                     .Where(p => p.Bindings.Any(b => b.Set == set || b.Set == "__AllParameterSets")).Select(p => p.Name)
-                    .Concat(cmdlet.ShouldProcess ? ["WhatIf", "Confirm"] : []).Order().ToList())
+                    .Concat(cmdlet.AddedParameters).Order().ToList())
                 .Select(l => string.Join(",", l)).Order().ToList();
             var actualPerSet = items.Select(i => string.Join(",", i.Elements(Command + "parameter").Select(p => p.Element(Maml + "name")!.Value).Order()))
                 .Order().ToList();

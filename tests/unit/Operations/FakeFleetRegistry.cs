@@ -135,4 +135,10 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
     public void MarkWebhookNoDestination(long eventId) => throw new NotSupportedException();
     public bool TryAcquireWebhookLease(string owner, TimeSpan duration) => throw new NotSupportedException();
     public void ReleaseWebhookLease(string owner) => throw new NotSupportedException();
+    // ----- registry: attributed decisions, removal, history -----
+    public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor, string surface) => ApproveKey(fingerprintOrUuid, $"{actor}@{surface}");
+    public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor, string surface) => RevokeKey(fingerprintOrUuid, $"{actor}@{surface}");
+    public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor, string surface) => throw new NotSupportedException();
+    public RemoveOutcome RemoveClient(string uuid, string actor, string surface) => throw new NotSupportedException();
+    public IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query) => [];
 }

@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Globalization;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome.Bench;
+
+/// <summary>
+/// eph-bench search [--clients N] [--runs N]: fills a temporary registry with a fleet of N clients (tags,
+/// capabilities, purposes and an online share like a real fleet's, one transaction), then times the searches
+/// of Get-EphClient and `eph-server clients` (ClientQueries.Search over the SQLite registry) and prints a
+/// markdown table with the median and p95 of each.
+/// </summary>
+internal static class SearchBench
+{
+    /// <summary>The per-search target of issue 3.</summary>
+    private const double TargetMs = 20;
+
+    private static readonly string[] Regions = ["eu-west", "eu-central", "us-east", "us-west", "ap-south", "ap-northeast", "sa-east", "af-south"];
+    private static readonly string[] Cities = ["dublin", "frankfurt", "virginia", "oregon", "mumbai", "tokyo", "sao-paulo", "cape-town"];
+    private static readonly string[] Roles =
+    [
+        "web", "api", "db", "cache", "queue", "build", "gpu-worker", "kiosk", "edge", "storage",
+        "monitoring", "ci-runner", "batch", "proxy", "dns", "mail", "backup", "analytics", "vpn", "iot-gateway",
+    ];
+
+    private static readonly string[] Services = ["billing", "checkout", "search", "catalog", "identity", "payments", "reporting", "telemetry", "media", "support"];
+
+    // Capability and the share of the fleet that has it.
+    private static readonly (string Name, double Share)[] CapabilityShares =
+    [
+        ("ssh", 1.0), ("systemd", 0.9), ("git", 0.8), ("apt", 0.6), ("dnf", 0.25), ("python3.12", 0.5), ("python3.11", 0.2),
+        ("docker", 0.4), ("podman", 0.1), ("make", 0.5), ("c-compiler", 0.35), ("cmake", 0.15), ("node", 0.3), ("npm", 0.3),
+        ("go", 0.1), ("rust", 0.05), ("java", 0.15), ("kubectl", 0.2), ("helm", 0.1), ("aws-cli", 0.2), ("gcloud", 0.05),
+        ("azure-cli", 0.05),
+    ];
+
+    public static int Run(string[] args)
+    {
+        var clients = 100_000;
+        var runs = 25;
+        string? keep = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--clients" when i + 1 < args.Length:
+                    clients = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--runs" when i + 1 < args.Length:
+                    runs = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--keep" when i + 1 < args.Length:
+                    keep = args[++i]; // reuse (or create and keep) a seeded registry in this directory
+                    break;
+                default:
+                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N, --keep DIR)");
+                    return 2;
+            }
+        }
+
+        var root = keep ?? Path.Combine(Path.GetTempPath(), "eph-bench-search-" + Guid.NewGuid().ToString("N")[..12]);
+        try
+        {
+            using var registry = SqliteRegistry.Open(new DataDirectory(Path.Combine(root, "data")));
+            // The seeded sessions must stay online for the whole run.
+            registry.SetSetting(SqliteRegistry.HeartbeatSetting, "3600");
+            var seedClock = Stopwatch.StartNew();
+            if (registry.QueryClients(new ClientQuery { Names = ["*-000000"] }).Count == 0)
+            {
+                registry.SeedClients(Fleet(clients));
+            }
+
+            var seedSeconds = seedClock.Elapsed.TotalSeconds;
+            var dbBytes = new FileInfo(registry.DatabaseFile).Length + (File.Exists(registry.DatabaseFile + "-wal") ? new FileInfo(registry.DatabaseFile + "-wal").Length : 0);
+
+            (string Name, ClientQuery Query)[] searches =
+            [
+                ("tag `gpu-worker`", new ClientQuery { Tags = ["gpu-worker"] }),
+                ("tags `prod` + `eu-west` (both)", new ClientQuery { Tags = ["prod", "eu-west"] }),
+                ("capability `nvidia-gpu`", new ClientQuery { Capabilities = ["nvidia-gpu"] }),
+                ("capabilities `docker` + `kubectl` + tag `prod`", new ClientQuery { Capabilities = ["docker", "kubectl"], Tags = ["prod"] }),
+                ("query `frankfurt` (name, purpose, hostname, tags)", new ClientQuery { Query = "frankfurt" }),
+                ("query `billing-0042` (rare)", new ClientQuery { Query = "billing-0042" }),
+                ("purpose `checkout`", new ClientQuery { Purpose = "checkout" }),
+                ("online only", new ClientQuery { OnlineOnly = true }),
+                ("name `web-eu-west-0001*` (wildcard)", new ClientQuery { Names = ["web-eu-west-0001*"] }),
+                ("all clients (no filter)", new ClientQuery()),
+            ];
+
+            Console.WriteLine($"## Fleet registry search ({DateTime.UtcNow:yyyy-MM-dd}, {clients:N0} clients, {runs} runs each)");
+            Console.WriteLine();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Seeded {clients:N0} clients (4 tags, ~8 capabilities each, 10 % online) in one transaction: {seedSeconds:0.0} s; registry {dbBytes / 1048576.0:0.0} MiB."));
+            Console.WriteLine();
+            Console.WriteLine("Wall = elapsed time; CPU = the searching thread's CPU time (unaffected by other processes on the machine).");
+            Console.WriteLine();
+            Console.WriteLine("| search | results | wall median | wall p95 | CPU median | CPU p95 | target < 20 ms (wall median) |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|:---:|");
+            foreach (var (name, query) in searches)
+            {
+                var results = 0;
+                var (wall, cpu) = Time(runs, () => results = ClientQueries.Search(registry, query).Clients.Count);
+                var verdict = query == searches[^1].Query ? "(listing)" : Median(wall) < TargetMs ? "yes" : "**no**";
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {name} | {results:N0} | {Median(wall):0.0} ms | {P95(wall):0.0} ms | {Median(cpu):0.0} ms | {P95(cpu):0.0} ms | {verdict} |"));
+            }
+
+            return 0;
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try
+            {
+                if (keep is null)
+                {
+                    Directory.Delete(root, recursive: true);
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static (List<double> Wall, List<double> Cpu) Time(int runs, Action action)
+    {
+        action(); // warm-up: statement cache, page cache
+        var wall = new List<double>(runs);
+        var cpu = new List<double>(runs);
+        for (var i = 0; i < runs; i++)
+        {
+            var cpuStart = ThreadCpuMs();
+            var clock = Stopwatch.StartNew();
+            action();
+            wall.Add(clock.Elapsed.TotalMilliseconds);
+            cpu.Add(ThreadCpuMs() - cpuStart);
+        }
+
+        wall.Sort();
+        cpu.Sort();
+        return (wall, cpu);
+    }
+
+    private static double Median(List<double> sorted) => sorted[sorted.Count / 2];
+
+    private static double P95(List<double> sorted) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * 0.95) - 1)];
+
+    private const int ClockThreadCpuTime = 3; // CLOCK_THREAD_CPUTIME_ID on Linux
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out TimeSpec time);
+
+    private static double ThreadCpuMs() =>
+        ClockGetTime(ClockThreadCpuTime, out var t) == 0 ? (t.Seconds * 1000.0) + (t.Nanoseconds / 1e6) : double.NaN;
+
+    /// <summary>A deterministic fleet: role, region, environment and team tags; capabilities by share; 10 % online.</summary>
+    private static IEnumerable<ClientSeed> Fleet(int count)
+    {
+        var random = new Random(20250101);
+        for (var i = 0; i < count; i++)
+        {
+            var role = Roles[random.Next(Roles.Length)];
+            var r = random.Next(Regions.Length);
+            var env = random.NextDouble() switch { < 0.5 => "prod", < 0.7 => "staging", _ => "dev" };
+            var team = "team-" + random.Next(1, 51).ToString("00", CultureInfo.InvariantCulture);
+            var service = Services[random.Next(Services.Length)];
+            var host = string.Create(CultureInfo.InvariantCulture, $"{role}-{Regions[r]}-{i:000000}");
+            var caps = CapabilityShares.Where(c => random.NextDouble() < c.Share).Select(c => c.Name).ToList();
+            if (role == "gpu-worker" || random.NextDouble() < 0.01)
+            {
+                caps.Add("nvidia-gpu");
+            }
+
+            yield return new ClientSeed
+            {
+                Uuid = new Guid(random.Next(), (short)random.Next(), (short)random.Next(), BitConverter.GetBytes(random.NextInt64())).ToString(),
+                DisplayName = host,
+                Hostname = host + ".fleet.internal",
+                Purpose = string.Create(CultureInfo.InvariantCulture, $"{role} for {service}-{random.Next(1, 200):0000} ({team}), {Cities[r]}"),
+                Platform = random.NextDouble() < 0.85 ? "linux-x64" : random.NextDouble() < 0.5 ? "linux-arm64" : "windows-x64",
+                Username = "svc-eph",
+                Tags = [env, Regions[r], role, team],
+                Capabilities = caps,
+                Online = random.NextDouble() < 0.1,
+            };
+        }
+    }
+}

@@ -1,0 +1,69 @@
+using System.Globalization;
+using System.Management.Automation;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>
+/// Approves a pending key or resolves a key mismatch (the client is re-pinned to the new key and the old one
+/// revoked). Approving a client that has no mismatch changes nothing and says so.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Approve, "EphClientKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = FingerprintSet)]
+[OutputType(typeof(EphClientKey))]
+public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
+{
+    public const string FingerprintSet = "Fingerprint";
+    public const string UuidSet = "Uuid";
+
+    /// <summary>Key fingerprints (SHA256:…), such as those of Get-EphClientKey -Pending.</summary>
+    [Parameter(ParameterSetName = FingerprintSet, Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[]? Fingerprint { get; set; }
+
+    /// <summary>Client uuids: approves the key that claims the client in a mismatch.</summary>
+    [Parameter(ParameterSetName = UuidSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Id", "ClientId")]
+    [ValidateNotNullOrEmpty]
+    public string[]? Uuid { get; set; }
+
+    /// <summary>Writes the key after the decision.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override async Task ProcessRecordAsync(CancellationToken ct)
+    {
+        using var registry = OpenRegistry();
+        foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
+        {
+            if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id), Strings.ApproveKeyAction).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            try
+            {
+                var outcome = KeyAdministration.Approve(registry, id, OperatorContext.ForSurface(Surfaces.PowerShell));
+                var answer = KeyAdministration.Describe(outcome, id);
+                if (outcome.AlreadyApproved)
+                {
+                    // The reference's accept_key answer: not an error, but the operator should know nothing happened.
+                    WriteWarning(answer);
+                }
+                else
+                {
+                    WriteVerbose(answer);
+                }
+
+                if (PassThru && registry.GetKey(outcome.Fingerprint) is { } key)
+                {
+                    WriteObject(new EphClientKey(key));
+                }
+            }
+            catch (RegistryNotFoundException ex)
+            {
+                WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, ex.Message, ex));
+            }
+        }
+    }
+}

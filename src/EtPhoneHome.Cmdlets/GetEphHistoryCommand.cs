@@ -1,0 +1,123 @@
+using System.Globalization;
+using System.Management.Automation;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>
+/// Gets the history of operations on clients (commands, file access, metadata changes, key decisions):
+/// who, through which surface, what, result and duration; newest first. -First and -Skip page through it.
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "EphHistory", SupportsPaging = true)]
+[OutputType(typeof(EphHistoryEntry))]
+public sealed class GetEphHistoryCommand : EphAsyncCmdlet
+{
+    /// <summary>Entries fetched per registry query while paging.</summary>
+    internal const int PageSize = 500;
+
+    private readonly List<string> _clients = [];
+
+    /// <summary>Clients (uuids or display names, wildcards allowed); binds Id/Uuid/ClientId of piped objects.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [Alias("Uuid", "Id")]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientNameCompleter))]
+    public string[]? ClientId { get; set; }
+
+    /// <summary>Operations such as run_command, update_client, approve, revoke, remove.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? Operation { get; set; }
+
+    /// <summary>Statuses such as ok, unchanged, succeeded, failed, timed_out, denied, error.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? Status { get; set; }
+
+    /// <summary>Only entries at or after this time.</summary>
+    [Parameter]
+    public DateTime Since { get; set; }
+
+    /// <summary>Only entries before this time.</summary>
+    [Parameter]
+    public DateTime Until { get; set; }
+
+    protected override Task ProcessRecordAsync(CancellationToken ct)
+    {
+        _clients.AddRange(ClientId ?? []);
+        return Task.CompletedTask;
+    }
+
+    protected override Task EndProcessingAsync(CancellationToken ct)
+    {
+        using var registry = OpenRegistry();
+        var clients = ClientHistory.ResolveClients(registry, _clients);
+        foreach (var missing in clients.NotFound)
+        {
+            WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
+                string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
+        }
+
+        if (_clients.Count > 0 && clients.Uuids.Count == 0)
+        {
+            return Task.CompletedTask; // every named client was unknown: their errors say so
+        }
+
+        var bound = MyInvocation.BoundParameters;
+        var query = new HistoryQuery
+        {
+            Uuids = _clients.Count > 0 ? clients.Uuids : null,
+            Operations = Operation,
+            Statuses = Status,
+            Since = bound.ContainsKey(nameof(Since)) ? ToUtc(Since) : null,
+            Until = bound.ContainsKey(nameof(Until)) ? ToUtc(Until) : null,
+        };
+
+        if (PagingParameters.IncludeTotalCount)
+        {
+            WriteObject(PagingParameters.NewTotalCount(0, 0.0)); // accuracy 0: the total is not counted
+        }
+
+        var skip = PagingParameters.Skip;
+        var remaining = PagingParameters.First;
+        var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        try
+        {
+            while (remaining > 0 && skip <= int.MaxValue)
+            {
+                ct.ThrowIfCancellationRequested();
+                var take = (int)Math.Min((ulong)PageSize, remaining);
+                var page = registry.QueryHistory(query with { Skip = (int)skip, Take = take });
+                foreach (var (uuid, name) in ClientHistory.DisplayNames(registry, page.Select(e => e.Uuid).Where(u => u is not null && !names.ContainsKey(u))))
+                {
+                    names[uuid] = name;
+                }
+
+                foreach (var entry in page)
+                {
+                    WriteObject(new EphHistoryEntry(entry, entry.Uuid is { } u ? names.GetValueOrDefault(u) : null));
+                }
+
+                if (page.Count < take)
+                {
+                    break;
+                }
+
+                skip += (ulong)page.Count;
+                remaining -= (ulong)page.Count;
+            }
+        }
+        catch (RegistryValidationException ex)
+        {
+            throw new EphTerminatingException(NewError(Strings.InvalidHistoryQueryId, ErrorCategory.InvalidArgument, null, ex.Message, ex));
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>A DateTime as PowerShell hands it over: Local and Unspecified kinds mean local time.</summary>
+    internal static DateTimeOffset ToUtc(DateTime value) =>
+        value.Kind == DateTimeKind.Utc ? new DateTimeOffset(value) : new DateTimeOffset(value.ToUniversalTime(), TimeSpan.Zero);
+}

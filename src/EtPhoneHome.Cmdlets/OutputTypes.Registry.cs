@@ -1,0 +1,81 @@
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>Lifecycle of a client key (mirrors Core's KeyStatus value for value).</summary>
+public enum EphKeyStatus
+{
+    Pending = KeyStatus.Pending,
+    Approved = KeyStatus.Approved,
+    Revoked = KeyStatus.Revoked,
+}
+
+/// <summary>A client key, as Get-EphClientKey writes it. Immutable; carries no private material.</summary>
+public sealed class EphClientKey
+{
+    internal EphClientKey(KeyRecord key)
+    {
+        Fingerprint = key.Fingerprint;
+        Status = (EphKeyStatus)(int)key.Status;
+        ClaimedHostname = key.ClaimedHostname;
+        ClaimedPlatform = key.ClaimedPlatform;
+        ClaimedName = key.ClaimedDisplayName;
+        Uuid = key.Uuid ?? key.ClaimedUuid;
+        FirstSeen = key.FirstSeen;
+        LastSeen = key.LastSeen;
+        IsMismatch = key.IsMismatch;
+        DecidedAt = key.DecidedAt;
+        DecidedBy = key.DecidedBy;
+    }
+
+    /// <summary>The key's SHA256 fingerprint, as ssh-keygen -l prints it.</summary>
+    public string Fingerprint { get; }
+    public EphKeyStatus Status { get; }
+    public string? ClaimedHostname { get; }
+    public string? ClaimedPlatform { get; }
+    /// <summary>The display name the agent proposed for itself.</summary>
+    public string? ClaimedName { get; }
+    /// <summary>The client the key is pinned to, or (for a pending key) the uuid it claims.</summary>
+    public string? Uuid { get; }
+    public DateTimeOffset FirstSeen { get; }
+    public DateTimeOffset LastSeen { get; }
+    /// <summary>True when the key claims a client that is pinned to another key.</summary>
+    public bool IsMismatch { get; }
+    public DateTimeOffset? DecidedAt { get; }
+    public string? DecidedBy { get; }
+
+    public override string ToString() => Fingerprint;
+}
+
+/// <summary>One entry of the history, as Get-EphHistory writes it.</summary>
+public sealed class EphHistoryEntry
+{
+    internal EphHistoryEntry(AuditEntry entry, string? displayName)
+    {
+        At = entry.At ?? DateTimeOffset.UnixEpoch;
+        ClientId = entry.Uuid;
+        Client = displayName ?? entry.Uuid;
+        Operation = entry.Operation;
+        Status = entry.Status;
+        Actor = entry.Actor;
+        Surface = entry.Surface;
+        Duration = entry.DurationMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
+        Detail = entry.Detail;
+    }
+
+    public DateTimeOffset At { get; }
+    /// <summary>The client's uuid; binds to -ClientId of other cmdlets from the pipeline.</summary>
+    public string? ClientId { get; }
+    /// <summary>The client's display name (its uuid when the client record is gone).</summary>
+    public string? Client { get; }
+    public string Operation { get; }
+    public string Status { get; }
+    /// <summary>The OS user who acted.</summary>
+    public string Actor { get; }
+    /// <summary>pwsh, mcp, cli or hub.</summary>
+    public string Surface { get; }
+    public TimeSpan? Duration { get; }
+    public string? Detail { get; }
+
+    public override string ToString() => $"{At:u} {Client} {Operation} {Status}";
+}

@@ -1,0 +1,65 @@
+using System.Globalization;
+using System.Management.Automation;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>Revokes client keys and disconnects their clients now; sshd refuses a revoked key from then on.</summary>
+[Cmdlet(VerbsSecurity.Revoke, "EphClientKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FingerprintSet)]
+[OutputType(typeof(EphClientKey))]
+public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
+{
+    public const string FingerprintSet = "Fingerprint";
+    public const string UuidSet = "Uuid";
+
+    /// <summary>Key fingerprints (SHA256:…).</summary>
+    [Parameter(ParameterSetName = FingerprintSet, Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[]? Fingerprint { get; set; }
+
+    /// <summary>Client uuids: revokes the key each client is pinned to.</summary>
+    [Parameter(ParameterSetName = UuidSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Id", "ClientId")]
+    [ValidateNotNullOrEmpty]
+    public string[]? Uuid { get; set; }
+
+    /// <summary>Writes the key after the decision.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override async Task ProcessRecordAsync(CancellationToken ct)
+    {
+        using var registry = OpenRegistry();
+        foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
+        {
+            var target = string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id);
+            if (ParameterSetName == UuidSet && registry.GetClient(id) is { } client)
+            {
+                target = string.Format(CultureInfo.CurrentCulture, Strings.KeyTargetOfClient, client.KeyFingerprint, ClientText.Describe(client.DisplayName, client.Uuid));
+            }
+
+            if (!await ShouldProcessAsync(target, Strings.RevokeKeyAction).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            try
+            {
+                var report = KeyAdministration.Revoke(registry, id, OperatorContext.ForSurface(Surfaces.PowerShell));
+                var outcome = report.Outcome;
+                WriteVerbose(outcome.AlreadyRevoked
+                    ? string.Format(CultureInfo.CurrentCulture, Strings.VerboseAlreadyRevoked, outcome.Fingerprint)
+                    : string.Format(CultureInfo.CurrentCulture, Strings.VerboseRevoked, outcome.Fingerprint, outcome.ClosedSessions.Count, report.SignalledGatePids.Count));
+                if (PassThru && registry.GetKey(outcome.Fingerprint) is { } key)
+                {
+                    WriteObject(new EphClientKey(key));
+                }
+            }
+            catch (RegistryNotFoundException ex)
+            {
+                WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, ex.Message, ex));
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace EtPhoneHome.Core.Registry;
+
+// Client administration: attributed key decisions and edits, removal, history, search columns.
+public sealed partial class SqliteRegistry
+{
+    /// <summary>Most tags one client may carry.</summary>
+    public const int MaxTags = 50;
+
+    /// <summary>Longest tag, in characters.</summary>
+    public const int MaxTagLength = 64;
+
+    /// <summary>Most server-side allowed paths one client may have.</summary>
+    public const int MaxAllowedPaths = 100;
+
+    /// <summary>Longest allowed path, in characters.</summary>
+    public const int MaxPathLength = 4096;
+
+    /// <summary>Longest webhook URL, in characters.</summary>
+    public const int MaxWebhookUrlLength = 2048;
+
+    /// <summary>Surface recorded for calls that do not name one (tests, tools).</summary>
+    private const string RegistrySurface = "registry";
+
+    /// <summary>Separates the fields of <c>clients.search_text</c>, so a query cannot match across two fields.</summary>
+    private const char SearchSeparator = '\u001f';
+
+    public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor) => ApproveKey(fingerprintOrUuid, actor, RegistrySurface);
+
+    public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor) => RevokeKey(fingerprintOrUuid, actor, RegistrySurface);
+
+    public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor) => UpdateClient(uuid, update, actor, RegistrySurface);
+
+    public RemoveOutcome RemoveClient(string uuid, string actor, string surface)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uuid);
+        ArgumentException.ThrowIfNullOrEmpty(actor);
+        ArgumentException.ThrowIfNullOrEmpty(surface);
+        var started = Now;
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: false);
+        var client = GetClient(c, tx, uuid) ?? throw new RegistryNotFoundException($"no client with uuid {uuid}");
+        if (client.RemovedAt is not null)
+        {
+            InsertAudit(c, tx, new AuditEntry
+            {
+                Operation = "remove", Uuid = uuid, Actor = actor, Surface = surface, Status = "unchanged",
+                Detail = "already removed", DurationMs = Now - started,
+            });
+            tx.Commit();
+            return new RemoveOutcome { Uuid = uuid, DisplayName = client.DisplayName, AlreadyRemoved = true, RemovedAt = client.RemovedAt };
+        }
+
+        var now = Now;
+
+        // Every key that could bring this client back: the pinned one, any bound to it, and pending keys claiming it.
+        using var select = Command(c, tx, """
+            SELECT fingerprint FROM keys
+            WHERE status <> 'revoked' AND (fingerprint = $f OR uuid = $u OR (status = 'pending' AND claimed_uuid = $u))
+            ORDER BY fingerprint
+            """, ("$f", client.KeyFingerprint), ("$u", uuid));
+        var revoked = ReadAll(select, r => r.GetString(0));
+        foreach (var fingerprint in revoked)
+        {
+            Exec(c, tx, "UPDATE keys SET status = 'revoked', is_mismatch = 0, decided_at = $now, decided_by = $a WHERE fingerprint = $f",
+                ("$now", now), ("$a", actor), ("$f", fingerprint));
+        }
+
+        var closed = CloseSessionsWhere(c, tx, "uuid = $u", "removed", ("$u", uuid));
+        Exec(c, tx, "UPDATE clients SET removed_at = $now, key_mismatch = 0 WHERE uuid = $u", ("$now", now), ("$u", uuid));
+        InsertAudit(c, tx, new AuditEntry
+        {
+            Operation = "remove",
+            Uuid = uuid,
+            Actor = actor,
+            Surface = surface,
+            Status = "ok",
+            Detail = $"'{client.DisplayName}'; revoked {(revoked.Count == 0 ? "no key" : string.Join(", ", revoked))}; {closed.Count} session(s) closed",
+            DurationMs = Now - started,
+        });
+        tx.Commit();
+        return new RemoveOutcome
+        {
+            Uuid = uuid,
+            DisplayName = client.DisplayName,
+            RevokedFingerprints = revoked,
+            ClosedSessions = closed,
+            RemovedAt = DateTimeOffset.FromUnixTimeMilliseconds(now),
+        };
+    }
+
+    public IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        if (query.Skip < 0)
+        {
+            throw new RegistryValidationException("skip", $"skip must be 0 or more (got {query.Skip})");
+        }
+
+        if (query.Take is < 1 or > HistoryQuery.MaxTake)
+        {
+            throw new RegistryValidationException("take", $"take must be between 1 and {HistoryQuery.MaxTake} (got {query.Take})");
+        }
+
+        if (query.Since is { } since && query.Until is { } until && until <= since)
+        {
+            throw new RegistryValidationException("until", $"until ({until:O}) must be later than since ({since:O})");
+        }
+
+        using var c = Connect();
+        using var cmd = c.CreateCommand();
+        var where = new List<string>();
+        var n = 0;
+        string P(object? value)
+        {
+            var name = "$h" + n++.ToString(CultureInfo.InvariantCulture);
+            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            return name;
+        }
+
+        string In(string column, IReadOnlyList<string> values, bool lower) =>
+            $"{column} IN ({string.Join(",", values.Distinct(StringComparer.OrdinalIgnoreCase).Select(v => P(lower ? v.ToLowerInvariant() : v)))})";
+
+        if (query.Uuids is { Count: > 0 } uuids)
+        {
+            where.Add(In("uuid", uuids, lower: false));
+        }
+
+        // Operations and statuses are written lower-case by every surface, so a lower-cased IN keeps the indexes usable.
+        if (query.Operations is { Count: > 0 } operations)
+        {
+            where.Add(In("operation", operations, lower: true));
+        }
+
+        if (query.Statuses is { Count: > 0 } statuses)
+        {
+            where.Add(In("status", statuses, lower: true));
+        }
+
+        if (query.Since is { } from)
+        {
+            where.Add($"at >= {P(from.ToUnixTimeMilliseconds())}");
+        }
+
+        if (query.Until is { } to)
+        {
+            where.Add($"at < {P(to.ToUnixTimeMilliseconds())}");
+        }
+
+        cmd.CommandText = "SELECT * FROM audit" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") +
+                          $" ORDER BY id DESC LIMIT {P(query.Take)} OFFSET {P(query.Skip)}";
+        return ReadAll(cmd, ReadAudit);
+    }
+
+    private static AuditEntry ReadAudit(SqliteDataReader r) => new()
+    {
+        At = Time(r, "at"),
+        Actor = Str(r, "actor")!,
+        Surface = Str(r, "surface")!,
+        Operation = Str(r, "operation")!,
+        Uuid = Str(r, "uuid"),
+        Status = Str(r, "status")!,
+        Detail = Str(r, "detail"),
+        DurationMs = Long(r, "duration_ms"),
+    };
+
+    /// <summary>The text -Query searches: display name, purpose, hostname and tags, lower-cased, one separator apart.</summary>
+    internal static string SearchText(string displayName, string? purpose, string? hostname, IEnumerable<string> tags)
+    {
+        var sb = new StringBuilder();
+        sb.Append(displayName).Append(SearchSeparator).Append(purpose).Append(SearchSeparator).Append(hostname).Append(SearchSeparator);
+        sb.AppendJoin(SearchSeparator, tags);
+        return sb.ToString().ToLowerInvariant();
+    }
+
+    private static void RefreshSearchColumns(SqliteConnection c, SqliteTransaction tx, string uuid)
+    {
+        using var read = Command(c, tx, "SELECT display_name, purpose, hostname FROM clients WHERE uuid = $u", ("$u", uuid));
+        var row = ReadAll(read, r => (Name: r.GetString(0), Purpose: r.IsDBNull(1) ? null : r.GetString(1), Host: r.IsDBNull(2) ? null : r.GetString(2)))
+            .Single();
+        using var tagRead = Command(c, tx, "SELECT tag FROM client_tags WHERE uuid = $u ORDER BY position", ("$u", uuid));
+        var tags = ReadAll(tagRead, r => r.GetString(0));
+        using var capRead = Command(c, tx, "SELECT capability FROM client_capabilities WHERE uuid = $u ORDER BY capability", ("$u", uuid));
+        var caps = ReadAll(capRead, r => r.GetString(0));
+        Exec(c, tx, "UPDATE clients SET search_text = $s, tags_json = $t, caps_json = $k WHERE uuid = $u",
+            ("$s", SearchText(row.Name, row.Purpose, row.Host, tags)), ("$t", JsonArray(tags)), ("$k", JsonArray(caps)), ("$u", uuid));
+    }
+
+    /// <summary>Tags after an edit: replaced by Tags, then AddTags appended, then RemoveTags taken out (case-insensitive).</summary>
+    private static List<string> EditTags(IReadOnlyList<string> current, ClientUpdate update)
+    {
+        var tags = (update.Tags ?? current).Select(t => t.Trim()).ToList();
+        tags.AddRange((update.AddTags ?? []).Select(t => t.Trim()));
+        var remove = new HashSet<string>((update.RemoveTags ?? []).Select(t => t.Trim()), StringComparer.OrdinalIgnoreCase);
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var result = tags.Where(t => t.Length > 0 && !remove.Contains(t) && seen.Add(t)).ToList();
+        if (result.Count > MaxTags)
+        {
+            throw new RegistryValidationException("tags", $"a client may carry at most {MaxTags} tags (this edit would leave {result.Count})");
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// "c.rowid IN (trigram matches) AND " for a lower-cased text the trigram index can answer (three characters or
+    /// more, no LIKE wildcard characters); empty otherwise, which leaves the plain scan of the caller's LIKE.
+    /// </summary>
+    private static string SearchCandidates(string lowerText, Func<object?, string> parameter)
+    {
+        if (lowerText.Length < 3 || lowerText.AsSpan().IndexOfAny("%_\\") >= 0)
+        {
+            return "";
+        }
+
+        return $"c.rowid IN (SELECT rowid FROM client_search WHERE search_text LIKE {parameter("%" + lowerText + "%")}) AND ";
+    }
+
+    private static string JsonArray(IEnumerable<string> values) =>
+        System.Text.Json.JsonSerializer.Serialize(values.ToArray(), EtPhoneHome.Protocol.ProtocolJson.Default.StringArray);
+
+    private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
+
+    /// <summary>Limits beyond the basic ones of Validate; each message names the field and the limit.</summary>
+    private static void ValidateLimits(ClientUpdate u)
+    {
+        if (u.ClearAllowedPaths && u.AllowedPaths is { Count: > 0 })
+        {
+            throw new RegistryValidationException("allowed_paths", "allowed_paths cannot be set and cleared in one edit");
+        }
+
+        foreach (var tag in u.RemoveTags ?? [])
+        {
+            if (string.IsNullOrWhiteSpace(tag))
+            {
+                throw new RegistryValidationException("tags", "a tag to remove must be a non-empty string");
+            }
+        }
+
+        if (u.Tags is { } tags && tags.Count > MaxTags)
+        {
+            throw new RegistryValidationException("tags", $"a client may carry at most {MaxTags} tags (got {tags.Count})");
+        }
+
+        if (u.AllowedPaths is { } paths)
+        {
+            if (paths.Count > MaxAllowedPaths)
+            {
+                throw new RegistryValidationException("allowed_paths", $"allowed_paths may hold at most {MaxAllowedPaths} paths (got {paths.Count})");
+            }
+
+            if (paths.FirstOrDefault(p => p.Length > MaxPathLength) is { } tooLong)
+            {
+                throw new RegistryValidationException("allowed_paths", $"each allowed path must be at most {MaxPathLength} characters (got {tooLong.Length})");
+            }
+        }
+
+        if (u.WebhookUrl is { Length: > 0 } url)
+        {
+            if (url.Length > MaxWebhookUrlLength)
+            {
+                throw new RegistryValidationException("webhook_url", $"webhook_url must be at most {MaxWebhookUrlLength} characters (got {url.Length})");
+            }
+
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
+            {
+                throw new RegistryValidationException("webhook_url", "webhook_url must be an absolute http:// or https:// URL (empty clears it)");
+            }
+        }
+    }
+}
