@@ -33,7 +33,7 @@ public static class EphMcpServer
             {
                 if (method.GetCustomAttribute<McpServerToolAttribute>() is not null)
                 {
-                    tools.Add(McpServerTool.Create(method, instance, new McpServerToolCreateOptions { SerializerOptions = ToolResults.Json }));
+                    tools.Add(McpServerTool.Create(method, instance));
                 }
             }
         }

@@ -154,10 +154,16 @@ internal static class HubVerbs
         var data = CommonOptions.Data;
         var gatePath = new Option<string?>("--gate-path") { Description = "Path of eph-gate as sshd runs it (default: next to eph-server)" };
         var heartbeat = new Option<int>("--heartbeat") { Description = "Heartbeat interval in seconds told to agents", DefaultValueFactory = _ => 15 };
+        var http = new Option<string?>("--http") { Description = "Also serve MCP Streamable HTTP (/mcp) and /health on ADDR, e.g. 127.0.0.1:8765" };
+        var apiKeyFile = McpVerbs.ApiKeyFileOption();
+        var allowDir = McpVerbs.AllowLocalDirOption();
         var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive. Stops on SIGTERM or Ctrl+C.");
         cmd.Options.Add(data);
         cmd.Options.Add(gatePath);
         cmd.Options.Add(heartbeat);
+        cmd.Options.Add(http);
+        cmd.Options.Add(apiKeyFile);
+        cmd.Options.Add(allowDir);
         cmd.SetAction(async (parseResult, ct) =>
         {
             var dir = CommonOptions.ResolveData(parseResult, data);
@@ -165,6 +171,19 @@ internal static class HubVerbs
             if (seconds is < 1 or > 3600)
             {
                 Console.Error.WriteLine("--heartbeat must be between 1 and 3600 seconds");
+                return 2;
+            }
+
+            Mcp.McpHttpOptions? httpOptions = null;
+            try
+            {
+                httpOptions = parseResult.GetValue(http) is { } address
+                    ? Mcp.McpHttpOptions.Create(address, parseResult.GetValue(apiKeyFile), Environment.GetEnvironmentVariable)
+                    : null;
+            }
+            catch (ArgumentException ex)
+            {
+                Console.Error.WriteLine($"eph-server run: {ex.Message}");
                 return 2;
             }
 
@@ -185,6 +204,8 @@ internal static class HubVerbs
             await hub.StartAsync(stop.Token).ConfigureAwait(false);
             Console.Out.WriteLine($"hub listening on {hub.SocketPath}");
             Console.Out.Flush();
+            await using var mcp = httpOptions is null ? null
+                : await McpVerbs.StartHttpAsync(registry, McpVerbs.Settings(parseResult.GetValue(allowDir), EtPhoneHome.Mcp.McpServerSettings.DefaultMaxOutputBytes), httpOptions, stop.Token).ConfigureAwait(false);
             try
             {
                 await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
