@@ -9,7 +9,7 @@
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Start-EphMcpServer')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()
