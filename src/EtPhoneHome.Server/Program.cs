@@ -19,6 +19,7 @@ public static class Program
         WebhookVerbs.Register(root);
         RateLimitVerbs.Register(root);
         RegistryVerbs.Register(root);
+        McpVerbs.Register(root);
         return root;
     }
 }

@@ -184,16 +184,22 @@ internal static class HubVerbs
         var data = CommonOptions.Data;
         var gatePath = new Option<string?>("--gate-path") { Description = "Path of eph-gate as sshd runs it (default: next to eph-server)" };
         var heartbeat = new Option<int>("--heartbeat") { Description = "Heartbeat interval in seconds told to agents", DefaultValueFactory = _ => 15 };
+        var http = new Option<string?>("--http") { Description = "Also serve MCP Streamable HTTP (/mcp) and /health on ADDR, e.g. 127.0.0.1:8765" };
+        var apiKeyFile = McpVerbs.ApiKeyFileOption();
+        var allowDir = McpVerbs.AllowLocalDirOption();
         var healthInterval = new Option<double>("--health-interval") { Description = "Seconds between health checks of online clients through their tunnels (0.1–3600)", DefaultValueFactory = _ => HealthOptions.DefaultInterval.TotalSeconds };
         var healthTimeout = new Option<double>("--health-timeout") { Description = "Seconds one health check may take (0.1–600)", DefaultValueFactory = _ => HealthOptions.DefaultTimeout.TotalSeconds };
         var healthThreshold = new Option<int>("--health-threshold") { Description = "Failed checks in a row that make a client unhealthy and close its session (1–100)", DefaultValueFactory = _ => HealthOptions.DefaultThreshold };
-        var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, check their health, deliver webhooks ($ETPHONEHOME_WEBHOOK_URL, $ETPHONEHOME_WEBHOOK_SECRET). Stops on SIGTERM or Ctrl+C.");
+        var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, check their health, deliver webhooks ($ETPHONEHOME_WEBHOOK_URL, $ETPHONEHOME_WEBHOOK_SECRET), and with --http serve MCP and /health. Stops on SIGTERM or Ctrl+C.");
         cmd.Options.Add(data);
         cmd.Options.Add(gatePath);
         cmd.Options.Add(heartbeat);
         cmd.Options.Add(healthInterval);
         cmd.Options.Add(healthTimeout);
         cmd.Options.Add(healthThreshold);
+        cmd.Options.Add(http);
+        cmd.Options.Add(apiKeyFile);
+        cmd.Options.Add(allowDir);
         cmd.SetAction(async (parseResult, ct) =>
         {
             var dir = CommonOptions.ResolveData(parseResult, data);
@@ -226,6 +232,19 @@ internal static class HubVerbs
                 return 2;
             }
 
+            Mcp.McpHttpOptions? httpOptions = null;
+            try
+            {
+                httpOptions = parseResult.GetValue(http) is { } address
+                    ? Mcp.McpHttpOptions.Create(address, parseResult.GetValue(apiKeyFile), Environment.GetEnvironmentVariable)
+                    : null;
+            }
+            catch (ArgumentException ex)
+            {
+                Console.Error.WriteLine($"eph-server run: {ex.Message}");
+                return 2;
+            }
+
             using var registry = SqliteRegistry.Open(dir);
             await using var webhooks = new WebhookDispatcher(registry, webhookOptions);
             await using var hub = new HubServer(registry, new HubOptions
@@ -246,6 +265,8 @@ internal static class HubVerbs
             webhooks.Start();
             Console.Out.WriteLine($"hub listening on {hub.SocketPath}");
             Console.Out.Flush();
+            await using var mcp = httpOptions is null ? null
+                : await McpVerbs.StartHttpAsync(registry, McpVerbs.Settings(parseResult.GetValue(allowDir), EtPhoneHome.Mcp.McpServerSettings.DefaultMaxOutputBytes), httpOptions, stop.Token).ConfigureAwait(false);
             try
             {
                 await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);

@@ -80,7 +80,11 @@ public sealed class CmdletMetadataTests
             Assert.StartsWith("Eph", attribute.NounName, StringComparison.Ordinal);
             Assert.True(type.IsSealed && type.IsPublic, $"{type.Name} must be public sealed");
             Assert.True(typeof(EphCmdlet).IsAssignableFrom(type), $"{type.Name} must derive from EphCmdlet");
-            Assert.NotEmpty(OutputTypes(type));
+            // A server cmdlet writes nothing: on stdio, PowerShell's stdout is the MCP protocol.
+            if (type != typeof(StartEphMcpServerCommand))
+            {
+                Assert.NotEmpty(OutputTypes(type));
+            }
         }
     }
 
@@ -135,6 +139,19 @@ public sealed class CmdletMetadataTests
         var instance = new InvokeEphCommandCommand();
         Assert.Equal(32, instance.ThrottleLimit);
         Assert.Equal(300, instance.TimeoutSec);
+    }
+
+    [Fact]
+    public void StartEphMcpServer_Metadata()
+    {
+        var type = typeof(StartEphMcpServerCommand);
+        var cmdlet = Attribute<CmdletAttribute>(type);
+        Assert.Equal(["Start", "EphMcpServer"], cmdlet.Args);
+        Assert.Empty(OutputTypes(type));
+        Assert.Equal([1024, 1048576], Attribute<ValidateRangeAttribute>(type.GetProperty("MaxOutputBytes")!).Args);
+        Assert.Equal(typeof(string[]), type.GetProperty("AllowLocalDirectory")!.PropertyType);
+        Assert.Single(ParameterAttributes(type, "AllowLocalDirectory"));
+        Assert.Equal(16384, new StartEphMcpServerCommand().MaxOutputBytes);
     }
 
     [Fact]

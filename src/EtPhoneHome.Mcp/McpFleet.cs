@@ -1,0 +1,65 @@
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using Microsoft.Extensions.Logging;
+
+namespace EtPhoneHome.Mcp;
+
+/// <summary>
+/// What every session of one MCP server process shares: the registry, the operation guard (surface
+/// <c>mcp</c>: history, rate limits, webhooks), the command transport, background commands and settings.
+/// </summary>
+public sealed class McpFleet : IAsyncDisposable
+{
+    public McpFleet(IFleetRegistry registry, McpServerSettings? settings = null, ICommandTransport? transport = null, ILoggerFactory? loggerFactory = null)
+    {
+        Registry = registry ?? throw new ArgumentNullException(nameof(registry));
+        Settings = settings ?? new McpServerSettings();
+        Guard = new OperationGuard(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp));
+        Transport = transport ?? new TunnelCommandTransport { Guard = Guard };
+        LoggerFactory = loggerFactory ?? StderrLoggerProvider.CreateFactory();
+        Logger = LoggerFactory.CreateLogger("EtPhoneHome.Mcp");
+        Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
+        LocalPaths = LocalPathPolicy.For(Settings, new DataDirectory(registry.DataDirectory));
+    }
+
+    public IFleetRegistry Registry { get; }
+
+    public McpServerSettings Settings { get; }
+
+    public OperationGuard Guard { get; }
+
+    /// <summary>Runs one command on one target; the default records every command through <see cref="Guard"/>.</summary>
+    public ICommandTransport Transport { get; }
+
+    public ILoggerFactory LoggerFactory { get; }
+
+    public ILogger Logger { get; }
+
+    /// <summary>Background commands of <c>start_command</c>, kept per server process.</summary>
+    public CommandJobStore Commands { get; }
+
+    /// <summary>Server directories local paths may use.</summary>
+    public LocalPathPolicy LocalPaths { get; }
+
+    /// <summary>The actor written to registry edits made through MCP.</summary>
+    public string RegistryActor => $"{Settings.Actor} (mcp)";
+
+    public async ValueTask DisposeAsync() => await Commands.DisposeAsync().ConfigureAwait(false);
+}
+
+/// <summary>
+/// State of one MCP session (stdio: the connection; HTTP: one Mcp-Session-Id). Only the selected client
+/// lives here, so two agents connected at once never see each other's selection.
+/// </summary>
+public sealed class McpSession
+{
+    private string? _selected;
+
+    /// <summary>Uuid of the client chosen with select_client; null until one is.</summary>
+    public string? SelectedUuid
+    {
+        get => Volatile.Read(ref _selected);
+        set => Volatile.Write(ref _selected, value);
+    }
+}

@@ -1,0 +1,53 @@
+using ModelContextProtocol;
+
+namespace EtPhoneHome.Mcp;
+
+/// <summary>
+/// Stable error codes of the MCP tools. A model (and a prompt or skill written against it) can branch on
+/// these; the message and the recovery hint are for reading.
+/// </summary>
+public static class ToolErrorCodes
+{
+    public const string ClientNotFound = "CLIENT_NOT_FOUND";
+    public const string ClientOffline = "CLIENT_OFFLINE";
+    public const string ClientUnreachable = "CLIENT_UNREACHABLE";
+    public const string KeyMismatch = "KEY_MISMATCH";
+    public const string KeyNotFound = "KEY_NOT_FOUND";
+    public const string NoClientSelected = "NO_CLIENT_SELECTED";
+    public const string InvalidArgument = "INVALID_ARGUMENT";
+    public const string PathDenied = "PATH_DENIED";
+    public const string Timeout = "TIMEOUT";
+    public const string RateLimited = "RATE_LIMITED";
+    public const string R2NotConfigured = "R2_NOT_CONFIGURED";
+    public const string CommandNotFound = "COMMAND_NOT_FOUND";
+    public const string Busy = "BUSY";
+    public const string Internal = "INTERNAL";
+}
+
+/// <summary>
+/// A tool failure the model may see: a stable <see cref="Code"/>, a message and a recovery hint. Derives
+/// from <see cref="McpException"/> so the SDK would also show its message should it ever escape
+/// <see cref="ToolResults"/>. Messages never carry exception text from below (that goes to stderr).
+/// </summary>
+public sealed class ToolFailure : McpException
+{
+    public ToolFailure(string code, string message, string hint, IReadOnlyDictionary<string, object?>? details = null)
+        : base(message)
+    {
+        Code = code;
+        Hint = hint;
+        Details = details;
+    }
+
+    public string Code { get; }
+
+    public string Hint { get; }
+
+    /// <summary>Extra fields of the error object (for example the clients a CLIENT_NOT_FOUND could mean).</summary>
+    public IReadOnlyDictionary<string, object?>? Details { get; }
+
+    /// <summary>INVALID_ARGUMENT naming the parameter and its limit.</summary>
+    public static ToolFailure Invalid(string parameter, string message) =>
+        new(ToolErrorCodes.InvalidArgument, message, $"Fix '{parameter}' and call the tool again; the limits are in the tool's input schema.",
+            new Dictionary<string, object?> { ["parameter"] = parameter });
+}

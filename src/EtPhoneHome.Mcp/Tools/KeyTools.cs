@@ -1,0 +1,79 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+
+namespace EtPhoneHome.Mcp.Tools;
+
+/// <summary>Client keys: what waits for approval, and accepting a key.</summary>
+[McpServerToolType]
+public sealed class KeyTools(McpFleet fleet)
+{
+    [McpServerTool(Name = "list_pending_keys", Title = "List keys waiting for approval", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false)]
+    [Description("Keys that connected but are not approved yet: new machines, and known clients whose key changed (key_mismatch). Shows the identity each key claims so it can be checked before accept_key.")]
+    public CallToolResult ListPendingKeys()
+        => ToolResults.Run(fleet, "list_pending_keys", () =>
+        {
+            var keys = fleet.Registry.ListKeys(KeyStatus.Pending).OrderBy(k => k.FirstSeen).Select(k => new
+            {
+                fingerprint = k.Fingerprint,
+                claimed_display_name = k.ClaimedDisplayName,
+                claimed_hostname = k.ClaimedHostname,
+                claimed_platform = k.ClaimedPlatform,
+                claimed_username = k.ClaimedUsername,
+                claimed_uuid = k.ClaimedUuid,
+                key_mismatch = k.IsMismatch,
+                first_seen = Views.Time(k.FirstSeen),
+                last_seen = Views.Time(k.LastSeen),
+            }).ToList();
+            return new { keys, count = keys.Count, message = keys.Count == 0 ? "No keys are waiting for approval" : null };
+        });
+
+    [McpServerTool(Name = "accept_key", Title = "Accept a client key", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = false)]
+    [Description("Accept a client's new SSH key after verifying the change is legitimate (reinstall, key rotation): clears the key mismatch, pins the client to the new key and revokes the old one. Also approves a new machine's pending key when given its fingerprint from list_pending_keys.")]
+    public CallToolResult AcceptKey(
+        [Description("Uuid of the client with a key mismatch, or the fingerprint (SHA256:...) of a pending key.")][MaxLength(ToolArguments.MaxIdLength)] string uuid)
+        => ToolResults.Run(fleet, "accept_key", () =>
+        {
+            var id = ToolArguments.Required("uuid", uuid, ToolArguments.MaxIdLength).Trim();
+            var isFingerprint = id.StartsWith("SHA256:", StringComparison.Ordinal);
+            var client = isFingerprint ? null : ClientResolver.Find(fleet.Registry, id);
+            if (client is not null && !client.KeyMismatch)
+            {
+                // The reference's answer: nothing to accept for a client whose key is the one it is pinned to.
+                return new { message = $"Client {client.Uuid} had no key mismatch to clear" };
+            }
+
+            ApproveOutcome outcome;
+            try
+            {
+                outcome = KeyAdministration.Approve(fleet.Registry, client?.Uuid ?? id, fleet.RegistryActor);
+            }
+            catch (RegistryNotFoundException)
+            {
+                throw new ToolFailure(ToolErrorCodes.KeyNotFound, $"no pending key matches '{id}'",
+                    "Call list_pending_keys for the fingerprints waiting for approval, or list_clients for client uuids.");
+            }
+
+            if (outcome.AlreadyApproved)
+            {
+                return new { message = $"Key {outcome.Fingerprint} was already approved" };
+            }
+
+            return new
+            {
+                accepted = new
+                {
+                    fingerprint = outcome.Fingerprint,
+                    uuid = outcome.Uuid,
+                    resolved_mismatch = outcome.ResolvedMismatch,
+                    replaced_fingerprint = outcome.ReplacedFingerprint,
+                },
+                message = outcome.Uuid is null
+                    ? $"Accepted key {outcome.Fingerprint}; the machine comes online within seconds"
+                    : $"Accepted new key for client: {outcome.Uuid}",
+            };
+        });
+}

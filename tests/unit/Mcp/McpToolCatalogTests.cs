@@ -1,0 +1,117 @@
+using System.Text.Json;
+using EtPhoneHome.Tests.Unit.Operations;
+using ModelContextProtocol.Client;
+using Xunit;
+
+namespace EtPhoneHome.Tests.Unit.Mcp;
+
+/// <summary>What a model sees in tools/list: names, descriptions, limits and honest hints.</summary>
+public sealed class McpToolCatalogTests
+{
+    // name → (readOnly, destructive, idempotent, openWorld)
+    public static readonly Dictionary<string, (bool ReadOnly, bool Destructive, bool Idempotent, bool OpenWorld)> ExpectedHints = new()
+    {
+        ["list_clients"] = (true, false, true, false),
+        ["select_client"] = (false, false, true, false),
+        ["find_client"] = (true, false, true, false),
+        ["describe_client"] = (true, false, true, false),
+        ["update_client"] = (false, true, true, false),
+        ["configure_client"] = (false, true, true, false),
+        ["accept_key"] = (false, true, true, false),
+        ["list_pending_keys"] = (true, false, true, false),
+        ["run_command"] = (false, true, false, true),
+        ["run_fleet_command"] = (false, true, false, true),
+        ["start_command"] = (false, true, false, true),
+        ["get_command_result"] = (true, false, true, false),
+        ["get_history"] = (true, false, true, false),
+    };
+
+    [Fact]
+    public async Task ToolsList_HasEveryToolWithHonestHints()
+    {
+        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        var client = await harness.ConnectAsync();
+
+        var tools = await client.ListToolsAsync();
+
+        Assert.Equal(ExpectedHints.Keys.Order(), tools.Select(t => t.Name).Order());
+        foreach (var tool in tools)
+        {
+            var expected = ExpectedHints[tool.Name];
+            var hints = tool.ProtocolTool.Annotations;
+            Assert.NotNull(hints);
+            Assert.Equal((tool.Name, expected.ReadOnly, expected.Destructive, expected.Idempotent, expected.OpenWorld),
+                (tool.Name, hints.ReadOnlyHint, hints.DestructiveHint, hints.IdempotentHint, hints.OpenWorldHint));
+        }
+    }
+
+    [Fact]
+    public async Task EveryToolAndParameter_HasADescription()
+    {
+        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        var client = await harness.ConnectAsync();
+
+        foreach (var tool in await client.ListToolsAsync())
+        {
+            Assert.False(string.IsNullOrWhiteSpace(tool.Description), $"{tool.Name} has no description");
+            foreach (var property in tool.JsonSchema.GetProperty("properties").EnumerateObject())
+            {
+                Assert.True(property.Value.TryGetProperty("description", out var d) && d.GetString()!.Length > 10,
+                    $"{tool.Name}.{property.Name} has no description");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("run_command", "timeout", 1, 3600)]
+    [InlineData("start_command", "timeout", 1, 3600)]
+    [InlineData("run_fleet_command", "throttle", 1, 1024)]
+    [InlineData("run_fleet_command", "timeout", 1, 3600)]
+    [InlineData("get_command_result", "wait_seconds", 0, 30)]
+    [InlineData("configure_client", "rate_limit_rpm", 1, 1000)]
+    [InlineData("get_history", "limit", 1, 500)]
+    public async Task Schemas_CarryNumericLimits(string toolName, string parameter, int minimum, int maximum)
+    {
+        var property = await PropertyAsync(toolName, parameter);
+
+        Assert.Equal(minimum, property.GetProperty("minimum").GetInt32());
+        Assert.Equal(maximum, property.GetProperty("maximum").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("run_command", "cmd", 10000)]
+    [InlineData("run_command", "cwd", 4096)]
+    [InlineData("update_client", "display_name", 100)]
+    [InlineData("update_client", "purpose", 200)]
+    public async Task Schemas_CarryLengthLimits(string toolName, string parameter, int maxLength)
+    {
+        var property = await PropertyAsync(toolName, parameter);
+
+        Assert.Equal(maxLength, property.GetProperty("maxLength").GetInt32());
+    }
+
+    [Fact]
+    public async Task ParameterNames_AreTheReferenceNames()
+    {
+        Assert.Equal(["client_id", "cmd", "cwd", "timeout"], (await PropertyNamesAsync("run_command")).Order());
+        Assert.Equal(["capabilities", "limit", "online_only", "purpose", "query", "tags"], (await PropertyNamesAsync("find_client")).Order());
+        Assert.Equal(["allowed_paths", "display_name", "purpose", "tags", "uuid"], (await PropertyNamesAsync("update_client")).Order());
+        Assert.Equal(["rate_limit_concurrent", "rate_limit_rpm", "uuid", "webhook_url"], (await PropertyNamesAsync("configure_client")).Order());
+    }
+
+    private static async Task<IEnumerable<string>> PropertyNamesAsync(string toolName)
+    {
+        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        var client = await harness.ConnectAsync();
+        var tool = (await client.ListToolsAsync()).Single(t => t.Name == toolName);
+        return tool.JsonSchema.GetProperty("properties").EnumerateObject().Select(p => p.Name).ToList();
+    }
+
+    private static async Task<JsonElement> PropertyAsync(string toolName, string parameter)
+    {
+        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        var client = await harness.ConnectAsync();
+        var tool = (await client.ListToolsAsync()).Single(t => t.Name == toolName);
+        return tool.JsonSchema.GetProperty("properties").GetProperty(parameter).Clone();
+    }
+}
