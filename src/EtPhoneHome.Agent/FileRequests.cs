@@ -249,7 +249,7 @@ public static class FileRequests
                     ReturnSpecialDirectories = false,
                 })];
             }
-            catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+            catch (Exception ex) when (ex is UnauthorizedAccessException or IOException or ArgumentException)
             {
                 if (prefix.Length == 0)
                 {
@@ -280,7 +280,7 @@ public static class FileRequests
                 entries.Add(entry);
                 if (p.Recursive == true && entry.Type == FileEntryTypes.Directory)
                 {
-                    subdirectories.Add((child.FullName, entry.Name + "/"));
+                    subdirectories.Add((Path.Join(dir, child.Name), entry.Name + "/"));
                 }
             }
 

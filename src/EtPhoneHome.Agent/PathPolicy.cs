@@ -216,7 +216,13 @@ public sealed class PathPolicy(IReadOnlyList<string>? agentPaths, IReadOnlyList<
     public static string Canonicalize(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var full = Path.GetFullPath(path); // absolute; also turns '/' into '\' on Windows
+        // Never Path.GetFullPath on an absolute path: it applies ".." lexically, before links are resolved.
+        var full = Path.IsPathFullyQualified(path) ? path : Path.GetFullPath(path);
+        if (OperatingSystem.IsWindows())
+        {
+            full = full.Replace(Path.AltDirectorySeparatorChar, Path.DirectorySeparatorChar);
+        }
+
         var root = Path.GetPathRoot(full) ?? string.Empty;
         var pending = new Stack<string>(Split(full[root.Length..]).Reverse());
         var current = root;
@@ -269,7 +275,7 @@ public sealed class PathPolicy(IReadOnlyList<string>? agentPaths, IReadOnlyList<
 
                 if (Path.IsPathRooted(link))
                 {
-                    current = Path.GetPathRoot(Path.GetFullPath(link)) ?? root;
+                    current = Path.GetPathRoot(link) is { Length: > 0 } linkRoot ? linkRoot : root;
                 }
 
                 continue;
