@@ -55,6 +55,9 @@ public sealed class FileTransferClient
     /// <summary>Connections tried per transfer; after a dropped connection the next one resumes from the partial file.</summary>
     public int MaxAttempts { get; init; } = 3;
 
+    /// <summary>How long a resume waits for the agent to release the partial file of the dropped connection.</summary>
+    public TimeSpan BusyPatience { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Create missing directories above a remote destination (uploads).</summary>
     public bool CreateParents { get; init; } = true;
 
@@ -149,11 +152,18 @@ public sealed class FileTransferClient
 
     private async Task<(FileTransferResult Value, int Attempts)> WithRetriesAsync(Func<int, Task<FileTransferResult>> once, CancellationToken ct)
     {
+        var busyUntil = DateTime.UtcNow + BusyPatience;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 return (await once(attempt).ConfigureAwait(false), attempt);
+            }
+            catch (RpcException ex) when (ex.Code == RpcErrorCodes.Busy && attempt > 1 && DateTime.UtcNow < busyUntil)
+            {
+                // The agent has not noticed the dropped connection yet and still holds the partial file: wait, not an attempt.
+                attempt--;
+                await Task.Delay(100, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (attempt < MaxAttempts && !ct.IsCancellationRequested && IsConnectionFault(ex))
             {
