@@ -5,11 +5,11 @@
   Author               = 'EtPhoneHome contributors'
   CompanyName          = 'EtPhoneHome'
   Copyright            = 'Copyright (c) EtPhoneHome contributors'
-  Description          = 'Operate a fleet of EtPhoneHome clients: find them and run commands on many at once through their SSH reverse tunnels.'
+  Description          = 'Operate a fleet of EtPhoneHome clients: find them, run commands and move files on many at once through their SSH reverse tunnels.'
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Copy-EphFile')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()

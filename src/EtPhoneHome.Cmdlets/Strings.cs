@@ -19,4 +19,24 @@ internal static class Strings
     public const string ProgressStatus = "{0} of {1} done, {2} not succeeded";
     public const string VerboseTargets = "Running on {0} client(s) with throttle {1} and timeout {2} s.";
     public const string VerboseSummary = "Invoke-EphCommand: {0}";
+
+    // ----- files and transfers -----
+    public const string NoClientId = "NoClient";
+    public const string ClientOfflineId = "ClientOffline";
+    public const string PathDeniedId = "PathDenied";
+    public const string FileNotFoundId = "FileNotFound";
+    public const string FileTooLargeId = "FileTooLarge";
+    public const string ChecksumMismatchId = "ChecksumMismatch";
+    public const string FileOperationFailedId = "FileOperationFailed";
+    public const string LocalFileNotFoundId = "LocalFileNotFound";
+
+    public const string NoClient = "No client given: pipe clients from Get-EphClient or use -ClientId.";
+    public const string FileOperationFailed = "{0}: {1}";
+    public const string LocalFileNotFound = "The local file '{0}' does not exist.";
+    public const string WriteFileAction = "Write {0} bytes to '{1}'";
+    public const string UploadAction = "Copy '{0}' ({1} bytes) to '{2}'";
+    public const string TransferProgressActivity = "Copy-EphFile";
+    public const string TransferProgressStatus = "{0} of {1} clients done, {2:N0} of {3:N0} bytes";
+    public const string VerboseTransferSummary = "Copy-EphFile: {0}";
+    public const string VerboseRetry = "{0}: connection dropped ({1}); resuming";
 }
