@@ -14,6 +14,7 @@ public static class Program
         var root = new RootCommand("EtPhoneHome server: the hub (run) and operator verbs. Every verb takes --data DIR (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server).");
         HubVerbs.Register(root);
         OperatorVerbs.Register(root);
+        FilesVerbs.Register(root);
         return root;
     }
 }
