@@ -8,7 +8,7 @@ using EtPhoneHome.Sandbox;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench lifecycle [--rounds N]: measures, in one sandbox on this machine,
+/// eph-bench [lifecycle] [--rounds N]: measures, in one sandbox on this machine,
 /// time from `eph-agent run` to online, warm round trips of `run_command true` through the tunnel next to
 /// `ssh … true` through the same sshd, and the resident memory of an idle agent and of one gate relay.
 /// Prints a markdown report on stdout.
@@ -17,6 +17,19 @@ internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        switch (args.FirstOrDefault())
+        {
+            case "transfer":
+                return await TransferBench.RunAsync(args[1..]);
+            case "fanout":
+                return await FanOutBench.RunAsync(args[1..]);
+            case "simulated":
+                return await SimulatedBench.RunAsync(args[1..]);
+            case "lifecycle":
+                args = args[1..];
+                break;
+        }
+
         var rounds = 200;
         for (var i = 0; i < args.Length; i++)
         {
