@@ -64,7 +64,8 @@ public sealed class FilesIntegrationTests(SandboxFixture fixture) : IClassFixtur
         Assert.Equal("mode=fast\n", read.Content);
         File.WriteAllBytes(P("allowed/bin.dat"), [0, 1, 2, 255]);
         var binary = await ops.ReadAsync(target, new ReadFileParams { Path = P("allowed/bin.dat") }, CancellationToken.None);
-        Assert.Equal((FileEncodings.Base64, new byte[] { 0, 1, 2, 255 }), (binary.Encoding, Convert.FromBase64String(binary.Content)));
+        Assert.Equal(FileEncodings.Base64, binary.Encoding);
+        Assert.Equal(new byte[] { 0, 1, 2, 255 }, Convert.FromBase64String(binary.Content));
         var listing = await ops.ListAsync(target, new ListFilesParams { Path = P("allowed"), Recursive = true }, CancellationToken.None);
         Assert.Equal(["bin.dat", "conf", "conf/app.conf", "escape"], listing.Entries.Select(e => e.Name));
         Assert.Equal(FileEntryTypes.Symlink, listing.Entries.Single(e => e.Name == "escape").Type);

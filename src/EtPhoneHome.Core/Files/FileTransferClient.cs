@@ -159,9 +159,9 @@ public sealed class FileTransferClient
             {
                 return (await once(attempt).ConfigureAwait(false), attempt);
             }
-            catch (RpcException ex) when (ex.Code == RpcErrorCodes.Busy && attempt > 1 && DateTime.UtcNow < busyUntil)
+            catch (RpcException ex) when (ex.Code == RpcErrorCodes.Busy && DateTime.UtcNow < busyUntil)
             {
-                // The agent has not noticed the dropped connection yet and still holds the partial file: wait, not an attempt.
+                // The agent has not yet noticed a dropped connection (ours or an earlier run's) and still holds the partial file: wait, not an attempt.
                 attempt--;
                 await Task.Delay(100, ct).ConfigureAwait(false);
             }
