@@ -35,7 +35,9 @@ internal sealed class BenchSandbox : IAsyncDisposable
         var env = await SandboxEnvironment.CreateAsync(new SandboxOptions { HeartbeatSeconds = heartbeatSeconds, ReconnectInitialSeconds = 5, ReconnectMaxSeconds = 300, Log = Console.Error });
         var key = Path.Combine(env.WorkDirectory, "bench_ed25519");
         await SandboxEnvironment.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
-        var authorized = Path.Combine(env.WorkDirectory, "authorized_keys");
+        // StrictModes refuses an authorized_keys file under a world-writable directory (/tmp): keep it beside the
+        // root-owned gate copy, which the sandbox removes on dispose.
+        var authorized = Path.Combine(Path.GetDirectoryName(env.GatePath)!, "authorized_keys");
         File.Copy(key + ".pub", authorized);
         var config = File.ReadAllText(env.SshdConfigFile).Replace("AuthorizedKeysFile none", $"AuthorizedKeysFile {authorized}", StringComparison.Ordinal);
         File.WriteAllText(env.SshdConfigFile, config);

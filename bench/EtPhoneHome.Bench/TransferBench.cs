@@ -64,7 +64,8 @@ internal static class TransferBench
 
             var scpTarget = Path.Combine(dir, "scp-up.bin");
             File.Delete(scpTarget);
-            string[] scpBase = ["-q", "-P", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), .. bench.SshOptions];
+            // -O: the classic scp protocol (the sandbox sshd has no sftp subsystem); same cipher and channel as sftp would use.
+            string[] scpBase = ["-q", "-O", "-P", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), .. bench.SshOptions];
             scpUp.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. scpBase, source, $"{bench.User}@127.0.0.1:{scpTarget}"])));
             var scpLocal = Path.Combine(dir, "scp-down.bin");
             File.Delete(scpLocal);
