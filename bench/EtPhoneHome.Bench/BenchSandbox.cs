@@ -30,9 +30,15 @@ internal sealed class BenchSandbox : IAsyncDisposable
     /// <summary>ssh options for the plain key (new connection each time, host key pinned).</summary>
     public string[] SshOptions => ["-i", Key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", $"UserKnownHostsFile={KnownHosts}", "-o", "StrictHostKeyChecking=yes"];
 
-    public static async Task<BenchSandbox> CreateAsync(double heartbeatSeconds = 15)
+    public static async Task<BenchSandbox> CreateAsync(double heartbeatSeconds = 15, double reconnectMaxSeconds = 300)
     {
-        var env = await SandboxEnvironment.CreateAsync(new SandboxOptions { HeartbeatSeconds = heartbeatSeconds, ReconnectInitialSeconds = 5, ReconnectMaxSeconds = 300, Log = Console.Error });
+        var env = await SandboxEnvironment.CreateAsync(new SandboxOptions
+        {
+            HeartbeatSeconds = heartbeatSeconds,
+            ReconnectInitialSeconds = Math.Min(5, reconnectMaxSeconds),
+            ReconnectMaxSeconds = reconnectMaxSeconds,
+            Log = Console.Error,
+        });
         var key = Path.Combine(env.WorkDirectory, "bench_ed25519");
         await SandboxEnvironment.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
         // StrictModes refuses an authorized_keys file under a world-writable directory (/tmp): keep it beside the
@@ -67,7 +73,15 @@ internal sealed class BenchSandbox : IAsyncDisposable
 
             return approved.Count == count ? (object)true : null;
         }, patience, $"{count} pending keys");
-        return await Env.WaitOnlineAsync(names, patience);
+        try
+        {
+            return await Env.WaitOnlineAsync(names, patience);
+        }
+        catch (TimeoutException)
+        {
+            var online = registry.QueryClients(new ClientQuery { OnlineOnly = true }).Count(c => names.Contains(c.DisplayName));
+            throw new TimeoutException($"{online} of {count} new agents online after {patience.TotalSeconds:0} s");
+        }
     }
 
     /// <summary>VmRSS and VmHWM of a process in KiB.</summary>

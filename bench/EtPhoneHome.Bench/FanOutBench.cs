@@ -19,7 +19,8 @@ internal static class FanOutBench
         var sizesArg = Array.IndexOf(args, "--sizes") is var s and >= 0 ? args[s + 1] : "10,100,200";
         var sizes = sizesArg.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
         var rounds = TransferBench.Arg(args, "--rounds", 5);
-        await using var bench = await BenchSandbox.CreateAsync(heartbeatSeconds: 30);
+        // Short reconnect delays: how fast agents come online is not what this bench measures.
+        await using var bench = await BenchSandbox.CreateAsync(heartbeatSeconds: 30, reconnectMaxSeconds: 5);
         var rows = new List<string>();
         var started = 0;
         string? limit = null;
@@ -27,7 +28,7 @@ internal static class FanOutBench
         {
             try
             {
-                await bench.AddOnlineAgentsAsync($"fan{size}", size - started > 0 ? size - started : 0, TimeSpan.FromSeconds(60 + size));
+                await bench.AddOnlineAgentsAsync($"fan{size}", Math.Max(0, size - started), TimeSpan.FromSeconds(120 + size));
             }
             catch (Exception ex) when (ex is TimeoutException or SandboxException)
             {
