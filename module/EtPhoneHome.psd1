@@ -6,11 +6,11 @@
   Author               = 'EtPhoneHome contributors'
   CompanyName          = 'EtPhoneHome'
   Copyright            = 'Copyright (c) EtPhoneHome contributors'
-  Description          = 'Operate a fleet of EtPhoneHome clients: find them and run commands on many at once through their SSH reverse tunnels.'
+  Description          = 'Operate a fleet of EtPhoneHome clients: find them, run commands and move files on many at once through their SSH reverse tunnels.'
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration', 'Get-EphClientMetric', 'Get-EphFleetStatus', 'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile', 'New-EphExchangeUploadUrl', 'Initialize-EphExchange', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats', 'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory', 'Start-EphMcpServer')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration', 'Get-EphClientMetric', 'Get-EphFleetStatus', 'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile', 'New-EphExchangeUploadUrl', 'Initialize-EphExchange', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats', 'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory', 'Start-EphMcpServer', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Copy-EphFile')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()

@@ -8,7 +8,7 @@ using EtPhoneHome.Sandbox;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench [lifecycle] [--rounds N] | eph-bench exchange [--size-mib N] (see ExchangeBench) | eph-bench search (see SearchBench). Lifecycle measures, in one sandbox on this machine,
+/// eph-bench [lifecycle] [--rounds N] | exchange [--size-mib N] | search | transfer | fanout | simulated (see each *Bench class). Lifecycle measures, in one sandbox on this machine,
 /// time from `eph-agent run` to online, warm round trips of `run_command true` through the tunnel next to
 /// `ssh … true` through the same sshd, and the resident memory of an idle agent and of one gate relay.
 /// Prints a markdown report on stdout.
@@ -17,14 +17,21 @@ internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == "exchange")
+        switch (args.FirstOrDefault())
         {
-            return await ExchangeBench.RunAsync(args[1..]);
-        }
-
-        if (args.Length > 0 && args[0] == "search")
-        {
-            return SearchBench.Run(args[1..]);
+            case "transfer":
+                return await TransferBench.RunAsync(args[1..]);
+            case "fanout":
+                return await FanOutBench.RunAsync(args[1..]);
+            case "simulated":
+                return await SimulatedBench.RunAsync(args[1..]);
+            case "exchange":
+                return await ExchangeBench.RunAsync(args[1..]);
+            case "search":
+                return SearchBench.Run(args[1..]);
+            case "lifecycle":
+                args = args[1..];
+                break;
         }
 
         var rounds = 200;

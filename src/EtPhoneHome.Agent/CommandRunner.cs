@@ -29,7 +29,7 @@ public static class CommandRunner
             throw new RpcFault(RpcErrorCodes.NotFound, $"working directory does not exist: {cwd}");
         }
 
-        var psi = CreateStartInfo(spec.Command, out var ownGroup);
+        var psi = CreateStartInfo(spec.Command, spec.Shell, out var ownGroup);
         psi.WorkingDirectory = spec.WorkingDirectory ?? Environment.CurrentDirectory;
         if (spec.Environment is { } env)
         {
@@ -99,33 +99,30 @@ public static class CommandRunner
         };
     }
 
-    private static ProcessStartInfo CreateStartInfo(string command, out bool ownGroup)
+    private static ProcessStartInfo CreateStartInfo(string command, ShellResolver.Shell? shell, out bool ownGroup)
     {
+        shell ??= ShellResolver.Resolve(null);
         ProcessStartInfo psi;
         ownGroup = false;
-        if (OperatingSystem.IsWindows())
-        {
-            psi = new ProcessStartInfo("cmd.exe");
-            psi.ArgumentList.Add("/c");
-            psi.ArgumentList.Add(command);
-        }
-        else if (OperatingSystem.IsLinux() && File.Exists(SetsidPath))
+        if (OperatingSystem.IsLinux() && File.Exists(SetsidPath))
         {
             // Our child is not a group leader, so setsid(1) calls setsid(2) and execs in place:
             // the shell's pid is the new process group id.
             psi = new ProcessStartInfo(SetsidPath);
-            psi.ArgumentList.Add("/bin/sh");
-            psi.ArgumentList.Add("-c");
-            psi.ArgumentList.Add(command);
+            psi.ArgumentList.Add(shell.Program);
             ownGroup = true;
         }
         else
         {
-            psi = new ProcessStartInfo("/bin/sh");
-            psi.ArgumentList.Add("-c");
-            psi.ArgumentList.Add(command);
+            psi = new ProcessStartInfo(shell.Program);
         }
 
+        foreach (var argument in shell.Arguments)
+        {
+            psi.ArgumentList.Add(argument);
+        }
+
+        psi.ArgumentList.Add(command);
         psi.UseShellExecute = false;
         psi.RedirectStandardInput = true;
         psi.RedirectStandardOutput = true;

@@ -13,4 +13,6 @@ public sealed record CommandSpec
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(300);
     /// <summary>Per-stream cap of captured bytes; the rest is read and discarded.</summary>
     public long MaxOutputBytes { get; init; } = 1024 * 1024;
+    /// <summary>The shell that runs <see cref="Command"/>; null = the platform default (sh, cmd).</summary>
+    public ShellResolver.Shell? Shell { get; init; }
 }

@@ -105,21 +105,32 @@ public sealed class ControlSession
         var stdin = ssh.StandardInput.BaseStream;
         var stdout = ssh.StandardOutput.BaseStream;
         var capabilities = CapabilityDetector.Detect();
-        await SendAsync(stdin, new ControlMessage
+        try
         {
-            Type = ControlTypes.Hello,
-            Protocol = ProtocolInfo.Version,
-            Uuid = state.Uuid,
-            Hostname = HostIdentity.Hostname(),
-            Platform = HostIdentity.Platform(),
-            Username = HostIdentity.Username(),
-            AgentVersion = ProtocolInfo.ProductVersion,
-            Capabilities = capabilities,
-            DisplayName = _config.DisplayName,
-            Purpose = _config.Purpose,
-            Tags = _config.Tags,
-            TunnelPort = tunnelPort,
-        }, ct).ConfigureAwait(false);
+            await SendAsync(stdin, new ControlMessage
+            {
+                Type = ControlTypes.Hello,
+                Protocol = ProtocolInfo.Version,
+                Uuid = state.Uuid,
+                Hostname = HostIdentity.Hostname(),
+                Platform = HostIdentity.Platform(),
+                Username = HostIdentity.Username(),
+                AgentVersion = ProtocolInfo.ProductVersion,
+                Capabilities = capabilities,
+                DisplayName = _config.DisplayName,
+                Purpose = _config.Purpose,
+                Tags = _config.Tags,
+                TunnelPort = tunnelPort,
+            }, ct).ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            // ssh exited between the forward verdict and the hello (seen under load: the gate's forced command
+            // failed): a failed session to retry with backoff, not a reason for the agent to exit.
+            await WaitQuietlyAsync(ssh.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            return new SessionOutcome { ReachedWelcome = false, Error = ssh.HasExited ? SshExitReason(ssh) : $"control channel broken before the hello: {ex.Message}" };
+        }
+
         Touch();
 
         using var heartbeatCts = CancellationTokenSource.CreateLinkedTokenSource(ct);

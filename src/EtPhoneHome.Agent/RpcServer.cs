@@ -248,8 +248,12 @@ public sealed class RpcServer : IAsyncDisposable
                     return;
                 }
 
-                var (response, keepOpen) = await HandleFrameAsync(frame, session, ct).ConfigureAwait(false);
-                await Wire.WriteAsync(stream, response, ProtocolJson.Default.RpcResponse, ct).ConfigureAwait(false);
+                var (response, keepOpen) = await HandleFrameAsync(frame, session, new Connection(client.Client, stream), ct).ConfigureAwait(false);
+                if (response is not null)
+                {
+                    await Wire.WriteAsync(stream, response, ProtocolJson.Default.RpcResponse, ct).ConfigureAwait(false);
+                }
+
                 if (!keepOpen)
                 {
                     return;
@@ -262,7 +266,7 @@ public sealed class RpcServer : IAsyncDisposable
         }
     }
 
-    private async Task<(RpcResponse Response, bool KeepOpen)> HandleFrameAsync(byte[] frame, Session session, CancellationToken ct)
+    private async Task<(RpcResponse? Response, bool KeepOpen)> HandleFrameAsync(byte[] frame, Session session, Connection connection, CancellationToken ct)
     {
         RpcRequest request;
         try
@@ -287,8 +291,8 @@ public sealed class RpcServer : IAsyncDisposable
 
         try
         {
-            var result = await DispatchAsync(request, session, ct).ConfigureAwait(false);
-            return (new RpcResponse { Id = request.Id, Result = result }, true);
+            var result = await DispatchAsync(request, session, connection, ct).ConfigureAwait(false);
+            return (result is { } r ? new RpcResponse { Id = request.Id, Result = r } : null, true);
         }
         catch (RpcFault fault)
         {
@@ -298,6 +302,11 @@ public sealed class RpcServer : IAsyncDisposable
         {
             throw;
         }
+        catch (PeerClosedException)
+        {
+            // The operator went away (or a transfer broke mid-stream): nothing to answer, close the connection.
+            return (null, false);
+        }
         catch (Exception ex)
         {
             AgentLog.Error($"rpc: {request.Method} failed: {ex}");
@@ -305,7 +314,7 @@ public sealed class RpcServer : IAsyncDisposable
         }
     }
 
-    private async Task<JsonElement> DispatchAsync(RpcRequest request, Session session, CancellationToken ct)
+    private async Task<JsonElement?> DispatchAsync(RpcRequest request, Session session, Connection connection, CancellationToken ct)
     {
         switch (request.Method)
         {
@@ -320,7 +329,7 @@ public sealed class RpcServer : IAsyncDisposable
 
             case RpcMethods.RunCommand:
                 var spec = RunCommandRequest.ToSpec(request.Params, session.MaxOutputBytes, session.Paths);
-                var result = await CommandRunner.RunAsync(spec, ct).ConfigureAwait(false);
+                var result = await RunUntilPeerClosesAsync(spec, connection.Socket, ct).ConfigureAwait(false);
                 return Wire.ToElement(result, ProtocolJson.Default.RunCommandResult);
 
             case MetricsMethods.GetMetrics:
@@ -330,9 +339,80 @@ public sealed class RpcServer : IAsyncDisposable
 
             case ExchangeMethods.Put:
                 return await ExchangeHandlers.PutAsync(request.Params, session.Paths, ct).ConfigureAwait(false);
+            case FileMethods.ReadFile:
+                return FileRequests.ReadFile(request.Params, session.Paths);
+
+            case FileMethods.WriteFile:
+                return FileRequests.WriteFile(request.Params, session.Paths);
+
+            case FileMethods.ListFiles:
+                return FileRequests.ListFiles(request.Params, session.Paths);
+
+            case FileMethods.Upload:
+            case FileMethods.Download:
+                try
+                {
+                    var transfer = request.Method == FileMethods.Upload ? FileTransfers.UploadAsync(request, connection.Stream, session.Paths, ct)
+                        : FileTransfers.DownloadAsync(request, connection.Stream, session.Paths, ct);
+                    await transfer.ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not RpcFault and not OperationCanceledException)
+                {
+                    // Raw bytes may be half way through the connection: it cannot carry another frame.
+                    AgentLog.Warn($"rpc: {request.Method} stopped: {ex.Message}");
+                    throw new PeerClosedException();
+                }
+
+                return null;
 
             default:
                 throw new RpcFault(RpcErrorCodes.MethodNotFound, $"unknown method: {Truncate(request.Method)}");
+        }
+    }
+
+    /// <summary>
+    /// Runs a command while watching its connection: when the operator closes it (Ctrl+C, a cancelled fan-out, a killed
+    /// process) the command's process tree is killed at once instead of running to its timeout. The watch peeks, so a
+    /// byte the operator sends meanwhile stays in the socket for the next request.
+    /// </summary>
+    private static async Task<RunCommandResult> RunUntilPeerClosesAsync(CommandSpec spec, Socket socket, CancellationToken ct)
+    {
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var stopWatching = new CancellationTokenSource();
+        var watch = WatchForCloseAsync(socket, run, stopWatching.Token);
+        try
+        {
+            return await CommandRunner.RunAsync(spec, run.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new PeerClosedException();
+        }
+        finally
+        {
+            await stopWatching.CancelAsync().ConfigureAwait(false);
+            await watch.ConfigureAwait(false);
+        }
+    }
+
+    private static async Task WatchForCloseAsync(Socket socket, CancellationTokenSource cancelOnClose, CancellationToken stop)
+    {
+        var probe = new byte[1];
+        try
+        {
+            var n = await socket.ReceiveAsync(probe, SocketFlags.Peek, stop).ConfigureAwait(false);
+            if (n == 0)
+            {
+                await cancelOnClose.CancelAsync().ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The command finished first.
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            await cancelOnClose.CancelAsync().ConfigureAwait(false);
         }
     }
 
@@ -342,4 +422,9 @@ public sealed class RpcServer : IAsyncDisposable
         new() { Id = id, Error = new RpcError { Code = code, Message = message } };
 
     private sealed record Session(byte[] Secret, string Uuid, long MaxOutputBytes, PathPolicy Paths);
+
+    private sealed record Connection(Socket Socket, NetworkStream Stream);
+
+    /// <summary>The operator closed the connection while its request ran.</summary>
+    private sealed class PeerClosedException : Exception;
 }

@@ -52,10 +52,28 @@ public static class RunCommandRequest
             cwd = paths.IsUnrestricted ? null : paths.DefaultDirectory
                 ?? throw new RpcFault(RpcErrorCodes.PathDenied, "no working directory is allowed on this agent");
         }
-        else if (!paths.IsAllowed(cwd))
+
+        // The same canonical check as every file operation (symlinks resolved, prefix tricks refused). It restricts
+        // where the command starts, not what the command may touch afterwards.
+        cwd = cwd is null ? null : paths.Resolve(cwd, "cwd");
+
+        if (p.Env is { } env)
         {
-            throw new RpcFault(RpcErrorCodes.PathDenied, $"cwd is outside the allowed paths: {cwd}");
+            foreach (var name in env.Keys)
+            {
+                if (name.Length == 0 || name.Contains('=', StringComparison.Ordinal) || name.Contains('\0', StringComparison.Ordinal))
+                {
+                    throw new RpcFault(RpcErrorCodes.InvalidParams, $"env names must be non-empty without '=' or NUL (got '{PathPolicy.Shorten(name)}')");
+                }
+            }
+
+            if (env.Values.Any(v => v is null || v.Contains('\0', StringComparison.Ordinal)))
+            {
+                throw new RpcFault(RpcErrorCodes.InvalidParams, "env values must be strings without NUL bytes");
+            }
         }
+
+        var shell = ShellResolver.Resolve(p.Shell);
 
         return new CommandSpec
         {
@@ -63,8 +81,40 @@ public static class RunCommandRequest
             WorkingDirectory = cwd,
             Environment = p.Env,
             Stdin = p.Stdin,
+            Shell = shell,
             Timeout = TimeSpan.FromSeconds(timeout),
             MaxOutputBytes = maxOutput,
         };
     }
+}
+
+/// <summary>Maps the <c>shell</c> parameter to an executable and its arguments on this platform.</summary>
+public static class ShellResolver
+{
+    /// <summary>The shell program and the arguments that precede the command line.</summary>
+    public sealed record Shell(string Name, string Program, IReadOnlyList<string> Arguments);
+
+    /// <summary>Resolves a shell name (null = platform default); INVALID_PARAMS for an unknown or unavailable shell.</summary>
+    public static Shell Resolve(string? name)
+    {
+        name ??= CommandShells.Default;
+        if (!CommandShells.All.Contains(name, StringComparer.Ordinal))
+        {
+            throw new RpcFault(RpcErrorCodes.InvalidParams, $"shell must be one of {string.Join(", ", CommandShells.All)} (got '{PathPolicy.Shorten(name)}')");
+        }
+
+        var windows = OperatingSystem.IsWindows();
+        var search = ExecutableSearch.FromEnvironment();
+        return name switch
+        {
+            CommandShells.Sh when !windows => new Shell(name, "/bin/sh", ["-c"]),
+            CommandShells.Bash when !windows => new Shell(name, File.Exists("/bin/bash") ? "/bin/bash" : search.Find("bash") ?? throw Unavailable(name), ["-c"]),
+            CommandShells.Cmd when windows => new Shell(name, "cmd.exe", ["/d", "/c"]),
+            CommandShells.PowerShell when windows => new Shell(name, "powershell.exe", ["-NoProfile", "-NonInteractive", "-Command"]),
+            CommandShells.Pwsh => new Shell(name, search.Find("pwsh") ?? throw Unavailable(name), ["-NoProfile", "-NonInteractive", "-Command"]),
+            _ => throw new RpcFault(RpcErrorCodes.InvalidParams, $"shell '{name}' is not available on {(windows ? "Windows" : "this Unix system")}"),
+        };
+    }
+
+    private static RpcFault Unavailable(string name) => new(RpcErrorCodes.InvalidParams, $"shell '{name}' is not installed on this agent");
 }

@@ -59,6 +59,9 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
     protected Task<bool> ShouldProcessAsync(string target, string action) =>
         Dispatcher.InvokeAsync(() => ShouldProcess(target, action));
 
+    /// <summary>Runs <paramref name="func"/> on the pipeline thread (session state, provider paths) and awaits its result.</summary>
+    protected Task<T> OnPipelineThreadAsync<T>(Func<T> func) => Dispatcher.InvokeAsync(func);
+
     public void Dispose()
     {
         _cancellation.Dispose();

@@ -55,6 +55,25 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
     [ValidateNotNullOrEmpty]
     public string? MaxErrors { get; set; }
 
+    /// <summary>Environment variables for the command: names to values.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public System.Collections.Hashtable? Environment { get; set; }
+
+    /// <summary>The shell that runs the command (default sh on Unix, cmd on Windows).</summary>
+    [Parameter]
+    public EphShell? Shell { get; set; }
+
+    /// <summary>Text written to the command's standard input.</summary>
+    [Parameter]
+    [AllowEmptyString]
+    public string? InputText { get; set; }
+
+    /// <summary>Absolute working directory on the client (checked against its allowed paths).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? WorkingDirectory { get; set; }
+
     protected override Task BeginProcessingAsync(CancellationToken ct)
     {
         if (MaxErrors is { } text)
@@ -121,7 +140,18 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         }
 
         WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseTargets, targets.Count, ThrottleLimit, TimeoutSec));
-        var parameters = new RunCommandParams { Cmd = Command, TimeoutS = TimeoutSec };
+        var parameters = new RunCommandParams
+        {
+            Cmd = Command,
+            TimeoutS = TimeoutSec,
+            Env = Environment?.Cast<System.Collections.DictionaryEntry>().ToDictionary(
+                e => Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "",
+                e => Convert.ToString(e.Value, CultureInfo.InvariantCulture) ?? "",
+                StringComparer.Ordinal),
+            Shell = Shell?.ToString().ToLowerInvariant(),
+            Stdin = InputText,
+            Cwd = WorkingDirectory,
+        };
         var options = new FleetOptions { ThrottleLimit = ThrottleLimit, MaxErrors = _maxErrors };
         var summary = new FleetSummary();
         var sinceProgress = Stopwatch.StartNew();

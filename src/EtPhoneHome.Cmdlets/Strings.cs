@@ -78,4 +78,23 @@ internal static class Strings
     public const string KeyTargetOfClient = "key {0} of {1}";
     public const string VerboseRevoked = "Revoked key {0}: closed {1} session(s), disconnected {2}.";
     public const string VerboseAlreadyRevoked = "Key {0} was already revoked.";
+    // ----- files and transfers -----
+    public const string NoClientId = "NoClient";
+    public const string ClientOfflineId = "ClientOffline";
+    public const string PathDeniedId = "PathDenied";
+    public const string FileNotFoundId = "FileNotFound";
+    public const string FileTooLargeId = "FileTooLarge";
+    public const string ChecksumMismatchId = "ChecksumMismatch";
+    public const string FileOperationFailedId = "FileOperationFailed";
+    public const string LocalFileNotFoundId = "LocalFileNotFound";
+
+    public const string NoClient = "No client given: pipe clients from Get-EphClient or use -ClientId.";
+    public const string FileOperationFailed = "{0}: {1}";
+    public const string LocalFileNotFound = "The local file '{0}' does not exist.";
+    public const string WriteFileAction = "Write {0} bytes to '{1}'";
+    public const string UploadAction = "Copy '{0}' ({1} bytes) to '{2}'";
+    public const string TransferProgressActivity = "Copy-EphFile";
+    public const string TransferProgressStatus = "{0} of {1} clients done, {2:N0} of {3:N0} bytes";
+    public const string VerboseTransferSummary = "Copy-EphFile: {0}";
+    public const string VerboseRetry = "{0}: connection dropped ({1}); resuming";
 }

@@ -193,6 +193,7 @@ public static class RpcErrorCodes
         Timeout => "TIMEOUT",
         RateLimited => "RATE_LIMITED",
         Busy => "BUSY",
+        FileLimits.ChecksumMismatch => "CHECKSUM_MISMATCH",
         _ => "ERROR",
     };
 }
@@ -215,6 +216,8 @@ public sealed record RunCommandParams
     public long? MaxOutputBytes { get; init; }
     public Dictionary<string, string>? Env { get; init; }
     public string? Stdin { get; init; }
+    /// <summary>sh, bash, powershell, pwsh or cmd (<see cref="CommandShells"/>); default per platform.</summary>
+    public string? Shell { get; init; }
 }
 
 /// <summary>Result of <c>run_command</c>. A non-zero exit is a result, not an error.</summary>

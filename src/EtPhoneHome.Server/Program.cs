@@ -20,6 +20,7 @@ public static class Program
         RateLimitVerbs.Register(root);
         RegistryVerbs.Register(root);
         McpVerbs.Register(root);
+        FilesVerbs.Register(root);
         return root;
     }
 }

@@ -101,6 +101,39 @@ public sealed class TunnelClient : IAsyncDisposable, IDisposable
         return Wire.FromElement(result, resultType);
     }
 
+    /// <summary>
+    /// Starts a streaming method (upload, download): sends the request, reads the first answer and leaves the
+    /// connection to the caller, who then moves raw bytes through <see cref="RawStream"/>. Holds no lock: a
+    /// streaming client serves one transfer only.
+    /// </summary>
+    internal async Task<(long Id, JsonElement Ready)> StartStreamAsync(string method, JsonElement parameters, CancellationToken ct)
+    {
+        var id = Interlocked.Increment(ref _nextId);
+        await Wire.WriteAsync(_stream, new RpcRequest { Id = id, Method = method, Params = parameters }, ProtocolJson.Default.RpcRequest, ct).ConfigureAwait(false);
+        return (id, await ReadResponseAsync(id, method, ct).ConfigureAwait(false));
+    }
+
+    /// <summary>Reads the response to request <paramref name="id"/>; RpcException for an error answer.</summary>
+    internal async Task<JsonElement> ReadResponseAsync(long id, string method, CancellationToken ct)
+    {
+        var response = await Wire.ReadAsync(_stream, ProtocolJson.Default.RpcResponse, Framing.MaxFrameBytes, ct).ConfigureAwait(false)
+            ?? throw new ProtocolException(ProtocolError.Truncated, $"agent closed the tunnel before answering {method}");
+        if (response.Id != id)
+        {
+            throw new ProtocolException(ProtocolError.Malformed, $"agent answered request {response.Id}, expected {id}");
+        }
+
+        if (response.Error is { } error)
+        {
+            throw new RpcException(error.Code, error.Message);
+        }
+
+        return response.Result ?? default;
+    }
+
+    /// <summary>The connection's byte stream, for the raw phase of a transfer.</summary>
+    internal NetworkStream RawStream => _stream;
+
     public void Dispose()
     {
         _stream.Dispose();

@@ -72,6 +72,21 @@ internal static class OperatorVerbs
         var timeout = new Option<int>("--timeout") { Description = $"Per-client command timeout in seconds ({CommandLimits.MinTimeoutSeconds}–{CommandLimits.MaxTimeoutSeconds}).", DefaultValueFactory = _ => CommandLimits.DefaultTimeoutSeconds };
         var maxErrors = new Option<string?>("--max-errors") { Description = "Stop launching after this many errors (a count, or a percentage like 10%); the rest are Skipped." };
         var command = new Argument<string[]>("command") { Description = "The command line to run, after --.", Arity = ArgumentArity.OneOrMore };
+        var env = new Option<string[]>("--env") { Description = "An environment variable NAME=VALUE for the command (repeat for more).", AllowMultipleArgumentsPerToken = false };
+        var shell = new Option<string?>("--shell") { Description = $"The shell that runs the command: {string.Join(", ", CommandShells.All)} (default sh on Unix, cmd on Windows)." };
+        var stdinFile = new Option<string?>("--stdin-file") { Description = "A local file whose text is fed to the command's standard input." };
+        var cwd = new Option<string?>("--cwd") { Description = "Working directory on the client (absolute; checked against the client's allowed paths)." };
+        shell.AcceptOnlyFromAmong([.. CommandShells.All]);
+        env.Validators.Add(r =>
+        {
+            foreach (var item in r.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (item.IndexOf('=', StringComparison.Ordinal) <= 0)
+                {
+                    r.AddError($"--env expects NAME=VALUE, got '{item}'");
+                }
+            }
+        });
         throttle.Validators.Add(r => Range(r, 1, 1024));
         timeout.Validators.Add(r => Range(r, CommandLimits.MinTimeoutSeconds, CommandLimits.MaxTimeoutSeconds));
         maxErrors.Validators.Add(r =>
@@ -91,7 +106,7 @@ internal static class OperatorVerbs
 
         var cmd = new Command("exec", "Run a command on many clients at once; one result per client, printed as each finishes.")
         {
-            data, all, client, tag, throttle, timeout, maxErrors, json, command,
+            data, all, client, tag, throttle, timeout, maxErrors, env, shell, stdinFile, cwd, json, command,
         };
         cmd.Validators.Add(r =>
         {
@@ -116,21 +131,47 @@ internal static class OperatorVerbs
                 TimeoutSeconds = pr.GetValue(timeout),
                 MaxErrors = pr.GetValue(maxErrors) is { } m ? ErrorLimit.Parse(m) : null,
                 Json = pr.GetValue(json),
+                Environment = ParseEnvironment(pr.GetValue(env)),
+                Shell = pr.GetValue(shell),
+                WorkingDirectory = pr.GetValue(cwd),
             };
             var output = pr.InvocationConfiguration.Output;
             var error = pr.InvocationConfiguration.Error;
             try
             {
+                if (pr.GetValue(stdinFile) is { } stdinPath)
+                {
+                    request = request with { Stdin = await File.ReadAllTextAsync(stdinPath, ct).ConfigureAwait(false) };
+                }
+
                 using var registry = OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
                 return await ExecAsync(registry, request, new FleetExecutor(CreateTransport(registry)), output, error, ct).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException)
+            catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException or UnauthorizedAccessException)
             {
                 await error.WriteLineAsync($"eph-server exec: {ex.Message}").ConfigureAwait(false);
                 return 1;
             }
         });
         return cmd;
+    }
+
+    /// <summary>NAME=VALUE pairs (validated by the option) as a dictionary; the last value of a repeated name wins.</summary>
+    internal static Dictionary<string, string>? ParseEnvironment(string[]? items)
+    {
+        if (items is null || items.Length == 0)
+        {
+            return null;
+        }
+
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var item in items)
+        {
+            var cut = item.IndexOf('=', StringComparison.Ordinal);
+            result[item[..cut]] = item[(cut + 1)..];
+        }
+
+        return result;
     }
 
     private static void Range(OptionResult result, int min, int max)
@@ -218,6 +259,10 @@ internal static class OperatorVerbs
         public int TimeoutSeconds { get; init; } = CommandLimits.DefaultTimeoutSeconds;
         public ErrorLimit? MaxErrors { get; init; }
         public bool Json { get; init; }
+        public Dictionary<string, string>? Environment { get; init; }
+        public string? Shell { get; init; }
+        public string? Stdin { get; init; }
+        public string? WorkingDirectory { get; init; }
     }
 
     /// <summary>Runs exec; returns 0 when every target succeeded, 1 when any did not, 2 for an unknown client.</summary>
@@ -237,7 +282,15 @@ internal static class OperatorVerbs
             return UsageError;
         }
 
-        var parameters = new RunCommandParams { Cmd = request.Command, TimeoutS = request.TimeoutSeconds };
+        var parameters = new RunCommandParams
+        {
+            Cmd = request.Command,
+            TimeoutS = request.TimeoutSeconds,
+            Env = request.Environment,
+            Shell = request.Shell,
+            Stdin = request.Stdin,
+            Cwd = request.WorkingDirectory,
+        };
         var options = new FleetOptions { ThrottleLimit = request.ThrottleLimit, MaxErrors = request.MaxErrors };
         var summary = new FleetSummary();
         await foreach (var result in executor.RunAsync(resolution.Targets, parameters, options, ct).ConfigureAwait(false))

@@ -1,0 +1,50 @@
+using System.Management.Automation;
+using EtPhoneHome.Core.Files;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome;
+
+/// <summary>Lists a directory on one or many clients; entries sorted by name, unreadable entries carry an Error.</summary>
+[Cmdlet(VerbsCommon.Get, "EphChildItem")]
+[OutputType(typeof(EphFileEntry))]
+public sealed class GetEphChildItemCommand : EphFleetCmdlet
+{
+    /// <summary>Absolute path of the directory on the client.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Descend into subdirectories (symbolic links are listed, never followed).</summary>
+    [Parameter]
+    public SwitchParameter Recurse { get; set; }
+
+    /// <summary>Most entries per client; a longer listing ends with a warning.</summary>
+    [Parameter]
+    [ValidateRange(1, FileLimits.MaxListEntries)]
+    public int MaxEntries { get; set; } = FileLimits.DefaultListEntries;
+
+    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
+    {
+        var operations = FileOperationsFactory.Create(guard);
+        var parameters = new ListFilesParams { Path = Path, Recursive = Recurse.IsPresent ? true : null, MaxEntries = MaxEntries };
+        await foreach (var outcome in FleetFileRunner.RunAsync(targets, (t, c) => operations.ListAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
+        {
+            if (outcome.Value is not { } listing)
+            {
+                WriteError(OutcomeError(outcome, Path));
+                continue;
+            }
+
+            foreach (var entry in listing.Entries)
+            {
+                WriteObject(new EphFileEntry(outcome.Target, listing.Path, entry));
+            }
+
+            if (listing.Truncated)
+            {
+                WriteWarning($"{outcome.Target.Describe()}: the listing of {listing.Path} stopped at {MaxEntries} entries (-MaxEntries).");
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+using System.Management.Automation;
+using EtPhoneHome.Core.Files;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome;
+
+/// <summary>Reads a file on one or many clients (at most 10 MiB; Copy-EphFile -FromClient streams larger files).</summary>
+[Cmdlet(VerbsCommon.Get, "EphFileContent")]
+[OutputType(typeof(EphFileContent))]
+public sealed class GetEphFileContentCommand : EphFleetCmdlet
+{
+    /// <summary>Absolute path of the file on the client.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Return the bytes (Bytes property) even when the file is text.</summary>
+    [Parameter]
+    public SwitchParameter AsByteStream { get; set; }
+
+    /// <summary>Largest file read whole; a larger one is an error unless -Truncate is given.</summary>
+    [Parameter]
+    [ValidateRange(1, FileLimits.DefaultReadBytes)]
+    public long MaxBytes { get; set; } = FileLimits.DefaultReadBytes;
+
+    /// <summary>Return the first -MaxBytes bytes of a larger file instead of an error.</summary>
+    [Parameter]
+    public SwitchParameter Truncate { get; set; }
+
+    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
+    {
+        var operations = FileOperationsFactory.Create(guard);
+        var parameters = new ReadFileParams { Path = Path, MaxBytes = MaxBytes, Truncate = Truncate.IsPresent ? true : null };
+        await foreach (var outcome in FleetFileRunner.RunAsync(targets, (t, c) => operations.ReadAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
+        {
+            if (outcome.Value is { } value)
+            {
+                WriteObject(new EphFileContent(outcome.Target, value, AsByteStream.IsPresent));
+            }
+            else
+            {
+                WriteError(OutcomeError(outcome, Path));
+            }
+        }
+    }
+}

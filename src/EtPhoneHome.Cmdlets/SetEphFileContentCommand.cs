@@ -1,0 +1,83 @@
+using System.Globalization;
+using System.Management.Automation;
+using EtPhoneHome.Core.Files;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome;
+
+/// <summary>Writes a file on one or many clients, atomically (temp file, fsync, rename); never through a symbolic link.</summary>
+[Cmdlet(VerbsCommon.Set, "EphFileContent", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = TextSet)]
+[OutputType(typeof(EphFileWriteResult))]
+public sealed class SetEphFileContentCommand : EphFleetCmdlet
+{
+    public const string TextSet = "Text";
+    public const string BytesSet = "Bytes";
+
+    /// <summary>Absolute path of the file on the client.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>The text to write (UTF-8).</summary>
+    [Parameter(ParameterSetName = TextSet, Mandatory = true, Position = 1)]
+    [AllowEmptyString]
+    public string Value { get; set; } = "";
+
+    /// <summary>The bytes to write.</summary>
+    [Parameter(ParameterSetName = BytesSet, Mandatory = true)]
+    [ValidateNotNull]
+    public byte[]? ByteValue { get; set; }
+
+    /// <summary>Fail when the parent directory is missing instead of creating it.</summary>
+    [Parameter]
+    public SwitchParameter NoCreateParents { get; set; }
+
+    /// <summary>Unix permission bits in octal ("640"); default keeps an existing file's mode, else 644.</summary>
+    [Parameter]
+    [ValidatePattern("^[0-7]{1,4}$")]
+    public string? Mode { get; set; }
+
+    /// <summary>Write an EphFileWriteResult per client.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
+    {
+        var bytes = ParameterSetName == BytesSet ? ByteValue! : System.Text.Encoding.UTF8.GetBytes(Value);
+        var parameters = new WriteFileParams
+        {
+            Path = Path,
+            Content = ParameterSetName == BytesSet ? Convert.ToBase64String(bytes) : Value,
+            Encoding = ParameterSetName == BytesSet ? FileEncodings.Base64 : FileEncodings.Utf8,
+            CreateParents = !NoCreateParents.IsPresent,
+            Mode = Mode,
+        };
+
+        var action = string.Format(CultureInfo.CurrentCulture, Strings.WriteFileAction, bytes.Length, Path);
+        var approved = new List<FleetTarget>(targets.Count);
+        foreach (var target in targets)
+        {
+            if (await ShouldProcessAsync(target.Describe(), action).ConfigureAwait(false))
+            {
+                approved.Add(target);
+            }
+        }
+
+        var operations = FileOperationsFactory.Create(guard);
+        await foreach (var outcome in FleetFileRunner.RunAsync(approved, (t, c) => operations.WriteAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
+        {
+            if (outcome.Value is { } value)
+            {
+                if (PassThru.IsPresent)
+                {
+                    WriteObject(new EphFileWriteResult(outcome.Target, value));
+                }
+            }
+            else
+            {
+                WriteError(OutcomeError(outcome, Path));
+            }
+        }
+    }
+}
