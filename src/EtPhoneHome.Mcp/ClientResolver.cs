@@ -75,6 +75,30 @@ public static class ClientResolver
 
     private static ClientSuggestion Suggestion(ClientRecord c) => new(c.DisplayName, c.Uuid, c.Online);
 
+    /// <summary>
+    /// The client as a target with an online session, ready to be contacted; KEY_MISMATCH when its key may not
+    /// be used, CLIENT_OFFLINE when it has no online session. Nothing is sent to the agent here.
+    /// </summary>
+    public static FleetTarget OnlineTarget(IFleetRegistry registry, ClientRecord client)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        var target = FleetTargets.FromClients(registry, [client])[0];
+        if (target.DeniedReason is { } reason)
+        {
+            throw new ToolFailure(ToolErrorCodes.KeyMismatch, $"{target.Describe()} cannot be used: {reason}",
+                "Check the machine, then accept_key (see list_pending_keys) if its new key is legitimate.");
+        }
+
+        if (target.Session is null)
+        {
+            throw new ToolFailure(ToolErrorCodes.ClientOffline, $"{target.Describe()} is offline (last seen {Tools.Views.Time(client.LastSeen)})",
+                "Wait for it to reconnect, or pick an online client (find_client with online_only: true).",
+                new Dictionary<string, object?> { ["client"] = new Tools.ClientRef(client.Uuid, client.DisplayName) });
+        }
+
+        return target;
+    }
+
     /// <summary>"client 'web-01' (3f2a9c1e…)".</summary>
     public static string Describe(ClientRecord client) => ClientText.Describe(client.DisplayName, client.Uuid);
 }

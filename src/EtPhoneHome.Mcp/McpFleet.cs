@@ -1,4 +1,6 @@
 using EtPhoneHome.Core;
+using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using Microsoft.Extensions.Logging;
@@ -21,7 +23,10 @@ public sealed class McpFleet : IAsyncDisposable
         Logger = LoggerFactory.CreateLogger("EtPhoneHome.Mcp");
         Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
         LocalPaths = LocalPathPolicy.For(Settings, new DataDirectory(registry.DataDirectory));
+        _metrics = new MetricsClient { Guard = Guard };
     }
+
+    private readonly IMetricsSource _metrics;
 
     public IFleetRegistry Registry { get; }
 
@@ -41,6 +46,22 @@ public sealed class McpFleet : IAsyncDisposable
 
     /// <summary>Server directories local paths may use.</summary>
     public LocalPathPolicy LocalPaths { get; }
+
+    /// <summary>Asks one agent for its metrics; the default goes through the tunnel and records through <see cref="Guard"/>.</summary>
+    public IMetricsSource Metrics
+    {
+        get => _metrics;
+        init => _metrics = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>
+    /// Where the exchange bucket is, read at each exchange call (default: the <c>ETPHONEHOME_R2_*</c> environment);
+    /// throws <see cref="ExchangeNotConfiguredException"/> when it is not configured.
+    /// </summary>
+    public Func<ExchangeSettings> ExchangeSettings { get; init; } = Core.Exchange.ExchangeSettings.FromEnvironment;
+
+    /// <summary>Tuning of the exchange client (tests shrink the multipart threshold).</summary>
+    public ExchangeOptions? ExchangeOptions { get; init; }
 
     /// <summary>The actor written to registry edits made through MCP.</summary>
     public string RegistryActor => $"{Settings.Actor} (mcp)";

@@ -22,6 +22,14 @@ public static class ToolErrorCodes
     public const string CommandNotFound = "COMMAND_NOT_FOUND";
     public const string Busy = "BUSY";
     public const string Internal = "INTERNAL";
+
+    // ----- exchange -----
+    /// <summary>exchange_download was given a URL that is not on the configured exchange endpoint.</summary>
+    public const string UrlNotAllowed = "URL_NOT_ALLOWED";
+    /// <summary>The storage endpoint or the transfer failed (expired or unknown URL, S3 error, local I/O).</summary>
+    public const string TransferFailed = "TRANSFER_FAILED";
+    /// <summary>The downloaded bytes do not hash to the transfer's SHA-256; nothing was written.</summary>
+    public const string ChecksumMismatch = "CHECKSUM_MISMATCH";
 }
 
 /// <summary>

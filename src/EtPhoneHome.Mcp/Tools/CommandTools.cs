@@ -32,7 +32,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         => ToolResults.RunAsync(fleet, "run_command", async () =>
         {
             var request = Validate(cmd, cwd, timeout);
-            var target = OnlineTarget(ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
             return await ExecuteAsync(target, request, cancellationToken).ConfigureAwait(false);
         });
 
@@ -46,7 +46,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         => ToolResults.Run(fleet, "start_command", () =>
         {
             var request = Validate(cmd, cwd, timeout);
-            var target = OnlineTarget(ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
             var job = fleet.Commands.Start(target.Uuid, target.DisplayName, request.Cmd, async ct => await ExecuteAsync(target, request, ct).ConfigureAwait(false));
             return new
             {
@@ -206,26 +206,6 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         }
 
         return new RunCommandParams { Cmd = line, Cwd = dir, TimeoutS = seconds };
-    }
-
-    /// <summary>The client as a target with an online session, or why it cannot be reached.</summary>
-    private FleetTarget OnlineTarget(ClientRecord client)
-    {
-        var target = FleetTargets.FromClients(fleet.Registry, [client])[0];
-        if (target.DeniedReason is { } reason)
-        {
-            throw new ToolFailure(ToolErrorCodes.KeyMismatch, $"{target.Describe()} cannot be used: {reason}",
-                "Check the machine, then accept_key (see list_pending_keys) if its new key is legitimate.");
-        }
-
-        if (target.Session is null)
-        {
-            throw new ToolFailure(ToolErrorCodes.ClientOffline, $"{target.Describe()} is offline (last seen {Views.Time(client.LastSeen)})",
-                "Wait for it to reconnect, or pick an online client (find_client with online_only: true).",
-                new Dictionary<string, object?> { ["client"] = new ClientRef(client.Uuid, client.DisplayName) });
-        }
-
-        return target;
     }
 
     /// <summary>Runs one command through the guarded transport and shapes the answer (or the failure).</summary>

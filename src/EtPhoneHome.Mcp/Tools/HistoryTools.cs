@@ -1,5 +1,7 @@
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
 
@@ -9,40 +11,101 @@ namespace EtPhoneHome.Mcp.Tools;
 [McpServerToolType]
 public sealed class HistoryTools(McpFleet fleet)
 {
+    /// <summary>Most entries get_history may skip (paging far back is better done with until).</summary>
+    public const int MaxSkip = 100_000;
+
+    /// <summary>Longest operation or status filter.</summary>
+    public const int MaxFilterLength = 64;
+
     [McpServerTool(Name = "get_history", Title = "Operation history", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false)]
-    [Description("Recent operations, newest first: commands, edits and key decisions from every surface (mcp, pwsh, cli), with actor, status and duration.")]
+    [Description("Operations, newest first: commands, metrics, exchange transfers, edits and key decisions from every surface (mcp, pwsh, cli), with actor, status and duration. Filter by client, operation, status and time; page with limit and skip. History of removed clients stays available.")]
     public CallToolResult GetHistory(
-        [Description("Only operations on this client (uuid or display name); all clients when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
-        [Description("Most entries returned (1-500, default 50).")][Range(1, ToolArguments.MaxHistoryLimit)] int? limit = null)
+        [Description("Only operations on this client (uuid or display name, removed clients included); all clients when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
+        [Description("Only this operation (exact, case-insensitive), e.g. run_command, metrics, update_client, approve, exchange.upload.")][MaxLength(MaxFilterLength)] string? operation = null,
+        [Description("Only this status (exact, case-insensitive), e.g. succeeded, failed, timed_out, rate_limited, ok, denied.")][MaxLength(MaxFilterLength)] string? status = null,
+        [Description("Only entries at or after this time: ISO-8601 (UTC unless an offset is given) or an age such as 90m, 12h, 7d.")][MaxLength(ToolArguments.MaxQueryLength)] string? since = null,
+        [Description("Only entries before this time (same forms as since).")][MaxLength(ToolArguments.MaxQueryLength)] string? until = null,
+        [Description("Most entries returned (1-500, default 50).")][Range(1, ToolArguments.MaxHistoryLimit)] int? limit = null,
+        [Description("Entries to skip first, newest first (0-100000, default 0), to page back.")][Range(0, MaxSkip)] int? skip = null)
         => ToolResults.Run(fleet, "get_history", () =>
         {
             var max = ToolArguments.Range("limit", limit, 1, ToolArguments.MaxHistoryLimit, ToolArguments.DefaultHistoryLimit);
-            var id = ToolArguments.OptionalId("client_id", client_id);
-            var client = id is null ? null : ClientResolver.Find(fleet.Registry, id);
-            var names = new Dictionary<string, string>(StringComparer.Ordinal);
-            var entries = fleet.Registry.ListAudit(client?.Uuid, max).Select(e => new
+            var offset = ToolArguments.Range("skip", skip, 0, MaxSkip, 0);
+            var op = Filter("operation", operation);
+            var state = Filter("status", status);
+            var now = DateTimeOffset.UtcNow;
+            var from = Time("since", since, now);
+            var to = Time("until", until, now);
+            if (from is { } f && to is { } t && t <= f)
+            {
+                throw ToolFailure.Invalid("until", $"until ({Views.Time(t)}) must be later than since ({Views.Time(f)})");
+            }
+
+            IReadOnlyList<string>? uuids = null;
+            if (ToolArguments.OptionalId("client_id", client_id) is { } id)
+            {
+                var found = ClientHistory.ResolveClients(fleet.Registry, [id]);
+                if (found.NotFound.Count > 0 || found.Uuids.Count == 0)
+                {
+                    throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"no client, current or removed, has the uuid or name '{id}'",
+                        "Use one of 'available_clients' (uuid or display name), or call list_clients / find_client.",
+                        new Dictionary<string, object?> { ["client_id"] = id, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry) });
+                }
+
+                uuids = found.Uuids;
+            }
+
+            var page = fleet.Registry.QueryHistory(new HistoryQuery
+            {
+                Uuids = uuids,
+                Operations = op is null ? null : [op],
+                Statuses = state is null ? null : [state],
+                Since = from,
+                Until = to,
+                Take = max,
+                Skip = offset,
+            });
+            var names = ClientHistory.DisplayNames(fleet.Registry, page.Select(e => e.Uuid));
+            var entries = page.Select(e => new
             {
                 at = e.At is { } at ? Views.Time(at) : null,
                 operation = e.Operation,
                 uuid = e.Uuid,
-                display_name = e.Uuid is null ? null : NameOf(e.Uuid),
+                display_name = e.Uuid is { } u ? names.GetValueOrDefault(u) : null,
                 actor = e.Actor,
                 surface = e.Surface,
                 status = e.Status,
                 detail = e.Detail,
                 duration_ms = e.DurationMs,
             }).ToList();
-            return new { entries, count = entries.Count };
-
-            string? NameOf(string uuid)
+            return new
             {
-                if (!names.TryGetValue(uuid, out var name))
-                {
-                    name = fleet.Registry.GetClient(uuid)?.DisplayName ?? "";
-                    names[uuid] = name;
-                }
-
-                return name.Length == 0 ? null : name;
-            }
+                entries,
+                count = entries.Count,
+                skip = offset,
+                more = entries.Count == max ? true : (bool?)null,
+                message = entries.Count == max ? $"more entries may exist; call again with skip {offset + max}" : null,
+            };
         });
+
+    private static string? Filter(string parameter, string? value)
+        => string.IsNullOrWhiteSpace(value) ? null : ToolArguments.MaxLength(parameter, value.Trim(), MaxFilterLength);
+
+    private static DateTimeOffset? Time(string parameter, string? value, DateTimeOffset now)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return null;
+        }
+
+        ToolArguments.MaxLength(parameter, value, ToolArguments.MaxQueryLength);
+        try
+        {
+            return ClientHistory.ParseTime(value, now);
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentOutOfRangeException or OverflowException)
+        {
+            throw ToolFailure.Invalid(parameter, $"{parameter} '{value}' is not a time: use ISO-8601 (2025-03-04T05:06:07Z) or an age such as 90m, 12h or 7d");
+        }
+    }
 }

@@ -1,5 +1,7 @@
 using System.IO.Pipelines;
 using System.Text.Json;
+using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Mcp;
@@ -17,10 +19,19 @@ internal sealed class McpHarness : IAsyncDisposable
 {
     private readonly List<(McpClient Client, Task Server, CancellationTokenSource Stop)> _sessions = [];
 
-    public McpHarness(IFleetRegistry registry, ICommandTransport transport, McpServerSettings? settings = null)
+    /// <summary>
+    /// A harness whose exchange is unconfigured unless <paramref name="exchange"/> says where the bucket is (the
+    /// test process's environment never leaks in); metrics go through the real tunnel client unless replaced.
+    /// </summary>
+    public McpHarness(IFleetRegistry registry, ICommandTransport transport, McpServerSettings? settings = null,
+        Func<ExchangeSettings>? exchange = null, IMetricsSource? metrics = null, ExchangeOptions? exchangeOptions = null)
     {
         Registry = registry;
-        Fleet = new McpFleet(registry, settings, transport, StderrLoggerProvider.CreateFactory(Microsoft.Extensions.Logging.LogLevel.Warning, TextWriter.Null));
+        var logs = StderrLoggerProvider.CreateFactory(Microsoft.Extensions.Logging.LogLevel.Warning, TextWriter.Null);
+        var exchangeSettings = exchange ?? (() => ExchangeSettings.FromEnvironment(_ => null));
+        Fleet = metrics is null
+            ? new McpFleet(registry, settings, transport, logs) { ExchangeSettings = exchangeSettings, ExchangeOptions = exchangeOptions }
+            : new McpFleet(registry, settings, transport, logs) { ExchangeSettings = exchangeSettings, ExchangeOptions = exchangeOptions, Metrics = metrics };
     }
 
     public IFleetRegistry Registry { get; }

@@ -24,6 +24,12 @@ public sealed class McpToolCatalogTests
         ["start_command"] = (false, true, false, true),
         ["get_command_result"] = (true, false, true, false),
         ["get_history"] = (true, false, true, false),
+        ["get_rate_limit_stats"] = (true, false, true, false),
+        ["get_client_metrics"] = (true, false, true, true),
+        ["exchange_upload"] = (false, false, false, true),
+        ["exchange_download"] = (false, true, true, true),
+        ["exchange_list"] = (true, false, true, true),
+        ["exchange_delete"] = (false, true, true, true),
     };
 
     [Fact]
@@ -70,6 +76,9 @@ public sealed class McpToolCatalogTests
     [InlineData("get_command_result", "wait_seconds", 0, 30)]
     [InlineData("configure_client", "rate_limit_rpm", 1, 1000)]
     [InlineData("get_history", "limit", 1, 500)]
+    [InlineData("get_history", "skip", 0, 100000)]
+    [InlineData("exchange_upload", "expires_hours", 1, 12)]
+    [InlineData("exchange_list", "limit", 1, 1000)]
     public async Task Schemas_CarryNumericLimits(string toolName, string parameter, int minimum, int maximum)
     {
         var property = await PropertyAsync(toolName, parameter);
@@ -83,6 +92,10 @@ public sealed class McpToolCatalogTests
     [InlineData("run_command", "cwd", 4096)]
     [InlineData("update_client", "display_name", 100)]
     [InlineData("update_client", "purpose", 200)]
+    [InlineData("exchange_upload", "local_path", 4096)]
+    [InlineData("exchange_download", "download_url", 8192)]
+    [InlineData("exchange_delete", "transfer_id", 400)]
+    [InlineData("get_rate_limit_stats", "uuid", 200)]
     public async Task Schemas_CarryLengthLimits(string toolName, string parameter, int maxLength)
     {
         var property = await PropertyAsync(toolName, parameter);
@@ -97,6 +110,13 @@ public sealed class McpToolCatalogTests
         Assert.Equal(["capabilities", "limit", "online_only", "purpose", "query", "tags"], (await PropertyNamesAsync("find_client")).Order());
         Assert.Equal(["allowed_paths", "display_name", "purpose", "tags", "uuid"], (await PropertyNamesAsync("update_client")).Order());
         Assert.Equal(["rate_limit_concurrent", "rate_limit_rpm", "uuid", "webhook_url"], (await PropertyNamesAsync("configure_client")).Order());
+        Assert.Equal(["uuid"], await PropertyNamesAsync("get_rate_limit_stats"));
+        Assert.Equal(["client_id", "summary"], (await PropertyNamesAsync("get_client_metrics")).Order());
+        Assert.Equal(["dest_client", "expires_hours", "local_path"], (await PropertyNamesAsync("exchange_upload")).Order());
+        Assert.Equal(["download_url", "local_path"], (await PropertyNamesAsync("exchange_download")).Order());
+        Assert.Equal(["client_id", "dest_client", "limit"], (await PropertyNamesAsync("exchange_list")).Order());
+        Assert.Equal(["source_client", "transfer_id"], (await PropertyNamesAsync("exchange_delete")).Order());
+        Assert.Equal(["client_id", "limit", "operation", "since", "skip", "status", "until"], (await PropertyNamesAsync("get_history")).Order());
     }
 
     private static async Task<IEnumerable<string>> PropertyNamesAsync(string toolName)
