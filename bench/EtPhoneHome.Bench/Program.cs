@@ -49,7 +49,7 @@ internal static class Program
         // through the very same sshd (the gate's forced command applies only to keys it answers for).
         var benchKey = Path.Combine(env.WorkDirectory, "bench_ed25519");
         await SandboxEnvironment.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", benchKey]);
-        var authorized = Path.Combine(env.WorkDirectory, "authorized_keys");
+        var authorized = Path.Combine(Path.GetDirectoryName(env.GatePath)!, "authorized_keys"); // StrictModes refuses one under /tmp
         File.Copy(benchKey + ".pub", authorized);
         var config = File.ReadAllText(env.SshdConfigFile).Replace("AuthorizedKeysFile none", $"AuthorizedKeysFile {authorized}", StringComparison.Ordinal);
         File.WriteAllText(env.SshdConfigFile, config);
