@@ -14,7 +14,7 @@ public static class EphMcpServer
     public const string ServerName = "etphonehome";
 
     /// <summary>The tool classes; each public method with [McpServerTool] becomes a tool.</summary>
-    public static readonly IReadOnlyList<Type> ToolTypes = [typeof(ClientTools), typeof(KeyTools), typeof(CommandTools), typeof(HistoryTools), typeof(MonitoringTools), typeof(ExchangeTools)];
+    public static readonly IReadOnlyList<Type> ToolTypes = [typeof(ClientTools), typeof(KeyTools), typeof(CommandTools), typeof(HistoryTools), typeof(MonitoringTools), typeof(ExchangeTools), typeof(FileTools)];
 
     /// <summary>The product version (one number for every binary).</summary>
     public static string Version =>

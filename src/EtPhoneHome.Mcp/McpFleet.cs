@@ -1,5 +1,6 @@
 using EtPhoneHome.Core;
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
@@ -24,6 +25,8 @@ public sealed class McpFleet : IAsyncDisposable
         Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
         LocalPaths = LocalPathPolicy.For(Settings, new DataDirectory(registry.DataDirectory));
         _metrics = new MetricsClient { Guard = Guard };
+        Files = new RemoteFileOperations { Guard = Guard };
+        Transfers = new FileTransferClient { Guard = Guard };
     }
 
     private readonly IMetricsSource _metrics;
@@ -53,6 +56,12 @@ public sealed class McpFleet : IAsyncDisposable
         get => _metrics;
         init => _metrics = value ?? throw new ArgumentNullException(nameof(value));
     }
+
+    /// <summary>read_file, write_file and list_files on agents, recorded through <see cref="Guard"/> (surface mcp).</summary>
+    public RemoteFileOperations Files { get; init; }
+
+    /// <summary>Streaming, SHA-256-verified uploads and downloads, recorded through <see cref="Guard"/> (surface mcp).</summary>
+    public FileTransferClient Transfers { get; init; }
 
     /// <summary>
     /// Where the exchange bucket is, read at each exchange call (default: the <c>ETPHONEHOME_R2_*</c> environment);

@@ -30,6 +30,14 @@ public static class ToolErrorCodes
     public const string TransferFailed = "TRANSFER_FAILED";
     /// <summary>The downloaded bytes do not hash to the transfer's SHA-256; nothing was written.</summary>
     public const string ChecksumMismatch = "CHECKSUM_MISMATCH";
+
+    // ----- files -----
+    /// <summary>The remote file or directory does not exist.</summary>
+    public const string NotFound = "NOT_FOUND";
+    /// <summary>The content is over a size limit (write_file's content, or a file the agent will not read whole).</summary>
+    public const string TooLarge = "TOO_LARGE";
+    /// <summary>The client's file system refused or failed the operation (permissions, a file changing while read).</summary>
+    public const string FileError = "FILE_ERROR";
 }
 
 /// <summary>

@@ -114,8 +114,29 @@ public sealed class FileTransferClient
         }
         catch (Exception ex)
         {
+            DropEmptyPartial(local);
             lease?.Complete(Outcome(ex), ex.Message);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Removes the partial file of a failed download when it holds no bytes (the agent refused before sending any):
+    /// it could not help a resume, and a refused download must leave nothing behind.
+    /// </summary>
+    private static void DropEmptyPartial(string local)
+    {
+        var partial = Path.Join(Path.GetDirectoryName(local), FileLimits.PartialName(Path.GetFileName(local)));
+        try
+        {
+            if (new FileInfo(partial) is { Exists: true, Length: 0 })
+            {
+                File.Delete(partial);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: an empty partial left behind is harmless (the next download starts from 0).
         }
     }
 

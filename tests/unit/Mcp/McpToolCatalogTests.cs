@@ -30,6 +30,11 @@ public sealed class McpToolCatalogTests
         ["exchange_download"] = (false, true, true, true),
         ["exchange_list"] = (true, false, true, true),
         ["exchange_delete"] = (false, true, true, true),
+        ["read_file"] = (true, false, true, true),
+        ["list_files"] = (true, false, true, true),
+        ["write_file"] = (false, true, true, true),
+        ["upload_file"] = (false, true, true, true),
+        ["download_file"] = (false, true, true, true),
     };
 
     [Fact]
@@ -96,6 +101,10 @@ public sealed class McpToolCatalogTests
     [InlineData("exchange_download", "download_url", 8192)]
     [InlineData("exchange_delete", "transfer_id", 400)]
     [InlineData("get_rate_limit_stats", "uuid", 200)]
+    [InlineData("read_file", "path", 4096)]
+    [InlineData("write_file", "content", 1048576)]
+    [InlineData("upload_file", "local_path", 4096)]
+    [InlineData("download_file", "local_path", 4096)]
     public async Task Schemas_CarryLengthLimits(string toolName, string parameter, int maxLength)
     {
         var property = await PropertyAsync(toolName, parameter);
@@ -117,6 +126,11 @@ public sealed class McpToolCatalogTests
         Assert.Equal(["client_id", "dest_client", "limit"], (await PropertyNamesAsync("exchange_list")).Order());
         Assert.Equal(["source_client", "transfer_id"], (await PropertyNamesAsync("exchange_delete")).Order());
         Assert.Equal(["client_id", "limit", "operation", "since", "skip", "status", "until"], (await PropertyNamesAsync("get_history")).Order());
+        Assert.Equal(["client_id", "path"], (await PropertyNamesAsync("read_file")).Order());
+        Assert.Equal(["client_id", "content", "path"], (await PropertyNamesAsync("write_file")).Order());
+        Assert.Equal(["client_id", "path"], (await PropertyNamesAsync("list_files")).Order());
+        Assert.Equal(["client_id", "local_path", "remote_path"], (await PropertyNamesAsync("upload_file")).Order());
+        Assert.Equal(["client_id", "local_path", "remote_path"], (await PropertyNamesAsync("download_file")).Order());
     }
 
     private static async Task<IEnumerable<string>> PropertyNamesAsync(string toolName)

@@ -1,0 +1,284 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using System.Net.Sockets;
+using System.Text;
+using EtPhoneHome.Core.Files;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Tunnel;
+using EtPhoneHome.Protocol;
+using Microsoft.Extensions.Logging;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+
+namespace EtPhoneHome.Mcp.Tools;
+
+/// <summary>
+/// Files on one client: read, write and list through the agent's file requests, and streaming uploads and
+/// downloads between the MCP server and a client (SHA-256 verified, resumed after a dropped connection). Remote
+/// paths are checked by the agent's allowed paths; local paths by <see cref="LocalPathPolicy"/> before anything
+/// is sent. Every request is recorded through the operation guard (surface mcp).
+/// </summary>
+[McpServerToolType]
+public sealed class FileTools(McpFleet fleet, McpSession session)
+{
+    /// <summary>Largest write_file content in UTF-8 bytes (larger files: upload_file).</summary>
+    public const int MaxWriteBytes = 1024 * 1024;
+
+    /// <summary>Most entries one list_files answer carries.</summary>
+    public const int MaxListEntries = 1000;
+
+    [McpServerTool(Name = "read_file", Title = "Read a file on a client", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true)]
+    [Description("Read a text file on one client. Text beyond the server's output budget is cut with a marker naming the full size (the whole file is 'size'); binary files are never shown as text: you get {binary: true, size, sha256} and should use download_file instead. The path must be inside the client's allowed paths.")]
+    public Task<CallToolResult> ReadFile(
+        [Description("Absolute path of the file on the client (at most 4096 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string path,
+        [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
+        CancellationToken cancellationToken = default)
+        => ToolResults.RunAsync(fleet, "read_file", async () =>
+        {
+            var remote = RemotePath("path", path);
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var budget = fleet.Settings.MaxOutputBytes;
+            // Ask for no more than the budget: a 10 MiB log is not dragged through the tunnel to show 16 KiB of it.
+            var answer = await Call(target, "read", remote,
+                () => fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = budget, Truncate = true }, cancellationToken)).ConfigureAwait(false);
+            var client = new ClientRef(target.Uuid, target.DisplayName);
+            var text = answer.Encoding == FileEncodings.Utf8 ? OutputBudget.Apply(answer.Content, budget) : null;
+            if (text is null || text.Binary)
+            {
+                // The hash of a cut read covers only its start; re-read whole (up to the agent's cap) for the file's own hash.
+                var whole = answer;
+                if (answer.Truncated && answer.Size <= FileLimits.DefaultReadBytes)
+                {
+                    whole = await Call(target, "read", remote,
+                        () => fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = FileLimits.DefaultReadBytes, Truncate = true }, cancellationToken)).ConfigureAwait(false);
+                }
+
+                return new
+                {
+                    client,
+                    path = answer.Path,
+                    binary = true,
+                    size = whole.Size,
+                    sha256 = whole.Truncated ? null : whole.Sha256,
+                    note = whole.Truncated
+                        ? $"Binary file of {whole.Size} bytes, too large to hash here; content not shown. Use download_file to fetch it (verified with SHA-256)."
+                        : "Binary content is not shown as text; use download_file to fetch it (verified with SHA-256).",
+                };
+            }
+
+            var truncated = answer.Truncated || text.Truncated;
+            return new
+            {
+                client,
+                path = answer.Path,
+                size = answer.Size,
+                // The agent's hash covers exactly the bytes returned: the whole file unless truncated.
+                sha256 = truncated ? null : answer.Sha256,
+                content = answer.Truncated && !text.Truncated ? text.Text + OutputBudget.Marker(text.TotalBytes, answer.Size) : text.Text,
+                truncated = truncated ? true : (bool?)null,
+                shown_bytes = truncated ? Math.Min(text.TotalBytes, budget) : (long?)null,
+            };
+        });
+
+    [McpServerTool(Name = "write_file", Title = "Write a file on a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true)]
+    [Description("Write UTF-8 text to a file on one client, replacing it if it exists (atomically: temporary file, then rename; missing parent directories are created). At most 1 MiB of text; use upload_file for larger or binary files. The path must be inside the client's allowed paths. Returns size, sha256 and whether the file is new.")]
+    public Task<CallToolResult> WriteFile(
+        [Description("Absolute path of the file on the client (at most 4096 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string path,
+        [Description("The text to write, stored as UTF-8 (at most 1 MiB = 1048576 bytes; may be empty).")][MaxLength(MaxWriteBytes)] string content,
+        [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
+        CancellationToken cancellationToken = default)
+        => ToolResults.RunAsync(fleet, "write_file", async () =>
+        {
+            var remote = RemotePath("path", path);
+            if (content is null)
+            {
+                throw ToolFailure.Invalid("content", "content is required (an empty string writes an empty file)");
+            }
+
+            var bytes = Encoding.UTF8.GetByteCount(content);
+            if (bytes > MaxWriteBytes)
+            {
+                throw new ToolFailure(ToolErrorCodes.TooLarge, $"content is {bytes} bytes as UTF-8, over the write_file limit of {MaxWriteBytes} bytes; nothing was written",
+                    "Put the file in a server directory and use upload_file, which streams files of any size.",
+                    new Dictionary<string, object?> { ["parameter"] = "content", ["size"] = bytes, ["limit"] = MaxWriteBytes });
+            }
+
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var answer = await Call(target, "write", remote,
+                () => fleet.Files.WriteAsync(target, new WriteFileParams { Path = remote, Content = content, Encoding = FileEncodings.Utf8, CreateParents = true }, cancellationToken)).ConfigureAwait(false);
+            return new
+            {
+                client = new ClientRef(target.Uuid, target.DisplayName),
+                path = answer.Path,
+                size = answer.Size,
+                sha256 = answer.Sha256,
+                created = answer.Created,
+            };
+        });
+
+    [McpServerTool(Name = "list_files", Title = "List a directory on a client", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true)]
+    [Description("List one directory on a client (not recursive): name, type (file, dir, symlink, other), size, mode, mtime, and a link's target; entries that could not be read carry 'error'. At most 1000 entries, sorted by name; 'truncated' says when there were more. The path must be inside the client's allowed paths.")]
+    public Task<CallToolResult> ListFiles(
+        [Description("Absolute path of the directory on the client (at most 4096 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string path,
+        [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
+        CancellationToken cancellationToken = default)
+        => ToolResults.RunAsync(fleet, "list_files", async () =>
+        {
+            var remote = RemotePath("path", path);
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var answer = await Call(target, "list", remote,
+                () => fleet.Files.ListAsync(target, new ListFilesParams { Path = remote, MaxEntries = MaxListEntries }, cancellationToken)).ConfigureAwait(false);
+            return new
+            {
+                client = new ClientRef(target.Uuid, target.DisplayName),
+                path = answer.Path,
+                count = answer.Entries.Length,
+                truncated = answer.Truncated ? true : (bool?)null,
+                entries = answer.Entries.Select(e => new
+                {
+                    name = e.Name,
+                    type = e.Type,
+                    size = e.Type == FileEntryTypes.File ? e.Size : (long?)null,
+                    mode = e.Mode,
+                    mtime = e.Mtime is { } m ? Views.Time(m) : null,
+                    target = e.Target,
+                    error = e.Error,
+                }).ToList(),
+            };
+        });
+
+    [McpServerTool(Name = "upload_file", Title = "Upload a file to a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true)]
+    [Description("Copy a file from the MCP server to a client, streamed (any size), verified end to end with SHA-256, and resumed after a dropped connection. Replaces an existing remote file only once all bytes arrived and matched. local_path must be inside the server directories MCP may use; remote_path inside the client's allowed paths (ending in '/' puts the file into that directory under its own name).")]
+    public Task<CallToolResult> UploadFile(
+        [Description("Absolute path of the file on the MCP server; must be inside the server directories MCP may use (--allow-local-dir, default <data>/exchange).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string local_path,
+        [Description("Absolute destination on the client (a trailing '/' means into that directory, keeping the file name).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string remote_path,
+        [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
+        CancellationToken cancellationToken = default)
+        => ToolResults.RunAsync(fleet, "upload_file", async () =>
+        {
+            var local = fleet.LocalPaths.Resolve("local_path", local_path);
+            var remote = RemotePath("remote_path", remote_path);
+            if (!File.Exists(local))
+            {
+                throw ToolFailure.Invalid("local_path", $"local_path '{local_path}' does not exist or is not a file");
+            }
+
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var done = await Call(target, "upload", remote, () => fleet.Transfers.UploadAsync(target, local, remote, null, cancellationToken)).ConfigureAwait(false);
+            return Transfer(target, done);
+        });
+
+    [McpServerTool(Name = "download_file", Title = "Download a file from a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true)]
+    [Description("Copy a file from a client to the MCP server, streamed (any size), verified end to end with SHA-256, and resumed after a dropped connection. Overwrites an existing local file, but only once all bytes arrived and matched. local_path must be inside the server directories MCP may use (an existing directory keeps the remote file name); remote_path inside the client's allowed paths.")]
+    public Task<CallToolResult> DownloadFile(
+        [Description("Absolute path of the file on the client (at most 4096 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string remote_path,
+        [Description("Absolute destination on the MCP server (a file, or an existing directory to keep the remote name); must be inside the server directories MCP may use.")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string local_path,
+        [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
+        CancellationToken cancellationToken = default)
+        => ToolResults.RunAsync(fleet, "download_file", async () =>
+        {
+            var remote = RemotePath("remote_path", remote_path);
+            var local = fleet.LocalPaths.Resolve("local_path", local_path);
+            if (Directory.Exists(local) || Path.EndsInDirectorySeparator(local_path))
+            {
+                var name = Path.GetFileName(remote.TrimEnd('/', '\\'));
+                if (name.Length == 0 || name is "." or "..")
+                {
+                    throw ToolFailure.Invalid("remote_path", $"remote_path '{remote}' names no file");
+                }
+
+                // Check the final file again: it may itself be a link out of the allowed directories.
+                local = fleet.LocalPaths.Resolve("local_path", Path.Join(local, name));
+            }
+
+            if (Directory.Exists(local))
+            {
+                throw ToolFailure.Invalid("local_path", $"local_path '{local}' is a directory");
+            }
+
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var done = await Call(target, "download", remote, () => fleet.Transfers.DownloadAsync(target, remote, local, null, cancellationToken)).ConfigureAwait(false);
+            return Transfer(target, done);
+        });
+
+    private static object Transfer(FleetTarget target, FileTransferResult done) => new
+    {
+        client = new ClientRef(target.Uuid, target.DisplayName),
+        direction = done.Direction == TransferDirection.ToClient ? "upload" : "download",
+        local_path = done.LocalPath,
+        remote_path = done.RemotePath,
+        size = done.Size,
+        sha256 = done.Sha256,
+        verified = true,
+        resumed_from = done.ResumedFrom > 0 ? done.ResumedFrom : (long?)null,
+        attempts = done.Attempts > 1 ? done.Attempts : (int?)null,
+        duration_ms = done.DurationMs,
+    };
+
+    private static string RemotePath(string parameter, string? value)
+    {
+        var path = ToolArguments.Required(parameter, value, ToolArguments.MaxPathLength).Trim();
+        if (!(path.StartsWith('/') || Path.IsPathFullyQualified(path)))
+        {
+            throw ToolFailure.Invalid(parameter, $"{parameter} must be an absolute path on the client (got '{path}')");
+        }
+
+        return path;
+    }
+
+    /// <summary>Runs one file request and maps its faults to tool errors; the agent's own messages are written for operators and kept.</summary>
+    private async Task<T> Call<T>(FleetTarget target, string action, string path, Func<Task<T>> request)
+    {
+        try
+        {
+            return await request().ConfigureAwait(false);
+        }
+        catch (RateLimitExceededException refused)
+        {
+            throw new ToolFailure(ToolErrorCodes.RateLimited, refused.Message, "Wait a minute or raise the limit with configure_client.");
+        }
+        catch (RpcException rpc) when (rpc.Code != RpcErrorCodes.Internal || !rpc.Message.StartsWith("internal", StringComparison.OrdinalIgnoreCase))
+        {
+            throw rpc.Code switch
+            {
+                RpcErrorCodes.PathDenied => new ToolFailure(ToolErrorCodes.PathDenied, rpc.Message,
+                    "Use a path inside the client's allowed paths (describe_client shows them; update_client changes them)."),
+                RpcErrorCodes.NotFound => new ToolFailure(ToolErrorCodes.NotFound, rpc.Message,
+                    "Check the path; list_files shows what the parent directory holds."),
+                RpcErrorCodes.TooLarge => new ToolFailure(ToolErrorCodes.TooLarge, rpc.Message, "Use download_file, which streams files of any size."),
+                RpcErrorCodes.RateLimited or RpcErrorCodes.Busy => new ToolFailure(ToolErrorCodes.RateLimited, rpc.Message,
+                    "The agent is at its limit or still finishing an earlier transfer of this file; try again shortly."),
+                RpcErrorCodes.Timeout => new ToolFailure(ToolErrorCodes.Timeout, rpc.Message, "Try again; check that the client is still online."),
+                FileLimits.ChecksumMismatch => new ToolFailure(ToolErrorCodes.ChecksumMismatch, rpc.Message,
+                    "The bytes changed in transit or the file changed while it was copied; the destination was not replaced. Try again."),
+                RpcErrorCodes.InvalidParams => new ToolFailure(ToolErrorCodes.InvalidArgument, rpc.Message, "Check the path: it must be absolute and name a file (or, for list_files, a directory)."),
+                RpcErrorCodes.Internal => new ToolFailure(ToolErrorCodes.FileError, rpc.Message,
+                    "The client's file system refused or failed the operation; check permissions of the agent's user."),
+                _ => Unreachable(target, action, path, rpc),
+            };
+        }
+        catch (TimeoutException)
+        {
+            throw new ToolFailure(ToolErrorCodes.Timeout, $"{target.Describe()} gave no answer to {action} {path} in time",
+                "Check that the client is still online (list_clients) and try again.");
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            fleet.Logger.LogWarning("{Target}: {Action} {Path}: local file access failed: {Message}", target.Describe(), action, path, ex.Message);
+            throw new ToolFailure(ToolErrorCodes.FileError, $"the MCP server could not access the local file for {action}",
+                "Check the permissions of the local file and its directory on the MCP server.");
+        }
+        catch (Exception ex) when (ex is RpcException or ProtocolException or SocketException or IOException or InvalidOperationException)
+        {
+            throw Unreachable(target, action, path, ex);
+        }
+    }
+
+    private ToolFailure Unreachable(FleetTarget target, string action, string path, Exception ex)
+    {
+        fleet.Logger.LogWarning("{Target}: {Action} {Path} failed: {Message}", target.Describe(), action, path, ex.Message);
+        return new ToolFailure(ToolErrorCodes.ClientUnreachable, $"{action} of {path} on {target.Describe()} failed: the tunnel broke or the client could not be reached",
+            "The client may be reconnecting; check list_clients and try again in a few seconds (transfers resume).");
+    }
+}
