@@ -74,7 +74,13 @@ public sealed partial class ManagedProcess : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
+            // Too slow (a loaded machine): SIGKILL it and what it started, so no orphan outlives the sandbox.
             _ = Kill(_process.Id, SigKill);
+            foreach (var pid in descendants)
+            {
+                _ = Kill(pid, SigKill);
+            }
+
             await _process.WaitForExitAsync().ConfigureAwait(false);
         }
     }

@@ -48,12 +48,15 @@ public sealed class SandboxAgent
         _environment.Say($"agent {Name} started (pid {Process.Pid})");
     }
 
-    /// <summary>Stops the agent with SIGTERM (it stops its ssh child itself).</summary>
+    /// <summary>
+    /// Stops the agent with SIGTERM (it stops its ssh child itself); its ssh is signalled too, so a stop that has
+    /// to fall back to SIGKILL leaves no orphaned ssh behind.
+    /// </summary>
     public async Task StopAsync()
     {
         if (Process is not null)
         {
-            await Process.StopAsync().ConfigureAwait(false);
+            await Process.StopAsync(includeDescendants: true).ConfigureAwait(false);
             Process = null;
         }
     }
