@@ -112,17 +112,10 @@ public sealed partial class SqliteRegistry
 
         using var c = Connect();
         using var cmd = c.CreateCommand();
-        var where = new List<string>();
-        var n = 0;
-        string P(object? value)
-        {
-            var name = "$h" + n++.ToString(CultureInfo.InvariantCulture);
-            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
-            return name;
-        }
-
+        var where = new SqlFilter(cmd);
+        var P = where.Param;
         string In(string column, IReadOnlyList<string> values, bool lower) =>
-            $"{column} IN ({string.Join(",", values.Distinct(StringComparer.OrdinalIgnoreCase).Select(v => P(lower ? v.ToLowerInvariant() : v)))})";
+            where.In(column, values.Distinct(StringComparer.OrdinalIgnoreCase).Select(v => lower ? v.ToLowerInvariant() : v));
 
         if (query.Uuids is { Count: > 0 } uuids)
         {
@@ -150,7 +143,7 @@ public sealed partial class SqliteRegistry
             where.Add($"at < {P(to.ToUnixTimeMilliseconds())}");
         }
 
-        cmd.CommandText = "SELECT * FROM audit" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") +
+        cmd.CommandText = "SELECT * FROM audit" + where.Clause +
                           $" ORDER BY id DESC LIMIT {P(query.Take)} OFFSET {P(query.Skip)}";
         return ReadAll(cmd, ReadAudit);
     }

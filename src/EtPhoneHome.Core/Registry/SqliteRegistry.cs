@@ -343,14 +343,8 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         ArgumentNullException.ThrowIfNull(query);
         using var c = Connect();
         using var cmd = c.CreateCommand();
-        var where = new List<string>();
-        var n = 0;
-        string P(object? value)
-        {
-            var name = "$p" + n++.ToString(CultureInfo.InvariantCulture);
-            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
-            return name;
-        }
+        var where = new SqlFilter(cmd);
+        var P = where.Param;
 
         if (!query.IncludeRemoved)
         {
@@ -369,7 +363,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
         if (query.Ids is { Count: > 0 } ids)
         {
-            where.Add("c.uuid IN (" + string.Join(",", ids.Select(id => P(id))) + ")");
+            where.Add(where.In("c.uuid", ids));
         }
 
         if (!string.IsNullOrEmpty(query.Query))
@@ -390,7 +384,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
             var distinct = tags.Select(t => t.Trim().ToLowerInvariant()).Where(t => t.Length > 0).Distinct().ToList();
             if (distinct.Count > 0)
             {
-                where.Add($"c.uuid IN (SELECT uuid FROM client_tags WHERE tag_lower IN ({string.Join(",", distinct.Select(t => P(t)))}) " +
+                where.Add($"c.uuid IN (SELECT uuid FROM client_tags WHERE {where.In("tag_lower", distinct)} " +
                           $"GROUP BY uuid HAVING COUNT(*) = {distinct.Count})");
             }
         }
@@ -400,7 +394,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
             var distinct = caps.Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
             if (distinct.Count > 0)
             {
-                where.Add($"c.uuid IN (SELECT uuid FROM client_capabilities WHERE capability IN ({string.Join(",", distinct.Select(t => P(t)))}) " +
+                where.Add($"c.uuid IN (SELECT uuid FROM client_capabilities WHERE {where.In("capability", distinct)} " +
                           $"GROUP BY uuid HAVING COUNT(*) = {distinct.Count})");
             }
         }
@@ -410,7 +404,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
             where.Add("s.online_at IS NOT NULL AND s.last_heartbeat > $stale");
         }
 
-        cmd.CommandText = ClientSelect + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") +
+        cmd.CommandText = ClientSelect + where.Clause +
                           // "+" keeps the name index from driving the plan: walking 100,000 rows in name order and looking
                           // each up costs far more than sorting the few that the filters leave.
                           " ORDER BY +c.display_name COLLATE NOCASE, c.uuid";
