@@ -12,11 +12,7 @@ public static class ClientQueries
     public static ClientLookup Find(IFleetRegistry registry, IReadOnlyList<string>? names, IReadOnlyList<string>? ids, bool onlineOnly)
     {
         ArgumentNullException.ThrowIfNull(registry);
-        var clients = registry.QueryClients(new ClientQuery { OnlineOnly = onlineOnly })
-            .OrderBy(c => c.DisplayName, StringComparer.OrdinalIgnoreCase)
-            .ThenBy(c => c.Uuid, StringComparer.Ordinal)
-            .ToList();
-        return ClientNameMatcher.Select(clients, names, ids);
+        return ClientNameMatcher.Select(registry.QueryClients(new ClientQuery { OnlineOnly = onlineOnly }), names, ids);
     }
 
     /// <summary>
@@ -33,18 +29,14 @@ public static class ClientQueries
         var names = query.Names is { Count: > 0 } n ? n : null;
         var ids = query.Ids is { Count: > 0 } i ? i : null;
 
-        // The registry narrows by name or id too (its LIKE is a superset of the matcher for ASCII names);
-        // when both are given they are alternatives, so only the matcher below applies them.
+        // The registry narrows by name or id too (same matching, already sorted); when both are given they are
+        // alternatives, not filters that intersect, so only the matcher below applies them.
         var filtered = registry.QueryClients(query with
         {
             Names = ids is null ? names : null,
             Ids = names is null ? ids : null,
         });
-        var sorted = filtered
-            .OrderBy(c => c.DisplayName, StringComparer.OrdinalIgnoreCase)
-            .ThenBy(c => c.Uuid, StringComparer.Ordinal)
-            .ToList();
-        var lookup = ClientNameMatcher.Select(sorted, names, ids);
+        var lookup = ClientNameMatcher.Select(filtered, names, ids);
         if (lookup.NotFound.Count == 0 || !HasFilters(query))
         {
             return lookup;

@@ -31,6 +31,8 @@ public interface IFleetRegistry : IDisposable
 
     // ----- clients -----
     ClientRecord? GetClient(string uuid);
+
+    /// <summary>Clients passing every filter of the query (the rules of ClientIndex), sorted by <see cref="ClientOrder"/>.</summary>
     IReadOnlyList<ClientRecord> QueryClients(ClientQuery query);
 
     /// <summary>

@@ -219,6 +219,47 @@ internal static class RegistryMigrations
             display_name || char(31) || COALESCE(purpose, '') || char(31) || COALESCE(hostname, '') || char(31) ||
             COALESCE((SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM client_tags t WHERE t.uuid = clients.uuid ORDER BY position)), ''));
         """,
+
+        // 5: client searches run over an in-memory copy of the clients (ClientSnapshot) that each process keeps current
+        // by reading only the rows changed since its last look. Every change to a client row, and every session of a
+        // client opening, coming online or closing, stamps the client row with the next value of one counter; the
+        // counter's instance id tells a copy that the file was replaced. Open sessions are indexed by heartbeat, so
+        // the few whose heartbeat went stale are found without reading the others. The trigram index and the
+        // search column that the SQL search used are gone (the in-memory search reads the fields themselves).
+        """
+        DROP TRIGGER clients_search_insert;
+        DROP TRIGGER clients_search_delete;
+        DROP TRIGGER clients_search_update;
+        DROP TABLE client_search;
+        ALTER TABLE clients DROP COLUMN search_text;
+
+        CREATE TABLE client_changes (
+            id       INTEGER PRIMARY KEY CHECK (id = 1),
+            seq      INTEGER NOT NULL,
+            instance TEXT NOT NULL
+        );
+        INSERT INTO client_changes(id, seq, instance) VALUES (1, 1, lower(hex(randomblob(16))));
+        ALTER TABLE clients ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX ix_clients_change_seq ON clients(change_seq);
+
+        CREATE TRIGGER clients_change_insert AFTER INSERT ON clients BEGIN
+            UPDATE client_changes SET seq = seq + 1 WHERE id = 1;
+            UPDATE clients SET change_seq = (SELECT seq FROM client_changes WHERE id = 1) WHERE rowid = new.rowid;
+        END;
+        CREATE TRIGGER clients_change_update AFTER UPDATE ON clients WHEN new.change_seq = old.change_seq BEGIN
+            UPDATE client_changes SET seq = seq + 1 WHERE id = 1;
+            UPDATE clients SET change_seq = (SELECT seq FROM client_changes WHERE id = 1) WHERE rowid = new.rowid;
+        END;
+        CREATE TRIGGER sessions_change_insert AFTER INSERT ON sessions BEGIN
+            UPDATE client_changes SET seq = seq + 1 WHERE id = 1;
+            UPDATE clients SET change_seq = (SELECT seq FROM client_changes WHERE id = 1) WHERE uuid = new.uuid;
+        END;
+        CREATE TRIGGER sessions_change_update AFTER UPDATE OF online_at, closed_at, tunnel_port, uuid ON sessions BEGIN
+            UPDATE client_changes SET seq = seq + 1 WHERE id = 1;
+            UPDATE clients SET change_seq = (SELECT seq FROM client_changes WHERE id = 1) WHERE uuid IN (old.uuid, new.uuid);
+        END;
+        CREATE INDEX ix_sessions_open_heartbeat ON sessions(last_heartbeat) WHERE closed_at IS NULL;
+        """,
     ];
 
     /// <summary>Latest schema version this build knows.</summary>

@@ -25,9 +25,6 @@ public sealed partial class SqliteRegistry
     /// <summary>Surface recorded for calls that do not name one (tests, tools).</summary>
     private const string RegistrySurface = "registry";
 
-    /// <summary>Separates the fields of <c>clients.search_text</c>, so a query cannot match across two fields.</summary>
-    private const char SearchSeparator = '\u001f';
-
     public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor) => ApproveKey(fingerprintOrUuid, actor, RegistrySurface);
 
     public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor) => RevokeKey(fingerprintOrUuid, actor, RegistrySurface);
@@ -160,26 +157,15 @@ public sealed partial class SqliteRegistry
         DurationMs = Long(r, "duration_ms"),
     };
 
-    /// <summary>The text -Query searches: display name, purpose, hostname and tags, lower-cased, one separator apart.</summary>
-    internal static string SearchText(string displayName, string? purpose, string? hostname, IEnumerable<string> tags)
+    /// <summary>Rewrites the tag and capability lists kept on the client row from client_tags and client_capabilities.</summary>
+    private static void RefreshListColumns(SqliteConnection c, SqliteTransaction tx, string uuid)
     {
-        var sb = new StringBuilder();
-        sb.Append(displayName).Append(SearchSeparator).Append(purpose).Append(SearchSeparator).Append(hostname).Append(SearchSeparator);
-        sb.AppendJoin(SearchSeparator, tags);
-        return sb.ToString().ToLowerInvariant();
-    }
-
-    private static void RefreshSearchColumns(SqliteConnection c, SqliteTransaction tx, string uuid)
-    {
-        using var read = Command(c, tx, "SELECT display_name, purpose, hostname FROM clients WHERE uuid = $u", ("$u", uuid));
-        var row = ReadAll(read, r => (Name: r.GetString(0), Purpose: r.IsDBNull(1) ? null : r.GetString(1), Host: r.IsDBNull(2) ? null : r.GetString(2)))
-            .Single();
         using var tagRead = Command(c, tx, "SELECT tag FROM client_tags WHERE uuid = $u ORDER BY position", ("$u", uuid));
         var tags = ReadAll(tagRead, r => r.GetString(0));
         using var capRead = Command(c, tx, "SELECT capability FROM client_capabilities WHERE uuid = $u ORDER BY capability", ("$u", uuid));
         var caps = ReadAll(capRead, r => r.GetString(0));
-        Exec(c, tx, "UPDATE clients SET search_text = $s, tags_json = $t, caps_json = $k WHERE uuid = $u",
-            ("$s", SearchText(row.Name, row.Purpose, row.Host, tags)), ("$t", JsonArray(tags)), ("$k", JsonArray(caps)), ("$u", uuid));
+        Exec(c, tx, "UPDATE clients SET tags_json = $t, caps_json = $k WHERE uuid = $u",
+            ("$t", JsonArray(tags)), ("$k", JsonArray(caps)), ("$u", uuid));
     }
 
     /// <summary>Tags after an edit: replaced by Tags, then AddTags appended, then RemoveTags taken out (case-insensitive).</summary>
@@ -196,20 +182,6 @@ public sealed partial class SqliteRegistry
         }
 
         return result;
-    }
-
-    /// <summary>
-    /// "c.rowid IN (trigram matches) AND " for a lower-cased text the trigram index can answer (three characters or
-    /// more, no LIKE wildcard characters); empty otherwise, which leaves the plain scan of the caller's LIKE.
-    /// </summary>
-    private static string SearchCandidates(string lowerText, Func<object?, string> parameter)
-    {
-        if (lowerText.Length < 3 || lowerText.AsSpan().IndexOfAny("%_\\") >= 0)
-        {
-            return "";
-        }
-
-        return $"c.rowid IN (SELECT rowid FROM client_search WHERE search_text LIKE {parameter("%" + lowerText + "%")}) AND ";
     }
 
     private static string JsonArray(IEnumerable<string> values) =>

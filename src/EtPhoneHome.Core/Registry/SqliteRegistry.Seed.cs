@@ -32,10 +32,9 @@ public sealed partial class SqliteRegistry
             """, ("$f", ""), ("$u", ""), ("$now", 0L));
         using var insertClient = Command(c, tx, """
             INSERT INTO clients(uuid, display_name, purpose, hostname, platform, username, key_fingerprint, first_seen, last_seen,
-                                connection_count, search_text, tags_json, caps_json)
-            VALUES ($u, $dn, $pu, $h, $p, $un, $f, $now, $now, 1, $st, $tj, $cj)
-            """, ("$u", ""), ("$dn", ""), ("$pu", null), ("$h", null), ("$p", null), ("$un", null), ("$f", ""), ("$now", 0L), ("$st", ""),
-            ("$tj", "[]"), ("$cj", "[]"));
+                                connection_count, tags_json, caps_json)
+            VALUES ($u, $dn, $pu, $h, $p, $un, $f, $now, $now, 1, $tj, $cj)
+            """, ("$u", ""), ("$dn", ""), ("$pu", null), ("$h", null), ("$p", null), ("$un", null), ("$f", ""), ("$now", 0L), ("$tj", "[]"), ("$cj", "[]"));
         using var insertTag = Command(c, tx, "INSERT INTO client_tags(uuid, tag_lower, tag, position) VALUES ($u, $l, $t, $p)",
             ("$u", ""), ("$l", ""), ("$t", ""), ("$p", 0));
         using var insertCap = Command(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES ($u, $c)", ("$u", ""), ("$c", ""));
@@ -63,7 +62,7 @@ public sealed partial class SqliteRegistry
             var caps = seed.Capabilities.Distinct(StringComparer.OrdinalIgnoreCase).Order(StringComparer.OrdinalIgnoreCase).ToList();
             Run(insertKey, fingerprint, seed.Uuid, now);
             Run(insertClient, seed.Uuid, seed.DisplayName, seed.Purpose, seed.Hostname, seed.Platform, seed.Username, fingerprint, now,
-                SearchText(seed.DisplayName, seed.Purpose, seed.Hostname, tags), JsonArray(tags), JsonArray(caps));
+                JsonArray(tags), JsonArray(caps));
             for (var i = 0; i < tags.Count; i++)
             {
                 Run(insertTag, seed.Uuid, tags[i].ToLowerInvariant(), tags[i], i);

@@ -29,11 +29,13 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
     private readonly string _connectionString;
     private readonly TimeProvider _time;
+    private readonly ClientSnapshot _clientCopy;
 
     private SqliteRegistry(DataDirectory dir, TimeProvider time)
     {
         DataDirectory = dir.Path;
         _time = time;
+        _clientCopy = ClientSnapshot.For(dir.RegistryFile);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = dir.RegistryFile,
@@ -338,78 +340,44 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         return GetClient(c, null, uuid);
     }
 
+    /// <summary>
+    /// The clients passing every filter of <paramref name="query"/> (the rules of <see cref="ClientIndex"/>), sorted by
+    /// <see cref="ClientOrder"/>. Searches the process's in-memory copy of the clients (<see cref="ClientSnapshot"/>),
+    /// brought up to date first: the rows changed since the last search, and the online sessions whose heartbeat went
+    /// stale, are read in one read transaction.
+    /// </summary>
     public IReadOnlyList<ClientRecord> QueryClients(ClientQuery query)
     {
         ArgumentNullException.ThrowIfNull(query);
+        var (clients, stale) = CurrentClients();
+        return clients.Search(query, stale);
+    }
+
+    /// <summary>This process's in-memory copy of the clients of this file (tests and benchmarks).</summary>
+    internal ClientSnapshot ClientCopy => _clientCopy;
+
+    /// <summary>The current copy of every client (online = open session that came online) and the uuids whose online session's heartbeat is stale.</summary>
+    private (ClientIndex Clients, HashSet<string> Stale) CurrentClients()
+    {
         using var c = Connect();
-        using var cmd = c.CreateCommand();
-        var where = new SqlFilter(cmd);
-        var P = where.Param;
+        using var tx = c.BeginTransaction(deferred: true);
+        using var counter = Command(c, tx, "SELECT instance, seq FROM client_changes WHERE id = 1");
+        var (instance, seq) = ReadAll(counter, r => (r.GetString(0), r.GetInt64(0 + 1))).Single();
+        var clients = _clientCopy.Get(instance, seq, since => ReadClientRows(c, tx, since));
+        using var staleRead = Command(c, tx,
+            "SELECT uuid FROM sessions WHERE closed_at IS NULL AND last_heartbeat <= $stale AND online_at IS NOT NULL",
+            ("$stale", StaleBefore(c, tx)));
+        var stale = new HashSet<string>(ReadAll(staleRead, r => r.GetString(0)), StringComparer.Ordinal);
+        tx.Commit();
+        return (clients, stale);
+    }
 
-        if (!query.IncludeRemoved)
-        {
-            where.Add("c.removed_at IS NULL");
-        }
-
-        if (query.Names is { Count: > 0 } names)
-        {
-            var any = names.Select(name =>
-            {
-                var p = P(WildcardToLike(name));
-                return $"(c.display_name LIKE {p} ESCAPE '\\' OR c.uuid LIKE {p} ESCAPE '\\')";
-            });
-            where.Add("(" + string.Join(" OR ", any) + ")");
-        }
-
-        if (query.Ids is { Count: > 0 } ids)
-        {
-            where.Add(where.In("c.uuid", ids));
-        }
-
-        if (!string.IsNullOrEmpty(query.Query))
-        {
-            // search_text holds display name, purpose, hostname and tags, lower-cased (see RefreshSearchColumns).
-            var lower = query.Query.ToLowerInvariant();
-            where.Add(SearchCandidates(lower, P) + $"c.search_text LIKE {P("%" + EscapeLike(lower) + "%")} ESCAPE '\\'");
-        }
-
-        if (!string.IsNullOrEmpty(query.Purpose))
-        {
-            // The purpose is part of search_text, so the trigram index narrows this search too.
-            where.Add(SearchCandidates(query.Purpose.ToLowerInvariant(), P) + $"c.purpose LIKE {P("%" + EscapeLike(query.Purpose) + "%")} ESCAPE '\\'");
-        }
-
-        if (query.Tags is { Count: > 0 } tags)
-        {
-            var distinct = tags.Select(t => t.Trim().ToLowerInvariant()).Where(t => t.Length > 0).Distinct().ToList();
-            if (distinct.Count > 0)
-            {
-                where.Add($"c.uuid IN (SELECT uuid FROM client_tags WHERE {where.In("tag_lower", distinct)} " +
-                          $"GROUP BY uuid HAVING COUNT(*) = {distinct.Count})");
-            }
-        }
-
-        if (query.Capabilities is { Count: > 0 } caps)
-        {
-            var distinct = caps.Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-            if (distinct.Count > 0)
-            {
-                where.Add($"c.uuid IN (SELECT uuid FROM client_capabilities WHERE {where.In("capability", distinct)} " +
-                          $"GROUP BY uuid HAVING COUNT(*) = {distinct.Count})");
-            }
-        }
-
-        if (query.OnlineOnly)
-        {
-            where.Add("s.online_at IS NOT NULL AND s.last_heartbeat > $stale");
-        }
-
-        cmd.CommandText = ClientSelect + where.Clause +
-                          // "+" keeps the name index from driving the plan: walking 100,000 rows in name order and looking
-                          // each up costs far more than sorting the few that the filters leave.
-                          " ORDER BY +c.display_name COLLATE NOCASE, c.uuid";
-        cmd.Parameters.AddWithValue("$stale", StaleBefore(c, null));
-        return ReadAll(cmd, ReadClient);
+    /// <summary>Client rows stamped after <paramref name="since"/> (every row when null), online taken from the session alone.</summary>
+    private static List<ClientRecord> ReadClientRows(SqliteConnection c, SqliteTransaction tx, long? since)
+    {
+        using var cmd = Command(c, tx, ClientSelect + (since is null ? "" : " WHERE c.change_seq > $since"), ("$since", since ?? 0L));
+        var pool = new Dictionary<string, string>(StringComparer.Ordinal);
+        return ReadAll(cmd, r => ReadClient(r, long.MinValue, pool));
     }
 
     public ClientRecord AdmitClient(string fingerprint, AgentIdentity identity)
@@ -460,7 +428,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
             Exec(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES ($u, $c)", ("$u", uuid), ("$c", cap));
         }
 
-        RefreshSearchColumns(c, tx, uuid);
+        RefreshListColumns(c, tx, uuid);
         var client = GetClient(c, tx, uuid)!;
         tx.Commit();
         return client;
@@ -538,7 +506,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
         if (changed.Count > 0)
         {
-            RefreshSearchColumns(c, tx, uuid);
+            RefreshListColumns(c, tx, uuid);
         }
 
         InsertAudit(c, tx, new AuditEntry
@@ -824,18 +792,39 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         return ReadAll(cmd, r => ReadClient(r, stale)).FirstOrDefault();
     }
 
-    private List<ClientRecord> ReadAll(SqliteCommand cmd, Func<SqliteDataReader, long, ClientRecord> read)
-    {
-        var stale = (long)cmd.Parameters["$stale"].Value!;
-        return ReadAll(cmd, r => read(r, stale));
-    }
-
     // Columns by position, in ClientSelect's order: reading 100,000 rows by name would cost a lookup per field.
-    private static ClientRecord ReadClient(SqliteDataReader r, long staleBefore)
+    // With a pool, words repeated across clients (tags, capabilities, platform, user, agent version) are kept once.
+    private static ClientRecord ReadClient(SqliteDataReader r, long staleBefore, Dictionary<string, string>? pool = null)
     {
         string? S(int i) => r.IsDBNull(i) ? null : r.GetString(i);
         long? L(int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
         DateTimeOffset? T(int i) => L(i) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+        string? Shared(string? s)
+        {
+            if (s is null || pool is null)
+            {
+                return s;
+            }
+
+            if (pool.TryGetValue(s, out var kept))
+            {
+                return kept;
+            }
+
+            pool[s] = s;
+            return s;
+        }
+
+        string[] Words(string? json)
+        {
+            var words = ParseArray(json);
+            for (var i = 0; i < words.Length; i++)
+            {
+                words[i] = Shared(words[i])!;
+            }
+
+            return words;
+        }
 
         var sessionId = L(19);
         var online = sessionId is not null && L(21) is not null && L(22) > staleBefore;
@@ -845,16 +834,16 @@ public sealed partial class SqliteRegistry : IFleetRegistry
             Uuid = S(0)!,
             DisplayName = S(1)!,
             Purpose = S(2),
-            Tags = ParseArray(S(3)),
+            Tags = Words(S(3)),
             AllowedPaths = allowed is null ? null : ParseArray(allowed),
             WebhookUrl = S(5),
             RateLimitRpm = (int?)L(6),
             RateLimitConcurrent = (int?)L(7),
             Hostname = S(8),
-            Platform = S(9),
-            Username = S(10),
-            AgentVersion = S(11),
-            Capabilities = ParseArray(S(12)),
+            Platform = Shared(S(9)),
+            Username = Shared(S(10)),
+            AgentVersion = Shared(S(11)),
+            Capabilities = Words(S(12)),
             KeyFingerprint = S(13),
             KeyMismatch = L(14) == 1,
             FirstSeen = T(15)!.Value,
@@ -1002,22 +991,6 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     private static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
 
     private static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
-
-    private static string EscapeLike(string s)
-    {
-        var sb = new StringBuilder(s.Length);
-        foreach (var ch in s)
-        {
-            if (ch is '%' or '_' or '\\')
-            {
-                sb.Append('\\');
-            }
-
-            sb.Append(ch);
-        }
-
-        return sb.ToString();
-    }
 
     private static string WildcardToLike(string pattern)
     {

@@ -91,10 +91,7 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
 
     public ClientRecord? GetClient(string uuid) => Clients.FirstOrDefault(c => c.Uuid == uuid);
 
-    public IReadOnlyList<ClientRecord> QueryClients(ClientQuery query) => Clients
-        .Where(c => !query.OnlineOnly || c.Online)
-        .Where(c => query.Tags is null || query.Tags.All(t => c.Tags.Contains(t, StringComparer.OrdinalIgnoreCase)))
-        .ToList();
+    public IReadOnlyList<ClientRecord> QueryClients(ClientQuery query) => ClientIndex.Build(Clients).Search(query);
 
     public SessionRecord? GetOpenSession(string uuid) => Sessions.GetValueOrDefault(uuid);
 
