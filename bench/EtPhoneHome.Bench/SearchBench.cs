@@ -150,6 +150,19 @@ internal static class SearchBench
                     Median(wall) < TargetMs ? "yes" : "**no**");
             }
 
+            // Heartbeats touch every online client's session and last_seen; they must not make searches read those clients again.
+            var sessions = registry.ListOpenSessions();
+            var heartbeatResults = 0;
+            var (beatWall, beatCpu) = Time(3, () => heartbeatResults = ClientQueries.Search(registry, tagQuery).Clients.Count, prepare: () =>
+            {
+                foreach (var session in sessions)
+                {
+                    registry.TouchSession(session.Id);
+                }
+            });
+            Row(string.Create(CultureInfo.InvariantCulture, $"tag `gpu-worker` after a heartbeat from each of {sessions.Count:N0} online clients"),
+                heartbeatResults, beatWall, beatCpu, Median(beatWall) < TargetMs ? "yes" : "**no**");
+
             registry.ClientCopy.Forget();
             GC.Collect();
             GC.WaitForPendingFinalizers();

@@ -221,8 +221,9 @@ internal static class RegistryMigrations
         """,
 
         // 5: client searches run over an in-memory copy of the clients (ClientSnapshot) that each process keeps current
-        // by reading only the rows changed since its last look. Every change to a client row, and every session of a
-        // client opening, coming online or closing, stamps the client row with the next value of one counter; the
+        // by reading only the rows changed since its last look. Every change to a client row (last_seen only when it
+        // moved by 5 minutes), and every session of a client opening, coming online or closing, stamps the client row
+        // with the next value of one counter; the
         // counter's instance id tells a copy that the file was replaced. Open sessions are indexed by heartbeat, so
         // the few whose heartbeat went stale are found without reading the others. The trigram index and the
         // search column that the SQL search used are gone (the in-memory search reads the fields themselves).
@@ -246,7 +247,18 @@ internal static class RegistryMigrations
             UPDATE client_changes SET seq = seq + 1 WHERE id = 1;
             UPDATE clients SET change_seq = (SELECT seq FROM client_changes WHERE id = 1) WHERE rowid = new.rowid;
         END;
-        CREATE TRIGGER clients_change_update AFTER UPDATE ON clients WHEN new.change_seq = old.change_seq BEGIN
+        -- Every column but last_seen (and change_seq itself); a column added to clients later must be added here.
+        CREATE TRIGGER clients_change_update AFTER UPDATE OF uuid, display_name, purpose, allowed_paths, webhook_url,
+                rate_limit_rpm, rate_limit_concurrent, hostname, platform, username, agent_version, key_fingerprint, key_mismatch,
+                first_seen, connection_count, removed_at, tags_json, caps_json ON clients
+            WHEN new.change_seq = old.change_seq BEGIN
+            UPDATE client_changes SET seq = seq + 1 WHERE id = 1;
+            UPDATE clients SET change_seq = (SELECT seq FROM client_changes WHERE id = 1) WHERE rowid = new.rowid;
+        END;
+        -- Heartbeats move last_seen every few seconds for every online client; stamping each would make searches read
+        -- all online clients again and again. last_seen alone stamps the row when it moved by 5 minutes or more.
+        CREATE TRIGGER clients_change_seen AFTER UPDATE OF last_seen ON clients
+            WHEN new.change_seq = old.change_seq AND new.last_seen >= old.last_seen + 300000 BEGIN
             UPDATE client_changes SET seq = seq + 1 WHERE id = 1;
             UPDATE clients SET change_seq = (SELECT seq FROM client_changes WHERE id = 1) WHERE rowid = new.rowid;
         END;

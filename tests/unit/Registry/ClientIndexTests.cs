@@ -1,0 +1,237 @@
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using Xunit;
+
+namespace EtPhoneHome.Tests.Unit.Registry;
+
+/// <summary>
+/// The in-memory client index against a plain reference of the search rules (LINQ over records), over random
+/// fleets spanning several segments and random rounds of changes.
+/// </summary>
+public sealed class ClientIndexTests
+{
+    private static readonly string[] TagPool = ["prod", "Staging", "dev", "eu-west", "US-East", "gpu", "édge", "team-Ü", "web", "db"];
+    private static readonly string[] CapabilityPool = ["docker", "nvidia-gpu", "git", "python3.12", "kubectl", "apt", "systemd"];
+    private static readonly string[] Words = ["web", "DB", "cache", "Frankfurt", "tokyo", "billing", "Ledger", "münchen", "edge", "x"];
+
+    [Fact]
+    public void Search_AgreesWithTheReference_AcrossRandomChanges()
+    {
+        var random = new Random(4242);
+        var fleet = Enumerable.Range(0, 1_800).Select(i => RandomClient(random, i)).ToDictionary(c => c.Uuid, StringComparer.Ordinal);
+        var index = ClientIndex.Build(fleet.Values);
+        Assert.True(index.SegmentCount >= 3, "the fleet must span several segments");
+        var next = fleet.Count;
+
+        for (var round = 0; round < 25; round++)
+        {
+            var changed = new List<ClientRecord>();
+            var changes = random.Next(1, round % 5 == 0 ? 400 : 20);
+            for (var k = 0; k < changes; k++)
+            {
+                ClientRecord client;
+                if (random.NextDouble() < 0.25)
+                {
+                    client = RandomClient(random, next++); // a new client
+                }
+                else
+                {
+                    var old = fleet.Values.ElementAt(random.Next(fleet.Count));
+                    client = Mutate(random, old);
+                }
+
+                changed.RemoveAll(c => c.Uuid == client.Uuid);
+                changed.Add(client);
+            }
+
+            var previous = new Dictionary<string, ClientRecord>(fleet, StringComparer.Ordinal);
+            index = index.With(changed, uuid => previous.GetValueOrDefault(uuid));
+            foreach (var client in changed)
+            {
+                fleet[client.Uuid] = client;
+            }
+
+            Assert.Equal(fleet.Count, index.Count);
+            var rebuilt = ClientIndex.Build(fleet.Values);
+            foreach (var query in Queries(random, fleet.Values.ToList()))
+            {
+                var expected = Reference(fleet.Values, query);
+                Assert.Equal(Describe(expected), Describe(index.Search(query)));
+                Assert.Equal(Describe(expected), Describe(rebuilt.Search(query)));
+            }
+        }
+    }
+
+    [Fact]
+    public void Segments_SplitWhenManyClientsLandInOne_AndOrderHolds()
+    {
+        var random = new Random(7);
+        var fleet = Enumerable.Range(0, 600).Select(i => RandomClient(random, i)).ToList();
+        var index = ClientIndex.Build(fleet);
+        var before = index.SegmentCount;
+
+        // 3,000 new clients whose names sort next to each other all fall into one segment, which must split.
+        var added = Enumerable.Range(0, 3_000).Select(i => RandomClient(random, 10_000 + i) with { DisplayName = $"zz-{i:00000}" }).ToList();
+        index = index.With(added, _ => null);
+
+        Assert.Equal(3_600, index.Count);
+        Assert.True(index.SegmentCount >= before + 5, $"segments: {before} -> {index.SegmentCount}");
+        var all = fleet.Concat(added).ToList();
+        Assert.Equal(Describe(all.Order(ClientOrder.Comparer).ToList()), Describe(index.Search(new ClientQuery { IncludeRemoved = true })));
+    }
+
+    [Fact]
+    public void StaleOnlineClients_AreReturnedOffline_AndLeftOutOfOnlineSearches()
+    {
+        var a = Client("a", online: true);
+        var b = Client("b", online: true);
+        var index = ClientIndex.Build([a, b]);
+        var stale = new HashSet<string> { b.Uuid };
+
+        var online = index.Search(new ClientQuery { OnlineOnly = true }, stale);
+        Assert.Equal(["a"], online.Select(c => c.DisplayName));
+
+        var all = index.Search(new ClientQuery(), stale);
+        var returned = all.Single(c => c.Uuid == b.Uuid);
+        Assert.False(returned.Online);
+        Assert.Null(returned.TunnelPort);
+        Assert.Null(returned.SessionId);
+        Assert.True(all.Single(c => c.Uuid == a.Uuid).Online);
+    }
+
+    [Fact]
+    public void Query_NeverSpansTwoFields_EvenWithTheSeparatorInIt()
+    {
+        var client = Client("box") with { Purpose = "payroll", Hostname = "h1", Tags = ["t1"] };
+        var index = ClientIndex.Build([client]);
+
+        Assert.Empty(index.Search(new ClientQuery { Query = "payroll\u001fbox" }));
+        Assert.Empty(index.Search(new ClientQuery { Query = "box h1" }));
+        Assert.Single(index.Search(new ClientQuery { Query = "ROLL" }));
+        Assert.Empty(index.Search(new ClientQuery { Purpose = "box" })); // the purpose filter reads the purpose only
+        Assert.Empty(index.Search(new ClientQuery { Query = client.Uuid[..8] })); // the uuid is not part of -Query
+        Assert.Single(index.Search(new ClientQuery { Names = [client.Uuid[..8].ToUpperInvariant() + "*"] }));
+    }
+
+    [Fact]
+    public void UnknownTagOrCapability_MatchesNothing_BlankOnesAreIgnored()
+    {
+        var index = ClientIndex.Build([Client("a") with { Tags = ["prod"], Capabilities = ["git"] }]);
+
+        Assert.Empty(index.Search(new ClientQuery { Tags = ["nope"] }));
+        Assert.Empty(index.Search(new ClientQuery { Capabilities = ["prod"] })); // a tag is not a capability
+        Assert.Single(index.Search(new ClientQuery { Tags = [" PROD ", ""], Capabilities = ["GIT"] }));
+    }
+
+    // ----- the reference: the documented rules, written as plainly as possible -----
+
+    private static List<ClientRecord> Reference(IEnumerable<ClientRecord> clients, ClientQuery q)
+    {
+        static string Low(string? s) => string.Concat((s ?? "").Select(c => char.ToLowerInvariant(c) == '\u001f' ? ' ' : char.ToLowerInvariant(c)));
+        static bool Has(string? field, string needle) => Low(field).Contains(Low(needle), StringComparison.Ordinal);
+        static IEnumerable<string> Clean(IReadOnlyList<string>? words) => (words ?? []).Select(w => w.Trim()).Where(w => w.Length > 0);
+
+        return clients
+            .Where(c => q.IncludeRemoved || c.RemovedAt is null)
+            .Where(c => !q.OnlineOnly || c.Online)
+            .Where(c => Clean(q.Tags).All(t => c.Tags.Any(x => Low(x) == Low(t))))
+            .Where(c => Clean(q.Capabilities).All(t => c.Capabilities.Any(x => Low(x) == Low(t))))
+            .Where(c => q.Ids is not { Count: > 0 } || q.Ids.Any(id => string.Equals(id.Trim(), c.Uuid, StringComparison.OrdinalIgnoreCase)))
+            .Where(c => q.Names is not { Count: > 0 } || q.Names.Any(n => ClientNameMatcher.IsMatch(n, c.DisplayName) || ClientNameMatcher.IsMatch(n, c.Uuid)))
+            .Where(c => string.IsNullOrEmpty(q.Purpose) || Has(c.Purpose, q.Purpose))
+            .Where(c => string.IsNullOrEmpty(q.Query) || Has(c.DisplayName, q.Query) || Has(c.Purpose, q.Query) || Has(c.Hostname, q.Query)
+                        || c.Tags.Any(t => Has(t, q.Query)))
+            .Order(ClientOrder.Comparer)
+            .ToList();
+    }
+
+    private static IEnumerable<ClientQuery> Queries(Random random, List<ClientRecord> fleet)
+    {
+        ClientRecord Any() => fleet[random.Next(fleet.Count)];
+        string Cased(string s) => random.Next(3) switch { 0 => s.ToUpperInvariant(), 1 => s.ToLowerInvariant(), _ => s };
+        string Piece(string? s)
+        {
+            if (string.IsNullOrEmpty(s))
+            {
+                return "x";
+            }
+
+            var start = random.Next(s.Length);
+            return Cased(s.Substring(start, random.Next(1, Math.Min(8, s.Length - start) + 1)));
+        }
+
+        yield return new ClientQuery();
+        yield return new ClientQuery { IncludeRemoved = true };
+        yield return new ClientQuery { OnlineOnly = true };
+        yield return new ClientQuery { Tags = [Cased(TagPool[random.Next(TagPool.Length)])] };
+        yield return new ClientQuery { Tags = [TagPool[random.Next(TagPool.Length)], TagPool[random.Next(TagPool.Length)]], OnlineOnly = true };
+        yield return new ClientQuery { Capabilities = [Cased(CapabilityPool[random.Next(CapabilityPool.Length)]), CapabilityPool[random.Next(CapabilityPool.Length)]] };
+        yield return new ClientQuery { Capabilities = [CapabilityPool[random.Next(CapabilityPool.Length)]], Tags = [TagPool[random.Next(TagPool.Length)]] };
+        var c = Any();
+        yield return new ClientQuery { Query = Piece(c.DisplayName) };
+        yield return new ClientQuery { Query = Piece(c.Purpose), IncludeRemoved = true };
+        yield return new ClientQuery { Query = Piece(c.Hostname) };
+        yield return new ClientQuery { Query = c.Tags.Count > 0 ? Piece(c.Tags[0]) : "x" };
+        yield return new ClientQuery { Query = Words[random.Next(Words.Length)] + " " + Words[random.Next(Words.Length)] };
+        yield return new ClientQuery { Purpose = Piece(c.Purpose) };
+        yield return new ClientQuery { Purpose = Piece(c.DisplayName) };
+        var name = Any().DisplayName;
+        yield return new ClientQuery { Names = [Cased(name[..Math.Max(1, name.Length / 2)]) + "*"] };
+        yield return new ClientQuery { Names = ["*" + Cased(name[(name.Length / 2)..])] };
+        yield return new ClientQuery { Names = [Cased(name)] };
+        yield return new ClientQuery { Names = [name.Length > 2 ? name[..1] + "?" + name[2..] : name, "*" + Piece(name) + "*"] };
+        var other = Any();
+        yield return new ClientQuery { Names = [other.Uuid[..6].ToUpperInvariant() + "*"], IncludeRemoved = true };
+        yield return new ClientQuery { Ids = [other.Uuid.ToUpperInvariant(), Any().Uuid], IncludeRemoved = true };
+        yield return new ClientQuery { Ids = [other.Uuid], Tags = [TagPool[0]] };
+    }
+
+    private static ClientRecord RandomClient(Random random, int i)
+    {
+        string Word() => Words[random.Next(Words.Length)];
+        var name = random.Next(4) switch
+        {
+            0 => $"{Word()}-{i:0000}",
+            1 => $"{Word().ToUpperInvariant()}_{Word()}-{i}",
+            2 => $"Ñode {Word()} {i}",
+            _ => $"{Word()}{i % 37}",
+        };
+        return new ClientRecord
+        {
+            Uuid = new Guid(random.Next(), (short)random.Next(), (short)random.Next(), BitConverter.GetBytes(random.NextInt64())).ToString(),
+            DisplayName = name,
+            Purpose = random.Next(5) == 0 ? null : $"{Word()} for {Word()} {random.Next(100)}",
+            Hostname = random.Next(6) == 0 ? null : $"{Word()}-{i}.Fleet.internal",
+            Tags = TagPool.Where(_ => random.Next(4) == 0).ToArray(),
+            Capabilities = CapabilityPool.Where(_ => random.Next(3) == 0).ToArray(),
+            FirstSeen = DateTimeOffset.UnixEpoch,
+            LastSeen = DateTimeOffset.UnixEpoch,
+            Online = random.Next(4) == 0,
+            RemovedAt = random.Next(20) == 0 ? DateTimeOffset.UnixEpoch : null,
+        };
+    }
+
+    private static ClientRecord Mutate(Random random, ClientRecord old) => random.Next(6) switch
+    {
+        0 => old with { DisplayName = Words[random.Next(Words.Length)] + "-renamed-" + random.Next(1000) }, // moves in the order
+        1 => old with { Tags = TagPool.Where(_ => random.Next(3) == 0).ToArray() },
+        2 => old with { Purpose = random.Next(3) == 0 ? null : "changed " + Words[random.Next(Words.Length)] },
+        3 => old with { Online = !old.Online },
+        4 => old with { RemovedAt = old.RemovedAt is null ? DateTimeOffset.UnixEpoch : null },
+        _ => old with { Capabilities = CapabilityPool.Where(_ => random.Next(2) == 0).ToArray(), Hostname = "moved-" + random.Next(100) },
+    };
+
+    private static ClientRecord Client(string name, bool online = false) => new()
+    {
+        Uuid = Guid.NewGuid().ToString(),
+        DisplayName = name,
+        FirstSeen = DateTimeOffset.UnixEpoch,
+        LastSeen = DateTimeOffset.UnixEpoch,
+        Online = online,
+        TunnelPort = online ? 40000 : null,
+        SessionId = online ? 1 : null,
+    };
+
+    private static string Describe(IEnumerable<ClientRecord> clients) =>
+        string.Join("\n", clients.Select(c => $"{c.DisplayName}|{c.Uuid}|{c.Online}|{string.Join(",", c.Tags)}|{c.Purpose}"));
+}
