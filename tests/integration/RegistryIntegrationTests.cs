@@ -1,3 +1,4 @@
+using System.Text.Json;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Sandbox;
 using Xunit;
@@ -32,6 +33,53 @@ public sealed class RegistryIntegrationTests(SandboxFixture fixture) : IClassFix
         var json = await VerbAsync("clients", "--tag", "edited", "--json");
         Assert.Contains("\"display_name\":\"reg-edit-renamed\"", json);
         await agent.StopAsync();
+    }
+
+    [Fact]
+    public async Task RateLimit_IsOneCountAcrossOsProcesses_AndEnforced()
+    {
+        var (agent, client) = await fixture.AddOnlineAgentAsync("reg-limit-1");
+        using (var registry = Env.OpenRegistry())
+        {
+            registry.UpdateClient(client.Uuid, new ClientUpdate { RateLimitRpm = 4 }, "test");
+            registry.SetSetting(RateLimitPolicy.ModeSetting, "enforce");
+        }
+
+        try
+        {
+            // Six eph-server processes, two at a time, one request each to the same client: only the registry can
+            // hold the count they share, so exactly 4 run and 2 are refused.
+            var statuses = new List<string>();
+            for (var wave = 0; wave < 3; wave++)
+            {
+                var runs = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => SandboxEnvironment.RunForResultAsync(Env.ServerExecutable,
+                    ["exec", "--data", Env.Data.Path, "--client", client.Uuid, "--json", "--", "true"])));
+                foreach (var run in runs)
+                {
+                    var row = JsonDocument.Parse(run.Stdout.Trim()).RootElement;
+                    statuses.Add(row.GetProperty("status").GetString()!);
+                    Assert.Equal(row.GetProperty("status").GetString() == "Succeeded" ? 0 : 1, run.ExitCode == 0 ? 0 : 1);
+                }
+            }
+
+            Assert.Equal(4, statuses.Count(s => s == "Succeeded"));
+            Assert.Equal(2, statuses.Count(s => s == "RateLimited"));
+            var limits = JsonDocument.Parse((await VerbAsync("limits", client.Uuid, "--json")).Trim()).RootElement;
+            Assert.Equal(4, limits.GetProperty("requests_per_minute").GetInt32());
+            Assert.Equal(4, limits.GetProperty("rpm_limit").GetInt32());
+            Assert.Equal("enforce", limits.GetProperty("mode").GetString());
+            using var check = Env.OpenRegistry();
+            Assert.Equal(2, check.QueryHistory(new HistoryQuery { Uuids = [client.Uuid], Statuses = ["rate_limited"] }).Count);
+        }
+        finally
+        {
+            using (var registry = Env.OpenRegistry())
+            {
+                registry.SetSetting(RateLimitPolicy.ModeSetting, null);
+            }
+
+            await agent.StopAsync();
+        }
     }
 
     [Fact]

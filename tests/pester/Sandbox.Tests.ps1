@@ -60,6 +60,70 @@ Describe 'A running sandbox' -Tag 'Sandbox' {
         Test-Path $marker | Should -BeFalse
     }
 
+    It 'searches by tag, query, capability and name, intersecting' {
+        (Get-EphClient -Tag 'SANDBOX') | Should -HaveCount 2
+        (Get-EphClient -Tag 'sandbox', 'no-such-tag') | Should -BeNullOrEmpty
+        (Get-EphClient -Query 'BOX-1').Name | Should -Be 'sandbox-1'
+        (Get-EphClient -Capability 'ssh') | Should -HaveCount 2   # detected on every agent of this host
+        (Get-EphClient 'sandbox-?' -Tag 'sandbox' -Online) | Should -HaveCount 2
+    }
+
+    It 'edits a fleet from the pipeline, and -WhatIf changes nothing' {
+        Get-EphClient -Tag 'sandbox' | Set-EphClient -AddTag 'pester-wave' -Purpose 'pester run'
+        $tagged = Get-EphClient -Tag 'pester-wave'
+        $tagged | Should -HaveCount 2
+        $tagged.Purpose | Should -Be @('pester run', 'pester run')
+
+        Get-EphClient -Tag 'pester-wave' | Set-EphClient -RemoveTag 'pester-wave' -WhatIf
+        (Get-EphClient -Tag 'pester-wave') | Should -HaveCount 2
+        $passed = Get-EphClient -Tag 'pester-wave' | Set-EphClient -RemoveTag 'pester-wave' -PassThru
+        $passed | Should -HaveCount 2
+        $passed[0].Tags | Should -Not -Contain 'pester-wave'
+        (Get-EphClient -Tag 'pester-wave') | Should -BeNullOrEmpty
+    }
+
+    It 'keeps an edit through the pipeline by property name (Id)' {
+        $client = Get-EphClient -Name 'sandbox-1'
+        [pscustomobject]@{ Id = $client.Id } | Set-EphClient -RateLimitRpm 500
+        (Get-EphClient -Id $client.Id).RateLimitRpm | Should -Be 500
+        { Set-EphClient -Id $client.Id -RateLimitRpm 1001 } | Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
+    }
+
+    It 'lists the approved keys of the sandbox clients' {
+        $keys = Get-EphClientKey
+        ($keys | Where-Object Status -EQ 'Approved') | Should -HaveCount 2
+        Get-EphClientKey -Pending | Should -BeNullOrEmpty
+    }
+
+    It 'collects metrics from the pipeline and sums up the fleet' {
+        $metrics = Get-EphClient -Tag 'sandbox' | Get-EphClientMetric -Summary -TimeoutSec 30
+        $metrics | Should -HaveCount 2
+        $metrics.Status | Should -Be @('Succeeded', 'Succeeded')
+        $metrics | ForEach-Object { $_.MemoryPercent | Should -BeGreaterThan 0 }
+        $status = Get-EphFleetStatus -TimeoutSec 30
+        $status.Total | Should -Be 2
+        $status.Online | Should -Be 2
+        $status.Unreachable | Should -BeNullOrEmpty
+    }
+
+    It 'counts requests per client and records them in the history' {
+        $client = Get-EphClient -Name 'sandbox-2'
+        $client | Invoke-EphCommand -Command 'true' -TimeoutSec 30 | Out-Null
+        $stats = $client | Get-EphRateLimitStats
+        $stats.RequestsPerMinute | Should -BeGreaterOrEqual 1
+        $stats.RpmLimit | Should -Be 60
+        $stats.ConcurrentLimit | Should -Be 10
+        $entry = Get-EphHistory -ClientId $client.Id -Operation 'run_command' -First 1
+        $entry | Should -HaveCount 1
+        $entry.Surface | Should -Be 'pwsh'
+        $entry.Status | Should -Be 'succeeded'
+    }
+
+    It 'shows a removal with -WhatIf and keeps the client' {
+        Get-EphClient -Name 'sandbox-2' | Remove-EphClient -WhatIf
+        Get-EphClient -Name 'sandbox-2' | Should -HaveCount 1
+    }
+
     It 'completes the sandbox client names from the registry' {
         $result = TabExpansion2 -inputScript 'Get-EphClient -Name sand' -cursorColumn 'Get-EphClient -Name sand'.Length
         $result.CompletionMatches.CompletionText | Should -Be @('sandbox-1', 'sandbox-2')

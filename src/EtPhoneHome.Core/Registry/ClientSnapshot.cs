@@ -26,6 +26,7 @@ internal sealed class ClientSnapshot
     private readonly object _gate = new();
     private ClientIndex _clients = ClientIndex.Empty;
     private Dictionary<string, ClientRecord> _byUuid = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ClientRecord?> _previous = new(StringComparer.Ordinal);
     private string? _instance;
     private long _seq;
 
@@ -97,11 +98,19 @@ internal sealed class ClientSnapshot
 
                 var changed = readChanged(_seq);
                 RowsRefreshed += changed.Count;
-                _clients = _clients.With(changed, uuid => _byUuid.GetValueOrDefault(uuid));
                 foreach (var client in changed)
                 {
+                    _byUuid.TryGetValue(client.Uuid, out var old);
+                    _previous[client.Uuid] = old;
                     _byUuid[client.Uuid] = client;
                 }
+
+                // Past a quarter of the fleet (a bulk import, a first load after seeding) building anew is cheaper
+                // than placing each change.
+                _clients = changed.Count > Math.Max(1_000, _clients.Count / 4)
+                    ? ClientIndex.Build(_byUuid.Values)
+                    : _clients.With(changed, uuid => _previous.GetValueOrDefault(uuid));
+                _previous.Clear();
             }
             else
             {
