@@ -69,6 +69,7 @@ internal sealed class TamperingProxy : IAsyncDisposable
     {
         var buffer = new byte[64 * 1024];
         long total = 0;
+        var killed = false;
         try
         {
             while (true)
@@ -87,6 +88,7 @@ internal sealed class TamperingProxy : IAsyncDisposable
                 if (killAfter is { } limit && total + n >= limit)
                 {
                     await to.GetStream().WriteAsync(buffer.AsMemory(0, (int)(limit - total)), pair.Token);
+                    killed = true;
                     break; // drop the connection mid-stream
                 }
 
@@ -100,6 +102,23 @@ internal sealed class TamperingProxy : IAsyncDisposable
         }
         finally
         {
+            if (killed)
+            {
+                // The bytes written so far must reach the receiver before the connection drops: an abortive close
+                // (RST) throws away whatever still sits in the send buffer, which on a loaded machine can be all of
+                // it, and then there is nothing to resume from. Close gracefully, waiting up to 10 s for the data.
+                try
+                {
+                    to.Client.LingerState = new System.Net.Sockets.LingerOption(true, 10);
+                    to.Client.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+                    to.Client.Close();
+                }
+                catch (Exception)
+                {
+                    // The receiver went away first.
+                }
+            }
+
             await pair.CancelAsync();
             from.Client.Close(0);
             to.Client.Close(0);
