@@ -7,7 +7,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench search [--clients N] [--runs N]: fills a temporary registry with a fleet of N clients (tags,
+/// eph-bench search [--clients N] [--runs N] [--keep DIR [--seed-only]]: fills a temporary registry with a fleet of N clients (tags,
 /// capabilities, purposes and an online share like a real fleet's, one transaction), then times the searches
 /// of Get-EphClient and `eph-server clients` (ClientQueries.Search over the SQLite registry) and prints a
 /// markdown table with the median and p95 of each.
@@ -41,6 +41,7 @@ internal static class SearchBench
         var clients = 100_000;
         var runs = 25;
         string? keep = null;
+        var seedOnly = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -54,8 +55,11 @@ internal static class SearchBench
                 case "--keep" when i + 1 < args.Length:
                     keep = args[++i]; // reuse (or create and keep) a seeded registry in this directory
                     break;
+                case "--seed-only":
+                    seedOnly = true; // with --keep: seed the registry and stop (measure in a later process)
+                    break;
                 default:
-                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N, --keep DIR)");
+                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N, --keep DIR, --seed-only)");
                     return 2;
             }
         }
@@ -73,6 +77,12 @@ internal static class SearchBench
             }
 
             var seedSeconds = seedClock.Elapsed.TotalSeconds;
+            if (seedOnly)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Seeded {clients:N0} clients in {seedSeconds:0.0} s into {root}."));
+                return 0;
+            }
+
             var dbBytes = new FileInfo(registry.DatabaseFile).Length + (File.Exists(registry.DatabaseFile + "-wal") ? new FileInfo(registry.DatabaseFile + "-wal").Length : 0);
 
             (string Name, ClientQuery Query)[] searches =
@@ -132,6 +142,7 @@ internal static class SearchBench
             Row("first search (reads all clients), tag `gpu-worker`", coldResults, coldWall, coldCpu, "(once per process)");
 
             var random = new Random(7);
+            var runId = Guid.NewGuid().ToString("N")[..8]; // every edit changes the row, also when the bench runs again on a kept registry
             var all = registry.QueryClients(new ClientQuery()).Select(c => c.Uuid).ToArray();
             foreach (var edits in new[] { 10, 1_000 })
             {
@@ -142,7 +153,7 @@ internal static class SearchBench
                     round++;
                     for (var e = 0; e < edits; e++)
                     {
-                        var purpose = string.Create(CultureInfo.InvariantCulture, $"edited in round {round}");
+                        var purpose = string.Create(CultureInfo.InvariantCulture, $"edited in run {runId} round {round}");
                         registry.UpdateClient(all[random.Next(all.Length)], new ClientUpdate { Purpose = purpose }, "bench");
                     }
                 });

@@ -47,7 +47,7 @@ public static class ClientOrder
 internal sealed class ClientIndex
 {
     /// <summary>Clients per segment after a full build; a segment is split past twice this.</summary>
-    public const int SegmentSize = 512;
+    public const int SegmentSize = 128;
 
     /// <summary>Separates fields in the text (U+001F; inside a field or a needle it is read as a space).</summary>
     internal const byte FieldSeparator = 0x1f;

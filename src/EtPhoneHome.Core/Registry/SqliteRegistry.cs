@@ -375,9 +375,10 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     /// <summary>Client rows stamped after <paramref name="since"/> (every row when null), online taken from the session alone.</summary>
     private static List<ClientRecord> ReadClientRows(SqliteConnection c, SqliteTransaction tx, long? since)
     {
-        using var cmd = Command(c, tx, ClientSelect + (since is null ? "" : " WHERE c.change_seq > $since"), ("$since", since ?? 0L));
-        var pool = new Dictionary<string, string>(StringComparer.Ordinal);
-        return ReadAll(cmd, r => ReadClient(r, long.MinValue, pool));
+        _ = tx; // the rows are read on the connection, inside its transaction
+        return since is null
+            ? ClientRowReader.Read(c, "", null, long.MinValue, new Dictionary<string, string>(StringComparer.Ordinal))
+            : ClientRowReader.Read(c, " WHERE c.change_seq > ?1", since.Value, long.MinValue, new Dictionary<string, string>(StringComparer.Ordinal));
     }
 
     public ClientRecord AdmitClient(string fingerprint, AgentIdentity identity)
@@ -769,15 +770,6 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
     // ================================================================ reading rows
 
-    private const string ClientSelect = """
-        SELECT c.uuid, c.display_name, c.purpose, c.tags_json, c.allowed_paths, c.webhook_url, c.rate_limit_rpm,
-               c.rate_limit_concurrent, c.hostname, c.platform, c.username, c.agent_version, c.caps_json, c.key_fingerprint,
-               c.key_mismatch, c.first_seen, c.last_seen, c.connection_count, c.removed_at,
-               s.id, s.tunnel_port, s.online_at, s.last_heartbeat
-        FROM clients c
-        LEFT JOIN sessions s ON s.uuid = c.uuid AND s.closed_at IS NULL
-        """;
-
     private long StaleBefore(SqliteConnection c, SqliteTransaction? tx)
     {
         var text = Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = $k", ("$k", HeartbeatSetting));
@@ -787,91 +779,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
     private ClientRecord? GetClient(SqliteConnection c, SqliteTransaction? tx, string uuid)
     {
-        using var cmd = Command(c, tx, ClientSelect + " WHERE c.uuid = $u", ("$u", uuid));
-        var stale = StaleBefore(c, tx);
-        return ReadAll(cmd, r => ReadClient(r, stale)).FirstOrDefault();
-    }
-
-    // Columns by position, in ClientSelect's order: reading 100,000 rows by name would cost a lookup per field.
-    // With a pool, words repeated across clients (tags, capabilities, platform, user, agent version) are kept once.
-    private static ClientRecord ReadClient(SqliteDataReader r, long staleBefore, Dictionary<string, string>? pool = null)
-    {
-        string? S(int i) => r.IsDBNull(i) ? null : r.GetString(i);
-        long? L(int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
-        DateTimeOffset? T(int i) => L(i) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
-        string? Shared(string? s)
-        {
-            if (s is null || pool is null)
-            {
-                return s;
-            }
-
-            if (pool.TryGetValue(s, out var kept))
-            {
-                return kept;
-            }
-
-            pool[s] = s;
-            return s;
-        }
-
-        string[] Words(string? json)
-        {
-            var words = ParseArray(json);
-            for (var i = 0; i < words.Length; i++)
-            {
-                words[i] = Shared(words[i])!;
-            }
-
-            return words;
-        }
-
-        var sessionId = L(19);
-        var online = sessionId is not null && L(21) is not null && L(22) > staleBefore;
-        var allowed = S(4);
-        return new ClientRecord
-        {
-            Uuid = S(0)!,
-            DisplayName = S(1)!,
-            Purpose = S(2),
-            Tags = Words(S(3)),
-            AllowedPaths = allowed is null ? null : ParseArray(allowed),
-            WebhookUrl = S(5),
-            RateLimitRpm = (int?)L(6),
-            RateLimitConcurrent = (int?)L(7),
-            Hostname = S(8),
-            Platform = Shared(S(9)),
-            Username = Shared(S(10)),
-            AgentVersion = Shared(S(11)),
-            Capabilities = Words(S(12)),
-            KeyFingerprint = S(13),
-            KeyMismatch = L(14) == 1,
-            FirstSeen = T(15)!.Value,
-            LastSeen = T(16)!.Value,
-            ConnectionCount = (int)(L(17) ?? 0),
-            RemovedAt = T(18),
-            Online = online,
-            TunnelPort = online ? (int?)L(20) : null,
-            SessionId = online ? sessionId : null,
-        };
-    }
-
-    private static string[] ParseArray(string? json)
-    {
-        if (string.IsNullOrEmpty(json) || json == "[]")
-        {
-            return [];
-        }
-
-        // Tags and capabilities are plain words: split those by hand (listing 100,000 clients parses 200,000
-        // arrays); anything escaped goes through the JSON parser.
-        if (json.Length > 4 && json.StartsWith("[\"", StringComparison.Ordinal) && json.EndsWith("\"]", StringComparison.Ordinal)
-            && !json.Contains('\\', StringComparison.Ordinal))
-        {
-            return json[2..^2].Split("\",\"");
-        }
-
-        return JsonSerializer.Deserialize(json, ProtocolJson.Default.StringArray) ?? [];
+        return ClientRowReader.Read(c, " WHERE c.uuid = ?1", uuid, StaleBefore(c, tx), pool: null).FirstOrDefault();
     }
 
     private static KeyRecord? GetKey(SqliteConnection c, SqliteTransaction? tx, string fingerprint)
