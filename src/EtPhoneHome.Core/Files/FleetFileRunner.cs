@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using EtPhoneHome.Core.Operations;
 
 namespace EtPhoneHome.Core.Files;
@@ -10,10 +9,10 @@ public sealed record FleetFileOutcome<T>(FleetTarget Target, CommandStatus Statu
     where T : class;
 
 /// <summary>
-/// Fan-out of a file operation (read, write, list, upload, download) over many targets with the same rules as
-/// <see cref="FleetExecutor"/>: offline and denied targets answered at once, at most <c>throttleLimit</c> at a time,
-/// one failure never stops the others, faults classified like command faults (PATH_DENIED → Denied, …), and on
-/// cancellation in-flight targets end as Error "cancelled" and unstarted ones as Skipped.
+/// Fan-out of a file operation (read, write, list, upload, download) over many targets with the rules of
+/// <see cref="FleetFanOut"/> (offline and denied targets answered at once, at most <c>throttleLimit</c> at a time,
+/// one failure never stops the others; on cancellation in-flight targets end as Error "cancelled" and unstarted
+/// ones as Skipped); faults are classified like command faults (PATH_DENIED → Denied, …).
 /// </summary>
 public static class FleetFileRunner
 {
@@ -26,102 +25,30 @@ public static class FleetFileRunner
     {
         ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(work);
-        ArgumentOutOfRangeException.ThrowIfLessThan(throttleLimit, 1);
-        var channel = Channel.CreateUnbounded<FleetFileOutcome<T>>(new UnboundedChannelOptions { SingleReader = true });
-        using var run = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var producer = Task.Run(() => ProduceAsync(targets, work, throttleLimit, channel.Writer, run.Token), CancellationToken.None);
-        try
+        var plan = new FanOutPlan<FleetFileOutcome<T>>
         {
-            await foreach (var outcome in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            Run = async (target, token) =>
             {
-                yield return outcome;
-            }
-        }
-        finally
-        {
-            await run.CancelAsync().ConfigureAwait(false);
-            await producer.ConfigureAwait(false);
-        }
-    }
-
-    private static async Task ProduceAsync<T>(
-        IReadOnlyList<FleetTarget> targets, Func<FleetTarget, CancellationToken, Task<T>> work, int throttleLimit,
-        ChannelWriter<FleetFileOutcome<T>> writer, CancellationToken ct)
-        where T : class
-    {
-        try
-        {
-            var online = new List<FleetTarget>(targets.Count);
-            foreach (var target in targets)
-            {
-                if (target.DeniedReason is { } reason)
-                {
-                    writer.TryWrite(new(target, CommandStatus.Denied, null, reason, 0));
-                }
-                else if (target.Session is null)
-                {
-                    writer.TryWrite(new(target, CommandStatus.Offline, null, "the client is offline", 0));
-                }
-                else
-                {
-                    online.Add(target);
-                }
-            }
-
-            using var throttle = new SemaphoreSlim(throttleLimit, throttleLimit);
-            var running = new List<Task>(online.Count);
-            for (var i = 0; i < online.Count; i++)
-            {
-                var started = false;
+                var clock = Stopwatch.StartNew();
                 try
                 {
-                    await throttle.WaitAsync(ct).ConfigureAwait(false);
-                    started = !ct.IsCancellationRequested;
-                    if (!started)
-                    {
-                        throttle.Release();
-                    }
+                    var value = await work(target, token).WaitAsync(token).ConfigureAwait(false);
+                    return new FleetFileOutcome<T>(target, CommandStatus.Succeeded, value, null, clock.ElapsedMilliseconds);
                 }
-                catch (OperationCanceledException)
+                catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
                 {
+                    var classified = FleetCommandResult.FromException(target, ex, clock.ElapsedMilliseconds);
+                    return new FleetFileOutcome<T>(target, classified.Status, null, classified.Error, clock.ElapsedMilliseconds);
                 }
-
-                if (!started)
-                {
-                    for (var j = i; j < online.Count; j++)
-                    {
-                        writer.TryWrite(new(online[j], CommandStatus.Skipped, null, "cancelled before it started", 0));
-                    }
-
-                    break;
-                }
-
-                var target = online[i];
-                running.Add(Task.Run(async () =>
-                {
-                    var clock = Stopwatch.StartNew();
-                    FleetFileOutcome<T> outcome;
-                    try
-                    {
-                        var value = await work(target, ct).WaitAsync(ct).ConfigureAwait(false);
-                        outcome = new(target, CommandStatus.Succeeded, value, null, clock.ElapsedMilliseconds);
-                    }
-                    catch (Exception ex)
-                    {
-                        var classified = FleetCommandResult.FromException(target, ex, clock.ElapsedMilliseconds);
-                        outcome = new(target, classified.Status, null, classified.Error, clock.ElapsedMilliseconds);
-                    }
-
-                    writer.TryWrite(outcome);
-                    throttle.Release();
-                }, CancellationToken.None));
-            }
-
-            await Task.WhenAll(running).ConfigureAwait(false);
-        }
-        finally
+            },
+            Denied = (target, reason) => new(target, CommandStatus.Denied, null, reason, 0),
+            Offline = target => new(target, CommandStatus.Offline, null, "the client is offline", 0),
+            Skipped = (target, reason) => new(target, CommandStatus.Skipped, null, reason, 0),
+            Cancelled = (target, ms) => new(target, CommandStatus.Error, null, "cancelled", ms),
+        };
+        await foreach (var outcome in FleetFanOut.RunAsync(targets, plan, throttleLimit, ct).ConfigureAwait(false))
         {
-            writer.TryComplete();
+            yield return outcome;
         }
     }
 }

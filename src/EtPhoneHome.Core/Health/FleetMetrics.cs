@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Protocol;
 
@@ -83,74 +82,18 @@ public sealed class FleetMetrics(IMetricsSource? source = null)
             throw new ArgumentOutOfRangeException(nameof(options), options.Timeout, "Timeout must be positive");
         }
 
-        var channel = Channel.CreateUnbounded<ClientMetricsResult>(new UnboundedChannelOptions { SingleReader = true });
-        using var run = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var producer = Task.Run(() => ProduceAsync(targets, summary, options, channel.Writer, run.Token), CancellationToken.None);
-        try
+        const string Unanswered = "cancelled before the client answered";
+        var plan = new FanOutPlan<ClientMetricsResult>
         {
-            await foreach (var result in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
-            {
-                yield return result;
-            }
-        }
-        finally
+            Run = (target, token) => AskAsync(target, summary, options.Timeout, token),
+            Denied = (target, reason) => ClientMetricsResult.Unanswered(target, MetricsStatus.Denied, reason),
+            Offline = target => ClientMetricsResult.Unanswered(target, MetricsStatus.Offline, "the client is offline"),
+            Skipped = (target, _) => ClientMetricsResult.Unanswered(target, MetricsStatus.Cancelled, Unanswered),
+            Cancelled = (target, ms) => ClientMetricsResult.Unanswered(target, MetricsStatus.Cancelled, Unanswered, ms),
+        };
+        await foreach (var result in FleetFanOut.RunAsync(targets, plan, options.ThrottleLimit, ct).ConfigureAwait(false))
         {
-            await run.CancelAsync().ConfigureAwait(false);
-            await producer.ConfigureAwait(false);
-        }
-    }
-
-    private async Task ProduceAsync(IReadOnlyList<FleetTarget> targets, bool summary, FleetMetricsOptions options, ChannelWriter<ClientMetricsResult> writer, CancellationToken ct)
-    {
-        var online = new List<FleetTarget>(targets.Count);
-        var answered = Array.Empty<int>();
-        try
-        {
-            foreach (var target in targets)
-            {
-                if (target.DeniedReason is { } reason)
-                {
-                    writer.TryWrite(ClientMetricsResult.Unanswered(target, MetricsStatus.Denied, reason));
-                }
-                else if (target.Session is null)
-                {
-                    writer.TryWrite(ClientMetricsResult.Unanswered(target, MetricsStatus.Offline, "the client is offline"));
-                }
-                else
-                {
-                    online.Add(target);
-                }
-            }
-
-            answered = new int[online.Count];
-            var parallel = new ParallelOptions { MaxDegreeOfParallelism = options.ThrottleLimit, CancellationToken = ct };
-            try
-            {
-                await Parallel.ForEachAsync(Enumerable.Range(0, online.Count), parallel, async (i, token) =>
-                {
-                    var result = await AskAsync(online[i], summary, options.Timeout, token).ConfigureAwait(false);
-                    if (Interlocked.Exchange(ref answered[i], 1) == 0)
-                    {
-                        writer.TryWrite(result);
-                    }
-                }).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                // The targets not answered yet are reported below.
-            }
-        }
-        finally
-        {
-            for (var i = 0; i < answered.Length; i++)
-            {
-                if (Interlocked.Exchange(ref answered[i], 1) == 0)
-                {
-                    writer.TryWrite(ClientMetricsResult.Unanswered(online[i], MetricsStatus.Cancelled, "cancelled before the client answered"));
-                }
-            }
-
-            writer.TryComplete();
+            yield return result;
         }
     }
 
@@ -161,7 +104,6 @@ public sealed class FleetMetrics(IMetricsSource? source = null)
         limit.CancelAfter(timeout);
         try
         {
-            await Task.Yield();
             // WaitAsync keeps the timeout even for a source that ignores its token.
             var metrics = await _source.GetAsync(target, summary, limit.Token).WaitAsync(limit.Token).ConfigureAwait(false);
             return new ClientMetricsResult

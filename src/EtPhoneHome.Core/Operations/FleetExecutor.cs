@@ -1,12 +1,11 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Core.Operations;
 
 /// <summary>
-/// Fan-out of one command over many targets.
+/// Fan-out of one command over many targets (the rules of <see cref="FleetFanOut"/>).
 /// <list type="bullet">
 /// <item>Every target gets exactly one <see cref="FleetCommandResult"/>, streamed as it finishes.</item>
 /// <item>Offline and denied targets are answered at once, before any command is launched.</item>
@@ -40,121 +39,26 @@ public sealed class FleetExecutor
             throw new ArgumentOutOfRangeException(nameof(options), options.ThrottleLimit, "ThrottleLimit must be at least 1");
         }
 
-        var channel = Channel.CreateUnbounded<FleetCommandResult>(new UnboundedChannelOptions { SingleReader = true });
-        using var run = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var producer = Task.Run(() => ProduceAsync(targets, parameters, options, channel.Writer, run.Token), CancellationToken.None);
-        try
+        var plan = new FanOutPlan<FleetCommandResult>
         {
-            // Reading is not tied to the token: after cancellation the producer still writes the
-            // cancelled and skipped results, then completes the channel.
-            await foreach (var result in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
-            {
-                yield return result;
-            }
-        }
-        finally
+            Run = (target, token) => RunOneAsync(target, parameters, options, token),
+            Denied = (target, reason) => FleetCommandResult.Unstarted(target, CommandStatus.Denied, reason),
+            Offline = target => FleetCommandResult.Unstarted(target, CommandStatus.Offline, "the client is offline"),
+            Skipped = (target, reason) => FleetCommandResult.Unstarted(target, CommandStatus.Skipped, reason),
+            Cancelled = (target, ms) => FleetCommandResult.FromException(target, new OperationCanceledException(), ms),
+            IsError = result => result.Status is not CommandStatus.Succeeded and not CommandStatus.Skipped,
+            ErrorLimit = options.MaxErrors?.Threshold(targets.Count),
+            ErrorLimitText = options.MaxErrors?.ToString(),
+        };
+        await foreach (var result in FleetFanOut.RunAsync(targets, plan, options.ThrottleLimit, ct).ConfigureAwait(false))
         {
-            run.Cancel();
-            await producer.ConfigureAwait(false);
+            yield return result;
         }
     }
 
-    private async Task ProduceAsync(
-        IReadOnlyList<FleetTarget> targets,
-        RunCommandParams parameters,
-        FleetOptions options,
-        ChannelWriter<FleetCommandResult> writer,
-        CancellationToken ct)
-    {
-        var errors = 0;
-        var threshold = options.MaxErrors?.Threshold(targets.Count) ?? int.MaxValue;
-        void Report(FleetCommandResult result)
-        {
-            if (result.Status is not CommandStatus.Succeeded and not CommandStatus.Skipped)
-            {
-                Interlocked.Increment(ref errors);
-            }
-
-            writer.TryWrite(result);
-        }
-
-        try
-        {
-            var online = new List<FleetTarget>(targets.Count);
-            foreach (var target in targets)
-            {
-                if (target.DeniedReason is { } reason)
-                {
-                    Report(FleetCommandResult.Unstarted(target, CommandStatus.Denied, reason));
-                }
-                else if (target.Session is null)
-                {
-                    Report(FleetCommandResult.Unstarted(target, CommandStatus.Offline, "the client is offline"));
-                }
-                else
-                {
-                    online.Add(target);
-                }
-            }
-
-            using var throttle = new SemaphoreSlim(options.ThrottleLimit, options.ThrottleLimit);
-            var running = new List<Task>(online.Count);
-            for (var i = 0; i < online.Count; i++)
-            {
-                var target = online[i];
-                string? skipReason = null;
-                try
-                {
-                    await throttle.WaitAsync(ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    skipReason = "cancelled before it started";
-                }
-
-                if (skipReason is null && ct.IsCancellationRequested)
-                {
-                    // A slot freed by a cancelled target can win the race against the cancelled wait.
-                    throttle.Release();
-                    skipReason = "cancelled before it started";
-                }
-                else if (skipReason is null && Volatile.Read(ref errors) >= threshold)
-                {
-                    throttle.Release();
-                    skipReason = $"not started: the error limit ({options.MaxErrors}) was reached";
-                }
-
-                if (skipReason is not null)
-                {
-                    for (var j = i; j < online.Count; j++)
-                    {
-                        Report(FleetCommandResult.Unstarted(online[j], CommandStatus.Skipped, skipReason));
-                    }
-
-                    break;
-                }
-
-                running.Add(RunOneAsync(target, parameters, options, throttle, Report, ct));
-            }
-
-            await Task.WhenAll(running).ConfigureAwait(false);
-        }
-        finally
-        {
-            writer.TryComplete();
-        }
-    }
-
-    private async Task RunOneAsync(
-        FleetTarget target,
-        RunCommandParams parameters,
-        FleetOptions options,
-        SemaphoreSlim throttle,
-        Action<FleetCommandResult> report,
-        CancellationToken ct)
+    private async Task<FleetCommandResult> RunOneAsync(FleetTarget target, RunCommandParams parameters, FleetOptions options, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
-        FleetCommandResult result;
         using var perTarget = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (options.PerTargetTimeout is { } limit)
         {
@@ -163,24 +67,18 @@ public sealed class FleetExecutor
 
         try
         {
-            // Yield first so a transport that blocks synchronously cannot hold up the launch loop.
-            await Task.Yield();
             // WaitAsync makes cancellation prompt even for a transport that ignores its token.
             var answer = await _transport.RunAsync(target, parameters, perTarget.Token).WaitAsync(perTarget.Token).ConfigureAwait(false);
-            result = FleetCommandResult.FromAnswer(target, answer, clock.ElapsedMilliseconds);
+            return FleetCommandResult.FromAnswer(target, answer, clock.ElapsedMilliseconds);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && perTarget.IsCancellationRequested)
         {
-            result = FleetCommandResult.Unstarted(target, CommandStatus.TimedOut, $"no answer within {options.PerTargetTimeout!.Value.TotalSeconds:0.#} s")
+            return FleetCommandResult.Unstarted(target, CommandStatus.TimedOut, $"no answer within {options.PerTargetTimeout!.Value.TotalSeconds:0.#} s")
                 with { DurationMs = clock.ElapsedMilliseconds };
         }
-        catch (Exception ex)
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            result = FleetCommandResult.FromException(target, ex, clock.ElapsedMilliseconds);
+            return FleetCommandResult.FromException(target, ex, clock.ElapsedMilliseconds);
         }
-
-        // Report before releasing the slot, so the launch loop sees this error when it checks the limit.
-        report(result);
-        throttle.Release();
     }
 }

@@ -226,4 +226,45 @@ public sealed class FileTransferTests : IAsyncLifetime
         Assert.Equal(CommandStatus.Error, failed.Status);
         Assert.Contains("NOT_FOUND", failed.Error);
     }
+
+    [Fact]
+    public async Task FleetFileRunner_Cancelled_EndsInFlightAsCancelled_AndSkipsTheRest()
+    {
+        var first = Target();
+        FleetTarget[] targets =
+        [
+            first,
+            first with { Uuid = "44444444-0000-0000-0000-000000000000", DisplayName = "second" },
+            first with { Uuid = "55555555-0000-0000-0000-000000000000", DisplayName = "third" },
+        ];
+        using var cts = new CancellationTokenSource();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        async Task<List<FleetFileOutcome<string>>> CollectAsync()
+        {
+            var results = new List<FleetFileOutcome<string>>();
+            await foreach (var r in FleetFileRunner.RunAsync<string>(targets, async (_, ct) =>
+            {
+                started.TrySetResult();
+                await Task.Delay(Timeout.Infinite, ct);
+                return "never";
+            }, throttleLimit: 1, cts.Token))
+            {
+                results.Add(r);
+            }
+
+            return results;
+        }
+
+        var collecting = CollectAsync();
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await cts.CancelAsync();
+        var outcomes = await collecting.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(3, outcomes.Count);
+        var inFlight = outcomes.Single(o => o.Target.DisplayName == first.DisplayName);
+        Assert.Equal(CommandStatus.Error, inFlight.Status);
+        Assert.Equal("cancelled", inFlight.Error);
+        Assert.All(outcomes.Where(o => o != inFlight), o => Assert.Equal(CommandStatus.Skipped, o.Status));
+    }
 }
