@@ -29,6 +29,7 @@ public sealed class RpcServer : IAsyncDisposable
     private readonly long _configuredMaxOutputBytes;
     private readonly SemaphoreSlim _slots = new(MaxConnections, MaxConnections);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly IdleTrimmer _trimmer = new();
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
     private readonly object _sync = new();
     private Session? _session;
@@ -137,6 +138,7 @@ public sealed class RpcServer : IAsyncDisposable
         }
 
         _listener.Dispose();
+        _trimmer.Dispose();
         _stopping.Dispose();
     }
 
@@ -248,10 +250,19 @@ public sealed class RpcServer : IAsyncDisposable
                     return;
                 }
 
-                var (response, keepOpen) = await HandleFrameAsync(frame, session, new Connection(client.Client, stream), ct).ConfigureAwait(false);
-                if (response is not null)
+                bool keepOpen;
+                _trimmer.Enter();
+                try
                 {
-                    await Wire.WriteAsync(stream, response, ProtocolJson.Default.RpcResponse, ct).ConfigureAwait(false);
+                    (var response, keepOpen) = await HandleFrameAsync(frame, session, new Connection(client.Client, stream), ct).ConfigureAwait(false);
+                    if (response is not null)
+                    {
+                        await Wire.WriteAsync(stream, response, ProtocolJson.Default.RpcResponse, ct).ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    _trimmer.Exit();
                 }
 
                 if (!keepOpen)
