@@ -24,11 +24,8 @@ public static class FleetCompletions
     public static IReadOnlyList<Completion> ClientIds(IFleetRegistry registry, string? word)
     {
         ArgumentNullException.ThrowIfNull(registry);
-        var pattern = Unquote(word) + "*";
-        return [.. registry.QueryClients(new ClientQuery())
-            .Where(c => ClientNameMatcher.IsMatch(pattern, c.Uuid) || ClientNameMatcher.IsMatch(pattern, c.DisplayName))
-            .OrderBy(c => c.DisplayName, StringComparer.OrdinalIgnoreCase)
-            .ThenBy(c => c.Uuid, StringComparer.Ordinal)
+        // A name pattern matches the uuid or the display name; the registry returns its matches in client order.
+        return [.. registry.QueryClients(new ClientQuery { Names = [Unquote(word) + "*"] })
             .Select(c => new Completion(c.Uuid, $"{c.Uuid} ({c.DisplayName})", $"{c.DisplayName} ({c.Uuid})"))];
     }
 

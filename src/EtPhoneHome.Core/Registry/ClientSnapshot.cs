@@ -26,7 +26,6 @@ internal sealed class ClientSnapshot
     private readonly object _gate = new();
     private ClientIndex _clients = ClientIndex.Empty;
     private Dictionary<string, ClientRecord> _byUuid = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ClientRecord?> _previous = new(StringComparer.Ordinal);
     private string? _instance;
     private long _seq;
 
@@ -98,19 +97,24 @@ internal sealed class ClientSnapshot
 
                 var changed = readChanged(_seq);
                 RowsRefreshed += changed.Count;
+
+                // Past a quarter of the fleet (a bulk import, a first load after seeding) building anew is cheaper
+                // than placing each change. With() finds each client's previous version in the map before it is updated.
+                var rebuild = changed.Count > Math.Max(1_000, _clients.Count / 4);
+                if (!rebuild)
+                {
+                    _clients = _clients.With(changed, uuid => _byUuid.GetValueOrDefault(uuid));
+                }
+
                 foreach (var client in changed)
                 {
-                    _byUuid.TryGetValue(client.Uuid, out var old);
-                    _previous[client.Uuid] = old;
                     _byUuid[client.Uuid] = client;
                 }
 
-                // Past a quarter of the fleet (a bulk import, a first load after seeding) building anew is cheaper
-                // than placing each change.
-                _clients = changed.Count > Math.Max(1_000, _clients.Count / 4)
-                    ? ClientIndex.Build(_byUuid.Values)
-                    : _clients.With(changed, uuid => _previous.GetValueOrDefault(uuid));
-                _previous.Clear();
+                if (rebuild)
+                {
+                    _clients = ClientIndex.Build(_byUuid.Values);
+                }
             }
             else
             {

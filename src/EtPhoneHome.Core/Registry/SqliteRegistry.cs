@@ -362,8 +362,8 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         using var c = Connect();
         using var tx = c.BeginTransaction(deferred: true);
         using var counter = Command(c, tx, "SELECT instance, seq FROM client_changes WHERE id = 1");
-        var (instance, seq) = ReadAll(counter, r => (r.GetString(0), r.GetInt64(0 + 1))).Single();
-        var clients = _clientCopy.Get(instance, seq, since => ReadClientRows(c, tx, since));
+        var (instance, seq) = ReadAll(counter, r => (r.GetString(0), r.GetInt64(1))).Single();
+        var clients = _clientCopy.Get(instance, seq, since => ReadClientRows(c, since));
         using var staleRead = Command(c, tx,
             "SELECT uuid FROM sessions WHERE closed_at IS NULL AND last_heartbeat <= $stale AND online_at IS NOT NULL",
             ("$stale", StaleBefore(c, tx)));
@@ -372,10 +372,12 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         return (clients, stale);
     }
 
-    /// <summary>Client rows stamped after <paramref name="since"/> (every row when null), online taken from the session alone.</summary>
-    private static List<ClientRecord> ReadClientRows(SqliteConnection c, SqliteTransaction tx, long? since)
+    /// <summary>
+    /// Client rows stamped after <paramref name="since"/> (every row when null), online taken from the session alone;
+    /// read on the connection, so inside the transaction it is in.
+    /// </summary>
+    private static List<ClientRecord> ReadClientRows(SqliteConnection c, long? since)
     {
-        _ = tx; // the rows are read on the connection, inside its transaction
         return since is null
             ? ClientRowReader.Read(c, "", null, long.MinValue, new Dictionary<string, string>(StringComparer.Ordinal))
             : ClientRowReader.Read(c, " WHERE c.change_seq > ?1", since.Value, long.MinValue, new Dictionary<string, string>(StringComparer.Ordinal));
