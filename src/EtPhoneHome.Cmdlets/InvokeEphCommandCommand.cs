@@ -21,7 +21,6 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(250);
     private readonly List<string> _clientIds = [];
     private readonly List<EphClient> _clients = [];
-    private ErrorLimit? _maxErrors;
 
     /// <summary>The command line, run by the client's shell.</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -76,11 +75,19 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
 
     protected override Task BeginProcessingAsync(CancellationToken ct)
     {
+        // Checked before any client is contacted; parsed again where it is used (no Core value type may be a field
+        // of a cmdlet: PowerShell reads the cmdlet types before the module's dependency resolver is registered).
+        _ = ParseMaxErrors();
+        return Task.CompletedTask;
+    }
+
+    private ErrorLimit? ParseMaxErrors()
+    {
         if (MaxErrors is { } text)
         {
             try
             {
-                _maxErrors = ErrorLimit.Parse(text);
+                return ErrorLimit.Parse(text);
             }
             catch (Exception ex) when (ex is FormatException or ArgumentOutOfRangeException)
             {
@@ -89,7 +96,7 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
             }
         }
 
-        return Task.CompletedTask;
+        return null;
     }
 
     protected override Task ProcessRecordAsync(CancellationToken ct)
@@ -152,7 +159,7 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
             Stdin = InputText,
             Cwd = WorkingDirectory,
         };
-        var options = new FleetOptions { ThrottleLimit = ThrottleLimit, MaxErrors = _maxErrors };
+        var options = new FleetOptions { ThrottleLimit = ThrottleLimit, MaxErrors = ParseMaxErrors() };
         var summary = new FleetSummary();
         var sinceProgress = Stopwatch.StartNew();
         using var history = OpenRegistry();

@@ -14,6 +14,15 @@ namespace EtPhoneHome.Mcp;
 /// </summary>
 public sealed class McpFleet : IAsyncDisposable
 {
+    /// <summary>
+    /// The fleet with the default transport and stderr logging. Its signature names no Microsoft.Extensions type, so
+    /// the PowerShell module can call it without loading those into PowerShell's default context.
+    /// </summary>
+    public McpFleet(IFleetRegistry registry, McpServerSettings settings)
+        : this(registry, settings, transport: null, loggerFactory: null)
+    {
+    }
+
     public McpFleet(IFleetRegistry registry, McpServerSettings? settings = null, ICommandTransport? transport = null, ILoggerFactory? loggerFactory = null)
     {
         Registry = registry ?? throw new ArgumentNullException(nameof(registry));
