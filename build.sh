@@ -2,7 +2,9 @@
 # Thin wrapper over build/build.proj (the build's logic lives in MSBuild).
 #   ./build.sh build                       build everything into out/
 #   ./build.sh test                        install prerequisites, build, run unit and integration tests
-#   ./build.sh sandbox [--clients N] [--once]   private sshd + hub + N agents on 127.0.0.1 (needs root)
+#   ./build.sh sandbox [--clients N] [--once] [--shell]
+#                                          installs OpenSSH if missing, then a private sshd + hub + N agents on
+#                                          127.0.0.1 (needs root); --shell opens pwsh with the module pointed at it
 #   ./build.sh package                     out/packages: the module's Gallery .nupkg and self-contained agent binaries
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,7 +22,8 @@ msbuild() { dotnet msbuild build/build.proj -nologo -v:m "$@"; }
 case "$task" in
   build)   msbuild -t:Build "$@" ;;
   test)    msbuild -t:Test "$@" ;;
+  pester)  msbuild -t:Test -p:SkipUnit=true -p:SkipIntegration=true "$@" ;;
   package) msbuild -t:Package "$@" ;;
-  sandbox) msbuild -t:Build && exec out/bin/eph-sandbox "$@" ;;
-  *) echo "usage: ./build.sh build|test|sandbox [--clients N] [--once]|package" >&2; exit 2 ;;
+  sandbox) msbuild -t:Prerequisites -p:PrerequisitesFor=sandbox && msbuild -t:Build && exec out/bin/eph-sandbox "$@" ;;
+  *) echo "usage: ./build.sh build|test|pester|sandbox [--clients N] [--once] [--shell]|package" >&2; exit 2 ;;
 esac

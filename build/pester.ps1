@@ -22,7 +22,8 @@ Remove-Item -Force $counts -ErrorAction SilentlyContinue
 
 Import-Module $PesterManifest -Force
 $config = New-PesterConfiguration
-$config.Run.Path = $Path
+# `pwsh -File` hands an array parameter over as one string: accept "a,b" too.
+$config.Run.Path = @($Path | ForEach-Object { $_ -split ',' } | Where-Object { $_ })
 $config.Run.PassThru = $true
 $config.Output.Verbosity = 'Detailed'
 $config.Output.RenderMode = 'Plaintext'
@@ -35,7 +36,10 @@ $result = Invoke-Pester -Configuration $config
 # Tests in a block whose BeforeAll failed are already failed tests; a block that failed while all its tests passed
 # (an AfterAll) and a file that could not run at all count once each.
 function Test-AnyFailed($block) {
-    @($block.Tests | Where-Object Result -EQ 'Failed').Count -gt 0 -or @($block.Blocks | Where-Object { Test-AnyFailed $_ }).Count -gt 0
+    if ($null -eq $block) { return $false }
+    foreach ($test in @($block.Tests)) { if ($test -and $test.Result -eq 'Failed') { return $true } }
+    foreach ($child in @($block.Blocks)) { if ($child -and (Test-AnyFailed $child)) { return $true } }
+    return $false
 }
 $failed = $result.FailedCount + $result.FailedContainersCount + @($result.FailedBlocks | Where-Object { -not (Test-AnyFailed $_) }).Count
 $skipped = $result.SkippedCount + $result.NotRunCount

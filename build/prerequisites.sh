@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a Debian/Ubuntu machine: OpenSSH client and server, Node.js and the
-# S3-compatible test server of the exchange tests (npm, pinned in tests/s3/package-lock.json).
-# Called by the Prerequisites target of build/build.proj; safe to run repeatedly.
+# Installs what the tests or the sandbox need on a Debian/Ubuntu machine.
+#   prerequisites.sh test      OpenSSH client and server, Node.js and the S3-compatible test server of the exchange
+#                              tests (npm, pinned in tests/s3/package-lock.json)
+#   prerequisites.sh sandbox   OpenSSH client and server only
+# Called by the Prerequisites target of build/build.proj; safe to run repeatedly. PowerShell and Pester are .NET/NuGet
+# packages the build restores itself (.config/dotnet-tools.json, build/TestTools).
 set -euo pipefail
+purpose="${1:-test}"
+case "$purpose" in test|sandbox) ;; *) echo "usage: prerequisites.sh [test|sandbox]" >&2; exit 2 ;; esac
 
 need=()
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 && command -v ssh-keyscan >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+if [ "$purpose" = test ]; then
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+fi
 s3dir="$(cd "$(dirname "$0")/../tests/s3" && pwd)"
 
 install_s3rver() {
+  [ "$purpose" = test ] || return 0
   if [ -f "$s3dir/node_modules/@20minutes/s3rver/lib/cli.js" ]; then
     echo "prerequisites: s3rver present"
   else
@@ -20,7 +28,7 @@ install_s3rver() {
 }
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "prerequisites: openssh-client, openssh-server and node present"
+  echo "prerequisites ($purpose): present"
   install_s3rver
   exit 0
 fi

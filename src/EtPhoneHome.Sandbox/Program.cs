@@ -6,15 +6,19 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome.Sandbox;
 
 /// <summary>
-/// eph-sandbox [--clients N] [--once] [--work DIR]: a private sshd, the hub and N agents on 127.0.0.1.
-/// Approves every agent's key, waits until all are online, runs `uname -a` on each and prints the results.
+/// eph-sandbox [--clients N] [--once] [--shell] [--work DIR] [--exit-with-parent]: a private sshd, the hub and N agents
+/// on 127.0.0.1. Approves every agent's key, waits until all are online, runs `uname -a` on each and prints the results.
 /// </summary>
-internal static class Program
+internal static partial class Program
 {
+    private const string Usage = "usage: eph-sandbox [--clients N (1-200, default 3)] [--once] [--shell] [--work DIR] [--exit-with-parent]";
+
     public static async Task<int> Main(string[] args)
     {
         var clients = 3;
         var once = false;
+        var shell = false;
+        var exitWithParent = false;
         string? work = null;
         for (var i = 0; i < args.Length; i++)
         {
@@ -27,21 +31,43 @@ internal static class Program
                 case "--once":
                     once = true;
                     break;
+                case "--shell":
+                    shell = true;
+                    break;
+                case "--exit-with-parent":
+                    exitWithParent = true;
+                    break;
                 case "--work" when i + 1 < args.Length:
                     work = args[++i];
                     break;
                 case "-h" or "--help":
-                    Console.WriteLine("usage: eph-sandbox [--clients N (1-200, default 3)] [--once] [--work DIR]");
+                    Console.WriteLine(Usage);
+                    Console.WriteLine("  --shell             open pwsh with the module imported and pointed at the sandbox; leaving it stops the sandbox");
+                    Console.WriteLine("  --exit-with-parent  stop (sshd, hub, agents) as soon as the process that started this one is gone");
                     return 0;
                 default:
-                    Console.Error.WriteLine($"eph-sandbox: unknown or invalid argument '{args[i]}' (usage: eph-sandbox [--clients N] [--once] [--work DIR])");
+                    Console.Error.WriteLine($"eph-sandbox: unknown or invalid argument '{args[i]}' ({Usage})");
                     return 2;
             }
         }
 
+        if (once && shell)
+        {
+            Console.Error.WriteLine("eph-sandbox: --once and --shell exclude each other");
+            return 2;
+        }
+
         using var stop = new CancellationTokenSource();
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        var shellRunning = false;
+        // Ctrl+C in the sandbox's shell reaches the whole foreground process group: it is the shell's to handle then.
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; if (!Volatile.Read(ref shellRunning)) { stop.Cancel(); } });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+
+        if (exitWithParent)
+        {
+            // A test run that dies (a failed import, a killed runner) must not leave sshd, the hub and agents behind.
+            _ = WatchParentAsync(stop);
+        }
 
         SandboxEnvironment? env = null;
         try
@@ -78,11 +104,29 @@ internal static class Program
                 return exit == 0 ? 0 : 1;
             }
 
+            var moduleDirectory = Path.GetFullPath(Path.Combine(env.BinDirectory, "..", "EtPhoneHome"));
+            var pwsh = PowerShellLauncher.Find(env.BinDirectory);
+            var pwshArguments = PowerShellLauncher.SandboxShellArguments(moduleDirectory, env.Data.Path);
+            if (shell)
+            {
+                Console.WriteLine($"opening {string.Join(' ', pwsh.Prefix)} with the module pointed at the sandbox; `exit` stops the sandbox");
+                Volatile.Write(ref shellRunning, true);
+                try
+                {
+                    return await PowerShellLauncher.RunInteractiveAsync(pwsh, pwshArguments, stop.Token);
+                }
+                finally
+                {
+                    Volatile.Write(ref shellRunning, false);
+                }
+            }
+
             Console.WriteLine();
             Console.WriteLine("The sandbox is running. From another shell:");
             Console.WriteLine($"  {env.ServerExecutable} clients --data {env.Data.Path}");
             Console.WriteLine($"  {env.ServerExecutable} exec --data {env.Data.Path} --all -- uptime");
-            Console.WriteLine($"  pwsh: $env:ETPHONEHOME_DATA_DIR = '{env.Data.Path}'; Import-Module ./out/EtPhoneHome; Get-EphClient | Invoke-EphCommand 'uptime'");
+            Console.WriteLine("PowerShell with the module imported and pointed at the sandbox:");
+            Console.WriteLine($"  {PowerShellLauncher.CommandLine(pwsh, pwshArguments)}");
             Console.WriteLine($"Logs: {env.WorkDirectory}/{{sshd,hub}}.log and agents/*/agent.log. Ctrl+C stops everything.");
             await Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
             return 0;
@@ -112,4 +156,23 @@ internal static class Program
             }
         }
     }
+
+    private static async Task WatchParentAsync(CancellationTokenSource stop)
+    {
+        var parent = GetParentProcessId();
+        while (!stop.IsCancellationRequested)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
+            if (GetParentProcessId() != parent)
+            {
+                // Re-parented: the starter is gone.
+                Console.Error.WriteLine("eph-sandbox: the parent process is gone; stopping");
+                await stop.CancelAsync().ConfigureAwait(false);
+                return;
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "getppid")]
+    private static partial int GetParentProcessId();
 }

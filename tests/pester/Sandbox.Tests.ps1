@@ -10,7 +10,7 @@ Describe 'A running sandbox' -Tag 'Sandbox' {
         New-Item -ItemType Directory -Path $script:Work | Out-Null
         $script:Log = Join-Path $script:Work 'sandbox.out'
         # Without --once the sandbox keeps running until it gets SIGTERM; it prints its data directory when ready.
-        $script:Process = Start-Process -FilePath $sandbox -ArgumentList '--clients', '2', '--work', (Join-Path $script:Work 'env') `
+        $script:Process = Start-Process -FilePath $sandbox -ArgumentList '--clients', '2', '--exit-with-parent', '--work', (Join-Path $script:Work 'env') `
             -RedirectStandardOutput $script:Log -RedirectStandardError (Join-Path $script:Work 'sandbox.err') -PassThru
         $deadline = [DateTime]::UtcNow.AddSeconds(120)
         $script:DataDir = $null
