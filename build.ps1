@@ -8,7 +8,8 @@
     ./build.ps1 -Task Sandbox -Clients 3 -Once
 .EXAMPLE
     ./build.ps1 -Task Pester -ExcludeTag Sandbox
-    Builds only the module layout and runs the Pester suite without the sandbox end-to-end tests (hosts without sshd).
+    Builds only the module layout and runs the Pester suites without the sandbox end-to-end tests (hosts without sshd),
+    in the pinned pwsh 7.6.10 with Pester 5.7.1, both installed by the build.
 .EXAMPLE
     ./build.ps1 -Task Package
     Writes out/packages/EtPhoneHome.<version>.nupkg and the agent binaries for the platforms the toolchain can build.
@@ -27,36 +28,19 @@ Set-Location $PSScriptRoot
 $env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
 $env:DOTNET_NOLOGO = '1'
 
-function Invoke-EphMSBuild([string] $Target) {
-    & dotnet msbuild build/build.proj -nologo -v:m "-t:$Target"
+function Invoke-EphMSBuild([string] $Target, [string[]] $Arguments = @()) {
+    & dotnet msbuild build/build.proj -nologo -v:m "-t:$Target" @Arguments
     if ($LASTEXITCODE -ne 0) { throw "build target $Target failed (exit $LASTEXITCODE)" }
-}
-
-# The Pester suite runs in a child pwsh: a binary module cannot be unloaded, so each run gets a fresh process.
-function Invoke-EphPester {
-    $pester = Get-Module -ListAvailable Pester | Where-Object Version -GE '5.0' | Sort-Object Version -Descending | Select-Object -First 1
-    if (-not $pester) {
-        Write-Warning 'Pester 5 is not installed: the Pester suite in tests/pester was not run.'
-        return
-    }
-
-    $exclude = ($ExcludeTag | ForEach-Object { "'$_'" }) -join ','
-    $command = "Import-Module '$($pester.Path)'; `$c = New-PesterConfiguration; `$c.Run.Path = 'tests/pester'; `$c.Run.PassThru = `$true; " +
-        "`$c.Output.Verbosity = 'Detailed'; `$c.Filter.ExcludeTag = @($exclude); `$r = Invoke-Pester -Configuration `$c; exit `$r.FailedCount + `$r.FailedBlocksCount"
-    & pwsh -NoProfile -NonInteractive -Command $command
-    if ($LASTEXITCODE -ne 0) { throw "Pester: $LASTEXITCODE failure(s)" }
 }
 
 switch ($Task) {
     'Build' { Invoke-EphMSBuild Build }
     'Package' { Invoke-EphMSBuild Package }
-    'Test' {
-        Invoke-EphMSBuild Test
-        Invoke-EphPester
-    }
+    # Test runs unit, integration and Pester tests (pwsh and Pester are installed by the build, pinned).
+    'Test' { Invoke-EphMSBuild Test }
     'Pester' {
-        Invoke-EphMSBuild ModuleLayout
-        Invoke-EphPester
+        $arguments = if ($ExcludeTag) { "-p:PesterArguments=-ExcludeTag $($ExcludeTag -join ',')" }
+        Invoke-EphMSBuild Pester $arguments
     }
     'Sandbox' {
         Invoke-EphMSBuild Build

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Thin wrapper over build/build.proj (the build's logic lives in MSBuild).
 #   ./build.sh build                       build everything into out/
-#   ./build.sh test                        install prerequisites, build, run unit and integration tests
+#   ./build.sh test                        install prerequisites (OpenSSH, Node.js, pwsh 7.6.10, Pester 5.7.1), build,
+#                                          run unit, integration and Pester tests
+#   ./build.sh pester                      the module layout and the Pester suites only
 #   ./build.sh sandbox [--clients N] [--once] [--shell]
 #                                          installs OpenSSH if missing, then a private sshd + hub + N agents on
 #                                          127.0.0.1 (needs root); --shell opens pwsh with the module pointed at it
@@ -22,7 +24,7 @@ msbuild() { dotnet msbuild build/build.proj -nologo -v:m "$@"; }
 case "$task" in
   build)   msbuild -t:Build "$@" ;;
   test)    msbuild -t:Test "$@" ;;
-  pester)  msbuild -t:Test -p:SkipUnit=true -p:SkipIntegration=true "$@" ;;
+  pester)  msbuild -t:Pester "$@" ;;
   package) msbuild -t:Package "$@" ;;
   sandbox) msbuild -t:Prerequisites -p:PrerequisitesFor=sandbox && msbuild -t:Build && exec out/bin/eph-sandbox "$@" ;;
   *) echo "usage: ./build.sh build|test|pester|sandbox [--clients N] [--once] [--shell]|package" >&2; exit 2 ;;

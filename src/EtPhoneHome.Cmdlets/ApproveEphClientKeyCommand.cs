@@ -36,6 +36,12 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
         {
+            if (!KeyAdministration.Exists(registry, id))
+            {
+                WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, string.Format(CultureInfo.CurrentCulture, Strings.KeyNotFound, id)));
+                continue;
+            }
+
             if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id), Strings.ApproveKeyAction).ConfigureAwait(false))
             {
                 continue;

@@ -33,6 +33,12 @@ public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
         {
+            if (!KeyAdministration.Exists(registry, id))
+            {
+                WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, string.Format(CultureInfo.CurrentCulture, Strings.KeyNotFound, id)));
+                continue;
+            }
+
             var target = string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id);
             if (ParameterSetName == UuidSet && registry.GetClient(id) is { } client)
             {

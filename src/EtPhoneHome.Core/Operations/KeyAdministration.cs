@@ -55,6 +55,17 @@ public static class KeyAdministration
     /// <summary>True for an OpenSSH SHA256 fingerprint ("SHA256:…") rather than a client uuid.</summary>
     public static bool IsFingerprint(string id) => id.Trim().StartsWith("SHA256:", StringComparison.Ordinal);
 
+    /// <summary>
+    /// True when a key has that fingerprint or a client that uuid: what approve and revoke accept. Front ends ask before
+    /// a confirmation prompt, so nobody is asked to confirm an action on something that does not exist.
+    /// </summary>
+    public static bool Exists(IFleetRegistry registry, string fingerprintOrUuid)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        var id = fingerprintOrUuid?.Trim();
+        return !string.IsNullOrEmpty(id) && (registry.GetKey(id) is not null || registry.GetClient(id) is not null);
+    }
+
     /// <summary>Revokes a key and disconnects it now; the history records the operator's OS user and surface.</summary>
     /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
     public static RevokeReport Revoke(IFleetRegistry registry, string fingerprintOrUuid, OperatorContext context, Func<int, bool>? terminate = null)
