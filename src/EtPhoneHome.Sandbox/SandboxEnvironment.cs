@@ -82,7 +82,11 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         Directory.CreateDirectory(work);
         File.SetUnixFileMode(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
-        var id = Path.GetFileName(work.TrimEnd('/'));
+        // Unique per work directory: two sandboxes whose work folders share a name (…/a/env, …/b/env) must not copy over
+        // each other's running gate ("Text file busy") or delete it when one stops.
+        var fullWork = Path.GetFullPath(work).TrimEnd('/');
+        var id = Path.GetFileName(fullWork) + "-" + Convert.ToHexString(
+            System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(fullWork)))[..12].ToLowerInvariant();
         var gateDir = Path.Combine(GateRoot, id);
         var publicDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
                         UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
