@@ -9,7 +9,7 @@ namespace EtPhoneHome;
 /// Approves a pending key or resolves a key mismatch (the client is re-pinned to the new key and the old one
 /// revoked). Approving a client that has no mismatch changes nothing and says so.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Approve, "EphClientKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = FingerprintSet)]
+[Cmdlet(VerbsLifecycle.Approve, "EphClientKey", HelpUri = HelpLinks.Base + "Approve-EphClientKey.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = FingerprintSet)]
 [OutputType(typeof(EphClientKey))]
 public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
 {

@@ -5,7 +5,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Gets registered clients by name (wildcards) or id, filtered by text, purpose, tags, capabilities and online state.</summary>
-[Cmdlet(VerbsCommon.Get, "EphClient", DefaultParameterSetName = NameSet)]
+[Cmdlet(VerbsCommon.Get, "EphClient", HelpUri = HelpLinks.Base + "Get-EphClient.md", DefaultParameterSetName = NameSet)]
 [OutputType(typeof(EphClient))]
 public sealed class GetEphClientCommand : EphAsyncCmdlet
 {

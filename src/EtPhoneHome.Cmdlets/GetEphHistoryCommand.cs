@@ -9,7 +9,7 @@ namespace EtPhoneHome;
 /// Gets the history of operations on clients (commands, file access, metadata changes, key decisions):
 /// who, through which surface, what, result and duration; newest first. -First and -Skip page through it.
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "EphHistory", SupportsPaging = true)]
+[Cmdlet(VerbsCommon.Get, "EphHistory", HelpUri = HelpLinks.Base + "Get-EphHistory.md", SupportsPaging = true)]
 [OutputType(typeof(EphHistoryEntry))]
 public sealed class GetEphHistoryCommand : EphAsyncCmdlet
 {

@@ -6,7 +6,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Gets webhook deliveries (the event outbox), newest first, with their state and attempt log.</summary>
-[Cmdlet(VerbsCommon.Get, "EphWebhookDelivery")]
+[Cmdlet(VerbsCommon.Get, "EphWebhookDelivery", HelpUri = HelpLinks.Base + "Get-EphWebhookDelivery.md")]
 [OutputType(typeof(EphWebhookDelivery))]
 public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
 {

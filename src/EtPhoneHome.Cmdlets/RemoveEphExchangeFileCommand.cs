@@ -5,7 +5,7 @@ using EtPhoneHome.Core.Exchange;
 namespace EtPhoneHome;
 
 /// <summary>Deletes a transfer before the lifecycle rule would (exchange_delete); says truthfully whether one existed.</summary>
-[Cmdlet(VerbsCommon.Remove, "EphExchangeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[Cmdlet(VerbsCommon.Remove, "EphExchangeFile", HelpUri = HelpLinks.Base + "Remove-EphExchangeFile.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(EphExchangeRemoval))]
 public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 {

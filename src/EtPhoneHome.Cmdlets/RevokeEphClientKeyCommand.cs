@@ -6,7 +6,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Revokes client keys and disconnects their clients now; sshd refuses a revoked key from then on.</summary>
-[Cmdlet(VerbsSecurity.Revoke, "EphClientKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FingerprintSet)]
+[Cmdlet(VerbsSecurity.Revoke, "EphClientKey", HelpUri = HelpLinks.Base + "Revoke-EphClientKey.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FingerprintSet)]
 [OutputType(typeof(EphClientKey))]
 public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
 {

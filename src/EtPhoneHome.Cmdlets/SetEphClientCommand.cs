@@ -6,7 +6,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Edits the operator fields of clients: name, purpose, tags, allowed paths, webhook URL, rate limits.</summary>
-[Cmdlet(VerbsCommon.Set, "EphClient", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Set, "EphClient", HelpUri = HelpLinks.Base + "Set-EphClient.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(EphClient))]
 public sealed class SetEphClientCommand : EphAsyncCmdlet
 {

@@ -7,7 +7,7 @@ using EtPhoneHome.Core.Webhooks;
 namespace EtPhoneHome;
 
 /// <summary>Sends a signed webhook.test event now and reports the receiver's HTTP status and the time it took.</summary>
-[Cmdlet(VerbsDiagnostic.Test, "EphWebhook", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[Cmdlet(VerbsDiagnostic.Test, "EphWebhook", HelpUri = HelpLinks.Base + "Test-EphWebhook.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(EphWebhookTestResult))]
 public sealed class TestEphWebhookCommand : EphAsyncCmdlet
 {
