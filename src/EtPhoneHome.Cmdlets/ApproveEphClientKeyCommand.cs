@@ -19,12 +19,14 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
     /// <summary>Key fingerprints (SHA256:…), such as those of Get-EphClientKey -Pending.</summary>
     [Parameter(ParameterSetName = FingerprintSet, Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KeyFingerprintCompleter))]
     public string[]? Fingerprint { get; set; }
 
     /// <summary>Client uuids: approves the key that claims the client in a mismatch.</summary>
     [Parameter(ParameterSetName = UuidSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Id", "ClientId")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? Uuid { get; set; }
 
     /// <summary>Writes the key after the decision.</summary>

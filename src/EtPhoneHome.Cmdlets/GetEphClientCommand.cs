@@ -21,7 +21,7 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
 
     /// <summary>Exact client uuids.</summary>
     [Parameter(ParameterSetName = IdSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("Uuid")]
+    [Alias("Uuid", "ClientId")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? Id { get; set; }
@@ -39,11 +39,13 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
     /// <summary>Only clients carrying ALL of these tags.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(TagCompleter))]
     public string[]? Tag { get; set; }
 
     /// <summary>Only clients with ALL of these capabilities (docker, nvidia-gpu, python3.12…).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(CapabilityCompleter))]
     public string[]? Capability { get; set; }
 
     /// <summary>Only clients with an online session.</summary>

@@ -15,6 +15,7 @@ public sealed class GetEphClientKeyCommand : EphAsyncCmdlet
     [Alias("KeyFingerprint")]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(KeyFingerprintCompleter))]
     public string[]? Fingerprint { get; set; }
 
     /// <summary>Only keys waiting for approval (new keys and key mismatches).</summary>

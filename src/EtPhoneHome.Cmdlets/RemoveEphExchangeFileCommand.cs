@@ -18,6 +18,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
     /// <summary>The client (or "server") that uploaded it; binds SourceClient of piped objects.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientNameCompleter))]
     public string SourceClient { get; set; } = "";
 
     private ExchangeClient? _exchange;

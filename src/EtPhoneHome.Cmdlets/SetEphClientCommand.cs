@@ -32,16 +32,19 @@ public sealed class SetEphClientCommand : EphAsyncCmdlet
     /// <summary>Replaces all tags (an empty array removes every tag).</summary>
     [Parameter]
     [AllowEmptyCollection]
+    [ArgumentCompleter(typeof(TagCompleter))]
     public string[]? Tag { get; set; }
 
     /// <summary>Tags to add.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(TagCompleter))]
     public string[]? AddTag { get; set; }
 
     /// <summary>Tags to remove (case-insensitive).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(TagCompleter))]
     public string[]? RemoveTag { get; set; }
 
     /// <summary>Server-side allowed paths; an empty array or $null clears the restriction (all paths).</summary>
