@@ -18,7 +18,7 @@ public sealed class TestEphWebhookCommand : EphAsyncCmdlet
 
     /// <summary>A client (uuid or display name): its own webhook URL is used, and it is described in the event.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [Alias("Uuid")]
+    [Alias("Uuid", "Id")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(ClientNameCompleter))]
     public string? ClientId { get; set; }

@@ -33,3 +33,40 @@ function SampleObject([string] $typeName) {
     $object.PSObject.TypeNames.Insert(0, $typeName)
     $object
 }
+
+# Writes clients straight into the registry of $DataDirectory (each with an approved key 'SHA256:seed-<uuid>'),
+# through Core's seeding entry point in the module's private load context; the module must be imported.
+function Add-SeededClient([string] $DataDirectory, [hashtable[]] $Clients) {
+    Get-EphConfiguration | Out-Null
+    $core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'EtPhoneHome.Core' } | Select-Object -First 1
+    if (-not $core) {
+        # Core loads with the first registry access.
+        Get-EphClient -ErrorAction SilentlyContinue | Out-Null
+        $core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'EtPhoneHome.Core' } | Select-Object -First 1
+    }
+    $directory = $core.GetType('EtPhoneHome.Core.DataDirectory')::new($DataDirectory)
+    $registry = $core.GetType('EtPhoneHome.Core.Registry.SqliteRegistry')::Open($directory, $null)
+    try {
+        $seedType = $core.GetType('EtPhoneHome.Core.Registry.ClientSeed')
+        $seeds = [Activator]::CreateInstance([Collections.Generic.List`1].MakeGenericType($seedType))
+        foreach ($client in $Clients) {
+            $seed = [Activator]::CreateInstance($seedType, $true)
+            foreach ($name in $client.Keys) {
+                $value = $client[$name]
+                if ($name -in 'Tags', 'Capabilities') { $value = [string[]] $value }
+                $seedType.GetProperty($name).SetValue($seed, $value)
+            }
+            $seeds.Add($seed)
+        }
+        $flags = [Reflection.BindingFlags] 'Instance, NonPublic, Public'
+        $registry.GetType().GetMethod('SeedClients', $flags).Invoke($registry, @(, $seeds)) | Out-Null
+    }
+    finally {
+        $registry.Dispose()
+    }
+}
+
+# The completion texts TabExpansion2 offers for $line with the cursor at its end.
+function Get-CompletionText([string] $line) {
+    (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText
+}

@@ -116,7 +116,7 @@ Describe 'A running sandbox' -Tag 'Sandbox' {
         $entry = Get-EphHistory -ClientId $client.Id -Operation 'run_command' -First 1
         $entry | Should -HaveCount 1
         $entry.Surface | Should -Be 'pwsh'
-        $entry.Status | Should -Be 'succeeded'
+        $entry.Status | Should -Be 'Succeeded'
     }
 
     It 'shows a removal with -WhatIf and keeps the client' {
