@@ -46,6 +46,18 @@ Describe 'Help online' {
     }
 }
 
+Describe 'Parameter names' {
+    It '<_> takes a client as -ClientId or -Id alike, and pages with -First' -ForEach @(
+        (Import-PowerShellDataFile (Join-Path $PSScriptRoot '../../out/EtPhoneHome/EtPhoneHome.psd1')).CmdletsToExport) {
+        $parameters = (Get-Command $_).Parameters.Values
+        foreach ($p in $parameters | Where-Object Name -In 'Id', 'ClientId') {
+            $other = if ($p.Name -eq 'Id') { 'ClientId' } else { 'Id' }
+            $p.Aliases | Should -Contain $other -Because "-$($p.Name) of $_"
+        }
+        $parameters.Name | Should -Not -Contain 'Limit'
+    }
+}
+
 Describe 'Views' {
     It 'loads its format file without error' {
         $errors = $null
