@@ -1,5 +1,6 @@
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using Microsoft.Data.Sqlite;
 using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Registry;
@@ -36,6 +37,33 @@ public sealed class RegistryVocabularyTests : IDisposable
             history);
         Assert.All(history, h => Assert.Contains(h.Operation, OperationNames.Operations));
         Assert.All(history, h => Assert.Contains(h.Status, OperationNames.Statuses));
+    }
+
+    [Fact]
+    public void AnOlderRegistrysHistory_IsRenamedToTheVocabulary_WhenTheRegistryIsUpgraded()
+    {
+        string[] old = ["command", "file.read", "file.upload", "exchange.delete", "metrics", "approve", "revoke", "remove", "webhook.resend", "update_client"];
+        foreach (var operation in old)
+        {
+            _r.RecordAudit(new AuditEntry { Operation = operation, Actor = "alice", Surface = "cli", Status = "ok" });
+        }
+
+        // Back to the schema before the vocabulary step; opening the registry applies it again.
+        using (var c = new SqliteConnection($"Data Source={_r.DatabaseFile};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version)";
+            cmd.ExecuteNonQuery();
+        }
+
+        using var upgraded = SqliteRegistry.Open(_temp.Dir);
+        var history = upgraded.ListAudit(limit: 100).Reverse().ToList();
+        Assert.Equal(
+            ["run_command", "read_file", "upload_file", "exchange_delete", "get_client_metrics", "accept_key", "revoke_key", "remove_client", "resend_webhook", "update_client"],
+            history.Select(e => e.Operation));
+        Assert.All(history, e => Assert.Equal("succeeded", e.Status));
+        Assert.Equal(old.Length, upgraded.CountHistory(new HistoryQuery { Statuses = ["succeeded"] }));
     }
 
     [Fact]
