@@ -19,7 +19,17 @@
       Tags         = @('fleet', 'ssh', 'remote', 'tunnel', 'reverse-tunnel', 'nat', 'remote-execution', 'Linux', 'Windows', 'macOS')
       ProjectUri   = 'https://github.com/etphonehome/etphonehome'
       LicenseUri   = 'https://github.com/etphonehome/etphonehome/blob/main/LICENSE'
-      ReleaseNotes = 'First release: find clients (Get-EphClient), fan commands out across the fleet (Invoke-EphCommand), choose the registry (Get-/Set-EphConfiguration). Dependencies load in a private AssemblyLoadContext.'
+      ReleaseNotes = '0.1.0, the first release. 27 cmdlets:
+- Clients: Get-EphClient (names with wildcards, tags, capabilities, text search, -Online), Set-EphClient, Remove-EphClient.
+- Keys: Get-EphClientKey (-Pending), Approve-EphClientKey, Revoke-EphClientKey.
+- Commands: Invoke-EphCommand fans a command out over the fleet (throttle, timeout, error limit), one result per client.
+- Files through the tunnels: Get-EphFileContent, Set-EphFileContent, Get-EphChildItem, Copy-EphFile (SHA-256 verified, resumable).
+- Exchange through R2 for large files and offline clients: Send-, Receive-, Get-, Remove-EphExchangeFile, New-EphExchangeUploadUrl, Initialize-EphExchange.
+- Health: Get-EphClientMetric, Get-EphFleetStatus. Rate limits: Get-EphRateLimitStats.
+- Webhooks: Get-EphWebhookDelivery, Send-EphWebhookDelivery, Test-EphWebhook. History: Get-EphHistory (-First, -Skip, -IncludeTotalCount).
+- Settings: Get-EphConfiguration, Set-EphConfiguration (per session). AI agents: Start-EphMcpServer.
+Tab completion of client names, ids, tags, capabilities, key fingerprints and history operations and statuses; table views that fit 80 columns; help online (Get-Help -Online).
+Dependencies load in a private AssemblyLoadContext, beside AWS.Tools, Posh-SSH and other modules.'
     }
   }
 }

@@ -9,7 +9,7 @@ namespace EtPhoneHome;
 /// Approves a pending key or resolves a key mismatch (the client is re-pinned to the new key and the old one
 /// revoked). Approving a client that has no mismatch changes nothing and says so.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Approve, "EphClientKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = FingerprintSet)]
+[Cmdlet(VerbsLifecycle.Approve, "EphClientKey", HelpUri = HelpLinks.Base + "Approve-EphClientKey.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = FingerprintSet)]
 [OutputType(typeof(EphClientKey))]
 public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
 {
@@ -19,12 +19,14 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
     /// <summary>Key fingerprints (SHA256:…), such as those of Get-EphClientKey -Pending.</summary>
     [Parameter(ParameterSetName = FingerprintSet, Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KeyFingerprintCompleter))]
     public string[]? Fingerprint { get; set; }
 
     /// <summary>Client uuids: approves the key that claims the client in a mismatch.</summary>
     [Parameter(ParameterSetName = UuidSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Id", "ClientId")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? Uuid { get; set; }
 
     /// <summary>Writes the key after the decision.</summary>

@@ -27,6 +27,20 @@ public sealed class CapabilityCompleter : IArgumentCompleter
         RegistryCompletion.Complete(FleetCompletions.Capabilities, wordToComplete);
 }
 
+/// <summary>Completes the operations the history records (Core's list; no registry needed).</summary>
+public sealed class HistoryOperationCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
+        [.. FleetCompletions.HistoryOperations(wordToComplete).Select(c => new CompletionResult(c.Text, c.ListItem, CompletionResultType.ParameterValue, c.ToolTip))];
+}
+
+/// <summary>Completes key fingerprints (pending first) from the registry.</summary>
+public sealed class KeyFingerprintCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
+        RegistryCompletion.Complete(FleetCompletions.KeyFingerprints, wordToComplete);
+}
+
 /// <summary>Runs a Core completion source against the module's registry; a registry that cannot be opened completes nothing.</summary>
 internal static class RegistryCompletion
 {

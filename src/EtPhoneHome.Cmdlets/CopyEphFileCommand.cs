@@ -9,7 +9,7 @@ namespace EtPhoneHome;
 /// Copies a file to (-ToClient) or from (-FromClient) one or many clients: raw bytes through the tunnel, SHA-256
 /// verified end to end, resumed after a dropped connection, one EphFileTransfer per client.
 /// </summary>
-[Cmdlet(VerbsCommon.Copy, "EphFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ToClientSet)]
+[Cmdlet(VerbsCommon.Copy, "EphFile", HelpUri = HelpLinks.Base + "Copy-EphFile.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ToClientSet)]
 [OutputType(typeof(EphFileTransfer))]
 public sealed class CopyEphFileCommand : EphFleetCmdlet
 {

@@ -20,7 +20,11 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
 
     protected virtual Task EndProcessingAsync(CancellationToken ct) => Task.CompletedTask;
 
-    protected sealed override void BeginProcessing() => Run(BeginProcessingAsync);
+    protected sealed override void BeginProcessing()
+    {
+        _ = Settings; // the session's settings, read here on the pipeline thread
+        Run(BeginProcessingAsync);
+    }
 
     protected sealed override void ProcessRecord() => Run(ProcessRecordAsync);
 

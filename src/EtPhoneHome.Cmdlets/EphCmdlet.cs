@@ -7,6 +7,14 @@ namespace EtPhoneHome;
 /// <summary>Base of every EtPhoneHome cmdlet: registry access and error records with stable IDs.</summary>
 public abstract class EphCmdlet : PSCmdlet
 {
+    private ModuleSettings? _settings;
+
+    /// <summary>
+    /// The settings of the session this command runs in, read on the pipeline thread the first time (the async base
+    /// reads it before any work goes to the thread pool, where no runspace is current).
+    /// </summary>
+    internal ModuleSettings Settings => _settings ??= ModuleConfiguration.Current;
+
     /// <summary>
     /// Opens the registry of the module's data directory (Set-EphConfiguration, else $ETPHONEHOME_DATA_DIR, else
     /// ~/.etphonehome-server).
@@ -15,7 +23,7 @@ public abstract class EphCmdlet : PSCmdlet
     {
         try
         {
-            return EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory().Directory);
+            return EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory(Settings).Directory);
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
         {

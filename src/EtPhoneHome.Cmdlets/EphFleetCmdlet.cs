@@ -19,6 +19,7 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("Uuid", "Id")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? ClientId { get; set; }
 
     /// <summary>Clients from Get-EphClient.</summary>

@@ -6,7 +6,7 @@ using EtPhoneHome.Protocol;
 namespace EtPhoneHome;
 
 /// <summary>Lists a directory on one or many clients; entries sorted by name, unreadable entries carry an Error.</summary>
-[Cmdlet(VerbsCommon.Get, "EphChildItem")]
+[Cmdlet(VerbsCommon.Get, "EphChildItem", HelpUri = HelpLinks.Base + "Get-EphChildItem.md")]
 [OutputType(typeof(EphFileEntry))]
 public sealed class GetEphChildItemCommand : EphFleetCmdlet
 {

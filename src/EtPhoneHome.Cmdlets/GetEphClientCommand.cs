@@ -5,7 +5,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Gets registered clients by name (wildcards) or id, filtered by text, purpose, tags, capabilities and online state.</summary>
-[Cmdlet(VerbsCommon.Get, "EphClient", DefaultParameterSetName = NameSet)]
+[Cmdlet(VerbsCommon.Get, "EphClient", HelpUri = HelpLinks.Base + "Get-EphClient.md", DefaultParameterSetName = NameSet)]
 [OutputType(typeof(EphClient))]
 public sealed class GetEphClientCommand : EphAsyncCmdlet
 {
@@ -21,7 +21,7 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
 
     /// <summary>Exact client uuids.</summary>
     [Parameter(ParameterSetName = IdSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("Uuid")]
+    [Alias("Uuid", "ClientId")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? Id { get; set; }
@@ -39,11 +39,13 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
     /// <summary>Only clients carrying ALL of these tags.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(TagCompleter))]
     public string[]? Tag { get; set; }
 
     /// <summary>Only clients with ALL of these capabilities (docker, nvidia-gpu, python3.12…).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(CapabilityCompleter))]
     public string[]? Capability { get; set; }
 
     /// <summary>Only clients with an online session.</summary>

@@ -6,7 +6,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Gets client keys: pending ones waiting for approval, approved and revoked ones.</summary>
-[Cmdlet(VerbsCommon.Get, "EphClientKey")]
+[Cmdlet(VerbsCommon.Get, "EphClientKey", HelpUri = HelpLinks.Base + "Get-EphClientKey.md")]
 [OutputType(typeof(EphClientKey))]
 public sealed class GetEphClientKeyCommand : EphAsyncCmdlet
 {
@@ -15,6 +15,7 @@ public sealed class GetEphClientKeyCommand : EphAsyncCmdlet
     [Alias("KeyFingerprint")]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(KeyFingerprintCompleter))]
     public string[]? Fingerprint { get; set; }
 
     /// <summary>Only keys waiting for approval (new keys and key mismatches).</summary>

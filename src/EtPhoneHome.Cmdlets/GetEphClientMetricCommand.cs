@@ -7,7 +7,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Gets CPU, memory, disk, load, uptime and network figures of clients, asking them all at once.</summary>
-[Cmdlet(VerbsCommon.Get, "EphClientMetric", DefaultParameterSetName = ClientIdSet)]
+[Cmdlet(VerbsCommon.Get, "EphClientMetric", HelpUri = HelpLinks.Base + "Get-EphClientMetric.md", DefaultParameterSetName = ClientIdSet)]
 [OutputType(typeof(EphClientMetric))]
 public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
 {

@@ -3,7 +3,7 @@ using System.Management.Automation;
 namespace EtPhoneHome;
 
 /// <summary>Shows the module's settings in effect and where each came from.</summary>
-[Cmdlet(VerbsCommon.Get, "EphConfiguration")]
+[Cmdlet(VerbsCommon.Get, "EphConfiguration", HelpUri = HelpLinks.Base + "Get-EphConfiguration.md")]
 [OutputType(typeof(EphConfigurationInfo))]
 public sealed class GetEphConfigurationCommand : EphCmdlet
 {

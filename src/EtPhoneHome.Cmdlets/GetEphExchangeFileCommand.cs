@@ -4,7 +4,7 @@ using EtPhoneHome.Core.Exchange;
 namespace EtPhoneHome;
 
 /// <summary>Lists the transfers waiting in the exchange bucket (exchange_list), every page.</summary>
-[Cmdlet(VerbsCommon.Get, "EphExchangeFile")]
+[Cmdlet(VerbsCommon.Get, "EphExchangeFile", HelpUri = HelpLinks.Base + "Get-EphExchangeFile.md")]
 [OutputType(typeof(EphExchangeFile))]
 public sealed class GetEphExchangeFileCommand : EphAsyncCmdlet
 {

@@ -6,7 +6,7 @@ using EtPhoneHome.Protocol;
 namespace EtPhoneHome;
 
 /// <summary>Reads a file on one or many clients (at most 10 MiB; Copy-EphFile -FromClient streams larger files).</summary>
-[Cmdlet(VerbsCommon.Get, "EphFileContent")]
+[Cmdlet(VerbsCommon.Get, "EphFileContent", HelpUri = HelpLinks.Base + "Get-EphFileContent.md")]
 [OutputType(typeof(EphFileContent))]
 public sealed class GetEphFileContentCommand : EphFleetCmdlet
 {

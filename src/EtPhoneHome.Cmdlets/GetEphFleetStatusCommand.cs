@@ -7,7 +7,7 @@ namespace EtPhoneHome;
 /// The fleet at a glance: totals, pending keys, key mismatches, unhealthy clients, and the online clients over
 /// the CPU, memory and disk thresholds (from a summary-metrics fan-out).
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "EphFleetStatus")]
+[Cmdlet(VerbsCommon.Get, "EphFleetStatus", HelpUri = HelpLinks.Base + "Get-EphFleetStatus.md")]
 [OutputType(typeof(EphFleetStatus))]
 public sealed class GetEphFleetStatusCommand : EphAsyncCmdlet
 {

@@ -9,7 +9,7 @@ namespace EtPhoneHome;
 /// Gets the history of operations on clients (commands, file access, metadata changes, key decisions):
 /// who, through which surface, what, result and duration; newest first. -First and -Skip page through it.
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "EphHistory", SupportsPaging = true)]
+[Cmdlet(VerbsCommon.Get, "EphHistory", HelpUri = HelpLinks.Base + "Get-EphHistory.md", SupportsPaging = true)]
 [OutputType(typeof(EphHistoryEntry))]
 public sealed class GetEphHistoryCommand : EphAsyncCmdlet
 {
@@ -26,15 +26,16 @@ public sealed class GetEphHistoryCommand : EphAsyncCmdlet
     [ArgumentCompleter(typeof(ClientNameCompleter))]
     public string[]? ClientId { get; set; }
 
-    /// <summary>Operations such as run_command, update_client, approve, revoke, remove.</summary>
+    /// <summary>Operations, named as the MCP tools: run_command, read_file, update_client, accept_key, revoke_key, remove_client…</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(HistoryOperationCompleter))]
     public string[]? Operation { get; set; }
 
-    /// <summary>Statuses such as ok, unchanged, succeeded, failed, timed_out, denied, error.</summary>
+    /// <summary>Statuses: Succeeded, Failed, TimedOut, Denied, Unchanged…</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
-    public string[]? Status { get; set; }
+    public EphOperationStatus[]? Status { get; set; }
 
     /// <summary>Only entries at or after this time.</summary>
     [Parameter]
@@ -70,21 +71,22 @@ public sealed class GetEphHistoryCommand : EphAsyncCmdlet
         {
             Uuids = _clients.Count > 0 ? clients.Uuids : null,
             Operations = Operation,
-            Statuses = Status,
+            Statuses = Status?.Select(s => OperationNames.Wire((OperationStatus)(int)s)).ToList(),
             Since = bound.ContainsKey(nameof(Since)) ? ToUtc(Since) : null,
             Until = bound.ContainsKey(nameof(Until)) ? ToUtc(Until) : null,
         };
-
-        if (PagingParameters.IncludeTotalCount)
-        {
-            WriteObject(PagingParameters.NewTotalCount(0, 0.0)); // accuracy 0: the total is not counted
-        }
 
         var skip = PagingParameters.Skip;
         var remaining = PagingParameters.First;
         var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         try
         {
+            if (PagingParameters.IncludeTotalCount)
+            {
+                // PowerShell's convention: the total comes first, then the page.
+                WriteObject(PagingParameters.NewTotalCount((ulong)registry.CountHistory(query), 1.0));
+            }
+
             while (remaining > 0 && skip <= int.MaxValue)
             {
                 ct.ThrowIfCancellationRequested();

@@ -9,7 +9,7 @@ namespace EtPhoneHome;
 /// Gets clients' rate-limit counters: requests in the last 60 s and in flight (counted across every
 /// process), the limits, the warnings and the mode. The name is the reference's get_rate_limit_stats.
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "EphRateLimitStats")]
+[Cmdlet(VerbsCommon.Get, "EphRateLimitStats", HelpUri = HelpLinks.Base + "Get-EphRateLimitStats.md")]
 [OutputType(typeof(EphRateLimitStats))]
 public sealed class GetEphRateLimitStatsCommand : EphAsyncCmdlet
 {

@@ -6,7 +6,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Gets webhook deliveries (the event outbox), newest first, with their state and attempt log.</summary>
-[Cmdlet(VerbsCommon.Get, "EphWebhookDelivery")]
+[Cmdlet(VerbsCommon.Get, "EphWebhookDelivery", HelpUri = HelpLinks.Base + "Get-EphWebhookDelivery.md")]
 [OutputType(typeof(EphWebhookDelivery))]
 public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
 {
@@ -14,7 +14,7 @@ public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
 
     /// <summary>Only events of these clients (uuids or display names; wildcards).</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-    [Alias("Uuid")]
+    [Alias("Uuid", "Id")]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
     [ArgumentCompleter(typeof(ClientNameCompleter))]
@@ -30,10 +30,11 @@ public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
     [Parameter]
     public EphWebhookDeliveryStatus? Status { get; set; }
 
-    /// <summary>Most deliveries returned, newest first.</summary>
+    /// <summary>Most deliveries returned, newest first (-Limit is an alias, as in the CLI and MCP).</summary>
     [Parameter]
+    [Alias("Limit")]
     [ValidateRange(1, 10000)]
-    public int Limit { get; set; } = 100;
+    public int First { get; set; } = 100;
 
     protected override Task ProcessRecordAsync(CancellationToken ct)
     {
@@ -66,7 +67,7 @@ public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
             Uuids = _clients.Count > 0 ? lookup.Clients.Select(c => c.Uuid).ToList() : null,
             Events = Event,
             Status = Status is { } s ? (WebhookDeliveryStatus)(int)s : null,
-            Limit = Limit,
+            Limit = First,
         });
         var attempts = registry.ListWebhookAttempts(rows.Select(r => r.Id).ToList()).ToLookup(a => a.EventId);
         foreach (var row in rows)

@@ -5,7 +5,7 @@ using EtPhoneHome.Core.Exchange;
 namespace EtPhoneHome;
 
 /// <summary>Installs the bucket lifecycle rule that deletes transfers after 48 hours, and writes the rules in force.</summary>
-[Cmdlet(VerbsData.Initialize, "EphExchange", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsData.Initialize, "EphExchange", HelpUri = HelpLinks.Base + "Initialize-EphExchange.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(EphExchangeLifecycleRule))]
 public sealed class InitializeEphExchangeCommand : EphAsyncCmdlet
 {

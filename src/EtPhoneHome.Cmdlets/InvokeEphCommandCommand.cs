@@ -8,7 +8,7 @@ using EtPhoneHome.Protocol;
 namespace EtPhoneHome;
 
 /// <summary>Runs a command on many clients at once; one result per client, written as each finishes.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "EphCommand", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ClientIdSet)]
+[Cmdlet(VerbsLifecycle.Invoke, "EphCommand", HelpUri = HelpLinks.Base + "Invoke-EphCommand.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ClientIdSet)]
 [OutputType(typeof(EphCommandResult))]
 public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
 {

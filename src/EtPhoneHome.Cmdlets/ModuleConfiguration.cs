@@ -1,3 +1,5 @@
+using System.Management.Automation.Runspaces;
+using System.Runtime.CompilerServices;
 using EtPhoneHome.Core;
 
 namespace EtPhoneHome;
@@ -5,7 +7,7 @@ namespace EtPhoneHome;
 /// <summary>Where the effective data directory came from.</summary>
 public enum EphSettingSource
 {
-    /// <summary>Set-EphConfiguration in this PowerShell process.</summary>
+    /// <summary>Set-EphConfiguration in this PowerShell session (runspace).</summary>
     Session,
     /// <summary>The ETPHONEHOME_DATA_DIR environment variable.</summary>
     Environment,
@@ -14,26 +16,49 @@ public enum EphSettingSource
 }
 
 /// <summary>
-/// The module's settings, without global variables: one immutable snapshot in a static holder, replaced as a
-/// whole by Set-EphConfiguration. It lives as long as the module's assembly, that is the PowerShell process;
-/// every runspace of the process sees the same settings (a binary module's assembly cannot be loaded twice).
+/// The module's settings, without global variables: one immutable snapshot per PowerShell session (runspace),
+/// replaced as a whole by Set-EphConfiguration. The module's assembly is shared by every runspace of the process
+/// (ForEach-Object -Parallel, thread jobs, a host's runspace pool), so the snapshots are keyed by the runspace and
+/// die with it: a setting made in one session is not seen by another, as with variables and $PSDefaultParameterValues.
+/// Code that runs without a runspace (hosts calling the cmdlets' helpers) shares one process-wide snapshot.
 /// Every cmdlet and completer reads the registry location from here. New settings (rate-limit mode, exchange)
 /// become new properties of <see cref="ModuleSettings"/> and parameters of Set-EphConfiguration.
 /// </summary>
 internal static class ModuleConfiguration
 {
-    private static ModuleSettings s_settings = new();
+    private static readonly ConditionalWeakTable<Runspace, ModuleSettings> s_sessions = [];
+    private static ModuleSettings s_noRunspace = new();
 
+    /// <summary>
+    /// The settings of the runspace of the calling thread. Only the pipeline thread has one: cmdlets that work on the
+    /// thread pool read <see cref="EphCmdlet.Settings"/>, captured before their work starts.
+    /// </summary>
     public static ModuleSettings Current
     {
-        get => Volatile.Read(ref s_settings);
-        set => Volatile.Write(ref s_settings, value ?? throw new ArgumentNullException(nameof(value)));
+        get => Runspace.DefaultRunspace is { } runspace
+            ? s_sessions.TryGetValue(runspace, out var settings) ? settings : new ModuleSettings()
+            : Volatile.Read(ref s_noRunspace);
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            if (Runspace.DefaultRunspace is { } runspace)
+            {
+                s_sessions.AddOrUpdate(runspace, value);
+            }
+            else
+            {
+                Volatile.Write(ref s_noRunspace, value);
+            }
+        }
     }
 
-    /// <summary>The data directory in effect: the session's, else $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server.</summary>
-    public static (DataDirectory Directory, EphSettingSource Source) ResolveDataDirectory()
+    /// <summary>The data directory in effect for the calling thread's session.</summary>
+    public static (DataDirectory Directory, EphSettingSource Source) ResolveDataDirectory() => ResolveDataDirectory(Current);
+
+    /// <summary>The data directory in effect under <paramref name="settings"/>: the session's, else $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server.</summary>
+    public static (DataDirectory Directory, EphSettingSource Source) ResolveDataDirectory(ModuleSettings settings)
     {
-        var session = Current.DataDirectory;
+        var session = settings.DataDirectory;
         if (!string.IsNullOrWhiteSpace(session))
         {
             return (new DataDirectory(session), EphSettingSource.Session);

@@ -4,7 +4,7 @@ using EtPhoneHome.Core.Exchange;
 namespace EtPhoneHome;
 
 /// <summary>Creates a presigned PUT URL a client can upload to with nothing but curl (<c>curl -T FILE URL</c>).</summary>
-[Cmdlet(VerbsCommon.New, "EphExchangeUploadUrl")]
+[Cmdlet(VerbsCommon.New, "EphExchangeUploadUrl", HelpUri = HelpLinks.Base + "New-EphExchangeUploadUrl.md")]
 [OutputType(typeof(EphExchangeUploadUrl))]
 public sealed class NewEphExchangeUploadUrlCommand : EphAsyncCmdlet
 {

@@ -99,7 +99,7 @@ public sealed class EphExchangeFile
         Sha256 = o.Metadata.TryGetValue("sha256", out var s) ? s : null;
         Size = o.Size;
         LastModified = o.LastModified;
-        Metadata = new Dictionary<string, string>(o.Metadata, StringComparer.OrdinalIgnoreCase);
+        Metadata = new EphMap(o.Metadata);
     }
 
     public string Key { get; }
@@ -110,7 +110,7 @@ public sealed class EphExchangeFile
     public string? Sha256 { get; }
     public long Size { get; }
     public DateTimeOffset? LastModified { get; }
-    public IReadOnlyDictionary<string, string> Metadata { get; }
+    public EphMap Metadata { get; }
 
     public override string ToString() => TransferId;
 }

@@ -18,7 +18,7 @@ public sealed class EphFileContent
         Truncated = result.Truncated;
         var isText = result.Encoding == FileEncodings.Utf8;
         Content = isText && !asBytes ? result.Content : null;
-        Bytes = isText ? (asBytes ? System.Text.Encoding.UTF8.GetBytes(result.Content) : null) : Convert.FromBase64String(result.Content);
+        Bytes = isText ? (asBytes ? EphList.Of(System.Text.Encoding.UTF8.GetBytes(result.Content)) : null) : EphList.Of(Convert.FromBase64String(result.Content));
     }
 
     public string ClientId { get; }
@@ -33,7 +33,7 @@ public sealed class EphFileContent
     /// <summary>The text, for a UTF-8 text file read without -AsByteStream; otherwise null.</summary>
     public string? Content { get; }
     /// <summary>The raw bytes, for a binary file or with -AsByteStream; otherwise null.</summary>
-    public IReadOnlyList<byte>? Bytes { get; }
+    public EphList<byte>? Bytes { get; }
     public bool Truncated { get; }
 
     public override string ToString() => Content ?? $"{PSComputerName}:{Path} ({Size} bytes)";

@@ -26,7 +26,7 @@ public sealed class EphClientMetric
         SwapTotalBytes = m?.SwapTotalBytes;
         SwapFreeBytes = m?.SwapFreeBytes;
         SwapPercent = m?.SwapPercent;
-        Disks = m?.Disks?.Select(d => new EphDiskMetric(d)).ToArray() ?? [];
+        Disks = EphList.Of(m?.Disks?.Select(d => new EphDiskMetric(d)) ?? []);
         NetworkRxBytes = m?.Network?.RxBytes;
         NetworkTxBytes = m?.Network?.TxBytes;
         ProcessCount = m?.ProcessCount;
@@ -54,7 +54,7 @@ public sealed class EphClientMetric
     public long? SwapTotalBytes { get; }
     public long? SwapFreeBytes { get; }
     public double? SwapPercent { get; }
-    public IReadOnlyList<EphDiskMetric> Disks { get; }
+    public EphList<EphDiskMetric> Disks { get; }
     public long? NetworkRxBytes { get; }
     public long? NetworkTxBytes { get; }
     public int? ProcessCount { get; }
@@ -89,7 +89,7 @@ public sealed class EphDiskMetric
 /// <summary>Outcome of asking one client for metrics (mirrors Core's MetricsStatus value for value).</summary>
 public enum EphMetricStatus
 {
-    Ok = MetricsStatus.Ok,
+    Succeeded = MetricsStatus.Succeeded,
     Offline = MetricsStatus.Offline,
     Denied = MetricsStatus.Denied,
     TimedOut = MetricsStatus.TimedOut,
@@ -124,19 +124,19 @@ public sealed class EphFleetStatus
     public int PendingKeys { get; }
     public int KeyMismatches { get; }
     /// <summary>Clients the hub's health monitor marked unhealthy; Detail holds the last failure.</summary>
-    public IReadOnlyList<EphFleetStatusEntry> Unhealthy { get; }
+    public EphList<EphFleetStatusEntry> Unhealthy { get; }
     /// <summary>Clients above <see cref="CpuThreshold"/>; Value holds the CPU percentage.</summary>
-    public IReadOnlyList<EphFleetStatusEntry> OverCpu { get; }
-    public IReadOnlyList<EphFleetStatusEntry> OverMemory { get; }
-    public IReadOnlyList<EphFleetStatusEntry> OverDisk { get; }
+    public EphList<EphFleetStatusEntry> OverCpu { get; }
+    public EphList<EphFleetStatusEntry> OverMemory { get; }
+    public EphList<EphFleetStatusEntry> OverDisk { get; }
     /// <summary>Online clients whose metrics did not arrive; Detail says why.</summary>
-    public IReadOnlyList<EphFleetStatusEntry> Unreachable { get; }
+    public EphList<EphFleetStatusEntry> Unreachable { get; }
     public double CpuThreshold { get; }
     public double MemoryThreshold { get; }
     public double DiskThreshold { get; }
     public DateTimeOffset CollectedAt { get; }
 
-    private static EphFleetStatusEntry[] Entries(IEnumerable<FleetStatusEntry> entries) => entries.Select(e => new EphFleetStatusEntry(e)).ToArray();
+    private static EphList<EphFleetStatusEntry> Entries(IEnumerable<FleetStatusEntry> entries) => EphList.Of(entries.Select(e => new EphFleetStatusEntry(e)));
 
     public override string ToString() => $"{Online}/{Total} online";
 }

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome;
@@ -56,7 +57,7 @@ public sealed class EphHistoryEntry
         ClientId = entry.Uuid;
         Client = displayName ?? entry.Uuid;
         Operation = entry.Operation;
-        Status = entry.Status;
+        Status = OperationNames.ParseStatus(entry.Status) is { } status ? (EphOperationStatus)(int)status : EphOperationStatus.Error;
         Actor = entry.Actor;
         Surface = entry.Surface;
         Duration = entry.DurationMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
@@ -68,8 +69,9 @@ public sealed class EphHistoryEntry
     public string? ClientId { get; }
     /// <summary>The client's display name (its uuid when the client record is gone).</summary>
     public string? Client { get; }
+    /// <summary>What was done, named as the MCP tool that does it (run_command, read_file, accept_key…) whichever surface acted.</summary>
     public string Operation { get; }
-    public string Status { get; }
+    public EphOperationStatus Status { get; }
     /// <summary>The OS user who acted.</summary>
     public string Actor { get; }
     /// <summary>pwsh, mcp, cli or hub.</summary>
@@ -78,4 +80,23 @@ public sealed class EphHistoryEntry
     public string? Detail { get; }
 
     public override string ToString() => $"{At:u} {Client} {Operation} {Status}";
+}
+
+/// <summary>
+/// Outcome of an operation as the history records it (mirrors Core's OperationStatus value for value; the CLI's
+/// --json and MCP write the same words in snake_case: TimedOut is timed_out). The first eight are EphCommandStatus's.
+/// </summary>
+public enum EphOperationStatus
+{
+    Succeeded = OperationStatus.Succeeded,
+    Failed = OperationStatus.Failed,
+    TimedOut = OperationStatus.TimedOut,
+    Offline = OperationStatus.Offline,
+    Denied = OperationStatus.Denied,
+    RateLimited = OperationStatus.RateLimited,
+    Error = OperationStatus.Error,
+    Skipped = OperationStatus.Skipped,
+    Cancelled = OperationStatus.Cancelled,
+    NotFound = OperationStatus.NotFound,
+    Unchanged = OperationStatus.Unchanged,
 }

@@ -56,7 +56,7 @@ public sealed class EphWebhookDelivery
         LastError = d.LastError;
         Url = d.Url;
         Payload = d.Payload;
-        AttemptLog = attempts.Select(a => new EphWebhookAttempt(a)).ToArray();
+        AttemptLog = EphList.Of(attempts.Select(a => new EphWebhookAttempt(a)));
     }
 
     /// <summary>Row id in the outbox (ascending = the order events happened).</summary>
@@ -78,7 +78,7 @@ public sealed class EphWebhookDelivery
     public string? Url { get; }
     /// <summary>The JSON body receivers get.</summary>
     public string Payload { get; }
-    public IReadOnlyList<EphWebhookAttempt> AttemptLog { get; }
+    public EphList<EphWebhookAttempt> AttemptLog { get; }
 
     public override string ToString() => $"{Id} {Event}: {Status}";
 }

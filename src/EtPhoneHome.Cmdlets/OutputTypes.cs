@@ -11,19 +11,19 @@ public sealed class EphClient
         Uuid = client.Uuid;
         Name = client.DisplayName;
         Online = client.Online;
-        Tags = [.. client.Tags];
+        Tags = EphList.Of(client.Tags);
         Purpose = client.Purpose;
         Hostname = client.Hostname;
         Platform = client.Platform;
         Username = client.Username;
-        Capabilities = [.. client.Capabilities];
+        Capabilities = EphList.Of(client.Capabilities);
         LastSeen = client.LastSeen;
         FirstSeen = client.FirstSeen;
         TunnelPort = client.Online ? client.TunnelPort : null;
         KeyFingerprint = client.KeyFingerprint;
         KeyMismatch = client.KeyMismatch;
         AgentVersion = client.AgentVersion;
-        AllowedPaths = client.AllowedPaths is null ? null : [.. client.AllowedPaths];
+        AllowedPaths = client.AllowedPaths is null ? null : EphList.Of(client.AllowedPaths);
         WebhookUrl = client.WebhookUrl;
         RateLimitRpm = client.RateLimitRpm;
         RateLimitConcurrent = client.RateLimitConcurrent;
@@ -38,12 +38,12 @@ public sealed class EphClient
     /// <summary>Same as <see cref="Name"/>.</summary>
     public string DisplayName => Name;
     public bool Online { get; }
-    public IReadOnlyList<string> Tags { get; }
+    public EphList<string> Tags { get; }
     public string? Purpose { get; }
     public string? Hostname { get; }
     public string? Platform { get; }
     public string? Username { get; }
-    public IReadOnlyList<string> Capabilities { get; }
+    public EphList<string> Capabilities { get; }
     public DateTimeOffset LastSeen { get; }
     public DateTimeOffset FirstSeen { get; }
     public int? TunnelPort { get; }
@@ -51,7 +51,7 @@ public sealed class EphClient
     public bool KeyMismatch { get; }
     public string? AgentVersion { get; }
     /// <summary>Server-side allowed paths; null means every path (the agent's own list still applies).</summary>
-    public IReadOnlyList<string>? AllowedPaths { get; }
+    public EphList<string>? AllowedPaths { get; }
     /// <summary>The client's own webhook URL; null means the global one.</summary>
     public string? WebhookUrl { get; }
     /// <summary>Requests per rolling minute; null means the default.</summary>
@@ -76,6 +76,7 @@ public sealed class EphCommandResult
         Status = (EphCommandStatus)(int)result.Status;
         ExitCode = result.ExitCode;
         Stdout = result.Stdout;
+        Output = EphList.Of(Lines(result.Stdout));
         Stderr = result.Stderr;
         Duration = TimeSpan.FromMilliseconds(result.DurationMs);
         Truncated = result.Truncated;
@@ -88,12 +89,30 @@ public sealed class EphCommandResult
     public EphCommandStatus Status { get; }
     public int? ExitCode { get; }
     public string Stdout { get; }
+    /// <summary>
+    /// Standard output line by line (no line ends, no empty last line), as Invoke-Command and Posh-SSH's
+    /// Invoke-SSHCommand give it: <c>... | Select-Object -ExpandProperty Output</c> streams the lines.
+    /// </summary>
+    public EphList<string> Output { get; }
     public string Stderr { get; }
     public TimeSpan Duration { get; }
     public bool Truncated { get; }
     public string? Error { get; }
 
     public override string ToString() => $"{PSComputerName}: {Status}";
+
+    /// <summary>The lines of <paramref name="text"/>: \n or \r\n ends a line; a final line end adds no empty line.</summary>
+    internal static IEnumerable<string> Lines(string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+        {
+            return [];
+        }
+
+        var lines = text.Split('\n');
+        var count = text.EndsWith('\n') ? lines.Length - 1 : lines.Length;
+        return lines.Take(count).Select(l => l.EndsWith('\r') ? l[..^1] : l);
+    }
 }
 
 /// <summary>

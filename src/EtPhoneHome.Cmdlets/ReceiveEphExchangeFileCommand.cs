@@ -10,7 +10,7 @@ namespace EtPhoneHome;
 /// and verifying SHA-256; or, with -SourceClient and -RemotePath, has the client's agent upload a file through
 /// the exchange and downloads it here, verified.
 /// </summary>
-[Cmdlet(VerbsCommunications.Receive, "EphExchangeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = TransferIdSet)]
+[Cmdlet(VerbsCommunications.Receive, "EphExchangeFile", HelpUri = HelpLinks.Base + "Receive-EphExchangeFile.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = TransferIdSet)]
 [OutputType(typeof(EphExchangeDownload), typeof(EphExchangeDelivery))]
 public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
 {

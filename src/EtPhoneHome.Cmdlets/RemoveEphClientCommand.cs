@@ -9,7 +9,7 @@ namespace EtPhoneHome;
 /// Decommissions clients: revokes their keys, disconnects them now and hides them from Get-EphClient;
 /// their history stays (Get-EphHistory).
 /// </summary>
-[Cmdlet(VerbsCommon.Remove, "EphClient", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[Cmdlet(VerbsCommon.Remove, "EphClient", HelpUri = HelpLinks.Base + "Remove-EphClient.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(EphClient))]
 public sealed class RemoveEphClientCommand : EphAsyncCmdlet
 {

@@ -5,7 +5,7 @@ using EtPhoneHome.Core.Exchange;
 namespace EtPhoneHome;
 
 /// <summary>Deletes a transfer before the lifecycle rule would (exchange_delete); says truthfully whether one existed.</summary>
-[Cmdlet(VerbsCommon.Remove, "EphExchangeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[Cmdlet(VerbsCommon.Remove, "EphExchangeFile", HelpUri = HelpLinks.Base + "Remove-EphExchangeFile.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(EphExchangeRemoval))]
 public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 {
@@ -18,6 +18,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
     /// <summary>The client (or "server") that uploaded it; binds SourceClient of piped objects.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientNameCompleter))]
     public string SourceClient { get; set; } = "";
 
     private ExchangeClient? _exchange;

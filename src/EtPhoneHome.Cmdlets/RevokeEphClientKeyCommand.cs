@@ -6,7 +6,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Revokes client keys and disconnects their clients now; sshd refuses a revoked key from then on.</summary>
-[Cmdlet(VerbsSecurity.Revoke, "EphClientKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FingerprintSet)]
+[Cmdlet(VerbsSecurity.Revoke, "EphClientKey", HelpUri = HelpLinks.Base + "Revoke-EphClientKey.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FingerprintSet)]
 [OutputType(typeof(EphClientKey))]
 public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
 {
@@ -16,12 +16,14 @@ public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
     /// <summary>Key fingerprints (SHA256:…).</summary>
     [Parameter(ParameterSetName = FingerprintSet, Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KeyFingerprintCompleter))]
     public string[]? Fingerprint { get; set; }
 
     /// <summary>Client uuids: revokes the key each client is pinned to.</summary>
     [Parameter(ParameterSetName = UuidSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Id", "ClientId")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
     public string[]? Uuid { get; set; }
 
     /// <summary>Writes the key after the decision.</summary>

@@ -10,7 +10,7 @@ namespace EtPhoneHome;
 /// client's agent to fetch it into that path (inside its path policy, SHA-256 verified). -TransferId hands an
 /// earlier upload to clients (for example a client that was offline at upload time).
 /// </summary>
-[Cmdlet(VerbsCommunications.Send, "EphExchangeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsCommunications.Send, "EphExchangeFile", HelpUri = HelpLinks.Base + "Send-EphExchangeFile.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = PathSet)]
 [OutputType(typeof(EphExchangeTransfer), typeof(EphExchangeDelivery))]
 public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
 {

@@ -5,7 +5,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Queues webhook deliveries again (failed ones, typically); the hub sends them with a fresh set of attempts.</summary>
-[Cmdlet(VerbsCommunications.Send, "EphWebhookDelivery", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommunications.Send, "EphWebhookDelivery", HelpUri = HelpLinks.Base + "Send-EphWebhookDelivery.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(EphWebhookDelivery))]
 public sealed class SendEphWebhookDeliveryCommand : EphAsyncCmdlet
 {

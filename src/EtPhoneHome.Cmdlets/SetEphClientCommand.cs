@@ -6,7 +6,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome;
 
 /// <summary>Edits the operator fields of clients: name, purpose, tags, allowed paths, webhook URL, rate limits.</summary>
-[Cmdlet(VerbsCommon.Set, "EphClient", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Set, "EphClient", HelpUri = HelpLinks.Base + "Set-EphClient.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(EphClient))]
 public sealed class SetEphClientCommand : EphAsyncCmdlet
 {
@@ -32,16 +32,19 @@ public sealed class SetEphClientCommand : EphAsyncCmdlet
     /// <summary>Replaces all tags (an empty array removes every tag).</summary>
     [Parameter]
     [AllowEmptyCollection]
+    [ArgumentCompleter(typeof(TagCompleter))]
     public string[]? Tag { get; set; }
 
     /// <summary>Tags to add.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(TagCompleter))]
     public string[]? AddTag { get; set; }
 
     /// <summary>Tags to remove (case-insensitive).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(TagCompleter))]
     public string[]? RemoveTag { get; set; }
 
     /// <summary>Server-side allowed paths; an empty array or $null clears the restriction (all paths).</summary>

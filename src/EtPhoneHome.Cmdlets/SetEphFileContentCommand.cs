@@ -7,7 +7,7 @@ using EtPhoneHome.Protocol;
 namespace EtPhoneHome;
 
 /// <summary>Writes a file on one or many clients, atomically (temp file, fsync, rename); never through a symbolic link.</summary>
-[Cmdlet(VerbsCommon.Set, "EphFileContent", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = TextSet)]
+[Cmdlet(VerbsCommon.Set, "EphFileContent", HelpUri = HelpLinks.Base + "Set-EphFileContent.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = TextSet)]
 [OutputType(typeof(EphFileWriteResult))]
 public sealed class SetEphFileContentCommand : EphFleetCmdlet
 {

@@ -17,7 +17,7 @@ namespace EtPhoneHome;
 /// No ShouldProcess: a confirmation prompt would be written into the protocol stream. The tools it serves
 /// record every operation in the history (surface <c>mcp</c>).
 /// </remarks>
-[Cmdlet(VerbsLifecycle.Start, "EphMcpServer")]
+[Cmdlet(VerbsLifecycle.Start, "EphMcpServer", HelpUri = HelpLinks.Base + "Start-EphMcpServer.md")]
 public sealed class StartEphMcpServerCommand : EphAsyncCmdlet
 {
     /// <summary>Per-stream output budget of a tool answer, in bytes.</summary>

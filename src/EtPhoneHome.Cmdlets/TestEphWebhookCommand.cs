@@ -7,7 +7,7 @@ using EtPhoneHome.Core.Webhooks;
 namespace EtPhoneHome;
 
 /// <summary>Sends a signed webhook.test event now and reports the receiver's HTTP status and the time it took.</summary>
-[Cmdlet(VerbsDiagnostic.Test, "EphWebhook", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[Cmdlet(VerbsDiagnostic.Test, "EphWebhook", HelpUri = HelpLinks.Base + "Test-EphWebhook.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(EphWebhookTestResult))]
 public sealed class TestEphWebhookCommand : EphAsyncCmdlet
 {
@@ -18,7 +18,7 @@ public sealed class TestEphWebhookCommand : EphAsyncCmdlet
 
     /// <summary>A client (uuid or display name): its own webhook URL is used, and it is described in the event.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [Alias("Uuid")]
+    [Alias("Uuid", "Id")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(ClientNameCompleter))]
     public string? ClientId { get; set; }

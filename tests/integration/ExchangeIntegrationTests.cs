@@ -76,8 +76,8 @@ public sealed class ExchangeIntegrationTests(ExchangeSandboxFixture fixture) : I
         Assert.Equal(CommandStatus.Denied, denied.Status);
         Assert.Contains("outside the allowed paths", denied.Error, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_work.FullName, "outside.tgz")));
-        Assert.Contains(registry.ListAudit(target.Uuid, 10), a => a.Operation == "exchange.download" && a.Status == "succeeded");
-        Assert.Contains(registry.ListAudit(target.Uuid, 10), a => a.Operation == "exchange.download" && a.Status == "denied");
+        Assert.Contains(registry.ListAudit(target.Uuid, 10), a => a.Operation == "exchange_download" && a.Status == "succeeded");
+        Assert.Contains(registry.ListAudit(target.Uuid, 10), a => a.Operation == "exchange_download" && a.Status == "denied");
     }
 
     [Fact]

@@ -98,7 +98,7 @@ public sealed class FilesIntegrationTests(SandboxFixture fixture) : IClassFixtur
 
         // The operations are in the history, and the verbs work through the same tunnel.
         var history = registry.ListAudit(target.Uuid, 100).Select(a => a.Operation).ToHashSet();
-        Assert.Superset(new HashSet<string> { "file.read", "file.write", "file.list", "file.upload", "file.download" }, history);
+        Assert.Superset(new HashSet<string> { "read_file", "write_file", "list_files", "upload_file", "download_file" }, history);
         var json = await Env.RunServerVerbAsync(["ls", "--data", Env.Data.Path, "--client", "files-ops", P("allowed/conf"), "--json"]);
         Assert.Contains("\"name\":\"app.conf\"", json);
         await agent.StopAsync();

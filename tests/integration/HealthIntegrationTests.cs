@@ -64,7 +64,7 @@ public sealed class HealthIntegrationTests(HealthSandboxFixture fixture) : IClas
 
             var line = JsonDocument.Parse(stdout.Trim().Split('\n').Single()).RootElement;
             Assert.Equal(client.Uuid, line.GetProperty("uuid").GetString());
-            Assert.Equal("Ok", line.GetProperty("status").GetString());
+            Assert.Equal("succeeded", line.GetProperty("status").GetString());
             Assert.InRange(line.GetProperty("cpu_percent").GetDouble(), 0, 100);
             Assert.InRange(line.GetProperty("memory_percent").GetDouble(), 0, 100);
             Assert.InRange(line.GetProperty("disk_max_percent").GetDouble(), 0, 100);
@@ -83,7 +83,7 @@ public sealed class HealthIntegrationTests(HealthSandboxFixture fixture) : IClas
             Assert.DoesNotContain(status.GetProperty("unreachable").EnumerateArray(), e => e.GetProperty("uuid").GetString() == client.Uuid);
 
             using var registry = Env.OpenRegistry();
-            Assert.Contains(registry.ListAudit(client.Uuid), a => a.Operation == "metrics" && a.Surface == "cli" && a.Status == "succeeded");
+            Assert.Contains(registry.ListAudit(client.Uuid), a => a.Operation == "get_client_metrics" && a.Surface == "cli" && a.Status == "succeeded");
         }
         finally
         {

@@ -76,7 +76,7 @@ public sealed class McpIntegrationTests(SandboxFixture fixture) : IClassFixture<
         Assert.Equal("done\n", polled.GetProperty("result").GetProperty("stdout").GetString());
 
         var history = Ok(await Call(client, "get_history", new { client_id = alpha.Uuid, limit = 20 }));
-        Assert.Contains(history.GetProperty("entries").EnumerateArray(), e => e.GetProperty("surface").GetString() == "mcp" && e.GetProperty("operation").GetString() == "command");
+        Assert.Contains(history.GetProperty("entries").EnumerateArray(), e => e.GetProperty("surface").GetString() == "mcp" && e.GetProperty("operation").GetString() == "run_command");
 
         await bravoAgent.StopAsync();
         await Env.WaitOfflineAsync("mcp-bravo", SandboxFixture.Patience);

@@ -53,6 +53,14 @@ Describe 'A running sandbox' -Tag 'Sandbox' {
         ($results | Format-Table | Out-String) | Should -Match 'hello-from-'
     }
 
+    It 'gives command output line by line, as Invoke-Command and Posh-SSH do, and to CSV as values' {
+        $result = Get-EphClient -Name 'sandbox-1' | Invoke-EphCommand -Command 'printf "one\ntwo\n"' -TimeoutSec 30
+        $result.Output | Should -Be @('one', 'two')
+        $result | Select-Object -ExpandProperty Output | Should -Be @('one', 'two')
+        ($result | Select-Object PSComputerName, Status, Output | ConvertTo-Csv | ConvertFrom-Csv).Output | Should -Be 'one;two'
+        ($result | Select-Object Status | ConvertTo-Csv | ConvertFrom-Csv).Status | Should -Be 'Succeeded'
+    }
+
     It 'binds -ClientId by property name and runs nothing with -WhatIf' {
         $marker = Join-Path $script:Work 'whatif-marker'
         $results = Get-EphClient | Select-Object Id | Invoke-EphCommand -Command "touch $marker" -WhatIf
@@ -116,7 +124,7 @@ Describe 'A running sandbox' -Tag 'Sandbox' {
         $entry = Get-EphHistory -ClientId $client.Id -Operation 'run_command' -First 1
         $entry | Should -HaveCount 1
         $entry.Surface | Should -Be 'pwsh'
-        $entry.Status | Should -Be 'succeeded'
+        $entry.Status | Should -Be 'Succeeded'
     }
 
     It 'shows a removal with -WhatIf and keeps the client' {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using OperationStatus = EtPhoneHome.Core.Operations.OperationStatus;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
@@ -35,7 +36,7 @@ public sealed record ExchangeOptions
 /// <summary>
 /// The exchange: transfers through an S3-compatible bucket (Cloudflare R2) with presigned, time-limited URLs.
 /// Every upload, download, delete and listing is recorded in the history through the <see cref="OperationGuard"/>
-/// (operations <c>exchange.upload</c>, <c>exchange.download</c>, <c>exchange.delete</c>, <c>exchange.list</c>).
+/// (operations <c>exchange_upload</c>, <c>exchange_download</c>, <c>exchange_delete</c>, <c>exchange_list</c>).
 /// AWS SDK types stay inside: callers see only the exchange's own records.
 /// </summary>
 public sealed class ExchangeClient : IDisposable
@@ -118,7 +119,7 @@ public sealed class ExchangeClient : IDisposable
         var key = TransferNames.Key(sourceClient, transferId);
         var expiresAt = TruncateToSeconds(now.AddHours(expiresHours));
 
-        using var lease = Guard?.Begin(destClient ?? NullIfServer(sourceClient), "exchange.upload", $"{fileName} → {key}");
+        using var lease = Guard?.Begin(destClient ?? NullIfServer(sourceClient), OperationNames.ExchangeUpload, $"{fileName} → {key}");
         try
         {
             var size = new FileInfo(fullPath).Length;
@@ -143,12 +144,12 @@ public sealed class ExchangeClient : IDisposable
             }
 
             var url = Presign(key, HttpVerb.GET, expiresAt);
-            lease?.Complete("succeeded", $"{size} bytes, sha256 {sha[..12]}…{(multipart ? ", multipart" : "")}");
+            lease?.Complete(OperationStatus.Succeeded, $"{size} bytes, sha256 {sha[..12]}…{(multipart ? ", multipart" : "")}");
             return new ExchangeUploadResult(transferId, key, url, expiresAt, size, fileName, sha, sourceClient, destClient, multipart);
         }
         catch (Exception ex)
         {
-            lease?.Complete(ct.IsCancellationRequested ? "cancelled" : "failed", Describe(ex));
+            lease?.Complete(ct.IsCancellationRequested ? OperationStatus.Cancelled : OperationStatus.Failed, Describe(ex));
             var translated = Translate(ex, $"upload of '{fileName}'");
             if (!ReferenceEquals(translated, ex))
             {
@@ -372,16 +373,16 @@ public sealed class ExchangeClient : IDisposable
             target = Path.Combine(target, name ?? Path.GetFileName(url.AbsolutePath));
         }
 
-        using var lease = Guard?.Begin(NullIfServer(source), "exchange.download", $"{transferId ?? PresignedHttpTransfer.Describe(url)} → {target}");
+        using var lease = Guard?.Begin(NullIfServer(source), OperationNames.ExchangeDownload, $"{transferId ?? PresignedHttpTransfer.Describe(url)} → {target}");
         try
         {
             var outcome = await PresignedHttpTransfer.DownloadAsync(_http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ct).ConfigureAwait(false);
-            lease?.Complete("succeeded", $"{outcome.Size} bytes{(outcome.Verified ? ", sha256 verified" : ", no sha256 to verify")}{(outcome.Resumed ? ", resumed" : "")}");
+            lease?.Complete(OperationStatus.Succeeded, $"{outcome.Size} bytes{(outcome.Verified ? ", sha256 verified" : ", no sha256 to verify")}{(outcome.Resumed ? ", resumed" : "")}");
             return new ExchangeDownloadResult(outcome.Path, outcome.Size, outcome.Sha256, outcome.Verified, outcome.Resumed, transferId);
         }
         catch (Exception ex)
         {
-            lease?.Complete(ct.IsCancellationRequested ? "cancelled" : "failed", Describe(ex));
+            lease?.Complete(ct.IsCancellationRequested ? OperationStatus.Cancelled : OperationStatus.Failed, Describe(ex));
             throw;
         }
     }
@@ -438,7 +439,7 @@ public sealed class ExchangeClient : IDisposable
             TransferNames.CheckSource(destClient, "dest_client");
         }
 
-        using var lease = Guard?.Begin(NullIfServer(sourceClient) ?? destClient, "exchange.list", prefix);
+        using var lease = Guard?.Begin(NullIfServer(sourceClient) ?? destClient, OperationNames.ExchangeList, prefix);
         try
         {
             var objects = new List<S3Object>();
@@ -473,12 +474,12 @@ public sealed class ExchangeClient : IDisposable
             var result = destClient is null
                 ? items.ToList()
                 : items.Where(o => o.Metadata.TryGetValue("dest_client", out var d) && string.Equals(d, destClient, StringComparison.OrdinalIgnoreCase)).ToList();
-            lease?.Complete("succeeded", $"{result.Count} of {objects.Count} object(s), {pages} page(s)");
+            lease?.Complete(OperationStatus.Succeeded, $"{result.Count} of {objects.Count} object(s), {pages} page(s)");
             return result;
         }
         catch (Exception ex)
         {
-            lease?.Complete(ct.IsCancellationRequested ? "cancelled" : "failed", Describe(ex));
+            lease?.Complete(ct.IsCancellationRequested ? OperationStatus.Cancelled : OperationStatus.Failed, Describe(ex));
             var translated = Translate(ex, "listing");
             if (!ReferenceEquals(translated, ex))
             {
@@ -521,22 +522,22 @@ public sealed class ExchangeClient : IDisposable
     public async Task<ExchangeDeleteResult> DeleteAsync(string transferId, string sourceClient, CancellationToken ct = default)
     {
         var key = TransferNames.Key(sourceClient, transferId);
-        using var lease = Guard?.Begin(NullIfServer(sourceClient), "exchange.delete", key);
+        using var lease = Guard?.Begin(NullIfServer(sourceClient), OperationNames.ExchangeDelete, key);
         try
         {
             if (await HeadMetadataAsync(key, ct).ConfigureAwait(false) is null)
             {
-                lease?.Complete("not_found", "no such transfer");
+                lease?.Complete(OperationStatus.NotFound, "no such transfer");
                 return new ExchangeDeleteResult(key, transferId, Deleted: false);
             }
 
             await _s3.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
-            lease?.Complete("succeeded", "deleted");
+            lease?.Complete(OperationStatus.Succeeded, "deleted");
             return new ExchangeDeleteResult(key, transferId, Deleted: true);
         }
         catch (Exception ex)
         {
-            lease?.Complete(ct.IsCancellationRequested ? "cancelled" : "failed", Describe(ex));
+            lease?.Complete(ct.IsCancellationRequested ? OperationStatus.Cancelled : OperationStatus.Failed, Describe(ex));
             var translated = Translate(ex, $"delete of '{transferId}'");
             if (!ReferenceEquals(translated, ex))
             {
@@ -619,7 +620,7 @@ public sealed class ExchangeClient : IDisposable
     /// </summary>
     public async Task<IReadOnlyList<ExchangeLifecycleRule>> InitializeAsync(CancellationToken ct = default)
     {
-        using var lease = Guard?.Begin(null, "exchange.init", $"lifecycle {ExchangeLimits.LifecycleRuleId}");
+        using var lease = Guard?.Begin(null, OperationNames.ExchangeInit, $"lifecycle {ExchangeLimits.LifecycleRuleId}");
         try
         {
             var current = await GetLifecycleRulesCoreAsync(ct).ConfigureAwait(false);
@@ -631,12 +632,12 @@ public sealed class ExchangeClient : IDisposable
                 Configuration = new LifecycleConfiguration { Rules = rules },
             }, ct).ConfigureAwait(false);
             var now = (await GetLifecycleRulesCoreAsync(ct).ConfigureAwait(false)).Select(ToRule).ToList();
-            lease?.Complete("succeeded", $"{now.Count} rule(s)");
+            lease?.Complete(OperationStatus.Succeeded, $"{now.Count} rule(s)");
             return now;
         }
         catch (Exception ex)
         {
-            lease?.Complete("failed", Describe(ex));
+            lease?.Complete(OperationStatus.Failed, Describe(ex));
             var translated = Translate(ex, "lifecycle configuration");
             if (!ReferenceEquals(translated, ex))
             {

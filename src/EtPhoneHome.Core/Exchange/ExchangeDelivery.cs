@@ -101,16 +101,16 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
             return Result(CommandStatus.Offline, $"the client is offline; transfer {transferId} waits in the bucket until it expires");
         }
 
-        using var lease = Exchange.Guard?.Begin(target.Uuid, "exchange.download", $"agent fetch {transferId} → {parameters.Path}");
+        using var lease = Exchange.Guard?.Begin(target.Uuid, OperationNames.ExchangeDownload, $"agent fetch {transferId} → {parameters.Path}");
         try
         {
             var fetched = await InvokeAsync(target, ExchangeMethods.Fetch, parameters, ExchangeJson.Default.ExchangeFetchParams, ExchangeJson.Default.ExchangeFetchResult, ct).ConfigureAwait(false);
-            lease?.Complete("succeeded", $"{fetched.Size} bytes{(fetched.Verified ? ", sha256 verified" : "")}");
+            lease?.Complete(OperationStatus.Succeeded, $"{fetched.Size} bytes{(fetched.Verified ? ", sha256 verified" : "")}");
             return Result(CommandStatus.Succeeded, null, fetched);
         }
         catch (Exception ex) when (Classify(ex, ct) is { } status)
         {
-            lease?.Complete(StatusText(status), ex.Message);
+            lease?.Complete((OperationStatus)(int)status, ex.Message);
             return Result(status, ex.Message);
         }
     }
@@ -138,17 +138,17 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
         }
 
         ExchangePutResult put;
-        using (var lease = Exchange.Guard?.Begin(target.Uuid, "exchange.upload", $"agent put {remotePath} → {upload.Key}"))
+        using (var lease = Exchange.Guard?.Begin(target.Uuid, OperationNames.ExchangeUpload, $"agent put {remotePath} → {upload.Key}"))
         {
             try
             {
                 put = await InvokeAsync(target, ExchangeMethods.Put, new ExchangePutParams { Path = remotePath, Url = upload.UploadUrl.ToString() },
                     ExchangeJson.Default.ExchangePutParams, ExchangeJson.Default.ExchangePutResult, ct).ConfigureAwait(false);
-                lease?.Complete("succeeded", $"{put.Size} bytes, sha256 {put.Sha256[..12]}…");
+                lease?.Complete(OperationStatus.Succeeded, $"{put.Size} bytes, sha256 {put.Sha256[..12]}…");
             }
             catch (Exception ex) when (Classify(ex, ct) is { } status)
             {
-                lease?.Complete(StatusText(status), ex.Message);
+                lease?.Complete((OperationStatus)(int)status, ex.Message);
                 return Result(status, ex.Message);
             }
         }
@@ -192,11 +192,4 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
         _ => null,
     };
 
-    private static string StatusText(CommandStatus status) => status switch
-    {
-        CommandStatus.Denied => "denied",
-        CommandStatus.TimedOut => "timed_out",
-        CommandStatus.Failed => "failed",
-        _ => "error",
-    };
 }

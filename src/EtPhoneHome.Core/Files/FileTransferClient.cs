@@ -39,7 +39,7 @@ public sealed record FileTransferResult
 /// Streaming upload and download through a tunnel: raw bytes after a JSON header (never base64), SHA-256 of the whole
 /// file computed while streaming on both ends and compared at the end, resume from the partial file a dropped
 /// connection left (<c>.&lt;name&gt;.eph-partial</c> beside the destination), progress in bytes. Each transfer is
-/// recorded through the <see cref="OperationGuard"/> as <c>file.upload</c> or <c>file.download</c>.
+/// recorded through the <see cref="OperationGuard"/> as <c>upload_file</c> or <c>download_file</c>.
 /// </summary>
 public sealed class FileTransferClient
 {
@@ -72,14 +72,14 @@ public sealed class FileTransferClient
         ArgumentException.ThrowIfNullOrEmpty(remotePath);
         var session = SessionOf(target);
         var remote = RemoteDestination(remotePath, Path.GetFileName(localPath));
-        using var lease = Guard?.Begin(target.Uuid, "file.upload", $"{localPath} → {remote}");
+        using var lease = Guard?.Begin(target.Uuid, OperationNames.UploadFile, $"{localPath} → {remote}");
         var clock = Stopwatch.StartNew();
         try
         {
             await using var local = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
             var result = await WithRetriesAsync(attempt => UploadOnceAsync(session, local, remote, progress, ct), ct).ConfigureAwait(false);
             var done = result.Value with { Uuid = target.Uuid, DisplayName = target.DisplayName, LocalPath = Path.GetFullPath(localPath), DurationMs = clock.ElapsedMilliseconds, Attempts = result.Attempts };
-            lease?.Complete("succeeded", $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}");
+            lease?.Complete(OperationStatus.Succeeded, $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}");
             return done;
         }
         catch (Exception ex)
@@ -102,14 +102,14 @@ public sealed class FileTransferClient
             local = Path.Join(local, RemoteName(remotePath));
         }
 
-        using var lease = Guard?.Begin(target.Uuid, "file.download", $"{remotePath} → {local}");
+        using var lease = Guard?.Begin(target.Uuid, OperationNames.DownloadFile, $"{remotePath} → {local}");
         var clock = Stopwatch.StartNew();
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(local)!);
             var result = await WithRetriesAsync(attempt => DownloadOnceAsync(session, remotePath, local, progress, ct), ct).ConfigureAwait(false);
             var done = result.Value with { Uuid = target.Uuid, DisplayName = target.DisplayName, DurationMs = clock.ElapsedMilliseconds, Attempts = result.Attempts };
-            lease?.Complete("succeeded", $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}");
+            lease?.Complete(OperationStatus.Succeeded, $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}");
             return done;
         }
         catch (Exception ex)
@@ -163,12 +163,12 @@ public sealed class FileTransferClient
         return name.Length == 0 ? throw new ArgumentException("the remote path names no file", nameof(remotePath)) : name;
     }
 
-    private static string Outcome(Exception ex) => ex switch
+    private static OperationStatus Outcome(Exception ex) => ex switch
     {
-        RpcException { Code: RpcErrorCodes.PathDenied } => "denied",
-        OperationCanceledException => "cancelled",
-        TimeoutException => "timed_out",
-        _ => "error",
+        RpcException { Code: RpcErrorCodes.PathDenied } => OperationStatus.Denied,
+        OperationCanceledException => OperationStatus.Cancelled,
+        TimeoutException => OperationStatus.TimedOut,
+        _ => OperationStatus.Error,
     };
 
     private async Task<(FileTransferResult Value, int Attempts)> WithRetriesAsync(Func<int, Task<FileTransferResult>> once, CancellationToken ct)

@@ -7,7 +7,7 @@ namespace EtPhoneHome.Core.Files;
 
 /// <summary>
 /// read_file, write_file and list_files on one client: one tunnel connection per request, every request recorded
-/// through the <see cref="OperationGuard"/> (operations <c>file.read</c>, <c>file.write</c>, <c>file.list</c>).
+/// through the <see cref="OperationGuard"/> (operations <c>read_file</c>, <c>write_file</c>, <c>list_files</c>).
 /// </summary>
 public sealed class RemoteFileOperations
 {
@@ -22,15 +22,15 @@ public sealed class RemoteFileOperations
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(120);
 
     public Task<ReadFileResult> ReadAsync(FleetTarget target, ReadFileParams parameters, CancellationToken ct)
-        => InvokeAsync(target, "file.read", parameters.Path, FileMethods.ReadFile, parameters, FileJson.Default.ReadFileParams, FileJson.Default.ReadFileResult,
+        => InvokeAsync(target, OperationNames.ReadFile, parameters.Path, FileMethods.ReadFile, parameters, FileJson.Default.ReadFileParams, FileJson.Default.ReadFileResult,
             r => $"{r.Size} bytes{(r.Truncated ? ", truncated" : "")}", ct);
 
     public Task<WriteFileResult> WriteAsync(FleetTarget target, WriteFileParams parameters, CancellationToken ct)
-        => InvokeAsync(target, "file.write", parameters.Path, FileMethods.WriteFile, parameters, FileJson.Default.WriteFileParams, FileJson.Default.WriteFileResult,
+        => InvokeAsync(target, OperationNames.WriteFile, parameters.Path, FileMethods.WriteFile, parameters, FileJson.Default.WriteFileParams, FileJson.Default.WriteFileResult,
             r => $"{r.Size} bytes, sha256 {r.Sha256[..12]}…", ct);
 
     public Task<ListFilesResult> ListAsync(FleetTarget target, ListFilesParams parameters, CancellationToken ct)
-        => InvokeAsync(target, "file.list", parameters.Path, FileMethods.ListFiles, parameters, FileJson.Default.ListFilesParams, FileJson.Default.ListFilesResult,
+        => InvokeAsync(target, OperationNames.ListFiles, parameters.Path, FileMethods.ListFiles, parameters, FileJson.Default.ListFilesParams, FileJson.Default.ListFilesResult,
             r => $"{r.Entries.Length} entries{(r.Truncated ? ", truncated" : "")}", ct);
 
     private async Task<TResult> InvokeAsync<TParams, TResult>(
@@ -47,22 +47,22 @@ public sealed class RemoteFileOperations
         {
             await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(method, parameters, paramsType, resultType, wait.Token).ConfigureAwait(false);
-            lease?.Complete("succeeded", outcome(result));
+            lease?.Complete(OperationStatus.Succeeded, outcome(result));
             return result;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)
         {
-            lease?.Complete("timed_out", "no answer");
+            lease?.Complete(OperationStatus.TimedOut, "no answer");
             throw new TimeoutException($"no answer within {RequestTimeout.TotalSeconds:0} s");
         }
         catch (RpcException ex)
         {
-            lease?.Complete(ex.Code == RpcErrorCodes.PathDenied ? "denied" : "error", $"{ex.CodeName}: {ex.Message}");
+            lease?.Complete(ex.Code == RpcErrorCodes.PathDenied ? OperationStatus.Denied : OperationStatus.Error, $"{ex.CodeName}: {ex.Message}");
             throw;
         }
         catch (OperationCanceledException)
         {
-            lease?.Complete("cancelled");
+            lease?.Complete(OperationStatus.Cancelled);
             throw;
         }
     }

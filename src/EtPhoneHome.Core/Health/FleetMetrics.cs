@@ -9,7 +9,7 @@ namespace EtPhoneHome.Core.Health;
 public enum MetricsStatus
 {
     /// <summary>The client answered.</summary>
-    Ok,
+    Succeeded,
     /// <summary>No online session; nothing was sent.</summary>
     Offline,
     /// <summary>Not contacted: its key is revoked or mismatched.</summary>
@@ -110,7 +110,7 @@ public sealed class FleetMetrics(IMetricsSource? source = null)
             {
                 Uuid = target.Uuid,
                 DisplayName = target.DisplayName,
-                Status = MetricsStatus.Ok,
+                Status = MetricsStatus.Succeeded,
                 Metrics = metrics,
                 DurationMs = clock.ElapsedMilliseconds,
             };

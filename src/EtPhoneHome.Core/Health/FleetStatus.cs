@@ -85,7 +85,7 @@ public sealed record FleetStatus
             .ToList();
 
         List<FleetStatusEntry> Over(Func<Protocol.MetricsResult, double?> value, double threshold) => metrics
-            .Where(m => m.Status == MetricsStatus.Ok && m.Metrics is not null && value(m.Metrics) > threshold)
+            .Where(m => m.Status == MetricsStatus.Succeeded && m.Metrics is not null && value(m.Metrics) > threshold)
             .Select(m => new FleetStatusEntry(m.Uuid, m.DisplayName, value(m.Metrics!)))
             .OrderByDescending(e => e.Value)
             .ThenBy(e => e.DisplayName, StringComparer.OrdinalIgnoreCase)
@@ -103,7 +103,7 @@ public sealed record FleetStatus
             OverMemory = Over(m => m.MemoryPercent, thresholds.MemoryPercent),
             OverDisk = Over(m => m.DiskMaxPercent, thresholds.DiskPercent),
             Unreachable = metrics
-                .Where(m => m.Status is not MetricsStatus.Ok and not MetricsStatus.Offline and not MetricsStatus.Denied)
+                .Where(m => m.Status is not MetricsStatus.Succeeded and not MetricsStatus.Offline and not MetricsStatus.Denied)
                 .Select(m => new FleetStatusEntry(m.Uuid, m.DisplayName, null, $"{m.Status}: {m.Error}"))
                 .OrderBy(e => e.DisplayName, StringComparer.OrdinalIgnoreCase)
                 .ToList(),

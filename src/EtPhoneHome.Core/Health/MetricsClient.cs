@@ -12,7 +12,7 @@ public interface IMetricsSource
 
 /// <summary>
 /// <c>get_metrics</c> through the client's tunnel: one connection per request, the mutual handshake, then the
-/// call, recorded through <see cref="OperationGuard"/> as operation "metrics".
+/// call, recorded through <see cref="OperationGuard"/> as operation OperationNames.GetClientMetrics.
 /// </summary>
 public sealed class MetricsClient : IMetricsSource
 {
@@ -29,28 +29,28 @@ public sealed class MetricsClient : IMetricsSource
     {
         ArgumentNullException.ThrowIfNull(target);
         var session = target.Session ?? throw new InvalidOperationException($"{target.Describe()} has no online session");
-        using var lease = Guard?.Begin(target.Uuid, "metrics", summary ? "summary" : "full");
+        using var lease = Guard?.Begin(target.Uuid, OperationNames.GetClientMetrics, summary ? "summary" : "full");
         try
         {
             await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, ct).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(MetricsMethods.GetMetrics, new GetMetricsParams { Summary = summary },
                 MetricsJson.Default.GetMetricsParams, MetricsJson.Default.MetricsResult, ct).ConfigureAwait(false);
-            lease?.Complete("succeeded");
+            lease?.Complete(OperationStatus.Succeeded);
             return result;
         }
         catch (RpcException ex)
         {
-            lease?.Complete("error", ex.CodeName);
+            lease?.Complete(OperationStatus.Error, ex.CodeName);
             throw;
         }
         catch (OperationCanceledException)
         {
-            lease?.Complete(ct.IsCancellationRequested ? "timed_out" : "cancelled", "no answer");
+            lease?.Complete(ct.IsCancellationRequested ? OperationStatus.TimedOut : OperationStatus.Cancelled, "no answer");
             throw;
         }
         catch (Exception ex) when (ex is ProtocolException or IOException or System.Net.Sockets.SocketException)
         {
-            lease?.Complete("error", "unreachable");
+            lease?.Complete(OperationStatus.Error, "unreachable");
             throw;
         }
     }

@@ -43,6 +43,25 @@ public static class FleetCompletions
         return Values(registry.QueryClients(new ClientQuery()).SelectMany(c => c.Capabilities.Distinct(StringComparer.OrdinalIgnoreCase)), word);
     }
 
+    /// <summary>The operations the history records, by prefix.</summary>
+    public static IReadOnlyList<Completion> HistoryOperations(string? word)
+    {
+        var pattern = Unquote(word) + "*";
+        return [.. OperationNames.Operations.Where(o => ClientNameMatcher.IsMatch(pattern, o)).Order(StringComparer.Ordinal).Select(o => new Completion(o, o, o))];
+    }
+
+    /// <summary>Key fingerprints, pending keys first, with the host each claims.</summary>
+    public static IReadOnlyList<Completion> KeyFingerprints(IFleetRegistry registry, string? word)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        var pattern = Unquote(word) + "*";
+        return [.. registry.ListKeys()
+            .Where(k => ClientNameMatcher.IsMatch(pattern, k.Fingerprint))
+            .OrderBy(k => k.Status != KeyStatus.Pending).ThenBy(k => k.Fingerprint, StringComparer.Ordinal)
+            .Select(k => new Completion(IsBareWord(k.Fingerprint) ? k.Fingerprint : ClientQueries.QuoteIfNeeded(k.Fingerprint), k.Fingerprint,
+                $"{k.Fingerprint} ({k.Status.ToString().ToLowerInvariant()}, {k.ClaimedHostname ?? k.Uuid ?? "unknown host"})"))];
+    }
+
     private static IReadOnlyList<Completion> Values(IEnumerable<string> values, string? word)
     {
         var pattern = Unquote(word) + "*";
@@ -52,6 +71,10 @@ public static class FleetCompletions
             .OrderBy(g => g.Key, StringComparer.OrdinalIgnoreCase)
             .Select(g => new Completion(ClientQueries.QuoteIfNeeded(g.Key), g.Key, $"{g.Key} ({g.Count()} client(s))"))];
     }
+
+    /// <summary>True when PowerShell reads the fingerprint as one argument without quotes (SHA256: and base64).</summary>
+    private static bool IsBareWord(string fingerprint) =>
+        fingerprint.All(c => char.IsAsciiLetterOrDigit(c) || c is ':' or '+' or '/' or '=' or '-' or '_');
 
     private static string Unquote(string? word) => (word ?? "").Trim('\'', '"');
 }

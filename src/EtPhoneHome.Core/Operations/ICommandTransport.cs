@@ -38,29 +38,29 @@ public sealed class TunnelCommandTransport : ICommandTransport
         var commandTimeout = TimeSpan.FromSeconds(parameters.TimeoutS ?? CommandLimits.DefaultTimeoutSeconds);
         var deadline = commandTimeout + Grace;
 
-        using var lease = Guard?.Begin(target.Uuid, "command", parameters.Cmd);
+        using var lease = Guard?.Begin(target.Uuid, OperationNames.RunCommand, parameters.Cmd);
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
         wait.CancelAfter(deadline);
         try
         {
             await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(RpcMethods.RunCommand, parameters, ProtocolJson.Default.RunCommandParams, ProtocolJson.Default.RunCommandResult, wait.Token).ConfigureAwait(false);
-            lease?.Complete(result.TimedOut ? "timed_out" : result.ExitCode == 0 ? "succeeded" : "failed", $"exit {result.ExitCode}", result.TimedOut ? null : result.ExitCode);
+            lease?.Complete(result.TimedOut ? OperationStatus.TimedOut : result.ExitCode == 0 ? OperationStatus.Succeeded : OperationStatus.Failed, $"exit {result.ExitCode}", result.TimedOut ? null : result.ExitCode);
             return result;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)
         {
-            lease?.Complete("timed_out", "no answer");
+            lease?.Complete(OperationStatus.TimedOut, "no answer");
             throw new TimeoutException($"no answer within {deadline.TotalSeconds:0} s (command timeout {commandTimeout.TotalSeconds:0} s plus {Grace.TotalSeconds:0} s grace)");
         }
         catch (RpcException ex)
         {
-            lease?.Complete(ex.Code == RpcErrorCodes.PathDenied ? "denied" : "error", ex.CodeName);
+            lease?.Complete(ex.Code == RpcErrorCodes.PathDenied ? OperationStatus.Denied : OperationStatus.Error, ex.CodeName);
             throw;
         }
         catch (OperationCanceledException)
         {
-            lease?.Complete("cancelled");
+            lease?.Complete(OperationStatus.Cancelled);
             throw;
         }
     }

@@ -50,6 +50,11 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
     public OperationLease Begin(string? uuid, string operation, string? detail = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(operation);
+        if (OperationNames.ParseOperation(operation) != operation)
+        {
+            throw new ArgumentException($"'{operation}' is not an operation of the history (OperationNames)", nameof(operation));
+        }
+
         var truncated = Truncate(detail);
         if (uuid is null)
         {
@@ -63,7 +68,7 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
             Uuid = uuid,
             Actor = Context.Actor,
             Surface = Context.Surface,
-            Status = "rate_limited",
+            Status = OperationNames.Wire(OperationStatus.RateLimited),
             Detail = truncated,
             DurationMs = 0,
         });
@@ -85,9 +90,14 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
 
     /// <summary>The event an operation emits: command_executed for commands, file_accessed for file and exchange operations.</summary>
     internal static string? EventFor(string operation) =>
-        operation == "command" ? WebhookEvents.CommandExecuted
-        : operation.StartsWith("file", StringComparison.Ordinal) || operation.StartsWith("exchange", StringComparison.Ordinal) ? WebhookEvents.FileAccessed
-        : null;
+        operation switch
+        {
+            OperationNames.RunCommand => WebhookEvents.CommandExecuted,
+            OperationNames.ReadFile or OperationNames.WriteFile or OperationNames.ListFiles or OperationNames.UploadFile or OperationNames.DownloadFile
+                or OperationNames.ExchangeUpload or OperationNames.ExchangeDownload or OperationNames.ExchangeList or OperationNames.ExchangeDelete
+                or OperationNames.ExchangeInit => WebhookEvents.FileAccessed,
+            _ => null,
+        };
 }
 
 /// <summary>One operation in flight. Disposing without <see cref="Complete"/> records it as an error.</summary>
@@ -113,10 +123,10 @@ public sealed class OperationLease : IDisposable
     public string? Detail { get; }
 
     /// <summary>
-    /// Records the outcome (status such as succeeded, failed, timed_out, denied, error), releases the rate-limit
+    /// Records the outcome (written in the wire spelling: succeeded, failed, timed_out, denied, error…), releases the rate-limit
     /// slot and writes the operation's event, all in one registry transaction.
     /// </summary>
-    public void Complete(string status, string? outcome = null, int? exitCode = null)
+    public void Complete(OperationStatus outcomeStatus, string? outcome = null, int? exitCode = null)
     {
         if (_completed)
         {
@@ -124,6 +134,7 @@ public sealed class OperationLease : IDisposable
         }
 
         _completed = true;
+        var status = OperationNames.Wire(outcomeStatus);
         var duration = _clock.ElapsedMilliseconds;
         var detail = outcome is null ? Detail : Detail is null ? outcome : $"{Detail} → {outcome}";
         var eventType = OperationGuard.EventFor(Operation);
@@ -166,5 +177,5 @@ public sealed class OperationLease : IDisposable
         }, eventType, data);
     }
 
-    public void Dispose() => Complete("error", "abandoned");
+    public void Dispose() => Complete(OperationStatus.Error, "abandoned");
 }

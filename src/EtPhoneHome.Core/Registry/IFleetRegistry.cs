@@ -156,4 +156,7 @@ public interface IFleetRegistry : IDisposable
 
     /// <summary>History entries matching the query, newest first, one page.</summary>
     IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query);
+
+    /// <summary>How many entries match the filters of <paramref name="query"/> (its Skip and Take ignored).</summary>
+    int CountHistory(HistoryQuery query);
 }

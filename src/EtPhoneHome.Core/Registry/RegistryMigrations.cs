@@ -272,6 +272,18 @@ internal static class RegistryMigrations
         END;
         CREATE INDEX ix_sessions_open_heartbeat ON sessions(last_heartbeat) WHERE closed_at IS NULL;
         """,
+        // One vocabulary: history operations are the MCP tool names, statuses OperationStatus in snake_case ("ok" was
+        // the older word for succeeded). Old rows are renamed so a filter finds them beside new ones.
+        """
+        UPDATE audit SET operation = CASE operation
+            WHEN 'command' THEN 'run_command' WHEN 'file.read' THEN 'read_file' WHEN 'file.write' THEN 'write_file'
+            WHEN 'file.list' THEN 'list_files' WHEN 'file.upload' THEN 'upload_file' WHEN 'file.download' THEN 'download_file'
+            WHEN 'exchange.upload' THEN 'exchange_upload' WHEN 'exchange.download' THEN 'exchange_download'
+            WHEN 'exchange.list' THEN 'exchange_list' WHEN 'exchange.delete' THEN 'exchange_delete' WHEN 'exchange.init' THEN 'exchange_init'
+            WHEN 'metrics' THEN 'get_client_metrics' WHEN 'approve' THEN 'accept_key' WHEN 'revoke' THEN 'revoke_key'
+            WHEN 'remove' THEN 'remove_client' WHEN 'webhook.resend' THEN 'resend_webhook' ELSE operation END;
+        UPDATE audit SET status = 'succeeded' WHERE status = 'ok';
+        """,
     ];
 
     /// <summary>Latest schema version this build knows.</summary>

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.Globalization;
 using System.Text;
 using Microsoft.Data.Sqlite;
@@ -44,7 +45,7 @@ public sealed partial class SqliteRegistry
         {
             InsertAudit(c, tx, new AuditEntry
             {
-                Operation = "remove", Uuid = uuid, Actor = actor, Surface = surface, Status = "unchanged",
+                Operation = OperationNames.RemoveClient, Uuid = uuid, Actor = actor, Surface = surface, Status = OperationNames.Wire(OperationStatus.Unchanged),
                 Detail = "already removed", DurationMs = Now - started,
             });
             tx.Commit();
@@ -70,11 +71,11 @@ public sealed partial class SqliteRegistry
         Exec(c, tx, "UPDATE clients SET removed_at = $now, key_mismatch = 0 WHERE uuid = $u", ("$now", now), ("$u", uuid));
         InsertAudit(c, tx, new AuditEntry
         {
-            Operation = "remove",
+            Operation = OperationNames.RemoveClient,
             Uuid = uuid,
             Actor = actor,
             Surface = surface,
-            Status = "ok",
+            Status = OperationNames.Wire(OperationStatus.Succeeded),
             Detail = $"'{client.DisplayName}'; revoked {(revoked.Count == 0 ? "no key" : string.Join(", ", revoked))}; {closed.Count} session(s) closed",
             DurationMs = Now - started,
         });
@@ -102,32 +103,50 @@ public sealed partial class SqliteRegistry
             throw new RegistryValidationException("take", $"take must be between 1 and {HistoryQuery.MaxTake} (got {query.Take})");
         }
 
+        using var c = Connect();
+        using var cmd = c.CreateCommand();
+        var where = HistoryFilter(cmd, query);
+        cmd.CommandText = "SELECT * FROM audit" + where.Clause +
+                          $" ORDER BY id DESC LIMIT {where.Param(query.Take)} OFFSET {where.Param(query.Skip)}";
+        return ReadAll(cmd, ReadAudit);
+    }
+
+    /// <summary>How many entries the filters of <paramref name="query"/> match (its paging ignored): Get-EphHistory -IncludeTotalCount.</summary>
+    public int CountHistory(HistoryQuery query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        using var c = Connect();
+        using var cmd = c.CreateCommand();
+        var where = HistoryFilter(cmd, query);
+        cmd.CommandText = "SELECT COUNT(*) FROM audit" + where.Clause;
+        return Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static SqlFilter HistoryFilter(SqliteCommand cmd, HistoryQuery query)
+    {
         if (query.Since is { } since && query.Until is { } until && until <= since)
         {
             throw new RegistryValidationException("until", $"until ({until:O}) must be later than since ({since:O})");
         }
 
-        using var c = Connect();
-        using var cmd = c.CreateCommand();
         var where = new SqlFilter(cmd);
         var P = where.Param;
-        string In(string column, IReadOnlyList<string> values, bool lower) =>
-            where.In(column, values.Distinct(StringComparer.OrdinalIgnoreCase).Select(v => lower ? v.ToLowerInvariant() : v));
 
         if (query.Uuids is { Count: > 0 } uuids)
         {
-            where.Add(In("uuid", uuids, lower: false));
+            where.Add(where.In("uuid", uuids.Distinct(StringComparer.OrdinalIgnoreCase)));
         }
 
-        // Operations and statuses are written lower-case by every surface, so a lower-cased IN keeps the indexes usable.
+        // Operations and statuses are checked against the vocabulary (a typo is an error, not an empty answer) and
+        // written as recorded, so the IN keeps the indexes usable.
         if (query.Operations is { Count: > 0 } operations)
         {
-            where.Add(In("operation", operations, lower: true));
+            where.Add(where.In("operation", HistoryFilters.Operations(operations)));
         }
 
         if (query.Statuses is { Count: > 0 } statuses)
         {
-            where.Add(In("status", statuses, lower: true));
+            where.Add(where.In("status", HistoryFilters.Statuses(statuses)));
         }
 
         if (query.Since is { } from)
@@ -140,9 +159,7 @@ public sealed partial class SqliteRegistry
             where.Add($"at < {P(to.ToUnixTimeMilliseconds())}");
         }
 
-        cmd.CommandText = "SELECT * FROM audit" + where.Clause +
-                          $" ORDER BY id DESC LIMIT {P(query.Take)} OFFSET {P(query.Skip)}";
-        return ReadAll(cmd, ReadAudit);
+        return where;
     }
 
     private static AuditEntry ReadAudit(SqliteDataReader r) => new()

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using EtPhoneHome.Core.Webhooks;
@@ -153,11 +154,11 @@ public sealed partial class SqliteRegistry
             ("$now", Now), ("$id", row.Id));
         InsertAudit(c, tx, new AuditEntry
         {
-            Operation = "webhook.resend",
+            Operation = OperationNames.ResendWebhook,
             Uuid = row.Uuid,
             Actor = actor,
             Surface = "registry",
-            Status = "ok",
+            Status = OperationNames.Wire(OperationStatus.Succeeded),
             Detail = $"{row.Event} {row.DeliveryId} (was {StatusText(row.Status)})",
         });
         var result = GetDelivery(c, tx, row.Id)!;

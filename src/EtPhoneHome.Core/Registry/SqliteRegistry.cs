@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -280,11 +281,11 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
         InsertAudit(c, tx, new AuditEntry
         {
-            Operation = "approve",
+            Operation = OperationNames.AcceptKey,
             Uuid = outcome.Uuid,
             Actor = actor,
             Surface = surface,
-            Status = outcome.AlreadyApproved ? "unchanged" : "ok",
+            Status = OperationNames.Wire(outcome.AlreadyApproved ? OperationStatus.Unchanged : OperationStatus.Succeeded),
             Detail = outcome.ResolvedMismatch ? $"{outcome.Fingerprint} replaces {outcome.ReplacedFingerprint}" : outcome.Fingerprint,
             DurationMs = Now - started,
         });
@@ -320,11 +321,11 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var closed = CloseSessionsWhere(c, tx, "fingerprint = $f", "revoked", ("$f", key.Fingerprint));
         InsertAudit(c, tx, new AuditEntry
         {
-            Operation = "revoke",
+            Operation = OperationNames.RevokeKey,
             Uuid = key.Uuid,
             Actor = actor,
             Surface = surface,
-            Status = already ? "unchanged" : "ok",
+            Status = OperationNames.Wire(already ? OperationStatus.Unchanged : OperationStatus.Succeeded),
             Detail = $"{key.Fingerprint}; {closed.Count} session(s) closed",
             DurationMs = Now - started,
         });
@@ -409,7 +410,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
                 ("$u", uuid), ("$dn", displayName), ("$pu", NonEmpty(identity.Purpose) is { } pu ? Clip(pu, 200) : null),
                 ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username), ("$v", identity.AgentVersion),
                 ("$f", fingerprint), ("$now", now));
-            WriteTags(c, tx, uuid, identity.Tags.Select(t => t.Trim()).Where(t => t.Length is > 0 and <= 64));
+            WriteTags(c, tx, uuid, identity.Tags.Select(t => t.Trim()).Where(ClientFieldRules.IsValidTag)); // an agent's bad tag is dropped, not fatal
             Exec(c, tx, "UPDATE keys SET uuid = $u, last_seen = $now WHERE fingerprint = $f", ("$u", uuid), ("$now", now), ("$f", fingerprint));
         }
         else
@@ -514,11 +515,11 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
         InsertAudit(c, tx, new AuditEntry
         {
-            Operation = "update_client",
+            Operation = OperationNames.UpdateClient,
             Uuid = uuid,
             Actor = actor,
             Surface = surface,
-            Status = changed.Count == 0 ? "unchanged" : "ok",
+            Status = OperationNames.Wire(changed.Count == 0 ? OperationStatus.Unchanged : OperationStatus.Succeeded),
             Detail = Clip(changed.Count == 0 ? "no change" : string.Join("; ", changed), 500),
             DurationMs = Now - started,
         });
@@ -532,6 +533,11 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         if (u.DisplayName is { } dn && dn.Trim().Length is < 1 or > 100)
         {
             throw new RegistryValidationException("display_name", $"display_name must be 1 to 100 characters (got {dn.Trim().Length})");
+        }
+
+        if (u.DisplayName is { } named && !ClientFieldRules.IsValidDisplayName(named.Trim()))
+        {
+            throw new RegistryValidationException("display_name", $"display_name must not contain control characters (got \"{ClientFieldRules.Printable(named)}\")");
         }
 
         if (u.Purpose is { Length: > 200 } pu)
@@ -551,9 +557,9 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
         foreach (var tag in (u.Tags ?? []).Concat(u.AddTags ?? []))
         {
-            if (string.IsNullOrWhiteSpace(tag) || tag.Trim().Length > 64)
+            if (!ClientFieldRules.IsValidTag(tag?.Trim()))
             {
-                throw new RegistryValidationException("tags", $"each tag must be a non-empty string of at most 64 characters (got \"{tag}\")");
+                throw new RegistryValidationException("tags", $"{ClientFieldRules.TagRule} (got \"{ClientFieldRules.Printable(tag)}\")");
             }
         }
 

@@ -21,8 +21,8 @@ public sealed class HistoryTools(McpFleet fleet)
     [Description("Operations, newest first: commands, metrics, exchange transfers, edits and key decisions from every surface (mcp, pwsh, cli), with actor, status and duration. Filter by client, operation, status and time; page with limit and skip. History of removed clients stays available.")]
     public CallToolResult GetHistory(
         [Description("Only operations on this client (uuid or display name, removed clients included); all clients when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
-        [Description("Only this operation (exact, case-insensitive), e.g. run_command, metrics, update_client, approve, exchange.upload.")][MaxLength(MaxFilterLength)] string? operation = null,
-        [Description("Only this status (exact, case-insensitive), e.g. succeeded, failed, timed_out, rate_limited, ok, denied.")][MaxLength(MaxFilterLength)] string? status = null,
+        [Description("Only this operation (exact, case-insensitive), the tool names: run_command, read_file, get_client_metrics, update_client, accept_key, exchange_upload…; an unknown one is INVALID_ARGUMENT.")][MaxLength(MaxFilterLength)] string? operation = null,
+        [Description("Only this status (exact, case-insensitive), succeeded, failed, timed_out, offline, denied, rate_limited, error, skipped, cancelled, not_found, unchanged; another is INVALID_ARGUMENT.")][MaxLength(MaxFilterLength)] string? status = null,
         [Description("Only entries at or after this time: ISO-8601 (UTC unless an offset is given) or an age such as 90m, 12h, 7d.")][MaxLength(ToolArguments.MaxQueryLength)] string? since = null,
         [Description("Only entries before this time (same forms as since).")][MaxLength(ToolArguments.MaxQueryLength)] string? until = null,
         [Description("Most entries returned (1-500, default 50).")][Range(1, ToolArguments.MaxHistoryLimit)] int? limit = null,

@@ -279,7 +279,7 @@ internal sealed record DownloadRow(string LocalPath, long Size, string Sha256, b
 
 internal sealed record ExchangeDeliveryRow(string Uuid, string DisplayName, string Status, string TransferId, string RemotePath, long? Size, string? Sha256, bool Verified, string? LocalPath, string? Error)
 {
-    public static ExchangeDeliveryRow From(ExchangeDeliveryResult r) => new(r.Uuid, r.DisplayName, r.Status.ToString(), r.TransferId, r.RemotePath, r.Size, r.Sha256, r.Verified, r.LocalPath, r.Error);
+    public static ExchangeDeliveryRow From(ExchangeDeliveryResult r) => new(r.Uuid, r.DisplayName, OperationNames.Wire(r.Status), r.TransferId, r.RemotePath, r.Size, r.Sha256, r.Verified, r.LocalPath, r.Error);
 }
 
 internal sealed record ListRow(string Key, string? TransferId, long Size, string? LastModified, IReadOnlyDictionary<string, string> Metadata)

@@ -285,7 +285,7 @@ internal static class FilesVerbs
 
     private static FileRow Row<T>(FleetFileOutcome<T> outcome, string path)
         where T : class
-        => new() { Uuid = outcome.Target.Uuid, DisplayName = outcome.Target.DisplayName, Status = outcome.Status.ToString(), Path = path, DurationMs = outcome.DurationMs, Error = outcome.Error };
+        => new() { Uuid = outcome.Target.Uuid, DisplayName = outcome.Target.DisplayName, Status = OperationNames.Wire(outcome.Status), Path = path, DurationMs = outcome.DurationMs, Error = outcome.Error };
 
     private static string Line(FileRow row) => JsonSerializer.Serialize(row, RowJson.FileRow) + Environment.NewLine;
 

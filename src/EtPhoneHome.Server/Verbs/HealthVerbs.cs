@@ -170,12 +170,12 @@ internal static class HealthVerbs
                 ["NAME", "STATUS", "CPU%", "MEM%", "DISK%", "LOAD1", "UPTIME", "ERROR"],
                 rows.OrderBy(r => r.DisplayName, StringComparer.OrdinalIgnoreCase).Select(r => new[]
                 {
-                    r.DisplayName, r.Status.ToString(), Number(r.Metrics?.CpuPercent), Number(r.Metrics?.MemoryPercent),
+                    r.DisplayName, OperationNames.WireName(r.Status), Number(r.Metrics?.CpuPercent), Number(r.Metrics?.MemoryPercent),
                     Number(r.Metrics?.DiskMaxPercent), Number(r.Metrics?.Load1), Uptime(r.Metrics?.UptimeS), r.Error,
                 }), maxCell: 60)).ConfigureAwait(false);
         }
 
-        var failed = rows.Count(r => r.Status != MetricsStatus.Ok);
+        var failed = rows.Count(r => r.Status != MetricsStatus.Succeeded);
         await (json ? error : output).WriteLineAsync($"{rows.Count} client(s): {rows.Count - failed} answered, {failed} did not").ConfigureAwait(false);
         return failed == 0 ? 0 : 1;
     }
@@ -190,7 +190,7 @@ internal static class HealthVerbs
         {
             ["uuid"] = result.Uuid,
             ["display_name"] = result.DisplayName,
-            ["status"] = result.Status.ToString(),
+            ["status"] = OperationNames.WireName(result.Status),
             ["error"] = result.Error,
             ["duration_ms"] = result.DurationMs,
         };

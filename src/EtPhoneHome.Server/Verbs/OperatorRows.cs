@@ -87,7 +87,7 @@ internal sealed record ExecRow(
     public static ExecRow From(FleetCommandResult result) => new(
         result.Uuid,
         result.DisplayName,
-        result.Status.ToString(),
+        OperationNames.Wire(result.Status),
         result.ExitCode,
         result.Stdout,
         result.Stderr,

@@ -31,10 +31,10 @@ public sealed class WebhookCmdletMetadataTests
         Assert.Equal(["Get", "EphWebhookDelivery"], Single<CmdletAttribute>(type).ConstructorArguments.Select(a => a.Value));
         Assert.Equal(typeof(EphWebhookDelivery), OutputType(type));
         Assert.True(Named(Parameter(type, "ClientId"), "ValueFromPipelineByPropertyName", false));
-        Assert.Equal(["Uuid"], Aliases(type, "ClientId"));
+        Assert.Equal(["Uuid", "Id"], Aliases(type, "ClientId"));
         Assert.Equal(typeof(EphWebhookDeliveryStatus?), type.GetProperty("Status")!.PropertyType);
-        Assert.Equal([1, 10000], Single<ValidateRangeAttribute>(type.GetProperty("Limit")!).ConstructorArguments.Select(a => a.Value));
-        Assert.Equal(100, new GetEphWebhookDeliveryCommand().Limit);
+        Assert.Equal([1, 10000], Single<ValidateRangeAttribute>(type.GetProperty("First")!).ConstructorArguments.Select(a => a.Value));
+        Assert.Equal(100, new GetEphWebhookDeliveryCommand().First);
     }
 
     [Fact]
@@ -62,7 +62,7 @@ public sealed class WebhookCmdletMetadataTests
         Assert.Equal(typeof(EphWebhookTestResult), OutputType(type));
         Assert.Equal(0, Named(Parameter(type, "Url"), "Position", -1));
         Assert.True(Named(Parameter(type, "ClientId"), "ValueFromPipelineByPropertyName", false));
-        Assert.Equal(["Uuid"], Aliases(type, "ClientId"));
+        Assert.Equal(["Uuid", "Id"], Aliases(type, "ClientId"));
     }
 
     [Fact]

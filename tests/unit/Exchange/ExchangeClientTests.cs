@@ -242,8 +242,8 @@ public sealed class ExchangeClientTests(S3ServersFixture s3) : IClassFixture<S3S
         Assert.False(second.Deleted);
         Assert.False(missing.Deleted);
         var history = registry.ListAudit(limit: 10);
-        Assert.Contains(history, a => a.Operation == "exchange.upload" && a.Status == "succeeded" && a.Surface == Surfaces.Cli);
-        Assert.Equal(["not_found", "not_found", "succeeded"], history.Where(a => a.Operation == "exchange.delete").Select(a => a.Status));
+        Assert.Contains(history, a => a.Operation == "exchange_upload" && a.Status == "succeeded" && a.Surface == Surfaces.Cli);
+        Assert.Equal(["not_found", "not_found", "succeeded"], history.Where(a => a.Operation == "exchange_delete").Select(a => a.Status));
     }
 
     [Fact]

@@ -80,7 +80,7 @@ public sealed class FleetMetricsTests
         var results = (await Collect(source, targets, new FleetMetricsOptions { Timeout = TimeSpan.FromMilliseconds(300) })).ToDictionary(r => r.DisplayName);
 
         Assert.Equal(5, results.Count);
-        Assert.Equal(MetricsStatus.Ok, results["a"].Status);
+        Assert.Equal(MetricsStatus.Succeeded, results["a"].Status);
         Assert.Equal(10, results["a"].Metrics!.CpuPercent);
         Assert.Equal((MetricsStatus.Unreachable, "INTERNAL: internal error"), (results["b"].Status, results["b"].Error));
         Assert.Equal(MetricsStatus.TimedOut, results["c"].Status);
@@ -215,5 +215,5 @@ public sealed class FleetStatusTests
     }
 
     private static ClientMetricsResult Ok(ClientRecord client, MetricsResult metrics) =>
-        new() { Uuid = client.Uuid, DisplayName = client.DisplayName, Status = MetricsStatus.Ok, Metrics = metrics };
+        new() { Uuid = client.Uuid, DisplayName = client.DisplayName, Status = MetricsStatus.Succeeded, Metrics = metrics };
 }

@@ -103,7 +103,7 @@ public sealed class HealthCmdletMetadataTests
             {
                 Uuid = "u-1",
                 DisplayName = "web-01",
-                Status = MetricsStatus.Ok,
+                Status = MetricsStatus.Succeeded,
                 DurationMs = 250,
                 Metrics = new EtPhoneHome.Protocol.MetricsResult
                 {
@@ -114,7 +114,7 @@ public sealed class HealthCmdletMetadataTests
                 },
             }], null)!;
 
-        Assert.Equal(("u-1", "web-01", EphMetricStatus.Ok, 12.5), (metric.ClientId, metric.PSComputerName, metric.Status, metric.CpuPercent));
+        Assert.Equal(("u-1", "web-01", EphMetricStatus.Succeeded, 12.5), (metric.ClientId, metric.PSComputerName, metric.Status, metric.CpuPercent));
         Assert.Equal(new TimeSpan(1, 1, 1, 1), metric.Uptime);
         Assert.Equal(TimeSpan.FromMilliseconds(250), metric.Duration);
         Assert.Equal("/", Assert.Single(metric.Disks).Mount);

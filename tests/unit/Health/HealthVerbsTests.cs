@@ -62,7 +62,7 @@ public sealed class HealthVerbsTests : IDisposable
         var lines = JsonLines().ToDictionary(l => l.GetProperty("display_name").GetString()!);
         Assert.Equal(["web-01", "web-02"], lines.Keys.Order());
         var web = lines["web-01"];
-        Assert.Equal("Ok", web.GetProperty("status").GetString());
+        Assert.Equal("succeeded", web.GetProperty("status").GetString());
         Assert.Equal(JsonValueKind.Null, web.GetProperty("error").ValueKind);
         Assert.Equal(91.5, web.GetProperty("cpu_percent").GetDouble());
         Assert.Equal(2.5, web.GetProperty("load_1").GetDouble());
@@ -73,7 +73,7 @@ public sealed class HealthVerbsTests : IDisposable
         Assert.Equal("3f2a9c1e-0001", web.GetProperty("uuid").GetString());
 
         var offline = lines["web-02"];
-        Assert.Equal("Offline", offline.GetProperty("status").GetString());
+        Assert.Equal("offline", offline.GetProperty("status").GetString());
         Assert.Equal("the client is offline", offline.GetProperty("error").GetString());
         Assert.False(offline.TryGetProperty("cpu_percent", out _));
         Assert.Contains("2 client(s): 1 answered, 1 did not", _err.ToString(), StringComparison.Ordinal);

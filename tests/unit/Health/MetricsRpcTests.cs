@@ -66,7 +66,7 @@ public sealed class MetricsRpcTests : IAsyncLifetime
 
         Assert.NotNull(metrics.UptimeS);
         var entry = Assert.Single(registry.ListAudit());
-        Assert.Equal(("metrics", Uuid, "alice", "cli", "succeeded", "summary"), (entry.Operation, entry.Uuid, entry.Actor, entry.Surface, entry.Status, entry.Detail));
+        Assert.Equal(("get_client_metrics", Uuid, "alice", "cli", "succeeded", "summary"), (entry.Operation, entry.Uuid, entry.Actor, entry.Surface, entry.Status, entry.Detail));
     }
 
     [Fact]
@@ -80,6 +80,6 @@ public sealed class MetricsRpcTests : IAsyncLifetime
         await Assert.ThrowsAsync<ProtocolException>(() => client.GetAsync(target, summary: false, CancellationToken.None));
 
         var entry = Assert.Single(registry.ListAudit());
-        Assert.Equal(("metrics", "error"), (entry.Operation, entry.Status));
+        Assert.Equal(("get_client_metrics", "error"), (entry.Operation, entry.Status));
     }
 }

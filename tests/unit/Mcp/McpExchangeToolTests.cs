@@ -81,8 +81,8 @@ public sealed class McpExchangeToolTests(S3ServersFixture s3) : IClassFixture<S3
         Assert.False(again.GetProperty("deleted").GetBoolean());
 
         var history = Registry().QueryHistory(new HistoryQuery { Since = DateTimeOffset.UtcNow.AddMinutes(-5) });
-        Assert.Contains(history, e => e is { Operation: "exchange.upload", Surface: "mcp", Status: "succeeded" } && e.Uuid == dest.Uuid);
-        Assert.Contains(history, e => e is { Operation: "exchange.delete", Surface: "mcp", Status: "not_found" });
+        Assert.Contains(history, e => e is { Operation: "exchange_upload", Surface: "mcp", Status: "succeeded" } && e.Uuid == dest.Uuid);
+        Assert.Contains(history, e => e is { Operation: "exchange_delete", Surface: "mcp", Status: "not_found" });
     }
 
     [Fact]

@@ -74,7 +74,7 @@ public sealed class McpFileToolTests : IAsyncLifetime
         Assert.Equal(text, read.GetProperty("content").GetString());
         Assert.Equal((bytes.Length, Sha256(bytes)), (read.GetProperty("size").GetInt32(), read.GetProperty("sha256").GetString()));
         Assert.False(read.TryGetProperty("truncated", out _));
-        var recorded = _registry.QueryHistory(new HistoryQuery { Operations = ["file.write", "file.read"] });
+        var recorded = _registry.QueryHistory(new HistoryQuery { Operations = ["write_file", "read_file"] });
         Assert.Equal(2, recorded.Count);
         Assert.All(recorded, e => Assert.Equal((Surfaces.Mcp, "succeeded", _client.Uuid), (e.Surface, e.Status, e.Uuid)));
     }
@@ -140,7 +140,7 @@ public sealed class McpFileToolTests : IAsyncLifetime
         Assert.DoesNotContain("do not show", ToolCalls.Text(read));
         Assert.Equal(["secret.txt"], Directory.GetFiles(_outside).Select(Path.GetFileName));
         Assert.Equal(["up.txt"], Directory.GetFiles(_local).Select(Path.GetFileName));
-        Assert.Contains(_registry.QueryHistory(new HistoryQuery { Operations = ["file.read"] }), e => e.Status == "denied");
+        Assert.Contains(_registry.QueryHistory(new HistoryQuery { Operations = ["read_file"] }), e => e.Status == "denied");
     }
 
     [Fact]
@@ -156,7 +156,7 @@ public sealed class McpFileToolTests : IAsyncLifetime
         (await client.CallAsync("read_file", new { path = Path.Combine(_remote, "x") })).Error("NO_CLIENT_SELECTED");
 
         Assert.False(File.Exists(Path.Combine(_remote, "big.txt")));
-        Assert.Empty(_registry.QueryHistory(new HistoryQuery { Operations = ["file.write"] }));
+        Assert.Empty(_registry.QueryHistory(new HistoryQuery { Operations = ["write_file"] }));
     }
 
     [Fact]
@@ -196,7 +196,7 @@ public sealed class McpFileToolTests : IAsyncLifetime
         Assert.Equal(sha, Sha256(File.ReadAllBytes(Path.Combine(_remote, "in", "payload.bin"))));
         Assert.Equal((sha, back), (down.GetProperty("sha256").GetString(), down.GetProperty("local_path").GetString()));
         Assert.Equal(sha, Sha256(File.ReadAllBytes(back)));
-        var recorded = _registry.QueryHistory(new HistoryQuery { Operations = ["file.upload", "file.download"] });
+        var recorded = _registry.QueryHistory(new HistoryQuery { Operations = ["upload_file", "download_file"] });
         Assert.Equal(2, recorded.Count);
         Assert.All(recorded, e => Assert.Equal((Surfaces.Mcp, "succeeded"), (e.Surface, e.Status)));
     }
@@ -237,7 +237,7 @@ public sealed class McpFileToolTests : IAsyncLifetime
 
         Assert.Equal(["private.txt"], Directory.GetFiles(_outside).Select(Path.GetFileName));
         Assert.False(File.Exists(Path.Combine(_remote, "stolen.txt")));
-        Assert.Empty(_registry.QueryHistory(new HistoryQuery { Operations = ["file.upload", "file.download"] }));
+        Assert.Empty(_registry.QueryHistory(new HistoryQuery { Operations = ["upload_file", "download_file"] }));
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public sealed class McpHistoryToolTests : IDisposable
             });
         }
 
-        _registry.RecordAudit(new AuditEntry { Operation = "metrics", Uuid = _db.Uuid, Actor = "bob", Surface = "cli", Status = "succeeded", At = _t0.AddHours(7) });
+        _registry.RecordAudit(new AuditEntry { Operation = "get_client_metrics", Uuid = _db.Uuid, Actor = "bob", Surface = "cli", Status = "succeeded", At = _t0.AddHours(7) });
     }
 
     public void Dispose()
@@ -54,7 +54,7 @@ public sealed class McpHistoryToolTests : IDisposable
 
         var failed = (await client.CallAsync("get_history", new { client_id = "web-01", operation = "RUN_COMMAND", status = "failed" })).Ok();
         var window = (await client.CallAsync("get_history", new { client_id = _web.Uuid, since = _t0.AddHours(2).ToString("O"), until = _t0.AddHours(4).ToString("O") })).Ok();
-        var metrics = (await client.CallAsync("get_history", new { operation = "metrics" })).Ok();
+        var metrics = (await client.CallAsync("get_history", new { operation = "get_client_metrics" })).Ok();
 
         Assert.Equal(["cmd 5", "cmd 3", "cmd 1"], Details(failed));
         Assert.Equal(["cmd 3", "cmd 2"], Details(window));

@@ -45,7 +45,7 @@ public sealed class McpMonitoringToolTests : IAsyncLifetime
         for (var i = 0; i < 2; i++)
         {
             using var lease = guard.Begin(_client.Uuid, "run_command", "uptime");
-            lease.Complete("succeeded");
+            lease.Complete(OperationStatus.Succeeded);
         }
 
         await using var harness = new McpHarness(_registry, new FakeTransport());
@@ -93,7 +93,7 @@ public sealed class McpMonitoringToolTests : IAsyncLifetime
         Assert.False(figures.TryGetProperty("disks", out _), "the summary form has no disk list");
         Assert.NotEqual(0, full.GetProperty("metrics").GetProperty("disks").GetArrayLength());
         Assert.Equal(_client.Uuid, full.GetProperty("client").GetProperty("uuid").GetString());
-        var recorded = _registry.QueryHistory(new HistoryQuery { Operations = ["metrics"] });
+        var recorded = _registry.QueryHistory(new HistoryQuery { Operations = ["get_client_metrics"] });
         Assert.Equal(2, recorded.Count);
         Assert.All(recorded, e => Assert.Equal((Surfaces.Mcp, "succeeded", _client.Uuid), (e.Surface, e.Status, e.Uuid)));
     }

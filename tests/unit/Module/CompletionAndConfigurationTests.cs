@@ -13,11 +13,20 @@ public sealed class CompletionAndConfigurationTests : IDisposable
     private readonly ClientRecord _web;
     private readonly ClientRecord _db;
 
+    private const string WebUuid = "db0a9c1e-8b4a-4c57-9e3d-2a7f5b9c1e40";
+    private const string DbUuid = "3f5e0c7a-1d2b-4e3f-8a9b-0c1d2e3f4a5b";
+
     public CompletionAndConfigurationTests()
     {
         _registry = SqliteRegistry.Open(_data.Dir);
-        _web = Keys.Admit(_registry, Keys.A, Keys.Identity("web-01", name: "web 01", tags: ["prod", "eu-west"], caps: ["docker", "git"]));
-        _db = Keys.Admit(_registry, Keys.B, Keys.Identity("db-01", name: "db-01", tags: ["prod", "Eu-East"], caps: ["git"]));
+        // Fixed uuids (random ones made the id completion test flaky: "db" also matched a uuid beginning with db).
+        // The web client's uuid begins with "db" on purpose, so that collision is tested every time.
+        _registry.SeedClients([
+            new ClientSeed { Uuid = WebUuid, DisplayName = "web 01", Hostname = "web-01", Tags = ["prod", "eu-west"], Capabilities = ["docker", "git"] },
+            new ClientSeed { Uuid = DbUuid, DisplayName = "db-01", Hostname = "db-01", Tags = ["prod", "Eu-East"], Capabilities = ["git"] },
+        ]);
+        _web = _registry.GetClient(WebUuid)!;
+        _db = _registry.GetClient(DbUuid)!;
     }
 
     public void Dispose()
@@ -40,7 +49,10 @@ public sealed class CompletionAndConfigurationTests : IDisposable
     [Fact]
     public void ClientIds_CompleteFromAUuidPrefixOrAName()
     {
-        Assert.Equal(_db.Uuid, Assert.Single(FleetCompletions.ClientIds(_registry, "db")).Text);
+        Assert.Equal(WebUuid, _web.Uuid);
+        Assert.Equal(_db.Uuid, Assert.Single(FleetCompletions.ClientIds(_registry, "db-")).Text);
+        // "db" is both the web client's uuid prefix and the db client's name prefix: both complete.
+        Assert.Equal([_db.Uuid, _web.Uuid], FleetCompletions.ClientIds(_registry, "db").Select(c => c.Text).Order(StringComparer.Ordinal));
         var byUuid = Assert.Single(FleetCompletions.ClientIds(_registry, _web.Uuid[..8]));
         Assert.Equal(_web.Uuid, byUuid.Text);
         Assert.Contains("web 01", byUuid.ListItem, StringComparison.Ordinal);

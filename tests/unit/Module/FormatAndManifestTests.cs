@@ -11,7 +11,7 @@ public sealed class FormatAndManifestTests
 
     private static string ModuleSource(string file) => Path.Combine(BuiltModule.RepoRoot, "module", file);
 
-    /// <summary>The types the module writes: every [OutputType] of a cmdlet, and every public class that is not a cmdlet or completer.</summary>
+    /// <summary>The types the module writes: every [OutputType] of a cmdlet, and every public class that is not a cmdlet, completer or collection.</summary>
     private static IReadOnlyList<Type> OutputTypes()
     {
         var declared = Cmdlets.GetTypes()
@@ -21,7 +21,8 @@ public sealed class FormatAndManifestTests
             .OfType<Type>();
         var publicClasses = Cmdlets.GetExportedTypes()
             .Where(t => t.IsClass && !t.IsAbstract && !typeof(Cmdlet).IsAssignableFrom(t)
-                && !typeof(IArgumentCompleter).IsAssignableFrom(t) && !typeof(IModuleAssemblyInitializer).IsAssignableFrom(t));
+                && !typeof(IArgumentCompleter).IsAssignableFrom(t) && !typeof(IModuleAssemblyInitializer).IsAssignableFrom(t)
+                && !typeof(System.Collections.IEnumerable).IsAssignableFrom(t)); // EphList, EphMap: property types, not output
         return [.. declared.Concat(publicClasses).Distinct()];
     }
 

@@ -98,7 +98,7 @@ public sealed class ClientAdministrationTests : IDisposable
         Assert.Equal(["prod", "us-east", "eu-west"], updated.Tags);
         Assert.Equal(120, updated.RateLimitRpm);
         var entry = _r.QueryHistory(new HistoryQuery { Operations = ["update_client"] })[0];
-        Assert.Equal(("alice", "pwsh", "ok"), (entry.Actor, entry.Surface, entry.Status));
+        Assert.Equal(("alice", "pwsh", "succeeded"), (entry.Actor, entry.Surface, entry.Status));
     }
 
     [Fact]
@@ -115,7 +115,7 @@ public sealed class ClientAdministrationTests : IDisposable
         Assert.StartsWith("Removed client 'web-01'", ClientAdministration.Describe(report));
         Assert.Contains("disconnected 1 session(s)", ClientAdministration.Describe(report));
         Assert.DoesNotContain(web.Uuid, ClientQueries.Search(_r, new ClientQuery()).Clients.Select(c => c.Uuid));
-        Assert.Equal(("remove", "bob", "cli"), _r.QueryHistory(new HistoryQuery { Uuids = [web.Uuid] }).Select(h => (h.Operation, h.Actor, h.Surface)).First());
+        Assert.Equal(("remove_client", "bob", "cli"), _r.QueryHistory(new HistoryQuery { Uuids = [web.Uuid] }).Select(h => (h.Operation, h.Actor, h.Surface)).First());
 
         var again = ClientAdministration.Remove(_r, web.Uuid, Alice, _ => throw new InvalidOperationException("nothing to signal"));
         Assert.EndsWith("was already removed.", ClientAdministration.Describe(again));
@@ -131,7 +131,7 @@ public sealed class ClientAdministrationTests : IDisposable
         Assert.True(outcome.AlreadyApproved);
         Assert.Equal($"Client {id} had no key mismatch: its key {Keys.A} is already approved; nothing changed.", KeyAdministration.Describe(outcome, id));
         Assert.Equal($"Key {Keys.A} was already approved; nothing changed.", KeyAdministration.Describe(KeyAdministration.Approve(_r, Keys.A, Alice), Keys.A));
-        Assert.Equal(("approve", "unchanged", "pwsh"), _r.QueryHistory(new HistoryQuery()).Select(h => (h.Operation, h.Status, h.Surface)).First());
+        Assert.Equal(("accept_key", "unchanged", "pwsh"), _r.QueryHistory(new HistoryQuery()).Select(h => (h.Operation, h.Status, h.Surface)).First());
     }
 
     [Fact]
@@ -158,7 +158,7 @@ public sealed class ClientAdministrationTests : IDisposable
 
         Assert.Equal(Keys.C, report.Outcome.Fingerprint);
         Assert.Equal([902], signalled);
-        Assert.Equal(("revoke", "carol", "mcp"), _r.QueryHistory(new HistoryQuery()).Select(h => (h.Operation, h.Actor, h.Surface)).First());
+        Assert.Equal(("revoke_key", "carol", "mcp"), _r.QueryHistory(new HistoryQuery()).Select(h => (h.Operation, h.Actor, h.Surface)).First());
     }
 
     [Fact]

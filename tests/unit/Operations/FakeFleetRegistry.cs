@@ -138,4 +138,6 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
     public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor, string surface) => throw new NotSupportedException();
     public RemoveOutcome RemoveClient(string uuid, string actor, string surface) => throw new NotSupportedException();
     public IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query) => [];
+
+    public int CountHistory(HistoryQuery query) => 0;
 }

@@ -36,8 +36,8 @@ public sealed class RateLimitTests : IDisposable
 
     private void Request(OperationGuard? guard = null)
     {
-        using var lease = (guard ?? Guard()).Begin(_uuid, "command", "true");
-        lease.Complete("succeeded", exitCode: 0);
+        using var lease = (guard ?? Guard()).Begin(_uuid, "run_command", "true");
+        lease.Complete(OperationStatus.Succeeded, exitCode: 0);
     }
 
     [Fact]
@@ -76,7 +76,7 @@ public sealed class RateLimitTests : IDisposable
         Assert.Contains("3 requests in the last 60 s, over the limit of 2 (rate_limit_rpm)", warning);
         var stats = Stats();
         Assert.Equal((3, 2, 1L, 0L), (stats.RequestsPerMinute, stats.RpmLimit, stats.RpmWarnings, stats.ConcurrentWarnings));
-        Assert.Equal(3, _registry.ListAudit(_uuid).Count(a => a.Status == "succeeded"));
+        Assert.Equal(3, _registry.ListAudit(_uuid).Count(a => a.Operation == "run_command" && a.Status == "succeeded"));
     }
 
     [Fact]
@@ -87,7 +87,7 @@ public sealed class RateLimitTests : IDisposable
         Request();
         Request();
 
-        var ex = Assert.Throws<RateLimitExceededException>(() => Guard().Begin(_uuid, "command", "uptime"));
+        var ex = Assert.Throws<RateLimitExceededException>(() => Guard().Begin(_uuid, "run_command", "uptime"));
         Assert.Contains("3 requests in the last 60 s, over the limit of 2 (rate_limit_rpm)", ex.Message);
         Assert.Contains("refused", ex.Message);
         var stats = Stats();
@@ -111,12 +111,12 @@ public sealed class RateLimitTests : IDisposable
     {
         _registry.UpdateClient(_uuid, new ClientUpdate { RateLimitConcurrent = 1 }, "tester");
         _registry.SetSetting(RateLimitPolicy.ModeSetting, "warn");
-        using var first = Guard(fallback: RateLimitMode.Enforce).Begin(_uuid, "command");
-        using var second = Guard(fallback: RateLimitMode.Enforce).Begin(_uuid, "command");
+        using var first = Guard(fallback: RateLimitMode.Enforce).Begin(_uuid, "run_command");
+        using var second = Guard(fallback: RateLimitMode.Enforce).Begin(_uuid, "run_command");
         Assert.Single(_warnings);
 
         _registry.SetSetting(RateLimitPolicy.ModeSetting, null);
-        Assert.Throws<RateLimitExceededException>(() => Guard(fallback: RateLimitMode.Enforce).Begin(_uuid, "command"));
+        Assert.Throws<RateLimitExceededException>(() => Guard(fallback: RateLimitMode.Enforce).Begin(_uuid, "run_command"));
     }
 
     [Fact]
@@ -124,14 +124,14 @@ public sealed class RateLimitTests : IDisposable
     {
         _registry.UpdateClient(_uuid, new ClientUpdate { RateLimitConcurrent = 2 }, "tester");
         _registry.SetSetting(RateLimitPolicy.ModeSetting, "enforce");
-        var a = Guard().Begin(_uuid, "command");
-        var b = Guard().Begin(_uuid, "command");
+        var a = Guard().Begin(_uuid, "run_command");
+        var b = Guard().Begin(_uuid, "run_command");
         Assert.Equal(2, Stats().CurrentConcurrent);
 
-        var ex = Assert.Throws<RateLimitExceededException>(() => Guard().Begin(_uuid, "command"));
+        var ex = Assert.Throws<RateLimitExceededException>(() => Guard().Begin(_uuid, "run_command"));
         Assert.Contains("3 requests in flight, over the limit of 2 (rate_limit_concurrent)", ex.Message);
-        a.Complete("succeeded");
-        using var c = Guard().Begin(_uuid, "command");
+        a.Complete(OperationStatus.Succeeded);
+        using var c = Guard().Begin(_uuid, "run_command");
         b.Dispose();
         Assert.Equal(1, Stats().CurrentConcurrent);
         Assert.Equal(1, Stats().ConcurrentWarnings);
@@ -147,10 +147,10 @@ public sealed class RateLimitTests : IDisposable
         var mcp = Guard(second);
 
         Request(pwsh);
-        using var held = mcp.Begin(_uuid, "command");
+        using var held = mcp.Begin(_uuid, "run_command");
         Assert.Equal((2, 1), (Stats(second).RequestsPerMinute, Stats(second).CurrentConcurrent));
         Request(pwsh);
-        Assert.Throws<RateLimitExceededException>(() => mcp.Begin(_uuid, "command"));
+        Assert.Throws<RateLimitExceededException>(() => mcp.Begin(_uuid, "run_command"));
         Assert.Equal(3, Stats().RequestsPerMinute);
     }
 
@@ -181,7 +181,7 @@ public sealed class RateLimitTests : IDisposable
         Assert.Equal(2, Stats().CurrentConcurrent);              // the dead local process is gone at once
         _time.Advance(TimeSpan.FromSeconds(1));
         Assert.Equal(1, Stats().CurrentConcurrent);              // the expired row too; the live remote one stays
-        using var lease = Guard().Begin(_uuid, "command");       // so one slot is free
+        using var lease = Guard().Begin(_uuid, "run_command");       // so one slot is free
         Assert.Equal(2, Stats().CurrentConcurrent);
         SqliteConnection.ClearAllPools();
     }
@@ -192,31 +192,31 @@ public sealed class RateLimitTests : IDisposable
         var guard = Guard();
         var uuids = Enumerable.Range(0, 1000).Select(i => $"u-{i:D4}").ToArray();
         // Warm up the connection pool and the statements.
-        using (var warm = guard.Begin(uuids[0], "command"))
+        using (var warm = guard.Begin(uuids[0], "run_command"))
         {
-            warm.Complete("succeeded");
+            warm.Complete(OperationStatus.Succeeded);
         }
 
         var clock = Stopwatch.StartNew();
         foreach (var uuid in uuids)
         {
-            using var lease = guard.Begin(uuid, "command", "uptime");
-            lease.Complete("succeeded", "exit 0", 0);
+            using var lease = guard.Begin(uuid, "run_command", "uptime");
+            lease.Complete(OperationStatus.Succeeded, "exit 0", 0);
         }
 
         var sequential = clock.Elapsed;
         clock.Restart();
         Parallel.ForEach(uuids, new ParallelOptions { MaxDegreeOfParallelism = 32 }, uuid =>
         {
-            using var lease = guard.Begin(uuid, "command", "uptime");
-            lease.Complete("succeeded", "exit 0", 0);
+            using var lease = guard.Begin(uuid, "run_command", "uptime");
+            lease.Complete(OperationStatus.Succeeded, "exit 0", 0);
         });
         var parallel = clock.Elapsed;
         clock.Restart();
         foreach (var uuid in uuids)
         {
             // What one command cost in the registry before rate limits and events: one history row.
-            _registry.RecordAudit(new AuditEntry { Operation = "command", Uuid = uuid, Actor = "alice", Surface = Surfaces.Cli, Status = "succeeded", Detail = "uptime → exit 0", DurationMs = 1 });
+            _registry.RecordAudit(new AuditEntry { Operation = "run_command", Uuid = uuid, Actor = "alice", Surface = Surfaces.Cli, Status = "succeeded", Detail = "uptime → exit 0", DurationMs = 1 });
         }
 
         _output.WriteLine($"1000 history rows alone: {clock.Elapsed.TotalMilliseconds:0} ms");

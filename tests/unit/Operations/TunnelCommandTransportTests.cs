@@ -83,7 +83,7 @@ public sealed class TunnelCommandTransportTests : IAsyncDisposable
         await transport.RunAsync(Target(), new RunCommandParams { Cmd = "false --really", TimeoutS = 5 }, CancellationToken.None).WaitAsync(Patience);
 
         var entry = Assert.Single(registry.ListAudit("u-1"));
-        Assert.Equal("command", entry.Operation);
+        Assert.Equal("run_command", entry.Operation);
         Assert.Equal("alice", entry.Actor);
         Assert.Equal(Surfaces.Cli, entry.Surface);
         Assert.Equal("failed", entry.Status);

@@ -50,8 +50,8 @@ public sealed class RegistryClientTests : IDisposable
         Assert.False(hidden.Online);
 
         var history = _r.QueryHistory(new HistoryQuery { Uuids = [client.Uuid] });
-        Assert.Equal(["remove", "run_command"], history.Select(h => h.Operation).Take(2));
-        Assert.Equal(("alice", "cli", "ok"), (history[0].Actor, history[0].Surface, history[0].Status));
+        Assert.Equal(["remove_client", "run_command"], history.Select(h => h.Operation).Take(2));
+        Assert.Equal(("alice", "cli", "succeeded"), (history[0].Actor, history[0].Surface, history[0].Status));
         Assert.Contains(Keys.A, history[0].Detail);
         Assert.Equal("client.disconnected", _r.ListEvents().Last().Type);
     }
@@ -112,7 +112,7 @@ public sealed class RegistryClientTests : IDisposable
         var history = _r.QueryHistory(new HistoryQuery());
 
         Assert.Equal(
-            [("revoke", "carol", "cli"), ("update_client", "bob", "mcp"), ("approve", "alice", "pwsh")],
+            [("revoke_key", "carol", "cli"), ("update_client", "bob", "mcp"), ("accept_key", "alice", "pwsh")],
             history.Select(h => (h.Operation, h.Actor, h.Surface)));
         Assert.Contains("tags=[Prod, eu, eu-west]", history[1].Detail);
         Assert.Equal(client.Uuid, history[1].Uuid);
@@ -262,7 +262,7 @@ public sealed class RegistryClientTests : IDisposable
                 Uuid = i % 2 == 0 ? "u-even" : "u-odd",
                 Actor = "alice",
                 Surface = "pwsh",
-                Status = i % 5 == 0 ? "failed" : "ok",
+                Status = i % 5 == 0 ? "failed" : "succeeded",
                 Detail = $"#{i}",
             });
             _time.Advance(TimeSpan.FromMinutes(1));

@@ -104,7 +104,7 @@ public sealed class SqliteRegistryTests : IDisposable
         Assert.Equal("alice", key.DecidedBy);
         Assert.NotNull(key.DecidedAt);
         Assert.True(_r.ApproveKey(Keys.A, "alice").AlreadyApproved);
-        Assert.Contains(_r.ListAudit(), a => a.Operation == "approve" && a.Actor == "alice" && a.Status == "ok");
+        Assert.Contains(_r.ListAudit(), a => a.Operation == "accept_key" && a.Actor == "alice" && a.Status == "succeeded");
     }
 
     [Fact]

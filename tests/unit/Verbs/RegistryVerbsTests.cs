@@ -204,7 +204,7 @@ public sealed class RegistryVerbsTests : IDisposable
 
         _out.GetStringBuilder().Clear();
         Assert.Equal(0, await RunAsync("history", "--client", _web.Uuid, "--json"));
-        Assert.Equal("remove", JsonLines()[0].GetProperty("operation").GetString());
+        Assert.Equal("remove_client", JsonLines()[0].GetProperty("operation").GetString());
         Assert.Equal("web-01", JsonLines()[0].GetProperty("client").GetString());
     }
 
@@ -251,7 +251,7 @@ public sealed class RegistryVerbsTests : IDisposable
         Assert.Equal(0, await RunAsync("approve", _web.Uuid));
 
         Assert.Contains($"Client {_web.Uuid} had no key mismatch", _out.ToString());
-        var entry = _r.QueryHistory(new HistoryQuery { Operations = ["approve"] })[0];
+        var entry = _r.QueryHistory(new HistoryQuery { Operations = ["accept_key"] })[0];
         Assert.Equal(("unchanged", "cli", Environment.UserName), (entry.Status, entry.Surface, entry.Actor));
     }
 

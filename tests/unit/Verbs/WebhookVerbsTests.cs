@@ -90,9 +90,9 @@ public sealed class WebhookVerbsTests : IDisposable
     {
         _registry.UpdateClient(_uuid, new ClientUpdate { RateLimitRpm = 120 }, "t");
         var guard = new OperationGuard(_registry, new OperatorContext("alice", Surfaces.Cli));
-        using (var lease = guard.Begin(_uuid, "command"))
+        using (var lease = guard.Begin(_uuid, "run_command"))
         {
-            lease.Complete("succeeded");
+            lease.Complete(OperationStatus.Succeeded);
         }
 
         Assert.Equal(0, await RunAsync("limits", "web-01", "--json"));

@@ -207,7 +207,7 @@ public sealed class WebhookDispatcherTests : IDisposable
         Assert.Equal(WebhookDeliveryStatus.Delivered, delivered.Status);
         Assert.Equal(first.DeliveryId, _receiver.Requests[^1].Header(WebhookSignature.DeliveryHeader));
         Assert.Equal(4, _registry.ListWebhookAttempts([first.Id]).Count);
-        Assert.Contains(_registry.ListAudit(), a => a.Operation == "webhook.resend" && a.Actor == "tester");
+        Assert.Contains(_registry.ListAudit(), a => a.Operation == "resend_webhook" && a.Actor == "tester");
     }
 
     [Fact]
@@ -341,19 +341,19 @@ public sealed class WebhookDispatcherTests : IDisposable
     {
         var client = Client();
         var guard = new OperationGuard(_registry, new OperatorContext("alice", Surfaces.PowerShell));
-        using (var lease = guard.Begin(client.Uuid, "command", "systemctl restart app"))
+        using (var lease = guard.Begin(client.Uuid, "run_command", "systemctl restart app"))
         {
-            lease.Complete("failed", "exit 3", exitCode: 3);
+            lease.Complete(OperationStatus.Failed, "exit 3", exitCode: 3);
         }
 
-        using (var lease = guard.Begin(client.Uuid, "file.read", "/etc/app.conf"))
+        using (var lease = guard.Begin(client.Uuid, "read_file", "/etc/app.conf"))
         {
-            lease.Complete("succeeded", "120 bytes");
+            lease.Complete(OperationStatus.Succeeded, "120 bytes");
         }
 
-        using (var lease = guard.Begin(client.Uuid, "metadata.update", "tags"))
+        using (var lease = guard.Begin(client.Uuid, "update_client", "tags"))
         {
-            lease.Complete("succeeded");
+            lease.Complete(OperationStatus.Succeeded);
         }
 
         var events = _registry.ListWebhookDeliveries(new WebhookDeliveryQuery { Uuids = [client.Uuid], Events = ["command_executed", "file_accessed"] });
@@ -362,7 +362,7 @@ public sealed class WebhookDispatcherTests : IDisposable
             ((string?)command["cmd"], (string?)command["status"], (int?)command["exit_code"], (string?)command["actor"], (string?)command["surface"]));
         Assert.NotNull(command["duration_ms"]);
         var file = JsonNode.Parse(events.Single(e => e.Event == "file_accessed").Payload)!["data"]!;
-        Assert.Equal(("file.read", "/etc/app.conf", "succeeded"), ((string?)file["operation"], (string?)file["path"], (string?)file["status"]));
+        Assert.Equal(("read_file", "/etc/app.conf", "succeeded"), ((string?)file["operation"], (string?)file["path"], (string?)file["status"]));
         Assert.Equal(2, events.Count);
         Assert.Equal(3, _registry.ListAudit(client.Uuid).Count);
     }
