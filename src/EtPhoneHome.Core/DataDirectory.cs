@@ -22,6 +22,9 @@ public sealed class DataDirectory
     /// <summary>Directory of sshd's own files (host keys, pid file) for a generated sshd_config.</summary>
     public string SshDirectory => System.IO.Path.Combine(Path, "ssh");
 
+    /// <summary>The bearer key of MCP over HTTP (mode 0600), created by <c>eph-server init</c>.</summary>
+    public string McpApiKeyFile => System.IO.Path.Combine(Path, "mcp-api-key");
+
     /// <summary>The ed25519 host key of the generated sshd_config.</summary>
     public string HostKeyFile => System.IO.Path.Combine(SshDirectory, "ssh_host_ed25519_key");
 
