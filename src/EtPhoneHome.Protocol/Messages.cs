@@ -111,14 +111,14 @@ public sealed record SessionSettings
 // Tunnel (operator ↔ agent): handshake, then requests and responses.
 // ---------------------------------------------------------------------------------------------
 
-/// <summary>agent → operator: first frame of every tunnel connection.</summary>
+/// <summary>
+/// agent → operator: first frame of every tunnel connection. Any local user can connect to a tunnel port, so it carries
+/// only a nonce: no uuid, no version, nothing about the agent until the peer has proven the session secret.
+/// </summary>
 public sealed record HandshakeChallenge
 {
-    public required int Protocol { get; init; }
     /// <summary>Base64 of 32 random bytes.</summary>
     public required string AgentNonce { get; init; }
-    public string? Uuid { get; init; }
-    public string? AgentVersion { get; init; }
 }
 
 /// <summary>operator → agent: the operator's nonce and its proof of the session secret.</summary>
@@ -129,12 +129,17 @@ public sealed record HandshakeProof
     public required string Proof { get; init; }
 }
 
-/// <summary>agent → operator: the agent's proof, or the reason the connection is closed.</summary>
+/// <summary>
+/// agent → operator: the agent's proof and who it is (only to a peer that proved the secret), or the reason the
+/// connection is closed.
+/// </summary>
 public sealed record HandshakeResult
 {
     public required bool Ok { get; init; }
     public string? Proof { get; init; }
     public string? Error { get; init; }
+    public string? Uuid { get; init; }
+    public string? AgentVersion { get; init; }
 }
 
 /// <summary>A request on a tunnel connection.</summary>

@@ -29,12 +29,10 @@ public static class TunnelHandshake
     public static async Task AcceptAsync(Stream stream, byte[] secret, string? uuid, string agentVersion, CancellationToken ct)
     {
         var agentNonce = RandomNumberGenerator.GetBytes(SecretBytes);
+        // The first frame: a nonce and nothing else (an unauthenticated peer learns no uuid, no version).
         await Wire.WriteAsync(stream, new HandshakeChallenge
         {
-            Protocol = ProtocolInfo.Version,
             AgentNonce = Convert.ToBase64String(agentNonce),
-            Uuid = uuid,
-            AgentVersion = agentVersion,
         }, ProtocolJson.Default.HandshakeChallenge, ct).ConfigureAwait(false);
 
         var proof = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeProof, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
@@ -60,22 +58,20 @@ public static class TunnelHandshake
         {
             Ok = true,
             Proof = Convert.ToBase64String(Mac(secret, AgentLabel, operatorNonce, agentNonce)),
+            Uuid = uuid,
+            AgentVersion = agentVersion,
         }, ProtocolJson.Default.HandshakeResult, ct).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Operator side. Returns the agent's challenge (uuid, version) once both sides are proven;
-    /// throws <see cref="ProtocolException"/> on any failure.
+    /// Operator side. Returns the agent's answer (uuid, version) once both sides are proven; the protocol version is
+    /// checked by the agent, which names both versions when they differ. Throws <see cref="ProtocolException"/> on any
+    /// failure.
     /// </summary>
-    public static async Task<HandshakeChallenge> ConnectAsync(Stream stream, byte[] secret, CancellationToken ct)
+    public static async Task<HandshakeResult> ConnectAsync(Stream stream, byte[] secret, CancellationToken ct)
     {
         var challenge = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeChallenge, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
             ?? throw new ProtocolException(ProtocolError.Truncated, "agent closed the tunnel before the handshake");
-        if (challenge.Protocol != ProtocolInfo.Version)
-        {
-            throw new ProtocolException(ProtocolError.VersionMismatch,
-                $"protocol version mismatch: agent speaks {challenge.Protocol}, this operator speaks {ProtocolInfo.Version}; upgrade the older side");
-        }
 
         var agentNonce = DecodeNonce(challenge.AgentNonce)
             ?? throw new ProtocolException(ProtocolError.Malformed, "agent sent an invalid nonce");
@@ -104,7 +100,7 @@ public static class TunnelHandshake
             throw new ProtocolException(ProtocolError.AuthenticationFailed, "the agent on this tunnel could not prove the session secret");
         }
 
-        return challenge;
+        return result;
     }
 
     private static byte[] Mac(byte[] secret, byte[] label, byte[] first, byte[] second)
