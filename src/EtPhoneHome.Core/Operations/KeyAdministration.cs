@@ -66,6 +66,13 @@ public static class KeyAdministration
         return !string.IsNullOrEmpty(id) && (registry.GetKey(id) is not null || registry.GetClient(id) is not null);
     }
 
+    /// <summary>True when a pending key claims the client's uuid while the client is pinned to another key.</summary>
+    public static bool IsClaimed(IFleetRegistry registry, string uuid)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        return registry.ListKeys(KeyStatus.Pending).Any(k => k.IsMismatch && k.ClaimedUuid == uuid);
+    }
+
     /// <summary>Revokes a key and disconnects it now; the history records the operator's OS user and surface.</summary>
     /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
     public static RevokeReport Revoke(IFleetRegistry registry, string fingerprintOrUuid, OperatorContext context, Func<int, bool>? terminate = null)

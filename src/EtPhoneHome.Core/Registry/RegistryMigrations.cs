@@ -272,6 +272,11 @@ internal static class RegistryMigrations
         END;
         CREATE INDEX ix_sessions_open_heartbeat ON sessions(last_heartbeat) WHERE closed_at IS NULL;
         """,
+        // 6: an unauthenticated claim no longer quarantines a client: clear the flags the old admission set (the
+        // claiming keys stay pending, marked is_mismatch, for an operator to decide by fingerprint).
+        """
+        UPDATE clients SET key_mismatch = 0 WHERE key_mismatch <> 0;
+        """,
     ];
 
     /// <summary>Latest schema version this build knows.</summary>

@@ -243,14 +243,17 @@ public sealed class HubServerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task KeyClaimingPinnedUuid_GetsKeyMismatch()
+    public async Task KeyClaimingPinnedUuid_GetsKeyMismatch_AndTheClientIsUntouched()
     {
         _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
         _registry.ApproveKey(Keys.A, "tester");
         var client = _registry.AdmitClient(Keys.A, new AgentIdentity { Hostname = "h" });
         await using var stream = await OpenSessionAsync(Keys.B, Hello(null, uuid: client.Uuid));
         Assert.Equal(ControlTypes.KeyMismatch, (await ReadAsync(stream))!.Type);
-        Assert.True(_registry.GetClient(client.Uuid)!.KeyMismatch);
+        var after = _registry.GetClient(client.Uuid)!;
+        Assert.False(after.KeyMismatch);
+        Assert.Equal(Keys.A, after.KeyFingerprint);
+        Assert.True(_registry.GetKey(Keys.B)!.IsMismatch);
     }
 
     [Fact]

@@ -135,19 +135,24 @@ public sealed class ClientAdministrationTests : IDisposable
     }
 
     [Fact]
-    public void Approve_Mismatch_ByUuid_RepinsAndRevokesTheOldKey()
+    public void Approve_Mismatch_NeedsTheFingerprint_ThenRepinsAndSaysWhichKeyIsTrusted()
     {
         const string newKey = "SHA256:DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD";
         var id = _c["web-02"].Uuid;
         _r.RecordPendingKey(newKey, null, Keys.Identity(claimed: id));
+        Assert.True(KeyAdministration.IsClaimed(_r, id));
 
-        var outcome = KeyAdministration.Approve(_r, id, Alice);
+        var ex = Assert.Throws<KeyDecisionException>(() => KeyAdministration.Approve(_r, id, Alice));
+        Assert.Contains(Keys.B, ex.Message);
+        Assert.Contains(newKey, ex.Message);
+
+        var outcome = KeyAdministration.Approve(_r, newKey, Alice);
 
         Assert.True(outcome.ResolvedMismatch);
         Assert.Equal(Keys.B, outcome.ReplacedFingerprint);
-        Assert.Contains("is now pinned to it", KeyAdministration.Describe(outcome, id));
+        Assert.Contains("is now pinned to it", KeyAdministration.Describe(outcome, newKey));
         Assert.Equal(KeyStatus.Revoked, _r.GetKey(Keys.B)!.Status);
-        Assert.False(_r.GetClient(id)!.KeyMismatch);
+        Assert.False(KeyAdministration.IsClaimed(_r, id));
     }
 
     [Fact]
