@@ -121,12 +121,24 @@ public sealed record HandshakeChallenge
     public required string AgentNonce { get; init; }
 }
 
-/// <summary>operator → agent: the operator's nonce and its proof of the session secret.</summary>
+/// <summary>
+/// operator → agent: the operator's nonce and its proof of the session secret, and the server-side policy as the
+/// registry holds it at this moment (so an edit applies to the next request on a live session, not after a reconnect).
+/// </summary>
 public sealed record HandshakeProof
 {
     public required int Protocol { get; init; }
     public required string OperatorNonce { get; init; }
     public required string Proof { get; init; }
+    /// <summary>The server's policy for this connection; absent: the one the hub sent in the welcome.</summary>
+    public ServerPolicy? Policy { get; init; }
+}
+
+/// <summary>The server side of a client's policy; the agent intersects it with its own.</summary>
+public sealed record ServerPolicy
+{
+    /// <summary>Absolute paths the server allows; null: the server does not restrict (the agent's own list applies).</summary>
+    public string[]? AllowedPaths { get; init; }
 }
 
 /// <summary>
@@ -267,6 +279,7 @@ public static class CommandLimits
 [JsonSerializable(typeof(ControlMessage))]
 [JsonSerializable(typeof(SessionSettings))]
 [JsonSerializable(typeof(HandshakeChallenge))]
+[JsonSerializable(typeof(ServerPolicy))]
 [JsonSerializable(typeof(HandshakeProof))]
 [JsonSerializable(typeof(HandshakeResult))]
 [JsonSerializable(typeof(RpcRequest))]

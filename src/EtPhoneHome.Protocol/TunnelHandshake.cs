@@ -16,6 +16,12 @@ public static class TunnelHandshake
     /// <summary>Upper bound of a handshake frame; a peer sending more is not speaking this protocol.</summary>
     public const int MaxHandshakeFrameBytes = 4096;
 
+    /// <summary>
+    /// Upper bound of the operator's proof, which carries the server policy: up to 100 allowed paths of up to 4096
+    /// characters each (the registry's limits), JSON-escaped.
+    /// </summary>
+    public const int MaxProofFrameBytes = 1024 * 1024;
+
     private static readonly byte[] OperatorLabel = Encoding.ASCII.GetBytes("eph-tunnel-v1/operator");
     private static readonly byte[] AgentLabel = Encoding.ASCII.GetBytes("eph-tunnel-v1/agent");
 
@@ -23,10 +29,10 @@ public static class TunnelHandshake
     public static byte[] NewSecret() => RandomNumberGenerator.GetBytes(SecretBytes);
 
     /// <summary>
-    /// Agent side. Returns normally when the operator proved the secret; throws
-    /// <see cref="ProtocolException"/> otherwise (after telling the peer why, without detail an attacker could use).
+    /// Agent side. Returns the operator's proof (with the server policy it sent) when the operator proved the secret;
+    /// throws <see cref="ProtocolException"/> otherwise (after telling the peer why, without detail an attacker could use).
     /// </summary>
-    public static async Task AcceptAsync(Stream stream, byte[] secret, string? uuid, string agentVersion, CancellationToken ct)
+    public static async Task<HandshakeProof> AcceptAsync(Stream stream, byte[] secret, string? uuid, string agentVersion, CancellationToken ct)
     {
         var agentNonce = RandomNumberGenerator.GetBytes(SecretBytes);
         // The first frame: a nonce and nothing else (an unauthenticated peer learns no uuid, no version).
@@ -35,7 +41,7 @@ public static class TunnelHandshake
             AgentNonce = Convert.ToBase64String(agentNonce),
         }, ProtocolJson.Default.HandshakeChallenge, ct).ConfigureAwait(false);
 
-        var proof = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeProof, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
+        var proof = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeProof, MaxProofFrameBytes, ct).ConfigureAwait(false)
             ?? throw new ProtocolException(ProtocolError.Truncated, "peer closed the connection during the handshake");
 
         if (proof.Protocol != ProtocolInfo.Version)
@@ -61,6 +67,7 @@ public static class TunnelHandshake
             Uuid = uuid,
             AgentVersion = agentVersion,
         }, ProtocolJson.Default.HandshakeResult, ct).ConfigureAwait(false);
+        return proof;
     }
 
     /// <summary>
@@ -68,7 +75,7 @@ public static class TunnelHandshake
     /// checked by the agent, which names both versions when they differ. Throws <see cref="ProtocolException"/> on any
     /// failure.
     /// </summary>
-    public static async Task<HandshakeResult> ConnectAsync(Stream stream, byte[] secret, CancellationToken ct)
+    public static async Task<HandshakeResult> ConnectAsync(Stream stream, byte[] secret, CancellationToken ct, ServerPolicy? policy = null)
     {
         var challenge = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeChallenge, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
             ?? throw new ProtocolException(ProtocolError.Truncated, "agent closed the tunnel before the handshake");
@@ -81,6 +88,7 @@ public static class TunnelHandshake
             Protocol = ProtocolInfo.Version,
             OperatorNonce = Convert.ToBase64String(operatorNonce),
             Proof = Convert.ToBase64String(Mac(secret, OperatorLabel, agentNonce, operatorNonce)),
+            Policy = policy,
         }, ProtocolJson.Default.HandshakeProof, ct).ConfigureAwait(false);
 
         var result = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeResult, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)

@@ -27,7 +27,8 @@ public sealed class TunnelClient : IAsyncDisposable, IDisposable
     public HandshakeResult Agent { get; }
 
     /// <summary>Connects to 127.0.0.1:<paramref name="port"/> (or <paramref name="host"/>) and completes the mutual handshake.</summary>
-    public static async Task<TunnelClient> ConnectAsync(string host, int port, byte[] secret, TimeSpan handshakeTimeout, CancellationToken ct)
+    public static async Task<TunnelClient> ConnectAsync(string host, int port, byte[] secret, TimeSpan handshakeTimeout, CancellationToken ct,
+        ServerPolicy? policy = null)
     {
         var tcp = new TcpClient { NoDelay = true };
         try
@@ -38,7 +39,7 @@ public sealed class TunnelClient : IAsyncDisposable, IDisposable
             {
                 await tcp.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
                 var stream = tcp.GetStream();
-                var agent = await TunnelHandshake.ConnectAsync(stream, secret, timeout.Token).ConfigureAwait(false);
+                var agent = await TunnelHandshake.ConnectAsync(stream, secret, timeout.Token, policy).ConfigureAwait(false);
                 return new TunnelClient(tcp, stream, agent);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
