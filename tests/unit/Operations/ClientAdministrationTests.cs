@@ -156,6 +156,58 @@ public sealed class ClientAdministrationTests : IDisposable
     }
 
     [Fact]
+    public async Task AGatePid_IsSignalledOnlyWhileItIsStillThatSessionsGate()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        // A stand-in gate: `sleep` copied under eph-gate's name, so the process table shows an eph-gate.
+        var dir = Directory.CreateTempSubdirectory("eph-gatepid-").FullName;
+        var fakeGate = Path.Combine(dir, "eph-gate");
+        File.Copy("/bin/sleep", fakeGate);
+        File.SetUnixFileMode(fakeGate, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        using var gate = System.Diagnostics.Process.Start(fakeGate, "30");
+        using var other = System.Diagnostics.Process.Start("/bin/sleep", "30");
+        try
+        {
+            SessionRecord Session(int pid, DateTimeOffset connectedAt, string? host = null) => new()
+            {
+                Id = 1, Uuid = "u", Fingerprint = Keys.A, Host = host ?? Environment.MachineName, TunnelPort = 1, Secret = new byte[32],
+                GatePid = pid, ConnectedAt = connectedAt, LastHeartbeat = connectedAt,
+            };
+
+            var later = DateTimeOffset.UtcNow.AddSeconds(1);
+            Assert.True(KeyAdministration.IsGateOf(Session(gate.Id, later), gate.Id));
+            // The pid now belongs to something else (not a gate), or to a gate started after the session: a reused pid.
+            Assert.False(KeyAdministration.IsGateOf(Session(other.Id, later), other.Id));
+            Assert.False(KeyAdministration.IsGateOf(Session(gate.Id, DateTimeOffset.UtcNow.AddMinutes(-10)), gate.Id));
+            // Another server host's pid means nothing here.
+            Assert.False(KeyAdministration.IsGateOf(Session(gate.Id, later, host: "hub-b.example"), gate.Id));
+
+            // Revoke-time signalling with the real process table leaves the impostor alive.
+            Assert.Empty(KeyAdministration.SignalGates([Session(other.Id, later)]));
+            Assert.False(other.HasExited);
+            Assert.Equal([gate.Id], KeyAdministration.SignalGates([Session(gate.Id, later)]));
+            Assert.True(gate.WaitForExit(10_000));
+        }
+        finally
+        {
+            foreach (var p in new[] { gate, other })
+            {
+                if (!p.HasExited)
+                {
+                    p.Kill();
+                }
+            }
+
+            await Task.Yield();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Revoke_WithContext_RecordsSurface_AndSignalsGate()
     {
         var signalled = new List<int>();
