@@ -273,9 +273,11 @@ internal static class RegistryMigrations
         CREATE INDEX ix_sessions_open_heartbeat ON sessions(last_heartbeat) WHERE closed_at IS NULL;
         """,
         // 6: an unauthenticated claim no longer quarantines a client: clear the flags the old admission set (the
-        // claiming keys stay pending, marked is_mismatch, for an operator to decide by fingerprint).
+        // claiming keys stay pending, marked is_mismatch, for an operator to decide by fingerprint); closed sessions'
+        // secrets are wiped (they are wiped on close from now on).
         """
         UPDATE clients SET key_mismatch = 0 WHERE key_mismatch <> 0;
+        UPDATE sessions SET secret = zeroblob(0) WHERE closed_at IS NOT NULL;
         """,
     ];
 

@@ -717,7 +717,8 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var closed = new List<SessionRecord>(open.Count);
         foreach (var s in open)
         {
-            Exec(c, tx, "UPDATE sessions SET closed_at = $now, close_reason = $r WHERE id = $id", ("$now", now), ("$r", reason), ("$id", s.Id));
+            // A closed session's secret opens nothing any more; it is not kept (the row stays for the history).
+            Exec(c, tx, "UPDATE sessions SET closed_at = $now, close_reason = $r, secret = zeroblob(0) WHERE id = $id", ("$now", now), ("$r", reason), ("$id", s.Id));
             if (s.OnlineAt is not null)
             {
                 Emit(c, tx, "client.disconnected", s.Uuid, new JsonObject { ["session_id"] = s.Id, ["reason"] = reason });

@@ -115,6 +115,25 @@ public sealed class SqliteRegistryTests : IDisposable
     }
 
     [Fact]
+    public void AClosedSessionsSecret_IsNotKept()
+    {
+        var client = Keys.Admit(_r, Keys.A, Keys.Identity());
+        var secret = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var s = _r.OpenSession(client.Uuid, Keys.A, "gw", 40001, secret, null, null);
+        _r.CloseSession(s.Id, "test");
+
+        using var c = new SqliteConnection($"Data Source={_temp.Dir.RegistryFile};Mode=ReadOnly");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT length(secret), closed_at IS NOT NULL FROM sessions WHERE id = $id";
+        cmd.Parameters.AddWithValue("$id", s.Id);
+        using var row = cmd.ExecuteReader();
+        Assert.True(row.Read());
+        Assert.Equal(0L, row.GetInt64(0));
+        Assert.True(row.GetBoolean(1));
+    }
+
+    [Fact]
     public void Revoke_ClosesOpenSessions_AndRevokedCanBeApprovedAgain()
     {
         var client = Keys.Admit(_r, Keys.A, Keys.Identity());
