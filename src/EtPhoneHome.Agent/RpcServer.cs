@@ -217,7 +217,13 @@ public sealed class RpcServer : IAsyncDisposable
             using (var handshake = CancellationTokenSource.CreateLinkedTokenSource(ct))
             {
                 handshake.CancelAfter(_handshakeTimeout);
-                await TunnelHandshake.AcceptAsync(stream, session.Secret, session.Uuid, ProtocolInfo.ProductVersion, handshake.Token).ConfigureAwait(false);
+                var proof = await TunnelHandshake.AcceptAsync(stream, session.Secret, session.Uuid, ProtocolInfo.ProductVersion, handshake.Token).ConfigureAwait(false);
+                if (proof.Policy is { } policy)
+                {
+                    // The registry's policy as of this request (the welcome's copy may be older): this connection uses
+                    // the agent's own list intersected with it.
+                    session = session with { Paths = new PathPolicy(_agentAllowedPaths, policy.AllowedPaths) };
+                }
             }
         }
         catch (Exception ex) when (ex is ProtocolException or IOException or OperationCanceledException or SocketException)

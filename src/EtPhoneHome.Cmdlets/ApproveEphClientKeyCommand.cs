@@ -68,6 +68,10 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
                     WriteObject(new EphClientKey(key));
                 }
             }
+            catch (KeyDecisionException ex)
+            {
+                WriteError(NewError(Strings.KeyDecisionNeededId, ErrorCategory.InvalidOperation, id, ex.Message, ex));
+            }
             catch (RegistryNotFoundException ex)
             {
                 WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, ex.Message, ex));

@@ -64,6 +64,10 @@ public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
                     WriteObject(new EphClientKey(key));
                 }
             }
+            catch (KeyDecisionException ex)
+            {
+                WriteError(NewError(Strings.KeyDecisionNeededId, ErrorCategory.InvalidOperation, id, ex.Message, ex));
+            }
             catch (RegistryNotFoundException ex)
             {
                 WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, ex.Message, ex));

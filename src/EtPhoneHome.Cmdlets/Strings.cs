@@ -66,6 +66,7 @@ internal static class Strings
     // ----- registry: client metadata, keys, removal, history -----
     public const string InvalidClientFieldId = "InvalidClientField";
     public const string KeyNotFoundId = "KeyNotFound";
+    public const string KeyDecisionNeededId = "KeyDecisionNeeded";
     public const string InvalidHistoryQueryId = "InvalidHistoryQuery";
 
     public const string KeyNotFound = "No key or client matches '{0}'. Get-EphClientKey lists the keys.";

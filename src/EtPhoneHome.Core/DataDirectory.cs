@@ -19,8 +19,17 @@ public sealed class DataDirectory
     /// <summary>Unix socket where eph-gate reaches the hub.</summary>
     public string HubSocket => System.IO.Path.Combine(Path, "hub.sock");
 
+    /// <summary>
+    /// Held (an exclusive advisory lock) by the running hub for its whole life: only the holder creates or removes the
+    /// socket, so a refused second hub, or a stopping one, never unlinks the socket of the hub that runs.
+    /// </summary>
+    public string HubLockFile => System.IO.Path.Combine(Path, "hub.lock");
+
     /// <summary>Directory of sshd's own files (host keys, pid file) for a generated sshd_config.</summary>
     public string SshDirectory => System.IO.Path.Combine(Path, "ssh");
+
+    /// <summary>The bearer key of MCP over HTTP (mode 0600), created by <c>eph-server init</c>.</summary>
+    public string McpApiKeyFile => System.IO.Path.Combine(Path, "mcp-api-key");
 
     /// <summary>The ed25519 host key of the generated sshd_config.</summary>
     public string HostKeyFile => System.IO.Path.Combine(SshDirectory, "ssh_host_ed25519_key");

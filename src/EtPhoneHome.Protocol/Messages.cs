@@ -111,30 +111,47 @@ public sealed record SessionSettings
 // Tunnel (operator ↔ agent): handshake, then requests and responses.
 // ---------------------------------------------------------------------------------------------
 
-/// <summary>agent → operator: first frame of every tunnel connection.</summary>
+/// <summary>
+/// agent → operator: first frame of every tunnel connection. Any local user can connect to a tunnel port, so it carries
+/// only a nonce: no uuid, no version, nothing about the agent until the peer has proven the session secret.
+/// </summary>
 public sealed record HandshakeChallenge
 {
-    public required int Protocol { get; init; }
     /// <summary>Base64 of 32 random bytes.</summary>
     public required string AgentNonce { get; init; }
-    public string? Uuid { get; init; }
-    public string? AgentVersion { get; init; }
 }
 
-/// <summary>operator → agent: the operator's nonce and its proof of the session secret.</summary>
+/// <summary>
+/// operator → agent: the operator's nonce and its proof of the session secret, and the server-side policy as the
+/// registry holds it at this moment (so an edit applies to the next request on a live session, not after a reconnect).
+/// </summary>
 public sealed record HandshakeProof
 {
     public required int Protocol { get; init; }
     public required string OperatorNonce { get; init; }
     public required string Proof { get; init; }
+    /// <summary>The server's policy for this connection; absent: the one the hub sent in the welcome.</summary>
+    public ServerPolicy? Policy { get; init; }
 }
 
-/// <summary>agent → operator: the agent's proof, or the reason the connection is closed.</summary>
+/// <summary>The server side of a client's policy; the agent intersects it with its own.</summary>
+public sealed record ServerPolicy
+{
+    /// <summary>Absolute paths the server allows; null: the server does not restrict (the agent's own list applies).</summary>
+    public string[]? AllowedPaths { get; init; }
+}
+
+/// <summary>
+/// agent → operator: the agent's proof and who it is (only to a peer that proved the secret), or the reason the
+/// connection is closed.
+/// </summary>
 public sealed record HandshakeResult
 {
     public required bool Ok { get; init; }
     public string? Proof { get; init; }
     public string? Error { get; init; }
+    public string? Uuid { get; init; }
+    public string? AgentVersion { get; init; }
 }
 
 /// <summary>A request on a tunnel connection.</summary>
@@ -262,6 +279,7 @@ public static class CommandLimits
 [JsonSerializable(typeof(ControlMessage))]
 [JsonSerializable(typeof(SessionSettings))]
 [JsonSerializable(typeof(HandshakeChallenge))]
+[JsonSerializable(typeof(ServerPolicy))]
 [JsonSerializable(typeof(HandshakeProof))]
 [JsonSerializable(typeof(HandshakeResult))]
 [JsonSerializable(typeof(RpcRequest))]

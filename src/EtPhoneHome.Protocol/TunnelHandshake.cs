@@ -16,6 +16,12 @@ public static class TunnelHandshake
     /// <summary>Upper bound of a handshake frame; a peer sending more is not speaking this protocol.</summary>
     public const int MaxHandshakeFrameBytes = 4096;
 
+    /// <summary>
+    /// Upper bound of the operator's proof, which carries the server policy: up to 100 allowed paths of up to 4096
+    /// characters each (the registry's limits), JSON-escaped.
+    /// </summary>
+    public const int MaxProofFrameBytes = 1024 * 1024;
+
     private static readonly byte[] OperatorLabel = Encoding.ASCII.GetBytes("eph-tunnel-v1/operator");
     private static readonly byte[] AgentLabel = Encoding.ASCII.GetBytes("eph-tunnel-v1/agent");
 
@@ -23,21 +29,19 @@ public static class TunnelHandshake
     public static byte[] NewSecret() => RandomNumberGenerator.GetBytes(SecretBytes);
 
     /// <summary>
-    /// Agent side. Returns normally when the operator proved the secret; throws
-    /// <see cref="ProtocolException"/> otherwise (after telling the peer why, without detail an attacker could use).
+    /// Agent side. Returns the operator's proof (with the server policy it sent) when the operator proved the secret;
+    /// throws <see cref="ProtocolException"/> otherwise (after telling the peer why, without detail an attacker could use).
     /// </summary>
-    public static async Task AcceptAsync(Stream stream, byte[] secret, string? uuid, string agentVersion, CancellationToken ct)
+    public static async Task<HandshakeProof> AcceptAsync(Stream stream, byte[] secret, string? uuid, string agentVersion, CancellationToken ct)
     {
         var agentNonce = RandomNumberGenerator.GetBytes(SecretBytes);
+        // The first frame: a nonce and nothing else (an unauthenticated peer learns no uuid, no version).
         await Wire.WriteAsync(stream, new HandshakeChallenge
         {
-            Protocol = ProtocolInfo.Version,
             AgentNonce = Convert.ToBase64String(agentNonce),
-            Uuid = uuid,
-            AgentVersion = agentVersion,
         }, ProtocolJson.Default.HandshakeChallenge, ct).ConfigureAwait(false);
 
-        var proof = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeProof, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
+        var proof = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeProof, MaxProofFrameBytes, ct).ConfigureAwait(false)
             ?? throw new ProtocolException(ProtocolError.Truncated, "peer closed the connection during the handshake");
 
         if (proof.Protocol != ProtocolInfo.Version)
@@ -60,22 +64,21 @@ public static class TunnelHandshake
         {
             Ok = true,
             Proof = Convert.ToBase64String(Mac(secret, AgentLabel, operatorNonce, agentNonce)),
+            Uuid = uuid,
+            AgentVersion = agentVersion,
         }, ProtocolJson.Default.HandshakeResult, ct).ConfigureAwait(false);
+        return proof;
     }
 
     /// <summary>
-    /// Operator side. Returns the agent's challenge (uuid, version) once both sides are proven;
-    /// throws <see cref="ProtocolException"/> on any failure.
+    /// Operator side. Returns the agent's answer (uuid, version) once both sides are proven; the protocol version is
+    /// checked by the agent, which names both versions when they differ. Throws <see cref="ProtocolException"/> on any
+    /// failure.
     /// </summary>
-    public static async Task<HandshakeChallenge> ConnectAsync(Stream stream, byte[] secret, CancellationToken ct)
+    public static async Task<HandshakeResult> ConnectAsync(Stream stream, byte[] secret, CancellationToken ct, ServerPolicy? policy = null)
     {
         var challenge = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeChallenge, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
             ?? throw new ProtocolException(ProtocolError.Truncated, "agent closed the tunnel before the handshake");
-        if (challenge.Protocol != ProtocolInfo.Version)
-        {
-            throw new ProtocolException(ProtocolError.VersionMismatch,
-                $"protocol version mismatch: agent speaks {challenge.Protocol}, this operator speaks {ProtocolInfo.Version}; upgrade the older side");
-        }
 
         var agentNonce = DecodeNonce(challenge.AgentNonce)
             ?? throw new ProtocolException(ProtocolError.Malformed, "agent sent an invalid nonce");
@@ -85,6 +88,7 @@ public static class TunnelHandshake
             Protocol = ProtocolInfo.Version,
             OperatorNonce = Convert.ToBase64String(operatorNonce),
             Proof = Convert.ToBase64String(Mac(secret, OperatorLabel, agentNonce, operatorNonce)),
+            Policy = policy,
         }, ProtocolJson.Default.HandshakeProof, ct).ConfigureAwait(false);
 
         var result = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeResult, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
@@ -104,7 +108,7 @@ public static class TunnelHandshake
             throw new ProtocolException(ProtocolError.AuthenticationFailed, "the agent on this tunnel could not prove the session secret");
         }
 
-        return challenge;
+        return result;
     }
 
     private static byte[] Mac(byte[] secret, byte[] label, byte[] first, byte[] second)

@@ -105,6 +105,37 @@ public sealed class FilesIntegrationTests(SandboxFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task AnAllowedPathsEdit_AppliesToTheNextRequest_OnALiveSession()
+    {
+        // `set --allowed-path` used to print the new list while reads outside it kept succeeding until a reconnect.
+        Directory.CreateDirectory(P("open"));
+        Directory.CreateDirectory(P("narrow"));
+        File.WriteAllText(P("open/a.txt"), "open");
+        File.WriteAllText(P("narrow/b.txt"), "narrow");
+        var (agent, target) = await OnlineAgentAsync("files-policy");
+        using var registry = Env.OpenRegistry();
+        var sessionBefore = registry.GetOpenSession(target.Uuid)!.Id;
+        async Task<(int Exit, string Out, string Err)> Read(string path) =>
+            await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable, ["read", "--data", Env.Data.Path, "--client", target.Uuid, path]);
+
+        Assert.Equal(0, (await Read(P("open/a.txt"))).Exit);
+
+        var set = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable,
+            ["set", "--data", Env.Data.Path, target.Uuid, "--allowed-path", P("narrow")]);
+        Assert.Equal(0, set.ExitCode);
+
+        var denied = await Read(P("open/a.txt"));
+        Assert.NotEqual(0, denied.Exit);
+        Assert.Contains("PATH_DENIED", denied.Out + denied.Err);
+        var allowed = await Read(P("narrow/b.txt"));
+        Assert.Equal(0, allowed.Exit);
+        Assert.Contains("narrow", allowed.Out);
+        // Same session: nothing reconnected.
+        Assert.Equal(sessionBefore, registry.GetOpenSession(target.Uuid)!.Id);
+        await agent.StopAsync();
+    }
+
+    [Fact]
     public async Task Upload_KilledMidStream_ResumesThroughTheTunnel()
     {
         Directory.CreateDirectory(P("in"));

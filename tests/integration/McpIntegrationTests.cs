@@ -121,14 +121,19 @@ public sealed class McpIntegrationTests(SandboxFixture fixture) : IClassFixture<
     }
 
     [Fact]
-    public async Task Hub_ServesHttpWithKey_AndRefusesNonLoopbackWithoutOne()
+    public async Task Hub_ServesHttpWithKey_AndRefusesToStartWithoutOne_OnLoopbackToo()
     {
         var data = Path.Combine(Env.WorkDirectory, "hub-http-" + Guid.NewGuid().ToString("N")[..8]);
-        var refused = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable, ["run", "--data", data, "--http", "0.0.0.0:18765"]);
-        Assert.Equal(2, refused.ExitCode);
-        Assert.Contains("without an API key", refused.Stderr);
-        var refusedMcp = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable, ["mcp", "--data", data, "--http", "0.0.0.0:18765"]);
-        Assert.Equal(2, refusedMcp.ExitCode);
+        foreach (var address in new[] { "0.0.0.0:18765", "127.0.0.1:18765" })
+        {
+            // A keyless loopback endpoint gave any local user run_fleet_command on the whole fleet.
+            var refused = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable, ["run", "--data", data, "--http", address]);
+            Assert.Equal(2, refused.ExitCode);
+            Assert.Contains("needs an API key", refused.Stderr);
+            var refusedMcp = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable, ["mcp", "--data", data, "--http", address]);
+            Assert.Equal(2, refusedMcp.ExitCode);
+            Assert.Contains("needs an API key", refusedMcp.Stderr);
+        }
 
         var port = FreePort();
         await using var hub = ManagedProcess.Start("hub-http", Env.ServerExecutable,

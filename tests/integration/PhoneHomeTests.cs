@@ -53,7 +53,7 @@ public sealed class PhoneHomeTests(SandboxFixture fixture) : IClassFixture<Sandb
     }
 
     [Fact]
-    public async Task KeyMismatch_KnownUuidWithNewKey_IsRefusedAndRecorded_UntilApproved()
+    public async Task KeyMismatch_KnownUuidWithNewKey_IsRefusedAndRecorded_UntilItsFingerprintIsApproved()
     {
         var (agent, client) = await fixture.AddOnlineAgentAsync("mismatch-1");
         await agent.StopAsync();
@@ -72,21 +72,56 @@ public sealed class PhoneHomeTests(SandboxFixture fixture) : IClassFixture<Sandb
             SandboxFixture.Patience, "the mismatching key");
         Assert.True(mismatch.IsMismatch);
         Assert.NotEqual(client.KeyFingerprint, mismatch.Fingerprint);
-        var quarantined = registry.GetClient(client.Uuid)!;
-        Assert.True(quarantined.KeyMismatch);
-        Assert.False(quarantined.Online);
-        Assert.Equal(client.KeyFingerprint, quarantined.KeyFingerprint);
+        // The claim alone changes nothing: the client keeps its key, and nothing online came from the new one.
+        var unchanged = registry.GetClient(client.Uuid)!;
+        Assert.False(unchanged.KeyMismatch);
+        Assert.False(unchanged.Online);
+        Assert.Equal(client.KeyFingerprint, unchanged.KeyFingerprint);
 
-        var outcome = registry.ApproveKey(client.Uuid, "test");
+        // By uuid the decision is ambiguous; the exact fingerprint decides.
+        Assert.Throws<KeyDecisionException>(() => registry.ApproveKey(client.Uuid, "test"));
+        var outcome = registry.ApproveKey(mismatch.Fingerprint, "test");
         Assert.True(outcome.ResolvedMismatch);
         Assert.Equal(client.KeyFingerprint, outcome.ReplacedFingerprint);
 
         var online = await Env.WaitOnlineAsync(["mismatch-1"], SandboxFixture.Patience);
         Assert.Equal(client.Uuid, online[0].Uuid);
         Assert.Equal(mismatch.Fingerprint, online[0].KeyFingerprint);
-        Assert.False(online[0].KeyMismatch);
         Assert.Equal(KeyStatus.Revoked, registry.GetKey(client.KeyFingerprint!)!.Status);
         await agent.StopAsync();
+    }
+
+    [Fact]
+    public async Task AThrowAwayKeyClaimingAnOnlineClient_LeavesItOnlineAndUsable()
+    {
+        // The attack: a fresh key whose hello claims a healthy client's uuid. The client must stay online and answer.
+        var (victim, client) = await fixture.AddOnlineAgentAsync("claimed-1");
+        var attacker = await Env.AddAgentAsync("claimed-1-attacker", ["attack"], start: false);
+        // The agent keeps its uuid in state.json (snake_case JSON): claim the victim's.
+        File.WriteAllText(Path.Combine(attacker.ConfigDirectory, "state.json"), $"{{\"uuid\":\"{client.Uuid}\"}}");
+        attacker.Start();
+
+        using var registry = Env.OpenRegistry();
+        var claim = await SandboxEnvironment.WaitUntilAsync(
+            () => registry.ListKeys(KeyStatus.Pending).FirstOrDefault(k => k.ClaimedUuid == client.Uuid),
+            SandboxFixture.Patience, "the attacker's pending key");
+        Assert.True(claim.IsMismatch);
+
+        var after = registry.GetClient(client.Uuid)!;
+        Assert.True(after.Online);
+        Assert.False(after.KeyMismatch);
+        Assert.Equal(client.KeyFingerprint, after.KeyFingerprint);
+        var exec = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable,
+            ["exec", "--data", Env.Data.Path, "--client", client.Uuid, "--", "echo", "still-mine"]);
+        Assert.Equal(0, exec.ExitCode);
+        Assert.Contains("still-mine", exec.Stdout);
+
+        // Revoking the attacker by fingerprint leaves the client as it was; approve by uuid never picks the attacker.
+        registry.RevokeKey(claim.Fingerprint, "test", "cli");
+        Assert.True(registry.ApproveKey(client.Uuid, "test").AlreadyApproved);
+        Assert.Equal(client.KeyFingerprint, registry.GetClient(client.Uuid)!.KeyFingerprint);
+        await attacker.StopAsync();
+        await victim.StopAsync();
     }
 
     [Fact]

@@ -173,7 +173,7 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
         wait.CancelAfter(TransferTimeout);
         try
         {
-            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
+            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token, target.Policy).ConfigureAwait(false);
             return await tunnel.InvokeAsync(method, parameters, paramsType, resultType, wait.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)

@@ -77,7 +77,7 @@ public sealed class FileTransferClient
         try
         {
             await using var local = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
-            var result = await WithRetriesAsync(attempt => UploadOnceAsync(session, local, remote, progress, ct), ct).ConfigureAwait(false);
+            var result = await WithRetriesAsync(attempt => UploadOnceAsync(session, target.Policy, local, remote, progress, ct), ct).ConfigureAwait(false);
             var done = result.Value with { Uuid = target.Uuid, DisplayName = target.DisplayName, LocalPath = Path.GetFullPath(localPath), DurationMs = clock.ElapsedMilliseconds, Attempts = result.Attempts };
             lease?.Complete(OperationStatus.Succeeded, $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}");
             return done;
@@ -107,7 +107,7 @@ public sealed class FileTransferClient
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(local)!);
-            var result = await WithRetriesAsync(attempt => DownloadOnceAsync(session, remotePath, local, progress, ct), ct).ConfigureAwait(false);
+            var result = await WithRetriesAsync(attempt => DownloadOnceAsync(session, target.Policy, remotePath, local, progress, ct), ct).ConfigureAwait(false);
             var done = result.Value with { Uuid = target.Uuid, DisplayName = target.DisplayName, DurationMs = clock.ElapsedMilliseconds, Attempts = result.Attempts };
             lease?.Complete(OperationStatus.Succeeded, $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}");
             return done;
@@ -197,10 +197,10 @@ public sealed class FileTransferClient
     private static bool IsConnectionFault(Exception ex) => ex is IOException or SocketException
         || ex is ProtocolException { Error: ProtocolError.Truncated or ProtocolError.Timeout };
 
-    private async Task<FileTransferResult> UploadOnceAsync(SessionRecord session, FileStream local, string remote, IProgress<long>? progress, CancellationToken ct)
+    private async Task<FileTransferResult> UploadOnceAsync(SessionRecord session, ServerPolicy? policy, FileStream local, string remote, IProgress<long>? progress, CancellationToken ct)
     {
         var size = local.Length;
-        await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, ct).ConfigureAwait(false);
+        await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, ct, policy).ConfigureAwait(false);
         var header = new UploadParams { Path = remote, Size = size, Resume = true, CreateParents = CreateParents };
         var (id, readyElement) = await tunnel.StartStreamAsync(FileMethods.Upload, Wire.ToElement(header, FileJson.Default.UploadParams), ct).ConfigureAwait(false);
         var ready = Wire.FromElement(readyElement, FileJson.Default.UploadReady);
@@ -235,10 +235,10 @@ public sealed class FileTransferClient
         };
     }
 
-    private async Task<FileTransferResult> DownloadOnceAsync(SessionRecord session, string remote, string local, IProgress<long>? progress, CancellationToken ct)
+    private async Task<FileTransferResult> DownloadOnceAsync(SessionRecord session, ServerPolicy? policy, string remote, string local, IProgress<long>? progress, CancellationToken ct)
     {
         var partial = Path.Join(Path.GetDirectoryName(local), FileLimits.PartialName(Path.GetFileName(local)));
-        await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, ct).ConfigureAwait(false);
+        await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, ct, policy).ConfigureAwait(false);
         var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0 };
         if (!OperatingSystem.IsWindows())
         {

@@ -45,7 +45,7 @@ public sealed class RemoteFileOperations
         wait.CancelAfter(RequestTimeout);
         try
         {
-            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
+            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token, target.Policy).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(method, parameters, paramsType, resultType, wait.Token).ConfigureAwait(false);
             lease?.Complete(OperationStatus.Succeeded, outcome(result));
             return result;

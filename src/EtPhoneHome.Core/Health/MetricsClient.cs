@@ -32,7 +32,7 @@ public sealed class MetricsClient : IMetricsSource
         using var lease = Guard?.Begin(target.Uuid, OperationNames.GetClientMetrics, summary ? "summary" : "full");
         try
         {
-            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, ct).ConfigureAwait(false);
+            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, ct, target.Policy).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(MetricsMethods.GetMetrics, new GetMetricsParams { Summary = summary },
                 MetricsJson.Default.GetMetricsParams, MetricsJson.Default.MetricsResult, ct).ConfigureAwait(false);
             lease?.Complete(OperationStatus.Succeeded);

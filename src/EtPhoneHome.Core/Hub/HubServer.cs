@@ -27,6 +27,7 @@ public sealed partial class HubServer : IAsyncDisposable
     private readonly object _connectionsLock = new();
     private readonly HashSet<Task> _connections = [];
     private Socket? _listener;
+    private FileStream? _lock;
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
     private int _activeSessions;
 
@@ -56,15 +57,29 @@ public sealed partial class HubServer : IAsyncDisposable
         }
 
         var path = SocketPath;
-        if (File.Exists(path))
+        // The lock decides who owns the socket file; a hub that cannot take it touches nothing.
+        var hubLock = AcquireLock(_options.DataDirectory.HubLockFile, path);
+        try
         {
-            if (SocketAnswers(path))
+            if (File.Exists(path))
             {
-                throw new InvalidOperationException($"another hub is already listening on {path}");
-            }
+                if (SocketAnswers(path))
+                {
+                    // Something serves it without holding the lock (a hub of an older build): leave it alone.
+                    throw new InvalidOperationException($"another hub is already listening on {path}; this one changed nothing");
+                }
 
-            File.Delete(path);
+                // Left by a hub that died without cleaning up (the lock was free, so nobody serves it).
+                File.Delete(path);
+            }
         }
+        catch
+        {
+            hubLock.Dispose();
+            throw;
+        }
+
+        _lock = hubLock;
 
         var closed = _registry.CloseAllSessions("hub restarted");
         if (closed > 0)
@@ -88,6 +103,7 @@ public sealed partial class HubServer : IAsyncDisposable
         catch
         {
             listener.Dispose();
+            ReleaseLock();
             throw;
         }
 
@@ -146,14 +162,47 @@ public sealed partial class HubServer : IAsyncDisposable
             // Best effort.
         }
 
+        if (_lock is not null)
+        {
+            // Only the lock holder created the socket file; nobody else can have replaced it while the lock was held.
+            try
+            {
+                File.Delete(SocketPath);
+            }
+            catch (IOException)
+            {
+                // Already gone.
+            }
+
+            ReleaseLock();
+        }
+    }
+
+    /// <summary>Takes the hub lock or says which hub holds it; never waits.</summary>
+    private static FileStream AcquireLock(string lockFile, string socketPath)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
         try
         {
-            File.Delete(SocketPath);
+            // FileShare.None is an exclusive flock on Unix: released by the kernel when the process dies, however it dies.
+            return new FileStream(lockFile, options);
         }
-        catch (IOException)
+        catch (IOException ex) when (File.Exists(lockFile))
         {
-            // Already gone.
+            throw new InvalidOperationException(
+                $"another hub is already running on this data directory (it holds {lockFile} and serves {socketPath}); this one changed nothing", ex);
         }
+    }
+
+    private void ReleaseLock()
+    {
+        _lock?.Dispose();
+        _lock = null;
     }
 
     public async ValueTask DisposeAsync()

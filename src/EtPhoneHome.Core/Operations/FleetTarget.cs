@@ -11,6 +11,12 @@ public sealed record FleetTarget(string Uuid, string DisplayName, SessionRecord?
     /// <summary>Why the target must not be contacted (for example its key is revoked or mismatched).</summary>
     public string? DeniedReason { get; init; }
 
+    /// <summary>
+    /// The client's server-side policy as the registry held it when the target was resolved; sent with each tunnel
+    /// connection, so an allowed_paths edit applies to the next request without a reconnect. Null: the welcome's copy.
+    /// </summary>
+    public EtPhoneHome.Protocol.ServerPolicy? Policy { get; init; }
+
     public bool IsOnline => Session is not null && DeniedReason is null;
 
     /// <summary>How a person recognises the target: "client 'web-01' (3f2a9c1e…)".</summary>
@@ -113,6 +119,9 @@ public static class FleetTargets
         }
 
         var session = registry.GetOpenSession(client.Uuid);
-        return new FleetTarget(client.Uuid, client.DisplayName, session is { ClosedAt: null } ? session : null);
+        return new FleetTarget(client.Uuid, client.DisplayName, session is { ClosedAt: null } ? session : null)
+        {
+            Policy = new EtPhoneHome.Protocol.ServerPolicy { AllowedPaths = client.AllowedPaths?.ToArray() },
+        };
     }
 }

@@ -43,7 +43,7 @@ public sealed class TunnelCommandTransport : ICommandTransport
         wait.CancelAfter(deadline);
         try
         {
-            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token).ConfigureAwait(false);
+            await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token, target.Policy).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(RpcMethods.RunCommand, parameters, ProtocolJson.Default.RunCommandParams, ProtocolJson.Default.RunCommandResult, wait.Token).ConfigureAwait(false);
             lease?.Complete(result.TimedOut ? OperationStatus.TimedOut : result.ExitCode == 0 ? OperationStatus.Succeeded : OperationStatus.Failed, $"exit {result.ExitCode}", result.TimedOut ? null : result.ExitCode);
             return result;

@@ -66,6 +66,13 @@ public static class KeyAdministration
         return !string.IsNullOrEmpty(id) && (registry.GetKey(id) is not null || registry.GetClient(id) is not null);
     }
 
+    /// <summary>True when a pending key claims the client's uuid while the client is pinned to another key.</summary>
+    public static bool IsClaimed(IFleetRegistry registry, string uuid)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        return registry.ListKeys(KeyStatus.Pending).Any(k => k.IsMismatch && k.ClaimedUuid == uuid);
+    }
+
     /// <summary>Revokes a key and disconnects it now; the history records the operator's OS user and surface.</summary>
     /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
     public static RevokeReport Revoke(IFleetRegistry registry, string fingerprintOrUuid, OperatorContext context, Func<int, bool>? terminate = null)
@@ -78,14 +85,24 @@ public static class KeyAdministration
     }
 
     /// <summary>Sends each closed session's gate relay the signal that ends its SSH connection; returns the pids signalled.</summary>
+    /// <remarks>
+    /// A recorded pid is signalled only while it is still that session's gate: a gate process, on this host, started
+    /// before the session was recorded. A pid the kernel has since given to another process, or a pid of another
+    /// server host, is left alone.
+    /// </remarks>
     public static IReadOnlyList<int> SignalGates(IEnumerable<SessionRecord> closedSessions, Func<int, bool>? terminate = null)
     {
         ArgumentNullException.ThrowIfNull(closedSessions);
-        terminate ??= TerminateProcess;
         var signalled = new List<int>();
         foreach (var session in closedSessions)
         {
-            if (session.GatePid is { } pid && IsSignallable(pid) && terminate(pid))
+            if (session.GatePid is not { } pid || !IsSignallable(pid))
+            {
+                continue;
+            }
+
+            // A test's terminate stands in for the process table too; the real one checks the process first.
+            if (terminate is not null ? terminate(pid) : IsGateOf(session, pid) && TerminateProcess(pid))
             {
                 signalled.Add(pid);
             }
@@ -114,6 +131,35 @@ public static class KeyAdministration
 
     /// <summary>Never signal init, ourselves, or nonsense pids a corrupted record might hold.</summary>
     internal static bool IsSignallable(int pid) => pid > 1 && pid != Environment.ProcessId;
+
+    /// <summary>The name eph-gate runs under (its executable's name without extension).</summary>
+    internal const string GateProcessName = "eph-gate";
+
+    /// <summary>
+    /// True while <paramref name="pid"/> is the gate of <paramref name="session"/>: the session was recorded on this host,
+    /// and the process is an eph-gate that was already running when the session was opened (a pid reused after the gate
+    /// exited belongs to a process started later). Slack of a few seconds covers clock granularity.
+    /// </summary>
+    public static bool IsGateOf(SessionRecord session, int pid)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        if (!string.Equals(session.Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase) && session.Host is not ("localhost" or "127.0.0.1"))
+        {
+            return false;
+        }
+
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return string.Equals(process.ProcessName, GateProcessName, StringComparison.Ordinal)
+                && process.StartTime.ToUniversalTime() <= session.ConnectedAt.UtcDateTime + TimeSpan.FromSeconds(5);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
+        {
+            // Gone, or not ours to inspect.
+            return false;
+        }
+    }
 
     /// <summary>SIGTERM on Unix (the gate exits cleanly and sshd closes the connection); Kill on Windows.</summary>
     public static bool TerminateProcess(int pid)

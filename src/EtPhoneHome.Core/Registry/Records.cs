@@ -181,6 +181,13 @@ public sealed record AuditEntry
 /// <summary>Thrown for a request that names something the registry does not have.</summary>
 public sealed class RegistryNotFoundException(string message) : Exception(message);
 
+/// <summary>
+/// Thrown when a key decision cannot be made from what was named: a client uuid while another key claims that client
+/// (the operator must name the exact fingerprint to trust), or a revoked key named only through its client. The message
+/// names every key involved and says what to run.
+/// </summary>
+public sealed class KeyDecisionException(string message) : InvalidOperationException(message);
+
 /// <summary>Thrown for an operator edit that breaks a field's limits; the message names the field and the limit.</summary>
 public sealed class RegistryValidationException(string field, string message) : ArgumentException(message, field)
 {

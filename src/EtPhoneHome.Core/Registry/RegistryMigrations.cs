@@ -284,6 +284,13 @@ internal static class RegistryMigrations
             WHEN 'remove' THEN 'remove_client' WHEN 'webhook.resend' THEN 'resend_webhook' ELSE operation END;
         UPDATE audit SET status = 'succeeded' WHERE status = 'ok';
         """,
+        // 7: an unauthenticated claim no longer quarantines a client: clear the flags the old admission set (the
+        // claiming keys stay pending, marked is_mismatch, for an operator to decide by fingerprint); closed sessions'
+        // secrets are wiped (they are wiped on close from now on).
+        """
+        UPDATE clients SET key_mismatch = 0 WHERE key_mismatch <> 0;
+        UPDATE sessions SET secret = zeroblob(0) WHERE closed_at IS NOT NULL;
+        """,
     ];
 
     /// <summary>Latest schema version this build knows.</summary>

@@ -210,9 +210,10 @@ public sealed partial class SqliteRegistry : IFleetRegistry
                 ("$p", identity.Platform), ("$un", identity.Username), ("$dn", identity.DisplayName), ("$m", mismatch ? 1 : 0), ("$now", now));
         }
 
+        // The claim is unauthenticated: it is recorded on the claiming key (pending, is_mismatch) and announced, but the
+        // client it names is not touched — it stays pinned to its key, online and usable.
         if (mismatch && (existing is null || !existing.IsMismatch || existing.ClaimedUuid != identity.ClaimedUuid))
         {
-            Exec(c, tx, "UPDATE clients SET key_mismatch = 1 WHERE uuid = $u", ("$u", identity.ClaimedUuid));
             Emit(c, tx, "client.key_mismatch", identity.ClaimedUuid, new JsonObject
             {
                 ["fingerprint"] = fingerprint,
@@ -235,18 +236,29 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var key = GetKey(c, tx, fingerprintOrUuid);
         if (key is null)
         {
-            // A uuid: the key that claims it in a mismatch, else the key it is pinned to.
-            var fp = Scalar<string>(c, tx,
-                "SELECT fingerprint FROM keys WHERE claimed_uuid = $u AND is_mismatch = 1 AND status <> 'approved' ORDER BY last_seen DESC LIMIT 1",
-                ("$u", fingerprintOrUuid));
-            fp ??= Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid));
-            key = fp is null ? null : GetKey(c, tx, fp);
+            // A uuid names only the key the client is pinned to. Trusting another key instead, or a revoked key again, is
+            // never implied: it takes that key's exact fingerprint.
+            var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid));
+            var claimants = ClaimantsOf(c, tx, fingerprintOrUuid);
+            if (claimants.Count > 0)
+            {
+                throw new KeyDecisionException(DescribeClaim(fingerprintOrUuid, pinned, claimants)
+                    + $" To trust a claimant instead, approve its exact fingerprint (approve {claimants[0]}); the client's key {pinned} is then revoked.");
+            }
+
+            key = pinned is null ? null : GetKey(c, tx, pinned);
             if (key is null)
             {
                 var isClient = Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid)) > 0;
                 throw new RegistryNotFoundException(isClient
                     ? $"client {fingerprintOrUuid} has no key waiting for approval"
                     : $"no key with fingerprint {fingerprintOrUuid} and no client with uuid {fingerprintOrUuid}");
+            }
+
+            if (key.Status == KeyStatus.Revoked)
+            {
+                throw new KeyDecisionException(
+                    $"the key of client {fingerprintOrUuid} ({key.Fingerprint}) is revoked; a revoked key is trusted again only by its fingerprint: approve {key.Fingerprint}");
             }
         }
 
@@ -293,6 +305,20 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         return outcome;
     }
 
+    /// <summary>Pending keys that claim the client's uuid while it is pinned to another key, newest first.</summary>
+    private static List<string> ClaimantsOf(SqliteConnection c, SqliteTransaction tx, string uuid)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT fingerprint FROM keys WHERE claimed_uuid = $u AND is_mismatch = 1 AND status = 'pending' ORDER BY last_seen DESC";
+        cmd.Parameters.AddWithValue("$u", uuid);
+        return ReadAll(cmd, r => r.GetString(0));
+    }
+
+    private static string DescribeClaim(string uuid, string? pinned, IReadOnlyList<string> claimants) =>
+        $"client {uuid} is pinned to key {pinned} (trusted); {(claimants.Count == 1 ? "key " + claimants[0] + " claims" : claimants.Count + " other keys claim")} "
+        + $"it without being approved{(claimants.Count == 1 ? "" : " (" + string.Join(", ", claimants) + ")")}.";
+
     public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor, string surface)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprintOrUuid);
@@ -302,6 +328,15 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var key = GetKey(c, tx, fingerprintOrUuid);
         if (key is null)
         {
+            // Revoking by uuid while another key claims the client would be ambiguous: name the fingerprint.
+            var claimants = ClaimantsOf(c, tx, fingerprintOrUuid);
+            if (claimants.Count > 0)
+            {
+                var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid));
+                throw new KeyDecisionException(DescribeClaim(fingerprintOrUuid, pinned, claimants)
+                    + $" Revoke by exact fingerprint: revoke {claimants[0]} refuses the claimant, revoke {pinned} cuts the client off.");
+            }
+
             var fp = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid))
                      ?? Scalar<string>(c, tx, "SELECT fingerprint FROM keys WHERE uuid = $u ORDER BY last_seen DESC LIMIT 1", ("$u", fingerprintOrUuid));
             key = fp is null ? null : GetKey(c, tx, fp);
@@ -688,7 +723,8 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var closed = new List<SessionRecord>(open.Count);
         foreach (var s in open)
         {
-            Exec(c, tx, "UPDATE sessions SET closed_at = $now, close_reason = $r WHERE id = $id", ("$now", now), ("$r", reason), ("$id", s.Id));
+            // A closed session's secret opens nothing any more; it is not kept (the row stays for the history).
+            Exec(c, tx, "UPDATE sessions SET closed_at = $now, close_reason = $r, secret = zeroblob(0) WHERE id = $id", ("$now", now), ("$r", reason), ("$id", s.Id));
             if (s.OnlineAt is not null)
             {
                 Emit(c, tx, "client.disconnected", s.Uuid, new JsonObject { ["session_id"] = s.Id, ["reason"] = reason });

@@ -16,18 +16,19 @@ public sealed class TunnelClient : IAsyncDisposable, IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private long _nextId;
 
-    private TunnelClient(TcpClient tcp, NetworkStream stream, HandshakeChallenge agent)
+    private TunnelClient(TcpClient tcp, NetworkStream stream, HandshakeResult agent)
     {
         _tcp = tcp;
         _stream = stream;
         Agent = agent;
     }
 
-    /// <summary>What the agent said about itself in the handshake (uuid, version).</summary>
-    public HandshakeChallenge Agent { get; }
+    /// <summary>What the agent said about itself once the handshake proved both sides (uuid, version).</summary>
+    public HandshakeResult Agent { get; }
 
     /// <summary>Connects to 127.0.0.1:<paramref name="port"/> (or <paramref name="host"/>) and completes the mutual handshake.</summary>
-    public static async Task<TunnelClient> ConnectAsync(string host, int port, byte[] secret, TimeSpan handshakeTimeout, CancellationToken ct)
+    public static async Task<TunnelClient> ConnectAsync(string host, int port, byte[] secret, TimeSpan handshakeTimeout, CancellationToken ct,
+        ServerPolicy? policy = null)
     {
         var tcp = new TcpClient { NoDelay = true };
         try
@@ -38,7 +39,7 @@ public sealed class TunnelClient : IAsyncDisposable, IDisposable
             {
                 await tcp.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
                 var stream = tcp.GetStream();
-                var agent = await TunnelHandshake.ConnectAsync(stream, secret, timeout.Token).ConfigureAwait(false);
+                var agent = await TunnelHandshake.ConnectAsync(stream, secret, timeout.Token, policy).ConfigureAwait(false);
                 return new TunnelClient(tcp, stream, agent);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)

@@ -40,7 +40,7 @@ public sealed class KeyTools(McpFleet fleet)
             var id = ToolArguments.Required("uuid", uuid, ToolArguments.MaxIdLength).Trim();
             var isFingerprint = id.StartsWith("SHA256:", StringComparison.Ordinal);
             var client = isFingerprint ? null : ClientResolver.Find(fleet.Registry, id);
-            if (client is not null && !client.KeyMismatch)
+            if (client is not null && !KeyAdministration.IsClaimed(fleet.Registry, client.Uuid))
             {
                 // The reference's answer: nothing to accept for a client whose key is the one it is pinned to.
                 return new { message = $"Client {client.Uuid} had no key mismatch to clear" };
@@ -50,6 +50,11 @@ public sealed class KeyTools(McpFleet fleet)
             try
             {
                 outcome = KeyAdministration.Approve(fleet.Registry, client?.Uuid ?? id, fleet.RegistryActor);
+            }
+            catch (KeyDecisionException ex)
+            {
+                throw new ToolFailure(ToolErrorCodes.KeyMismatch, ex.Message,
+                    "Check both keys with list_pending_keys and describe_client, then call accept_key with the exact fingerprint to trust, or leave the client on its current key.");
             }
             catch (RegistryNotFoundException)
             {

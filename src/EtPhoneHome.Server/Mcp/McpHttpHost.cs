@@ -21,9 +21,12 @@ namespace EtPhoneHome.Server.Mcp;
 
 /// <summary>
 /// MCP Streamable HTTP on <c>/mcp</c> and <c>/health</c>, served by Kestrel. Every MCP session
-/// (Mcp-Session-Id) gets its own server and its own client selection. <c>/mcp</c> needs the bearer key
-/// when one is configured (compared in constant time); <c>/health</c> never does — it tells only counts
-/// and the version, for monitors and load balancers.
+/// (Mcp-Session-Id) gets its own server and its own client selection. <c>/mcp</c> always needs the bearer key
+/// (compared in constant time); <c>/health</c> does not — it tells only counts and the version, for monitors.
+/// Against a web page in the operator's browser (DNS rebinding, cross-site posts), every request's Host must be the
+/// bound address (or a configured name) and an Origin, when sent, must be one of those; POSTs must be JSON; bodies
+/// have a limit. A session belongs to the key that opened it, and a full table refuses new sessions instead of
+/// evicting someone's active one.
 /// </summary>
 internal sealed class McpHttpHost : IAsyncDisposable
 {
@@ -35,14 +38,15 @@ internal sealed class McpHttpHost : IAsyncDisposable
     private readonly McpHttpOptions _options;
     private readonly ConcurrentDictionary<string, HttpSession> _sessions = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
-    private readonly byte[]? _keyHash;
+    private readonly byte[] _keyHash;
     private WebApplication? _app;
+    private IReadOnlySet<string> _allowedHosts = new HashSet<string>();
 
     public McpHttpHost(McpFleet fleet, McpHttpOptions options)
     {
         _fleet = fleet;
         _options = options;
-        _keyHash = options.ApiKey is null ? null : SHA256.HashData(options.ApiKey);
+        _keyHash = SHA256.HashData(options.ApiKey);
     }
 
     /// <summary>The address Kestrel actually listens on (port 0 resolved).</summary>
@@ -55,8 +59,14 @@ internal sealed class McpHttpHost : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new StderrLoggerProvider(Console.Error, LogLevel.Warning));
-        builder.WebHost.ConfigureKestrel(k => k.Listen(_options.EndPoint));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(_options.EndPoint);
+            k.Limits.MaxRequestBodySize = _options.MaxRequestBodyBytes;
+            k.AddServerHeader = false;
+        });
         var app = builder.Build();
+        app.Use(CheckHostAndOriginAsync);
         app.MapGet(HealthPath, Health);
         app.MapPost(McpPath, PostAsync);
         app.MapGet(McpPath, GetAsync);
@@ -65,6 +75,40 @@ internal sealed class McpHttpHost : IAsyncDisposable
         _app = app;
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
         Address = bound is null ? null : new Uri(bound.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+        _allowedHosts = _options.AllowedHosts(Address?.Port ?? _options.EndPoint.Port);
+    }
+
+    /// <summary>The MCP specification's DNS-rebinding defence: Host must name this server, and a browser's Origin too.</summary>
+    private async Task CheckHostAndOriginAsync(HttpContext context, Func<Task> next)
+    {
+        var host = context.Request.Headers.Host.ToString();
+        if (!_allowedHosts.Contains(host))
+        {
+            await ErrorAsync(context, StatusCodes.Status421MisdirectedRequest, "this server does not answer for that Host").ConfigureAwait(false);
+            return;
+        }
+
+        var origin = context.Request.Headers.Origin.ToString();
+        if (origin.Length > 0 && !IsAllowedOrigin(origin, _allowedHosts))
+        {
+            await ErrorAsync(context, StatusCodes.Status403Forbidden, "cross-origin requests are refused").ConfigureAwait(false);
+            return;
+        }
+
+        await next().ConfigureAwait(false);
+    }
+
+    /// <summary>An Origin (scheme://host[:port]) is allowed when it names one of the allowed hosts over http or https.</summary>
+    internal static bool IsAllowedOrigin(string origin, IReadOnlySet<string> allowedHosts)
+    {
+        if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")
+            || uri.AbsolutePath != "/" || uri.UserInfo.Length > 0)
+        {
+            return false;
+        }
+
+        var host = uri.HostNameType == UriHostNameType.IPv6 ? $"[{uri.IdnHost.Trim('[', ']')}]" : uri.IdnHost;
+        return allowedHosts.Contains($"{host}:{uri.Port}");
     }
 
     private IResult Health()
@@ -76,13 +120,9 @@ internal sealed class McpHttpHost : IAsyncDisposable
     private sealed record HealthBody(string Status, int OnlineClients, int TotalClients, string Version);
 
     /// <summary>Constant-time check of "Authorization: Bearer KEY" (hashes make the lengths equal).</summary>
-    internal static bool IsAuthorized(byte[]? keyHash, string? authorization)
+    internal static bool IsAuthorized(byte[] keyHash, string? authorization)
     {
-        if (keyHash is null)
-        {
-            return true;
-        }
-
+        ArgumentNullException.ThrowIfNull(keyHash);
         const string prefix = "Bearer ";
         if (authorization is null || !authorization.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
         {
@@ -113,6 +153,13 @@ internal sealed class McpHttpHost : IAsyncDisposable
             return;
         }
 
+        // text/plain and form posts are what a page may send cross-site without a preflight: only JSON is read.
+        if (!IsJson(context.Request.ContentType))
+        {
+            await ErrorAsync(context, StatusCodes.Status415UnsupportedMediaType, "the body must be application/json").ConfigureAwait(false);
+            return;
+        }
+
         JsonRpcMessage? message;
         try
         {
@@ -123,6 +170,11 @@ internal sealed class McpHttpHost : IAsyncDisposable
         catch (JsonException)
         {
             message = null;
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            await ErrorAsync(context, StatusCodes.Status413PayloadTooLarge, $"the body is larger than {_options.MaxRequestBodyBytes} bytes").ConfigureAwait(false);
+            return;
         }
 
         if (message is null)
@@ -168,7 +220,13 @@ internal sealed class McpHttpHost : IAsyncDisposable
             return null;
         }
 
-        await MakeRoomAsync().ConfigureAwait(false);
+        if (!await MakeRoomAsync().ConfigureAwait(false))
+        {
+            await ErrorAsync(context, StatusCodes.Status503ServiceUnavailable,
+                $"{_options.MaxSessions} MCP sessions are open; end one (DELETE) or wait until one has been idle for {_options.SessionIdleTimeout.TotalMinutes:0} minutes").ConfigureAwait(false);
+            return null;
+        }
+
         var sessionId = WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(16));
         var transport = new StreamableHttpServerTransport(_fleet.LoggerFactory) { SessionId = sessionId };
         var options = EphMcpServer.CreateOptions(_fleet);
@@ -228,24 +286,24 @@ internal sealed class McpHttpHost : IAsyncDisposable
         }
     }
 
-    /// <summary>Closes idle sessions, and the least recently used one when the limit is reached.</summary>
-    private async Task MakeRoomAsync()
+    /// <summary>Closes idle sessions; false when the table is still full (no active session is ever evicted).</summary>
+    private async Task<bool> MakeRoomAsync()
     {
         var idleCutoff = DateTimeOffset.UtcNow - _options.SessionIdleTimeout;
-        var drop = _sessions.Values.Where(s => s.LastUsed < idleCutoff).ToList();
-        if (_sessions.Count - drop.Count >= _options.MaxSessions)
-        {
-            drop.AddRange(_sessions.Values.Except(drop).OrderBy(s => s.LastUsed).Take(_sessions.Count - drop.Count - _options.MaxSessions + 1));
-        }
-
-        foreach (var session in drop)
+        foreach (var session in _sessions.Values.Where(s => s.LastUsed < idleCutoff).ToList())
         {
             if (_sessions.TryRemove(session.Id, out _))
             {
                 await session.DisposeAsync().ConfigureAwait(false);
             }
         }
+
+        return _sessions.Count < _options.MaxSessions;
     }
+
+    private static bool IsJson(string? contentType) =>
+        Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
+        && string.Equals(media.MediaType.Value, "application/json", StringComparison.OrdinalIgnoreCase);
 
     private static void StartEventStream(HttpContext context)
     {
@@ -258,7 +316,17 @@ internal sealed class McpHttpHost : IAsyncDisposable
     private static async Task ErrorAsync(HttpContext context, int status, string message)
     {
         context.Response.StatusCode = status;
-        await context.Response.WriteAsJsonAsync(new { error = status == 404 ? "not_found" : "bad_request", message }, context.RequestAborted).ConfigureAwait(false);
+        var error = status switch
+        {
+            StatusCodes.Status404NotFound => "not_found",
+            StatusCodes.Status403Forbidden => "forbidden",
+            StatusCodes.Status413PayloadTooLarge => "too_large",
+            StatusCodes.Status415UnsupportedMediaType => "unsupported_media_type",
+            StatusCodes.Status421MisdirectedRequest => "misdirected",
+            StatusCodes.Status503ServiceUnavailable => "busy",
+            _ => "bad_request",
+        };
+        await context.Response.WriteAsJsonAsync(new { error, message }, context.RequestAborted).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()

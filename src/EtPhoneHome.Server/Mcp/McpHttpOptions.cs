@@ -14,50 +14,92 @@ internal sealed record McpHttpOptions
 
     public required IPEndPoint EndPoint { get; init; }
 
-    /// <summary>The bearer key; null only on a loopback address.</summary>
-    public byte[]? ApiKey { get; init; }
+    /// <summary>The bearer key. Always required: loopback is no user boundary (any local user, and a web page in the
+    /// operator's browser, can reach 127.0.0.1).</summary>
+    public required byte[] ApiKey { get; init; }
 
-    /// <summary>Most MCP sessions at once; the oldest idle one is dropped for a new one.</summary>
+    /// <summary>Most MCP sessions at once; past it a new session is refused (an active one is never evicted for it).</summary>
     public int MaxSessions { get; init; } = 100;
 
     /// <summary>A session unused this long is closed.</summary>
     public TimeSpan SessionIdleTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>Largest request body: a write_file of the largest file the agent accepts, base64-encoded, with room.</summary>
+    public long MaxRequestBodyBytes { get; init; } = 16L * 1024 * 1024;
+
     /// <summary>
-    /// Parses "--http ADDR" and the key sources. A non-loopback address without a key is refused: the MCP
-    /// tools run commands on the whole fleet.
+    /// Host header values (host:port) a request may carry: the bound address, and localhost on loopback. Anything else is
+    /// a DNS-rebinding attempt or a misrouted request and is refused.
     /// </summary>
-    public static McpHttpOptions Create(string address, string? apiKeyFile, Func<string, string?> environment)
+    public IReadOnlySet<string> AllowedHosts(int boundPort)
+    {
+        var hosts = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        if (IPAddress.IsLoopback(EndPoint.Address))
+        {
+            hosts.Add($"localhost:{boundPort}");
+            hosts.Add($"127.0.0.1:{boundPort}");
+            hosts.Add($"[::1]:{boundPort}");
+        }
+        else if (!EndPoint.Address.Equals(IPAddress.Any) && !EndPoint.Address.Equals(IPAddress.IPv6Any))
+        {
+            hosts.Add(new IPEndPoint(EndPoint.Address, boundPort).ToString());
+        }
+
+        foreach (var name in ExtraHosts)
+        {
+            hosts.Add(name.Contains(':', StringComparison.Ordinal) ? name : $"{name}:{boundPort}");
+        }
+
+        return hosts;
+    }
+
+    /// <summary>More Host names to accept (a reverse proxy's public name, or the names of a 0.0.0.0 bind).</summary>
+    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
+
+    /// <summary>
+    /// Parses "--http ADDR" and the key sources: --api-key-file, else $ETPHONEHOME_MCP_API_KEY, else the data
+    /// directory's mcp-api-key (created by <c>eph-server init</c>). Without a key nothing is served, on any address: the
+    /// MCP tools run commands on the whole fleet.
+    /// </summary>
+    public static McpHttpOptions Create(string address, string? apiKeyFile, Func<string, string?> environment, string? defaultKeyFile = null,
+        IReadOnlyList<string>? extraHosts = null)
     {
         ArgumentNullException.ThrowIfNull(environment);
         var endPoint = ParseEndPoint(address);
-        string? key = null;
+        string? key;
         if (!string.IsNullOrEmpty(apiKeyFile))
         {
-            if (!File.Exists(apiKeyFile))
-            {
-                throw new ArgumentException($"--api-key-file {apiKeyFile} does not exist");
-            }
-
-            key = File.ReadAllText(apiKeyFile).Trim();
+            key = McpHttpKey.Read(apiKeyFile);
         }
         else if (environment(ApiKeyVariable) is { Length: > 0 } fromEnv)
         {
             key = fromEnv.Trim();
         }
+        else if (defaultKeyFile is not null && File.Exists(defaultKeyFile))
+        {
+            key = McpHttpKey.Read(defaultKeyFile);
+        }
+        else
+        {
+            throw new ArgumentException(
+                $"MCP over HTTP needs an API key, on loopback too (any local user can reach {endPoint}): run `eph-server init` to create "
+                + $"{defaultKeyFile ?? "DATA/mcp-api-key"}, or give --api-key-file FILE, or set {ApiKeyVariable}");
+        }
 
-        if (key is not null && key.Length < MinApiKeyLength)
+        if (key.Length < MinApiKeyLength)
         {
             throw new ArgumentException($"the MCP API key must be at least {MinApiKeyLength} characters (got {key.Length})");
         }
 
-        if (key is null && !IPAddress.IsLoopback(endPoint.Address))
+        foreach (var host in extraHosts ?? [])
         {
-            throw new ArgumentException(
-                $"refusing to serve MCP on non-loopback address {endPoint} without an API key; give --api-key-file FILE or set {ApiKeyVariable}, or bind 127.0.0.1");
+            if (string.IsNullOrWhiteSpace(host) || host.Any(c => char.IsWhiteSpace(c) || char.IsControl(c) || c is '/' or '@'))
+            {
+                throw new ArgumentException($"--allowed-host '{host}' is not a host name (host or host:port)");
+            }
         }
 
-        return new McpHttpOptions { EndPoint = endPoint, ApiKey = key is null ? null : Encoding.UTF8.GetBytes(key) };
+        return new McpHttpOptions { EndPoint = endPoint, ApiKey = Encoding.UTF8.GetBytes(key), ExtraHosts = extraHosts ?? [] };
     }
 
     /// <summary>"127.0.0.1:8765", "[::1]:8765", "localhost:8765" or a bare port (loopback).</summary>

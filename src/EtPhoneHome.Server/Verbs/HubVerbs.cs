@@ -8,6 +8,8 @@ using EtPhoneHome.Core.Hub;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Webhooks;
 
+using EtPhoneHome.Server.Mcp;
+
 namespace EtPhoneHome.Server.Verbs;
 
 /// <summary>Verbs that set up and run the hub: init, sshd-config, run.</summary>
@@ -23,7 +25,7 @@ internal static class HubVerbs
     private static Command InitCommand()
     {
         var data = CommonOptions.Data;
-        var cmd = new Command("init", "Create the data directory (0700), the registry and the sshd host key. Safe to run again.");
+        var cmd = new Command("init", "Create the data directory (0700), the registry, the MCP API key (0600) and the sshd host key. Safe to run again.");
         cmd.Options.Add(data);
         cmd.SetAction(async (parseResult, ct) =>
         {
@@ -44,6 +46,10 @@ internal static class HubVerbs
                 ? $"registry {dir.RegistryFile} exists (schema version {registry.SchemaVersion()})"
                 : $"created registry {dir.RegistryFile} (mode 0600, schema version {registry.SchemaVersion()})");
         }
+
+        output.WriteLine(McpHttpKey.EnsureFile(dir.McpApiKeyFile)
+            ? $"created MCP API key {dir.McpApiKeyFile} (mode 0600; MCP over HTTP requires it)"
+            : $"MCP API key {dir.McpApiKeyFile} exists");
 
         if (!Directory.Exists(dir.SshDirectory) && !OperatingSystem.IsWindows())
         {
@@ -186,6 +192,7 @@ internal static class HubVerbs
         var heartbeat = new Option<int>("--heartbeat") { Description = "Heartbeat interval in seconds told to agents", DefaultValueFactory = _ => 15 };
         var http = new Option<string?>("--http") { Description = "Also serve MCP Streamable HTTP (/mcp) and /health on ADDR, e.g. 127.0.0.1:8765" };
         var apiKeyFile = McpVerbs.ApiKeyFileOption();
+        var allowedHost = McpVerbs.AllowedHostOption();
         var allowDir = McpVerbs.AllowLocalDirOption();
         var healthInterval = new Option<double>("--health-interval") { Description = "Seconds between health checks of online clients through their tunnels (0.1–3600)", DefaultValueFactory = _ => HealthOptions.DefaultInterval.TotalSeconds };
         var healthTimeout = new Option<double>("--health-timeout") { Description = "Seconds one health check may take (0.1–600)", DefaultValueFactory = _ => HealthOptions.DefaultTimeout.TotalSeconds };
@@ -198,6 +205,7 @@ internal static class HubVerbs
         cmd.Options.Add(healthTimeout);
         cmd.Options.Add(healthThreshold);
         cmd.Options.Add(http);
+        cmd.Options.Add(allowedHost);
         cmd.Options.Add(apiKeyFile);
         cmd.Options.Add(allowDir);
         cmd.SetAction(async (parseResult, ct) =>
@@ -236,7 +244,8 @@ internal static class HubVerbs
             try
             {
                 httpOptions = parseResult.GetValue(http) is { } address
-                    ? Mcp.McpHttpOptions.Create(address, parseResult.GetValue(apiKeyFile), Environment.GetEnvironmentVariable)
+                    ? Mcp.McpHttpOptions.Create(address, parseResult.GetValue(apiKeyFile), Environment.GetEnvironmentVariable,
+                        CommonOptions.ResolveData(parseResult, data).McpApiKeyFile, parseResult.GetValue(allowedHost))
                     : null;
             }
             catch (ArgumentException ex)

@@ -16,7 +16,14 @@ internal static class McpVerbs
     /// <summary>Options the hub's <c>run --http</c> shares with <c>mcp</c>.</summary>
     internal static Option<string?> ApiKeyFileOption() => new("--api-key-file")
     {
-        Description = $"File holding the bearer API key for HTTP (default ${McpHttpOptions.ApiKeyVariable}); required for a non-loopback --http address.",
+        Description = $"File (mode 0600) holding the bearer API key for HTTP (default ${McpHttpOptions.ApiKeyVariable}, else DATA/mcp-api-key, which init creates). HTTP never runs without a key.",
+    };
+
+    /// <summary>More Host names the HTTP endpoint answers for (a reverse proxy's public name).</summary>
+    internal static Option<string[]> AllowedHostOption() => new("--allowed-host")
+    {
+        Description = "A Host name (or host:port) the HTTP endpoint also answers for, e.g. a reverse proxy's public name; repeatable. Other Host headers are refused (DNS rebinding).",
+        AllowMultipleArgumentsPerToken = false,
     };
 
     internal static Option<string[]> AllowLocalDirOption() => new("--allow-local-dir")
@@ -36,11 +43,12 @@ internal static class McpVerbs
         var data = CommonOptions.Data;
         var http = new Option<string?>("--http") { Description = "Serve MCP Streamable HTTP on ADDR (e.g. 127.0.0.1:8765) instead of stdio." };
         var apiKeyFile = ApiKeyFileOption();
+        var allowedHost = AllowedHostOption();
         var allowDir = AllowLocalDirOption();
         var maxOutput = MaxOutputOption();
         var cmd = new Command("mcp", "Serve the MCP tools for AI agents: stdio by default (for Claude Code / Claude Desktop), or HTTP with --http.")
         {
-            data, http, apiKeyFile, allowDir, maxOutput,
+            data, http, apiKeyFile, allowedHost, allowDir, maxOutput,
         };
         cmd.SetAction(async (parseResult, ct) =>
         {
@@ -52,7 +60,8 @@ internal static class McpVerbs
                 settings = Settings(parseResult.GetValue(allowDir), parseResult.GetValue(maxOutput));
                 if (parseResult.GetValue(http) is { } address)
                 {
-                    httpOptions = McpHttpOptions.Create(address, parseResult.GetValue(apiKeyFile), Environment.GetEnvironmentVariable);
+                    httpOptions = McpHttpOptions.Create(address, parseResult.GetValue(apiKeyFile), Environment.GetEnvironmentVariable,
+                        CommonOptions.ResolveData(parseResult, data).McpApiKeyFile, parseResult.GetValue(allowedHost));
                 }
             }
             catch (ArgumentException ex)
@@ -152,5 +161,5 @@ internal static class McpVerbs
     }
 
     internal static string Listening(McpHttpHost host, McpHttpOptions options) =>
-        $"mcp http listening on {host.Address}{McpHttpHost.McpPath.TrimStart('/')} ({(options.ApiKey is null ? "no API key: loopback only" : "bearer API key required")}; /health open)";
+        $"mcp http listening on {host.Address}{McpHttpHost.McpPath.TrimStart('/')} (bearer API key required; Host checked; /health open)";
 }

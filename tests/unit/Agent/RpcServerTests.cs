@@ -88,6 +88,40 @@ public sealed class RpcServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FirstFrame_TellsAnUnauthenticatedPeerNothingButANonce()
+    {
+        // Any local user can connect to a tunnel port; the uuid it read here let a throw-away key claim the client.
+        _server.SetSession(_secret, Uuid, null);
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", _server.Port);
+        var stream = tcp.GetStream();
+        var header = new byte[4];
+        await stream.ReadExactlyAsync(header);
+        var body = new byte[System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header)];
+        await stream.ReadExactlyAsync(body);
+        var text = System.Text.Encoding.UTF8.GetString(body);
+
+        using var frame = System.Text.Json.JsonDocument.Parse(text);
+        Assert.Equal(["agent_nonce"], frame.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.DoesNotContain(Uuid, text, StringComparison.Ordinal);
+        Assert.DoesNotContain(ProtocolInfo.ProductVersion, text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheAgentsIdentity_ReachesOnlyAPeerThatProvedTheSecret()
+    {
+        _server.SetSession(_secret, Uuid, null);
+        await using var client = await TunnelClient.ConnectAsync("127.0.0.1", _server.Port, _secret, Handshake, CancellationToken.None);
+        Assert.Equal(Uuid, client.Agent.Uuid);
+        Assert.Equal(ProtocolInfo.ProductVersion, client.Agent.AgentVersion);
+
+        var wrong = TunnelHandshake.NewSecret();
+        var ex = await Assert.ThrowsAsync<ProtocolException>(() =>
+            TunnelClient.ConnectAsync("127.0.0.1", _server.Port, wrong, Handshake, CancellationToken.None));
+        Assert.DoesNotContain(Uuid, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Connect_AfterSessionCleared_IsRefused()
     {
         _server.SetSession(_secret, Uuid, null);

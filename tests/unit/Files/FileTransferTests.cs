@@ -203,6 +203,36 @@ public sealed class FileTransferTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheServerPolicySentWithAConnection_AppliesToIt_NarrowingButNeverWideningTheAgentsOwn()
+    {
+        // An allowed_paths edit must apply to the next request on a live session: each connection carries the
+        // registry's current list, and the agent intersects it with its own.
+        Directory.CreateDirectory(Remote("a"));
+        Directory.CreateDirectory(Remote("b"));
+        File.WriteAllText(Remote("a/x.txt"), "a");
+        File.WriteAllText(Remote("b/y.txt"), "b");
+        File.WriteAllText(Path.Combine(_dir, "outside.txt"), "o");
+        var ops = new RemoteFileOperations();
+        var onlyB = Target() with { Policy = new ServerPolicy { AllowedPaths = [Remote("b")] } };
+
+        var denied = await Assert.ThrowsAsync<RpcException>(() => ops.ReadAsync(onlyB, new ReadFileParams { Path = Remote("a/x.txt") }, CancellationToken.None));
+        Assert.Equal(RpcErrorCodes.PathDenied, denied.Code);
+        Assert.Equal("b", (await ops.ReadAsync(onlyB, new ReadFileParams { Path = Remote("b/y.txt") }, CancellationToken.None)).Content);
+
+        // The next connection without the narrowing is back to the session's list: the policy is per connection.
+        Assert.Equal("a", (await ops.ReadAsync(Target(), new ReadFileParams { Path = Remote("a/x.txt") }, CancellationToken.None)).Content);
+
+        // A server list wider than the agent's own configured list does not widen it.
+        await using var restricted = new RpcServer(agentAllowedPaths: [Remote("")]);
+        restricted.Start();
+        restricted.SetSession(_secret, Uuid, new SessionSettings());
+        var wide = Target(restricted.Port) with { Policy = new ServerPolicy { AllowedPaths = [_dir] } };
+        var stillDenied = await Assert.ThrowsAsync<RpcException>(() => ops.ReadAsync(wide, new ReadFileParams { Path = Path.Combine(_dir, "outside.txt") }, CancellationToken.None));
+        Assert.Equal(RpcErrorCodes.PathDenied, stillDenied.Code);
+        Assert.Equal("a", (await ops.ReadAsync(wide, new ReadFileParams { Path = Remote("a/x.txt") }, CancellationToken.None)).Content);
+    }
+
+    [Fact]
     public async Task FleetFileRunner_AnswersEveryTarget()
     {
         File.WriteAllText(Remote("f.txt"), "fan");

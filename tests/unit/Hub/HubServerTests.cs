@@ -243,14 +243,42 @@ public sealed class HubServerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task KeyClaimingPinnedUuid_GetsKeyMismatch()
+    public async Task ASecondHubOnTheSameData_IsRefused_AndLeavesTheRunningHubsSocketInPlace()
+    {
+        // A refused second `eph-server run` used to unlink hub.sock on its way out, locking every reconnecting client out.
+        await using (var second = new HubServer(_registry, new HubOptions { DataDirectory = _temp.Dir, GatePath = "/opt/eph/eph-gate", Log = _ => { } }))
+        {
+            var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => second.StartAsync());
+            Assert.Contains("another hub", ex.Message);
+        }
+
+        Assert.True(File.Exists(_hub.SocketPath));
+        Assert.NotEmpty(await AskKeysAsync(Keys.A));
+    }
+
+    [Fact]
+    public async Task AStoppedHub_RemovesItsSocket_AndANewHubStartsOnTheSameData()
+    {
+        await _hub.StopAsync();
+        Assert.False(File.Exists(_hub.SocketPath));
+
+        await using var next = new HubServer(_registry, new HubOptions { DataDirectory = _temp.Dir, GatePath = "/opt/eph/eph-gate", Log = _ => { } });
+        await next.StartAsync();
+        Assert.True(File.Exists(next.SocketPath));
+    }
+
+    [Fact]
+    public async Task KeyClaimingPinnedUuid_GetsKeyMismatch_AndTheClientIsUntouched()
     {
         _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
         _registry.ApproveKey(Keys.A, "tester");
         var client = _registry.AdmitClient(Keys.A, new AgentIdentity { Hostname = "h" });
         await using var stream = await OpenSessionAsync(Keys.B, Hello(null, uuid: client.Uuid));
         Assert.Equal(ControlTypes.KeyMismatch, (await ReadAsync(stream))!.Type);
-        Assert.True(_registry.GetClient(client.Uuid)!.KeyMismatch);
+        var after = _registry.GetClient(client.Uuid)!;
+        Assert.False(after.KeyMismatch);
+        Assert.Equal(Keys.A, after.KeyFingerprint);
+        Assert.True(_registry.GetKey(Keys.B)!.IsMismatch);
     }
 
     [Fact]

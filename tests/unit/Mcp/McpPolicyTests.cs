@@ -2,6 +2,7 @@ using System.Text;
 using EtPhoneHome.Mcp;
 using EtPhoneHome.Server.Mcp;
 using EtPhoneHome.Tests.Unit.Registry;
+using EtPhoneHome.Core.Registry;
 using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Mcp;
@@ -106,24 +107,33 @@ public sealed class LocalPathPolicyTests : IDisposable
 
 public sealed class McpHttpOptionsTests
 {
+    private const string Key = "0123456789abcdef0123";
+
     private static string? NoEnv(string name) => null;
+
+    private static string? KeyEnv(string name) => name == McpHttpOptions.ApiKeyVariable ? Key : null;
 
     [Theory]
     [InlineData("0.0.0.0:8765")]
     [InlineData("192.168.1.10:8765")]
-    public void NonLoopbackWithoutKey_IsRefused(string address)
+    [InlineData("127.0.0.1:8765")]
+    [InlineData("[::1]:8765")]
+    [InlineData("localhost:8765")]
+    public void AnyAddressWithoutKey_IsRefused(string address)
     {
-        var ex = Assert.Throws<ArgumentException>(() => McpHttpOptions.Create(address, null, NoEnv));
+        // Loopback is no user boundary: a keyless 127.0.0.1 endpoint gave every local user run_fleet_command as root.
+        var ex = Assert.Throws<ArgumentException>(() => McpHttpOptions.Create(address, null, NoEnv, defaultKeyFile: "/nonexistent/mcp-api-key"));
 
-        Assert.Contains("without an API key", ex.Message);
+        Assert.Contains("needs an API key", ex.Message);
+        Assert.Contains("eph-server init", ex.Message);
     }
 
     [Fact]
-    public void NonLoopbackWithKeyFromEnvironment_IsAccepted()
+    public void KeyFromEnvironment_IsAccepted()
     {
-        var options = McpHttpOptions.Create("0.0.0.0:8765", null, n => n == McpHttpOptions.ApiKeyVariable ? "0123456789abcdef0123" : null);
+        var options = McpHttpOptions.Create("0.0.0.0:8765", null, KeyEnv);
 
-        Assert.Equal(Encoding.UTF8.GetBytes("0123456789abcdef0123"), options.ApiKey);
+        Assert.Equal(Encoding.UTF8.GetBytes(Key), options.ApiKey);
     }
 
     [Fact]
@@ -137,23 +147,231 @@ public sealed class McpHttpOptionsTests
     [InlineData("7000", 7000)]
     public void LoopbackAddresses_Parse(string address, int port)
     {
-        var options = McpHttpOptions.Create(address, null, NoEnv);
+        var options = McpHttpOptions.Create(address, null, KeyEnv);
 
         Assert.True(System.Net.IPAddress.IsLoopback(options.EndPoint.Address));
         Assert.Equal(port, options.EndPoint.Port);
-        Assert.Null(options.ApiKey);
     }
 
     [Fact]
     public void BearerCheck_AcceptsOnlyTheKey()
     {
-        var hash = System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes("0123456789abcdef0123"));
+        var hash = System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Key));
 
-        Assert.True(McpHttpHost.IsAuthorized(hash, "Bearer 0123456789abcdef0123"));
+        Assert.True(McpHttpHost.IsAuthorized(hash, "Bearer " + Key));
         Assert.False(McpHttpHost.IsAuthorized(hash, "Bearer 0123456789abcdef012"));
         Assert.False(McpHttpHost.IsAuthorized(hash, null));
-        Assert.False(McpHttpHost.IsAuthorized(hash, "Basic 0123456789abcdef0123"));
-        Assert.True(McpHttpHost.IsAuthorized(null, null));
+        Assert.False(McpHttpHost.IsAuthorized(hash, "Basic " + Key));
+    }
+
+    [Fact]
+    public async Task Init_CreatesAnOwnerOnlyKey_ThatHttpUsesByDefault_AndKeepsItOnTheNextInit()
+    {
+        using var temp = new TempData();
+        await EtPhoneHome.Server.Verbs.HubVerbs.InitAsync(temp.Dir, TextWriter.Null, CancellationToken.None);
+        var file = temp.Dir.McpApiKeyFile;
+        var key = File.ReadAllText(file).Trim();
+        Assert.True(key.Length >= 43, key.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        }
+
+        var options = McpHttpOptions.Create("127.0.0.1:0", null, NoEnv, file);
+        Assert.Equal(Encoding.UTF8.GetBytes(key), options.ApiKey);
+
+        await EtPhoneHome.Server.Verbs.HubVerbs.InitAsync(temp.Dir, TextWriter.Null, CancellationToken.None);
+        Assert.Equal(key, File.ReadAllText(file).Trim());
+    }
+
+    [Fact]
+    public void KeyFileOthersCanRead_IsRefused()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var temp = new TempData();
+        Directory.CreateDirectory(temp.Root);
+        var file = Path.Combine(temp.Root, "key");
+        File.WriteAllText(file, Key);
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+
+        var ex = Assert.Throws<ArgumentException>(() => McpHttpOptions.Create("127.0.0.1:0", file, NoEnv));
+        Assert.Contains("chmod 600", ex.Message);
+
+        var link = Path.Combine(temp.Root, "link");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.CreateSymbolicLink(link, file);
+        Assert.Contains("is a link", Assert.Throws<ArgumentException>(() => McpHttpOptions.Create("127.0.0.1:0", link, NoEnv)).Message);
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:8765", true)]
+    [InlineData("http://localhost:8765", true)]
+    [InlineData("https://[::1]:8765", true)]
+    [InlineData("http://evil.example:8765", false)]
+    [InlineData("http://127.0.0.1:8766", false)]
+    [InlineData("null", false)]
+    [InlineData("file://127.0.0.1:8765", false)]
+    [InlineData("http://user@127.0.0.1:8765", false)]
+    public void Origin_IsAllowedOnlyForThisServer(string origin, bool allowed)
+    {
+        var hosts = McpHttpOptions.Create("127.0.0.1:8765", null, KeyEnv).AllowedHosts(8765);
+
+        Assert.Equal(allowed, McpHttpHost.IsAllowedOrigin(origin, hosts));
+    }
+}
+
+/// <summary>
+/// The HTTP endpoint attacked as a web page in the operator's browser or a local user would: through a real Kestrel on
+/// 127.0.0.1 and raw HTTP requests.
+/// </summary>
+public sealed class McpHttpEndpointTests : IAsyncLifetime
+{
+    private const string Key = "0123456789abcdef0123456789";
+    private readonly TempData _temp = new();
+    private SqliteRegistry? _registry;
+    private McpFleet? _fleet;
+    private McpHttpHost? _host;
+    private HttpClient? _http;
+
+    public async Task InitializeAsync()
+    {
+        _registry = SqliteRegistry.Open(_temp.Dir);
+        _fleet = new McpFleet(_registry, new McpServerSettings());
+        var options = McpHttpOptions.Create("127.0.0.1:0", null, n => n == McpHttpOptions.ApiKeyVariable ? Key : null) with
+        {
+            MaxSessions = 2,
+            MaxRequestBodyBytes = 64 * 1024,
+        };
+        _host = new McpHttpHost(_fleet, options);
+        await _host.StartAsync(CancellationToken.None);
+        _http = new HttpClient { BaseAddress = _host.Address };
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http?.Dispose();
+        if (_host is not null)
+        {
+            await _host.DisposeAsync();
+        }
+
+        if (_fleet is not null)
+        {
+            await _fleet.DisposeAsync();
+        }
+
+        _registry?.Dispose();
+        _temp.Dispose();
+    }
+
+    private const string Initialize = """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""";
+
+    private HttpRequestMessage Post(string body, string contentType = "application/json", string? key = Key)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent(body, Encoding.UTF8) };
+        request.Content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse(contentType);
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        if (key is not null)
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        }
+
+        return request;
+    }
+
+    [Fact]
+    public async Task TheKey_OpensASession()
+    {
+        using var response = await _http!.SendAsync(Post(Initialize));
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.True(response.Headers.Contains("Mcp-Session-Id"));
+    }
+
+    [Fact]
+    public async Task NoKey_IsUnauthorized()
+    {
+        using var response = await _http!.SendAsync(Post(Initialize, key: null));
+
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("evil.example")]
+    [InlineData("evil.example:80")]
+    [InlineData("127.0.0.2:1")]
+    public async Task AForeignHost_IsRefused_OnEveryPath(string host)
+    {
+        // DNS rebinding: the page's own name resolves to 127.0.0.1, so the browser sends the page's Host.
+        using var post = Post(Initialize);
+        post.Headers.Host = host;
+        using var response = await _http!.SendAsync(post);
+        Assert.Equal(System.Net.HttpStatusCode.MisdirectedRequest, response.StatusCode);
+
+        using var health = new HttpRequestMessage(HttpMethod.Get, "/health");
+        health.Headers.Host = host;
+        using var healthResponse = await _http.SendAsync(health);
+        Assert.Equal(System.Net.HttpStatusCode.MisdirectedRequest, healthResponse.StatusCode);
+    }
+
+    [Fact]
+    public async Task ACrossSiteOrigin_IsRefused_EvenWithTheKey()
+    {
+        using var post = Post(Initialize);
+        post.Headers.Add("Origin", "https://evil.example");
+        using var response = await _http!.SendAsync(post);
+
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("text/plain")]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData("multipart/form-data; boundary=x")]
+    public async Task ABodyThatIsNotJson_IsRefused(string contentType)
+    {
+        // The content types a page may post cross-site without a preflight.
+        using var response = await _http!.SendAsync(Post(Initialize, contentType));
+
+        Assert.Equal(System.Net.HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task AnOversizedBody_IsRefused()
+    {
+        var huge = Initialize.Replace("\"t\"", "\"" + new string('x', 128 * 1024) + "\"", StringComparison.Ordinal);
+        using var response = await _http!.SendAsync(Post(huge));
+
+        Assert.Equal(System.Net.HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task AFullSessionTable_RefusesNewSessions_AndEvictsNoActiveOne()
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < 2; i++)
+        {
+            using var opened = await _http!.SendAsync(Post(Initialize));
+            Assert.Equal(System.Net.HttpStatusCode.OK, opened.StatusCode);
+            ids.Add(opened.Headers.GetValues("Mcp-Session-Id").Single());
+        }
+
+        using var third = await _http!.SendAsync(Post(Initialize));
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, third.StatusCode);
+
+        // Both first sessions still answer.
+        foreach (var id in ids)
+        {
+            using var ping = Post("""{"jsonrpc":"2.0","id":7,"method":"ping"}""");
+            ping.Headers.Add("Mcp-Session-Id", id);
+            using var pong = await _http.SendAsync(ping);
+            Assert.Equal(System.Net.HttpStatusCode.OK, pong.StatusCode);
+        }
     }
 }
 

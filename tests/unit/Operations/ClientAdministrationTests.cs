@@ -135,19 +135,76 @@ public sealed class ClientAdministrationTests : IDisposable
     }
 
     [Fact]
-    public void Approve_Mismatch_ByUuid_RepinsAndRevokesTheOldKey()
+    public void Approve_Mismatch_NeedsTheFingerprint_ThenRepinsAndSaysWhichKeyIsTrusted()
     {
         const string newKey = "SHA256:DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD";
         var id = _c["web-02"].Uuid;
         _r.RecordPendingKey(newKey, null, Keys.Identity(claimed: id));
+        Assert.True(KeyAdministration.IsClaimed(_r, id));
 
-        var outcome = KeyAdministration.Approve(_r, id, Alice);
+        var ex = Assert.Throws<KeyDecisionException>(() => KeyAdministration.Approve(_r, id, Alice));
+        Assert.Contains(Keys.B, ex.Message);
+        Assert.Contains(newKey, ex.Message);
+
+        var outcome = KeyAdministration.Approve(_r, newKey, Alice);
 
         Assert.True(outcome.ResolvedMismatch);
         Assert.Equal(Keys.B, outcome.ReplacedFingerprint);
-        Assert.Contains("is now pinned to it", KeyAdministration.Describe(outcome, id));
+        Assert.Contains("is now pinned to it", KeyAdministration.Describe(outcome, newKey));
         Assert.Equal(KeyStatus.Revoked, _r.GetKey(Keys.B)!.Status);
-        Assert.False(_r.GetClient(id)!.KeyMismatch);
+        Assert.False(KeyAdministration.IsClaimed(_r, id));
+    }
+
+    [Fact]
+    public async Task AGatePid_IsSignalledOnlyWhileItIsStillThatSessionsGate()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        // A stand-in gate: `sleep` copied under eph-gate's name, so the process table shows an eph-gate.
+        var dir = Directory.CreateTempSubdirectory("eph-gatepid-").FullName;
+        var fakeGate = Path.Combine(dir, "eph-gate");
+        File.Copy("/bin/sleep", fakeGate);
+        File.SetUnixFileMode(fakeGate, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        using var gate = System.Diagnostics.Process.Start(fakeGate, "30");
+        using var other = System.Diagnostics.Process.Start("/bin/sleep", "30");
+        try
+        {
+            SessionRecord Session(int pid, DateTimeOffset connectedAt, string? host = null) => new()
+            {
+                Id = 1, Uuid = "u", Fingerprint = Keys.A, Host = host ?? Environment.MachineName, TunnelPort = 1, Secret = new byte[32],
+                GatePid = pid, ConnectedAt = connectedAt, LastHeartbeat = connectedAt,
+            };
+
+            var later = DateTimeOffset.UtcNow.AddSeconds(1);
+            Assert.True(KeyAdministration.IsGateOf(Session(gate.Id, later), gate.Id));
+            // The pid now belongs to something else (not a gate), or to a gate started after the session: a reused pid.
+            Assert.False(KeyAdministration.IsGateOf(Session(other.Id, later), other.Id));
+            Assert.False(KeyAdministration.IsGateOf(Session(gate.Id, DateTimeOffset.UtcNow.AddMinutes(-10)), gate.Id));
+            // Another server host's pid means nothing here.
+            Assert.False(KeyAdministration.IsGateOf(Session(gate.Id, later, host: "hub-b.example"), gate.Id));
+
+            // Revoke-time signalling with the real process table leaves the impostor alive.
+            Assert.Empty(KeyAdministration.SignalGates([Session(other.Id, later)]));
+            Assert.False(other.HasExited);
+            Assert.Equal([gate.Id], KeyAdministration.SignalGates([Session(gate.Id, later)]));
+            Assert.True(gate.WaitForExit(10_000));
+        }
+        finally
+        {
+            foreach (var p in new[] { gate, other })
+            {
+                if (!p.HasExited)
+                {
+                    p.Kill();
+                }
+            }
+
+            await Task.Yield();
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]

@@ -60,8 +60,7 @@ public sealed class RegistryClientTests : IDisposable
     public void Remove_AlsoRevokesAPendingKeyClaimingTheClient()
     {
         var client = Keys.Admit(_r, Keys.A, Keys.Identity(name: "web-01"));
-        _r.RecordPendingKey(Keys.B, null, Keys.Identity(claimed: client.Uuid));
-        Assert.True(_r.GetClient(client.Uuid)!.KeyMismatch);
+        Assert.True(_r.RecordPendingKey(Keys.B, null, Keys.Identity(claimed: client.Uuid)).IsMismatch);
 
         var outcome = _r.RemoveClient(client.Uuid, "alice", "pwsh");
 

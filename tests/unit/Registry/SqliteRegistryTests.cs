@@ -115,6 +115,25 @@ public sealed class SqliteRegistryTests : IDisposable
     }
 
     [Fact]
+    public void AClosedSessionsSecret_IsNotKept()
+    {
+        var client = Keys.Admit(_r, Keys.A, Keys.Identity());
+        var secret = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var s = _r.OpenSession(client.Uuid, Keys.A, "gw", 40001, secret, null, null);
+        _r.CloseSession(s.Id, "test");
+
+        using var c = new SqliteConnection($"Data Source={_temp.Dir.RegistryFile};Mode=ReadOnly");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT length(secret), closed_at IS NOT NULL FROM sessions WHERE id = $id";
+        cmd.Parameters.AddWithValue("$id", s.Id);
+        using var row = cmd.ExecuteReader();
+        Assert.True(row.Read());
+        Assert.Equal(0L, row.GetInt64(0));
+        Assert.True(row.GetBoolean(1));
+    }
+
+    [Fact]
     public void Revoke_ClosesOpenSessions_AndRevokedCanBeApprovedAgain()
     {
         var client = Keys.Admit(_r, Keys.A, Keys.Identity());
@@ -135,28 +154,66 @@ public sealed class SqliteRegistryTests : IDisposable
     }
 
     [Fact]
-    public void KeyMismatch_IsRecorded_AndApproveByUuidRepinsAndRevokesOldKey()
+    public void KeyMismatch_IsRecordedOnTheClaimingKey_AndOnlyItsExactFingerprintRepins()
     {
         var client = Keys.Admit(_r, Keys.A, Keys.Identity());
         var mismatch = _r.RecordPendingKey(Keys.B, null, Keys.Identity(claimed: client.Uuid));
         Assert.True(mismatch.IsMismatch);
-        Assert.True(_r.GetClient(client.Uuid)!.KeyMismatch);
         Assert.Contains(_r.ListEvents(), e => e.Type == "client.key_mismatch" && e.Uuid == client.Uuid);
 
-        var outcome = _r.ApproveKey(client.Uuid, "carol");
+        // The unauthenticated claim changes nothing about the client.
+        var untouched = _r.GetClient(client.Uuid)!;
+        Assert.False(untouched.KeyMismatch);
+        Assert.Equal(Keys.A, untouched.KeyFingerprint);
+        Assert.Equal(client.Uuid, _r.AdmitClient(Keys.A, Keys.Identity()).Uuid);
+
+        // By uuid the decision is ambiguous: the message names both keys and what to run.
+        var ambiguous = Assert.Throws<KeyDecisionException>(() => _r.ApproveKey(client.Uuid, "carol"));
+        Assert.Contains(Keys.A, ambiguous.Message);
+        Assert.Contains(Keys.B, ambiguous.Message);
+        Assert.Contains("approve " + Keys.B, ambiguous.Message);
+        var revokeAmbiguous = Assert.Throws<KeyDecisionException>(() => _r.RevokeKey(client.Uuid, "carol", "cli"));
+        Assert.Contains("revoke " + Keys.B, revokeAmbiguous.Message);
+        Assert.Equal(KeyStatus.Approved, _r.GetKey(Keys.A)!.Status);
+        Assert.Equal(KeyStatus.Pending, _r.GetKey(Keys.B)!.Status);
+
+        var outcome = _r.ApproveKey(Keys.B, "carol");
         Assert.True(outcome.ResolvedMismatch);
         Assert.Equal(Keys.B, outcome.Fingerprint);
         Assert.Equal(Keys.A, outcome.ReplacedFingerprint);
         Assert.Equal(client.Uuid, outcome.Uuid);
         var after = _r.GetClient(client.Uuid)!;
         Assert.Equal(Keys.B, after.KeyFingerprint);
-        Assert.False(after.KeyMismatch);
         Assert.Equal(KeyStatus.Revoked, _r.GetKey(Keys.A)!.Status);
         Assert.Equal(client.Uuid, _r.GetKey(Keys.B)!.Uuid);
         Assert.Equal(client.Uuid, _r.AdmitClient(Keys.B, Keys.Identity()).Uuid);
 
         // Asking again by uuid: nothing to resolve, the pinned key is already approved.
         Assert.True(_r.ApproveKey(client.Uuid, "carol").AlreadyApproved);
+    }
+
+    [Fact]
+    public void AThrowAwayKeyClaimingAClient_IsRevokedAndNeverApprovedByUuid()
+    {
+        // The attack: a throw-away key claims a client's uuid; revoking it must leave the client as it was, and a later
+        // approve by uuid must never pick the revoked attacker key (it re-pinned the client to the attacker before).
+        var client = Keys.Admit(_r, Keys.A, Keys.Identity());
+        _r.RecordPendingKey(Keys.B, null, Keys.Identity(claimed: client.Uuid));
+        _r.RevokeKey(Keys.B, "carol", "cli");
+
+        Assert.True(_r.ApproveKey(client.Uuid, "carol").AlreadyApproved);
+        Assert.Equal(Keys.A, _r.GetClient(client.Uuid)!.KeyFingerprint);
+        Assert.Equal(KeyStatus.Approved, _r.GetKey(Keys.A)!.Status);
+        Assert.Equal(KeyStatus.Revoked, _r.GetKey(Keys.B)!.Status);
+        Assert.Throws<InvalidOperationException>(() => _r.AdmitClient(Keys.B, Keys.Identity(claimed: client.Uuid)));
+
+        // Revoking by uuid now names only the client's own key; re-approving it by uuid is refused, by fingerprint works.
+        Assert.Equal(Keys.A, _r.RevokeKey(client.Uuid, "carol", "cli").Fingerprint);
+        var refused = Assert.Throws<KeyDecisionException>(() => _r.ApproveKey(client.Uuid, "carol"));
+        Assert.Contains("approve " + Keys.A, refused.Message);
+        Assert.Equal(KeyStatus.Revoked, _r.GetKey(Keys.A)!.Status);
+        Assert.False(_r.ApproveKey(Keys.A, "carol").AlreadyApproved);
+        Assert.Equal(KeyStatus.Approved, _r.GetKey(Keys.A)!.Status);
     }
 
     [Fact]
