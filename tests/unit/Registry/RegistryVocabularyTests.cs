@@ -53,7 +53,7 @@ public sealed class RegistryVocabularyTests : IDisposable
         {
             c.Open();
             using var cmd = c.CreateCommand();
-            cmd.CommandText = "DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version)";
+            cmd.CommandText = "DELETE FROM schema_version WHERE version >= 6";   // step 6 is the vocabulary step
             cmd.ExecuteNonQuery();
         }
 
