@@ -115,6 +115,10 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
                 var result = new EphFileTransfer(outcome, direction, toClient ? local : LocalFor(local, outcome.Target, approved.Count), remoteShown);
                 summary.Add(new FleetCommandResult { Uuid = outcome.Target.Uuid, DisplayName = outcome.Target.DisplayName, Status = outcome.Status });
                 WriteObject(result);
+                if (outcome.Status != CommandStatus.Succeeded)
+                {
+                    WriteError(OutcomeError(outcome, remoteShown));
+                }
             }
         }
         finally

@@ -26,6 +26,13 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
     [ValidateNotNull]
     public EphClient[]? InputObject { get; set; }
 
+    /// <summary>
+    /// Every registered client. The whole fleet is never a default; -All cannot be combined with -ClientId or piped
+    /// clients (a switch rather than a parameter set of its own: these cmdlets' sets already say what is done).
+    /// </summary>
+    [Parameter]
+    public SwitchParameter All { get; set; }
+
     /// <summary>Most clients contacted at once.</summary>
     [Parameter]
     [ValidateRange(1, 1024)]
@@ -40,23 +47,16 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
 
     protected sealed override async Task EndProcessingAsync(CancellationToken ct)
     {
-        if (_ids.Count == 0)
+        if (All.IsPresent && (_ids.Count > 0 || MyInvocation.ExpectingInput))
         {
-            throw new EphTerminatingException(NewError(Strings.NoClientId, ErrorCategory.InvalidArgument, null, Strings.NoClient));
+            throw new EphTerminatingException(NewError(Strings.AllWithClientsId, ErrorCategory.InvalidArgument, null, Strings.AllWithClients));
         }
 
         using var registry = OpenRegistry();
-        var lookup = ClientQueries.Find(registry, names: _ids, ids: null, onlineOnly: false);
-        foreach (var missing in lookup.NotFound)
-        {
-            WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
-                string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
-        }
-
-        var targets = FleetTargets.FromClients(registry, lookup.Clients);
+        var targets = ResolveTargets(registry, _ids, All.IsPresent);
         if (targets.Count > 0)
         {
-            await RunAsync(targets, new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.PowerShell)), ct).ConfigureAwait(false);
+            await RunAsync(targets, NewGuard(registry), ct).ConfigureAwait(false);
         }
     }
 

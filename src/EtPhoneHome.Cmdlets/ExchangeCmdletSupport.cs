@@ -14,12 +14,11 @@ internal static class ExchangeCmdletSupport
     /// <summary>Stable progress activity id of the exchange cmdlets.</summary>
     public const int ProgressActivityId = 0x4551;
 
-    /// <summary>Creates the exchange client (history through <paramref name="registry"/>); not configured → terminating ExchangeNotConfigured.</summary>
-    public static ExchangeClient Open(IFleetRegistry? registry)
+    /// <summary>Creates the exchange client (history and rate-limit warnings through <paramref name="guard"/>); not configured → terminating ExchangeNotConfigured.</summary>
+    public static ExchangeClient Open(OperationGuard? guard)
     {
         try
         {
-            var guard = registry is null ? null : new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.PowerShell));
             return ExchangeClient.FromEnvironment(guard);
         }
         catch (ExchangeNotConfiguredException ex)

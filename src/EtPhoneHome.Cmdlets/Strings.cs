@@ -80,7 +80,14 @@ internal static class Strings
     public const string VerboseAlreadyRevoked = "Key {0} was already revoked.";
     // ----- files and transfers -----
     public const string NoClientId = "NoClient";
+    public const string AllWithClientsId = "AllWithClients";
+    public const string AllWithClients = "-All means every registered client; it cannot be combined with -ClientId or piped clients.";
     public const string ClientOfflineId = "ClientOffline";
+    public const string CommandTimedOutId = "CommandTimedOut";
+    public const string ClientDeniedId = "ClientDenied";
+    public const string RateLimitedId = "RateLimited";
+    public const string ClientUnreachableId = "ClientUnreachable";
+    public const string TargetUnreachable = "{0}: {1}: {2}";
     public const string PathDeniedId = "PathDenied";
     public const string FileNotFoundId = "FileNotFound";
     public const string FileTooLargeId = "FileTooLarge";
@@ -88,7 +95,8 @@ internal static class Strings
     public const string FileOperationFailedId = "FileOperationFailed";
     public const string LocalFileNotFoundId = "LocalFileNotFound";
 
-    public const string NoClient = "No client given: pipe clients from Get-EphClient or use -ClientId.";
+    public const string NoClient = "No client given: pipe clients from Get-EphClient, name them with -ClientId, or use -All for every registered client.";
+    public const string ClientsNotFound = "No client matches {0}; nothing was run. Get-EphClient lists the registered clients.";
     public const string FileOperationFailed = "{0}: {1}";
     public const string LocalFileNotFound = "The local file '{0}' does not exist.";
     public const string WriteFileAction = "Write {0} bytes to '{1}'";

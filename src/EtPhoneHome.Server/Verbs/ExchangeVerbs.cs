@@ -17,7 +17,7 @@ internal static class ExchangeVerbs
 {
     /// <summary>Creates the exchange client (history through the registry); tests replace it.</summary>
     public static Func<IFleetRegistry, ExchangeClient> CreateClient { get; set; } =
-        registry => ExchangeClient.FromEnvironment(new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.Cli)));
+        registry => ExchangeClient.FromEnvironment(OperatorVerbs.CliGuard(registry));
 
     public static void Register(RootCommand root)
     {
