@@ -38,6 +38,7 @@ internal static class ExchangeCmdletSupport
         ExchangeHostNotAllowedException => EphCmdlet.NewError(Strings.ExchangeHostNotAllowedId, ErrorCategory.SecurityError, target, ex.Message, ex),
         ChecksumMismatchException => EphCmdlet.NewError(Strings.ExchangeChecksumMismatchId, ErrorCategory.InvalidResult, target, ex.Message, ex),
         FileNotFoundException => EphCmdlet.NewError(Strings.ExchangeFileNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),
+        LocalFileException local => EphCmdlet.NewError(Strings.LocalFileErrorId, ErrorCategory.WriteError, local.Path, ex.Message, ex),
         ArgumentException => EphCmdlet.NewError(Strings.ExchangeInvalidArgumentId, ErrorCategory.InvalidArgument, target, ex.Message, ex),
         ExchangeException { ErrorCode: "NoSuchKey" } => EphCmdlet.NewError(Strings.ExchangeTransferNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),
         HttpTransferException { Status: System.Net.HttpStatusCode.NotFound } => EphCmdlet.NewError(Strings.ExchangeTransferNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),

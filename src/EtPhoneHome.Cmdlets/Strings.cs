@@ -31,6 +31,7 @@ internal static class Strings
     // ----- exchange -----
     public const string ExchangeNotConfiguredId = "ExchangeNotConfigured";
     public const string ExchangeFailedId = "ExchangeFailed";
+    public const string LocalFileErrorId = "LocalFileError";
     public const string ExchangeHostNotAllowedId = "ExchangeHostNotAllowed";
     public const string ExchangeChecksumMismatchId = "ExchangeChecksumMismatch";
     public const string ExchangeInvalidArgumentId = "ExchangeInvalidArgument";
