@@ -114,7 +114,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
     public Task<CallToolResult> RunFleetCommand(
         [Description("Shell command line to run on every target (1-10000 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
         [Description("Run on clients that have ALL of these tags. Give tags or client_ids, not both.")] string[]? tags = null,
-        [Description("Run on these clients (uuids or display names, * and ? wildcards allowed). Give tags or client_ids, not both.")] string[]? client_ids = null,
+        [Description("Run on these clients (uuids or display names, * and ? wildcards allowed). Give tags or client_ids, not both. If any name matches no client, nothing runs anywhere and the error lists every unknown name.")] string[]? client_ids = null,
         [Description("Most clients running the command at once (1-1024, default 32).")][Range(ToolArguments.MinThrottle, ToolArguments.MaxThrottle)] int? throttle = null,
         [Description("Per-client timeout in seconds (1-3600, default 300).")][Range(ToolArguments.MinTimeout, ToolArguments.MaxTimeout)] int? timeout = null,
         [Description("Stop launching new clients after this many have not succeeded (1-10000); the rest are reported as skipped. Unlimited when omitted.")][Range(1, ToolArguments.MaxFleetTargets)] int? max_errors = null,

@@ -70,7 +70,7 @@ internal static class OperatorVerbs
         var data = DataOption();
         var json = JsonOption();
         var all = new Option<bool>("--all") { Description = "Every registered client." };
-        var client = new Option<string[]>("--client") { Description = "A client uuid or display name (wildcards * and ?); repeat for more.", AllowMultipleArgumentsPerToken = false };
+        var client = new Option<string[]>("--client") { Description = "A client uuid or display name (wildcards * and ?); repeat for more. Any name that matches no client refuses the whole run.", AllowMultipleArgumentsPerToken = false };
         var tag = new Option<string[]>("--tag") { Description = "Clients carrying this tag (repeat: all must match).", AllowMultipleArgumentsPerToken = false };
         var throttle = new Option<int>("--throttle") { Description = "Most clients running at once (1–1024).", DefaultValueFactory = _ => FleetOptions.DefaultThrottleLimit };
         var timeout = new Option<int>("--timeout") { Description = $"Per-client command timeout in seconds ({CommandLimits.MinTimeoutSeconds}–{CommandLimits.MaxTimeoutSeconds}).", DefaultValueFactory = _ => CommandLimits.DefaultTimeoutSeconds };
