@@ -162,6 +162,20 @@ Describe 'Targets on a running sandbox' -Tag 'Sandbox' {
         $? | Should -BeFalse
     }
 
+    It 'writes an offline client as a ClientOffline error record from <Name> too' -ForEach @(
+        @{ Name = 'Get-EphClientMetric'; Arguments = @{ Summary = $true; TimeoutSec = 30 } }
+        @{ Name = 'Copy-EphFile'; Arguments = @{ FromClient = $true; Path = '/etc/hostname'; Destination = 'offline-copy' } }
+    ) {
+        Push-Location $script:Work
+        try {
+            $results = Get-EphClient -Name 'sandbox-3' | & $Name @Arguments -ErrorVariable err -ErrorAction SilentlyContinue
+        }
+        finally { Pop-Location }
+        $results | Should -HaveCount 1
+        $err | Should -HaveCount 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ClientOffline,*'
+    }
+
     It 'answers a non-zero exit with a Failed result and no error record' {
         $result = Invoke-EphCommand -ClientId 'sandbox-1' -Command 'exit 3' -TimeoutSec 30 -ErrorVariable err
         $result.Status | Should -Be 'Failed'
