@@ -81,8 +81,6 @@ internal static class Strings
     public const string VerboseAlreadyRevoked = "Key {0} was already revoked.";
     // ----- files and transfers -----
     public const string NoClientId = "NoClient";
-    public const string AllWithClientsId = "AllWithClients";
-    public const string AllWithClients = "-All means every registered client; it cannot be combined with -ClientId or piped clients.";
     public const string ClientOfflineId = "ClientOffline";
     public const string CommandTimedOutId = "CommandTimedOut";
     public const string ClientDeniedId = "ClientDenied";

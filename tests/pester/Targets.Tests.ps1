@@ -49,8 +49,17 @@ Describe 'Targets with an empty registry' {
         { Invoke-EphCommand -All -ClientId 'x' -Command 'true' } | Should -Throw -ErrorId 'AmbiguousParameterSet,*'
     }
 
-    It 'Get-EphFileContent refuses -All together with -ClientId' {
-        { Get-EphFileContent -All -ClientId 'x' -Path '/etc/hostname' -ErrorAction Stop } | Should -Throw -ErrorId 'AllWithClients,*'
+    It '<Name> offers -All as its own parameter set, which does not bind with -ClientId' -ForEach @(
+        @{ Name = 'Get-EphFileContent'; Sets = @('All'); Arguments = @{ Path = '/etc/hostname' } }
+        @{ Name = 'Get-EphChildItem'; Sets = @('All'); Arguments = @{ Path = '/tmp' } }
+        @{ Name = 'Set-EphFileContent'; Sets = @('TextAll', 'BytesAll'); Arguments = @{ Path = '/tmp/x'; Value = 'x' } }
+        @{ Name = 'Copy-EphFile'; Sets = @('ToClientAll', 'FromClientAll'); Arguments = @{ ToClient = $true; Path = $PSCommandPath; Destination = '/tmp/' } }
+        @{ Name = 'Get-EphClientMetric'; Sets = @('All'); Arguments = @{} }
+    ) {
+        $withAll = (Get-Command $Name).ParameterSets | Where-Object { $_.Parameters.Name -contains 'All' }
+        $withAll.Name | Sort-Object | Should -Be ($Sets | Sort-Object)
+        $withAll | ForEach-Object { $_.Parameters.Name | Should -Not -Contain 'ClientId' }
+        { & $Name @Arguments -All -ClientId 'x' -ErrorAction Stop } | Should -Throw -ErrorId 'AmbiguousParameterSet,*'
     }
 
     It 'the help of <_> describes -All with an example' -ForEach @('Invoke-EphCommand', 'Copy-EphFile', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Get-EphClientMetric') {
