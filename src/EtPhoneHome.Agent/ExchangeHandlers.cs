@@ -52,9 +52,14 @@ internal static class ExchangeHandlers
         {
             throw new RpcFault(ExchangeErrorCodes.TransferFailed, ex.Message);
         }
-        catch (UnauthorizedAccessException)
+        catch (Exception ex) when (ex is UnauthorizedAccessException or LocalFileException { InnerException: UnauthorizedAccessException })
         {
             throw new RpcFault(RpcErrorCodes.PathDenied, $"path '{target}' is not writable by the agent");
+        }
+        catch (LocalFileException ex)
+        {
+            // A local fault (disk full, a path that vanished): the message names the path, nothing is retried.
+            throw new RpcFault(ExchangeErrorCodes.TransferFailed, ex.Message);
         }
     }
 

@@ -15,6 +15,8 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
 {
     public const string ToClientSet = "ToClient";
     public const string FromClientSet = "FromClient";
+    public const string ToClientAllSet = "ToClientAll";
+    public const string FromClientAllSet = "FromClientAll";
 
     /// <summary>Stable progress activity id.</summary>
     public const int ProgressActivityId = 0x4551;
@@ -23,11 +25,38 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
 
     /// <summary>Send a local file to the clients.</summary>
     [Parameter(ParameterSetName = ToClientSet, Mandatory = true)]
+    [Parameter(ParameterSetName = ToClientAllSet, Mandatory = true)]
     public SwitchParameter ToClient { get; set; }
 
     /// <summary>Fetch a file from the clients.</summary>
     [Parameter(ParameterSetName = FromClientSet, Mandatory = true)]
+    [Parameter(ParameterSetName = FromClientAllSet, Mandatory = true)]
     public SwitchParameter FromClient { get; set; }
+
+    /// <summary>Client uuids or display names.</summary>
+    [Parameter(ParameterSetName = ToClientSet, ValueFromPipelineByPropertyName = true)]
+    [Parameter(ParameterSetName = FromClientSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("Uuid", "Id")]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
+    public string[]? ClientId { get; set; }
+
+    /// <summary>Clients from Get-EphClient.</summary>
+    [Parameter(ParameterSetName = ToClientSet, ValueFromPipeline = true)]
+    [Parameter(ParameterSetName = FromClientSet, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public EphClient[]? InputObject { get; set; }
+
+    /// <summary>Every registered client: the whole fleet is never a default, it is asked for.</summary>
+    [Parameter(ParameterSetName = ToClientAllSet, Mandatory = true)]
+    [Parameter(ParameterSetName = FromClientAllSet, Mandatory = true)]
+    public SwitchParameter All { get; set; }
+
+    private protected override string[]? TargetIds => ClientId;
+
+    private protected override EphClient[]? TargetClients => InputObject;
+
+    private protected override bool TargetAll => All.IsPresent;
 
     /// <summary>The source: a local file (-ToClient) or an absolute path on the client (-FromClient).</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -44,7 +73,7 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
 
     private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
     {
-        var toClient = ParameterSetName == ToClientSet;
+        var toClient = ParameterSetName is ToClientSet or ToClientAllSet;
         var local = await OnPipelineThreadAsync(() => SessionState.Path.GetUnresolvedProviderPathFromPSPath(toClient ? Path : Destination)).ConfigureAwait(false);
         long size = 0;
         if (toClient)
@@ -115,6 +144,10 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
                 var result = new EphFileTransfer(outcome, direction, toClient ? local : LocalFor(local, outcome.Target, approved.Count), remoteShown);
                 summary.Add(new FleetCommandResult { Uuid = outcome.Target.Uuid, DisplayName = outcome.Target.DisplayName, Status = outcome.Status });
                 WriteObject(result);
+                if (outcome.Status != CommandStatus.Succeeded)
+                {
+                    WriteError(OutcomeError(outcome, remoteShown));
+                }
             }
         }
         finally

@@ -1,4 +1,6 @@
 using System.Management.Automation;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome;
 
@@ -58,6 +60,13 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
     public new void WriteWarning(string text) => Dispatcher.Post(() => base.WriteWarning(text));
 
     public new void WriteProgress(ProgressRecord progressRecord) => Dispatcher.Post(() => base.WriteProgress(progressRecord));
+
+    /// <summary>
+    /// The operation guard of the cmdlets (surface pwsh): its rate-limit warnings go to the warning stream, so
+    /// -WarningAction, -WarningVariable and 3> apply to them.
+    /// </summary>
+    internal OperationGuard NewGuard(IFleetRegistry registry) =>
+        new(registry, OperatorContext.ForSurface(Surfaces.PowerShell)) { Warning = WriteWarning };
 
     /// <summary>ShouldProcess on the pipeline thread (it may prompt), awaited by the worker.</summary>
     protected Task<bool> ShouldProcessAsync(string target, string action) =>

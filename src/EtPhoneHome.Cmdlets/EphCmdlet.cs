@@ -33,6 +33,52 @@ public abstract class EphCmdlet : PSCmdlet
         }
     }
 
+    /// <summary>
+    /// The targets of a cmdlet that contacts clients. Upstream that delivered nothing means nothing to do (an empty
+    /// list); no target at all without -All is a terminating NoClient error, never the whole fleet; names are
+    /// resolved by Core's one rule, so any unknown literal name refuses the whole operation (ClientNotFound, naming
+    /// every unknown name) before anything runs.
+    /// </summary>
+    internal IReadOnlyList<FleetTarget> ResolveTargets(IFleetRegistry registry, IReadOnlyList<string> names, bool all)
+    {
+        if (!all && names.Count == 0)
+        {
+            return MyInvocation.ExpectingInput
+                ? []
+                : throw new EphTerminatingException(NewError(Strings.NoClientId, ErrorCategory.InvalidArgument, null, Strings.NoClient));
+        }
+
+        try
+        {
+            return FleetTargets.ResolveOrRefuse(registry, all ? new TargetSelection { All = true } : new TargetSelection { Clients = names });
+        }
+        catch (UnknownClientsException ex)
+        {
+            throw new EphTerminatingException(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, ex.Names.ToArray(),
+                string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.ClientsNotFound,
+                    string.Join(", ", ex.Names.Select(n => $"'{n}'"))), ex));
+        }
+    }
+
+    /// <summary>
+    /// The non-terminating error of a target that was not reached (Core's <see cref="CommandStatuses.IsUnreachable"/>),
+    /// written beside its result object so -ErrorAction Stop stops a rollout and $? is false. IDs: ClientOffline,
+    /// CommandTimedOut, ClientDenied, RateLimited, ClientUnreachable.
+    /// </summary>
+    internal static ErrorRecord UnreachableError(CommandStatus status, string uuid, string displayName, string? error)
+    {
+        var (id, category) = status switch
+        {
+            CommandStatus.Offline => (Strings.ClientOfflineId, ErrorCategory.ResourceUnavailable),
+            CommandStatus.TimedOut => (Strings.CommandTimedOutId, ErrorCategory.OperationTimeout),
+            CommandStatus.Denied => (Strings.ClientDeniedId, ErrorCategory.PermissionDenied),
+            CommandStatus.RateLimited => (Strings.RateLimitedId, ErrorCategory.LimitsExceeded),
+            _ => (Strings.ClientUnreachableId, ErrorCategory.ConnectionError),
+        };
+        return NewError(id, category, displayName, string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.TargetUnreachable,
+            ClientText.Describe(displayName, uuid), status, error ?? status.ToString()));
+    }
+
     internal static ErrorRecord NewError(string id, ErrorCategory category, object? target, string message, Exception? exception = null) =>
         new(exception ?? new InvalidOperationException(message), id, category, target)
         {

@@ -9,23 +9,21 @@ namespace EtPhoneHome;
 
 /// <summary>
 /// Base of the file cmdlets: targets come from the pipeline (Get-EphClient objects, or anything with a ClientId/Uuid/Id
-/// property) or -ClientId, are collected in ProcessRecord and fanned out once in EndProcessing.
+/// property), -ClientId, or -All (a parameter set of its own), are collected in ProcessRecord and fanned out once in
+/// EndProcessing. Each cmdlet declares the target parameters, because their sets combine with its own.
 /// </summary>
 public abstract class EphFleetCmdlet : EphAsyncCmdlet
 {
     private readonly List<string> _ids = [];
 
-    /// <summary>Client uuids or display names.</summary>
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [Alias("Uuid", "Id")]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(ClientIdCompleter))]
-    public string[]? ClientId { get; set; }
+    /// <summary>-ClientId as bound.</summary>
+    private protected abstract string[]? TargetIds { get; }
 
-    /// <summary>Clients from Get-EphClient.</summary>
-    [Parameter(ValueFromPipeline = true)]
-    [ValidateNotNull]
-    public EphClient[]? InputObject { get; set; }
+    /// <summary>-InputObject as bound.</summary>
+    private protected abstract EphClient[]? TargetClients { get; }
+
+    /// <summary>-All.</summary>
+    private protected abstract bool TargetAll { get; }
 
     /// <summary>Most clients contacted at once.</summary>
     [Parameter]
@@ -34,30 +32,18 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
 
     protected sealed override Task ProcessRecordAsync(CancellationToken ct)
     {
-        _ids.AddRange(InputObject?.Select(c => c.Uuid) ?? []);
-        _ids.AddRange(ClientId ?? []);
+        _ids.AddRange(TargetClients?.Select(c => c.Uuid) ?? []);
+        _ids.AddRange(TargetIds ?? []);
         return Task.CompletedTask;
     }
 
     protected sealed override async Task EndProcessingAsync(CancellationToken ct)
     {
-        if (_ids.Count == 0)
-        {
-            throw new EphTerminatingException(NewError(Strings.NoClientId, ErrorCategory.InvalidArgument, null, Strings.NoClient));
-        }
-
         using var registry = OpenRegistry();
-        var lookup = ClientQueries.Find(registry, names: _ids, ids: null, onlineOnly: false);
-        foreach (var missing in lookup.NotFound)
-        {
-            WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
-                string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
-        }
-
-        var targets = FleetTargets.FromClients(registry, lookup.Clients);
+        var targets = ResolveTargets(registry, _ids, TargetAll);
         if (targets.Count > 0)
         {
-            await RunAsync(targets, new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.PowerShell)), ct).ConfigureAwait(false);
+            await RunAsync(targets, NewGuard(registry), ct).ConfigureAwait(false);
         }
     }
 
@@ -81,6 +67,37 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
         return NewError(id, category, $"{outcome.Target.DisplayName}:{path}",
             string.Format(CultureInfo.CurrentCulture, Strings.FileOperationFailed, outcome.Target.Describe(), outcome.Error));
     }
+}
+
+/// <summary>
+/// A file cmdlet with no parameter sets of its own: the clients (-ClientId, piped clients) are one set, -All the other.
+/// </summary>
+public abstract class EphFleetTargetCmdlet : EphFleetCmdlet
+{
+    public const string ClientIdSet = "ClientId";
+    public const string AllSet = "All";
+
+    /// <summary>Client uuids or display names.</summary>
+    [Parameter(ParameterSetName = ClientIdSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("Uuid", "Id")]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
+    public string[]? ClientId { get; set; }
+
+    /// <summary>Clients from Get-EphClient.</summary>
+    [Parameter(ParameterSetName = ClientIdSet, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public EphClient[]? InputObject { get; set; }
+
+    /// <summary>Every registered client: the whole fleet is never a default, it is asked for.</summary>
+    [Parameter(ParameterSetName = AllSet, Mandatory = true)]
+    public SwitchParameter All { get; set; }
+
+    private protected sealed override string[]? TargetIds => ClientId;
+
+    private protected sealed override EphClient[]? TargetClients => InputObject;
+
+    private protected sealed override bool TargetAll => All.IsPresent;
 }
 
 /// <summary>The file operations the cmdlets use; a seam for tests.</summary>

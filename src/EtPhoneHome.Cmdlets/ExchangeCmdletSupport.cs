@@ -14,12 +14,11 @@ internal static class ExchangeCmdletSupport
     /// <summary>Stable progress activity id of the exchange cmdlets.</summary>
     public const int ProgressActivityId = 0x4551;
 
-    /// <summary>Creates the exchange client (history through <paramref name="registry"/>); not configured → terminating ExchangeNotConfigured.</summary>
-    public static ExchangeClient Open(IFleetRegistry? registry)
+    /// <summary>Creates the exchange client (history and rate-limit warnings through <paramref name="guard"/>); not configured → terminating ExchangeNotConfigured.</summary>
+    public static ExchangeClient Open(OperationGuard? guard)
     {
         try
         {
-            var guard = registry is null ? null : new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.PowerShell));
             return ExchangeClient.FromEnvironment(guard);
         }
         catch (ExchangeNotConfiguredException ex)
@@ -39,6 +38,7 @@ internal static class ExchangeCmdletSupport
         ExchangeHostNotAllowedException => EphCmdlet.NewError(Strings.ExchangeHostNotAllowedId, ErrorCategory.SecurityError, target, ex.Message, ex),
         ChecksumMismatchException => EphCmdlet.NewError(Strings.ExchangeChecksumMismatchId, ErrorCategory.InvalidResult, target, ex.Message, ex),
         FileNotFoundException => EphCmdlet.NewError(Strings.ExchangeFileNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),
+        LocalFileException local => EphCmdlet.NewError(Strings.LocalFileErrorId, ErrorCategory.WriteError, local.Path, ex.Message, ex),
         ArgumentException => EphCmdlet.NewError(Strings.ExchangeInvalidArgumentId, ErrorCategory.InvalidArgument, target, ex.Message, ex),
         ExchangeException { ErrorCode: "NoSuchKey" } => EphCmdlet.NewError(Strings.ExchangeTransferNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),
         HttpTransferException { Status: System.Net.HttpStatusCode.NotFound } => EphCmdlet.NewError(Strings.ExchangeTransferNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),

@@ -6,9 +6,9 @@ using EtPhoneHome.Protocol;
 namespace EtPhoneHome;
 
 /// <summary>Lists a directory on one or many clients; entries sorted by name, unreadable entries carry an Error.</summary>
-[Cmdlet(VerbsCommon.Get, "EphChildItem", HelpUri = HelpLinks.Base + "Get-EphChildItem.md")]
+[Cmdlet(VerbsCommon.Get, "EphChildItem", DefaultParameterSetName = ClientIdSet, HelpUri = HelpLinks.Base + "Get-EphChildItem.md")]
 [OutputType(typeof(EphFileEntry))]
-public sealed class GetEphChildItemCommand : EphFleetCmdlet
+public sealed class GetEphChildItemCommand : EphFleetTargetCmdlet
 {
     /// <summary>Absolute path of the directory on the client.</summary>
     [Parameter(Mandatory = true, Position = 0)]

@@ -13,11 +13,12 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
 {
     public const string ClientIdSet = "ClientId";
     public const string InputObjectSet = "InputObject";
+    public const string AllSet = "All";
 
     private readonly List<string> _clientIds = [];
     private readonly List<EphClient> _clients = [];
 
-    /// <summary>Client uuids or display names (wildcards). Every registered client when omitted.</summary>
+    /// <summary>Client uuids or display names (wildcards); -All asks every registered client.</summary>
     [Parameter(ParameterSetName = ClientIdSet, Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("Uuid", "Id")]
     [ValidateNotNullOrEmpty]
@@ -29,6 +30,10 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
     [Parameter(ParameterSetName = InputObjectSet, Mandatory = true, ValueFromPipeline = true)]
     [ValidateNotNull]
     public EphClient[]? InputObject { get; set; }
+
+    /// <summary>Every registered client: the whole fleet is never a default, it is asked for.</summary>
+    [Parameter(ParameterSetName = AllSet, Mandatory = true)]
+    public SwitchParameter All { get; set; }
 
     /// <summary>Only CPU, memory, fullest disk, 1-minute load and uptime.</summary>
     [Parameter]
@@ -63,20 +68,7 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        var ids = _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList();
-        if (ids.Count == 0 && ParameterSetName == InputObjectSet)
-        {
-            return;
-        }
-
-        var lookup = ClientQueries.Find(registry, names: ids.Count == 0 ? null : ids, ids: null, onlineOnly: false);
-        foreach (var missing in lookup.NotFound)
-        {
-            WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
-                string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
-        }
-
-        var targets = FleetTargets.FromClients(registry, lookup.Clients);
+        var targets = ResolveTargets(registry, _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList(), ParameterSetName == AllSet);
         if (targets.Count == 0)
         {
             return;
@@ -84,9 +76,20 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
 
         WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseMetricsTargets, targets.Count, ThrottleLimit, TimeoutSec));
         var options = new FleetMetricsOptions { ThrottleLimit = ThrottleLimit, Timeout = TimeSpan.FromSeconds(TimeoutSec) };
-        await foreach (var result in new FleetMetrics(MetricsTransport.Create(registry)).CollectAsync(targets, Summary.IsPresent, options, ct).ConfigureAwait(false))
+        await foreach (var result in new FleetMetrics(MetricsTransport.Create(NewGuard(registry))).CollectAsync(targets, Summary.IsPresent, options, ct).ConfigureAwait(false))
         {
             WriteObject(new EphClientMetric(result));
+            if (result.Status is not (MetricsStatus.Succeeded or MetricsStatus.Cancelled))
+            {
+                var status = result.Status switch
+                {
+                    MetricsStatus.Offline => CommandStatus.Offline,
+                    MetricsStatus.Denied => CommandStatus.Denied,
+                    MetricsStatus.TimedOut => CommandStatus.TimedOut,
+                    _ => CommandStatus.Error,
+                };
+                WriteError(UnreachableError(status, result.Uuid, result.DisplayName, result.Error));
+            }
         }
     }
 }
@@ -94,6 +97,5 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
 /// <summary>Where the metrics cmdlets get their metrics source; a seam for tests.</summary>
 internal static class MetricsTransport
 {
-    public static Func<IFleetRegistry, IMetricsSource> Create { get; set; } =
-        registry => new MetricsClient { Guard = new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.PowerShell)) };
+    public static Func<OperationGuard, IMetricsSource> Create { get; set; } = guard => new MetricsClient { Guard = guard };
 }

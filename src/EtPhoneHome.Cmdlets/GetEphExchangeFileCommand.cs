@@ -25,7 +25,7 @@ public sealed class GetEphExchangeFileCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         var source = SourceClient is null ? null : ExchangeCmdletSupport.Participant(registry, SourceClient, "source_client");
         var dest = DestinationClient is null ? null : ExchangeCmdletSupport.Participant(registry, DestinationClient, "dest_client");
-        using var exchange = ExchangeCmdletSupport.Open(registry);
+        using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         try
         {
             foreach (var item in await exchange.ListAsync(source, dest, includeMetadata: true, ct).ConfigureAwait(false))

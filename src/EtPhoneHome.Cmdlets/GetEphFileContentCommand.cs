@@ -6,9 +6,9 @@ using EtPhoneHome.Protocol;
 namespace EtPhoneHome;
 
 /// <summary>Reads a file on one or many clients (at most 10 MiB; Copy-EphFile -FromClient streams larger files).</summary>
-[Cmdlet(VerbsCommon.Get, "EphFileContent", HelpUri = HelpLinks.Base + "Get-EphFileContent.md")]
+[Cmdlet(VerbsCommon.Get, "EphFileContent", DefaultParameterSetName = ClientIdSet, HelpUri = HelpLinks.Base + "Get-EphFileContent.md")]
 [OutputType(typeof(EphFileContent))]
-public sealed class GetEphFileContentCommand : EphFleetCmdlet
+public sealed class GetEphFileContentCommand : EphFleetTargetCmdlet
 {
     /// <summary>Absolute path of the file on the client.</summary>
     [Parameter(Mandatory = true, Position = 0)]

@@ -41,7 +41,7 @@ public sealed class GetEphFleetStatusCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         var thresholds = new FleetThresholds { CpuPercent = CpuThreshold, MemoryPercent = MemoryThreshold, DiskPercent = DiskThreshold };
         var options = new FleetMetricsOptions { ThrottleLimit = ThrottleLimit, Timeout = TimeSpan.FromSeconds(TimeoutSec) };
-        var status = await FleetStatus.ComputeAsync(registry, new FleetMetrics(MetricsTransport.Create(registry)), thresholds, options, ct: ct).ConfigureAwait(false);
+        var status = await FleetStatus.ComputeAsync(registry, new FleetMetrics(MetricsTransport.Create(NewGuard(registry))), thresholds, options, ct: ct).ConfigureAwait(false);
         WriteObject(new EphFleetStatus(status));
     }
 }

@@ -53,6 +53,11 @@ public sealed class GetEphHistoryCommand : EphAsyncCmdlet
 
     protected override Task EndProcessingAsync(CancellationToken ct)
     {
+        if (_clients.Count == 0 && MyInvocation.ExpectingInput)
+        {
+            return Task.CompletedTask; // upstream delivered no client: no history, not everyone's
+        }
+
         using var registry = OpenRegistry();
         var clients = ClientHistory.ResolveClients(registry, _clients);
         foreach (var missing in clients.NotFound)

@@ -35,6 +35,11 @@ public sealed class GetEphRateLimitStatsCommand : EphAsyncCmdlet
 
     protected override Task EndProcessingAsync(CancellationToken ct)
     {
+        if (_clients.Count == 0 && MyInvocation.ExpectingInput)
+        {
+            return Task.CompletedTask; // upstream delivered no client: nothing, not every client
+        }
+
         using var registry = OpenRegistry();
         var lookup = ClientQueries.Find(registry, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
         foreach (var missing in lookup.NotFound)

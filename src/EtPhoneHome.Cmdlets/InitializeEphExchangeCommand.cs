@@ -12,7 +12,7 @@ public sealed class InitializeEphExchangeCommand : EphAsyncCmdlet
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        using var exchange = ExchangeCmdletSupport.Open(registry);
+        using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         var rule = ExchangeClient.DesiredRule;
         try
         {

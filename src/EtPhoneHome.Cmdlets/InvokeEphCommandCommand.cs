@@ -14,6 +14,7 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
 {
     public const string ClientIdSet = "ClientId";
     public const string InputObjectSet = "InputObject";
+    public const string AllSet = "All";
 
     /// <summary>Stable progress activity id, so nested progress from other modules does not collide.</summary>
     public const int ProgressActivityId = 0x4550;
@@ -38,6 +39,10 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
     [Parameter(ParameterSetName = InputObjectSet, Mandatory = true, ValueFromPipeline = true)]
     [ValidateNotNull]
     public EphClient[]? InputObject { get; set; }
+
+    /// <summary>Every registered client: the whole fleet is never a default, it is asked for.</summary>
+    [Parameter(ParameterSetName = AllSet, Mandatory = true)]
+    public SwitchParameter All { get; set; }
 
     /// <summary>Most clients running at once.</summary>
     [Parameter]
@@ -120,15 +125,7 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         IReadOnlyList<FleetTarget> candidates;
         using (var registry = OpenRegistry())
         {
-            var ids = _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList();
-            var lookup = ClientQueries.Find(registry, names: ids, ids: null, onlineOnly: false);
-            foreach (var missing in lookup.NotFound)
-            {
-                WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
-                    string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
-            }
-
-            candidates = FleetTargets.FromClients(registry, lookup.Clients);
+            candidates = ResolveTargets(registry, _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList(), ParameterSetName == AllSet);
         }
 
         var action = string.Format(CultureInfo.CurrentCulture, Strings.RunCommandAction, Command);
@@ -163,10 +160,14 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         var summary = new FleetSummary();
         var sinceProgress = Stopwatch.StartNew();
         using var history = OpenRegistry();
-        await foreach (var result in new FleetExecutor(CommandTransport.Create(history)).RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
+        await foreach (var result in new FleetExecutor(CommandTransport.Create(NewGuard(history))).RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
         {
             summary.Add(result);
             WriteObject(new EphCommandResult(result));
+            if (CommandStatuses.IsUnreachable(result.Status))
+            {
+                WriteError(UnreachableError(result.Status, result.Uuid, result.DisplayName, result.Error));
+            }
             if (sinceProgress.Elapsed >= ProgressInterval || summary.Total == targets.Count)
             {
                 sinceProgress.Restart();
@@ -190,6 +191,5 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
 /// <summary>The transport the cmdlets use; a seam for tests and for a future in-process transport.</summary>
 internal static class CommandTransport
 {
-    public static Func<IFleetRegistry, ICommandTransport> Create { get; set; } =
-        registry => new TunnelCommandTransport { Guard = new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.PowerShell)) };
+    public static Func<OperationGuard, ICommandTransport> Create { get; set; } = guard => new TunnelCommandTransport { Guard = guard };
 }

@@ -11,6 +11,7 @@ internal sealed class PipelineDispatcher
 {
     private readonly int _pipelineThread = Environment.CurrentManagedThreadId;
     private BlockingCollection<Action>? _queue;
+    private CancellationToken _stopped;
 
     /// <summary>True on the thread that created the dispatcher.</summary>
     public bool OnPipelineThread => Environment.CurrentManagedThreadId == _pipelineThread;
@@ -20,6 +21,7 @@ internal sealed class PipelineDispatcher
     {
         using var queue = new BlockingCollection<Action>();
         _queue = queue;
+        _stopped = cancellation.Token;
         var task = Task.Run(async () =>
         {
             try
@@ -84,15 +86,20 @@ internal sealed class PipelineDispatcher
     public Task<T> InvokeAsync<T>(Func<T> func)
     {
         var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // When a callback ahead of this one fails (WriteError under -ErrorAction Stop), the pipeline thread stops
+        // pumping and cancels: the question is then never asked, so the waiting worker gets a cancellation, not a hang.
+        var registration = _stopped.Register(() => done.TrySetCanceled(_stopped));
+        _ = done.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         Post(() =>
         {
             try
             {
-                done.SetResult(func());
+                done.TrySetResult(func());
             }
             catch (Exception ex)
             {
-                done.SetException(ex);
+                done.TrySetException(ex);
                 throw;
             }
         });

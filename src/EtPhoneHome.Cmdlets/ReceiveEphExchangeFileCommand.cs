@@ -60,7 +60,7 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
     {
         var destination = GetUnresolvedProviderPathFromPSPath(Destination);
         using var registry = OpenRegistry();
-        using var exchange = ExchangeCmdletSupport.Open(registry);
+        using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         if (ParameterSetName == ClientSet)
         {
             var lookup = ClientQueries.Find(registry, names: [SourceClient!], ids: null, onlineOnly: false);

@@ -26,7 +26,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
     protected override Task BeginProcessingAsync(CancellationToken ct)
     {
         var registry = OpenRegistry();
-        _exchange = ExchangeCmdletSupport.Open(registry);
+        _exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         return Task.CompletedTask;
     }
 

@@ -64,23 +64,22 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
 
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
+        if (_clients.Count == 0 && MyInvocation.ExpectingInput)
+        {
+            return; // upstream delivered no client: nothing is uploaded or sent
+        }
+
         if (RemotePath is not null && _clients.Count == 0)
         {
             throw new EphTerminatingException(NewError(Strings.ExchangeInvalidArgumentId, ErrorCategory.InvalidArgument, RemotePath, Strings.ExchangeRemotePathNeedsClient));
         }
 
         using var registry = OpenRegistry();
-        using var exchange = ExchangeCmdletSupport.Open(registry);
+        using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         IReadOnlyList<FleetTarget> targets = [];
         if (_clients.Count > 0)
         {
-            var lookup = ClientQueries.Find(registry, names: _clients, ids: null, onlineOnly: false);
-            foreach (var missing in lookup.NotFound)
-            {
-                WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing, string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
-            }
-
-            targets = FleetTargets.FromClients(registry, lookup.Clients);
+            targets = ResolveTargets(registry, _clients, all: false); // an unknown name refuses the whole send
         }
 
         var transferId = TransferId;

@@ -13,6 +13,8 @@ public sealed class SetEphFileContentCommand : EphFleetCmdlet
 {
     public const string TextSet = "Text";
     public const string BytesSet = "Bytes";
+    public const string TextAllSet = "TextAll";
+    public const string BytesAllSet = "BytesAll";
 
     /// <summary>Absolute path of the file on the client.</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -21,13 +23,42 @@ public sealed class SetEphFileContentCommand : EphFleetCmdlet
 
     /// <summary>The text to write (UTF-8).</summary>
     [Parameter(ParameterSetName = TextSet, Mandatory = true, Position = 1)]
+    [Parameter(ParameterSetName = TextAllSet, Mandatory = true, Position = 1)]
     [AllowEmptyString]
     public string Value { get; set; } = "";
 
     /// <summary>The bytes to write.</summary>
     [Parameter(ParameterSetName = BytesSet, Mandatory = true)]
+    [Parameter(ParameterSetName = BytesAllSet, Mandatory = true)]
     [ValidateNotNull]
     public byte[]? ByteValue { get; set; }
+
+    /// <summary>Client uuids or display names.</summary>
+    [Parameter(ParameterSetName = TextSet, ValueFromPipelineByPropertyName = true)]
+    [Parameter(ParameterSetName = BytesSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("Uuid", "Id")]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ClientIdCompleter))]
+    public string[]? ClientId { get; set; }
+
+    /// <summary>Clients from Get-EphClient.</summary>
+    [Parameter(ParameterSetName = TextSet, ValueFromPipeline = true)]
+    [Parameter(ParameterSetName = BytesSet, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public EphClient[]? InputObject { get; set; }
+
+    /// <summary>Every registered client: the whole fleet is never a default, it is asked for.</summary>
+    [Parameter(ParameterSetName = TextAllSet, Mandatory = true)]
+    [Parameter(ParameterSetName = BytesAllSet, Mandatory = true)]
+    public SwitchParameter All { get; set; }
+
+    private protected override string[]? TargetIds => ClientId;
+
+    private protected override EphClient[]? TargetClients => InputObject;
+
+    private protected override bool TargetAll => All.IsPresent;
+
+    private bool IsBytes => ParameterSetName is BytesSet or BytesAllSet;
 
     /// <summary>Fail when the parent directory is missing instead of creating it.</summary>
     [Parameter]
@@ -44,12 +75,12 @@ public sealed class SetEphFileContentCommand : EphFleetCmdlet
 
     private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
     {
-        var bytes = ParameterSetName == BytesSet ? ByteValue! : System.Text.Encoding.UTF8.GetBytes(Value);
+        var bytes = IsBytes ? ByteValue! : System.Text.Encoding.UTF8.GetBytes(Value);
         var parameters = new WriteFileParams
         {
             Path = Path,
-            Content = ParameterSetName == BytesSet ? Convert.ToBase64String(bytes) : Value,
-            Encoding = ParameterSetName == BytesSet ? FileEncodings.Base64 : FileEncodings.Utf8,
+            Content = IsBytes ? Convert.ToBase64String(bytes) : Value,
+            Encoding = IsBytes ? FileEncodings.Base64 : FileEncodings.Utf8,
             CreateParents = !NoCreateParents.IsPresent,
             Mode = Mode,
         };

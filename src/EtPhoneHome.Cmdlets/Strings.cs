@@ -31,6 +31,7 @@ internal static class Strings
     // ----- exchange -----
     public const string ExchangeNotConfiguredId = "ExchangeNotConfigured";
     public const string ExchangeFailedId = "ExchangeFailed";
+    public const string LocalFileErrorId = "LocalFileError";
     public const string ExchangeHostNotAllowedId = "ExchangeHostNotAllowed";
     public const string ExchangeChecksumMismatchId = "ExchangeChecksumMismatch";
     public const string ExchangeInvalidArgumentId = "ExchangeInvalidArgument";
@@ -82,6 +83,11 @@ internal static class Strings
     // ----- files and transfers -----
     public const string NoClientId = "NoClient";
     public const string ClientOfflineId = "ClientOffline";
+    public const string CommandTimedOutId = "CommandTimedOut";
+    public const string ClientDeniedId = "ClientDenied";
+    public const string RateLimitedId = "RateLimited";
+    public const string ClientUnreachableId = "ClientUnreachable";
+    public const string TargetUnreachable = "{0}: {1}: {2}";
     public const string PathDeniedId = "PathDenied";
     public const string FileNotFoundId = "FileNotFound";
     public const string FileTooLargeId = "FileTooLarge";
@@ -89,7 +95,8 @@ internal static class Strings
     public const string FileOperationFailedId = "FileOperationFailed";
     public const string LocalFileNotFoundId = "LocalFileNotFound";
 
-    public const string NoClient = "No client given: pipe clients from Get-EphClient or use -ClientId.";
+    public const string NoClient = "No client given: pipe clients from Get-EphClient, name them with -ClientId, or use -All for every registered client.";
+    public const string ClientsNotFound = "No client matches {0}; nothing was run. Get-EphClient lists the registered clients.";
     public const string FileOperationFailed = "{0}: {1}";
     public const string LocalFileNotFound = "The local file '{0}' does not exist.";
     public const string WriteFileAction = "Write {0} bytes to '{1}'";

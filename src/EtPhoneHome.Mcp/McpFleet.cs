@@ -27,10 +27,14 @@ public sealed class McpFleet : IAsyncDisposable
     {
         Registry = registry ?? throw new ArgumentNullException(nameof(registry));
         Settings = settings ?? new McpServerSettings();
-        Guard = new OperationGuard(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp));
-        Transport = transport ?? new TunnelCommandTransport { Guard = Guard };
         LoggerFactory = loggerFactory ?? StderrLoggerProvider.CreateFactory();
         Logger = LoggerFactory.CreateLogger("EtPhoneHome.Mcp");
+        var logger = Logger;
+        Guard = new OperationGuard(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp))
+        {
+            Warning = line => logger.LogWarning("{Warning}", line),
+        };
+        Transport = transport ?? new TunnelCommandTransport { Guard = Guard };
         Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
         LocalPaths = LocalPathPolicy.For(Settings, new DataDirectory(registry.DataDirectory));
         _metrics = new MetricsClient { Guard = Guard };

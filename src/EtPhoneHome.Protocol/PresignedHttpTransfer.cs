@@ -20,6 +20,16 @@ public sealed class HttpTransferException(string message, HttpStatusCode? status
     public HttpStatusCode? Status { get; } = status;
 }
 
+/// <summary>
+/// A local file or directory could not be used (missing directory, permission denied, disk full): the fault is
+/// here, not on the connection, so it is neither retried nor reported as a transfer failure. Names the local path.
+/// </summary>
+public sealed class LocalFileException(string path, string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The local path that could not be used.</summary>
+    public string Path { get; } = path;
+}
+
 /// <summary>The received bytes do not hash to the expected SHA-256; nothing was written to the destination.</summary>
 public sealed class ChecksumMismatchException(string expected, string actual, string path)
     : Exception($"SHA-256 mismatch for '{path}': expected {expected}, got {actual}; nothing was written")
@@ -62,6 +72,7 @@ public static class PresignedHttpTransfer
         ArgumentNullException.ThrowIfNull(url);
         var target = Path.GetFullPath(destination);
         var partial = target + PartialSuffix;
+        CheckDestination(target, partial);
         var resumedAny = false;
         var restartedAfterMismatch = false;
         var breaks = 0;
@@ -98,8 +109,60 @@ public static class PresignedHttpTransfer
                 throw new ChecksumMismatchException(expected, attempt.Sha256, target);
             }
 
-            File.Move(partial, target, overwrite: true);
+            Local(target, () => File.Move(partial, target, overwrite: true));
             return new HttpDownloadOutcome(target, attempt.Size, attempt.Sha256, resumedAny, expected is not null);
+        }
+    }
+
+    /// <summary>
+    /// Before anything is downloaded: the destination's directory exists and the partial file can be created there,
+    /// so a wrong path fails at once, naming it, instead of after a download (or as a "broken" connection).
+    /// </summary>
+    private static void CheckDestination(string target, string partial)
+    {
+        var directory = Path.GetDirectoryName(target);
+        if (directory is not null && !Directory.Exists(directory))
+        {
+            throw new LocalFileException(directory, File.Exists(directory)
+                ? $"cannot download to '{target}': '{directory}' is a file, not a directory; nothing was downloaded"
+                : $"cannot download to '{target}': the directory '{directory}' does not exist (create it first); nothing was downloaded");
+        }
+
+        if (Directory.Exists(target))
+        {
+            throw new LocalFileException(target, $"cannot download to '{target}': it is a directory; nothing was downloaded");
+        }
+
+        // Opening the partial file (kept as it is when it exists) proves the directory is writable.
+        Local(partial, () =>
+        {
+            var kept = File.Exists(partial);
+            using var probe = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, 1, kept ? FileOptions.None : FileOptions.DeleteOnClose);
+        });
+    }
+
+    /// <summary>Runs a local file operation; its I/O faults become <see cref="LocalFileException"/> naming <paramref name="path"/>.</summary>
+    private static void Local(string path, Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new LocalFileException(path, $"cannot write '{path}': {ex.Message}", ex);
+        }
+    }
+
+    private static async Task LocalAsync(string path, Func<Task> action)
+    {
+        try
+        {
+            await action().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new LocalFileException(path, $"cannot write '{path}': {ex.Message}", ex);
         }
     }
 
@@ -160,7 +223,7 @@ public static class PresignedHttpTransfer
         if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && offset > 0)
         {
             // The kept part is not a prefix of this object (or is all of it, with no way to tell): start over.
-            File.Delete(partial);
+            Local(partial, () => File.Delete(partial));
             return await DownloadOnceAsync(http, url, partial, 0, progress, ct).ConfigureAwait(false);
         }
 
@@ -190,7 +253,9 @@ public static class PresignedHttpTransfer
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[BufferSize];
-        await using var file = new FileStream(partial, offset > 0 ? FileMode.OpenOrCreate : FileMode.Create, FileAccess.ReadWrite, FileShare.None, BufferSize, FileOptions.Asynchronous);
+        FileStream? opened = null;
+        Local(partial, () => opened = new FileStream(partial, offset > 0 ? FileMode.OpenOrCreate : FileMode.Create, FileAccess.ReadWrite, FileShare.None, BufferSize, FileOptions.Asynchronous));
+        await using var file = opened!;
         if (offset > 0)
         {
             // Hash what an earlier attempt kept, then append from there.
@@ -209,7 +274,7 @@ public static class PresignedHttpTransfer
             }
         }
 
-        file.SetLength(offset);
+        Local(partial, () => file.SetLength(offset));
         file.Position = offset;
         var done = offset;
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
@@ -222,13 +287,13 @@ public static class PresignedHttpTransfer
                 break;
             }
 
-            await file.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+            await LocalAsync(partial, () => file.WriteAsync(buffer.AsMemory(0, read), ct).AsTask()).ConfigureAwait(false);
             hash.AppendData(buffer, 0, read);
             done += read;
             progress?.Report(new TransferProgress(done, total));
         }
 
-        await file.FlushAsync(ct).ConfigureAwait(false);
+        await LocalAsync(partial, () => file.FlushAsync(ct)).ConfigureAwait(false);
         if (total is { } expectedTotal && done != expectedTotal)
         {
             throw new IOException($"the connection ended after {done} of {expectedTotal} bytes");

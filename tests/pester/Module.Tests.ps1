@@ -145,10 +145,9 @@ Describe 'Completion' {
 }
 
 Describe 'Invoke-EphCommand' {
-    It 'runs nothing with -WhatIf' {
+    It 'refuses an unknown client as a whole (terminating ClientNotFound) and runs nothing' {
         $marker = Join-Path $script:DataDir 'eph-whatif'
-        $results = Invoke-EphCommand -ClientId 'no-such-client' -Command "touch $marker" -WhatIf -ErrorAction SilentlyContinue
-        $results | Should -BeNullOrEmpty
+        { Invoke-EphCommand -ClientId 'no-such-client' -Command "touch $marker" -WhatIf } | Should -Throw -ErrorId 'ClientNotFound,*'
         Test-Path $marker | Should -BeFalse
     }
 

@@ -137,6 +137,13 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
             return Result(CommandStatus.Offline, "the client is offline");
         }
 
+        // A local destination that cannot exist is known before the agent uploads anything.
+        var full = Path.GetFullPath(destination);
+        if (!Directory.Exists(full) && Path.GetDirectoryName(full) is { } directory && !Directory.Exists(directory))
+        {
+            return Result(CommandStatus.Error, $"cannot download to '{full}': the directory '{directory}' does not exist (create it first); nothing was collected");
+        }
+
         ExchangePutResult put;
         using (var lease = Exchange.Guard?.Begin(target.Uuid, OperationNames.ExchangeUpload, $"agent put {remotePath} → {upload.Key}"))
         {
@@ -158,7 +165,7 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
             var download = await Exchange.DownloadAsync(upload.TransferId, destination, put.Sha256, null, ct).ConfigureAwait(false);
             return Result(CommandStatus.Succeeded, null, download.Size, download.Sha256, download.Verified, download.LocalPath);
         }
-        catch (Exception ex) when (ex is ChecksumMismatchException or HttpTransferException or IOException or ExchangeException)
+        catch (Exception ex) when (ex is ChecksumMismatchException or HttpTransferException or LocalFileException or IOException or ExchangeException)
         {
             return Result(CommandStatus.Error, ex.Message, put.Size, put.Sha256);
         }

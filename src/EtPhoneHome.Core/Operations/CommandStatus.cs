@@ -20,3 +20,17 @@ public enum CommandStatus
     /// <summary>Not started: the error limit was reached or the run was cancelled first.</summary>
     Skipped,
 }
+
+/// <summary>What a status means for the caller, the same on every surface.</summary>
+public static class CommandStatuses
+{
+    /// <summary>
+    /// True when the target was not reached or the command never ran there (offline, timed out, denied, rate
+    /// limited, a tunnel or protocol fault): the cmdlets write an error record for it, as Invoke-Command does for a
+    /// broken connection. A command that ran and exited non-zero (<see cref="CommandStatus.Failed"/>) was reached:
+    /// its exit code is its answer, as a native command's is. <see cref="CommandStatus.Skipped"/> was never tried
+    /// (the error limit said so) and is not an error of its own.
+    /// </summary>
+    public static bool IsUnreachable(CommandStatus status) =>
+        status is CommandStatus.Offline or CommandStatus.TimedOut or CommandStatus.Denied or CommandStatus.RateLimited or CommandStatus.Error;
+}

@@ -76,17 +76,47 @@ public static class FleetTargets
         return targets;
     }
 
-    /// <summary>Resolves a selection against the registry (see <see cref="TargetSelection"/>).</summary>
+    /// <summary>
+    /// The targets an operator named, by the one rule every surface follows (the cmdlets, the eph-server verbs and
+    /// the MCP tools): when any literal name matches no client the whole operation is refused before anything runs
+    /// — a typo must not run a command on fewer machines than intended — and the refusal names every unknown name.
+    /// A wildcard that matches nothing is not an error. The whole fleet is never a default: it takes
+    /// <see cref="TargetSelection.All"/>.
+    /// </summary>
+    /// <exception cref="UnknownClientsException">Some literal name matched no client; nothing may run.</exception>
+    /// <exception cref="ArgumentException">The selection names no client, no tag and not All.</exception>
+    public static IReadOnlyList<FleetTarget> ResolveOrRefuse(IFleetRegistry registry, TargetSelection selection)
+    {
+        var resolution = Resolve(registry, selection);
+        if (resolution.NotFound.Count > 0)
+        {
+            throw new UnknownClientsException(resolution.NotFound);
+        }
+
+        return resolution.Targets;
+    }
+
+    /// <summary>
+    /// Resolves a selection against the registry (see <see cref="TargetSelection"/>); the literal names that match
+    /// nothing are returned, not refused (<see cref="ResolveOrRefuse"/> is the rule for acting on them).
+    /// </summary>
+    /// <exception cref="ArgumentException">The selection names no client, no tag and not All.</exception>
     public static TargetResolution Resolve(IFleetRegistry registry, TargetSelection selection)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(selection);
+        if (!selection.All && selection.Clients.Count == 0 && selection.Tags.Count == 0)
+        {
+            // An empty selection is a caller's bug (an empty pipeline, a forgotten option), never "every client".
+            throw new ArgumentException("the selection names no client and no tag; the whole fleet takes All", nameof(selection));
+        }
+
         var clients = registry.QueryClients(new ClientQuery
         {
             Tags = selection.Tags.Count > 0 ? selection.Tags : null,
         });
 
-        if (selection.All || selection.Clients.Count == 0)
+        if (selection.Clients.Count == 0)
         {
             return new TargetResolution(FromClients(registry, clients), []);
         }
@@ -123,5 +153,44 @@ public static class FleetTargets
         {
             Policy = new EtPhoneHome.Protocol.ServerPolicy { AllowedPaths = client.AllowedPaths?.ToArray() },
         };
+    }
+}
+
+/// <summary>
+/// Names an operator gave that match no client. The operation was refused as a whole: nothing ran on any client.
+/// </summary>
+public sealed class UnknownClientsException : Exception
+{
+    public UnknownClientsException(IReadOnlyList<string> names)
+        : base(Describe(names))
+    {
+        Names = names;
+    }
+
+    public UnknownClientsException()
+        : this([])
+    {
+    }
+
+    public UnknownClientsException(string message)
+        : base(message)
+    {
+        Names = [];
+    }
+
+    public UnknownClientsException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+        Names = [];
+    }
+
+    /// <summary>Every literal name that matched no client, as given.</summary>
+    public IReadOnlyList<string> Names { get; }
+
+    /// <summary>"no client named 'ghost', 'web-1'; nothing was run".</summary>
+    public static string Describe(IReadOnlyList<string> names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        return $"no client named {string.Join(", ", names.Select(n => $"'{n}'"))}; nothing was run";
     }
 }

@@ -39,8 +39,11 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
     /// <summary>Default limits and the mode fallback (the registry's <c>rate_limit_mode</c> setting wins).</summary>
     public RateLimitPolicy RateLimits { get; init; } = new();
 
-    /// <summary>Where rate-limit warnings go (warn mode); stderr by default.</summary>
-    public Action<string> Warning { get; init; } = line => Console.Error.WriteLine($"eph: warning: {line}");
+    /// <summary>
+    /// Where rate-limit warnings go (warn mode). Core never writes to the console: each surface supplies its sink
+    /// (the cmdlets WriteWarning, the CLI stderr, the MCP server its log); without one they are dropped.
+    /// </summary>
+    public Action<string> Warning { get; init; } = _ => { };
 
     /// <summary>
     /// Starts an operation on a client (null: a server-side operation such as an exchange listing, which no

@@ -114,7 +114,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
     public Task<CallToolResult> RunFleetCommand(
         [Description("Shell command line to run on every target (1-10000 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
         [Description("Run on clients that have ALL of these tags. Give tags or client_ids, not both.")] string[]? tags = null,
-        [Description("Run on these clients (uuids or display names, * and ? wildcards allowed). Give tags or client_ids, not both.")] string[]? client_ids = null,
+        [Description("Run on these clients (uuids or display names, * and ? wildcards allowed). Give tags or client_ids, not both. If any name matches no client, nothing runs anywhere and the error lists every unknown name.")] string[]? client_ids = null,
         [Description("Most clients running the command at once (1-1024, default 32).")][Range(ToolArguments.MinThrottle, ToolArguments.MaxThrottle)] int? throttle = null,
         [Description("Per-client timeout in seconds (1-3600, default 300).")][Range(ToolArguments.MinTimeout, ToolArguments.MaxTimeout)] int? timeout = null,
         [Description("Stop launching new clients after this many have not succeeded (1-10000); the rest are reported as skipped. Unlimited when omitted.")][Range(1, ToolArguments.MaxFleetTargets)] int? max_errors = null,
@@ -131,35 +131,37 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
                 throw ToolFailure.Invalid("tags", "give exactly one of tags or client_ids");
             }
 
-            var resolution = FleetTargets.Resolve(fleet.Registry, new TargetSelection
+            IReadOnlyList<FleetTarget> targets;
+            try
             {
-                Tags = hasTags ? tags! : [],
-                Clients = hasClients ? client_ids!.Select(c => c.Trim()).ToList() : [],
-            });
-            if (resolution.NotFound.Count > 0)
+                targets = FleetTargets.ResolveOrRefuse(fleet.Registry, new TargetSelection
+                {
+                    Tags = hasTags ? tags! : [],
+                    Clients = hasClients ? client_ids!.Select(c => c.Trim()).ToList() : [],
+                });
+            }
+            catch (UnknownClientsException ex)
             {
-                // Refuse before running anything: a typo must not run the command on fewer machines than meant.
-                throw new ToolFailure(ToolErrorCodes.ClientNotFound,
-                    $"no client named {string.Join(", ", resolution.NotFound.Select(n => $"'{n}'"))}; nothing was run",
+                throw new ToolFailure(ToolErrorCodes.ClientNotFound, ex.Message,
                     "Fix client_ids (see available_clients, list_clients or find_client) and call again.",
-                    new Dictionary<string, object?> { ["not_found"] = resolution.NotFound, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry) });
+                    new Dictionary<string, object?> { ["not_found"] = ex.Names, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry) });
             }
 
-            if (resolution.Targets.Count == 0)
+            if (targets.Count == 0)
             {
                 throw ToolFailure.Invalid(hasTags ? "tags" : "client_ids", "the selection matches no client; nothing was run");
             }
 
-            if (resolution.Targets.Count > ToolArguments.MaxFleetTargets)
+            if (targets.Count > ToolArguments.MaxFleetTargets)
             {
-                throw ToolFailure.Invalid(hasTags ? "tags" : "client_ids", $"the selection matches {resolution.Targets.Count} clients; at most {ToolArguments.MaxFleetTargets} per call");
+                throw ToolFailure.Invalid(hasTags ? "tags" : "client_ids", $"the selection matches {targets.Count} clients; at most {ToolArguments.MaxFleetTargets} per call");
             }
 
-            var perTarget = Math.Clamp(FleetAnswerBudgetBytes / resolution.Targets.Count / 2, 128, fleet.Settings.MaxFleetOutputBytesPerTarget);
+            var perTarget = Math.Clamp(FleetAnswerBudgetBytes / targets.Count / 2, 128, fleet.Settings.MaxFleetOutputBytesPerTarget);
             var options = new FleetOptions { ThrottleLimit = limit, MaxErrors = errors is { } e ? ErrorLimit.Count(e) : null };
             var summary = new FleetSummary();
-            var results = new List<object>(resolution.Targets.Count);
-            await foreach (var r in new FleetExecutor(fleet.Transport).RunAsync(resolution.Targets, request, options, cancellationToken).ConfigureAwait(false))
+            var results = new List<object>(targets.Count);
+            await foreach (var r in new FleetExecutor(fleet.Transport).RunAsync(targets, request, options, cancellationToken).ConfigureAwait(false))
             {
                 summary.Add(r);
                 var stdout = OutputBudget.Apply(r.Stdout, perTarget);

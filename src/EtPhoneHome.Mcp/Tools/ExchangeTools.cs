@@ -241,6 +241,13 @@ public sealed class ExchangeTools(McpFleet fleet)
                 "Check the R2 credentials and bucket (ETPHONEHOME_R2_*) and that the endpoint is reachable, then try again.",
                 storage.ErrorCode is { } code ? new Dictionary<string, object?> { ["storage_error"] = code } : null);
         }
+        catch (LocalFileException local)
+        {
+            // The message names a server path the caller gave (local_path); it says nothing of the exchange's secrets.
+            throw new ToolFailure(ToolErrorCodes.FileError, local.Message,
+                "Create the directory (or free space, or fix its permissions) on the server, then call again.",
+                new Dictionary<string, object?> { ["local_path"] = local.Path });
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or HttpRequestException)
         {
             fleet.Logger.LogWarning(ex, "exchange {What} failed", what);

@@ -17,7 +17,7 @@ internal static class ExchangeVerbs
 {
     /// <summary>Creates the exchange client (history through the registry); tests replace it.</summary>
     public static Func<IFleetRegistry, ExchangeClient> CreateClient { get; set; } =
-        registry => ExchangeClient.FromEnvironment(new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.Cli)));
+        registry => ExchangeClient.FromEnvironment(OperatorVerbs.CliGuard(registry));
 
     public static void Register(RootCommand root)
     {
@@ -248,7 +248,7 @@ internal static class ExchangeVerbs
             return OperatorVerbs.UsageError;
         }
         catch (Exception ex) when (ex is ArgumentException or ExchangeException or ExchangeHostNotAllowedException or ChecksumMismatchException
-            or HttpTransferException or IOException or UnauthorizedAccessException or InvalidOperationException or RegistryNotFoundException or UriFormatException)
+            or HttpTransferException or LocalFileException or IOException or UnauthorizedAccessException or InvalidOperationException or RegistryNotFoundException or UriFormatException)
         {
             await error.WriteLineAsync($"eph-server exchange {verb}: {ex.Message}").ConfigureAwait(false);
             return ex is ArgumentException or UriFormatException ? OperatorVerbs.UsageError : 1;

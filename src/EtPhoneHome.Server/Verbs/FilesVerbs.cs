@@ -24,7 +24,7 @@ internal static class FilesVerbs
     public static Func<IFleetRegistry, FileTransferClient> CreateTransfers { get; set; } =
         registry => new FileTransferClient { Guard = Guard(registry) };
 
-    private static OperationGuard Guard(IFleetRegistry registry) => new(registry, OperatorContext.ForSurface(Surfaces.Cli));
+    private static OperationGuard Guard(IFleetRegistry registry) => OperatorVerbs.CliGuard(registry);
 
     public static void Register(RootCommand root)
     {
@@ -236,20 +236,24 @@ internal static class FilesVerbs
         try
         {
             using var registry = OperatorVerbs.OpenRegistry(DataDirectory.Resolve(pr.GetValue(t.Data)));
-            var resolution = FleetTargets.Resolve(registry, t.Selection(pr));
-            if (resolution.NotFound.Count > 0)
+            IReadOnlyList<FleetTarget> targets;
+            try
             {
-                await error.WriteLineAsync($"eph-server {verb}: no client named {string.Join(", ", resolution.NotFound.Select(n => $"'{n}'"))}; nothing was done").ConfigureAwait(false);
+                targets = FleetTargets.ResolveOrRefuse(registry, t.Selection(pr));
+            }
+            catch (UnknownClientsException ex)
+            {
+                await error.WriteLineAsync($"eph-server {verb}: {ex.Message}").ConfigureAwait(false);
                 return OperatorVerbs.UsageError;
             }
 
-            if (resolution.Targets.Count == 0)
+            if (targets.Count == 0)
             {
                 await error.WriteLineAsync($"eph-server {verb}: the selection matches no client; nothing was done").ConfigureAwait(false);
                 return OperatorVerbs.UsageError;
             }
 
-            return await body(registry, resolution.Targets, output).ConfigureAwait(false);
+            return await body(registry, targets, output).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException or UnauthorizedAccessException)
         {

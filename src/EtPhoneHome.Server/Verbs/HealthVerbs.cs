@@ -17,7 +17,7 @@ internal static class HealthVerbs
 {
     /// <summary>The metrics source the verbs use; tests replace it.</summary>
     public static Func<IFleetRegistry, IMetricsSource> CreateSource { get; set; } =
-        registry => new MetricsClient { Guard = new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.Cli)) };
+        registry => new MetricsClient { Guard = OperatorVerbs.CliGuard(registry) };
 
     public static void Register(RootCommand root)
     {
@@ -140,21 +140,25 @@ internal static class HealthVerbs
     internal static async Task<int> MetricsAsync(IFleetRegistry registry, TargetSelection selection, bool summary, FleetMetricsOptions options, bool json,
         FleetMetrics metrics, TextWriter output, TextWriter error, CancellationToken ct)
     {
-        var resolution = FleetTargets.Resolve(registry, selection);
-        if (resolution.NotFound.Count > 0)
+        IReadOnlyList<FleetTarget> targets;
+        try
         {
-            await error.WriteLineAsync($"eph-server metrics: no client named {string.Join(", ", resolution.NotFound.Select(n => $"'{n}'"))}; nothing was asked").ConfigureAwait(false);
+            targets = FleetTargets.ResolveOrRefuse(registry, selection);
+        }
+        catch (UnknownClientsException ex)
+        {
+            await error.WriteLineAsync($"eph-server metrics: {ex.Message}").ConfigureAwait(false);
             return OperatorVerbs.UsageError;
         }
 
-        if (resolution.Targets.Count == 0)
+        if (targets.Count == 0)
         {
             await error.WriteLineAsync("eph-server metrics: the selection matches no client").ConfigureAwait(false);
             return OperatorVerbs.UsageError;
         }
 
         var rows = new List<ClientMetricsResult>();
-        await foreach (var result in metrics.CollectAsync(resolution.Targets, summary, options, ct).ConfigureAwait(false))
+        await foreach (var result in metrics.CollectAsync(targets, summary, options, ct).ConfigureAwait(false))
         {
             rows.Add(result);
             if (json)

@@ -19,9 +19,13 @@ internal static class OperatorVerbs
     /// </summary>
     public static Func<DataDirectory, IFleetRegistry> OpenRegistry { get; set; } = dir => EphConfiguration.OpenRegistry(dir);
 
+    /// <summary>The operation guard of the CLI: surface cli, rate-limit warnings on stderr.</summary>
+    internal static OperationGuard CliGuard(IFleetRegistry registry) =>
+        new(registry, OperatorContext.ForSurface(Surfaces.Cli)) { Warning = line => Console.Error.WriteLine($"eph-server: warning: {line}") };
+
     /// <summary>The transport exec uses; tests replace it.</summary>
     public static Func<IFleetRegistry, ICommandTransport> CreateTransport { get; set; } =
-        registry => new TunnelCommandTransport { Guard = new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.Cli)) };
+        registry => new TunnelCommandTransport { Guard = OperatorVerbs.CliGuard(registry) };
 
     public static void Register(RootCommand root)
     {
@@ -66,7 +70,7 @@ internal static class OperatorVerbs
         var data = DataOption();
         var json = JsonOption();
         var all = new Option<bool>("--all") { Description = "Every registered client." };
-        var client = new Option<string[]>("--client") { Description = "A client uuid or display name (wildcards * and ?); repeat for more.", AllowMultipleArgumentsPerToken = false };
+        var client = new Option<string[]>("--client") { Description = "A client uuid or display name (wildcards * and ?); repeat for more. Any name that matches no client refuses the whole run.", AllowMultipleArgumentsPerToken = false };
         var tag = new Option<string[]>("--tag") { Description = "Clients carrying this tag (repeat: all must match).", AllowMultipleArgumentsPerToken = false };
         var throttle = new Option<int>("--throttle") { Description = "Most clients running at once (1–1024).", DefaultValueFactory = _ => FleetOptions.DefaultThrottleLimit };
         var timeout = new Option<int>("--timeout") { Description = $"Per-client command timeout in seconds ({CommandLimits.MinTimeoutSeconds}–{CommandLimits.MaxTimeoutSeconds}).", DefaultValueFactory = _ => CommandLimits.DefaultTimeoutSeconds };
@@ -268,15 +272,18 @@ internal static class OperatorVerbs
     /// <summary>Runs exec; returns 0 when every target succeeded, 1 when any did not, 2 for an unknown client.</summary>
     internal static async Task<int> ExecAsync(IFleetRegistry registry, ExecRequest request, FleetExecutor executor, TextWriter output, TextWriter error, CancellationToken ct)
     {
-        var resolution = FleetTargets.Resolve(registry, request.Selection);
-        if (resolution.NotFound.Count > 0)
+        IReadOnlyList<FleetTarget> targets;
+        try
         {
-            // Refuse before running anything: a typo must not run a command on fewer machines than intended.
-            await error.WriteLineAsync($"eph-server exec: no client named {string.Join(", ", resolution.NotFound.Select(n => $"'{n}'"))}; nothing was run").ConfigureAwait(false);
+            targets = FleetTargets.ResolveOrRefuse(registry, request.Selection);
+        }
+        catch (UnknownClientsException ex)
+        {
+            await error.WriteLineAsync($"eph-server exec: {ex.Message}").ConfigureAwait(false);
             return UsageError;
         }
 
-        if (resolution.Targets.Count == 0)
+        if (targets.Count == 0)
         {
             await error.WriteLineAsync("eph-server exec: the selection matches no client; nothing was run").ConfigureAwait(false);
             return UsageError;
@@ -293,7 +300,7 @@ internal static class OperatorVerbs
         };
         var options = new FleetOptions { ThrottleLimit = request.ThrottleLimit, MaxErrors = request.MaxErrors };
         var summary = new FleetSummary();
-        await foreach (var result in executor.RunAsync(resolution.Targets, parameters, options, ct).ConfigureAwait(false))
+        await foreach (var result in executor.RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
         {
             summary.Add(result);
             await output.WriteAsync(request.Json ? OperatorRows.JsonLine(ExecRow.From(result)) + Environment.NewLine : TextBlock(result)).ConfigureAwait(false);

@@ -31,8 +31,10 @@ public sealed class FileCmdletMetadataTests
             Assert.Equal((int)ConfirmImpact.Medium, Named(cmdlet, "ConfirmImpact"));
         }
 
-        Assert.Equal(true, Named(Assert.Single(Params(type, "InputObject")), "ValueFromPipeline"));
-        Assert.Equal(true, Named(Assert.Single(Params(type, "ClientId")), "ValueFromPipelineByPropertyName"));
+        Assert.All(Params(type, "InputObject"), p => Assert.Equal(true, Named(p, "ValueFromPipeline")));
+        Assert.All(Params(type, "ClientId"), p => Assert.Equal(true, Named(p, "ValueFromPipelineByPropertyName")));
+        Assert.NotEmpty(Params(type, "ClientId"));
+        Assert.All(Params(type, "All"), p => Assert.Equal(true, Named(p, "Mandatory"))); // -All is its own set
         var aliases = type.GetProperty("ClientId")!.GetCustomAttributesData().Single(d => d.AttributeType == typeof(AliasAttribute));
         Assert.Equal(["Uuid", "Id"], ((IEnumerable<CustomAttributeTypedArgument>)aliases.ConstructorArguments[0].Value!).Select(a => a.Value));
         var path = Assert.Single(Params(type, "Path"));
@@ -42,18 +44,19 @@ public sealed class FileCmdletMetadataTests
     [Fact]
     public void CopyEphFile_HasOneSetPerDirection()
     {
-        var to = Assert.Single(Params(typeof(CopyEphFileCommand), "ToClient"));
-        var from = Assert.Single(Params(typeof(CopyEphFileCommand), "FromClient"));
-        Assert.Equal((CopyEphFileCommand.ToClientSet, true), (Named(to, "ParameterSetName"), Named(to, "Mandatory")));
-        Assert.Equal((CopyEphFileCommand.FromClientSet, true), (Named(from, "ParameterSetName"), Named(from, "Mandatory")));
+        var to = Params(typeof(CopyEphFileCommand), "ToClient").ToList();
+        var from = Params(typeof(CopyEphFileCommand), "FromClient").ToList();
+        Assert.Equal([CopyEphFileCommand.ToClientSet, CopyEphFileCommand.ToClientAllSet], to.Select(p => Named(p, "ParameterSetName")));
+        Assert.Equal([CopyEphFileCommand.FromClientSet, CopyEphFileCommand.FromClientAllSet], from.Select(p => Named(p, "ParameterSetName")));
+        Assert.All(to.Concat(from), p => Assert.Equal(true, Named(p, "Mandatory")));
         Assert.Equal(CopyEphFileCommand.ToClientSet, Named(Cmdlet(typeof(CopyEphFileCommand)), "DefaultParameterSetName"));
     }
 
     [Fact]
     public void SetEphFileContent_TextAndBytesAreSeparateSets()
     {
-        Assert.Equal(SetEphFileContentCommand.TextSet, Named(Assert.Single(Params(typeof(SetEphFileContentCommand), "Value")), "ParameterSetName"));
-        Assert.Equal(SetEphFileContentCommand.BytesSet, Named(Assert.Single(Params(typeof(SetEphFileContentCommand), "ByteValue")), "ParameterSetName"));
+        Assert.Equal([SetEphFileContentCommand.TextSet, SetEphFileContentCommand.TextAllSet], Params(typeof(SetEphFileContentCommand), "Value").Select(p => Named(p, "ParameterSetName")));
+        Assert.Equal([SetEphFileContentCommand.BytesSet, SetEphFileContentCommand.BytesAllSet], Params(typeof(SetEphFileContentCommand), "ByteValue").Select(p => Named(p, "ParameterSetName")));
     }
 
     [Fact]

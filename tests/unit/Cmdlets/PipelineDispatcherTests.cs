@@ -77,6 +77,36 @@ public sealed class PipelineDispatcherTests
     }
 
     [Fact]
+    public async Task FailingCallback_WhileTheWorkAwaitsAnotherCallback_DoesNotHang()
+    {
+        // -ErrorAction Stop: WriteError throws on the pipeline thread while the worker already waits for a
+        // ShouldProcess answer queued behind it. The queued question must be cancelled, not left unanswered.
+        using var cts = new CancellationTokenSource();
+        var asked = new ManualResetEventSlim();
+        var run = Task.Factory.StartNew(() =>
+        {
+            // Created on its own dedicated thread, as PowerShell's pipeline thread is: no pool thread is "it".
+            var dispatcher = new PipelineDispatcher();
+            return Assert.Throws<TimeZoneNotFoundException>(() => dispatcher.Run(async ct =>
+        {
+            await Task.Yield();
+            dispatcher.Post(() =>
+            {
+                Assert.True(asked.Wait(TimeSpan.FromSeconds(10)));
+                throw new TimeZoneNotFoundException("error action stop");
+            });
+            var answer = dispatcher.InvokeAsync(() => true);
+            asked.Set();
+            await answer;
+        }, cts));
+        }, TaskCreationOptions.LongRunning);
+
+        var finished = await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(30)));
+        Assert.Same(run, finished);
+        await run;
+    }
+
+    [Fact]
     public async Task Cancellation_ReachesTheWork()
     {
         var dispatcher = new PipelineDispatcher();

@@ -111,6 +111,45 @@ public sealed class ExchangeClientTests(S3ServersFixture s3) : IClassFixture<S3S
     }
 
     [Fact]
+    public async Task Download_IntoADirectoryThatDoesNotExist_FailsAtOnce_NamingThePath_WithoutDownloading()
+    {
+        var source = NewFile("local.bin", 10_000);
+        using var uploader = Client(s3.Strict);
+        var upload = await uploader.UploadAsync(source);
+        await using var proxy = new CuttingProxy(s3.Strict.Port, cutFirstAfterBytes: long.MaxValue);
+        using var http = proxy.CreateHttpClient();
+        using var client = Client(s3.Strict, http: http);
+        var missing = Path.Combine(_work.FullName, "not-yet", "deeper");
+
+        var ex = await Record.ExceptionAsync(() => client.DownloadUrlAsync(upload.DownloadUrl, Path.Combine(missing, "local.out")));
+
+        Assert.NotNull(ex);
+        Assert.IsNotType<HttpTransferException>(ex); // a local fault, not a connection that "broke 6 times"
+        Assert.Equal(missing, Assert.IsType<LocalFileException>(ex).Path);
+        Assert.Contains(missing, ex.Message, StringComparison.Ordinal);
+        Assert.Equal(0, proxy.Connections); // checked before anything was downloaded
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
+    public async Task Download_UnderAFile_FailsAtOnce_NamingThePath_WithoutDownloading()
+    {
+        var source = NewFile("under.bin", 10_000);
+        using var uploader = Client(s3.Strict);
+        var upload = await uploader.UploadAsync(source);
+        await using var proxy = new CuttingProxy(s3.Strict.Port, cutFirstAfterBytes: long.MaxValue);
+        using var http = proxy.CreateHttpClient();
+        using var client = Client(s3.Strict, http: http);
+
+        var ex = await Record.ExceptionAsync(() => client.DownloadUrlAsync(upload.DownloadUrl, Path.Combine(source, "x.out")));
+
+        Assert.NotNull(ex);
+        Assert.IsType<LocalFileException>(ex);
+        Assert.Contains(source, ex.Message, StringComparison.Ordinal);
+        Assert.Equal(0, proxy.Connections);
+    }
+
+    [Fact]
     public async Task Download_WrongExpectedSha_WritesNothing()
     {
         var source = NewFile("sha.bin", 10_000);

@@ -224,6 +224,20 @@ public sealed class McpToolBehaviourTests
         Assert.Equal("ghost", error.GetProperty("not_found")[0].GetString());
     }
 
+    [Fact]
+    public async Task RunFleetCommand_SeveralUnknownClientNames_RunsNothing_AndNamesEveryOne_WithTheSharedRule()
+    {
+        var (registry, transport) = Fleet();
+        await using var harness = new McpHarness(registry, transport);
+        var client = await harness.ConnectAsync();
+
+        var error = (await client.CallAsync("run_fleet_command", new { cmd = "reboot", client_ids = new[] { "web-01", "web-2", "ghost" } })).Error("CLIENT_NOT_FOUND");
+
+        Assert.Equal(0, transport.Calls);
+        Assert.Equal(["web-2", "ghost"], error.GetProperty("not_found").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(UnknownClientsException.Describe(["web-2", "ghost"]), error.GetProperty("message").GetString());
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(1025)]

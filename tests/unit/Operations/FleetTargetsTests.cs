@@ -36,6 +36,41 @@ public sealed class FleetTargetsTests
     }
 
     [Fact]
+    public void ResolveOrRefuse_AnyUnknownName_RefusesTheWholeSelection_NamingEveryUnknownName()
+    {
+        var registry = new FakeFleetRegistry();
+        registry.AddClient("u1", "web-01", true, 40001);
+        registry.AddClient("u2", "web-02", true, 40002);
+
+        var ex = Assert.Throws<UnknownClientsException>(() =>
+            FleetTargets.ResolveOrRefuse(registry, new TargetSelection { Clients = ["web-01", "web-2", "ghost"] }));
+
+        Assert.Equal(["web-2", "ghost"], ex.Names);
+        Assert.Equal("no client named 'web-2', 'ghost'; nothing was run", ex.Message);
+    }
+
+    [Fact]
+    public void ResolveOrRefuse_AWildcardThatMatchesNothing_IsNotAnError()
+    {
+        var registry = new FakeFleetRegistry();
+        registry.AddClient("u1", "web-01", true, 40001);
+
+        Assert.Empty(FleetTargets.ResolveOrRefuse(registry, new TargetSelection { Clients = ["db-*"] }));
+        Assert.Equal(["web-01"], FleetTargets.ResolveOrRefuse(registry, new TargetSelection { Clients = ["web-*", "db-*"] }).Select(t => t.DisplayName));
+    }
+
+    [Fact]
+    public void Resolve_AnEmptySelection_IsRefused_NeverTheWholeFleet()
+    {
+        var registry = new FakeFleetRegistry();
+        registry.AddClient("u1", "web-01", true, 40001);
+
+        Assert.Throws<ArgumentException>(() => FleetTargets.Resolve(registry, new TargetSelection()));
+        Assert.Throws<ArgumentException>(() => FleetTargets.ResolveOrRefuse(registry, new TargetSelection { Clients = [] }));
+        Assert.Equal(["web-01"], FleetTargets.ResolveOrRefuse(registry, new TargetSelection { All = true }).Select(t => t.DisplayName));
+    }
+
+    [Fact]
     public void RevokedOrMismatchedKey_IsDenied()
     {
         var registry = new FakeFleetRegistry();

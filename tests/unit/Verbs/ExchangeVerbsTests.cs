@@ -44,6 +44,22 @@ public sealed class ExchangeVerbsTests : IClassFixture<S3ServersFixture>, IDispo
     private List<JsonElement> Lines() => _out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
 
     [Fact]
+    public async Task Download_IntoAMissingDirectory_IsALocalError_NamingThePath_NotAConnectionError()
+    {
+        var file = Path.Combine(_work.FullName, "local.txt");
+        File.WriteAllText(file, "local error");
+        Assert.Equal(0, await Run("exchange", "upload", file, "--json"));
+        var transferId = Assert.Single(Lines()).GetProperty("transfer_id").GetString()!;
+        var missing = Path.Combine(_work.FullName, "no-such-dir");
+
+        Assert.Equal(1, await Run("exchange", "download", "--transfer-id", transferId, Path.Combine(missing, "out.txt")));
+
+        Assert.Contains(missing, _err.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("broke", _err.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
     public async Task UploadListDownloadDelete_WriteSnakeCaseJsonLines_AndDeleteTellsWhetherAnythingWasDeleted()
     {
         var file = Path.Combine(_work.FullName, "notes.txt");

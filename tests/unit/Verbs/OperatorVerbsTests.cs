@@ -200,6 +200,15 @@ public sealed class OperatorVerbsTests : IDisposable
         Assert.Equal(0, _transport.Calls);
     }
 
+    [Fact]
+    public async Task Exec_SeveralUnknownClients_RunsNothing_AndNamesEveryOne_WithTheSharedRule()
+    {
+        Assert.Equal(OperatorVerbs.UsageError, await RunAsync("exec", "--client", "web-01", "--client", "web-2", "--client", "ghost", "--", "reboot"));
+
+        Assert.Equal(0, _transport.Calls);
+        Assert.Contains("eph-server exec: " + UnknownClientsException.Describe(["web-2", "ghost"]), _err.ToString());
+    }
+
     [Theory]
     [InlineData("exec", "--", "id")]
     [InlineData("exec", "--all", "--tag", "web", "--", "id")]
