@@ -1,5 +1,6 @@
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome;
 
@@ -24,7 +25,8 @@ public sealed class EphClient
         KeyMismatch = client.KeyMismatch;
         AgentVersion = client.AgentVersion;
         AllowedPaths = client.AllowedPaths is null ? null : EphList.Of(client.AllowedPaths);
-        WebhookUrl = client.WebhookUrl;
+        // User info and query strings may carry a token: shown redacted, as in logs.
+        WebhookUrl = client.WebhookUrl is { } webhook ? WebhookConfiguration.Redact(webhook) : null;
         RateLimitRpm = client.RateLimitRpm;
         RateLimitConcurrent = client.RateLimitConcurrent;
         ConnectionCount = client.ConnectionCount;

@@ -135,6 +135,12 @@ public sealed class McpIntegrationTests(SandboxFixture fixture) : IClassFixture<
             Assert.Contains("needs an API key", refusedMcp.Stderr);
         }
 
+        // Only init creates a registry: the hub refuses a data directory that was never initialised.
+        var notInitialised = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable, ["run", "--data", data, "--gate-path", Env.GatePath]);
+        Assert.Equal(2, notInitialised.ExitCode);
+        Assert.Contains("eph-server init", notInitialised.Stderr);
+        Assert.Equal(0, (await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable, ["init", "--data", data])).ExitCode);
+
         var port = FreePort();
         await using var hub = ManagedProcess.Start("hub-http", Env.ServerExecutable,
             ["run", "--data", data, "--gate-path", Env.GatePath, "--http", $"127.0.0.1:{port}", "--api-key-file", WriteKeyFile()],

@@ -67,17 +67,23 @@ public static class ClientHistory
         if (t.Length >= 2 && char.IsAsciiLetter(t[^1])
             && long.TryParse(t.AsSpan(0, t.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var amount))
         {
-            TimeSpan? age = char.ToLowerInvariant(t[^1]) switch
+            double? seconds = char.ToLowerInvariant(t[^1]) switch
             {
-                's' => TimeSpan.FromSeconds(amount),
-                'm' => TimeSpan.FromMinutes(amount),
-                'h' => TimeSpan.FromHours(amount),
-                'd' => TimeSpan.FromDays(amount),
+                's' => amount,
+                'm' => amount * 60.0,
+                'h' => amount * 3600.0,
+                'd' => amount * 86400.0,
                 _ => null,
             };
-            if (age is { } a)
+            if (seconds is { } s)
             {
-                return now - a;
+                // An age past the calendar's start (99999999999d) is a mistake to name, not an overflow to crash on.
+                if (s > (now - DateTimeOffset.MinValue).TotalSeconds - 1)
+                {
+                    throw new FormatException($"'{text}' reaches back before year 1; use a smaller age or an ISO-8601 time");
+                }
+
+                return now - TimeSpan.FromSeconds(s);
             }
         }
 

@@ -206,6 +206,12 @@ public sealed partial class SqliteRegistry
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 
+    /// <summary>Absolute on the client, whatever its OS: /path, C:\path or C:/path, or \\server\share.</summary>
+    internal static bool IsAbsoluteOnAnyPlatform(string path) =>
+        path.StartsWith('/')
+        || path.StartsWith(@"\\", StringComparison.Ordinal)
+        || (path.Length >= 3 && char.IsAsciiLetter(path[0]) && path[1] == ':' && path[2] is '\\' or '/');
+
     /// <summary>Limits beyond the basic ones of Validate; each message names the field and the limit.</summary>
     private static void ValidateLimits(ClientUpdate u)
     {
@@ -237,6 +243,12 @@ public sealed partial class SqliteRegistry
             if (paths.FirstOrDefault(p => p.Length > MaxPathLength) is { } tooLong)
             {
                 throw new RegistryValidationException("allowed_paths", $"each allowed path must be at most {MaxPathLength} characters (got {tooLong.Length})");
+            }
+
+            // A relative path is relative to nothing the agent knows: accepted, it would deny everything.
+            if (paths.FirstOrDefault(p => !IsAbsoluteOnAnyPlatform(p)) is { } relative)
+            {
+                throw new RegistryValidationException("allowed_paths", $"allowed paths must be absolute (/srv/app, or C:\\Data on Windows clients); got '{relative}'");
             }
         }
 

@@ -61,7 +61,7 @@ public static class WebhookAdministration
         var deliveryId = Guid.NewGuid().ToString();
         var body = WebhookEvents.Envelope(WebhookEvents.Test, DateTimeOffset.UtcNow, deliveryId, client?.Uuid, client?.DisplayName, client?.Hostname,
             new JsonObject { ["message"] = "test delivery from EtPhoneHome", ["sent_by"] = actor });
-        using var sender = new WebhookSender(timeout ?? new WebhookOptions().RequestTimeout, handler: handler);
+        using var sender = new WebhookSender(timeout ?? new WebhookOptions().RequestTimeout, handler: handler, allowLinkLocal: WebhookOptions.AllowLinkLocalFrom());
         var result = await sender.SendAsync(target, secret, WebhookEvents.Test, deliveryId, body, ct).ConfigureAwait(false);
         return new WebhookTestResult
         {

@@ -42,7 +42,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
         _log = log ?? (line => Console.Error.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} eph-webhooks: {line}"));
         _time = time ?? TimeProvider.System;
         _environment = environment;
-        _sender = new WebhookSender(_options.RequestTimeout, _time, handler);
+        _sender = new WebhookSender(_options.RequestTimeout, _time, handler, _options.AllowLinkLocal);
     }
 
     /// <summary>Starts the background loop.</summary>

@@ -9,6 +9,10 @@ public sealed record WebhookOptions
     public const string BackoffVariable = "ETPHONEHOME_WEBHOOK_BACKOFF_S";
     public const string MaxBackoffVariable = "ETPHONEHOME_WEBHOOK_BACKOFF_MAX_S";
     public const string TimeoutVariable = "ETPHONEHOME_WEBHOOK_TIMEOUT_S";
+    public const string AllowLinkLocalVariable = "ETPHONEHOME_WEBHOOK_ALLOW_LINK_LOCAL";
+
+    /// <summary>Deliver to link-local and cloud metadata addresses too (off unless the variable is 1 or true).</summary>
+    public bool AllowLinkLocal { get; init; }
 
     /// <summary>Attempts per event before it is marked failed (1–100).</summary>
     public int MaxAttempts { get; init; } = 10;
@@ -50,11 +54,18 @@ public sealed record WebhookOptions
         return TimeSpan.FromMilliseconds(Math.Min(ms, MaxBackoff.TotalMilliseconds));
     }
 
+    /// <summary>True when $ETPHONEHOME_WEBHOOK_ALLOW_LINK_LOCAL is 1, true or yes.</summary>
+    public static bool AllowLinkLocalFrom(Func<string, string?>? environment = null) =>
+        (environment ?? Environment.GetEnvironmentVariable)(AllowLinkLocalVariable)?.Trim().ToLowerInvariant() is "1" or "true" or "yes";
+
     /// <summary>Defaults overridden by the ETPHONEHOME_WEBHOOK_* variables; a bad value names the variable and its range.</summary>
     public static WebhookOptions FromEnvironment(Func<string, string?>? environment = null)
     {
         environment ??= Environment.GetEnvironmentVariable;
-        var options = new WebhookOptions();
+        var options = new WebhookOptions
+        {
+            AllowLinkLocal = AllowLinkLocalFrom(environment),
+        };
         if (Read(environment, MaxAttemptsVariable, 1, 100) is { } attempts)
         {
             options = options with { MaxAttempts = (int)attempts };

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
@@ -20,7 +22,7 @@ public sealed class WebhookSender : IDisposable
     private readonly TimeSpan _timeout;
     private readonly TimeProvider _time;
 
-    public WebhookSender(TimeSpan timeout, TimeProvider? time = null, HttpMessageHandler? handler = null)
+    public WebhookSender(TimeSpan timeout, TimeProvider? time = null, HttpMessageHandler? handler = null, bool allowLinkLocal = false)
     {
         _timeout = timeout;
         _time = time ?? TimeProvider.System;
@@ -30,6 +32,9 @@ public sealed class WebhookSender : IDisposable
             ConnectTimeout = timeout,
             PooledConnectionLifetime = TimeSpan.FromMinutes(2),
             UseCookies = false,
+            // The address is checked where the connection is made, after DNS: a name that resolves (or is rebound) to a
+            // cloud metadata service never gets the signed events.
+            ConnectCallback = (context, ct) => ConnectAsync(context.DnsEndPoint, allowLinkLocal, ct),
         })
         {
             Timeout = Timeout.InfiniteTimeSpan,
@@ -75,4 +80,54 @@ public sealed class WebhookSender : IDisposable
     }
 
     public void Dispose() => _http.Dispose();
+
+    /// <summary>
+    /// Link-local addresses (169.254.0.0/16, fe80::/10) — where cloud metadata services answer (169.254.169.254,
+    /// fd00:ec2::254) — and the other metadata addresses: no webhook goes there unless the operator opted in.
+    /// </summary>
+    public static bool IsLinkLocalOrMetadata(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            var b = address.GetAddressBytes();
+            return (b[0] == 169 && b[1] == 254) || address.Equals(AlibabaMetadata);
+        }
+
+        return address.IsIPv6LinkLocal || address.Equals(AwsMetadataV6);
+    }
+
+    private static readonly IPAddress AlibabaMetadata = IPAddress.Parse("100.100.100.200");
+    private static readonly IPAddress AwsMetadataV6 = IPAddress.Parse("fd00:ec2::254");
+
+    private static async ValueTask<Stream> ConnectAsync(DnsEndPoint endPoint, bool allowLinkLocal, CancellationToken ct)
+    {
+        var addresses = IPAddress.TryParse(endPoint.Host, out var literal)
+            ? [literal]
+            : await Dns.GetHostAddressesAsync(endPoint.Host, ct).ConfigureAwait(false);
+        var usable = allowLinkLocal ? addresses : addresses.Where(a => !IsLinkLocalOrMetadata(a)).ToArray();
+        if (usable.Length == 0)
+        {
+            throw new HttpRequestException(
+                $"webhook destination {endPoint.Host} is a link-local or cloud metadata address ({string.Join(", ", addresses.Select(a => a.ToString()))}); "
+                + $"set {WebhookOptions.AllowLinkLocalVariable}=1 to allow it");
+        }
+
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(usable, endPoint.Port, ct).ConfigureAwait(false);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
 }

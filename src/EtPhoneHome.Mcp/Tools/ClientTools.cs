@@ -3,6 +3,7 @@ using System.ComponentModel.DataAnnotations;
 using EtPhoneHome.Core.Registry;
 using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
+using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Mcp.Tools;
 
@@ -164,7 +165,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
             return new
             {
                 configured = updated.Uuid,
-                webhook_url = updated.WebhookUrl,
+                webhook_url = updated.WebhookUrl is { } webhook ? WebhookConfiguration.Redact(webhook) : null,
                 rate_limit_rpm = updated.RateLimitRpm,
                 rate_limit_concurrent = updated.RateLimitConcurrent,
                 message = $"Configured {ClientResolver.Describe(updated)}",

@@ -1,5 +1,6 @@
 using System.Globalization;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Mcp.Tools;
 
@@ -44,7 +45,7 @@ public sealed record ClientDetails(
     bool Selected)
 {
     public static ClientDetails From(ClientRecord c, bool selected) => new(
-        c.Uuid, c.DisplayName, c.Purpose, c.Tags, c.Capabilities, c.AllowedPaths, c.WebhookUrl, c.RateLimitRpm, c.RateLimitConcurrent,
+        c.Uuid, c.DisplayName, c.Purpose, c.Tags, c.Capabilities, c.AllowedPaths, c.WebhookUrl is { } webhook ? WebhookConfiguration.Redact(webhook) : null, c.RateLimitRpm, c.RateLimitConcurrent,
         c.Hostname, c.Platform, c.Username, c.AgentVersion, c.KeyFingerprint, c.KeyMismatch, c.Online,
         Views.Time(c.FirstSeen), Views.Time(c.LastSeen), c.ConnectionCount, selected);
 }

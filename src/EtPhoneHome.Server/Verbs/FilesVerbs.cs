@@ -55,7 +55,11 @@ internal static class FilesVerbs
             command.Options.Add(Json);
             Throttle.Validators.Add(r =>
             {
-                var value = r.GetValueOrDefault<int>();
+                if (!OperatorVerbs.TryGetInt(r, out var value))
+                {
+                    return;
+                }
+
                 if (value is < 1 or > 1024)
                 {
                     r.AddError($"--throttle must be between 1 and 1024, got {value}");

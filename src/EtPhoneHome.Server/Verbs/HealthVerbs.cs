@@ -127,7 +127,11 @@ internal static class HealthVerbs
 
     private static void Range(OptionResult result, int min, int max)
     {
-        var value = result.GetValueOrDefault<int>();
+        if (!OperatorVerbs.TryGetInt(result, out var value))
+        {
+            return;
+        }
+
         if (value < min || value > max)
         {
             result.AddError($"{result.Option.Name} must be between {min} and {max}, got {value}");

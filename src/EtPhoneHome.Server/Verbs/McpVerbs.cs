@@ -70,7 +70,18 @@ internal static class McpVerbs
                 return OperatorVerbs.UsageError;
             }
 
-            using var registry = SqliteRegistry.Open(CommonOptions.ResolveData(parseResult, data));
+            IFleetRegistry registry;
+            try
+            {
+                registry = OperatorVerbs.OpenExistingRegistry(CommonOptions.ResolveData(parseResult, data));
+            }
+            catch (InvalidOperationException ex)
+            {
+                await error.WriteLineAsync($"eph-server mcp: {ex.Message}").ConfigureAwait(false);
+                return OperatorVerbs.UsageError;
+            }
+
+            using var registryLease = registry;
             await using var fleet = new McpFleet(registry, settings);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(

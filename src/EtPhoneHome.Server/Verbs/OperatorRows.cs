@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Server.Verbs;
 
@@ -66,7 +67,7 @@ internal sealed record ClientRow(
         OperatorRows.Time(client.FirstSeen),
         client.ConnectionCount,
         client.AllowedPaths,
-        client.WebhookUrl,
+        client.WebhookUrl is { } webhook ? WebhookConfiguration.Redact(webhook) : null,
         client.RateLimitRpm,
         client.RateLimitConcurrent,
         client.AgentVersion);

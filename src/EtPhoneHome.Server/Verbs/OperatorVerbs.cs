@@ -17,7 +17,23 @@ internal static class OperatorVerbs
     /// Opens the registry of a data directory. Defaults to <see cref="EphConfiguration.OpenRegistry"/>, where
     /// the SQLite registry is plugged in; tests replace it.
     /// </summary>
-    public static Func<DataDirectory, IFleetRegistry> OpenRegistry { get; set; } = dir => EphConfiguration.OpenRegistry(dir);
+    public static Func<DataDirectory, IFleetRegistry> OpenRegistry { get; set; } = OpenExistingRegistry;
+
+    /// <summary>
+    /// Opens the registry of an initialised data directory. Only <c>init</c> creates one: a mistyped --data must not
+    /// answer "No clients." from a new, empty registry.
+    /// </summary>
+    public static IFleetRegistry OpenExistingRegistry(DataDirectory dir)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        if (!File.Exists(dir.RegistryFile))
+        {
+            throw new InvalidOperationException(
+                $"no registry in {dir.Path} (is --data or ${DataDirectory.EnvironmentVariable} right?); eph-server init --data {dir.Path} creates one");
+        }
+
+        return EphConfiguration.OpenRegistry(dir);
+    }
 
     /// <summary>The operation guard of the CLI: surface cli, rate-limit warnings on stderr.</summary>
     internal static OperationGuard CliGuard(IFleetRegistry registry) =>
@@ -122,6 +138,14 @@ internal static class OperatorVerbs
         });
         cmd.SetAction(async (ParseResult pr, CancellationToken ct) =>
         {
+            if (UnknownOptionBeforeDoubleDash(pr, command) is { } unknown)
+            {
+                // `exec --all --tiemout 5 uptime` must not run "--tiemout 5 uptime" on the fleet.
+                await pr.InvocationConfiguration.Error.WriteLineAsync(
+                    $"eph-server exec: unknown option '{unknown}'; the remote command goes after --, e.g. eph-server exec --all -- uptime").ConfigureAwait(false);
+                return UsageError;
+            }
+
             var request = new ExecRequest
             {
                 Selection = new TargetSelection
@@ -160,6 +184,35 @@ internal static class OperatorVerbs
         return cmd;
     }
 
+    /// <summary>
+    /// The first word of the remote command that looks like an option of exec itself and came before "--" (a mistyped
+    /// option ends up there); null when there is none.
+    /// </summary>
+    internal static string? UnknownOptionBeforeDoubleDash(ParseResult pr, Argument<string[]> command)
+    {
+        var doubleDash = -1;
+        for (var i = 0; i < pr.Tokens.Count; i++)
+        {
+            if (pr.Tokens[i].Type == TokenType.DoubleDash)
+            {
+                doubleDash = i;
+                break;
+            }
+        }
+
+        var commandTokens = pr.GetResult(command)?.Tokens ?? [];
+        for (var i = 0; i < pr.Tokens.Count && (doubleDash < 0 || i < doubleDash); i++)
+        {
+            var token = pr.Tokens[i];
+            if (token.Value.StartsWith('-') && commandTokens.Contains(token))
+            {
+                return token.Value;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>NAME=VALUE pairs (validated by the option) as a dictionary; the last value of a repeated name wins.</summary>
     internal static Dictionary<string, string>? ParseEnvironment(string[]? items)
     {
@@ -180,10 +233,32 @@ internal static class OperatorVerbs
 
     private static void Range(OptionResult result, int min, int max)
     {
-        var value = result.GetValueOrDefault<int>();
+        if (!TryGetInt(result, out var value))
+        {
+            return;
+        }
+
         if (value < min || value > max)
         {
             result.AddError($"{result.Option.Name} must be between {min} and {max}, got {value}");
+        }
+    }
+
+    /// <summary>
+    /// The option's value, false when it did not convert (a number too large for an int, "abc"): the parser reports that
+    /// error itself, and a validator must not turn it into a crash.
+    /// </summary>
+    internal static bool TryGetInt(OptionResult result, out int value)
+    {
+        try
+        {
+            value = result.GetValueOrDefault<int>();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            value = 0;
+            return false;
         }
     }
 

@@ -34,7 +34,11 @@ internal static class WebhookVerbs
         var limit = new Option<int>("--limit") { Description = "Most rows, newest first (1–10000).", DefaultValueFactory = _ => 50 };
         limit.Validators.Add(r =>
         {
-            var value = r.GetValueOrDefault<int>();
+            if (!OperatorVerbs.TryGetInt(r, out var value))
+            {
+                return;
+            }
+
             if (value is < 1 or > 10_000)
             {
                 r.AddError($"--limit must be between 1 and 10000, got {value}");

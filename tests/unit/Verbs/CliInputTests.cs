@@ -1,0 +1,113 @@
+using System.CommandLine;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Server;
+using EtPhoneHome.Server.Verbs;
+using EtPhoneHome.Tests.Unit.Registry;
+using Xunit;
+
+namespace EtPhoneHome.Tests.Unit.Verbs;
+
+/// <summary>Bad input on the command line: a clear message and a usage exit code, never a stack trace or a surprise.</summary>
+[Collection(OperatorVerbsCollection.Name)]
+public sealed class CliInputTests : IDisposable
+{
+    private readonly TempData _data = new();
+    private readonly SqliteRegistry _registry;
+    private readonly StringWriter _out = new();
+    private readonly StringWriter _err = new();
+
+    public CliInputTests()
+    {
+        _registry = SqliteRegistry.Open(_data.Dir);
+        Keys.Admit(_registry, Keys.A, Keys.Identity(name: "web-01"));
+    }
+
+    public void Dispose()
+    {
+        _registry.Dispose();
+        _data.Dispose();
+    }
+
+    private async Task<int> RunAsync(params string[] args) =>
+        await Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+
+    [Theory]
+    [InlineData("exec", "--timeout", "99999999999", "--all", "--", "true")]
+    [InlineData("exec", "--throttle", "99999999999", "--all", "--", "true")]
+    [InlineData("history", "--since", "99999999999d")]
+    [InlineData("history", "--since", "9223372036854775807s")]
+    public async Task HugeNumbers_AreAUsageError_NotACrash(params string[] args)
+    {
+        var exit = await RunAsync([.. args, "--data", _data.Dir.Path]);
+
+        Assert.NotEqual(0, exit);
+        Assert.DoesNotContain("   at ", _err.ToString() + _out.ToString());
+        Assert.DoesNotContain("Unhandled exception", _err.ToString());
+    }
+
+    [Fact]
+    public async Task AMistypedDataDirectory_IsAnError_AndCreatesNothing()
+    {
+        var typo = _data.Dir.Path + "-typo";
+
+        var exit = await RunAsync("clients", "--data", typo);
+
+        Assert.Equal(1, exit);
+        Assert.Contains("no registry", _err.ToString());
+        Assert.Contains("eph-server init", _err.ToString());
+        Assert.False(Directory.Exists(typo));
+    }
+
+    [Theory]
+    [InlineData("--tiemout", "5", "uptime")]
+    [InlineData("uptime", "--bogus")]
+    public async Task AnUnknownOptionBeforeDoubleDash_IsRefused_AndNothingRuns(params string[] rest)
+    {
+        var exit = await RunAsync(["exec", "--data", _data.Dir.Path, "--all", .. rest]);
+
+        Assert.Equal(OperatorVerbs.UsageError, exit);
+        Assert.Contains("unknown option", _err.ToString());
+        Assert.DoesNotContain(_registry.QueryHistory(new HistoryQuery()), h => h.Operation == "run_command");
+    }
+
+    [Fact]
+    public async Task ARelativeAllowedPath_IsRefused_OnEverySurfaceThroughTheRegistry()
+    {
+        var exit = await RunAsync("set", "--data", _data.Dir.Path, "web-01", "--allowed-path", "srv/app");
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains("absolute", _err.ToString());
+        Assert.Null(_registry.QueryClients(new ClientQuery()).Single().AllowedPaths);
+        var uuid = _registry.QueryClients(new ClientQuery()).Single().Uuid;
+        Assert.Throws<RegistryValidationException>(() => _registry.UpdateClient(uuid, new ClientUpdate { AllowedPaths = ["relative"] }, "t"));
+        _registry.UpdateClient(uuid, new ClientUpdate { AllowedPaths = ["/srv/app", @"C:\Data", "D:/x", @"\\server\share"] }, "t");
+    }
+
+    [Fact]
+    public async Task Init_TightensAnExistingDataDirectoryTo0700()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        File.SetUnixFileMode(_data.Dir.Path, (UnixFileMode)Convert.ToInt32("755", 8));
+        var output = new StringWriter();
+
+        Assert.Equal(0, await HubVerbs.InitAsync(_data.Dir, output, CancellationToken.None));
+
+        Assert.Equal((UnixFileMode)Convert.ToInt32("700", 8), File.GetUnixFileMode(_data.Dir.Path));
+        Assert.Contains("tightened", output.ToString());
+    }
+
+    [Theory]
+    [InlineData("/opt/eph gate/eph-gate")]
+    [InlineData("/opt/eph/eph-gate;touch /tmp/x")]
+    [InlineData("/opt/%u/eph-gate")]
+    [InlineData("/opt/\"q\"/eph-gate")]
+    public void SshdConfig_RefusesPathsSshdOrAShellWouldInterpret(string gatePath)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => HubVerbs.BuildSshdConfig(_data.Dir, "127.0.0.1", 2222, "eph", gatePath));
+        Assert.Contains("--gate-path", ex.Message);
+    }
+}
