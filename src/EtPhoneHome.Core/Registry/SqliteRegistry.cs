@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Protocol;
 using Microsoft.Data.Sqlite;
 
@@ -155,6 +156,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
         ArgumentNullException.ThrowIfNull(identity);
+        identity = ClaimedIdentityRules.Normalise(identity);
         using var c = Connect();
         using var tx = c.BeginTransaction(deferred: false);
         var now = Now;
@@ -422,6 +424,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
         ArgumentNullException.ThrowIfNull(identity);
+        identity = ClaimedIdentityRules.Normalise(identity);
         using var c = Connect();
         using var tx = c.BeginTransaction(deferred: false);
         var key = GetKey(c, tx, fingerprint) ?? throw new InvalidOperationException($"key {fingerprint} is unknown; it must be approved before a client is admitted");
@@ -435,16 +438,17 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         if (key.Uuid is null || Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", key.Uuid)) == 0)
         {
             uuid = key.Uuid ?? Guid.NewGuid().ToString();
-            var displayName = Clip(NonEmpty(identity.DisplayName) ?? NonEmpty(identity.Hostname) ?? $"client-{uuid[..8]}", 100);
+            // The claimed identity is already neutralised and within the limits of operator edits.
+            var displayName = identity.DisplayName ?? identity.Hostname ?? $"client-{uuid[..8]}";
             Exec(c, tx, """
                 INSERT INTO clients(uuid, display_name, purpose, hostname, platform, username, agent_version, key_fingerprint,
                                     key_mismatch, first_seen, last_seen, connection_count)
                 VALUES ($u, $dn, $pu, $h, $p, $un, $v, $f, 0, $now, $now, 1)
                 """,
-                ("$u", uuid), ("$dn", displayName), ("$pu", NonEmpty(identity.Purpose) is { } pu ? Clip(pu, 200) : null),
+                ("$u", uuid), ("$dn", displayName), ("$pu", identity.Purpose),
                 ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username), ("$v", identity.AgentVersion),
                 ("$f", fingerprint), ("$now", now));
-            WriteTags(c, tx, uuid, identity.Tags.Select(t => t.Trim()).Where(t => t.Length is > 0 and <= 64));
+            WriteTags(c, tx, uuid, identity.Tags);
             Exec(c, tx, "UPDATE keys SET uuid = $u, last_seen = $now WHERE fingerprint = $f", ("$u", uuid), ("$now", now), ("$f", fingerprint));
         }
         else
@@ -564,14 +568,24 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
     private static void Validate(ClientUpdate u)
     {
-        if (u.DisplayName is { } dn && dn.Trim().Length is < 1 or > 100)
+        if (u.DisplayName is { } dn && dn.Trim().Length is < 1 or > ClaimedIdentityRules.MaxDisplayNameLength)
         {
-            throw new RegistryValidationException("display_name", $"display_name must be 1 to 100 characters (got {dn.Trim().Length})");
+            throw new RegistryValidationException("display_name", $"display_name must be 1 to {ClaimedIdentityRules.MaxDisplayNameLength} characters (got {dn.Trim().Length})");
         }
 
-        if (u.Purpose is { Length: > 200 } pu)
+        if (u.Purpose is { Length: > ClaimedIdentityRules.MaxPurposeLength } pu)
         {
-            throw new RegistryValidationException("purpose", $"purpose must be at most 200 characters (got {pu.Length})");
+            throw new RegistryValidationException("purpose", $"purpose must be at most {ClaimedIdentityRules.MaxPurposeLength} characters (got {pu.Length})");
+        }
+
+        // The same characters are refused from an operator as are neutralised in an agent's claim (ClaimedIdentityRules).
+        foreach (var (field, text) in new[] { ("display_name", u.DisplayName), ("purpose", u.Purpose) }
+                     .Concat((u.Tags ?? []).Concat(u.AddTags ?? []).Select(t => ("tags", (string?)t))))
+        {
+            if (text is not null && ClaimedIdentityRules.CheckOperatorText(field, text) is { } refusal)
+            {
+                throw new RegistryValidationException(field, refusal);
+            }
         }
 
         if (u.RateLimitRpm is { } rpm && rpm is < 1 or > 1000)
@@ -586,9 +600,9 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
         foreach (var tag in (u.Tags ?? []).Concat(u.AddTags ?? []))
         {
-            if (string.IsNullOrWhiteSpace(tag) || tag.Trim().Length > 64)
+            if (string.IsNullOrWhiteSpace(tag) || tag.Trim().Length > MaxTagLength)
             {
-                throw new RegistryValidationException("tags", $"each tag must be a non-empty string of at most 64 characters (got \"{tag}\")");
+                throw new RegistryValidationException("tags", $"each tag must be a non-empty string of at most {MaxTagLength} characters (got \"{UntrustedText.ForTerminal(tag, 80)}\")");
             }
         }
 
@@ -932,8 +946,6 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
     private static DateTimeOffset? Time(SqliteDataReader r, string column)
         => Long(r, column) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
-
-    private static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
 
     private static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
 
