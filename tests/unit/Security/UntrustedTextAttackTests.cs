@@ -366,6 +366,22 @@ public sealed class UntrustedTextMcpTests
         AssertStringsSafe(described);
     }
 
+    [Fact]
+    public async Task GetClientMetrics_HostnameReportedAtCallTime_IsEscaped()
+    {
+        var registry = new FakeFleetRegistry();
+        registry.AddClient("11111111-aaaa", "web-01", true, 40001, "web");
+        var source = new EtPhoneHome.Tests.Unit.Health.ScriptedMetrics();
+        source.Answers["web-01"] = new MetricsResult { Hostname = Hostile.Escapes, Platform = Hostile.Bidi, CpuPercent = 1 };
+        await using var harness = new McpHarness(registry, new FakeTransport(), metrics: source);
+        var client = await harness.ConnectAsync();
+
+        var answer = (await client.CallAsync("get_client_metrics", new { client_id = "web-01" })).Ok();
+
+        Assert.StartsWith(@"box\x1b[2J", answer.GetProperty("metrics").GetProperty("hostname").GetString(), StringComparison.Ordinal);
+        AssertStringsSafe(answer);
+    }
+
     [Theory]
     [InlineData("list_pending_keys")]
     [InlineData("list_clients")]
