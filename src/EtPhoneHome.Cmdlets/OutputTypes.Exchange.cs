@@ -1,4 +1,5 @@
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome;
 
@@ -37,7 +38,7 @@ public sealed class EphExchangeDelivery
     internal EphExchangeDelivery(ExchangeDeliveryResult r)
     {
         ClientId = r.Uuid;
-        PSComputerName = r.DisplayName;
+        PSComputerName = UntrustedText.ForTerminal(r.DisplayName);
         Status = (EphCommandStatus)(int)r.Status;
         TransferId = r.TransferId;
         RemotePath = r.RemotePath;

@@ -1,5 +1,6 @@
 using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome;
@@ -10,7 +11,7 @@ public sealed class EphFileContent
     internal EphFileContent(FleetTarget target, ReadFileResult result, bool asBytes)
     {
         ClientId = target.Uuid;
-        PSComputerName = target.DisplayName;
+        PSComputerName = UntrustedText.ForTerminal(target.DisplayName);
         Path = result.Path;
         Size = result.Size;
         Sha256 = result.Sha256;
@@ -45,7 +46,7 @@ public sealed class EphFileWriteResult
     internal EphFileWriteResult(FleetTarget target, WriteFileResult result)
     {
         ClientId = target.Uuid;
-        PSComputerName = target.DisplayName;
+        PSComputerName = UntrustedText.ForTerminal(target.DisplayName);
         Path = result.Path;
         Size = result.Size;
         Sha256 = result.Sha256;
@@ -67,7 +68,7 @@ public sealed class EphFileEntry
     internal EphFileEntry(FleetTarget target, string directory, FileEntry entry)
     {
         ClientId = target.Uuid;
-        PSComputerName = target.DisplayName;
+        PSComputerName = UntrustedText.ForTerminal(target.DisplayName);
         Directory = directory;
         Name = entry.Name;
         FullName = directory.TrimEnd('/', '\\') + "/" + entry.Name;
@@ -137,7 +138,7 @@ public sealed class EphFileTransfer
     internal EphFileTransfer(FleetFileOutcome<FileTransferResult> outcome, EphTransferDirection direction, string localPath, string remotePath)
     {
         ClientId = outcome.Target.Uuid;
-        PSComputerName = outcome.Target.DisplayName;
+        PSComputerName = UntrustedText.ForTerminal(outcome.Target.DisplayName);
         Status = (EphCommandStatus)(int)outcome.Status;
         Direction = direction;
         LocalPath = outcome.Value?.LocalPath ?? localPath;

@@ -1,4 +1,5 @@
 using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome;
@@ -9,7 +10,7 @@ public sealed class EphClientMetric
     internal EphClientMetric(ClientMetricsResult result)
     {
         ClientId = result.Uuid;
-        PSComputerName = result.DisplayName;
+        PSComputerName = UntrustedText.ForTerminal(result.DisplayName);
         Status = (EphMetricStatus)(int)result.Status;
         Error = result.Error;
         Duration = TimeSpan.FromMilliseconds(result.DurationMs);
@@ -30,8 +31,8 @@ public sealed class EphClientMetric
         NetworkRxBytes = m?.Network?.RxBytes;
         NetworkTxBytes = m?.Network?.TxBytes;
         ProcessCount = m?.ProcessCount;
-        Hostname = m?.Hostname;
-        Platform = m?.Platform;
+        Hostname = UntrustedText.ForTerminal(m?.Hostname); // reported by the agent at each call, never validated at admission
+        Platform = UntrustedText.ForTerminal(m?.Platform);
         CollectedAt = m?.CollectedAt;
     }
 
@@ -147,7 +148,7 @@ public sealed class EphFleetStatusEntry
     internal EphFleetStatusEntry(FleetStatusEntry entry)
     {
         ClientId = entry.Uuid;
-        PSComputerName = entry.DisplayName;
+        PSComputerName = UntrustedText.ForTerminal(entry.DisplayName);
         Value = entry.Value;
         Detail = entry.Detail;
     }

@@ -1,5 +1,6 @@
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome;
 
@@ -11,17 +12,20 @@ public enum EphKeyStatus
     Revoked = KeyStatus.Revoked,
 }
 
-/// <summary>A client key, as Get-EphClientKey writes it. Immutable; carries no private material.</summary>
+/// <summary>
+/// A client key, as Get-EphClientKey writes it. Immutable; carries no private material. The claimed fields come from an
+/// unapproved machine: their control and invisible formatting characters are escaped for the default views.
+/// </summary>
 public sealed class EphClientKey
 {
     internal EphClientKey(KeyRecord key)
     {
         Fingerprint = key.Fingerprint;
         Status = (EphKeyStatus)(int)key.Status;
-        ClaimedHostname = key.ClaimedHostname;
-        ClaimedPlatform = key.ClaimedPlatform;
-        ClaimedName = key.ClaimedDisplayName;
-        Uuid = key.Uuid ?? key.ClaimedUuid;
+        ClaimedHostname = UntrustedText.ForTerminal(key.ClaimedHostname);
+        ClaimedPlatform = UntrustedText.ForTerminal(key.ClaimedPlatform);
+        ClaimedName = UntrustedText.ForTerminal(key.ClaimedDisplayName);
+        Uuid = UntrustedText.ForTerminal(key.Uuid ?? key.ClaimedUuid);
         FirstSeen = key.FirstSeen;
         LastSeen = key.LastSeen;
         IsMismatch = key.IsMismatch;
@@ -55,13 +59,13 @@ public sealed class EphHistoryEntry
     {
         At = entry.At ?? DateTimeOffset.UnixEpoch;
         ClientId = entry.Uuid;
-        Client = displayName ?? entry.Uuid;
+        Client = UntrustedText.ForTerminal(displayName ?? entry.Uuid);
         Operation = entry.Operation;
         Status = OperationNames.ParseStatus(entry.Status) is { } status ? (EphOperationStatus)(int)status : EphOperationStatus.Error;
         Actor = entry.Actor;
         Surface = entry.Surface;
         Duration = entry.DurationMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
-        Detail = entry.Detail;
+        Detail = UntrustedText.ForTerminal(entry.Detail);
     }
 
     public DateTimeOffset At { get; }

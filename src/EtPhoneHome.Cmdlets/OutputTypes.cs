@@ -1,29 +1,35 @@
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Webhooks;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome;
 
-/// <summary>A registered client, as Get-EphClient writes it. Immutable; carries no secret.</summary>
+/// <summary>
+/// A registered client, as Get-EphClient writes it. Immutable; carries no secret. Text that may have come from the agent
+/// (name, purpose, tags, hostname, platform, user, capabilities, version) has its control and invisible formatting
+/// characters escaped, so the default views cannot be made to send escape sequences to the terminal. Values stored since
+/// admission validation are unchanged by this (the registry never holds such characters); only older rows differ.
+/// </summary>
 public sealed class EphClient
 {
     internal EphClient(ClientRecord client)
     {
         Uuid = client.Uuid;
-        Name = client.DisplayName;
+        Name = UntrustedText.ForTerminal(client.DisplayName);
         Online = client.Online;
-        Tags = EphList.Of(client.Tags);
-        Purpose = client.Purpose;
-        Hostname = client.Hostname;
-        Platform = client.Platform;
-        Username = client.Username;
-        Capabilities = EphList.Of(client.Capabilities);
+        Tags = EphList.Of(client.Tags.Select(t => UntrustedText.ForTerminal(t)!));
+        Purpose = UntrustedText.ForTerminal(client.Purpose);
+        Hostname = UntrustedText.ForTerminal(client.Hostname);
+        Platform = UntrustedText.ForTerminal(client.Platform);
+        Username = UntrustedText.ForTerminal(client.Username);
+        Capabilities = EphList.Of(client.Capabilities.Select(c => UntrustedText.ForTerminal(c)!));
         LastSeen = client.LastSeen;
         FirstSeen = client.FirstSeen;
         TunnelPort = client.Online ? client.TunnelPort : null;
         KeyFingerprint = client.KeyFingerprint;
         KeyMismatch = client.KeyMismatch;
-        AgentVersion = client.AgentVersion;
+        AgentVersion = UntrustedText.ForTerminal(client.AgentVersion);
         AllowedPaths = client.AllowedPaths is null ? null : EphList.Of(client.AllowedPaths);
         // User info and query strings may carry a token: shown redacted, as in logs.
         WebhookUrl = client.WebhookUrl is { } webhook ? WebhookConfiguration.Redact(webhook) : null;
@@ -74,7 +80,7 @@ public sealed class EphCommandResult
     internal EphCommandResult(FleetCommandResult result)
     {
         ClientId = result.Uuid;
-        PSComputerName = result.DisplayName;
+        PSComputerName = UntrustedText.ForTerminal(result.DisplayName);
         Status = (EphCommandStatus)(int)result.Status;
         ExitCode = result.ExitCode;
         Stdout = result.Stdout;

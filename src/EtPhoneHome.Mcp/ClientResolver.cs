@@ -73,7 +73,7 @@ public static class ClientResolver
             .Select(Suggestion)
             .ToList();
 
-    private static ClientSuggestion Suggestion(ClientRecord c) => new(c.DisplayName, c.Uuid, c.Online);
+    private static ClientSuggestion Suggestion(ClientRecord c) => new(Tools.Views.Text(c.DisplayName), c.Uuid, c.Online);
 
     /// <summary>
     /// The client as a target with an online session, ready to be contacted; KEY_MISMATCH when its key may not

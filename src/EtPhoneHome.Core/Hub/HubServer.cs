@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
 
@@ -365,7 +366,9 @@ public sealed partial class HubServer : IAsyncDisposable
             return;
         }
 
-        var identity = new AgentIdentity
+        // Everything in the hello is unauthenticated text (an unapproved key's too): neutralised and cut before it is
+        // logged or stored.
+        var identity = ClaimedIdentityRules.Normalise(new AgentIdentity
         {
             ClaimedUuid = hello.Uuid,
             Hostname = hello.Hostname,
@@ -376,7 +379,7 @@ public sealed partial class HubServer : IAsyncDisposable
             DisplayName = hello.DisplayName,
             Purpose = hello.Purpose,
             Tags = hello.Tags ?? [],
-        };
+        });
 
         var key = _registry.GetKey(fingerprint);
         if (key?.Status == KeyStatus.Revoked)
@@ -399,12 +402,12 @@ public sealed partial class HubServer : IAsyncDisposable
             }
 
             var type = pending.IsMismatch ? ControlTypes.KeyMismatch : ControlTypes.Pending;
-            Log($"{type}: key {fingerprint} from {hello.Hostname ?? "unknown host"} waits for approval");
+            Log($"{type}: key {fingerprint} from {identity.Hostname ?? "unknown host"} waits for approval");
             await SendAsync(stream, new ControlMessage
             {
                 Type = type,
                 Message = pending.IsMismatch
-                    ? $"client {hello.Uuid} is pinned to another key; an operator must approve key {fingerprint}"
+                    ? $"client {identity.ClaimedUuid} is pinned to another key; an operator must approve key {fingerprint}"
                     : $"key {fingerprint} is waiting for an operator's approval",
             }, ct).ConfigureAwait(false);
             await WaitForDecisionAsync(stream, fingerprint, ct).ConfigureAwait(false);
@@ -646,8 +649,13 @@ public sealed partial class HubServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Writes one log line. Lines carry agent-supplied text (claimed names, hostnames, protocol fields): controls are
+    /// escaped, so a claimed name can neither forge a second line nor send escape sequences to whoever reads the log.
+    /// </summary>
     private void Log(string line)
     {
+        line = UntrustedText.ForTerminal(line);
         if (_options.Log is { } log)
         {
             log(line);

@@ -1,4 +1,5 @@
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome.Core.Operations;
 
@@ -17,7 +18,7 @@ public static class FleetCompletions
     {
         ArgumentNullException.ThrowIfNull(registry);
         return [.. ClientQueries.Complete(registry.QueryClients(new ClientQuery()), word)
-            .Select(c => new Completion(ClientQueries.QuoteIfNeeded(c.DisplayName), c.DisplayName, $"{c.DisplayName} ({c.Uuid})"))];
+            .Select(c => new Completion(ClientQueries.QuoteIfNeeded(c.DisplayName), UntrustedText.ForTerminal(c.DisplayName), UntrustedText.ForTerminal($"{c.DisplayName} ({c.Uuid})")))];
     }
 
     /// <summary>Uuids of clients whose uuid or display name starts with the word; the tooltip names the client.</summary>
@@ -26,7 +27,7 @@ public static class FleetCompletions
         ArgumentNullException.ThrowIfNull(registry);
         // A name pattern matches the uuid or the display name; the registry returns its matches in client order.
         return [.. registry.QueryClients(new ClientQuery { Names = [Unquote(word) + "*"] })
-            .Select(c => new Completion(c.Uuid, $"{c.Uuid} ({c.DisplayName})", $"{c.DisplayName} ({c.Uuid})"))];
+            .Select(c => new Completion(c.Uuid, UntrustedText.ForTerminal($"{c.Uuid} ({c.DisplayName})"), UntrustedText.ForTerminal($"{c.DisplayName} ({c.Uuid})")))];
     }
 
     /// <summary>Tags in use, with how many clients carry each.</summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Protocol;
 using Microsoft.Data.Sqlite;
 
@@ -156,6 +157,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
         ArgumentNullException.ThrowIfNull(identity);
+        identity = ClaimedIdentityRules.Normalise(identity);
         using var c = Connect();
         using var tx = c.BeginTransaction(deferred: false);
         var now = Now;
@@ -423,6 +425,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
         ArgumentNullException.ThrowIfNull(identity);
+        identity = ClaimedIdentityRules.Normalise(identity);
         using var c = Connect();
         using var tx = c.BeginTransaction(deferred: false);
         var key = GetKey(c, tx, fingerprint) ?? throw new InvalidOperationException($"key {fingerprint} is unknown; it must be approved before a client is admitted");
@@ -436,13 +439,14 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         if (key.Uuid is null || Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", key.Uuid)) == 0)
         {
             uuid = key.Uuid ?? Guid.NewGuid().ToString();
-            var displayName = Clip(NonEmpty(identity.DisplayName) ?? NonEmpty(identity.Hostname) ?? $"client-{uuid[..8]}", 100);
+            // The claimed identity is already neutralised and within the limits of operator edits.
+            var displayName = identity.DisplayName ?? identity.Hostname ?? $"client-{uuid[..8]}";
             Exec(c, tx, """
                 INSERT INTO clients(uuid, display_name, purpose, hostname, platform, username, agent_version, key_fingerprint,
                                     key_mismatch, first_seen, last_seen, connection_count)
                 VALUES ($u, $dn, $pu, $h, $p, $un, $v, $f, 0, $now, $now, 1)
                 """,
-                ("$u", uuid), ("$dn", displayName), ("$pu", NonEmpty(identity.Purpose) is { } pu ? Clip(pu, 200) : null),
+                ("$u", uuid), ("$dn", displayName), ("$pu", identity.Purpose),
                 ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username), ("$v", identity.AgentVersion),
                 ("$f", fingerprint), ("$now", now));
             WriteTags(c, tx, uuid, identity.Tags.Select(t => t.Trim()).Where(ClientFieldRules.IsValidTag)); // an agent's bad tag is dropped, not fatal
@@ -565,9 +569,9 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
     private static void Validate(ClientUpdate u)
     {
-        if (u.DisplayName is { } dn && dn.Trim().Length is < 1 or > 100)
+        if (u.DisplayName is { } dn && dn.Trim().Length is < 1 or > ClaimedIdentityRules.MaxDisplayNameLength)
         {
-            throw new RegistryValidationException("display_name", $"display_name must be 1 to 100 characters (got {dn.Trim().Length})");
+            throw new RegistryValidationException("display_name", $"display_name must be 1 to {ClaimedIdentityRules.MaxDisplayNameLength} characters (got {dn.Trim().Length})");
         }
 
         if (u.DisplayName is { } named && !ClientFieldRules.IsValidDisplayName(named.Trim()))
@@ -575,9 +579,19 @@ public sealed partial class SqliteRegistry : IFleetRegistry
             throw new RegistryValidationException("display_name", $"display_name must not contain control characters (got \"{ClientFieldRules.Printable(named)}\")");
         }
 
-        if (u.Purpose is { Length: > 200 } pu)
+        if (u.Purpose is { Length: > ClaimedIdentityRules.MaxPurposeLength } pu)
         {
-            throw new RegistryValidationException("purpose", $"purpose must be at most 200 characters (got {pu.Length})");
+            throw new RegistryValidationException("purpose", $"purpose must be at most {ClaimedIdentityRules.MaxPurposeLength} characters (got {pu.Length})");
+        }
+
+        // The same characters are refused from an operator as are neutralised in an agent's claim (ClaimedIdentityRules).
+        foreach (var (field, text) in new[] { ("display_name", u.DisplayName), ("purpose", u.Purpose) }
+                     .Concat((u.Tags ?? []).Concat(u.AddTags ?? []).Select(t => ("tags", (string?)t))))
+        {
+            if (text is not null && ClaimedIdentityRules.CheckOperatorText(field, text) is { } refusal)
+            {
+                throw new RegistryValidationException(field, refusal);
+            }
         }
 
         if (u.RateLimitRpm is { } rpm && rpm is < 1 or > 1000)
@@ -939,8 +953,6 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
     private static DateTimeOffset? Time(SqliteDataReader r, string column)
         => Long(r, column) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
-
-    private static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
 
     private static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
 

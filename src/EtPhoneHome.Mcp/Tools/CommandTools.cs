@@ -168,7 +168,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
                 var stderr = OutputBudget.Apply(r.Stderr, perTarget);
                 results.Add(new
                 {
-                    display_name = r.DisplayName,
+                    display_name = Views.Text(r.DisplayName),
                     uuid = r.Uuid,
                     status = StatusName(r.Status),
                     exit_code = r.ExitCode,

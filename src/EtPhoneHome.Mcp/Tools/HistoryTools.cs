@@ -71,7 +71,7 @@ public sealed class HistoryTools(McpFleet fleet)
                 at = e.At is { } at ? Views.Time(at) : null,
                 operation = e.Operation,
                 uuid = e.Uuid,
-                display_name = e.Uuid is { } u ? names.GetValueOrDefault(u) : null,
+                display_name = e.Uuid is { } u ? Views.Text(names.GetValueOrDefault(u)) : null,
                 actor = e.Actor,
                 surface = e.Surface,
                 status = e.Status,

@@ -32,7 +32,7 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
             return new
             {
                 uuid = client.Uuid,
-                display_name = client.DisplayName,
+                display_name = Views.Text(client.DisplayName),
                 stats = new
                 {
                     requests_per_minute = stats.RequestsPerMinute,
@@ -89,7 +89,8 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
                 client = new ClientRef(target.Uuid, target.DisplayName),
                 summary,
                 duration_ms = clock.ElapsedMilliseconds,
-                metrics,
+                // Reported by the agent on every call (never validated at admission): escaped like every claim.
+                metrics = metrics with { Hostname = Views.Text(metrics.Hostname), Platform = Views.Text(metrics.Platform) },
             };
         });
 }

@@ -5,6 +5,7 @@ using EtPhoneHome.Core;
 using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Server.Verbs;
@@ -69,7 +70,7 @@ internal static class ExchangeVerbs
             {
                 failures += result.Status == CommandStatus.Succeeded ? 0 : 1;
                 await WriteAsync(output, pr.GetValue(json), ExchangeDeliveryRow.From(result), Json.ExchangeDeliveryRow,
-                    $"{result.DisplayName}: {result.Status}{(result.Error is null ? "" : " — " + result.Error)}").ConfigureAwait(false);
+                    $"{UntrustedText.ForTerminal(result.DisplayName)}: {result.Status}{(result.Error is null ? "" : " — " + UntrustedText.ForTerminal(result.Error))}").ConfigureAwait(false);
             }
 
             return failures == 0 ? 0 : 1;
@@ -112,7 +113,7 @@ internal static class ExchangeVerbs
                 var targets = Targets(registry, [name]);
                 var result = await new ExchangeDelivery(exchange).CollectAsync(targets[0], pr.GetValue(remote)!, target, ct).ConfigureAwait(false);
                 await WriteAsync(output, pr.GetValue(json), ExchangeDeliveryRow.From(result), Json.ExchangeDeliveryRow,
-                    $"{result.DisplayName}: {result.Status} {result.LocalPath}{(result.Error is null ? "" : " — " + result.Error)}").ConfigureAwait(false);
+                    $"{UntrustedText.ForTerminal(result.DisplayName)}: {result.Status} {result.LocalPath}{(result.Error is null ? "" : " — " + UntrustedText.ForTerminal(result.Error))}").ConfigureAwait(false);
                 return result.Status == CommandStatus.Succeeded ? 0 : 1;
             }
 

@@ -4,10 +4,14 @@ using System.Text.Json.Serialization;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Webhooks;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome.Server.Verbs;
 
-/// <summary>One line of <c>keys --json</c>.</summary>
+/// <summary>
+/// One line of <c>keys --json</c>. Claimed fields are escaped like every other surface: the relaxed JSON encoder lets C1
+/// controls and bidi characters through, and JSON lines are read on terminals too.
+/// </summary>
 internal sealed record KeyRow(
     string Fingerprint,
     string Status,
@@ -20,14 +24,14 @@ internal sealed record KeyRow(
     public static KeyRow From(KeyRecord key) => new(
         key.Fingerprint,
         key.Status.ToString().ToLowerInvariant(),
-        key.ClaimedHostname,
-        key.ClaimedPlatform,
-        key.Uuid ?? key.ClaimedUuid,
+        UntrustedText.ForTerminal(key.ClaimedHostname),
+        UntrustedText.ForTerminal(key.ClaimedPlatform),
+        UntrustedText.ForTerminal(key.Uuid ?? key.ClaimedUuid),
         OperatorRows.Time(key.FirstSeen),
         key.IsMismatch);
 }
 
-/// <summary>One line of <c>clients --json</c>.</summary>
+/// <summary>One line of <c>clients --json</c>; text that may have come from the agent is escaped (see <see cref="KeyRow"/>).</summary>
 internal sealed record ClientRow(
     string Uuid,
     string DisplayName,
@@ -52,25 +56,25 @@ internal sealed record ClientRow(
 {
     public static ClientRow From(ClientRecord client) => new(
         client.Uuid,
-        client.DisplayName,
-        client.Hostname,
-        client.Platform,
+        UntrustedText.ForTerminal(client.DisplayName),
+        UntrustedText.ForTerminal(client.Hostname),
+        UntrustedText.ForTerminal(client.Platform),
         client.Online,
         client.Online ? client.TunnelPort : null,
-        client.Tags,
-        client.Capabilities,
+        OperatorRows.Texts(client.Tags),
+        OperatorRows.Texts(client.Capabilities),
         client.KeyFingerprint,
         OperatorRows.Time(client.LastSeen),
-        client.Purpose,
+        UntrustedText.ForTerminal(client.Purpose),
         client.KeyMismatch,
-        client.Username,
+        UntrustedText.ForTerminal(client.Username),
         OperatorRows.Time(client.FirstSeen),
         client.ConnectionCount,
         client.AllowedPaths,
         client.WebhookUrl is { } webhook ? WebhookConfiguration.Redact(webhook) : null,
         client.RateLimitRpm,
         client.RateLimitConcurrent,
-        client.AgentVersion);
+        UntrustedText.ForTerminal(client.AgentVersion));
 }
 
 /// <summary>One line of <c>exec --json</c>, written as soon as its target finishes.</summary>
@@ -104,6 +108,9 @@ internal static class OperatorRows
     public static string Time(DateTimeOffset value) =>
         value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
+    /// <summary>Agent-supplied list entries with their control and invisible formatting characters escaped.</summary>
+    public static IReadOnlyList<string> Texts(IReadOnlyList<string> values) => [.. values.Select(v => UntrustedText.ForTerminal(v))];
+
     /// <summary>One compact JSON object (no line breaks inside, so one object per line).</summary>
     public static string JsonLine(KeyRow row) => JsonSerializer.Serialize(row, Json.KeyRow);
 
@@ -135,11 +142,9 @@ internal static class OperatorRows
     private static string Line(IReadOnlyList<string> cells, int[] widths) =>
         string.Join("  ", cells.Select((c, i) => i == cells.Count - 1 ? c : c.PadRight(widths[i]))).TrimEnd();
 
-    private static string Cut(string value, int max)
-    {
-        var oneLine = value.ReplaceLineEndings(" ");
-        return oneLine.Length <= max ? oneLine : oneLine[..(max - 1)] + "…";
-    }
+    // Cells carry agent-claimed text (hostnames, platforms, names): line breaks become spaces, every other control or
+    // invisible formatting character a visible escape, so a cell cannot clear the screen, set the clipboard or add a row.
+    private static string Cut(string value, int max) => UntrustedText.ForTerminal(value.ReplaceLineEndings(" "), max);
 }
 
 /// <summary>Snake-case JSON for the verbs' output; nulls are written so every line has every field.</summary>

@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using EtPhoneHome.Core;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Server.Verbs;
@@ -405,7 +406,7 @@ internal static class OperatorVerbs
         sb.AppendLine();
         if (result.Error is { } message)
         {
-            sb.Append("error: ").AppendLine(message);
+            sb.Append("error: ").AppendLine(UntrustedText.ForTerminal(message));
         }
 
         if (result.Stdout.Length > 0)

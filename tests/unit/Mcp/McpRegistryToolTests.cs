@@ -104,7 +104,7 @@ public sealed class McpRegistryToolTests : IDisposable
         var pending = (await client.CallAsync("list_pending_keys")).Ok();
         (await client.CallAsync("accept_key", new { uuid = Keys.B })).Ok();
 
-        Assert.Equal("new-box", pending.GetProperty("keys")[0].GetProperty("claimed_hostname").GetString());
+        Assert.Equal("new-box", pending.GetProperty("keys")[0].GetProperty("agent_claimed").GetProperty("hostname").GetString());
         Assert.Equal(KeyStatus.Approved, _registry.GetKey(Keys.B)!.Status);
     }
 
