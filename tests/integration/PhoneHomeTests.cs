@@ -33,9 +33,25 @@ public sealed class PhoneHomeTests(SandboxFixture fixture) : IClassFixture<Sandb
         await SandboxEnvironment.WaitUntilAsync(
             () => File.Exists(agent.LogFile) && File.ReadAllText(agent.LogFile).Contains("reverse forward refused", StringComparison.Ordinal),
             SandboxFixture.Patience, "the refused forward in the agent log");
-        var status = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(agent.ConfigDirectory, "status.json"))).RootElement;
-        Assert.Equal("pending", status.GetProperty("state").GetString());
-        Assert.True(!status.TryGetProperty("tunnel_port", out var port) || port.ValueKind == System.Text.Json.JsonValueKind.Null);
+        // The agent writes "pending" once the hub's answer arrives, which may follow the refusal in its log.
+        var status = await SandboxEnvironment.WaitUntilAsync(() =>
+        {
+            var path = Path.Combine(agent.ConfigDirectory, "status.json");
+            System.Text.Json.JsonElement element;
+            try
+            {
+                element = File.Exists(path) ? System.Text.Json.JsonDocument.Parse(File.ReadAllText(path)).RootElement : default;
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                return null;   // caught mid-write
+            }
+
+            return element.ValueKind == System.Text.Json.JsonValueKind.Object && element.GetProperty("state").GetString() == "pending" ? (object)element : null;
+        }, SandboxFixture.Patience, "the agent's pending state");
+        var statusElement = (System.Text.Json.JsonElement)status;
+        Assert.Equal("pending", statusElement.GetProperty("state").GetString());
+        Assert.True(!statusElement.TryGetProperty("tunnel_port", out var port) || port.ValueKind == System.Text.Json.JsonValueKind.Null);
 
         var pid = agent.Process!.Pid;
         using (var registry = Env.OpenRegistry())
@@ -234,9 +250,10 @@ public sealed class PhoneHomeTests(SandboxFixture fixture) : IClassFixture<Sandb
         Assert.True(rows.Count == 3, $"expected 3 rows, got {rows.Count}: {stdout} {stderr}");
         Assert.NotEqual(0, exit);
         var byName = rows.ToDictionary(r => r.GetProperty("display_name").GetString()!);
-        Assert.Equal("Succeeded", byName["exec-1"].GetProperty("status").GetString());
-        Assert.Equal("Succeeded", byName["exec-2"].GetProperty("status").GetString());
-        Assert.Equal("Offline", byName["exec-3"].GetProperty("status").GetString());
+        // --json speaks the one wire vocabulary (snake_case), as MCP and the history do.
+        Assert.Equal("succeeded", byName["exec-1"].GetProperty("status").GetString());
+        Assert.Equal("succeeded", byName["exec-2"].GetProperty("status").GetString());
+        Assert.Equal("offline", byName["exec-3"].GetProperty("status").GetString());
         Assert.Contains("hello from", byName["exec-1"].GetProperty("stdout").GetString(), StringComparison.Ordinal);
         Assert.Equal(0, byName["exec-2"].GetProperty("exit_code").GetInt32());
         await a.StopAsync();

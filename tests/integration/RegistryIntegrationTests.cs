@@ -58,12 +58,12 @@ public sealed class RegistryIntegrationTests(SandboxFixture fixture) : IClassFix
                 {
                     var row = JsonDocument.Parse(run.Stdout.Trim()).RootElement;
                     statuses.Add(row.GetProperty("status").GetString()!);
-                    Assert.Equal(row.GetProperty("status").GetString() == "Succeeded" ? 0 : 1, run.ExitCode == 0 ? 0 : 1);
+                    Assert.Equal(row.GetProperty("status").GetString() == "succeeded" ? 0 : 1, run.ExitCode == 0 ? 0 : 1);
                 }
             }
 
-            Assert.Equal(4, statuses.Count(s => s == "Succeeded"));
-            Assert.Equal(2, statuses.Count(s => s == "RateLimited"));
+            Assert.Equal(4, statuses.Count(s => s == "succeeded"));
+            Assert.Equal(2, statuses.Count(s => s == "rate_limited"));
             var limits = JsonDocument.Parse((await VerbAsync("limits", client.Uuid, "--json")).Trim()).RootElement;
             Assert.Equal(4, limits.GetProperty("requests_per_minute").GetInt32());
             Assert.Equal(4, limits.GetProperty("rpm_limit").GetInt32());
@@ -107,7 +107,7 @@ public sealed class RegistryIntegrationTests(SandboxFixture fixture) : IClassFix
             Assert.Null(registry.GetOpenSession(client.Uuid));
             Assert.Equal(KeyStatus.Revoked, registry.GetKey(client.KeyFingerprint!)!.Status);
             Assert.Empty(registry.QueryClients(new ClientQuery { Names = ["reg-remove-1"] }));
-            Assert.Contains(registry.QueryHistory(new HistoryQuery { Uuids = [client.Uuid] }), h => h.Operation == "remove" && h.Surface == "cli");
+            Assert.Contains(registry.QueryHistory(new HistoryQuery { Uuids = [client.Uuid] }), h => h.Operation == "remove_client" && h.Surface == "cli");
         }
 
         // The agent keeps trying, but sshd now refuses its key: it never gets a session again.

@@ -151,7 +151,7 @@ Describe 'With two clients in the registry' {
             @{ What = 'a control character'; Tag = "bad`ttag" }) {
             Set-EphClient -Id web-01 -AddTag $Tag -ErrorVariable err -ErrorAction SilentlyContinue | Out-Null
             $err | Should -Not -BeNullOrEmpty
-            "$($err[0])" | Should -Match 'each tag must be'
+            "$($err[0])" | Should -Match 'each tag must be|must not contain control'
             (Get-EphClient -Id $script:WebUuid).Tags | Should -Be @('web', 'prod')
         }
     }
