@@ -119,8 +119,8 @@ public sealed class RegistryIntegrationTests(SandboxFixture fixture) : IClassFix
             Assert.Null(registry.GetOpenSession(client.Uuid));
         }
 
-        var history = await VerbAsync("history", "--client", client.Uuid, "--operation", "remove", "--json");
-        Assert.Contains("\"operation\":\"remove\"", history);
+        var history = await VerbAsync("history", "--client", client.Uuid, "--operation", "remove_client", "--json");
+        Assert.Contains("\"operation\":\"remove_client\"", history);
         await agent.StopAsync();
     }
 }
