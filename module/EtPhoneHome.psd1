@@ -10,7 +10,7 @@
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration', 'Get-EphClientMetric', 'Get-EphFleetStatus', 'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile', 'New-EphExchangeUploadUrl', 'Initialize-EphExchange', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats', 'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory', 'Start-EphMcpServer', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Copy-EphFile')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration', 'Get-EphClientMetric', 'Get-EphFleetStatus', 'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile', 'New-EphExchangeUploadUrl', 'Initialize-EphExchange', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats', 'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory', 'Start-EphMcpServer', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Copy-EphFile', 'Backup-EphRegistry', 'Restore-EphRegistry')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()
@@ -19,7 +19,7 @@
       Tags         = @('fleet', 'ssh', 'remote', 'tunnel', 'reverse-tunnel', 'nat', 'remote-execution', 'Linux', 'Windows', 'macOS')
       ProjectUri   = 'https://github.com/etphonehome/etphonehome'
       LicenseUri   = 'https://github.com/etphonehome/etphonehome/blob/main/LICENSE'
-      ReleaseNotes = '0.1.0, the first release. 27 cmdlets:
+      ReleaseNotes = '0.1.0, the first release. 29 cmdlets:
 - Clients: Get-EphClient (names with wildcards, tags, capabilities, text search, -Online), Set-EphClient, Remove-EphClient.
 - Keys: Get-EphClientKey (-Pending), Approve-EphClientKey, Revoke-EphClientKey.
 - Commands: Invoke-EphCommand fans a command out over the fleet (throttle, timeout, error limit), one result per client.
@@ -28,6 +28,7 @@
 - Health: Get-EphClientMetric, Get-EphFleetStatus. Rate limits: Get-EphRateLimitStats.
 - Webhooks: Get-EphWebhookDelivery, Send-EphWebhookDelivery, Test-EphWebhook. History: Get-EphHistory (-First, -Skip, -IncludeTotalCount).
 - Settings: Get-EphConfiguration, Set-EphConfiguration (per session). AI agents: Start-EphMcpServer.
+- Registry: Backup-EphRegistry (online, checked), Restore-EphRegistry (refused while a hub runs; the replaced file is kept).
 Tab completion of client names, ids, tags, capabilities, key fingerprints and history operations and statuses; table views that fit 80 columns; help online (Get-Help -Online).
 Dependencies load in a private AssemblyLoadContext, beside AWS.Tools, Posh-SSH and other modules.'
     }

@@ -44,7 +44,15 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
                 continue;
             }
 
-            if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id), Strings.ApproveKeyAction).ConfigureAwait(false))
+            // Re-pinning a client to a new key names both keys and which one will be trusted.
+            var target = string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id);
+            if (registry.GetKey(id.Trim()) is { IsMismatch: true, ClaimedUuid: { } claimed } claim && registry.GetClient(claimed) is { } pinnedClient)
+            {
+                target = string.Format(CultureInfo.CurrentCulture, Strings.KeyReplacesTarget, claim.Fingerprint,
+                    ClientText.Describe(pinnedClient.DisplayName, pinnedClient.Uuid), pinnedClient.KeyFingerprint);
+            }
+
+            if (!await ShouldProcessAsync(target, Strings.ApproveKeyAction).ConfigureAwait(false))
             {
                 continue;
             }

@@ -77,6 +77,12 @@ internal static class Strings
     public const string RevokeKeyAction = "Revoke key and disconnect its client now";
     public const string RemoveClientAction = "Remove client: revoke its key, disconnect it now, hide it (its history stays)";
     public const string KeyTarget = "key {0}";
+    public const string BackupRegistryAction = "Back up the registry {0} to this file";
+    public const string RestoreRegistryAction = "Replace the registry with the backup {0} (the current file is kept beside it)";
+    public const string RegistryBackupUnsound = "The backup {0} is not a sound registry ({1}); nothing was changed.";
+    public const string RegistryBackupFailedId = "RegistryBackupFailed";
+    public const string RegistryRestoreFailedId = "RegistryRestoreFailed";
+    public const string KeyReplacesTarget = "key {0}, which claims {1}: {1} will trust {0} instead of its key {2} (revoked)";
     public const string KeyTargetOfClient = "key {0} of {1}";
     public const string VerboseRevoked = "Revoked key {0}: closed {1} session(s), disconnected {2}.";
     public const string VerboseAlreadyRevoked = "Key {0} was already revoked.";

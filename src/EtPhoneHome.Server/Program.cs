@@ -13,6 +13,7 @@ public static class Program
     {
         var root = new RootCommand("EtPhoneHome server: the hub (run) and operator verbs. Every verb takes --data DIR (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server).");
         HubVerbs.Register(root);
+        MaintenanceVerbs.Register(root);
         OperatorVerbs.Register(root);
         HealthVerbs.Register(root);
         ExchangeVerbs.Register(root);

@@ -179,6 +179,31 @@ public sealed partial class HubServer : IAsyncDisposable
         }
     }
 
+    /// <summary>True while a hub runs on the data directory (it holds the hub lock, or something answers on its socket).</summary>
+    public static bool IsRunning(DataDirectory dir)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        if (File.Exists(dir.HubSocket) && SocketAnswers(dir.HubSocket))
+        {
+            return true;
+        }
+
+        if (!File.Exists(dir.HubLockFile))
+        {
+            return false;
+        }
+
+        try
+        {
+            using var probe = new FileStream(dir.HubLockFile, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            return false;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>Takes the hub lock or says which hub holds it; never waits.</summary>
     private static FileStream AcquireLock(string lockFile, string socketPath)
     {

@@ -93,12 +93,20 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         }
 
         var registry = new SqliteRegistry(dir, time ?? TimeProvider.System);
-        using (var c = registry.Connect())
+        try
         {
+            using var c = registry.Connect();
             using var wal = c.CreateCommand();
             wal.CommandText = "PRAGMA journal_mode=WAL";
             wal.ExecuteScalar();
             RegistryMigrations.Apply(c);
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26)
+        {
+            // SQLITE_CORRUPT, SQLITE_NOTADB: say what to do instead of a stack trace.
+            throw new InvalidOperationException(
+                $"the registry {dir.RegistryFile} is damaged ({ex.Message}); `eph-server check --data {dir.Path}` tells more, "
+                + $"`eph-server restore --data {dir.Path} --from BACKUP` puts a backup back", ex);
         }
 
         return registry;

@@ -44,9 +44,9 @@ public sealed class KeyTools(McpFleet fleet)
         });
 
     [McpServerTool(Name = "accept_key", Title = "Accept a client key", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = false)]
-    [Description("Accept a client's new SSH key after verifying the change is legitimate (reinstall, key rotation): clears the key mismatch, pins the client to the new key and revokes the old one. Also approves a new machine's pending key when given its fingerprint from list_pending_keys.")]
+    [Description("Approve a pending key by its exact SHA256: fingerprint from list_pending_keys: a new machine's key, or, after verifying the change is legitimate (reinstall, key rotation), a new key claiming a known client — that client is then pinned to the new key and its old key revoked. A claim alone changes nothing; given a client uuid while another key claims it, this refuses and names both keys.")]
     public CallToolResult AcceptKey(
-        [Description("Uuid of the client with a key mismatch, or the fingerprint (SHA256:...) of a pending key.")][MaxLength(ToolArguments.MaxIdLength)] string uuid)
+        [Description("The fingerprint (SHA256:...) of the pending key to trust; a client uuid only approves the key it is pinned to.")][MaxLength(ToolArguments.MaxIdLength)] string uuid)
         => ToolResults.Run(fleet, "accept_key", () =>
         {
             var id = ToolArguments.Required("uuid", uuid, ToolArguments.MaxIdLength).Trim();

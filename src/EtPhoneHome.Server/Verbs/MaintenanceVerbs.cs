@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Text.Json;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Hub;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome.Server.Verbs;
+
+/// <summary>backup, restore and check of the registry.</summary>
+internal static class MaintenanceVerbs
+{
+    public static void Register(RootCommand root)
+    {
+        root.Subcommands.Add(BackupCommand());
+        root.Subcommands.Add(RestoreCommand());
+        root.Subcommands.Add(CheckCommand());
+    }
+
+    private static Command BackupCommand()
+    {
+        var data = CommonOptions.Data;
+        var json = CommonOptions.Json;
+        var to = new Option<string>("--to") { Description = "File to write the backup to (mode 0600).", Required = true };
+        var force = new Option<bool>("--force") { Description = "Replace the file when it exists." };
+        var cmd = new Command("backup", "Copy the registry while the hub runs (SQLite online backup), then check the copy.") { data, to, force, json };
+        cmd.SetAction(pr => Run(pr, "backup", () =>
+            RegistryMaintenance.Backup(CommonOptions.ResolveData(pr, data), pr.GetValue(to)!, pr.GetValue(force)), pr.GetValue(json)));
+        return cmd;
+    }
+
+    private static Command RestoreCommand()
+    {
+        var data = CommonOptions.Data;
+        var json = CommonOptions.Json;
+        var from = new Option<string>("--from") { Description = "The backup file to put in place of the registry.", Required = true };
+        var yes = new Option<bool>("--yes") { Description = "Do it (without --yes the backup is only checked and what would happen is printed)." };
+        var cmd = new Command("restore", "Put a backup in place of the registry (the hub must be stopped; the replaced file is kept beside it).") { data, from, yes, json };
+        cmd.SetAction(pr =>
+        {
+            var dir = CommonOptions.ResolveData(pr, data);
+            if (!pr.GetValue(yes))
+            {
+                return Run(pr, "restore", () =>
+                {
+                    var report = RegistryMaintenance.Check(pr.GetValue(from)!);
+                    pr.InvocationConfiguration.Output.WriteLine(
+                        $"would replace {dir.RegistryFile} with {report.File} ({(report.Ok ? "sound" : "NOT sound")}); add --yes to do it");
+                    return report;
+                }, pr.GetValue(json));
+            }
+
+            return Run(pr, "restore", () => RegistryMaintenance.Restore(dir, pr.GetValue(from)!, HubServer.IsRunning), pr.GetValue(json));
+        });
+        return cmd;
+    }
+
+    private static Command CheckCommand()
+    {
+        var data = CommonOptions.Data;
+        var json = CommonOptions.Json;
+        var file = new Option<string?>("--file") { Description = "Check this file (a backup) instead of the data directory's registry." };
+        var cmd = new Command("check", "Read every page of the registry and report damage; exit 1 when something is wrong.") { data, file, json };
+        cmd.SetAction(pr => Run(pr, "check",
+            () => RegistryMaintenance.Check(pr.GetValue(file) ?? CommonOptions.ResolveData(pr, data).RegistryFile), pr.GetValue(json)));
+        return cmd;
+    }
+
+    private static int Run(ParseResult pr, string verb, Func<RegistryCheckReport> action, bool json)
+    {
+        var output = pr.InvocationConfiguration.Output;
+        var error = pr.InvocationConfiguration.Error;
+        RegistryCheckReport report;
+        try
+        {
+            report = action();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+        {
+            error.WriteLine($"eph-server {verb}: {ex.Message}");
+            return 1;
+        }
+
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                file = report.File,
+                ok = report.Ok,
+                schema_version = report.SchemaVersion,
+                size_bytes = report.SizeBytes,
+                clients = report.Clients,
+                keys = report.Keys,
+                problems = report.Problems,
+            }));
+        }
+        else
+        {
+            output.WriteLine($"{verb}: {report.File}: {(report.Ok ? "ok" : "DAMAGED")}, schema {report.SchemaVersion}, {report.Clients} client(s), {report.Keys} key(s), {report.SizeBytes} bytes");
+            foreach (var problem in report.Problems)
+            {
+                output.WriteLine("  " + problem);
+            }
+        }
+
+        return report.Ok ? 0 : 1;
+    }
+}
