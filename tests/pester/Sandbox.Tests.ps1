@@ -4,37 +4,18 @@
 
 Describe 'A running sandbox' -Tag 'Sandbox' {
     BeforeAll {
+        . (Join-Path $PSScriptRoot 'TestSandbox.ps1')
         $script:ModuleDir = Resolve-Path (Join-Path $PSScriptRoot '../../out/EtPhoneHome')
-        $sandbox = Resolve-Path (Join-Path $PSScriptRoot '../../out/bin/eph-sandbox')
-        $script:Work = Join-Path ([IO.Path]::GetTempPath()) ("eph-pester-sandbox-" + [guid]::NewGuid())
-        New-Item -ItemType Directory -Path $script:Work | Out-Null
-        $script:Log = Join-Path $script:Work 'sandbox.out'
-        # Without --once the sandbox keeps running until it gets SIGTERM; it prints its data directory when ready.
-        $script:Process = Start-Process -FilePath $sandbox -ArgumentList '--clients', '2', '--exit-with-parent', '--work', (Join-Path $script:Work 'env') `
-            -RedirectStandardOutput $script:Log -RedirectStandardError (Join-Path $script:Work 'sandbox.err') -PassThru
-        $deadline = [DateTime]::UtcNow.AddSeconds(120)
-        $script:DataDir = $null
-        while (-not $script:DataDir -and [DateTime]::UtcNow -lt $deadline -and -not $script:Process.HasExited) {
-            Start-Sleep -Milliseconds 200   # polling a file another process writes; bounded by the deadline
-            $line = Get-Content $script:Log -ErrorAction SilentlyContinue | Where-Object { $_ -match 'clients --data (\S+)' } | Select-Object -First 1
-            if ($line -and $line -match 'clients --data (\S+)') { $script:DataDir = $Matches[1] }
-        }
-        if (-not $script:DataDir) {
-            throw "the sandbox did not become ready: $(Get-Content $script:Log -Raw) $(Get-Content (Join-Path $script:Work 'sandbox.err') -Raw)"
-        }
-
+        $script:Sandbox = Start-TestSandbox -Clients 2 -Name 'sandbox'
+        $script:Work = $script:Sandbox.Work
+        $script:DataDir = $script:Sandbox.DataDir
         Import-Module (Join-Path $script:ModuleDir 'EtPhoneHome.psd1') -Force
         Set-EphConfiguration -DataDirectory $script:DataDir
     }
 
     AfterAll {
         Set-EphConfiguration -Reset -ErrorAction SilentlyContinue
-        if ($script:Process -and -not $script:Process.HasExited) {
-            # SIGTERM (not Stop-Process, which kills): the sandbox stops its sshd, hub and agents itself.
-            & kill -TERM $script:Process.Id
-            if (-not $script:Process.WaitForExit(30000)) { $script:Process.Kill($true) }
-        }
-        Remove-Item -Recurse -Force $script:Work -ErrorAction SilentlyContinue
+        Stop-TestSandbox $script:Sandbox
     }
 
     It 'lists the sandbox clients online' {

@@ -71,22 +71,10 @@ Describe 'Targets with an empty registry' {
 
 Describe 'Targets on a running sandbox' -Tag 'Sandbox' {
     BeforeAll {
-        $sandbox = Resolve-Path (Join-Path $PSScriptRoot '../../out/bin/eph-sandbox')
-        $script:Work = Join-Path ([IO.Path]::GetTempPath()) ("eph-pester-targets-" + [guid]::NewGuid())
-        New-Item -ItemType Directory -Path $script:Work | Out-Null
-        $script:Log = Join-Path $script:Work 'sandbox.out'
-        $script:Process = Start-Process -FilePath $sandbox -ArgumentList '--clients', '3', '--work', (Join-Path $script:Work 'env') `
-            -RedirectStandardOutput $script:Log -RedirectStandardError (Join-Path $script:Work 'sandbox.err') -PassThru
-        $deadline = [DateTime]::UtcNow.AddSeconds(120)
-        $script:DataDir = $null
-        while (-not $script:DataDir -and [DateTime]::UtcNow -lt $deadline -and -not $script:Process.HasExited) {
-            Start-Sleep -Milliseconds 200   # polling a file another process writes; bounded by the deadline
-            $line = Get-Content $script:Log -ErrorAction SilentlyContinue | Where-Object { $_ -match 'clients --data (\S+)' } | Select-Object -First 1
-            if ($line -and $line -match 'clients --data (\S+)') { $script:DataDir = $Matches[1] }
-        }
-        if (-not $script:DataDir) {
-            throw "the sandbox did not become ready: $(Get-Content $script:Log -Raw) $(Get-Content (Join-Path $script:Work 'sandbox.err') -Raw)"
-        }
+        . (Join-Path $PSScriptRoot 'TestSandbox.ps1')
+        $script:Sandbox = Start-TestSandbox -Clients 3 -Name 'targets'
+        $script:Work = $script:Sandbox.Work
+        $script:DataDir = $script:Sandbox.DataDir
 
         Import-Module (Join-Path $PSScriptRoot '../../out/EtPhoneHome/EtPhoneHome.psd1') -Force
         Set-EphConfiguration -DataDirectory $script:DataDir
@@ -105,11 +93,7 @@ Describe 'Targets on a running sandbox' -Tag 'Sandbox' {
 
     AfterAll {
         Set-EphConfiguration -Reset -ErrorAction SilentlyContinue
-        if ($script:Process -and -not $script:Process.HasExited) {
-            & kill -TERM $script:Process.Id
-            if (-not $script:Process.WaitForExit(30000)) { $script:Process.Kill($true) }
-        }
-        Remove-Item -Recurse -Force $script:Work -ErrorAction SilentlyContinue
+        Stop-TestSandbox $script:Sandbox
     }
 
     BeforeEach {
