@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Text;
 using EtPhoneHome.Core.Tunnel;
@@ -27,6 +28,7 @@ public sealed partial class HubServer : IAsyncDisposable
     private readonly List<Task> _background = [];
     private readonly object _connectionsLock = new();
     private readonly HashSet<Task> _connections = [];
+    private readonly Dictionary<string, int> _sessionsPerKey = new(StringComparer.Ordinal);
     private Socket? _listener;
     private FileStream? _lock;
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
@@ -388,6 +390,70 @@ public sealed partial class HubServer : IAsyncDisposable
             return;
         }
 
+        // Every session is an sshd process and an eph-gate on this server: one key holds only a few. The extra session is
+        // told why and closed, which ends its gate and its sshd process.
+        var limit = KeyLimits.MaxSessions(key?.Status, _options.MaxSessionsPerPendingKey, _options.MaxSessionsPerApprovedKey);
+        if (!TryTakeKeySlot(fingerprint, limit))
+        {
+            Log($"key {fingerprint} already holds {limit} session(s); refused another from {identity.Hostname ?? "unknown host"}");
+            await SendAsync(stream, Refused(
+                $"key {fingerprint} already holds {limit} open session(s), the most a{(key?.Status == KeyStatus.Approved ? "n approved" : " pending")} key may hold; this one is closed",
+                retryAfter: 60), ct).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await ServeSlottedSessionAsync(stream, gate, hello, identity, key, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReleaseKeySlot(fingerprint);
+        }
+    }
+
+    private bool TryTakeKeySlot(string fingerprint, int limit)
+    {
+        lock (_sessionsPerKey)
+        {
+            var held = _sessionsPerKey.GetValueOrDefault(fingerprint);
+            if (held >= limit)
+            {
+                return false;
+            }
+
+            _sessionsPerKey[fingerprint] = held + 1;
+            return true;
+        }
+    }
+
+    private void ReleaseKeySlot(string fingerprint)
+    {
+        lock (_sessionsPerKey)
+        {
+            if (_sessionsPerKey.GetValueOrDefault(fingerprint) <= 1)
+            {
+                _sessionsPerKey.Remove(fingerprint);
+            }
+            else
+            {
+                _sessionsPerKey[fingerprint]--;
+            }
+        }
+    }
+
+    /// <summary>Sessions this hub serves per key fingerprint now (tests).</summary>
+    internal int SessionsOf(string fingerprint)
+    {
+        lock (_sessionsPerKey)
+        {
+            return _sessionsPerKey.GetValueOrDefault(fingerprint);
+        }
+    }
+
+    private async Task ServeSlottedSessionAsync(Stream stream, GateRequest gate, ControlMessage hello, AgentIdentity identity, KeyRecord? key, CancellationToken ct)
+    {
+        var fingerprint = gate.Fingerprint;
         if (key?.Status != KeyStatus.Approved)
         {
             KeyRecord pending;
@@ -410,7 +476,7 @@ public sealed partial class HubServer : IAsyncDisposable
                     ? $"client {identity.ClaimedUuid} is pinned to another key; an operator must approve key {fingerprint}"
                     : $"key {fingerprint} is waiting for an operator's approval",
             }, ct).ConfigureAwait(false);
-            await WaitForDecisionAsync(stream, fingerprint, ct).ConfigureAwait(false);
+            await WaitForDecisionAsync(stream, fingerprint, pending.PublicKey, identity, ct).ConfigureAwait(false);
             return;
         }
 
@@ -429,8 +495,9 @@ public sealed partial class HubServer : IAsyncDisposable
         await RunAdmittedSessionAsync(stream, gate, identity, tunnelPort, ct).ConfigureAwait(false);
     }
 
-    private async Task WaitForDecisionAsync(Stream stream, string fingerprint, CancellationToken ct)
+    private async Task WaitForDecisionAsync(Stream stream, string fingerprint, string? publicKey, AgentIdentity identity, CancellationToken ct)
     {
+        var lastRefresh = Stopwatch.GetTimestamp();
         var read = ReadControlAsync(stream, ct);
         while (!ct.IsCancellationRequested)
         {
@@ -464,6 +531,21 @@ public sealed partial class HubServer : IAsyncDisposable
             {
                 await SendAsync(stream, Refused("this key has been revoked"), ct).ConfigureAwait(false);
                 return;
+            }
+
+            // The agent is still here: its key is seen now. A key that was purged or gave way to a newer one while the
+            // agent waited is recorded again, so a waiting machine never drops out of the pending list.
+            if (key is null || Stopwatch.GetElapsedTime(lastRefresh) >= _options.PendingKeyRefreshInterval)
+            {
+                lastRefresh = Stopwatch.GetTimestamp();
+                try
+                {
+                    _registry.RecordPendingKey(fingerprint, publicKey, identity);
+                }
+                catch (InvalidOperationException ex)
+                {
+                    Log($"could not refresh pending key {fingerprint}: {ex.Message}");
+                }
             }
         }
     }
@@ -594,6 +676,7 @@ public sealed partial class HubServer : IAsyncDisposable
 
     private async Task PollLoopAsync(CancellationToken ct)
     {
+        long? lastExpiry = null;
         while (!ct.IsCancellationRequested)
         {
             try
@@ -601,6 +684,17 @@ public sealed partial class HubServer : IAsyncDisposable
                 var takenAt = Stopwatch.GetTimestamp();
                 var ids = _registry.ListOpenSessions().Select(s => s.Id).ToHashSet();
                 _snapshot = new OpenSessionSnapshot(takenAt, ids);
+                if (_options.PendingKeyMaxAge is { } maxAge
+                    && (lastExpiry is not { } last || Stopwatch.GetElapsedTime(last) >= _options.PendingKeyExpiryInterval))
+                {
+                    lastExpiry = takenAt;
+                    var purged = KeyLimits.PurgePendingKeys(_registry, maxAge, new OperatorContext(KeyLimits.HubActor, Surfaces.Hub));
+                    if (purged.Count > 0)
+                    {
+                        Log($"purged {purged.Count} pending key(s) unseen for more than {KeyLimits.DescribeAge(maxAge)}");
+                    }
+                }
+
                 await Task.Delay(_options.PollInterval, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
