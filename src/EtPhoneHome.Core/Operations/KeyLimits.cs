@@ -52,6 +52,40 @@ public static class KeyLimits
         return registry.PurgePendingKeys(unseenFor, context.Actor, context.Surface);
     }
 
+    /// <summary>Longest age <see cref="ParseAge"/> accepts (100 years): past it an age is a typo, not a policy.</summary>
+    public static TimeSpan MaxAge { get; } = TimeSpan.FromDays(36_500);
+
+    /// <summary>Parses an age as the verbs take it: a whole number and a unit, s, m, h or d (90m, 12h, 7d; 0s is every key).</summary>
+    /// <exception cref="FormatException">Not such an age, or longer than <see cref="MaxAge"/>.</exception>
+    public static TimeSpan ParseAge(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var t = text.Trim();
+        if (t.Length >= 2 && t.Length <= 12
+            && long.TryParse(t.AsSpan(0, t.Length - 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var amount))
+        {
+            double? seconds = char.ToLowerInvariant(t[^1]) switch
+            {
+                's' => amount,
+                'm' => amount * 60.0,
+                'h' => amount * 3600.0,
+                'd' => amount * 86400.0,
+                _ => null,
+            };
+            if (seconds is { } s)
+            {
+                if (s > MaxAge.TotalSeconds)
+                {
+                    throw new FormatException($"'{text}' is longer than {MaxAge.TotalDays:0}d");
+                }
+
+                return TimeSpan.FromSeconds(s);
+            }
+        }
+
+        throw new FormatException($"'{text}' is not an age such as 90m, 12h or 7d");
+    }
+
     /// <summary>An age in the form the verbs accept (7d, 36h, 90m, 45s): the largest unit that divides it.</summary>
     public static string DescribeAge(TimeSpan age) =>
         age.Ticks % TimeSpan.TicksPerDay == 0 ? $"{age.TotalDays:0}d"
