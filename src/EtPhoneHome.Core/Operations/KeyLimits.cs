@@ -86,12 +86,12 @@ public static class KeyLimits
         throw new FormatException($"'{text}' is not an age such as 90m, 12h or 7d");
     }
 
-    /// <summary>An age in the form the verbs accept (7d, 36h, 90m, 45s): the largest unit that divides it.</summary>
+    /// <summary>An age for people, in its largest whole unit, to two decimals (7d, 1.5d, 12h, 90s).</summary>
     public static string DescribeAge(TimeSpan age) =>
-        age.Ticks % TimeSpan.TicksPerDay == 0 ? $"{age.TotalDays:0}d"
-        : age.Ticks % TimeSpan.TicksPerHour == 0 ? $"{age.TotalHours:0}h"
-        : age.Ticks % TimeSpan.TicksPerMinute == 0 ? $"{age.TotalMinutes:0}m"
-        : $"{age.TotalSeconds:0.###}s";
+        age >= TimeSpan.FromDays(1) ? age.TotalDays.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "d"
+        : age >= TimeSpan.FromHours(1) ? age.TotalHours.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "h"
+        : age >= TimeSpan.FromMinutes(1) ? age.TotalMinutes.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "m"
+        : age.TotalSeconds.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "s";
 
     /// <summary>The answer to show for a purge or its dry run.</summary>
     public static string Describe(IReadOnlyCollection<KeyRecord> keys, TimeSpan unseenFor, bool dryRun)
