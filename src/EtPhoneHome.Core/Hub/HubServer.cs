@@ -329,6 +329,53 @@ public sealed partial class HubServer : IAsyncDisposable
 
     private async Task ServeSessionAsync(Stream stream, GateRequest gate, CancellationToken ct)
     {
+        // Every session is an sshd process and an eph-gate on this server: one key holds only a few, counted from the
+        // moment the gate names the key (sshd authenticated it), so sessions that never say hello count too. The extra
+        // session is told why and closed, which ends its gate and its sshd process.
+        var fingerprint = gate.Fingerprint;
+        var status = _registry.GetKey(fingerprint)?.Status;
+        var limit = KeyLimits.MaxSessions(status, _options.MaxSessionsPerPendingKey, _options.MaxSessionsPerApprovedKey);
+        if (!TryTakeKeySlot(fingerprint, limit))
+        {
+            await RefuseExtraSessionAsync(stream, fingerprint, limit, status == KeyStatus.Approved, ct).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await ServeSessionWithSlotAsync(stream, gate, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReleaseKeySlot(fingerprint);
+        }
+    }
+
+    private async Task RefuseExtraSessionAsync(Stream stream, string fingerprint, int limit, bool approved, CancellationToken ct)
+    {
+        Log($"key {fingerprint} already holds {limit} session(s); refused another");
+        using (var drain = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            // Read the hello the agent sends first, so the refusal is read before the close (a close with unread data
+            // resets the connection); a peer that sends nothing gets a few seconds, not the hello timeout.
+            drain.CancelAfter(TimeSpan.FromSeconds(Math.Min(5, _options.HelloTimeout.TotalSeconds)));
+            try
+            {
+                await ReadControlAsync(stream, drain.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is ProtocolException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                // Nothing or garbage: refused all the same.
+            }
+        }
+
+        await SendAsync(stream, Refused(
+            $"key {fingerprint} already holds {limit} open session(s), the most a{(approved ? "n approved" : " pending")} key may hold; this one is closed",
+            retryAfter: 60), ct).ConfigureAwait(false);
+    }
+
+    private async Task ServeSessionWithSlotAsync(Stream stream, GateRequest gate, CancellationToken ct)
+    {
         var fingerprint = gate.Fingerprint;
         ControlMessage? hello;
         using (var helloTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
@@ -390,26 +437,7 @@ public sealed partial class HubServer : IAsyncDisposable
             return;
         }
 
-        // Every session is an sshd process and an eph-gate on this server: one key holds only a few. The extra session is
-        // told why and closed, which ends its gate and its sshd process.
-        var limit = KeyLimits.MaxSessions(key?.Status, _options.MaxSessionsPerPendingKey, _options.MaxSessionsPerApprovedKey);
-        if (!TryTakeKeySlot(fingerprint, limit))
-        {
-            Log($"key {fingerprint} already holds {limit} session(s); refused another from {identity.Hostname ?? "unknown host"}");
-            await SendAsync(stream, Refused(
-                $"key {fingerprint} already holds {limit} open session(s), the most a{(key?.Status == KeyStatus.Approved ? "n approved" : " pending")} key may hold; this one is closed",
-                retryAfter: 60), ct).ConfigureAwait(false);
-            return;
-        }
-
-        try
-        {
-            await ServeSlottedSessionAsync(stream, gate, hello, identity, key, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            ReleaseKeySlot(fingerprint);
-        }
+        await AnswerHelloAsync(stream, gate, hello, identity, key, ct).ConfigureAwait(false);
     }
 
     private bool TryTakeKeySlot(string fingerprint, int limit)
@@ -451,7 +479,7 @@ public sealed partial class HubServer : IAsyncDisposable
         }
     }
 
-    private async Task ServeSlottedSessionAsync(Stream stream, GateRequest gate, ControlMessage hello, AgentIdentity identity, KeyRecord? key, CancellationToken ct)
+    private async Task AnswerHelloAsync(Stream stream, GateRequest gate, ControlMessage hello, AgentIdentity identity, KeyRecord? key, CancellationToken ct)
     {
         var fingerprint = gate.Fingerprint;
         if (key?.Status != KeyStatus.Approved)

@@ -278,6 +278,20 @@ public sealed class HubServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SessionsThatNeverSayHello_CountAgainstTheKey()
+    {
+        await using var silent1 = await ConnectGateAsync(new GateRequest { Op = "session", Fingerprint = Keys.B, GatePid = 4242, User = "eph" });
+        await using var silent2 = await ConnectGateAsync(new GateRequest { Op = "session", Fingerprint = Keys.B, GatePid = 4243, User = "eph" });
+        await Until(() => _hub.SessionsOf(Keys.B) == 2, "both silent sessions hold a slot");
+
+        await using var third = await OpenSessionAsync(Keys.B, Hello(null));
+
+        Assert.Equal(ControlTypes.Refused, (await ReadAsync(third))!.Type);
+        Assert.Null(await ReadAsync(third));
+        Assert.Null(_registry.GetKey(Keys.B));
+    }
+
+    [Fact]
     public async Task RefusedExtraSession_SaysWhy_AndRecordsNothing()
     {
         await using var first = await OpenSessionAsync(Keys.B, Hello(null));
