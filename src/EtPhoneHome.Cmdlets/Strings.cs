@@ -86,6 +86,10 @@ internal static class Strings
     public const string KeyTargetOfClient = "key {0} of {1}";
     public const string VerboseRevoked = "Revoked key {0}: closed {1} session(s), disconnected {2}.";
     public const string VerboseAlreadyRevoked = "Key {0} was already revoked.";
+    public const string InvalidKeyAgeId = "InvalidKeyAge";
+    public const string PurgePendingKeysAction = "Purge pending keys (an agent that comes back is recorded as pending again)";
+    public const string PendingKeysTarget = "{0} pending key(s) unseen for more than {1}: {2}";
+    public const string PendingKeyInTarget = "{0} ({1})";
     // ----- files and transfers -----
     public const string NoClientId = "NoClient";
     public const string ClientOfflineId = "ClientOffline";

@@ -33,6 +33,21 @@ public sealed class HubOptions
     /// <summary>Time the tunnel check (handshake and heartbeat RPC) may take.</summary>
     public TimeSpan TunnelTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Sessions one unapproved key may hold at once; a session past it is refused and closed.</summary>
+    public int MaxSessionsPerPendingKey { get; init; } = Operations.KeyLimits.DefaultMaxSessionsPerPendingKey;
+
+    /// <summary>Sessions one approved key may hold at once (its session and reconnects racing it).</summary>
+    public int MaxSessionsPerApprovedKey { get; init; } = Operations.KeyLimits.DefaultMaxSessionsPerApprovedKey;
+
+    /// <summary>Pending keys unseen for longer are purged by the hub; null keeps them until an operator purges them.</summary>
+    public TimeSpan? PendingKeyMaxAge { get; init; } = Operations.KeyLimits.DefaultPendingKeyMaxAge;
+
+    /// <summary>How often the hub looks for expired pending keys.</summary>
+    public TimeSpan PendingKeyExpiryInterval { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How often a waiting agent's pending key is marked seen (so expiry and eviction spare keys whose agent still waits).</summary>
+    public TimeSpan PendingKeyRefreshInterval { get; init; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Bound of the in-memory cache of offered public keys.</summary>
     public int MaxOfferedKeys { get; init; } = 10_000;
 

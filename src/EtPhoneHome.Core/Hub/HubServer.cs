@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Text;
 using EtPhoneHome.Core.Tunnel;
@@ -27,6 +28,7 @@ public sealed partial class HubServer : IAsyncDisposable
     private readonly List<Task> _background = [];
     private readonly object _connectionsLock = new();
     private readonly HashSet<Task> _connections = [];
+    private readonly Dictionary<string, int> _sessionsPerKey = new(StringComparer.Ordinal);
     private Socket? _listener;
     private FileStream? _lock;
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
@@ -352,6 +354,53 @@ public sealed partial class HubServer : IAsyncDisposable
 
     private async Task ServeSessionAsync(Stream stream, GateRequest gate, CancellationToken ct)
     {
+        // Every session is an sshd process and an eph-gate on this server: one key holds only a few, counted from the
+        // moment the gate names the key (sshd authenticated it), so sessions that never say hello count too. The extra
+        // session is told why and closed, which ends its gate and its sshd process.
+        var fingerprint = gate.Fingerprint;
+        var status = _registry.GetKey(fingerprint)?.Status;
+        var limit = KeyLimits.MaxSessions(status, _options.MaxSessionsPerPendingKey, _options.MaxSessionsPerApprovedKey);
+        if (!TryTakeKeySlot(fingerprint, limit))
+        {
+            await RefuseExtraSessionAsync(stream, fingerprint, limit, status == KeyStatus.Approved, ct).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await ServeSessionWithSlotAsync(stream, gate, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReleaseKeySlot(fingerprint);
+        }
+    }
+
+    private async Task RefuseExtraSessionAsync(Stream stream, string fingerprint, int limit, bool approved, CancellationToken ct)
+    {
+        Log($"key {fingerprint} already holds {limit} session(s); refused another");
+        using (var drain = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            // Read the hello the agent sends first, so the refusal is read before the close (a close with unread data
+            // resets the connection); a peer that sends nothing gets a few seconds, not the hello timeout.
+            drain.CancelAfter(TimeSpan.FromSeconds(Math.Min(5, _options.HelloTimeout.TotalSeconds)));
+            try
+            {
+                await ReadControlAsync(stream, drain.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is ProtocolException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                // Nothing or garbage: refused all the same.
+            }
+        }
+
+        await SendAsync(stream, Refused(
+            $"key {fingerprint} already holds {limit} open session(s), the most a{(approved ? "n approved" : " pending")} key may hold; this one is closed",
+            retryAfter: 60), ct).ConfigureAwait(false);
+    }
+
+    private async Task ServeSessionWithSlotAsync(Stream stream, GateRequest gate, CancellationToken ct)
+    {
         var fingerprint = gate.Fingerprint;
         ControlMessage? hello;
         using (var helloTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
@@ -413,6 +462,51 @@ public sealed partial class HubServer : IAsyncDisposable
             return;
         }
 
+        await AnswerHelloAsync(stream, gate, hello, identity, key, ct).ConfigureAwait(false);
+    }
+
+    private bool TryTakeKeySlot(string fingerprint, int limit)
+    {
+        lock (_sessionsPerKey)
+        {
+            var held = _sessionsPerKey.GetValueOrDefault(fingerprint);
+            if (held >= limit)
+            {
+                return false;
+            }
+
+            _sessionsPerKey[fingerprint] = held + 1;
+            return true;
+        }
+    }
+
+    private void ReleaseKeySlot(string fingerprint)
+    {
+        lock (_sessionsPerKey)
+        {
+            if (_sessionsPerKey.GetValueOrDefault(fingerprint) <= 1)
+            {
+                _sessionsPerKey.Remove(fingerprint);
+            }
+            else
+            {
+                _sessionsPerKey[fingerprint]--;
+            }
+        }
+    }
+
+    /// <summary>Sessions this hub serves per key fingerprint now (tests).</summary>
+    internal int SessionsOf(string fingerprint)
+    {
+        lock (_sessionsPerKey)
+        {
+            return _sessionsPerKey.GetValueOrDefault(fingerprint);
+        }
+    }
+
+    private async Task AnswerHelloAsync(Stream stream, GateRequest gate, ControlMessage hello, AgentIdentity identity, KeyRecord? key, CancellationToken ct)
+    {
+        var fingerprint = gate.Fingerprint;
         if (key?.Status != KeyStatus.Approved)
         {
             KeyRecord pending;
@@ -435,7 +529,7 @@ public sealed partial class HubServer : IAsyncDisposable
                     ? $"client {identity.ClaimedUuid} is pinned to another key; an operator must approve key {fingerprint}"
                     : $"key {fingerprint} is waiting for an operator's approval",
             }, ct).ConfigureAwait(false);
-            await WaitForDecisionAsync(stream, fingerprint, ct).ConfigureAwait(false);
+            await WaitForDecisionAsync(stream, fingerprint, pending.PublicKey, identity, ct).ConfigureAwait(false);
             return;
         }
 
@@ -454,8 +548,9 @@ public sealed partial class HubServer : IAsyncDisposable
         await RunAdmittedSessionAsync(stream, gate, identity, tunnelPort, ct).ConfigureAwait(false);
     }
 
-    private async Task WaitForDecisionAsync(Stream stream, string fingerprint, CancellationToken ct)
+    private async Task WaitForDecisionAsync(Stream stream, string fingerprint, string? publicKey, AgentIdentity identity, CancellationToken ct)
     {
+        var lastRefresh = Stopwatch.GetTimestamp();
         var read = ReadControlAsync(stream, ct);
         while (!ct.IsCancellationRequested)
         {
@@ -489,6 +584,21 @@ public sealed partial class HubServer : IAsyncDisposable
             {
                 await SendAsync(stream, Refused("this key has been revoked"), ct).ConfigureAwait(false);
                 return;
+            }
+
+            // The agent is still here: its key is seen now. A key that was purged or gave way to a newer one while the
+            // agent waited is recorded again, so a waiting machine never drops out of the pending list.
+            if (key is null || Stopwatch.GetElapsedTime(lastRefresh) >= _options.PendingKeyRefreshInterval)
+            {
+                lastRefresh = Stopwatch.GetTimestamp();
+                try
+                {
+                    _registry.RecordPendingKey(fingerprint, publicKey, identity);
+                }
+                catch (InvalidOperationException ex)
+                {
+                    Log($"could not refresh pending key {fingerprint}: {ex.Message}");
+                }
             }
         }
     }
@@ -619,6 +729,7 @@ public sealed partial class HubServer : IAsyncDisposable
 
     private async Task PollLoopAsync(CancellationToken ct)
     {
+        long? lastExpiry = null;
         while (!ct.IsCancellationRequested)
         {
             try
@@ -626,6 +737,17 @@ public sealed partial class HubServer : IAsyncDisposable
                 var takenAt = Stopwatch.GetTimestamp();
                 var ids = _registry.ListOpenSessions().Select(s => s.Id).ToHashSet();
                 _snapshot = new OpenSessionSnapshot(takenAt, ids);
+                if (_options.PendingKeyMaxAge is { } maxAge
+                    && (lastExpiry is not { } last || Stopwatch.GetElapsedTime(last) >= _options.PendingKeyExpiryInterval))
+                {
+                    lastExpiry = takenAt;
+                    var purged = KeyLimits.PurgePendingKeys(_registry, maxAge, new OperatorContext(KeyLimits.HubActor, Surfaces.Hub));
+                    if (purged.Count > 0)
+                    {
+                        Log($"purged {purged.Count} pending key(s) unseen for more than {KeyLimits.DescribeAge(maxAge)}");
+                    }
+                }
+
                 await Task.Delay(_options.PollInterval, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException)

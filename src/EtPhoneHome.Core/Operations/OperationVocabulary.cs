@@ -63,13 +63,15 @@ public static class OperationNames
     public const string RemoveClient = "remove_client";
     /// <summary>Send-EphWebhookDelivery / webhooks --resend; no MCP tool.</summary>
     public const string ResendWebhook = "resend_webhook";
+    /// <summary>Remove-EphClientKey -Pending / purge-keys, and the hub's expiry of pending keys; no MCP tool.</summary>
+    public const string PurgeKeys = "purge_keys";
 
     /// <summary>Every operation the history records, in the order people think of them.</summary>
     public static IReadOnlyList<string> Operations { get; } =
     [
         RunCommand, ReadFile, WriteFile, ListFiles, UploadFile, DownloadFile,
         ExchangeUpload, ExchangeDownload, ExchangeList, ExchangeDelete, ExchangeInit,
-        GetClientMetrics, AcceptKey, RevokeKey, UpdateClient, RemoveClient, ResendWebhook,
+        GetClientMetrics, AcceptKey, RevokeKey, PurgeKeys, UpdateClient, RemoveClient, ResendWebhook,
     ];
 
     /// <summary>Every status, in wire spelling.</summary>

@@ -18,7 +18,8 @@ public interface IFleetRegistry : IDisposable
 
     /// <summary>
     /// Records a key that authenticated but is not approved (or claims a uuid pinned to another key).
-    /// Inserts a pending key with the claimed identity, or refreshes it. Emits client.pending on insert,
+    /// Inserts a pending key with the claimed identity, or refreshes it (last_seen). When the registry already holds its
+    /// bound of pending keys, the one unseen the longest is deleted to make room. Emits client.pending on insert,
     /// and client.key_mismatch (setting the client's key_mismatch flag) when the claimed uuid is pinned elsewhere.
     /// </summary>
     KeyRecord RecordPendingKey(string fingerprint, string? publicKey, AgentIdentity identity);
@@ -138,6 +139,13 @@ public interface IFleetRegistry : IDisposable
     /// <summary>Gives the lease up (a stopping hub), so another hub can take over at once.</summary>
     void ReleaseWebhookLease(string owner);
     // ----- registry: attributed decisions, removal, history -----
+
+    /// <summary>
+    /// Deletes the pending keys (mismatch claims included) whose last_seen is older than <paramref name="unseenFor"/>
+    /// by the registry's clock and records one purge_keys history entry; returns them, oldest first. Approved and
+    /// revoked keys are never touched. With <paramref name="dryRun"/> only returns what would go.
+    /// </summary>
+    IReadOnlyList<KeyRecord> PurgePendingKeys(TimeSpan unseenFor, string actor, string surface, bool dryRun = false);
 
     /// <summary><see cref="ApproveKey(string, string)"/>, recorded in the history with the surface that asked (pwsh, mcp, cli).</summary>
     ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor, string surface);

@@ -52,7 +52,10 @@ public sealed partial class SqliteRegistry : IFleetRegistry
     /// <summary>Path of the database file.</summary>
     public string DatabaseFile => Path.Combine(DataDirectory, "registry.db");
 
-    /// <summary>Upper bound of pending keys; past it new unknown keys are refused (flood resistance).</summary>
+    /// <summary>
+    /// Upper bound of pending keys (flood resistance). A new key that finds the bound reached takes the place of the
+    /// pending key unseen the longest: refusing it instead would let whoever fills the table lock every new machine out.
+    /// </summary>
     public int MaxPendingKeys { get; set; } = 10_000;
 
     /// <summary>
@@ -184,11 +187,20 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var mismatch = pinnedElsewhere is not null;
         if (existing is null)
         {
+            if (MaxPendingKeys < 1)
+            {
+                throw new InvalidOperationException("the registry records no pending keys (limit 0)");
+            }
+
             var pendingCount = Scalar<long>(c, tx, "SELECT COUNT(*) FROM keys WHERE status = 'pending'");
             if (pendingCount >= MaxPendingKeys)
             {
-                throw new InvalidOperationException(
-                    $"the registry already holds {pendingCount} pending keys (limit {MaxPendingKeys}); approve or revoke pending keys before new ones are recorded");
+                // The key unseen the longest gives way: an agent still waiting refreshes its key (the hub re-records it),
+                // so what goes is a key that stopped coming back, or under a flood one that comes back when it reconnects.
+                Exec(c, tx, """
+                    DELETE FROM keys WHERE fingerprint IN
+                        (SELECT fingerprint FROM keys WHERE status = 'pending' ORDER BY last_seen, fingerprint LIMIT $n)
+                    """, ("$n", pendingCount - MaxPendingKeys + 1));
             }
 
             Exec(c, tx, """
@@ -235,6 +247,48 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var result = GetKey(c, tx, fingerprint)!;
         tx.Commit();
         return result;
+    }
+
+    public IReadOnlyList<KeyRecord> PurgePendingKeys(TimeSpan unseenFor, string actor, string surface, bool dryRun = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(unseenFor, TimeSpan.Zero);
+        ArgumentException.ThrowIfNullOrEmpty(actor);
+        ArgumentException.ThrowIfNullOrEmpty(surface);
+        var started = Now;
+        var cutoff = unseenFor.TotalMilliseconds >= started ? long.MinValue : started - (long)unseenFor.TotalMilliseconds;
+        using var c = Connect();
+        using var tx = c.BeginTransaction(deferred: dryRun);
+        using var select = Command(c, tx, "SELECT * FROM keys WHERE status = 'pending' AND last_seen < $cut ORDER BY last_seen, fingerprint", ("$cut", cutoff));
+        var keys = ReadAll(select, ReadKey);
+        if (dryRun)
+        {
+            tx.Commit();
+            return keys;
+        }
+
+        if (keys.Count > 0)
+        {
+            Exec(c, tx, "DELETE FROM keys WHERE status = 'pending' AND last_seen < $cut", ("$cut", cutoff));
+        }
+
+        // The hub's periodic expiry that finds nothing leaves no trace; an operator's purge always does.
+        if (keys.Count > 0 || surface != Surfaces.Hub)
+        {
+            InsertAudit(c, tx, new AuditEntry
+            {
+                Operation = OperationNames.PurgeKeys,
+                Actor = actor,
+                Surface = surface,
+                Status = OperationNames.Wire(keys.Count > 0 ? OperationStatus.Succeeded : OperationStatus.Unchanged),
+                Detail = OperationGuard.Truncate(
+                    $"{keys.Count} pending key(s) unseen for more than {KeyLimits.DescribeAge(unseenFor)}"
+                    + (keys.Count == 0 ? "" : ": " + string.Join(", ", keys.Select(k => k.Fingerprint)))),
+                DurationMs = Now - started,
+            });
+        }
+
+        tx.Commit();
+        return keys;
     }
 
     public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor, string surface)

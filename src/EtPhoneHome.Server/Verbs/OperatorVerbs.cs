@@ -8,7 +8,7 @@ using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Server.Verbs;
 
-/// <summary>Operator verbs: keys, approve, revoke, exec (clients, set, remove, history: RegistryVerbs).</summary>
+/// <summary>Operator verbs: keys, approve, revoke, purge-keys, exec (clients, set, remove, history: RegistryVerbs).</summary>
 internal static class OperatorVerbs
 {
     /// <summary>Exit code for a bad invocation (unknown client, nothing selected).</summary>
@@ -49,6 +49,7 @@ internal static class OperatorVerbs
         root.Subcommands.Add(KeysCommand());
         root.Subcommands.Add(KeyDecisionCommand("approve", "Approve a pending or mismatched key (by fingerprint or client uuid); the agent comes online within seconds.", approve: true));
         root.Subcommands.Add(KeyDecisionCommand("revoke", "Revoke a key (by fingerprint or client uuid) and disconnect its client now.", approve: false));
+        root.Subcommands.Add(PurgeKeysCommand());
         root.Subcommands.Add(ExecCommand());
     }
 
@@ -79,6 +80,37 @@ internal static class OperatorVerbs
         cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry => approve
             ? Approve(registry, pr.GetValue(id)!, pr.InvocationConfiguration.Output)
             : Revoke(registry, pr.GetValue(id)!, pr.InvocationConfiguration.Output)));
+        return cmd;
+    }
+
+    private static Command PurgeKeysCommand()
+    {
+        var data = DataOption();
+        var json = JsonOption();
+        var olderThan = new Option<string>("--older-than")
+        {
+            Description = "Pending keys unseen for longer than this age go: 90m, 12h, 7d (default 7d; 0s means every pending key).",
+            DefaultValueFactory = _ => "7d",
+        };
+        var yes = new Option<bool>("--yes", "-y") { Description = "Purge them; without it the keys that would go are only listed (nothing changes)." };
+        olderThan.Validators.Add(r =>
+        {
+            try
+            {
+                KeyLimits.ParseAge(r.GetValueOrDefault<string>() ?? "");
+            }
+            catch (FormatException ex)
+            {
+                r.AddError($"--older-than: {ex.Message}");
+            }
+        });
+        var cmd = new Command("purge-keys",
+            "Purge pending keys whose agent has not been seen for longer than --older-than (approved and revoked keys stay); without --yes, list what would go.")
+        {
+            data, olderThan, yes, json,
+        };
+        cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry =>
+            PurgeKeys(registry, KeyLimits.ParseAge(pr.GetValue(olderThan)!), pr.GetValue(yes), pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
         return cmd;
     }
 
@@ -305,6 +337,33 @@ internal static class OperatorVerbs
             ["FINGERPRINT", "STATUS", "HOSTNAME", "PLATFORM", "UUID", "FIRST SEEN"],
             keys.Select(k => new[] { k.Fingerprint, k.KeyMismatch ? k.Status + " (mismatch)" : k.Status, k.ClaimedHostname, k.ClaimedPlatform, k.Uuid, k.FirstSeen }),
             maxCell: 60));
+        return 0;
+    }
+
+    /// <summary>
+    /// purge-keys: with <paramref name="yes"/> purges the pending keys unseen for longer than <paramref name="olderThan"/>,
+    /// otherwise lists them (a dry run). Table or JSON lines on stdout; the summary on stdout (stderr with --json).
+    /// </summary>
+    internal static int PurgeKeys(IFleetRegistry registry, TimeSpan olderThan, bool yes, bool json, TextWriter output, TextWriter error)
+    {
+        var keys = yes ? KeyLimits.PurgePendingKeys(registry, olderThan, Operator) : KeyLimits.ExpiredPendingKeys(registry, olderThan);
+        var rows = keys.Select(k => (Row: KeyRow.From(k), LastSeen: OperatorRows.Time(k.LastSeen))).ToList();
+        if (json)
+        {
+            rows.ForEach(r => output.WriteLine(OperatorRows.JsonLine(r.Row)));
+            error.WriteLine(KeyLimits.Describe(keys, olderThan, dryRun: !yes));
+            return 0;
+        }
+
+        if (rows.Count > 0)
+        {
+            output.Write(OperatorRows.Table(
+                ["FINGERPRINT", "STATUS", "HOSTNAME", "PLATFORM", "CLAIMS", "LAST SEEN"],
+                rows.Select(r => new[] { r.Row.Fingerprint, r.Row.KeyMismatch ? r.Row.Status + " (mismatch)" : r.Row.Status, r.Row.ClaimedHostname, r.Row.ClaimedPlatform, r.Row.Uuid, r.LastSeen }),
+                maxCell: 60));
+        }
+
+        output.WriteLine(KeyLimits.Describe(keys, olderThan, dryRun: !yes));
         return 0;
     }
 

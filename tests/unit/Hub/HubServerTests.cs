@@ -234,6 +234,133 @@ public sealed class HubServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OneUnapprovedKey_HoldsAtMostTwoSessions_TheNextIsRefusedAndClosed_AndAFreedSlotIsUsableAgain()
+    {
+        // The report: one unapproved key held 60 sessions, each an sshd process and a gate on the server.
+        var streams = new List<NetworkStream>();
+        try
+        {
+            var replies = new List<string?>();
+            for (var i = 0; i < 6; i++)
+            {
+                var stream = await OpenSessionAsync(Keys.B, Hello(null, host: $"flood-{i}"));
+                streams.Add(stream);
+                replies.Add((await ReadAsync(stream))?.Type);
+            }
+
+            Assert.Equal([ControlTypes.Pending, ControlTypes.Pending, ControlTypes.Refused, ControlTypes.Refused, ControlTypes.Refused, ControlTypes.Refused], replies);
+            for (var i = 2; i < streams.Count; i++)
+            {
+                Assert.Null(await ReadAsync(streams[i])); // closed: the gate exits, and with it the sshd session
+            }
+
+            Assert.Equal(2, _hub.SessionsOf(Keys.B));
+            Assert.Contains(_log.ToArray(), l => l.Contains("already holds 2 session(s)", StringComparison.Ordinal));
+
+            await streams[0].DisposeAsync();
+            await Until(() => _hub.SessionsOf(Keys.B) == 1, "the closed session's slot is freed");
+            var next = await OpenSessionAsync(Keys.B, Hello(null));
+            streams.Add(next);
+            Assert.Equal(ControlTypes.Pending, (await ReadAsync(next))!.Type);
+
+            // Another key is not affected by B's sessions.
+            var other = await OpenSessionAsync(Keys.C, Hello(null));
+            streams.Add(other);
+            Assert.Equal(ControlTypes.Pending, (await ReadAsync(other))!.Type);
+        }
+        finally
+        {
+            foreach (var stream in streams)
+            {
+                await stream.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task SessionsThatNeverSayHello_CountAgainstTheKey()
+    {
+        await using var silent1 = await ConnectGateAsync(new GateRequest { Op = "session", Fingerprint = Keys.B, GatePid = 4242, User = "eph" });
+        await using var silent2 = await ConnectGateAsync(new GateRequest { Op = "session", Fingerprint = Keys.B, GatePid = 4243, User = "eph" });
+        await Until(() => _hub.SessionsOf(Keys.B) == 2, "both silent sessions hold a slot");
+
+        await using var third = await OpenSessionAsync(Keys.B, Hello(null));
+
+        Assert.Equal(ControlTypes.Refused, (await ReadAsync(third))!.Type);
+        Assert.Null(await ReadAsync(third));
+        Assert.Null(_registry.GetKey(Keys.B));
+    }
+
+    [Fact]
+    public async Task RefusedExtraSession_SaysWhy_AndRecordsNothing()
+    {
+        await using var first = await OpenSessionAsync(Keys.B, Hello(null));
+        await using var second = await OpenSessionAsync(Keys.B, Hello(null));
+        Assert.Equal(ControlTypes.Pending, (await ReadAsync(first))!.Type);
+        Assert.Equal(ControlTypes.Pending, (await ReadAsync(second))!.Type);
+        var seen = _registry.GetKey(Keys.B)!.LastSeen;
+
+        await using var third = await OpenSessionAsync(Keys.B, Hello(null, host: "changed-host"));
+        var refused = (await ReadAsync(third))!;
+
+        Assert.Equal(ControlTypes.Refused, refused.Type);
+        Assert.Contains("already holds 2 open session(s)", refused.Message);
+        Assert.Equal(60, refused.RetryAfterSeconds);
+        Assert.Equal("agent-host", _registry.GetKey(Keys.B)!.ClaimedHostname);
+        Assert.Equal(seen, _registry.GetKey(Keys.B)!.LastSeen);
+    }
+
+    [Fact]
+    public async Task AWaitingAgentsKey_PurgedWhileItWaits_IsRecordedAgain()
+    {
+        await using var stream = await OpenSessionAsync(Keys.B, Hello(null, host: "laptop-3"));
+        Assert.Equal(ControlTypes.Pending, (await ReadAsync(stream))!.Type);
+
+        var purged = EtPhoneHome.Core.Operations.KeyLimits.PurgePendingKeys(_registry, TimeSpan.Zero, new("alice", "cli"));
+        Assert.Equal(Keys.B, Assert.Single(purged).Fingerprint);
+
+        await Until(() => _registry.GetKey(Keys.B) is not null, "the waiting agent's key is pending again");
+        Assert.Equal("laptop-3", _registry.GetKey(Keys.B)!.ClaimedHostname);
+        _registry.ApproveKey(Keys.B, "tester");
+        Assert.Equal(ControlTypes.Reconnect, (await ReadAsync(stream))!.Type);
+    }
+
+    [Fact]
+    public async Task TheHub_PurgesPendingKeysUnseenForLongerThanTheMaxAge_AndSparesKeysWhoseAgentStillWaits()
+    {
+        using var temp = new TempData();
+        using var registry = SqliteRegistry.Open(temp.Dir);
+        registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "gone-for-good" });
+        registry.RecordPendingKey(Keys.C, null, new AgentIdentity { Hostname = "approved" });
+        registry.ApproveKey(Keys.C, "tester");
+        await using var hub = new HubServer(registry, new HubOptions
+        {
+            DataDirectory = temp.Dir,
+            GatePath = "/opt/eph/eph-gate",
+            PollInterval = TimeSpan.FromMilliseconds(50),
+            PendingKeyMaxAge = TimeSpan.FromMilliseconds(600),
+            PendingKeyExpiryInterval = TimeSpan.FromMilliseconds(100),
+            PendingKeyRefreshInterval = TimeSpan.FromMilliseconds(100),
+            Log = _ => { },
+        });
+        await hub.StartAsync();
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(hub.SocketPath));
+        await using var waiting = new NetworkStream(socket, ownsSocket: true);
+        await Wire.WriteAsync(waiting, new GateRequest { Op = "session", Fingerprint = Keys.B, GatePid = 4242, User = "eph" }, ProtocolJson.Default.GateRequest);
+        await Wire.WriteAsync(waiting, Hello(null, host: "still-waiting"), ProtocolJson.Default.ControlMessage);
+        Assert.Equal(ControlTypes.Pending, (await ReadAsync(waiting))!.Type);
+
+        await Until(() => registry.GetKey(Keys.A) is null, "the unseen pending key is purged");
+        await Task.Delay(TimeSpan.FromMilliseconds(900)); // longer than the max age: B's agent keeps its key seen
+        Assert.Equal(KeyStatus.Pending, registry.GetKey(Keys.B)?.Status);
+        Assert.Equal(KeyStatus.Approved, registry.GetKey(Keys.C)?.Status);
+        var entry = registry.QueryHistory(new HistoryQuery { Operations = ["purge_keys"] }).Last();
+        Assert.Equal(("eph-hub", "hub"), (entry.Actor, entry.Surface));
+        Assert.Contains(Keys.A, entry.Detail);
+    }
+
+    [Fact]
     public async Task PendingKey_RevokedWhileWaiting_IsRefused()
     {
         await using var stream = await OpenSessionAsync(Keys.B, Hello(null));

@@ -135,6 +135,7 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
     // ----- registry: attributed decisions, removal, history -----
     public ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor, string surface) => ApproveKey(fingerprintOrUuid, $"{actor}@{surface}");
     public RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor, string surface) => RevokeKey(fingerprintOrUuid, $"{actor}@{surface}");
+    public IReadOnlyList<KeyRecord> PurgePendingKeys(TimeSpan unseenFor, string actor, string surface, bool dryRun = false) => throw new NotSupportedException();
     public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor, string surface) => throw new NotSupportedException();
     public RemoveOutcome RemoveClient(string uuid, string actor, string surface) => throw new NotSupportedException();
     public IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query) => [];

@@ -43,6 +43,7 @@ internal static class Keys
     public const string A = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     public const string B = "SHA256:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
     public const string C = "SHA256:CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC";
+    public const string D = "SHA256:DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD";
 
     public static AgentIdentity Identity(string host = "web-01", string? claimed = null, string[]? tags = null, string[]? caps = null, string? name = null)
         => new()

@@ -83,14 +83,38 @@ public sealed class SqliteRegistryTests : IDisposable
     }
 
     [Fact]
-    public void PendingKeys_AreCapped()
+    public void PendingKeys_AreCapped_AndANewKeyTakesThePlaceOfTheKeyUnseenTheLongest()
     {
         _r.MaxPendingKeys = 2;
         _r.RecordPendingKey(Keys.A, null, Keys.Identity());
+        _time.Advance(TimeSpan.FromMinutes(1));
         _r.RecordPendingKey(Keys.B, null, Keys.Identity());
-        var ex = Assert.Throws<InvalidOperationException>(() => _r.RecordPendingKey(Keys.C, null, Keys.Identity()));
-        Assert.Contains("limit 2", ex.Message);
-        _r.RecordPendingKey(Keys.A, null, Keys.Identity()); // a refresh is still fine
+        _time.Advance(TimeSpan.FromMinutes(1));
+        _r.RecordPendingKey(Keys.A, null, Keys.Identity()); // A comes back: B is now the one unseen the longest
+        _time.Advance(TimeSpan.FromMinutes(1));
+
+        var c = _r.RecordPendingKey(Keys.C, null, Keys.Identity(host: "new-machine"));
+
+        Assert.Equal(KeyStatus.Pending, c.Status);
+        Assert.Equal([Keys.A, Keys.C], _r.ListKeys(KeyStatus.Pending).Select(k => k.Fingerprint).Order(StringComparer.Ordinal));
+        Assert.Null(_r.GetKey(Keys.B));
+    }
+
+    [Fact]
+    public void PendingKeys_TheBoundNeverEvictsApprovedOrRevokedKeys()
+    {
+        _r.MaxPendingKeys = 1;
+        Keys.Admit(_r, Keys.A, Keys.Identity("web-01"));
+        _r.RecordPendingKey(Keys.B, null, Keys.Identity());
+        _r.RevokeKey(Keys.B, "alice");
+        _time.Advance(TimeSpan.FromMinutes(1));
+
+        _r.RecordPendingKey(Keys.C, null, Keys.Identity());
+        _r.RecordPendingKey(Keys.D, null, Keys.Identity());
+
+        Assert.Equal(KeyStatus.Approved, _r.GetKey(Keys.A)!.Status);
+        Assert.Equal(KeyStatus.Revoked, _r.GetKey(Keys.B)!.Status);
+        Assert.Equal([Keys.D], _r.ListKeys(KeyStatus.Pending).Select(k => k.Fingerprint));
     }
 
     [Fact]
