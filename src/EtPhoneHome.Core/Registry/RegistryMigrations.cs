@@ -291,7 +291,30 @@ internal static class RegistryMigrations
         UPDATE clients SET key_mismatch = 0 WHERE key_mismatch <> 0;
         UPDATE sessions SET secret = zeroblob(0) WHERE closed_at IS NOT NULL;
         """,
+        NameKeyStep,
     ];
+
+    // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot
+    // be computed in SQL, so this step's code (ClientNameKeys.Backfill) fills the column, renaming the younger of
+    // clients whose names collide, before the unique index is created. Removed clients keep their name and key
+    // but hold no claim on it.
+    private const string NameKeyStep = """
+        ALTER TABLE clients ADD COLUMN name_key TEXT;
+        """;
+
+    private const string NameKeyIndex = """
+        CREATE UNIQUE INDEX ux_clients_name_key ON clients(name_key) WHERE removed_at IS NULL;
+        """;
+
+    /// <summary>Work a step needs beyond its SQL, keyed by the step itself (so it survives renumbering), run after it.</summary>
+    private static readonly Dictionary<string, Action<SqliteConnection, SqliteTransaction>> AfterStep = new(StringComparer.Ordinal)
+    {
+        [NameKeyStep] = (c, tx) =>
+        {
+            ClientNameKeys.Backfill(c, tx);
+            Exec(c, tx, NameKeyIndex);
+        },
+    };
 
     /// <summary>Latest schema version this build knows.</summary>
     public static int LatestVersion => Steps.Length;
@@ -313,6 +336,11 @@ internal static class RegistryMigrations
         for (var v = current + 1; v <= Steps.Length; v++)
         {
             Exec(connection, tx, Steps[v - 1]);
+            if (AfterStep.TryGetValue(Steps[v - 1], out var code))
+            {
+                code(connection, tx);
+            }
+
             Exec(connection, tx, $"INSERT INTO schema_version(version, applied_at) VALUES ({v}, {DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()})");
         }
 
