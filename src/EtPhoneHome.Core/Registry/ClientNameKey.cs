@@ -10,14 +10,24 @@ namespace EtPhoneHome.Core.Registry;
 /// zero-width space inside and the fullwidth "ｗｅｂ－０１" are all "web-01".
 /// </summary>
 /// <remarks>
-/// The key is the name in Unicode compatibility form (NFKC: fullwidth letters, ligatures, superscripts become plain
-/// ones), without default-ignorable characters (zero-width spaces and joiners, directional marks, word joiner and the
-/// invisible operators, byte-order mark, soft hyphen, variation selectors, tag characters), with the hyphen variants
-/// U+2010 and U+2011 read as '-', lower-cased with the invariant culture and trimmed. It is for comparing only; the
-/// name is shown as it was written.
+/// The key is the name without default-ignorable characters (zero-width spaces and joiners, directional marks, word
+/// joiner and the invisible operators, byte-order mark, soft hyphen, variation selectors, tag characters), with the
+/// hyphen variants U+2010 and U+2011 read as '-', in Unicode compatibility form (fullwidth letters, ligatures,
+/// superscripts, mathematical letters become plain ones; precomposed and combining accents are one), lower-cased with
+/// the invariant culture and trimmed. The compatibility form is NFKD — two names have the same NFKD exactly when they
+/// have the same NFKC — computed from a table carried in this assembly (ClientNameKey.Table.cs, written by
+/// build/unicode/name-key-table.py): the product runs without ICU, where <see cref="string.Normalize()"/> does
+/// nothing, and every process (hub, CLI, PowerShell, MCP) must compute the same key. The key is for comparing only;
+/// the name is shown as it was written.
 /// </remarks>
-public static class ClientNameKey
+public static partial class ClientNameKey
 {
+    private static readonly Lazy<Dictionary<int, int[]>> Decompositions = new(() => ParseTable(DecompositionData,
+        value => value.Split(' ').Select(cp => int.Parse(cp, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray()));
+
+    private static readonly Lazy<Dictionary<int, int>> CombiningClasses = new(() => ParseTable(CombiningClassData,
+        value => int.Parse(value, CultureInfo.InvariantCulture)));
+
     /// <summary>The key of <paramref name="name"/> (see the class remarks). Idempotent; an ASCII name costs no allocation when already lower-case.</summary>
     public static string Of(string name)
     {
@@ -27,11 +37,9 @@ public static class ClientNameKey
             return name;
         }
 
-        // Ignorables go first: NFKC would otherwise leave "ｗ\u200bｅ" as two separate letters around a character it keeps.
-        var stripped = Strip(name);
-        var folded = Strip(stripped.Normalize(NormalizationForm.FormKC).ToLowerInvariant());
-        // Lower-casing can leave a sequence that is not in compatibility form (a few letters decompose); normalise once more.
-        return Strip(folded.Normalize(NormalizationForm.FormKC)).Trim();
+        // Lower-casing can give a letter that decomposes (and compatibility forms can give capitals): decompose again.
+        var lowered = Decompose(name).ToLowerInvariant();
+        return Decompose(lowered).Trim();
     }
 
     /// <summary>True when the two names have the same key.</summary>
@@ -82,29 +90,84 @@ public static class ClientNameKey
         return true;
     }
 
-    private static string Strip(string value)
+    /// <summary>Ignorables dropped, hyphen variants read as '-', every code point fully decomposed, marks in canonical order.</summary>
+    private static string Decompose(string value)
     {
-        StringBuilder? kept = null;
+        var points = new List<int>(value.Length);
         for (var i = 0; i < value.Length; i++)
         {
-            var c = value[i];
-            int width = char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]) ? 2 : 1;
-            var codePoint = width == 2 ? char.ConvertToUtf32(c, value[i + 1]) : c;
-            var replacement = IsIgnorable(codePoint) ? "" : codePoint is 0x2010 or 0x2011 ? "-" : null;
-            if (replacement is not null)
-            {
-                kept ??= new StringBuilder(value, 0, i, value.Length);
-                kept.Append(replacement);
-            }
-            else
-            {
-                kept?.Append(value, i, width);
-            }
-
-            i += width - 1;
+            var cp = char.IsHighSurrogate(value[i]) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1])
+                ? char.ConvertToUtf32(value[i], value[++i])
+                : value[i];
+            Append(points, cp);
         }
 
-        return kept?.ToString() ?? value;
+        // Canonical ordering: a run of combining marks is sorted by class, stably (insertion sort: runs are short).
+        var classes = CombiningClasses.Value;
+        for (var i = 1; i < points.Count; i++)
+        {
+            var cc = classes.GetValueOrDefault(points[i]);
+            for (var j = i; cc != 0 && j > 0 && classes.GetValueOrDefault(points[j - 1]) > cc; j--)
+            {
+                (points[j - 1], points[j]) = (points[j], points[j - 1]);
+            }
+        }
+
+        var result = new StringBuilder(points.Count);
+        foreach (var cp in points)
+        {
+            result.Append(char.ConvertFromUtf32(cp));
+        }
+
+        return result.ToString();
+    }
+
+    private static void Append(List<int> points, int cp)
+    {
+        const int SBase = 0xAC00, LBase = 0x1100, VBase = 0x1161, TBase = 0x11A7, VCount = 21, TCount = 28, SCount = 11172;
+        if (IsIgnorable(cp) || cp is >= 0xD800 and <= 0xDFFF)
+        {
+            return;
+        }
+
+        if (cp is 0x2010 or 0x2011)
+        {
+            points.Add('-');
+        }
+        else if (cp - SBase is >= 0 and < SCount)
+        {
+            // Hangul syllables decompose by arithmetic (Unicode 3.12), not by table.
+            var s = cp - SBase;
+            points.Add(LBase + (s / (VCount * TCount)));
+            points.Add(VBase + (s % (VCount * TCount) / TCount));
+            if (s % TCount != 0)
+            {
+                points.Add(TBase + (s % TCount));
+            }
+        }
+        else if (Decompositions.Value.TryGetValue(cp, out var parts))
+        {
+            foreach (var part in parts)
+            {
+                Append(points, part);
+            }
+        }
+        else
+        {
+            points.Add(cp);
+        }
+    }
+
+    private static Dictionary<int, T> ParseTable<T>(string data, Func<string, T> value)
+    {
+        var table = new Dictionary<int, T>();
+        foreach (var entry in data.Split([';', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var at = entry.IndexOf('=', StringComparison.Ordinal);
+            table[int.Parse(entry.AsSpan(0, at), NumberStyles.HexNumber, CultureInfo.InvariantCulture)] = value(entry[(at + 1)..]);
+        }
+
+        return table;
     }
 
     /// <summary>Unicode's Default_Ignorable_Code_Point set, the characters that render as nothing.</summary>

@@ -15,7 +15,40 @@ internal static class ClientNameKeys
     /// <summary>Actor of the history entries the migration writes.</summary>
     internal const string MigrationActor = "registry-migration";
 
-    public static void Backfill(SqliteConnection c, SqliteTransaction tx)
+    /// <summary>The schema step: the column, its values, the unique index, the change trigger. Safe to run again.</summary>
+    public static void Apply(SqliteConnection c, SqliteTransaction tx)
+    {
+        if (!HasNameKeyColumn(c, tx))
+        {
+            Exec(c, tx, "ALTER TABLE clients ADD COLUMN name_key TEXT");
+        }
+
+        Exec(c, tx, "DROP INDEX IF EXISTS ux_clients_name_key");
+        Backfill(c, tx);
+        Exec(c, tx, "CREATE UNIQUE INDEX ux_clients_name_key ON clients(name_key) WHERE removed_at IS NULL");
+
+        // The trigger of schema step 5 stamps a client row when any column but last_seen changes; it must list the new one.
+        Exec(c, tx, """
+            DROP TRIGGER IF EXISTS clients_change_update;
+            CREATE TRIGGER clients_change_update AFTER UPDATE OF uuid, display_name, name_key, purpose, allowed_paths, webhook_url,
+                    rate_limit_rpm, rate_limit_concurrent, hostname, platform, username, agent_version, key_fingerprint, key_mismatch,
+                    first_seen, connection_count, removed_at, tags_json, caps_json ON clients
+                WHEN new.change_seq = old.change_seq BEGIN
+                UPDATE client_changes SET seq = seq + 1 WHERE id = 1;
+                UPDATE clients SET change_seq = (SELECT seq FROM client_changes WHERE id = 1) WHERE rowid = new.rowid;
+            END;
+            """);
+    }
+
+    private static bool HasNameKeyColumn(SqliteConnection c, SqliteTransaction tx)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT COUNT(*) FROM pragma_table_info('clients') WHERE name = 'name_key'";
+        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0;
+    }
+
+    private static void Backfill(SqliteConnection c, SqliteTransaction tx)
     {
         var rows = new List<(string Uuid, string Name, bool Removed)>();
         using (var read = c.CreateCommand())

@@ -295,26 +295,19 @@ internal static class RegistryMigrations
     ];
 
     // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot
-    // be computed in SQL, so this step's code (ClientNameKeys.Backfill) fills the column, renaming the younger of
-    // clients whose names collide, before the unique index is created. Removed clients keep their name and key
-    // but hold no claim on it.
-    private const string NameKeyStep = """
-        ALTER TABLE clients ADD COLUMN name_key TEXT;
-        """;
-
-    private const string NameKeyIndex = """
-        CREATE UNIQUE INDEX ux_clients_name_key ON clients(name_key) WHERE removed_at IS NULL;
-        """;
+    // be computed in SQL, so the step is code (ClientNameKeys.Apply): it adds clients.name_key, fills it, renaming the
+    // younger of clients whose names collide, creates the unique index and adds the column to the change trigger.
+    // Removed clients keep their name and key but hold no claim on it. The code is idempotent.
+    private const string NameKeyStep = "-- display names unique after normalisation: ClientNameKeys.Apply";
 
     /// <summary>Work a step needs beyond its SQL, keyed by the step itself (so it survives renumbering), run after it.</summary>
     private static readonly Dictionary<string, Action<SqliteConnection, SqliteTransaction>> AfterStep = new(StringComparer.Ordinal)
     {
-        [NameKeyStep] = (c, tx) =>
-        {
-            ClientNameKeys.Backfill(c, tx);
-            Exec(c, tx, NameKeyIndex);
-        },
+        [NameKeyStep] = ClientNameKeys.Apply,
     };
+
+    /// <summary>The schema version of the step that made display names unique.</summary>
+    internal static int NameKeyVersion => Array.IndexOf(Steps, NameKeyStep) + 1;
 
     /// <summary>Latest schema version this build knows.</summary>
     public static int LatestVersion => Steps.Length;
