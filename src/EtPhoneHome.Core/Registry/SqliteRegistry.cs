@@ -550,9 +550,10 @@ public sealed partial class SqliteRegistry : IFleetRegistry
             var name = dn.Trim();
             if (NamedAlike(c, tx, uuid, name) is { } holder)
             {
-                throw new RegistryValidationException("display_name",
+                throw new ClientNameTakenException(
                     $"the name '{ClientFieldRules.Printable(name)}' is taken: {ClientText.Describe(holder.DisplayName, holder.Uuid)} (uuid {holder.Uuid}) " +
-                    "is named alike; names are unique ignoring case, Unicode compatibility forms and invisible characters");
+                    "is named alike; names are unique ignoring case, Unicode compatibility forms and invisible characters",
+                    holder.Uuid, holder.DisplayName);
             }
 
             Set("display_name", name, $"display_name='{name}'");
