@@ -73,6 +73,7 @@ public sealed class ClientNameTests : IDisposable
         Assert.Equal("display_name", error.Field);
         if (!lookAlike.Any(c => c is '\u200b' or '\u00ad' or '\ufeff' or '\u2060' or '\ufe0f' or '\u200e'))
         {
+            Assert.Equal(web.Uuid, Assert.IsType<ClientNameTakenException>(error).HolderUuid);
             Assert.Contains("taken", error.Message);
             Assert.Contains("'web-01'", error.Message);
             Assert.Contains(web.Uuid, error.Message);
@@ -190,7 +191,7 @@ public sealed class ClientNameTests : IDisposable
         Assert.Equal("00000000-0000-0000-0000-000000000002", Assert.Single(upgraded.QueryClients(new ClientQuery { Names = ["WEB-01"] })).Uuid);
 
         // The index holds from now on, whatever path writes the name.
-        var id = Assert.Throws<RegistryValidationException>(() =>
+        var id = Assert.Throws<ClientNameTakenException>(() =>
             upgraded.UpdateClient("00000000-0000-0000-0000-000000000006", new ClientUpdate { DisplayName = "web-01" }, "alice", "cli"));
         Assert.Contains("00000000-0000-0000-0000-000000000002", id.Message);
     }
