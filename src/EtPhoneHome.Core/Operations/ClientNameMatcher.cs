@@ -66,13 +66,18 @@ public static class ClientNameMatcher
 
         // A literal that is some client's uuid names that client only, even when another is named like that uuid.
         var uuids = new HashSet<string>(all.Select(c => c.Uuid), StringComparer.OrdinalIgnoreCase);
+        var keys = names.Select(ClientNameKey.Of).ToArray(); // once per pattern, not once per client
         foreach (var client in all)
         {
             var hit = false;
-            foreach (var name in names)
+            string? nameKey = null;
+            for (var n = 0; n < names.Count; n++)
             {
+                var name = names[n];
                 var byUuidOnly = !IsWildcard(name) && uuids.Contains(name);
-                if (byUuidOnly ? string.Equals(name, client.Uuid, StringComparison.OrdinalIgnoreCase) : IsMatch(name, client))
+                if (byUuidOnly
+                        ? string.Equals(name, client.Uuid, StringComparison.OrdinalIgnoreCase)
+                        : GlobMatch(keys[n], nameKey ??= ClientNameKey.Of(client.DisplayName)) || IsMatch(name, client.Uuid))
                 {
                     matchedPatterns.Add("n:" + name);
                     hit = true;

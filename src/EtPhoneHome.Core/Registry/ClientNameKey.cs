@@ -116,7 +116,14 @@ public static partial class ClientNameKey
         var result = new StringBuilder(points.Count);
         foreach (var cp in points)
         {
-            result.Append(char.ConvertFromUtf32(cp));
+            if (cp < 0x10000)
+            {
+                result.Append((char)cp);
+            }
+            else
+            {
+                result.Append(char.ConvertFromUtf32(cp));
+            }
         }
 
         return result.ToString();
