@@ -99,6 +99,12 @@ public sealed class SetEphClientCommand : EphAsyncCmdlet
                     WriteObject(new EphClient(updated));
                 }
             }
+            catch (ClientNameTakenException ex)
+            {
+                // A name another client has: its own ID, so a script can tell it from a malformed value.
+                WriteError(NewError(Strings.ClientNameTakenId, ErrorCategory.ResourceExists, client.Uuid,
+                    string.Format(CultureInfo.CurrentCulture, Strings.InvalidClientField, ClientText.Describe(client.DisplayName, client.Uuid), ex.Message), ex));
+            }
             catch (RegistryValidationException ex)
             {
                 WriteError(NewError(Strings.InvalidClientFieldId, ErrorCategory.InvalidArgument, client.Uuid,

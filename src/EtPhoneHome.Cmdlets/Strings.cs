@@ -66,6 +66,7 @@ internal static class Strings
     public const string TestWebhookAction = "Send a signed webhook.test event";
     // ----- registry: client metadata, keys, removal, history -----
     public const string InvalidClientFieldId = "InvalidClientField";
+    public const string ClientNameTakenId = "ClientNameTaken";
     public const string KeyNotFoundId = "KeyNotFound";
     public const string KeyDecisionNeededId = "KeyDecisionNeeded";
     public const string InvalidHistoryQueryId = "InvalidHistoryQuery";

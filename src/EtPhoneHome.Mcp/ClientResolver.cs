@@ -46,7 +46,7 @@ public static class ClientResolver
         }
 
         var byName = registry.QueryClients(new ClientQuery { Names = [id] })
-            .Where(c => string.Equals(c.DisplayName, id, StringComparison.OrdinalIgnoreCase) || string.Equals(c.Uuid, id, StringComparison.OrdinalIgnoreCase))
+            .Where(c => ClientNameKey.Same(c.DisplayName, id) || string.Equals(c.Uuid, id, StringComparison.OrdinalIgnoreCase))
             .ToList();
         return byName.Count switch
         {

@@ -7,7 +7,8 @@ public sealed record ClientLookup(IReadOnlyList<ClientRecord> Clients, IReadOnly
 
 /// <summary>
 /// Name matching as PowerShell users expect it: <c>*</c> and <c>?</c> wildcards, case-insensitive, over a
-/// client's display name or uuid. A literal that matches nothing is reported; a wildcard that matches
+/// client's display name (compared as <see cref="ClientNameKey"/> says, so a literal name selects at most one live
+/// client) or uuid. A literal that matches nothing is reported; a wildcard that matches
 /// nothing is not (the cmdlet turns the first into a ClientNotFound error and stays silent on the second).
 /// </summary>
 public static class ClientNameMatcher
@@ -29,9 +30,19 @@ public static class ClientNameMatcher
         return GlobMatch(pattern, value);
     }
 
-    /// <summary>True when the pattern matches the client's display name or its uuid.</summary>
+    /// <summary>
+    /// True when the pattern matches the display name as names are compared (<see cref="ClientNameKey"/>: case,
+    /// compatibility forms and invisible characters ignored), so "ｗｅｂ-01" and "web\u200b-01" find "web-01".
+    /// </summary>
+    public static bool IsNameMatch(string pattern, string? name)
+    {
+        ArgumentNullException.ThrowIfNull(pattern);
+        return name is not null && GlobMatch(ClientNameKey.Of(pattern), ClientNameKey.Of(name));
+    }
+
+    /// <summary>True when the pattern matches the client's display name (<see cref="IsNameMatch"/>) or its uuid.</summary>
     public static bool IsMatch(string pattern, ClientRecord client) =>
-        IsMatch(pattern, client.DisplayName) || IsMatch(pattern, client.Uuid);
+        IsNameMatch(pattern, client.DisplayName) || IsMatch(pattern, client.Uuid);
 
     /// <summary>
     /// Picks clients matching any of <paramref name="names"/> (display name or uuid, wildcards) or any of
@@ -52,12 +63,21 @@ public static class ClientNameMatcher
         var picked = new List<ClientRecord>();
         var notFound = new List<string>();
         var matchedPatterns = new HashSet<string>(StringComparer.Ordinal);
+
+        // A literal that is some client's uuid names that client only, even when another is named like that uuid.
+        var uuids = new HashSet<string>(all.Select(c => c.Uuid), StringComparer.OrdinalIgnoreCase);
+        var keys = names.Select(ClientNameKey.Of).ToArray(); // once per pattern, not once per client
         foreach (var client in all)
         {
             var hit = false;
-            foreach (var name in names)
+            string? nameKey = null;
+            for (var n = 0; n < names.Count; n++)
             {
-                if (IsMatch(name, client))
+                var name = names[n];
+                var byUuidOnly = !IsWildcard(name) && uuids.Contains(name);
+                if (byUuidOnly
+                        ? string.Equals(name, client.Uuid, StringComparison.OrdinalIgnoreCase)
+                        : GlobMatch(keys[n], nameKey ??= ClientNameKey.Of(client.DisplayName)) || IsMatch(name, client.Uuid))
                 {
                     matchedPatterns.Add("n:" + name);
                     hit = true;

@@ -90,7 +90,7 @@ public static class ClientQueries
         var prefix = (word ?? "").Trim('\'', '"');
         var pattern = prefix + "*";
         return clients
-            .Where(c => ClientNameMatcher.IsMatch(pattern, c.DisplayName))
+            .Where(c => ClientNameMatcher.IsNameMatch(pattern, c.DisplayName))
             .OrderBy(c => c.DisplayName, StringComparer.OrdinalIgnoreCase);
     }
 

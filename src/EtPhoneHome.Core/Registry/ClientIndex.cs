@@ -36,7 +36,8 @@ public static class ClientOrder
 /// </summary>
 /// <remarks>
 /// Search rules (<see cref="Search"/>); every given filter must hold:
-/// Names — any pattern (<c>*</c>, <c>?</c>) matches the display name or the uuid, case-insensitively;
+/// Names — any pattern (<c>*</c>, <c>?</c>) matches the display name (as <see cref="ClientNameKey"/> compares names) or
+/// the uuid, case-insensitively;
 /// Ids — any equals the uuid, case-insensitively;
 /// Query — a substring of the display name, the purpose, the hostname or one tag (never across two);
 /// Purpose — a substring of the purpose;
@@ -260,7 +261,7 @@ internal sealed class SearchPlan
         {
             Words = [.. words],
             Names = names,
-            NameParts = names.Select(pattern => pattern
+            NameParts = names.Select(pattern => ClientNameKey.Of(pattern)
                 .Split(['*', '?'], StringSplitOptions.RemoveEmptyEntries)
                 .Select(part => ClientIndex.Utf8.GetBytes(ClientIndex.LowerChars(part)))
                 .ToArray()).ToArray(),
@@ -279,6 +280,9 @@ internal sealed class ClientSegment
 {
     internal const byte RemovedFlag = 1;
     internal const byte OnlineFlag = 2;
+
+    /// <summary>The display name's lower-cased text is its <see cref="ClientNameKey"/>, so the name prefilter may read it.</summary>
+    internal const byte PlainNameFlag = 4;
 
     private readonly ClientRecord[] _records;
     private readonly byte[] _flags;
@@ -457,6 +461,11 @@ internal sealed class ClientSegment
     /// </summary>
     private bool MayMatchName(int i, byte[][][] patterns)
     {
+        if ((_flags[i] & PlainNameFlag) == 0)
+        {
+            return true; // a name that normalises to other characters is left to the matcher
+        }
+
         var text = TextOf(i);
         var name = text.Slice(_purposeLength[i] + 1, _nameLength[i]);
         var uuid = text[(_queryLength[i] + 1)..];
@@ -532,7 +541,8 @@ internal sealed class ClientSegment
         {
             var k = _count++;
             _records[k] = client;
-            _flags[k] = (byte)((client.RemovedAt is null ? 0 : RemovedFlag) | (client.Online ? OnlineFlag : 0));
+            _flags[k] = (byte)((client.RemovedAt is null ? 0 : RemovedFlag) | (client.Online ? OnlineFlag : 0)
+                | (ClientNameKey.Of(client.DisplayName) == ClientIndex.LowerChars(client.DisplayName) ? PlainNameFlag : 0));
             foreach (var tag in client.Tags)
             {
                 AddWord(_ids.Get(tag.Trim(), isTag: true));

@@ -189,7 +189,21 @@ public sealed class RegistryNotFoundException(string message) : Exception(messag
 public sealed class KeyDecisionException(string message) : InvalidOperationException(message);
 
 /// <summary>Thrown for an operator edit that breaks a field's limits; the message names the field and the limit.</summary>
-public sealed class RegistryValidationException(string field, string message) : ArgumentException(message, field)
+public class RegistryValidationException(string field, string message) : ArgumentException(message, field)
 {
     public string Field { get; } = field;
+}
+
+/// <summary>
+/// Thrown for a rename to a display name another live client has after normalisation (<see cref="ClientNameKey"/>);
+/// the message names that client and its uuid.
+/// </summary>
+public sealed class ClientNameTakenException(string message, string holderUuid, string holderName)
+    : RegistryValidationException("display_name", message)
+{
+    /// <summary>The client that has the name.</summary>
+    public string HolderUuid { get; } = holderUuid;
+
+    /// <summary>Its display name as written.</summary>
+    public string HolderName { get; } = holderName;
 }

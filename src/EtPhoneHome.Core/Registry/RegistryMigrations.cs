@@ -291,7 +291,23 @@ internal static class RegistryMigrations
         UPDATE clients SET key_mismatch = 0 WHERE key_mismatch <> 0;
         UPDATE sessions SET secret = zeroblob(0) WHERE closed_at IS NOT NULL;
         """,
+        NameKeyStep,
     ];
+
+    // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot
+    // be computed in SQL, so the step is code (ClientNameKeys.Apply): it adds clients.name_key, fills it, renaming the
+    // younger of clients whose names collide, creates the unique index and adds the column to the change trigger.
+    // Removed clients keep their name and key but hold no claim on it. The code is idempotent.
+    private const string NameKeyStep = "-- display names unique after normalisation: ClientNameKeys.Apply";
+
+    /// <summary>Work a step needs beyond its SQL, keyed by the step itself (so it survives renumbering), run after it.</summary>
+    private static readonly Dictionary<string, Action<SqliteConnection, SqliteTransaction>> AfterStep = new(StringComparer.Ordinal)
+    {
+        [NameKeyStep] = ClientNameKeys.Apply,
+    };
+
+    /// <summary>The schema version of the step that made display names unique.</summary>
+    internal static int NameKeyVersion => Array.IndexOf(Steps, NameKeyStep) + 1;
 
     /// <summary>Latest schema version this build knows.</summary>
     public static int LatestVersion => Steps.Length;
@@ -313,6 +329,11 @@ internal static class RegistryMigrations
         for (var v = current + 1; v <= Steps.Length; v++)
         {
             Exec(connection, tx, Steps[v - 1]);
+            if (AfterStep.TryGetValue(Steps[v - 1], out var code))
+            {
+                code(connection, tx);
+            }
+
             Exec(connection, tx, $"INSERT INTO schema_version(version, applied_at) VALUES ({v}, {DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()})");
         }
 

@@ -31,10 +31,10 @@ public sealed partial class SqliteRegistry
             VALUES ($f, 'approved', $u, $now, $now, $now, 'seed')
             """, ("$f", ""), ("$u", ""), ("$now", 0L));
         using var insertClient = Command(c, tx, """
-            INSERT INTO clients(uuid, display_name, purpose, hostname, platform, username, key_fingerprint, first_seen, last_seen,
+            INSERT INTO clients(uuid, display_name, name_key, purpose, hostname, platform, username, key_fingerprint, first_seen, last_seen,
                                 connection_count, tags_json, caps_json)
-            VALUES ($u, $dn, $pu, $h, $p, $un, $f, $now, $now, 1, $tj, $cj)
-            """, ("$u", ""), ("$dn", ""), ("$pu", null), ("$h", null), ("$p", null), ("$un", null), ("$f", ""), ("$now", 0L), ("$tj", "[]"), ("$cj", "[]"));
+            VALUES ($u, $dn, $nk, $pu, $h, $p, $un, $f, $now, $now, 1, $tj, $cj)
+            """, ("$u", ""), ("$dn", ""), ("$nk", ""), ("$pu", null), ("$h", null), ("$p", null), ("$un", null), ("$f", ""), ("$now", 0L), ("$tj", "[]"), ("$cj", "[]"));
         using var insertTag = Command(c, tx, "INSERT INTO client_tags(uuid, tag_lower, tag, position) VALUES ($u, $l, $t, $p)",
             ("$u", ""), ("$l", ""), ("$t", ""), ("$p", 0));
         using var insertCap = Command(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES ($u, $c)", ("$u", ""), ("$c", ""));
@@ -61,7 +61,7 @@ public sealed partial class SqliteRegistry
             var tags = seed.Tags.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
             var caps = seed.Capabilities.Distinct(StringComparer.OrdinalIgnoreCase).Order(StringComparer.OrdinalIgnoreCase).ToList();
             Run(insertKey, fingerprint, seed.Uuid, now);
-            Run(insertClient, seed.Uuid, seed.DisplayName, seed.Purpose, seed.Hostname, seed.Platform, seed.Username, fingerprint, now,
+            Run(insertClient, seed.Uuid, seed.DisplayName, ClientNameKey.Of(seed.DisplayName), seed.Purpose, seed.Hostname, seed.Platform, seed.Username, fingerprint, now,
                 JsonArray(tags), JsonArray(caps));
             for (var i = 0; i < tags.Count; i++)
             {

@@ -502,13 +502,14 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         {
             uuid = key.Uuid ?? Guid.NewGuid().ToString();
             // The claimed identity is already neutralised and within the limits of operator edits.
-            var displayName = identity.DisplayName ?? identity.Hostname ?? $"client-{uuid[..8]}";
+            var claimedName = identity.DisplayName ?? identity.Hostname ?? $"client-{uuid[..8]}";
+            var displayName = UniqueClaimedName(c, tx, uuid, claimedName);
             Exec(c, tx, """
-                INSERT INTO clients(uuid, display_name, purpose, hostname, platform, username, agent_version, key_fingerprint,
+                INSERT INTO clients(uuid, display_name, name_key, purpose, hostname, platform, username, agent_version, key_fingerprint,
                                     key_mismatch, first_seen, last_seen, connection_count)
-                VALUES ($u, $dn, $pu, $h, $p, $un, $v, $f, 0, $now, $now, 1)
+                VALUES ($u, $dn, $nk, $pu, $h, $p, $un, $v, $f, 0, $now, $now, 1)
                 """,
-                ("$u", uuid), ("$dn", displayName), ("$pu", identity.Purpose),
+                ("$u", uuid), ("$dn", displayName), ("$nk", ClientNameKey.Of(displayName)), ("$pu", identity.Purpose),
                 ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username), ("$v", identity.AgentVersion),
                 ("$f", fingerprint), ("$now", now));
             WriteTags(c, tx, uuid, identity.Tags.Select(t => t.Trim()).Where(ClientFieldRules.IsValidTag)); // an agent's bad tag is dropped, not fatal
@@ -517,6 +518,14 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         else
         {
             uuid = key.Uuid;
+            if (GetClient(c, tx, uuid) is { RemovedAt: not null } returning)
+            {
+                // A removed client holds no claim on its name; coming back, it takes a free one.
+                var name = UniqueClaimedName(c, tx, uuid, returning.DisplayName);
+                Exec(c, tx, "UPDATE clients SET display_name = $dn, name_key = $nk WHERE uuid = $u",
+                    ("$dn", name), ("$nk", ClientNameKey.Of(name)), ("$u", uuid));
+            }
+
             Exec(c, tx, """
                 UPDATE clients SET hostname = $h, platform = $p, username = $un, agent_version = $v, key_fingerprint = $f,
                     last_seen = $now, connection_count = connection_count + 1, removed_at = NULL
@@ -537,6 +546,43 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         var client = GetClient(c, tx, uuid)!;
         tx.Commit();
         return client;
+    }
+
+    /// <summary>Actor of the history entry that records an admitted client's name differing from its claim.</summary>
+    internal const string AdmissionActor = "admission";
+
+    /// <summary>
+    /// The claimed name when no other live client has it (after normalisation, <see cref="ClientNameKey"/>), else the
+    /// first free "name (2)", "name (3)"…; a renamed claim is written to the history naming the client that has it.
+    /// </summary>
+    private string UniqueClaimedName(SqliteConnection c, SqliteTransaction tx, string uuid, string claimed)
+    {
+        bool Taken(string key) => Scalar<long>(c, tx,
+            "SELECT COUNT(*) FROM clients WHERE name_key = $k AND removed_at IS NULL AND uuid <> $u", ("$k", key), ("$u", uuid)) > 0;
+
+        var name = ClientNameKey.Unique(claimed, Taken);
+        if (name != claimed && NamedAlike(c, tx, uuid, claimed) is { } holder)
+        {
+            InsertAudit(c, tx, new AuditEntry
+            {
+                Operation = OperationNames.UpdateClient,
+                Uuid = uuid,
+                Actor = AdmissionActor,
+                Surface = RegistrySurface,
+                Status = OperationNames.Wire(OperationStatus.Succeeded),
+                Detail = Clip($"display_name='{name}': the name '{claimed}' belongs to {ClientText.Describe(holder.DisplayName, holder.Uuid)}", 500),
+            });
+        }
+
+        return name;
+    }
+
+    /// <summary>The live client other than <paramref name="uuid"/> whose name has the key of <paramref name="name"/>.</summary>
+    private ClientRecord? NamedAlike(SqliteConnection c, SqliteTransaction tx, string uuid, string name)
+    {
+        using var read = Command(c, tx, "SELECT uuid FROM clients WHERE name_key = $k AND removed_at IS NULL AND uuid <> $u LIMIT 1",
+            ("$k", ClientNameKey.Of(name)), ("$u", uuid));
+        return ReadAll(read, r => r.GetString(0)).FirstOrDefault() is { } other ? GetClient(c, tx, other) : null;
     }
 
     public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor, string surface)
@@ -563,7 +609,17 @@ public sealed partial class SqliteRegistry : IFleetRegistry
 
         if (update.DisplayName is { } dn && dn.Trim() != current.DisplayName)
         {
-            Set("display_name", dn.Trim(), $"display_name='{dn.Trim()}'");
+            var name = dn.Trim();
+            if (NamedAlike(c, tx, uuid, name) is { } holder)
+            {
+                throw new ClientNameTakenException(
+                    $"the name '{ClientFieldRules.Printable(name)}' is taken: {ClientText.Describe(holder.DisplayName, holder.Uuid)} (uuid {holder.Uuid}) " +
+                    "is named alike; names are unique ignoring case, Unicode compatibility forms and invisible characters",
+                    holder.Uuid, holder.DisplayName);
+            }
+
+            Set("display_name", name, $"display_name='{name}'");
+            Exec(c, tx, "UPDATE clients SET name_key = $k WHERE uuid = $u", ("$k", ClientNameKey.Of(name)), ("$u", uuid));
         }
 
         if (update.Purpose is { } pu && NullIfEmpty(pu) != current.Purpose)

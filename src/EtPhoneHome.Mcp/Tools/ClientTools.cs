@@ -102,7 +102,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
     [Description("Change a client's display name, purpose, tags (replaces all tags) or allowed paths. Operator edits persist: a reconnect never overwrites them. Omitted fields stay unchanged.")]
     public CallToolResult UpdateClient(
         [Description("Uuid of the client to change.")][MaxLength(ToolArguments.MaxIdLength)] string uuid,
-        [Description("Human-readable name, 1-100 characters (e.g. 'Production API Server').")][MinLength(1)][MaxLength(100)] string? display_name = null,
+        [Description("Human-readable name, 1-100 characters (e.g. 'Production API Server'); unique: a name another client has, ignoring case, compatibility forms and invisible characters, is refused.")][MinLength(1)][MaxLength(100)] string? display_name = null,
         [Description("Role of the client, at most 200 characters; empty string clears it.")][MaxLength(200)] string? purpose = null,
         [Description("New tags, each 1-64 characters; replaces the existing tags. An empty list removes all tags.")] string[]? tags = null,
         [Description("Path prefixes file operations and command working directories are limited to. An empty list makes the client unrestricted (the agent's own list still applies).")] string[]? allowed_paths = null)

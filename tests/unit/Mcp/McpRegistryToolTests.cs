@@ -42,6 +42,36 @@ public sealed class McpRegistryToolTests : IDisposable
     }
 
     [Fact]
+    public async Task UpdateClient_ToANameTakenAfterNormalisation_IsRefused_NamingTheClientThatHasIt()
+    {
+        var db = Keys.Admit(_registry, Keys.B, Keys.Identity(name: "db-01", host: "db"));
+        await using var harness = new McpHarness(_registry, new FakeTransport());
+        var client = await harness.ConnectAsync();
+
+        var error = (await client.CallAsync("update_client", new { uuid = db.Uuid, display_name = "\uff37\uff25\uff22-01" })).Error("INVALID_ARGUMENT");
+
+        Assert.Contains(_client.Uuid, error.GetProperty("message").GetString());
+        Assert.Equal("db-01", _registry.GetClient(db.Uuid)!.DisplayName);
+    }
+
+    [Theory]
+    [InlineData("WEB-01")]
+    [InlineData("web\u200b-01")]
+    [InlineData("\uff57\uff45\uff42-01")]
+    public async Task AClientNamedByALookAlike_IsTheOneClient_AndAClaimOfTheSameNameIsAnother(string lookAlike)
+    {
+        var claimant = Keys.Admit(_registry, Keys.B, Keys.Identity(name: "Web-01", host: "claimant"));
+        await using var harness = new McpHarness(_registry, new FakeTransport());
+        var client = await harness.ConnectAsync();
+
+        var described = (await client.CallAsync("describe_client", new { client_id = lookAlike })).Ok();
+
+        Assert.Equal("Web-01 (2)", claimant.DisplayName);
+        Assert.Contains(_client.Uuid, described.GetRawText());
+        Assert.DoesNotContain(claimant.Uuid, described.GetRawText());
+    }
+
+    [Fact]
     public async Task UpdateClient_EmptyAllowedPaths_MakesClientUnrestricted()
     {
         _registry.UpdateClient(_client.Uuid, new ClientUpdate { AllowedPaths = ["/srv"] }, "test");

@@ -137,7 +137,7 @@ public sealed class ClientIndexTests
             .Where(c => Clean(q.Tags).All(t => c.Tags.Any(x => Low(x) == Low(t))))
             .Where(c => Clean(q.Capabilities).All(t => c.Capabilities.Any(x => Low(x) == Low(t))))
             .Where(c => q.Ids is not { Count: > 0 } || q.Ids.Any(id => string.Equals(id.Trim(), c.Uuid, StringComparison.OrdinalIgnoreCase)))
-            .Where(c => q.Names is not { Count: > 0 } || q.Names.Any(n => ClientNameMatcher.IsMatch(n, c.DisplayName) || ClientNameMatcher.IsMatch(n, c.Uuid)))
+            .Where(c => q.Names is not { Count: > 0 } || q.Names.Any(n => ClientNameMatcher.IsNameMatch(n, c.DisplayName) || ClientNameMatcher.IsMatch(n, c.Uuid)))
             .Where(c => string.IsNullOrEmpty(q.Purpose) || Has(c.Purpose, q.Purpose))
             .Where(c => string.IsNullOrEmpty(q.Query) || Has(c.DisplayName, q.Query) || Has(c.Purpose, q.Query) || Has(c.Hostname, q.Query)
                         || c.Tags.Any(t => Has(t, q.Query)))
@@ -179,12 +179,17 @@ public sealed class ClientIndexTests
         yield return new ClientQuery { Names = [Cased(name[..Math.Max(1, name.Length / 2)]) + "*"] };
         yield return new ClientQuery { Names = ["*" + Cased(name[(name.Length / 2)..])] };
         yield return new ClientQuery { Names = [Cased(name)] };
+        yield return new ClientQuery { Names = [Fullwidth(name) + "\u200b"] }; // a look-alike finds the name (ClientNameKey)
         yield return new ClientQuery { Names = [name.Length > 2 ? name[..1] + "?" + name[2..] : name, "*" + Piece(name) + "*"] };
         var other = Any();
         yield return new ClientQuery { Names = [other.Uuid[..6].ToUpperInvariant() + "*"], IncludeRemoved = true };
         yield return new ClientQuery { Ids = [other.Uuid.ToUpperInvariant(), Any().Uuid], IncludeRemoved = true };
         yield return new ClientQuery { Ids = [other.Uuid], Tags = [TagPool[0]] };
     }
+
+    /// <summary>The name in fullwidth forms (U+FF01–U+FF5E), as a look-alike typed on an East Asian keyboard.</summary>
+    private static string Fullwidth(string name) =>
+        string.Concat(name.Select(ch => ch is > ' ' and <= '~' ? (char)(ch + 0xFEE0) : ch));
 
     private static ClientRecord RandomClient(Random random, int i)
     {
