@@ -77,7 +77,8 @@ Describe 'Views' {
     It 'renders the <View> table in 80 columns with all <Columns> columns and no error' -ForEach @(
         [xml] $formats = Get-Content -Raw (Join-Path $PSScriptRoot '../../module/EtPhoneHome.format.ps1xml')
         $formats.Configuration.ViewDefinitions.View | Where-Object { $_.TableControl } |
-            ForEach-Object { @{ View = $_.Name; TypeName = $_.ViewSelectedBy.TypeName; Columns = @($_.TableControl.TableHeaders.TableColumnHeader).Count } }) {
+            ForEach-Object { @{ View = $_.Name; TypeName = $_.ViewSelectedBy.TypeName; Columns = @($_.TableControl.TableHeaders.TableColumnHeader).Count
+                    Labels = @($_.TableControl.TableHeaders.TableColumnHeader | ForEach-Object { $_.Label }) } }) {
         $samples = 1..2 | ForEach-Object { SampleObject $TypeName }
         $Error.Clear()
         $text = $samples | Format-Table -View $View | Out-String -Width 80
@@ -86,6 +87,9 @@ Describe 'Views' {
         # The header underline has one run of dashes per column shown: a column that does not fit is dropped.
         $underline = $lines | Where-Object { $_ -match '^ *-[- ]*$' } | Select-Object -First 1
         ([regex]::Matches($underline, '-+')).Count | Should -Be $Columns
+        # Every header reads whole on one line: a squeezed column wraps its label into fragments.
+        $header = $lines[[array]::IndexOf($lines, $underline) - 1]
+        foreach ($label in $Labels) { $header | Should -Match "(^| )$([regex]::Escape($label))( |$)" -Because "the $label column of $View" }
         $Error | Should -BeNullOrEmpty
         $text | Should -Not -Match '#ERR'
     }
