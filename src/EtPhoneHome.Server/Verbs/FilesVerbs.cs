@@ -53,18 +53,7 @@ internal static class FilesVerbs
             command.Options.Add(Tag);
             command.Options.Add(Throttle);
             command.Options.Add(Json);
-            Throttle.Validators.Add(r =>
-            {
-                if (!OperatorVerbs.TryGetInt(r, out var value))
-                {
-                    return;
-                }
-
-                if (value is < 1 or > 1024)
-                {
-                    r.AddError($"--throttle must be between 1 and 1024, got {value}");
-                }
-            });
+            Throttle.Validators.Add(r => OperatorVerbs.Range(r, 1, 1024));
             command.Validators.Add(r =>
             {
                 var modes = (r.GetValue(All) ? 1 : 0) + ((r.GetValue(Client)?.Length ?? 0) > 0 ? 1 : 0) + ((r.GetValue(Tag)?.Length ?? 0) > 0 ? 1 : 0);

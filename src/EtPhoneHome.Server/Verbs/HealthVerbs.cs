@@ -43,8 +43,8 @@ internal static class HealthVerbs
         var summary = new Option<bool>("--summary") { Description = "Only cpu_percent, memory_percent, disk_max_percent, load_1 and uptime_s." };
         var throttle = ThrottleOption();
         var timeout = TimeoutOption();
-        throttle.Validators.Add(r => Range(r, 1, 1024));
-        timeout.Validators.Add(r => Range(r, 1, 600));
+        throttle.Validators.Add(r => OperatorVerbs.Range(r, 1, 1024));
+        timeout.Validators.Add(r => OperatorVerbs.Range(r, 1, 600));
         var cmd = new Command("metrics", "CPU, memory, disk, load, uptime and network figures of clients; one result per client, printed as each answers.")
         {
             data, all, client, tag, summary, throttle, timeout, json,
@@ -86,8 +86,8 @@ internal static class HealthVerbs
         var disk = new Option<double>("--disk-threshold") { Description = "List clients whose fullest disk is above this percentage (0–100).", DefaultValueFactory = _ => FleetThresholds.DefaultDiskPercent };
         var throttle = ThrottleOption();
         var timeout = TimeoutOption();
-        throttle.Validators.Add(r => Range(r, 1, 1024));
-        timeout.Validators.Add(r => Range(r, 1, 600));
+        throttle.Validators.Add(r => OperatorVerbs.Range(r, 1, 1024));
+        timeout.Validators.Add(r => OperatorVerbs.Range(r, 1, 600));
         foreach (var percent in new[] { cpu, memory, disk })
         {
             percent.Validators.Add(r =>
@@ -123,19 +123,6 @@ internal static class HealthVerbs
             }
         });
         return cmd;
-    }
-
-    private static void Range(OptionResult result, int min, int max)
-    {
-        if (!OperatorVerbs.TryGetInt(result, out var value))
-        {
-            return;
-        }
-
-        if (value < min || value > max)
-        {
-            result.AddError($"{result.Option.Name} must be between {min} and {max}, got {value}");
-        }
     }
 
     // ----- verb bodies (tested directly) -----

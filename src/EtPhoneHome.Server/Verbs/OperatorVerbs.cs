@@ -264,7 +264,8 @@ internal static class OperatorVerbs
         return result;
     }
 
-    private static void Range(OptionResult result, int min, int max)
+    /// <summary>The validator every int option of the verbs uses: a value outside min..max names the option and the range.</summary>
+    internal static void Range(OptionResult result, int min, int max)
     {
         if (!TryGetInt(result, out var value))
         {

@@ -32,18 +32,7 @@ internal static class WebhookVerbs
         var client = new Option<string[]>("--client") { Description = "Only events of this client (uuid or display name; repeat for more).", AllowMultipleArgumentsPerToken = false };
         var evt = new Option<string[]>("--event") { Description = "Only these events (wildcards * and ?; repeat for more), e.g. client.*.", AllowMultipleArgumentsPerToken = false };
         var limit = new Option<int>("--limit") { Description = "Most rows, newest first (1–10000).", DefaultValueFactory = _ => 50 };
-        limit.Validators.Add(r =>
-        {
-            if (!OperatorVerbs.TryGetInt(r, out var value))
-            {
-                return;
-            }
-
-            if (value is < 1 or > 10_000)
-            {
-                r.AddError($"--limit must be between 1 and 10000, got {value}");
-            }
-        });
+        limit.Validators.Add(r => OperatorVerbs.Range(r, 1, 10_000));
         var cmd = new Command("webhooks", "List webhook deliveries (the event outbox), newest first, with their state and last error.")
         {
             data, status, client, evt, limit, json,
