@@ -17,10 +17,11 @@ public static class TunnelHandshake
     public const int MaxHandshakeFrameBytes = 4096;
 
     /// <summary>
-    /// Upper bound of the operator's proof, which carries the server policy: up to 100 allowed paths of up to 4096
-    /// characters each (the registry's limits), JSON-escaped.
+    /// Upper bound of the operator's proof, which carries the server policy. An unauthenticated peer may send this much
+    /// per connection before it is refused, so it stays small: the registry bounds allowed_paths to 16 Ki characters in all,
+    /// which fits even with every character JSON-escaped (6 bytes each).
     /// </summary>
-    public const int MaxProofFrameBytes = 1024 * 1024;
+    public const int MaxProofFrameBytes = 128 * 1024;
 
     private static readonly byte[] OperatorLabel = Encoding.ASCII.GetBytes("eph-tunnel-v1/operator");
     private static readonly byte[] AgentLabel = Encoding.ASCII.GetBytes("eph-tunnel-v1/agent");

@@ -17,6 +17,9 @@ public sealed partial class SqliteRegistry
     /// <summary>Most server-side allowed paths one client may have.</summary>
     public const int MaxAllowedPaths = 100;
 
+    /// <summary>Characters of all allowed paths together: the list travels with every tunnel connection.</summary>
+    public const int MaxAllowedPathsTotal = 16 * 1024;
+
     /// <summary>Longest allowed path, in characters.</summary>
     public const int MaxPathLength = 4096;
 
@@ -243,6 +246,11 @@ public sealed partial class SqliteRegistry
             if (paths.FirstOrDefault(p => p.Length > MaxPathLength) is { } tooLong)
             {
                 throw new RegistryValidationException("allowed_paths", $"each allowed path must be at most {MaxPathLength} characters (got {tooLong.Length})");
+            }
+
+            if (paths.Sum(p => p.Length) is var total && total > MaxAllowedPathsTotal)
+            {
+                throw new RegistryValidationException("allowed_paths", $"allowed_paths may hold at most {MaxAllowedPathsTotal} characters in all (got {total})");
             }
 
             // A relative path is relative to nothing the agent knows: accepted, it would deny everything.

@@ -233,6 +233,44 @@ public sealed class FileTransferTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheLargestPolicyTheRegistryAllows_FitsTheProof_EvenFullyEscaped()
+    {
+        // 16 Ki characters of non-ASCII paths (each escaped to \uXXXX in the proof) beside the one that matters.
+        File.WriteAllText(Remote("kept.txt"), "kept");
+        var padding = Enumerable.Range(0, 4).Select(i => "/" + new string('\u00e9', (SqliteRegistry.MaxAllowedPathsTotal - Remote("").Length) / 4 - 2) + i).ToArray();
+        var policy = new ServerPolicy { AllowedPaths = [Remote(""), .. padding] };
+        Assert.True(policy.AllowedPaths.Sum(p => p.Length) <= SqliteRegistry.MaxAllowedPathsTotal);
+
+        var read = await new RemoteFileOperations().ReadAsync(Target() with { Policy = policy }, new ReadFileParams { Path = Remote("kept.txt") }, CancellationToken.None);
+
+        Assert.Equal("kept", read.Content);
+    }
+
+    [Fact]
+    public async Task AnOversizedProofFromAnUnauthenticatedPeer_IsRefusedWithoutBeingRead()
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", _server.Port);
+        var stream = tcp.GetStream();
+        Assert.NotNull(await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeChallenge, TunnelHandshake.MaxHandshakeFrameBytes));
+        var header = new byte[4];
+        // 1 MiB: what the proof limit once was, so 128 such peers held 128 MiB of the agent's memory.
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header, 1024 * 1024);
+        await stream.WriteAsync(header);
+
+        // The agent closes the connection on the length alone (well before its handshake timeout).
+        var buffer = new byte[4096];
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        int n;
+        do
+        {
+            n = await stream.ReadAsync(buffer, wait.Token);
+        }
+        while (n > 0);
+        Assert.Equal(0, n);
+    }
+
+    [Fact]
     public async Task FleetFileRunner_AnswersEveryTarget()
     {
         File.WriteAllText(Remote("f.txt"), "fan");

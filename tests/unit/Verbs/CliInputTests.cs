@@ -81,6 +81,9 @@ public sealed class CliInputTests : IDisposable
         var uuid = _registry.QueryClients(new ClientQuery()).Single().Uuid;
         Assert.Throws<RegistryValidationException>(() => _registry.UpdateClient(uuid, new ClientUpdate { AllowedPaths = ["relative"] }, "t"));
         _registry.UpdateClient(uuid, new ClientUpdate { AllowedPaths = ["/srv/app", @"C:\Data", "D:/x", @"\\server\share"] }, "t");
+        // The list travels with every tunnel connection: bounded in all, not only per path.
+        var tooMuch = Enumerable.Range(0, 5).Select(i => "/" + new string('p', 4000) + i).ToList();
+        Assert.Contains("in all", Assert.Throws<RegistryValidationException>(() => _registry.UpdateClient(uuid, new ClientUpdate { AllowedPaths = tooMuch }, "t")).Message);
     }
 
     [Fact]
