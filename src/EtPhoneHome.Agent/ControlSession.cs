@@ -44,7 +44,7 @@ public sealed class ControlSession
             RedirectStandardError = true,
             CreateNoWindow = true,
         };
-        foreach (var arg in SshCommandBuilder.Build(_config, _rpc.Port))
+        foreach (var arg in SshCommandBuilder.Build(_config, _rpc.Port, ValidTunnelPort(state.TunnelPort) ?? 0))
         {
             psi.ArgumentList.Add(arg);
         }
@@ -121,6 +121,7 @@ public sealed class ControlSession
                 Purpose = _config.Purpose,
                 Tags = _config.Tags,
                 TunnelPort = tunnelPort,
+                RequestedTunnelPort = ValidTunnelPort(state.TunnelPort),
             }, ct).ConfigureAwait(false);
         }
         catch (IOException ex)
@@ -218,6 +219,13 @@ public sealed class ControlSession
                         return new SessionOutcome { ReachedWelcome = reachedWelcome, Refused = true, Error = "refused: " + (message.Message ?? "no reason given") };
 
                     case ControlTypes.Reconnect:
+                        if (ValidTunnelPort(message.TunnelPort) is { } assigned && assigned != state.TunnelPort)
+                        {
+                            // The one port this key may forward on the server: the next ssh asks for exactly that.
+                            state = state with { TunnelPort = assigned };
+                            SaveState(state);
+                        }
+
                         AgentLog.Info($"hub asked to reconnect{(message.Message is null ? string.Empty : ": " + message.Message)}");
                         return new SessionOutcome { ReachedWelcome = reachedWelcome, ReconnectNow = true };
 
@@ -298,7 +306,7 @@ public sealed class ControlSession
                         forwardVerdict.TrySetResult(null);
                         break;
                     default:
-                        if (line.Length > 0)
+                        if (line.Length > 0 && !SshStderrParser.IsDebug(line))
                         {
                             _lastSshError = Truncate(line, 300);
                             AgentLog.Info("ssh: " + _lastSshError);
@@ -334,6 +342,9 @@ public sealed class ControlSession
 
         await WaitQuietlyAsync(ssh.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(5)).ConfigureAwait(false);
     }
+
+    /// <summary>A tunnel port the hub may assign (never a privileged port); anything else is ignored.</summary>
+    internal static int? ValidTunnelPort(int? port) => port is >= 1024 and <= 65535 ? port : null;
 
     private void SaveState(AgentState state)
     {

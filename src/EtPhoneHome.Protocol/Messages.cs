@@ -83,8 +83,13 @@ public sealed record ControlMessage
     public string? DisplayName { get; init; }
     public string? Purpose { get; init; }
     public string[]? Tags { get; init; }
-    /// <summary>Port sshd allocated for the reverse forward; null when the forward was refused.</summary>
+    /// <summary>
+    /// hello: the port sshd opened for the reverse forward, null when it refused the forward. reconnect: the one port
+    /// this key may forward on the server (the agent asks for exactly that port from then on).
+    /// </summary>
     public int? TunnelPort { get; init; }
+    /// <summary>hello: the port the agent asked sshd for; null when it did not know its port yet (it asked for none).</summary>
+    public int? RequestedTunnelPort { get; init; }
 
     // welcome (hub → agent)
     /// <summary>Base64 of the 32-byte per-session secret. Never logged.</summary>

@@ -1,4 +1,5 @@
 using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Core.Hub;
@@ -50,6 +51,9 @@ public sealed class HubOptions
 
     /// <summary>Bound of the in-memory cache of offered public keys.</summary>
     public int MaxOfferedKeys { get; init; } = 10_000;
+
+    /// <summary>Server ports handed to approved keys, one each (sshd's permitlisten); the server's own services stay outside.</summary>
+    public TunnelPortRange TunnelPorts { get; init; } = TunnelPortRange.Default;
 
     /// <summary>Host for tunnel connections (the loopback sshd listens on for reverse forwards).</summary>
     public string TunnelHost { get; init; } = "127.0.0.1";

@@ -91,6 +91,7 @@ public sealed partial class HubServer : IAsyncDisposable
         }
 
         _registry.SetSetting(SqliteRegistry.HeartbeatSetting, _options.HeartbeatSeconds.ToString(CultureInfo.InvariantCulture));
+        _registry.SetSetting(TunnelPortRange.Setting, _options.TunnelPorts.ToString());
 
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -336,12 +337,43 @@ public sealed partial class HubServer : IAsyncDisposable
         _offered.Remember(fingerprint, keyType + " " + key);
         var record = _registry.GetKey(fingerprint);
         var command = $"{_options.GatePath} session --socket {SocketPath} --fingerprint {fingerprint}";
-        return record?.Status switch
+        if (record?.Status == KeyStatus.Revoked)
         {
-            KeyStatus.Approved => [$"restrict,port-forwarding,permitlisten=\"127.0.0.1:*\",command=\"{command}\" {keyType} {key}"],
-            KeyStatus.Revoked => [],
-            _ => [$"restrict,command=\"{command}\" {keyType} {key}"],
-        };
+            return [];
+        }
+
+        // An approved key may listen on its own server port and no other: permitlisten names exactly that port, so a
+        // client (compromised or not) can never take a port meant for another client or for the server's own services.
+        // Without a port (none left) the session still comes, without forwarding, and the hello is refused with why.
+        var port = record?.Status == KeyStatus.Approved ? TunnelPortOf(record) : null;
+        return port is { } p
+            ? [string.Create(CultureInfo.InvariantCulture, $"restrict,port-forwarding,permitlisten=\"{_options.TunnelHost}:{p}\",command=\"{command}\" {keyType} {key}")]
+            : [$"restrict,command=\"{command}\" {keyType} {key}"];
+    }
+
+    /// <summary>The approved key's server port, assigned now when it has none (or one outside this hub's range).</summary>
+    private int? TunnelPortOf(KeyRecord key)
+    {
+        if (key.TunnelPort is { } port && _options.TunnelPorts.Contains(port))
+        {
+            return port;
+        }
+
+        return NewTunnelPort(key.Fingerprint);
+    }
+
+    /// <summary>A new port for the key, free on this host now; null (logged) when the key is no longer approved or the range is full.</summary>
+    private int? NewTunnelPort(string fingerprint)
+    {
+        try
+        {
+            return _registry.AssignTunnelPort(fingerprint, _options.TunnelPorts, p => TunnelPortRange.IsFree(_options.TunnelHost, p));
+        }
+        catch (InvalidOperationException ex)
+        {
+            Log($"no tunnel port for key {fingerprint}: {ex.Message}");
+            return null;
+        }
     }
 
     private async Task AnswerKeysAsync(Stream stream, GateRequest request, CancellationToken ct)
@@ -533,19 +565,43 @@ public sealed partial class HubServer : IAsyncDisposable
             return;
         }
 
-        if (hello.TunnelPort is not { } tunnelPort || tunnelPort is <= 0 or > 65535)
+        var assigned = TunnelPortOf(key);
+        if (assigned is null)
         {
-            // Approved after this connection authenticated: sshd fixed its options without forwarding.
+            await SendAsync(stream, Refused($"no tunnel port is free on the server (range {_options.TunnelPorts})", retryAfter: 300), ct).ConfigureAwait(false);
+            return;
+        }
+
+        if (hello.TunnelPort != assigned)
+        {
+            // The agent did not know its port (first connection, or a new machine state), asked for another one, or the
+            // key was approved after this connection authenticated (sshd fixed its options without forwarding). When it
+            // asked for exactly its port and sshd could not open it, something else holds that port on this host
+            // (a leftover session, another program): the key moves to a free port.
+            var port = assigned.Value;
+            var why = "the key is approved; reconnect to get a tunnel";
+            if (hello.RequestedTunnelPort == port && hello.TunnelPort is null && NewTunnelPort(fingerprint) is { } moved)
+            {
+                Log($"key {fingerprint}: tunnel port {port} could not be opened on this host; the key moves to port {moved}");
+                why = $"tunnel port {port} is taken on the server; use port {moved}";
+                port = moved;
+            }
+            else if (hello.RequestedTunnelPort != port)
+            {
+                why = $"reconnect with the tunnel port of this key, {port}";
+            }
+
             await SendAsync(stream, new ControlMessage
             {
                 Type = ControlTypes.Reconnect,
-                Message = "the key is approved; reconnect to get a tunnel",
+                Message = why,
+                TunnelPort = port,
                 RetryAfterSeconds = 0,
             }, ct).ConfigureAwait(false);
             return;
         }
 
-        await RunAdmittedSessionAsync(stream, gate, identity, tunnelPort, ct).ConfigureAwait(false);
+        await RunAdmittedSessionAsync(stream, gate, identity, assigned.Value, ct).ConfigureAwait(false);
     }
 
     private async Task WaitForDecisionAsync(Stream stream, string fingerprint, string? publicKey, AgentIdentity identity, CancellationToken ct)
@@ -575,8 +631,9 @@ public sealed partial class HubServer : IAsyncDisposable
             var key = _registry.GetKey(fingerprint);
             if (key?.Status == KeyStatus.Approved)
             {
-                Log($"key {fingerprint} approved; telling the agent to reconnect");
-                await SendAsync(stream, new ControlMessage { Type = ControlTypes.Reconnect, Message = "the key was approved", RetryAfterSeconds = 0 }, ct).ConfigureAwait(false);
+                var port = TunnelPortOf(key);
+                Log($"key {fingerprint} approved; telling the agent to reconnect{(port is { } p ? $" with tunnel port {p}" : string.Empty)}");
+                await SendAsync(stream, new ControlMessage { Type = ControlTypes.Reconnect, Message = "the key was approved", TunnelPort = port, RetryAfterSeconds = 0 }, ct).ConfigureAwait(false);
                 return;
             }
 

@@ -27,6 +27,13 @@ public interface IFleetRegistry : IDisposable
     /// <summary>Approves a pending key, a key mismatch (by the new key's fingerprint or the client's uuid), or a revoked key.</summary>
     ApproveOutcome ApproveKey(string fingerprintOrUuid, string actor);
 
+    /// <summary>
+    /// Gives an approved key a new server port for its reverse forward: a port of <paramref name="range"/> that no other
+    /// key holds, that is not the key's current one, and that <paramref name="isFree"/> finds unused now.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The key is not approved, or no port of the range is free.</exception>
+    int AssignTunnelPort(string fingerprint, TunnelPortRange range, Func<int, bool> isFree);
+
     /// <summary>Revokes a key (by fingerprint, or the key bound to a uuid) and closes its open sessions.</summary>
     RevokeOutcome RevokeKey(string fingerprintOrUuid, string actor);
 

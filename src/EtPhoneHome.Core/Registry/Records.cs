@@ -32,6 +32,8 @@ public sealed record KeyRecord
     public string? DecidedBy { get; init; }
     /// <summary>True when this key claims a uuid that is pinned to another key.</summary>
     public bool IsMismatch { get; init; }
+    /// <summary>The one server port this approved key may forward (sshd's permitlisten); null until the hub assigns it.</summary>
+    public int? TunnelPort { get; init; }
 }
 
 /// <summary>A registered client: operator-owned fields, agent-owned fields and the live session view.</summary>

@@ -292,6 +292,7 @@ internal static class RegistryMigrations
         UPDATE sessions SET secret = zeroblob(0) WHERE closed_at IS NOT NULL;
         """,
         NameKeyStep,
+        TunnelPortStep,
     ];
 
     // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot
@@ -300,10 +301,37 @@ internal static class RegistryMigrations
     // Removed clients keep their name and key but hold no claim on it. The code is idempotent.
     private const string NameKeyStep = "-- display names unique after normalisation: ClientNameKeys.Apply";
 
+    // 9: one server port per approved key (sshd's permitlisten names exactly that port), unique; a key that stops being
+    // approved gives its port back. Code, so that it can be applied again to a file that has it (idempotent).
+    private const string TunnelPortStep = "-- one tunnel port per approved key: AddTunnelPorts";
+
+    private static void AddTunnelPorts(SqliteConnection connection, SqliteTransaction tx)
+    {
+        using (var info = connection.CreateCommand())
+        {
+            info.Transaction = tx;
+            info.CommandText = "SELECT COUNT(*) FROM pragma_table_info('keys') WHERE name = 'tunnel_port'";
+            if (Convert.ToInt64(info.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+            {
+                Exec(connection, tx, "ALTER TABLE keys ADD COLUMN tunnel_port INTEGER");
+            }
+        }
+
+        Exec(connection, tx, """
+            CREATE UNIQUE INDEX IF NOT EXISTS ux_keys_tunnel_port ON keys(tunnel_port) WHERE tunnel_port IS NOT NULL;
+            CREATE TRIGGER IF NOT EXISTS keys_release_tunnel_port AFTER UPDATE OF status ON keys
+            WHEN new.status <> 'approved' AND new.tunnel_port IS NOT NULL
+            BEGIN
+                UPDATE keys SET tunnel_port = NULL WHERE fingerprint = new.fingerprint;
+            END;
+            """);
+    }
+
     /// <summary>Work a step needs beyond its SQL, keyed by the step itself (so it survives renumbering), run after it.</summary>
     private static readonly Dictionary<string, Action<SqliteConnection, SqliteTransaction>> AfterStep = new(StringComparer.Ordinal)
     {
         [NameKeyStep] = ClientNameKeys.Apply,
+        [TunnelPortStep] = AddTunnelPorts,
     };
 
     /// <summary>The schema version of the step that made display names unique.</summary>

@@ -249,6 +249,46 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         return result;
     }
 
+    public int AssignTunnelPort(string fingerprint, TunnelPortRange range, Func<int, bool> isFree)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(fingerprint);
+        ArgumentNullException.ThrowIfNull(isFree);
+        using var c = Connect();
+        using var tx = c.BeginTransaction();
+        var key = GetKey(c, tx, fingerprint);
+        if (key?.Status != KeyStatus.Approved)
+        {
+            throw new InvalidOperationException($"key {fingerprint} is not approved; only approved keys get a tunnel port");
+        }
+
+        var held = new HashSet<int>();
+        using (var cmd = Command(c, tx, "SELECT tunnel_port FROM keys WHERE tunnel_port BETWEEN $a AND $b", ("$a", range.First), ("$b", range.Last)))
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                held.Add(r.GetInt32(0));
+            }
+        }
+
+        // From a random point of the range, so hubs of several registries on one host rarely probe the same ports first.
+        var start = System.Security.Cryptography.RandomNumberGenerator.GetInt32(range.Count);
+        for (var i = 0; i < range.Count; i++)
+        {
+            var port = range.First + ((start + i) % range.Count);
+            if (port == key.TunnelPort || held.Contains(port) || !isFree(port))
+            {
+                continue;
+            }
+
+            Exec(c, tx, "UPDATE keys SET tunnel_port = $p WHERE fingerprint = $f", ("$p", port), ("$f", fingerprint));
+            tx.Commit();
+            return port;
+        }
+
+        throw new InvalidOperationException($"no free tunnel port left in {range} for key {fingerprint}");
+    }
+
     public IReadOnlyList<KeyRecord> PurgePendingKeys(TimeSpan unseenFor, string actor, string surface, bool dryRun = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(unseenFor, TimeSpan.Zero);
@@ -985,6 +1025,7 @@ public sealed partial class SqliteRegistry : IFleetRegistry
         LastSeen = Time(r, "last_seen")!.Value,
         DecidedAt = Time(r, "decided_at"),
         DecidedBy = Str(r, "decided_by"),
+        TunnelPort = Long(r, "tunnel_port") is { } port ? (int)port : null,
     };
 
     private static SessionRecord? GetSession(SqliteConnection c, SqliteTransaction? tx, long id)

@@ -220,7 +220,12 @@ internal static class HubVerbs
         var data = CommonOptions.Data;
         var gatePath = new Option<string?>("--gate-path") { Description = "Path of eph-gate as sshd runs it (default: next to eph-server)" };
         var heartbeat = new Option<int>("--heartbeat") { Description = "Heartbeat interval in seconds told to agents", DefaultValueFactory = _ => 15 };
-        var http = new Option<string?>("--http") { Description = "Also serve MCP Streamable HTTP (/mcp) and /health on ADDR, e.g. 127.0.0.1:8765" };
+        var http = new Option<string?>("--http") { Description = "Also serve MCP Streamable HTTP (/mcp) and /health on ADDR, e.g. 127.0.0.1:8765 (a port outside --tunnel-ports)" };
+        var tunnelPorts = new Option<string>("--tunnel-ports")
+        {
+            Description = "Server ports handed to approved keys, one each, as FIRST-LAST; sshd lets a client listen on its own port only, so keep the server's own services outside this range",
+            DefaultValueFactory = _ => TunnelPortRange.Default.ToString(),
+        };
         var apiKeyFile = McpVerbs.ApiKeyFileOption();
         var allowedHost = McpVerbs.AllowedHostOption();
         var allowDir = McpVerbs.AllowLocalDirOption();
@@ -235,6 +240,7 @@ internal static class HubVerbs
         cmd.Options.Add(healthTimeout);
         cmd.Options.Add(healthThreshold);
         cmd.Options.Add(http);
+        cmd.Options.Add(tunnelPorts);
         cmd.Options.Add(allowedHost);
         cmd.Options.Add(apiKeyFile);
         cmd.Options.Add(allowDir);
@@ -271,12 +277,18 @@ internal static class HubVerbs
             }
 
             Mcp.McpHttpOptions? httpOptions = null;
+            TunnelPortRange ports;
             try
             {
+                ports = TunnelPortRange.Parse(parseResult.GetValue(tunnelPorts) ?? string.Empty);
                 httpOptions = parseResult.GetValue(http) is { } address
                     ? Mcp.McpHttpOptions.Create(address, parseResult.GetValue(apiKeyFile), Environment.GetEnvironmentVariable,
                         CommonOptions.ResolveData(parseResult, data).McpApiKeyFile, parseResult.GetValue(allowedHost))
                     : null;
+                if (httpOptions is not null)
+                {
+                    TunnelPortRange.EnsureServicePort(httpOptions.EndPoint.Port, ports, "--http");
+                }
             }
             catch (ArgumentException ex)
             {
@@ -298,6 +310,7 @@ internal static class HubVerbs
                 GatePath = parseResult.GetValue(gatePath) ?? DefaultGatePath(),
                 HeartbeatSeconds = seconds,
                 Health = health,
+                TunnelPorts = ports,
             });
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(

@@ -82,6 +82,20 @@ internal static class McpVerbs
             }
 
             using var registryLease = registry;
+            if (httpOptions is not null)
+            {
+                try
+                {
+                    // The hub records the ports clients may be handed; a service port among them could be taken by a client.
+                    TunnelPortRange.EnsureServicePort(httpOptions.EndPoint.Port, TunnelPortRange.Of(registry), "--http");
+                }
+                catch (ArgumentException ex)
+                {
+                    await error.WriteLineAsync($"eph-server mcp: {ex.Message}").ConfigureAwait(false);
+                    return OperatorVerbs.UsageError;
+                }
+            }
+
             await using var fleet = new McpFleet(registry, settings);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(

@@ -25,6 +25,25 @@ public sealed class SshCommandBuilderTests
     }
 
     [Fact]
+    public void Build_AsksForExactlyTheAssignedServerPort_OnceKnown()
+    {
+        var args = SshCommandBuilder.Build(Config, 45678, remotePort: 20417);
+        Assert.Equal("127.0.0.1:20417:127.0.0.1:45678", args[args.ToList().IndexOf("-R") + 1]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => SshCommandBuilder.Build(Config, 45678, remotePort: 70000));
+    }
+
+    [Theory]
+    [InlineData(20417, 20417)]
+    [InlineData(1024, 1024)]
+    [InlineData(1023, null)]
+    [InlineData(0, null)]
+    [InlineData(-1, null)]
+    [InlineData(65536, null)]
+    [InlineData(null, null)]
+    public void OnlyUnprivilegedPortsFromTheHub_AreKept(int? fromHub, int? kept) =>
+        Assert.Equal(kept, ControlSession.ValidTunnelPort(fromHub));
+
+    [Fact]
     public void Build_ChecksHostKeyStrictlyAgainstPinnedFile()
     {
         Assert.Contains("StrictHostKeyChecking=yes", Args);
@@ -41,7 +60,7 @@ public sealed class SshCommandBuilderTests
         Assert.DoesNotContain("-N", Args);
         Assert.Contains("ExitOnForwardFailure=no", Args);
         Assert.DoesNotContain(Args, a => a.Contains("ExitOnForwardFailure=yes", StringComparison.OrdinalIgnoreCase));
-        Assert.Contains("LogLevel=INFO", Args);
+        Assert.Contains("LogLevel=DEBUG1", Args); // a granted fixed port is reported at DEBUG1 only
     }
 
     [Fact]

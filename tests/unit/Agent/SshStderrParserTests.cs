@@ -22,6 +22,25 @@ public sealed class SshStderrParserTests
     }
 
     [Theory]
+    [InlineData("debug1: remote forward success for: listen 127.0.0.1:20417, connect 127.0.0.1:45678", 20417)]
+    [InlineData("debug1: remote forward success for: listen 20417, connect 127.0.0.1:45678", 20417)]
+    public void Parse_DebugSuccessOfAFixedPort_IsAllocated(string line, int port)
+    {
+        var outcome = SshStderrParser.Parse(line);
+        Assert.Equal(ForwardOutcomeKind.Allocated, outcome.Kind);
+        Assert.Equal(port, outcome.Port);
+    }
+
+    [Fact]
+    public void Parse_DebugFailure_IsRefused_AndDebugSuccessOfPortZero_WaitsForTheAllocatedLine()
+    {
+        Assert.Equal(ForwardOutcomeKind.Refused, SshStderrParser.Parse("debug1: remote forward failure for: listen 127.0.0.1:20417, connect 127.0.0.1:1").Kind);
+        Assert.Equal(ForwardOutcomeKind.None, SshStderrParser.Parse("debug1: remote forward success for: listen 127.0.0.1:0, connect 127.0.0.1:1").Kind);
+        Assert.True(SshStderrParser.IsDebug("debug1: Reading configuration data /etc/ssh/ssh_config"));
+        Assert.False(SshStderrParser.IsDebug("Host key verification failed."));
+    }
+
+    [Theory]
     [InlineData("Warning: Permanently added '[127.0.0.1]:2222' (ED25519) to the list of known hosts.")]
     [InlineData("Host key verification failed.")]
     [InlineData("debug1: Allocated port 40321 for remote forward to 127.0.0.1:1")]

@@ -11,12 +11,14 @@ namespace EtPhoneHome.Tests.Unit.Hub;
 /// <summary>A fake agent tunnel: answers the handshake with the welcome's secret, then heartbeat RPCs.</summary>
 internal sealed class FakeTunnel : IAsyncDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
-    public FakeTunnel()
+    /// <param name="port">The port to listen on (the one the hub assigned to the key); 0 for any.</param>
+    public FakeTunnel(int port = 0)
     {
+        _listener = new TcpListener(IPAddress.Loopback, port);
         _listener.Start();
         _loop = Task.Run(AcceptLoopAsync);
     }
@@ -163,11 +165,18 @@ public sealed class HubServerTests : IAsyncLifetime
         }
     }
 
+    /// <summary>Approves <paramref name="fingerprint"/>, lets sshd ask about it (which assigns its port) and listens on that port.</summary>
+    private async Task<FakeTunnel> ApproveWithTunnelAsync(string fingerprint, string hostname = "agent-host")
+    {
+        _registry.RecordPendingKey(fingerprint, null, new AgentIdentity { Hostname = hostname });
+        _registry.ApproveKey(fingerprint, "tester");
+        await AskKeysAsync(fingerprint);
+        return new FakeTunnel(_registry.GetKey(fingerprint)!.TunnelPort!.Value);
+    }
+
     private async Task<(NetworkStream Stream, string Uuid, FakeTunnel Tunnel)> BringOnlineAsync()
     {
-        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "agent-host" });
-        _registry.ApproveKey(Keys.A, "tester");
-        var tunnel = new FakeTunnel();
+        var tunnel = await ApproveWithTunnelAsync(Keys.A);
         var stream = await OpenSessionAsync(Keys.A, Hello(tunnel.Port));
         var welcome = await ReadAsync(stream);
         Assert.Equal(ControlTypes.Welcome, welcome!.Type);
@@ -201,11 +210,66 @@ public sealed class HubServerTests : IAsyncLifetime
 
         _registry.ApproveKey(Keys.A, "tester");
         var approved = Assert.Single(await AskKeysAsync(Keys.A));
-        Assert.StartsWith("restrict,port-forwarding,permitlisten=\"127.0.0.1:*\",command=\"/opt/eph/eph-gate session", approved);
+        // Exactly one port, the key's own, from the hub's range: never a wildcard a client could use to take any port.
+        var port = _registry.GetKey(Keys.A)!.TunnelPort!.Value;
+        Assert.True(TunnelPortRange.Default.Contains(port));
+        Assert.StartsWith($"restrict,port-forwarding,permitlisten=\"127.0.0.1:{port}\",command=\"/opt/eph/eph-gate session", approved);
+        Assert.DoesNotContain("*", approved);
         Assert.EndsWith("ssh-ed25519 " + PublicKeyBlob, approved);
+        Assert.Equal(approved, Assert.Single(await AskKeysAsync(Keys.A))); // stable: the port belongs to the key
 
         _registry.RevokeKey(Keys.A, "tester");
         Assert.Empty(await AskKeysAsync(Keys.A));
+        Assert.Null(_registry.GetKey(Keys.A)!.TunnelPort); // a revoked key gives its port back
+    }
+
+    [Fact]
+    public async Task ApprovedKeys_EachGetTheirOwnPort()
+    {
+        var ports = new HashSet<int>();
+        foreach (var key in new[] { Keys.A, Keys.B, Keys.C })
+        {
+            _registry.RecordPendingKey(key, null, new AgentIdentity());
+            _registry.ApproveKey(key, "tester");
+            var line = Assert.Single(await AskKeysAsync(key));
+            var port = _registry.GetKey(key)!.TunnelPort!.Value;
+            Assert.Contains($"permitlisten=\"127.0.0.1:{port}\"", line);
+            Assert.True(ports.Add(port), $"port {port} was handed out twice");
+        }
+    }
+
+    [Fact]
+    public async Task HelloWithAnotherPortThanTheKeys_IsNotAdmitted_AndIsToldItsPort()
+    {
+        // The hub connects only to the port sshd let this key open, never to one the hello names.
+        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
+        _registry.ApproveKey(Keys.A, "tester");
+        await AskKeysAsync(Keys.A);
+        var assigned = _registry.GetKey(Keys.A)!.TunnelPort!.Value;
+        await using var elsewhere = new FakeTunnel();
+        await using var stream = await OpenSessionAsync(Keys.A, Hello(elsewhere.Port) with { RequestedTunnelPort = elsewhere.Port });
+        var reply = (await ReadAsync(stream))!;
+        Assert.Equal(ControlTypes.Reconnect, reply.Type);
+        Assert.Equal(assigned, reply.TunnelPort);
+        Assert.Empty(_registry.ListOpenSessions());
+        Assert.Equal(0, elsewhere.HeartbeatsAnswered);
+    }
+
+    [Fact]
+    public async Task AgentRefusedItsOwnPort_MovesToAFreeOne()
+    {
+        // Something on the server holds the key's port (a leftover session, another program): sshd could not open it.
+        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
+        _registry.ApproveKey(Keys.A, "tester");
+        await AskKeysAsync(Keys.A);
+        var taken = _registry.GetKey(Keys.A)!.TunnelPort!.Value;
+        await using var stream = await OpenSessionAsync(Keys.A, Hello(null) with { RequestedTunnelPort = taken });
+        var reply = (await ReadAsync(stream))!;
+        Assert.Equal(ControlTypes.Reconnect, reply.Type);
+        Assert.NotNull(reply.TunnelPort);
+        Assert.NotEqual(taken, reply.TunnelPort);
+        Assert.Equal(reply.TunnelPort, _registry.GetKey(Keys.A)!.TunnelPort);
+        Assert.Contains($"permitlisten=\"127.0.0.1:{reply.TunnelPort}\"", Assert.Single(await AskKeysAsync(Keys.A)));
     }
 
     [Fact]
@@ -230,6 +294,8 @@ public sealed class HubServerTests : IAsyncLifetime
         _registry.ApproveKey(Keys.B, "tester");
         var next = await ReadAsync(stream);
         Assert.Equal(ControlTypes.Reconnect, next!.Type);
+        Assert.NotNull(next.TunnelPort); // the port to ask sshd for, so the next connection comes online at once
+        Assert.Equal(_registry.GetKey(Keys.B)!.TunnelPort, next.TunnelPort);
         Assert.Null(await ReadAsync(stream)); // the hub closes the channel
     }
 
@@ -419,12 +485,15 @@ public sealed class HubServerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ApprovedKeyWithoutTunnel_IsToldToReconnect()
+    public async Task ApprovedKeyWithoutTunnel_IsToldToReconnect_WithItsPort()
     {
         _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
         _registry.ApproveKey(Keys.A, "tester");
         await using var stream = await OpenSessionAsync(Keys.A, Hello(null));
-        Assert.Equal(ControlTypes.Reconnect, (await ReadAsync(stream))!.Type);
+        var reply = (await ReadAsync(stream))!;
+        Assert.Equal(ControlTypes.Reconnect, reply.Type);
+        Assert.NotNull(reply.TunnelPort);
+        Assert.Equal(_registry.GetKey(Keys.A)!.TunnelPort, reply.TunnelPort);
     }
 
     [Fact]
@@ -484,9 +553,7 @@ public sealed class HubServerTests : IAsyncLifetime
     [Fact]
     public async Task FailedTunnelCheck_ClosesSessionWithReason()
     {
-        _registry.RecordPendingKey(Keys.A, null, new AgentIdentity());
-        _registry.ApproveKey(Keys.A, "tester");
-        await using var tunnel = new FakeTunnel();
+        await using var tunnel = await ApproveWithTunnelAsync(Keys.A);
         await using var stream = await OpenSessionAsync(Keys.A, Hello(tunnel.Port));
         var welcome = await ReadAsync(stream);
         tunnel.Secret.SetResult(new byte[32]); // the wrong secret

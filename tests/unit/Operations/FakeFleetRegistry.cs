@@ -99,6 +99,7 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
 
     public void Dispose() => Disposed = true;
 
+    public int AssignTunnelPort(string fingerprint, TunnelPortRange range, Func<int, bool> isFree) => throw new NotSupportedException();
     public KeyRecord RecordPendingKey(string fingerprint, string? publicKey, AgentIdentity identity) => throw new NotSupportedException();
     public ClientRecord AdmitClient(string fingerprint, AgentIdentity identity) => throw new NotSupportedException();
     public ClientRecord UpdateClient(string uuid, ClientUpdate update, string actor) => throw new NotSupportedException();
