@@ -42,6 +42,19 @@ public sealed class TunnelPortAttackTests(SandboxFixture fixture) : IClassFixtur
         Assert.True(mine.Held, $"sshd refused the key's own port {own}: {mine.Stderr}");
     }
 
+    [Theory]
+    [InlineData("mcp")]
+    [InlineData("run")]
+    public async Task McpHttp_OnAPortClientsCanBeHanded_IsRefused_BeforeItListens(string verb)
+    {
+        var port = TunnelPortRange.Default.First + 17;
+        var result = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable,
+            [verb, "--data", Env.Data.Path, "--http", $"127.0.0.1:{port}"]);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"port {port} lies in the tunnel port range {TunnelPortRange.Default}", result.Stderr, StringComparison.Ordinal);
+        Assert.True(TunnelPortRange.IsFree("127.0.0.1", port));
+    }
+
     private static int FreePortOutside(TunnelPortRange range)
     {
         for (var i = 0; i < 50; i++)
