@@ -29,7 +29,8 @@ public static class CommandRunner
             throw new RpcFault(RpcErrorCodes.NotFound, $"working directory does not exist: {cwd}");
         }
 
-        var psi = CreateStartInfo(spec.Command, spec.Shell, out var ownGroup);
+        var shell = spec.Shell ?? ShellResolver.Resolve(null);
+        var psi = CreateStartInfo(spec.Command, shell, out var ownGroup);
         psi.WorkingDirectory = spec.WorkingDirectory ?? Environment.CurrentDirectory;
         if (spec.Environment is { } env)
         {
@@ -37,6 +38,11 @@ public static class CommandRunner
             {
                 psi.Environment[name] = value;
             }
+        }
+
+        if (shell.CommandFromEnvironment)
+        {
+            psi.Environment[ShellResolver.CommandVariable] = spec.Command;   // after the caller's variables: never replaced
         }
 
         var stopwatch = Stopwatch.StartNew();
@@ -99,9 +105,8 @@ public static class CommandRunner
         };
     }
 
-    private static ProcessStartInfo CreateStartInfo(string command, ShellResolver.Shell? shell, out bool ownGroup)
+    private static ProcessStartInfo CreateStartInfo(string command, ShellResolver.Shell shell, out bool ownGroup)
     {
-        shell ??= ShellResolver.Resolve(null);
         ProcessStartInfo psi;
         ownGroup = false;
         if (OperatingSystem.IsLinux() && File.Exists(SetsidPath))
@@ -122,7 +127,7 @@ public static class CommandRunner
             psi.ArgumentList.Add(argument);
         }
 
-        psi.ArgumentList.Add(command);
+        psi.ArgumentList.Add(shell.CommandFromEnvironment ? ShellResolver.PosixLauncher : command);
         psi.UseShellExecute = false;
         psi.RedirectStandardInput = true;
         psi.RedirectStandardOutput = true;

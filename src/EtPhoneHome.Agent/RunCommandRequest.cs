@@ -91,8 +91,21 @@ public static class RunCommandRequest
 /// <summary>Maps the <c>shell</c> parameter to an executable and its arguments on this platform.</summary>
 public static class ShellResolver
 {
-    /// <summary>The shell program and the arguments that precede the command line.</summary>
-    public sealed record Shell(string Name, string Program, IReadOnlyList<string> Arguments);
+    /// <summary>
+    /// The shell program and the arguments that precede the command line. A POSIX shell gets the command through its
+    /// environment (<see cref="CommandVariable"/>), which only the agent's user and root can read, instead of as an
+    /// argument, which every local user sees in the process list.
+    /// </summary>
+    public sealed record Shell(string Name, string Program, IReadOnlyList<string> Arguments, bool CommandFromEnvironment = false);
+
+    /// <summary>The variable that carries the command line to a POSIX shell; the shell unsets it before running the command.</summary>
+    public const string CommandVariable = "ETPHONEHOME_COMMAND";
+
+    /// <summary>
+    /// The POSIX shell's script: take the command from the variable, unset it (so nothing the command starts inherits it)
+    /// and the shell variable too (inside the eval, before the command), then run it in this shell.
+    /// </summary>
+    public const string PosixLauncher = "eph_c=$" + CommandVariable + "; unset " + CommandVariable + "; eval \"unset eph_c; $eph_c\"";
 
     /// <summary>Resolves a shell name (null = platform default); INVALID_PARAMS for an unknown or unavailable shell.</summary>
     public static Shell Resolve(string? name)
@@ -107,8 +120,8 @@ public static class ShellResolver
         var search = ExecutableSearch.FromEnvironment();
         return name switch
         {
-            CommandShells.Sh when !windows => new Shell(name, "/bin/sh", ["-c"]),
-            CommandShells.Bash when !windows => new Shell(name, File.Exists("/bin/bash") ? "/bin/bash" : search.Find("bash") ?? throw Unavailable(name), ["-c"]),
+            CommandShells.Sh when !windows => new Shell(name, "/bin/sh", ["-c"], CommandFromEnvironment: true),
+            CommandShells.Bash when !windows => new Shell(name, File.Exists("/bin/bash") ? "/bin/bash" : search.Find("bash") ?? throw Unavailable(name), ["-c"], CommandFromEnvironment: true),
             CommandShells.Cmd when windows => new Shell(name, "cmd.exe", ["/d", "/c"]),
             CommandShells.PowerShell when windows => new Shell(name, "powershell.exe", ["-NoProfile", "-NonInteractive", "-Command"]),
             CommandShells.Pwsh => new Shell(name, search.Find("pwsh") ?? throw Unavailable(name), ["-NoProfile", "-NonInteractive", "-Command"]),

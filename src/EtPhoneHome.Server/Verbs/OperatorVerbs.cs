@@ -124,7 +124,12 @@ internal static class OperatorVerbs
         var throttle = new Option<int>("--throttle") { Description = "Most clients running at once (1–1024).", DefaultValueFactory = _ => FleetOptions.DefaultThrottleLimit };
         var timeout = new Option<int>("--timeout") { Description = $"Per-client command timeout in seconds ({CommandLimits.MinTimeoutSeconds}–{CommandLimits.MaxTimeoutSeconds}).", DefaultValueFactory = _ => CommandLimits.DefaultTimeoutSeconds };
         var maxErrors = new Option<string?>("--max-errors") { Description = "Stop launching after this many errors (a count, or a percentage like 10%); the rest are Skipped." };
-        var command = new Argument<string[]>("command") { Description = "The command line to run, after --.", Arity = ArgumentArity.OneOrMore };
+        var command = new Argument<string[]>("command") { Description = "The command line to run, after -- (or give it with --command-file).", Arity = ArgumentArity.ZeroOrMore };
+        var commandFile = new Option<string?>("--command-file")
+        {
+            Description = "Read the command line from this file, or from standard input with '-', instead of after --: "
+                + "a command given as arguments is visible to every local user in the process list while it runs.",
+        };
         var env = new Option<string[]>("--env") { Description = "An environment variable NAME=VALUE for the command (repeat for more).", AllowMultipleArgumentsPerToken = false };
         var shell = new Option<string?>("--shell") { Description = $"The shell that runs the command: {string.Join(", ", CommandShells.All)} (default sh on Unix, cmd on Windows)." };
         var stdinFile = new Option<string?>("--stdin-file") { Description = "A local file whose text is fed to the command's standard input." };
@@ -159,7 +164,7 @@ internal static class OperatorVerbs
 
         var cmd = new Command("exec", "Run a command on many clients at once; one result per client, printed as each finishes.")
         {
-            data, all, client, tag, throttle, timeout, maxErrors, env, shell, stdinFile, cwd, json, command,
+            data, all, client, tag, throttle, timeout, maxErrors, env, shell, stdinFile, commandFile, cwd, json, command,
         };
         cmd.Validators.Add(r =>
         {
@@ -167,6 +172,17 @@ internal static class OperatorVerbs
             if (modes != 1)
             {
                 r.AddError("choose the targets with exactly one of --all, --client or --tag");
+            }
+
+            var words = r.GetValue(command)?.Length ?? 0;
+            if ((words > 0) == (r.GetValue(commandFile) is not null))
+            {
+                r.AddError("give the command either after -- or with --command-file, not both and not neither");
+            }
+
+            if (r.GetValue(commandFile) == "-" && r.GetValue(stdinFile) == "-")
+            {
+                r.AddError("--command-file - and --stdin-file - cannot both read standard input");
             }
         });
         cmd.SetAction(async (ParseResult pr, CancellationToken ct) =>
@@ -200,9 +216,23 @@ internal static class OperatorVerbs
             var error = pr.InvocationConfiguration.Error;
             try
             {
+                if (pr.GetValue(commandFile) is { } commandPath)
+                {
+                    var text = await ReadTextArgumentAsync(commandPath, ct).ConfigureAwait(false);
+                    // One trailing newline (an editor's, a here-string's) is not part of the command.
+                    text = text.EndsWith("\r\n", StringComparison.Ordinal) ? text[..^2] : text.EndsWith('\n') ? text[..^1] : text;
+                    if (string.IsNullOrWhiteSpace(text))
+                    {
+                        await error.WriteLineAsync($"eph-server exec: --command-file {commandPath} holds no command").ConfigureAwait(false);
+                        return UsageError;
+                    }
+
+                    request = request with { Command = text };
+                }
+
                 if (pr.GetValue(stdinFile) is { } stdinPath)
                 {
-                    request = request with { Stdin = await File.ReadAllTextAsync(stdinPath, ct).ConfigureAwait(false) };
+                    request = request with { Stdin = await ReadTextArgumentAsync(stdinPath, ct).ConfigureAwait(false) };
                 }
 
                 using var registry = OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
@@ -215,6 +245,17 @@ internal static class OperatorVerbs
             }
         });
         return cmd;
+    }
+
+    /// <summary>The text of a file argument; <c>-</c> reads the verb's standard input.</summary>
+    private static async Task<string> ReadTextArgumentAsync(string path, CancellationToken ct)
+    {
+        if (path == "-")
+        {
+            return await Console.In.ReadToEndAsync(ct).ConfigureAwait(false);
+        }
+
+        return await File.ReadAllTextAsync(path, ct).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -36,6 +36,39 @@ public sealed class CommandRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task RunCommand_TheCommandLine_IsNotInTheShellsArguments_NorInheritedByWhatItStarts()
+    {
+        // Every local user of a client can read any process's arguments (/proc/PID/cmdline, ps); only its own user and
+        // root can read its environment.
+        var result = await Run("echo MARKER-5f1c >/dev/null; tr '\\0' ' ' < /proc/$$/cmdline; echo; env | grep -c '^ETPHONEHOME_COMMAND=' || true; set | grep -c '^eph_c=' || true");
+        Assert.Equal(0, result.ExitCode);
+        var lines = result.Stdout.Split('\n');
+        Assert.DoesNotContain("MARKER-5f1c", lines[0], StringComparison.Ordinal);
+        Assert.Contains("/bin/sh", lines[0], StringComparison.Ordinal);
+        Assert.Equal("0", lines[1]); // not exported to the commands it runs
+        Assert.Equal("0", lines[2]); // nor left as a shell variable
+    }
+
+    [Theory]
+    [InlineData("exit 7", 7, "")]
+    [InlineData("echo \"$0\"; printf '%s|' a 'b c'", 0, "/bin/sh\na|b c|")]
+    [InlineData("if true; then\n  echo multi\nfi", 0, "multi\n")]
+    [InlineData("cat <<EOF\nhere $((1+2))\nEOF", 0, "here 3\n")]
+    public async Task RunCommand_ThroughTheEnvironment_KeepsTheShellsMeaning(string command, int exit, string stdout)
+    {
+        var result = await Run(command);
+        Assert.Equal(exit, result.ExitCode);
+        Assert.Equal(stdout, result.Stdout);
+    }
+
+    [Fact]
+    public async Task RunCommand_ACallersVariableNamedLikeTheCarrier_DoesNotReplaceTheCommand()
+    {
+        var result = await Run("echo real", env: new Dictionary<string, string> { ["ETPHONEHOME_COMMAND"] = "echo forged" });
+        Assert.Equal("real\n", result.Stdout);
+    }
+
+    [Fact]
     public async Task RunCommand_NonZeroExit_IsAResultWithThatCode()
     {
         var result = await Run("echo partial; exit 42");

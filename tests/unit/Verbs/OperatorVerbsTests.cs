@@ -176,6 +176,51 @@ public sealed class OperatorVerbsTests : IDisposable
         Assert.Equal(["echo hi there/7", "echo hi there/7"], _seen.Order());
     }
 
+    [Fact]
+    public async Task Exec_CommandFile_RunsItsText_SoTheCommandIsNotInTheProcessList()
+    {
+        RunCommandParamsSpy();
+        var file = Path.Combine(Path.GetTempPath(), "eph-cmd-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllTextAsync(file, "mysql -psecret -e 'select 1'\n");
+        try
+        {
+            var exit = await RunAsync("exec", "--client", "db-01", "--timeout", "7", "--command-file", file);
+            Assert.Equal(0, exit);
+            Assert.Equal(["mysql -psecret -e 'select 1'/7"], _seen);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Theory]
+    [InlineData("exec", "--client", "db-01", "--command-file", "/nonexistent/eph-cmd", "--", "id")]
+    [InlineData("exec", "--client", "db-01", "--command-file", "-", "--stdin-file", "-")]
+    public async Task Exec_CommandFile_WithArgumentsToo_OrTwoReadersOfStdin_IsRefused(params string[] args)
+    {
+        Assert.NotEqual(0, await RunAsync(args));
+        Assert.Equal(0, _transport.Calls);
+        Assert.Contains("--command-file", _err.ToString());
+    }
+
+    [Fact]
+    public async Task Exec_EmptyCommandFile_IsRefused()
+    {
+        var file = Path.Combine(Path.GetTempPath(), "eph-cmd-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllTextAsync(file, "  \n");
+        try
+        {
+            Assert.Equal(OperatorVerbs.UsageError, await RunAsync("exec", "--client", "db-01", "--command-file", file));
+            Assert.Equal(0, _transport.Calls);
+            Assert.Contains("holds no command", _err.ToString());
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     private readonly System.Collections.Concurrent.ConcurrentBag<string> _seen = [];
 
     private void RunCommandParamsSpy()
