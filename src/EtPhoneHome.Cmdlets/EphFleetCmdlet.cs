@@ -54,14 +54,17 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
     private protected ErrorRecord OutcomeError<T>(FleetFileOutcome<T> outcome, string path)
         where T : class
     {
-        var (id, category) = outcome.Status switch
+        var (id, category) = outcome.Failure switch
         {
-            CommandStatus.Offline => (Strings.ClientOfflineId, ErrorCategory.ResourceUnavailable),
-            CommandStatus.Denied => (Strings.PathDeniedId, ErrorCategory.PermissionDenied),
-            CommandStatus.TimedOut => (Strings.FileOperationFailedId, ErrorCategory.OperationTimeout),
-            _ when outcome.Error?.StartsWith(RpcErrorCodes.Name(RpcErrorCodes.NotFound), StringComparison.Ordinal) == true => (Strings.FileNotFoundId, ErrorCategory.ObjectNotFound),
-            _ when outcome.Error?.StartsWith(RpcErrorCodes.Name(RpcErrorCodes.TooLarge), StringComparison.Ordinal) == true => (Strings.FileTooLargeId, ErrorCategory.LimitsExceeded),
-            _ when outcome.Error?.StartsWith(RpcErrorCodes.Name(FileLimits.ChecksumMismatch), StringComparison.Ordinal) == true => (Strings.ChecksumMismatchId, ErrorCategory.InvalidResult),
+            FailureKind.Offline => (Strings.ClientOfflineId, ErrorCategory.ResourceUnavailable),
+            FailureKind.Denied => (Strings.PathDeniedId, ErrorCategory.PermissionDenied),
+            FailureKind.TimedOut => (Strings.FileOperationFailedId, ErrorCategory.OperationTimeout),
+            FailureKind.NotFound => (Strings.FileNotFoundId, ErrorCategory.ObjectNotFound),
+            FailureKind.TooLarge => (Strings.FileTooLargeId, ErrorCategory.LimitsExceeded),
+            FailureKind.ChecksumMismatch => (Strings.ChecksumMismatchId, ErrorCategory.InvalidResult),
+            FailureKind.RateLimited => (Strings.FileOperationFailedId, ErrorCategory.QuotaExceeded),
+            FailureKind.Unreachable => (Strings.FileOperationFailedId, ErrorCategory.ConnectionError),
+            FailureKind.Invalid => (Strings.FileOperationFailedId, ErrorCategory.InvalidArgument),
             _ => (Strings.FileOperationFailedId, ErrorCategory.NotSpecified),
         };
         return NewError(id, category, $"{outcome.Target.DisplayName}:{path}",

@@ -4,8 +4,12 @@ using EtPhoneHome.Core.Operations;
 
 namespace EtPhoneHome.Core.Files;
 
-/// <summary>The outcome of a file operation on one target of a fan-out; every target gets one.</summary>
-public sealed record FleetFileOutcome<T>(FleetTarget Target, CommandStatus Status, T? Value, string? Error, long DurationMs)
+/// <summary>
+/// The outcome of a file operation on one target of a fan-out; every target gets one. <paramref name="Failure"/> says why
+/// it did not succeed (from the RPC code or the fault's type), so no caller reads the error text to decide.
+/// </summary>
+public sealed record FleetFileOutcome<T>(FleetTarget Target, CommandStatus Status, T? Value, string? Error, long DurationMs,
+    FailureKind Failure = FailureKind.None)
     where T : class;
 
 /// <summary>
@@ -38,13 +42,13 @@ public static class FleetFileRunner
                 catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
                 {
                     var classified = FleetCommandResult.FromException(target, ex, clock.ElapsedMilliseconds);
-                    return new FleetFileOutcome<T>(target, classified.Status, null, classified.Error, clock.ElapsedMilliseconds);
+                    return new FleetFileOutcome<T>(target, classified.Status, null, classified.Error, clock.ElapsedMilliseconds, classified.Failure);
                 }
             },
-            Denied = (target, reason) => new(target, CommandStatus.Denied, null, reason, 0),
-            Offline = target => new(target, CommandStatus.Offline, null, "the client is offline", 0),
+            Denied = (target, reason) => new(target, CommandStatus.Denied, null, reason, 0, FailureKind.Denied),
+            Offline = target => new(target, CommandStatus.Offline, null, "the client is offline", 0, FailureKind.Offline),
             Skipped = (target, reason) => new(target, CommandStatus.Skipped, null, reason, 0),
-            Cancelled = (target, ms) => new(target, CommandStatus.Error, null, "cancelled", ms),
+            Cancelled = (target, ms) => new(target, CommandStatus.Error, null, "cancelled", ms, FailureKind.Cancelled),
         };
         await foreach (var outcome in FleetFanOut.RunAsync(targets, plan, throttleLimit, ct).ConfigureAwait(false))
         {

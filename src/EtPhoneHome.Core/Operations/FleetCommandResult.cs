@@ -19,6 +19,8 @@ public sealed record FleetCommandResult
     public bool Truncated { get; init; }
     /// <summary>Short reason for every status other than Succeeded and Failed.</summary>
     public string? Error { get; init; }
+    /// <summary>Why the target did not succeed, decided from the fault's code or type (None when it ran).</summary>
+    public FailureKind Failure { get; init; }
 
     /// <summary>Longest error text kept; agents and sockets can produce long messages.</summary>
     public const int MaxErrorLength = 300;
@@ -42,6 +44,7 @@ public sealed record FleetCommandResult
             DurationMs = durationMs,
             Truncated = answer.Truncated,
             Error = answer.TimedOut ? "the command ran out of time and was stopped" : null,
+            Failure = answer.TimedOut ? FailureKind.TimedOut : FailureKind.None,
         };
     }
 
@@ -64,7 +67,7 @@ public sealed record FleetCommandResult
             OperationCanceledException => (CommandStatus.Error, "cancelled"),
             _ => (CommandStatus.Error, exception.Message),
         };
-        return Unstarted(target, status, message) with { DurationMs = durationMs };
+        return Unstarted(target, status, message) with { DurationMs = durationMs, Failure = FailureKinds.Of(exception) };
     }
 
     /// <summary>A result for a target that was never contacted (Offline, Denied, Skipped).</summary>
@@ -77,6 +80,7 @@ public sealed record FleetCommandResult
             DisplayName = target.DisplayName,
             Status = status,
             Error = Shorten(message),
+            Failure = FailureKinds.Of(status),
         };
     }
 

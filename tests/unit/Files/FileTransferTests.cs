@@ -293,6 +293,11 @@ public sealed class FileTransferTests : IAsyncLifetime
         var failed = results.Single(r => r.Target.DisplayName == "missing");
         Assert.Equal(CommandStatus.Error, failed.Status);
         Assert.Contains("NOT_FOUND", failed.Error);
+        // The kind comes from the agent's code, not from the text: what every surface chooses its error by.
+        Assert.Equal(FailureKind.NotFound, failed.Failure);
+        Assert.Equal(FailureKind.Offline, results.Single(r => r.Target.DisplayName == "off").Failure);
+        Assert.Equal(FailureKind.Denied, results.Single(r => r.Target.DisplayName == "den").Failure);
+        Assert.Equal(FailureKind.None, results.Single(r => r.Target.DisplayName == "files-1").Failure);
     }
 
     [Fact]
