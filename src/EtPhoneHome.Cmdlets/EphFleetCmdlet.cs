@@ -27,7 +27,7 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
 
     /// <summary>Most clients contacted at once.</summary>
     [Parameter]
-    [ValidateRange(1, 1024)]
+    [ValidateRange(FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit)]
     public int ThrottleLimit { get; set; } = FleetOptions.DefaultThrottleLimit;
 
     protected sealed override Task ProcessRecordAsync(CancellationToken ct)

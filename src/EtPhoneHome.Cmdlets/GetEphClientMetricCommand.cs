@@ -41,7 +41,7 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
 
     /// <summary>Most clients asked at once.</summary>
     [Parameter]
-    [ValidateRange(1, 1024)]
+    [ValidateRange(FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit)]
     public int ThrottleLimit { get; set; } = FleetMetricsOptions.DefaultThrottleLimit;
 
     /// <summary>Seconds to wait for each client.</summary>

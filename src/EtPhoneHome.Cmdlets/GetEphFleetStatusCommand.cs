@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.Management.Automation;
 using EtPhoneHome.Core.Health;
 
@@ -28,7 +29,7 @@ public sealed class GetEphFleetStatusCommand : EphAsyncCmdlet
 
     /// <summary>Most clients asked at once.</summary>
     [Parameter]
-    [ValidateRange(1, 1024)]
+    [ValidateRange(FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit)]
     public int ThrottleLimit { get; set; } = FleetMetricsOptions.DefaultThrottleLimit;
 
     /// <summary>Seconds to wait for each client; the ones that do not answer are listed as unreachable.</summary>

@@ -46,7 +46,7 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
 
     /// <summary>Most clients running at once.</summary>
     [Parameter]
-    [ValidateRange(1, 1024)]
+    [ValidateRange(FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit)]
     public int ThrottleLimit { get; set; } = FleetOptions.DefaultThrottleLimit;
 
     /// <summary>Per-client command timeout in seconds.</summary>

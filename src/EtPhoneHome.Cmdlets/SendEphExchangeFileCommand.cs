@@ -49,7 +49,7 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
 
     /// <summary>Most clients fetching at once.</summary>
     [Parameter]
-    [ValidateRange(1, 1024)]
+    [ValidateRange(FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit)]
     public int ThrottleLimit { get; set; } = 16;
 
     protected override Task ProcessRecordAsync(CancellationToken ct)

@@ -1,3 +1,6 @@
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Protocol;
+
 namespace EtPhoneHome.Mcp;
 
 /// <summary>
@@ -7,11 +10,11 @@ namespace EtPhoneHome.Mcp;
 public static class ToolArguments
 {
     public const int MaxCommandLength = 10_000;
-    public const int MinTimeout = 1;
-    public const int MaxTimeout = 3600;
-    public const int DefaultTimeout = 300;
-    public const int MinThrottle = 1;
-    public const int MaxThrottle = 1024;
+    public const int MinTimeout = CommandLimits.MinTimeoutSeconds;
+    public const int MaxTimeout = CommandLimits.MaxTimeoutSeconds;
+    public const int DefaultTimeout = CommandLimits.DefaultTimeoutSeconds;
+    public const int MinThrottle = FleetOptions.MinThrottleLimit;
+    public const int MaxThrottle = FleetOptions.MaxThrottleLimit;
     public const int MaxPathLength = 4096;
     public const int MaxIdLength = 200;
     public const int MaxQueryLength = 200;

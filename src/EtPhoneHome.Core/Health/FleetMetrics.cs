@@ -45,7 +45,7 @@ public sealed record ClientMetricsResult
 /// <summary>How a metrics fan-out runs.</summary>
 public sealed record FleetMetricsOptions
 {
-    public const int DefaultThrottleLimit = 32;
+    public const int DefaultThrottleLimit = Operations.FleetOptions.DefaultThrottleLimit;
 
     /// <summary>Most clients asked at once (≥ 1).</summary>
     public int ThrottleLimit { get; init; } = DefaultThrottleLimit;

@@ -135,7 +135,14 @@ public readonly record struct ErrorLimit
 /// <summary>How a fan-out runs.</summary>
 public sealed record FleetOptions
 {
+    /// <summary>Targets contacted at once unless the caller says otherwise, on every surface and in every fan-out.</summary>
     public const int DefaultThrottleLimit = 32;
+
+    /// <summary>The smallest throttle limit any surface accepts.</summary>
+    public const int MinThrottleLimit = 1;
+
+    /// <summary>The largest throttle limit any surface accepts (each target in flight holds a tunnel connection).</summary>
+    public const int MaxThrottleLimit = 1024;
 
     /// <summary>Most targets contacted at once (≥ 1).</summary>
     public int ThrottleLimit { get; init; } = DefaultThrottleLimit;

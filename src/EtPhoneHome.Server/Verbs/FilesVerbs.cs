@@ -43,7 +43,7 @@ internal static class FilesVerbs
         public Option<bool> All { get; } = new("--all") { Description = "Every registered client." };
         public Option<string[]> Client { get; } = new("--client") { Description = "A client uuid or display name (wildcards * and ?); repeat for more.", AllowMultipleArgumentsPerToken = false };
         public Option<string[]> Tag { get; } = new("--tag") { Description = "Clients carrying this tag (repeat: all must match).", AllowMultipleArgumentsPerToken = false };
-        public Option<int> Throttle { get; } = new("--throttle") { Description = "Most clients contacted at once (1–1024).", DefaultValueFactory = _ => FleetOptions.DefaultThrottleLimit };
+        public Option<int> Throttle { get; } = new("--throttle") { Description = $"Most clients contacted at once ({FleetOptions.MinThrottleLimit}–{FleetOptions.MaxThrottleLimit}).", DefaultValueFactory = _ => FleetOptions.DefaultThrottleLimit };
 
         public Command Attach(Command command)
         {
@@ -53,7 +53,7 @@ internal static class FilesVerbs
             command.Options.Add(Tag);
             command.Options.Add(Throttle);
             command.Options.Add(Json);
-            Throttle.Validators.Add(r => OperatorVerbs.Range(r, 1, 1024));
+            Throttle.Validators.Add(r => OperatorVerbs.Range(r, FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit));
             command.Validators.Add(r =>
             {
                 var modes = (r.GetValue(All) ? 1 : 0) + ((r.GetValue(Client)?.Length ?? 0) > 0 ? 1 : 0) + ((r.GetValue(Tag)?.Length ?? 0) > 0 ? 1 : 0);

@@ -29,7 +29,7 @@ internal static class HealthVerbs
 
     private static Option<bool> JsonOption() => new("--json") { Description = "JSON (snake_case fields) instead of a table." };
 
-    private static Option<int> ThrottleOption() => new("--throttle") { Description = "Most clients asked at once (1–1024).", DefaultValueFactory = _ => FleetMetricsOptions.DefaultThrottleLimit };
+    private static Option<int> ThrottleOption() => new("--throttle") { Description = $"Most clients asked at once ({FleetOptions.MinThrottleLimit}–{FleetOptions.MaxThrottleLimit}).", DefaultValueFactory = _ => FleetMetricsOptions.DefaultThrottleLimit };
 
     private static Option<int> TimeoutOption() => new("--timeout") { Description = "Seconds to wait for each client (1–600).", DefaultValueFactory = _ => 15 };
 
@@ -43,7 +43,7 @@ internal static class HealthVerbs
         var summary = new Option<bool>("--summary") { Description = "Only cpu_percent, memory_percent, disk_max_percent, load_1 and uptime_s." };
         var throttle = ThrottleOption();
         var timeout = TimeoutOption();
-        throttle.Validators.Add(r => OperatorVerbs.Range(r, 1, 1024));
+        throttle.Validators.Add(r => OperatorVerbs.Range(r, FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit));
         timeout.Validators.Add(r => OperatorVerbs.Range(r, 1, 600));
         var cmd = new Command("metrics", "CPU, memory, disk, load, uptime and network figures of clients; one result per client, printed as each answers.")
         {
@@ -86,7 +86,7 @@ internal static class HealthVerbs
         var disk = new Option<double>("--disk-threshold") { Description = "List clients whose fullest disk is above this percentage (0–100).", DefaultValueFactory = _ => FleetThresholds.DefaultDiskPercent };
         var throttle = ThrottleOption();
         var timeout = TimeoutOption();
-        throttle.Validators.Add(r => OperatorVerbs.Range(r, 1, 1024));
+        throttle.Validators.Add(r => OperatorVerbs.Range(r, FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit));
         timeout.Validators.Add(r => OperatorVerbs.Range(r, 1, 600));
         foreach (var percent in new[] { cpu, memory, disk })
         {

@@ -121,7 +121,7 @@ internal static class OperatorVerbs
         var all = new Option<bool>("--all") { Description = "Every registered client." };
         var client = new Option<string[]>("--client") { Description = "A client uuid or display name (wildcards * and ?); repeat for more. Any name that matches no client refuses the whole run.", AllowMultipleArgumentsPerToken = false };
         var tag = new Option<string[]>("--tag") { Description = "Clients carrying this tag (repeat: all must match).", AllowMultipleArgumentsPerToken = false };
-        var throttle = new Option<int>("--throttle") { Description = "Most clients running at once (1–1024).", DefaultValueFactory = _ => FleetOptions.DefaultThrottleLimit };
+        var throttle = new Option<int>("--throttle") { Description = $"Most clients running at once ({FleetOptions.MinThrottleLimit}–{FleetOptions.MaxThrottleLimit}).", DefaultValueFactory = _ => FleetOptions.DefaultThrottleLimit };
         var timeout = new Option<int>("--timeout") { Description = $"Per-client command timeout in seconds ({CommandLimits.MinTimeoutSeconds}–{CommandLimits.MaxTimeoutSeconds}).", DefaultValueFactory = _ => CommandLimits.DefaultTimeoutSeconds };
         var maxErrors = new Option<string?>("--max-errors") { Description = "Stop launching after this many errors (a count, or a percentage like 10%); the rest are Skipped." };
         var command = new Argument<string[]>("command") { Description = "The command line to run, after -- (or give it with --command-file).", Arity = ArgumentArity.ZeroOrMore };
@@ -145,7 +145,7 @@ internal static class OperatorVerbs
                 }
             }
         });
-        throttle.Validators.Add(r => Range(r, 1, 1024));
+        throttle.Validators.Add(r => Range(r, FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit));
         timeout.Validators.Add(r => Range(r, CommandLimits.MinTimeoutSeconds, CommandLimits.MaxTimeoutSeconds));
         maxErrors.Validators.Add(r =>
         {

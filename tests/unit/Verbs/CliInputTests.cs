@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Server;
@@ -43,6 +44,22 @@ public sealed class CliInputTests : IDisposable
         Assert.NotEqual(0, exit);
         Assert.DoesNotContain("   at ", _err.ToString() + _out.ToString());
         Assert.DoesNotContain("Unhandled exception", _err.ToString());
+    }
+
+    [Theory]
+    [InlineData("exec", "--all", "--", "true")]
+    [InlineData("metrics", "--all")]
+    [InlineData("status")]
+    [InlineData("read", "--all", "/etc/hostname")]
+    public async Task EveryFanOutVerb_TakesTheOneThrottleRange(params string[] args)
+    {
+        // One limit for every surface (FleetOptions): the cmdlets' ValidateRange and MCP's schema use the same numbers.
+        var over = (FleetOptions.MaxThrottleLimit + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var exit = await RunAsync([args[0], "--data", _data.Dir.Path, "--throttle", over, .. args[1..]]);
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains($"--throttle must be between {FleetOptions.MinThrottleLimit} and {FleetOptions.MaxThrottleLimit}, got {over}", _err.ToString());
+        Assert.DoesNotContain(_registry.QueryHistory(new HistoryQuery()), h => h.Operation == "run_command");
     }
 
     [Fact]
