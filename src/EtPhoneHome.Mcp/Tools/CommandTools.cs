@@ -170,7 +170,8 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
                 {
                     display_name = Views.Text(r.DisplayName),
                     uuid = r.Uuid,
-                    status = StatusName(r.Status),
+                    status = OperationNames.Wire(r.Status),
+                    failure = r.Failure == FailureKind.None ? null : FailureKinds.Wire(r.Failure),
                     exit_code = r.ExitCode,
                     duration_ms = r.DurationMs,
                     stdout = stdout.Text.Length == 0 ? null : stdout.Text,
@@ -183,19 +184,12 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
             return new
             {
                 summary = summary.ToString(),
-                counts = Enum.GetValues<CommandStatus>().Where(s => summary[s] > 0).ToDictionary(StatusName, s => summary[s]),
+                counts = Enum.GetValues<CommandStatus>().Where(s => summary[s] > 0).ToDictionary(OperationNames.Wire, s => summary[s]),
                 all_succeeded = summary.AllSucceeded,
                 output_budget_bytes_per_target = perTarget,
                 results,
             };
         });
-
-    internal static string StatusName(CommandStatus status) => status switch
-    {
-        CommandStatus.TimedOut => "timed_out",
-        CommandStatus.RateLimited => "rate_limited",
-        _ => status.ToString().ToLowerInvariant(),
-    };
 
     private static RunCommandParams Validate(string? cmd, string? cwd, int? timeout)
     {

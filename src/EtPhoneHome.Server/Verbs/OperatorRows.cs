@@ -87,7 +87,8 @@ internal sealed record ExecRow(
     string Stderr,
     long DurationMs,
     bool Truncated,
-    string? Error)
+    string? Error,
+    string? Failure)
 {
     public static ExecRow From(FleetCommandResult result) => new(
         result.Uuid,
@@ -98,7 +99,8 @@ internal sealed record ExecRow(
         result.Stderr,
         result.DurationMs,
         result.Truncated,
-        result.Error);
+        result.Error,
+        result.Failure == FailureKind.None ? null : FailureKinds.Wire(result.Failure));
 }
 
 /// <summary>Formatting shared by the operator verbs: JSON lines and plain-text tables.</summary>

@@ -208,6 +208,10 @@ public sealed class McpToolBehaviourTests
             .ToDictionary(r => r.GetProperty("display_name").GetString()!, r => r.GetProperty("status").GetString());
         Assert.Equal(new Dictionary<string, string?> { ["web-01"] = "succeeded", ["web-02"] = "failed", ["web-03"] = "offline" }, statuses);
         Assert.Equal("3 targets: 1 succeeded, 1 failed, 1 offline", result.GetProperty("summary").GetString());
+        // The failure kind, spelled as in exec --json: only a target that was not reached has one.
+        var failures = result.GetProperty("results").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("display_name").GetString()!, r => r.TryGetProperty("failure", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null);
+        Assert.Equal(new Dictionary<string, string?> { ["web-01"] = null, ["web-02"] = null, ["web-03"] = "offline" }, failures);
         Assert.False(result.GetProperty("all_succeeded").GetBoolean());
     }
 

@@ -154,12 +154,14 @@ public sealed class OperatorVerbsTests : IDisposable
         Assert.Equal(1, exit); // web-02 is offline
         var rows = JsonLines();
         Assert.Equal(2, rows.Count);
-        Assert.Equal(["uuid", "display_name", "status", "exit_code", "stdout", "stderr", "duration_ms", "truncated", "error"], Fields(rows[0]));
+        Assert.Equal(["uuid", "display_name", "status", "exit_code", "stdout", "stderr", "duration_ms", "truncated", "error", "failure"], Fields(rows[0]));
         var offline = rows.Single(r => r.GetProperty("display_name").GetString() == "web-02");
         Assert.Equal("offline", offline.GetProperty("status").GetString());
+        Assert.Equal("offline", offline.GetProperty("failure").GetString());
         Assert.Equal(JsonValueKind.Null, offline.GetProperty("exit_code").ValueKind);
         var ok = rows.Single(r => r.GetProperty("display_name").GetString() == "web-01");
         Assert.Equal("succeeded", ok.GetProperty("status").GetString());
+        Assert.Equal(JsonValueKind.Null, ok.GetProperty("failure").ValueKind);
         Assert.Equal("Linux web-01\n", ok.GetProperty("stdout").GetString());
         Assert.Equal(["web-01"], _transport.Called);
         Assert.Contains("2 targets: 1 succeeded, 1 offline", _err.ToString());
