@@ -40,6 +40,13 @@ public sealed class TunnelPortAttackTests(SandboxFixture fixture) : IClassFixtur
         Assert.False((await ForwardAsync(agent, other)).Held);
         var mine = await ForwardAsync(agent, own);
         Assert.True(mine.Held, $"sshd refused the key's own port {own}: {mine.Stderr}");
+
+        // A unix-socket forward is not bounded by permitlisten at all: it would let the client listen at any path the
+        // server account can write (the hub's socket while the hub restarts, a socket another program trusts).
+        var socket = Path.Combine(Env.WorkDirectory, $"attack-{Guid.NewGuid():N}.sock");
+        var unix = await ForwardAsync(agent, socket, () => File.Exists(socket));
+        Assert.False(unix.Held, $"sshd let a client listen on the unix socket {socket}: {unix.Stderr}");
+        Assert.False(File.Exists(socket));
     }
 
     [Theory]
@@ -75,7 +82,10 @@ public sealed class TunnelPortAttackTests(SandboxFixture fixture) : IClassFixtur
     /// Runs <c>ssh -N -R 127.0.0.1:PORT:…</c> with the agent's own key and pinned host key, and tells whether sshd opened
     /// the port (ssh still running and the port taken after a moment) — ExitOnForwardFailure makes a refusal end ssh.
     /// </summary>
-    private async Task<(bool Held, string Stderr)> ForwardAsync(SandboxAgent agent, int port)
+    private Task<(bool Held, string Stderr)> ForwardAsync(SandboxAgent agent, int port) =>
+        ForwardAsync(agent, $"127.0.0.1:{port}", () => !TunnelPortRange.IsFree("127.0.0.1", port));
+
+    private async Task<(bool Held, string Stderr)> ForwardAsync(SandboxAgent agent, string listen, Func<bool> held)
     {
         var config = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(agent.ConfigDirectory, "agent.json")))!;
         var psi = new ProcessStartInfo("ssh") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
@@ -87,7 +97,7 @@ public sealed class TunnelPortAttackTests(SandboxFixture fixture) : IClassFixtur
             "-o", "UserKnownHostsFile=" + (string)config["known_hosts_file"]!, "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "StrictHostKeyChecking=yes", "-o", "ExitOnForwardFailure=yes",
             "-p", Env.SshPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "-R", $"127.0.0.1:{port}:127.0.0.1:9",
+            "-R", $"{listen}:127.0.0.1:9",
             (string)config["server_user"]! + "@" + (string)config["server_host"]!,
         })
         {
@@ -96,13 +106,13 @@ public sealed class TunnelPortAttackTests(SandboxFixture fixture) : IClassFixtur
 
         using var ssh = Process.Start(psi)!;
         var stderr = ssh.StandardError.ReadToEndAsync();
-        var held = false;
+        var isHeld = false;
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(15) && !ssh.HasExited)
         {
-            if (!TunnelPortRange.IsFree("127.0.0.1", port))
+            if (held())
             {
-                held = true;
+                isHeld = true;
                 break;
             }
 
@@ -115,6 +125,6 @@ public sealed class TunnelPortAttackTests(SandboxFixture fixture) : IClassFixtur
         }
 
         await ssh.WaitForExitAsync();
-        return (held, await stderr);
+        return (isHeld, await stderr);
     }
 }

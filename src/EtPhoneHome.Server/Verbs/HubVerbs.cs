@@ -170,8 +170,10 @@ internal static class HubVerbs
         sb.AppendLine("UsePAM no");
         sb.AppendLine("StrictModes yes");
         sb.AppendLine();
-        sb.AppendLine("# Only reverse forwards to loopback (further narrowed per key by permitlisten).");
+        sb.AppendLine("# Only reverse TCP forwards to loopback, each key to its own port (permitlisten). No unix-socket forwards:");
+        sb.AppendLine("# permitlisten does not bound them, so a client could listen at any path this account can write.");
         sb.AppendLine("AllowTcpForwarding remote");
+        sb.AppendLine("AllowStreamLocalForwarding no");
         sb.AppendLine("GatewayPorts no");
         sb.AppendLine("X11Forwarding no");
         sb.AppendLine("AllowAgentForwarding no");

@@ -39,6 +39,7 @@ public sealed class HubVerbsTests : IDisposable
         var config = HubVerbs.BuildSshdConfig(_temp.Dir, "127.0.0.1", 2299, Environment.UserName, "/bin/true");
         Assert.Contains("AuthorizedKeysCommand /bin/true keys --socket " + _temp.Dir.HubSocket + " %u %f %t %k", config);
         Assert.Contains("AllowTcpForwarding remote", config);
+        Assert.Contains("AllowStreamLocalForwarding no", config); // permitlisten does not bound unix-socket forwards
         Assert.Contains("PermitTTY no", config);
         Assert.Contains("Match User", config);
         var file = Path.Combine(_temp.Root, "sshd_config");
