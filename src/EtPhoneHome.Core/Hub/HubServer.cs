@@ -29,6 +29,7 @@ public sealed partial class HubServer : IAsyncDisposable
     private readonly object _connectionsLock = new();
     private readonly HashSet<Task> _connections = [];
     private readonly Dictionary<string, int> _sessionsPerKey = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> _lastControlFrame = new();
     private Socket? _listener;
     private FileStream? _lock;
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
@@ -116,7 +117,13 @@ public sealed partial class HubServer : IAsyncDisposable
         _background.Add(Task.Run(() => PollLoopAsync(_stop.Token)));
         if (_options.Health is { } health)
         {
-            var monitor = new Health.HealthMonitor(_registry, _options.HealthProbe ?? new Health.TunnelHealthProbe(_options.TunnelHost), health, log: Log);
+            // The monitor asks this hub, not the registry, when a session's control channel last spoke: a session whose
+            // agent keeps talking is not closed over tunnel trouble alone (anyone on the server can crowd a tunnel port).
+            var control = new Health.ControlChannelLiveness(
+                id => _lastControlFrame.TryGetValue(id, out var at) ? at : null,
+                TimeSpan.FromSeconds(2.0 * _options.HeartbeatSeconds));
+            var monitor = new Health.HealthMonitor(_registry, _options.HealthProbe ?? new Health.TunnelHealthProbe(_options.TunnelHost), health, log: Log,
+                control: control);
             _background.Add(Task.Run(() => monitor.RunAsync(_stop.Token)));
         }
 
@@ -668,6 +675,7 @@ public sealed partial class HubServer : IAsyncDisposable
         finally
         {
             Interlocked.Decrement(ref _activeSessions);
+            _lastControlFrame.TryRemove(session.Id, out _);
             try
             {
                 _registry.CloseSession(session.Id, reasonClosed);
@@ -699,6 +707,7 @@ public sealed partial class HubServer : IAsyncDisposable
                 }
 
                 lastFrame = Stopwatch.GetTimestamp();
+                _lastControlFrame[session.Id] = DateTimeOffset.UtcNow;
                 if (message.Type == ControlTypes.Heartbeat)
                 {
                     _registry.TouchSession(session.Id);
