@@ -123,11 +123,13 @@ public sealed class HealthMonitor
     private readonly HashSet<long> _markedKept = [];
     private readonly HashSet<long> _seen = [];
     private readonly ControlChannelLiveness? _control;
+    private readonly Func<Exception, bool>? _registryFault;
 
     public HealthMonitor(IFleetRegistry registry, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, Action<string>? log = null,
-        ControlChannelLiveness? control = null)
+        ControlChannelLiveness? control = null, Func<Exception, bool>? registryFault = null)
     {
         _control = control;
+        _registryFault = registryFault;
         _registry = registry ?? throw new ArgumentNullException(nameof(registry));
         _probe = probe ?? throw new ArgumentNullException(nameof(probe));
         _options = options ?? throw new ArgumentNullException(nameof(options));
@@ -154,8 +156,12 @@ public sealed class HealthMonitor
             }
             catch (Exception ex)
             {
-                // A registry hiccup must not end monitoring; the next round tries again.
-                _log($"health check round failed: {ex.Message}");
+                // A registry hiccup must not end monitoring; the next round tries again. A full disk is said once by the
+                // hub (registryFault), not once per round.
+                if (_registryFault?.Invoke(ex) != true)
+                {
+                    _log($"health check round failed: {ex.Message}");
+                }
             }
         }
     }
