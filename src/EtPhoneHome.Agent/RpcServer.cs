@@ -88,7 +88,9 @@ public sealed class RpcServer : IAsyncDisposable
 
     public void Start()
     {
-        _listener.Start(MaxPendingConnections);
+        // A deep backlog: the accept loop evicts at once, but a burst must not have the kernel drop an operator's connection
+        // before the loop sees it.
+        _listener.Start(512);
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
