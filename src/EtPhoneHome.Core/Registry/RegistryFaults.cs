@@ -37,17 +37,30 @@ public static class RegistryFaults
     public static bool IsUnwritable(Exception? ex) => Unwritable(ex) is not null;
 
     /// <summary>Free space of the file system holding <paramref name="path"/>, in MiB; null when it cannot be read.</summary>
-    public static long? FreeMiB(string path)
+    public static long? FreeMiB(string path) => FreeBytes(path) / (1024 * 1024);
+
+    /// <summary>Free space of the file system holding <paramref name="path"/>, in bytes; null when it cannot be read.</summary>
+    public static long? FreeBytes(string path)
     {
         try
         {
-            return new DriveInfo(path).AvailableFreeSpace / (1024 * 1024);
+            return new DriveInfo(path).AvailableFreeSpace;
         }
         catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
         {
             return null;
         }
     }
+
+    /// <summary>
+    /// The warning a reader of the registry gives when its file system has less than a MiB free; null otherwise. With the
+    /// disk full the hub keeps its sessions but cannot record their heartbeats, so readers show online clients offline.
+    /// </summary>
+    public static string? LowSpaceWarning(string dataDirectory) =>
+        FreeBytes(dataDirectory) is < 1024 * 1024
+            ? $"registry: disk full at {dataDirectory} ({FreeMiB(dataDirectory)} MiB free); heartbeats are not being recorded, so connected "
+              + "clients show offline, and nothing that must be recorded (commands, file operations, key decisions) can run; free space there"
+            : null;
 
     /// <summary>
     /// "registry: disk full at DIR (N MiB free)", or "I/O error writing at DIR …" for an I/O error while the file system
