@@ -9,25 +9,42 @@ namespace EtPhoneHome.Agent;
 /// <summary>
 /// The agent's loopback RPC listener behind the tunnel. Every connection must complete the mutual
 /// handshake over the current session secret before a single request is read; without a session there is
-/// no secret and every connection is closed at once. Connections are served concurrently (up to
-/// <see cref="MaxConnections"/>), requests on one connection one after another.
+/// no secret and every connection is closed at once. Connections are served concurrently, requests on one
+/// connection one after another.
+/// <para>
+/// Anyone on the server can connect to the tunnel port, so the two kinds of connection are bounded apart.
+/// Connections still in their handshake (at most <see cref="MaxPendingConnections"/>, each for at most the
+/// handshake timeout) cost a socket, a few small objects and a buffer that grows only with the bytes the peer
+/// actually sends; when they are all taken the oldest is closed to admit the new one
+/// (<see cref="HandshakeQueue"/>). Authenticated connections have their own limit,
+/// <see cref="MaxConnections"/>; past it the first request is answered BUSY.
+/// </para>
 /// </summary>
 public sealed class RpcServer : IAsyncDisposable
 {
+    /// <summary>Authenticated connections served at once; the next one's request is answered BUSY.</summary>
     public const int MaxConnections = 128;
+
+    /// <summary>Connections in their handshake at once; a new one past it closes the oldest.</summary>
+    public const int MaxPendingConnections = 64;
 
     /// <summary>Largest per-stream output cap a request may ask for (both streams must fit in one frame).</summary>
     public const long MaxOutputCapLimit = Framing.MaxFrameBytes / 4;
 
-    /// <summary>Default time a connection has to complete the handshake (including waiting for a session).</summary>
-    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// Default time a connection has to complete the handshake (including waiting for a session). An operator's
+    /// handshake is one round trip through the SSH connection; this leaves room for slow links.
+    /// </summary>
+    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(3);
 
     private readonly TimeSpan _handshakeTimeout;
 
     private readonly TcpListener _listener;
     private readonly string[]? _agentAllowedPaths;
     private readonly long _configuredMaxOutputBytes;
-    private readonly SemaphoreSlim _slots = new(MaxConnections, MaxConnections);
+    private readonly SemaphoreSlim _slots;
+    private readonly int _maxConnections;
+    private readonly HandshakeQueue _pending;
     private readonly CancellationTokenSource _stopping = new();
     private readonly IdleTrimmer _trimmer = new();
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
@@ -36,9 +53,13 @@ public sealed class RpcServer : IAsyncDisposable
     private TaskCompletionSource _sessionSet = NewSignal();
     private Task? _acceptLoop;
 
-    public RpcServer(int port = 0, long maxOutputBytes = CommandLimits.DefaultMaxOutputBytes, string[]? agentAllowedPaths = null, TimeSpan? handshakeTimeout = null)
+    public RpcServer(int port = 0, long maxOutputBytes = CommandLimits.DefaultMaxOutputBytes, string[]? agentAllowedPaths = null, TimeSpan? handshakeTimeout = null,
+        int maxConnections = MaxConnections, int maxPendingConnections = MaxPendingConnections)
     {
         _handshakeTimeout = handshakeTimeout ?? DefaultHandshakeTimeout;
+        _maxConnections = maxConnections;
+        _slots = new SemaphoreSlim(maxConnections, maxConnections);
+        _pending = new HandshakeQueue(maxPendingConnections);
         _listener = new TcpListener(IPAddress.Loopback, port);
         _configuredMaxOutputBytes = Math.Clamp(maxOutputBytes, 1, MaxOutputCapLimit);
         _agentAllowedPaths = agentAllowedPaths;
@@ -46,6 +67,12 @@ public sealed class RpcServer : IAsyncDisposable
 
     /// <summary>The bound port (valid after <see cref="Start"/>).</summary>
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>Connections in their handshake now.</summary>
+    public int PendingConnections => _pending.Count;
+
+    /// <summary>Connections closed so far to make room for newer ones in their handshake.</summary>
+    public long EvictedConnections => _pending.Evicted;
 
     /// <summary>True while a session secret is set (between welcome and the end of the SSH session).</summary>
     public bool HasSession
@@ -61,7 +88,9 @@ public sealed class RpcServer : IAsyncDisposable
 
     public void Start()
     {
-        _listener.Start(MaxConnections);
+        // A deep backlog: the accept loop evicts at once, but a burst must not have the kernel drop an operator's connection
+        // before the loop sees it.
+        _listener.Start(512);
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
@@ -174,32 +203,49 @@ public sealed class RpcServer : IAsyncDisposable
                 continue;
             }
 
-            if (!_slots.Wait(0))
-            {
-                AgentLog.Warn($"rpc: {MaxConnections} connections already open; closing a new one");
-                client.Dispose();
-                continue;
-            }
-
+            // No thread and no large buffer per connection until it has proved the secret: the handshake is
+            // asynchronous, and the proof is read into a buffer that grows only as its bytes arrive.
+            var abort = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var place = _pending.Admit(() => Abort(client, abort));
             _ = Task.Run(async () =>
             {
                 try
                 {
-                    await ServeConnectionAsync(client, ct).ConfigureAwait(false);
+                    await ServeConnectionAsync(client, place, abort.Token, ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or OperationCanceledException or SocketException or ObjectDisposedException or InvalidOperationException)
+                {
+                    // Evicted, timed out or gone.
                 }
                 finally
                 {
+                    _pending.Leave(place);
                     client.Dispose();
-                    _slots.Release();
+                    abort.Dispose();
                 }
             }, CancellationToken.None);
         }
     }
 
-    private async Task ServeConnectionAsync(TcpClient client, CancellationToken ct)
+    /// <summary>Closes a connection that is still in its handshake (evicted by a newer one).</summary>
+    private static void Abort(TcpClient client, CancellationTokenSource abort)
+    {
+        try
+        {
+            abort.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // It ended meanwhile.
+        }
+
+        client.Dispose();
+    }
+
+    private async Task ServeConnectionAsync(TcpClient client, object place, CancellationToken abort, CancellationToken ct)
     {
         Session? session;
-        using (var wait = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        using (var wait = CancellationTokenSource.CreateLinkedTokenSource(abort))
         {
             wait.CancelAfter(_handshakeTimeout);
             session = await AwaitSessionAsync(wait.Token).ConfigureAwait(false);
@@ -207,14 +253,14 @@ public sealed class RpcServer : IAsyncDisposable
 
         if (session is null)
         {
-            return; // no session secret: nobody can authenticate
+            return; // no session secret (or evicted): nobody can authenticate
         }
 
         client.NoDelay = true;
         var stream = client.GetStream();
         try
         {
-            using (var handshake = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            using (var handshake = CancellationTokenSource.CreateLinkedTokenSource(abort))
             {
                 handshake.CancelAfter(_handshakeTimeout);
                 var proof = await TunnelHandshake.AcceptAsync(stream, session.Secret, session.Uuid, ProtocolInfo.ProductVersion, handshake.Token).ConfigureAwait(false);
@@ -226,7 +272,7 @@ public sealed class RpcServer : IAsyncDisposable
                 }
             }
         }
-        catch (Exception ex) when (ex is ProtocolException or IOException or OperationCanceledException or SocketException)
+        catch (Exception ex) when (ex is ProtocolException or IOException or OperationCanceledException or SocketException or ObjectDisposedException)
         {
             if (ex is ProtocolException { Error: ProtocolError.AuthenticationFailed })
             {
@@ -236,6 +282,65 @@ public sealed class RpcServer : IAsyncDisposable
             return;
         }
 
+        if (!_pending.Leave(place))
+        {
+            return; // evicted just as it finished: already closed
+        }
+
+        if (!_slots.Wait(0))
+        {
+            await AnswerBusyAsync(stream, ct).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await ServeRequestsAsync(client, stream, session, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    /// <summary>An authenticated connection past the limit: its first request is answered BUSY, then it is closed.</summary>
+    private async Task AnswerBusyAsync(NetworkStream stream, CancellationToken ct)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(_handshakeTimeout);
+        try
+        {
+            var frame = await Framing.ReadFrameAsync(stream, Framing.MaxFrameBytes, limit.Token).ConfigureAwait(false);
+            if (frame is null)
+            {
+                return;
+            }
+
+            long id = 0;
+            try
+            {
+                using var document = JsonDocument.Parse(frame);
+                if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("id", out var idElement))
+                {
+                    idElement.TryGetInt64(out id);
+                }
+            }
+            catch (JsonException)
+            {
+                // Answered with id 0.
+            }
+
+            await Wire.WriteAsync(stream, Error(id, RpcErrorCodes.Busy, $"the agent is serving {_maxConnections} connections, its limit; retry shortly"),
+                ProtocolJson.Default.RpcResponse, limit.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ProtocolException or IOException or OperationCanceledException or SocketException)
+        {
+            // Gone or silent: closed all the same.
+        }
+    }
+
+    private async Task ServeRequestsAsync(TcpClient client, NetworkStream stream, Session session, CancellationToken ct)
+    {
         try
         {
             while (!ct.IsCancellationRequested)

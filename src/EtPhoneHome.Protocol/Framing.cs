@@ -30,7 +30,15 @@ public static class Framing
     /// Reads one frame. Returns null on a clean end of stream before any byte of a frame;
     /// throws <see cref="ProtocolException"/> on a truncated or oversized frame.
     /// </summary>
-    public static async Task<byte[]?> ReadFrameAsync(Stream stream, int maxBytes = MaxFrameBytes, CancellationToken ct = default)
+    public static Task<byte[]?> ReadFrameAsync(Stream stream, int maxBytes = MaxFrameBytes, CancellationToken ct = default)
+        => ReadFrameAsync(stream, maxBytes, allocateAsReceived: false, ct);
+
+    /// <summary>
+    /// Reads one frame; with <paramref name="allocateAsReceived"/> the buffer starts small and grows (doubling) only as
+    /// the frame's bytes arrive, so a peer that announces a large frame and sends nothing costs a few KiB, not the
+    /// announced length. For frames from peers that have not authenticated.
+    /// </summary>
+    public static async Task<byte[]?> ReadFrameAsync(Stream stream, int maxBytes, bool allocateAsReceived, CancellationToken ct)
     {
         var header = new byte[4];
         var got = await ReadAtLeastAsync(stream, header, ct).ConfigureAwait(false);
@@ -50,6 +58,11 @@ public static class Framing
             throw new ProtocolException(ProtocolError.FrameTooLarge, $"frame of {(uint)length} bytes exceeds the maximum of {maxBytes} bytes");
         }
 
+        if (allocateAsReceived && length > GrowFromBytes)
+        {
+            return await ReadGrowingAsync(stream, length, ct).ConfigureAwait(false);
+        }
+
         var payload = new byte[length];
         if (await ReadAtLeastAsync(stream, payload, ct).ConfigureAwait(false) < length)
         {
@@ -57,6 +70,32 @@ public static class Framing
         }
 
         return payload;
+    }
+
+    /// <summary>First buffer of a frame read with allocation as received.</summary>
+    public const int GrowFromBytes = 4096;
+
+    private static async Task<byte[]> ReadGrowingAsync(Stream stream, int length, CancellationToken ct)
+    {
+        var buffer = new byte[GrowFromBytes];
+        var total = 0;
+        while (total < length)
+        {
+            if (total == buffer.Length)
+            {
+                Array.Resize(ref buffer, (int)Math.Min(length, 2L * buffer.Length));
+            }
+
+            var n = await stream.ReadAsync(buffer.AsMemory(total, buffer.Length - total), ct).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new ProtocolException(ProtocolError.Truncated, "connection closed inside a frame");
+            }
+
+            total += n;
+        }
+
+        return buffer;
     }
 
     private static async Task<int> ReadAtLeastAsync(Stream stream, byte[] buffer, CancellationToken ct)

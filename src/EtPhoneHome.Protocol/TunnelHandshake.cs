@@ -42,7 +42,8 @@ public static class TunnelHandshake
             AgentNonce = Convert.ToBase64String(agentNonce),
         }, ProtocolJson.Default.HandshakeChallenge, ct).ConfigureAwait(false);
 
-        var proof = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeProof, MaxProofFrameBytes, ct).ConfigureAwait(false)
+        // The peer is not authenticated yet: the buffer grows with the bytes it sends, not with the length it announces.
+        var proof = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeProof, MaxProofFrameBytes, allocateAsReceived: true, ct).ConfigureAwait(false)
             ?? throw new ProtocolException(ProtocolError.Truncated, "peer closed the connection during the handshake");
 
         if (proof.Protocol != ProtocolInfo.Version)

@@ -11,10 +11,15 @@ public static class Wire
         => Framing.WriteFrameAsync(stream, JsonSerializer.SerializeToUtf8Bytes(message, type), ct);
 
     /// <summary>Reads one frame and deserializes it; null on clean end of stream.</summary>
-    public static async Task<T?> ReadAsync<T>(Stream stream, JsonTypeInfo<T> type, int maxBytes = Framing.MaxFrameBytes, CancellationToken ct = default)
+    public static Task<T?> ReadAsync<T>(Stream stream, JsonTypeInfo<T> type, int maxBytes = Framing.MaxFrameBytes, CancellationToken ct = default)
+        where T : class
+        => ReadAsync(stream, type, maxBytes, allocateAsReceived: false, ct);
+
+    /// <summary>Reads one frame as <typeparamref name="T"/>; see <see cref="Framing.ReadFrameAsync(Stream, int, bool, CancellationToken)"/>.</summary>
+    public static async Task<T?> ReadAsync<T>(Stream stream, JsonTypeInfo<T> type, int maxBytes, bool allocateAsReceived, CancellationToken ct)
         where T : class
     {
-        var frame = await Framing.ReadFrameAsync(stream, maxBytes, ct).ConfigureAwait(false);
+        var frame = await Framing.ReadFrameAsync(stream, maxBytes, allocateAsReceived, ct).ConfigureAwait(false);
         if (frame is null)
         {
             return null;

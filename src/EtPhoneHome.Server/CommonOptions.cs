@@ -18,6 +18,22 @@ internal static class CommonOptions
         Description = "Print JSON instead of a table",
     };
 
+    /// <summary>The data directory a parsed command line names (its --data, or the default), for messages.</summary>
+    public static string DataDirectoryOf(ParseResult parseResult)
+    {
+        string? value = null;
+        try
+        {
+            value = parseResult.GetValue<string?>("--data");
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+        {
+            // This verb has no --data.
+        }
+
+        return DataDirectory.Resolve(value).Path;
+    }
+
     /// <summary>Resolves the data directory from a parsed --data option.</summary>
     public static DataDirectory ResolveData(ParseResult parseResult, Option<string?> data)
         => DataDirectory.Resolve(parseResult.GetValue(data));

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Server.Verbs;
 
 namespace EtPhoneHome.Server;
@@ -6,7 +7,34 @@ namespace EtPhoneHome.Server;
 /// <summary>eph-server: the hub daemon and the operator verbs for shell scripts.</summary>
 public static class Program
 {
-    public static Task<int> Main(string[] args) => BuildRoot().Parse(args).InvokeAsync();
+    public static Task<int> Main(string[] args) => RunAsync(args, new InvocationConfiguration());
+
+    /// <summary>
+    /// Runs one command line. A verb that had to write the registry (audit, rate limits, a key decision) and met a full
+    /// disk ends with one plain line naming it, not a stack trace.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args, InvocationConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        configuration.EnableDefaultExceptionHandler = false;
+        var parsed = BuildRoot().Parse(args);
+        try
+        {
+            return await parsed.InvokeAsync(configuration).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RegistryFaults.IsUnwritable(ex))
+        {
+            var data = CommonOptions.DataDirectoryOf(parsed);
+            await configuration.Error.WriteLineAsync($"eph-server {parsed.CommandResult.Command.Name}: {RegistryFaults.ForOperator(ex, data)}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // What System.CommandLine's default handler did.
+            await configuration.Error.WriteLineAsync($"Unhandled exception: {ex}").ConfigureAwait(false);
+            return 1;
+        }
+    }
 
     /// <summary>The full command tree (also used by tests to check every verb and option).</summary>
     public static RootCommand BuildRoot()

@@ -1,6 +1,9 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Text.Json;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Tunnel;
+using EtPhoneHome.Protocol;
 using EtPhoneHome.Sandbox;
 using Xunit;
 
@@ -127,5 +130,101 @@ public sealed class HealthIntegrationTests(HealthSandboxFixture fixture) : IClas
             SandboxFixture.Patience, "the unhealthy mark to clear");
         Assert.Single(registry.ListEvents(), e => e.Type == "client.unhealthy" && e.Uuid == client.Uuid);
         await agent.StopAsync();
+    }
+
+    /// <summary>
+    /// Issue 12 item 9: a local user of the server holds idle connections to a client's tunnel port (no handshake),
+    /// re-opening whatever the agent closes, over several health intervals. Operators' requests still go through
+    /// promptly, and the health monitor (interval 1 s, threshold 2) does not drop the session.
+    /// </summary>
+    [Fact]
+    public async Task HundredsOfIdleConnectionsToATunnelPort_NeitherStopAnOperator_NorCostTheSession()
+    {
+        const int Hold = 300;
+        const int Budget = 4000;
+        var attackFor = TimeSpan.FromSeconds(8);
+        var (agent, client) = await fixture.AddOnlineAgentAsync("crowded-1");
+        using var registry = (SqliteRegistry)Env.OpenRegistry();
+        var session = registry.GetOpenSession(client.Uuid)!;
+        var held = new List<(TcpClient Tcp, Task Closed)>();
+        var opened = 0;
+        var operatorMs = new List<long>();
+        var execMs = new List<long>();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < attackFor && opened < Budget)
+            {
+                // Top up to Hold idle connections: the attacker takes back every place the agent frees.
+                foreach (var gone in held.Where(h => h.Closed.IsCompleted).ToList())
+                {
+                    gone.Tcp.Dispose();
+                    held.Remove(gone);
+                }
+
+                while (held.Count < Hold && opened < Budget)
+                {
+                    var tcp = new TcpClient();
+                    await tcp.ConnectAsync("127.0.0.1", session.TunnelPort);
+                    held.Add((tcp, DrainUntilClosedAsync(tcp)));
+                    opened++;
+                }
+
+                // An operator's request through the same tunnel, while the port is crowded.
+                var one = Stopwatch.StartNew();
+                await using (var tunnel = await TunnelClient.ConnectAsync("127.0.0.1", session.TunnelPort, session.Secret, TimeSpan.FromSeconds(10), CancellationToken.None))
+                {
+                    var result = await tunnel.InvokeAsync(RpcMethods.RunCommand, new RunCommandParams { Cmd = "echo ok" },
+                        ProtocolJson.Default.RunCommandParams, ProtocolJson.Default.RunCommandResult, CancellationToken.None);
+                    Assert.Equal("ok\n", result.Stdout);
+                }
+
+                operatorMs.Add(one.ElapsedMilliseconds);
+                await Task.Delay(250);
+            }
+
+            // The operators' verb, while the attacker still holds its connections.
+            var exec = Stopwatch.StartNew();
+            var run = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable, ["exec", "--data", Env.Data.Path, "--client", client.Uuid, "--", "echo", "ok"]);
+            execMs.Add(exec.ElapsedMilliseconds);
+            Assert.True(run.ExitCode == 0, $"exec failed: {run.Stdout} {run.Stderr}");
+            Assert.Contains("ok", run.Stdout, StringComparison.Ordinal);
+
+            Console.WriteLine($"crowded tunnel: {opened} idle connections opened over {clock.Elapsed.TotalSeconds:0.0} s (at most {Hold} at once); " +
+                $"operator run_command echo ok: {operatorMs.Count} calls, median {operatorMs.Order().ElementAt(operatorMs.Count / 2)} ms, max {operatorMs.Max()} ms; " +
+                $"eph-server exec (process start to exit): {execMs[0]} ms");
+            Assert.True(operatorMs.Max() < 5000, $"slowest operator request took {operatorMs.Max()} ms");
+        }
+        finally
+        {
+            foreach (var (tcp, _) in held)
+            {
+                tcp.Dispose();
+            }
+        }
+
+        // Several health intervals passed under attack: the session is the same one, still open, never marked.
+        var now = registry.GetOpenSession(client.Uuid);
+        Assert.NotNull(now);
+        Assert.Equal(session.Id, now.Id);
+        Assert.True(registry.GetClient(client.Uuid)!.Online);
+        Assert.DoesNotContain(registry.ListEvents(), e => e.Type == "client.unhealthy" && e.Uuid == client.Uuid);
+        await agent.StopAsync();
+    }
+
+    /// <summary>Reads (and drops) whatever the agent sends until it closes the connection.</summary>
+    private static async Task DrainUntilClosedAsync(TcpClient tcp)
+    {
+        var buffer = new byte[256];
+        try
+        {
+            var stream = tcp.GetStream();
+            while (await stream.ReadAsync(buffer) > 0)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
+        {
+        }
     }
 }

@@ -74,6 +74,13 @@ public sealed class TunnelHealthProbe(string host = "127.0.0.1") : IHealthProbe
     }
 }
 
+/// <summary>
+/// What the hub knows of a session's control channel: when its last frame (a heartbeat) arrived, and how recent that
+/// must be to count as fresh (the heartbeat interval with some slack). The monitor reads it from the hub's memory, not
+/// from the registry, so it holds when the registry cannot record heartbeats (a full disk).
+/// </summary>
+public sealed record ControlChannelLiveness(Func<long, DateTimeOffset?> LastFrameAt, TimeSpan FreshFor);
+
 /// <summary>What one round of checks found.</summary>
 public sealed record HealthSweep(int Checked, int Healthy, IReadOnlyList<HealthFailure> Failures)
 {
@@ -81,8 +88,12 @@ public sealed record HealthSweep(int Checked, int Healthy, IReadOnlyList<HealthF
     public IEnumerable<HealthFailure> MarkedUnhealthy => Failures.Where(f => f.MarkedUnhealthy);
 }
 
-/// <summary>A failed check.</summary>
-public sealed record HealthFailure(string Uuid, long SessionId, string Reason, int ConsecutiveFailures, bool MarkedUnhealthy);
+/// <summary>
+/// A failed check. <paramref name="MarkedUnhealthy"/>: the threshold was reached in this round and the client marked
+/// unhealthy; <paramref name="SessionKept"/>: it was marked but its session stays open, because its control channel
+/// proved the agent alive while the tunnel failed.
+/// </summary>
+public sealed record HealthFailure(string Uuid, long SessionId, string Reason, int ConsecutiveFailures, bool MarkedUnhealthy, bool SessionKept = false);
 
 /// <summary>
 /// The hub's health monitor. Every <see cref="HealthOptions.Interval"/> it checks each online session through its
@@ -92,6 +103,13 @@ public sealed record HealthFailure(string Uuid, long SessionId, string Reason, i
 /// then ends the control channel, so the agent reconnects once it can. An answered check resets the count and
 /// clears the unhealthy mark. The control-channel heartbeats catch a dead connection; this catches a live
 /// connection whose agent no longer serves requests (hung, frozen, tunnel broken).
+/// <para>
+/// Anyone on the server can connect to a tunnel port, so tunnel trouble alone is not proof of a dead agent. A check
+/// whose handshake went through but whose request was answered BUSY is an answered check. And a session whose control
+/// channel carried a frame since its failures began, within <see cref="ControlChannelLiveness.FreshFor"/>, is marked
+/// unhealthy (once, with the event) but not closed: the agent process is alive and talking; only a session whose
+/// control channel is quiet too is closed.
+/// </para>
 /// </summary>
 public sealed class HealthMonitor
 {
@@ -101,10 +119,17 @@ public sealed class HealthMonitor
     private readonly TimeProvider _time;
     private readonly Action<string> _log;
     private readonly Dictionary<long, int> _failures = [];
+    private readonly Dictionary<long, DateTimeOffset> _failingSince = [];
+    private readonly HashSet<long> _markedKept = [];
     private readonly HashSet<long> _seen = [];
+    private readonly ControlChannelLiveness? _control;
+    private readonly Func<Exception, bool>? _registryFault;
 
-    public HealthMonitor(IFleetRegistry registry, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, Action<string>? log = null)
+    public HealthMonitor(IFleetRegistry registry, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, Action<string>? log = null,
+        ControlChannelLiveness? control = null, Func<Exception, bool>? registryFault = null)
     {
+        _control = control;
+        _registryFault = registryFault;
         _registry = registry ?? throw new ArgumentNullException(nameof(registry));
         _probe = probe ?? throw new ArgumentNullException(nameof(probe));
         _options = options ?? throw new ArgumentNullException(nameof(options));
@@ -131,8 +156,12 @@ public sealed class HealthMonitor
             }
             catch (Exception ex)
             {
-                // A registry hiccup must not end monitoring; the next round tries again.
-                _log($"health check round failed: {ex.Message}");
+                // A registry hiccup must not end monitoring; the next round tries again. A full disk is said once by the
+                // hub (registryFault), not once per round.
+                if (_registryFault?.Invoke(ex) != true)
+                {
+                    _log($"health check round failed: {ex.Message}");
+                }
             }
         }
     }
@@ -147,7 +176,14 @@ public sealed class HealthMonitor
             _failures.Remove(gone);
         }
 
+        foreach (var gone in _failingSince.Keys.Where(id => !open.Contains(id)).ToList())
+        {
+            _failingSince.Remove(gone);
+        }
+
         _seen.IntersectWith(open);
+        _markedKept.IntersectWith(open);
+        var roundStart = _time.GetUtcNow();
 
         var outcomes = new (SessionRecord Session, string? Error)[sessions.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, sessions.Count),
@@ -162,10 +198,16 @@ public sealed class HealthMonitor
             if (error is null)
             {
                 healthy++;
+                _failingSince.Remove(session.Id);
+                var wasMarked = _markedKept.Remove(session.Id);
                 // Writes only on a change: a recovery, or the first check of a session (clears an earlier mark).
-                if (firstCheck || _failures.Remove(session.Id))
+                if (_failures.Remove(session.Id) | firstCheck | wasMarked)
                 {
                     _registry.RecordHealthSuccess(session.Uuid);
+                    if (wasMarked)
+                    {
+                        _log($"client {session.Uuid} answers through its tunnel again; no longer unhealthy");
+                    }
                 }
 
                 continue;
@@ -173,11 +215,35 @@ public sealed class HealthMonitor
 
             var count = _failures.GetValueOrDefault(session.Id) + 1;
             _failures[session.Id] = count;
+            if (!_failingSince.ContainsKey(session.Id))
+            {
+                _failingSince[session.Id] = roundStart;
+            }
+
             var marked = false;
-            if (count >= _options.Threshold)
+            var kept = false;
+            if (count >= _options.Threshold && ControlChannelFresh(session.Id) is { } quietFor)
+            {
+                // The tunnel fails but the agent keeps talking on its control channel: a crowded or broken tunnel, not a
+                // dead agent. Marked and evented once; the session stays.
+                kept = true;
+                if (_markedKept.Add(session.Id))
+                {
+                    marked = _registry.MarkUnhealthy(session.Uuid, session.Id, error, count, closeSession: false);
+                    _log($"client {session.Uuid} unhealthy after {count} failed check(s): {error}; session {session.Id} kept " +
+                         $"(its control channel spoke {quietFor.TotalSeconds:0.#} s ago)");
+                }
+                else
+                {
+                    _registry.RecordHealthFailure(session.Uuid, error, count);
+                }
+            }
+            else if (count >= _options.Threshold)
             {
                 marked = _registry.MarkUnhealthy(session.Uuid, session.Id, error, count);
                 _failures.Remove(session.Id);
+                _failingSince.Remove(session.Id);
+                _markedKept.Remove(session.Id);
                 _log(marked
                     ? $"client {session.Uuid} unhealthy after {count} failed check(s): {error}; session {session.Id} closed"
                     : $"client {session.Uuid} failed {count} check(s) but session {session.Id} was already closed");
@@ -188,10 +254,25 @@ public sealed class HealthMonitor
                 _log($"client {session.Uuid} health check {count}/{_options.Threshold} failed: {error}");
             }
 
-            failures.Add(new HealthFailure(session.Uuid, session.Id, error, count, marked));
+            failures.Add(new HealthFailure(session.Uuid, session.Id, error, count, marked, kept));
         }
 
         return new HealthSweep(sessions.Count, healthy, failures);
+    }
+
+    /// <summary>
+    /// How long ago the session's control channel last carried a frame, when that was after its checks began to fail
+    /// and within <see cref="ControlChannelLiveness.FreshFor"/>; null otherwise (or when the hub does not say).
+    /// </summary>
+    private TimeSpan? ControlChannelFresh(long sessionId)
+    {
+        if (_control?.LastFrameAt(sessionId) is not { } last || !_failingSince.TryGetValue(sessionId, out var since))
+        {
+            return null;
+        }
+
+        var quietFor = _time.GetUtcNow() - last;
+        return last >= since && quietFor <= _control.FreshFor ? quietFor : null;
     }
 
     /// <summary>Null when the client answered; otherwise the reason.</summary>
@@ -202,6 +283,11 @@ public sealed class HealthMonitor
         try
         {
             await _probe.CheckAsync(session, _options.Timeout, limit.Token).WaitAsync(_options.Timeout, _time, limit.Token).ConfigureAwait(false);
+            return null;
+        }
+        catch (RpcException ex) when (ex.Code == RpcErrorCodes.Busy)
+        {
+            // The agent proved the secret and answered: alive, only at its limit of connections.
             return null;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

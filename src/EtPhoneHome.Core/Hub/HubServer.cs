@@ -29,6 +29,8 @@ public sealed partial class HubServer : IAsyncDisposable
     private readonly object _connectionsLock = new();
     private readonly HashSet<Task> _connections = [];
     private readonly Dictionary<string, int> _sessionsPerKey = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> _lastControlFrame = new();
+    private readonly RegistryWriteWatch _writes;
     private Socket? _listener;
     private FileStream? _lock;
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
@@ -40,7 +42,11 @@ public sealed partial class HubServer : IAsyncDisposable
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _offered = new OfferedKeyCache(Math.Max(1, options.MaxOfferedKeys));
         _admissions = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentAdmissions));
+        _writes = new RegistryWriteWatch(options.DataDirectory.Path, Log);
     }
+
+    /// <summary>True while the registry refuses writes (a full disk): sessions are kept, new ones refused.</summary>
+    public bool RegistryUnwritable => _writes.Unwritable;
 
     /// <summary>Path of the unix socket eph-gate connects to.</summary>
     public string SocketPath => _options.DataDirectory.HubSocket;
@@ -84,14 +90,22 @@ public sealed partial class HubServer : IAsyncDisposable
 
         _lock = hubLock;
 
-        var closed = _registry.CloseAllSessions("hub restarted");
-        if (closed > 0)
+        try
         {
-            Log($"closed {closed} session(s) left open by a previous hub");
-        }
+            var closed = _registry.CloseAllSessions("hub restarted");
+            if (closed > 0)
+            {
+                Log($"closed {closed} session(s) left open by a previous hub");
+            }
 
-        _registry.SetSetting(SqliteRegistry.HeartbeatSetting, _options.HeartbeatSeconds.ToString(CultureInfo.InvariantCulture));
-        _registry.SetSetting(TunnelPortRange.Setting, _options.TunnelPorts.ToString());
+            _registry.SetSetting(SqliteRegistry.HeartbeatSetting, _options.HeartbeatSeconds.ToString(CultureInfo.InvariantCulture));
+            _registry.SetSetting(TunnelPortRange.Setting, _options.TunnelPorts.ToString());
+        }
+        catch (Exception ex) when (_writes.Failed(ex))
+        {
+            // A full disk: the hub still starts and serves what it can; readers already treat the old sessions as offline
+            // (their heartbeats are stale), and the next hub start closes them.
+        }
 
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -117,7 +131,13 @@ public sealed partial class HubServer : IAsyncDisposable
         _background.Add(Task.Run(() => PollLoopAsync(_stop.Token)));
         if (_options.Health is { } health)
         {
-            var monitor = new Health.HealthMonitor(_registry, _options.HealthProbe ?? new Health.TunnelHealthProbe(_options.TunnelHost), health, log: Log);
+            // The monitor asks this hub, not the registry, when a session's control channel last spoke: a session whose
+            // agent keeps talking is not closed over tunnel trouble alone (anyone on the server can crowd a tunnel port).
+            var control = new Health.ControlChannelLiveness(
+                id => _lastControlFrame.TryGetValue(id, out var at) ? at : null,
+                TimeSpan.FromSeconds(2.0 * _options.HeartbeatSeconds));
+            var monitor = new Health.HealthMonitor(_registry, _options.HealthProbe ?? new Health.TunnelHealthProbe(_options.TunnelHost), health, log: Log,
+                control: control, registryFault: _writes.Failed);
             _background.Add(Task.Run(() => monitor.RunAsync(_stop.Token)));
         }
 
@@ -494,8 +514,19 @@ public sealed partial class HubServer : IAsyncDisposable
             return;
         }
 
-        await AnswerHelloAsync(stream, gate, hello, identity, key, ct).ConfigureAwait(false);
+        try
+        {
+            await AnswerHelloAsync(stream, gate, hello, identity, key, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (_writes.Failed(ex))
+        {
+            // Nothing was half-written (SQLite rolled the transaction back); the agent is told why and retries later.
+            await SendAsync(stream, Refused(OutOfDiskSpace, retryAfter: 60), ct).ConfigureAwait(false);
+        }
     }
+
+    /// <summary>What an agent is told when the registry cannot record its admission.</summary>
+    public const string OutOfDiskSpace = "the server is out of disk space (its registry takes no writes); retry later";
 
     private bool TryTakeKeySlot(string fingerprint, int limit)
     {
@@ -545,6 +576,7 @@ public sealed partial class HubServer : IAsyncDisposable
             try
             {
                 pending = _registry.RecordPendingKey(fingerprint, _offered.Get(fingerprint) ?? key?.PublicKey, identity);
+                _writes.Succeeded();
             }
             catch (InvalidOperationException ex)
             {
@@ -656,6 +688,10 @@ public sealed partial class HubServer : IAsyncDisposable
                 {
                     Log($"could not refresh pending key {fingerprint}: {ex.Message}");
                 }
+                catch (Exception ex) when (_writes.Failed(ex))
+                {
+                    // The agent keeps waiting; the key is recorded again once the disk takes writes.
+                }
             }
         }
     }
@@ -695,12 +731,38 @@ public sealed partial class HubServer : IAsyncDisposable
                                            || (ex is OperationCanceledException && !ct.IsCancellationRequested))
             {
                 var reason = ex is OperationCanceledException ? "tunnel check timed out" : $"tunnel check failed: {ex.Message}";
-                _registry.CloseSession(session.Id, reason);
+                try
+                {
+                    _registry.CloseSession(session.Id, reason);
+                }
+                catch (Exception closeFault) when (_writes.Failed(closeFault))
+                {
+                    // Left open in the registry; its heartbeat goes stale, so readers show it offline.
+                }
+
                 Log($"client {client.Uuid} ({client.DisplayName}): {reason}");
                 return;
             }
 
-            _registry.MarkSessionOnline(session.Id);
+            try
+            {
+                _registry.MarkSessionOnline(session.Id);
+                _writes.Succeeded();
+            }
+            catch (Exception ex) when (_writes.Failed(ex))
+            {
+                try
+                {
+                    _registry.CloseSession(session.Id, "the registry could not record the session online (disk full)");
+                }
+                catch (Exception closeFault) when (_writes.Failed(closeFault))
+                {
+                    // Its heartbeat goes stale; readers show it offline.
+                }
+
+                await SendAsync(stream, Refused(OutOfDiskSpace, retryAfter: 60), ct).ConfigureAwait(false);
+                return;
+            }
         }
         finally
         {
@@ -722,12 +784,23 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             reasonClosed = "hub stopped";
         }
+        catch (Exception ex)
+        {
+            // Not a stop of the hub: say what it was.
+            reasonClosed = $"hub fault: {ex.Message}";
+            Log($"unexpected fault in session {session.Id}: {ex}");
+        }
         finally
         {
             Interlocked.Decrement(ref _activeSessions);
+            _lastControlFrame.TryRemove(session.Id, out _);
             try
             {
                 _registry.CloseSession(session.Id, reasonClosed);
+            }
+            catch (Exception ex) when (_writes.Failed(ex))
+            {
+                // Said once by the watch; the session's heartbeat goes stale, so readers show it offline.
             }
             catch (Exception ex)
             {
@@ -756,9 +829,19 @@ public sealed partial class HubServer : IAsyncDisposable
                 }
 
                 lastFrame = Stopwatch.GetTimestamp();
+                _lastControlFrame[session.Id] = DateTimeOffset.UtcNow;
                 if (message.Type == ControlTypes.Heartbeat)
                 {
-                    _registry.TouchSession(session.Id);
+                    // A heartbeat that cannot be recorded (a full disk) is still a heartbeat: the session is kept.
+                    try
+                    {
+                        _registry.TouchSession(session.Id);
+                        _writes.Succeeded();
+                    }
+                    catch (Exception ex) when (_writes.Failed(ex))
+                    {
+                    }
+
                     await SendAsync(stream, new ControlMessage { Type = ControlTypes.Heartbeat, Sequence = message.Sequence }, ct).ConfigureAwait(false);
                 }
 
@@ -813,7 +896,11 @@ public sealed partial class HubServer : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                Log($"registry poll failed: {ex.Message}");
+                if (!_writes.Failed(ex))
+                {
+                    Log($"registry poll failed: {ex.Message}");
+                }
+
                 try
                 {
                     await Task.Delay(_options.PollInterval, ct).ConfigureAwait(false);

@@ -88,10 +88,11 @@ public interface IFleetRegistry : IDisposable
     void RecordHealthFailure(string uuid, string error, int consecutiveFailures);
 
     /// <summary>
-    /// In one transaction: marks the client unhealthy, emits client.unhealthy with the reason and closes the
-    /// session (client.disconnected). False, with nothing changed, when the session is already closed.
+    /// In one transaction: marks the client unhealthy, emits client.unhealthy with the reason and, unless
+    /// <paramref name="closeSession"/> is false, closes the session (client.disconnected). False, with nothing changed,
+    /// when the session is already closed.
     /// </summary>
-    bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures);
+    bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures, bool closeSession = true);
     // ----- webhooks and rate limits -----
     /// <summary>
     /// Writes an event to the outbox on its own (for events that come with no other registry change, such as

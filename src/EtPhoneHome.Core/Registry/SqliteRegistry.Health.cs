@@ -44,7 +44,7 @@ public sealed partial class SqliteRegistry
             """, ("$u", uuid), ("$n", consecutiveFailures), ("$e", Clip(error, 500)), ("$now", Now));
     }
 
-    public bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures)
+    public bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures, bool closeSession = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(uuid);
         ArgumentNullException.ThrowIfNull(reason);
@@ -68,8 +68,13 @@ public sealed partial class SqliteRegistry
             ["reason"] = error,
             ["consecutive_failures"] = consecutiveFailures,
             ["session_id"] = sessionId,
+            ["session_closed"] = closeSession,
         });
-        CloseSessionsWhere(c, tx, "id = $id", $"{UnhealthyCloseReason}: {error}", ("$id", sessionId));
+        if (closeSession)
+        {
+            CloseSessionsWhere(c, tx, "id = $id", $"{UnhealthyCloseReason}: {error}", ("$id", sessionId));
+        }
+
         tx.Commit();
         return true;
     }

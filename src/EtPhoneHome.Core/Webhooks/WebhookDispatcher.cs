@@ -87,6 +87,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
 
     private async Task LoopAsync(CancellationToken ct)
     {
+        var registryUnwritable = false;
         while (!ct.IsCancellationRequested)
         {
             TimeSpan wait;
@@ -94,10 +95,26 @@ public sealed class WebhookDispatcher : IAsyncDisposable
             {
                 var pass = await RunOnceAsync(ct).ConfigureAwait(false);
                 wait = pass.Sent > 0 ? TimeSpan.Zero : pass.NextDueIn is { } due && due < _options.PollInterval ? due : _options.PollInterval;
+                if (registryUnwritable)
+                {
+                    registryUnwritable = false;
+                    _log("deliveries resume: the registry takes writes again");
+                }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 return;
+            }
+            catch (Exception ex) when (RegistryFaults.IsUnwritable(ex))
+            {
+                // A full disk: said once (the hub says more), not once per pass; the outbox waits, nothing is lost.
+                if (!registryUnwritable)
+                {
+                    registryUnwritable = true;
+                    _log($"deliveries paused: {RegistryFaults.Describe(ex, _registry.DataDirectory)}; events wait in the outbox");
+                }
+
+                wait = _options.PollInterval;
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {

@@ -33,7 +33,13 @@ internal static class OperatorVerbs
                 $"no registry in {dir.Path} (is --data or ${DataDirectory.EnvironmentVariable} right?); eph-server init --data {dir.Path} creates one");
         }
 
-        return EphConfiguration.OpenRegistry(dir);
+        var registry = EphConfiguration.OpenRegistry(dir);
+        if (RegistryFaults.LowSpaceWarning(dir.Path) is { } warning)
+        {
+            Console.Error.WriteLine($"eph-server: warning: {warning}");
+        }
+
+        return registry;
     }
 
     /// <summary>The operation guard of the CLI: surface cli, rate-limit warnings on stderr.</summary>

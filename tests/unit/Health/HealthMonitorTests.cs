@@ -12,6 +12,7 @@ internal sealed class ScriptedProbe : IHealthProbe
 {
     public HashSet<string> Failing { get; } = new(StringComparer.OrdinalIgnoreCase);
     public HashSet<string> Hanging { get; } = new(StringComparer.OrdinalIgnoreCase);
+    public HashSet<string> Busy { get; } = new(StringComparer.OrdinalIgnoreCase);
     public List<long> Checked { get; } = [];
 
     public async Task CheckAsync(SessionRecord session, TimeSpan timeout, CancellationToken ct)
@@ -29,6 +30,11 @@ internal sealed class ScriptedProbe : IHealthProbe
         if (Failing.Contains(session.Uuid))
         {
             throw new ProtocolException(ProtocolError.Truncated, "tunnel on port 1 closed during the handshake");
+        }
+
+        if (Busy.Contains(session.Uuid))
+        {
+            throw new EtPhoneHome.Core.Tunnel.RpcException(RpcErrorCodes.Busy, "the agent is serving 128 connections, its limit; retry shortly");
         }
     }
 }
@@ -123,6 +129,90 @@ public sealed class HealthMonitorTests : IDisposable
         var fourth = await monitor.CheckOnceAsync(CancellationToken.None);
         Assert.Equal((1, 1), (fourth.Checked, fourth.Healthy));
         Assert.Single(_fleet.Events("client.unhealthy"));
+    }
+
+    [Fact]
+    public async Task ABusyAnswer_AfterTheHandshake_IsAnAnsweredCheck()
+    {
+        var (web, _) = _fleet.AddOnline("web-01");
+        _probe.Busy.Add(web.Uuid);
+        var monitor = Monitor(threshold: 1);
+        for (var round = 0; round < 3; round++)
+        {
+            var sweep = await monitor.CheckOnceAsync(CancellationToken.None);
+            Assert.Equal((1, 1), (sweep.Checked, sweep.Healthy));
+        }
+
+        Assert.True(_fleet.Registry.GetClient(web.Uuid)!.Online);
+        Assert.Empty(_fleet.Events("client.unhealthy"));
+    }
+
+    [Fact]
+    public async Task TunnelTrouble_WhileTheControlChannelSpeaks_MarksTheClientOnce_AndKeepsItsSession()
+    {
+        var (web, session) = _fleet.AddOnline("web-01");
+        _probe.Failing.Add(web.Uuid);
+        // The agent's heartbeats keep arriving on the control channel (the hub tells the monitor when).
+        var monitor = new HealthMonitor(_fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, _log.Add,
+            new ControlChannelLiveness(_ => _fleet.Time.GetUtcNow(), TimeSpan.FromSeconds(30)));
+
+        await monitor.CheckOnceAsync(CancellationToken.None);
+        var second = await monitor.CheckOnceAsync(CancellationToken.None);
+        var marked = Assert.Single(second.MarkedUnhealthy);
+        Assert.True(marked.SessionKept);
+        for (var round = 0; round < 3; round++)
+        {
+            _fleet.Time.Advance(TimeSpan.FromSeconds(30));
+            _fleet.Registry.TouchSession(session.Id); // the hub records the heartbeats too
+            Assert.Empty((await monitor.CheckOnceAsync(CancellationToken.None)).MarkedUnhealthy);
+        }
+
+        // Marked and evented once; the session stays open.
+        var unhealthy = Assert.Single(_fleet.Events("client.unhealthy"));
+        Assert.False(JsonDocument.Parse(unhealthy.Payload).RootElement.GetProperty("data").GetProperty("session_closed").GetBoolean());
+        Assert.Null(_fleet.Registry.GetSession(session.Id)!.ClosedAt);
+        Assert.True(_fleet.Registry.GetClient(web.Uuid)!.Online);
+        Assert.True(_fleet.Registry.ListHealth().Single().IsUnhealthy);
+        Assert.Empty(_fleet.Events("client.disconnected"));
+        Assert.Contains(_log, l => l.Contains("kept", StringComparison.Ordinal));
+
+        // The tunnel answers again: the mark clears.
+        _probe.Failing.Clear();
+        await monitor.CheckOnceAsync(CancellationToken.None);
+        Assert.False(_fleet.Registry.ListHealth().Single().IsUnhealthy);
+    }
+
+    [Fact]
+    public async Task TunnelTrouble_WithAQuietControlChannel_ClosesTheSession()
+    {
+        var (web, session) = _fleet.AddOnline("web-01");
+        _probe.Failing.Add(web.Uuid);
+        // The last control frame arrived before the checks began to fail (a frozen agent): it proves nothing.
+        var lastFrame = _fleet.Time.GetUtcNow() - TimeSpan.FromSeconds(1);
+        var monitor = new HealthMonitor(_fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, _log.Add,
+            new ControlChannelLiveness(_ => lastFrame, TimeSpan.FromSeconds(30)));
+
+        await monitor.CheckOnceAsync(CancellationToken.None);
+        var marked = Assert.Single((await monitor.CheckOnceAsync(CancellationToken.None)).MarkedUnhealthy);
+        Assert.False(marked.SessionKept);
+        Assert.StartsWith("unhealthy: ", _fleet.Registry.GetSession(session.Id)!.CloseReason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AControlChannelThatFellQuiet_AfterTheSessionWasKept_GetsTheSessionClosed()
+    {
+        var (web, session) = _fleet.AddOnline("web-01");
+        _probe.Failing.Add(web.Uuid);
+        DateTimeOffset? lastFrame = _fleet.Time.GetUtcNow();
+        var monitor = new HealthMonitor(_fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, _log.Add,
+            new ControlChannelLiveness(_ => lastFrame, TimeSpan.FromSeconds(30)));
+        await monitor.CheckOnceAsync(CancellationToken.None);
+        Assert.True(Assert.Single((await monitor.CheckOnceAsync(CancellationToken.None)).MarkedUnhealthy).SessionKept);
+
+        // The agent then freezes: no frame for longer than the fresh window.
+        _fleet.Time.Advance(TimeSpan.FromSeconds(31));
+        await monitor.CheckOnceAsync(CancellationToken.None);
+        Assert.StartsWith("unhealthy: ", _fleet.Registry.GetSession(session.Id)!.CloseReason, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -118,7 +118,7 @@ internal sealed class FakeFleetRegistry : IFleetRegistry
     public IReadOnlyList<ClientHealth> ListHealth() => Health;
     public void RecordHealthSuccess(string uuid) => throw new NotSupportedException();
     public void RecordHealthFailure(string uuid, string error, int consecutiveFailures) => throw new NotSupportedException();
-    public bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures) => throw new NotSupportedException();
+    public bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures, bool closeSession = true) => throw new NotSupportedException();
     // ----- webhooks and rate limits -----
     public WebhookDelivery RecordEvent(string type, string? uuid, System.Text.Json.Nodes.JsonObject? data = null) => throw new NotSupportedException();
     public RateLimitAdmission BeginRequest(string uuid, RateLimitPolicy policy, AuditEntry refusal) => throw new NotSupportedException();

@@ -1,0 +1,167 @@
+using System.Net.Sockets;
+using EtPhoneHome.Core.Hub;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Protocol;
+using EtPhoneHome.Tests.Unit.Registry;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace EtPhoneHome.Tests.Unit.Hub;
+
+/// <summary>
+/// Issue 12 item 11: the hub's registry on a real file system that fills up (a 2 MiB tmpfs). The hub keeps its sessions
+/// and control channels, says so in one line, refuses new admissions saying why, and recovers by itself.
+/// </summary>
+public sealed class DiskFullHubTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task AFullDisk_KeepsTheSessions_SaysSoOnce_RefusesNewAdmissions_AndRecoversByItself()
+    {
+        if (!SmallDisk.Available)
+        {
+            output.WriteLine("not run: mounting a tmpfs needs root");
+            return;
+        }
+
+        using var disk = SmallDisk.Mount();
+        var log = new List<string>();
+        using var registry = SqliteRegistry.Open(disk.Data);
+        await using var hub = new HubServer(registry, new HubOptions
+        {
+            DataDirectory = disk.Data,
+            GatePath = "/opt/eph/eph-gate",
+            PollInterval = TimeSpan.FromMilliseconds(100),
+            HeartbeatSeconds = 2,
+            Host = "gw-test",
+            Health = null,
+            Log = line => { lock (log) { log.Add(line); } },
+        });
+        await hub.StartAsync();
+        try
+        {
+            await RunAsync(disk, registry, hub, log);
+        }
+        finally
+        {
+            output.WriteLine(string.Join('\n', Snapshot(log)));
+        }
+    }
+
+    private static async Task RunAsync(SmallDisk disk, SqliteRegistry registry, HubServer hub, List<string> log)
+    {
+
+        // An online client.
+        registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "agent-host" });
+        registry.ApproveKey(Keys.A, "tester");
+        await using var tunnel = new FakeTunnel();
+        await using var control = await OpenSessionAsync(hub, Keys.A, Hello(tunnel.Port));
+        var welcome = await ReadAsync(control);
+        Assert.Equal(ControlTypes.Welcome, welcome!.Type);
+        tunnel.Secret.SetResult(Convert.FromBase64String(welcome.SessionSecret!));
+        var uuid = welcome.Uuid!;
+        await Until(() => registry.GetClient(uuid)?.Online == true);
+        var session = registry.GetOpenSession(uuid)!;
+
+        disk.Fill();
+
+        // Heartbeats go on being answered although none can be recorded; the session stays.
+        for (var seq = 1; seq <= 5; seq++)
+        {
+            await Wire.WriteAsync(control, new ControlMessage { Type = ControlTypes.Heartbeat, Sequence = seq }, ProtocolJson.Default.ControlMessage);
+            var answer = await ReadUntilAsync(control, ControlTypes.Heartbeat);
+            Assert.Equal(seq, answer.Sequence);
+        }
+
+        Assert.Equal(1, hub.ActiveSessions);
+        Assert.True(hub.RegistryUnwritable);
+        Assert.Null(registry.GetSession(session.Id)!.ClosedAt);
+        var full = Assert.Single(Snapshot(log), l => l.Contains("disk full", StringComparison.Ordinal));
+        Assert.Equal($"registry: disk full at {disk.Data.Path} (0 MiB free); heartbeats and events are not being recorded; sessions are kept; new sessions are refused", full);
+        Assert.DoesNotContain(Snapshot(log), l => l.Contains("offline", StringComparison.Ordinal) || l.Contains("   at ", StringComparison.Ordinal));
+
+        // A new machine is refused, told why, and nothing of it is recorded.
+        await using (var newcomer = await OpenSessionAsync(hub, Keys.B, Hello(null, host: "new-01")))
+        {
+            var refused = await ReadAsync(newcomer);
+            Assert.Equal(ControlTypes.Refused, refused!.Type);
+            Assert.Equal(HubServer.OutOfDiskSpace, refused.Message);
+            Assert.Equal(60, refused.RetryAfterSeconds);
+        }
+
+        Assert.Null(registry.GetKey(Keys.B));
+
+        // Space returns: the next heartbeat is recorded, the hub says so, and a new machine is recorded again.
+        disk.Free();
+        await Wire.WriteAsync(control, new ControlMessage { Type = ControlTypes.Heartbeat, Sequence = 6 }, ProtocolJson.Default.ControlMessage);
+        await ReadUntilAsync(control, ControlTypes.Heartbeat);
+        await Until(() => !hub.RegistryUnwritable);
+        Assert.Single(Snapshot(log), l => l.StartsWith($"registry: writable again at {disk.Data.Path}", StringComparison.Ordinal));
+        Assert.True(registry.GetClient(uuid)!.Online);
+        await using (var newcomer = await OpenSessionAsync(hub, Keys.B, Hello(null, host: "new-01")))
+        {
+            Assert.Equal(ControlTypes.Pending, (await ReadAsync(newcomer))!.Type);
+        }
+
+        Assert.Equal(KeyStatus.Pending, registry.GetKey(Keys.B)!.Status);
+        await hub.StopAsync();
+    }
+
+    private static string[] Snapshot(List<string> log)
+    {
+        lock (log)
+        {
+            return [.. log];
+        }
+    }
+
+    private static ControlMessage Hello(int? tunnelPort, string host = "agent-host") => new()
+    {
+        Type = ControlTypes.Hello,
+        Protocol = ProtocolInfo.Version,
+        Hostname = host,
+        Platform = "linux-x64",
+        Username = "svc",
+        AgentVersion = "0.1.0",
+        Capabilities = ["run_command"],
+        TunnelPort = tunnelPort,
+    };
+
+    private static async Task<NetworkStream> OpenSessionAsync(HubServer hub, string fingerprint, ControlMessage hello)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(hub.SocketPath));
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        await Wire.WriteAsync(stream, new GateRequest { Op = "session", Fingerprint = fingerprint, GatePid = 4242, User = "eph" }, ProtocolJson.Default.GateRequest);
+        await Wire.WriteAsync(stream, hello, ProtocolJson.Default.ControlMessage);
+        return stream;
+    }
+
+    private static async Task<ControlMessage?> ReadAsync(Stream stream)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        return await Wire.ReadAsync(stream, ProtocolJson.Default.ControlMessage, Framing.MaxFrameBytes, timeout.Token);
+    }
+
+    /// <summary>The next frame of <paramref name="type"/>, skipping others (the hub's "online" notice).</summary>
+    private static async Task<ControlMessage> ReadUntilAsync(Stream stream, string type)
+    {
+        while (true)
+        {
+            var message = await ReadAsync(stream) ?? throw new Xunit.Sdk.XunitException("the hub closed the control channel");
+            if (message.Type == type)
+            {
+                return message;
+            }
+        }
+    }
+
+    private static async Task Until(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out");
+            await Task.Delay(25);
+        }
+    }
+}
