@@ -12,7 +12,10 @@ internal static class Program
     private const string Usage = """
         usage:
           eph-gate keys --socket PATH <user> <fingerprint> <keytype> <key>
-          eph-gate session --socket PATH --fingerprint FP
+          eph-gate session --socket PATH --fingerprint FP [--resume-grace SECONDS]
+
+        session relays the SSH session's control channel to the hub; when the hub goes away it keeps the session
+        and re-attaches it to the next hub, for up to --resume-grace seconds (default 120).
         """;
 
     public static async Task<int> Main(string[] args)
@@ -25,6 +28,7 @@ internal static class Program
 
         string? socket = null;
         string? fingerprint = null;
+        var relayOptions = new SessionRelayOptions();
         var positional = new List<string>();
         for (var i = 1; i < args.Length; i++)
         {
@@ -35,6 +39,16 @@ internal static class Program
                     break;
                 case "--fingerprint" when i + 1 < args.Length:
                     fingerprint = args[++i];
+                    break;
+                case "--resume-grace" when i + 1 < args.Length:
+                    if (!double.TryParse(args[++i], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var grace)
+                        || grace is < 0 or > 86_400)
+                    {
+                        Console.Error.WriteLine("eph-gate: --resume-grace takes seconds, 0 to 86400");
+                        return 2;
+                    }
+
+                    relayOptions = relayOptions with { Grace = TimeSpan.FromSeconds(grace) };
                     break;
                 default:
                     positional.Add(args[i]);
@@ -65,7 +79,7 @@ internal static class Program
                     return 2;
                 }
 
-                return await SessionAsync(socket, fingerprint).ConfigureAwait(false);
+                return await SessionAsync(socket, fingerprint, relayOptions).ConfigureAwait(false);
             default:
                 Console.Error.WriteLine($"eph-gate: unknown mode \"{args[0]}\"\n{Usage}");
                 return 2;
@@ -129,7 +143,7 @@ internal static class Program
         }
     }
 
-    private static async Task<int> SessionAsync(string socketPath, string fingerprint)
+    private static async Task<int> SessionAsync(string socketPath, string fingerprint, SessionRelayOptions options)
     {
         var first = new GateRequest
         {
@@ -141,7 +155,7 @@ internal static class Program
         };
         await using var stdin = Console.OpenStandardInput();
         await using var stdout = Console.OpenStandardOutput();
-        var relay = new SessionRelay(stdin, stdout, ct => ConnectAsync(socketPath, ct), first, new SessionRelayOptions(),
+        var relay = new SessionRelay(stdin, stdout, ct => ConnectAsync(socketPath, ct), first, options,
             line => Console.Error.WriteLine($"eph-gate: {line} (hub socket {socketPath})"));
         return await relay.RunAsync().ConfigureAwait(false);
     }

@@ -18,7 +18,10 @@ public static class ProtocolInfo
 // Gate ↔ hub (unix socket). The gate speaks first; its frame carries what sshd authenticated.
 // ---------------------------------------------------------------------------------------------
 
-/// <summary>First frame from eph-gate to the hub. <c>Op</c> is "keys" or "session".</summary>
+/// <summary>
+/// First frame from eph-gate to the hub. <c>Op</c> is "keys", "session" (a new SSH session) or "resume" (a session
+/// whose hub went away: its gate re-attaches it to the next hub).
+/// </summary>
 public sealed record GateRequest
 {
     public required string Op { get; init; }
@@ -32,6 +35,48 @@ public sealed record GateRequest
     public int? GatePid { get; init; }
     /// <summary>The SSH_CONNECTION variable of the session (peer address and ports).</summary>
     public string? SshConnection { get; init; }
+    /// <summary>"resume": the client's uuid, from the welcome the gate relayed.</summary>
+    public string? Uuid { get; init; }
+    /// <summary>"resume": the session id, from the welcome the gate relayed.</summary>
+    public long? SessionId { get; init; }
+    /// <summary>"resume": <see cref="GateResume.Proof"/> of the session secret, for this session and gate pid.</summary>
+    public string? Proof { get; init; }
+}
+
+/// <summary>Hub answer to a "resume" request; the gate reads it and does not relay it. Refused: the gate ends the session.</summary>
+public sealed record GateResumeResponse
+{
+    public required bool Ok { get; init; }
+    public string? Message { get; init; }
+}
+
+/// <summary>
+/// The proof a gate re-attaching a session gives the hub: it relayed that session's welcome, so it saw the secret.
+/// HMAC-SHA256(secret, "eph-gate-resume-v1/" ‖ session id ‖ "/" ‖ gate pid), base64. The secret itself never travels again.
+/// </summary>
+public static class GateResume
+{
+    public const string Op = "resume";
+
+    public static string Proof(ReadOnlySpan<byte> secret, long sessionId, int gatePid)
+    {
+        var message = System.Text.Encoding.UTF8.GetBytes(
+            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"eph-gate-resume-v1/{sessionId}/{gatePid}"));
+        return Convert.ToBase64String(System.Security.Cryptography.HMACSHA256.HashData(secret, message));
+    }
+
+    /// <summary>Constant-time check of a proof.</summary>
+    public static bool Verify(ReadOnlySpan<byte> secret, long sessionId, int gatePid, string? proof)
+    {
+        if (proof is null || secret.Length == 0)
+        {
+            return false;
+        }
+
+        var expected = System.Text.Encoding.ASCII.GetBytes(Proof(secret, sessionId, gatePid));
+        var given = System.Text.Encoding.ASCII.GetBytes(proof);
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(expected, given);
+    }
 }
 
 /// <summary>Hub answer to a "keys" request: the authorized_keys lines sshd should see (none = refuse).</summary>
@@ -90,6 +135,8 @@ public sealed record ControlMessage
     /// <summary>Base64 of the 32-byte per-session secret. Never logged.</summary>
     public string? SessionSecret { get; init; }
     public SessionSettings? Settings { get; init; }
+    /// <summary>The session's id; the gate keeps it (with the uuid) to re-attach the session to a restarted hub.</summary>
+    public long? SessionId { get; init; }
 
     // pending / refused / reconnect
     public int? RetryAfterSeconds { get; init; }
@@ -276,6 +323,7 @@ public static class CommandLimits
     GenerationMode = JsonSourceGenerationMode.Metadata)]
 [JsonSerializable(typeof(GateRequest))]
 [JsonSerializable(typeof(GateKeysResponse))]
+[JsonSerializable(typeof(GateResumeResponse))]
 [JsonSerializable(typeof(ControlMessage))]
 [JsonSerializable(typeof(SessionSettings))]
 [JsonSerializable(typeof(HandshakeChallenge))]
