@@ -7,15 +7,20 @@ using Xunit;
 namespace EtPhoneHome.Tests.Integration;
 
 /// <summary>A running sandbox (sshd + hub on 127.0.0.1) shared by the tests of a class; each test adds its own agents.</summary>
-public sealed class SandboxFixture : IAsyncLifetime
+public sealed class SandboxFixture(SandboxOptions? options = null) : IAsyncLifetime
 {
+    public SandboxFixture()
+        : this(null)
+    {
+    }
+
     public SandboxEnvironment Env { get; private set; } = null!;
 
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(45);
 
     public async Task InitializeAsync()
     {
-        Env = await SandboxEnvironment.CreateAsync(new SandboxOptions { HeartbeatSeconds = 2, ReconnectInitialSeconds = 0.5, ReconnectMaxSeconds = 2 });
+        Env = await SandboxEnvironment.CreateAsync(options ?? new SandboxOptions { HeartbeatSeconds = 2, ReconnectInitialSeconds = 0.5, ReconnectMaxSeconds = 2 });
         await Env.StartSshdAsync();
         await Env.StartHubAsync();
     }
