@@ -33,6 +33,7 @@ public sealed partial class HubServer : IAsyncDisposable
     // this hub serves now (a session is attached to one control channel at a time).
     private readonly Dictionary<long, SessionRecord> _awaitingResume = [];
     private readonly HashSet<long> _attached = [];
+    private bool _resumeGraceOver;
     private Socket? _listener;
     private FileStream? _lock;
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
@@ -472,6 +473,7 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             expired = [.. _awaitingResume.Values];
             _awaitingResume.Clear();
+            _resumeGraceOver = true;
         }
 
         foreach (var session in expired)
@@ -678,13 +680,20 @@ public sealed partial class HubServer : IAsyncDisposable
 
     private void Detach(long sessionId, SessionRecord? backToWaiting = null)
     {
+        bool closeNow;
         lock (_awaitingResume)
         {
             _attached.Remove(sessionId);
-            if (backToWaiting is not null)
+            closeNow = backToWaiting is not null && _resumeGraceOver;
+            if (backToWaiting is not null && !closeNow)
             {
                 _awaitingResume[sessionId] = backToWaiting;
             }
+        }
+
+        if (closeNow)
+        {
+            CloseQuietly(sessionId, "not re-attached after a hub restart");
         }
     }
 
