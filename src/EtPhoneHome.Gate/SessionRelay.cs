@@ -27,7 +27,7 @@ internal sealed record SessionRelayOptions
 /// goes away (end of stream, reset, kill -9) while the session is welcomed, the relay keeps the SSH session and tries
 /// the hub socket again every <see cref="SessionRelayOptions.RetryInterval"/> for <see cref="SessionRelayOptions.Grace"/>,
 /// dropping the agent's frames meanwhile (heartbeats; nothing is buffered). On a connection it sends a "resume" request
-/// naming the session it learned from the welcome it relayed, with a proof of that session's secret; the hub's answer
+/// naming the session it learned from the welcome it relayed, with that session's secret; the hub's answer
 /// is read here and not relayed. Refused, or no hub within the grace period: the relay ends, and with it the SSH session.
 /// </remarks>
 internal sealed class SessionRelay
@@ -196,15 +196,8 @@ internal sealed class SessionRelay
 
         switch (message.Type)
         {
-            case ControlTypes.Welcome when message is { Uuid: { Length: > 0 } uuid, SessionId: { } sessionId, SessionSecret: { } secret }
-                                           && _first.GatePid is { } pid:
-                var bytes = new byte[(secret.Length * 3 / 4) + 3];
-                if (Convert.TryFromBase64String(secret, bytes, out var n))
-                {
-                    _ticket = new ResumeTicket(uuid, sessionId, GateResume.Proof(bytes.AsSpan(0, n), sessionId, pid));
-                }
-
-                System.Security.Cryptography.CryptographicOperations.ZeroMemory(bytes);
+            case ControlTypes.Welcome when message is { Uuid: { Length: > 0 } uuid, SessionId: { } sessionId, SessionSecret: { Length: > 0 } secret }:
+                _ticket = new ResumeTicket(uuid, sessionId, secret);
                 break;
             case ControlTypes.Refused or ControlTypes.Reconnect:
                 _toldToGo = true;
@@ -216,7 +209,7 @@ internal sealed class SessionRelay
     private async Task<HubLink?> ReattachAsync(Task agentGone, CancellationToken ct)
     {
         var ticket = _ticket!;
-        var request = _first with { Op = GateResume.Op, Uuid = ticket.Uuid, SessionId = ticket.SessionId, Proof = ticket.Proof };
+        var request = _first with { Op = GateResume.Op, Uuid = ticket.Uuid, SessionId = ticket.SessionId, SessionSecret = ticket.SessionSecret };
         var lost = Stopwatch.StartNew();
         var attempts = 0;
         string? lastError = null;
@@ -300,7 +293,11 @@ internal sealed class SessionRelay
         return frame;
     }
 
-    private sealed record ResumeTicket(string Uuid, long SessionId, string Proof);
+    /// <summary>What re-attaches the session: its uuid, id and secret, from the welcome. Never logged.</summary>
+    private sealed record ResumeTicket(string Uuid, long SessionId, string SessionSecret)
+    {
+        public override string ToString() => $"ResumeTicket {{ Uuid = {Uuid}, SessionId = {SessionId} }}";
+    }
 
     /// <summary>One connection to the hub. Only the agent → hub pump writes to it once it is attached.</summary>
     private sealed class HubLink(Socket socket) : IDisposable

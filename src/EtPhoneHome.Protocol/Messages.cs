@@ -39,8 +39,8 @@ public sealed record GateRequest
     public string? Uuid { get; init; }
     /// <summary>"resume": the session id, from the welcome the gate relayed.</summary>
     public long? SessionId { get; init; }
-    /// <summary>"resume": <see cref="GateResume.Proof"/> of the session secret, for this session and gate pid.</summary>
-    public string? Proof { get; init; }
+    /// <summary>"resume": the session secret (base64) from the welcome the gate relayed; checked by <see cref="GateResume.Verify"/>.</summary>
+    public string? SessionSecret { get; init; }
 }
 
 /// <summary>Hub answer to a "resume" request; the gate reads it and does not relay it. Refused: the gate ends the session.</summary>
@@ -51,31 +51,33 @@ public sealed record GateResumeResponse
 }
 
 /// <summary>
-/// The proof a gate re-attaching a session gives the hub: it relayed that session's welcome, so it saw the secret.
-/// HMAC-SHA256(secret, "eph-gate-resume-v1/" ‖ session id ‖ "/" ‖ gate pid), base64. The secret itself never travels again.
+/// What a gate re-attaching a session shows the hub: the session secret, as the welcome it relayed carried it (base64).
+/// It travels only between the gate and the hub, on the unix socket the welcome already crossed; an HMAC of it would
+/// load OpenSSL into every gate (4 MiB more per connected client) and protect nothing more on that socket.
 /// </summary>
 public static class GateResume
 {
     public const string Op = "resume";
 
-    public static string Proof(ReadOnlySpan<byte> secret, long sessionId, int gatePid)
+    /// <summary>Constant-time check of the secret a gate sent against the session's.</summary>
+    public static bool Verify(byte[] secret, string? sentBase64)
     {
-        var message = System.Text.Encoding.UTF8.GetBytes(
-            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"eph-gate-resume-v1/{sessionId}/{gatePid}"));
-        return Convert.ToBase64String(System.Security.Cryptography.HMACSHA256.HashData(secret, message));
-    }
-
-    /// <summary>Constant-time check of a proof.</summary>
-    public static bool Verify(ReadOnlySpan<byte> secret, long sessionId, int gatePid, string? proof)
-    {
-        if (proof is null || secret.Length == 0)
+        ArgumentNullException.ThrowIfNull(secret);
+        if (string.IsNullOrEmpty(sentBase64) || secret.Length == 0 || sentBase64.Length > 256)
         {
             return false;
         }
 
-        var expected = System.Text.Encoding.ASCII.GetBytes(Proof(secret, sessionId, gatePid));
-        var given = System.Text.Encoding.ASCII.GetBytes(proof);
-        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(expected, given);
+        var sent = new byte[(sentBase64.Length * 3 / 4) + 3];
+        try
+        {
+            return Convert.TryFromBase64String(sentBase64, sent, out var n)
+                && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(sent.AsSpan(0, n), secret);
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(sent);
+        }
     }
 }
 

@@ -480,6 +480,11 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             try
             {
+                if (_registry.GetOpenSession(session.Uuid)?.Id != session.Id)
+                {
+                    continue; // Closed meanwhile (revoked, replaced, unhealthy).
+                }
+
                 _registry.CloseSession(session.Id, "not re-attached after a hub restart");
                 Log($"client {session.Uuid}: session {session.Id} closed, its gate did not re-attach it within {_options.ResumeGrace.TotalSeconds:0} s");
             }
@@ -576,9 +581,9 @@ public sealed partial class HubServer : IAsyncDisposable
             return $"session {id} is served by another host";
         }
 
-        if (!GateResume.Verify(open.Secret, id, pid, gate.Proof))
+        if (!GateResume.Verify(open.Secret, gate.SessionSecret))
         {
-            return "the proof of the session secret does not match";
+            return "the session secret does not match";
         }
 
         if (!GateRuns(open, pid))

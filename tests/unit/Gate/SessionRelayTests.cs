@@ -164,7 +164,7 @@ public sealed class SessionRelayTests : IDisposable
         Assert.Equal("127.0.0.1 1 127.0.0.1 22", resume.SshConnection);
         Assert.Equal("uuid-relay-1", resume.Uuid);
         Assert.Equal(7, resume.SessionId);
-        Assert.True(GateResume.Verify(Secret, 7, GatePid, resume.Proof));
+        Assert.True(GateResume.Verify(Secret, resume.SessionSecret));
         await Wire.WriteAsync(hub2, new GateResumeResponse { Ok = true }, ProtocolJson.Default.GateResumeResponse);
 
         // The agent's next frame is the new hub's first, whole: nothing of the half frame, nothing of the resume answer.

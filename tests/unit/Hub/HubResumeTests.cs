@@ -71,7 +71,7 @@ public sealed class HubResumeTests : IAsyncDisposable
         return (_registry.GetSession(session.Id)!, secret);
     }
 
-    private static GateRequest Resume(SessionRecord session, byte[] secret, string? fingerprint = null, int? gatePid = null, long? sessionId = null, string? proof = null)
+    private static GateRequest Resume(SessionRecord session, byte[] secret, string? fingerprint = null, int? gatePid = null, long? sessionId = null)
     {
         var pid = gatePid ?? session.GatePid!.Value;
         var id = sessionId ?? session.Id;
@@ -83,7 +83,7 @@ public sealed class HubResumeTests : IAsyncDisposable
             SshConnection = "127.0.0.1 50000 127.0.0.1 22",
             Uuid = session.Uuid,
             SessionId = id,
-            Proof = proof ?? GateResume.Proof(secret, id, pid),
+            SessionSecret = Convert.ToBase64String(secret),
         };
     }
 
@@ -162,7 +162,7 @@ public sealed class HubResumeTests : IAsyncDisposable
         Assert.Equal("control channel closed", _registry.GetSession(session.Id)!.CloseReason);
     }
 
-    public static TheoryData<string> Forgeries => ["another key", "another gate's pid", "a pid that is not the peer's", "another session id", "a wrong proof", "no proof"];
+    public static TheoryData<string> Forgeries => ["another key", "another gate's pid", "a pid that is not the peer's", "another session id", "another session's secret", "no secret", "garbage for a secret"];
 
     [Theory]
     [MemberData(nameof(Forgeries))]
@@ -180,8 +180,9 @@ public sealed class HubResumeTests : IAsyncDisposable
             // …or under the other gate's pid: SO_PEERCRED says who connected.
             "a pid that is not the peer's" => Resume(other, otherSecret),
             "another session id" => Resume(session, secret, sessionId: other.Id),
-            "a wrong proof" => Resume(session, secret, proof: GateResume.Proof(otherSecret, session.Id, Me)),
-            "no proof" => Resume(session, secret) with { Proof = null },
+            "another session's secret" => Resume(session, otherSecret),
+            "no secret" => Resume(session, secret) with { SessionSecret = null },
+            "garbage for a secret" => Resume(session, secret) with { SessionSecret = "%%" + new string('A', 10_000) },
             _ => throw new ArgumentOutOfRangeException(nameof(forgery)),
         };
 
