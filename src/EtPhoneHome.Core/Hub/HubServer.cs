@@ -501,15 +501,43 @@ public sealed partial class HubServer : IAsyncDisposable
     /// </summary>
     private async Task ResumeSessionAsync(Stream stream, GateRequest gate, int? peerPid, CancellationToken ct)
     {
-        var refusal = CheckResume(gate, peerPid, out var session);
-        if (refusal is null && !TryTakeKeySlot(session!.Fingerprint, _options.MaxSessionsPerApprovedKey))
+        // After a restart every gate comes back within a second: the registry work is bounded like admissions.
+        string? refusal;
+        SessionRecord? session;
+        string who;
+        await _admissions.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
-            refusal = $"key {session.Fingerprint} already holds {_options.MaxSessionsPerApprovedKey} open session(s)";
+            refusal = CheckResume(gate, peerPid, out session);
+            if (refusal is null && !TryTakeKeySlot(session!.Fingerprint, _options.MaxSessionsPerApprovedKey))
+            {
+                refusal = $"key {session.Fingerprint} already holds {_options.MaxSessionsPerApprovedKey} open session(s)";
+            }
+            else if (refusal is null && !TryAttachResumed(session!.Id))
+            {
+                ReleaseKeySlot(session.Fingerprint);
+                refusal = $"session {session.Id} is not waiting to be re-attached";
+            }
+
+            who = refusal is null ? $"client {session!.Uuid} ({_registry.GetClient(session.Uuid)?.DisplayName ?? "?"})" : "";
+            if (refusal is null)
+            {
+                try
+                {
+                    _registry.TouchSession(session!.Id);
+                }
+                catch
+                {
+                    // Closed without an answer: the gate tries again, and the session waits for it.
+                    Detach(session!.Id, backToWaiting: session);
+                    ReleaseKeySlot(session.Fingerprint);
+                    throw;
+                }
+            }
         }
-        else if (refusal is null && !TryAttachResumed(session!.Id))
+        finally
         {
-            ReleaseKeySlot(session.Fingerprint);
-            refusal = $"session {session.Id} is not waiting to be re-attached";
+            _admissions.Release();
         }
 
         if (refusal is not null)
@@ -527,16 +555,14 @@ public sealed partial class HubServer : IAsyncDisposable
             try
             {
                 await Wire.WriteAsync(stream, new GateResumeResponse { Ok = true }, ProtocolJson.Default.GateResumeResponse, ct).ConfigureAwait(false);
-                _registry.TouchSession(resumed.Id);
             }
             catch
             {
-                // The gate will try again; the session waits for it (within the grace, which still runs).
+                // The gate is gone or will try again; the session waits for it (the grace still runs).
                 Detach(resumed.Id, backToWaiting: resumed);
                 throw;
             }
 
-            var who = $"client {resumed.Uuid} ({_registry.GetClient(resumed.Uuid)?.DisplayName ?? "?"})";
             Log($"{who}: session {resumed.Id} re-attached by its gate (pid {resumed.GatePid}), tunnel port {resumed.TunnelPort}");
             await ServeAttachedSessionAsync(stream, resumed, who, ct).ConfigureAwait(false);
         }
