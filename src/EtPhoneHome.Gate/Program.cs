@@ -12,7 +12,10 @@ internal static class Program
     private const string Usage = """
         usage:
           eph-gate keys --socket PATH <user> <fingerprint> <keytype> <key>
-          eph-gate session --socket PATH --fingerprint FP
+          eph-gate session --socket PATH --fingerprint FP [--resume-grace SECONDS]
+
+        session relays the SSH session's control channel to the hub; when the hub goes away it keeps the session
+        and re-attaches it to the next hub, for up to --resume-grace seconds (default 120).
         """;
 
     public static async Task<int> Main(string[] args)
@@ -25,6 +28,7 @@ internal static class Program
 
         string? socket = null;
         string? fingerprint = null;
+        var relayOptions = new SessionRelayOptions();
         var positional = new List<string>();
         for (var i = 1; i < args.Length; i++)
         {
@@ -35,6 +39,16 @@ internal static class Program
                     break;
                 case "--fingerprint" when i + 1 < args.Length:
                     fingerprint = args[++i];
+                    break;
+                case "--resume-grace" when i + 1 < args.Length:
+                    if (!double.TryParse(args[++i], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var grace)
+                        || grace is < 0 or > 86_400)
+                    {
+                        Console.Error.WriteLine("eph-gate: --resume-grace takes seconds, 0 to 86400");
+                        return 2;
+                    }
+
+                    relayOptions = relayOptions with { Grace = TimeSpan.FromSeconds(grace) };
                     break;
                 default:
                     positional.Add(args[i]);
@@ -65,7 +79,7 @@ internal static class Program
                     return 2;
                 }
 
-                return await SessionAsync(socket, fingerprint).ConfigureAwait(false);
+                return await SessionAsync(socket, fingerprint, relayOptions).ConfigureAwait(false);
             default:
                 Console.Error.WriteLine($"eph-gate: unknown mode \"{args[0]}\"\n{Usage}");
                 return 2;
@@ -129,98 +143,20 @@ internal static class Program
         }
     }
 
-    private static async Task<int> SessionAsync(string socketPath, string fingerprint)
+    private static async Task<int> SessionAsync(string socketPath, string fingerprint, SessionRelayOptions options)
     {
-        Socket socket;
-        try
+        var first = new GateRequest
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            socket = await ConnectAsync(socketPath, timeout.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException)
-        {
-            Console.Error.WriteLine($"eph-gate: the hub is not reachable at {socketPath} ({ex.Message}); try again later");
-            return 1;
-        }
-
-        using (socket)
-        {
-            await using var hub = new NetworkStream(socket, ownsSocket: false);
-            try
-            {
-                await Wire.WriteAsync(hub, new GateRequest
-                {
-                    Op = "session",
-                    Fingerprint = fingerprint,
-                    GatePid = Environment.ProcessId,
-                    SshConnection = Environment.GetEnvironmentVariable("SSH_CONNECTION"),
-                    User = Environment.GetEnvironmentVariable("USER"),
-                }, ProtocolJson.Default.GateRequest).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is SocketException or IOException)
-            {
-                Console.Error.WriteLine($"eph-gate: the hub closed the connection ({ex.Message})");
-                return 1;
-            }
-
-            await using var stdin = Console.OpenStandardInput();
-            await using var stdout = Console.OpenStandardOutput();
-            using var done = new CancellationTokenSource();
-            var up = CopyAsync(stdin, hub, done.Token, () => TryShutdown(socket, SocketShutdown.Send));
-            var down = CopyAsync(hub, stdout, done.Token, null);
-            await Task.WhenAny(up, down).ConfigureAwait(false);
-            if (down.IsCompleted)
-            {
-                // The hub ended the session: stop relaying at once.
-                done.Cancel();
-            }
-            else
-            {
-                // The agent closed its side: give the hub a moment to answer, then leave.
-                await Task.WhenAny(down, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
-                done.Cancel();
-            }
-
-            return 0;
-        }
-    }
-
-    private static async Task CopyAsync(Stream from, Stream to, CancellationToken ct, Action? onEnd)
-    {
-        var buffer = new byte[16 * 1024];
-        try
-        {
-            while (true)
-            {
-                var n = await from.ReadAsync(buffer, ct).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    break;
-                }
-
-                await to.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                await to.FlushAsync(ct).ConfigureAwait(false);
-            }
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            // Either side went away; the relay ends.
-        }
-        finally
-        {
-            onEnd?.Invoke();
-        }
-    }
-
-    private static void TryShutdown(Socket socket, SocketShutdown how)
-    {
-        try
-        {
-            socket.Shutdown(how);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // Already closed.
-        }
+            Op = "session",
+            Fingerprint = fingerprint,
+            GatePid = Environment.ProcessId,
+            SshConnection = Environment.GetEnvironmentVariable("SSH_CONNECTION"),
+            User = Environment.GetEnvironmentVariable("USER"),
+        };
+        await using var stdin = Console.OpenStandardInput();
+        await using var stdout = Console.OpenStandardOutput();
+        var relay = new SessionRelay(stdin, stdout, ct => ConnectAsync(socketPath, ct), first, options,
+            line => Console.Error.WriteLine($"eph-gate: {line} (hub socket {socketPath})"));
+        return await relay.RunAsync().ConfigureAwait(false);
     }
 }

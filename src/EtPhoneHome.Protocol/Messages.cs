@@ -18,7 +18,10 @@ public static class ProtocolInfo
 // Gate ↔ hub (unix socket). The gate speaks first; its frame carries what sshd authenticated.
 // ---------------------------------------------------------------------------------------------
 
-/// <summary>First frame from eph-gate to the hub. <c>Op</c> is "keys" or "session".</summary>
+/// <summary>
+/// First frame from eph-gate to the hub. <c>Op</c> is "keys", "session" (a new SSH session) or "resume" (a session
+/// whose hub went away: its gate re-attaches it to the next hub).
+/// </summary>
 public sealed record GateRequest
 {
     public required string Op { get; init; }
@@ -32,6 +35,50 @@ public sealed record GateRequest
     public int? GatePid { get; init; }
     /// <summary>The SSH_CONNECTION variable of the session (peer address and ports).</summary>
     public string? SshConnection { get; init; }
+    /// <summary>"resume": the client's uuid, from the welcome the gate relayed.</summary>
+    public string? Uuid { get; init; }
+    /// <summary>"resume": the session id, from the welcome the gate relayed.</summary>
+    public long? SessionId { get; init; }
+    /// <summary>"resume": the session secret (base64) from the welcome the gate relayed; checked by <see cref="GateResume.Verify"/>.</summary>
+    public string? SessionSecret { get; init; }
+}
+
+/// <summary>Hub answer to a "resume" request; the gate reads it and does not relay it. Refused: the gate ends the session.</summary>
+public sealed record GateResumeResponse
+{
+    public required bool Ok { get; init; }
+    public string? Message { get; init; }
+}
+
+/// <summary>
+/// What a gate re-attaching a session shows the hub: the session secret, as the welcome it relayed carried it (base64).
+/// It travels only between the gate and the hub, on the unix socket the welcome already crossed; an HMAC of it would
+/// load OpenSSL into every gate (4 MiB more per connected client) and protect nothing more on that socket.
+/// </summary>
+public static class GateResume
+{
+    public const string Op = "resume";
+
+    /// <summary>Constant-time check of the secret a gate sent against the session's.</summary>
+    public static bool Verify(byte[] secret, string? sentBase64)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        if (string.IsNullOrEmpty(sentBase64) || secret.Length == 0 || sentBase64.Length > 256)
+        {
+            return false;
+        }
+
+        var sent = new byte[(sentBase64.Length * 3 / 4) + 3];
+        try
+        {
+            return Convert.TryFromBase64String(sentBase64, sent, out var n)
+                && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(sent.AsSpan(0, n), secret);
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(sent);
+        }
+    }
 }
 
 /// <summary>Hub answer to a "keys" request: the authorized_keys lines sshd should see (none = refuse).</summary>
@@ -95,6 +142,8 @@ public sealed record ControlMessage
     /// <summary>Base64 of the 32-byte per-session secret. Never logged.</summary>
     public string? SessionSecret { get; init; }
     public SessionSettings? Settings { get; init; }
+    /// <summary>The session's id; the gate keeps it (with the uuid) to re-attach the session to a restarted hub.</summary>
+    public long? SessionId { get; init; }
 
     // pending / refused / reconnect
     public int? RetryAfterSeconds { get; init; }
@@ -281,6 +330,7 @@ public static class CommandLimits
     GenerationMode = JsonSourceGenerationMode.Metadata)]
 [JsonSerializable(typeof(GateRequest))]
 [JsonSerializable(typeof(GateKeysResponse))]
+[JsonSerializable(typeof(GateResumeResponse))]
 [JsonSerializable(typeof(ControlMessage))]
 [JsonSerializable(typeof(SessionSettings))]
 [JsonSerializable(typeof(HandshakeChallenge))]

@@ -150,6 +150,16 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         Say($"hub running (pid {_hub.Pid})");
     }
 
+    /// <summary>Kills the hub with SIGKILL, as a crash would: no cleanup, its socket file stays behind.</summary>
+    public async Task KillHubAsync()
+    {
+        if (_hub is not null)
+        {
+            await _hub.KillAsync().ConfigureAwait(false);
+            _hub = null;
+        }
+    }
+
     public async Task StopHubAsync()
     {
         if (_hub is not null)

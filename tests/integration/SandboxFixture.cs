@@ -9,13 +9,25 @@ namespace EtPhoneHome.Tests.Integration;
 /// <summary>A running sandbox (sshd + hub on 127.0.0.1) shared by the tests of a class; each test adds its own agents.</summary>
 public sealed class SandboxFixture : IAsyncLifetime
 {
+    private readonly SandboxOptions? _options;
+
+    public SandboxFixture()
+    {
+    }
+
+    /// <summary>A sandbox with other settings (xunit needs the one public constructor for class fixtures).</summary>
+    internal SandboxFixture(SandboxOptions options)
+    {
+        _options = options;
+    }
+
     public SandboxEnvironment Env { get; private set; } = null!;
 
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(45);
 
     public async Task InitializeAsync()
     {
-        Env = await SandboxEnvironment.CreateAsync(new SandboxOptions { HeartbeatSeconds = 2, ReconnectInitialSeconds = 0.5, ReconnectMaxSeconds = 2 });
+        Env = await SandboxEnvironment.CreateAsync(_options ?? new SandboxOptions { HeartbeatSeconds = 2, ReconnectInitialSeconds = 0.5, ReconnectMaxSeconds = 2 });
         await Env.StartSshdAsync();
         await Env.StartHubAsync();
     }

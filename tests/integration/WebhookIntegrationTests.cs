@@ -133,17 +133,12 @@ public sealed class WebhookIntegrationTests
 
             var before = receiver.Accepted.Count;
             await env.StartHubAsync();
-            await SandboxEnvironment.WaitUntilAsync(() =>
-            {
-                using var registry = env.OpenRegistry();
-                return registry.ListWebhookDeliveries(new WebhookDeliveryQuery { Events = ["client.connected"], Uuids = [client.Uuid] }).Count >= 2 ? "" : null;
-            }, Patience, "the agent back online");
 
-            var accepted = await AssertAllDeliveredInOrderAsync(env, receiver, "client.unhealthy", "client.disconnected");
+            // The event written while no hub ran is delivered after the restart, in order with the rest. (Whether the
+            // agent's session survived the restart depends on its heartbeat allowance: RestartTests cover that.)
+            var accepted = await AssertAllDeliveredInOrderAsync(env, receiver, "client.unhealthy");
             var after = accepted.Skip(before).Select(r => r.Event).ToList();
             Assert.Contains("client.unhealthy", after);
-            Assert.Contains("client.disconnected", after);   // closed when the hub stopped
-            Assert.Contains("client.connected", after);      // the reconnect
         }
         finally
         {

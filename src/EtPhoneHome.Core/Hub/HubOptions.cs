@@ -66,4 +66,13 @@ public sealed class HubOptions
 
     /// <summary>How the monitor checks a session; the tunnel heartbeat when null (tests plug in fakes).</summary>
     public IHealthProbe? HealthProbe { get; init; }
+
+    /// <summary>
+    /// How long sessions a previous hub left open wait for their gates to re-attach them; those not back by then are
+    /// closed. Zero closes them all at start. The gates retry every half second, so a running gate is back at once.
+    /// </summary>
+    public TimeSpan ResumeGrace { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Whether a pid runs a session's gate; the process table (an eph-gate naming the key) when null. Tests replace it.</summary>
+    internal Func<Registry.SessionRecord, int, bool>? GateProcessCheck { get; init; }
 }

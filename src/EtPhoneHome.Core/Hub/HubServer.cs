@@ -31,6 +31,11 @@ public sealed partial class HubServer : IAsyncDisposable
     private readonly Dictionary<string, int> _sessionsPerKey = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> _lastControlFrame = new();
     private readonly RegistryWriteWatch _writes;
+    // Sessions a previous hub left open whose gates may re-attach them (until the resume grace ends), and the sessions
+    // this hub serves now (a session is attached to one control channel at a time).
+    private readonly Dictionary<long, SessionRecord> _awaitingResume = [];
+    private readonly HashSet<long> _attached = [];
+    private bool _resumeGraceOver;
     private Socket? _listener;
     private FileStream? _lock;
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
@@ -55,7 +60,8 @@ public sealed partial class HubServer : IAsyncDisposable
     public int ActiveSessions => Volatile.Read(ref _activeSessions);
 
     /// <summary>
-    /// Closes sessions a previous hub left open, binds the socket (removing a stale socket file, mode
+    /// Takes the hub lock, keeps the sessions a previous hub left open whose gates still run (they may re-attach for
+    /// <see cref="HubOptions.ResumeGrace"/>) and closes the rest, binds the socket (removing a stale socket file, mode
     /// 0660) and starts accepting. Returns once the socket is ready.
     /// </summary>
     public Task StartAsync(CancellationToken ct = default)
@@ -92,11 +98,7 @@ public sealed partial class HubServer : IAsyncDisposable
 
         try
         {
-            var closed = _registry.CloseAllSessions("hub restarted");
-            if (closed > 0)
-            {
-                Log($"closed {closed} session(s) left open by a previous hub");
-            }
+            AdoptSessionsLeftOpen();
 
             _registry.SetSetting(SqliteRegistry.HeartbeatSetting, _options.HeartbeatSeconds.ToString(CultureInfo.InvariantCulture));
             _registry.SetSetting(TunnelPortRange.Setting, _options.TunnelPorts.ToString());
@@ -129,6 +131,7 @@ public sealed partial class HubServer : IAsyncDisposable
         _ = ct;
         _background.Add(Task.Run(() => AcceptLoopAsync(listener, _stop.Token)));
         _background.Add(Task.Run(() => PollLoopAsync(_stop.Token)));
+        _background.Add(Task.Run(() => ExpireResumesAsync(_stop.Token)));
         if (_options.Health is { } health)
         {
             // The monitor asks this hub, not the registry, when a session's control channel last spoke: a session whose
@@ -161,7 +164,10 @@ public sealed partial class HubServer : IAsyncDisposable
         await StopAsync().ConfigureAwait(false);
     }
 
-    /// <summary>Stops accepting, closes every connection (their sessions are closed as "hub stopped").</summary>
+    /// <summary>
+    /// Stops accepting and closes every connection. Admitted sessions stay open in the registry: their gates keep the SSH
+    /// sessions and re-attach them to the next hub (which closes those not back within its resume grace).
+    /// </summary>
     public async Task StopAsync()
     {
         if (_stop.IsCancellationRequested)
@@ -325,6 +331,9 @@ public sealed partial class HubServer : IAsyncDisposable
                 case "session":
                     await ServeSessionAsync(stream, request, ct).ConfigureAwait(false);
                     break;
+                case GateResume.Op:
+                    await ResumeSessionAsync(stream, request, PeerPid(socket), ct).ConfigureAwait(false);
+                    break;
                 default:
                     Log($"gate sent an unknown op \"{Clip(request.Op)}\"; closing");
                     break;
@@ -449,6 +458,338 @@ public sealed partial class HubServer : IAsyncDisposable
         await SendAsync(stream, Refused(
             $"key {fingerprint} already holds {limit} open session(s), the most a{(approved ? "n approved" : " pending")} key may hold; this one is closed",
             retryAfter: 60), ct).ConfigureAwait(false);
+    }
+
+    // ------------------------------------------------------------------ re-attaching sessions after a hub restart
+
+    /// <summary>
+    /// At start: a session a previous hub left open whose gate still runs (an eph-gate of this host, started before the
+    /// session, whose command line names the session's key) may be re-attached by that gate until the resume grace ends;
+    /// every other open session is closed now.
+    /// </summary>
+    private void AdoptSessionsLeftOpen()
+    {
+        var kept = 0;
+        var closed = 0;
+        foreach (var session in _registry.ListOpenSessions())
+        {
+            if (_options.ResumeGrace > TimeSpan.Zero && session.GatePid is { } pid && GateRuns(session, pid))
+            {
+                lock (_awaitingResume)
+                {
+                    _awaitingResume[session.Id] = session;
+                }
+
+                kept++;
+            }
+            else
+            {
+                _registry.CloseSession(session.Id, "hub restarted");
+                closed++;
+            }
+        }
+
+        if (closed > 0)
+        {
+            Log($"closed {closed} session(s) left open by a previous hub (their gates are gone)");
+        }
+
+        if (kept > 0)
+        {
+            Log($"kept {kept} session(s) left open by a previous hub for their gates to re-attach (for {_options.ResumeGrace.TotalSeconds:0} s)");
+        }
+    }
+
+    /// <summary>Closes the sessions a previous hub left whose gates did not re-attach them within the resume grace.</summary>
+    private async Task ExpireResumesAsync(CancellationToken ct)
+    {
+        lock (_awaitingResume)
+        {
+            if (_awaitingResume.Count == 0)
+            {
+                return;
+            }
+        }
+
+        try
+        {
+            await Task.Delay(_options.ResumeGrace, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        List<SessionRecord> expired;
+        lock (_awaitingResume)
+        {
+            expired = [.. _awaitingResume.Values];
+            _awaitingResume.Clear();
+            _resumeGraceOver = true;
+        }
+
+        foreach (var session in expired)
+        {
+            try
+            {
+                if (_registry.GetOpenSession(session.Uuid)?.Id != session.Id)
+                {
+                    continue; // Closed meanwhile (revoked, replaced, unhealthy).
+                }
+
+                _registry.CloseSession(session.Id, "not re-attached after a hub restart");
+                Log($"client {session.Uuid}: session {session.Id} closed, its gate did not re-attach it within {_options.ResumeGrace.TotalSeconds:0} s");
+            }
+            catch (Exception ex)
+            {
+                Log($"could not close session {session.Id}: {ex.Message}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// A gate whose hub went away re-attaches its session: verified against the registry and the process table, then
+    /// the control channel is served again as before — no new welcome, so the agent keeps its secret and its tunnel.
+    /// </summary>
+    private async Task ResumeSessionAsync(Stream stream, GateRequest gate, int? peerPid, CancellationToken ct)
+    {
+        // After a restart every gate comes back within a second: the registry work is bounded like admissions.
+        string? refusal;
+        SessionRecord? session;
+        string who;
+        await _admissions.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            refusal = CheckResume(gate, peerPid, out session);
+            if (refusal is null && !TryTakeKeySlot(session!.Fingerprint, _options.MaxSessionsPerApprovedKey))
+            {
+                refusal = $"key {session.Fingerprint} already holds {_options.MaxSessionsPerApprovedKey} open session(s)";
+            }
+            else if (refusal is null && !TryAttachResumed(session!.Id))
+            {
+                ReleaseKeySlot(session.Fingerprint);
+                refusal = $"session {session.Id} is not waiting to be re-attached";
+            }
+
+            who = refusal is null ? $"client {session!.Uuid} ({_registry.GetClient(session.Uuid)?.DisplayName ?? "?"})" : "";
+            if (refusal is null)
+            {
+                try
+                {
+                    _registry.TouchSession(session!.Id);
+                }
+                catch
+                {
+                    // Closed without an answer: the gate tries again, and the session waits for it.
+                    Detach(session!.Id, backToWaiting: session);
+                    ReleaseKeySlot(session.Fingerprint);
+                    throw;
+                }
+            }
+        }
+        finally
+        {
+            _admissions.Release();
+        }
+
+        if (refusal is not null)
+        {
+            Log($"refused to re-attach session {gate.SessionId?.ToString(CultureInfo.InvariantCulture) ?? "?"} of client {Clip(gate.Uuid)} " +
+                $"(key {Clip(gate.Fingerprint)}, gate pid {gate.GatePid?.ToString(CultureInfo.InvariantCulture) ?? "?"}, " +
+                $"peer pid {peerPid?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}): {refusal}");
+            await Wire.WriteAsync(stream, new GateResumeResponse { Ok = false, Message = refusal }, ProtocolJson.Default.GateResumeResponse, ct).ConfigureAwait(false);
+            return;
+        }
+
+        var resumed = session!;
+        try
+        {
+            try
+            {
+                await Wire.WriteAsync(stream, new GateResumeResponse { Ok = true }, ProtocolJson.Default.GateResumeResponse, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                // The gate is gone or will try again; the session waits for it (the grace still runs).
+                Detach(resumed.Id, backToWaiting: resumed);
+                throw;
+            }
+
+            Log($"{who}: session {resumed.Id} re-attached by its gate (pid {resumed.GatePid}), tunnel port {resumed.TunnelPort}");
+            await ServeAttachedSessionAsync(stream, resumed, who, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReleaseKeySlot(resumed.Fingerprint);
+        }
+    }
+
+    /// <summary>Why a resume request is refused; null when it names an open session of this gate and its key is approved.</summary>
+    private string? CheckResume(GateRequest gate, int? peerPid, out SessionRecord? session)
+    {
+        session = null;
+        if (gate.Uuid is not { Length: > 0 } uuid || gate.SessionId is not { } id || gate.GatePid is not { } pid)
+        {
+            return "a resume names the client, the session and the gate's pid";
+        }
+
+        if (peerPid is { } peer && peer != pid)
+        {
+            return $"pid {pid} is not the connecting process";
+        }
+
+        var open = _registry.GetOpenSession(uuid);
+        if (open is null || open.Id != id)
+        {
+            return $"session {id} is not open";
+        }
+
+        if (!string.Equals(open.Fingerprint, gate.Fingerprint, StringComparison.Ordinal))
+        {
+            return $"session {id} belongs to another key";
+        }
+
+        if (open.GatePid != pid)
+        {
+            return $"session {id} belongs to another gate";
+        }
+
+        if (!string.Equals(open.Host, _options.Host ?? Environment.MachineName, StringComparison.OrdinalIgnoreCase))
+        {
+            return $"session {id} is served by another host";
+        }
+
+        if (!GateResume.Verify(open.Secret, gate.SessionSecret))
+        {
+            return "the session secret does not match";
+        }
+
+        if (!GateRuns(open, pid))
+        {
+            return $"process {pid} is not the gate of session {id}";
+        }
+
+        if (_registry.GetKey(open.Fingerprint)?.Status != KeyStatus.Approved)
+        {
+            CloseQuietly(open.Id, "key no longer approved");
+            return $"key {open.Fingerprint} is not approved";
+        }
+
+        if (open.OnlineAt is null)
+        {
+            CloseQuietly(open.Id, "not online when the hub restarted");
+            return $"session {id} never came online";
+        }
+
+        session = open;
+        return null;
+    }
+
+    /// <summary>True while <paramref name="pid"/> runs that session's gate (tests replace the process table).</summary>
+    private bool GateRuns(SessionRecord session, int pid)
+        => _options.GateProcessCheck?.Invoke(session, pid)
+           ?? (KeyAdministration.IsGateOf(session, pid) && CommandLineNamesKey(pid, session.Fingerprint));
+
+    /// <summary>On Linux, the gate's command line names the key sshd authenticated (--fingerprint FP); elsewhere not checked.</summary>
+    private static bool CommandLineNamesKey(int pid, string fingerprint)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return true;
+        }
+
+        try
+        {
+            var args = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cmdline").Split('\0');
+            for (var i = 0; i + 1 < args.Length; i++)
+            {
+                if (args[i] == "--fingerprint" && string.Equals(args[i + 1], fingerprint, StringComparison.Ordinal))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The pid of the process on the other end of a unix socket (SO_PEERCRED); null where it cannot be read.</summary>
+    internal static int? PeerPid(Socket socket)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        try
+        {
+            // struct ucred { pid_t pid; uid_t uid; gid_t gid; } at SOL_SOCKET (1), SO_PEERCRED (17).
+            Span<byte> credentials = stackalloc byte[12];
+            var n = socket.GetRawSocketOption(1, 17, credentials);
+            return n >= 4 ? System.Runtime.InteropServices.MemoryMarshal.Read<int>(credentials) : null;
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+    }
+
+    private bool TryAttach(long sessionId)
+    {
+        lock (_awaitingResume)
+        {
+            return _attached.Add(sessionId);
+        }
+    }
+
+    /// <summary>Moves a session from waiting (left by the previous hub) to attached; false when it was not waiting.</summary>
+    private bool TryAttachResumed(long sessionId)
+    {
+        lock (_awaitingResume)
+        {
+            if (!_awaitingResume.Remove(sessionId))
+            {
+                return false;
+            }
+
+            _attached.Add(sessionId);
+            return true;
+        }
+    }
+
+    private void Detach(long sessionId, SessionRecord? backToWaiting = null)
+    {
+        bool closeNow;
+        lock (_awaitingResume)
+        {
+            _attached.Remove(sessionId);
+            closeNow = backToWaiting is not null && _resumeGraceOver;
+            if (backToWaiting is not null && !closeNow)
+            {
+                _awaitingResume[sessionId] = backToWaiting;
+            }
+        }
+
+        if (closeNow)
+        {
+            CloseQuietly(sessionId, "not re-attached after a hub restart");
+        }
+    }
+
+    private void CloseQuietly(long sessionId, string reason)
+    {
+        try
+        {
+            _registry.CloseSession(sessionId, reason);
+        }
+        catch (Exception ex)
+        {
+            Log($"could not close session {sessionId}: {ex.Message}");
+        }
     }
 
     private async Task ServeSessionWithSlotAsync(Stream stream, GateRequest gate, CancellationToken ct)
@@ -711,6 +1052,7 @@ public sealed partial class HubServer : IAsyncDisposable
             {
                 Type = ControlTypes.Welcome,
                 Uuid = client.Uuid,
+                SessionId = session.Id,
                 SessionSecret = Convert.ToBase64String(secret),
                 Settings = new SessionSettings
                 {
@@ -769,9 +1111,20 @@ public sealed partial class HubServer : IAsyncDisposable
             _admissions.Release();
         }
 
-        Interlocked.Increment(ref _activeSessions);
         Log($"client {client.Uuid} ({client.DisplayName}) online on port {tunnelPort}, session {session.Id}");
-        var reasonClosed = "hub stopped";
+        if (!TryAttach(session.Id))
+        {
+            return; // Cannot happen for a session opened just now; kept for symmetry with resumes.
+        }
+
+        await ServeAttachedSessionAsync(stream, session, $"client {client.Uuid} ({client.DisplayName})", ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Serves the control channel of an open session this hub attached, until it ends; then closes it, unless the hub stops.</summary>
+    private async Task ServeAttachedSessionAsync(Stream stream, SessionRecord session, string who, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _activeSessions);
+        string? reasonClosed = null;
         try
         {
             reasonClosed = await SessionLoopAsync(stream, session, ct).ConfigureAwait(false);
@@ -782,7 +1135,8 @@ public sealed partial class HubServer : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            reasonClosed = "hub stopped";
+            // The hub stops: the session stays open; its gate keeps the SSH session and re-attaches it to the next hub.
+            reasonClosed = null;
         }
         catch (Exception ex)
         {
@@ -794,20 +1148,28 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             Interlocked.Decrement(ref _activeSessions);
             _lastControlFrame.TryRemove(session.Id, out _);
-            try
+            Detach(session.Id);
+            if (reasonClosed is null)
             {
-                _registry.CloseSession(session.Id, reasonClosed);
+                Log($"{who}: session {session.Id} left open for the next hub (this hub stops)");
             }
-            catch (Exception ex) when (_writes.Failed(ex))
+            else
             {
-                // Said once by the watch; the session's heartbeat goes stale, so readers show it offline.
-            }
-            catch (Exception ex)
-            {
-                Log($"could not record the end of session {session.Id}: {ex.Message}");
-            }
+                try
+                {
+                    _registry.CloseSession(session.Id, reasonClosed);
+                }
+                catch (Exception ex) when (_writes.Failed(ex))
+                {
+                    // Said once by the watch; the session's heartbeat goes stale, so readers show it offline.
+                }
+                catch (Exception ex)
+                {
+                    Log($"could not record the end of session {session.Id}: {ex.Message}");
+                }
 
-            Log($"client {client.Uuid} ({client.DisplayName}) offline: {reasonClosed}");
+                Log($"{who} offline: {reasonClosed}");
+            }
         }
     }
 

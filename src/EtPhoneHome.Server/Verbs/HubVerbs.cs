@@ -234,6 +234,7 @@ internal static class HubVerbs
         var healthInterval = new Option<double>("--health-interval") { Description = "Seconds between health checks of online clients through their tunnels (0.1–3600)", DefaultValueFactory = _ => HealthOptions.DefaultInterval.TotalSeconds };
         var healthTimeout = new Option<double>("--health-timeout") { Description = "Seconds one health check may take (0.1–600)", DefaultValueFactory = _ => HealthOptions.DefaultTimeout.TotalSeconds };
         var healthThreshold = new Option<int>("--health-threshold") { Description = "Failed checks in a row that make a client unhealthy and close its session (1–100)", DefaultValueFactory = _ => HealthOptions.DefaultThreshold };
+        var resumeGrace = new Option<double>("--resume-grace") { Description = "Seconds the sessions a previous hub left open wait for their gates to re-attach them (0–3600; 0 closes them at start)", DefaultValueFactory = _ => 60 };
         var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, check their health, deliver webhooks ($ETPHONEHOME_WEBHOOK_URL, $ETPHONEHOME_WEBHOOK_SECRET), and with --http serve MCP and /health. Stops on SIGTERM or Ctrl+C.");
         cmd.Options.Add(data);
         cmd.Options.Add(gatePath);
@@ -241,6 +242,7 @@ internal static class HubVerbs
         cmd.Options.Add(healthInterval);
         cmd.Options.Add(healthTimeout);
         cmd.Options.Add(healthThreshold);
+        cmd.Options.Add(resumeGrace);
         cmd.Options.Add(http);
         cmd.Options.Add(tunnelPorts);
         cmd.Options.Add(allowedHost);
@@ -253,6 +255,13 @@ internal static class HubVerbs
             if (seconds is < 1 or > 3600)
             {
                 Console.Error.WriteLine("--heartbeat must be between 1 and 3600 seconds");
+                return 2;
+            }
+
+            var grace = parseResult.GetValue(resumeGrace);
+            if (!(grace is >= 0 and <= 3600))
+            {
+                Console.Error.WriteLine("--resume-grace must be between 0 and 3600 seconds");
                 return 2;
             }
 
@@ -311,6 +320,7 @@ internal static class HubVerbs
                 DataDirectory = dir,
                 GatePath = parseResult.GetValue(gatePath) ?? DefaultGatePath(),
                 HeartbeatSeconds = seconds,
+                ResumeGrace = TimeSpan.FromSeconds(grace),
                 Health = health,
                 TunnelPorts = ports,
             });
