@@ -53,7 +53,8 @@ public sealed class DiskFullHubTests(ITestOutputHelper output)
         // An online client.
         registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "agent-host" });
         registry.ApproveKey(Keys.A, "tester");
-        await using var tunnel = new FakeTunnel();
+        // The agent listens on the server port the hub handed its key (sshd allows that one only).
+        await using var tunnel = new FakeTunnel(registry.AssignTunnelPort(Keys.A, TunnelPortRange.Default, p => TunnelPortRange.IsFree("127.0.0.1", p)));
         await using var control = await OpenSessionAsync(hub, Keys.A, Hello(tunnel.Port));
         var welcome = await ReadAsync(control);
         Assert.Equal(ControlTypes.Welcome, welcome!.Type);

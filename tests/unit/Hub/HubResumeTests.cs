@@ -268,7 +268,8 @@ public sealed class HubResumeTests : IAsyncDisposable
     {
         _registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "agent-host" });
         _registry.ApproveKey(Keys.A, "tester");
-        await using var tunnel = new FakeTunnel();
+        // The agent listens on the server port the hub handed its key (sshd allows that one only).
+        await using var tunnel = new FakeTunnel(_registry.AssignTunnelPort(Keys.A, TunnelPortRange.Default, p => TunnelPortRange.IsFree("127.0.0.1", p)));
         var first = await StartHubAsync();
         var gate = await ConnectAsync(first, new GateRequest { Op = "session", Fingerprint = Keys.A, GatePid = Me });
         await Wire.WriteAsync(gate, new ControlMessage
