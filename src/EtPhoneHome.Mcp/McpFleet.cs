@@ -85,8 +85,8 @@ public sealed class McpFleet : IAsyncDisposable
     /// <summary>Tuning of the exchange client (tests shrink the multipart threshold).</summary>
     public ExchangeOptions? ExchangeOptions { get; init; }
 
-    /// <summary>The actor written to registry edits made through MCP.</summary>
-    public string RegistryActor => $"{Settings.Actor} (mcp)";
+    /// <summary>Who acts through MCP: the operator (the process's user) on the surface <c>mcp</c>, for every edit and decision.</summary>
+    public OperatorContext Context => new(Settings.Actor, Surfaces.Mcp);
 
     public async ValueTask DisposeAsync() => await Commands.DisposeAsync().ConfigureAwait(false);
 }
