@@ -44,7 +44,8 @@ public sealed class OperatorServices : IDisposable
     public Func<OperationGuard, RemoteFileOperations> FileOperations { get; init; } = guard => new RemoteFileOperations { Guard = guard };
 
     /// <summary>Builds the streaming transfers (upload, download); the tunnels by default.</summary>
-    public Func<OperationGuard, FileTransferClient> FileTransfers { get; init; } = guard => new FileTransferClient { Guard = guard };
+    public Func<OperationGuard, Action<int, Exception>?, FileTransferClient> FileTransfers { get; init; } =
+        (guard, onRetry) => new FileTransferClient { Guard = guard, OnRetry = onRetry };
 
     /// <summary>Builds the metrics source; the tunnels by default.</summary>
     public Func<OperationGuard, IMetricsSource> MetricsSource { get; init; } = guard => new MetricsClient { Guard = guard };
@@ -56,7 +57,8 @@ public sealed class OperatorServices : IDisposable
 
     public RemoteFileOperations Files() => FileOperations(Guard);
 
-    public FileTransferClient Transfers() => FileTransfers(Guard);
+    /// <param name="onRetry">Told of each retried attempt (its number and the fault), e.g. for a verbose line.</param>
+    public FileTransferClient Transfers(Action<int, Exception>? onRetry = null) => FileTransfers(Guard, onRetry);
 
     public IMetricsSource Metrics() => MetricsSource(Guard);
 
