@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Files;
@@ -71,7 +72,7 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
     [ValidateNotNullOrEmpty]
     public string Destination { get; set; } = "";
 
-    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
+    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
     {
         var toClient = ParameterSetName is ToClientSet or ToClientAllSet;
         var local = await OnPipelineThreadAsync(() => SessionState.Path.GetUnresolvedProviderPathFromPSPath(toClient ? Path : Destination)).ConfigureAwait(false);
@@ -104,7 +105,7 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
             return;
         }
 
-        var transfers = FileOperationsFactory.CreateTransfers(guard, (attempt, ex) =>
+        var transfers = services.Transfers((attempt, ex) =>
             WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseRetry, attempt, ex.Message)));
         var moved = new long[approved.Count];
         var index = approved.Select((t, i) => (t.Uuid, i)).ToDictionary(x => x.Uuid, x => x.i, StringComparer.OrdinalIgnoreCase);

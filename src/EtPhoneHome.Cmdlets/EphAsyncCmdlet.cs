@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.Management.Automation;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
@@ -65,8 +66,14 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
     /// The operation guard of the cmdlets (surface pwsh): its rate-limit warnings go to the warning stream, so
     /// -WarningAction, -WarningVariable and 3> apply to them.
     /// </summary>
-    internal OperationGuard NewGuard(IFleetRegistry registry) =>
-        new(registry, OperatorContext.ForSurface(Surfaces.PowerShell)) { Warning = WriteWarning };
+    internal OperationGuard NewGuard(IFleetRegistry registry) => NewServices(registry).Guard;
+
+    /// <summary>
+    /// The cmdlets' composition root: the operator services of this pipeline over <paramref name="registry"/> (which
+    /// the cmdlet opened and disposes), surface pwsh, warnings to the warning stream.
+    /// </summary>
+    internal OperatorServices NewServices(IFleetRegistry registry) =>
+        new(registry, OperatorContext.ForSurface(Surfaces.PowerShell), WriteWarning, ownsRegistry: false);
 
     /// <summary>ShouldProcess on the pipeline thread (it may prompt), awaited by the worker.</summary>
     protected Task<bool> ShouldProcessAsync(string target, string action) =>

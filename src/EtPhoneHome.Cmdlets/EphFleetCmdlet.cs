@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Files;
@@ -43,12 +44,12 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
         var targets = ResolveTargets(registry, _ids, TargetAll);
         if (targets.Count > 0)
         {
-            await RunAsync(targets, NewGuard(registry), ct).ConfigureAwait(false);
+            await RunAsync(targets, NewServices(registry), ct).ConfigureAwait(false);
         }
     }
 
     /// <summary>Does the work over every resolved target (offline and denied ones included: they get their error).</summary>
-    private protected abstract Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct);
+    private protected abstract Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct);
 
     /// <summary>A non-terminating error for a target that did not succeed, with an ID by cause.</summary>
     private protected ErrorRecord OutcomeError<T>(FleetFileOutcome<T> outcome, string path)
@@ -103,11 +104,3 @@ public abstract class EphFleetTargetCmdlet : EphFleetCmdlet
     private protected sealed override bool TargetAll => All.IsPresent;
 }
 
-/// <summary>The file operations the cmdlets use; a seam for tests.</summary>
-internal static class FileOperationsFactory
-{
-    public static Func<OperationGuard, RemoteFileOperations> Create { get; set; } = guard => new RemoteFileOperations { Guard = guard };
-
-    public static Func<OperationGuard, Action<int, Exception>?, FileTransferClient> CreateTransfers { get; set; } =
-        (guard, onRetry) => new FileTransferClient { Guard = guard, OnRetry = onRetry };
-}

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.Management.Automation;
 using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Operations;
@@ -24,9 +25,9 @@ public sealed class GetEphChildItemCommand : EphFleetTargetCmdlet
     [ValidateRange(1, FileLimits.MaxListEntries)]
     public int MaxEntries { get; set; } = FileLimits.DefaultListEntries;
 
-    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
+    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
     {
-        var operations = FileOperationsFactory.Create(guard);
+        var operations = services.Files();
         var parameters = new ListFilesParams { Path = Path, Recursive = Recurse.IsPresent ? true : null, MaxEntries = MaxEntries };
         await foreach (var outcome in FleetFileRunner.RunAsync(targets, (t, c) => operations.ListAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
         {

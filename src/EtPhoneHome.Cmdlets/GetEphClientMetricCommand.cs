@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Health;
@@ -76,7 +77,7 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
 
         WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseMetricsTargets, targets.Count, ThrottleLimit, TimeoutSec));
         var options = new FleetMetricsOptions { ThrottleLimit = ThrottleLimit, Timeout = TimeSpan.FromSeconds(TimeoutSec) };
-        await foreach (var result in new FleetMetrics(MetricsTransport.Create(NewGuard(registry))).CollectAsync(targets, Summary.IsPresent, options, ct).ConfigureAwait(false))
+        await foreach (var result in new FleetMetrics(NewServices(registry).Metrics()).CollectAsync(targets, Summary.IsPresent, options, ct).ConfigureAwait(false))
         {
             WriteObject(new EphClientMetric(result));
             if (result.Status is not (MetricsStatus.Succeeded or MetricsStatus.Cancelled))
@@ -94,8 +95,3 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
     }
 }
 
-/// <summary>Where the metrics cmdlets get their metrics source; a seam for tests.</summary>
-internal static class MetricsTransport
-{
-    public static Func<OperationGuard, IMetricsSource> Create { get; set; } = guard => new MetricsClient { Guard = guard };
-}

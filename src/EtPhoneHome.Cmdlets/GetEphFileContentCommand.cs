@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.Management.Automation;
 using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Operations;
@@ -28,9 +29,9 @@ public sealed class GetEphFileContentCommand : EphFleetTargetCmdlet
     [Parameter]
     public SwitchParameter Truncate { get; set; }
 
-    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
+    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
     {
-        var operations = FileOperationsFactory.Create(guard);
+        var operations = services.Files();
         var parameters = new ReadFileParams { Path = Path, MaxBytes = MaxBytes, Truncate = Truncate.IsPresent ? true : null };
         await foreach (var outcome in FleetFileRunner.RunAsync(targets, (t, c) => operations.ReadAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
         {

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using EtPhoneHome.Core.Operations;
 using System.Management.Automation;
 using EtPhoneHome.Core.Health;
@@ -42,7 +43,7 @@ public sealed class GetEphFleetStatusCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         var thresholds = new FleetThresholds { CpuPercent = CpuThreshold, MemoryPercent = MemoryThreshold, DiskPercent = DiskThreshold };
         var options = new FleetMetricsOptions { ThrottleLimit = ThrottleLimit, Timeout = TimeSpan.FromSeconds(TimeoutSec) };
-        var status = await FleetStatus.ComputeAsync(registry, new FleetMetrics(MetricsTransport.Create(NewGuard(registry))), thresholds, options, ct: ct).ConfigureAwait(false);
+        var status = await FleetStatus.ComputeAsync(registry, new FleetMetrics(NewServices(registry).Metrics()), thresholds, options, ct: ct).ConfigureAwait(false);
         WriteObject(new EphFleetStatus(status));
     }
 }

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.Diagnostics;
 using System.Globalization;
 using System.Management.Automation;
@@ -160,7 +161,7 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         var summary = new FleetSummary();
         var sinceProgress = Stopwatch.StartNew();
         using var history = OpenRegistry();
-        await foreach (var result in new FleetExecutor(CommandTransport.Create(NewGuard(history))).RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
+        await foreach (var result in new FleetExecutor(NewServices(history).Commands()).RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
         {
             summary.Add(result);
             WriteObject(new EphCommandResult(result));
@@ -188,8 +189,3 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         };
 }
 
-/// <summary>The transport the cmdlets use; a seam for tests and for a future in-process transport.</summary>
-internal static class CommandTransport
-{
-    public static Func<OperationGuard, ICommandTransport> Create { get; set; } = guard => new TunnelCommandTransport { Guard = guard };
-}

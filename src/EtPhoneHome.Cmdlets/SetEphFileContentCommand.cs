@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Files;
@@ -73,7 +74,7 @@ public sealed class SetEphFileContentCommand : EphFleetCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
-    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperationGuard guard, CancellationToken ct)
+    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
     {
         var bytes = IsBytes ? ByteValue! : System.Text.Encoding.UTF8.GetBytes(Value);
         var parameters = new WriteFileParams
@@ -95,7 +96,7 @@ public sealed class SetEphFileContentCommand : EphFleetCmdlet
             }
         }
 
-        var operations = FileOperationsFactory.Create(guard);
+        var operations = services.Files();
         await foreach (var outcome in FleetFileRunner.RunAsync(approved, (t, c) => operations.WriteAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
         {
             if (outcome.Value is { } value)

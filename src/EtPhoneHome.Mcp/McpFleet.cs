@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using EtPhoneHome.Core;
 using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Files;
@@ -30,17 +31,21 @@ public sealed class McpFleet : IAsyncDisposable
         LoggerFactory = loggerFactory ?? StderrLoggerProvider.CreateFactory();
         Logger = LoggerFactory.CreateLogger("EtPhoneHome.Mcp");
         var logger = Logger;
-        Guard = new OperationGuard(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp))
-        {
-            Warning = line => logger.LogWarning("{Warning}", line),
-        };
-        Transport = transport ?? new TunnelCommandTransport { Guard = Guard };
+        // MCP's composition root: the same services as the CLI's and the cmdlets', for the operator on surface mcp,
+        // warnings to the MCP log (the process does not own the registry: its host does).
+        Services = new OperatorServices(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp),
+            line => logger.LogWarning("{Warning}", line), ownsRegistry: false);
+        Guard = Services.Guard;
+        Transport = transport ?? Services.Commands();
         Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
         LocalPaths = LocalPathPolicy.For(Settings, new DataDirectory(registry.DataDirectory));
-        _metrics = new MetricsClient { Guard = Guard };
-        Files = new RemoteFileOperations { Guard = Guard };
-        Transfers = new FileTransferClient { Guard = Guard };
+        _metrics = Services.Metrics();
+        Files = Services.Files();
+        Transfers = Services.Transfers();
     }
+
+    /// <summary>The operator services every tool draws from.</summary>
+    public OperatorServices Services { get; }
 
     private readonly IMetricsSource _metrics;
 
@@ -85,8 +90,8 @@ public sealed class McpFleet : IAsyncDisposable
     /// <summary>Tuning of the exchange client (tests shrink the multipart threshold).</summary>
     public ExchangeOptions? ExchangeOptions { get; init; }
 
-    /// <summary>The actor written to registry edits made through MCP.</summary>
-    public string RegistryActor => $"{Settings.Actor} (mcp)";
+    /// <summary>Who acts through MCP: the operator (the process's user) on the surface <c>mcp</c>, for every edit and decision.</summary>
+    public OperatorContext Context => Services.Context;
 
     public async ValueTask DisposeAsync() => await Commands.DisposeAsync().ConfigureAwait(false);
 }

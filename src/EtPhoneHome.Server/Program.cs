@@ -36,10 +36,15 @@ public static class Program
         }
     }
 
-    /// <summary>The full command tree (also used by tests to check every verb and option).</summary>
-    public static RootCommand BuildRoot()
+    /// <summary>
+    /// The full command tree, and the composition root of the operator verbs: every verb gets its registry, guard,
+    /// transports and exchange client from <paramref name="services"/> (the CLI's by default). Tests pass their own
+    /// parts here instead of replacing process-wide statics.
+    /// </summary>
+    public static RootCommand BuildRoot(Func<EtPhoneHome.Core.DataDirectory, EtPhoneHome.Core.Services.OperatorServices>? services = null)
     {
-        var root = new RootCommand("EtPhoneHome server: the hub (run) and operator verbs. Every verb takes --data DIR (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server).");
+        var root = new EphRootCommand("EtPhoneHome server: the hub (run) and operator verbs. Every verb takes --data DIR (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server).",
+            services ?? OperatorVerbs.CliServices);
         HubVerbs.Register(root);
         MaintenanceVerbs.Register(root);
         OperatorVerbs.Register(root);
@@ -52,4 +57,11 @@ public static class Program
         FilesVerbs.Register(root);
         return root;
     }
+}
+
+/// <summary>The root of eph-server's command tree, holding the composition root its verbs draw their services from.</summary>
+internal sealed class EphRootCommand(string description, Func<EtPhoneHome.Core.DataDirectory, EtPhoneHome.Core.Services.OperatorServices> services)
+    : RootCommand(description)
+{
+    public Func<EtPhoneHome.Core.DataDirectory, EtPhoneHome.Core.Services.OperatorServices> Services { get; } = services;
 }

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using EtPhoneHome.Core.Registry;
@@ -119,14 +120,14 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
                 throw ToolFailure.Invalid("display_name", "nothing to change: give at least one of display_name, purpose, tags, allowed_paths");
             }
 
-            var updated = fleet.Registry.UpdateClient(client.Uuid, new ClientUpdate
+            var updated = ClientAdministration.Set(fleet.Registry, client.Uuid, new ClientUpdate
             {
                 DisplayName = display_name,
                 Purpose = purpose,
                 Tags = tags,
                 AllowedPaths = allowed_paths is { Length: > 0 } ? allowed_paths : null,
                 ClearAllowedPaths = allowed_paths is { Length: 0 },
-            }, fleet.RegistryActor);
+            }, fleet.Context);
             return new { updated = ClientDetails.From(updated, updated.Uuid == session.SelectedUuid), message = $"Updated {ClientResolver.Describe(updated)}" };
         });
 
@@ -161,12 +162,12 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
                 throw ToolFailure.Invalid("webhook_url", "nothing to change: give at least one of webhook_url, rate_limit_rpm, rate_limit_concurrent");
             }
 
-            var updated = fleet.Registry.UpdateClient(client.Uuid, new ClientUpdate
+            var updated = ClientAdministration.Set(fleet.Registry, client.Uuid, new ClientUpdate
             {
                 WebhookUrl = url,
                 RateLimitRpm = rate_limit_rpm,
                 RateLimitConcurrent = rate_limit_concurrent,
-            }, fleet.RegistryActor);
+            }, fleet.Context);
             return new
             {
                 configured = updated.Uuid,

@@ -61,7 +61,7 @@ public sealed class KeyTools(McpFleet fleet)
             ApproveOutcome outcome;
             try
             {
-                outcome = KeyAdministration.Approve(fleet.Registry, client?.Uuid ?? id, fleet.RegistryActor);
+                outcome = KeyAdministration.Approve(fleet.Registry, client?.Uuid ?? id, fleet.Context);
             }
             catch (KeyDecisionException ex)
             {

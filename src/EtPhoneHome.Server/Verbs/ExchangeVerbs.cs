@@ -16,10 +16,6 @@ namespace EtPhoneHome.Server.Verbs;
 /// </summary>
 internal static class ExchangeVerbs
 {
-    /// <summary>Creates the exchange client (history through the registry); tests replace it.</summary>
-    public static Func<IFleetRegistry, ExchangeClient> CreateClient { get; set; } =
-        registry => ExchangeClient.FromEnvironment(OperatorVerbs.CliGuard(registry));
-
     public static void Register(RootCommand root)
     {
         var exchange = new Command("exchange", "File exchange through the R2 (S3-compatible) bucket: presigned URLs, multipart, resume, SHA-256. Needs ETPHONEHOME_R2_* variables.");
@@ -239,9 +235,9 @@ internal static class ExchangeVerbs
         var error = pr.InvocationConfiguration.Error;
         try
         {
-            using var registry = OperatorVerbs.OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
-            using var exchange = CreateClient(registry);
-            return await body(registry, exchange, pr.InvocationConfiguration.Output).ConfigureAwait(false);
+            using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
+            using var exchange = services.Exchange();
+            return await body(services.Registry, exchange, pr.InvocationConfiguration.Output).ConfigureAwait(false);
         }
         catch (ExchangeNotConfiguredException ex)
         {

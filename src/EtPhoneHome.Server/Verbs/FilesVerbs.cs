@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
@@ -17,15 +18,6 @@ namespace EtPhoneHome.Server.Verbs;
 /// </summary>
 internal static class FilesVerbs
 {
-    /// <summary>Seams for tests: the file operations and transfers the verbs use.</summary>
-    public static Func<IFleetRegistry, RemoteFileOperations> CreateOperations { get; set; } =
-        registry => new RemoteFileOperations { Guard = Guard(registry) };
-
-    public static Func<IFleetRegistry, FileTransferClient> CreateTransfers { get; set; } =
-        registry => new FileTransferClient { Guard = Guard(registry) };
-
-    private static OperationGuard Guard(IFleetRegistry registry) => OperatorVerbs.CliGuard(registry);
-
     public static void Register(RootCommand root)
     {
         root.Subcommands.Add(ReadCommand());
@@ -80,9 +72,9 @@ internal static class FilesVerbs
         var maxBytes = new Option<long>("--max-bytes") { Description = "Largest file read whole (1 – 10 MiB).", DefaultValueFactory = _ => FileLimits.DefaultReadBytes };
         var truncate = new Option<bool>("--truncate") { Description = "Return the first --max-bytes bytes of a larger file instead of an error." };
         var cmd = t.Attach(new Command("read", "Read a file on clients (text, or base64 for binary files; up to 10 MiB — download streams larger files).") { path, maxBytes, truncate });
-        cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (registry, targets, output) =>
+        cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var ops = CreateOperations(registry);
+            var ops = services.Files();
             var p = new ReadFileParams { Path = pr.GetValue(path)!, MaxBytes = pr.GetValue(maxBytes), Truncate = pr.GetValue(truncate) ? true : null };
             return await EachAsync(targets, (target, c) => ops.ReadAsync(target, p, c), pr.GetValue(t.Throttle), ct, outcome =>
                 pr.GetValue(t.Json) ? Line(Row(outcome, p.Path) with
@@ -115,9 +107,9 @@ internal static class FilesVerbs
                 r.AddError("give exactly one of --value or --from-file");
             }
         });
-        cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (registry, targets, output) =>
+        cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var ops = CreateOperations(registry);
+            var ops = services.Files();
             var p = pr.GetValue(fromFile) is { } local
                 ? new WriteFileParams { Path = pr.GetValue(path)!, Content = Convert.ToBase64String(await File.ReadAllBytesAsync(local, ct).ConfigureAwait(false)), Encoding = FileEncodings.Base64 }
                 : new WriteFileParams { Path = pr.GetValue(path)!, Content = pr.GetValue(value)!, Encoding = FileEncodings.Utf8 };
@@ -136,9 +128,9 @@ internal static class FilesVerbs
         var recursive = new Option<bool>("--recursive", "-r") { Description = "Descend into sub-directories (links are listed, never followed)." };
         var maxEntries = new Option<int>("--max-entries") { Description = "Most entries per client (1–100000).", DefaultValueFactory = _ => FileLimits.DefaultListEntries };
         var cmd = t.Attach(new Command("ls", "List a directory on clients: name, type, size, mode, mtime; unreadable entries are reported, not fatal.") { path, recursive, maxEntries });
-        cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (registry, targets, output) =>
+        cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var ops = CreateOperations(registry);
+            var ops = services.Files();
             var p = new ListFilesParams { Path = pr.GetValue(path)!, Recursive = pr.GetValue(recursive) ? true : null, MaxEntries = pr.GetValue(maxEntries) };
             return await EachAsync(targets, (target, c) => ops.ListAsync(target, p, c), pr.GetValue(t.Throttle), ct, outcome =>
             {
@@ -187,9 +179,9 @@ internal static class FilesVerbs
         var cmd = t.Attach(new Command(upload ? "upload" : "download", upload
             ? "Send a file to clients: raw bytes through the tunnel, SHA-256 verified, resumed after a dropped connection."
             : "Fetch a file from clients: raw bytes through the tunnel, SHA-256 verified, resumed after a dropped connection.") { source, destination });
-        cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (registry, targets, output) =>
+        cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var transfers = CreateTransfers(registry);
+            var transfers = services.Transfers();
             var from = pr.GetValue(source)!;
             var to = pr.GetValue(destination)!;
             if (upload && !File.Exists(from))
@@ -221,14 +213,15 @@ internal static class FilesVerbs
         string.Create(CultureInfo.InvariantCulture, $"{result.DurationMs} ms ({(result.Size - result.ResumedFrom) / 1048576.0 / Math.Max(0.001, result.DurationMs / 1000.0):0.0} MiB/s)");
 
     private static async Task<int> RunAsync(ParseResult pr, Targets t, CancellationToken ct,
-        Func<IFleetRegistry, IReadOnlyList<FleetTarget>, TextWriter, Task<int>> body)
+        Func<OperatorServices, IReadOnlyList<FleetTarget>, TextWriter, Task<int>> body)
     {
         var output = pr.InvocationConfiguration.Output;
         var error = pr.InvocationConfiguration.Error;
         var verb = pr.CommandResult.Command.Name;
         try
         {
-            using var registry = OperatorVerbs.OpenRegistry(DataDirectory.Resolve(pr.GetValue(t.Data)));
+            using var services = OperatorVerbs.Services(pr, pr.GetValue(t.Data));
+            var registry = services.Registry;
             IReadOnlyList<FleetTarget> targets;
             try
             {
@@ -246,7 +239,7 @@ internal static class FilesVerbs
                 return OperatorVerbs.UsageError;
             }
 
-            return await body(registry, targets, output).ConfigureAwait(false);
+            return await body(services, targets, output).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException or UnauthorizedAccessException)
         {

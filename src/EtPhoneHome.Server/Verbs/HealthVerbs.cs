@@ -15,10 +15,6 @@ namespace EtPhoneHome.Server.Verbs;
 /// <summary>Health verbs: metrics (per client) and status (the fleet view).</summary>
 internal static class HealthVerbs
 {
-    /// <summary>The metrics source the verbs use; tests replace it.</summary>
-    public static Func<IFleetRegistry, IMetricsSource> CreateSource { get; set; } =
-        registry => new MetricsClient { Guard = OperatorVerbs.CliGuard(registry) };
-
     public static void Register(RootCommand root)
     {
         root.Subcommands.Add(MetricsCommand());
@@ -65,8 +61,8 @@ internal static class HealthVerbs
             var error = pr.InvocationConfiguration.Error;
             try
             {
-                using var registry = OperatorVerbs.OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
-                return await MetricsAsync(registry, selection, pr.GetValue(summary), options, pr.GetValue(json), new FleetMetrics(CreateSource(registry)), output, error, ct).ConfigureAwait(false);
+                using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
+                return await MetricsAsync(services.Registry, selection, pr.GetValue(summary), options, pr.GetValue(json), new FleetMetrics(services.Metrics()), output, error, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException)
             {
@@ -111,8 +107,8 @@ internal static class HealthVerbs
             var output = pr.InvocationConfiguration.Output;
             try
             {
-                using var registry = OperatorVerbs.OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
-                var status = await FleetStatus.ComputeAsync(registry, new FleetMetrics(CreateSource(registry)), thresholds, options, ct: ct).ConfigureAwait(false);
+                using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
+                var status = await FleetStatus.ComputeAsync(services.Registry, new FleetMetrics(services.Metrics()), thresholds, options, ct: ct).ConfigureAwait(false);
                 await output.WriteAsync(pr.GetValue(json) ? StatusJson(status) + Environment.NewLine : StatusText(status)).ConfigureAwait(false);
                 return 0;
             }

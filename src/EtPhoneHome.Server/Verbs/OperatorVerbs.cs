@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using EtPhoneHome.Core;
@@ -15,10 +16,16 @@ internal static class OperatorVerbs
     public const int UsageError = 2;
 
     /// <summary>
-    /// Opens the registry of a data directory. Defaults to <see cref="EphConfiguration.OpenRegistry"/>, where
-    /// the SQLite registry is plugged in; tests replace it.
+    /// The operator services of this invocation, from the composition root of the command tree it was parsed by
+    /// (<see cref="Program.BuildRoot"/>): the CLI's by default, a test's own when it built the tree with its parts.
     /// </summary>
-    public static Func<DataDirectory, IFleetRegistry> OpenRegistry { get; set; } = OpenExistingRegistry;
+    internal static OperatorServices Services(ParseResult pr, string? data) =>
+        (pr.RootCommandResult.Command as EphRootCommand ?? throw new InvalidOperationException("the verbs run under Program.BuildRoot"))
+            .Services(DataDirectory.Resolve(data));
+
+    /// <summary>The CLI's services: the data directory's existing registry, the OS user on surface cli, warnings on stderr.</summary>
+    public static OperatorServices CliServices(DataDirectory dir) =>
+        new(OpenExistingRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli), line => Console.Error.WriteLine($"eph-server: warning: {line}"));
 
     /// <summary>
     /// Opens the registry of an initialised data directory. Only <c>init</c> creates one: a mistyped --data must not
@@ -41,14 +48,6 @@ internal static class OperatorVerbs
 
         return registry;
     }
-
-    /// <summary>The operation guard of the CLI: surface cli, rate-limit warnings on stderr.</summary>
-    internal static OperationGuard CliGuard(IFleetRegistry registry) =>
-        new(registry, OperatorContext.ForSurface(Surfaces.Cli)) { Warning = line => Console.Error.WriteLine($"eph-server: warning: {line}") };
-
-    /// <summary>The transport exec uses; tests replace it.</summary>
-    public static Func<IFleetRegistry, ICommandTransport> CreateTransport { get; set; } =
-        registry => new TunnelCommandTransport { Guard = OperatorVerbs.CliGuard(registry) };
 
     public static void Register(RootCommand root)
     {
@@ -241,8 +240,8 @@ internal static class OperatorVerbs
                     request = request with { Stdin = await ReadTextArgumentAsync(stdinPath, ct).ConfigureAwait(false) };
                 }
 
-                using var registry = OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
-                return await ExecAsync(registry, request, new FleetExecutor(CreateTransport(registry)), output, error, ct).ConfigureAwait(false);
+                using var services = Services(pr, pr.GetValue(data));
+                return await ExecAsync(services.Registry, request, new FleetExecutor(services.Commands()), output, error, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException or UnauthorizedAccessException)
             {
@@ -348,8 +347,8 @@ internal static class OperatorVerbs
         var error = pr.InvocationConfiguration.Error;
         try
         {
-            using var registry = OpenRegistry(DataDirectory.Resolve(data));
-            return verb(registry);
+            using var services = Services(pr, data);
+            return verb(services.Registry);
         }
         catch (RegistryNotFoundException ex)
         {

@@ -26,7 +26,8 @@ internal static class RateLimitVerbs
             var error = pr.InvocationConfiguration.Error;
             try
             {
-                using var registry = OperatorVerbs.OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
+                using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
+                var registry = services.Registry;
                 return Limits(registry, pr.GetValue(clients) ?? [], pr.GetValue(json), pr.InvocationConfiguration.Output, error);
             }
             catch (Exception ex) when (ex is InvalidOperationException or IOException or ArgumentException)

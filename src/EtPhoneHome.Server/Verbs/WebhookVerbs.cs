@@ -63,7 +63,8 @@ internal static class WebhookVerbs
             var error = pr.InvocationConfiguration.Error;
             try
             {
-                using var registry = OperatorVerbs.OpenRegistry(DataDirectory.Resolve(pr.GetValue(data)));
+                using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
+                var registry = services.Registry;
                 return await TestAsync(registry, pr.GetValue(url), pr.GetValue(client), pr.GetValue(json), output, error, null, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or RegistryNotFoundException or IOException)
@@ -90,7 +91,8 @@ internal static class WebhookVerbs
         var error = pr.InvocationConfiguration.Error;
         try
         {
-            using var registry = OperatorVerbs.OpenRegistry(DataDirectory.Resolve(data));
+            using var services = OperatorVerbs.Services(pr, data);
+            var registry = services.Registry;
             return verb(registry);
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or ArgumentException or RegistryNotFoundException)

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using System.Text.Json;
 using EtPhoneHome.Core.Health;
@@ -10,20 +11,23 @@ using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Health;
 
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class HealthVerbsTests : IDisposable
 {
+    // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
+    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<OperationGuard, IMetricsSource> _createSource = null!;
+
+    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { MetricsSource = g => _createSource(g) };
+
     private readonly FakeFleetRegistry _registry = new();
     private readonly ScriptedMetrics _source = new();
-    private readonly Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _savedOpen = OperatorVerbs.OpenRegistry;
-    private readonly Func<IFleetRegistry, IMetricsSource> _savedSource = HealthVerbs.CreateSource;
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
     public HealthVerbsTests()
     {
-        OperatorVerbs.OpenRegistry = _ => _registry;
-        HealthVerbs.CreateSource = _ => _source;
+        _openRegistry = _ => _registry;
+        _createSource = _ => _source;
         _registry.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web");
         _registry.AddClient("3f2a9c1e-0002", "web-02", false, 0, "web");
         _registry.AddClient("9b1c0000-0003", "db-01", true, 40003, "db");
@@ -42,12 +46,10 @@ public sealed class HealthVerbsTests : IDisposable
 
     public void Dispose()
     {
-        OperatorVerbs.OpenRegistry = _savedOpen;
-        HealthVerbs.CreateSource = _savedSource;
     }
 
     private async Task<int> RunAsync(params string[] args) =>
-        await Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
 
     private List<JsonElement> JsonLines() => _out.ToString()
         .Split('\n', StringSplitOptions.RemoveEmptyEntries)

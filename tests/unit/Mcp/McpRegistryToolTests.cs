@@ -38,7 +38,8 @@ public sealed class McpRegistryToolTests : IDisposable
         var stored = _registry.GetClient(_client.Uuid)!;
         Assert.Equal("api-01", stored.DisplayName);
         Assert.Equal(["production", "critical"], stored.Tags);
-        Assert.Contains(_registry.ListAudit(_client.Uuid), a => a.Operation == "update_client" && a.Actor.EndsWith("(mcp)", StringComparison.Ordinal));
+        // Recorded like every other surface's edit: the operator as the actor, mcp as the surface.
+        Assert.Contains(_registry.ListAudit(_client.Uuid), a => a.Operation == "update_client" && a.Surface == "mcp" && a.Actor == Environment.UserName);
     }
 
     [Fact]
@@ -136,6 +137,8 @@ public sealed class McpRegistryToolTests : IDisposable
 
         Assert.Equal("new-box", pending.GetProperty("keys")[0].GetProperty("agent_claimed").GetProperty("hostname").GetString());
         Assert.Equal(KeyStatus.Approved, _registry.GetKey(Keys.B)!.Status);
+        // The decision is in the history as MCP's, by the operator — not as an anonymous registry edit.
+        Assert.Contains(_registry.QueryHistory(new HistoryQuery()), h => h.Operation == "accept_key" && h.Surface == "mcp" && h.Actor == Environment.UserName);
     }
 
     [Fact]

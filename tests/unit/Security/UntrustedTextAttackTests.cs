@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -73,17 +74,20 @@ internal static class Hostile
 }
 
 /// <summary>The CLI: <c>eph-server keys --pending</c> and <c>clients</c> with hostile claims in the registry.</summary>
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class UntrustedTextCliTests : IDisposable
 {
+    // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
+    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+
+    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli));
+
     private readonly FakeFleetRegistry _registry = new();
-    private readonly Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _savedOpen = OperatorVerbs.OpenRegistry;
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
     public UntrustedTextCliTests()
     {
-        OperatorVerbs.OpenRegistry = _ => _registry;
+        _openRegistry = _ => _registry;
         // Rows as a registry written before admission validation holds them: the output side must hold on its own.
         _registry.Keys.Add(new KeyRecord
         {
@@ -99,10 +103,10 @@ public sealed class UntrustedTextCliTests : IDisposable
         _registry.Clients[0] = client with { Hostname = Hostile.ForgedLine, Platform = Hostile.Bidi };
     }
 
-    public void Dispose() => OperatorVerbs.OpenRegistry = _savedOpen;
+    public void Dispose() { }
 
     private async Task<int> RunAsync(params string[] args) =>
-        await Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
 
     [Fact]
     public async Task KeysPending_ClaimedHostnameWithEscapeSequences_ReachesTheTerminalEscaped()

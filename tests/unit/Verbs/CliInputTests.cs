@@ -9,7 +9,6 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Verbs;
 
 /// <summary>Bad input on the command line: a clear message and a usage exit code, never a stack trace or a surprise.</summary>
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class CliInputTests : IDisposable
 {
     private readonly TempData _data = new();

@@ -13,10 +13,14 @@ namespace EtPhoneHome.Tests.Unit.Verbs;
 [Collection(OperatorVerbsCollection.Name)]
 public sealed class ClientNameVerbsTests : IDisposable
 {
+    // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
+    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<OperationGuard, ICommandTransport> _createTransport = null!;
+
+    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { CommandTransport = g => _createTransport(g) };
+
     private readonly TempData _temp = new();
     private readonly SqliteRegistry _r;
-    private readonly Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _savedOpen = OperatorVerbs.OpenRegistry;
-    private readonly Func<IFleetRegistry, ICommandTransport> _savedTransport = OperatorVerbs.CreateTransport;
     private readonly Func<bool> _savedInteractive = RegistryVerbs.IsInteractive;
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
@@ -27,8 +31,8 @@ public sealed class ClientNameVerbsTests : IDisposable
     public ClientNameVerbsTests()
     {
         _r = SqliteRegistry.Open(_temp.Dir);
-        OperatorVerbs.OpenRegistry = _ => SqliteRegistry.Open(_temp.Dir);
-        OperatorVerbs.CreateTransport = _ => new FakeTransport();
+        _openRegistry = _ => SqliteRegistry.Open(_temp.Dir);
+        _createTransport = _ => new FakeTransport();
         RegistryVerbs.IsInteractive = () => false;
         _web = Keys.Admit(_r, Keys.A, Keys.Identity(name: "web-01"));
         _web2 = Keys.Admit(_r, Keys.B, Keys.Identity(name: "WEB-01", host: "other"));
@@ -37,15 +41,13 @@ public sealed class ClientNameVerbsTests : IDisposable
 
     public void Dispose()
     {
-        OperatorVerbs.OpenRegistry = _savedOpen;
-        OperatorVerbs.CreateTransport = _savedTransport;
         RegistryVerbs.IsInteractive = _savedInteractive;
         _r.Dispose();
         _temp.Dispose();
     }
 
     private async Task<int> RunAsync(params string[] args) =>
-        await Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
 
     [Fact]
     public async Task Exec_ByName_NeverFansOutToASecondClientClaimingTheSameName()

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using System.Text.Json;
 using EtPhoneHome.Core.Exchange;
@@ -10,27 +11,28 @@ using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Verbs;
 
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class ExchangeVerbsTests : IClassFixture<S3ServersFixture>, IDisposable
 {
+    // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
+    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<OperationGuard, ExchangeClient> _createClient = null!;
+
+    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { ExchangeClient = g => _createClient(g) };
+
     private readonly FakeFleetRegistry _registry = new();
-    private readonly Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _savedOpen = OperatorVerbs.OpenRegistry;
-    private readonly Func<IFleetRegistry, ExchangeClient> _savedClient = ExchangeVerbs.CreateClient;
     private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("eph-exchange-verbs-");
     private StringWriter _out = new();
     private StringWriter _err = new();
 
     public ExchangeVerbsTests(S3ServersFixture s3)
     {
-        OperatorVerbs.OpenRegistry = _ => _registry;
-        ExchangeVerbs.CreateClient = _ => new ExchangeClient(s3.Lenient.Settings);
+        _openRegistry = _ => _registry;
+        _createClient = _ => new ExchangeClient(s3.Lenient.Settings);
         _registry.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web");
     }
 
     public void Dispose()
     {
-        OperatorVerbs.OpenRegistry = _savedOpen;
-        ExchangeVerbs.CreateClient = _savedClient;
         _work.Delete(recursive: true);
     }
 
@@ -38,7 +40,7 @@ public sealed class ExchangeVerbsTests : IClassFixture<S3ServersFixture>, IDispo
     {
         _out = new StringWriter();
         _err = new StringWriter();
-        return await Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        return await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
     }
 
     private List<JsonElement> Lines() => _out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
@@ -106,7 +108,7 @@ public sealed class ExchangeVerbsTests : IClassFixture<S3ServersFixture>, IDispo
     [Fact]
     public async Task NotConfigured_SaysWhichVariablesAreMissing()
     {
-        ExchangeVerbs.CreateClient = _ => new ExchangeClient(ExchangeSettings.FromEnvironment(_ => null));
+        _createClient = _ => new ExchangeClient(ExchangeSettings.FromEnvironment(_ => null));
 
         Assert.Equal(OperatorVerbs.UsageError, await Run("exchange", "list"));
 

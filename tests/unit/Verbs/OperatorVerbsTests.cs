@@ -12,23 +12,26 @@ namespace EtPhoneHome.Tests.Unit.Verbs;
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class OperatorVerbsCollection
 {
-    public const string Name = "OperatorVerbs static seams";
+    public const string Name = "Verbs that answer confirmation prompts through RegistryVerbs' console seams";
 }
 
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class OperatorVerbsTests : IDisposable
 {
+    // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
+    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<OperationGuard, ICommandTransport> _createTransport = null!;
+
+    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { CommandTransport = g => _createTransport(g) };
+
     private readonly FakeFleetRegistry _registry = new();
     private readonly FakeTransport _transport = new();
-    private readonly Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _savedOpen = OperatorVerbs.OpenRegistry;
-    private readonly Func<IFleetRegistry, ICommandTransport> _savedTransport = OperatorVerbs.CreateTransport;
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
     public OperatorVerbsTests()
     {
-        OperatorVerbs.OpenRegistry = _ => _registry;
-        OperatorVerbs.CreateTransport = _ => _transport;
+        _openRegistry = _ => _registry;
+        _createTransport = _ => _transport;
         _registry.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web", "prod");
         _registry.AddClient("3f2a9c1e-0002", "web-02", false, 0, "web");
         _registry.AddClient("9b1c0000-0003", "db-01", true, 40003, "db");
@@ -45,12 +48,10 @@ public sealed class OperatorVerbsTests : IDisposable
 
     public void Dispose()
     {
-        OperatorVerbs.OpenRegistry = _savedOpen;
-        OperatorVerbs.CreateTransport = _savedTransport;
     }
 
     private async Task<int> RunAsync(params string[] args) =>
-        await Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
 
     private List<JsonElement> JsonLines() => _out.ToString()
         .Split('\n', StringSplitOptions.RemoveEmptyEntries)
@@ -227,7 +228,7 @@ public sealed class OperatorVerbsTests : IDisposable
 
     private void RunCommandParamsSpy()
     {
-        OperatorVerbs.CreateTransport = _ => new SpyTransport(_seen);
+        _createTransport = _ => new SpyTransport(_seen);
     }
 
     private sealed class SpyTransport(System.Collections.Concurrent.ConcurrentBag<string> seen) : ICommandTransport

@@ -10,20 +10,23 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Verbs;
 
 /// <summary>eph-server purge-keys: a dry run without --yes, a bulk purge of old pending keys with it.</summary>
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class PurgeKeysVerbTests : IDisposable
 {
+    // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
+    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+
+    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli));
+
     private readonly TempData _temp = new();
     private readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
     private readonly SqliteRegistry _r;
-    private readonly Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _savedOpen = OperatorVerbs.OpenRegistry;
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
     public PurgeKeysVerbTests()
     {
         _r = SqliteRegistry.Open(_temp.Dir, _time);
-        OperatorVerbs.OpenRegistry = _ => SqliteRegistry.Open(_temp.Dir, _time);
+        _openRegistry = _ => SqliteRegistry.Open(_temp.Dir, _time);
         _r.RecordPendingKey(Keys.A, null, Keys.Identity("stale-box"));   // unseen 10 days
         Keys.Admit(_r, Keys.D, Keys.Identity("web-01"));                  // approved, as old
         _time.Advance(TimeSpan.FromDays(9));
@@ -33,13 +36,12 @@ public sealed class PurgeKeysVerbTests : IDisposable
 
     public void Dispose()
     {
-        OperatorVerbs.OpenRegistry = _savedOpen;
         _r.Dispose();
         _temp.Dispose();
     }
 
     private async Task<int> RunAsync(params string[] args) =>
-        await Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
 
     [Fact]
     public async Task WithoutYes_ListsWhatWouldGo_AndChangesNothing()

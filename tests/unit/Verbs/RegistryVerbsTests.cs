@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using System.Text.Json;
 using EtPhoneHome.Core.Registry;
@@ -12,9 +13,13 @@ namespace EtPhoneHome.Tests.Unit.Verbs;
 [Collection(OperatorVerbsCollection.Name)]
 public sealed class RegistryVerbsTests : IDisposable
 {
+    // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
+    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+
+    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli));
+
     private readonly TempData _temp = new();
     private readonly SqliteRegistry _r;
-    private readonly Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _savedOpen = OperatorVerbs.OpenRegistry;
     private readonly Func<bool> _savedInteractive = RegistryVerbs.IsInteractive;
     private readonly Func<string?> _savedAnswer = RegistryVerbs.ReadAnswer;
     private readonly StringWriter _out = new();
@@ -26,7 +31,7 @@ public sealed class RegistryVerbsTests : IDisposable
     {
         _r = SqliteRegistry.Open(_temp.Dir);
         _r.SetSetting(SqliteRegistry.HeartbeatSetting, "3600");
-        OperatorVerbs.OpenRegistry = _ => SqliteRegistry.Open(_temp.Dir);
+        _openRegistry = _ => SqliteRegistry.Open(_temp.Dir);
         RegistryVerbs.IsInteractive = () => false;
         _web = Keys.Admit(_r, Keys.A, Keys.Identity(name: "web-01", tags: ["prod", "eu-west"], caps: ["docker", "git"]) with { Purpose = "Frontend" });
         _db = Keys.Admit(_r, Keys.B, Keys.Identity(name: "db-01", tags: ["staging"], caps: ["git"]) with { Purpose = "Billing DB" });
@@ -34,7 +39,6 @@ public sealed class RegistryVerbsTests : IDisposable
 
     public void Dispose()
     {
-        OperatorVerbs.OpenRegistry = _savedOpen;
         RegistryVerbs.IsInteractive = _savedInteractive;
         RegistryVerbs.ReadAnswer = _savedAnswer;
         _r.Dispose();
@@ -42,7 +46,7 @@ public sealed class RegistryVerbsTests : IDisposable
     }
 
     private async Task<int> RunAsync(params string[] args) =>
-        await Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
 
     private List<JsonElement> JsonLines() => _out.ToString()
         .Split('\n', StringSplitOptions.RemoveEmptyEntries)
