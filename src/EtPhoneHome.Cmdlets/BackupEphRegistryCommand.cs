@@ -70,7 +70,7 @@ public sealed class RestoreEphRegistryCommand : EphCmdlet
                 return;
             }
 
-            WriteObject(new EphRegistryCheck(RegistryMaintenance.Restore(dir, source, EtPhoneHome.Core.Hub.HubServer.IsRunning)));
+            WriteObject(new EphRegistryCheck(RegistryMaintenance.Restore(dir, source, EtPhoneHome.Core.HubPresence.IsRunning)));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
         {

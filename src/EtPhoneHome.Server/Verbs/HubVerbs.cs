@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text;
 using EtPhoneHome.Core;
 using EtPhoneHome.Core.Health;
-using EtPhoneHome.Core.Hub;
+using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Webhooks;
 

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
 using EtPhoneHome.Core;
-using EtPhoneHome.Core.Hub;
 using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Server.Verbs;
@@ -49,7 +48,7 @@ internal static class MaintenanceVerbs
                 }, pr.GetValue(json));
             }
 
-            return Run(pr, "restore", () => RegistryMaintenance.Restore(dir, pr.GetValue(from)!, HubServer.IsRunning), pr.GetValue(json));
+            return Run(pr, "restore", () => RegistryMaintenance.Restore(dir, pr.GetValue(from)!, HubPresence.IsRunning), pr.GetValue(json));
         });
         return cmd;
     }

@@ -1,3 +1,4 @@
+using EtPhoneHome.Hub;
 using System.Text.Json;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Registry;
@@ -317,7 +318,7 @@ public sealed class HealthMonitorTests : IDisposable
     {
         var options = new HealthOptions();
         Assert.Equal((TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10), 3), (options.Interval, options.Timeout, options.Threshold));
-        Assert.Equal(options.Interval, new EtPhoneHome.Core.Hub.HubOptions { DataDirectory = new EtPhoneHome.Core.DataDirectory("/tmp/x") }.Health!.Interval);
+        Assert.Equal(options.Interval, new EtPhoneHome.Hub.HubOptions { DataDirectory = new EtPhoneHome.Core.DataDirectory("/tmp/x") }.Health!.Interval);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)

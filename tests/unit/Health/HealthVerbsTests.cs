@@ -1,3 +1,4 @@
+using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using System.Text.Json;

@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using EtPhoneHome.Core.Hub;
+using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
 using EtPhoneHome.Tests.Unit.Registry;

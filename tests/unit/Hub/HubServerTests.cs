@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using EtPhoneHome.Core.Hub;
+using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
 using EtPhoneHome.Tests.Unit.Registry;
@@ -382,6 +382,10 @@ public sealed class HubServerTests : IAsyncLifetime
         await using var stream = await OpenSessionAsync(Keys.B, Hello(null, host: "laptop-3"));
         Assert.Equal(ControlTypes.Pending, (await ReadAsync(stream))!.Type);
 
+        // "Unseen for zero time" means seen before now: let the clock move past the key's last sighting (same millisecond
+        // otherwise, and the purge rightly spares it).
+        var seenAt = _registry.GetKey(Keys.B)!.LastSeen;
+        await Until(() => DateTimeOffset.UtcNow > seenAt.AddMilliseconds(2), "the clock past the key's last sighting");
         var purged = EtPhoneHome.Core.Operations.KeyLimits.PurgePendingKeys(_registry, TimeSpan.Zero, new("alice", "cli"));
         Assert.Equal(Keys.B, Assert.Single(purged).Fingerprint);
 

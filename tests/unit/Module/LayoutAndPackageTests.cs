@@ -34,6 +34,20 @@ public sealed class LayoutAndPackageTests : IDisposable
     ]);
 
     [Fact]
+    public void TheModule_ShipsNoDaemonCode()
+    {
+        // The hub (admission, sessions, the health monitor, the webhook dispatcher) lives in EtPhoneHome.Hub, which only
+        // eph-server uses: the module's Core holds what operators use, and the daemon is not in the module at all.
+        Assert.Equal("EtPhoneHome.Hub", typeof(EtPhoneHome.Hub.HubServer).Assembly.GetName().Name);
+        Assert.Equal("EtPhoneHome.Hub", typeof(EtPhoneHome.Hub.HealthMonitor).Assembly.GetName().Name);
+        Assert.Equal("EtPhoneHome.Hub", typeof(EtPhoneHome.Hub.WebhookDispatcher).Assembly.GetName().Name);
+        var shipped = System.IO.Directory.GetFiles(BuiltModule.Directory, "*.dll", SearchOption.AllDirectories).Select(Path.GetFileName).ToList();
+        Assert.Contains("EtPhoneHome.Core.dll", shipped);
+        Assert.DoesNotContain("EtPhoneHome.Hub.dll", shipped);
+        Assert.DoesNotContain(typeof(EtPhoneHome.Core.DataDirectory).Assembly.GetTypes(), t => t.Name is "HubServer" or "HealthMonitor" or "WebhookDispatcher");
+    }
+
+    [Fact]
     public void TheFileList_MapsDepsToThePublishOutput_AndCopiesOnlyListedFiles()
     {
         Stage("EtPhoneHome.Cmdlets.dll", "EtPhoneHome.Core.dll", "EtPhoneHome.Core.pdb", "runtimes/linux-x64/native/libe_sqlite3.so", "runtimes/android-arm/native/libe_sqlite3.so");

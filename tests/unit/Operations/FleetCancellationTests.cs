@@ -50,7 +50,17 @@ public sealed class FleetCancellationTests : IAsyncLifetime
         LastHeartbeat = DateTimeOffset.UtcNow,
     })).ToList();
 
-    private static bool Alive(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            return !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false; // gone between the look and the read (ESRCH, or the directory went)
+        }
+    }
 
     [Fact]
     public async Task CancellingAFanOut_KillsEveryRemoteProcess_Promptly()

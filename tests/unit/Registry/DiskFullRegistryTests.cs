@@ -1,5 +1,5 @@
 using System.CommandLine;
-using EtPhoneHome.Core.Hub;
+using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Server;
 using Microsoft.Data.Sqlite;

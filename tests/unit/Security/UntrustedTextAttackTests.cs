@@ -2,7 +2,7 @@ using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using System.Net.Sockets;
 using System.Text.Json;
-using EtPhoneHome.Core.Hub;
+using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
 using EtPhoneHome.Server;

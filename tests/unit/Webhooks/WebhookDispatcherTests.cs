@@ -1,3 +1,4 @@
+using EtPhoneHome.Hub;
 using System.Net;
 using System.Text.Json.Nodes;
 using EtPhoneHome.Core.Operations;

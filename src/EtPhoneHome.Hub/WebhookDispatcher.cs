@@ -1,7 +1,11 @@
 using System.Globalization;
 using EtPhoneHome.Core.Registry;
 
-namespace EtPhoneHome.Core.Webhooks;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Webhooks;
+using EtPhoneHome.Core.Operations;
+namespace EtPhoneHome.Hub;
 
 /// <summary>
 /// Delivers the registry's outbox to webhook receivers. Run by the hub (<c>eph-server run</c>).

@@ -1,6 +1,10 @@
 using EtPhoneHome.Core.Registry;
 
-namespace EtPhoneHome.Core.Hub;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Webhooks;
+using EtPhoneHome.Core.Operations;
+namespace EtPhoneHome.Hub;
 
 /// <summary>
 /// The hub's view of whether the registry takes writes. A full disk is not a session failure: the hub keeps its

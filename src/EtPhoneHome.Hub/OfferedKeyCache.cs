@@ -1,4 +1,9 @@
-namespace EtPhoneHome.Core.Hub;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Webhooks;
+using EtPhoneHome.Core.Operations;
+namespace EtPhoneHome.Hub;
 
 /// <summary>
 /// Bounded memory of public keys sshd has seen offered (fingerprint → "type base64"). Offered keys are not

@@ -2,7 +2,10 @@ using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
 
-namespace EtPhoneHome.Core.Hub;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Webhooks;
+using EtPhoneHome.Core.Operations;
+namespace EtPhoneHome.Hub;
 
 /// <summary>Settings of the hub daemon.</summary>
 public sealed class HubOptions
@@ -35,13 +38,13 @@ public sealed class HubOptions
     public TimeSpan TunnelTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Sessions one unapproved key may hold at once; a session past it is refused and closed.</summary>
-    public int MaxSessionsPerPendingKey { get; init; } = Operations.KeyLimits.DefaultMaxSessionsPerPendingKey;
+    public int MaxSessionsPerPendingKey { get; init; } = KeyLimits.DefaultMaxSessionsPerPendingKey;
 
     /// <summary>Sessions one approved key may hold at once (its session and reconnects racing it).</summary>
-    public int MaxSessionsPerApprovedKey { get; init; } = Operations.KeyLimits.DefaultMaxSessionsPerApprovedKey;
+    public int MaxSessionsPerApprovedKey { get; init; } = KeyLimits.DefaultMaxSessionsPerApprovedKey;
 
     /// <summary>Pending keys unseen for longer are purged by the hub; null keeps them until an operator purges them.</summary>
-    public TimeSpan? PendingKeyMaxAge { get; init; } = Operations.KeyLimits.DefaultPendingKeyMaxAge;
+    public TimeSpan? PendingKeyMaxAge { get; init; } = KeyLimits.DefaultPendingKeyMaxAge;
 
     /// <summary>How often the hub looks for expired pending keys.</summary>
     public TimeSpan PendingKeyExpiryInterval { get; init; } = TimeSpan.FromMinutes(10);
@@ -74,5 +77,5 @@ public sealed class HubOptions
     public TimeSpan ResumeGrace { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Whether a pid runs a session's gate; the process table (an eph-gate naming the key) when null. Tests replace it.</summary>
-    internal Func<Registry.SessionRecord, int, bool>? GateProcessCheck { get; init; }
+    internal Func<SessionRecord, int, bool>? GateProcessCheck { get; init; }
 }

@@ -8,7 +8,10 @@ using EtPhoneHome.Core.Text;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
 
-namespace EtPhoneHome.Core.Hub;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Webhooks;
+namespace EtPhoneHome.Hub;
 
 /// <summary>
 /// The hub daemon: answers eph-gate on the data directory's unix socket — key checks for sshd, and the
@@ -136,10 +139,10 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             // The monitor asks this hub, not the registry, when a session's control channel last spoke: a session whose
             // agent keeps talking is not closed over tunnel trouble alone (anyone on the server can crowd a tunnel port).
-            var control = new Health.ControlChannelLiveness(
+            var control = new ControlChannelLiveness(
                 id => _lastControlFrame.TryGetValue(id, out var at) ? at : null,
                 TimeSpan.FromSeconds(2.0 * _options.HeartbeatSeconds));
-            var monitor = new Health.HealthMonitor(_registry, _options.HealthProbe ?? new Health.TunnelHealthProbe(_options.TunnelHost), health, log: Log,
+            var monitor = new HealthMonitor(_registry, _options.HealthProbe ?? new TunnelHealthProbe(_options.TunnelHost), health, log: Log,
                 control: control, registryFault: _writes.Failed);
             _background.Add(Task.Run(() => monitor.RunAsync(_stop.Token)));
         }
@@ -208,30 +211,8 @@ public sealed partial class HubServer : IAsyncDisposable
         }
     }
 
-    /// <summary>True while a hub runs on the data directory (it holds the hub lock, or something answers on its socket).</summary>
-    public static bool IsRunning(DataDirectory dir)
-    {
-        ArgumentNullException.ThrowIfNull(dir);
-        if (File.Exists(dir.HubSocket) && SocketAnswers(dir.HubSocket))
-        {
-            return true;
-        }
-
-        if (!File.Exists(dir.HubLockFile))
-        {
-            return false;
-        }
-
-        try
-        {
-            using var probe = new FileStream(dir.HubLockFile, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
-            return false;
-        }
-        catch (IOException)
-        {
-            return true;
-        }
-    }
+    /// <summary>True while a hub runs on the data directory (see <see cref="HubPresence.IsRunning"/>).</summary>
+    public static bool IsRunning(DataDirectory dir) => HubPresence.IsRunning(dir);
 
     /// <summary>Takes the hub lock or says which hub holds it; never waits.</summary>
     private static FileStream AcquireLock(string lockFile, string socketPath)
@@ -1288,19 +1269,7 @@ public sealed partial class HubServer : IAsyncDisposable
 
     private static string Clip(string? s) => s is null ? "" : s.Length <= 40 ? s : s[..40] + "…";
 
-    private static bool SocketAnswers(string path)
-    {
-        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            probe.Connect(new UnixDomainSocketEndPoint(path));
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
+    private static bool SocketAnswers(string path) => HubPresence.SocketAnswers(path);
 
     /// <summary>
     /// Writes one log line. Lines carry agent-supplied text (claimed names, hostnames, protocol fields): controls are

@@ -2,7 +2,11 @@ using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
 
-namespace EtPhoneHome.Core.Health;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Webhooks;
+using EtPhoneHome.Core.Operations;
+namespace EtPhoneHome.Hub;
 
 /// <summary>Settings of the hub's health monitor.</summary>
 public sealed record HealthOptions
