@@ -436,60 +436,57 @@ public sealed class RpcServer : IAsyncDisposable
         }
     }
 
-    private async Task<JsonElement?> DispatchAsync(RpcRequest request, Session session, Connection connection, CancellationToken ct)
+    /// <summary>One RPC method: its parameters and session in, its result out (null when it answered on the stream itself).</summary>
+    private delegate Task<JsonElement?> Handler(RpcServer server, RpcRequest request, Session session, Connection connection, CancellationToken ct);
+
+    /// <summary>
+    /// Every method the agent serves, by name. A new method is one line here and a handler in Handlers/; an unknown name is
+    /// METHOD_NOT_FOUND before anything runs.
+    /// </summary>
+    private static readonly Dictionary<string, Handler> Handlers = new(StringComparer.Ordinal)
     {
-        switch (request.Method)
+        [RpcMethods.Heartbeat] = (server, _, session, _, _) => Task.FromResult<JsonElement?>(Wire.ToElement(new HeartbeatResult
         {
-            case RpcMethods.Heartbeat:
-                return Wire.ToElement(new HeartbeatResult
-                {
-                    Uuid = session.Uuid,
-                    AgentVersion = ProtocolInfo.ProductVersion,
-                    UptimeS = (long)_uptime.Elapsed.TotalSeconds,
-                    Time = DateTimeOffset.UtcNow,
-                }, ProtocolJson.Default.HeartbeatResult);
+            Uuid = session.Uuid,
+            AgentVersion = ProtocolInfo.ProductVersion,
+            UptimeS = (long)server._uptime.Elapsed.TotalSeconds,
+            Time = DateTimeOffset.UtcNow,
+        }, ProtocolJson.Default.HeartbeatResult)),
+        [RpcMethods.RunCommand] = async (_, request, session, connection, ct) =>
+        {
+            var spec = RunCommandRequest.ToSpec(request.Params, session.MaxOutputBytes, session.Paths);
+            var result = await RunUntilPeerClosesAsync(spec, connection.Socket, ct).ConfigureAwait(false);
+            return Wire.ToElement(result, ProtocolJson.Default.RunCommandResult);
+        },
+        [MetricsMethods.GetMetrics] = async (_, request, _, _, ct) => await Metrics.MetricsRpc.HandleAsync(request.Params, Metrics.MetricsCollector.Default, ct).ConfigureAwait(false),
+        [ExchangeMethods.Fetch] = async (_, request, session, _, ct) => await ExchangeHandlers.FetchAsync(request.Params, session.Paths, ct).ConfigureAwait(false),
+        [ExchangeMethods.Put] = async (_, request, session, _, ct) => await ExchangeHandlers.PutAsync(request.Params, session.Paths, ct).ConfigureAwait(false),
+        [FileMethods.ReadFile] = (_, request, session, _, _) => Task.FromResult<JsonElement?>(FileRequests.ReadFile(request.Params, session.Paths)),
+        [FileMethods.WriteFile] = (_, request, session, _, _) => Task.FromResult<JsonElement?>(FileRequests.WriteFile(request.Params, session.Paths)),
+        [FileMethods.ListFiles] = (_, request, session, _, _) => Task.FromResult<JsonElement?>(FileRequests.ListFiles(request.Params, session.Paths)),
+        [FileMethods.Upload] = (_, request, session, connection, ct) => StreamAsync(request, () => FileTransfers.UploadAsync(request, connection.Stream, session.Paths, ct)),
+        [FileMethods.Download] = (_, request, session, connection, ct) => StreamAsync(request, () => FileTransfers.DownloadAsync(request, connection.Stream, session.Paths, ct)),
+    };
 
-            case RpcMethods.RunCommand:
-                var spec = RunCommandRequest.ToSpec(request.Params, session.MaxOutputBytes, session.Paths);
-                var result = await RunUntilPeerClosesAsync(spec, connection.Socket, ct).ConfigureAwait(false);
-                return Wire.ToElement(result, ProtocolJson.Default.RunCommandResult);
+    private Task<JsonElement?> DispatchAsync(RpcRequest request, Session session, Connection connection, CancellationToken ct) =>
+        Handlers.TryGetValue(request.Method, out var handler)
+            ? handler(this, request, session, connection, ct)
+            : throw new RpcFault(RpcErrorCodes.MethodNotFound, $"unknown method: {Truncate(request.Method)}");
 
-            case MetricsMethods.GetMetrics:
-                return await Metrics.MetricsRpc.HandleAsync(request.Params, Metrics.MetricsCollector.Default, ct).ConfigureAwait(false);
-            case ExchangeMethods.Fetch:
-                return await ExchangeHandlers.FetchAsync(request.Params, session.Paths, ct).ConfigureAwait(false);
-
-            case ExchangeMethods.Put:
-                return await ExchangeHandlers.PutAsync(request.Params, session.Paths, ct).ConfigureAwait(false);
-            case FileMethods.ReadFile:
-                return FileRequests.ReadFile(request.Params, session.Paths);
-
-            case FileMethods.WriteFile:
-                return FileRequests.WriteFile(request.Params, session.Paths);
-
-            case FileMethods.ListFiles:
-                return FileRequests.ListFiles(request.Params, session.Paths);
-
-            case FileMethods.Upload:
-            case FileMethods.Download:
-                try
-                {
-                    var transfer = request.Method == FileMethods.Upload ? FileTransfers.UploadAsync(request, connection.Stream, session.Paths, ct)
-                        : FileTransfers.DownloadAsync(request, connection.Stream, session.Paths, ct);
-                    await transfer.ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is not RpcFault and not OperationCanceledException)
-                {
-                    // Raw bytes may be half way through the connection: it cannot carry another frame.
-                    AgentLog.Warn($"rpc: {request.Method} stopped: {ex.Message}");
-                    throw new PeerClosedException();
-                }
-
-                return null;
-
-            default:
-                throw new RpcFault(RpcErrorCodes.MethodNotFound, $"unknown method: {Truncate(request.Method)}");
+    /// <summary>A transfer answers on the stream itself; a fault half way leaves raw bytes in it, so it cannot carry another frame.</summary>
+    private static async Task<JsonElement?> StreamAsync(RpcRequest request, Func<Task> transfer)
+    {
+        try
+        {
+            await transfer().ConfigureAwait(false);
         }
+        catch (Exception ex) when (ex is not RpcFault and not OperationCanceledException)
+        {
+            AgentLog.Warn($"rpc: {request.Method} stopped: {ex.Message}");
+            throw new PeerClosedException();
+        }
+
+        return null;
     }
 
     /// <summary>
