@@ -384,6 +384,11 @@ public sealed partial class HubServer : IAsyncDisposable
             Log($"no tunnel port for key {fingerprint}: {ex.Message}");
             return null;
         }
+        catch (Exception ex) when (_writes.Failed(ex))
+        {
+            // A full disk, said once by the watch: the key gets no forward now, and its agent is told to retry.
+            return null;
+        }
     }
 
     private async Task AnswerKeysAsync(Stream stream, GateRequest request, CancellationToken ct)
@@ -922,7 +927,9 @@ public sealed partial class HubServer : IAsyncDisposable
         var assigned = TunnelPortOf(key);
         if (assigned is null)
         {
-            await SendAsync(stream, Refused($"no tunnel port is free on the server (range {_options.TunnelPorts})", retryAfter: 300), ct).ConfigureAwait(false);
+            await SendAsync(stream, RegistryUnwritable
+                ? Refused(OutOfDiskSpace, retryAfter: 60)
+                : Refused($"no tunnel port is free on the server (range {_options.TunnelPorts})", retryAfter: 300), ct).ConfigureAwait(false);
             return;
         }
 

@@ -63,6 +63,10 @@ public sealed class DiskFullHubTests(ITestOutputHelper output)
         await Until(() => registry.GetClient(uuid)?.Online == true);
         var session = registry.GetOpenSession(uuid)!;
 
+        // A key approved before the disk filled, whose agent has not connected since: it has no tunnel port yet.
+        registry.RecordPendingKey(Keys.C, null, new AgentIdentity { Hostname = "approved-01" });
+        registry.ApproveKey(Keys.C, "tester");
+
         disk.Fill();
 
         // Heartbeats go on being answered although none can be recorded; the session stays.
@@ -90,6 +94,27 @@ public sealed class DiskFullHubTests(ITestOutputHelper output)
         }
 
         Assert.Null(registry.GetKey(Keys.B));
+
+        // Its port cannot be recorded now: the agent is refused with the reason (not a fault with a stack trace).
+        await using (var approved = await OpenSessionAsync(hub, Keys.C, Hello(null, host: "approved-01")))
+        {
+            var refused = await ReadAsync(approved);
+            Assert.Equal(ControlTypes.Refused, refused!.Type);
+            Assert.Equal(HubServer.OutOfDiskSpace, refused.Message);
+        }
+
+        // sshd asking about that key: the hub answers (no forward while no port can be recorded), and logs no fault.
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(hub.SocketPath));
+        await using (var keys = new NetworkStream(socket, ownsSocket: true))
+        {
+            await Wire.WriteAsync(keys, new GateRequest { Op = "keys", Fingerprint = Keys.C, User = "eph", KeyType = "ssh-ed25519", Key = "AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyBlobForTestsOnly0123456789abcdef" }, ProtocolJson.Default.GateRequest);
+            var answer = await Wire.ReadAsync(keys, ProtocolJson.Default.GateKeysResponse);
+            Assert.NotNull(answer);
+        }
+
+        Assert.Null(registry.GetKey(Keys.C)!.TunnelPort);
+        Assert.DoesNotContain(Snapshot(log), l => l.Contains("   at ", StringComparison.Ordinal) || l.Contains("unexpected fault", StringComparison.Ordinal));
 
         // Space returns: the next heartbeat is recorded, the hub says so, and a new machine is recorded again.
         disk.Free();
