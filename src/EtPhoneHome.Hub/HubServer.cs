@@ -81,7 +81,7 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             if (File.Exists(path))
             {
-                if (SocketAnswers(path))
+                if (HubPresence.SocketAnswers(path))
                 {
                     // Something serves it without holding the lock (a hub of an older build): leave it alone.
                     throw new InvalidOperationException($"another hub is already listening on {path}; this one changed nothing");
@@ -210,9 +210,6 @@ public sealed partial class HubServer : IAsyncDisposable
             ReleaseLock();
         }
     }
-
-    /// <summary>True while a hub runs on the data directory (see <see cref="HubPresence.IsRunning"/>).</summary>
-    public static bool IsRunning(DataDirectory dir) => HubPresence.IsRunning(dir);
 
     /// <summary>Takes the hub lock or says which hub holds it; never waits.</summary>
     private static FileStream AcquireLock(string lockFile, string socketPath)
@@ -1275,8 +1272,6 @@ public sealed partial class HubServer : IAsyncDisposable
         => new() { Type = ControlTypes.Refused, Message = message, RetryAfterSeconds = retryAfter };
 
     private static string Clip(string? s) => s is null ? "" : s.Length <= 40 ? s : s[..40] + "…";
-
-    private static bool SocketAnswers(string path) => HubPresence.SocketAnswers(path);
 
     /// <summary>
     /// Writes one log line. Lines carry agent-supplied text (claimed names, hostnames, protocol fields): controls are

@@ -51,7 +51,7 @@ public sealed class OperatorServices : IDisposable
     public Func<OperationGuard, IMetricsSource> MetricsSource { get; init; } = guard => new MetricsClient { Guard = guard };
 
     /// <summary>Builds the exchange client; the bucket of the <c>ETPHONEHOME_R2_*</c> environment by default.</summary>
-    public Func<OperationGuard, ExchangeClient> ExchangeClient { get; init; } = guard => EtPhoneHome.Core.Exchange.ExchangeClient.FromEnvironment(guard);
+    public Func<OperationGuard, ExchangeClient> ExchangeConnector { get; init; } = guard => ExchangeClient.FromEnvironment(guard);
 
     public ICommandTransport Commands() => CommandTransport(Guard);
 
@@ -62,7 +62,7 @@ public sealed class OperatorServices : IDisposable
 
     public IMetricsSource Metrics() => MetricsSource(Guard);
 
-    public ExchangeClient Exchange() => ExchangeClient(Guard);
+    public ExchangeClient Exchange() => ExchangeConnector(Guard);
 
     public void Dispose()
     {

@@ -17,7 +17,7 @@ public sealed class ExchangeVerbsTests : IClassFixture<S3ServersFixture>, IDispo
     private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
     private Func<OperationGuard, ExchangeClient> _createClient = null!;
 
-    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { ExchangeClient = g => _createClient(g) };
+    private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { ExchangeConnector = g => _createClient(g) };
 
     private readonly FakeFleetRegistry _registry = new();
     private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("eph-exchange-verbs-");
