@@ -84,7 +84,34 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         // Checked before any client is contacted; parsed again where it is used (no Core value type may be a field
         // of a cmdlet: PowerShell reads the cmdlet types before the module's dependency resolver is registered).
         _ = ParseMaxErrors();
+        _ = Request();
         return Task.CompletedTask;
+    }
+
+    /// <summary>The request, checked by Core's one rule for every surface; a broken limit stops the cmdlet before any client is contacted.</summary>
+    private CommandRequest Request()
+    {
+        var request = new CommandRequest
+        {
+            Command = Command,
+            TimeoutSeconds = TimeoutSec,
+            Environment = Environment?.Cast<System.Collections.DictionaryEntry>().ToDictionary(
+                e => Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "",
+                e => Convert.ToString(e.Value, CultureInfo.InvariantCulture) ?? "",
+                StringComparer.Ordinal),
+            Shell = Shell?.ToString(),
+            Stdin = InputText,
+            WorkingDirectory = WorkingDirectory,
+        };
+        try
+        {
+            _ = request.ToParams();
+            return request;
+        }
+        catch (InvalidCommandRequestException ex)
+        {
+            throw new EphTerminatingException(NewError(Strings.InvalidCommandRequestId, ErrorCategory.InvalidArgument, ex.Field, ex.Message, ex));
+        }
     }
 
     private ErrorLimit? ParseMaxErrors()
@@ -145,23 +172,12 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         }
 
         WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseTargets, targets.Count, ThrottleLimit, TimeoutSec));
-        var parameters = new RunCommandParams
-        {
-            Cmd = Command,
-            TimeoutS = TimeoutSec,
-            Env = Environment?.Cast<System.Collections.DictionaryEntry>().ToDictionary(
-                e => Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "",
-                e => Convert.ToString(e.Value, CultureInfo.InvariantCulture) ?? "",
-                StringComparer.Ordinal),
-            Shell = Shell?.ToString().ToLowerInvariant(),
-            Stdin = InputText,
-            Cwd = WorkingDirectory,
-        };
+        var request = Request();
         var options = new FleetOptions { ThrottleLimit = ThrottleLimit, MaxErrors = ParseMaxErrors() };
         var summary = new FleetSummary();
         var sinceProgress = Stopwatch.StartNew();
         using var history = OpenRegistry();
-        await foreach (var result in new FleetExecutor(NewServices(history).Commands()).RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
+        await foreach (var result in NewServices(history).RunCommandsAsync(targets, request, options, ct).ConfigureAwait(false))
         {
             summary.Add(result);
             WriteObject(new EphCommandResult(result));

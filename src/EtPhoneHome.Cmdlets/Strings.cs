@@ -7,6 +7,7 @@ internal static class Strings
     public const string ClientNotFoundId = "ClientNotFound";
     public const string RegistryUnavailableId = "RegistryUnavailable";
     public const string InvalidMaxErrorsId = "InvalidMaxErrors";
+    public const string InvalidCommandRequestId = "InvalidCommandRequest";
     public const string CommandFailedId = "CommandFailed";
 
     public const string ClientNotFound = "No client matches '{0}'. Get-EphClient lists the registered clients.";

@@ -34,9 +34,11 @@ public sealed class McpFleet : IAsyncDisposable
         // MCP's composition root: the same services as the CLI's and the cmdlets', for the operator on surface mcp,
         // warnings to the MCP log (the process does not own the registry: its host does).
         Services = new OperatorServices(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp),
-            line => logger.LogWarning("{Warning}", line), ownsRegistry: false);
+            line => logger.LogWarning("{Warning}", line), ownsRegistry: false)
+        {
+            CommandTransport = transport is null ? OperatorServices.TunnelCommands : _ => transport,
+        };
         Guard = Services.Guard;
-        Transport = transport ?? Services.Commands();
         Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
         LocalPaths = LocalPathPolicy.For(Settings, new DataDirectory(registry.DataDirectory));
         _metrics = Services.Metrics();
@@ -54,9 +56,6 @@ public sealed class McpFleet : IAsyncDisposable
     public McpServerSettings Settings { get; }
 
     public OperationGuard Guard { get; }
-
-    /// <summary>Runs one command on one target; the default records every command through <see cref="Guard"/>.</summary>
-    public ICommandTransport Transport { get; }
 
     public ILoggerFactory LoggerFactory { get; }
 

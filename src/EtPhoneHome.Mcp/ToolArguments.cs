@@ -9,7 +9,7 @@ namespace EtPhoneHome.Mcp;
 /// </summary>
 public static class ToolArguments
 {
-    public const int MaxCommandLength = 10_000;
+    public const int MaxCommandLength = CommandLimits.MaxCommandLength;
     public const int MinTimeout = CommandLimits.MinTimeoutSeconds;
     public const int MaxTimeout = CommandLimits.MaxTimeoutSeconds;
     public const int DefaultTimeout = CommandLimits.DefaultTimeoutSeconds;

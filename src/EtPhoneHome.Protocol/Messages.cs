@@ -321,6 +321,18 @@ public static class CommandLimits
     public const int MinTimeoutSeconds = 1;
     public const int MaxTimeoutSeconds = 3600;
     public const long DefaultMaxOutputBytes = 1024 * 1024;
+
+    /// <summary>Longest command line an operator may send, in characters (every surface; a script belongs in a file).</summary>
+    public const int MaxCommandLength = 64 * 1024;
+
+    /// <summary>Longest text fed to a command's standard input, in characters.</summary>
+    public const int MaxStdinLength = 4 * 1024 * 1024;
+
+    /// <summary>Longest working directory path, in characters.</summary>
+    public const int MaxPathLength = 4096;
+
+    /// <summary>Most environment variables one command may be given.</summary>
+    public const int MaxEnvironmentVariables = 256;
 }
 
 /// <summary>Source-generated JSON metadata: snake_case names, nulls omitted, AOT-safe.</summary>

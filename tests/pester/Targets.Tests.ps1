@@ -133,6 +133,22 @@ Describe 'Targets on a running sandbox' -Tag 'Sandbox' {
         Test-Path $script:Marker | Should -BeFalse
     }
 
+    It 'refuses a request that breaks a limit before any client is contacted: <Why>' -ForEach @(
+        @{ Why = 'a relative working directory'; Extra = @{ WorkingDirectory = 'srv/app' }; Words = 'absolute' }
+        @{ Why = 'an environment name with ='; Extra = @{ Environment = @{ 'A=B' = '1' } }; Words = "without '='" }
+    ) {
+        $thrown = $null
+        try {
+            Invoke-EphCommand -All -Command "touch $($script:Marker)" @Extra -ErrorAction Stop
+        }
+        catch { $thrown = $_ }
+        $thrown | Should -Not -BeNullOrEmpty
+        $thrown.FullyQualifiedErrorId | Should -BeLike 'InvalidCommandRequest,*'
+        $thrown.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $thrown.ToString() | Should -Match ([regex]::Escape($Words))
+        Test-Path $script:Marker | Should -BeFalse
+    }
+
     It 'refuses a file read as a whole when any name is unknown' {
         { Get-EphFileContent -ClientId 'sandbox-1', 'ghost' -Path '/etc/hostname' -ErrorAction Stop } | Should -Throw -ErrorId 'ClientNotFound,*'
         # A refusal is terminating (nothing was done), so -ErrorAction SilentlyContinue does not turn it into partial output.

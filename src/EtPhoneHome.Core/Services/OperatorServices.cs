@@ -3,6 +3,7 @@ using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Core.Services;
 
@@ -38,7 +39,10 @@ public sealed class OperatorServices : IDisposable
     public OperationGuard Guard { get; }
 
     /// <summary>Builds the command transport; the tunnels by default.</summary>
-    public Func<OperationGuard, ICommandTransport> CommandTransport { get; init; } = guard => new TunnelCommandTransport { Guard = guard };
+    public Func<OperationGuard, ICommandTransport> CommandTransport { get; init; } = TunnelCommands;
+
+    /// <summary>The default command transport: the tunnels, every command recorded through <paramref name="guard"/>.</summary>
+    public static ICommandTransport TunnelCommands(OperationGuard guard) => new TunnelCommandTransport { Guard = guard };
 
     /// <summary>Builds the file operations (read, write, list); the tunnels by default.</summary>
     public Func<OperationGuard, RemoteFileOperations> FileOperations { get; init; } = guard => new RemoteFileOperations { Guard = guard };
@@ -54,6 +58,33 @@ public sealed class OperatorServices : IDisposable
     public Func<OperationGuard, ExchangeClient> ExchangeConnector { get; init; } = guard => ExchangeClient.FromEnvironment(guard);
 
     public ICommandTransport Commands() => CommandTransport(Guard);
+
+    /// <summary>
+    /// The targets an operator named: every literal name must match a client, or the whole operation is refused
+    /// (<see cref="UnknownClientsException"/>) — a typo must not run on fewer machines than intended.
+    /// </summary>
+    public IReadOnlyList<FleetTarget> Targets(TargetSelection selection) => FleetTargets.ResolveOrRefuse(Registry, selection);
+
+    /// <summary>
+    /// Runs one command on many targets (the rules of <see cref="FleetExecutor"/>): one result per target, streamed as
+    /// each finishes, recorded in the history with this front end's operator and surface.
+    /// </summary>
+    /// <exception cref="InvalidCommandRequestException">The request breaks a limit; no target was contacted.</exception>
+    public IAsyncEnumerable<FleetCommandResult> RunCommandsAsync(IReadOnlyList<FleetTarget> targets, CommandRequest request, FleetOptions? options = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var parameters = request.ToParams();
+        return new FleetExecutor(Commands()).RunAsync(targets, parameters, options, ct);
+    }
+
+    /// <summary>Runs one command on one online target and returns the agent's answer; faults are thrown (<see cref="FleetCommandResult.FromException"/> classifies them).</summary>
+    /// <exception cref="InvalidCommandRequestException">The request breaks a limit; the target was not contacted.</exception>
+    public Task<RunCommandResult> RunCommandAsync(FleetTarget target, CommandRequest request, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var parameters = request.ToParams();
+        return Commands().RunAsync(target, parameters, ct);
+    }
 
     public RemoteFileOperations Files() => FileOperations(Guard);
 

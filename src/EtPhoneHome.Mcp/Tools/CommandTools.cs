@@ -24,7 +24,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
     [McpServerTool(Name = "run_command", Title = "Run a command on a client", ReadOnly = false, Destructive = true, Idempotent = false, OpenWorld = true)]
     [Description("Run a shell command on one client and wait for it: returns exit code, stdout and stderr (each cut at the server's output budget, with the full size). Commands run with the agent user's permissions. A non-zero exit is a result, not an error. For commands longer than about a minute use start_command.")]
     public Task<CallToolResult> RunCommand(
-        [Description("Shell command line to run (1-10000 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
+        [Description("Shell command line to run (1-65536 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
         [Description("Working directory on the client (absolute path; must be inside the client's allowed paths).")][MaxLength(ToolArguments.MaxPathLength)] string? cwd = null,
         [Description("Timeout in seconds (1-3600, default 300); the command is stopped when it runs longer.")][Range(ToolArguments.MinTimeout, ToolArguments.MaxTimeout)] int? timeout = null,
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
@@ -39,7 +39,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
     [McpServerTool(Name = "start_command", Title = "Start a command in the background", ReadOnly = false, Destructive = true, Idempotent = false, OpenWorld = true)]
     [Description("Start a shell command on one client and return at once with a command_id; poll get_command_result for its outcome. Use it for commands that may outlast the MCP client's request timeout. Results are kept by this MCP server for 1 hour after they finish.")]
     public CallToolResult StartCommand(
-        [Description("Shell command line to run (1-10000 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
+        [Description("Shell command line to run (1-65536 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
         [Description("Working directory on the client (absolute path; must be inside the client's allowed paths).")][MaxLength(ToolArguments.MaxPathLength)] string? cwd = null,
         [Description("Timeout in seconds (1-3600, default 300); the command is stopped when it runs longer.")][Range(ToolArguments.MinTimeout, ToolArguments.MaxTimeout)] int? timeout = null,
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null)
@@ -47,7 +47,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         {
             var request = Validate(cmd, cwd, timeout);
             var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
-            var job = fleet.Commands.Start(target.Uuid, target.DisplayName, request.Cmd, async ct => await ExecuteAsync(target, request, ct).ConfigureAwait(false));
+            var job = fleet.Commands.Start(target.Uuid, target.DisplayName, request.Command, async ct => await ExecuteAsync(target, request, ct).ConfigureAwait(false));
             return new
             {
                 command_id = job.Id,
@@ -112,7 +112,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
     [McpServerTool(Name = "run_fleet_command", Title = "Run a command on many clients", ReadOnly = false, Destructive = true, Idempotent = false, OpenWorld = true)]
     [Description("Run one shell command on many clients at once (by tags or by a list of clients) and get one compact result per client: status (succeeded, failed, timed_out, offline, denied, rate_limited, error, skipped), exit code, the start of its output, and counts. Offline clients are answered at once; one failure never stops the others.")]
     public Task<CallToolResult> RunFleetCommand(
-        [Description("Shell command line to run on every target (1-10000 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
+        [Description("Shell command line to run on every target (1-65536 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
         [Description("Run on clients that have ALL of these tags. Give tags or client_ids, not both.")] string[]? tags = null,
         [Description("Run on these clients (uuids or display names, * and ? wildcards allowed). Give tags or client_ids, not both. If any name matches no client, nothing runs anywhere and the error lists every unknown name.")] string[]? client_ids = null,
         [Description("Most clients running the command at once (1-1024, default 32).")][Range(ToolArguments.MinThrottle, ToolArguments.MaxThrottle)] int? throttle = null,
@@ -161,7 +161,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
             var options = new FleetOptions { ThrottleLimit = limit, MaxErrors = errors is { } e ? ErrorLimit.Count(e) : null };
             var summary = new FleetSummary();
             var results = new List<object>(targets.Count);
-            await foreach (var r in new FleetExecutor(fleet.Transport).RunAsync(targets, request, options, cancellationToken).ConfigureAwait(false))
+            await foreach (var r in fleet.Services.RunCommandsAsync(targets, request, options, cancellationToken).ConfigureAwait(false))
             {
                 summary.Add(r);
                 var stdout = OutputBudget.Apply(r.Stdout, perTarget);
@@ -191,26 +191,33 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
             };
         });
 
-    private static RunCommandParams Validate(string? cmd, string? cwd, int? timeout)
+    /// <summary>Core's one command rule (<see cref="CommandRequest"/>), its refusals named by this tool's parameter names.</summary>
+    private static CommandRequest Validate(string? cmd, string? cwd, int? timeout)
     {
-        var line = ToolArguments.Required("cmd", cmd, ToolArguments.MaxCommandLength);
-        var seconds = ToolArguments.Range("timeout", timeout, ToolArguments.MinTimeout, ToolArguments.MaxTimeout, ToolArguments.DefaultTimeout);
-        var dir = ToolArguments.MaxLength("cwd", string.IsNullOrWhiteSpace(cwd) ? null : cwd, ToolArguments.MaxPathLength);
-        if (dir is not null && !(dir.StartsWith('/') || Path.IsPathFullyQualified(dir)))
+        var request = new CommandRequest
         {
-            throw ToolFailure.Invalid("cwd", $"cwd must be an absolute path (got '{dir}')");
+            Command = cmd ?? "",
+            WorkingDirectory = cwd,
+            TimeoutSeconds = timeout ?? CommandLimits.DefaultTimeoutSeconds,
+        };
+        try
+        {
+            _ = request.ToParams();
+            return request;
         }
-
-        return new RunCommandParams { Cmd = line, Cwd = dir, TimeoutS = seconds };
+        catch (InvalidCommandRequestException ex)
+        {
+            throw ToolFailure.Invalid(ex.Field == "command" ? "cmd" : ex.Field, ex.Message);
+        }
     }
 
     /// <summary>Runs one command through the guarded transport and shapes the answer (or the failure).</summary>
-    private async Task<object> ExecuteAsync(FleetTarget target, RunCommandParams request, CancellationToken ct)
+    private async Task<object> ExecuteAsync(FleetTarget target, CommandRequest request, CancellationToken ct)
     {
         RunCommandResult answer;
         try
         {
-            answer = await fleet.Transport.RunAsync(target, request, ct).ConfigureAwait(false);
+            answer = await fleet.Services.RunCommandAsync(target, request, ct).ConfigureAwait(false);
         }
         catch (RpcException rpc)
         {
@@ -253,7 +260,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         };
         if (answer.TimedOut)
         {
-            throw new ToolFailure(ToolErrorCodes.Timeout, $"the command ran out of time after {request.TimeoutS} s and was stopped on {target.Describe()}",
+            throw new ToolFailure(ToolErrorCodes.Timeout, $"the command ran out of time after {request.TimeoutSeconds} s and was stopped on {target.Describe()}",
                 "Raise timeout (up to 3600) or use start_command and poll get_command_result.",
                 new Dictionary<string, object?> { ["partial"] = view });
         }

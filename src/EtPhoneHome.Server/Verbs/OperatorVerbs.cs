@@ -241,7 +241,7 @@ internal static class OperatorVerbs
                 }
 
                 using var services = Services(pr, pr.GetValue(data));
-                return await ExecAsync(services.Registry, request, new FleetExecutor(services.Commands()), output, error, ct).ConfigureAwait(false);
+                return await ExecAsync(services, request, output, error, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException or UnauthorizedAccessException)
             {
@@ -452,12 +452,31 @@ internal static class OperatorVerbs
     }
 
     /// <summary>Runs exec; returns 0 when every target succeeded, 1 when any did not, 2 for an unknown client.</summary>
-    internal static async Task<int> ExecAsync(IFleetRegistry registry, ExecRequest request, FleetExecutor executor, TextWriter output, TextWriter error, CancellationToken ct)
+    internal static async Task<int> ExecAsync(OperatorServices services, ExecRequest request, TextWriter output, TextWriter error, CancellationToken ct)
     {
+        var command = new CommandRequest
+        {
+            Command = request.Command,
+            TimeoutSeconds = request.TimeoutSeconds,
+            Environment = request.Environment,
+            Shell = request.Shell,
+            Stdin = request.Stdin,
+            WorkingDirectory = request.WorkingDirectory,
+        };
+        try
+        {
+            _ = command.ToParams();
+        }
+        catch (InvalidCommandRequestException ex)
+        {
+            await error.WriteLineAsync($"eph-server exec: {ex.Message}; nothing was run").ConfigureAwait(false);
+            return UsageError;
+        }
+
         IReadOnlyList<FleetTarget> targets;
         try
         {
-            targets = FleetTargets.ResolveOrRefuse(registry, request.Selection);
+            targets = services.Targets(request.Selection);
         }
         catch (UnknownClientsException ex)
         {
@@ -471,18 +490,9 @@ internal static class OperatorVerbs
             return UsageError;
         }
 
-        var parameters = new RunCommandParams
-        {
-            Cmd = request.Command,
-            TimeoutS = request.TimeoutSeconds,
-            Env = request.Environment,
-            Shell = request.Shell,
-            Stdin = request.Stdin,
-            Cwd = request.WorkingDirectory,
-        };
         var options = new FleetOptions { ThrottleLimit = request.ThrottleLimit, MaxErrors = request.MaxErrors };
         var summary = new FleetSummary();
-        await foreach (var result in executor.RunAsync(targets, parameters, options, ct).ConfigureAwait(false))
+        await foreach (var result in services.RunCommandsAsync(targets, command, options, ct).ConfigureAwait(false))
         {
             summary.Add(result);
             await output.WriteAsync(request.Json ? OperatorRows.JsonLine(ExecRow.From(result)) + Environment.NewLine : TextBlock(result)).ConfigureAwait(false);

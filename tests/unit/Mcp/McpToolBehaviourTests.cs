@@ -68,6 +68,20 @@ public sealed class McpToolBehaviourTests
     }
 
     [Fact]
+    public async Task RunCommand_ARelativeCwd_IsRefusedWithCoresWords_AndRunsNothing()
+    {
+        var (registry, transport) = Fleet();
+        await using var harness = new McpHarness(registry, transport);
+        var client = await harness.ConnectAsync();
+
+        var error = (await client.CallAsync("run_command", new { cmd = "ls", cwd = "srv/app", client_id = "web-01" })).Error("INVALID_ARGUMENT");
+
+        Assert.Equal("cwd", error.GetProperty("parameter").GetString());
+        Assert.Contains("the working directory must be an absolute path", error.GetProperty("message").GetString());
+        Assert.Equal(0, transport.Calls);
+    }
+
+    [Fact]
     public async Task RunCommand_OfflineClient_IsClientOffline()
     {
         var (registry, transport) = Fleet();

@@ -93,7 +93,7 @@ public sealed class McpToolCatalogTests
     }
 
     [Theory]
-    [InlineData("run_command", "cmd", 10000)]
+    [InlineData("run_command", "cmd", 65536)]
     [InlineData("run_command", "cwd", 4096)]
     [InlineData("update_client", "display_name", 100)]
     [InlineData("update_client", "purpose", 200)]

@@ -86,6 +86,38 @@ public sealed class CliInputTests : IDisposable
         Assert.DoesNotContain(_registry.QueryHistory(new HistoryQuery()), h => h.Operation == "run_command");
     }
 
+    [Theory]
+    [InlineData("--cwd", "srv/app", "absolute path")]
+    [InlineData("--env", "A=x", null)]
+    public async Task Exec_ChecksTheRequestWithCoresRule_BeforeAnyClientIsContacted(string option, string value, string? words)
+    {
+        var exit = await RunAsync("exec", "--data", _data.Dir.Path, "--all", option, value, "--", "true");
+
+        if (words is null)
+        {
+            // A valid request passes the rule (the client is offline here, so nothing runs either way).
+            Assert.NotEqual(OperatorVerbs.UsageError, exit);
+            return;
+        }
+
+        Assert.Equal(OperatorVerbs.UsageError, exit);
+        Assert.Contains(words, _err.ToString());
+        Assert.Contains("nothing was run", _err.ToString());
+        Assert.DoesNotContain(_registry.QueryHistory(new HistoryQuery()), h => h.Operation == "run_command");
+    }
+
+    [Fact]
+    public async Task Exec_ACommandFileOverTheOneLimit_IsRefused()
+    {
+        var file = Path.Combine(_data.Dir.Path, "long.sh");
+        await File.WriteAllTextAsync(file, new string('x', EtPhoneHome.Protocol.CommandLimits.MaxCommandLength + 1));
+
+        var exit = await RunAsync("exec", "--data", _data.Dir.Path, "--all", "--command-file", file);
+
+        Assert.Equal(OperatorVerbs.UsageError, exit);
+        Assert.Contains("at most 65536", _err.ToString());
+    }
+
     [Fact]
     public async Task ARelativeAllowedPath_IsRefused_OnEverySurfaceThroughTheRegistry()
     {
