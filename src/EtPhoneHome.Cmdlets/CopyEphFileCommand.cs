@@ -162,8 +162,7 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
     }
 
     /// <summary>One client: the destination as given. Several: one sub-directory per client, so files never collide.</summary>
-    private static string LocalFor(string local, FleetTarget target, int count)
-        => count == 1 ? local : System.IO.Path.Join(local, target.DisplayName) + System.IO.Path.DirectorySeparatorChar;
+    private static string LocalFor(string local, FleetTarget target, int count) => DownloadLocations.For(local, target, count);
 
     private static ProgressRecord Progress(int done, int total, long bytes, long totalBytes, bool completed) =>
         new(ProgressActivityId, Strings.TransferProgressActivity,

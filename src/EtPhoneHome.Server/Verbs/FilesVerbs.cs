@@ -191,7 +191,7 @@ internal static class FilesVerbs
 
             return await EachAsync(targets, (target, c) => upload
                     ? transfers.UploadAsync(target, from, to, null, c)
-                    : transfers.DownloadAsync(target, from, targets.Count == 1 ? to : Path.Join(to, target.DisplayName) + Path.DirectorySeparatorChar, null, c),
+                    : transfers.DownloadAsync(target, from, DownloadLocations.For(to, target, targets.Count), null, c),
                 pr.GetValue(t.Throttle), ct, outcome =>
                 pr.GetValue(t.Json) ? Line(Row(outcome, upload ? to : from) with
                 {
