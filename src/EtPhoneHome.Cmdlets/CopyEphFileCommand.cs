@@ -105,8 +105,8 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
             return;
         }
 
-        var transfers = services.Transfers((attempt, ex) =>
-            WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseRetry, attempt, ex.Message)));
+        Action<int, Exception> onRetry = (attempt, ex) =>
+            WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseRetry, attempt, ex.Message));
         var moved = new long[approved.Count];
         var index = approved.Select((t, i) => (t.Uuid, i)).ToDictionary(x => x.Uuid, x => x.i, StringComparer.OrdinalIgnoreCase);
         var summary = new FleetSummary();
@@ -132,14 +132,16 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
 
         try
         {
-            await foreach (var outcome in FleetFileRunner.RunAsync(approved, (target, c) =>
+            IProgress<long> Counter(FleetTarget target)
             {
                 var slot = index[target.Uuid];
-                var progress = new ByteCounter(bytes => Volatile.Write(ref moved[slot], bytes));
-                return toClient
-                    ? transfers.UploadAsync(target, local, Destination, progress, c)
-                    : transfers.DownloadAsync(target, Path, LocalFor(local, target, approved.Count), progress, c);
-            }, ThrottleLimit, ct).ConfigureAwait(false))
+                return new ByteCounter(bytes => Volatile.Write(ref moved[slot], bytes));
+            }
+
+            var outcomes = toClient
+                ? services.UploadAsync(approved, local, Destination, ThrottleLimit, Counter, onRetry, ct)
+                : services.DownloadAsync(approved, Path, local, ThrottleLimit, Counter, onRetry, ct);
+            await foreach (var outcome in outcomes.ConfigureAwait(false))
             {
                 Interlocked.Increment(ref done);
                 var result = new EphFileTransfer(outcome, direction, toClient ? local : LocalFor(local, outcome.Target, approved.Count), remoteShown);

@@ -27,9 +27,8 @@ public sealed class GetEphChildItemCommand : EphFleetTargetCmdlet
 
     private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
     {
-        var operations = services.Files();
         var parameters = new ListFilesParams { Path = Path, Recursive = Recurse.IsPresent ? true : null, MaxEntries = MaxEntries };
-        await foreach (var outcome in FleetFileRunner.RunAsync(targets, (t, c) => operations.ListAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
+        await foreach (var outcome in services.ListFilesAsync(targets, parameters, ThrottleLimit, ct).ConfigureAwait(false))
         {
             if (outcome.Value is not { } listing)
             {

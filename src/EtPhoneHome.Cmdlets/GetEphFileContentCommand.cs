@@ -31,9 +31,8 @@ public sealed class GetEphFileContentCommand : EphFleetTargetCmdlet
 
     private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
     {
-        var operations = services.Files();
         var parameters = new ReadFileParams { Path = Path, MaxBytes = MaxBytes, Truncate = Truncate.IsPresent ? true : null };
-        await foreach (var outcome in FleetFileRunner.RunAsync(targets, (t, c) => operations.ReadAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
+        await foreach (var outcome in services.ReadFilesAsync(targets, parameters, ThrottleLimit, ct).ConfigureAwait(false))
         {
             if (outcome.Value is { } value)
             {

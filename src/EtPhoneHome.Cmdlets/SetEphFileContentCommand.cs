@@ -96,8 +96,7 @@ public sealed class SetEphFileContentCommand : EphFleetCmdlet
             }
         }
 
-        var operations = services.Files();
-        await foreach (var outcome in FleetFileRunner.RunAsync(approved, (t, c) => operations.WriteAsync(t, parameters, c), ThrottleLimit, ct).ConfigureAwait(false))
+        await foreach (var outcome in services.WriteFilesAsync(approved, parameters, ThrottleLimit, ct).ConfigureAwait(false))
         {
             if (outcome.Value is { } value)
             {

@@ -91,6 +91,56 @@ public sealed class OperatorServices : IDisposable
     /// <param name="onRetry">Told of each retried attempt (its number and the fault), e.g. for a verbose line.</param>
     public FileTransferClient Transfers(Action<int, Exception>? onRetry = null) => FileTransfers(Guard, onRetry);
 
+    /// <summary>Reads a file on many targets (the rules of <see cref="FleetFileRunner"/>): one outcome per target, as each finishes.</summary>
+    public IAsyncEnumerable<FleetFileOutcome<ReadFileResult>> ReadFilesAsync(IReadOnlyList<FleetTarget> targets, ReadFileParams request,
+        int throttleLimit = FleetOptions.DefaultThrottleLimit, CancellationToken ct = default)
+    {
+        var files = Files();
+        return FleetFileRunner.RunAsync(targets, (target, c) => files.ReadAsync(target, request, c), throttleLimit, ct);
+    }
+
+    /// <summary>Writes a file on many targets (atomically on each); one outcome per target.</summary>
+    public IAsyncEnumerable<FleetFileOutcome<WriteFileResult>> WriteFilesAsync(IReadOnlyList<FleetTarget> targets, WriteFileParams request,
+        int throttleLimit = FleetOptions.DefaultThrottleLimit, CancellationToken ct = default)
+    {
+        var files = Files();
+        return FleetFileRunner.RunAsync(targets, (target, c) => files.WriteAsync(target, request, c), throttleLimit, ct);
+    }
+
+    /// <summary>Lists a directory on many targets; one outcome per target.</summary>
+    public IAsyncEnumerable<FleetFileOutcome<ListFilesResult>> ListFilesAsync(IReadOnlyList<FleetTarget> targets, ListFilesParams request,
+        int throttleLimit = FleetOptions.DefaultThrottleLimit, CancellationToken ct = default)
+    {
+        var files = Files();
+        return FleetFileRunner.RunAsync(targets, (target, c) => files.ListAsync(target, request, c), throttleLimit, ct);
+    }
+
+    /// <summary>
+    /// Streams one local file to many targets (SHA-256 verified, resumed after a drop); one outcome per target. The
+    /// optional <c>progress</c> gives each target a counter of bytes moved; <c>onRetry</c> is told of each retried attempt.
+    /// </summary>
+    public IAsyncEnumerable<FleetFileOutcome<FileTransferResult>> UploadAsync(IReadOnlyList<FleetTarget> targets, string localPath, string remotePath,
+        int throttleLimit = FleetOptions.DefaultThrottleLimit, Func<FleetTarget, IProgress<long>?>? progress = null, Action<int, Exception>? onRetry = null,
+        CancellationToken ct = default)
+    {
+        var transfers = Transfers(onRetry);
+        return FleetFileRunner.RunAsync(targets, (target, c) => transfers.UploadAsync(target, localPath, remotePath, progress?.Invoke(target), c), throttleLimit, ct);
+    }
+
+    /// <summary>
+    /// Streams one remote file from many targets: into <paramref name="destination"/> for one target, else into one
+    /// folder per client under it (<see cref="DownloadLocations"/>); one outcome per target.
+    /// </summary>
+    public IAsyncEnumerable<FleetFileOutcome<FileTransferResult>> DownloadAsync(IReadOnlyList<FleetTarget> targets, string remotePath, string destination,
+        int throttleLimit = FleetOptions.DefaultThrottleLimit, Func<FleetTarget, IProgress<long>?>? progress = null, Action<int, Exception>? onRetry = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        var transfers = Transfers(onRetry);
+        return FleetFileRunner.RunAsync(targets, (target, c) =>
+            transfers.DownloadAsync(target, remotePath, DownloadLocations.For(destination, target, targets.Count), progress?.Invoke(target), c), throttleLimit, ct);
+    }
+
     public IMetricsSource Metrics() => MetricsSource(Guard);
 
     public ExchangeClient Exchange() => ExchangeConnector(Guard);

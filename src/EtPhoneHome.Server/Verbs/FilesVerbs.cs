@@ -74,9 +74,8 @@ internal static class FilesVerbs
         var cmd = t.Attach(new Command("read", "Read a file on clients (text, or base64 for binary files; up to 10 MiB — download streams larger files).") { path, maxBytes, truncate });
         cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var ops = services.Files();
             var p = new ReadFileParams { Path = pr.GetValue(path)!, MaxBytes = pr.GetValue(maxBytes), Truncate = pr.GetValue(truncate) ? true : null };
-            return await EachAsync(targets, (target, c) => ops.ReadAsync(target, p, c), pr.GetValue(t.Throttle), ct, outcome =>
+            return await EachAsync(services.ReadFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), outcome =>
                 pr.GetValue(t.Json) ? Line(Row(outcome, p.Path) with
                 {
                     Size = outcome.Value?.Size,
@@ -109,12 +108,11 @@ internal static class FilesVerbs
         });
         cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var ops = services.Files();
             var p = pr.GetValue(fromFile) is { } local
                 ? new WriteFileParams { Path = pr.GetValue(path)!, Content = Convert.ToBase64String(await File.ReadAllBytesAsync(local, ct).ConfigureAwait(false)), Encoding = FileEncodings.Base64 }
                 : new WriteFileParams { Path = pr.GetValue(path)!, Content = pr.GetValue(value)!, Encoding = FileEncodings.Utf8 };
             p = p with { Mode = pr.GetValue(mode), CreateParents = !pr.GetValue(noParents) };
-            return await EachAsync(targets, (target, c) => ops.WriteAsync(target, p, c), pr.GetValue(t.Throttle), ct, outcome =>
+            return await EachAsync(services.WriteFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), outcome =>
                 pr.GetValue(t.Json) ? Line(Row(outcome, p.Path) with { Path = outcome.Value?.Path ?? p.Path, Size = outcome.Value?.Size, Sha256 = outcome.Value?.Sha256, Created = outcome.Value?.Created })
                 : Header(outcome, outcome.Value is { } v ? $"{v.Size} bytes to {v.Path}{(v.Created ? " (new)" : "")}" : null), output).ConfigureAwait(false);
         }));
@@ -130,9 +128,8 @@ internal static class FilesVerbs
         var cmd = t.Attach(new Command("ls", "List a directory on clients: name, type, size, mode, mtime; unreadable entries are reported, not fatal.") { path, recursive, maxEntries });
         cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var ops = services.Files();
             var p = new ListFilesParams { Path = pr.GetValue(path)!, Recursive = pr.GetValue(recursive) ? true : null, MaxEntries = pr.GetValue(maxEntries) };
-            return await EachAsync(targets, (target, c) => ops.ListAsync(target, p, c), pr.GetValue(t.Throttle), ct, outcome =>
+            return await EachAsync(services.ListFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), outcome =>
             {
                 if (outcome.Value is not { } listing)
                 {
@@ -181,7 +178,6 @@ internal static class FilesVerbs
             : "Fetch a file from clients: raw bytes through the tunnel, SHA-256 verified, resumed after a dropped connection.") { source, destination });
         cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var transfers = services.Transfers();
             var from = pr.GetValue(source)!;
             var to = pr.GetValue(destination)!;
             if (upload && !File.Exists(from))
@@ -189,10 +185,10 @@ internal static class FilesVerbs
                 throw new FileNotFoundException($"the local file '{from}' does not exist");
             }
 
-            return await EachAsync(targets, (target, c) => upload
-                    ? transfers.UploadAsync(target, from, to, null, c)
-                    : transfers.DownloadAsync(target, from, DownloadLocations.For(to, target, targets.Count), null, c),
-                pr.GetValue(t.Throttle), ct, outcome =>
+            var outcomes = upload
+                ? services.UploadAsync(targets, from, to, pr.GetValue(t.Throttle), ct: ct)
+                : services.DownloadAsync(targets, from, to, pr.GetValue(t.Throttle), ct: ct);
+            return await EachAsync(outcomes, outcome =>
                 pr.GetValue(t.Json) ? Line(Row(outcome, upload ? to : from) with
                 {
                     Path = outcome.Value?.RemotePath ?? (upload ? to : from),
@@ -221,11 +217,10 @@ internal static class FilesVerbs
         try
         {
             using var services = OperatorVerbs.Services(pr, pr.GetValue(t.Data));
-            var registry = services.Registry;
             IReadOnlyList<FleetTarget> targets;
             try
             {
-                targets = FleetTargets.ResolveOrRefuse(registry, t.Selection(pr));
+                targets = services.Targets(t.Selection(pr));
             }
             catch (UnknownClientsException ex)
             {
@@ -249,12 +244,11 @@ internal static class FilesVerbs
     }
 
     /// <summary>Runs one operation per target and prints each outcome as it arrives; 0 when all succeeded.</summary>
-    internal static async Task<int> EachAsync<T>(IReadOnlyList<FleetTarget> targets, Func<FleetTarget, CancellationToken, Task<T>> work, int throttle,
-        CancellationToken ct, Func<FleetFileOutcome<T>, string> format, TextWriter output)
+    internal static async Task<int> EachAsync<T>(IAsyncEnumerable<FleetFileOutcome<T>> outcomes, Func<FleetFileOutcome<T>, string> format, TextWriter output)
         where T : class
     {
         var failures = 0;
-        await foreach (var outcome in FleetFileRunner.RunAsync(targets, work, throttle, ct).ConfigureAwait(false))
+        await foreach (var outcome in outcomes.ConfigureAwait(false))
         {
             if (outcome.Status != CommandStatus.Succeeded)
             {
