@@ -77,7 +77,7 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
 
         WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseMetricsTargets, targets.Count, ThrottleLimit, TimeoutSec));
         var options = new FleetMetricsOptions { ThrottleLimit = ThrottleLimit, Timeout = TimeSpan.FromSeconds(TimeoutSec) };
-        await foreach (var result in new FleetMetrics(NewServices(registry).Metrics()).CollectAsync(targets, Summary.IsPresent, options, ct).ConfigureAwait(false))
+        await foreach (var result in NewServices(registry).CollectMetricsAsync(targets, Summary.IsPresent, options, ct).ConfigureAwait(false))
         {
             WriteObject(new EphClientMetric(result));
             if (result.Status is not (MetricsStatus.Succeeded or MetricsStatus.Cancelled))

@@ -43,7 +43,7 @@ public sealed class GetEphFleetStatusCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         var thresholds = new FleetThresholds { CpuPercent = CpuThreshold, MemoryPercent = MemoryThreshold, DiskPercent = DiskThreshold };
         var options = new FleetMetricsOptions { ThrottleLimit = ThrottleLimit, Timeout = TimeSpan.FromSeconds(TimeoutSec) };
-        var status = await FleetStatus.ComputeAsync(registry, new FleetMetrics(NewServices(registry).Metrics()), thresholds, options, ct: ct).ConfigureAwait(false);
+        var status = await NewServices(registry).FleetStatusAsync(thresholds, options, ct).ConfigureAwait(false);
         WriteObject(new EphFleetStatus(status));
     }
 }

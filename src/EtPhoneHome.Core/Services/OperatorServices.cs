@@ -145,6 +145,14 @@ public sealed class OperatorServices : IDisposable
 
     public ExchangeClient Exchange() => ExchangeConnector(Guard);
 
+    /// <summary>Asks many targets for their metrics (the rules of <see cref="FleetMetrics"/>): one result per target, none dropped.</summary>
+    public IAsyncEnumerable<ClientMetricsResult> CollectMetricsAsync(IReadOnlyList<FleetTarget> targets, bool summary, FleetMetricsOptions? options = null, CancellationToken ct = default) =>
+        new FleetMetrics(Metrics()).CollectAsync(targets, summary, options, ct);
+
+    /// <summary>The fleet's health at a glance: the registry read, every online client asked for summary metrics, aggregated.</summary>
+    public Task<FleetStatus> FleetStatusAsync(FleetThresholds? thresholds = null, FleetMetricsOptions? options = null, CancellationToken ct = default) =>
+        FleetStatus.ComputeAsync(Registry, new FleetMetrics(Metrics()), thresholds, options, ct: ct);
+
     public void Dispose()
     {
         if (_ownsRegistry)

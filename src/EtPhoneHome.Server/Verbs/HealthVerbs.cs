@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Services;
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
@@ -62,7 +63,7 @@ internal static class HealthVerbs
             try
             {
                 using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
-                return await MetricsAsync(services.Registry, selection, pr.GetValue(summary), options, pr.GetValue(json), new FleetMetrics(services.Metrics()), output, error, ct).ConfigureAwait(false);
+                return await MetricsAsync(services, selection, pr.GetValue(summary), options, pr.GetValue(json), output, error, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is InvalidOperationException or RegistryNotFoundException or IOException)
             {
@@ -108,7 +109,7 @@ internal static class HealthVerbs
             try
             {
                 using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
-                var status = await FleetStatus.ComputeAsync(services.Registry, new FleetMetrics(services.Metrics()), thresholds, options, ct: ct).ConfigureAwait(false);
+                var status = await services.FleetStatusAsync(thresholds, options, ct).ConfigureAwait(false);
                 await output.WriteAsync(pr.GetValue(json) ? StatusJson(status) + Environment.NewLine : StatusText(status)).ConfigureAwait(false);
                 return 0;
             }
@@ -124,13 +125,13 @@ internal static class HealthVerbs
     // ----- verb bodies (tested directly) -----
 
     /// <summary>Runs metrics; 0 when every client answered, 1 when any did not, 2 for an unknown client or an empty selection.</summary>
-    internal static async Task<int> MetricsAsync(IFleetRegistry registry, TargetSelection selection, bool summary, FleetMetricsOptions options, bool json,
-        FleetMetrics metrics, TextWriter output, TextWriter error, CancellationToken ct)
+    internal static async Task<int> MetricsAsync(OperatorServices services, TargetSelection selection, bool summary, FleetMetricsOptions options, bool json,
+        TextWriter output, TextWriter error, CancellationToken ct)
     {
         IReadOnlyList<FleetTarget> targets;
         try
         {
-            targets = FleetTargets.ResolveOrRefuse(registry, selection);
+            targets = services.Targets(selection);
         }
         catch (UnknownClientsException ex)
         {
@@ -145,7 +146,7 @@ internal static class HealthVerbs
         }
 
         var rows = new List<ClientMetricsResult>();
-        await foreach (var result in metrics.CollectAsync(targets, summary, options, ct).ConfigureAwait(false))
+        await foreach (var result in services.CollectMetricsAsync(targets, summary, options, ct).ConfigureAwait(false))
         {
             rows.Add(result);
             if (json)
