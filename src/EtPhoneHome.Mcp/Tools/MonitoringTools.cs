@@ -19,35 +19,25 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
     /// <summary>Longest wait for an agent's metrics answer, tunnel included (the CPU sample alone takes about 200 ms).</summary>
     public static readonly TimeSpan MetricsTimeout = new FleetMetricsOptions().Timeout;
 
-    [McpServerTool(Name = "get_rate_limit_stats", Title = "Rate-limit statistics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false)]
+    [McpServerTool(Name = "get_rate_limit_stats", Title = "Rate-limit statistics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false, UseStructuredContent = true)]
     [Description("A client's rate-limit counters, shared by every surface (MCP, PowerShell, CLI): requests in the last 60 s, requests in flight, its limits, how many requests went over them, and the mode (warn: over-limit requests run and are counted; enforce: they are refused with RATE_LIMITED). Change the limits with configure_client.")]
-    public object GetRateLimitStats(
+    public RateLimitAnswer GetRateLimitStats(
         [Description("Uuid or display name of the client; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? uuid = null)
     {
         var client = ClientResolver.Resolve(fleet.Registry, session, uuid, "uuid");
         var stats = fleet.Registry.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault()
             ?? throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"{ClientResolver.Describe(client)} was removed",
                 "Call list_clients for the clients that exist.");
-        return new
-        {
-            uuid = client.Uuid,
-            display_name = Views.Text(client.DisplayName),
-            stats = new
-            {
-                requests_per_minute = stats.RequestsPerMinute,
-                current_concurrent = stats.CurrentConcurrent,
-                rpm_limit = stats.RpmLimit,
-                concurrent_limit = stats.ConcurrentLimit,
-                rpm_warnings = stats.RpmWarnings,
-                concurrent_warnings = stats.ConcurrentWarnings,
-            },
-            mode = stats.Mode,
-        };
+        return new RateLimitAnswer(
+            client.Uuid,
+            Views.Text(client.DisplayName),
+            new RateLimitCounters(stats.RequestsPerMinute, stats.CurrentConcurrent, stats.RpmLimit, stats.ConcurrentLimit, stats.RpmWarnings, stats.ConcurrentWarnings),
+            stats.Mode);
     }
 
-    [McpServerTool(Name = "get_client_metrics", Title = "Client metrics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "get_client_metrics", Title = "Client metrics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("Ask one online client for its resource use. summary=true: cpu_percent, memory_percent, disk_max_percent, load_1, uptime_s (cheap; use it to check many clients). Otherwise everything the platform measures: load averages, memory and swap bytes, every local disk, process count, network byte counters, hostname and platform. Values a platform cannot measure are left out.")]
-    public async Task<object> GetClientMetrics(
+    public async Task<ClientMetrics> GetClientMetrics(
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         [Description("true for the five summary figures only; false (default) for the full set.")] bool summary = false,
         CancellationToken cancellationToken = default)
@@ -82,13 +72,21 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
                 "The client may be reconnecting or run an agent without metrics; check list_clients and try again in a few seconds.");
         }
 
-        return new
-        {
-            client = new ClientRef(target.Uuid, target.DisplayName),
+        return new ClientMetrics(
+            new ClientRef(target.Uuid, target.DisplayName),
             summary,
-            duration_ms = clock.ElapsedMilliseconds,
+            clock.ElapsedMilliseconds,
             // Reported by the agent on every call (never validated at admission): escaped like every claim.
-            metrics = metrics with { Hostname = Views.Text(metrics.Hostname), Platform = Views.Text(metrics.Platform) },
-        };
+            metrics with { Hostname = Views.Text(metrics.Hostname), Platform = Views.Text(metrics.Platform) });
     }
 }
+
+/// <summary>get_rate_limit_stats: a client's counters and the mode (warn or enforce).</summary>
+public sealed record RateLimitAnswer(string Uuid, string DisplayName, RateLimitCounters Stats, RateLimitMode Mode);
+
+/// <summary>Rate-limit counters of one client.</summary>
+public sealed record RateLimitCounters(
+    int RequestsPerMinute, int CurrentConcurrent, int RpmLimit, int ConcurrentLimit, long RpmWarnings, long ConcurrentWarnings);
+
+/// <summary>get_client_metrics: what the agent measured, and how long asking took.</summary>
+public sealed record ClientMetrics(ClientRef Client, bool Summary, long DurationMs, MetricsResult Metrics);
