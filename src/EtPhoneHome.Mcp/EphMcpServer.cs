@@ -21,11 +21,20 @@ public static class EphMcpServer
         typeof(EphMcpServer).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
     /// <summary>Server options for a new session: name, version, instructions and the tools bound to <paramref name="session"/>.</summary>
-    public static McpServerOptions CreateOptions(McpFleet fleet, McpSession? session = null)
+    public static McpServerOptions CreateOptions(McpFleet fleet, McpSession? session = null) => Configure(new McpServerOptions(), fleet, session);
+
+    /// <summary>
+    /// Fills a session's options (a fresh one per session: stdio builds it, the HTTP host's session callback is handed
+    /// one): name, version, instructions, the tools bound to <paramref name="session"/>, and the one filter that turns
+    /// tool exceptions into the documented error answers (<see cref="ToolResults.ErrorFilter"/>).
+    /// </summary>
+    public static McpServerOptions Configure(McpServerOptions options, McpFleet fleet, McpSession? session = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(fleet);
         session ??= new McpSession();
         var tools = new McpServerPrimitiveCollection<McpServerTool>();
+        var create = new McpServerToolCreateOptions { SerializerOptions = ToolResults.Json };
         foreach (var type in ToolTypes)
         {
             var instance = CreateInstance(type, fleet, session);
@@ -33,20 +42,19 @@ public static class EphMcpServer
             {
                 if (method.GetCustomAttribute<McpServerToolAttribute>() is not null)
                 {
-                    tools.Add(McpServerTool.Create(method, instance));
+                    tools.Add(McpServerTool.Create(method, instance, create));
                 }
             }
         }
 
-        return new McpServerOptions
-        {
-            ServerInfo = new Implementation { Name = ServerName, Title = "EtPhoneHome fleet", Version = Version },
-            ServerInstructions =
-                "EtPhoneHome reaches machines behind NAT through reverse SSH tunnels. Start with list_clients or find_client; " +
-                "select_client sets this session's default target, or pass client_id. Errors carry a stable code (CLIENT_NOT_FOUND, " +
-                "CLIENT_OFFLINE, NO_CLIENT_SELECTED, INVALID_ARGUMENT, TIMEOUT, ...) and a recovery_hint. Long commands: start_command + get_command_result.",
-            ToolCollection = tools,
-        };
+        options.ServerInfo = new Implementation { Name = ServerName, Title = "EtPhoneHome fleet", Version = Version };
+        options.ServerInstructions =
+            "EtPhoneHome reaches machines behind NAT through reverse SSH tunnels. Start with list_clients or find_client; " +
+            "select_client sets this session's default target, or pass client_id. Errors carry a stable code (CLIENT_NOT_FOUND, " +
+            "CLIENT_OFFLINE, NO_CLIENT_SELECTED, INVALID_ARGUMENT, TIMEOUT, ...) and a recovery_hint. Long commands: start_command + get_command_result.";
+        options.ToolCollection = tools;
+        options.Filters.Request.CallToolFilters.Add(ToolResults.ErrorFilter(fleet));
+        return options;
     }
 
     private static object CreateInstance(Type type, McpFleet fleet, McpSession session)

@@ -2,15 +2,18 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using EtPhoneHome.Core.Registry;
 using Microsoft.Extensions.Logging;
+using ModelContextProtocol;
 using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
 
 namespace EtPhoneHome.Mcp;
 
 /// <summary>
-/// How every tool answers: one JSON text block (snake_case, nulls left out). Failures become tool errors
-/// (<c>isError: true</c>) with <c>{error, message, recovery_hint, …}</c>, the shape of the reference's
-/// errors; exceptions that are not the tools' own are logged to stderr and answered as INTERNAL without
-/// their text.
+/// How every tool answers: one JSON text block (snake_case, nulls left out), and for tools with an output schema the
+/// same object as structured content. Failures become tool errors (<c>isError: true</c>) with
+/// <c>{error, message, recovery_hint, …}</c>, the shape of the reference's errors, in one filter
+/// (<see cref="ErrorFilter"/>); exceptions that are not the tools' own are logged to stderr and answered as INTERNAL
+/// without their text.
 /// </summary>
 public static class ToolResults
 {
@@ -52,39 +55,43 @@ public static class ToolResults
         };
     }
 
-    /// <summary>Runs a synchronous tool body with the shared error mapping.</summary>
-    public static CallToolResult Run(McpFleet fleet, string tool, Func<object> body)
-    {
-        ArgumentNullException.ThrowIfNull(body);
-        return RunAsync(fleet, tool, () => Task.FromResult(body())).GetAwaiter().GetResult();
-    }
-
-    /// <summary>Runs a tool body and maps its failures (see the class remarks).</summary>
-    public static async Task<CallToolResult> RunAsync(McpFleet fleet, string tool, Func<Task<object>> body)
+    /// <summary>
+    /// The one place tool failures become answers: wraps the call-tool pipeline of every session (stdio and HTTP) so a
+    /// tool body only returns its result or throws. <see cref="ToolFailure"/> is the documented error object; a
+    /// <see cref="RegistryValidationException"/> is INVALID_ARGUMENT naming the field; cancellation and the SDK's protocol
+    /// errors (an unknown tool) are left to the SDK; anything else is logged to stderr and answered as INTERNAL without
+    /// its text.
+    /// </summary>
+    public static McpRequestFilter<CallToolRequestParams, CallToolResult> ErrorFilter(McpFleet fleet)
     {
         ArgumentNullException.ThrowIfNull(fleet);
-        ArgumentNullException.ThrowIfNull(body);
-        try
+        return next => async (request, cancellationToken) =>
         {
-            return Success(await body().ConfigureAwait(false));
-        }
-        catch (ToolFailure failure)
+            try
+            {
+                return await next(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not (OperationCanceledException or McpProtocolException))
+            {
+                return Map(fleet, request.Params?.Name ?? "tool", ex);
+            }
+        };
+    }
+
+    /// <summary>The answer for an exception a tool threw (see <see cref="ErrorFilter"/>).</summary>
+    public static CallToolResult Map(McpFleet fleet, string tool, Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(fleet);
+        switch (exception)
         {
-            return Error(failure);
-        }
-        catch (RegistryValidationException invalid)
-        {
-            // The registry's own messages name the field and the limit and carry no internals.
-            return Error(ToolFailure.Invalid(invalid.Field, invalid.Message.Split(" (Parameter", 2)[0]));
-        }
-        catch (OperationCanceledException)
-        {
-            throw; // the SDK answers a cancelled request itself
-        }
-        catch (Exception ex)
-        {
-            fleet.Logger.LogError(ex, "tool {Tool} failed", tool);
-            return Error(new ToolFailure(ToolErrorCodes.Internal, $"{tool} failed unexpectedly", "Try again; if it keeps failing, check the MCP server's log (stderr)."));
+            case ToolFailure failure:
+                return Error(failure);
+            case RegistryValidationException invalid:
+                // The registry's own messages name the field and the limit and carry no internals.
+                return Error(ToolFailure.Invalid(invalid.Field, invalid.Message.Split(" (Parameter", 2)[0]));
+            default:
+                fleet.Logger.LogError(exception, "tool {Tool} failed", tool);
+                return Error(new ToolFailure(ToolErrorCodes.Internal, $"{tool} failed unexpectedly", "Try again; if it keeps failing, check the MCP server's log (stderr)."));
         }
     }
 }

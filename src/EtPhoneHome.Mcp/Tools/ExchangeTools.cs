@@ -24,149 +24,129 @@ public sealed class ExchangeTools(McpFleet fleet)
     /// <summary>Longest transfer_id (the exchange's own limit).</summary>
     public const int MaxTransferIdLength = 400;
 
-    [McpServerTool(Name = "exchange_upload", Title = "Upload a file to the exchange", ReadOnly = false, Destructive = false, Idempotent = false, OpenWorld = true)]
+    [McpServerTool(Name = "exchange_upload", Title = "Upload a file to the exchange", ReadOnly = false, Destructive = false, Idempotent = false, OpenWorld = true, UseStructuredContent = true)]
     [Description("Upload a file from the MCP server to the R2 exchange bucket and get a presigned download URL a client can fetch with curl (the URL works for anyone who has it until expires_at). Each call creates a new transfer. Returns transfer_id, download_url, expires_at, size, filename and sha256. The bucket deletes transfers after 48 hours.")]
-    public Task<CallToolResult> ExchangeUpload(
+    public async Task<ExchangeUploaded> ExchangeUpload(
         [Description("Absolute path of the file on the MCP server; must be inside the server directories MCP may use (--allow-local-dir, default <data>/exchange).")][MaxLength(ToolArguments.MaxPathLength)] string local_path,
         [Description("Client the file is meant for (uuid or display name); recorded in the transfer's metadata for exchange_list.")][MaxLength(ToolArguments.MaxIdLength)] string? dest_client = null,
         [Description("Hours the download URL stays valid (1-12, default 12); shorter for sensitive files.")][Range(ToolArguments.MinExpiresHours, ToolArguments.MaxExpiresHours)] int? expires_hours = null,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "exchange_upload", async () =>
+    {
+        var hours = ToolArguments.Range("expires_hours", expires_hours, ToolArguments.MinExpiresHours, ToolArguments.MaxExpiresHours, ExchangeLimits.DefaultExpiresHours);
+        var dest = ToolArguments.OptionalId("dest_client", dest_client) is { } d ? ClientResolver.Find(fleet.Registry, d) : null;
+        var path = fleet.LocalPaths.Resolve("local_path", local_path);
+        if (!File.Exists(path))
         {
-            var hours = ToolArguments.Range("expires_hours", expires_hours, ToolArguments.MinExpiresHours, ToolArguments.MaxExpiresHours, ExchangeLimits.DefaultExpiresHours);
-            var dest = ToolArguments.OptionalId("dest_client", dest_client) is { } d ? ClientResolver.Find(fleet.Registry, d) : null;
-            var path = fleet.LocalPaths.Resolve("local_path", local_path);
-            if (!File.Exists(path))
-            {
-                throw ToolFailure.Invalid("local_path", $"local_path '{local_path}' does not exist or is not a file");
-            }
+            throw ToolFailure.Invalid("local_path", $"local_path '{local_path}' does not exist or is not a file");
+        }
 
-            try
-            {
-                TransferNames.CheckFileName(path);
-            }
-            catch (ArgumentException invalid)
-            {
-                throw ToolFailure.Invalid("local_path", invalid.Message);
-            }
+        try
+        {
+            TransferNames.CheckFileName(path);
+        }
+        catch (ArgumentException invalid)
+        {
+            throw ToolFailure.Invalid("local_path", invalid.Message);
+        }
 
-            using var exchange = Open();
-            var upload = await Call(() => exchange.UploadAsync(path, dest?.Uuid, hours, ExchangeLimits.ServerSource, null, cancellationToken), "upload").ConfigureAwait(false);
-            return new
-            {
-                transfer_id = upload.TransferId,
-                download_url = upload.DownloadUrl.ToString(),
-                expires_at = Views.Time(upload.ExpiresAt),
-                size = upload.Size,
-                filename = upload.FileName,
-                sha256 = upload.Sha256,
-                dest_client = dest is null ? null : new ClientRef(dest.Uuid, dest.DisplayName),
-                message = $"Uploaded {upload.FileName} ({upload.Size} bytes); the URL expires at {Views.Time(upload.ExpiresAt)}. On a client: curl -fLo '{upload.FileName}' '<download_url>'",
-            };
-        });
+        using var exchange = Open();
+        var upload = await Call(() => exchange.UploadAsync(path, dest?.Uuid, hours, ExchangeLimits.ServerSource, null, cancellationToken), "upload").ConfigureAwait(false);
+        return new ExchangeUploaded(
+            upload.TransferId,
+            upload.DownloadUrl.ToString(),
+            Views.Time(upload.ExpiresAt),
+            upload.Size,
+            upload.FileName,
+            upload.Sha256,
+            dest is null ? null : new ClientRef(dest.Uuid, dest.DisplayName),
+            $"Uploaded {upload.FileName} ({upload.Size} bytes); the URL expires at {Views.Time(upload.ExpiresAt)}. On a client: curl -fLo '{upload.FileName}' '<download_url>'");
+    }
 
-    [McpServerTool(Name = "exchange_download", Title = "Download from the exchange", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "exchange_download", Title = "Download from the exchange", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("Download a presigned exchange URL to a file on the MCP server. Only URLs on the configured R2 endpoint are fetched. Resumes an interrupted download, verifies the SHA-256 recorded with the transfer, and replaces an existing file at local_path only once the download is complete.")]
-    public Task<CallToolResult> ExchangeDownload(
+    public async Task<ExchangeDownloaded> ExchangeDownload(
         [Description("Presigned URL from exchange_upload (or a client's upload), on the configured exchange endpoint.")][MaxLength(MaxUrlLength)] string download_url,
         [Description("Absolute destination on the MCP server (a file, or an existing directory to keep the transfer's file name); must be inside the server directories MCP may use.")][MaxLength(ToolArguments.MaxPathLength)] string local_path,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "exchange_download", async () =>
+    {
+        var text = ToolArguments.Required("download_url", download_url, MaxUrlLength).Trim();
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
         {
-            var text = ToolArguments.Required("download_url", download_url, MaxUrlLength).Trim();
-            if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
-            {
-                throw ToolFailure.Invalid("download_url", "download_url must be an absolute http(s) URL");
-            }
+            throw ToolFailure.Invalid("download_url", "download_url must be an absolute http(s) URL");
+        }
 
-            var target = fleet.LocalPaths.Resolve("local_path", local_path);
-            using var exchange = Open();
-            try
-            {
-                exchange.CheckHost(url, allowAnyHost: false);
-            }
-            catch (ExchangeHostNotAllowedException)
-            {
-                var endpoint = exchange.Settings.Endpoint;
-                throw new ToolFailure(ToolErrorCodes.UrlNotAllowed,
-                    $"download_url {url.Scheme}://{url.Authority} is not the exchange endpoint {endpoint.Scheme}://{endpoint.Authority}; exchange_download fetches only from the configured endpoint",
-                    "Use a download_url from exchange_upload or exchange_list's transfers; to fetch other URLs onto a client use run_command with curl.");
-            }
+        var target = fleet.LocalPaths.Resolve("local_path", local_path);
+        using var exchange = Open();
+        try
+        {
+            exchange.CheckHost(url, allowAnyHost: false);
+        }
+        catch (ExchangeHostNotAllowedException)
+        {
+            var endpoint = exchange.Settings.Endpoint;
+            throw new ToolFailure(ToolErrorCodes.UrlNotAllowed,
+                $"download_url {url.Scheme}://{url.Authority} is not the exchange endpoint {endpoint.Scheme}://{endpoint.Authority}; exchange_download fetches only from the configured endpoint",
+                "Use a download_url from exchange_upload or exchange_list's transfers; to fetch other URLs onto a client use run_command with curl.");
+        }
 
-            Directory.CreateDirectory(fleet.LocalPaths.Roots.Contains(target, StringComparer.Ordinal) ? target : Path.GetDirectoryName(target)!);
-            var download = await Call(() => exchange.DownloadUrlAsync(url, target, allowAnyHost: false, expectedSha256: null, progress: null, cancellationToken), "download").ConfigureAwait(false);
-            return new
-            {
-                local_path = download.LocalPath,
-                size = download.Size,
-                sha256 = download.Sha256,
-                verified = download.Verified,
-                resumed = download.Resumed ? true : (bool?)null,
-                transfer_id = download.TransferId,
-            };
-        });
+        Directory.CreateDirectory(fleet.LocalPaths.Roots.Contains(target, StringComparer.Ordinal) ? target : Path.GetDirectoryName(target)!);
+        var download = await Call(() => exchange.DownloadUrlAsync(url, target, allowAnyHost: false, expectedSha256: null, progress: null, cancellationToken), "download").ConfigureAwait(false);
+        return new ExchangeDownloaded(download.LocalPath, download.Size, download.Sha256, download.Verified, download.Resumed ? true : null, download.TransferId);
+    }
 
-    [McpServerTool(Name = "exchange_list", Title = "List exchange transfers", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "exchange_list", Title = "List exchange transfers", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("List the transfers waiting in the exchange bucket, newest first: key, transfer_id, size, last_modified and metadata (source_client, dest_client, filename, uploaded_at, expires_at, sha256). Filter by the uploading client (client_id) or the addressee (dest_client). Transfers disappear 48 hours after upload.")]
-    public Task<CallToolResult> ExchangeList(
+    public async Task<ExchangeListing> ExchangeList(
         [Description("Only transfers uploaded by this client (uuid, display name, or 'server' for the MCP server's own uploads); all when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         [Description("Only transfers addressed to this client (uuid or display name).")][MaxLength(ToolArguments.MaxIdLength)] string? dest_client = null,
         [Description("Most transfers returned (1-1000, default 200).")][Range(1, ToolArguments.MaxListLimit)] int? limit = null,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "exchange_list", async () =>
-        {
-            var max = ToolArguments.Range("limit", limit, 1, ToolArguments.MaxListLimit, ToolArguments.DefaultListLimit);
-            var source = Participant("client_id", client_id);
-            var dest = Participant("dest_client", dest_client);
-            using var exchange = Open();
-            var items = await Call(() => exchange.ListAsync(source, dest, includeMetadata: true, cancellationToken), "listing").ConfigureAwait(false);
-            var shown = items.OrderByDescending(i => i.LastModified).ThenBy(i => i.Key, StringComparer.Ordinal).Take(max).Select(i => new
-            {
-                key = i.Key,
-                transfer_id = i.TransferId,
-                size = i.Size,
-                last_modified = i.LastModified is { } m ? Views.Time(m) : null,
-                metadata = i.Metadata,
-            }).ToList();
-            return new
-            {
-                transfers = shown,
-                count = items.Count,
-                truncated = items.Count > shown.Count ? true : (bool?)null,
-                message = items.Count == 0 ? "No transfers found" : items.Count > shown.Count ? $"showing the newest {shown.Count} of {items.Count}; filter by client_id or dest_client" : null,
-            };
-        });
+    {
+        var max = ToolArguments.Range("limit", limit, 1, ToolArguments.MaxListLimit, ToolArguments.DefaultListLimit);
+        var source = Participant("client_id", client_id);
+        var dest = Participant("dest_client", dest_client);
+        using var exchange = Open();
+        var items = await Call(() => exchange.ListAsync(source, dest, includeMetadata: true, cancellationToken), "listing").ConfigureAwait(false);
+        var shown = items.OrderByDescending(i => i.LastModified).ThenBy(i => i.Key, StringComparer.Ordinal).Take(max).Select(i => new ExchangeTransfer(
+            i.Key,
+            i.TransferId,
+            i.Size,
+            i.LastModified is { } m ? Views.Time(m) : null,
+            i.Metadata)).ToList();
+        return new ExchangeListing(
+            shown,
+            items.Count,
+            items.Count > shown.Count ? true : null,
+            items.Count == 0 ? "No transfers found" : items.Count > shown.Count ? $"showing the newest {shown.Count} of {items.Count}; filter by client_id or dest_client" : null);
+    }
 
-    [McpServerTool(Name = "exchange_delete", Title = "Delete an exchange transfer", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "exchange_delete", Title = "Delete an exchange transfer", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("Delete a transfer from the exchange bucket before it expires (its download URLs stop working). Answers deleted: false, not an error, when no such transfer exists.")]
-    public Task<CallToolResult> ExchangeDelete(
+    public async Task<ExchangeDeleted> ExchangeDelete(
         [Description("Transfer id from exchange_upload or exchange_list (<source>_<yyyyMMdd_HHmmss>_<filename>).")][MaxLength(MaxTransferIdLength)] string transfer_id,
         [Description("The client that uploaded it (uuid or display name), or 'server' for the MCP server's own uploads.")][MaxLength(ToolArguments.MaxIdLength)] string source_client,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "exchange_delete", async () =>
+    {
+        var id = ToolArguments.Required("transfer_id", transfer_id, MaxTransferIdLength).Trim();
+        var source = Participant("source_client", ToolArguments.Required("source_client", source_client, ToolArguments.MaxIdLength))!;
+        string key;
+        try
         {
-            var id = ToolArguments.Required("transfer_id", transfer_id, MaxTransferIdLength).Trim();
-            var source = Participant("source_client", ToolArguments.Required("source_client", source_client, ToolArguments.MaxIdLength))!;
-            string key;
-            try
-            {
-                key = TransferNames.Key(source, id);
-            }
-            catch (ArgumentException invalid)
-            {
-                throw ToolFailure.Invalid("transfer_id", invalid.Message);
-            }
+            key = TransferNames.Key(source, id);
+        }
+        catch (ArgumentException invalid)
+        {
+            throw ToolFailure.Invalid("transfer_id", invalid.Message);
+        }
 
-            using var exchange = Open();
-            var result = await Call(() => exchange.DeleteAsync(id, source, cancellationToken), "delete").ConfigureAwait(false);
-            return new
-            {
-                key = result.Key,
-                deleted = result.Deleted,
-                transfer_id = result.TransferId,
-                message = result.Deleted ? $"Deleted {key}" : $"No transfer {key}; nothing was deleted (it may have expired or been deleted already)",
-            };
-        });
+        using var exchange = Open();
+        var result = await Call(() => exchange.DeleteAsync(id, source, cancellationToken), "delete").ConfigureAwait(false);
+        return new ExchangeDeleted(
+            result.Key,
+            result.Deleted,
+            result.TransferId,
+            result.Deleted ? $"Deleted {key}" : $"No transfer {key}; nothing was deleted (it may have expired or been deleted already)");
+    }
 
     /// <summary>"server", a registered client's uuid, or a literal id that is safe in a key (a transfer may outlive its client).</summary>
     private string? Participant(string parameter, string? value)
@@ -257,3 +237,19 @@ public sealed class ExchangeTools(McpFleet fleet)
         }
     }
 }
+
+/// <summary>exchange_upload: the new transfer and its presigned download URL.</summary>
+public sealed record ExchangeUploaded(
+    string TransferId, string DownloadUrl, string ExpiresAt, long Size, string Filename, string Sha256, ClientRef? DestClient, string Message);
+
+/// <summary>exchange_download: the verified file on the server.</summary>
+public sealed record ExchangeDownloaded(string LocalPath, long Size, string Sha256, bool Verified, bool? Resumed, string? TransferId);
+
+/// <summary>exchange_list: transfers in the bucket, newest first.</summary>
+public sealed record ExchangeListing(IReadOnlyList<ExchangeTransfer> Transfers, int Count, bool? Truncated, string? Message);
+
+/// <summary>One transfer in the bucket; metadata as stored with it (source_client, dest_client, filename, sha256, …).</summary>
+public sealed record ExchangeTransfer(string Key, string? TransferId, long Size, string? LastModified, IReadOnlyDictionary<string, string> Metadata);
+
+/// <summary>exchange_delete: whether there was something to delete.</summary>
+public sealed record ExchangeDeleted(string Key, bool Deleted, string TransferId, string Message);

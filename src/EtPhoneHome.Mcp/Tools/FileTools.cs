@@ -28,193 +28,167 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
     /// <summary>Most entries one list_files answer carries.</summary>
     public const int MaxListEntries = 1000;
 
-    [McpServerTool(Name = "read_file", Title = "Read a file on a client", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "read_file", Title = "Read a file on a client", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("Read a text file on one client. Text beyond the server's output budget is cut with a marker naming the full size (the whole file is 'size'); binary files are never shown as text: you get {binary: true, size, sha256} and should use download_file instead. The path must be inside the client's allowed paths.")]
-    public Task<CallToolResult> ReadFile(
+    public async Task<FileContent> ReadFile(
         [Description("Absolute path of the file on the client (at most 4096 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string path,
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "read_file", async () =>
+    {
+        var remote = RemotePath("path", path);
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var budget = fleet.Settings.MaxOutputBytes;
+        // Ask for no more than the budget: a 10 MiB log is not dragged through the tunnel to show 16 KiB of it.
+        var answer = await Call(target, "read", remote,
+            () => fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = budget, Truncate = true }, cancellationToken)).ConfigureAwait(false);
+        var client = new ClientRef(target.Uuid, target.DisplayName);
+        var text = answer.Encoding == FileEncodings.Utf8 ? OutputBudget.Apply(answer.Content, budget) : null;
+        if (text is null || text.Binary)
         {
-            var remote = RemotePath("path", path);
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
-            var budget = fleet.Settings.MaxOutputBytes;
-            // Ask for no more than the budget: a 10 MiB log is not dragged through the tunnel to show 16 KiB of it.
-            var answer = await Call(target, "read", remote,
-                () => fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = budget, Truncate = true }, cancellationToken)).ConfigureAwait(false);
-            var client = new ClientRef(target.Uuid, target.DisplayName);
-            var text = answer.Encoding == FileEncodings.Utf8 ? OutputBudget.Apply(answer.Content, budget) : null;
-            if (text is null || text.Binary)
+            // The hash of a cut read covers only its start; re-read whole (up to the agent's cap) for the file's own hash.
+            var whole = answer;
+            if (answer.Truncated && answer.Size <= FileLimits.DefaultReadBytes)
             {
-                // The hash of a cut read covers only its start; re-read whole (up to the agent's cap) for the file's own hash.
-                var whole = answer;
-                if (answer.Truncated && answer.Size <= FileLimits.DefaultReadBytes)
-                {
-                    whole = await Call(target, "read", remote,
-                        () => fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = FileLimits.DefaultReadBytes, Truncate = true }, cancellationToken)).ConfigureAwait(false);
-                }
-
-                return new
-                {
-                    client,
-                    path = answer.Path,
-                    binary = true,
-                    size = whole.Size,
-                    sha256 = whole.Truncated ? null : whole.Sha256,
-                    note = whole.Truncated
-                        ? $"Binary file of {whole.Size} bytes, too large to hash here; content not shown. Use download_file to fetch it (verified with SHA-256)."
-                        : "Binary content is not shown as text; use download_file to fetch it (verified with SHA-256).",
-                };
+                whole = await Call(target, "read", remote,
+                    () => fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = FileLimits.DefaultReadBytes, Truncate = true }, cancellationToken)).ConfigureAwait(false);
             }
 
-            var truncated = answer.Truncated || text.Truncated;
-            return new
+            return new FileContent(client, answer.Path, whole.Size, whole.Truncated ? null : whole.Sha256)
             {
-                client,
-                path = answer.Path,
-                size = answer.Size,
-                // The agent's hash covers exactly the bytes returned: the whole file unless truncated.
-                sha256 = truncated ? null : answer.Sha256,
-                content = answer.Truncated && !text.Truncated ? text.Text + OutputBudget.Marker(text.TotalBytes, answer.Size) : text.Text,
-                truncated = truncated ? true : (bool?)null,
-                shown_bytes = truncated ? Math.Min(text.TotalBytes, budget) : (long?)null,
+                Binary = true,
+                Note = whole.Truncated
+                    ? $"Binary file of {whole.Size} bytes, too large to hash here; content not shown. Use download_file to fetch it (verified with SHA-256)."
+                    : "Binary content is not shown as text; use download_file to fetch it (verified with SHA-256).",
             };
-        });
+        }
 
-    [McpServerTool(Name = "write_file", Title = "Write a file on a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true)]
+        var truncated = answer.Truncated || text.Truncated;
+        // The agent's hash covers exactly the bytes returned: the whole file unless truncated.
+        return new FileContent(client, answer.Path, answer.Size, truncated ? null : answer.Sha256)
+        {
+            Content = answer.Truncated && !text.Truncated ? text.Text + OutputBudget.Marker(text.TotalBytes, answer.Size) : text.Text,
+            Truncated = truncated ? true : null,
+            ShownBytes = truncated ? Math.Min(text.TotalBytes, budget) : null,
+        };
+    }
+
+    [McpServerTool(Name = "write_file", Title = "Write a file on a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("Write UTF-8 text to a file on one client, replacing it if it exists (atomically: temporary file, then rename; missing parent directories are created). At most 1 MiB of text; use upload_file for larger or binary files. The path must be inside the client's allowed paths. Returns size, sha256 and whether the file is new.")]
-    public Task<CallToolResult> WriteFile(
+    public async Task<FileWritten> WriteFile(
         [Description("Absolute path of the file on the client (at most 4096 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string path,
         [Description("The text to write, stored as UTF-8 (at most 1 MiB = 1048576 bytes; may be empty).")][MaxLength(MaxWriteBytes)] string content,
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "write_file", async () =>
+    {
+        var remote = RemotePath("path", path);
+        if (content is null)
         {
-            var remote = RemotePath("path", path);
-            if (content is null)
-            {
-                throw ToolFailure.Invalid("content", "content is required (an empty string writes an empty file)");
-            }
+            throw ToolFailure.Invalid("content", "content is required (an empty string writes an empty file)");
+        }
 
-            var bytes = Encoding.UTF8.GetByteCount(content);
-            if (bytes > MaxWriteBytes)
-            {
-                throw new ToolFailure(ToolErrorCodes.TooLarge, $"content is {bytes} bytes as UTF-8, over the write_file limit of {MaxWriteBytes} bytes; nothing was written",
-                    "Put the file in a server directory and use upload_file, which streams files of any size.",
-                    new Dictionary<string, object?> { ["parameter"] = "content", ["size"] = bytes, ["limit"] = MaxWriteBytes });
-            }
+        var bytes = Encoding.UTF8.GetByteCount(content);
+        if (bytes > MaxWriteBytes)
+        {
+            throw new ToolFailure(ToolErrorCodes.TooLarge, $"content is {bytes} bytes as UTF-8, over the write_file limit of {MaxWriteBytes} bytes; nothing was written",
+                "Put the file in a server directory and use upload_file, which streams files of any size.",
+                new Dictionary<string, object?> { ["parameter"] = "content", ["size"] = bytes, ["limit"] = MaxWriteBytes });
+        }
 
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
-            var answer = await Call(target, "write", remote,
-                () => fleet.Files.WriteAsync(target, new WriteFileParams { Path = remote, Content = content, Encoding = FileEncodings.Utf8, CreateParents = true }, cancellationToken)).ConfigureAwait(false);
-            return new
-            {
-                client = new ClientRef(target.Uuid, target.DisplayName),
-                path = answer.Path,
-                size = answer.Size,
-                sha256 = answer.Sha256,
-                created = answer.Created,
-            };
-        });
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var answer = await Call(target, "write", remote,
+            () => fleet.Files.WriteAsync(target, new WriteFileParams { Path = remote, Content = content, Encoding = FileEncodings.Utf8, CreateParents = true }, cancellationToken)).ConfigureAwait(false);
+        return new FileWritten(new ClientRef(target.Uuid, target.DisplayName), answer.Path, answer.Size, answer.Sha256, answer.Created);
+    }
 
-    [McpServerTool(Name = "list_files", Title = "List a directory on a client", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "list_files", Title = "List a directory on a client", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("List one directory on a client (not recursive): name, type (file, dir, symlink, other), size, mode, mtime, and a link's target; entries that could not be read carry 'error'. At most 1000 entries, sorted by name; 'truncated' says when there were more. The path must be inside the client's allowed paths.")]
-    public Task<CallToolResult> ListFiles(
+    public async Task<DirectoryListing> ListFiles(
         [Description("Absolute path of the directory on the client (at most 4096 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string path,
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "list_files", async () =>
-        {
-            var remote = RemotePath("path", path);
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
-            var answer = await Call(target, "list", remote,
-                () => fleet.Files.ListAsync(target, new ListFilesParams { Path = remote, MaxEntries = MaxListEntries }, cancellationToken)).ConfigureAwait(false);
-            return new
-            {
-                client = new ClientRef(target.Uuid, target.DisplayName),
-                path = answer.Path,
-                count = answer.Entries.Length,
-                truncated = answer.Truncated ? true : (bool?)null,
-                entries = answer.Entries.Select(e => new
-                {
-                    name = e.Name,
-                    type = e.Type,
-                    size = e.Type == FileEntryTypes.File ? e.Size : (long?)null,
-                    mode = e.Mode,
-                    mtime = e.Mtime is { } m ? Views.Time(m) : null,
-                    target = e.Target,
-                    error = e.Error,
-                }).ToList(),
-            };
-        });
+    {
+        var remote = RemotePath("path", path);
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var answer = await Call(target, "list", remote,
+            () => fleet.Files.ListAsync(target, new ListFilesParams { Path = remote, MaxEntries = MaxListEntries }, cancellationToken)).ConfigureAwait(false);
+        return new DirectoryListing(
+            new ClientRef(target.Uuid, target.DisplayName),
+            answer.Path,
+            answer.Entries.Length,
+            answer.Truncated ? true : null,
+            answer.Entries.Select(e => new DirectoryEntry(
+                e.Name,
+                e.Type,
+                e.Type == FileEntryTypes.File ? e.Size : null,
+                e.Mode,
+                e.Mtime is { } m ? Views.Time(m) : null,
+                e.Target,
+                e.Error)).ToList());
+    }
 
-    [McpServerTool(Name = "upload_file", Title = "Upload a file to a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "upload_file", Title = "Upload a file to a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("Copy a file from the MCP server to a client, streamed (any size), verified end to end with SHA-256, and resumed after a dropped connection. Replaces an existing remote file only once all bytes arrived and matched. local_path must be inside the server directories MCP may use; remote_path inside the client's allowed paths (ending in '/' puts the file into that directory under its own name).")]
-    public Task<CallToolResult> UploadFile(
+    public async Task<FileTransferred> UploadFile(
         [Description("Absolute path of the file on the MCP server; must be inside the server directories MCP may use (--allow-local-dir, default <data>/exchange).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string local_path,
         [Description("Absolute destination on the client (a trailing '/' means into that directory, keeping the file name).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string remote_path,
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "upload_file", async () =>
+    {
+        var local = fleet.LocalPaths.Resolve("local_path", local_path);
+        var remote = RemotePath("remote_path", remote_path);
+        if (!File.Exists(local))
         {
-            var local = fleet.LocalPaths.Resolve("local_path", local_path);
-            var remote = RemotePath("remote_path", remote_path);
-            if (!File.Exists(local))
-            {
-                throw ToolFailure.Invalid("local_path", $"local_path '{local_path}' does not exist or is not a file");
-            }
+            throw ToolFailure.Invalid("local_path", $"local_path '{local_path}' does not exist or is not a file");
+        }
 
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
-            var done = await Call(target, "upload", remote, () => fleet.Transfers.UploadAsync(target, local, remote, null, cancellationToken)).ConfigureAwait(false);
-            return Transfer(target, done);
-        });
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var done = await Call(target, "upload", remote, () => fleet.Transfers.UploadAsync(target, local, remote, null, cancellationToken)).ConfigureAwait(false);
+        return Transfer(target, done);
+    }
 
-    [McpServerTool(Name = "download_file", Title = "Download a file from a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "download_file", Title = "Download a file from a client", ReadOnly = false, Destructive = true, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("Copy a file from a client to the MCP server, streamed (any size), verified end to end with SHA-256, and resumed after a dropped connection. Overwrites an existing local file, but only once all bytes arrived and matched. local_path must be inside the server directories MCP may use (an existing directory keeps the remote file name); remote_path inside the client's allowed paths.")]
-    public Task<CallToolResult> DownloadFile(
+    public async Task<FileTransferred> DownloadFile(
         [Description("Absolute path of the file on the client (at most 4096 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string remote_path,
         [Description("Absolute destination on the MCP server (a file, or an existing directory to keep the remote name); must be inside the server directories MCP may use.")][MinLength(1)][MaxLength(ToolArguments.MaxPathLength)] string local_path,
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "download_file", async () =>
-        {
-            var remote = RemotePath("remote_path", remote_path);
-            var local = fleet.LocalPaths.Resolve("local_path", local_path);
-            if (Directory.Exists(local) || Path.EndsInDirectorySeparator(local_path))
-            {
-                var name = Path.GetFileName(remote.TrimEnd('/', '\\'));
-                if (name.Length == 0 || name is "." or "..")
-                {
-                    throw ToolFailure.Invalid("remote_path", $"remote_path '{remote}' names no file");
-                }
-
-                // Check the final file again: it may itself be a link out of the allowed directories.
-                local = fleet.LocalPaths.Resolve("local_path", Path.Join(local, name));
-            }
-
-            if (Directory.Exists(local))
-            {
-                throw ToolFailure.Invalid("local_path", $"local_path '{local}' is a directory");
-            }
-
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
-            var done = await Call(target, "download", remote, () => fleet.Transfers.DownloadAsync(target, remote, local, null, cancellationToken)).ConfigureAwait(false);
-            return Transfer(target, done);
-        });
-
-    private static object Transfer(FleetTarget target, FileTransferResult done) => new
     {
-        client = new ClientRef(target.Uuid, target.DisplayName),
-        direction = done.Direction == TransferDirection.ToClient ? "upload" : "download",
-        local_path = done.LocalPath,
-        remote_path = done.RemotePath,
-        size = done.Size,
-        sha256 = done.Sha256,
-        verified = true,
-        resumed_from = done.ResumedFrom > 0 ? done.ResumedFrom : (long?)null,
-        attempts = done.Attempts > 1 ? done.Attempts : (int?)null,
-        duration_ms = done.DurationMs,
-    };
+        var remote = RemotePath("remote_path", remote_path);
+        var local = fleet.LocalPaths.Resolve("local_path", local_path);
+        if (Directory.Exists(local) || Path.EndsInDirectorySeparator(local_path))
+        {
+            var name = Path.GetFileName(remote.TrimEnd('/', '\\'));
+            if (name.Length == 0 || name is "." or "..")
+            {
+                throw ToolFailure.Invalid("remote_path", $"remote_path '{remote}' names no file");
+            }
+
+            // Check the final file again: it may itself be a link out of the allowed directories.
+            local = fleet.LocalPaths.Resolve("local_path", Path.Join(local, name));
+        }
+
+        if (Directory.Exists(local))
+        {
+            throw ToolFailure.Invalid("local_path", $"local_path '{local}' is a directory");
+        }
+
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var done = await Call(target, "download", remote, () => fleet.Transfers.DownloadAsync(target, remote, local, null, cancellationToken)).ConfigureAwait(false);
+        return Transfer(target, done);
+    }
+
+    private static FileTransferred Transfer(FleetTarget target, FileTransferResult done) => new(
+        new ClientRef(target.Uuid, target.DisplayName),
+        done.Direction == TransferDirection.ToClient ? "upload" : "download",
+        done.LocalPath,
+        done.RemotePath,
+        done.Size,
+        done.Sha256,
+        true,
+        done.ResumedFrom > 0 ? done.ResumedFrom : null,
+        done.Attempts > 1 ? done.Attempts : null,
+        done.DurationMs);
 
     private static string RemotePath(string parameter, string? value)
     {
@@ -282,3 +256,30 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
             "The client may be reconnecting; check list_clients and try again in a few seconds (transfers resume).");
     }
 }
+
+/// <summary>read_file: the text (within the output budget), or for a binary file its size and hash only.</summary>
+public sealed record FileContent(ClientRef Client, string Path, long Size, string? Sha256)
+{
+    public bool? Binary { get; init; }
+
+    public string? Content { get; init; }
+
+    public bool? Truncated { get; init; }
+
+    public long? ShownBytes { get; init; }
+
+    public string? Note { get; init; }
+}
+
+/// <summary>write_file: what was written.</summary>
+public sealed record FileWritten(ClientRef Client, string Path, long Size, string Sha256, bool Created);
+
+/// <summary>list_files: one directory, sorted by name.</summary>
+public sealed record DirectoryListing(ClientRef Client, string Path, int Count, bool? Truncated, IReadOnlyList<DirectoryEntry> Entries);
+
+/// <summary>One entry of list_files.</summary>
+public sealed record DirectoryEntry(string Name, string Type, long? Size, string? Mode, string? Mtime, string? Target, string? Error);
+
+/// <summary>upload_file and download_file: the verified transfer.</summary>
+public sealed record FileTransferred(
+    ClientRef Client, string Direction, string LocalPath, string RemotePath, long Size, string Sha256, bool Verified, long? ResumedFrom, int? Attempts, long DurationMs);

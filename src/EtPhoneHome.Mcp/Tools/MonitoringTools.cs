@@ -19,78 +19,74 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
     /// <summary>Longest wait for an agent's metrics answer, tunnel included (the CPU sample alone takes about 200 ms).</summary>
     public static readonly TimeSpan MetricsTimeout = new FleetMetricsOptions().Timeout;
 
-    [McpServerTool(Name = "get_rate_limit_stats", Title = "Rate-limit statistics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false)]
+    [McpServerTool(Name = "get_rate_limit_stats", Title = "Rate-limit statistics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false, UseStructuredContent = true)]
     [Description("A client's rate-limit counters, shared by every surface (MCP, PowerShell, CLI): requests in the last 60 s, requests in flight, its limits, how many requests went over them, and the mode (warn: over-limit requests run and are counted; enforce: they are refused with RATE_LIMITED). Change the limits with configure_client.")]
-    public CallToolResult GetRateLimitStats(
+    public RateLimitAnswer GetRateLimitStats(
         [Description("Uuid or display name of the client; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? uuid = null)
-        => ToolResults.Run(fleet, "get_rate_limit_stats", () =>
-        {
-            var client = ClientResolver.Resolve(fleet.Registry, session, uuid, "uuid");
-            var stats = fleet.Registry.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault()
-                ?? throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"{ClientResolver.Describe(client)} was removed",
-                    "Call list_clients for the clients that exist.");
-            return new
-            {
-                uuid = client.Uuid,
-                display_name = Views.Text(client.DisplayName),
-                stats = new
-                {
-                    requests_per_minute = stats.RequestsPerMinute,
-                    current_concurrent = stats.CurrentConcurrent,
-                    rpm_limit = stats.RpmLimit,
-                    concurrent_limit = stats.ConcurrentLimit,
-                    rpm_warnings = stats.RpmWarnings,
-                    concurrent_warnings = stats.ConcurrentWarnings,
-                },
-                mode = stats.Mode,
-            };
-        });
+    {
+        var client = ClientResolver.Resolve(fleet.Registry, session, uuid, "uuid");
+        var stats = fleet.Registry.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault()
+            ?? throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"{ClientResolver.Describe(client)} was removed",
+                "Call list_clients for the clients that exist.");
+        return new RateLimitAnswer(
+            client.Uuid,
+            Views.Text(client.DisplayName),
+            new RateLimitCounters(stats.RequestsPerMinute, stats.CurrentConcurrent, stats.RpmLimit, stats.ConcurrentLimit, stats.RpmWarnings, stats.ConcurrentWarnings),
+            stats.Mode);
+    }
 
-    [McpServerTool(Name = "get_client_metrics", Title = "Client metrics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true)]
+    [McpServerTool(Name = "get_client_metrics", Title = "Client metrics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = true, UseStructuredContent = true)]
     [Description("Ask one online client for its resource use. summary=true: cpu_percent, memory_percent, disk_max_percent, load_1, uptime_s (cheap; use it to check many clients). Otherwise everything the platform measures: load averages, memory and swap bytes, every local disk, process count, network byte counters, hostname and platform. Values a platform cannot measure are left out.")]
-    public Task<CallToolResult> GetClientMetrics(
+    public async Task<ClientMetrics> GetClientMetrics(
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         [Description("true for the five summary figures only; false (default) for the full set.")] bool summary = false,
         CancellationToken cancellationToken = default)
-        => ToolResults.RunAsync(fleet, "get_client_metrics", async () =>
+    {
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(MetricsTimeout);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        MetricsResult metrics;
+        try
         {
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            limit.CancelAfter(MetricsTimeout);
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            MetricsResult metrics;
-            try
-            {
-                // WaitAsync keeps the timeout even for a source that ignores its token.
-                metrics = await fleet.Metrics.GetAsync(target, summary, limit.Token).WaitAsync(limit.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new ToolFailure(ToolErrorCodes.Timeout, $"{target.Describe()} gave no metrics within {MetricsTimeout.TotalSeconds:0} s",
-                    "Check that the client is still online (list_clients) and try again; summary=true is quicker.");
-            }
-            catch (RateLimitExceededException refused)
-            {
-                throw new ToolFailure(ToolErrorCodes.RateLimited, refused.Message, "Wait a minute or raise the limit with configure_client.");
-            }
-            catch (RpcException rpc) when (rpc.Code is RpcErrorCodes.RateLimited or RpcErrorCodes.Busy)
-            {
-                throw new ToolFailure(ToolErrorCodes.RateLimited, rpc.Message, "The agent is at its limit; try again shortly.");
-            }
-            catch (Exception ex) when (ex is RpcException or ProtocolException or SocketException or IOException or TimeoutException)
-            {
-                fleet.Logger.LogWarning("{Target}: metrics request failed: {Message}", target.Describe(), HealthText.Describe(ex));
-                throw new ToolFailure(ToolErrorCodes.ClientUnreachable, $"{target.Describe()} could not be asked for its metrics through its tunnel",
-                    "The client may be reconnecting or run an agent without metrics; check list_clients and try again in a few seconds.");
-            }
+            // WaitAsync keeps the timeout even for a source that ignores its token.
+            metrics = await fleet.Metrics.GetAsync(target, summary, limit.Token).WaitAsync(limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ToolFailure(ToolErrorCodes.Timeout, $"{target.Describe()} gave no metrics within {MetricsTimeout.TotalSeconds:0} s",
+                "Check that the client is still online (list_clients) and try again; summary=true is quicker.");
+        }
+        catch (RateLimitExceededException refused)
+        {
+            throw new ToolFailure(ToolErrorCodes.RateLimited, refused.Message, "Wait a minute or raise the limit with configure_client.");
+        }
+        catch (RpcException rpc) when (rpc.Code is RpcErrorCodes.RateLimited or RpcErrorCodes.Busy)
+        {
+            throw new ToolFailure(ToolErrorCodes.RateLimited, rpc.Message, "The agent is at its limit; try again shortly.");
+        }
+        catch (Exception ex) when (ex is RpcException or ProtocolException or SocketException or IOException or TimeoutException)
+        {
+            fleet.Logger.LogWarning("{Target}: metrics request failed: {Message}", target.Describe(), HealthText.Describe(ex));
+            throw new ToolFailure(ToolErrorCodes.ClientUnreachable, $"{target.Describe()} could not be asked for its metrics through its tunnel",
+                "The client may be reconnecting or run an agent without metrics; check list_clients and try again in a few seconds.");
+        }
 
-            return new
-            {
-                client = new ClientRef(target.Uuid, target.DisplayName),
-                summary,
-                duration_ms = clock.ElapsedMilliseconds,
-                // Reported by the agent on every call (never validated at admission): escaped like every claim.
-                metrics = metrics with { Hostname = Views.Text(metrics.Hostname), Platform = Views.Text(metrics.Platform) },
-            };
-        });
+        return new ClientMetrics(
+            new ClientRef(target.Uuid, target.DisplayName),
+            summary,
+            clock.ElapsedMilliseconds,
+            // Reported by the agent on every call (never validated at admission): escaped like every claim.
+            metrics with { Hostname = Views.Text(metrics.Hostname), Platform = Views.Text(metrics.Platform) });
+    }
 }
+
+/// <summary>get_rate_limit_stats: a client's counters and the mode (warn or enforce).</summary>
+public sealed record RateLimitAnswer(string Uuid, string DisplayName, RateLimitCounters Stats, RateLimitMode Mode);
+
+/// <summary>Rate-limit counters of one client.</summary>
+public sealed record RateLimitCounters(
+    int RequestsPerMinute, int CurrentConcurrent, int RpmLimit, int ConcurrentLimit, long RpmWarnings, long ConcurrentWarnings);
+
+/// <summary>get_client_metrics: what the agent measured, and how long asking took.</summary>
+public sealed record ClientMetrics(ClientRef Client, bool Summary, long DurationMs, MetricsResult Metrics);

@@ -1,7 +1,4 @@
-using System.Collections.Concurrent;
-using System.Net;
 using System.Security.Cryptography;
-using System.Text.Json;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Mcp;
 using Microsoft.AspNetCore.Builder;
@@ -9,38 +6,39 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ModelContextProtocol;
+using ModelContextProtocol.AspNetCore;
 using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
 
 namespace EtPhoneHome.Server.Mcp;
 
 /// <summary>
-/// MCP Streamable HTTP on <c>/mcp</c> and <c>/health</c>, served by Kestrel. Every MCP session
-/// (Mcp-Session-Id) gets its own server and its own client selection. <c>/mcp</c> always needs the bearer key
-/// (compared in constant time); <c>/health</c> does not — it tells only counts and the version, for monitors.
-/// Against a web page in the operator's browser (DNS rebinding, cross-site posts), every request's Host must be the
-/// bound address (or a configured name) and an Origin, when sent, must be one of those; POSTs must be JSON; bodies
-/// have a limit. A session belongs to the key that opened it, and a full table refuses new sessions instead of
-/// evicting someone's active one.
+/// MCP Streamable HTTP on <c>/mcp</c> (the SDK's <c>MapMcp</c>: sessions, event streams, DELETE, the idle timeout) and
+/// <c>/health</c>, served by Kestrel. Every MCP session (Mcp-Session-Id) gets its own tools and its own client selection.
+/// In front of the SDK's endpoint: the Host/Origin check against a web page in the operator's browser (DNS rebinding,
+/// cross-site posts), the bearer key (compared in constant time), JSON-only POST bodies, the body limit, and the session
+/// limit, which refuses a new session when the table is full instead of evicting someone's active one.
 /// </summary>
 internal sealed class McpHttpHost : IAsyncDisposable
 {
     public const string McpPath = "/mcp";
     public const string HealthPath = "/health";
+
+    /// <summary>Set on the initializing request when the SDK starts a session for it: the slot then belongs to the session.</summary>
+    private const string SessionStartedItem = "eph.mcp.session-started";
+
     private const string SessionHeader = "Mcp-Session-Id";
 
     private readonly McpFleet _fleet;
     private readonly McpHttpOptions _options;
-    private readonly ConcurrentDictionary<string, HttpSession> _sessions = new(StringComparer.Ordinal);
-    private readonly CancellationTokenSource _stopping = new();
     private readonly byte[] _keyHash;
     private WebApplication? _app;
     private IReadOnlySet<string> _allowedHosts = new HashSet<string>();
+
+    /// <summary>Live sessions plus initialize requests holding a slot.</summary>
+    private int _sessionSlots;
 
     public McpHttpHost(McpFleet fleet, McpHttpOptions options)
     {
@@ -52,7 +50,8 @@ internal sealed class McpHttpHost : IAsyncDisposable
     /// <summary>The address Kestrel actually listens on (port 0 resolved).</summary>
     public Uri? Address { get; private set; }
 
-    public int SessionCount => _sessions.Count;
+    /// <summary>Open MCP sessions (and initialize requests about to open one).</summary>
+    public int SessionCount => Volatile.Read(ref _sessionSlots);
 
     public async Task StartAsync(CancellationToken ct)
     {
@@ -65,12 +64,37 @@ internal sealed class McpHttpHost : IAsyncDisposable
             k.Limits.MaxRequestBodySize = _options.MaxRequestBodyBytes;
             k.AddServerHeader = false;
         });
+        builder.Services.AddMcpServer().WithHttpTransport(http =>
+        {
+            // Sessions: select_client is per session, so the endpoint keeps them (clients of the session-less
+            // 2026-07-28 revision are answered UnsupportedProtocolVersion and fall back to the initialize handshake).
+            // The SDK marks stateful mode's options obsolete (MCP9006: back-compat for 2025-11-25 clients and earlier),
+            // which every MCP client in use today is.
+            http.SessionMode = HttpServerSessionMode.Stateful;
+#pragma warning disable MCP9006
+            http.IdleTimeout = _options.SessionIdleTimeout;
+            // Never reached: the limit below refuses new sessions first, so the SDK never evicts an idle one to make room.
+            http.MaxIdleSessionCount = _options.MaxSessions;
+#pragma warning restore MCP9006
+            http.ConfigureSessionOptions = (context, options, _) =>
+            {
+                EphMcpServer.Configure(options, _fleet);
+                return Task.CompletedTask;
+            };
+#pragma warning disable MCPEXP002 // RunSessionHandler is experimental: it is the one hook around a session's whole life.
+            http.RunSessionHandler = RunSessionAsync;
+#pragma warning restore MCPEXP002
+        });
         var app = builder.Build();
         app.Use(CheckHostAndOriginAsync);
         app.MapGet(HealthPath, Health);
-        app.MapPost(McpPath, PostAsync);
-        app.MapGet(McpPath, GetAsync);
-        app.MapDelete(McpPath, DeleteAsync);
+        app.UseWhen(c => c.Request.Path.StartsWithSegments(McpPath, StringComparison.Ordinal), mcp =>
+        {
+            mcp.Use(AuthorizeAsync);
+            mcp.Use(CheckBodyAsync);
+            mcp.Use(LimitSessionsAsync);
+        });
+        app.MapMcp(McpPath);
         await app.StartAsync(ct).ConfigureAwait(false);
         _app = app;
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
@@ -133,191 +157,133 @@ internal sealed class McpHttpHost : IAsyncDisposable
         return CryptographicOperations.FixedTimeEquals(offered, keyHash);
     }
 
-    private async Task<bool> AuthorizeAsync(HttpContext context)
+    /// <summary>Every method on <c>/mcp</c> needs the key.</summary>
+    private async Task AuthorizeAsync(HttpContext context, Func<Task> next)
     {
-        if (IsAuthorized(_keyHash, context.Request.Headers.Authorization.ToString()))
+        if (!IsAuthorized(_keyHash, context.Request.Headers.Authorization.ToString()))
         {
-            return true;
-        }
-
-        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
-        context.Response.Headers.WWWAuthenticate = "Bearer";
-        await context.Response.WriteAsJsonAsync(new { error = "unauthorized", message = "missing or wrong API key (Authorization: Bearer KEY)" }, context.RequestAborted).ConfigureAwait(false);
-        return false;
-    }
-
-    private async Task PostAsync(HttpContext context)
-    {
-        if (!await AuthorizeAsync(context).ConfigureAwait(false))
-        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            await ErrorAsync(context, StatusCodes.Status401Unauthorized, "missing or wrong API key (Authorization: Bearer KEY)").ConfigureAwait(false);
             return;
         }
 
-        // text/plain and form posts are what a page may send cross-site without a preflight: only JSON is read.
+        await next().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// POST bodies: only JSON (text/plain and form posts are what a page may send cross-site without a preflight), and
+    /// at most the limit (a declared length is refused before reading; a chunked body when Kestrel stops reading it).
+    /// </summary>
+    private async Task CheckBodyAsync(HttpContext context, Func<Task> next)
+    {
+        if (!HttpMethods.IsPost(context.Request.Method))
+        {
+            await next().ConfigureAwait(false);
+            return;
+        }
+
         if (!IsJson(context.Request.ContentType))
         {
             await ErrorAsync(context, StatusCodes.Status415UnsupportedMediaType, "the body must be application/json").ConfigureAwait(false);
             return;
         }
 
-        JsonRpcMessage? message;
+        if (context.Request.ContentLength > _options.MaxRequestBodyBytes)
+        {
+            await TooLargeAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         try
         {
-            message = await JsonSerializer.DeserializeAsync(context.Request.Body,
-                (System.Text.Json.Serialization.Metadata.JsonTypeInfo<JsonRpcMessage>)McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(JsonRpcMessage)),
-                context.RequestAborted).ConfigureAwait(false);
+            await next().ConfigureAwait(false);
         }
-        catch (JsonException)
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge && !context.Response.HasStarted)
         {
-            message = null;
-        }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            await ErrorAsync(context, StatusCodes.Status413PayloadTooLarge, $"the body is larger than {_options.MaxRequestBodyBytes} bytes").ConfigureAwait(false);
-            return;
-        }
-
-        if (message is null)
-        {
-            await ErrorAsync(context, StatusCodes.Status400BadRequest, "the body is not a JSON-RPC message").ConfigureAwait(false);
-            return;
-        }
-
-        var session = await SessionForPostAsync(context, message).ConfigureAwait(false);
-        if (session is null)
-        {
-            return;
-        }
-
-        session.Touch();
-        StartEventStream(context);
-        var wrote = await session.Transport.HandlePostRequestAsync(message, context.Response.Body, context.RequestAborted).ConfigureAwait(false);
-        if (!wrote)
-        {
-            context.Response.Headers.ContentType = (string?)null;
-            context.Response.StatusCode = StatusCodes.Status202Accepted;
+            await TooLargeAsync(context).ConfigureAwait(false);
         }
     }
 
-    private async Task<HttpSession?> SessionForPostAsync(HttpContext context, JsonRpcMessage message)
+    private Task TooLargeAsync(HttpContext context) =>
+        ErrorAsync(context, StatusCodes.Status413PayloadTooLarge, $"the body is larger than {_options.MaxRequestBodyBytes} bytes");
+
+    /// <summary>
+    /// A POST without Mcp-Session-Id may open a session: it takes a slot first, or is refused with 503 when every slot is
+    /// taken (an active session is never evicted for it; idle ones are closed by the SDK after the idle timeout). The slot
+    /// passes to the session the SDK starts (<see cref="RunSessionAsync"/> frees it when the session ends), or is freed
+    /// at once when the request opened none.
+    /// </summary>
+    private async Task LimitSessionsAsync(HttpContext context, Func<Task> next)
     {
-        var id = context.Request.Headers[SessionHeader].ToString();
-        if (id.Length > 0)
+        if (!HttpMethods.IsPost(context.Request.Method) || context.Request.Headers.ContainsKey(SessionHeader))
         {
-            if (_sessions.TryGetValue(id, out var existing))
-            {
-                context.Response.Headers[SessionHeader] = id;
-                return existing;
-            }
-
-            await ErrorAsync(context, StatusCodes.Status404NotFound, "session not found; start a new one with initialize").ConfigureAwait(false);
-            return null;
+            await next().ConfigureAwait(false);
+            return;
         }
 
-        if (message is not JsonRpcRequest { Method: RequestMethods.Initialize })
-        {
-            await ErrorAsync(context, StatusCodes.Status400BadRequest, "a new session starts with an initialize request; send Mcp-Session-Id otherwise").ConfigureAwait(false);
-            return null;
-        }
-
-        if (!await MakeRoomAsync().ConfigureAwait(false))
+        if (!TryTakeSlot())
         {
             await ErrorAsync(context, StatusCodes.Status503ServiceUnavailable,
                 $"{_options.MaxSessions} MCP sessions are open; end one (DELETE) or wait until one has been idle for {_options.SessionIdleTimeout.TotalMinutes:0} minutes").ConfigureAwait(false);
-            return null;
-        }
-
-        var sessionId = WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(16));
-        var transport = new StreamableHttpServerTransport(_fleet.LoggerFactory) { SessionId = sessionId };
-        var options = EphMcpServer.CreateOptions(_fleet);
-        var server = McpServer.Create(transport, options, _fleet.LoggerFactory);
-        var session = new HttpSession(sessionId, transport, server, _stopping.Token);
-        _sessions[sessionId] = session;
-        context.Response.Headers[SessionHeader] = sessionId;
-        return session;
-    }
-
-    private async Task GetAsync(HttpContext context)
-    {
-        if (!await AuthorizeAsync(context).ConfigureAwait(false))
-        {
             return;
         }
 
-        var id = context.Request.Headers[SessionHeader].ToString();
-        if (id.Length == 0 || !_sessions.TryGetValue(id, out var session))
-        {
-            await ErrorAsync(context, id.Length == 0 ? StatusCodes.Status400BadRequest : StatusCodes.Status404NotFound, "unknown or missing Mcp-Session-Id").ConfigureAwait(false);
-            return;
-        }
-
-        session.Touch();
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
         try
         {
-            StartEventStream(context);
-            await session.Transport.HandleGetRequestAsync(context.Response.Body, linked.Token).ConfigureAwait(false);
+            await next().ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        finally
         {
-            // The client went away or the server stops: how event streams end.
-        }
-        catch (InvalidOperationException)
-        {
-            // A second GET stream for the same session; the first keeps serving.
-            if (!context.Response.HasStarted)
+            if (!context.Items.ContainsKey(SessionStartedItem))
             {
-                await ErrorAsync(context, StatusCodes.Status400BadRequest, "this session already has an event stream").ConfigureAwait(false);
+                Interlocked.Decrement(ref _sessionSlots);
             }
         }
     }
 
-    private async Task DeleteAsync(HttpContext context)
+    private bool TryTakeSlot()
     {
-        if (!await AuthorizeAsync(context).ConfigureAwait(false))
+        while (true)
         {
-            return;
-        }
+            var taken = Volatile.Read(ref _sessionSlots);
+            if (taken >= _options.MaxSessions)
+            {
+                return false;
+            }
 
-        var id = context.Request.Headers[SessionHeader].ToString();
-        if (id.Length > 0 && _sessions.TryRemove(id, out var session))
-        {
-            await session.DisposeAsync().ConfigureAwait(false);
+            if (Interlocked.CompareExchange(ref _sessionSlots, taken + 1, taken) == taken)
+            {
+                return true;
+            }
         }
     }
 
-    /// <summary>Closes idle sessions; false when the table is still full (no active session is ever evicted).</summary>
-    private async Task<bool> MakeRoomAsync()
+    /// <summary>Runs one session for the SDK; its slot is freed when it ends (DELETE, idle timeout, shutdown).</summary>
+    private async Task RunSessionAsync(HttpContext context, McpServer server, CancellationToken sessionClosed)
     {
-        var idleCutoff = DateTimeOffset.UtcNow - _options.SessionIdleTimeout;
-        foreach (var session in _sessions.Values.Where(s => s.LastUsed < idleCutoff).ToList())
+        // Runs synchronously up to the first await, inside the initializing request: the slot is the session's now.
+        context.Items[SessionStartedItem] = true;
+        try
         {
-            if (_sessions.TryRemove(session.Id, out _))
-            {
-                await session.DisposeAsync().ConfigureAwait(false);
-            }
+            await server.RunAsync(sessionClosed).ConfigureAwait(false);
         }
-
-        return _sessions.Count < _options.MaxSessions;
+        finally
+        {
+            Interlocked.Decrement(ref _sessionSlots);
+        }
     }
 
     private static bool IsJson(string? contentType) =>
         Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
         && string.Equals(media.MediaType.Value, "application/json", StringComparison.OrdinalIgnoreCase);
 
-    private static void StartEventStream(HttpContext context)
-    {
-        context.Response.Headers.ContentType = "text/event-stream";
-        context.Response.Headers.CacheControl = "no-cache,no-store";
-        context.Response.Headers.ContentEncoding = "identity";
-        context.Features.GetRequiredFeature<IHttpResponseBodyFeature>().DisableBuffering();
-    }
-
+    /// <summary>The documented HTTP error payload: <c>{"error": "...", "message": "..."}</c>.</summary>
     private static async Task ErrorAsync(HttpContext context, int status, string message)
     {
         context.Response.StatusCode = status;
         var error = status switch
         {
+            StatusCodes.Status401Unauthorized => "unauthorized",
             StatusCodes.Status404NotFound => "not_found",
             StatusCodes.Status403Forbidden => "forbidden",
             StatusCodes.Status413PayloadTooLarge => "too_large",
@@ -331,62 +297,11 @@ internal sealed class McpHttpHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        foreach (var id in _sessions.Keys.ToList())
-        {
-            if (_sessions.TryRemove(id, out var session))
-            {
-                await session.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-
         if (_app is not null)
         {
+            // Stopping the host ends every session (the SDK's session tracker disposes them).
             await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
             await _app.DisposeAsync().ConfigureAwait(false);
-        }
-
-        _stopping.Dispose();
-    }
-
-    /// <summary>One MCP session: its transport, its server (own tools, own selection) and the server's run.</summary>
-    private sealed class HttpSession : IAsyncDisposable
-    {
-        private readonly CancellationTokenSource _run;
-        private readonly Task _running;
-        private long _lastUsedTicks = DateTimeOffset.UtcNow.UtcTicks;
-
-        public HttpSession(string id, StreamableHttpServerTransport transport, McpServer server, CancellationToken stopping)
-        {
-            Id = id;
-            Transport = transport;
-            Server = server;
-            _run = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-            _running = server.RunAsync(_run.Token);
-        }
-
-        public string Id { get; }
-        public StreamableHttpServerTransport Transport { get; }
-        public McpServer Server { get; }
-        public DateTimeOffset LastUsed => new(Interlocked.Read(ref _lastUsedTicks), TimeSpan.Zero);
-
-        public void Touch() => Interlocked.Exchange(ref _lastUsedTicks, DateTimeOffset.UtcNow.UtcTicks);
-
-        public async ValueTask DisposeAsync()
-        {
-            await _run.CancelAsync().ConfigureAwait(false);
-            try
-            {
-                await _running.ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // Cancelled on purpose.
-            }
-
-            await Server.DisposeAsync().ConfigureAwait(false);
-            await Transport.DisposeAsync().ConfigureAwait(false);
-            _run.Dispose();
         }
     }
 }

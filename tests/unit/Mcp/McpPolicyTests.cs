@@ -373,6 +373,163 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
             Assert.Equal(System.Net.HttpStatusCode.OK, pong.StatusCode);
         }
     }
+
+    private static async Task<System.Text.Json.JsonElement> ErrorBody(HttpResponseMessage response, string error)
+    {
+        var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(error, json.GetProperty("error").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(json.GetProperty("message").GetString()));
+        return json;
+    }
+
+    private async Task<string> OpenSessionAsync()
+    {
+        using var opened = await _http!.SendAsync(Post(Initialize));
+        Assert.Equal(System.Net.HttpStatusCode.OK, opened.StatusCode);
+        return opened.Headers.GetValues("Mcp-Session-Id").Single();
+    }
+
+    private async Task<HttpResponseMessage> PingAsync(string sessionId)
+    {
+        using var ping = Post("""{"jsonrpc":"2.0","id":7,"method":"ping"}""");
+        ping.Headers.Add("Mcp-Session-Id", sessionId);
+        return await _http!.SendAsync(ping);
+    }
+
+    [Fact]
+    public async Task Refusals_CarryTheDocumentedErrorPayload()
+    {
+        using (var unauthorized = await _http!.SendAsync(Post(Initialize, key: "wrong-key-wrong-key-wrong")))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, unauthorized.StatusCode);
+            Assert.Equal("Bearer", unauthorized.Headers.WwwAuthenticate.Single().Scheme);
+            await ErrorBody(unauthorized, "unauthorized");
+        }
+
+        using (var get = new HttpRequestMessage(HttpMethod.Get, "/mcp"))
+        using (var unauthorizedGet = await _http.SendAsync(get))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, unauthorizedGet.StatusCode);
+        }
+
+        using (var delete = new HttpRequestMessage(HttpMethod.Delete, "/mcp"))
+        using (var unauthorizedDelete = await _http.SendAsync(delete))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, unauthorizedDelete.StatusCode);
+        }
+
+        using (var misdirected = Post(Initialize))
+        {
+            misdirected.Headers.Host = "evil.example";
+            using var response = await _http.SendAsync(misdirected);
+            await ErrorBody(response, "misdirected");
+        }
+
+        using (var crossSite = Post(Initialize))
+        {
+            crossSite.Headers.Add("Origin", "https://evil.example");
+            using var response = await _http.SendAsync(crossSite);
+            await ErrorBody(response, "forbidden");
+        }
+
+        using (var form = await _http.SendAsync(Post(Initialize, "text/plain")))
+        {
+            await ErrorBody(form, "unsupported_media_type");
+        }
+
+        var huge = Initialize.Replace("\"t\"", "\"" + new string('x', 128 * 1024) + "\"", StringComparison.Ordinal);
+        using (var tooLarge = await _http.SendAsync(Post(huge)))
+        {
+            await ErrorBody(tooLarge, "too_large");
+        }
+
+        await OpenSessionAsync();
+        await OpenSessionAsync();
+        using (var busy = await _http.SendAsync(Post(Initialize)))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, busy.StatusCode);
+            await ErrorBody(busy, "busy");
+        }
+    }
+
+    [Fact]
+    public async Task Health_AnswersWithoutTheKey_AndTellsOnlyCounts()
+    {
+        using var response = await _http!.GetAsync("/health");
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("ok", json.GetProperty("status").GetString());
+        Assert.Equal(0, json.GetProperty("total_clients").GetInt32());
+        Assert.Equal(["online_clients", "status", "total_clients", "version"], json.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToArray());
+    }
+
+    [Fact]
+    public async Task EndingASession_FreesItsPlace_AndItsIdIsThenUnknown()
+    {
+        var first = await OpenSessionAsync();
+        await OpenSessionAsync();
+
+        using (var delete = new HttpRequestMessage(HttpMethod.Delete, "/mcp"))
+        {
+            delete.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Key);
+            delete.Headers.Add("Mcp-Session-Id", first);
+            using var deleted = await _http!.SendAsync(delete);
+            Assert.True(deleted.IsSuccessStatusCode, deleted.StatusCode.ToString());
+        }
+
+        using (var gone = await PingAsync(first))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, gone.StatusCode);
+        }
+
+        // The slot is freed when the session's run ends, just after the DELETE answers.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (_host!.SessionCount > 1 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        await OpenSessionAsync();
+    }
+
+    [Fact]
+    public async Task ARequestThatOpensNoSession_GivesItsPlaceBack()
+    {
+        // A new session starts with initialize; anything else without Mcp-Session-Id opens none and holds no place.
+        for (var i = 0; i < 3; i++)
+        {
+            using var refused = await _http!.SendAsync(Post("""{"jsonrpc":"2.0","id":7,"method":"ping"}"""));
+            Assert.Equal(System.Net.HttpStatusCode.BadRequest, refused.StatusCode);
+        }
+
+        Assert.Equal(0, _host!.SessionCount);
+        await OpenSessionAsync();
+        await OpenSessionAsync();
+    }
+
+    [Fact]
+    public async Task AToolError_OverHttp_IsTheDocumentedToolError()
+    {
+        var session = await OpenSessionAsync();
+        using (var initialized = Post("""{"jsonrpc":"2.0","method":"notifications/initialized"}"""))
+        {
+            initialized.Headers.Add("Mcp-Session-Id", session);
+            using var accepted = await _http!.SendAsync(initialized);
+            Assert.Equal(System.Net.HttpStatusCode.Accepted, accepted.StatusCode);
+        }
+
+        using var call = Post("""{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"describe_client","arguments":{"client_id":"web-9"}}}""");
+        call.Headers.Add("Mcp-Session-Id", session);
+        using var response = await _http!.SendAsync(call);
+        var body = await response.Content.ReadAsStringAsync();
+        var data = body.Split('\n').Single(l => l.StartsWith("data: ", StringComparison.Ordinal))["data: ".Length..];
+        var result = System.Text.Json.JsonDocument.Parse(data).RootElement.GetProperty("result");
+        Assert.True(result.GetProperty("isError").GetBoolean());
+        var error = System.Text.Json.JsonDocument.Parse(result.GetProperty("content")[0].GetProperty("text").GetString()!).RootElement;
+        Assert.Equal("CLIENT_NOT_FOUND", error.GetProperty("error").GetString());
+        Assert.Equal("web-9", error.GetProperty("client_id").GetString());
+    }
 }
 
 public sealed class CommandJobStoreTests
@@ -405,5 +562,86 @@ public sealed class CommandJobStoreTests
         Assert.Null(store.Get(done.Id));
         Assert.Equal(ToolErrorCodes.Busy, Assert.Throws<ToolFailure>(() => store.Start("u", "n", "d", _ => gate.Task)).Code);
         gate.SetResult("ok");
+    }
+}
+
+/// <summary>The SDK's idle timeout behind the session limit: an idle session is closed, and its place is free again.</summary>
+public sealed class McpHttpIdleSessionTests : IAsyncLifetime
+{
+    private const string Key = "0123456789abcdef0123456789";
+    private readonly TempData _temp = new();
+    private SqliteRegistry? _registry;
+    private McpFleet? _fleet;
+    private McpHttpHost? _host;
+    private HttpClient? _http;
+
+    public async Task InitializeAsync()
+    {
+        _registry = SqliteRegistry.Open(_temp.Dir);
+        _fleet = new McpFleet(_registry, new McpServerSettings());
+        var options = McpHttpOptions.Create("127.0.0.1:0", null, n => n == McpHttpOptions.ApiKeyVariable ? Key : null) with
+        {
+            MaxSessions = 1,
+            SessionIdleTimeout = TimeSpan.FromSeconds(1),
+        };
+        _host = new McpHttpHost(_fleet, options);
+        await _host.StartAsync(CancellationToken.None);
+        _http = new HttpClient { BaseAddress = _host.Address };
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http?.Dispose();
+        if (_host is not null)
+        {
+            await _host.DisposeAsync();
+        }
+
+        if (_fleet is not null)
+        {
+            await _fleet.DisposeAsync();
+        }
+
+        _registry?.Dispose();
+        _temp.Dispose();
+    }
+
+    private HttpRequestMessage Initialize()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/mcp")
+        {
+            Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Key);
+        return request;
+    }
+
+    [Fact]
+    public async Task AnIdleSession_IsClosed_AndItsPlaceServesANewSession()
+    {
+        using (var first = await _http!.SendAsync(Initialize()))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, first.StatusCode);
+        }
+
+        using (var full = await _http.SendAsync(Initialize()))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, full.StatusCode);
+        }
+
+        // The SDK looks for idle sessions every 5 s.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        System.Net.HttpStatusCode status;
+        do
+        {
+            await Task.Delay(250);
+            using var again = await _http.SendAsync(Initialize());
+            status = again.StatusCode;
+        }
+        while (status == System.Net.HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline);
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, status);
     }
 }

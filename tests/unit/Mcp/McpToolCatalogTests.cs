@@ -57,6 +57,61 @@ public sealed class McpToolCatalogTests
     }
 
     [Fact]
+    public async Task EveryTool_HasAnObjectOutputSchema_InSnakeCase()
+    {
+        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        var client = await harness.ConnectAsync();
+
+        var tools = await client.ListToolsAsync();
+
+        foreach (var tool in tools)
+        {
+            var schema = tool.ProtocolTool.OutputSchema;
+            Assert.True(schema is { ValueKind: JsonValueKind.Object }, $"{tool.Name} has no output schema");
+            Assert.Equal((tool.Name, "object"), (tool.Name, schema.Value.GetProperty("type").GetString()));
+            var properties = schema.Value.GetProperty("properties").EnumerateObject().Select(p => p.Name).ToList();
+            Assert.NotEmpty(properties);
+            Assert.All(properties, name => Assert.Matches("^[a-z0-9_]+$", name));
+        }
+
+        var listClients = tools.Single(t => t.Name == "list_clients").ProtocolTool.OutputSchema!.Value.GetProperty("properties");
+        Assert.Equal(["active_client", "clients", "message", "note", "online_count", "total_count", "truncated"],
+            listClients.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
+        var runCommand = tools.Single(t => t.Name == "run_command").ProtocolTool.OutputSchema!.Value.GetProperty("properties");
+        Assert.True(runCommand.TryGetProperty("exit_code", out _));
+        Assert.True(runCommand.TryGetProperty("stdout_bytes", out _));
+    }
+
+    [Fact]
+    public async Task AnAnswer_IsStructuredContent_AndTheSameJsonAsText()
+    {
+        var registry = new FakeFleetRegistry();
+        registry.AddClient("11111111-1111-1111-1111-111111111111", "web-01", online: true);
+        await using var harness = new McpHarness(registry, new FakeTransport());
+        var client = await harness.ConnectAsync();
+
+        var result = await client.CallAsync("list_clients");
+
+        var text = result.Ok();
+        Assert.True(result.StructuredContent is { ValueKind: JsonValueKind.Object }, "no structured content");
+        Assert.Equal(text.GetRawText(), result.StructuredContent.Value.GetRawText());
+        Assert.Equal("web-01", result.StructuredContent.Value.GetProperty("clients")[0].GetProperty("display_name").GetString());
+        Assert.False(result.StructuredContent.Value.TryGetProperty("active_client", out _)); // nulls are left out, as in the text
+    }
+
+    [Fact]
+    public async Task AToolError_HasNoStructuredContent_OnlyTheErrorObject()
+    {
+        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        var client = await harness.ConnectAsync();
+
+        var result = await client.CallAsync("describe_client", new { client_id = "web-9" });
+
+        result.Error("CLIENT_NOT_FOUND");
+        Assert.Null(result.StructuredContent);
+    }
+
+    [Fact]
     public async Task EveryToolAndParameter_HasADescription()
     {
         await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
