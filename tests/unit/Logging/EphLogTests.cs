@@ -1,4 +1,6 @@
 using EtPhoneHome.Core.Logging;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Tests.Unit.Registry;
 using Xunit;
 
@@ -132,4 +134,26 @@ public sealed class EphLogTests
     [Fact]
     public void AnEntryHasALevelFromTraceToError()
         => Assert.Throws<ArgumentOutOfRangeException>(() => new EphLogEntry(EphLogLevel.None, "x", "y"));
+
+    [Fact]
+    public void Guard_WarnMode_IsAWarningOfTheGuard_InTheServicesLog()
+    {
+        using var data = new TempData();
+        using var registry = SqliteRegistry.Open(data.Dir);
+        var uuid = Keys.Admit(registry, Keys.A, Keys.Identity()).Uuid;
+        registry.UpdateClient(uuid, new ClientUpdate { RateLimitRpm = 1 }, "tester");
+        var (log, entries) = Collecting();
+        using var services = new EtPhoneHome.Core.Services.OperatorServices(registry, new OperatorContext("alice", Surfaces.Cli), log, ownsRegistry: false);
+
+        for (var i = 0; i < 2; i++)
+        {
+            using var lease = services.Guard.Begin(uuid, OperationNames.RunCommand, "true");
+            lease.Complete(OperationStatus.Succeeded, exitCode: 0);
+        }
+
+        var warning = Assert.Single(entries);
+        Assert.Equal((EphLogLevel.Warning, OperationGuard.LogSource), (warning.Level, warning.Source));
+        Assert.Contains("warn mode: the request runs", warning.Message, StringComparison.Ordinal);
+        Assert.Same(log, services.Log);
+    }
 }
