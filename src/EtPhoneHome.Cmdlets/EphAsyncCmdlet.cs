@@ -60,6 +60,8 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
 
     public new void WriteWarning(string text) => Dispatcher.Post(() => base.WriteWarning(text));
 
+    public new void WriteDebug(string text) => Dispatcher.Post(() => base.WriteDebug(text));
+
     public new void WriteProgress(ProgressRecord progressRecord) => Dispatcher.Post(() => base.WriteProgress(progressRecord));
 
     /// <summary>
@@ -70,10 +72,10 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
 
     /// <summary>
     /// The cmdlets' composition root: the operator services of this pipeline over <paramref name="registry"/> (which
-    /// the cmdlet opened and disposes), surface pwsh, warnings to the warning stream.
+    /// the cmdlet opened and disposes), surface pwsh, Core's log to PowerShell's streams (<see cref="CmdletLog"/>).
     /// </summary>
     internal OperatorServices NewServices(IFleetRegistry registry) =>
-        new(registry, OperatorContext.ForSurface(Surfaces.PowerShell), WriteWarning, ownsRegistry: false);
+        new(registry, OperatorContext.ForSurface(Surfaces.PowerShell), new CmdletLog(this), ownsRegistry: false);
 
     /// <summary>ShouldProcess on the pipeline thread (it may prompt), awaited by the worker.</summary>
     protected Task<bool> ShouldProcessAsync(string target, string action) =>

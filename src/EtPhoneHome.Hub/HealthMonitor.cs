@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
@@ -121,7 +122,7 @@ public sealed class HealthMonitor
     private readonly IHealthProbe _probe;
     private readonly HealthOptions _options;
     private readonly TimeProvider _time;
-    private readonly Action<string> _log;
+    private readonly IEphLog _log;
     private readonly Dictionary<long, int> _failures = [];
     private readonly Dictionary<long, DateTimeOffset> _failingSince = [];
     private readonly HashSet<long> _markedKept = [];
@@ -129,7 +130,7 @@ public sealed class HealthMonitor
     private readonly ControlChannelLiveness? _control;
     private readonly Func<Exception, bool>? _registryFault;
 
-    public HealthMonitor(IFleetRegistry registry, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, Action<string>? log = null,
+    public HealthMonitor(IFleetRegistry registry, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, IEphLog? log = null,
         ControlChannelLiveness? control = null, Func<Exception, bool>? registryFault = null)
     {
         _control = control;
@@ -139,7 +140,7 @@ public sealed class HealthMonitor
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _options.Validate();
         _time = time ?? TimeProvider.System;
-        _log = log ?? (_ => { });
+        _log = log ?? NullLog.Instance;
     }
 
     public HealthOptions Options => _options;
@@ -164,7 +165,7 @@ public sealed class HealthMonitor
                 // hub (registryFault), not once per round.
                 if (_registryFault?.Invoke(ex) != true)
                 {
-                    _log($"health check round failed: {ex.Message}");
+                    _log.Warning(HubServer.LogSource, $"health check round failed: {ex.Message}");
                 }
             }
         }
@@ -210,7 +211,7 @@ public sealed class HealthMonitor
                     _registry.RecordHealthSuccess(session.Uuid);
                     if (wasMarked)
                     {
-                        _log($"client {session.Uuid} answers through its tunnel again; no longer unhealthy");
+                        _log.Information(HubServer.LogSource, $"client {session.Uuid} answers through its tunnel again; no longer unhealthy");
                     }
                 }
 
@@ -234,7 +235,7 @@ public sealed class HealthMonitor
                 if (_markedKept.Add(session.Id))
                 {
                     marked = _registry.MarkUnhealthy(session.Uuid, session.Id, error, count, closeSession: false);
-                    _log($"client {session.Uuid} unhealthy after {count} failed check(s): {error}; session {session.Id} kept " +
+                    _log.Warning(HubServer.LogSource, $"client {session.Uuid} unhealthy after {count} failed check(s): {error}; session {session.Id} kept " +
                          $"(its control channel spoke {quietFor.TotalSeconds:0.#} s ago)");
                 }
                 else
@@ -248,14 +249,14 @@ public sealed class HealthMonitor
                 _failures.Remove(session.Id);
                 _failingSince.Remove(session.Id);
                 _markedKept.Remove(session.Id);
-                _log(marked
+                _log.Warning(HubServer.LogSource, marked
                     ? $"client {session.Uuid} unhealthy after {count} failed check(s): {error}; session {session.Id} closed"
                     : $"client {session.Uuid} failed {count} check(s) but session {session.Id} was already closed");
             }
             else
             {
                 _registry.RecordHealthFailure(session.Uuid, error, count);
-                _log($"client {session.Uuid} health check {count}/{_options.Threshold} failed: {error}");
+                _log.Information(HubServer.LogSource, $"client {session.Uuid} health check {count}/{_options.Threshold} failed: {error}");
             }
 
             failures.Add(new HealthFailure(session.Uuid, session.Id, error, count, marked, kept));

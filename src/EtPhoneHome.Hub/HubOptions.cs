@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
@@ -61,8 +62,11 @@ public sealed class HubOptions
     /// <summary>Host for tunnel connections (the loopback sshd listens on for reverse forwards).</summary>
     public string TunnelHost { get; init; } = "127.0.0.1";
 
-    /// <summary>Where log lines go; stderr when null. Lines never contain session secrets.</summary>
-    public Action<string>? Log { get; init; }
+    /// <summary>
+    /// Where the hub's log entries go (eph-server run: stderr); dropped when not set. Entries never contain session
+    /// secrets.
+    /// </summary>
+    public IEphLog Log { get; init; } = NullLog.Instance;
 
     /// <summary>The health monitor's interval, timeout and threshold; null turns the monitor off.</summary>
     public HealthOptions? Health { get; init; } = new();

@@ -2,9 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
-using EtPhoneHome.Core.Text;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
 
@@ -20,6 +20,9 @@ namespace EtPhoneHome.Hub;
 /// </summary>
 public sealed partial class HubServer : IAsyncDisposable
 {
+    /// <summary>The source of the hub's log entries (its health monitor's and registry watch's too).</summary>
+    public const string LogSource = "eph-hub";
+
     private const int MaxGateFrameBytes = 64 * 1024;
     private const int MaxControlFrameBytes = 64 * 1024;
 
@@ -50,7 +53,7 @@ public sealed partial class HubServer : IAsyncDisposable
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _offered = new OfferedKeyCache(Math.Max(1, options.MaxOfferedKeys));
         _admissions = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentAdmissions));
-        _writes = new RegistryWriteWatch(options.DataDirectory.Path, Log);
+        _writes = new RegistryWriteWatch(options.DataDirectory.Path, options.Log);
     }
 
     /// <summary>True while the registry refuses writes (a full disk): sessions are kept, new ones refused.</summary>
@@ -142,12 +145,12 @@ public sealed partial class HubServer : IAsyncDisposable
             var control = new ControlChannelLiveness(
                 id => _lastControlFrame.TryGetValue(id, out var at) ? at : null,
                 TimeSpan.FromSeconds(2.0 * _options.HeartbeatSeconds));
-            var monitor = new HealthMonitor(_registry, _options.HealthProbe ?? new TunnelHealthProbe(_options.TunnelHost), health, log: Log,
+            var monitor = new HealthMonitor(_registry, _options.HealthProbe ?? new TunnelHealthProbe(_options.TunnelHost), health, log: _options.Log,
                 control: control, registryFault: _writes.Failed);
             _background.Add(Task.Run(() => monitor.RunAsync(_stop.Token)));
         }
 
-        Log($"hub listening on {path}");
+        Log(EphLogLevel.Information, $"hub listening on {path}");
         return Task.CompletedTask;
     }
 
@@ -262,7 +265,7 @@ public sealed partial class HubServer : IAsyncDisposable
             }
             catch (SocketException ex)
             {
-                Log($"accept failed: {ex.Message}");
+                Log(EphLogLevel.Error, $"accept failed: {ex.Message}");
                 await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
                 continue;
             }
@@ -313,7 +316,7 @@ public sealed partial class HubServer : IAsyncDisposable
                     await ResumeSessionAsync(stream, request, PeerPid(socket), ct).ConfigureAwait(false);
                     break;
                 default:
-                    Log($"gate sent an unknown op \"{Clip(request.Op)}\"; closing");
+                    Log(EphLogLevel.Warning, $"gate sent an unknown op \"{Clip(request.Op)}\"; closing");
                     break;
             }
         }
@@ -323,11 +326,11 @@ public sealed partial class HubServer : IAsyncDisposable
         }
         catch (Exception ex) when (ex is ProtocolException or IOException or SocketException)
         {
-            Log($"gate connection ended: {ex.Message}");
+            Log(EphLogLevel.Warning, $"gate connection ended: {ex.Message}");
         }
         catch (Exception ex)
         {
-            Log($"unexpected fault on a gate connection: {ex}");
+            Log(EphLogLevel.Error, $"unexpected fault on a gate connection: {ex}");
         }
     }
 
@@ -378,7 +381,7 @@ public sealed partial class HubServer : IAsyncDisposable
         }
         catch (InvalidOperationException ex)
         {
-            Log($"no tunnel port for key {fingerprint}: {ex.Message}");
+            Log(EphLogLevel.Warning, $"no tunnel port for key {fingerprint}: {ex.Message}");
             return null;
         }
         catch (Exception ex) when (_writes.Failed(ex))
@@ -422,7 +425,7 @@ public sealed partial class HubServer : IAsyncDisposable
 
     private async Task RefuseExtraSessionAsync(Stream stream, string fingerprint, int limit, bool approved, CancellationToken ct)
     {
-        Log($"key {fingerprint} already holds {limit} session(s); refused another");
+        Log(EphLogLevel.Warning, $"key {fingerprint} already holds {limit} session(s); refused another");
         using (var drain = CancellationTokenSource.CreateLinkedTokenSource(ct))
         {
             // Read the hello the agent sends first, so the refusal is read before the close (a close with unread data
@@ -474,12 +477,12 @@ public sealed partial class HubServer : IAsyncDisposable
 
         if (closed > 0)
         {
-            Log($"closed {closed} session(s) left open by a previous hub (their gates are gone)");
+            Log(EphLogLevel.Information, $"closed {closed} session(s) left open by a previous hub (their gates are gone)");
         }
 
         if (kept > 0)
         {
-            Log($"kept {kept} session(s) left open by a previous hub for their gates to re-attach (for {_options.ResumeGrace.TotalSeconds:0} s)");
+            Log(EphLogLevel.Information, $"kept {kept} session(s) left open by a previous hub for their gates to re-attach (for {_options.ResumeGrace.TotalSeconds:0} s)");
         }
     }
 
@@ -521,11 +524,11 @@ public sealed partial class HubServer : IAsyncDisposable
                 }
 
                 _registry.CloseSession(session.Id, "not re-attached after a hub restart");
-                Log($"client {session.Uuid}: session {session.Id} closed, its gate did not re-attach it within {_options.ResumeGrace.TotalSeconds:0} s");
+                Log(EphLogLevel.Information, $"client {session.Uuid}: session {session.Id} closed, its gate did not re-attach it within {_options.ResumeGrace.TotalSeconds:0} s");
             }
             catch (Exception ex)
             {
-                Log($"could not close session {session.Id}: {ex.Message}");
+                Log(EphLogLevel.Error, $"could not close session {session.Id}: {ex.Message}");
             }
         }
     }
@@ -577,7 +580,7 @@ public sealed partial class HubServer : IAsyncDisposable
 
         if (refusal is not null)
         {
-            Log($"refused to re-attach session {gate.SessionId?.ToString(CultureInfo.InvariantCulture) ?? "?"} of client {Clip(gate.Uuid)} " +
+            Log(EphLogLevel.Warning, $"refused to re-attach session {gate.SessionId?.ToString(CultureInfo.InvariantCulture) ?? "?"} of client {Clip(gate.Uuid)} " +
                 $"(key {Clip(gate.Fingerprint)}, gate pid {gate.GatePid?.ToString(CultureInfo.InvariantCulture) ?? "?"}, " +
                 $"peer pid {peerPid?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}): {refusal}");
             await Wire.WriteAsync(stream, new GateResumeResponse { Ok = false, Message = refusal }, ProtocolJson.Default.GateResumeResponse, ct).ConfigureAwait(false);
@@ -598,7 +601,7 @@ public sealed partial class HubServer : IAsyncDisposable
                 throw;
             }
 
-            Log($"{who}: session {resumed.Id} re-attached by its gate (pid {resumed.GatePid}), tunnel port {resumed.TunnelPort}");
+            Log(EphLogLevel.Information, $"{who}: session {resumed.Id} re-attached by its gate (pid {resumed.GatePid}), tunnel port {resumed.TunnelPort}");
             await ServeAttachedSessionAsync(stream, resumed, who, ct).ConfigureAwait(false);
         }
         finally
@@ -771,7 +774,7 @@ public sealed partial class HubServer : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            Log($"could not close session {sessionId}: {ex.Message}");
+            Log(EphLogLevel.Error, $"could not close session {sessionId}: {ex.Message}");
         }
     }
 
@@ -909,7 +912,7 @@ public sealed partial class HubServer : IAsyncDisposable
             }
 
             var type = pending.IsMismatch ? ControlTypes.KeyMismatch : ControlTypes.Pending;
-            Log($"{type}: key {fingerprint} from {identity.Hostname ?? "unknown host"} waits for approval");
+            Log(EphLogLevel.Information, $"{type}: key {fingerprint} from {identity.Hostname ?? "unknown host"} waits for approval");
             await SendAsync(stream, new ControlMessage
             {
                 Type = type,
@@ -940,7 +943,7 @@ public sealed partial class HubServer : IAsyncDisposable
             var why = "the key is approved; reconnect to get a tunnel";
             if (hello.RequestedTunnelPort == port && hello.TunnelPort is null && NewTunnelPort(fingerprint) is { } moved)
             {
-                Log($"key {fingerprint}: tunnel port {port} could not be opened on this host; the key moves to port {moved}");
+                Log(EphLogLevel.Information, $"key {fingerprint}: tunnel port {port} could not be opened on this host; the key moves to port {moved}");
                 why = $"tunnel port {port} is taken on the server; use port {moved}";
                 port = moved;
             }
@@ -990,7 +993,7 @@ public sealed partial class HubServer : IAsyncDisposable
             if (key?.Status == KeyStatus.Approved)
             {
                 var port = TunnelPortOf(key);
-                Log($"key {fingerprint} approved; telling the agent to reconnect{(port is { } p ? $" with tunnel port {p}" : string.Empty)}");
+                Log(EphLogLevel.Information, $"key {fingerprint} approved; telling the agent to reconnect{(port is { } p ? $" with tunnel port {p}" : string.Empty)}");
                 await SendAsync(stream, new ControlMessage { Type = ControlTypes.Reconnect, Message = "the key was approved", TunnelPort = port, RetryAfterSeconds = 0 }, ct).ConfigureAwait(false);
                 return;
             }
@@ -1012,7 +1015,7 @@ public sealed partial class HubServer : IAsyncDisposable
                 }
                 catch (InvalidOperationException ex)
                 {
-                    Log($"could not refresh pending key {fingerprint}: {ex.Message}");
+                    Log(EphLogLevel.Warning, $"could not refresh pending key {fingerprint}: {ex.Message}");
                 }
                 catch (Exception ex) when (_writes.Failed(ex))
                 {
@@ -1067,7 +1070,7 @@ public sealed partial class HubServer : IAsyncDisposable
                     // Left open in the registry; its heartbeat goes stale, so readers show it offline.
                 }
 
-                Log($"client {client.Uuid} ({client.DisplayName}): {reason}");
+                Log(EphLogLevel.Warning, $"client {client.Uuid} ({client.DisplayName}): {reason}");
                 return;
             }
 
@@ -1096,7 +1099,7 @@ public sealed partial class HubServer : IAsyncDisposable
             _admissions.Release();
         }
 
-        Log($"client {client.Uuid} ({client.DisplayName}) online on port {tunnelPort}, session {session.Id}");
+        Log(EphLogLevel.Information, $"client {client.Uuid} ({client.DisplayName}) online on port {tunnelPort}, session {session.Id}");
         if (!TryAttach(session.Id))
         {
             return; // Cannot happen for a session opened just now; kept for symmetry with resumes.
@@ -1127,7 +1130,7 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             // Not a stop of the hub: say what it was.
             reasonClosed = $"hub fault: {ex.Message}";
-            Log($"unexpected fault in session {session.Id}: {ex}");
+            Log(EphLogLevel.Error, $"unexpected fault in session {session.Id}: {ex}");
         }
         finally
         {
@@ -1136,7 +1139,7 @@ public sealed partial class HubServer : IAsyncDisposable
             Detach(session.Id);
             if (reasonClosed is null)
             {
-                Log($"{who}: session {session.Id} left open for the next hub (this hub stops)");
+                Log(EphLogLevel.Information, $"{who}: session {session.Id} left open for the next hub (this hub stops)");
             }
             else
             {
@@ -1150,10 +1153,10 @@ public sealed partial class HubServer : IAsyncDisposable
                 }
                 catch (Exception ex)
                 {
-                    Log($"could not record the end of session {session.Id}: {ex.Message}");
+                    Log(EphLogLevel.Warning, $"could not record the end of session {session.Id}: {ex.Message}");
                 }
 
-                Log($"{who} offline: {reasonClosed}");
+                Log(EphLogLevel.Information, $"{who} offline: {reasonClosed}");
             }
         }
     }
@@ -1231,7 +1234,7 @@ public sealed partial class HubServer : IAsyncDisposable
                     var purged = KeyLimits.PurgePendingKeys(_registry, maxAge, new OperatorContext(KeyLimits.HubActor, Surfaces.Hub));
                     if (purged.Count > 0)
                     {
-                        Log($"purged {purged.Count} pending key(s) unseen for more than {KeyLimits.DescribeAge(maxAge)}");
+                        Log(EphLogLevel.Information, $"purged {purged.Count} pending key(s) unseen for more than {KeyLimits.DescribeAge(maxAge)}");
                     }
                 }
 
@@ -1245,7 +1248,7 @@ public sealed partial class HubServer : IAsyncDisposable
             {
                 if (!_writes.Failed(ex))
                 {
-                    Log($"registry poll failed: {ex.Message}");
+                    Log(EphLogLevel.Warning, $"registry poll failed: {ex.Message}");
                 }
 
                 try
@@ -1274,21 +1277,11 @@ public sealed partial class HubServer : IAsyncDisposable
     private static string Clip(string? s) => s is null ? "" : s.Length <= 40 ? s : s[..40] + "…";
 
     /// <summary>
-    /// Writes one log line. Lines carry agent-supplied text (claimed names, hostnames, protocol fields): controls are
-    /// escaped, so a claimed name can neither forge a second line nor send escape sequences to whoever reads the log.
+    /// Writes one log entry. Entries carry agent-supplied text (claimed names, hostnames, protocol fields): the entry
+    /// escapes controls (<see cref="EphLogEntry"/>), so a claimed name can neither forge a second line nor send escape
+    /// sequences to whoever reads the log.
     /// </summary>
-    private void Log(string line)
-    {
-        line = UntrustedText.ForTerminal(line);
-        if (_options.Log is { } log)
-        {
-            log(line);
-        }
-        else
-        {
-            Console.Error.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} eph-hub: {line}");
-        }
-    }
+    private void Log(EphLogLevel level, string line) => _options.Log.Write(level, LogSource, line);
 
     [GeneratedRegex("^SHA256:[A-Za-z0-9+/=]{20,100}$")]
     private static partial Regex FingerprintPattern();

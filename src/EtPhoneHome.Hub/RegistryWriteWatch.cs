@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Registry;
 
 using EtPhoneHome.Core;
@@ -11,8 +12,10 @@ namespace EtPhoneHome.Hub;
 /// sessions and control channels, says so in one line (repeated at most every <see cref="RepeatEvery"/>, with the count
 /// of writes lost since), refuses new admissions, and says when writes succeed again.
 /// </summary>
-public sealed class RegistryWriteWatch(string dataDirectory, Action<string> log, TimeProvider? time = null)
+public sealed class RegistryWriteWatch(string dataDirectory, IEphLog log, TimeProvider? time = null)
 {
+    private readonly IEphLog _log = log ?? throw new ArgumentNullException(nameof(log));
+
     /// <summary>Least time between two "disk full" lines while the disk stays full.</summary>
     public static readonly TimeSpan RepeatEvery = TimeSpan.FromMinutes(10);
 
@@ -53,7 +56,7 @@ public sealed class RegistryWriteWatch(string dataDirectory, Action<string> log,
 
         if (line is not null)
         {
-            log(line);
+            _log.Error(HubServer.LogSource, line);
         }
 
         return true;
@@ -80,6 +83,6 @@ public sealed class RegistryWriteWatch(string dataDirectory, Action<string> log,
             _lost = 0;
         }
 
-        log($"registry: writable again at {dataDirectory} ({lost} write(s) were lost while it was not)");
+        _log.Information(HubServer.LogSource, $"registry: writable again at {dataDirectory} ({lost} write(s) were lost while it was not)");
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Registry;
 
 using EtPhoneHome.Core;
@@ -21,9 +22,12 @@ namespace EtPhoneHome.Hub;
 /// </summary>
 public sealed class WebhookDispatcher : IAsyncDisposable
 {
+    /// <summary>The source of the dispatcher's log entries.</summary>
+    public const string LogSource = "eph-webhooks";
+
     private readonly IFleetRegistry _registry;
     private readonly WebhookOptions _options;
-    private readonly Action<string> _log;
+    private readonly IEphLog _log;
     private readonly TimeProvider _time;
     private readonly Func<string, string?>? _environment;
     private readonly WebhookSender _sender;
@@ -36,14 +40,14 @@ public sealed class WebhookDispatcher : IAsyncDisposable
     public WebhookDispatcher(
         IFleetRegistry registry,
         WebhookOptions? options = null,
-        Action<string>? log = null,
+        IEphLog? log = null,
         TimeProvider? time = null,
         Func<string, string?>? environment = null,
         HttpMessageHandler? handler = null)
     {
         _registry = registry ?? throw new ArgumentNullException(nameof(registry));
         _options = options ?? new WebhookOptions();
-        _log = log ?? (line => Console.Error.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} eph-webhooks: {line}"));
+        _log = log ?? NullLog.Instance;
         _time = time ?? TimeProvider.System;
         _environment = environment;
         _sender = new WebhookSender(_options.RequestTimeout, _time, handler, _options.AllowLinkLocal);
@@ -57,7 +61,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
             throw new InvalidOperationException("the webhook dispatcher is already started");
         }
 
-        _log(WebhookConfiguration.Resolve(_registry, _environment).ToString()
+        _log.Information(LogSource, WebhookConfiguration.Resolve(_registry, _environment).ToString()
             + $"; up to {_options.MaxAttempts} attempts, backoff {_options.InitialBackoff.TotalSeconds:0.##} s doubling to {_options.MaxBackoff.TotalSeconds:0.##} s");
         _loop = Task.Run(() => LoopAsync(_stop.Token));
     }
@@ -84,7 +88,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                _log($"could not release the dispatcher lease: {ex.Message}");
+                _log.Warning(LogSource, $"could not release the dispatcher lease: {ex.Message}");
             }
         }
     }
@@ -102,7 +106,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
                 if (registryUnwritable)
                 {
                     registryUnwritable = false;
-                    _log("deliveries resume: the registry takes writes again");
+                    _log.Information(LogSource, "deliveries resume: the registry takes writes again");
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -115,14 +119,14 @@ public sealed class WebhookDispatcher : IAsyncDisposable
                 if (!registryUnwritable)
                 {
                     registryUnwritable = true;
-                    _log($"deliveries paused: {RegistryFaults.Describe(ex, _registry.DataDirectory)}; events wait in the outbox");
+                    _log.Warning(LogSource, $"deliveries paused: {RegistryFaults.Describe(ex, _registry.DataDirectory)}; events wait in the outbox");
                 }
 
                 wait = _options.PollInterval;
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                _log($"dispatch pass failed: {ex.Message}");
+                _log.Warning(LogSource, $"dispatch pass failed: {ex.Message}");
                 wait = _options.PollInterval;
             }
 
@@ -187,7 +191,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
             if (!_warnedNoSecret)
             {
                 _warnedNoSecret = true;
-                _log($"{due.Count} event(s) wait: no webhook secret is set ({WebhookConfiguration.SecretEnvironmentVariable} or the " +
+                _log.Warning(LogSource, $"{due.Count} event(s) wait: no webhook secret is set ({WebhookConfiguration.SecretEnvironmentVariable} or the " +
                      $"'{WebhookConfiguration.SecretSetting}' setting); deliveries are never sent unsigned");
             }
 
@@ -238,7 +242,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
         });
         if (!result.Success)
         {
-            _log(retry is { } delay
+            _log.Warning(LogSource, retry is { } delay
                 ? $"{e.Event} {e.DeliveryId} to {redacted}: attempt {attempt}/{_options.MaxAttempts} failed ({result.Error}); next in {delay.TotalSeconds.ToString("0.##", CultureInfo.InvariantCulture)} s"
                 : $"{e.Event} {e.DeliveryId} to {redacted}: attempt {attempt}/{_options.MaxAttempts} failed ({result.Error}); marked failed (re-send with Send-EphWebhookDelivery or `eph-server webhooks resend {e.Id}`)");
         }

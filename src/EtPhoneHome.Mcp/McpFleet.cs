@@ -3,6 +3,7 @@ using EtPhoneHome.Core;
 using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using Microsoft.Extensions.Logging;
@@ -28,13 +29,22 @@ public sealed class McpFleet : IAsyncDisposable
     {
         Registry = registry ?? throw new ArgumentNullException(nameof(registry));
         Settings = settings ?? new McpServerSettings();
-        LoggerFactory = loggerFactory ?? StderrLoggerProvider.CreateFactory();
+        if (loggerFactory is null)
+        {
+            // stderr: on stdio, stdout is the protocol.
+            Log = McpLog.ForStdio();
+            LoggerFactory = EphLogLoggerProvider.CreateFactory(Log);
+        }
+        else
+        {
+            LoggerFactory = loggerFactory;
+            Log = new MicrosoftLoggerLog(loggerFactory.CreateLogger("EtPhoneHome.Mcp"));
+        }
+
         Logger = LoggerFactory.CreateLogger("EtPhoneHome.Mcp");
-        var logger = Logger;
         // MCP's composition root: the same services as the CLI's and the cmdlets', for the operator on surface mcp,
         // warnings to the MCP log (the process does not own the registry: its host does).
-        Services = new OperatorServices(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp),
-            line => logger.LogWarning("{Warning}", line), ownsRegistry: false)
+        Services = new OperatorServices(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp), Log, ownsRegistry: false)
         {
             CommandTransport = transport is null ? OperatorServices.TunnelCommands : _ => transport,
         };
@@ -57,6 +67,10 @@ public sealed class McpFleet : IAsyncDisposable
 
     public OperationGuard Guard { get; }
 
+    /// <summary>The MCP log (stderr unless the host gave its own logger factory); Core's parts write to it.</summary>
+    public IEphLog Log { get; }
+
+    /// <summary>The same log for the SDK side (the MCP SDK and the tools log through Microsoft.Extensions.Logging).</summary>
     public ILoggerFactory LoggerFactory { get; }
 
     public ILogger Logger { get; }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Server.Verbs;
 
@@ -42,9 +43,18 @@ public static class Program
     /// parts here instead of replacing process-wide statics.
     /// </summary>
     public static RootCommand BuildRoot(Func<EtPhoneHome.Core.DataDirectory, EtPhoneHome.Core.Services.OperatorServices>? services = null)
+        => BuildRoot(services is null ? OperatorVerbs.CliServices : (dir, _) => services(dir));
+
+    /// <summary>
+    /// <see cref="BuildRoot(Func{EtPhoneHome.Core.DataDirectory, EtPhoneHome.Core.Services.OperatorServices}?)"/> with
+    /// services that take the verb's log: the invocation's stderr, at the least level of
+    /// <see cref="EphLog.LevelEnvironmentVariable"/> (warning by default).
+    /// </summary>
+    public static RootCommand BuildRoot(Func<EtPhoneHome.Core.DataDirectory, IEphLog, EtPhoneHome.Core.Services.OperatorServices> services)
     {
+        ArgumentNullException.ThrowIfNull(services);
         var root = new EphRootCommand("EtPhoneHome server: the hub (run) and operator verbs. Every verb takes --data DIR (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server).",
-            services ?? OperatorVerbs.CliServices);
+            services);
         HubVerbs.Register(root);
         MaintenanceVerbs.Register(root);
         OperatorVerbs.Register(root);
@@ -60,8 +70,8 @@ public static class Program
 }
 
 /// <summary>The root of eph-server's command tree, holding the composition root its verbs draw their services from.</summary>
-internal sealed class EphRootCommand(string description, Func<EtPhoneHome.Core.DataDirectory, EtPhoneHome.Core.Services.OperatorServices> services)
+internal sealed class EphRootCommand(string description, Func<EtPhoneHome.Core.DataDirectory, IEphLog, EtPhoneHome.Core.Services.OperatorServices> services)
     : RootCommand(description)
 {
-    public Func<EtPhoneHome.Core.DataDirectory, EtPhoneHome.Core.Services.OperatorServices> Services { get; } = services;
+    public Func<EtPhoneHome.Core.DataDirectory, IEphLog, EtPhoneHome.Core.Services.OperatorServices> Services { get; } = services;
 }

@@ -195,8 +195,10 @@ Describe 'Targets on a running sandbox' -Tag 'Sandbox' {
     It 'writes a rate-limit warning to the warning stream (-WarningVariable, 3>)' {
         Set-EphClient -Id 'sandbox-2' -RateLimitRpm 1
         try {
-            $results = 1..2 | ForEach-Object { Invoke-EphCommand -ClientId 'sandbox-2' -Command 'true' -TimeoutSec 30 -WarningVariable +warned -WarningAction SilentlyContinue }
+            $results = 1..2 | ForEach-Object { Invoke-EphCommand -ClientId 'sandbox-2' -Command 'true' -TimeoutSec 30 -WarningVariable +warned -WarningAction SilentlyContinue -ErrorVariable +failed }
             $results | Should -HaveCount 2
+            $results | Where-Object { $_ -is [string] } | Should -BeNullOrEmpty   # the warning is not output
+            $failed | Should -BeNullOrEmpty                                           # nor an error
             $warned | Should -Not -BeNullOrEmpty
             "$($warned[0])" | Should -Match 'warn mode'
             $redirected = Invoke-EphCommand -ClientId 'sandbox-2' -Command 'true' -TimeoutSec 30 3>&1 | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Webhooks;
 
@@ -39,11 +40,14 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
     /// <summary>Default limits and the mode fallback (the registry's <c>rate_limit_mode</c> setting wins).</summary>
     public RateLimitPolicy RateLimits { get; init; } = new();
 
+    /// <summary>The source the guard's log entries name.</summary>
+    public const string LogSource = "guard";
+
     /// <summary>
-    /// Where rate-limit warnings go (warn mode). Core never writes to the console: each surface supplies its sink
-    /// (the cmdlets WriteWarning, the CLI stderr, the MCP server its log); without one they are dropped.
+    /// Where rate-limit warnings go (warn mode). Core never writes to the console: each surface supplies its log
+    /// (the cmdlets' warning stream, the CLI's stderr, the MCP server's log); without one they are dropped.
     /// </summary>
-    public Action<string> Warning { get; init; } = _ => { };
+    public IEphLog Log { get; init; } = NullLog.Instance;
 
     /// <summary>
     /// Starts an operation on a client (null: a server-side operation such as an exchange listing, which no
@@ -82,7 +86,7 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
 
         if (admission.OverRpm || admission.OverConcurrent)
         {
-            Warning(RateLimitExceededException.Describe(uuid, operation, admission) + " (warn mode: the request runs)");
+            Log.Warning(LogSource, RateLimitExceededException.Describe(uuid, operation, admission) + " (warn mode: the request runs)");
         }
 
         return new(this, uuid, operation, truncated, admission.InflightId);

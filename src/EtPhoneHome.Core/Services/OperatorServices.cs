@@ -1,6 +1,7 @@
 using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Health;
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Protocol;
@@ -19,21 +20,25 @@ public sealed class OperatorServices : IDisposable
 
     /// <param name="registry">The fleet registry; disposed with the services when <paramref name="ownsRegistry"/>.</param>
     /// <param name="context">Who acts, through which surface (recorded in the history).</param>
-    /// <param name="warning">Where rate-limit and similar warnings go (the front end's native channel).</param>
+    /// <param name="log">Where rate-limit warnings and other log entries go (the front end's native channel); dropped when null.</param>
     /// <param name="ownsRegistry">Whether disposing the services disposes the registry.</param>
-    public OperatorServices(IFleetRegistry registry, OperatorContext context, Action<string>? warning = null, bool ownsRegistry = true)
+    public OperatorServices(IFleetRegistry registry, OperatorContext context, IEphLog? log = null, bool ownsRegistry = true)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(context);
         Registry = registry;
         Context = context;
         _ownsRegistry = ownsRegistry;
-        Guard = new OperationGuard(registry, context) { Warning = warning ?? (_ => { }) };
+        Log = log ?? NullLog.Instance;
+        Guard = new OperationGuard(registry, context) { Log = Log };
     }
 
     public IFleetRegistry Registry { get; }
 
     public OperatorContext Context { get; }
+
+    /// <summary>The front end's log (its native channel), shared by everything built here.</summary>
+    public IEphLog Log { get; }
 
     /// <summary>Records, limits and checks every operation of this front end.</summary>
     public OperationGuard Guard { get; }

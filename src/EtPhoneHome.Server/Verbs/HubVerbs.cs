@@ -314,9 +314,11 @@ internal static class HubVerbs
             }
 
             using var registry = SqliteRegistry.Open(dir);
-            await using var webhooks = new WebhookDispatcher(registry, webhookOptions);
+            var log = CliLog.ForDaemon(Console.Error);
+            await using var webhooks = new WebhookDispatcher(registry, webhookOptions, log);
             await using var hub = new HubServer(registry, new HubOptions
             {
+                Log = log,
                 DataDirectory = dir,
                 GatePath = parseResult.GetValue(gatePath) ?? DefaultGatePath(),
                 HeartbeatSeconds = seconds,

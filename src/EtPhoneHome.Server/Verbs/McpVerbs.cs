@@ -73,7 +73,7 @@ internal static class McpVerbs
             IFleetRegistry registry;
             try
             {
-                registry = OperatorVerbs.OpenExistingRegistry(CommonOptions.ResolveData(parseResult, data));
+                registry = OperatorVerbs.OpenExistingRegistry(CommonOptions.ResolveData(parseResult, data), CliLog.ForVerb(error));
             }
             catch (InvalidOperationException ex)
             {

@@ -2,6 +2,7 @@ using EtPhoneHome.Core.Services;
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using EtPhoneHome.Core;
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Text;
@@ -12,28 +13,35 @@ namespace EtPhoneHome.Server.Verbs;
 /// <summary>Operator verbs: keys, approve, revoke, purge-keys, exec (clients, set, remove, history: RegistryVerbs).</summary>
 internal static class OperatorVerbs
 {
+    /// <summary>The source of the verbs' own log entries.</summary>
+    internal const string LogSource = "eph-server";
+
     /// <summary>Exit code for a bad invocation (unknown client, nothing selected).</summary>
     public const int UsageError = 2;
 
     /// <summary>
     /// The operator services of this invocation, from the composition root of the command tree it was parsed by
-    /// (<see cref="Program.BuildRoot"/>): the CLI's by default, a test's own when it built the tree with its parts.
+    /// (<c>Program.BuildRoot</c>): the CLI's by default, a test's own when it built the tree with its parts.
     /// </summary>
     internal static OperatorServices Services(ParseResult pr, string? data) =>
         (pr.RootCommandResult.Command as EphRootCommand ?? throw new InvalidOperationException("the verbs run under Program.BuildRoot"))
-            .Services(DataDirectory.Resolve(data));
+            .Services(DataDirectory.Resolve(data), CliLog.ForVerb(pr.InvocationConfiguration.Error));
 
-    /// <summary>The CLI's services: the data directory's existing registry, the OS user on surface cli, warnings on stderr.</summary>
-    public static OperatorServices CliServices(DataDirectory dir) =>
-        new(OpenExistingRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli), line => Console.Error.WriteLine($"eph-server: warning: {line}"));
+    /// <summary>
+    /// The CLI's services: the data directory's existing registry, the OS user on surface cli, warnings to
+    /// <paramref name="log"/> (the invocation's stderr).
+    /// </summary>
+    public static OperatorServices CliServices(DataDirectory dir, IEphLog log) =>
+        new(OpenExistingRegistry(dir, log), OperatorContext.ForSurface(Surfaces.Cli), log);
 
     /// <summary>
     /// Opens the registry of an initialised data directory. Only <c>init</c> creates one: a mistyped --data must not
     /// answer "No clients." from a new, empty registry.
     /// </summary>
-    public static IFleetRegistry OpenExistingRegistry(DataDirectory dir)
+    public static IFleetRegistry OpenExistingRegistry(DataDirectory dir, IEphLog log)
     {
         ArgumentNullException.ThrowIfNull(dir);
+        ArgumentNullException.ThrowIfNull(log);
         if (!File.Exists(dir.RegistryFile))
         {
             throw new InvalidOperationException(
@@ -43,7 +51,7 @@ internal static class OperatorVerbs
         var registry = EphConfiguration.OpenRegistry(dir);
         if (RegistryFaults.LowSpaceWarning(dir.Path) is { } warning)
         {
-            Console.Error.WriteLine($"eph-server: warning: {warning}");
+            log.Warning(LogSource, warning);
         }
 
         return registry;

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using System.Net.Sockets;
 using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
@@ -34,7 +35,7 @@ public sealed class DiskFullHubTests(ITestOutputHelper output)
             HeartbeatSeconds = 2,
             Host = "gw-test",
             Health = null,
-            Log = line => { lock (log) { log.Add(line); } },
+            Log = new DelegateLog(e => { lock (log) { log.Add(e.Message); } }),
         });
         await hub.StartAsync();
         try

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using System.Net.Sockets;
 using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
@@ -52,7 +53,7 @@ public sealed class HubResumeTests : IAsyncDisposable
             ResumeGrace = grace ?? TimeSpan.FromSeconds(30),
             // The live gates: this process, and one more pid that stands for another session's gate.
             GateProcessCheck = (_, pid) => pid == Me || pid == OtherLiveGate,
-            Log = line => { lock (_log) { _log.Add(line); } },
+            Log = new DelegateLog(e => { lock (_log) { _log.Add(e.Message); } }),
         });
         _hubs.Add(hub);
         await hub.StartAsync();

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using System.Net;
 using System.Net.Sockets;
 using EtPhoneHome.Hub;
@@ -96,7 +97,7 @@ public sealed class HubServerTests : IAsyncLifetime
             PollInterval = TimeSpan.FromMilliseconds(100),
             HeartbeatSeconds = 2,
             Host = "gw-test",
-            Log = line => { lock (_log) { _log.Add(line); } },
+            Log = new DelegateLog(e => { lock (_log) { _log.Add(e.Message); } }),
         });
         await _hub.StartAsync();
     }
@@ -411,7 +412,7 @@ public sealed class HubServerTests : IAsyncLifetime
             PendingKeyMaxAge = TimeSpan.FromMilliseconds(600),
             PendingKeyExpiryInterval = TimeSpan.FromMilliseconds(100),
             PendingKeyRefreshInterval = TimeSpan.FromMilliseconds(100),
-            Log = _ => { },
+            Log = NullLog.Instance,
         });
         await hub.StartAsync();
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -443,7 +444,7 @@ public sealed class HubServerTests : IAsyncLifetime
     public async Task ASecondHubOnTheSameData_IsRefused_AndLeavesTheRunningHubsSocketInPlace()
     {
         // A refused second `eph-server run` used to unlink hub.sock on its way out, locking every reconnecting client out.
-        await using (var second = new HubServer(_registry, new HubOptions { DataDirectory = _temp.Dir, GatePath = "/opt/eph/eph-gate", Log = _ => { } }))
+        await using (var second = new HubServer(_registry, new HubOptions { DataDirectory = _temp.Dir, GatePath = "/opt/eph/eph-gate", Log = NullLog.Instance }))
         {
             var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => second.StartAsync());
             Assert.Contains("another hub", ex.Message);
@@ -459,7 +460,7 @@ public sealed class HubServerTests : IAsyncLifetime
         await _hub.StopAsync();
         Assert.False(File.Exists(_hub.SocketPath));
 
-        await using var next = new HubServer(_registry, new HubOptions { DataDirectory = _temp.Dir, GatePath = "/opt/eph/eph-gate", Log = _ => { } });
+        await using var next = new HubServer(_registry, new HubOptions { DataDirectory = _temp.Dir, GatePath = "/opt/eph/eph-gate", Log = NullLog.Instance });
         await next.StartAsync();
         Assert.True(File.Exists(next.SocketPath));
     }

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using System.Diagnostics;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
@@ -28,7 +29,7 @@ public sealed class RateLimitTests : IDisposable
         new(registry ?? _registry, new OperatorContext("alice", Surfaces.Cli))
         {
             RateLimits = new RateLimitPolicy { FallbackMode = fallback },
-            Warning = line => _warnings.Add(line),
+            Log = new DelegateLog(e => _warnings.Add(e.Message)),
         };
 
     private RateLimitStats Stats(IFleetRegistry? registry = null) =>

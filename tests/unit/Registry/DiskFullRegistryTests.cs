@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using System.CommandLine;
 using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
@@ -106,7 +107,7 @@ public sealed class RegistryWriteWatchTests
     {
         var lines = new List<string>();
         var time = new ManualTime(DateTimeOffset.UtcNow);
-        var watch = new RegistryWriteWatch("/srv/eph", lines.Add, time);
+        var watch = new RegistryWriteWatch("/srv/eph", new DelegateLog(e => lines.Add(e.Message)), time);
 
         for (var i = 0; i < 1000; i++)
         {
@@ -132,10 +133,22 @@ public sealed class RegistryWriteWatchTests
     }
 
     [Fact]
+    public void AFullDisk_IsAnErrorOfTheHub_AndWritableAgainIsInformation()
+    {
+        var entries = new List<EphLogEntry>();
+        var watch = new RegistryWriteWatch("/srv/eph", new DelegateLog(entries.Add));
+
+        watch.Failed(Full());
+        watch.Succeeded();
+
+        Assert.Equal([(EphLogLevel.Error, "eph-hub"), (EphLogLevel.Information, "eph-hub")], entries.Select(e => (e.Level, e.Source)));
+    }
+
+    [Fact]
     public void OtherFaults_AreNotTakenForAFullDisk()
     {
         var lines = new List<string>();
-        var watch = new RegistryWriteWatch("/srv/eph", lines.Add);
+        var watch = new RegistryWriteWatch("/srv/eph", new DelegateLog(e => lines.Add(e.Message)));
         Assert.False(watch.Failed(new SqliteException("SQLite Error 5: 'database is locked'.", 5)));
         Assert.False(watch.Failed(new InvalidOperationException("x")));
         Assert.True(watch.Failed(new InvalidOperationException("wrapped", new SqliteException("disk I/O error", 10))));

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using System.Net.Sockets;
@@ -163,7 +164,7 @@ public sealed class UntrustedTextHubTests : IAsyncLifetime
             DataDirectory = _temp.Dir,
             GatePath = "/opt/eph/eph-gate",
             PollInterval = TimeSpan.FromMilliseconds(100),
-            Log = line => { lock (_log) { _log.Add(line); } },
+            Log = new DelegateLog(e => { lock (_log) { _log.Add(e.Message); } }),
         });
         await _hub.StartAsync();
     }

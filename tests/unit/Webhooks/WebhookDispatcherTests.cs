@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Hub;
 using System.Net;
 using System.Text.Json.Nodes;
@@ -89,7 +90,7 @@ public sealed class WebhookDispatcherTests : IDisposable
     }
 
     private WebhookDispatcher Dispatcher(WebhookOptions? options = null, IFleetRegistry? registry = null) =>
-        new(registry ?? _registry, options ?? new WebhookOptions { MaxAttempts = 3 }, line => { lock (_log) { _log.Add(line); } }, _time, k => _env.GetValueOrDefault(k), _receiver);
+        new(registry ?? _registry, options ?? new WebhookOptions { MaxAttempts = 3 }, new DelegateLog(e => { lock (_log) { _log.Add(e.Message); } }), _time, k => _env.GetValueOrDefault(k), _receiver);
 
     private ClientRecord Client(string fp = Keys.A, string host = "web-01") => Keys.Admit(_registry, fp, Keys.Identity(host, name: host));
 
