@@ -63,7 +63,7 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
         using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         if (ParameterSetName == ClientSet)
         {
-            var lookup = ClientQueries.Find(registry, names: [SourceClient!], ids: null, onlineOnly: false);
+            var lookup = ClientQueries.Find(registry.Clients, names: [SourceClient!], ids: null, onlineOnly: false);
             if (lookup.Clients.Count != 1)
             {
                 WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, SourceClient, string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, SourceClient)));

@@ -61,9 +61,17 @@ public static class FleetTargets
     /// Builds a target per client: an online client with an open session becomes a target with that session;
     /// anything else is offline. A client whose key is revoked or mismatched is denied.
     /// </summary>
-    public static IReadOnlyList<FleetTarget> FromClients(IFleetRegistry registry, IEnumerable<ClientRecord> clients)
+    public static IReadOnlyList<FleetTarget> FromClients(RegistryStores registry, IEnumerable<ClientRecord> clients)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        return FromClients(registry.Keys, registry.Sessions, clients);
+    }
+
+    /// <summary><see cref="FromClients(RegistryStores, IEnumerable{ClientRecord})"/> with the two stores it reads.</summary>
+    public static IReadOnlyList<FleetTarget> FromClients(IKeyStore keys, ISessionStore sessions, IEnumerable<ClientRecord> clients)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(sessions);
         ArgumentNullException.ThrowIfNull(clients);
         var targets = new List<FleetTarget>();
         var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -74,7 +82,7 @@ public static class FleetTargets
                 continue;
             }
 
-            targets.Add(ToTarget(registry, client));
+            targets.Add(ToTarget(keys, sessions, client));
         }
 
         return targets;
@@ -89,9 +97,16 @@ public static class FleetTargets
     /// </summary>
     /// <exception cref="UnknownClientsException">Some literal name matched no client; nothing may run.</exception>
     /// <exception cref="ArgumentException">The selection names no client, no tag and not All.</exception>
-    public static IReadOnlyList<FleetTarget> ResolveOrRefuse(IFleetRegistry registry, TargetSelection selection)
+    public static IReadOnlyList<FleetTarget> ResolveOrRefuse(RegistryStores registry, TargetSelection selection)
     {
-        var resolution = Resolve(registry, selection);
+        ArgumentNullException.ThrowIfNull(registry);
+        return ResolveOrRefuse(registry.Clients, registry.Keys, registry.Sessions, selection);
+    }
+
+    /// <summary><see cref="ResolveOrRefuse(RegistryStores, TargetSelection)"/> with the three stores it reads.</summary>
+    public static IReadOnlyList<FleetTarget> ResolveOrRefuse(IClientStore clients, IKeyStore keys, ISessionStore sessions, TargetSelection selection)
+    {
+        var resolution = Resolve(clients, keys, sessions, selection);
         if (resolution.NotFound.Count > 0)
         {
             throw new UnknownClientsException(resolution.NotFound);
@@ -102,12 +117,21 @@ public static class FleetTargets
 
     /// <summary>
     /// Resolves a selection against the registry (see <see cref="TargetSelection"/>); the literal names that match
-    /// nothing are returned, not refused (<see cref="ResolveOrRefuse"/> is the rule for acting on them).
+    /// nothing are returned, not refused (<see cref="ResolveOrRefuse(RegistryStores, TargetSelection)"/> is the rule for acting on them).
     /// </summary>
     /// <exception cref="ArgumentException">The selection names no client, no tag and not All.</exception>
-    public static TargetResolution Resolve(IFleetRegistry registry, TargetSelection selection)
+    public static TargetResolution Resolve(RegistryStores registry, TargetSelection selection)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        return Resolve(registry.Clients, registry.Keys, registry.Sessions, selection);
+    }
+
+    /// <summary><see cref="Resolve(RegistryStores, TargetSelection)"/> with the three stores it reads.</summary>
+    public static TargetResolution Resolve(IClientStore clients, IKeyStore keys, ISessionStore sessions, TargetSelection selection)
+    {
+        ArgumentNullException.ThrowIfNull(clients);
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(sessions);
         ArgumentNullException.ThrowIfNull(selection);
         if (!selection.All && selection.Clients.Count == 0 && selection.Tags.Count == 0)
         {
@@ -115,21 +139,21 @@ public static class FleetTargets
             throw new ArgumentException("the selection names no client and no tag; the whole fleet takes All", nameof(selection));
         }
 
-        var clients = registry.QueryClients(new ClientQuery
+        var selected = clients.QueryClients(new ClientQuery
         {
             Tags = selection.Tags.Count > 0 ? selection.Tags : null,
         });
 
         if (selection.Clients.Count == 0)
         {
-            return new TargetResolution(FromClients(registry, clients), []);
+            return new TargetResolution(FromClients(keys, sessions, selected), []);
         }
 
-        var lookup = ClientNameMatcher.Select(clients, selection.Clients, ids: null);
-        return new TargetResolution(FromClients(registry, lookup.Clients), lookup.NotFound);
+        var lookup = ClientNameMatcher.Select(selected, selection.Clients, ids: null);
+        return new TargetResolution(FromClients(keys, sessions, lookup.Clients), lookup.NotFound);
     }
 
-    private static FleetTarget ToTarget(IFleetRegistry registry, ClientRecord client)
+    private static FleetTarget ToTarget(IKeyStore keys, ISessionStore sessions, ClientRecord client)
     {
         if (client.KeyMismatch)
         {
@@ -139,7 +163,7 @@ public static class FleetTargets
             };
         }
 
-        if (client.KeyFingerprint is { } fingerprint && registry.GetKey(fingerprint) is { Status: not KeyStatus.Approved } key)
+        if (client.KeyFingerprint is { } fingerprint && keys.GetKey(fingerprint) is { Status: not KeyStatus.Approved } key)
         {
             return new FleetTarget(client.Uuid, client.DisplayName, null)
             {
@@ -152,7 +176,7 @@ public static class FleetTargets
             return new FleetTarget(client.Uuid, client.DisplayName, null);
         }
 
-        var session = registry.GetOpenSession(client.Uuid);
+        var session = sessions.GetOpenSession(client.Uuid);
         return new FleetTarget(client.Uuid, client.DisplayName, session is { ClosedAt: null } ? session : null)
         {
             Policy = new EtPhoneHome.Protocol.ServerPolicy { AllowedPaths = client.AllowedPaths?.ToArray() },

@@ -33,7 +33,7 @@ public static class KeyLimits
 
     /// <summary>The pending keys unseen for longer than <paramref name="unseenFor"/>, oldest first; nothing is changed (a dry run).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="unseenFor"/> is negative.</exception>
-    public static IReadOnlyList<KeyRecord> ExpiredPendingKeys(IFleetRegistry registry, TimeSpan unseenFor)
+    public static IReadOnlyList<KeyRecord> ExpiredPendingKeys(IKeyStore registry, TimeSpan unseenFor)
     {
         ArgumentNullException.ThrowIfNull(registry);
         return registry.PurgePendingKeys(unseenFor, KeyLimits.HubActor, Surfaces.Hub, dryRun: true);
@@ -45,7 +45,7 @@ public static class KeyLimits
     /// A purged key's agent that comes back is recorded as pending again.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="unseenFor"/> is negative.</exception>
-    public static IReadOnlyList<KeyRecord> PurgePendingKeys(IFleetRegistry registry, TimeSpan unseenFor, OperatorContext context)
+    public static IReadOnlyList<KeyRecord> PurgePendingKeys(IKeyStore registry, TimeSpan unseenFor, OperatorContext context)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(context);

@@ -27,14 +27,15 @@ public static class Surfaces
 /// process — and records the outcome in the history (and the events that go with it: command_executed,
 /// file_accessed) in one transaction when the lease completes.
 /// </summary>
-public sealed class OperationGuard(IFleetRegistry registry, OperatorContext context)
+public sealed class OperationGuard(IRateLimitLedger ledger, OperatorContext context)
 {
     /// <summary>Longest detail kept in the history (commands can be long).</summary>
     public const int MaxDetailLength = 500;
 
     public OperatorContext Context { get; } = context;
 
-    public IFleetRegistry Registry { get; } = registry;
+    /// <summary>The shared rate-limit counters, which also write each completed operation's history entry and event.</summary>
+    public IRateLimitLedger Ledger { get; } = ledger;
 
     /// <summary>Default limits and the mode fallback (the registry's <c>rate_limit_mode</c> setting wins).</summary>
     public RateLimitPolicy RateLimits { get; init; } = new();
@@ -65,7 +66,7 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
         }
 
         ArgumentException.ThrowIfNullOrEmpty(uuid);
-        var admission = Registry.BeginRequest(uuid, RateLimits, new AuditEntry
+        var admission = Ledger.BeginRequest(uuid, RateLimits, new AuditEntry
         {
             Operation = operation,
             Uuid = uuid,
@@ -168,7 +169,7 @@ public sealed class OperationLease : IDisposable
             };
         }
 
-        _guard.Registry.CompleteRequest(_inflightId, new AuditEntry
+        _guard.Ledger.CompleteRequest(_inflightId, new AuditEntry
         {
             Operation = Operation,
             Uuid = Uuid,

@@ -17,7 +17,7 @@ public sealed record RegistryEvent(long Id, string Type, string? Uuid, string Pa
 /// mode 0600) in a 0700 data directory. Each call uses its own pooled connection, so one instance is
 /// safe from many threads and several processes may share the file.
 /// </summary>
-public sealed partial class SqliteRegistry : IFleetRegistry
+public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionStore, IHistoryStore, ISettingsStore, IHealthStore, IWebhookOutbox, IRateLimitLedger, IDisposable
 {
     /// <summary>Setting that holds the heartbeat interval in seconds.</summary>
     public const string HeartbeatSetting = "heartbeat_s";

@@ -16,26 +16,46 @@ public sealed class OperatorServices : IDisposable
 {
     private readonly bool _ownsRegistry;
 
-    /// <param name="registry">The fleet registry; disposed with the services when <paramref name="ownsRegistry"/>.</param>
+    /// <param name="registry">The registry's stores; disposed with the services when <paramref name="ownsRegistry"/>.</param>
     /// <param name="context">Who acts, through which surface (recorded in the history).</param>
     /// <param name="warning">Where rate-limit and similar warnings go (the front end's native channel).</param>
     /// <param name="ownsRegistry">Whether disposing the services disposes the registry.</param>
-    public OperatorServices(IFleetRegistry registry, OperatorContext context, Action<string>? warning = null, bool ownsRegistry = true)
+    public OperatorServices(RegistryStores registry, OperatorContext context, Action<string>? warning = null, bool ownsRegistry = true)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(context);
         Registry = registry;
         Context = context;
         _ownsRegistry = ownsRegistry;
-        Guard = new OperationGuard(registry, context) { Warning = warning ?? (_ => { }) };
+        var sink = warning ?? (_ => { });
+        _guard = new Lazy<OperationGuard>(() => new OperationGuard(registry.RateLimits, context) { Warning = sink });
     }
 
-    public IFleetRegistry Registry { get; }
+    /// <summary>Every store of the registry, for the few consumers that read several (fleet targets, the fleet status).</summary>
+    public RegistryStores Registry { get; }
+
+    public IKeyStore Keys => Registry.Keys;
+
+    public IClientStore Clients => Registry.Clients;
+
+    public ISessionStore Sessions => Registry.Sessions;
+
+    public IHistoryStore History => Registry.History;
+
+    public ISettingsStore Settings => Registry.Settings;
+
+    public IHealthStore Health => Registry.Health;
+
+    public IWebhookOutbox Webhooks => Registry.Webhooks;
+
+    public IRateLimitLedger RateLimits => Registry.RateLimits;
 
     public OperatorContext Context { get; }
 
     /// <summary>Records, limits and checks every operation of this front end.</summary>
-    public OperationGuard Guard { get; }
+    public OperationGuard Guard => _guard.Value;
+
+    private readonly Lazy<OperationGuard> _guard;
 
     /// <summary>Builds the command transport; the tunnels by default.</summary>
     public Func<OperationGuard, ICommandTransport> CommandTransport { get; init; } = guard => new TunnelCommandTransport { Guard = guard };

@@ -32,7 +32,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         => ToolResults.RunAsync(fleet, "run_command", async () =>
         {
             var request = Validate(cmd, cwd, timeout);
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
             return await ExecuteAsync(target, request, cancellationToken).ConfigureAwait(false);
         });
 
@@ -46,7 +46,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         => ToolResults.Run(fleet, "start_command", () =>
         {
             var request = Validate(cmd, cwd, timeout);
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
             var job = fleet.Commands.Start(target.Uuid, target.DisplayName, request.Cmd, async ct => await ExecuteAsync(target, request, ct).ConfigureAwait(false));
             return new
             {
@@ -144,7 +144,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
             {
                 throw new ToolFailure(ToolErrorCodes.ClientNotFound, ex.Message,
                     "Fix client_ids (see available_clients, list_clients or find_client) and call again.",
-                    new Dictionary<string, object?> { ["not_found"] = ex.Names, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry) });
+                    new Dictionary<string, object?> { ["not_found"] = ex.Names, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry.Clients) });
             }
 
             if (targets.Count == 0)

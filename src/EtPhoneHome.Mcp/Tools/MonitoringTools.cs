@@ -25,8 +25,8 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
         [Description("Uuid or display name of the client; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? uuid = null)
         => ToolResults.Run(fleet, "get_rate_limit_stats", () =>
         {
-            var client = ClientResolver.Resolve(fleet.Registry, session, uuid, "uuid");
-            var stats = fleet.Registry.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault()
+            var client = ClientResolver.Resolve(fleet.Registry.Clients, session, uuid, "uuid");
+            var stats = fleet.Registry.RateLimits.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault()
                 ?? throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"{ClientResolver.Describe(client)} was removed",
                     "Call list_clients for the clients that exist.");
             return new
@@ -54,7 +54,7 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
         CancellationToken cancellationToken = default)
         => ToolResults.RunAsync(fleet, "get_client_metrics", async () =>
         {
-            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+            var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             limit.CancelAfter(MetricsTimeout);
             var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -124,7 +124,7 @@ internal static class HealthVerbs
     // ----- verb bodies (tested directly) -----
 
     /// <summary>Runs metrics; 0 when every client answered, 1 when any did not, 2 for an unknown client or an empty selection.</summary>
-    internal static async Task<int> MetricsAsync(IFleetRegistry registry, TargetSelection selection, bool summary, FleetMetricsOptions options, bool json,
+    internal static async Task<int> MetricsAsync(RegistryStores registry, TargetSelection selection, bool summary, FleetMetricsOptions options, bool json,
         FleetMetrics metrics, TextWriter output, TextWriter error, CancellationToken ct)
     {
         IReadOnlyList<FleetTarget> targets;

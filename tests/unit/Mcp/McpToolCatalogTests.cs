@@ -40,7 +40,7 @@ public sealed class McpToolCatalogTests
     [Fact]
     public async Task ToolsList_HasEveryToolWithHonestHints()
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
 
         var tools = await client.ListToolsAsync();
@@ -59,7 +59,7 @@ public sealed class McpToolCatalogTests
     [Fact]
     public async Task EveryToolAndParameter_HasADescription()
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
 
         foreach (var tool in await client.ListToolsAsync())
@@ -135,7 +135,7 @@ public sealed class McpToolCatalogTests
 
     private static async Task<IEnumerable<string>> PropertyNamesAsync(string toolName)
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
         var tool = (await client.ListToolsAsync()).Single(t => t.Name == toolName);
         return tool.JsonSchema.GetProperty("properties").EnumerateObject().Select(p => p.Name).ToList();
@@ -143,7 +143,7 @@ public sealed class McpToolCatalogTests
 
     private static async Task<JsonElement> PropertyAsync(string toolName, string parameter)
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
         var tool = (await client.ListToolsAsync()).Single(t => t.Name == toolName);
         return tool.JsonSchema.GetProperty("properties").GetProperty(parameter).Clone();

@@ -24,14 +24,14 @@ public sealed class RateLimitTests : IDisposable
         _uuid = Keys.Admit(_registry, Keys.A, Keys.Identity()).Uuid;
     }
 
-    private OperationGuard Guard(IFleetRegistry? registry = null, RateLimitMode fallback = RateLimitMode.Warn) =>
+    private OperationGuard Guard(IRateLimitLedger? registry = null, RateLimitMode fallback = RateLimitMode.Warn) =>
         new(registry ?? _registry, new OperatorContext("alice", Surfaces.Cli))
         {
             RateLimits = new RateLimitPolicy { FallbackMode = fallback },
             Warning = line => _warnings.Add(line),
         };
 
-    private RateLimitStats Stats(IFleetRegistry? registry = null) =>
+    private RateLimitStats Stats(IRateLimitLedger? registry = null) =>
         (registry ?? _registry).GetRateLimitStats([_uuid], new RateLimitPolicy { FallbackMode = RateLimitMode.Warn }).Single();
 
     private void Request(OperationGuard? guard = null)
@@ -98,7 +98,7 @@ public sealed class RateLimitTests : IDisposable
             e => e.Payload.Contains("uptime", StringComparison.Ordinal));
 
         // A fan-out reports the refusal as RateLimited.
-        var result = FleetCommandResult.FromException(FakeFleetRegistry.Online("web"), ex, 0);
+        var result = FleetCommandResult.FromException(FakeFleet.Online("web"), ex, 0);
         Assert.Equal(CommandStatus.RateLimited, result.Status);
         Assert.StartsWith("RATE_LIMITED:", result.Error);
 

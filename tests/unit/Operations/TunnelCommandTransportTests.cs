@@ -51,7 +51,7 @@ public sealed class TunnelCommandTransportTests : IAsyncDisposable
     }
 
     private FleetTarget Target(byte[]? secret = null) =>
-        new("u-1", "web-01", FakeFleetRegistry.Session("u-1", Port, secret ?? _secret));
+        new("u-1", "web-01", FakeFleet.Session("u-1", Port, secret ?? _secret));
 
     [Fact]
     public async Task RunCommand_ReturnsTheAgentsAnswer()
