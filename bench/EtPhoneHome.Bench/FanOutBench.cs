@@ -4,6 +4,7 @@ using System.Text;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Protocol;
 using EtPhoneHome.Sandbox;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Bench;
 

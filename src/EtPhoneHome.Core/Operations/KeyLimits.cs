@@ -1,4 +1,5 @@
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome.Core.Operations;
 
@@ -87,11 +88,7 @@ public static class KeyLimits
     }
 
     /// <summary>An age for people, in its largest whole unit, to two decimals (7d, 1.5d, 12h, 90s).</summary>
-    public static string DescribeAge(TimeSpan age) =>
-        age >= TimeSpan.FromDays(1) ? age.TotalDays.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "d"
-        : age >= TimeSpan.FromHours(1) ? age.TotalHours.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "h"
-        : age >= TimeSpan.FromMinutes(1) ? age.TotalMinutes.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "m"
-        : age.TotalSeconds.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "s";
+    public static string DescribeAge(TimeSpan age) => Ages.Describe(age);
 
     /// <summary>The answer to show for a purge or its dry run.</summary>
     public static string Describe(IReadOnlyCollection<KeyRecord> keys, TimeSpan unseenFor, bool dryRun)

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using EtPhoneHome.Core.Registry;
-using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Core.Operations;
 
@@ -10,15 +9,6 @@ public sealed record OperatorContext(string Actor, string Surface)
 {
     /// <summary>The current OS user acting through <paramref name="surface"/>.</summary>
     public static OperatorContext ForSurface(string surface) => new(Environment.UserName, surface);
-}
-
-/// <summary>Names of the surfaces, as they appear in the history.</summary>
-public static class Surfaces
-{
-    public const string PowerShell = "pwsh";
-    public const string Mcp = "mcp";
-    public const string Cli = "cli";
-    public const string Hub = "hub";
 }
 
 /// <summary>
@@ -30,7 +20,7 @@ public static class Surfaces
 public sealed class OperationGuard(IRateLimitLedger ledger, OperatorContext context)
 {
     /// <summary>Longest detail kept in the history (commands can be long).</summary>
-    public const int MaxDetailLength = 500;
+    public const int MaxDetailLength = AuditEntry.MaxDetailLength;
 
     public OperatorContext Context { get; } = context;
 
@@ -89,8 +79,7 @@ public sealed class OperationGuard(IRateLimitLedger ledger, OperatorContext cont
         return new(this, uuid, operation, truncated, admission.InflightId);
     }
 
-    internal static string? Truncate(string? text)
-        => text is null || text.Length <= MaxDetailLength ? text : string.Concat(text.AsSpan(0, MaxDetailLength), "…");
+    internal static string? Truncate(string? text) => AuditEntry.Truncate(text);
 
     /// <summary>The event an operation emits: command_executed for commands, file_accessed for file and exchange operations.</summary>
     internal static string? EventFor(string operation) =>

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Protocol;
 using Microsoft.Data.Sqlite;
 using static EtPhoneHome.Core.Registry.Sql;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using EtPhoneHome.Core.Operations;
 using Microsoft.Data.Sqlite;
 using static EtPhoneHome.Core.Registry.Sql;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
-using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Protocol;
+using EtPhoneHome.Core.Text;
 using Microsoft.Data.Sqlite;
 using static EtPhoneHome.Core.Registry.Sql;
 
@@ -195,8 +195,8 @@ public sealed partial class SqliteRegistry
                 Actor = actor,
                 Surface = surface,
                 Status = OperationNames.Wire(keys.Count > 0 ? OperationStatus.Succeeded : OperationStatus.Unchanged),
-                Detail = OperationGuard.Truncate(
-                    $"{keys.Count} pending key(s) unseen for more than {KeyLimits.DescribeAge(unseenFor)}"
+                Detail = AuditEntry.Truncate(
+                    $"{keys.Count} pending key(s) unseen for more than {Ages.Describe(unseenFor)}"
                     + (keys.Count == 0 ? "" : ": " + string.Join(", ", keys.Select(k => k.Fingerprint)))),
                 DurationMs = Now - started,
             });

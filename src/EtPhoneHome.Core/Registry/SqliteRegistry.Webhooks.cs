@@ -1,7 +1,5 @@
-using EtPhoneHome.Core.Operations;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using EtPhoneHome.Core.Webhooks;
 using Microsoft.Data.Sqlite;
 using static EtPhoneHome.Core.Registry.Sql;
 
