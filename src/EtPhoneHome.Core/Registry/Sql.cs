@@ -81,4 +81,29 @@ internal static class Sql
 
         return sb.ToString();
     }
+
+    /// <summary>Each row of a query as one line: its values as invariant text, space-separated (PRAGMA checks).</summary>
+    internal static List<string> RowTexts(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        using var reader = cmd.ExecuteReader();
+        var rows = new List<string>();
+        while (reader.Read())
+        {
+            var values = new object[reader.FieldCount];
+            reader.GetValues(values);
+            rows.Add(string.Join(" ", values.Select(v => Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture))));
+        }
+
+        return rows;
+    }
+
+    /// <summary>The first column of the first row as a number (0 when there is none).</summary>
+    internal static long LongScalar(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        return Convert.ToInt64(cmd.ExecuteScalar() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
+    }
 }
