@@ -4,6 +4,7 @@ using System.Text;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Protocol;
 using EtPhoneHome.Sandbox;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Bench;
 
@@ -39,7 +40,7 @@ internal static class FanOutBench
             started = size;
             using var registry = bench.Env.OpenRegistry();
             var clients = registry.QueryClients(new Core.Registry.ClientQuery { OnlineOnly = true }).Take(size).ToList();
-            var targets = FleetTargets.FromClients(registry, clients);
+            var targets = FleetTargets.FromClients(registry, registry, clients);
             var guard = new OperationGuard(registry, OperatorContext.ForSurface(Surfaces.Cli));
             var executor = new FleetExecutor(new TunnelCommandTransport { Guard = guard });
             var eph = await TimeRoundsAsync(rounds, async () =>

@@ -20,7 +20,7 @@ internal static class TransferBench
         var client = (await bench.AddOnlineAgentsAsync("xfer", 1, TimeSpan.FromSeconds(60)))[0];
         var agentPid = bench.Env.Agents.Single().Process!.Pid;
         using var registry = bench.Env.OpenRegistry();
-        var target = FleetTargets.FromClients(registry, [client]).Single();
+        var target = FleetTargets.FromClients(registry, registry, [client]).Single();
 
         var dir = Path.Combine(bench.Env.WorkDirectory, "xfer");
         Directory.CreateDirectory(dir);

@@ -38,7 +38,7 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
         {
-            if (!KeyAdministration.Exists(registry, id))
+            if (!KeyAdministration.Exists(registry.Keys, registry.Clients, id))
             {
                 WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, string.Format(CultureInfo.CurrentCulture, Strings.KeyNotFound, id)));
                 continue;
@@ -46,7 +46,7 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
 
             // Re-pinning a client to a new key names both keys and which one will be trusted.
             var target = string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id);
-            if (registry.GetKey(id.Trim()) is { IsMismatch: true, ClaimedUuid: { } claimed } claim && registry.GetClient(claimed) is { } pinnedClient)
+            if (registry.Keys.GetKey(id.Trim()) is { IsMismatch: true, ClaimedUuid: { } claimed } claim && registry.Clients.GetClient(claimed) is { } pinnedClient)
             {
                 target = string.Format(CultureInfo.CurrentCulture, Strings.KeyReplacesTarget, claim.Fingerprint,
                     ClientText.Describe(pinnedClient.DisplayName, pinnedClient.Uuid), pinnedClient.KeyFingerprint);
@@ -59,7 +59,7 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
 
             try
             {
-                var outcome = KeyAdministration.Approve(registry, id, OperatorContext.ForSurface(Surfaces.PowerShell));
+                var outcome = KeyAdministration.Approve(registry.Keys, id, OperatorContext.ForSurface(Surfaces.PowerShell));
                 var answer = KeyAdministration.Describe(outcome, id);
                 if (outcome.AlreadyApproved)
                 {
@@ -71,7 +71,7 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
                     WriteVerbose(answer);
                 }
 
-                if (PassThru && registry.GetKey(outcome.Fingerprint) is { } key)
+                if (PassThru && registry.Keys.GetKey(outcome.Fingerprint) is { } key)
                 {
                     WriteObject(new EphClientKey(key));
                 }

@@ -44,16 +44,29 @@ public sealed class KeyFingerprintCompleter : IArgumentCompleter
 /// <summary>Runs a Core completion source against the module's registry; a registry that cannot be opened completes nothing.</summary>
 internal static class RegistryCompletion
 {
-    public static IReadOnlyList<CompletionResult> Complete(Func<IFleetRegistry, string?, IReadOnlyList<Completion>> source, string? word) =>
-        [.. Query(source, word).Select(c => new CompletionResult(c.Text, c.ListItem, CompletionResultType.ParameterValue, c.ToolTip))];
+    public static IReadOnlyList<CompletionResult> Complete(Func<IClientStore, string?, IReadOnlyList<Completion>> source, string? word) =>
+        Results(Query(source, word));
 
-    /// <summary>The completions of <paramref name="source"/> from the module's registry; none when it cannot be opened.</summary>
-    public static IReadOnlyList<Completion> Query(Func<IFleetRegistry, string?, IReadOnlyList<Completion>> source, string? word)
+    public static IReadOnlyList<CompletionResult> Complete(Func<IKeyStore, string?, IReadOnlyList<Completion>> source, string? word) =>
+        Results(Query(source, word));
+
+    /// <summary>The completions of <paramref name="source"/> from the module's registry's clients; none when it cannot be opened.</summary>
+    public static IReadOnlyList<Completion> Query(Func<IClientStore, string?, IReadOnlyList<Completion>> source, string? word) =>
+        Query(stores => source(stores.Clients, word));
+
+    /// <summary>The completions of <paramref name="source"/> from the module's registry's keys; none when it cannot be opened.</summary>
+    public static IReadOnlyList<Completion> Query(Func<IKeyStore, string?, IReadOnlyList<Completion>> source, string? word) =>
+        Query(stores => source(stores.Keys, word));
+
+    private static IReadOnlyList<CompletionResult> Results(IReadOnlyList<Completion> completions) =>
+        [.. completions.Select(c => new CompletionResult(c.Text, c.ListItem, CompletionResultType.ParameterValue, c.ToolTip))];
+
+    private static IReadOnlyList<Completion> Query(Func<RegistryStores, IReadOnlyList<Completion>> read)
     {
         try
         {
             using var registry = EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory().Directory);
-            return source(registry, word);
+            return read(registry);
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
         {

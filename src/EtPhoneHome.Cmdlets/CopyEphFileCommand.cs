@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome;
 

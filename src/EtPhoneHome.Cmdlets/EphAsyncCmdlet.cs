@@ -68,14 +68,15 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
     /// The operation guard of the cmdlets (surface pwsh): its rate-limit warnings go to the warning stream, so
     /// -WarningAction, -WarningVariable and 3> apply to them.
     /// </summary>
-    internal OperationGuard NewGuard(IFleetRegistry registry) => NewServices(registry).Guard;
+    internal OperationGuard NewGuard(RegistryStores registry) => NewServices(registry).Guard;
 
     /// <summary>
     /// The cmdlets' composition root: the operator services of this pipeline over <paramref name="registry"/> (which
     /// the cmdlet opened and disposes), surface pwsh, Core's log to PowerShell's streams (<see cref="CmdletLog"/>).
     /// </summary>
-    internal OperatorServices NewServices(IFleetRegistry registry) =>
+    internal OperatorServices NewServices(RegistryStores registry) =>
         new(registry, OperatorContext.ForSurface(Surfaces.PowerShell), new CmdletLog(this), ownsRegistry: false);
+
 
     /// <summary>ShouldProcess on the pipeline thread (it may prompt), awaited by the worker.</summary>
     protected Task<bool> ShouldProcessAsync(string target, string action) =>

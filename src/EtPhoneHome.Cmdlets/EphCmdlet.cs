@@ -19,7 +19,7 @@ public abstract class EphCmdlet : PSCmdlet
     /// Opens the registry of the module's data directory (Set-EphConfiguration, else $ETPHONEHOME_DATA_DIR, else
     /// ~/.etphonehome-server).
     /// </summary>
-    internal IFleetRegistry OpenRegistry()
+    internal RegistryStores OpenRegistry()
     {
         try
         {
@@ -39,7 +39,7 @@ public abstract class EphCmdlet : PSCmdlet
     /// resolved by Core's one rule, so any unknown literal name refuses the whole operation (ClientNotFound, naming
     /// every unknown name) before anything runs.
     /// </summary>
-    internal IReadOnlyList<FleetTarget> ResolveTargets(IFleetRegistry registry, IReadOnlyList<string> names, bool all)
+    internal IReadOnlyList<FleetTarget> ResolveTargets(RegistryStores registry, IReadOnlyList<string> names, bool all)
     {
         if (!all && names.Count == 0)
         {

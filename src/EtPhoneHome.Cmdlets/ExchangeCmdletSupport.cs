@@ -48,7 +48,7 @@ internal static class ExchangeCmdletSupport
     };
 
     /// <summary>Resolves -SourceClient / -DestinationClient (display name, uuid or "server").</summary>
-    public static string Participant(IFleetRegistry registry, string value, string field)
+    public static string Participant(IClientStore registry, string value, string field)
     {
         try
         {

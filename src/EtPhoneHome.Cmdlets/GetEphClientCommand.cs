@@ -55,7 +55,7 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
     protected override Task ProcessRecordAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        var lookup = ClientQueries.Search(registry, new ClientQuery
+        var lookup = ClientQueries.Search(registry.Clients, new ClientQuery
         {
             Names = ParameterSetName == IdSet ? null : Name,
             Ids = ParameterSetName == IdSet ? Id : null,

@@ -25,7 +25,7 @@ public sealed class GetEphClientKeyCommand : EphAsyncCmdlet
     protected override Task ProcessRecordAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        var keys = registry.ListKeys(Pending ? KeyStatus.Pending : null)
+        var keys = registry.Keys.ListKeys(Pending ? KeyStatus.Pending : null)
             .OrderBy(k => k.Status).ThenBy(k => k.FirstSeen).ThenBy(k => k.Fingerprint, StringComparer.Ordinal)
             .ToList();
         var patterns = Fingerprint ?? [];

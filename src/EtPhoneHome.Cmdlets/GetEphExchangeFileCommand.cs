@@ -23,8 +23,8 @@ public sealed class GetEphExchangeFileCommand : EphAsyncCmdlet
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        var source = SourceClient is null ? null : ExchangeCmdletSupport.Participant(registry, SourceClient, "source_client");
-        var dest = DestinationClient is null ? null : ExchangeCmdletSupport.Participant(registry, DestinationClient, "dest_client");
+        var source = SourceClient is null ? null : ExchangeCmdletSupport.Participant(registry.Clients, SourceClient, "source_client");
+        var dest = DestinationClient is null ? null : ExchangeCmdletSupport.Participant(registry.Clients, DestinationClient, "dest_client");
         using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         try
         {

@@ -59,7 +59,7 @@ public sealed class GetEphHistoryCommand : EphAsyncCmdlet
         }
 
         using var registry = OpenRegistry();
-        var clients = ClientHistory.ResolveClients(registry, _clients);
+        var clients = ClientHistory.ResolveClients(registry.Clients, _clients);
         foreach (var missing in clients.NotFound)
         {
             WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
@@ -89,15 +89,15 @@ public sealed class GetEphHistoryCommand : EphAsyncCmdlet
             if (PagingParameters.IncludeTotalCount)
             {
                 // PowerShell's convention: the total comes first, then the page.
-                WriteObject(PagingParameters.NewTotalCount((ulong)registry.CountHistory(query), 1.0));
+                WriteObject(PagingParameters.NewTotalCount((ulong)registry.History.CountHistory(query), 1.0));
             }
 
             while (remaining > 0 && skip <= int.MaxValue)
             {
                 ct.ThrowIfCancellationRequested();
                 var take = (int)Math.Min((ulong)PageSize, remaining);
-                var page = registry.QueryHistory(query with { Skip = (int)skip, Take = take });
-                foreach (var (uuid, name) in ClientHistory.DisplayNames(registry, page.Select(e => e.Uuid).Where(u => u is not null && !names.ContainsKey(u))))
+                var page = registry.History.QueryHistory(query with { Skip = (int)skip, Take = take });
+                foreach (var (uuid, name) in ClientHistory.DisplayNames(registry.Clients, page.Select(e => e.Uuid).Where(u => u is not null && !names.ContainsKey(u))))
                 {
                     names[uuid] = name;
                 }

@@ -41,7 +41,7 @@ public sealed class GetEphRateLimitStatsCommand : EphAsyncCmdlet
         }
 
         using var registry = OpenRegistry();
-        var lookup = ClientQueries.Find(registry, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
+        var lookup = ClientQueries.Find(registry.Clients, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
         foreach (var missing in lookup.NotFound)
         {
             WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
@@ -54,7 +54,7 @@ public sealed class GetEphRateLimitStatsCommand : EphAsyncCmdlet
         }
 
         var names = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
-        foreach (var stats in registry.GetRateLimitStats(lookup.Clients.Select(c => c.Uuid).ToList(), new RateLimitPolicy()))
+        foreach (var stats in registry.RateLimits.GetRateLimitStats(lookup.Clients.Select(c => c.Uuid).ToList(), new RateLimitPolicy()))
         {
             WriteObject(new EphRateLimitStats(stats, names.GetValueOrDefault(stats.Uuid) ?? stats.Uuid));
         }

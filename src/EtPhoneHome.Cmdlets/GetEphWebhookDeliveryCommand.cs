@@ -49,7 +49,7 @@ public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
     protected override Task EndProcessingAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        var lookup = ClientQueries.Find(registry, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
+        var lookup = ClientQueries.Find(registry.Clients, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
         foreach (var missing in lookup.NotFound)
         {
             WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
@@ -62,14 +62,14 @@ public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
         }
 
         var names = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
-        var rows = registry.ListWebhookDeliveries(new WebhookDeliveryQuery
+        var rows = registry.Webhooks.ListWebhookDeliveries(new WebhookDeliveryQuery
         {
             Uuids = _clients.Count > 0 ? lookup.Clients.Select(c => c.Uuid).ToList() : null,
             Events = Event,
             Status = Status is { } s ? (WebhookDeliveryStatus)(int)s : null,
             Limit = First,
         });
-        var attempts = registry.ListWebhookAttempts(rows.Select(r => r.Id).ToList()).ToLookup(a => a.EventId);
+        var attempts = registry.Webhooks.ListWebhookAttempts(rows.Select(r => r.Id).ToList()).ToLookup(a => a.EventId);
         foreach (var row in rows)
         {
             WriteObject(new EphWebhookDelivery(row, row.Uuid is null ? null : names.GetValueOrDefault(row.Uuid), attempts[row.Id]));

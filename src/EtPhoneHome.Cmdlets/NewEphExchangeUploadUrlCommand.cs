@@ -28,7 +28,7 @@ public sealed class NewEphExchangeUploadUrlCommand : EphAsyncCmdlet
     protected override Task ProcessRecordAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        var source = ExchangeCmdletSupport.Participant(registry, SourceClient, "source_client");
+        var source = ExchangeCmdletSupport.Participant(registry.Clients, SourceClient, "source_client");
         using var exchange = ExchangeCmdletSupport.Open(null);
         try
         {

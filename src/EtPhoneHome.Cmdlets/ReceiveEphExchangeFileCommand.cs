@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome;
 
@@ -63,7 +64,7 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
         using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         if (ParameterSetName == ClientSet)
         {
-            var lookup = ClientQueries.Find(registry, names: [SourceClient!], ids: null, onlineOnly: false);
+            var lookup = ClientQueries.Find(registry.Clients, names: [SourceClient!], ids: null, onlineOnly: false);
             if (lookup.Clients.Count != 1)
             {
                 WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, SourceClient, string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, SourceClient)));

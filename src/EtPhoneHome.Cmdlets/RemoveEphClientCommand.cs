@@ -28,7 +28,7 @@ public sealed class RemoveEphClientCommand : EphAsyncCmdlet
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
         using var registry = OpenRegistry();
-        var lookup = ClientQueries.Find(registry, names: Id, ids: null, onlineOnly: false);
+        var lookup = ClientQueries.Find(registry.Clients, names: Id, ids: null, onlineOnly: false);
         foreach (var missing in lookup.NotFound)
         {
             WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
@@ -44,9 +44,9 @@ public sealed class RemoveEphClientCommand : EphAsyncCmdlet
 
             try
             {
-                var report = ClientAdministration.Remove(registry, client.Uuid, OperatorContext.ForSurface(Surfaces.PowerShell));
+                var report = ClientAdministration.Remove(registry.Clients, client.Uuid, OperatorContext.ForSurface(Surfaces.PowerShell));
                 WriteVerbose(ClientAdministration.Describe(report));
-                if (PassThru && registry.GetClient(client.Uuid) is { } removed)
+                if (PassThru && registry.Clients.GetClient(client.Uuid) is { } removed)
                 {
                     WriteObject(new EphClient(removed));
                 }

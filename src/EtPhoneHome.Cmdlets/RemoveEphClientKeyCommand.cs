@@ -30,7 +30,7 @@ public sealed class RemoveEphClientKeyCommand : EphAsyncCmdlet
         IReadOnlyList<KeyRecord> candidates;
         try
         {
-            candidates = KeyLimits.ExpiredPendingKeys(registry, age);
+            candidates = KeyLimits.ExpiredPendingKeys(registry.Keys, age);
         }
         catch (ArgumentOutOfRangeException ex)
         {
@@ -56,7 +56,7 @@ public sealed class RemoveEphClientKeyCommand : EphAsyncCmdlet
 
         // The registry decides again in its transaction, with the listing's cutoff (the age plus the time the prompt took):
         // a key seen since the listing stays, and no key that was not listed goes.
-        var purged = KeyLimits.PurgePendingKeys(registry, age + listed.Elapsed, OperatorContext.ForSurface(Surfaces.PowerShell));
+        var purged = KeyLimits.PurgePendingKeys(registry.Keys, age + listed.Elapsed, OperatorContext.ForSurface(Surfaces.PowerShell));
         WriteVerbose(KeyLimits.Describe(purged, age, dryRun: false));
         foreach (var key in purged)
         {

@@ -22,10 +22,11 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
     public string SourceClient { get; set; } = "";
 
     private ExchangeClient? _exchange;
+    private EtPhoneHome.Core.Registry.RegistryStores? _registry;
 
     protected override Task BeginProcessingAsync(CancellationToken ct)
     {
-        var registry = OpenRegistry();
+        var registry = _registry = OpenRegistry();
         _exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         return Task.CompletedTask;
     }
@@ -66,7 +67,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 
     protected override Task EndProcessingAsync(CancellationToken ct)
     {
-        _exchange?.Guard?.Registry.Dispose();
+        _registry?.Dispose();
         _exchange?.Dispose();
         return Task.CompletedTask;
     }

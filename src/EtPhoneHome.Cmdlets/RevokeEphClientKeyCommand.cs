@@ -35,14 +35,14 @@ public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
         {
-            if (!KeyAdministration.Exists(registry, id))
+            if (!KeyAdministration.Exists(registry.Keys, registry.Clients, id))
             {
                 WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, string.Format(CultureInfo.CurrentCulture, Strings.KeyNotFound, id)));
                 continue;
             }
 
             var target = string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id);
-            if (ParameterSetName == UuidSet && registry.GetClient(id) is { } client)
+            if (ParameterSetName == UuidSet && registry.Clients.GetClient(id) is { } client)
             {
                 target = string.Format(CultureInfo.CurrentCulture, Strings.KeyTargetOfClient, client.KeyFingerprint, ClientText.Describe(client.DisplayName, client.Uuid));
             }
@@ -54,12 +54,12 @@ public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
 
             try
             {
-                var report = KeyAdministration.Revoke(registry, id, OperatorContext.ForSurface(Surfaces.PowerShell));
+                var report = KeyAdministration.Revoke(registry.Keys, id, OperatorContext.ForSurface(Surfaces.PowerShell));
                 var outcome = report.Outcome;
                 WriteVerbose(outcome.AlreadyRevoked
                     ? string.Format(CultureInfo.CurrentCulture, Strings.VerboseAlreadyRevoked, outcome.Fingerprint)
                     : string.Format(CultureInfo.CurrentCulture, Strings.VerboseRevoked, outcome.Fingerprint, outcome.ClosedSessions.Count, report.SignalledGatePids.Count));
-                if (PassThru && registry.GetKey(outcome.Fingerprint) is { } key)
+                if (PassThru && registry.Keys.GetKey(outcome.Fingerprint) is { } key)
                 {
                     WriteObject(new EphClientKey(key));
                 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome;
 

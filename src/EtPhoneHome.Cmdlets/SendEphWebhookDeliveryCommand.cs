@@ -23,7 +23,7 @@ public sealed class SendEphWebhookDeliveryCommand : EphAsyncCmdlet
         using var registry = OpenRegistry();
         foreach (var id in DeliveryId)
         {
-            var row = registry.GetWebhookDelivery(id);
+            var row = registry.Webhooks.GetWebhookDelivery(id);
             if (row is null)
             {
                 WriteError(NewError(Strings.WebhookDeliveryNotFoundId, ErrorCategory.ObjectNotFound, id,
@@ -39,10 +39,10 @@ public sealed class SendEphWebhookDeliveryCommand : EphAsyncCmdlet
 
             try
             {
-                var queued = registry.ResendWebhookDelivery(id, $"{Environment.UserName} (pwsh)");
+                var queued = registry.Webhooks.ResendWebhookDelivery(id, $"{Environment.UserName} (pwsh)");
                 if (PassThru)
                 {
-                    WriteObject(new EphWebhookDelivery(queued, null, registry.ListWebhookAttempts([queued.Id])));
+                    WriteObject(new EphWebhookDelivery(queued, null, registry.Webhooks.ListWebhookAttempts([queued.Id])));
                 }
             }
             catch (InvalidOperationException ex)

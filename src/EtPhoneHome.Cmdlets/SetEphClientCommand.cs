@@ -76,7 +76,7 @@ public sealed class SetEphClientCommand : EphAsyncCmdlet
     {
         var update = BuildUpdate(MyInvocation.BoundParameters.Keys);
         using var registry = OpenRegistry();
-        var lookup = ClientQueries.Find(registry, names: Id, ids: null, onlineOnly: false);
+        var lookup = ClientQueries.Find(registry.Clients, names: Id, ids: null, onlineOnly: false);
         foreach (var missing in lookup.NotFound)
         {
             WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
@@ -93,7 +93,7 @@ public sealed class SetEphClientCommand : EphAsyncCmdlet
 
             try
             {
-                var updated = ClientAdministration.Set(registry, client.Uuid, update, OperatorContext.ForSurface(Surfaces.PowerShell));
+                var updated = ClientAdministration.Set(registry.Clients, client.Uuid, update, OperatorContext.ForSurface(Surfaces.PowerShell));
                 if (PassThru)
                 {
                     WriteObject(new EphClient(updated));

@@ -34,7 +34,7 @@ public sealed class TestEphWebhookCommand : EphAsyncCmdlet
         ClientRecord? client = null;
         if (ClientId is { } name)
         {
-            var lookup = ClientQueries.Find(registry, [name], null, onlineOnly: false);
+            var lookup = ClientQueries.Find(registry.Clients, [name], null, onlineOnly: false);
             if (lookup.Clients.Count != 1)
             {
                 WriteError(lookup.Clients.Count == 0
@@ -49,7 +49,7 @@ public sealed class TestEphWebhookCommand : EphAsyncCmdlet
         string url;
         try
         {
-            url = WebhookAdministration.ResolveTestUrl(registry, WebhookConfiguration.Resolve(registry), Url, client);
+            url = WebhookAdministration.ResolveTestUrl(registry.Settings, WebhookConfiguration.Resolve(registry.Settings), Url, client);
         }
         catch (InvalidOperationException ex)
         {
@@ -69,7 +69,7 @@ public sealed class TestEphWebhookCommand : EphAsyncCmdlet
 
         try
         {
-            var result = await WebhookAdministration.TestAsync(registry, url, client, $"{Environment.UserName} (pwsh)",
+            var result = await WebhookAdministration.TestAsync(registry.Settings, url, client, $"{Environment.UserName} (pwsh)",
                 TimeSpan.FromSeconds(TimeoutSec), ct: ct).ConfigureAwait(false);
             WriteObject(new EphWebhookTestResult(result));
         }

@@ -118,7 +118,8 @@ public sealed record HealthFailure(string Uuid, long SessionId, string Reason, i
 /// </summary>
 public sealed class HealthMonitor
 {
-    private readonly IFleetRegistry _registry;
+    private readonly ISessionStore _sessions;
+    private readonly IHealthStore _health;
     private readonly IHealthProbe _probe;
     private readonly HealthOptions _options;
     private readonly TimeProvider _time;
@@ -130,12 +131,13 @@ public sealed class HealthMonitor
     private readonly ControlChannelLiveness? _control;
     private readonly Func<Exception, bool>? _registryFault;
 
-    public HealthMonitor(IFleetRegistry registry, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, IEphLog? log = null,
+    public HealthMonitor(ISessionStore sessions, IHealthStore health, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, IEphLog? log = null,
         ControlChannelLiveness? control = null, Func<Exception, bool>? registryFault = null)
     {
         _control = control;
         _registryFault = registryFault;
-        _registry = registry ?? throw new ArgumentNullException(nameof(registry));
+        _sessions = sessions ?? throw new ArgumentNullException(nameof(sessions));
+        _health = health ?? throw new ArgumentNullException(nameof(health));
         _probe = probe ?? throw new ArgumentNullException(nameof(probe));
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _options.Validate();
@@ -174,7 +176,7 @@ public sealed class HealthMonitor
     /// <summary>One round: checks every online session once and applies the threshold.</summary>
     public async Task<HealthSweep> CheckOnceAsync(CancellationToken ct)
     {
-        var sessions = _registry.ListOpenSessions().Where(s => s.OnlineAt is not null && s.ClosedAt is null).ToList();
+        var sessions = _sessions.ListOpenSessions().Where(s => s.OnlineAt is not null && s.ClosedAt is null).ToList();
         var open = sessions.Select(s => s.Id).ToHashSet();
         foreach (var gone in _failures.Keys.Where(id => !open.Contains(id)).ToList())
         {
@@ -208,7 +210,7 @@ public sealed class HealthMonitor
                 // Writes only on a change: a recovery, or the first check of a session (clears an earlier mark).
                 if (_failures.Remove(session.Id) | firstCheck | wasMarked)
                 {
-                    _registry.RecordHealthSuccess(session.Uuid);
+                    _health.RecordHealthSuccess(session.Uuid);
                     if (wasMarked)
                     {
                         _log.Information(HubServer.LogSource, $"client {session.Uuid} answers through its tunnel again; no longer unhealthy");
@@ -234,18 +236,18 @@ public sealed class HealthMonitor
                 kept = true;
                 if (_markedKept.Add(session.Id))
                 {
-                    marked = _registry.MarkUnhealthy(session.Uuid, session.Id, error, count, closeSession: false);
+                    marked = _health.MarkUnhealthy(session.Uuid, session.Id, error, count, closeSession: false);
                     _log.Warning(HubServer.LogSource, $"client {session.Uuid} unhealthy after {count} failed check(s): {error}; session {session.Id} kept " +
                          $"(its control channel spoke {quietFor.TotalSeconds:0.#} s ago)");
                 }
                 else
                 {
-                    _registry.RecordHealthFailure(session.Uuid, error, count);
+                    _health.RecordHealthFailure(session.Uuid, error, count);
                 }
             }
             else if (count >= _options.Threshold)
             {
-                marked = _registry.MarkUnhealthy(session.Uuid, session.Id, error, count);
+                marked = _health.MarkUnhealthy(session.Uuid, session.Id, error, count);
                 _failures.Remove(session.Id);
                 _failingSince.Remove(session.Id);
                 _markedKept.Remove(session.Id);
@@ -255,8 +257,9 @@ public sealed class HealthMonitor
             }
             else
             {
-                _registry.RecordHealthFailure(session.Uuid, error, count);
+                _health.RecordHealthFailure(session.Uuid, error, count);
                 _log.Information(HubServer.LogSource, $"client {session.Uuid} health check {count}/{_options.Threshold} failed: {error}");
+
             }
 
             failures.Add(new HealthFailure(session.Uuid, session.Id, error, count, marked, kept));

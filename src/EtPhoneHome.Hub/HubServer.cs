@@ -26,7 +26,7 @@ public sealed partial class HubServer : IAsyncDisposable
     private const int MaxGateFrameBytes = 64 * 1024;
     private const int MaxControlFrameBytes = 64 * 1024;
 
-    private readonly IFleetRegistry _registry;
+    private readonly SqliteRegistry _registry;
     private readonly HubOptions _options;
     private readonly OfferedKeyCache _offered;
     private readonly SemaphoreSlim _admissions;
@@ -47,7 +47,7 @@ public sealed partial class HubServer : IAsyncDisposable
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
     private int _activeSessions;
 
-    public HubServer(IFleetRegistry registry, HubOptions options)
+    public HubServer(SqliteRegistry registry, HubOptions options)
     {
         _registry = registry ?? throw new ArgumentNullException(nameof(registry));
         _options = options ?? throw new ArgumentNullException(nameof(options));
@@ -145,7 +145,8 @@ public sealed partial class HubServer : IAsyncDisposable
             var control = new ControlChannelLiveness(
                 id => _lastControlFrame.TryGetValue(id, out var at) ? at : null,
                 TimeSpan.FromSeconds(2.0 * _options.HeartbeatSeconds));
-            var monitor = new HealthMonitor(_registry, _options.HealthProbe ?? new TunnelHealthProbe(_options.TunnelHost), health, log: _options.Log,
+            var monitor = new HealthMonitor(_registry, _registry, _options.HealthProbe ?? new TunnelHealthProbe(_options.TunnelHost), health, log: _options.Log,
+
                 control: control, registryFault: _writes.Failed);
             _background.Add(Task.Run(() => monitor.RunAsync(_stop.Token)));
         }

@@ -25,7 +25,9 @@ public sealed class WebhookDispatcher : IAsyncDisposable
     /// <summary>The source of the dispatcher's log entries.</summary>
     public const string LogSource = "eph-webhooks";
 
-    private readonly IFleetRegistry _registry;
+    private readonly IWebhookOutbox _outbox;
+    private readonly ISettingsStore _settings;
+    private readonly string _dataDirectory;
     private readonly WebhookOptions _options;
     private readonly IEphLog _log;
     private readonly TimeProvider _time;
@@ -37,15 +39,36 @@ public sealed class WebhookDispatcher : IAsyncDisposable
     private bool _warnedNoSecret;
     private bool _leader;
 
+    /// <summary>A dispatcher of one SQLite registry's outbox, with the webhook settings of that registry.</summary>
     public WebhookDispatcher(
-        IFleetRegistry registry,
+        SqliteRegistry registry,
+        WebhookOptions? options = null,
+        IEphLog? log = null,
+        TimeProvider? time = null,
+        Func<string, string?>? environment = null,
+        HttpMessageHandler? handler = null)
+        : this(registry, registry, (registry ?? throw new ArgumentNullException(nameof(registry))).DataDirectory, options, log, time, environment, handler)
+    {
+    }
+
+    /// <summary>
+    /// A dispatcher of <paramref name="outbox"/>'s events (with their delivery log and the dispatcher lease), configured by
+    /// the webhook URL and secret of <paramref name="settings"/> (the environment wins); <paramref name="dataDirectory"/> is
+    /// the registry's directory, named when it stops taking writes.
+    /// </summary>
+    public WebhookDispatcher(
+        IWebhookOutbox outbox,
+        ISettingsStore settings,
+        string dataDirectory,
         WebhookOptions? options = null,
         IEphLog? log = null,
         TimeProvider? time = null,
         Func<string, string?>? environment = null,
         HttpMessageHandler? handler = null)
     {
-        _registry = registry ?? throw new ArgumentNullException(nameof(registry));
+        _outbox = outbox ?? throw new ArgumentNullException(nameof(outbox));
+        _settings = settings ?? throw new ArgumentNullException(nameof(settings));
+        _dataDirectory = dataDirectory ?? throw new ArgumentNullException(nameof(dataDirectory));
         _options = options ?? new WebhookOptions();
         _log = log ?? NullLog.Instance;
         _time = time ?? TimeProvider.System;
@@ -61,7 +84,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
             throw new InvalidOperationException("the webhook dispatcher is already started");
         }
 
-        _log.Information(LogSource, WebhookConfiguration.Resolve(_registry, _environment).ToString()
+        _log.Information(LogSource, WebhookConfiguration.Resolve(_settings, _environment).ToString()
             + $"; up to {_options.MaxAttempts} attempts, backoff {_options.InitialBackoff.TotalSeconds:0.##} s doubling to {_options.MaxBackoff.TotalSeconds:0.##} s");
         _loop = Task.Run(() => LoopAsync(_stop.Token));
     }
@@ -84,7 +107,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
         {
             try
             {
-                _registry.ReleaseWebhookLease(_owner);
+                _outbox.ReleaseWebhookLease(_owner);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -119,7 +142,8 @@ public sealed class WebhookDispatcher : IAsyncDisposable
                 if (!registryUnwritable)
                 {
                     registryUnwritable = true;
-                    _log.Warning(LogSource, $"deliveries paused: {RegistryFaults.Describe(ex, _registry.DataDirectory)}; events wait in the outbox");
+                    _log.Warning(LogSource, $"deliveries paused: {RegistryFaults.Describe(ex, _dataDirectory)}; events wait in the outbox");
+
                 }
 
                 wait = _options.PollInterval;
@@ -150,14 +174,14 @@ public sealed class WebhookDispatcher : IAsyncDisposable
     /// </summary>
     public async Task<DispatchPass> RunOnceAsync(CancellationToken ct = default)
     {
-        _leader = _registry.TryAcquireWebhookLease(_owner, _options.LeaseDuration);
+        _leader = _outbox.TryAcquireWebhookLease(_owner, _options.LeaseDuration);
         if (!_leader)
         {
             return new DispatchPass(0, 0, null, IsLeader: false);
         }
 
-        var config = WebhookConfiguration.Resolve(_registry, _environment);
-        var pending = _registry.ListPendingWebhookEvents(_options.BatchSize);
+        var config = WebhookConfiguration.Resolve(_settings, _environment);
+        var pending = _outbox.ListPendingWebhookEvents(_options.BatchSize);
         var heads = new Dictionary<string, (WebhookDelivery Event, string Url)>(StringComparer.Ordinal);
         var undeliverable = 0;
         foreach (var e in pending)
@@ -165,7 +189,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
             var url = config.UrlFor(e.ClientWebhookUrl);
             if (url is null)
             {
-                _registry.MarkWebhookNoDestination(e.Id);
+                _outbox.MarkWebhookNoDestination(e.Id);
                 undeliverable++;
                 continue;
             }
@@ -230,7 +254,7 @@ public sealed class WebhookDispatcher : IAsyncDisposable
         var attempt = e.Attempts + 1;
         var retry = result.Success ? null : _options.RetryDelay(attempt);
         var redacted = WebhookConfiguration.Redact(url);
-        _registry.RecordWebhookAttempt(new WebhookAttemptResult
+        _outbox.RecordWebhookAttempt(new WebhookAttemptResult
         {
             EventId = e.Id,
             Url = redacted,

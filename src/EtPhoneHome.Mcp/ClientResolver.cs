@@ -13,7 +13,7 @@ public static class ClientResolver
     /// The client named by <paramref name="clientId"/> (uuid, or exact display name, case-insensitive);
     /// without it the session's selected client; without either NO_CLIENT_SELECTED. Never guesses.
     /// </summary>
-    public static ClientRecord Resolve(IFleetRegistry registry, McpSession session, string? clientId, string parameter = "client_id")
+    public static ClientRecord Resolve(IClientStore registry, McpSession session, string? clientId, string parameter = "client_id")
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(session);
@@ -37,7 +37,7 @@ public static class ClientResolver
     }
 
     /// <summary>The client with uuid or display name <paramref name="id"/>, or CLIENT_NOT_FOUND listing a few that exist.</summary>
-    public static ClientRecord Find(IFleetRegistry registry, string id)
+    public static ClientRecord Find(IClientStore registry, string id)
     {
         ArgumentNullException.ThrowIfNull(registry);
         if (registry.GetClient(id) is { RemovedAt: null } byUuid)
@@ -59,13 +59,13 @@ public static class ClientResolver
         };
     }
 
-    private static ToolFailure NotFound(IFleetRegistry registry, string id, string message) =>
+    private static ToolFailure NotFound(IClientStore registry, string id, string message) =>
         new(ToolErrorCodes.ClientNotFound, message,
             "Use one of 'available_clients' (uuid or display name), or call list_clients / find_client.",
             new Dictionary<string, object?> { ["client_id"] = id, ["available_clients"] = Suggestions(registry) });
 
     /// <summary>Up to five clients, online ones first, so the model can correct a typo.</summary>
-    internal static IReadOnlyList<ClientSuggestion> Suggestions(IFleetRegistry registry) =>
+    internal static IReadOnlyList<ClientSuggestion> Suggestions(IClientStore registry) =>
         registry.QueryClients(new ClientQuery())
             .OrderByDescending(c => c.Online)
             .ThenBy(c => c.DisplayName, StringComparer.OrdinalIgnoreCase)
@@ -79,7 +79,7 @@ public static class ClientResolver
     /// The client as a target with an online session, ready to be contacted; KEY_MISMATCH when its key may not
     /// be used, CLIENT_OFFLINE when it has no online session. Nothing is sent to the agent here.
     /// </summary>
-    public static FleetTarget OnlineTarget(IFleetRegistry registry, ClientRecord client)
+    public static FleetTarget OnlineTarget(RegistryStores registry, ClientRecord client)
     {
         ArgumentNullException.ThrowIfNull(client);
         var target = FleetTargets.FromClients(registry, [client])[0];

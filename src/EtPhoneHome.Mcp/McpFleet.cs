@@ -20,12 +20,12 @@ public sealed class McpFleet : IAsyncDisposable
     /// The fleet with the default transport and stderr logging. Its signature names no Microsoft.Extensions type, so
     /// the PowerShell module can call it without loading those into PowerShell's default context.
     /// </summary>
-    public McpFleet(IFleetRegistry registry, McpServerSettings settings)
+    public McpFleet(RegistryStores registry, McpServerSettings settings)
         : this(registry, settings, transport: null, loggerFactory: null)
     {
     }
 
-    public McpFleet(IFleetRegistry registry, McpServerSettings? settings = null, ICommandTransport? transport = null, ILoggerFactory? loggerFactory = null)
+    public McpFleet(RegistryStores registry, McpServerSettings? settings = null, ICommandTransport? transport = null, ILoggerFactory? loggerFactory = null)
     {
         Registry = registry ?? throw new ArgumentNullException(nameof(registry));
         Settings = settings ?? new McpServerSettings();
@@ -61,7 +61,8 @@ public sealed class McpFleet : IAsyncDisposable
 
     private readonly IMetricsSource _metrics;
 
-    public IFleetRegistry Registry { get; }
+    /// <summary>The registry's stores (the tools read clients, keys, history and rate-limit counters; the guard writes).</summary>
+    public RegistryStores Registry { get; }
 
     public McpServerSettings Settings { get; }
 

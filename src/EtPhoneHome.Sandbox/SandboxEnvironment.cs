@@ -202,7 +202,7 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
     }
 
     /// <summary>Opens the registry (the caller disposes it).</summary>
-    public IFleetRegistry OpenRegistry() => SqliteRegistry.Open(Data);
+    public SqliteRegistry OpenRegistry() => SqliteRegistry.Open(Data);
 
     /// <summary>Waits until at least <paramref name="count"/> keys are pending; returns them.</summary>
     public Task<IReadOnlyList<KeyRecord>> WaitForPendingKeysAsync(int count, TimeSpan timeout, CancellationToken ct = default)

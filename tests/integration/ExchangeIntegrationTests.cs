@@ -46,7 +46,7 @@ public sealed class ExchangeIntegrationTests(ExchangeSandboxFixture fixture) : I
         using var registry = Env.OpenRegistry();
         registry.ApproveKey(key.Fingerprint, "test");
         var client = (await Env.WaitOnlineAsync([name], SandboxFixture.Patience))[0];
-        return FleetTargets.FromClients(registry, [registry.GetClient(client.Uuid)!]).Single();
+        return FleetTargets.FromClients(registry, registry, [registry.GetClient(client.Uuid)!]).Single();
     }
 
     private static string Sha(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path))).ToLowerInvariant();

@@ -35,7 +35,7 @@ public sealed class FilesIntegrationTests(SandboxFixture fixture) : IClassFixtur
         using var registry = Env.OpenRegistry();
         registry.ApproveKey(key.Fingerprint, "test");
         var client = (await Env.WaitOnlineAsync([name], SandboxFixture.Patience))[0];
-        return (agent, FleetTargets.FromClients(registry, [registry.GetClient(client.Uuid)!]).Single());
+        return (agent, FleetTargets.FromClients(registry, registry, [registry.GetClient(client.Uuid)!]).Single());
     }
 
     private static byte[] RandomBytes(int count)

@@ -1,5 +1,5 @@
 using System.Buffers;
-using OperationStatus = EtPhoneHome.Core.Operations.OperationStatus;
+using OperationStatus = EtPhoneHome.Core.Registry.OperationStatus;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
@@ -8,6 +8,7 @@ using Amazon.S3;
 using Amazon.S3.Model;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Protocol;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Core.Exchange;
 

@@ -10,7 +10,7 @@ public static class ExchangeParticipants
     /// "server" stays "server"; a display name or uuid of exactly one registered client becomes its uuid; anything
     /// else is used literally (a transfer may outlive its client's registration) after the key-safety check.
     /// </summary>
-    public static string Resolve(IFleetRegistry? registry, string nameOrUuid, string field)
+    public static string Resolve(IClientStore? registry, string nameOrUuid, string field)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrUuid);
         if (nameOrUuid == ExchangeLimits.ServerSource || registry is null)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Core.Files;
 

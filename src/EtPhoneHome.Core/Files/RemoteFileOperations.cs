@@ -2,6 +2,7 @@ using System.Text.Json.Serialization.Metadata;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Core.Files;
 

@@ -114,7 +114,7 @@ public sealed record FleetStatus
 
     /// <summary>Reads the registry, asks every online client for summary metrics, and aggregates.</summary>
     public static async Task<FleetStatus> ComputeAsync(
-        IFleetRegistry registry,
+        RegistryStores registry,
         FleetMetrics metrics,
         FleetThresholds? thresholds = null,
         FleetMetricsOptions? options = null,
@@ -125,9 +125,9 @@ public sealed record FleetStatus
         ArgumentNullException.ThrowIfNull(metrics);
         thresholds ??= new FleetThresholds();
         thresholds.Validate();
-        var clients = registry.QueryClients(new ClientQuery());
-        var pending = registry.ListKeys(KeyStatus.Pending);
-        var health = registry.ListHealth();
+        var clients = registry.Clients.QueryClients(new ClientQuery());
+        var pending = registry.Keys.ListKeys(KeyStatus.Pending);
+        var health = registry.Health.ListHealth();
         var targets = FleetTargets.FromClients(registry, clients.Where(c => c.Online)).Where(t => t.IsOnline).ToList();
         var answers = new List<ClientMetricsResult>(targets.Count);
         await foreach (var answer in metrics.CollectAsync(targets, summary: true, options, ct).ConfigureAwait(false))

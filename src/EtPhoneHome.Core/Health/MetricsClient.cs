@@ -1,6 +1,7 @@
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Core.Health;
 

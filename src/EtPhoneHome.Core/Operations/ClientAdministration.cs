@@ -14,7 +14,7 @@ public static class ClientAdministration
     /// <summary>Applies an edit (see <see cref="ClientUpdate"/>); returns the client as it is now.</summary>
     /// <exception cref="RegistryValidationException">A field breaks its limit; nothing was changed.</exception>
     /// <exception cref="RegistryNotFoundException">No such client, or it was removed.</exception>
-    public static ClientRecord Set(IFleetRegistry registry, string uuid, ClientUpdate update, OperatorContext context)
+    public static ClientRecord Set(IClientStore registry, string uuid, ClientUpdate update, OperatorContext context)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(update);
@@ -32,7 +32,7 @@ public static class ClientAdministration
     /// <param name="context">Who removes it, through which surface.</param>
     /// <param name="terminate">Sends the signal to a gate pid; tests replace it.</param>
     /// <exception cref="RegistryNotFoundException">No such client.</exception>
-    public static RemoveReport Remove(IFleetRegistry registry, string uuid, OperatorContext context, Func<int, bool>? terminate = null)
+    public static RemoveReport Remove(IClientStore registry, string uuid, OperatorContext context, Func<int, bool>? terminate = null)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(context);

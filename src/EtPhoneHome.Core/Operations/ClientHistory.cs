@@ -13,7 +13,7 @@ public static class ClientHistory
     /// Turns uuids or display names (wildcards allowed) into uuids, removed clients included (their history
     /// stays). A uuid-shaped literal that names no client is kept: history may outlive the client record.
     /// </summary>
-    public static HistoryClients ResolveClients(IFleetRegistry registry, IReadOnlyList<string> uuidsOrNames)
+    public static HistoryClients ResolveClients(IClientStore registry, IReadOnlyList<string> uuidsOrNames)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(uuidsOrNames);
@@ -42,7 +42,7 @@ public static class ClientHistory
     }
 
     /// <summary>Display names of the given clients (removed ones included), for showing history entries.</summary>
-    public static IReadOnlyDictionary<string, string> DisplayNames(IFleetRegistry registry, IEnumerable<string?> uuids)
+    public static IReadOnlyDictionary<string, string> DisplayNames(IClientStore registry, IEnumerable<string?> uuids)
     {
         ArgumentNullException.ThrowIfNull(registry);
         var wanted = uuids.OfType<string>().Distinct(StringComparer.OrdinalIgnoreCase).ToList();

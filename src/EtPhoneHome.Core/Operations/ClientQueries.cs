@@ -9,7 +9,7 @@ public static class ClientQueries
     /// Clients matching any name (display name or uuid, wildcards) or id (exact uuid), sorted by display name;
     /// every client when neither is given. Literal names and ids that match nothing are in NotFound.
     /// </summary>
-    public static ClientLookup Find(IFleetRegistry registry, IReadOnlyList<string>? names, IReadOnlyList<string>? ids, bool onlineOnly)
+    public static ClientLookup Find(IClientStore registry, IReadOnlyList<string>? names, IReadOnlyList<string>? ids, bool onlineOnly)
     {
         ArgumentNullException.ThrowIfNull(registry);
         return ClientNameMatcher.Select(registry.QueryClients(new ClientQuery { OnlineOnly = onlineOnly }), names, ids);
@@ -22,7 +22,7 @@ public static class ClientQueries
     /// names no registered client at all is in NotFound; one that exists but is filtered out is not (a
     /// filter that matches nothing returns nothing).
     /// </summary>
-    public static ClientLookup Search(IFleetRegistry registry, ClientQuery query)
+    public static ClientLookup Search(IClientStore registry, ClientQuery query)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(query);
@@ -64,7 +64,7 @@ public static class ClientQueries
     /// </summary>
     /// <exception cref="RegistryNotFoundException">Nothing matches.</exception>
     /// <exception cref="InvalidOperationException">More than one client matches.</exception>
-    public static ClientRecord Single(IFleetRegistry registry, string uuidOrName)
+    public static ClientRecord Single(IClientStore registry, string uuidOrName)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentException.ThrowIfNullOrWhiteSpace(uuidOrName);

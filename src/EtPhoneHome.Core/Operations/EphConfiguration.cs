@@ -8,16 +8,16 @@ namespace EtPhoneHome.Core.Operations;
 /// </summary>
 public static class EphConfiguration
 {
-    private static Func<DataDirectory, IFleetRegistry> s_registryOpener = directory => SqliteRegistry.Open(directory);
+    private static Func<DataDirectory, RegistryStores> s_registryOpener = directory => RegistryStores.Of(SqliteRegistry.Open(directory));
 
     /// <summary>Opens the registry of a data directory.</summary>
-    public static Func<DataDirectory, IFleetRegistry> RegistryOpener
+    public static Func<DataDirectory, RegistryStores> RegistryOpener
     {
         get => Volatile.Read(ref s_registryOpener);
         set => Volatile.Write(ref s_registryOpener, value ?? throw new ArgumentNullException(nameof(value)));
     }
 
     /// <summary>Opens the registry of <paramref name="directory"/>, or of the default data directory.</summary>
-    public static IFleetRegistry OpenRegistry(DataDirectory? directory = null) =>
+    public static RegistryStores OpenRegistry(DataDirectory? directory = null) =>
         RegistryOpener(directory ?? DataDirectory.Resolve(null));
 }

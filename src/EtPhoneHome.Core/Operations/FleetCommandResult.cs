@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Core.Operations;
 

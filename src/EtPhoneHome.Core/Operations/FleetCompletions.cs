@@ -14,7 +14,7 @@ public sealed record Completion(string Text, string ListItem, string ToolTip);
 public static class FleetCompletions
 {
     /// <summary>Display names of registered clients.</summary>
-    public static IReadOnlyList<Completion> ClientNames(IFleetRegistry registry, string? word)
+    public static IReadOnlyList<Completion> ClientNames(IClientStore registry, string? word)
     {
         ArgumentNullException.ThrowIfNull(registry);
         return [.. ClientQueries.Complete(registry.QueryClients(new ClientQuery()), word)
@@ -22,7 +22,7 @@ public static class FleetCompletions
     }
 
     /// <summary>Uuids of clients whose uuid or display name starts with the word; the tooltip names the client.</summary>
-    public static IReadOnlyList<Completion> ClientIds(IFleetRegistry registry, string? word)
+    public static IReadOnlyList<Completion> ClientIds(IClientStore registry, string? word)
     {
         ArgumentNullException.ThrowIfNull(registry);
         // A name pattern matches the uuid or the display name; the registry returns its matches in client order.
@@ -31,14 +31,14 @@ public static class FleetCompletions
     }
 
     /// <summary>Tags in use, with how many clients carry each.</summary>
-    public static IReadOnlyList<Completion> Tags(IFleetRegistry registry, string? word)
+    public static IReadOnlyList<Completion> Tags(IClientStore registry, string? word)
     {
         ArgumentNullException.ThrowIfNull(registry);
         return Values(registry.QueryClients(new ClientQuery()).SelectMany(c => c.Tags.Distinct(StringComparer.OrdinalIgnoreCase)), word);
     }
 
     /// <summary>Capabilities the agents detected, with how many clients have each.</summary>
-    public static IReadOnlyList<Completion> Capabilities(IFleetRegistry registry, string? word)
+    public static IReadOnlyList<Completion> Capabilities(IClientStore registry, string? word)
     {
         ArgumentNullException.ThrowIfNull(registry);
         return Values(registry.QueryClients(new ClientQuery()).SelectMany(c => c.Capabilities.Distinct(StringComparer.OrdinalIgnoreCase)), word);
@@ -52,7 +52,7 @@ public static class FleetCompletions
     }
 
     /// <summary>Key fingerprints, pending keys first, with the host each claims.</summary>
-    public static IReadOnlyList<Completion> KeyFingerprints(IFleetRegistry registry, string? word)
+    public static IReadOnlyList<Completion> KeyFingerprints(IKeyStore registry, string? word)
     {
         ArgumentNullException.ThrowIfNull(registry);
         var pattern = Unquote(word) + "*";

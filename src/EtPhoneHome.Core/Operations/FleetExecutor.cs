@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using EtPhoneHome.Protocol;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Core.Operations;
 

@@ -24,20 +24,6 @@ public sealed record FleetTarget(string Uuid, string DisplayName, SessionRecord?
     public string Describe() => ClientText.Describe(DisplayName, Uuid);
 }
 
-/// <summary>Wording shared by every surface when it names a client.</summary>
-public static class ClientText
-{
-    /// <summary>
-    /// "client 'web-01' (3f2a9c1e…)": the display name and enough of the uuid to tell clients apart. The name may have
-    /// come from the agent, so its control characters are escaped (<see cref="UntrustedText"/>).
-    /// </summary>
-    public static string Describe(string displayName, string uuid)
-    {
-        var shortId = uuid.Length > 8 ? uuid[..8] + "…" : uuid;
-        return $"client '{UntrustedText.ForTerminal(displayName)}' ({UntrustedText.ForTerminal(shortId)})";
-    }
-}
-
 /// <summary>Which clients an operator asked for.</summary>
 public sealed record TargetSelection
 {
@@ -61,9 +47,17 @@ public static class FleetTargets
     /// Builds a target per client: an online client with an open session becomes a target with that session;
     /// anything else is offline. A client whose key is revoked or mismatched is denied.
     /// </summary>
-    public static IReadOnlyList<FleetTarget> FromClients(IFleetRegistry registry, IEnumerable<ClientRecord> clients)
+    public static IReadOnlyList<FleetTarget> FromClients(RegistryStores registry, IEnumerable<ClientRecord> clients)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        return FromClients(registry.Keys, registry.Sessions, clients);
+    }
+
+    /// <summary><see cref="FromClients(RegistryStores, IEnumerable{ClientRecord})"/> with the two stores it reads.</summary>
+    public static IReadOnlyList<FleetTarget> FromClients(IKeyStore keys, ISessionStore sessions, IEnumerable<ClientRecord> clients)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(sessions);
         ArgumentNullException.ThrowIfNull(clients);
         var targets = new List<FleetTarget>();
         var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -74,7 +68,7 @@ public static class FleetTargets
                 continue;
             }
 
-            targets.Add(ToTarget(registry, client));
+            targets.Add(ToTarget(keys, sessions, client));
         }
 
         return targets;
@@ -89,9 +83,16 @@ public static class FleetTargets
     /// </summary>
     /// <exception cref="UnknownClientsException">Some literal name matched no client; nothing may run.</exception>
     /// <exception cref="ArgumentException">The selection names no client, no tag and not All.</exception>
-    public static IReadOnlyList<FleetTarget> ResolveOrRefuse(IFleetRegistry registry, TargetSelection selection)
+    public static IReadOnlyList<FleetTarget> ResolveOrRefuse(RegistryStores registry, TargetSelection selection)
     {
-        var resolution = Resolve(registry, selection);
+        ArgumentNullException.ThrowIfNull(registry);
+        return ResolveOrRefuse(registry.Clients, registry.Keys, registry.Sessions, selection);
+    }
+
+    /// <summary><see cref="ResolveOrRefuse(RegistryStores, TargetSelection)"/> with the three stores it reads.</summary>
+    public static IReadOnlyList<FleetTarget> ResolveOrRefuse(IClientStore clients, IKeyStore keys, ISessionStore sessions, TargetSelection selection)
+    {
+        var resolution = Resolve(clients, keys, sessions, selection);
         if (resolution.NotFound.Count > 0)
         {
             throw new UnknownClientsException(resolution.NotFound);
@@ -102,12 +103,21 @@ public static class FleetTargets
 
     /// <summary>
     /// Resolves a selection against the registry (see <see cref="TargetSelection"/>); the literal names that match
-    /// nothing are returned, not refused (<see cref="ResolveOrRefuse"/> is the rule for acting on them).
+    /// nothing are returned, not refused (<see cref="ResolveOrRefuse(RegistryStores, TargetSelection)"/> is the rule for acting on them).
     /// </summary>
     /// <exception cref="ArgumentException">The selection names no client, no tag and not All.</exception>
-    public static TargetResolution Resolve(IFleetRegistry registry, TargetSelection selection)
+    public static TargetResolution Resolve(RegistryStores registry, TargetSelection selection)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        return Resolve(registry.Clients, registry.Keys, registry.Sessions, selection);
+    }
+
+    /// <summary><see cref="Resolve(RegistryStores, TargetSelection)"/> with the three stores it reads.</summary>
+    public static TargetResolution Resolve(IClientStore clients, IKeyStore keys, ISessionStore sessions, TargetSelection selection)
+    {
+        ArgumentNullException.ThrowIfNull(clients);
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(sessions);
         ArgumentNullException.ThrowIfNull(selection);
         if (!selection.All && selection.Clients.Count == 0 && selection.Tags.Count == 0)
         {
@@ -115,21 +125,21 @@ public static class FleetTargets
             throw new ArgumentException("the selection names no client and no tag; the whole fleet takes All", nameof(selection));
         }
 
-        var clients = registry.QueryClients(new ClientQuery
+        var selected = clients.QueryClients(new ClientQuery
         {
             Tags = selection.Tags.Count > 0 ? selection.Tags : null,
         });
 
         if (selection.Clients.Count == 0)
         {
-            return new TargetResolution(FromClients(registry, clients), []);
+            return new TargetResolution(FromClients(keys, sessions, selected), []);
         }
 
-        var lookup = ClientNameMatcher.Select(clients, selection.Clients, ids: null);
-        return new TargetResolution(FromClients(registry, lookup.Clients), lookup.NotFound);
+        var lookup = ClientNameMatcher.Select(selected, selection.Clients, ids: null);
+        return new TargetResolution(FromClients(keys, sessions, lookup.Clients), lookup.NotFound);
     }
 
-    private static FleetTarget ToTarget(IFleetRegistry registry, ClientRecord client)
+    private static FleetTarget ToTarget(IKeyStore keys, ISessionStore sessions, ClientRecord client)
     {
         if (client.KeyMismatch)
         {
@@ -139,7 +149,7 @@ public static class FleetTargets
             };
         }
 
-        if (client.KeyFingerprint is { } fingerprint && registry.GetKey(fingerprint) is { Status: not KeyStatus.Approved } key)
+        if (client.KeyFingerprint is { } fingerprint && keys.GetKey(fingerprint) is { Status: not KeyStatus.Approved } key)
         {
             return new FleetTarget(client.Uuid, client.DisplayName, null)
             {
@@ -152,7 +162,7 @@ public static class FleetTargets
             return new FleetTarget(client.Uuid, client.DisplayName, null);
         }
 
-        var session = registry.GetOpenSession(client.Uuid);
+        var session = sessions.GetOpenSession(client.Uuid);
         return new FleetTarget(client.Uuid, client.DisplayName, session is { ClosedAt: null } ? session : null)
         {
             Policy = new EtPhoneHome.Protocol.ServerPolicy { AllowedPaths = client.AllowedPaths?.ToArray() },

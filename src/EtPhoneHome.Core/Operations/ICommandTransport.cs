@@ -1,5 +1,6 @@
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Core.Operations;
 

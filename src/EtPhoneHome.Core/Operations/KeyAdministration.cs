@@ -12,7 +12,7 @@ public static class KeyAdministration
 {
     /// <summary>Approves a pending, mismatched or revoked key by fingerprint or client uuid.</summary>
     /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
-    public static ApproveOutcome Approve(IFleetRegistry registry, string fingerprintOrUuid, string actor)
+    public static ApproveOutcome Approve(IKeyStore registry, string fingerprintOrUuid, string actor)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentException.ThrowIfNullOrWhiteSpace(fingerprintOrUuid);
@@ -22,7 +22,7 @@ public static class KeyAdministration
 
     /// <summary>Approves a key; the history records the operator's OS user and surface.</summary>
     /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
-    public static ApproveOutcome Approve(IFleetRegistry registry, string fingerprintOrUuid, OperatorContext context)
+    public static ApproveOutcome Approve(IKeyStore registry, string fingerprintOrUuid, OperatorContext context)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(context);
@@ -59,15 +59,16 @@ public static class KeyAdministration
     /// True when a key has that fingerprint or a client that uuid: what approve and revoke accept. Front ends ask before
     /// a confirmation prompt, so nobody is asked to confirm an action on something that does not exist.
     /// </summary>
-    public static bool Exists(IFleetRegistry registry, string fingerprintOrUuid)
+    public static bool Exists(IKeyStore keys, IClientStore clients, string fingerprintOrUuid)
     {
-        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(clients);
         var id = fingerprintOrUuid?.Trim();
-        return !string.IsNullOrEmpty(id) && (registry.GetKey(id) is not null || registry.GetClient(id) is not null);
+        return !string.IsNullOrEmpty(id) && (keys.GetKey(id) is not null || clients.GetClient(id) is not null);
     }
 
     /// <summary>True when a pending key claims the client's uuid while the client is pinned to another key.</summary>
-    public static bool IsClaimed(IFleetRegistry registry, string uuid)
+    public static bool IsClaimed(IKeyStore registry, string uuid)
     {
         ArgumentNullException.ThrowIfNull(registry);
         return registry.ListKeys(KeyStatus.Pending).Any(k => k.IsMismatch && k.ClaimedUuid == uuid);
@@ -75,7 +76,7 @@ public static class KeyAdministration
 
     /// <summary>Revokes a key and disconnects it now; the history records the operator's OS user and surface.</summary>
     /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
-    public static RevokeReport Revoke(IFleetRegistry registry, string fingerprintOrUuid, OperatorContext context, Func<int, bool>? terminate = null)
+    public static RevokeReport Revoke(IKeyStore registry, string fingerprintOrUuid, OperatorContext context, Func<int, bool>? terminate = null)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(context);
@@ -120,7 +121,7 @@ public static class KeyAdministration
     /// <param name="actor">Who revokes (recorded in the registry).</param>
     /// <param name="terminate">Sends the signal; returns true when a process was signalled. Tests replace it.</param>
     /// <exception cref="RegistryNotFoundException">No key or client has that id.</exception>
-    public static RevokeReport Revoke(IFleetRegistry registry, string fingerprintOrUuid, string actor, Func<int, bool>? terminate = null)
+    public static RevokeReport Revoke(IKeyStore registry, string fingerprintOrUuid, string actor, Func<int, bool>? terminate = null)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentException.ThrowIfNullOrWhiteSpace(fingerprintOrUuid);

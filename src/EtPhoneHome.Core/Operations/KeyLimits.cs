@@ -1,4 +1,5 @@
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome.Core.Operations;
 
@@ -33,7 +34,7 @@ public static class KeyLimits
 
     /// <summary>The pending keys unseen for longer than <paramref name="unseenFor"/>, oldest first; nothing is changed (a dry run).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="unseenFor"/> is negative.</exception>
-    public static IReadOnlyList<KeyRecord> ExpiredPendingKeys(IFleetRegistry registry, TimeSpan unseenFor)
+    public static IReadOnlyList<KeyRecord> ExpiredPendingKeys(IKeyStore registry, TimeSpan unseenFor)
     {
         ArgumentNullException.ThrowIfNull(registry);
         return registry.PurgePendingKeys(unseenFor, KeyLimits.HubActor, Surfaces.Hub, dryRun: true);
@@ -45,7 +46,7 @@ public static class KeyLimits
     /// A purged key's agent that comes back is recorded as pending again.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="unseenFor"/> is negative.</exception>
-    public static IReadOnlyList<KeyRecord> PurgePendingKeys(IFleetRegistry registry, TimeSpan unseenFor, OperatorContext context)
+    public static IReadOnlyList<KeyRecord> PurgePendingKeys(IKeyStore registry, TimeSpan unseenFor, OperatorContext context)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(context);
@@ -87,11 +88,7 @@ public static class KeyLimits
     }
 
     /// <summary>An age for people, in its largest whole unit, to two decimals (7d, 1.5d, 12h, 90s).</summary>
-    public static string DescribeAge(TimeSpan age) =>
-        age >= TimeSpan.FromDays(1) ? age.TotalDays.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "d"
-        : age >= TimeSpan.FromHours(1) ? age.TotalHours.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "h"
-        : age >= TimeSpan.FromMinutes(1) ? age.TotalMinutes.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "m"
-        : age.TotalSeconds.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "s";
+    public static string DescribeAge(TimeSpan age) => Ages.Describe(age);
 
     /// <summary>The answer to show for a purge or its dry run.</summary>
     public static string Describe(IReadOnlyCollection<KeyRecord> keys, TimeSpan unseenFor, bool dryRun)

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Registry;
-using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Core.Operations;
 
@@ -13,29 +12,21 @@ public sealed record OperatorContext(string Actor, string Surface)
     public static OperatorContext ForSurface(string surface) => new(Environment.UserName, surface);
 }
 
-/// <summary>Names of the surfaces, as they appear in the history.</summary>
-public static class Surfaces
-{
-    public const string PowerShell = "pwsh";
-    public const string Mcp = "mcp";
-    public const string Cli = "cli";
-    public const string Hub = "hub";
-}
-
 /// <summary>
 /// The single path every operator request to an agent goes through, whatever the surface: it opens a
 /// lease before the request — counting it against the client's rate limits in the registry, shared by every
 /// process — and records the outcome in the history (and the events that go with it: command_executed,
 /// file_accessed) in one transaction when the lease completes.
 /// </summary>
-public sealed class OperationGuard(IFleetRegistry registry, OperatorContext context)
+public sealed class OperationGuard(IRateLimitLedger ledger, OperatorContext context)
 {
     /// <summary>Longest detail kept in the history (commands can be long).</summary>
-    public const int MaxDetailLength = 500;
+    public const int MaxDetailLength = AuditEntry.MaxDetailLength;
 
     public OperatorContext Context { get; } = context;
 
-    public IFleetRegistry Registry { get; } = registry;
+    /// <summary>The shared rate-limit counters, which also write each completed operation's history entry and event.</summary>
+    public IRateLimitLedger Ledger { get; } = ledger;
 
     /// <summary>Default limits and the mode fallback (the registry's <c>rate_limit_mode</c> setting wins).</summary>
     public RateLimitPolicy RateLimits { get; init; } = new();
@@ -69,7 +60,7 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
         }
 
         ArgumentException.ThrowIfNullOrEmpty(uuid);
-        var admission = Registry.BeginRequest(uuid, RateLimits, new AuditEntry
+        var admission = Ledger.BeginRequest(uuid, RateLimits, new AuditEntry
         {
             Operation = operation,
             Uuid = uuid,
@@ -92,8 +83,7 @@ public sealed class OperationGuard(IFleetRegistry registry, OperatorContext cont
         return new(this, uuid, operation, truncated, admission.InflightId);
     }
 
-    internal static string? Truncate(string? text)
-        => text is null || text.Length <= MaxDetailLength ? text : string.Concat(text.AsSpan(0, MaxDetailLength), "…");
+    internal static string? Truncate(string? text) => AuditEntry.Truncate(text);
 
     /// <summary>The event an operation emits: command_executed for commands, file_accessed for file and exchange operations.</summary>
     internal static string? EventFor(string operation) =>
@@ -172,7 +162,7 @@ public sealed class OperationLease : IDisposable
             };
         }
 
-        _guard.Registry.CompleteRequest(_inflightId, new AuditEntry
+        _guard.Ledger.CompleteRequest(_inflightId, new AuditEntry
         {
             Operation = Operation,
             Uuid = Uuid,

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text;
-using EtPhoneHome.Core.Operations;
 
 namespace EtPhoneHome.Core.Registry;
 

@@ -1,4 +1,3 @@
-using EtPhoneHome.Core.Operations;
 using Microsoft.Data.Sqlite;
 
 namespace EtPhoneHome.Core.Registry;

@@ -169,6 +169,13 @@ public sealed record RevokeOutcome
 /// <summary>One audited operation (who, what, which client, result, duration).</summary>
 public sealed record AuditEntry
 {
+    /// <summary>Longest detail kept in the history (commands can be long).</summary>
+    public const int MaxDetailLength = 500;
+
+    /// <summary>A detail cut to <see cref="MaxDetailLength"/>, marked with an ellipsis when cut.</summary>
+    internal static string? Truncate(string? text)
+        => text is null || text.Length <= MaxDetailLength ? text : string.Concat(text.AsSpan(0, MaxDetailLength), "…");
+
     public required string Operation { get; init; }
     public string? Uuid { get; init; }
     public required string Actor { get; init; }

@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
 
@@ -41,7 +42,7 @@ public static class RegistryMaintenance
         {
             using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = databaseFile, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             c.Open();
-            foreach (var row in Rows(c, "PRAGMA integrity_check"))
+            foreach (var row in RowTexts(c, "PRAGMA integrity_check"))
             {
                 if (!string.Equals(row, "ok", StringComparison.OrdinalIgnoreCase))
                 {
@@ -49,12 +50,12 @@ public static class RegistryMaintenance
                 }
             }
 
-            foreach (var row in Rows(c, "PRAGMA foreign_key_check"))
+            foreach (var row in RowTexts(c, "PRAGMA foreign_key_check"))
             {
                 problems.Add("foreign key: " + row);
             }
 
-            schema = (int)Scalar(c, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+            schema = (int)LongScalar(c, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
             if (schema > RegistryMigrations.LatestVersion)
             {
                 problems.Add($"schema version {schema} is newer than this build understands ({RegistryMigrations.LatestVersion})");
@@ -64,8 +65,8 @@ public static class RegistryMaintenance
                 problems.Add("no schema version: not a registry");
             }
 
-            clients = Scalar(c, "SELECT COUNT(*) FROM clients WHERE removed_at IS NULL");
-            keys = Scalar(c, "SELECT COUNT(*) FROM keys");
+            clients = LongScalar(c, "SELECT COUNT(*) FROM clients WHERE removed_at IS NULL");
+            keys = LongScalar(c, "SELECT COUNT(*) FROM keys");
         }
         catch (SqliteException ex)
         {
@@ -202,28 +203,5 @@ public static class RegistryMaintenance
         }
 
         using var _ = new FileStream(path, options);
-    }
-
-    private static List<string> Rows(SqliteConnection c, string sql)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        using var reader = cmd.ExecuteReader();
-        var rows = new List<string>();
-        while (reader.Read())
-        {
-            var values = new object[reader.FieldCount];
-            reader.GetValues(values);
-            rows.Add(string.Join(" ", values.Select(v => Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture))));
-        }
-
-        return rows;
-    }
-
-    private static long Scalar(SqliteConnection c, string sql)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        return Convert.ToInt64(cmd.ExecuteScalar() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
 
@@ -366,13 +367,5 @@ internal static class RegistryMigrations
         }
 
         tx.Commit();
-    }
-
-    private static void Exec(SqliteConnection connection, SqliteTransaction tx, string sql)
-    {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
     }
 }

@@ -1,3 +1,5 @@
+using static EtPhoneHome.Core.Registry.Sql;
+
 namespace EtPhoneHome.Core.Registry;
 
 /// <summary>A client to write straight into a registry (benchmarks and tests; no key decision involved).</summary>

@@ -1,8 +1,7 @@
-using EtPhoneHome.Core.Operations;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using EtPhoneHome.Core.Webhooks;
 using Microsoft.Data.Sqlite;
+using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
 
@@ -302,4 +301,17 @@ public sealed partial class SqliteRegistry
         WebhookDeliveryStatus.NoDestination => EventNoDestination,
         _ => EventPending,
     };
+
+    /// <summary>Outbox rows after <paramref name="afterId"/>, oldest first.</summary>
+    public IReadOnlyList<RegistryEvent> ListEvents(long afterId = 0, int limit = 1000)
+    {
+        using var c = Connect();
+        using var cmd = Command(c, null, "SELECT * FROM events WHERE id > $a ORDER BY id LIMIT $l", ("$a", afterId), ("$l", limit));
+        return ReadAll(cmd, r => new RegistryEvent(
+            Long(r, "id")!.Value, Str(r, "type")!, Str(r, "uuid"), Str(r, "payload")!, Time(r, "created_at")!.Value, Str(r, "status")!));
+    }
+
+    // The outbox row with its full webhook envelope: SqliteRegistry.Webhooks.cs.
+    private void Emit(SqliteConnection c, SqliteTransaction tx, string type, string? uuid, JsonObject payload)
+        => InsertEvent(c, tx, type, uuid, payload);
 }

@@ -53,7 +53,7 @@ public readonly record struct TunnelPortRange
     }
 
     /// <summary>The range the hub of this registry uses (recorded when it starts), else the default.</summary>
-    public static TunnelPortRange Of(IFleetRegistry registry)
+    public static TunnelPortRange Of(ISettingsStore registry)
     {
         ArgumentNullException.ThrowIfNull(registry);
         try

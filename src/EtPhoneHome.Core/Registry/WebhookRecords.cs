@@ -51,7 +51,7 @@ public sealed record WebhookAttempt
     public required long DurationMs { get; init; }
 }
 
-/// <summary>Filters of <see cref="IFleetRegistry.ListWebhookDeliveries"/>; all given filters intersect. Newest first.</summary>
+/// <summary>Filters of <see cref="IWebhookOutbox.ListWebhookDeliveries"/>; all given filters intersect. Newest first.</summary>
 public sealed record WebhookDeliveryQuery
 {
     public IReadOnlyList<string>? Uuids { get; init; }

@@ -18,11 +18,11 @@ public sealed class OperatorServices : IDisposable
 {
     private readonly bool _ownsRegistry;
 
-    /// <param name="registry">The fleet registry; disposed with the services when <paramref name="ownsRegistry"/>.</param>
+    /// <param name="registry">The registry's stores; disposed with the services when <paramref name="ownsRegistry"/>.</param>
     /// <param name="context">Who acts, through which surface (recorded in the history).</param>
     /// <param name="log">Where rate-limit warnings and other log entries go (the front end's native channel); dropped when null.</param>
     /// <param name="ownsRegistry">Whether disposing the services disposes the registry.</param>
-    public OperatorServices(IFleetRegistry registry, OperatorContext context, IEphLog? log = null, bool ownsRegistry = true)
+    public OperatorServices(RegistryStores registry, OperatorContext context, IEphLog? log = null, bool ownsRegistry = true)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(context);
@@ -30,10 +30,29 @@ public sealed class OperatorServices : IDisposable
         Context = context;
         _ownsRegistry = ownsRegistry;
         Log = log ?? NullLog.Instance;
-        Guard = new OperationGuard(registry, context) { Log = Log };
+        var sink = Log;
+        _guard = new Lazy<OperationGuard>(() => new OperationGuard(registry.RateLimits, context) { Log = sink });
+
     }
 
-    public IFleetRegistry Registry { get; }
+    /// <summary>Every store of the registry, for the few consumers that read several (fleet targets, the fleet status).</summary>
+    public RegistryStores Registry { get; }
+
+    public IKeyStore Keys => Registry.Keys;
+
+    public IClientStore Clients => Registry.Clients;
+
+    public ISessionStore Sessions => Registry.Sessions;
+
+    public IHistoryStore History => Registry.History;
+
+    public ISettingsStore Settings => Registry.Settings;
+
+    public IHealthStore Health => Registry.Health;
+
+    public IWebhookOutbox Webhooks => Registry.Webhooks;
+
+    public IRateLimitLedger RateLimits => Registry.RateLimits;
 
     public OperatorContext Context { get; }
 
@@ -41,7 +60,9 @@ public sealed class OperatorServices : IDisposable
     public IEphLog Log { get; }
 
     /// <summary>Records, limits and checks every operation of this front end.</summary>
-    public OperationGuard Guard { get; }
+    public OperationGuard Guard => _guard.Value;
+
+    private readonly Lazy<OperationGuard> _guard;
 
     /// <summary>Builds the command transport; the tunnels by default.</summary>
     public Func<OperationGuard, ICommandTransport> CommandTransport { get; init; } = TunnelCommands;

@@ -23,7 +23,7 @@ public static class WebhookAdministration
     /// The URL a test goes to: <paramref name="url"/> when given, else the client's own URL, else the global one.
     /// Throws <see cref="InvalidOperationException"/> naming what to configure when none applies.
     /// </summary>
-    public static string ResolveTestUrl(IFleetRegistry registry, WebhookConfiguration config, string? url, ClientRecord? client)
+    public static string ResolveTestUrl(ISettingsStore registry, WebhookConfiguration config, string? url, ClientRecord? client)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(config);
@@ -44,7 +44,7 @@ public static class WebhookAdministration
 
     /// <summary>Sends a signed <c>webhook.test</c> event now (not through the outbox) and reports the answer.</summary>
     public static async Task<WebhookTestResult> TestAsync(
-        IFleetRegistry registry,
+        ISettingsStore registry,
         string? url,
         ClientRecord? client,
         string actor,

@@ -31,7 +31,7 @@ public sealed class WebhookConfiguration
     public bool HasSecret => Secret is not null;
 
     /// <summary>Reads the settings, then the environment (<paramref name="environment"/> replaces it in tests).</summary>
-    public static WebhookConfiguration Resolve(IFleetRegistry registry, Func<string, string?>? environment = null)
+    public static WebhookConfiguration Resolve(ISettingsStore registry, Func<string, string?>? environment = null)
     {
         ArgumentNullException.ThrowIfNull(registry);
         environment ??= Environment.GetEnvironmentVariable;

@@ -19,7 +19,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
         [Description("Most clients returned (1-1000, default 200); use find_client to narrow a large fleet.")][Range(1, ToolArguments.MaxListLimit)] int? limit = null)
     {
         var max = ToolArguments.Range("limit", limit, 1, ToolArguments.MaxListLimit, ToolArguments.DefaultListLimit);
-        var all = fleet.Registry.QueryClients(new ClientQuery());
+        var all = fleet.Registry.Clients.QueryClients(new ClientQuery());
         var shown = Sorted(all).Take(max).Select(ClientSummary.From).ToList();
         return new ClientList(
             shown,
@@ -36,7 +36,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
     public ClientSelection SelectClient(
         [Description("Client uuid or exact display name to select.")][MaxLength(ToolArguments.MaxIdLength)] string client_id)
     {
-        var client = ClientResolver.Find(fleet.Registry, ToolArguments.Required("client_id", client_id, ToolArguments.MaxIdLength).Trim());
+        var client = ClientResolver.Find(fleet.Registry.Clients, ToolArguments.Required("client_id", client_id, ToolArguments.MaxIdLength).Trim());
         session.SelectedUuid = client.Uuid;
         return new ClientSelection(
             client.Uuid,
@@ -61,7 +61,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
         ToolArguments.MaxLength("query", query, ToolArguments.MaxQueryLength);
         ToolArguments.MaxLength("purpose", purpose, ToolArguments.MaxQueryLength);
         var max = ToolArguments.Range("limit", limit, 1, ToolArguments.MaxListLimit, ToolArguments.DefaultListLimit);
-        var found = fleet.Registry.QueryClients(new ClientQuery
+        var found = fleet.Registry.Clients.QueryClients(new ClientQuery
         {
             Query = string.IsNullOrWhiteSpace(query) ? null : query.Trim(),
             Purpose = string.IsNullOrWhiteSpace(purpose) ? null : purpose.Trim(),
@@ -85,7 +85,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
         [Description("Client uuid (36 characters).")][MaxLength(ToolArguments.MaxIdLength)] string? uuid = null,
         [Description("Client uuid or display name (alternative to uuid).")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null)
     {
-        var client = ClientResolver.Resolve(fleet.Registry, session, ToolArguments.OptionalId("uuid", uuid) ?? client_id);
+        var client = ClientResolver.Resolve(fleet.Registry.Clients, session, ToolArguments.OptionalId("uuid", uuid) ?? client_id);
         return ClientDetails.From(client, client.Uuid == session.SelectedUuid);
     }
 
@@ -98,7 +98,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
         [Description("New tags, each 1-64 characters; replaces the existing tags. An empty list removes all tags.")] string[]? tags = null,
         [Description("Path prefixes file operations and command working directories are limited to. An empty list makes the client unrestricted (the agent's own list still applies).")] string[]? allowed_paths = null)
     {
-        var client = ClientResolver.Find(fleet.Registry, ToolArguments.Required("uuid", uuid, ToolArguments.MaxIdLength).Trim());
+        var client = ClientResolver.Find(fleet.Registry.Clients, ToolArguments.Required("uuid", uuid, ToolArguments.MaxIdLength).Trim());
         foreach (var path in allowed_paths ?? [])
         {
             ToolArguments.MaxLength("allowed_paths", path, ToolArguments.MaxPathLength);
@@ -109,7 +109,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
             throw ToolFailure.Invalid("display_name", "nothing to change: give at least one of display_name, purpose, tags, allowed_paths");
         }
 
-        var updated = ClientAdministration.Set(fleet.Registry, client.Uuid, new ClientUpdate
+        var updated = ClientAdministration.Set(fleet.Registry.Clients, client.Uuid, new ClientUpdate
         {
             DisplayName = display_name,
             Purpose = purpose,
@@ -128,7 +128,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
         [Description("Requests per rolling minute allowed for this client (1-1000).")][Range(1, 1000)] int? rate_limit_rpm = null,
         [Description("Requests in flight at once allowed for this client (1-100).")][Range(1, 100)] int? rate_limit_concurrent = null)
     {
-        var client = ClientResolver.Find(fleet.Registry, ToolArguments.Required("uuid", uuid, ToolArguments.MaxIdLength).Trim());
+        var client = ClientResolver.Find(fleet.Registry.Clients, ToolArguments.Required("uuid", uuid, ToolArguments.MaxIdLength).Trim());
         var url = ToolArguments.MaxLength("webhook_url", webhook_url?.Trim(), ToolArguments.MaxWebhookUrlLength);
         if (url is { Length: > 0 } && !(Uri.TryCreate(url, UriKind.Absolute, out var parsed) && parsed.Scheme is "http" or "https"))
         {
@@ -150,7 +150,7 @@ public sealed class ClientTools(McpFleet fleet, McpSession session)
             throw ToolFailure.Invalid("webhook_url", "nothing to change: give at least one of webhook_url, rate_limit_rpm, rate_limit_concurrent");
         }
 
-        var updated = ClientAdministration.Set(fleet.Registry, client.Uuid, new ClientUpdate
+        var updated = ClientAdministration.Set(fleet.Registry.Clients, client.Uuid, new ClientUpdate
         {
             WebhookUrl = url,
             RateLimitRpm = rate_limit_rpm,

@@ -31,7 +31,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         CancellationToken cancellationToken = default)
     {
         var request = Validate(cmd, cwd, timeout);
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         return await ExecuteAsync(target, request, cancellationToken).ConfigureAwait(false);
     }
 
@@ -44,7 +44,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null)
     {
         var request = Validate(cmd, cwd, timeout);
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         var job = fleet.Commands.Start(target.Uuid, target.DisplayName, request.Command, async ct => await ExecuteAsync(target, request, ct).ConfigureAwait(false));
         return new CommandState(job.Id, "running", new ClientRef(target.Uuid, target.DisplayName), Views.Time(job.StartedAt))
         {
@@ -129,7 +129,7 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         {
             throw new ToolFailure(ToolErrorCodes.ClientNotFound, ex.Message,
                 "Fix client_ids (see available_clients, list_clients or find_client) and call again.",
-                new Dictionary<string, object?> { ["not_found"] = ex.Names, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry) });
+                new Dictionary<string, object?> { ["not_found"] = ex.Names, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry.Clients) });
         }
 
         if (targets.Count == 0)

@@ -33,7 +33,7 @@ public sealed class ExchangeTools(McpFleet fleet)
         CancellationToken cancellationToken = default)
     {
         var hours = ToolArguments.Range("expires_hours", expires_hours, ToolArguments.MinExpiresHours, ToolArguments.MaxExpiresHours, ExchangeLimits.DefaultExpiresHours);
-        var dest = ToolArguments.OptionalId("dest_client", dest_client) is { } d ? ClientResolver.Find(fleet.Registry, d) : null;
+        var dest = ToolArguments.OptionalId("dest_client", dest_client) is { } d ? ClientResolver.Find(fleet.Registry.Clients, d) : null;
         var path = fleet.LocalPaths.Resolve("local_path", local_path);
         if (!File.Exists(path))
         {
@@ -159,7 +159,7 @@ public sealed class ExchangeTools(McpFleet fleet)
 
         try
         {
-            return ExchangeParticipants.Resolve(fleet.Registry, id, parameter);
+            return ExchangeParticipants.Resolve(fleet.Registry.Clients, id, parameter);
         }
         catch (ArgumentException invalid)
         {

@@ -36,7 +36,7 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
         CancellationToken cancellationToken = default)
     {
         var remote = RemotePath("path", path);
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         var budget = fleet.Settings.MaxOutputBytes;
         // Ask for no more than the budget: a 10 MiB log is not dragged through the tunnel to show 16 KiB of it.
         var answer = await Call(target, "read", remote,
@@ -94,7 +94,7 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
                 new Dictionary<string, object?> { ["parameter"] = "content", ["size"] = bytes, ["limit"] = MaxWriteBytes });
         }
 
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         var answer = await Call(target, "write", remote,
             () => fleet.Files.WriteAsync(target, new WriteFileParams { Path = remote, Content = content, Encoding = FileEncodings.Utf8, CreateParents = true }, cancellationToken)).ConfigureAwait(false);
         return new FileWritten(new ClientRef(target.Uuid, target.DisplayName), answer.Path, answer.Size, answer.Sha256, answer.Created);
@@ -108,7 +108,7 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
         CancellationToken cancellationToken = default)
     {
         var remote = RemotePath("path", path);
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         var answer = await Call(target, "list", remote,
             () => fleet.Files.ListAsync(target, new ListFilesParams { Path = remote, MaxEntries = MaxListEntries }, cancellationToken)).ConfigureAwait(false);
         return new DirectoryListing(
@@ -141,7 +141,7 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
             throw ToolFailure.Invalid("local_path", $"local_path '{local_path}' does not exist or is not a file");
         }
 
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         var done = await Call(target, "upload", remote, () => fleet.Transfers.UploadAsync(target, local, remote, null, cancellationToken)).ConfigureAwait(false);
         return Transfer(target, done);
     }
@@ -173,7 +173,7 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
             throw ToolFailure.Invalid("local_path", $"local_path '{local}' is a directory");
         }
 
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         var done = await Call(target, "download", remote, () => fleet.Transfers.DownloadAsync(target, remote, local, null, cancellationToken)).ConfigureAwait(false);
         return Transfer(target, done);
     }

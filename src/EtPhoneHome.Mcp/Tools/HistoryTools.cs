@@ -43,18 +43,18 @@ public sealed class HistoryTools(McpFleet fleet)
         IReadOnlyList<string>? uuids = null;
         if (ToolArguments.OptionalId("client_id", client_id) is { } id)
         {
-            var found = ClientHistory.ResolveClients(fleet.Registry, [id]);
+            var found = ClientHistory.ResolveClients(fleet.Registry.Clients, [id]);
             if (found.NotFound.Count > 0 || found.Uuids.Count == 0)
             {
                 throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"no client, current or removed, has the uuid or name '{id}'",
                     "Use one of 'available_clients' (uuid or display name), or call list_clients / find_client.",
-                    new Dictionary<string, object?> { ["client_id"] = id, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry) });
+                    new Dictionary<string, object?> { ["client_id"] = id, ["available_clients"] = ClientResolver.Suggestions(fleet.Registry.Clients) });
             }
 
             uuids = found.Uuids;
         }
 
-        var page = fleet.Registry.QueryHistory(new HistoryQuery
+        var page = fleet.Registry.History.QueryHistory(new HistoryQuery
         {
             Uuids = uuids,
             Operations = op is null ? null : [op],
@@ -64,7 +64,7 @@ public sealed class HistoryTools(McpFleet fleet)
             Take = max,
             Skip = offset,
         });
-        var names = ClientHistory.DisplayNames(fleet.Registry, page.Select(e => e.Uuid));
+        var names = ClientHistory.DisplayNames(fleet.Registry.Clients, page.Select(e => e.Uuid));
         var entries = page.Select(e => new HistoryEntry(
             e.At is { } at ? Views.Time(at) : null,
             e.Operation,

@@ -18,7 +18,7 @@ public sealed class KeyTools(McpFleet fleet)
         + "and it never justifies accepting a key by itself.")]
     public PendingKeys ListPendingKeys()
     {
-        var keys = fleet.Registry.ListKeys(KeyStatus.Pending).OrderBy(k => k.FirstSeen).Select(k => new PendingKey(
+        var keys = fleet.Registry.Keys.ListKeys(KeyStatus.Pending).OrderBy(k => k.FirstSeen).Select(k => new PendingKey(
             k.Fingerprint,
             k.IsMismatch,
             Views.Time(k.FirstSeen),
@@ -43,8 +43,8 @@ public sealed class KeyTools(McpFleet fleet)
     {
         var id = ToolArguments.Required("uuid", uuid, ToolArguments.MaxIdLength).Trim();
         var isFingerprint = id.StartsWith("SHA256:", StringComparison.Ordinal);
-        var client = isFingerprint ? null : ClientResolver.Find(fleet.Registry, id);
-        if (client is not null && !KeyAdministration.IsClaimed(fleet.Registry, client.Uuid))
+        var client = isFingerprint ? null : ClientResolver.Find(fleet.Registry.Clients, id);
+        if (client is not null && !KeyAdministration.IsClaimed(fleet.Registry.Keys, client.Uuid))
         {
             // The reference's answer: nothing to accept for a client whose key is the one it is pinned to.
             return new KeyAccepted(null, $"Client {client.Uuid} had no key mismatch to clear");
@@ -53,7 +53,7 @@ public sealed class KeyTools(McpFleet fleet)
         ApproveOutcome outcome;
         try
         {
-            outcome = KeyAdministration.Approve(fleet.Registry, client?.Uuid ?? id, fleet.Context);
+            outcome = KeyAdministration.Approve(fleet.Registry.Keys, client?.Uuid ?? id, fleet.Context);
         }
         catch (KeyDecisionException ex)
         {

@@ -24,8 +24,8 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
     public RateLimitAnswer GetRateLimitStats(
         [Description("Uuid or display name of the client; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? uuid = null)
     {
-        var client = ClientResolver.Resolve(fleet.Registry, session, uuid, "uuid");
-        var stats = fleet.Registry.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault()
+        var client = ClientResolver.Resolve(fleet.Registry.Clients, session, uuid, "uuid");
+        var stats = fleet.Registry.RateLimits.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault()
             ?? throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"{ClientResolver.Describe(client)} was removed",
                 "Call list_clients for the clients that exist.");
         return new RateLimitAnswer(
@@ -42,7 +42,7 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
         [Description("true for the five summary figures only; false (default) for the full set.")] bool summary = false,
         CancellationToken cancellationToken = default)
     {
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry, session, client_id));
+        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(MetricsTimeout);
         var clock = System.Diagnostics.Stopwatch.StartNew();

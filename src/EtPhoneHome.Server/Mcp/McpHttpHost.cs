@@ -137,7 +137,7 @@ internal sealed class McpHttpHost : IAsyncDisposable
 
     private IResult Health()
     {
-        var clients = _fleet.Registry.QueryClients(new ClientQuery());
+        var clients = _fleet.Registry.Clients.QueryClients(new ClientQuery());
         return Results.Json(new HealthBody("ok", clients.Count(c => c.Online), clients.Count, EphMcpServer.Version), ToolResults.Json);
     }
 

@@ -132,8 +132,8 @@ internal static class ExchangeVerbs
         var cmd = new Command("list", "List pending transfers (exchange_list), every page, with their metadata.") { data, source, dest, json };
         cmd.SetAction((pr, ct) => RunAsync(pr, data, "list", async (registry, exchange, output) =>
         {
-            var s = pr.GetValue(source) is { } sv ? ExchangeParticipants.Resolve(registry, sv, "source_client") : null;
-            var d = pr.GetValue(dest) is { } dv ? ExchangeParticipants.Resolve(registry, dv, "dest_client") : null;
+            var s = pr.GetValue(source) is { } sv ? ExchangeParticipants.Resolve(registry.Clients, sv, "source_client") : null;
+            var d = pr.GetValue(dest) is { } dv ? ExchangeParticipants.Resolve(registry.Clients, dv, "dest_client") : null;
             var items = await exchange.ListAsync(s, d, includeMetadata: true, ct).ConfigureAwait(false);
             if (pr.GetValue(json))
             {
@@ -163,7 +163,7 @@ internal static class ExchangeVerbs
         var cmd = new Command("delete", "Delete a transfer (exchange_delete); reports deleted=false when none existed (exit 3).") { data, source, json, transfer };
         cmd.SetAction((pr, ct) => RunAsync(pr, data, "delete", async (registry, exchange, output) =>
         {
-            var result = await exchange.DeleteAsync(pr.GetValue(transfer)!, ExchangeParticipants.Resolve(registry, pr.GetValue(source)!, "source_client"), ct).ConfigureAwait(false);
+            var result = await exchange.DeleteAsync(pr.GetValue(transfer)!, ExchangeParticipants.Resolve(registry.Clients, pr.GetValue(source)!, "source_client"), ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), new DeleteRow(result.Key, result.TransferId, result.Deleted), Json.DeleteRow,
                 result.Deleted ? $"deleted {result.Key}" : $"no such transfer: {result.Key} (nothing deleted)").ConfigureAwait(false);
             return result.Deleted ? 0 : 3;
@@ -181,7 +181,7 @@ internal static class ExchangeVerbs
         var cmd = new Command("upload-url", "Create a presigned PUT URL for a client → server upload: `curl -T FILE URL` on the client.") { data, source, file, expires, json };
         cmd.SetAction((pr, ct) => RunAsync(pr, data, "upload-url", async (registry, exchange, output) =>
         {
-            var u = exchange.CreateUploadUrl(ExchangeParticipants.Resolve(registry, pr.GetValue(source)!, "source_client"), pr.GetValue(file)!, pr.GetValue(expires));
+            var u = exchange.CreateUploadUrl(ExchangeParticipants.Resolve(registry.Clients, pr.GetValue(source)!, "source_client"), pr.GetValue(file)!, pr.GetValue(expires));
             await WriteAsync(output, pr.GetValue(json), new UploadUrlRow(u.TransferId, u.Key, u.UploadUrl.ToString(), OperatorRows.Time(u.ExpiresAt), u.SourceClient, u.FileName), Json.UploadUrlRow,
                 $"transfer_id {u.TransferId}\nexpires_at  {OperatorRows.Time(u.ExpiresAt)}\ncurl -T '{u.FileName}' '{u.UploadUrl}'").ConfigureAwait(false);
             return 0;
@@ -209,14 +209,14 @@ internal static class ExchangeVerbs
         return cmd;
     }
 
-    private static IReadOnlyList<FleetTarget> Targets(IFleetRegistry registry, IReadOnlyList<string> names)
+    private static IReadOnlyList<FleetTarget> Targets(RegistryStores registry, IReadOnlyList<string> names)
     {
         if (names.Count == 0)
         {
             return [];
         }
 
-        var lookup = ClientQueries.Find(registry, names: names, ids: null, onlineOnly: false);
+        var lookup = ClientQueries.Find(registry.Clients, names: names, ids: null, onlineOnly: false);
         if (lookup.NotFound.Count > 0)
         {
             throw new ArgumentException($"no client matches: {string.Join(", ", lookup.NotFound)}");
@@ -230,7 +230,7 @@ internal static class ExchangeVerbs
         await output.WriteLineAsync(json ? JsonSerializer.Serialize(row, type) : text).ConfigureAwait(false);
     }
 
-    private static async Task<int> RunAsync(ParseResult pr, Option<string?> data, string verb, Func<IFleetRegistry, ExchangeClient, TextWriter, Task<int>> body, CancellationToken ct)
+    private static async Task<int> RunAsync(ParseResult pr, Option<string?> data, string verb, Func<RegistryStores, ExchangeClient, TextWriter, Task<int>> body, CancellationToken ct)
     {
         var error = pr.InvocationConfiguration.Error;
         try

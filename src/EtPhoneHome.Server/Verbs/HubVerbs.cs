@@ -338,7 +338,7 @@ internal static class HubVerbs
             Console.Out.WriteLine($"hub listening on {hub.SocketPath}");
             Console.Out.Flush();
             await using var mcp = httpOptions is null ? null
-                : await McpVerbs.StartHttpAsync(registry, McpVerbs.Settings(parseResult.GetValue(allowDir), EtPhoneHome.Mcp.McpServerSettings.DefaultMaxOutputBytes), httpOptions, stop.Token).ConfigureAwait(false);
+                : await McpVerbs.StartHttpAsync(RegistryStores.Of(registry), McpVerbs.Settings(parseResult.GetValue(allowDir), EtPhoneHome.Mcp.McpServerSettings.DefaultMaxOutputBytes), httpOptions, stop.Token).ConfigureAwait(false);
             try
             {
                 await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);

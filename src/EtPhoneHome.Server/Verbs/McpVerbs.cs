@@ -70,7 +70,7 @@ internal static class McpVerbs
                 return OperatorVerbs.UsageError;
             }
 
-            IFleetRegistry registry;
+            RegistryStores registry;
             try
             {
                 registry = OperatorVerbs.OpenExistingRegistry(CommonOptions.ResolveData(parseResult, data), CliLog.ForVerb(error));
@@ -87,7 +87,7 @@ internal static class McpVerbs
                 try
                 {
                     // The hub records the ports clients may be handed; a service port among them could be taken by a client.
-                    TunnelPortRange.EnsureServicePort(httpOptions.EndPoint.Port, TunnelPortRange.Of(registry), "--http");
+                    TunnelPortRange.EnsureServicePort(httpOptions.EndPoint.Port, TunnelPortRange.Of(registry.Settings), "--http");
                 }
                 catch (ArgumentException ex)
                 {
@@ -157,7 +157,7 @@ internal static class McpVerbs
     }
 
     /// <summary>Starts MCP over HTTP on an open registry (the hub's); dispose to stop it.</summary>
-    internal static async Task<IAsyncDisposable> StartHttpAsync(IFleetRegistry registry, McpServerSettings settings, McpHttpOptions options, CancellationToken ct)
+    internal static async Task<IAsyncDisposable> StartHttpAsync(RegistryStores registry, McpServerSettings settings, McpHttpOptions options, CancellationToken ct)
     {
         var fleet = new McpFleet(registry, settings);
         var host = new McpHttpHost(fleet, options);

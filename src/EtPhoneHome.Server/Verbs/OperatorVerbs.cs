@@ -38,7 +38,7 @@ internal static class OperatorVerbs
     /// Opens the registry of an initialised data directory. Only <c>init</c> creates one: a mistyped --data must not
     /// answer "No clients." from a new, empty registry.
     /// </summary>
-    public static IFleetRegistry OpenExistingRegistry(DataDirectory dir, IEphLog log)
+    public static RegistryStores OpenExistingRegistry(DataDirectory dir, IEphLog log)
     {
         ArgumentNullException.ThrowIfNull(dir);
         ArgumentNullException.ThrowIfNull(log);
@@ -81,7 +81,7 @@ internal static class OperatorVerbs
         var pending = new Option<bool>("--pending") { Description = "Only keys waiting for approval." };
         var cmd = new Command("keys", "List client keys: pending, approved and revoked.") { data, pending, json };
         cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry =>
-            Keys(registry, pr.GetValue(pending), pr.GetValue(json), pr.InvocationConfiguration.Output)));
+            Keys(registry.Keys, pr.GetValue(pending), pr.GetValue(json), pr.InvocationConfiguration.Output)));
         return cmd;
     }
 
@@ -91,8 +91,8 @@ internal static class OperatorVerbs
         var id = new Argument<string>("id") { Description = "Key fingerprint (SHA256:…) or client uuid." };
         var cmd = new Command(name, description) { data, id };
         cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry => approve
-            ? Approve(registry, pr.GetValue(id)!, pr.InvocationConfiguration.Output)
-            : Revoke(registry, pr.GetValue(id)!, pr.InvocationConfiguration.Output)));
+            ? Approve(registry.Keys, pr.GetValue(id)!, pr.InvocationConfiguration.Output)
+            : Revoke(registry.Keys, pr.GetValue(id)!, pr.InvocationConfiguration.Output)));
         return cmd;
     }
 
@@ -123,7 +123,7 @@ internal static class OperatorVerbs
             data, olderThan, yes, json,
         };
         cmd.SetAction((ParseResult pr) => RunWithRegistry(pr, pr.GetValue(data), registry =>
-            PurgeKeys(registry, KeyLimits.ParseAge(pr.GetValue(olderThan)!), pr.GetValue(yes), pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
+            PurgeKeys(registry.Keys, KeyLimits.ParseAge(pr.GetValue(olderThan)!), pr.GetValue(yes), pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
         return cmd;
     }
 
@@ -350,7 +350,7 @@ internal static class OperatorVerbs
         }
     }
 
-    internal static int RunWithRegistry(ParseResult pr, string? data, Func<IFleetRegistry, int> verb)
+    internal static int RunWithRegistry(ParseResult pr, string? data, Func<RegistryStores, int> verb)
     {
         var error = pr.InvocationConfiguration.Error;
         try
@@ -372,9 +372,9 @@ internal static class OperatorVerbs
 
     // ----- verb bodies (tested directly) -----
 
-    internal static int Keys(IFleetRegistry registry, bool pendingOnly, bool json, TextWriter output)
+    internal static int Keys(IKeyStore keyStore, bool pendingOnly, bool json, TextWriter output)
     {
-        var keys = registry.ListKeys(pendingOnly ? KeyStatus.Pending : null)
+        var keys = keyStore.ListKeys(pendingOnly ? KeyStatus.Pending : null)
             .OrderBy(k => k.Status).ThenBy(k => k.FirstSeen).Select(KeyRow.From).ToList();
         if (json)
         {
@@ -399,9 +399,9 @@ internal static class OperatorVerbs
     /// purge-keys: with <paramref name="yes"/> purges the pending keys unseen for longer than <paramref name="olderThan"/>,
     /// otherwise lists them (a dry run). Table or JSON lines on stdout; the summary on stdout (stderr with --json).
     /// </summary>
-    internal static int PurgeKeys(IFleetRegistry registry, TimeSpan olderThan, bool yes, bool json, TextWriter output, TextWriter error)
+    internal static int PurgeKeys(IKeyStore keyStore, TimeSpan olderThan, bool yes, bool json, TextWriter output, TextWriter error)
     {
-        var keys = yes ? KeyLimits.PurgePendingKeys(registry, olderThan, Operator) : KeyLimits.ExpiredPendingKeys(registry, olderThan);
+        var keys = yes ? KeyLimits.PurgePendingKeys(keyStore, olderThan, Operator) : KeyLimits.ExpiredPendingKeys(keyStore, olderThan);
         var rows = keys.Select(k => (Row: KeyRow.From(k), LastSeen: OperatorRows.Time(k.LastSeen))).ToList();
         if (json)
         {
@@ -422,16 +422,16 @@ internal static class OperatorVerbs
         return 0;
     }
 
-    internal static int Approve(IFleetRegistry registry, string id, TextWriter output)
+    internal static int Approve(IKeyStore keys, string id, TextWriter output)
     {
-        var outcome = KeyAdministration.Approve(registry, id, Operator);
+        var outcome = KeyAdministration.Approve(keys, id, Operator);
         output.WriteLine(KeyAdministration.Describe(outcome, id));
         return 0;
     }
 
-    internal static int Revoke(IFleetRegistry registry, string id, TextWriter output, Func<int, bool>? terminate = null)
+    internal static int Revoke(IKeyStore keys, string id, TextWriter output, Func<int, bool>? terminate = null)
     {
-        var report = KeyAdministration.Revoke(registry, id, Operator, terminate);
+        var report = KeyAdministration.Revoke(keys, id, Operator, terminate);
         var outcome = report.Outcome;
         if (outcome.AlreadyRevoked)
         {

@@ -39,9 +39,9 @@ internal static class RateLimitVerbs
         return cmd;
     }
 
-    internal static int Limits(IFleetRegistry registry, IReadOnlyList<string> names, bool json, TextWriter output, TextWriter error)
+    internal static int Limits(RegistryStores registry, IReadOnlyList<string> names, bool json, TextWriter output, TextWriter error)
     {
-        var lookup = ClientQueries.Find(registry, names.Count > 0 ? names : null, null, onlineOnly: false);
+        var lookup = ClientQueries.Find(registry.Clients, names.Count > 0 ? names : null, null, onlineOnly: false);
         foreach (var missing in lookup.NotFound)
         {
             error.WriteLine($"eph-server limits: no client named '{missing}'");
@@ -50,7 +50,7 @@ internal static class RateLimitVerbs
         var display = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
         var rows = lookup.Clients.Count == 0
             ? []
-            : registry.GetRateLimitStats(lookup.Clients.Select(c => c.Uuid).ToList(), new RateLimitPolicy())
+            : registry.RateLimits.GetRateLimitStats(lookup.Clients.Select(c => c.Uuid).ToList(), new RateLimitPolicy())
                 .Select(s => LimitRow.From(s, display.GetValueOrDefault(s.Uuid)))
                 .OrderBy(r => r.DisplayName, StringComparer.OrdinalIgnoreCase)
                 .ToList();

@@ -44,7 +44,7 @@ internal static class RegistryVerbs
         var capability = Repeatable("--capability", "Only clients with this capability, such as docker (repeat: all must match).");
         var online = new Option<bool>("--online") { Description = "Only clients with an online session." };
         var cmd = new Command("clients", "List and search registered clients; all given filters intersect.") { data, name, query, purpose, tag, capability, online, json };
-        cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry => Clients(registry, new ClientQuery
+        cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry => Clients(registry.Clients, new ClientQuery
         {
             Names = NonEmpty(pr.GetValue(name)),
             Query = pr.GetValue(query),
@@ -84,7 +84,7 @@ internal static class RegistryVerbs
                 r.AddError("use either --allowed-path or --clear-allowed-paths, not both");
             }
         });
-        cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry => Set(registry, pr.GetValue(client)!, new ClientUpdate
+        cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry => Set(registry.Clients, pr.GetValue(client)!, new ClientUpdate
         {
             DisplayName = pr.GetValue(displayName),
             Purpose = pr.GetValue(purpose),
@@ -108,7 +108,7 @@ internal static class RegistryVerbs
         var yes = new Option<bool>("--yes", "-y") { Description = "Do not ask for confirmation (required when no one can answer a prompt)." };
         var cmd = new Command("remove", "Decommission a client: revoke its key, disconnect it now, hide it; its history stays.") { data, client, yes, json };
         cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry =>
-            Remove(registry, pr.GetValue(client)!, pr.GetValue(yes), pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
+            Remove(registry.Clients, pr.GetValue(client)!, pr.GetValue(yes), pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
         return cmd;
     }
 
@@ -177,9 +177,9 @@ internal static class RegistryVerbs
     // ----- verb bodies (tested directly) -----
 
     /// <summary>Prints the clients a search finds; exit 1 when a literal --name names no client (the others still print).</summary>
-    internal static int Clients(IFleetRegistry registry, ClientQuery query, bool json, TextWriter output, TextWriter error)
+    internal static int Clients(IClientStore clients, ClientQuery query, bool json, TextWriter output, TextWriter error)
     {
-        var lookup = ClientQueries.Search(registry, query);
+        var lookup = ClientQueries.Search(clients, query);
         var rows = lookup.Clients.Select(ClientRow.From).ToList();
         if (json)
         {
@@ -204,10 +204,10 @@ internal static class RegistryVerbs
         return lookup.NotFound.Count == 0 ? 0 : 1;
     }
 
-    internal static int Set(IFleetRegistry registry, string uuidOrName, ClientUpdate update, bool json, TextWriter output)
+    internal static int Set(IClientStore clients, string uuidOrName, ClientUpdate update, bool json, TextWriter output)
     {
-        var client = ClientQueries.Single(registry, uuidOrName);
-        var updated = ClientAdministration.Set(registry, client.Uuid, update, OperatorVerbs.Operator);
+        var client = ClientQueries.Single(clients, uuidOrName);
+        var updated = ClientAdministration.Set(clients, client.Uuid, update, OperatorVerbs.Operator);
         if (json)
         {
             output.WriteLine(OperatorRows.JsonLine(ClientRow.From(updated)));
@@ -224,9 +224,9 @@ internal static class RegistryVerbs
         return 0;
     }
 
-    internal static int Remove(IFleetRegistry registry, string uuidOrName, bool yes, bool json, TextWriter output, TextWriter error, Func<int, bool>? terminate = null)
+    internal static int Remove(IClientStore clients, string uuidOrName, bool yes, bool json, TextWriter output, TextWriter error, Func<int, bool>? terminate = null)
     {
-        var client = ClientQueries.Single(registry, uuidOrName);
+        var client = ClientQueries.Single(clients, uuidOrName);
         var who = ClientText.Describe(client.DisplayName, client.Uuid);
         if (!yes)
         {
@@ -245,7 +245,7 @@ internal static class RegistryVerbs
             }
         }
 
-        var report = ClientAdministration.Remove(registry, client.Uuid, OperatorVerbs.Operator, terminate);
+        var report = ClientAdministration.Remove(clients, client.Uuid, OperatorVerbs.Operator, terminate);
         output.WriteLine(json ? RegistryRows.JsonLine(RemoveRow.From(report)) : ClientAdministration.Describe(report));
         return 0;
     }
@@ -261,16 +261,16 @@ internal static class RegistryVerbs
         public int Skip { get; init; }
     }
 
-    internal static int History(IFleetRegistry registry, HistoryRequest request, bool json, TextWriter output, TextWriter error)
+    internal static int History(RegistryStores registry, HistoryRequest request, bool json, TextWriter output, TextWriter error)
     {
-        var clients = ClientHistory.ResolveClients(registry, request.Clients);
+        var clients = ClientHistory.ResolveClients(registry.Clients, request.Clients);
         if (clients.NotFound.Count > 0)
         {
             error.WriteLine($"eph-server history: no client named {string.Join(", ", clients.NotFound.Select(n => $"'{n}'"))}");
             return OperatorVerbs.UsageError;
         }
 
-        var entries = registry.QueryHistory(new HistoryQuery
+        var entries = registry.History.QueryHistory(new HistoryQuery
         {
             Uuids = request.Clients.Count > 0 ? clients.Uuids : null,
             Operations = request.Operations.Count > 0 ? request.Operations : null,
@@ -280,7 +280,7 @@ internal static class RegistryVerbs
             Take = request.Limit,
             Skip = request.Skip,
         });
-        var names = ClientHistory.DisplayNames(registry, entries.Select(e => e.Uuid));
+        var names = ClientHistory.DisplayNames(registry.Clients, entries.Select(e => e.Uuid));
         var rows = entries.Select(e => HistoryRow.From(e, e.Uuid is { } u ? names.GetValueOrDefault(u) : null)).ToList();
         if (json)
         {

@@ -82,11 +82,11 @@ internal static class WebhookVerbs
         var ids = new Argument<string[]>("id") { Description = "Delivery ids (the numeric id or the delivery uuid) to queue again.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("resend", "Queue failed (or undeliverable, or delivered) webhook deliveries again; the hub sends them with a fresh set of attempts.") { data, ids };
         cmd.SetAction((ParseResult pr) => Run(pr, pr.GetValue(data), registry =>
-            Resend(registry, pr.GetValue(ids) ?? [], pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
+            Resend(registry.Webhooks, pr.GetValue(ids) ?? [], pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
         return cmd;
     }
 
-    private static int Run(ParseResult pr, string? data, Func<IFleetRegistry, int> verb)
+    private static int Run(ParseResult pr, string? data, Func<RegistryStores, int> verb)
     {
         var error = pr.InvocationConfiguration.Error;
         try
@@ -127,11 +127,11 @@ internal static class WebhookVerbs
         public bool Json { get; init; }
     }
 
-    internal static int List(IFleetRegistry registry, ListRequest request, TextWriter output, TextWriter error)
+    internal static int List(RegistryStores registry, ListRequest request, TextWriter output, TextWriter error)
     {
         IReadOnlyList<string>? uuids = null;
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
-        var clients = ClientQueries.Find(registry, request.Clients.Count > 0 ? request.Clients : null, null, onlineOnly: false);
+        var clients = ClientQueries.Find(registry.Clients, request.Clients.Count > 0 ? request.Clients : null, null, onlineOnly: false);
         if (request.Clients.Count > 0)
         {
             if (clients.NotFound.Count > 0)
@@ -148,7 +148,7 @@ internal static class WebhookVerbs
             names[c.Uuid] = c.DisplayName;
         }
 
-        var rows = registry.ListWebhookDeliveries(new WebhookDeliveryQuery
+        var rows = registry.Webhooks.ListWebhookDeliveries(new WebhookDeliveryQuery
         {
             Uuids = uuids,
             Events = request.Events.Count > 0 ? request.Events : null,
@@ -161,7 +161,7 @@ internal static class WebhookVerbs
             return 0;
         }
 
-        var config = WebhookConfiguration.Resolve(registry);
+        var config = WebhookConfiguration.Resolve(registry.Settings);
         output.WriteLine($"Global webhook URL: {(config.GlobalUrl is null ? "none" : WebhookConfiguration.Redact(config.GlobalUrl))}; secret: {(config.HasSecret ? "set" : "NOT SET (nothing is sent)")}");
         if (rows.Count == 0)
         {
@@ -180,13 +180,13 @@ internal static class WebhookVerbs
         return 0;
     }
 
-    internal static async Task<int> TestAsync(IFleetRegistry registry, string? url, string? clientName, bool json, TextWriter output, TextWriter error,
+    internal static async Task<int> TestAsync(RegistryStores registry, string? url, string? clientName, bool json, TextWriter output, TextWriter error,
         HttpMessageHandler? handler, CancellationToken ct)
     {
         ClientRecord? client = null;
         if (clientName is not null)
         {
-            var lookup = ClientQueries.Find(registry, [clientName], null, onlineOnly: false);
+            var lookup = ClientQueries.Find(registry.Clients, [clientName], null, onlineOnly: false);
             if (lookup.Clients.Count != 1)
             {
                 await error.WriteLineAsync(lookup.Clients.Count == 0
@@ -198,7 +198,7 @@ internal static class WebhookVerbs
             client = lookup.Clients[0];
         }
 
-        var result = await WebhookAdministration.TestAsync(registry, url, client, Actor, handler: handler, ct: ct).ConfigureAwait(false);
+        var result = await WebhookAdministration.TestAsync(registry.Settings, url, client, Actor, handler: handler, ct: ct).ConfigureAwait(false);
         if (json)
         {
             await output.WriteLineAsync(JsonSerializer.Serialize(TestRow.From(result), VerbJson.Default.TestRow)).ConfigureAwait(false);
@@ -213,14 +213,14 @@ internal static class WebhookVerbs
         return result.Success ? 0 : 1;
     }
 
-    internal static int Resend(IFleetRegistry registry, IReadOnlyList<string> ids, TextWriter output, TextWriter error)
+    internal static int Resend(IWebhookOutbox outbox, IReadOnlyList<string> ids, TextWriter output, TextWriter error)
     {
         var failures = 0;
         foreach (var id in ids)
         {
             try
             {
-                var row = registry.ResendWebhookDelivery(id, Actor);
+                var row = outbox.ResendWebhookDelivery(id, Actor);
                 output.WriteLine($"Queued delivery {row.Id} ({row.Event}, {row.DeliveryId}) again; the hub sends it within seconds.");
             }
             catch (Exception ex) when (ex is RegistryNotFoundException or InvalidOperationException)

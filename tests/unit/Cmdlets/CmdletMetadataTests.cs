@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using EtPhoneHome;
 using EtPhoneHome.Core.Operations;
 using Xunit;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Tests.Unit.Cmdlets;
 

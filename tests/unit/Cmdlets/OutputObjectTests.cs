@@ -1,5 +1,6 @@
 using EtPhoneHome.Core.Operations;
 using Xunit;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Tests.Unit.Cmdlets;
 

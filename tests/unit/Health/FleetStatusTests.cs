@@ -74,8 +74,8 @@ public sealed class FleetMetricsTests
         source.Answers["a"] = ScriptedMetrics.Summary(10, 20, 30);
         source.Faults["b"] = new EtPhoneHome.Core.Tunnel.RpcException(RpcErrorCodes.Internal, "internal error");
         source.Silent.Add("c");
-        var denied = FakeFleetRegistry.Online("d") with { DeniedReason = "key revoked: the client's key is not approved" };
-        var targets = new[] { FakeFleetRegistry.Online("a"), FakeFleetRegistry.Online("b"), FakeFleetRegistry.Online("c"), denied, FakeFleetRegistry.Offline("e") };
+        var denied = FakeFleet.Online("d") with { DeniedReason = "key revoked: the client's key is not approved" };
+        var targets = new[] { FakeFleet.Online("a"), FakeFleet.Online("b"), FakeFleet.Online("c"), denied, FakeFleet.Offline("e") };
 
         var results = (await Collect(source, targets, new FleetMetricsOptions { Timeout = TimeSpan.FromMilliseconds(300) })).ToDictionary(r => r.DisplayName);
 
@@ -95,7 +95,7 @@ public sealed class FleetMetricsTests
     public async Task Throttle_BoundsTheRequestsInFlight()
     {
         var source = new ScriptedMetrics();
-        var targets = Enumerable.Range(0, 40).Select(i => FakeFleetRegistry.Online($"n{i}")).ToList();
+        var targets = Enumerable.Range(0, 40).Select(i => FakeFleet.Online($"n{i}")).ToList();
 
         var results = await Collect(source, targets, new FleetMetricsOptions { ThrottleLimit = 4 });
 
@@ -107,7 +107,7 @@ public sealed class FleetMetricsTests
     public async Task Cancellation_StillReportsEveryTarget()
     {
         var source = new ScriptedMetrics();
-        var targets = Enumerable.Range(0, 10).Select(i => FakeFleetRegistry.Online($"n{i}")).ToList();
+        var targets = Enumerable.Range(0, 10).Select(i => FakeFleet.Online($"n{i}")).ToList();
         foreach (var t in targets)
         {
             source.Silent.Add(t.DisplayName);
@@ -129,7 +129,7 @@ public sealed class FleetStatusTests
     [Fact]
     public void Aggregate_CountsTheRegistry_AndListsClientsStrictlyOverEachThreshold()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         var hot = registry.AddClient("u-hot", "hot", online: true, port: 1);
         var full = registry.AddClient("u-full", "full", online: true, port: 2);
         var calm = registry.AddClient("u-calm", "calm", online: true, port: 3);
@@ -173,7 +173,7 @@ public sealed class FleetStatusTests
     [Fact]
     public void Aggregate_HonoursCustomThresholds_HighestFirst()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         var a = registry.AddClient("u-a", "a", online: true, port: 1);
         var b = registry.AddClient("u-b", "b", online: true, port: 2);
         var metrics = new List<ClientMetricsResult> { Ok(a, ScriptedMetrics.Summary(55, 0, 0)), Ok(b, ScriptedMetrics.Summary(65, 0, 0)) };
@@ -197,7 +197,7 @@ public sealed class FleetStatusTests
     [Fact]
     public async Task Compute_AsksOnlyTheOnlineClients_ForTheSummary_AndListsTheSilentOnes()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("u-a", "a", online: true, port: 1);
         registry.AddClient("u-b", "b", online: true, port: 2);
         registry.AddClient("u-c", "c", online: false);
@@ -205,7 +205,7 @@ public sealed class FleetStatusTests
         source.Answers["a"] = ScriptedMetrics.Summary(99, 10, 10);
         source.Silent.Add("b");
 
-        var status = await FleetStatus.ComputeAsync(registry, new FleetMetrics(source), options: new FleetMetricsOptions { Timeout = TimeSpan.FromMilliseconds(200) });
+        var status = await FleetStatus.ComputeAsync(registry.Stores(), new FleetMetrics(source), options: new FleetMetricsOptions { Timeout = TimeSpan.FromMilliseconds(200) });
 
         Assert.Equal(["a", "b"], source.Asked.Select(x => x.Name).Order());
         Assert.All(source.Asked, x => Assert.True(x.Summary));

@@ -86,7 +86,7 @@ public sealed class HealthMonitorTests : IDisposable
     public void Dispose() => _fleet.Dispose();
 
     private HealthMonitor Monitor(int threshold = 3, TimeSpan? timeout = null) =>
-        new(_fleet.Registry, _probe, new HealthOptions { Threshold = threshold, Timeout = timeout ?? TimeSpan.FromSeconds(10) }, _fleet.Time, new DelegateLog(e => _log.Add(e.Message)));
+        new(_fleet.Registry, _fleet.Registry, _probe, new HealthOptions { Threshold = threshold, Timeout = timeout ?? TimeSpan.FromSeconds(10) }, _fleet.Time, new DelegateLog(e => _log.Add(e.Message)));
 
     [Fact]
     public async Task FailingClient_BecomesUnhealthyAtTheThreshold_EventOnce_SessionClosed()
@@ -155,7 +155,7 @@ public sealed class HealthMonitorTests : IDisposable
         var (web, session) = _fleet.AddOnline("web-01");
         _probe.Failing.Add(web.Uuid);
         // The agent's heartbeats keep arriving on the control channel (the hub tells the monitor when).
-        var monitor = new HealthMonitor(_fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, new DelegateLog(e => _log.Add(e.Message)),
+        var monitor = new HealthMonitor(_fleet.Registry, _fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, new DelegateLog(e => _log.Add(e.Message)),
             new ControlChannelLiveness(_ => _fleet.Time.GetUtcNow(), TimeSpan.FromSeconds(30)));
 
         await monitor.CheckOnceAsync(CancellationToken.None);
@@ -191,7 +191,7 @@ public sealed class HealthMonitorTests : IDisposable
         _probe.Failing.Add(web.Uuid);
         // The last control frame arrived before the checks began to fail (a frozen agent): it proves nothing.
         var lastFrame = _fleet.Time.GetUtcNow() - TimeSpan.FromSeconds(1);
-        var monitor = new HealthMonitor(_fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, new DelegateLog(e => _log.Add(e.Message)),
+        var monitor = new HealthMonitor(_fleet.Registry, _fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, new DelegateLog(e => _log.Add(e.Message)),
             new ControlChannelLiveness(_ => lastFrame, TimeSpan.FromSeconds(30)));
 
         await monitor.CheckOnceAsync(CancellationToken.None);
@@ -206,7 +206,7 @@ public sealed class HealthMonitorTests : IDisposable
         var (web, session) = _fleet.AddOnline("web-01");
         _probe.Failing.Add(web.Uuid);
         DateTimeOffset? lastFrame = _fleet.Time.GetUtcNow();
-        var monitor = new HealthMonitor(_fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, new DelegateLog(e => _log.Add(e.Message)),
+        var monitor = new HealthMonitor(_fleet.Registry, _fleet.Registry, _probe, new HealthOptions { Threshold = 2 }, _fleet.Time, new DelegateLog(e => _log.Add(e.Message)),
             new ControlChannelLiveness(_ => lastFrame, TimeSpan.FromSeconds(30)));
         await monitor.CheckOnceAsync(CancellationToken.None);
         Assert.True(Assert.Single((await monitor.CheckOnceAsync(CancellationToken.None)).MarkedUnhealthy).SessionKept);
@@ -291,7 +291,7 @@ public sealed class HealthMonitorTests : IDisposable
     {
         var (web, _) = _fleet.AddOnline("web-01");
         _probe.Failing.Add(web.Uuid);
-        var monitor = new HealthMonitor(_fleet.Registry, _probe,
+        var monitor = new HealthMonitor(_fleet.Registry, _fleet.Registry, _probe,
             new HealthOptions { Interval = TimeSpan.FromMilliseconds(100), Timeout = TimeSpan.FromSeconds(5), Threshold = 3 });
         using var stop = new CancellationTokenSource();
         var run = monitor.RunAsync(stop.Token);

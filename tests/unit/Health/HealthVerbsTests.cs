@@ -15,19 +15,19 @@ namespace EtPhoneHome.Tests.Unit.Health;
 public sealed class HealthVerbsTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
-    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<EtPhoneHome.Core.DataDirectory, RegistryStores> _openRegistry = null!;
     private Func<OperationGuard, IMetricsSource> _createSource = null!;
 
     private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { MetricsSource = g => _createSource(g) };
 
-    private readonly FakeFleetRegistry _registry = new();
+    private readonly FakeFleet _registry = new();
     private readonly ScriptedMetrics _source = new();
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
     public HealthVerbsTests()
     {
-        _openRegistry = _ => _registry;
+        _openRegistry = _ => _registry.Stores();
         _createSource = _ => _source;
         _registry.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web");
         _registry.AddClient("3f2a9c1e-0002", "web-02", false, 0, "web");

@@ -60,7 +60,7 @@ public sealed class MetricsRpcTests : IAsyncLifetime
         using var data = new TempData();
         using var registry = SqliteRegistry.Open(data.Dir);
         var client = new MetricsClient { Guard = new OperationGuard(registry, new OperatorContext("alice", Surfaces.Cli)) };
-        var target = new FleetTarget(Uuid, "web-01", FakeFleetRegistry.Session(Uuid, _server.Port, _secret));
+        var target = new FleetTarget(Uuid, "web-01", FakeFleet.Session(Uuid, _server.Port, _secret));
 
         var metrics = await client.GetAsync(target, summary: true, CancellationToken.None);
 
@@ -75,7 +75,7 @@ public sealed class MetricsRpcTests : IAsyncLifetime
         using var data = new TempData();
         using var registry = SqliteRegistry.Open(data.Dir);
         var client = new MetricsClient { Guard = new OperationGuard(registry, new OperatorContext("alice", Surfaces.PowerShell)) };
-        var target = new FleetTarget(Uuid, "web-01", FakeFleetRegistry.Session(Uuid, _server.Port, TunnelHandshake.NewSecret()));
+        var target = new FleetTarget(Uuid, "web-01", FakeFleet.Session(Uuid, _server.Port, TunnelHandshake.NewSecret()));
 
         await Assert.ThrowsAsync<ProtocolException>(() => client.GetAsync(target, summary: false, CancellationToken.None));
 

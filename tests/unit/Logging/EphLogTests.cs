@@ -143,7 +143,7 @@ public sealed class EphLogTests
         var uuid = Keys.Admit(registry, Keys.A, Keys.Identity()).Uuid;
         registry.UpdateClient(uuid, new ClientUpdate { RateLimitRpm = 1 }, "tester");
         var (log, entries) = Collecting();
-        using var services = new EtPhoneHome.Core.Services.OperatorServices(registry, new OperatorContext("alice", Surfaces.Cli), log, ownsRegistry: false);
+        using var services = new EtPhoneHome.Core.Services.OperatorServices(RegistryStores.Of(registry), new OperatorContext("alice", Surfaces.Cli), log, ownsRegistry: false);
 
         for (var i = 0; i < 2; i++)
         {

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Registry;
 using System.CommandLine;
 using System.IO.Pipelines;
 using System.Text;
@@ -20,13 +21,13 @@ public sealed class FrontEndLogRoutingTests
     [Fact]
     public async Task Verb_LogsItsWarningsToStderr_WithALevelPrefix_AndStdoutKeepsOnlyItsOutput()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         var output = new StringWriter();
         var error = new StringWriter();
         // A Core part of the verb's services warns, with a claimed name holding an escape sequence and a newline.
         EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir, IEphLog log)
         {
-            var services = new EtPhoneHome.Core.Services.OperatorServices(registry, OperatorContext.ForSurface(Surfaces.Cli), log, ownsRegistry: false);
+            var services = new EtPhoneHome.Core.Services.OperatorServices(registry.Stores(), OperatorContext.ForSurface(Surfaces.Cli), log, ownsRegistry: false);
             services.Guard.Log.Warning(OperationGuard.LogSource, "client \u001b[31mweb-01\nforged: over its limit");
             services.Guard.Log.Information(OperationGuard.LogSource, "below the verb's least level");
             return services;
@@ -71,12 +72,12 @@ public sealed class FrontEndLogRoutingTests
     [Fact]
     public async Task StdioMcp_LogsGoToTheLogWriter_AndTheProtocolStreamCarriesOnlyJsonRpc()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("11111111-aaaa", "web-01", true, 40001, "web");
         var transport = new FakeTransport();
         transport.Throw("web-01", new IOException("connection refused \u001b[2J\nforged line"));
         var log = new StringWriter();
-        await using var fleet = new McpFleet(registry, null, transport, EphLogLoggerProvider.CreateFactory(McpLog.ForStdio(log, EphLogLevel.Warning)));
+        await using var fleet = new McpFleet(registry.Stores(), null, transport, EphLogLoggerProvider.CreateFactory(McpLog.ForStdio(log, EphLogLevel.Warning)));
         var toServer = new Pipe();
         var toClient = new Pipe();
         var protocol = new MemoryStream();

@@ -243,7 +243,7 @@ public sealed class McpFileToolTests : IAsyncLifetime
     [Fact]
     public async Task FileTools_OfflineClient_IsClientOffline_WithoutContactingIt()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("33333333-cccc", "db-01", false, 0, "db");
         await using var harness = new McpHarness(registry, new FakeTransport(), new McpServerSettings { AllowedLocalDirectories = [_local] });
         var client = await harness.ConnectAsync();

@@ -4,6 +4,7 @@ using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Tests.Unit.Operations;
 using EtPhoneHome.Mcp;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
@@ -23,7 +24,20 @@ internal sealed class McpHarness : IAsyncDisposable
     /// A harness whose exchange is unconfigured unless <paramref name="exchange"/> says where the bucket is (the
     /// test process's environment never leaks in); metrics go through the real tunnel client unless replaced.
     /// </summary>
-    public McpHarness(IFleetRegistry registry, ICommandTransport transport, McpServerSettings? settings = null,
+    public McpHarness(SqliteRegistry registry, ICommandTransport transport, McpServerSettings? settings = null,
+        Func<ExchangeSettings>? exchange = null, IMetricsSource? metrics = null, ExchangeOptions? exchangeOptions = null)
+        : this(RegistryStores.Of(registry), transport, settings, exchange, metrics, exchangeOptions)
+    {
+    }
+
+    /// <summary>A harness over the stores of an in-memory fleet (no webhook outbox, no rate-limit ledger).</summary>
+    public McpHarness(FakeFleet fleet, ICommandTransport transport, McpServerSettings? settings = null,
+        Func<ExchangeSettings>? exchange = null, IMetricsSource? metrics = null, ExchangeOptions? exchangeOptions = null)
+        : this(fleet.Stores(), transport, settings, exchange, metrics, exchangeOptions)
+    {
+    }
+
+    public McpHarness(RegistryStores registry, ICommandTransport transport, McpServerSettings? settings = null,
         Func<ExchangeSettings>? exchange = null, IMetricsSource? metrics = null, ExchangeOptions? exchangeOptions = null)
     {
         Registry = registry;
@@ -34,7 +48,7 @@ internal sealed class McpHarness : IAsyncDisposable
             : new McpFleet(registry, settings, transport, logs) { ExchangeSettings = exchangeSettings, ExchangeOptions = exchangeOptions, Metrics = metrics };
     }
 
-    public IFleetRegistry Registry { get; }
+    public RegistryStores Registry { get; }
 
     public McpFleet Fleet { get; }
 

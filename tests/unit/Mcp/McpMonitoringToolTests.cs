@@ -101,7 +101,7 @@ public sealed class McpMonitoringToolTests : IAsyncLifetime
     [Fact]
     public async Task GetClientMetrics_OfflineClient_IsClientOffline_WithoutAskingAnything()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("33333333-cccc", "db-01", false, 0, "db");
         var source = new ScriptedMetrics();
         await using var harness = new McpHarness(registry, new FakeTransport(), metrics: source);
@@ -116,7 +116,7 @@ public sealed class McpMonitoringToolTests : IAsyncLifetime
     [Fact]
     public async Task GetClientMetrics_BrokenTunnel_IsClientUnreachable_WithoutTheExceptionText()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("11111111-aaaa", "web-01", true, 40001, "web");
         var source = new ScriptedMetrics();
         source.Faults["web-01"] = new SocketException((int)SocketError.ConnectionRefused, "secret-internal-detail");

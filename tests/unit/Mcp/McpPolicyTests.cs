@@ -240,7 +240,7 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _registry = SqliteRegistry.Open(_temp.Dir);
-        _fleet = new McpFleet(_registry, new McpServerSettings());
+        _fleet = new McpFleet(RegistryStores.Of(_registry), new McpServerSettings());
         var options = McpHttpOptions.Create("127.0.0.1:0", null, n => n == McpHttpOptions.ApiKeyVariable ? Key : null) with
         {
             MaxSessions = 2,
@@ -578,7 +578,7 @@ public sealed class McpHttpIdleSessionTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _registry = SqliteRegistry.Open(_temp.Dir);
-        _fleet = new McpFleet(_registry, new McpServerSettings());
+        _fleet = new McpFleet(RegistryStores.Of(_registry), new McpServerSettings());
         var options = McpHttpOptions.Create("127.0.0.1:0", null, n => n == McpHttpOptions.ApiKeyVariable ? Key : null) with
         {
             MaxSessions = 1,

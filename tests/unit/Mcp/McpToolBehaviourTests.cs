@@ -9,9 +9,9 @@ namespace EtPhoneHome.Tests.Unit.Mcp;
 /// <summary>Tool behaviour through the SDK's client over in-memory pipes, with a scripted command transport.</summary>
 public sealed class McpToolBehaviourTests
 {
-    private static (FakeFleetRegistry Registry, FakeTransport Transport) Fleet()
+    private static (FakeFleet Registry, FakeTransport Transport) Fleet()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("11111111-aaaa", "web-01", true, 40001, "web", "prod");
         registry.AddClient("22222222-bbbb", "web-02", true, 40002, "web");
         registry.AddClient("33333333-cccc", "db-01", false, 0, "db");
@@ -34,7 +34,7 @@ public sealed class McpToolBehaviourTests
     [Fact]
     public async Task UnknownClient_IsClientNotFound_ListingAtMostFiveClientsWithUuids()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         for (var i = 0; i < 8; i++)
         {
             registry.AddClient($"uuid-{i}", $"node-{i}", i % 2 == 0, 40000 + i);

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Registry;
 using System.Text.Json;
 using EtPhoneHome.Tests.Unit.Operations;
 using ModelContextProtocol.Client;
@@ -40,7 +41,7 @@ public sealed class McpToolCatalogTests
     [Fact]
     public async Task ToolsList_HasEveryToolWithHonestHints()
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
 
         var tools = await client.ListToolsAsync();
@@ -59,7 +60,7 @@ public sealed class McpToolCatalogTests
     [Fact]
     public async Task EveryTool_HasAnObjectOutputSchema_InSnakeCase()
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
 
         var tools = await client.ListToolsAsync();
@@ -85,7 +86,7 @@ public sealed class McpToolCatalogTests
     [Fact]
     public async Task AnAnswer_IsStructuredContent_AndTheSameJsonAsText()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("11111111-1111-1111-1111-111111111111", "web-01", online: true);
         await using var harness = new McpHarness(registry, new FakeTransport());
         var client = await harness.ConnectAsync();
@@ -102,7 +103,7 @@ public sealed class McpToolCatalogTests
     [Fact]
     public async Task AToolError_HasNoStructuredContent_OnlyTheErrorObject()
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
 
         var result = await client.CallAsync("describe_client", new { client_id = "web-9" });
@@ -114,7 +115,7 @@ public sealed class McpToolCatalogTests
     [Fact]
     public async Task EveryToolAndParameter_HasADescription()
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
 
         foreach (var tool in await client.ListToolsAsync())
@@ -190,7 +191,7 @@ public sealed class McpToolCatalogTests
 
     private static async Task<IEnumerable<string>> PropertyNamesAsync(string toolName)
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
         var tool = (await client.ListToolsAsync()).Single(t => t.Name == toolName);
         return tool.JsonSchema.GetProperty("properties").EnumerateObject().Select(p => p.Name).ToList();
@@ -198,7 +199,7 @@ public sealed class McpToolCatalogTests
 
     private static async Task<JsonElement> PropertyAsync(string toolName, string parameter)
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
         var tool = (await client.ListToolsAsync()).Single(t => t.Name == toolName);
         return tool.JsonSchema.GetProperty("properties").GetProperty(parameter).Clone();

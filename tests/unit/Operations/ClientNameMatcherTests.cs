@@ -28,7 +28,7 @@ public sealed class ClientNameMatcherTests
     [Fact]
     public void Select_ReportsUnmatchedLiterals_ButNotUnmatchedWildcards()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("3f2a-1", "web-01", true, 1);
         registry.AddClient("3f2a-2", "web-02", false);
         registry.AddClient("9b1c-3", "db-01", true, 2);

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Protocol;
 using Xunit;
@@ -87,10 +88,10 @@ public sealed class CommandRequestTests
     [Fact]
     public async Task TheServicesEntryPoint_RefusesBeforeAnyTargetIsContacted()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("11111111-aaaa", "web-01", true, 40001);
         var transport = new FakeTransport();
-        using var services = new EtPhoneHome.Core.Services.OperatorServices(registry, new OperatorContext("t", Surfaces.Cli), ownsRegistry: false)
+        using var services = new EtPhoneHome.Core.Services.OperatorServices(registry.Stores(), new OperatorContext("t", Surfaces.Cli), ownsRegistry: false)
         {
             CommandTransport = _ => transport,
         };

@@ -3,6 +3,7 @@ using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
 using Xunit;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Tests.Unit.Operations;
 

@@ -2,6 +2,7 @@ using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
 using Xunit;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Tests.Unit.Operations;
 
@@ -27,7 +28,7 @@ public sealed class FleetExecutorTests
         var transport = new FakeTransport();
         transport.Answer("b", FakeTransport.Exit(2));
         transport.Throw("c", new InvalidOperationException("kaput"));
-        var targets = new[] { FakeFleetRegistry.Online("a"), FakeFleetRegistry.Online("b"), FakeFleetRegistry.Online("c"), FakeFleetRegistry.Offline("d") };
+        var targets = new[] { FakeFleet.Online("a"), FakeFleet.Online("b"), FakeFleet.Online("c"), FakeFleet.Offline("d") };
 
         var results = await CollectAsync(new FleetExecutor(transport).RunAsync(targets, Uname));
 
@@ -48,7 +49,7 @@ public sealed class FleetExecutorTests
         var transport = new FakeTransport();
         var release = new TaskCompletionSource();
         transport.Hold("slow", release.Task);
-        var targets = new[] { FakeFleetRegistry.Online("slow"), FakeFleetRegistry.Offline("down") };
+        var targets = new[] { FakeFleet.Online("slow"), FakeFleet.Offline("down") };
 
         await using var e = new FleetExecutor(transport).RunAsync(targets, Uname).GetAsyncEnumerator();
         Assert.True(await e.MoveNextAsync().AsTask().WaitAsync(Patience));
@@ -66,7 +67,7 @@ public sealed class FleetExecutorTests
     public async Task DeniedTarget_IsAnsweredDenied_WithoutCallingTheTransport()
     {
         var transport = new FakeTransport();
-        var target = FakeFleetRegistry.Online("mismatch") with { DeniedReason = "key mismatch" };
+        var target = FakeFleet.Online("mismatch") with { DeniedReason = "key mismatch" };
 
         var results = await CollectAsync(new FleetExecutor(transport).RunAsync([target], Uname));
 
@@ -80,7 +81,7 @@ public sealed class FleetExecutorTests
         var transport = new FakeTransport();
         var release = new TaskCompletionSource();
         transport.Hold("slow", release.Task);
-        var targets = new[] { FakeFleetRegistry.Online("slow"), FakeFleetRegistry.Online("fast") };
+        var targets = new[] { FakeFleet.Online("slow"), FakeFleet.Online("fast") };
 
         await using var e = new FleetExecutor(transport).RunAsync(targets, Uname).GetAsyncEnumerator();
         Assert.True(await e.MoveNextAsync().AsTask().WaitAsync(Patience));
@@ -109,7 +110,7 @@ public sealed class FleetExecutorTests
                 enoughStarted.TrySetResult();
             }
         };
-        var targets = Enumerable.Range(0, count).Select(i => FakeFleetRegistry.Online("t" + i)).ToArray();
+        var targets = Enumerable.Range(0, count).Select(i => FakeFleet.Online("t" + i)).ToArray();
         foreach (var t in targets)
         {
             transport.Hold(t.DisplayName, release.Task);
@@ -131,7 +132,7 @@ public sealed class FleetExecutorTests
     {
         var transport = new FakeTransport();
         transport.Script("bad", _ => throw new IOException("socket reset"));
-        var targets = new[] { FakeFleetRegistry.Online("bad"), FakeFleetRegistry.Online("good1"), FakeFleetRegistry.Online("good2") };
+        var targets = new[] { FakeFleet.Online("bad"), FakeFleet.Online("good1"), FakeFleet.Online("good2") };
 
         var results = await CollectAsync(new FleetExecutor(transport).RunAsync(targets, Uname, new FleetOptions { ThrottleLimit = 1 }));
 
@@ -145,7 +146,7 @@ public sealed class FleetExecutorTests
     public async Task MaxErrors_StopsLaunching_AndReportsTheRestSkipped()
     {
         var transport = new FakeTransport();
-        var targets = Enumerable.Range(0, 10).Select(i => FakeFleetRegistry.Online("t" + i)).ToArray();
+        var targets = Enumerable.Range(0, 10).Select(i => FakeFleet.Online("t" + i)).ToArray();
         foreach (var t in targets)
         {
             transport.Answer(t.DisplayName, FakeTransport.Exit(1));
@@ -165,8 +166,8 @@ public sealed class FleetExecutorTests
     public async Task MaxErrorsPercent_CountsOfflineTargets()
     {
         var transport = new FakeTransport();
-        var targets = new[] { FakeFleetRegistry.Offline("down") }
-            .Concat(Enumerable.Range(0, 3).Select(i => FakeFleetRegistry.Online("t" + i))).ToArray();
+        var targets = new[] { FakeFleet.Offline("down") }
+            .Concat(Enumerable.Range(0, 3).Select(i => FakeFleet.Online("t" + i))).ToArray();
 
         // 25 % of 4 targets = 1 error; the offline one reaches it.
         var results = await CollectAsync(new FleetExecutor(transport).RunAsync(targets, Uname,
@@ -181,7 +182,7 @@ public sealed class FleetExecutorTests
     {
         var transport = new FakeTransport();
         var never = new TaskCompletionSource().Task;
-        var targets = Enumerable.Range(0, 5).Select(i => FakeFleetRegistry.Online("t" + i)).ToArray();
+        var targets = Enumerable.Range(0, 5).Select(i => FakeFleet.Online("t" + i)).ToArray();
         foreach (var t in targets)
         {
             // Ignores its token on purpose: the executor must still end promptly.
@@ -213,7 +214,7 @@ public sealed class FleetExecutorTests
     {
         var transport = new FakeTransport();
         transport.Hold("stuck", new TaskCompletionSource().Task);
-        var results = await CollectAsync(new FleetExecutor(transport).RunAsync([FakeFleetRegistry.Online("stuck")], Uname,
+        var results = await CollectAsync(new FleetExecutor(transport).RunAsync([FakeFleet.Online("stuck")], Uname,
             new FleetOptions { PerTargetTimeout = TimeSpan.FromMilliseconds(50) })).WaitAsync(Patience);
 
         Assert.Equal(CommandStatus.TimedOut, Assert.Single(results).Status);
@@ -230,7 +231,7 @@ public sealed class FleetExecutorTests
             await Task.Delay(Timeout.Infinite, ct);
             return FakeTransport.Exit(0);
         });
-        var targets = new[] { FakeFleetRegistry.Offline("down"), FakeFleetRegistry.Online("stuck") };
+        var targets = new[] { FakeFleet.Offline("down"), FakeFleet.Online("stuck") };
 
         await foreach (var _ in new FleetExecutor(transport).RunAsync(targets, Uname))
         {
@@ -258,7 +259,7 @@ public sealed class FleetExecutorTests
         var transport = new FakeTransport();
         transport.Throw("x", new RpcException(code, "nope"));
 
-        var result = Assert.Single(await CollectAsync(new FleetExecutor(transport).RunAsync([FakeFleetRegistry.Online("x")], Uname)));
+        var result = Assert.Single(await CollectAsync(new FleetExecutor(transport).RunAsync([FakeFleet.Online("x")], Uname)));
 
         Assert.Equal(expected, result.Status);
         Assert.Contains(RpcErrorCodes.Name(code), result.Error);
@@ -271,7 +272,7 @@ public sealed class FleetExecutorTests
     [InlineData(137, true, CommandStatus.TimedOut)]
     public void Answers_MapToStatuses(int exit, bool timedOut, CommandStatus expected)
     {
-        var result = FleetCommandResult.FromAnswer(FakeFleetRegistry.Online("x"), FakeTransport.Exit(exit, timedOut: timedOut), 5);
+        var result = FleetCommandResult.FromAnswer(FakeFleet.Online("x"), FakeTransport.Exit(exit, timedOut: timedOut), 5);
         Assert.Equal(expected, result.Status);
         Assert.Equal(timedOut ? null : exit, result.ExitCode);
     }
@@ -279,7 +280,7 @@ public sealed class FleetExecutorTests
     [Fact]
     public void ErrorMessages_AreShortSingleLines()
     {
-        var result = FleetCommandResult.FromException(FakeFleetRegistry.Online("x"), new InvalidOperationException(new string('x', 1000) + "\nsecond line"), 1);
+        var result = FleetCommandResult.FromException(FakeFleet.Online("x"), new InvalidOperationException(new string('x', 1000) + "\nsecond line"), 1);
         Assert.DoesNotContain("\n", result.Error!, StringComparison.Ordinal);
         Assert.True(result.Error!.Length <= FleetCommandResult.MaxErrorLength);
     }
@@ -303,7 +304,7 @@ public sealed class FleetExecutorTests
     [Fact]
     public void Summary_CountsByStatus()
     {
-        var t = FakeFleetRegistry.Online("x");
+        var t = FakeFleet.Online("x");
         var summary = FleetSummary.Of([
             FleetCommandResult.Unstarted(t, CommandStatus.Succeeded, "ok"),
             FleetCommandResult.Unstarted(t, CommandStatus.Succeeded, "ok"),

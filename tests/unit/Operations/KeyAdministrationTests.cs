@@ -9,12 +9,12 @@ public sealed class KeyAdministrationTests
     [Fact]
     public void Revoke_SignalsEveryClosedSessionsGate()
     {
-        var registry = new FakeFleetRegistry
+        var registry = new FakeFleet
         {
             NextRevoke = new RevokeOutcome
             {
                 Fingerprint = "SHA256:k",
-                ClosedSessions = [FakeFleetRegistry.Session("u", 1, gatePid: 4242), FakeFleetRegistry.Session("u", 2, gatePid: 4343), FakeFleetRegistry.Session("u", 3)],
+                ClosedSessions = [FakeFleet.Session("u", 1, gatePid: 4242), FakeFleet.Session("u", 2, gatePid: 4343), FakeFleet.Session("u", 3)],
             },
         };
         var signalled = new List<int>();
@@ -29,12 +29,12 @@ public sealed class KeyAdministrationTests
     [Fact]
     public void Revoke_NeverSignalsInitOrItself()
     {
-        var registry = new FakeFleetRegistry
+        var registry = new FakeFleet
         {
             NextRevoke = new RevokeOutcome
             {
                 Fingerprint = "SHA256:k",
-                ClosedSessions = [FakeFleetRegistry.Session("u", 1, gatePid: 1), FakeFleetRegistry.Session("u", 2, gatePid: Environment.ProcessId), FakeFleetRegistry.Session("u", 3, gatePid: 0)],
+                ClosedSessions = [FakeFleet.Session("u", 1, gatePid: 1), FakeFleet.Session("u", 2, gatePid: Environment.ProcessId), FakeFleet.Session("u", 3, gatePid: 0)],
             },
         };
         var signalled = new List<int>();
@@ -68,7 +68,7 @@ public sealed class KeyAdministrationTests
     [Fact]
     public void Approve_UnknownId_Throws()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         Assert.Throws<RegistryNotFoundException>(() => KeyAdministration.Approve(registry, "SHA256:nope", "alice"));
     }
 }

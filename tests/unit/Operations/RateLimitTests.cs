@@ -25,14 +25,14 @@ public sealed class RateLimitTests : IDisposable
         _uuid = Keys.Admit(_registry, Keys.A, Keys.Identity()).Uuid;
     }
 
-    private OperationGuard Guard(IFleetRegistry? registry = null, RateLimitMode fallback = RateLimitMode.Warn) =>
+    private OperationGuard Guard(IRateLimitLedger? registry = null, RateLimitMode fallback = RateLimitMode.Warn) =>
         new(registry ?? _registry, new OperatorContext("alice", Surfaces.Cli))
         {
             RateLimits = new RateLimitPolicy { FallbackMode = fallback },
             Log = new DelegateLog(e => _warnings.Add(e.Message)),
         };
 
-    private RateLimitStats Stats(IFleetRegistry? registry = null) =>
+    private RateLimitStats Stats(IRateLimitLedger? registry = null) =>
         (registry ?? _registry).GetRateLimitStats([_uuid], new RateLimitPolicy { FallbackMode = RateLimitMode.Warn }).Single();
 
     private void Request(OperationGuard? guard = null)
@@ -99,7 +99,7 @@ public sealed class RateLimitTests : IDisposable
             e => e.Payload.Contains("uptime", StringComparison.Ordinal));
 
         // A fan-out reports the refusal as RateLimited.
-        var result = FleetCommandResult.FromException(FakeFleetRegistry.Online("web"), ex, 0);
+        var result = FleetCommandResult.FromException(FakeFleet.Online("web"), ex, 0);
         Assert.Equal(CommandStatus.RateLimited, result.Status);
         Assert.StartsWith("RATE_LIMITED:", result.Error);
 

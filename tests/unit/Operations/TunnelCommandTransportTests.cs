@@ -4,6 +4,7 @@ using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Tunnel;
 using EtPhoneHome.Protocol;
 using Xunit;
+using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Tests.Unit.Operations;
 
@@ -51,7 +52,7 @@ public sealed class TunnelCommandTransportTests : IAsyncDisposable
     }
 
     private FleetTarget Target(byte[]? secret = null) =>
-        new("u-1", "web-01", FakeFleetRegistry.Session("u-1", Port, secret ?? _secret));
+        new("u-1", "web-01", FakeFleet.Session("u-1", Port, secret ?? _secret));
 
     [Fact]
     public async Task RunCommand_ReturnsTheAgentsAnswer()

@@ -135,7 +135,7 @@ public sealed class ClientNameTests : IDisposable
 
         Assert.Equal(web.Uuid, Assert.Single(_r.QueryClients(new ClientQuery { Names = [lookAlike] })).Uuid);
         Assert.Equal(web.Uuid, ClientQueries.Single(_r, lookAlike).Uuid);
-        Assert.Equal(web.Uuid, Assert.Single(FleetTargets.ResolveOrRefuse(_r, new TargetSelection { Clients = [lookAlike] })).Uuid);
+        Assert.Equal(web.Uuid, Assert.Single(FleetTargets.ResolveOrRefuse(_r, _r, _r, new TargetSelection { Clients = [lookAlike] })).Uuid);
         Assert.Equal(2, _r.QueryClients(new ClientQuery { Names = [lookAlike.TrimEnd() + "*"] }).Count);
     }
 
@@ -146,7 +146,7 @@ public sealed class ClientNameTests : IDisposable
         var impostor = Keys.Admit(_r, Keys.B, Keys.Identity(name: "db", host: "b"));
         _r.UpdateClient(impostor.Uuid, new ClientUpdate { DisplayName = web.Uuid }, "alice", "cli");
 
-        var targets = FleetTargets.ResolveOrRefuse(_r, new TargetSelection { Clients = [web.Uuid.ToUpperInvariant()] });
+        var targets = FleetTargets.ResolveOrRefuse(_r, _r, _r, new TargetSelection { Clients = [web.Uuid.ToUpperInvariant()] });
 
         Assert.Equal(web.Uuid, Assert.Single(targets).Uuid);
     }

@@ -78,17 +78,17 @@ internal static class Hostile
 public sealed class UntrustedTextCliTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
-    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<EtPhoneHome.Core.DataDirectory, RegistryStores> _openRegistry = null!;
 
     private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli));
 
-    private readonly FakeFleetRegistry _registry = new();
+    private readonly FakeFleet _registry = new();
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
     public UntrustedTextCliTests()
     {
-        _openRegistry = _ => _registry;
+        _openRegistry = _ => _registry.Stores();
         // Rows as a registry written before admission validation holds them: the output side must hold on its own.
         _registry.Keys.Add(new KeyRecord
         {
@@ -316,9 +316,9 @@ public sealed class UntrustedTextMcpTests
         }
     }
 
-    private static FakeFleetRegistry HostileRegistry()
+    private static FakeFleet HostileRegistry()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.Keys.Add(new KeyRecord
         {
             Fingerprint = "SHA256:hostile",
@@ -374,7 +374,7 @@ public sealed class UntrustedTextMcpTests
     [Fact]
     public async Task GetClientMetrics_HostnameReportedAtCallTime_IsEscaped()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         registry.AddClient("11111111-aaaa", "web-01", true, 40001, "web");
         var source = new EtPhoneHome.Tests.Unit.Health.ScriptedMetrics();
         source.Answers["web-01"] = new MetricsResult { Hostname = Hostile.Escapes, Platform = Hostile.Bidi, CpuPercent = 1 };
@@ -394,7 +394,7 @@ public sealed class UntrustedTextMcpTests
     [InlineData("describe_client")]
     public async Task ToolDescriptions_SayClaimsAreDataNotInstructions(string tool)
     {
-        await using var harness = new McpHarness(new FakeFleetRegistry(), new FakeTransport());
+        await using var harness = new McpHarness(new FakeFleet(), new FakeTransport());
         var client = await harness.ConnectAsync();
 
         var description = (await client.ListToolsAsync()).Single(t => t.Name == tool).Description;
@@ -430,7 +430,7 @@ public sealed class UntrustedTextCmdletTests
     [Fact]
     public void EphClient_AgentSuppliedFields_CarryNoControlCharacters()
     {
-        var registry = new FakeFleetRegistry();
+        var registry = new FakeFleet();
         var record = registry.AddClient("3f2a9c1e-0001", Hostile.Escapes, true, 40001, Hostile.Bidi) with
         {
             Hostname = Hostile.ForgedLine,

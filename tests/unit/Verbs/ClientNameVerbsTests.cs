@@ -14,7 +14,7 @@ namespace EtPhoneHome.Tests.Unit.Verbs;
 public sealed class ClientNameVerbsTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
-    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<EtPhoneHome.Core.DataDirectory, RegistryStores> _openRegistry = null!;
     private Func<OperationGuard, ICommandTransport> _createTransport = null!;
 
     private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { CommandTransport = g => _createTransport(g) };
@@ -31,7 +31,7 @@ public sealed class ClientNameVerbsTests : IDisposable
     public ClientNameVerbsTests()
     {
         _r = SqliteRegistry.Open(_temp.Dir);
-        _openRegistry = _ => SqliteRegistry.Open(_temp.Dir);
+        _openRegistry = _ => RegistryStores.Of(SqliteRegistry.Open(_temp.Dir));
         _createTransport = _ => new FakeTransport();
         RegistryVerbs.IsInteractive = () => false;
         _web = Keys.Admit(_r, Keys.A, Keys.Identity(name: "web-01"));

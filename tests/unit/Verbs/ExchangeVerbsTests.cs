@@ -14,19 +14,19 @@ namespace EtPhoneHome.Tests.Unit.Verbs;
 public sealed class ExchangeVerbsTests : IClassFixture<S3ServersFixture>, IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
-    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<EtPhoneHome.Core.DataDirectory, RegistryStores> _openRegistry = null!;
     private Func<OperationGuard, ExchangeClient> _createClient = null!;
 
     private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { ExchangeConnector = g => _createClient(g) };
 
-    private readonly FakeFleetRegistry _registry = new();
+    private readonly FakeFleet _registry = new();
     private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("eph-exchange-verbs-");
     private StringWriter _out = new();
     private StringWriter _err = new();
 
     public ExchangeVerbsTests(S3ServersFixture s3)
     {
-        _openRegistry = _ => _registry;
+        _openRegistry = _ => _registry.Stores();
         _createClient = _ => new ExchangeClient(s3.Lenient.Settings);
         _registry.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web");
     }

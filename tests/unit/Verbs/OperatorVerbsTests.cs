@@ -18,19 +18,19 @@ public sealed class OperatorVerbsCollection
 public sealed class OperatorVerbsTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
-    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<EtPhoneHome.Core.DataDirectory, RegistryStores> _openRegistry = null!;
     private Func<OperationGuard, ICommandTransport> _createTransport = null!;
 
     private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli)) { CommandTransport = g => _createTransport(g) };
 
-    private readonly FakeFleetRegistry _registry = new();
+    private readonly FakeFleet _registry = new();
     private readonly FakeTransport _transport = new();
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
 
     public OperatorVerbsTests()
     {
-        _openRegistry = _ => _registry;
+        _openRegistry = _ => _registry.Stores();
         _createTransport = _ => _transport;
         _registry.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web", "prod");
         _registry.AddClient("3f2a9c1e-0002", "web-02", false, 0, "web");
@@ -136,7 +136,7 @@ public sealed class OperatorVerbsTests : IDisposable
     [Fact]
     public void Revoke_ReportsDisconnectedSessions()
     {
-        _registry.NextRevoke = new RevokeOutcome { Fingerprint = "SHA256:k", Uuid = "u", ClosedSessions = [FakeFleetRegistry.Session("u", 1, gatePid: 777)] };
+        _registry.NextRevoke = new RevokeOutcome { Fingerprint = "SHA256:k", Uuid = "u", ClosedSessions = [FakeFleet.Session("u", 1, gatePid: 777)] };
         var signalled = new List<int>();
 
         Assert.Equal(0, OperatorVerbs.Revoke(_registry, "SHA256:k", _out, pid => { signalled.Add(pid); return true; }));

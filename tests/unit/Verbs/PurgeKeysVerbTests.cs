@@ -13,7 +13,7 @@ namespace EtPhoneHome.Tests.Unit.Verbs;
 public sealed class PurgeKeysVerbTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
-    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<EtPhoneHome.Core.DataDirectory, RegistryStores> _openRegistry = null!;
 
     private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli));
 
@@ -26,7 +26,7 @@ public sealed class PurgeKeysVerbTests : IDisposable
     public PurgeKeysVerbTests()
     {
         _r = SqliteRegistry.Open(_temp.Dir, _time);
-        _openRegistry = _ => SqliteRegistry.Open(_temp.Dir, _time);
+        _openRegistry = _ => RegistryStores.Of(SqliteRegistry.Open(_temp.Dir, _time));
         _r.RecordPendingKey(Keys.A, null, Keys.Identity("stale-box"));   // unseen 10 days
         Keys.Admit(_r, Keys.D, Keys.Identity("web-01"));                  // approved, as old
         _time.Advance(TimeSpan.FromDays(9));

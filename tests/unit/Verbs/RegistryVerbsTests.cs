@@ -14,7 +14,7 @@ namespace EtPhoneHome.Tests.Unit.Verbs;
 public sealed class RegistryVerbsTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
-    private Func<EtPhoneHome.Core.DataDirectory, IFleetRegistry> _openRegistry = null!;
+    private Func<EtPhoneHome.Core.DataDirectory, RegistryStores> _openRegistry = null!;
 
     private EtPhoneHome.Core.Services.OperatorServices Services(EtPhoneHome.Core.DataDirectory dir) => new(_openRegistry(dir), OperatorContext.ForSurface(Surfaces.Cli));
 
@@ -31,7 +31,7 @@ public sealed class RegistryVerbsTests : IDisposable
     {
         _r = SqliteRegistry.Open(_temp.Dir);
         _r.SetSetting(SqliteRegistry.HeartbeatSetting, "3600");
-        _openRegistry = _ => SqliteRegistry.Open(_temp.Dir);
+        _openRegistry = _ => RegistryStores.Of(SqliteRegistry.Open(_temp.Dir));
         RegistryVerbs.IsInteractive = () => false;
         _web = Keys.Admit(_r, Keys.A, Keys.Identity(name: "web-01", tags: ["prod", "eu-west"], caps: ["docker", "git"]) with { Purpose = "Frontend" });
         _db = Keys.Admit(_r, Keys.B, Keys.Identity(name: "db-01", tags: ["staging"], caps: ["git"]) with { Purpose = "Billing DB" });

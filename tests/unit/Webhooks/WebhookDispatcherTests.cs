@@ -89,7 +89,7 @@ public sealed class WebhookDispatcherTests : IDisposable
         _registry = SqliteRegistry.Open(_data.Dir, _time);
     }
 
-    private WebhookDispatcher Dispatcher(WebhookOptions? options = null, IFleetRegistry? registry = null) =>
+    private WebhookDispatcher Dispatcher(WebhookOptions? options = null, SqliteRegistry? registry = null) =>
         new(registry ?? _registry, options ?? new WebhookOptions { MaxAttempts = 3 }, new DelegateLog(e => { lock (_log) { _log.Add(e.Message); } }), _time, k => _env.GetValueOrDefault(k), _receiver);
 
     private ClientRecord Client(string fp = Keys.A, string host = "web-01") => Keys.Admit(_registry, fp, Keys.Identity(host, name: host));

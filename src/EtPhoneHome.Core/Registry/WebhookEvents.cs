@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 
-namespace EtPhoneHome.Core.Webhooks;
+namespace EtPhoneHome.Core.Registry;
 
 /// <summary>Names of the events the registry writes to the outbox, and the body every delivery carries.</summary>
 public static class WebhookEvents

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace EtPhoneHome.Core.Operations;
+namespace EtPhoneHome.Core.Registry;
 
 /// <summary>
 /// Outcome of one operation on one target, the one status vocabulary of every surface: the history, the CLI's

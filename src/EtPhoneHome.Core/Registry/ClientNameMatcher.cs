@@ -1,6 +1,5 @@
-using EtPhoneHome.Core.Registry;
 
-namespace EtPhoneHome.Core.Operations;
+namespace EtPhoneHome.Core.Registry;
 
 /// <summary>Clients picked by name or id, and the literal names that matched nothing.</summary>
 public sealed record ClientLookup(IReadOnlyList<ClientRecord> Clients, IReadOnlyList<string> NotFound);

@@ -1,4 +1,4 @@
-namespace EtPhoneHome.Core.Operations;
+namespace EtPhoneHome.Core.Registry;
 
 /// <summary>Outcome of running one command on one target of a fan-out.</summary>
 public enum CommandStatus
@@ -15,7 +15,7 @@ public enum CommandStatus
     Denied,
     /// <summary>Refused by an enforced rate limit.</summary>
     RateLimited,
-    /// <summary>Any other fault (tunnel, protocol, cancellation); <see cref="FleetCommandResult.Error"/> says which.</summary>
+    /// <summary>Any other fault (tunnel, protocol, cancellation); <c>FleetCommandResult.Error</c> says which.</summary>
     Error,
     /// <summary>Not started: the error limit was reached or the run was cancelled first.</summary>
     Skipped,
