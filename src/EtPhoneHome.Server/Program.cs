@@ -74,4 +74,18 @@ internal sealed class EphRootCommand(string description, Func<EtPhoneHome.Core.D
     : RootCommand(description)
 {
     public Func<EtPhoneHome.Core.DataDirectory, IEphLog, EtPhoneHome.Core.Services.OperatorServices> Services { get; } = services;
+
+    /// <summary>How a verb asks a person to confirm (the console by default; a test gives its own answers).</summary>
+    public OperatorPrompt Prompt { get; set; } = OperatorPrompt.Console;
+}
+
+/// <summary>A confirmation prompt: whether a person can answer one, and how the answer is read.</summary>
+internal sealed record OperatorPrompt(Func<bool> IsInteractive, Func<string?> ReadAnswer)
+{
+    /// <summary>The terminal: interactive when neither standard input nor output is redirected.</summary>
+    public static OperatorPrompt Console { get; } = new(
+        () => !System.Console.IsInputRedirected && !System.Console.IsOutputRedirected, System.Console.ReadLine);
+
+    /// <summary>No person to ask: a verb that needs confirmation refuses unless told --yes.</summary>
+    public static OperatorPrompt None { get; } = new(() => false, () => null);
 }

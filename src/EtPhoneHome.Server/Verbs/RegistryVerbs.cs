@@ -11,11 +11,8 @@ namespace EtPhoneHome.Server.Verbs;
 /// <summary>Fleet registry verbs: clients (search), set, remove, history.</summary>
 internal static class RegistryVerbs
 {
-    /// <summary>Whether a person can answer a prompt; tests replace it. Without one, remove needs --yes.</summary>
-    public static Func<bool> IsInteractive { get; set; } = () => !Console.IsInputRedirected && !Console.IsOutputRedirected;
-
-    /// <summary>Reads the answer to a prompt; tests replace it.</summary>
-    public static Func<string?> ReadAnswer { get; set; } = Console.ReadLine;
+    /// <summary>The confirmation prompt of the command tree the verb was parsed by.</summary>
+    private static OperatorPrompt Prompt(ParseResult pr) => (pr.RootCommandResult.Command as EphRootCommand)?.Prompt ?? OperatorPrompt.None;
 
     public static void Register(RootCommand root)
     {
@@ -108,7 +105,7 @@ internal static class RegistryVerbs
         var yes = new Option<bool>("--yes", "-y") { Description = "Do not ask for confirmation (required when no one can answer a prompt)." };
         var cmd = new Command("remove", "Decommission a client: revoke its key, disconnect it now, hide it; its history stays.") { data, client, yes, json };
         cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry =>
-            Remove(registry.Clients, pr.GetValue(client)!, pr.GetValue(yes), pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
+            Remove(registry.Clients, pr.GetValue(client)!, pr.GetValue(yes), pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error, Prompt(pr))));
         return cmd;
     }
 
@@ -224,13 +221,13 @@ internal static class RegistryVerbs
         return 0;
     }
 
-    internal static int Remove(IClientStore clients, string uuidOrName, bool yes, bool json, TextWriter output, TextWriter error, Func<int, bool>? terminate = null)
+    internal static int Remove(IClientStore clients, string uuidOrName, bool yes, bool json, TextWriter output, TextWriter error, OperatorPrompt prompt, Func<int, bool>? terminate = null)
     {
         var client = ClientQueries.Single(clients, uuidOrName);
         var who = ClientText.Describe(client.DisplayName, client.Uuid);
         if (!yes)
         {
-            if (!IsInteractive())
+            if (!prompt.IsInteractive())
             {
                 error.WriteLine($"eph-server remove: refusing to remove {who} without confirmation; add --yes to remove it (nothing was changed)");
                 return OperatorVerbs.UsageError;
@@ -238,7 +235,7 @@ internal static class RegistryVerbs
 
             output.Write($"Remove {who}? Its key is revoked and it is disconnected now; its history stays. [y/N] ");
             output.Flush();
-            if (ReadAnswer()?.Trim().ToLowerInvariant() is not ("y" or "yes"))
+            if (prompt.ReadAnswer()?.Trim().ToLowerInvariant() is not ("y" or "yes"))
             {
                 output.WriteLine("Not removed.");
                 return 1;

@@ -10,7 +10,6 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Verbs;
 
 /// <summary>eph-server verbs over display names that are unique after normalisation.</summary>
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class ClientNameVerbsTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
@@ -21,7 +20,6 @@ public sealed class ClientNameVerbsTests : IDisposable
 
     private readonly TempData _temp = new();
     private readonly SqliteRegistry _r;
-    private readonly Func<bool> _savedInteractive = RegistryVerbs.IsInteractive;
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
     private readonly ClientRecord _web;
@@ -33,7 +31,6 @@ public sealed class ClientNameVerbsTests : IDisposable
         _r = SqliteRegistry.Open(_temp.Dir);
         _openRegistry = _ => RegistryStores.Of(SqliteRegistry.Open(_temp.Dir));
         _createTransport = _ => new FakeTransport();
-        RegistryVerbs.IsInteractive = () => false;
         _web = Keys.Admit(_r, Keys.A, Keys.Identity(name: "web-01"));
         _web2 = Keys.Admit(_r, Keys.B, Keys.Identity(name: "WEB-01", host: "other"));
         _db = Keys.Admit(_r, Keys.C, Keys.Identity(name: "db-01", host: "db"));
@@ -41,13 +38,19 @@ public sealed class ClientNameVerbsTests : IDisposable
 
     public void Dispose()
     {
-        RegistryVerbs.IsInteractive = _savedInteractive;
         _r.Dispose();
         _temp.Dispose();
     }
 
     private async Task<int> RunAsync(params string[] args) =>
-        await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        await NoPrompt(Program.BuildRoot(Services)).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+
+    // No person to answer a confirmation: remove needs --yes.
+    private static System.CommandLine.RootCommand NoPrompt(System.CommandLine.RootCommand root)
+    {
+        ((EphRootCommand)root).Prompt = OperatorPrompt.None;
+        return root;
+    }
 
     [Fact]
     public async Task Exec_ByName_NeverFansOutToASecondClientClaimingTheSameName()

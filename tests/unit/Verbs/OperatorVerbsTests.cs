@@ -9,12 +9,6 @@ using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Verbs;
 
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class OperatorVerbsCollection
-{
-    public const string Name = "Verbs that answer confirmation prompts through RegistryVerbs' console seams";
-}
-
 public sealed class OperatorVerbsTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.

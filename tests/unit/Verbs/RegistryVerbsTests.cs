@@ -10,7 +10,6 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Verbs;
 
 /// <summary>eph-server clients, set, remove and history over a real SQLite registry.</summary>
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class RegistryVerbsTests : IDisposable
 {
     // The parts this test gives the verbs, through their composition root (Program.BuildRoot), not process-wide statics.
@@ -20,8 +19,7 @@ public sealed class RegistryVerbsTests : IDisposable
 
     private readonly TempData _temp = new();
     private readonly SqliteRegistry _r;
-    private readonly Func<bool> _savedInteractive = RegistryVerbs.IsInteractive;
-    private readonly Func<string?> _savedAnswer = RegistryVerbs.ReadAnswer;
+    private OperatorPrompt _prompt = OperatorPrompt.None;
     private readonly StringWriter _out = new();
     private readonly StringWriter _err = new();
     private readonly ClientRecord _web;
@@ -32,21 +30,25 @@ public sealed class RegistryVerbsTests : IDisposable
         _r = SqliteRegistry.Open(_temp.Dir);
         _r.SetSetting(SqliteRegistry.HeartbeatSetting, "3600");
         _openRegistry = _ => RegistryStores.Of(SqliteRegistry.Open(_temp.Dir));
-        RegistryVerbs.IsInteractive = () => false;
         _web = Keys.Admit(_r, Keys.A, Keys.Identity(name: "web-01", tags: ["prod", "eu-west"], caps: ["docker", "git"]) with { Purpose = "Frontend" });
         _db = Keys.Admit(_r, Keys.B, Keys.Identity(name: "db-01", tags: ["staging"], caps: ["git"]) with { Purpose = "Billing DB" });
     }
 
     public void Dispose()
     {
-        RegistryVerbs.IsInteractive = _savedInteractive;
-        RegistryVerbs.ReadAnswer = _savedAnswer;
         _r.Dispose();
         _temp.Dispose();
     }
 
     private async Task<int> RunAsync(params string[] args) =>
-        await Program.BuildRoot(Services).Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+        await Root().Parse(args).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+
+    private System.CommandLine.RootCommand Root()
+    {
+        var root = (EphRootCommand)Program.BuildRoot(Services);
+        root.Prompt = _prompt;
+        return root;
+    }
 
     private List<JsonElement> JsonLines() => _out.ToString()
         .Split('\n', StringSplitOptions.RemoveEmptyEntries)
@@ -178,8 +180,7 @@ public sealed class RegistryVerbsTests : IDisposable
     [Fact]
     public async Task Remove_Interactive_AsksAndHonoursNo()
     {
-        RegistryVerbs.IsInteractive = () => true;
-        RegistryVerbs.ReadAnswer = () => "n";
+        _prompt = new OperatorPrompt(() => true, () => "n");
 
         Assert.Equal(1, await RunAsync("remove", "web-01"));
 

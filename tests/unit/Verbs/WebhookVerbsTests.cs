@@ -10,7 +10,6 @@ using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Verbs;
 
-[Collection(OperatorVerbsCollection.Name)]
 public sealed class WebhookVerbsTests : IDisposable
 {
     private readonly TempData _data = new();
