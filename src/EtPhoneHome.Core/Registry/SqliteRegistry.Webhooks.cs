@@ -8,10 +8,9 @@ namespace EtPhoneHome.Core.Registry;
 // The outbox as a webhook queue: event envelopes, delivery state, the delivery log and the dispatcher lease.
 public sealed partial class SqliteRegistry
 {
-    private const string EventPending = "pending";
-    private const string EventDelivered = "delivered";
-    private const string EventFailed = "failed";
-    private const string EventNoDestination = "no_destination";
+    private static readonly string EventPending = WebhookDeliveryStatuses.Wire(WebhookDeliveryStatus.Pending);
+    private static readonly string EventDelivered = WebhookDeliveryStatuses.Wire(WebhookDeliveryStatus.Delivered);
+    private static readonly string EventFailed = WebhookDeliveryStatuses.Wire(WebhookDeliveryStatus.Failed);
 
     public WebhookDelivery RecordEvent(string type, string? uuid, JsonObject? data = null)
     {
@@ -276,13 +275,7 @@ public sealed partial class SqliteRegistry
             Uuid = Str(r, "uuid"),
             Payload = Str(r, "payload")!,
             CreatedAt = Time(r, "created_at")!.Value,
-            Status = Str(r, "status") switch
-            {
-                EventDelivered => WebhookDeliveryStatus.Delivered,
-                EventFailed => WebhookDeliveryStatus.Failed,
-                EventNoDestination => WebhookDeliveryStatus.NoDestination,
-                _ => WebhookDeliveryStatus.Pending,
-            },
+            Status = WebhookDeliveryStatuses.Parse(Str(r, "status")) ?? WebhookDeliveryStatus.Pending,
             Attempts = (int)(Long(r, "attempts") ?? 0),
             NextAttemptAt = Time(r, "next_attempt_at"),
             LastAttemptAt = Time(r, "last_attempt_at"),
@@ -294,13 +287,8 @@ public sealed partial class SqliteRegistry
         };
     }
 
-    private static string StatusText(WebhookDeliveryStatus status) => status switch
-    {
-        WebhookDeliveryStatus.Delivered => EventDelivered,
-        WebhookDeliveryStatus.Failed => EventFailed,
-        WebhookDeliveryStatus.NoDestination => EventNoDestination,
-        _ => EventPending,
-    };
+    // The column holds the wire spelling (schema CHECK: pending, delivered, failed, no_destination).
+    private static string StatusText(WebhookDeliveryStatus status) => WebhookDeliveryStatuses.Wire(status);
 
     /// <summary>Outbox rows after <paramref name="afterId"/>, oldest first.</summary>
     public IReadOnlyList<RegistryEvent> ListEvents(long afterId = 0, int limit = 1000)

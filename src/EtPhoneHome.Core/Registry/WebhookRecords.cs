@@ -75,3 +75,29 @@ public sealed record WebhookAttemptResult
     /// <summary>When to try again; null after the last attempt (the event becomes Failed).</summary>
     public DateTimeOffset? RetryAt { get; init; }
 }
+
+/// <summary>
+/// The one spelling of <see cref="WebhookDeliveryStatus"/> outside .NET (the registry's column, <c>--status</c> and
+/// <c>--json</c> of the webhook verbs, the history's details): snake_case, as every status of the product.
+/// </summary>
+public static class WebhookDeliveryStatuses
+{
+    /// <summary>Every status's wire name, in the enum's order.</summary>
+    public static IReadOnlyList<string> All { get; } = [.. Enum.GetValues<WebhookDeliveryStatus>().Select(Wire)];
+
+    public static string Wire(WebhookDeliveryStatus status) => OperationNames.WireName(status);
+
+    /// <summary>The status a wire name stands for; null when it names none.</summary>
+    public static WebhookDeliveryStatus? Parse(string? text)
+    {
+        foreach (var status in Enum.GetValues<WebhookDeliveryStatus>())
+        {
+            if (string.Equals(Wire(status), text, StringComparison.Ordinal))
+            {
+                return status;
+            }
+        }
+
+        return null;
+    }
+}

@@ -28,7 +28,7 @@ internal static class WebhookVerbs
         var data = DataOption();
         var json = JsonOption();
         var status = new Option<string?>("--status") { Description = "Only deliveries in this state: pending, delivered, failed or no_destination." };
-        status.AcceptOnlyFromAmong("pending", "delivered", "failed", "no_destination");
+        status.AcceptOnlyFromAmong([.. WebhookDeliveryStatuses.All]);
         var client = new Option<string[]>("--client") { Description = "Only events of this client (uuid or display name; repeat for more).", AllowMultipleArgumentsPerToken = false };
         var evt = new Option<string[]>("--event") { Description = "Only these events (wildcards * and ?; repeat for more), e.g. client.*.", AllowMultipleArgumentsPerToken = false };
         var limit = new Option<int>("--limit") { Description = "Most rows, newest first (1–10000).", DefaultValueFactory = _ => 50 };
@@ -102,21 +102,10 @@ internal static class WebhookVerbs
         }
     }
 
-    internal static WebhookDeliveryStatus? ParseStatus(string? text) => text switch
-    {
-        null => null,
-        "pending" => WebhookDeliveryStatus.Pending,
-        "delivered" => WebhookDeliveryStatus.Delivered,
-        "failed" => WebhookDeliveryStatus.Failed,
-        "no_destination" => WebhookDeliveryStatus.NoDestination,
-        _ => throw new ArgumentException($"--status must be pending, delivered, failed or no_destination, got '{text}'"),
-    };
+    internal static WebhookDeliveryStatus? ParseStatus(string? text) => text is null ? null
+        : WebhookDeliveryStatuses.Parse(text) ?? throw new ArgumentException($"--status must be {string.Join(", ", WebhookDeliveryStatuses.All)}, got '{text}'");
 
-    internal static string StatusText(WebhookDeliveryStatus status) => status switch
-    {
-        WebhookDeliveryStatus.NoDestination => "no_destination",
-        _ => status.ToString().ToLowerInvariant(),
-    };
+    internal static string StatusText(WebhookDeliveryStatus status) => WebhookDeliveryStatuses.Wire(status);
 
     internal sealed record ListRequest
     {
