@@ -88,7 +88,9 @@ internal sealed class McpHttpHost : IAsyncDisposable
         var app = builder.Build();
         app.Use(CheckHostAndOriginAsync);
         app.MapGet(HealthPath, Health);
-        app.UseWhen(c => c.Request.Path.StartsWithSegments(McpPath, StringComparison.Ordinal), mcp =>
+        // Every path but /health needs the key: routing matches /mcp case-insensitively (/MCP, /Mcp/, /%4DCP), so a
+        // check keyed to the spelling "/mcp" would let those through to the SDK's endpoint without it.
+        app.UseWhen(c => !c.Request.Path.Equals(HealthPath, StringComparison.OrdinalIgnoreCase), mcp =>
         {
             mcp.Use(AuthorizeAsync);
             mcp.Use(CheckBodyAsync);

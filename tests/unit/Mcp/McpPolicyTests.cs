@@ -302,6 +302,22 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("/MCP")]
+    [InlineData("/Mcp/")]
+    [InlineData("/mCp")]
+    [InlineData("/%4DCP")]
+    public async Task NoKey_IsUnauthorized_OnEverySpellingOfThePath(string path)
+    {
+        // Routing matches /mcp case-insensitively: the key must be asked for on every path the SDK's endpoint answers.
+        using var post = Post(Initialize, key: null);
+        post.RequestUri = new Uri(path, UriKind.Relative);
+        using var response = await _http!.SendAsync(post);
+
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal(0, _host!.SessionCount);
+    }
+
+    [Theory]
     [InlineData("evil.example")]
     [InlineData("evil.example:80")]
     [InlineData("127.0.0.2:1")]
@@ -372,6 +388,9 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
             using var pong = await _http.SendAsync(ping);
             Assert.Equal(System.Net.HttpStatusCode.OK, pong.StatusCode);
         }
+    }
+
+        Assert.Equal(2, _host!.SessionCount);
     }
 
     private static async Task<System.Text.Json.JsonElement> ErrorBody(HttpResponseMessage response, string error)
