@@ -217,7 +217,8 @@ internal sealed class McpHttpHost : IAsyncDisposable
     /// </summary>
     private async Task LimitSessionsAsync(HttpContext context, Func<Task> next)
     {
-        if (!HttpMethods.IsPost(context.Request.Method) || context.Request.Headers.ContainsKey(SessionHeader))
+        // An empty Mcp-Session-Id starts a session in the SDK as a missing one does, so it must take a slot too.
+        if (!HttpMethods.IsPost(context.Request.Method) || !string.IsNullOrEmpty(context.Request.Headers[SessionHeader].ToString()))
         {
             await next().ConfigureAwait(false);
             return;

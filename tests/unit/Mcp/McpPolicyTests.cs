@@ -390,6 +390,18 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task AnEmptySessionHeader_OpensASession_OnlyInAFreePlace()
+    {
+        // The SDK starts a session for an empty Mcp-Session-Id as for none: it must take a place like any new session.
+        for (var i = 0; i < 3; i++)
+        {
+            using var post = Post(Initialize);
+            post.Headers.TryAddWithoutValidation("Mcp-Session-Id", "");
+            using var response = await _http!.SendAsync(post);
+            Assert.Equal(i < 2 ? System.Net.HttpStatusCode.OK : System.Net.HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        }
+
         Assert.Equal(2, _host!.SessionCount);
     }
 
