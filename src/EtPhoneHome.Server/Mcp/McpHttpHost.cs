@@ -62,6 +62,7 @@ internal sealed class McpHttpHost : IAsyncDisposable
         {
             k.Listen(_options.EndPoint);
             k.Limits.MaxRequestBodySize = _options.MaxRequestBodyBytes;
+            k.Limits.MaxConcurrentConnections = _options.MaxConnections;
             k.AddServerHeader = false;
         });
         builder.Services.AddMcpServer().WithHttpTransport(http =>

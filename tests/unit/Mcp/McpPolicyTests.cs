@@ -245,6 +245,7 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
         {
             MaxSessions = 2,
             MaxRequestBodyBytes = 64 * 1024,
+            MaxConnections = 16,
         };
         _host = new McpHttpHost(_fleet, options);
         await _host.StartAsync(CancellationToken.None);
@@ -403,6 +404,64 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
         }
 
         Assert.Equal(2, _host!.SessionCount);
+    }
+
+    [Fact]
+    public async Task IdleConnectionsWithoutTheKey_AreBounded_AndThosePastTheBoundClosed()
+    {
+        // Connections that never finish their headers are held until the headers timeout (30 s): unbounded, anyone who
+        // can reach the port takes every file descriptor of the process (the hub's under run --http).
+        var sockets = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                await socket.ConnectAsync(_host!.Address!.Host, _host.Address.Port);
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"GET /mcp HTTP/1.1\r\nHost: {_host.Address.Authority}\r\n"));
+                sockets.Add(socket);
+            }
+
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            var ends = await Task.WhenAll(sockets.Select(async socket =>
+            {
+                try
+                {
+                    return await socket.ReceiveAsync(new byte[64], deadline.Token) == 0;
+                }
+                catch (System.Net.Sockets.SocketException)
+                {
+                    return true;
+                }
+                catch (OperationCanceledException)
+                {
+                    return false;
+                }
+            }));
+            var closed = ends.Count(e => e);
+            Assert.True(closed >= 40 - 16, $"{closed} of 40 idle connections closed");
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+
+        // The bound frees as the held connections close.
+        var answered = false;
+        for (var attempt = 0; attempt < 50 && !answered; attempt++)
+        {
+            try
+            {
+                using var health = await _http!.GetAsync("/health");
+                answered = health.StatusCode == System.Net.HttpStatusCode.OK;
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.True(answered);
     }
 
     private static async Task<System.Text.Json.JsonElement> ErrorBody(HttpResponseMessage response, string error)
