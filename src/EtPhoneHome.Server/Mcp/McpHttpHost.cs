@@ -57,7 +57,10 @@ internal sealed class McpHttpHost : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(new StderrLoggerProvider(Console.Error, LogLevel.Warning));
+        builder.Logging.AddProvider(new StderrLoggerProvider(_options.LogWriter ?? Console.Error, LogLevel.Warning));
+        // Kestrel warns once per connection refused past MaxConnections: anyone who can reach the port (no key needed)
+        // could write the log without bound.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel.Connections", LogLevel.Error);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(_options.EndPoint);

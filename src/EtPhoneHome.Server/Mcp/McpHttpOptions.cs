@@ -28,6 +28,9 @@ internal sealed record McpHttpOptions
     /// </summary>
     public long MaxConnections { get; init; } = 1000;
 
+    /// <summary>Where the endpoint's warnings go (standard error unless a test captures them).</summary>
+    public TextWriter? LogWriter { get; init; }
+
     /// <summary>A session unused this long is closed.</summary>
     public TimeSpan SessionIdleTimeout { get; init; } = TimeSpan.FromMinutes(30);
 

@@ -232,6 +232,10 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
 {
     private const string Key = "0123456789abcdef0123456789";
     private readonly TempData _temp = new();
+    private readonly StringWriter _logText = new();
+    private readonly TextWriter _log;
+
+    public McpHttpEndpointTests() => _log = TextWriter.Synchronized(_logText);
     private SqliteRegistry? _registry;
     private McpFleet? _fleet;
     private McpHttpHost? _host;
@@ -246,6 +250,7 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
             MaxSessions = 2,
             MaxRequestBodyBytes = 64 * 1024,
             MaxConnections = 16,
+            LogWriter = _log,
         };
         _host = new McpHttpHost(_fleet, options);
         await _host.StartAsync(CancellationToken.None);
@@ -440,6 +445,8 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
             }));
             var closed = ends.Count(e => e);
             Assert.True(closed >= 40 - 16, $"{closed} of 40 idle connections closed");
+            // Refusing them writes nothing: the log must not grow with what a keyless peer sends.
+            Assert.DoesNotContain("rejected", _logText.ToString(), StringComparison.Ordinal);
         }
         finally
         {
