@@ -208,6 +208,12 @@ internal sealed class McpHttpHost : IAsyncDisposable
         {
             await TooLargeAsync(context).ConfigureAwait(false);
         }
+        catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
+        {
+            // A body that stopped arriving (408) or broke off: the sender's fault, answered, not logged as a server error
+            // with its stack trace for every such request.
+            await ErrorAsync(context, ex.StatusCode, "the request body could not be read").ConfigureAwait(false);
+        }
     }
 
     private Task TooLargeAsync(HttpContext context) =>

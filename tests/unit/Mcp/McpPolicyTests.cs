@@ -471,6 +471,23 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
         Assert.True(answered);
     }
 
+    [Fact]
+    public async Task ABodyThatStopsArriving_IsAnswered_AndNotLoggedAsAServerError()
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(_host!.Address!.Host, _host.Address.Port);
+        await socket.SendAsync(Encoding.ASCII.GetBytes(
+            $"POST /mcp HTTP/1.1\r\nHost: {_host.Address.Authority}\r\nAuthorization: Bearer {Key}\r\nContent-Type: application/json\r\n"
+            + "Accept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{\"jsonrpc\""));
+        var buffer = new byte[4096];
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var read = await socket.ReceiveAsync(buffer, deadline.Token);
+
+        Assert.StartsWith("HTTP/1.1 408", Encoding.ASCII.GetString(buffer, 0, read), StringComparison.Ordinal);
+        await Task.Delay(200);
+        Assert.DoesNotContain("unhandled exception", _logText.ToString(), StringComparison.OrdinalIgnoreCase);
+    }
+
     private static async Task<System.Text.Json.JsonElement> ErrorBody(HttpResponseMessage response, string error)
     {
         var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
