@@ -57,11 +57,15 @@ internal sealed class McpHttpHost : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(new StderrLoggerProvider(Console.Error, LogLevel.Warning));
+        builder.Logging.AddProvider(new StderrLoggerProvider(_options.LogWriter ?? Console.Error, LogLevel.Warning));
+        // Kestrel warns once per connection refused past MaxConnections: anyone who can reach the port (no key needed)
+        // could write the log without bound.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel.Connections", LogLevel.Error);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(_options.EndPoint);
             k.Limits.MaxRequestBodySize = _options.MaxRequestBodyBytes;
+            k.Limits.MaxConcurrentConnections = _options.MaxConnections;
             k.AddServerHeader = false;
         });
         builder.Services.AddMcpServer().WithHttpTransport(http =>
@@ -88,7 +92,9 @@ internal sealed class McpHttpHost : IAsyncDisposable
         var app = builder.Build();
         app.Use(CheckHostAndOriginAsync);
         app.MapGet(HealthPath, Health);
-        app.UseWhen(c => c.Request.Path.StartsWithSegments(McpPath, StringComparison.Ordinal), mcp =>
+        // Every path but /health needs the key: routing matches /mcp case-insensitively (/MCP, /Mcp/, /%4DCP), so a
+        // check keyed to the spelling "/mcp" would let those through to the SDK's endpoint without it.
+        app.UseWhen(c => !c.Request.Path.Equals(HealthPath, StringComparison.OrdinalIgnoreCase), mcp =>
         {
             mcp.Use(AuthorizeAsync);
             mcp.Use(CheckBodyAsync);
@@ -202,6 +208,12 @@ internal sealed class McpHttpHost : IAsyncDisposable
         {
             await TooLargeAsync(context).ConfigureAwait(false);
         }
+        catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
+        {
+            // A body that stopped arriving (408) or broke off: the sender's fault, answered, not logged as a server error
+            // with its stack trace for every such request.
+            await ErrorAsync(context, ex.StatusCode, "the request body could not be read").ConfigureAwait(false);
+        }
     }
 
     private Task TooLargeAsync(HttpContext context) =>
@@ -215,7 +227,8 @@ internal sealed class McpHttpHost : IAsyncDisposable
     /// </summary>
     private async Task LimitSessionsAsync(HttpContext context, Func<Task> next)
     {
-        if (!HttpMethods.IsPost(context.Request.Method) || context.Request.Headers.ContainsKey(SessionHeader))
+        // An empty Mcp-Session-Id starts a session in the SDK as a missing one does, so it must take a slot too.
+        if (!HttpMethods.IsPost(context.Request.Method) || !string.IsNullOrEmpty(context.Request.Headers[SessionHeader].ToString()))
         {
             await next().ConfigureAwait(false);
             return;

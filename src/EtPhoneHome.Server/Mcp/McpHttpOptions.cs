@@ -21,6 +21,16 @@ internal sealed record McpHttpOptions
     /// <summary>Most MCP sessions at once; past it a new session is refused (an active one is never evicted for it).</summary>
     public int MaxSessions { get; init; } = 100;
 
+    /// <summary>
+    /// Most open connections at once; Kestrel closes the ones past it as they arrive. Without a bound anyone who can
+    /// reach the port (no key needed: a connection is held before its request is read) could take every file descriptor
+    /// of the process, which under <c>run --http</c> is the hub's. Room for every session's event stream and requests.
+    /// </summary>
+    public long MaxConnections { get; init; } = 1000;
+
+    /// <summary>Where the endpoint's warnings go (standard error unless a test captures them).</summary>
+    public TextWriter? LogWriter { get; init; }
+
     /// <summary>A session unused this long is closed.</summary>
     public TimeSpan SessionIdleTimeout { get; init; } = TimeSpan.FromMinutes(30);
 

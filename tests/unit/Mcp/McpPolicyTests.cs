@@ -232,6 +232,10 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
 {
     private const string Key = "0123456789abcdef0123456789";
     private readonly TempData _temp = new();
+    private readonly StringWriter _logText = new();
+    private readonly TextWriter _log;
+
+    public McpHttpEndpointTests() => _log = TextWriter.Synchronized(_logText);
     private SqliteRegistry? _registry;
     private McpFleet? _fleet;
     private McpHttpHost? _host;
@@ -245,6 +249,8 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
         {
             MaxSessions = 2,
             MaxRequestBodyBytes = 64 * 1024,
+            MaxConnections = 16,
+            LogWriter = _log,
         };
         _host = new McpHttpHost(_fleet, options);
         await _host.StartAsync(CancellationToken.None);
@@ -299,6 +305,22 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
         using var response = await _http!.SendAsync(Post(Initialize, key: null));
 
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/MCP")]
+    [InlineData("/Mcp/")]
+    [InlineData("/mCp")]
+    [InlineData("/%4DCP")]
+    public async Task NoKey_IsUnauthorized_OnEverySpellingOfThePath(string path)
+    {
+        // Routing matches /mcp case-insensitively: the key must be asked for on every path the SDK's endpoint answers.
+        using var post = Post(Initialize, key: null);
+        post.RequestUri = new Uri(path, UriKind.Relative);
+        using var response = await _http!.SendAsync(post);
+
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal(0, _host!.SessionCount);
     }
 
     [Theory]
@@ -372,6 +394,98 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
             using var pong = await _http.SendAsync(ping);
             Assert.Equal(System.Net.HttpStatusCode.OK, pong.StatusCode);
         }
+    }
+
+    [Fact]
+    public async Task AnEmptySessionHeader_OpensASession_OnlyInAFreePlace()
+    {
+        // The SDK starts a session for an empty Mcp-Session-Id as for none: it must take a place like any new session.
+        for (var i = 0; i < 3; i++)
+        {
+            using var post = Post(Initialize);
+            post.Headers.TryAddWithoutValidation("Mcp-Session-Id", "");
+            using var response = await _http!.SendAsync(post);
+            Assert.Equal(i < 2 ? System.Net.HttpStatusCode.OK : System.Net.HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        }
+
+        Assert.Equal(2, _host!.SessionCount);
+    }
+
+    [Fact]
+    public async Task IdleConnectionsWithoutTheKey_AreBounded_AndThosePastTheBoundClosed()
+    {
+        // Connections that never finish their headers are held until the headers timeout (30 s): unbounded, anyone who
+        // can reach the port takes every file descriptor of the process (the hub's under run --http).
+        var sockets = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                await socket.ConnectAsync(_host!.Address!.Host, _host.Address.Port);
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"GET /mcp HTTP/1.1\r\nHost: {_host.Address.Authority}\r\n"));
+                sockets.Add(socket);
+            }
+
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            var ends = await Task.WhenAll(sockets.Select(async socket =>
+            {
+                try
+                {
+                    return await socket.ReceiveAsync(new byte[64], deadline.Token) == 0;
+                }
+                catch (System.Net.Sockets.SocketException)
+                {
+                    return true;
+                }
+                catch (OperationCanceledException)
+                {
+                    return false;
+                }
+            }));
+            var closed = ends.Count(e => e);
+            Assert.True(closed >= 40 - 16, $"{closed} of 40 idle connections closed");
+            // Refusing them writes nothing: the log must not grow with what a keyless peer sends.
+            Assert.DoesNotContain("rejected", _logText.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+
+        // The bound frees as the held connections close.
+        var answered = false;
+        for (var attempt = 0; attempt < 50 && !answered; attempt++)
+        {
+            try
+            {
+                using var health = await _http!.GetAsync("/health");
+                answered = health.StatusCode == System.Net.HttpStatusCode.OK;
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.True(answered);
+    }
+
+    [Fact]
+    public async Task ABodyThatStopsArriving_IsAnswered_AndNotLoggedAsAServerError()
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(_host!.Address!.Host, _host.Address.Port);
+        await socket.SendAsync(Encoding.ASCII.GetBytes(
+            $"POST /mcp HTTP/1.1\r\nHost: {_host.Address.Authority}\r\nAuthorization: Bearer {Key}\r\nContent-Type: application/json\r\n"
+            + "Accept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{\"jsonrpc\""));
+        var buffer = new byte[4096];
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var read = await socket.ReceiveAsync(buffer, deadline.Token);
+
+        Assert.StartsWith("HTTP/1.1 408", Encoding.ASCII.GetString(buffer, 0, read), StringComparison.Ordinal);
+        await Task.Delay(200);
+        Assert.DoesNotContain("unhandled exception", _logText.ToString(), StringComparison.OrdinalIgnoreCase);
     }
 
     private static async Task<System.Text.Json.JsonElement> ErrorBody(HttpResponseMessage response, string error)
