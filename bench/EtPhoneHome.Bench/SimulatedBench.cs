@@ -52,9 +52,21 @@ internal static class SimulatedBench
                 var commands = await TimeAsync(rounds, async () =>
                 {
                     var ok = 0;
+                    var failures = new Dictionary<string, int>(StringComparer.Ordinal);
                     await foreach (var r in executor.RunAsync(targets, new RunCommandParams { Cmd = "true" }, new FleetOptions { ThrottleLimit = throttle }))
                     {
                         ok += r.Status == CommandStatus.Succeeded ? 1 : 0;
+                        if (r.Status != CommandStatus.Succeeded)
+                        {
+                            var key = $"{r.Status} {r.Failure}: {r.Error ?? $"exit {r.ExitCode}"}";
+                            failures[key] = failures.GetValueOrDefault(key) + 1;
+                        }
+                    }
+
+                    // A target that did not succeed is shown, not only counted.
+                    foreach (var (what, n) in failures)
+                    {
+                        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  throttle {throttle}: {n} x {what}"));
                     }
 
                     return ok;
