@@ -49,29 +49,43 @@ public sealed class CommandRequestTests
         Assert.Equal(cwd, new CommandRequest { Command = "dir", WorkingDirectory = cwd }.ToParams().Cwd);
     }
 
-    public static TheoryData<string, CommandRequest, string> Refusals() => new()
+    // Named cases: the test runner prints theory arguments, and a request holding NUL or 64 KiB would end up in its output.
+    private static readonly Dictionary<string, CommandRequest> Broken = new()
     {
-        { "command", new CommandRequest { Command = "  " }, "empty" },
-        { "command", new CommandRequest { Command = new string('x', CommandLimits.MaxCommandLength + 1) }, "at most 65536" },
-        { "command", new CommandRequest { Command = "a\0b" }, "NUL" },
-        { "timeout", new CommandRequest { Command = "true", TimeoutSeconds = 0 }, "between 1 and 3600" },
-        { "timeout", new CommandRequest { Command = "true", TimeoutSeconds = 3601 }, "between 1 and 3600" },
-        { "cwd", new CommandRequest { Command = "true", WorkingDirectory = "srv/app" }, "absolute" },
-        { "cwd", new CommandRequest { Command = "true", WorkingDirectory = "C:" }, "absolute" },
-        { "cwd", new CommandRequest { Command = "true", WorkingDirectory = "/" + new string('p', CommandLimits.MaxPathLength) }, "longer than 4096" },
-        { "shell", new CommandRequest { Command = "true", Shell = "zsh" }, "sh, bash, powershell, pwsh, cmd" },
-        { "stdin", new CommandRequest { Command = "true", Stdin = new string('i', CommandLimits.MaxStdinLength + 1) }, "at most" },
-        { "env", new CommandRequest { Command = "true", Environment = new Dictionary<string, string> { ["A=B"] = "1" } }, "without '='" },
-        { "env", new CommandRequest { Command = "true", Environment = new Dictionary<string, string> { [""] = "1" } }, "non-empty" },
-        { "env", new CommandRequest { Command = "true", Environment = new Dictionary<string, string> { ["A"] = "x\0y" } }, "without NUL" },
-        { "env", new CommandRequest { Command = "true", Environment = Enumerable.Range(0, CommandLimits.MaxEnvironmentVariables + 1).ToDictionary(i => "V" + i, _ => "") }, "at most 256" },
+        ["blank command"] = new CommandRequest { Command = "  " },
+        ["command over the limit"] = new CommandRequest { Command = new string('x', CommandLimits.MaxCommandLength + 1) },
+        ["command with NUL"] = new CommandRequest { Command = "a\0b" },
+        ["timeout 0"] = new CommandRequest { Command = "true", TimeoutSeconds = 0 },
+        ["timeout 3601"] = new CommandRequest { Command = "true", TimeoutSeconds = 3601 },
+        ["relative cwd"] = new CommandRequest { Command = "true", WorkingDirectory = "srv/app" },
+        ["drive without root"] = new CommandRequest { Command = "true", WorkingDirectory = "C:" },
+        ["cwd over the limit"] = new CommandRequest { Command = "true", WorkingDirectory = "/" + new string('p', CommandLimits.MaxPathLength) },
+        ["unknown shell"] = new CommandRequest { Command = "true", Shell = "zsh" },
+        ["stdin over the limit"] = new CommandRequest { Command = "true", Stdin = new string('i', CommandLimits.MaxStdinLength + 1) },
+        ["env name with ="] = new CommandRequest { Command = "true", Environment = new Dictionary<string, string> { ["A=B"] = "1" } },
+        ["empty env name"] = new CommandRequest { Command = "true", Environment = new Dictionary<string, string> { [""] = "1" } },
+        ["env value with NUL"] = new CommandRequest { Command = "true", Environment = new Dictionary<string, string> { ["A"] = "x\0y" } },
+        ["too many env variables"] = new CommandRequest { Command = "true", Environment = Enumerable.Range(0, CommandLimits.MaxEnvironmentVariables + 1).ToDictionary(i => "V" + i, _ => "") },
     };
 
     [Theory]
-    [MemberData(nameof(Refusals))]
-    public void ABrokenLimit_IsRefused_NamingThePart(string field, CommandRequest request, string words)
+    [InlineData("blank command", "command", "empty")]
+    [InlineData("command over the limit", "command", "at most 65536")]
+    [InlineData("command with NUL", "command", "NUL")]
+    [InlineData("timeout 0", "timeout", "between 1 and 3600")]
+    [InlineData("timeout 3601", "timeout", "between 1 and 3600")]
+    [InlineData("relative cwd", "cwd", "absolute")]
+    [InlineData("drive without root", "cwd", "absolute")]
+    [InlineData("cwd over the limit", "cwd", "longer than 4096")]
+    [InlineData("unknown shell", "shell", "sh, bash, powershell, pwsh, cmd")]
+    [InlineData("stdin over the limit", "stdin", "at most")]
+    [InlineData("env name with =", "env", "without '='")]
+    [InlineData("empty env name", "env", "non-empty")]
+    [InlineData("env value with NUL", "env", "without NUL")]
+    [InlineData("too many env variables", "env", "at most 256")]
+    public void ABrokenLimit_IsRefused_NamingThePart(string name, string field, string words)
     {
-        var ex = Assert.Throws<InvalidCommandRequestException>(() => request.ToParams());
+        var ex = Assert.Throws<InvalidCommandRequestException>(() => Broken[name].ToParams());
 
         Assert.Equal(field, ex.Field);
         Assert.Contains(words, ex.Message);
