@@ -19,17 +19,7 @@ public sealed partial class SqliteRegistry
         using var cmd = Command(c, null,
             "SELECT * FROM audit" + (uuid is null ? "" : " WHERE uuid = $u") + " ORDER BY id DESC LIMIT $l",
             ("$u", uuid), ("$l", limit));
-        return ReadAll(cmd, r => new AuditEntry
-        {
-            At = Time(r, "at"),
-            Actor = Str(r, "actor")!,
-            Surface = Str(r, "surface")!,
-            Operation = Str(r, "operation")!,
-            Uuid = Str(r, "uuid"),
-            Status = Str(r, "status")!,
-            Detail = Str(r, "detail"),
-            DurationMs = Long(r, "duration_ms"),
-        });
+        return ReadAll(cmd, ReadAudit);
     }
 
     private void InsertAudit(SqliteConnection c, SqliteTransaction? tx, AuditEntry e)
