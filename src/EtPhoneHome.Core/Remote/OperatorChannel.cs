@@ -1,0 +1,392 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Threading.Channels;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Core.Remote;
+
+/// <summary>
+/// The operator's end of one connection to the hub's operator service: many requests in flight at once, each with its
+/// own id; their replies are routed to them as they arrive. When the connection ends, every request still waiting is
+/// told so (<see cref="OperatorConnectionLostException"/>) — none waits forever.
+/// </summary>
+public sealed class OperatorChannel : IAsyncDisposable
+{
+    private readonly Stream _fromServer;
+    private readonly Stream _toServer;
+    private readonly IAsyncDisposable? _owner;
+    private readonly ConcurrentDictionary<long, OperatorCall> _calls = new();
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly CancellationTokenSource _closing = new();
+    private readonly Task _reader;
+    private long _nextId;
+    private volatile Exception? _fault;
+
+    /// <param name="fromServer">What the server sends (ssh's stdout).</param>
+    /// <param name="toServer">Where requests go (ssh's stdin).</param>
+    /// <param name="owner">Disposed with the channel (the ssh process).</param>
+    public OperatorChannel(Stream fromServer, Stream toServer, IAsyncDisposable? owner = null)
+    {
+        _fromServer = fromServer ?? throw new ArgumentNullException(nameof(fromServer));
+        _toServer = toServer ?? throw new ArgumentNullException(nameof(toServer));
+        _owner = owner;
+        _reader = Task.Run(ReadLoopAsync);
+    }
+
+    /// <summary>Whether the connection still carries requests.</summary>
+    public bool IsOpen => _fault is null && !_reader.IsCompleted;
+
+    /// <summary>Why the connection ended, once it has.</summary>
+    public Exception? Fault => _fault;
+
+    /// <summary>Completes when the connection ends.</summary>
+    public Task Closed => _reader;
+
+    /// <summary>Starts request <paramref name="op"/>; its replies arrive on the returned call.</summary>
+    public async Task<OperatorCall> StartAsync(string op, JsonElement? args, CancellationToken ct)
+    {
+        ThrowIfClosed();
+        var id = Interlocked.Increment(ref _nextId);
+        var call = new OperatorCall(this, id, op);
+        _calls[id] = call;
+        try
+        {
+            await SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Call, Id = id, Op = op, Body = args }, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            _calls.TryRemove(id, out _);
+            throw;
+        }
+
+        if (_fault is { } fault)
+        {
+            call.Fail(fault);
+        }
+
+        return call;
+    }
+
+    /// <summary>Runs a request that answers with one result.</summary>
+    public async Task<JsonElement> InvokeAsync(string op, JsonElement? args, CancellationToken ct)
+    {
+        await using var call = await StartAsync(op, args, ct).ConfigureAwait(false);
+        await foreach (var _ in call.ItemsAsync(ct).ConfigureAwait(false))
+        {
+            // A single-result request sends no items; any that come are ignored.
+        }
+
+        return call.Result;
+    }
+
+    internal async Task SendAsync(OperatorMessage message, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            ThrowIfClosed();
+            await OperatorFrames.WriteMessageAsync(_toServer, message, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            throw Lost(ex);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    internal async Task SendDataAsync(long id, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            ThrowIfClosed();
+            await OperatorFrames.WriteDataAsync(_toServer, id, data, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            throw Lost(ex);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Tells the server to stop request <paramref name="id"/>; never throws (the connection may be gone).</summary>
+    internal void CancelQuietly(long id)
+    {
+        if (_fault is not null)
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Cancel, Id = id }, _closing.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperatorConnectionLostException or OperationCanceledException or ObjectDisposedException)
+            {
+                // The connection is gone: the server cancels everything of a closed connection.
+            }
+        });
+    }
+
+    internal void Forget(long id) => _calls.TryRemove(id, out _);
+
+    private async Task ReadLoopAsync()
+    {
+        Exception end;
+        try
+        {
+            while (true)
+            {
+                var frame = await OperatorFrames.ReadAsync(_fromServer, OperatorFrames.MaxFrameBytes, _closing.Token).ConfigureAwait(false);
+                if (frame is not { } f)
+                {
+                    end = new OperatorConnectionLostException("the server closed the connection");
+                    break;
+                }
+
+                if (_calls.TryGetValue(f.Id, out var call))
+                {
+                    call.Deliver(f);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            end = new OperatorConnectionLostException("the connection was closed");
+        }
+        catch (ProtocolException ex)
+        {
+            end = new OperatorConnectionLostException($"the server sent a frame that breaks the protocol ({ex.Message}); the connection was closed", ex);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            end = new OperatorConnectionLostException($"the connection to the server was lost ({ex.Message})", ex);
+        }
+
+        _fault ??= end;
+        foreach (var call in _calls.Values)
+        {
+            call.Fail(_fault);
+        }
+
+        if (end.InnerException is ProtocolException)
+        {
+            // A peer that breaks the protocol is not talked to any more.
+            try
+            {
+                _toServer.Close();
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private OperatorConnectionLostException Lost(Exception ex)
+    {
+        var lost = _fault as OperatorConnectionLostException ?? new OperatorConnectionLostException($"the connection to the server was lost ({ex.Message})", ex);
+        _fault ??= lost;
+        return lost;
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (_fault is { } fault)
+        {
+            throw fault as OperatorConnectionLostException ?? new OperatorConnectionLostException(fault.Message, fault);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _fault ??= new OperatorConnectionLostException("the connection was closed");
+        try
+        {
+            _toServer.Close();
+        }
+        catch (IOException)
+        {
+        }
+
+        await _closing.CancelAsync().ConfigureAwait(false);
+        if (_owner is not null)
+        {
+            await _owner.DisposeAsync().ConfigureAwait(false);
+        }
+
+        try
+        {
+            await _reader.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+
+        _closing.Dispose();
+    }
+}
+
+/// <summary>
+/// One request in flight: its items, data and progress as they arrive, then exactly one end (result or error). Disposing
+/// a call that has not ended cancels it on the server.
+/// </summary>
+public sealed class OperatorCall : IAsyncDisposable
+{
+    private readonly OperatorChannel _channel;
+    private readonly Channel<OperatorFrame> _inbound = Channel.CreateUnbounded<OperatorFrame>(new UnboundedChannelOptions { SingleReader = true });
+    private int _ended;
+
+    internal OperatorCall(OperatorChannel channel, long id, string op)
+    {
+        _channel = channel;
+        Id = id;
+        Op = op;
+    }
+
+    public long Id { get; }
+
+    public string Op { get; }
+
+    /// <summary>The result, once the call ended well.</summary>
+    public JsonElement Result { get; private set; }
+
+    /// <summary>Whether the call ended (result, error or a lost connection).</summary>
+    public bool Ended => Volatile.Read(ref _ended) != 0;
+
+    /// <summary>Told of each progress message.</summary>
+    public Action<OperatorMessage>? OnProgress { get; set; }
+
+    /// <summary>Told of each <c>send</c> request (uploads: the server asks for bytes from an offset).</summary>
+    public Func<OperatorMessage, Task>? OnSend { get; set; }
+
+    /// <summary>Told of each <c>credit</c> grant (uploads: the server takes this many more bytes).</summary>
+    public Action<long>? OnCredit { get; set; }
+
+    /// <summary>Told of each chunk of bytes (downloads).</summary>
+    public Func<ReadOnlyMemory<byte>, Task>? OnData { get; set; }
+
+    internal void Deliver(OperatorFrame frame) => _inbound.Writer.TryWrite(frame);
+
+    internal void Fail(Exception fault) => _inbound.Writer.TryComplete(fault);
+
+    /// <summary>
+    /// The call's items as they arrive, until its end: returns after a result, throws <see cref="OperatorRemoteException"/>
+    /// after an error and <see cref="OperatorConnectionLostException"/> when the connection ends first. Cancelling
+    /// <paramref name="ct"/> asks the server to stop the request and keeps reading until it says it has (its last items
+    /// still arrive), then throws <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public async IAsyncEnumerable<JsonElement> ItemsAsync([EnumeratorCancellation] CancellationToken ct = default)
+    {
+        using var cancel = ct.Register(() => _channel.CancelQuietly(Id));
+        while (true)
+        {
+            OperatorFrame frame;
+            try
+            {
+                frame = await _inbound.Reader.ReadAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (ChannelClosedException ex)
+            {
+                End();
+                throw ex.InnerException as OperatorConnectionLostException
+                    ?? new OperatorConnectionLostException(ex.InnerException?.Message ?? "the connection was closed", ex.InnerException);
+            }
+
+            if (frame.IsData)
+            {
+                if (OnData is { } onData)
+                {
+                    await onData(frame.Data).ConfigureAwait(false);
+                }
+
+                continue;
+            }
+
+            var message = frame.Message!;
+            switch (message.Type)
+            {
+                case OperatorMessageTypes.Item when message.Body is { } body:
+                    yield return body;
+                    break;
+                case OperatorMessageTypes.Progress:
+                    OnProgress?.Invoke(message);
+                    break;
+                case OperatorMessageTypes.Credit when message.Bytes is > 0 and var bytes:
+                    OnCredit?.Invoke(bytes);
+                    break;
+                case OperatorMessageTypes.Send when OnSend is { } onSend:
+                    await onSend(message).ConfigureAwait(false);
+                    break;
+                case OperatorMessageTypes.Result:
+                    Result = message.Body ?? default;
+                    End();
+                    yield break;
+                case OperatorMessageTypes.Error:
+                    End();
+                    var error = message.Error ?? new OperatorError { Code = OperatorErrorCodes.Internal, Message = "the server failed without saying why" };
+                    if (error.Code == OperatorErrorCodes.Cancelled && ct.IsCancellationRequested)
+                    {
+                        throw new OperationCanceledException(error.Message, ct);
+                    }
+
+                    throw new OperatorRemoteException(error);
+            }
+        }
+    }
+
+    /// <summary>Sends a chunk of the request's bytes (uploads).</summary>
+    public Task SendDataAsync(ReadOnlyMemory<byte> data, CancellationToken ct) => _channel.SendDataAsync(Id, data, ct);
+
+    /// <summary>Sends a control message for this request (end of bytes, credit).</summary>
+    public Task SendAsync(OperatorMessage message, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        message.Id = Id;
+        return _channel.SendAsync(message, ct);
+    }
+
+    private void End()
+    {
+        Interlocked.Exchange(ref _ended, 1);
+        _channel.Forget(Id);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _ended, 1) == 0)
+        {
+            _channel.CancelQuietly(Id);
+            _channel.Forget(Id);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>Base of every fault of the connection to a remote server.</summary>
+public class RemoteConnectionException : Exception
+{
+    public RemoteConnectionException(string message, Exception? inner = null) : base(message, inner)
+    {
+    }
+}
+
+/// <summary>The connection to the server ended while a request waited; the request's outcome is unknown or cancelled.</summary>
+public sealed class OperatorConnectionLostException(string message, Exception? inner = null) : RemoteConnectionException(message, inner);
+
+/// <summary>The server refused or failed a request and said why.</summary>
+public sealed class OperatorRemoteException(OperatorError error) : Exception(error?.Message)
+{
+    public OperatorError Error { get; } = error ?? throw new ArgumentNullException(nameof(error));
+
+    public string Code => Error.Code;
+}

@@ -1,0 +1,458 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Threading.Channels;
+using EtPhoneHome.Core.Logging;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Remote;
+using EtPhoneHome.Core.Services;
+using EtPhoneHome.Core.Text;
+using EtPhoneHome.Core.Tunnel;
+using EtPhoneHome.Protocol;
+
+namespace EtPhoneHome.Hub;
+
+/// <summary>Who is on an operator connection: the approved operator key's name and role, and where sshd saw it come from.</summary>
+public sealed record OperatorIdentity(string Name, string Fingerprint, OperatorRole Role, string? Source);
+
+/// <summary>
+/// The hub's operator service: one connection per operator ssh session (relayed by <c>eph-gate operator</c>), many
+/// requests in flight on it (<see cref="OperatorFrames"/>), each run through the same Core entry points the cmdlets,
+/// verbs and MCP tools use on the server host, recorded with the operator's name, role, surface and source. The role is
+/// read again on every request, so a demotion or a removal applies to the next one; a frame that breaks the protocol
+/// ends the connection after one error message saying why.
+/// </summary>
+public sealed partial class OperatorService
+{
+    /// <summary>Requests one connection may have in flight; more are refused BUSY.</summary>
+    public const int MaxInFlight = 64;
+
+    /// <summary>Bytes of an upload the service buffers ahead of the agent (the credit it grants).</summary>
+    public const int UploadWindow = 8 * 1024 * 1024;
+
+    /// <summary>Largest download window a client may ask for.</summary>
+    public const long MaxDownloadWindow = 64L * 1024 * 1024;
+
+    private readonly Func<RegistryStores> _openRegistry;
+    private readonly Func<string, OperatorIdentity?> _currentIdentity;
+    private readonly IEphLog _log;
+
+    /// <param name="openRegistry">Opens the registry for one connection (its own SQLite connection; disposed with it).</param>
+    /// <param name="currentIdentity">The operator of a key fingerprint as the registry says now; null once removed.</param>
+    /// <param name="log">The hub's log.</param>
+    public OperatorService(Func<RegistryStores> openRegistry, Func<string, OperatorIdentity?> currentIdentity, IEphLog? log = null)
+    {
+        _openRegistry = openRegistry ?? throw new ArgumentNullException(nameof(openRegistry));
+        _currentIdentity = currentIdentity ?? throw new ArgumentNullException(nameof(currentIdentity));
+        _log = log ?? NullLog.Instance;
+    }
+
+    /// <summary>The host name the service reports in its hello.</summary>
+    public string HostName { get; init; } = Environment.MachineName;
+
+    /// <summary>Replaces how commands reach the agents (tests).</summary>
+    internal Func<OperationGuard, ICommandTransport>? CommandTransport { get; init; }
+
+    /// <summary>Replaces the metrics source (tests).</summary>
+    internal Func<OperationGuard, Core.Health.IMetricsSource>? MetricsSource { get; init; }
+
+    /// <summary>Serves one operator connection until it ends, then closes the stream; never throws for anything the peer does.</summary>
+    public async Task ServeAsync(Stream stream, OperatorIdentity who, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(who);
+        using var connection = new Connection(this, stream, who, ct);
+        await connection.RunAsync().ConfigureAwait(false);
+    }
+
+    private void Log(EphLogLevel level, string text) => _log.Write(level, "operators", text);
+
+    /// <summary>One operator connection: its requests, its writer lock, its registry.</summary>
+    private sealed partial class Connection : IDisposable
+    {
+        private readonly OperatorService _service;
+        private readonly Stream _stream;
+        private readonly OperatorIdentity _who;
+        private readonly CancellationTokenSource _life;
+        private readonly SemaphoreSlim _writeLock = new(1, 1);
+        private readonly ConcurrentDictionary<long, ServerCall> _calls = new();
+        private readonly Lazy<RegistryStores> _registry;
+        private string? _surface;
+
+        public Connection(OperatorService service, Stream stream, OperatorIdentity who, CancellationToken ct)
+        {
+            _service = service;
+            _stream = stream;
+            _who = who;
+            _life = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            _registry = new Lazy<RegistryStores>(service._openRegistry, LazyThreadSafetyMode.ExecutionAndPublication);
+        }
+
+        public async Task RunAsync()
+        {
+            _service.Log(EphLogLevel.Information, $"operator {UntrustedText.ForTerminal(_who.Name)} ({OperatorRoles.Wire(_who.Role)}) connected from {UntrustedText.ForTerminal(_who.Source ?? "an unknown address")}");
+            try
+            {
+                while (!_life.IsCancellationRequested)
+                {
+                    var frame = await OperatorFrames.ReadAsync(_stream, OperatorFrames.MaxFrameBytes, _life.Token).ConfigureAwait(false);
+                    if (frame is not { } f)
+                    {
+                        break;
+                    }
+
+                    await DispatchAsync(f).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (ProtocolException ex)
+            {
+                _service.Log(EphLogLevel.Warning, $"operator {UntrustedText.ForTerminal(_who.Name)} broke the protocol: {UntrustedText.ForTerminal(ex.Message)}; closing");
+                await TrySendAsync(new OperatorMessage
+                {
+                    Type = OperatorMessageTypes.Error,
+                    Id = 0,
+                    Error = new OperatorError { Code = OperatorErrorCodes.ProtocolViolation, Message = $"the connection was closed: {ex.Message}" },
+                }).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                // The ssh session ended.
+            }
+            finally
+            {
+                await _life.CancelAsync().ConfigureAwait(false);
+                var running = _calls.Values.Select(c => c.Task).Where(t => t is not null).ToArray();
+                try
+                {
+                    await Task.WhenAll(running!).WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    // Each call logs its own fault; a call stuck past the bound is abandoned with the connection.
+                }
+
+                // Closing the connection ends the operator's ssh session (and its gate) at once.
+                await _stream.DisposeAsync().ConfigureAwait(false);
+                _service.Log(EphLogLevel.Information, $"operator {UntrustedText.ForTerminal(_who.Name)} disconnected");
+            }
+        }
+
+        private async Task DispatchAsync(OperatorFrame frame)
+        {
+            if (frame.IsData)
+            {
+                if (!_calls.TryGetValue(frame.Id, out var target) || !target.AcceptData(frame.Data))
+                {
+                    throw new ProtocolException(ProtocolError.Malformed, $"data for request {frame.Id}, which takes no data or not that much");
+                }
+
+                return;
+            }
+
+            var message = frame.Message!;
+            switch (message.Type)
+            {
+                case OperatorMessageTypes.Call:
+                    await StartCallAsync(message).ConfigureAwait(false);
+                    break;
+                case OperatorMessageTypes.Cancel:
+                    if (_calls.TryGetValue(message.Id, out var cancelled))
+                    {
+                        await cancelled.Cancellation.CancelAsync().ConfigureAwait(false);
+                    }
+
+                    break;
+                case OperatorMessageTypes.Credit when message.Bytes is > 0 and var bytes:
+                    if (_calls.TryGetValue(message.Id, out var credited))
+                    {
+                        credited.Grant(bytes);
+                    }
+
+                    break;
+                case OperatorMessageTypes.End:
+                    if (!_calls.TryGetValue(message.Id, out var ended) || !ended.EndData(message.Sha256))
+                    {
+                        throw new ProtocolException(ProtocolError.Malformed, $"end of data for request {message.Id}, which takes no data");
+                    }
+
+                    break;
+                default:
+                    throw new ProtocolException(ProtocolError.Malformed, $"unknown message type \"{UntrustedText.ForTerminal(message.Type)}\"");
+            }
+        }
+
+        private async Task StartCallAsync(OperatorMessage message)
+        {
+            var id = message.Id;
+            if (id <= 0 || id > uint.MaxValue)
+            {
+                throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is out of range");
+            }
+
+            if (_calls.Count >= MaxInFlight)
+            {
+                await SendErrorAsync(id, OperatorErrorCodes.Busy, $"{MaxInFlight} requests are already in flight on this connection; wait for one to end").ConfigureAwait(false);
+                return;
+            }
+
+            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token);
+            if (!_calls.TryAdd(id, call))
+            {
+                throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is already in flight");
+            }
+
+            call.Task = Task.Run(() => RunCallAsync(call));
+        }
+
+        private async Task RunCallAsync(ServerCall call)
+        {
+            try
+            {
+                if (!OperatorOperations.Required.TryGetValue(call.Op, out var needs))
+                {
+                    await SendErrorAsync(call.Id, OperatorErrorCodes.UnknownOperation, $"the server has no operation \"{UntrustedText.ForTerminal(call.Op)}\"").ConfigureAwait(false);
+                    return;
+                }
+
+                // The role as the registry says now: a demotion or removal applies to the very next request.
+                var now = _service._currentIdentity(_who.Fingerprint);
+                if (now is null)
+                {
+                    await SendErrorAsync(call.Id, OperatorErrorCodes.Forbidden, $"operator {_who.Name} was removed; ask an admin").ConfigureAwait(false);
+                    await _life.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+
+                if (now.Role < needs)
+                {
+                    _service.Log(EphLogLevel.Warning, $"operator {UntrustedText.ForTerminal(now.Name)} ({OperatorRoles.Wire(now.Role)}) was refused {call.Op}, which needs {OperatorRoles.Wire(needs)}");
+                    await SendAsync(new OperatorMessage
+                    {
+                        Type = OperatorMessageTypes.Error,
+                        Id = call.Id,
+                        Error = new OperatorError
+                        {
+                            Code = OperatorErrorCodes.Forbidden,
+                            Needs = OperatorRoles.Wire(needs),
+                            Message = $"{call.Op} needs the {OperatorRoles.Wire(needs)} role; operator {now.Name} has {OperatorRoles.Wire(now.Role)}; nothing was changed",
+                        },
+                    }).ConfigureAwait(false);
+                    return;
+                }
+
+                var result = await RunOperationAsync(call, now).ConfigureAwait(false);
+                await SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Result, Id = call.Id, Body = result }).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (call.Cancellation.IsCancellationRequested)
+            {
+                await TrySendErrorAsync(call.Id, OperatorErrorCodes.Cancelled, "cancelled").ConfigureAwait(false);
+            }
+            catch (Exception ex) when (Classify(ex) is { } error)
+            {
+                await TrySendAsync(new OperatorMessage { Type = OperatorMessageTypes.Error, Id = call.Id, Error = error }).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _service.Log(EphLogLevel.Error, $"operator request {call.Op} failed: {ex}");
+                await TrySendErrorAsync(call.Id, OperatorErrorCodes.Internal, $"the server failed: {ex.GetType().Name}").ConfigureAwait(false);
+            }
+            finally
+            {
+                _calls.TryRemove(call.Id, out _);
+                call.Dispose();
+            }
+        }
+
+        /// <summary>The documented error of an expected fault; null for a fault the server did not expect (logged).</summary>
+        private static OperatorError? Classify(Exception ex) => ex switch
+        {
+            UnknownClientsException unknown => new OperatorError
+            {
+                Code = OperatorErrorCodes.NotFound,
+                Names = unknown.Names.ToArray(),
+                Message = $"no client matches {string.Join(", ", unknown.Names.Select(n => $"'{UntrustedText.ForTerminal(n)}'"))}; nothing was run",
+            },
+            InvalidCommandRequestException invalid => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Field = invalid.Field, Message = invalid.Message },
+            RegistryNotFoundException notFound => new OperatorError { Code = OperatorErrorCodes.NotFound, Message = notFound.Message },
+            RateLimitExceededException limited => new OperatorError { Code = OperatorErrorCodes.RateLimited, Message = limited.Message },
+            ArgumentException argument => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Message = argument.Message },
+            RpcException rpc => new OperatorError { Code = rpc.CodeName, Message = rpc.Message },
+            InvalidOperationException invalidOp => new OperatorError { Code = OperatorErrorCodes.Failed, Message = invalidOp.Message },
+            IOException or System.Net.Sockets.SocketException or ProtocolException or TimeoutException =>
+                new OperatorError { Code = OperatorErrorCodes.Failed, Message = $"the client could not be reached: {ex.Message}" },
+            _ => null,
+        };
+
+        internal OperatorServices NewServices(OperatorIdentity who)
+        {
+            var context = new OperatorContext(who.Name, RemoteSurfaces.Recorded(_surface));
+            return new OperatorServices(_registry.Value, context, _service._log, ownsRegistry: false)
+            {
+                CommandTransport = _service.CommandTransport ?? OperatorServices.TunnelCommands,
+                MetricsSource = _service.MetricsSource ?? (guard => new Core.Health.MetricsClient { Guard = guard }),
+            };
+        }
+
+        internal RegistryStores Registry => _registry.Value;
+
+        internal Task SendAsync(OperatorMessage message) => SendAsync(message, CancellationToken.None);
+
+        internal async Task SendAsync(OperatorMessage message, CancellationToken ct)
+        {
+            await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await OperatorFrames.WriteMessageAsync(_stream, message, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+        }
+
+        internal async Task SendDataAsync(long id, ReadOnlyMemory<byte> data, CancellationToken ct)
+        {
+            await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await OperatorFrames.WriteDataAsync(_stream, id, data, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+        }
+
+        internal Task SendItemAsync<T>(long id, T item, CancellationToken ct) =>
+            SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Item, Id = id, Body = OperatorOperations.ToElement(item) }, ct);
+
+        private Task SendErrorAsync(long id, string code, string message) =>
+            SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Error, Id = id, Error = new OperatorError { Code = code, Message = message } });
+
+        private Task TrySendErrorAsync(long id, string code, string message) =>
+            TrySendAsync(new OperatorMessage { Type = OperatorMessageTypes.Error, Id = id, Error = new OperatorError { Code = code, Message = message } });
+
+        private async Task TrySendAsync(OperatorMessage message)
+        {
+            try
+            {
+                using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await SendAsync(message, bound.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
+            {
+                // The connection is gone; nobody is left to tell.
+            }
+        }
+
+        internal void SetSurface(string? surface) => _surface = surface;
+
+        public void Dispose()
+        {
+            _life.Dispose();
+            if (_registry.IsValueCreated)
+            {
+                _registry.Value.Dispose();
+            }
+        }
+    }
+
+    /// <summary>One request being served: its cancellation, and for uploads the bytes the operator sends.</summary>
+    private sealed class ServerCall : IDisposable
+    {
+        private readonly Channel<ReadOnlyMemory<byte>> _data = Channel.CreateUnbounded<ReadOnlyMemory<byte>>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly TaskCompletionSource<string?> _end = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly SemaphoreSlim _creditSignal = new(0);
+        private long _expectData;
+        private long _credit;
+
+        public ServerCall(Connection connection, long id, string op, JsonElement? args, CancellationToken life)
+        {
+            Connection = connection;
+            Id = id;
+            Op = op;
+            Args = args;
+            Cancellation = CancellationTokenSource.CreateLinkedTokenSource(life);
+        }
+
+        public Connection Connection { get; }
+
+        public long Id { get; }
+
+        public string Op { get; }
+
+        public JsonElement? Args { get; }
+
+        public CancellationTokenSource Cancellation { get; }
+
+        public Task? Task { get; set; }
+
+        public CancellationToken Token => Cancellation.Token;
+
+        private volatile bool _takesData;
+
+        /// <summary>Allows <paramref name="bytes"/> more bytes from the operator (what the upload granted).</summary>
+        public void ExpectData(long bytes)
+        {
+            _takesData = true;
+            Interlocked.Add(ref _expectData, bytes);
+        }
+
+        /// <summary>Takes a chunk of the operator's bytes; false when it was not asked for (a protocol violation).</summary>
+        public bool AcceptData(ReadOnlyMemory<byte> data)
+        {
+            if (Interlocked.Add(ref _expectData, -data.Length) < 0)
+            {
+                return false;
+            }
+
+            return _data.Writer.TryWrite(data);
+        }
+
+        public ChannelReader<ReadOnlyMemory<byte>> Data => _data.Reader;
+
+        /// <summary>The operator's end of data and the whole file's SHA-256; false when this call took no data.</summary>
+        public bool EndData(string? sha256)
+        {
+            if (!_takesData)
+            {
+                return false;
+            }
+
+            _data.Writer.TryComplete();
+            return _end.TrySetResult(sha256);
+        }
+
+        public Task<string?> Ended => _end.Task;
+
+        /// <summary>The operator takes <paramref name="bytes"/> more bytes (downloads).</summary>
+        public void Grant(long bytes)
+        {
+            Interlocked.Add(ref _credit, bytes);
+            _creditSignal.Release();
+        }
+
+        /// <summary>Waits until the operator takes at least one more byte; returns how many.</summary>
+        public async Task<long> CreditAsync(CancellationToken ct)
+        {
+            while (Volatile.Read(ref _credit) <= 0)
+            {
+                await _creditSignal.WaitAsync(ct).ConfigureAwait(false);
+            }
+
+            return Volatile.Read(ref _credit);
+        }
+
+        public void Spend(long bytes) => Interlocked.Add(ref _credit, -bytes);
+
+        public void Dispose()
+        {
+            _data.Writer.TryComplete();
+            _end.TrySetCanceled();
+            Cancellation.Dispose();
+        }
+    }
+}
