@@ -60,6 +60,9 @@ public sealed class SshLink : IAsyncDisposable
     /// <summary>Completes with ssh's exit code when ssh ends.</summary>
     public Task<int> Exited { get; }
 
+    /// <summary>The private folder holding the known_hosts file (removed on dispose).</summary>
+    internal string PrivateDirectory => _privateDirectory;
+
     /// <summary>ssh's process id.</summary>
     public int ProcessId => _process.Id;
 
