@@ -55,6 +55,45 @@ public static class ConnectionProfile
     }
 
     /// <summary>
+    /// Runs <paramref name="update"/> (a read, change and <see cref="WritePrivateFile"/> of <paramref name="path"/>) while holding
+    /// <c>path.lock</c> exclusively, so two sessions changing the file at once do not lose one change. Waits up to 10 s for the lock.
+    /// </summary>
+    public static T Update<T>(string path, Func<T> update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        EnsureDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        FileStream? held = null;
+        while (held is null)
+        {
+            try
+            {
+                held = new FileStream(path + ".lock", options);
+            }
+            catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException)
+            {
+                if (clock.Elapsed > TimeSpan.FromSeconds(10))
+                {
+                    throw new ConnectionProfileException($"{path}.lock is held by another process for more than 10 s; try again", ex);
+                }
+
+                Thread.Sleep(25);
+            }
+        }
+
+        using (held)
+        {
+            return update();
+        }
+    }
+
+    /// <summary>
     /// Replaces <paramref name="path"/> with <paramref name="content"/> atomically: written to a temporary file in the same
     /// folder (0600 on Unix), flushed to disk, then renamed over the old file.
     /// </summary>

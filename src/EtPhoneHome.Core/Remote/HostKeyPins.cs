@@ -21,7 +21,8 @@ public sealed class HostKeyPins
     /// <summary>ssh-keyscan's output is read up to this many bytes (a few keys are a few KiB).</summary>
     public const int MaxScanOutputBytes = 64 * 1024;
 
-    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    // Relaxed escaping: the file is read by people and this program, never placed in HTML, so "+" stays "+".
+    private static readonly JsonSerializerOptions s_json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     /// <summary>Pins in the profile folder of <see cref="ConnectionProfile.Directory"/>.</summary>
     public HostKeyPins()
@@ -56,23 +57,30 @@ public sealed class HostKeyPins
     {
         ArgumentNullException.ThrowIfNull(address);
         ArgumentNullException.ThrowIfNull(key);
-        var pins = Load();
-        pins[address.PinKey] = key;
-        Save(pins);
+        ConnectionProfile.Update(FilePath, () =>
+        {
+            var pins = Load();
+            pins[address.PinKey] = key;
+            Save(pins);
+            return true;
+        });
     }
 
     /// <summary>Forgets the pin of <paramref name="address"/>'s host and port; false when there was none.</summary>
     public bool Remove(ServerAddress address)
     {
         ArgumentNullException.ThrowIfNull(address);
-        var pins = Load();
-        if (!pins.Remove(address.PinKey))
+        return ConnectionProfile.Update(FilePath, () =>
         {
-            return false;
-        }
+            var pins = Load();
+            if (!pins.Remove(address.PinKey))
+            {
+                return false;
+            }
 
-        Save(pins);
-        return true;
+            Save(pins);
+            return true;
+        });
     }
 
     /// <summary>

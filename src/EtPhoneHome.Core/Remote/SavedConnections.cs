@@ -20,7 +20,8 @@ public sealed class SavedConnections
     /// <summary>The longest connection name.</summary>
     public const int MaxNameLength = 64;
 
-    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    // Relaxed escaping: the file is read by people and this program, never placed in HTML, so "+" stays "+".
+    private static readonly JsonSerializerOptions s_json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     private readonly HostKeyPins _pins;
 
@@ -45,11 +46,14 @@ public sealed class SavedConnections
     {
         CheckName(name);
         ArgumentNullException.ThrowIfNull(address);
-        var all = Load();
         var saved = new SavedConnection(name, address, _pins.Get(address)?.Fingerprint);
-        all[name] = saved;
-        Write(all);
-        return saved;
+        return ConnectionProfile.Update(FilePath, () =>
+        {
+            var all = Load();
+            all[name] = saved;
+            Write(all);
+            return saved;
+        });
     }
 
     /// <summary>The connection saved as <paramref name="name"/>; null when there is none.</summary>
@@ -66,14 +70,17 @@ public sealed class SavedConnections
     public bool Remove(string name)
     {
         CheckName(name);
-        var all = Load();
-        if (!all.Remove(name))
+        return ConnectionProfile.Update(FilePath, () =>
         {
-            return false;
-        }
+            var all = Load();
+            if (!all.Remove(name))
+            {
+                return false;
+            }
 
-        Write(all);
-        return true;
+            Write(all);
+            return true;
+        });
     }
 
     /// <summary>Letters, digits, '.', '_' and '-', 1 to 64 characters, not starting with '-'.</summary>

@@ -169,10 +169,15 @@ public sealed class SshLink : IAsyncDisposable
             "-o", "HostKeyAlgorithms=" + pinned.HostKeyAlgorithms,
             "-o", "UpdateHostKeys=no",
             "-o", "CheckHostIP=no",
+            "-o", "VerifyHostKeyDNS=no",
+            "-o", "ControlMaster=no", // a shared master connection would skip this connection's host key check
+            "-o", "ControlPath=none",
             "-o", "ClearAllForwardings=yes",
+            "-o", "Tunnel=no",
             "-o", "ForwardAgent=no",
             "-o", "ForwardX11=no",
             "-o", "PermitLocalCommand=no",
+            "-o", "EscapeChar=none", // the streams carry binary frames: no byte sequence may mean '~.'
             "-o", "ServerAliveInterval=" + Math.Max(1, (int)options.ServerAliveInterval.TotalSeconds).ToString(inv),
             "-o", "ServerAliveCountMax=3",
             "-o", "ConnectTimeout=" + Math.Max(1, (int)options.ConnectTimeout.TotalSeconds).ToString(inv),

@@ -101,7 +101,17 @@ public sealed class HostKeyPinsTests : IDisposable
         pins.Pin(ServerAddress.Parse("hub:2222"), Key("b"));
         Assert.Equal(before, new StreamReader(reader).ReadToEnd());
         Assert.NotEqual(before, File.ReadAllText(pins.FilePath));
-        Assert.Equal([HostKeyPins.FileName], Directory.GetFiles(Profile).Select(Path.GetFileName));
+        Assert.Equal([HostKeyPins.FileName, HostKeyPins.FileName + ".lock"], Directory.GetFiles(Profile).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public async Task ConcurrentPins_LoseNoChange()
+    {
+        var keys = Enumerable.Range(0, 8).Select(i => Key("k" + i)).ToList();
+        await Task.WhenAll(keys.Select((k, i) => Task.Run(() => new HostKeyPins(Profile).Pin(ServerAddress.Parse($"hub:{2200 + i}"), k))));
+        var pins = new HostKeyPins(Profile).List();
+        Assert.Equal(8, pins.Count);
+        Assert.Equal(keys[3], pins["hub:2203"]);
     }
 
     [Theory]
