@@ -376,6 +376,8 @@ public sealed class SshLink : IAsyncDisposable
     private void Take(string raw)
     {
         var text = raw.TrimEnd('\r');
+        // Only the server that proved it holds the pinned key can write to stderr before this line (its banner follows the
+        // key exchange), so a banner that imitates it fools no one but that server's own operator.
         if (text.StartsWith("Authenticated to ", StringComparison.Ordinal))
         {
             _authenticated.TrySetResult();
@@ -415,6 +417,11 @@ public sealed class SshLink : IAsyncDisposable
         }
 
         path = path.Replace("%", "%%", StringComparison.Ordinal); // ssh expands %tokens in file options
+        if (OperatingSystem.IsWindows())
+        {
+            path = path.Replace('\\', '/'); // ssh's option reader treats backslashes as escapes; Windows' ssh takes '/' too
+        }
+
         return path.Any(char.IsWhiteSpace) ? "\"" + path + "\"" : path;
     }
 
