@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Agent;
 

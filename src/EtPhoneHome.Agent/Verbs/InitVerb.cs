@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Agent;
 

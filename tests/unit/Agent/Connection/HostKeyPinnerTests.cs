@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EtPhoneHome.Agent;
+using EtPhoneHome.Protocol;
 using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Agent;
