@@ -372,14 +372,6 @@ public sealed class OperatorCall : IAsyncDisposable
     }
 }
 
-/// <summary>Base of every fault of the connection to a remote server.</summary>
-public class RemoteConnectionException : Exception
-{
-    public RemoteConnectionException(string message, Exception? inner = null) : base(message, inner)
-    {
-    }
-}
-
 /// <summary>The connection to the server ended while a request waited; the request's outcome is unknown or cancelled.</summary>
 public sealed class OperatorConnectionLostException(string message, Exception? inner = null) : RemoteConnectionException(message, inner);
 
