@@ -73,7 +73,26 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
     [ValidateNotNullOrEmpty]
     public string Destination { get; set; } = "";
 
-    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    private protected override Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct) =>
+        CopyAsync(targets, (approved, local, counter, onRetry) => ParameterSetName is ToClientSet or ToClientAllSet
+            ? services.UploadAsync(approved, local, Destination, ThrottleLimit, counter, onRetry, ct)
+            : services.DownloadAsync(approved, Path, local, ThrottleLimit, counter, onRetry, ct), ct);
+
+    /// <summary>
+    /// Through the server: one transfer per target (the operator service moves one client's file per call), at most
+    /// -ThrottleLimit at a time, each SHA-256 checked and resumable like the local ones.
+    /// </summary>
+    private protected override Task RunRemoteAsync(IReadOnlyList<FleetTarget> targets, EtPhoneHome.Core.Remote.RemoteOperator remote, CancellationToken ct) =>
+        CopyAsync(targets, (approved, local, counter, onRetry) => RemoteTransfers.RunAsync(approved, ThrottleLimit, (target, c) =>
+            ParameterSetName is ToClientSet or ToClientAllSet
+                ? remote.UploadAsync(target.Uuid, local, Destination, counter(target), c)
+                : remote.DownloadAsync(target.Uuid, Path, LocalFor(local, target, approved.Count), counter(target), c), ct), ct);
+
+    private async Task CopyAsync(IReadOnlyList<FleetTarget> targets,
+        Func<IReadOnlyList<FleetTarget>, string, Func<FleetTarget, IProgress<long>>, Action<int, Exception>, IAsyncEnumerable<FleetFileOutcome<FileTransferResult>>> run,
+        CancellationToken ct)
     {
         var toClient = ParameterSetName is ToClientSet or ToClientAllSet;
         var local = await OnPipelineThreadAsync(() => SessionState.Path.GetUnresolvedProviderPathFromPSPath(toClient ? Path : Destination)).ConfigureAwait(false);
@@ -139,9 +158,7 @@ public sealed class CopyEphFileCommand : EphFleetCmdlet
                 return new ByteCounter(bytes => Volatile.Write(ref moved[slot], bytes));
             }
 
-            var outcomes = toClient
-                ? services.UploadAsync(approved, local, Destination, ThrottleLimit, Counter, onRetry, ct)
-                : services.DownloadAsync(approved, Path, local, ThrottleLimit, Counter, onRetry, ct);
+            var outcomes = run(approved, local, Counter, onRetry);
             await foreach (var outcome in outcomes.ConfigureAwait(false))
             {
                 Interlocked.Increment(ref done);

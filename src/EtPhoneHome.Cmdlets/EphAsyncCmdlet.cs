@@ -2,6 +2,7 @@ using EtPhoneHome.Core.Services;
 using System.Management.Automation;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Remote;
 
 namespace EtPhoneHome;
 
@@ -26,6 +27,15 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
     protected sealed override void BeginProcessing()
     {
         _ = Settings; // the session's settings, read here on the pipeline thread
+        try
+        {
+            RefuseIfRemoteUnsupported();
+        }
+        catch (EphTerminatingException ex)
+        {
+            ThrowTerminatingError(ex.Record);
+        }
+
         Run(BeginProcessingAsync);
     }
 
@@ -43,6 +53,16 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
         {
             ThrowTerminatingError(ex.Record);
         }
+        catch (OperatorRemoteException ex)
+        {
+            // The server refused or failed the request: the same IDs as the local cmdlets where they mean the same.
+            ThrowTerminatingError(RemoteErrors.ToRecord(ex, Remote, invalidArgumentId: RemoteInvalidArgumentId));
+        }
+        catch (Exception ex) when (RemoteErrors.IsConnectionFault(ex) && !_cancellation.IsCancellationRequested)
+        {
+            // The connection could not be made or dropped: the next cmdlet reconnects (RemoteServer does).
+            ThrowTerminatingError(RemoteErrors.ConnectionError(ex, Remote));
+        }
         catch (OperationCanceledException) when (_cancellation.IsCancellationRequested)
         {
             // Stopped by Ctrl+C: PowerShell is already unwinding the pipeline.
@@ -51,6 +71,47 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
     }
 
     protected override void StopProcessing() => _cancellation.Cancel();
+
+    /// <summary>The ID of an INVALID_ARGUMENT answer of the server for this cmdlet (the local cmdlet's ID for the same fault).</summary>
+    private protected virtual string? RemoteInvalidArgumentId => null;
+
+    /// <summary>
+    /// The session's open operator connection (reconnecting after a drop). Only for cmdlets that declared
+    /// <see cref="EphCmdlet.SupportsRemote"/> and found <see cref="EphCmdlet.Remote"/> set.
+    /// </summary>
+    internal async Task<RemoteOperator> RemoteOperatorAsync(CancellationToken ct)
+    {
+        var remote = Remote ?? throw new InvalidOperationException("the session is not connected to a server");
+        var op = await remote.Server.GetAsync(ct).ConfigureAwait(false);
+        WriteVerbose(string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.VerboseRemote,
+            MyInvocation.MyCommand.Name, remote.Describe(), op.Identity.Operator, op.Identity.Role.ToString().ToLowerInvariant()));
+        return op;
+    }
+
+    /// <summary>
+    /// The targets of a fan-out through the server, by the same rules as <see cref="EphCmdlet.ResolveTargets"/>: nothing
+    /// piped means nothing to do, no target without -All is NoClient, and any literal name the server does not know
+    /// refuses the whole operation (ClientNotFound naming them) before anything runs.
+    /// </summary>
+    internal async Task<IReadOnlyList<FleetTarget>> ResolveRemoteTargetsAsync(RemoteOperator op, IReadOnlyList<string> names, bool all, CancellationToken ct)
+    {
+        if (!all && names.Count == 0)
+        {
+            return MyInvocation.ExpectingInput
+                ? []
+                : throw new EphTerminatingException(NewError(Strings.NoClientId, ErrorCategory.InvalidArgument, null, Strings.NoClient));
+        }
+
+        var lookup = await op.SearchAsync(new ClientQuery { Names = all ? null : names.Distinct(StringComparer.OrdinalIgnoreCase).ToList() }, ct).ConfigureAwait(false);
+        if (lookup.NotFound.Count > 0)
+        {
+            throw new EphTerminatingException(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, lookup.NotFound.ToArray(),
+                string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.ClientsNotFound,
+                    string.Join(", ", lookup.NotFound.Select(n => $"'{n}'")))));
+        }
+
+        return [.. lookup.Clients.Select(c => new FleetTarget(c.Uuid, c.DisplayName, null))];
+    }
 
     public new void WriteObject(object? sendToPipeline) => Dispatcher.Post(() => base.WriteObject(sendToPipeline));
 

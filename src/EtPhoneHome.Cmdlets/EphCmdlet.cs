@@ -15,12 +15,55 @@ public abstract class EphCmdlet : PSCmdlet
     /// </summary>
     internal ModuleSettings Settings => _settings ??= ModuleConfiguration.Current;
 
+    /// <summary>The session's server connection (Connect-EphServer); null in local mode.</summary>
+    internal EphRemoteSession? Remote => Settings.Remote;
+
+    /// <summary>
+    /// Whether this cmdlet goes through the operator service when the session is connected to a server. Cmdlets that do
+    /// not refuse with NotAvailableRemotely before doing anything, so nothing ever acts on a local registry while connected.
+    /// </summary>
+    private protected virtual bool SupportsRemote => false;
+
+    /// <summary>
+    /// Refuses to run while connected when this cmdlet has no remote operation. Called on the pipeline thread before
+    /// any work (the async base does it in BeginProcessing; synchronous cmdlets through <see cref="BeginProcessing"/>).
+    /// </summary>
+    internal void RefuseIfRemoteUnsupported()
+    {
+        if (!SupportsRemote && Remote is { } remote)
+        {
+            throw new EphTerminatingException(NotAvailableRemotelyError(MyInvocation?.MyCommand?.Name ?? GetType().Name, remote));
+        }
+    }
+
+    internal static ErrorRecord NotAvailableRemotelyError(string cmdlet, EphRemoteSession remote) =>
+        NewError(Strings.NotAvailableRemotelyId, ErrorCategory.InvalidOperation, cmdlet,
+            string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.NotAvailableRemotely, cmdlet, remote.Describe()));
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            RefuseIfRemoteUnsupported();
+        }
+        catch (EphTerminatingException ex)
+        {
+            ThrowTerminatingError(ex.Record);
+        }
+    }
+
     /// <summary>
     /// Opens the registry of the module's data directory (Set-EphConfiguration, else $ETPHONEHOME_DATA_DIR, else
     /// ~/.etphonehome-server).
     /// </summary>
     internal RegistryStores OpenRegistry()
     {
+        if (Remote is { } remote)
+        {
+            // Defence in depth: a connected session never reads or changes the local registry.
+            throw new EphTerminatingException(NotAvailableRemotelyError(MyInvocation?.MyCommand?.Name ?? GetType().Name, remote));
+        }
+
         try
         {
             return EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory(Settings).Directory);

@@ -40,6 +40,19 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
 
     protected sealed override async Task EndProcessingAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            // Connected: the same targets resolved by the server, the work through its operator service.
+            var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+            var remoteTargets = await ResolveRemoteTargetsAsync(op, _ids, TargetAll, ct).ConfigureAwait(false);
+            if (remoteTargets.Count > 0)
+            {
+                await RunRemoteAsync(remoteTargets, op, ct).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
         using var registry = OpenRegistry();
         var targets = ResolveTargets(registry, _ids, TargetAll);
         if (targets.Count > 0)
@@ -50,6 +63,13 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
 
     /// <summary>Does the work over every resolved target (offline and denied ones included: they get their error).</summary>
     private protected abstract Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct);
+
+    /// <summary>
+    /// The work through the server (cmdlets that declare <see cref="EphCmdlet.SupportsRemote"/>); the others never get
+    /// here, they are refused before any work.
+    /// </summary>
+    private protected virtual Task RunRemoteAsync(IReadOnlyList<FleetTarget> targets, EtPhoneHome.Core.Remote.RemoteOperator remote, CancellationToken ct) =>
+        throw new EphTerminatingException(NotAvailableRemotelyError(MyInvocation.MyCommand.Name, Remote!));
 
     /// <summary>A non-terminating error for a target that did not succeed, with an ID by cause.</summary>
     private protected ErrorRecord OutcomeError<T>(FleetFileOutcome<T> outcome, string path)

@@ -52,10 +52,11 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
     [Parameter]
     public SwitchParameter Online { get; set; }
 
-    protected override Task ProcessRecordAsync(CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
-        using var registry = OpenRegistry();
-        var lookup = ClientQueries.Search(registry.Clients, new ClientQuery
+        var query = new ClientQuery
         {
             Names = ParameterSetName == IdSet ? null : Name,
             Ids = ParameterSetName == IdSet ? Id : null,
@@ -64,7 +65,18 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
             Tags = Tag,
             Capabilities = Capability,
             OnlineOnly = Online.IsPresent,
-        });
+        };
+        ClientLookup lookup;
+        if (Remote is not null)
+        {
+            lookup = await (await RemoteOperatorAsync(ct).ConfigureAwait(false)).SearchAsync(query, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            using var registry = OpenRegistry();
+            lookup = ClientQueries.Search(registry.Clients, query);
+        }
+
         foreach (var client in lookup.Clients)
         {
             WriteObject(new EphClient(client));
@@ -75,7 +87,5 @@ public sealed class GetEphClientCommand : EphAsyncCmdlet
             WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
                 string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
         }
-
-        return Task.CompletedTask;
     }
 }

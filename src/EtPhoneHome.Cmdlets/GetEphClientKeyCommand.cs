@@ -22,10 +22,22 @@ public sealed class GetEphClientKeyCommand : EphAsyncCmdlet
     [Parameter]
     public SwitchParameter Pending { get; set; }
 
-    protected override Task ProcessRecordAsync(CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
-        using var registry = OpenRegistry();
-        var keys = registry.Keys.ListKeys(Pending ? KeyStatus.Pending : null)
+        IReadOnlyList<KeyRecord> listed;
+        if (Remote is not null)
+        {
+            listed = await (await RemoteOperatorAsync(ct).ConfigureAwait(false)).ListKeysAsync(Pending, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            using var registry = OpenRegistry();
+            listed = registry.Keys.ListKeys(Pending ? KeyStatus.Pending : null);
+        }
+
+        var keys = listed
             .OrderBy(k => k.Status).ThenBy(k => k.FirstSeen).ThenBy(k => k.Fingerprint, StringComparer.Ordinal)
             .ToList();
         var patterns = Fingerprint ?? [];
@@ -39,7 +51,5 @@ public sealed class GetEphClientKeyCommand : EphAsyncCmdlet
             WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, literal,
                 string.Format(CultureInfo.CurrentCulture, Strings.KeyNotFound, literal)));
         }
-
-        return Task.CompletedTask;
     }
 }

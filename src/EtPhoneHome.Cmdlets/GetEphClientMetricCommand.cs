@@ -66,10 +66,33 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
         return Task.CompletedTask;
     }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
+        var names = _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList();
+        if (Remote is not null)
+        {
+            var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+            var remoteTargets = await ResolveRemoteTargetsAsync(op, names, ParameterSetName == AllSet, ct).ConfigureAwait(false);
+            if (remoteTargets.Count == 0)
+            {
+                return;
+            }
+
+            WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseMetricsTargets, remoteTargets.Count, ThrottleLimit, TimeoutSec));
+            await WriteAsync(op.CollectMetricsAsync(new EtPhoneHome.Core.Remote.CollectMetricsArgs
+            {
+                Targets = new TargetSelection { Clients = [.. remoteTargets.Select(t => t.Uuid)] },
+                Summary = Summary.IsPresent,
+                ThrottleLimit = ThrottleLimit,
+                TimeoutSeconds = TimeoutSec,
+            }, null, ct)).ConfigureAwait(false);
+            return;
+        }
+
         using var registry = OpenRegistry();
-        var targets = ResolveTargets(registry, _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList(), ParameterSetName == AllSet);
+        var targets = ResolveTargets(registry, names, ParameterSetName == AllSet);
         if (targets.Count == 0)
         {
             return;
@@ -77,7 +100,12 @@ public sealed class GetEphClientMetricCommand : EphAsyncCmdlet
 
         WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseMetricsTargets, targets.Count, ThrottleLimit, TimeoutSec));
         var options = new FleetMetricsOptions { ThrottleLimit = ThrottleLimit, Timeout = TimeSpan.FromSeconds(TimeoutSec) };
-        await foreach (var result in NewServices(registry).CollectMetricsAsync(targets, Summary.IsPresent, options, ct).ConfigureAwait(false))
+        await WriteAsync(NewServices(registry).CollectMetricsAsync(targets, Summary.IsPresent, options, ct)).ConfigureAwait(false);
+    }
+
+    private async Task WriteAsync(IAsyncEnumerable<ClientMetricsResult> results)
+    {
+        await foreach (var result in results.ConfigureAwait(false))
         {
             WriteObject(new EphClientMetric(result));
             if (result.Status is not (MetricsStatus.Succeeded or MetricsStatus.Cancelled))

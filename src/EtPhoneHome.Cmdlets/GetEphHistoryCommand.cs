@@ -51,11 +51,20 @@ public sealed class GetEphHistoryCommand : EphAsyncCmdlet
         return Task.CompletedTask;
     }
 
+    private protected override bool SupportsRemote => true;
+
+    private protected override string? RemoteInvalidArgumentId => Strings.InvalidHistoryQueryId;
+
     protected override Task EndProcessingAsync(CancellationToken ct)
     {
         if (_clients.Count == 0 && MyInvocation.ExpectingInput)
         {
             return Task.CompletedTask; // upstream delivered no client: no history, not everyone's
+        }
+
+        if (Remote is not null)
+        {
+            return RemoteAsync(ct);
         }
 
         using var registry = OpenRegistry();
@@ -122,6 +131,71 @@ public sealed class GetEphHistoryCommand : EphAsyncCmdlet
         }
 
         return Task.CompletedTask;
+    }
+
+    /// <summary>The same query, pages and total through the server's operator service.</summary>
+    private async Task RemoteAsync(CancellationToken ct)
+    {
+        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        IReadOnlyList<string>? uuids = null;
+        if (_clients.Count > 0)
+        {
+            var lookup = await op.SearchAsync(new ClientQuery { Names = _clients }, ct).ConfigureAwait(false);
+            foreach (var missing in lookup.NotFound)
+            {
+                WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
+                    string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
+            }
+
+            if (lookup.Clients.Count == 0)
+            {
+                return; // every named client was unknown: their errors say so
+            }
+
+            uuids = [.. lookup.Clients.Select(c => c.Uuid)];
+        }
+
+        var query = Query(uuids);
+        var skip = PagingParameters.Skip;
+        var remaining = PagingParameters.First;
+        var first = true;
+        while (remaining > 0 && skip <= int.MaxValue)
+        {
+            var take = (int)Math.Min((ulong)PageSize, remaining);
+            var page = await op.QueryHistoryAsync(query with { Skip = (int)skip, Take = take }, first && PagingParameters.IncludeTotalCount, ct).ConfigureAwait(false);
+            if (first && PagingParameters.IncludeTotalCount)
+            {
+                // PowerShell's convention: the total comes first, then the page.
+                WriteObject(PagingParameters.NewTotalCount((ulong)(page.Total ?? 0), page.Total is null ? 0.0 : 1.0));
+            }
+
+            first = false;
+            foreach (var entry in page.Entries)
+            {
+                WriteObject(new EphHistoryEntry(entry, entry.Uuid is { } u ? page.DisplayNames.GetValueOrDefault(u) : null));
+            }
+
+            if (page.Entries.Count < take)
+            {
+                break;
+            }
+
+            skip += (ulong)page.Entries.Count;
+            remaining -= (ulong)page.Entries.Count;
+        }
+    }
+
+    private HistoryQuery Query(IReadOnlyList<string>? uuids)
+    {
+        var bound = MyInvocation.BoundParameters;
+        return new HistoryQuery
+        {
+            Uuids = uuids,
+            Operations = Operation,
+            Statuses = Status?.Select(s => OperationNames.Wire((OperationStatus)(int)s)).ToList(),
+            Since = bound.ContainsKey(nameof(Since)) ? ToUtc(Since) : null,
+            Until = bound.ContainsKey(nameof(Until)) ? ToUtc(Until) : null,
+        };
     }
 
     /// <summary>A DateTime as PowerShell hands it over: Local and Unspecified kinds mean local time.</summary>

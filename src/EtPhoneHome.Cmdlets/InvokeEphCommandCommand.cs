@@ -148,12 +148,23 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         return Task.CompletedTask;
     }
 
+    private protected override bool SupportsRemote => true;
+
+    private protected override string? RemoteInvalidArgumentId => Strings.InvalidCommandRequestId;
+
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
+        var names = _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList();
+        var remote = Remote is null ? null : await RemoteOperatorAsync(ct).ConfigureAwait(false);
         IReadOnlyList<FleetTarget> candidates;
-        using (var registry = OpenRegistry())
+        if (remote is not null)
         {
-            candidates = ResolveTargets(registry, _clientIds.Concat(_clients.Select(c => c.Uuid)).ToList(), ParameterSetName == AllSet);
+            candidates = await ResolveRemoteTargetsAsync(remote, names, ParameterSetName == AllSet, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            using var registry = OpenRegistry();
+            candidates = ResolveTargets(registry, names, ParameterSetName == AllSet);
         }
 
         var action = string.Format(CultureInfo.CurrentCulture, Strings.RunCommandAction, Command);
@@ -176,8 +187,7 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
         var options = new FleetOptions { ThrottleLimit = ThrottleLimit, MaxErrors = ParseMaxErrors() };
         var summary = new FleetSummary();
         var sinceProgress = Stopwatch.StartNew();
-        using var history = OpenRegistry();
-        await foreach (var result in NewServices(history).RunCommandsAsync(targets, request, options, ct).ConfigureAwait(false))
+        await foreach (var result in RunAsync(remote, targets, request, options, ct).ConfigureAwait(false))
         {
             summary.Add(result);
             WriteObject(new EphCommandResult(result));
@@ -194,6 +204,34 @@ public sealed class InvokeEphCommandCommand : EphAsyncCmdlet
 
         WriteProgress(Progress(summary, targets.Count, completed: true));
         WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseSummary, summary));
+    }
+
+    /// <summary>The fan-out: through the server's operator service when connected, else Core's over the local registry.</summary>
+    private async IAsyncEnumerable<FleetCommandResult> RunAsync(EtPhoneHome.Core.Remote.RemoteOperator? remote, IReadOnlyList<FleetTarget> targets,
+        CommandRequest request, FleetOptions options, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        if (remote is not null)
+        {
+            var args = new EtPhoneHome.Core.Remote.RunCommandsArgs
+            {
+                Targets = new TargetSelection { Clients = [.. targets.Select(t => t.Uuid)] },
+                Request = request,
+                ThrottleLimit = ThrottleLimit,
+                MaxErrors = MaxErrors,
+            };
+            await foreach (var result in remote.RunCommandsAsync(args, null, ct).ConfigureAwait(false))
+            {
+                yield return result;
+            }
+
+            yield break;
+        }
+
+        using var history = OpenRegistry();
+        await foreach (var result in NewServices(history).RunCommandsAsync(targets, request, options, ct).ConfigureAwait(false))
+        {
+            yield return result;
+        }
     }
 
     private static ProgressRecord Progress(FleetSummary summary, int total, bool completed) =>

@@ -117,4 +117,34 @@ internal static class Strings
     public const string TransferProgressStatus = "{0} of {1} clients done, {2:N0} of {3:N0} bytes";
     public const string VerboseTransferSummary = "Copy-EphFile: {0}";
     public const string VerboseRetry = "{0}: connection dropped ({1}); resuming";
+    // ----- remote sessions (Connect-EphServer) -----
+    public const string NotAvailableRemotelyId = "NotAvailableRemotely";
+    public const string NotAvailableRemotely = "{0} is not available through a server connection (connected to {1}): it would act on this machine, not the server. Run it on the server host, or Disconnect-EphServer to work locally.";
+    public const string OperatorRoleRequiredId = "OperatorRoleRequired";
+    public const string OperatorRoleRequired = "The server refused: {0} (connected as '{1}' with the {2} role; this needs the {3} role, which an admin grants with eph-server operators set-role).";
+    public const string RemoteInvalidArgumentId = "InvalidArgument";
+    public const string RemoteRateLimitedId = "RateLimited";
+    public const string RemoteOperationFailedId = "RemoteOperationFailed";
+    public const string RemoteOperationCancelledId = "RemoteOperationCancelled";
+    public const string ServerConnectionFailedId = "ServerConnectionFailed";
+    public const string ServerConnectionFailed = "The connection to the server {0} failed: {1}";
+    public const string HostKeyChangedId = "ServerHostKeyChanged";
+    public const string HostKeyNotTrustedId = "ServerHostKeyNotTrusted";
+    public const string HostKeyMismatchId = "ServerHostKeyMismatch";
+    public const string SshAuthenticationFailedId = "SshAuthenticationFailed";
+    public const string HostKeyConfirmNonInteractive = "The host key of {0} is not pinned yet and this session cannot ask whether to trust it. Check the server's fingerprint (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the server) and pass it: Connect-EphServer -HostName {1} -HostKeyFingerprint SHA256:...";
+    public const string HostKeyConfirmCaption = "Trust the server's host key?";
+    public const string HostKeyConfirmQuery = "The server {0} is not known yet. Its {1} host key has the fingerprint\n    {2}\nCompare it with the one its operator gives you (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the server). Pin this key and connect?";
+    public const string SavedConnectionNotFoundId = "SavedConnectionNotFound";
+    public const string SavedConnectionNotFound = "No connection is saved as '{0}'. Get-EphServerConnection -ListSaved lists the saved ones; Connect-EphServer -HostName ... -Name {0} -Save saves one.";
+    public const string InvalidServerAddressId = "InvalidServerAddress";
+    public const string ProfileErrorId = "ConnectionProfileError";
+    public const string NotConnectedId = "NotConnected";
+    public const string HostKeyPinNotFoundId = "HostKeyPinNotFound";
+    public const string HostKeyPinNotFound = "No host key is pinned for {0}.";
+    public const string ForgetHostKeyAction = "Forget the pinned host key {0} (the next Connect-EphServer asks again or needs -HostKeyFingerprint)";
+    public const string ConnectAction = "Connect to the operator service as {0}";
+    public const string VerboseConnected = "Connected to {0} as operator '{1}' ({2}) on server host '{3}', host key {4}.";
+    public const string VerboseDisconnected = "Disconnected from {0}; this session works locally again.";
+    public const string VerboseRemote = "{0}: through the server connection to {1} as '{2}' ({3}).";
 }

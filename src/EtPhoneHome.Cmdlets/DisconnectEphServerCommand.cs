@@ -1,0 +1,33 @@
+using System.Globalization;
+using System.Management.Automation;
+
+namespace EtPhoneHome;
+
+/// <summary>Ends the session's server connection; the session works locally again (the server host's data directory).</summary>
+[Cmdlet(VerbsCommunications.Disconnect, "EphServer", HelpUri = HelpLinks.Base + "Disconnect-EphServer.md")]
+[OutputType(typeof(void))]
+public sealed class DisconnectEphServerCommand : EphAsyncCmdlet
+{
+    private protected override bool SupportsRemote => true;
+
+    protected override async Task EndProcessingAsync(CancellationToken ct)
+    {
+        var previous = await OnPipelineThreadAsync(() =>
+        {
+            var current = ModuleConfiguration.Current;
+            if (current.Remote is not null)
+            {
+                ModuleConfiguration.Current = current with { Remote = null };
+            }
+
+            return current.Remote;
+        }).ConfigureAwait(false);
+        if (previous is null)
+        {
+            return; // not connected: nothing to end
+        }
+
+        await previous.Server.DisposeAsync().ConfigureAwait(false);
+        WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseDisconnected, previous.Describe()));
+    }
+}
