@@ -10,7 +10,7 @@
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration', 'Get-EphClientMetric', 'Get-EphFleetStatus', 'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile', 'New-EphExchangeUploadUrl', 'Initialize-EphExchange', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats', 'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory', 'Start-EphMcpServer', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Copy-EphFile', 'Backup-EphRegistry', 'Restore-EphRegistry', 'Remove-EphClientKey')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration', 'Get-EphClientMetric', 'Get-EphFleetStatus', 'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile', 'New-EphExchangeUploadUrl', 'Initialize-EphExchange', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats', 'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory', 'Start-EphMcpServer', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Copy-EphFile', 'Backup-EphRegistry', 'Restore-EphRegistry', 'Remove-EphClientKey', 'Connect-EphServer', 'Disconnect-EphServer', 'Get-EphServerConnection', 'Remove-EphServerHostKey')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()

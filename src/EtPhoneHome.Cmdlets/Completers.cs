@@ -41,7 +41,10 @@ public sealed class KeyFingerprintCompleter : IArgumentCompleter
         RegistryCompletion.Complete(FleetCompletions.KeyFingerprints, wordToComplete);
 }
 
-/// <summary>Runs a Core completion source against the module's registry; a registry that cannot be opened completes nothing.</summary>
+/// <summary>
+/// Runs a Core completion source against the module's registry, or through the session's server connection (its
+/// answers cached for a few seconds); a registry that cannot be opened or a server that does not answer completes nothing.
+/// </summary>
 internal static class RegistryCompletion
 {
     public static IReadOnlyList<CompletionResult> Complete(Func<IClientStore, string?, IReadOnlyList<Completion>> source, string? word) =>
@@ -52,11 +55,18 @@ internal static class RegistryCompletion
 
     /// <summary>The completions of <paramref name="source"/> from the module's registry's clients; none when it cannot be opened.</summary>
     public static IReadOnlyList<Completion> Query(Func<IClientStore, string?, IReadOnlyList<Completion>> source, string? word) =>
-        Query(stores => source(stores.Clients, word));
+        ModuleConfiguration.Current.Remote is { } remote
+            ? source(new SnapshotClientStore(remote.CompletionClients(RemoteTimeout)), word)
+            : Query(stores => source(stores.Clients, word));
 
     /// <summary>The completions of <paramref name="source"/> from the module's registry's keys; none when it cannot be opened.</summary>
     public static IReadOnlyList<Completion> Query(Func<IKeyStore, string?, IReadOnlyList<Completion>> source, string? word) =>
-        Query(stores => source(stores.Keys, word));
+        ModuleConfiguration.Current.Remote is { } remote
+            ? source(new SnapshotKeyStore(remote.CompletionKeys(RemoteTimeout)), word)
+            : Query(stores => source(stores.Keys, word));
+
+    /// <summary>How long a completer waits for the server before it completes nothing (the prompt must stay responsive).</summary>
+    private static readonly TimeSpan RemoteTimeout = TimeSpan.FromSeconds(5);
 
     private static IReadOnlyList<CompletionResult> Results(IReadOnlyList<Completion> completions) =>
         [.. completions.Select(c => new CompletionResult(c.Text, c.ListItem, CompletionResultType.ParameterValue, c.ToolTip))];

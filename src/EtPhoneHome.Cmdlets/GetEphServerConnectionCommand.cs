@@ -4,15 +4,12 @@ using EtPhoneHome.Core.Remote;
 namespace EtPhoneHome;
 
 /// <summary>Shows the session's server connection, or (-ListSaved) the connections saved in the user's profile.</summary>
-[Cmdlet(VerbsCommon.Get, "EphServerConnection", HelpUri = HelpLinks.Base + "Get-EphServerConnection.md", DefaultParameterSetName = CurrentSet)]
+[Cmdlet(VerbsCommon.Get, "EphServerConnection", HelpUri = HelpLinks.Base + "Get-EphServerConnection.md")]
 [OutputType(typeof(EphServerConnection))]
 public sealed class GetEphServerConnectionCommand : EphCmdlet
 {
-    public const string CurrentSet = "Current";
-    public const string SavedSet = "Saved";
-
     /// <summary>Lists the saved connections (Connect-EphServer -Save) instead of the current one.</summary>
-    [Parameter(ParameterSetName = SavedSet, Mandatory = true)]
+    [Parameter]
     public SwitchParameter ListSaved { get; set; }
 
     private protected override bool SupportsRemote => true;
