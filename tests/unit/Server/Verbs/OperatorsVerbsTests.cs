@@ -94,7 +94,7 @@ public sealed class OperatorsVerbsTests : IDisposable
         Assert.Equal(1, await RunAsync("operators", "add", "--name", name, "--key", keyLine ?? TestSshKeys.Ed25519().Line, "--role", role));
 
         Assert.Contains(says, _err.ToString(), StringComparison.Ordinal);
-        Assert.StartsWith("eph-server add: ", _err.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith("eph-server operators add: ", _err.ToString(), StringComparison.Ordinal);
         Assert.Empty(_r.ListOperators(includeRemoved: true));
         Assert.Empty(OperatorHistory());
     }
