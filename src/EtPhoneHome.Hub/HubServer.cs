@@ -54,6 +54,7 @@ public sealed partial class HubServer : IAsyncDisposable
         _offered = new OfferedKeyCache(Math.Max(1, options.MaxOfferedKeys));
         _admissions = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentAdmissions));
         _writes = new RegistryWriteWatch(options.DataDirectory.Path, options.Log);
+        OperatorSessionHandler = NewOperatorService().ServeAsync;
     }
 
     /// <summary>True while the registry refuses writes (a full disk): sessions are kept, new ones refused.</summary>
@@ -316,6 +317,9 @@ public sealed partial class HubServer : IAsyncDisposable
                 case GateResume.Op:
                     await ResumeSessionAsync(stream, request, PeerPid(socket), ct).ConfigureAwait(false);
                     break;
+                case OperatorOp:
+                    await OperatorConnectionAsync(stream, request, PeerPid(socket), ct).ConfigureAwait(false);
+                    break;
                 default:
                     Log(EphLogLevel.Warning, $"gate sent an unknown op \"{Clip(request.Op)}\"; closing");
                     break;
@@ -343,6 +347,13 @@ public sealed partial class HubServer : IAsyncDisposable
         if (!FingerprintPattern().IsMatch(fingerprint) || !KeyTypePattern().IsMatch(keyType) || !KeyBlobPattern().IsMatch(key))
         {
             return [];
+        }
+
+        // An operator key is answered before anything about clients: a forced eph-gate operator and no forwarding at all
+        // (restrict: no port forwarding, pty, agent or X11); a removed operator's key gets nothing, so sshd refuses it.
+        if (_registry.FindOperatorKey(fingerprint) is { } op)
+        {
+            return OperatorKeyLines(op, fingerprint, keyType, key);
         }
 
         _offered.Remember(fingerprint, keyType + " " + key);
