@@ -1,0 +1,191 @@
+#Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.0' }
+# The module from a workstation: another Unix user, with no access to the data directory, connects to the sandbox's
+# sshd on 127.0.0.1 (standing in for a remote server) with its own operator keys and drives the fleet through the
+# operator service. The child pwsh (RemoteOperator.ps1) records what it saw as JSON; the It blocks assert on it.
+# Needs root (useradd, runuser) and OpenSSH, like every sandbox suite: tagged 'Sandbox'.
+
+Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
+    BeforeAll {
+        . (Join-Path $PSScriptRoot 'TestSandbox.ps1')
+        $script:Account = 'eph-remote-op'
+        & id -u $script:Account 2>$null | Out-Null
+        if ($LASTEXITCODE -ne 0) {
+            & useradd -m $script:Account
+            if ($LASTEXITCODE -ne 0) { throw "useradd $script:Account failed" }
+        }
+
+        $script:Sandbox = Start-TestSandbox -Clients 2 -Name 'remote'
+        $dataDir = $script:Sandbox.DataDir
+        Import-Module (Join-Path $PSScriptRoot '../../out/EtPhoneHome/EtPhoneHome.psd1') -Force
+        Set-EphConfiguration -DataDirectory $dataDir
+        $script:ClientName = (Get-EphClient -Online | Sort-Object Name | Select-Object -First 1).Name
+        $script:ClientCount = @(Get-EphClient).Count
+
+        # The sandbox's sshd: its port and the fingerprint of its ed25519 host key, as the server's operator would tell it.
+        $config = Get-Content (Join-Path $script:Sandbox.Work 'env/sshd_config')
+        $port = [int](($config | Where-Object { $_ -match '^\s*Port\s+(\d+)' } | Select-Object -First 1) -replace '^\s*Port\s+', '')
+        if (-not $port) { $port = [int](($config | Where-Object { $_ -match '^\s*ListenAddress\s+\S+:(\d+)' } | Select-Object -First 1) -replace '^.*:', '') }
+        $hostKey = ($config | Where-Object { $_ -match '^\s*HostKey\s+(\S+)' } | ForEach-Object { ($_ -split '\s+')[-1] } | Where-Object { $_ -match 'ed25519' } | Select-Object -First 1)
+        $script:Fingerprint = ((& ssh-keygen -lf "$hostKey.pub") -split ' ')[1]
+
+        # A world-readable copy of pwsh and of the module (the user cannot enter /root, where both live).
+        $script:Shared = Join-Path ([IO.Path]::GetTempPath()) ('eph-remote-' + [guid]::NewGuid())
+        New-Item -ItemType Directory -Path $script:Shared | Out-Null
+        $pwshSource = Get-ChildItem -Directory (Join-Path $HOME '.nuget/packages/powershell') | Sort-Object { [version]$_.Name } | Select-Object -Last 1
+        $unix = Get-ChildItem -Directory -Recurse -Path (Join-Path $pwshSource.FullName 'tools') -Filter unix | Select-Object -First 1
+        & cp -r $unix.FullName (Join-Path $script:Shared 'pwsh')
+        & cp -r (Join-Path $PSScriptRoot '../../out/EtPhoneHome') (Join-Path $script:Shared 'EtPhoneHome')
+        Copy-Item (Join-Path $PSScriptRoot 'RemoteOperator.ps1') $script:Shared
+        & chmod -R a+rX $script:Shared
+
+        # The user's own folder: its keys (made by it, 0600), profile, files and results; nobody else's business.
+        $script:UserWork = Join-Path $script:Shared 'user'
+        New-Item -ItemType Directory -Path $script:UserWork | Out-Null
+        & chown "$($script:Account):" $script:UserWork
+        & chmod 700 $script:UserWork
+        foreach ($k in 'operator', 'reader') {
+            & runuser -u $script:Account -- ssh-keygen -q -t ed25519 -N '' -C "$k@laptop" -f (Join-Path $script:UserWork "$k-key")
+            if ($LASTEXITCODE -ne 0) { throw "ssh-keygen as $script:Account failed" }
+        }
+
+        $server = Resolve-Path (Join-Path $PSScriptRoot '../../out/bin/eph-server')
+        $script:Added = foreach ($k in @(@{ Name = 'remote-op'; Key = 'operator'; Role = 'operator' }, @{ Name = 'remote-reader'; Key = 'reader'; Role = 'reader' })) {
+            & $server operators add --data $dataDir --name $k.Name --key-file (Join-Path $script:UserWork "$($k.Key)-key.pub") --role $k.Role 2>&1 | Out-Null
+            $LASTEXITCODE
+        }
+
+        # A profile that pins another key for the sandbox's address: the server's real key must be refused.
+        $wrong = Join-Path $script:UserWork 'wrong-profile'
+        New-Item -ItemType Directory -Path $wrong | Out-Null
+        & ssh-keygen -q -t ed25519 -N '' -f (Join-Path $script:Shared 'impostor') | Out-Null
+        $impostor = (Get-Content (Join-Path $script:Shared 'impostor.pub')) -split ' '
+        $script:WrongFingerprint = ((& ssh-keygen -lf (Join-Path $script:Shared 'impostor.pub')) -split ' ')[1]
+        @{ version = 1; servers = @{ "127.0.0.1:$port" = @{ key = "$($impostor[0]) $($impostor[1])"; fingerprint = $script:WrongFingerprint } } } |
+            ConvertTo-Json -Depth 4 | Set-Content (Join-Path $wrong 'known-servers.json')
+        & chown -R "$($script:Account):" $script:UserWork
+
+        $script:ReaderMarker = Join-Path ([IO.Path]::GetTempPath()) ('eph-reader-marker-' + [guid]::NewGuid())
+        $out = Join-Path $script:UserWork 'result.json'
+        $childArgs = @(
+            '-ModulePath', (Join-Path $script:Shared 'EtPhoneHome/EtPhoneHome.psd1'), '-Port', $port, '-Fingerprint', $script:Fingerprint,
+            '-User', [Environment]::UserName, '-OperatorKey', (Join-Path $script:UserWork 'operator-key'), '-ReaderKey', (Join-Path $script:UserWork 'reader-key'),
+            '-DataDir', $dataDir, '-Work', $script:UserWork, '-ReaderMarker', $script:ReaderMarker, '-WrongPinDir', $wrong,
+            '-ClientName', $script:ClientName, '-Out', $out)
+        $dotnet = (Get-Command dotnet).Source
+        $script:ChildOutput = & runuser -u $script:Account -- env "HOME=/home/$($script:Account)" "DOTNET_CLI_TELEMETRY_OPTOUT=1" `
+            "ETPHONEHOME_CONFIG_DIR=$(Join-Path $script:UserWork 'profile')" $dotnet (Join-Path $script:Shared 'pwsh/pwsh.dll') `
+            -NoProfile -NonInteractive -File (Join-Path $script:Shared 'RemoteOperator.ps1') @childArgs 2>&1
+        $script:R = if (Test-Path $out) { Get-Content $out -Raw | ConvertFrom-Json } else { throw "the child wrote no result: $($script:ChildOutput -join "`n")" }
+    }
+
+    AfterAll {
+        Set-EphConfiguration -Reset -ErrorAction SilentlyContinue
+        Stop-TestSandbox $script:Sandbox
+        if ($script:R.Copy.Remote) { Remove-Item -Force $script:R.Copy.Remote -ErrorAction SilentlyContinue }
+        if ($script:Shared) { Remove-Item -Recurse -Force $script:Shared -ErrorAction SilentlyContinue }
+    }
+
+    It 'runs as another user that cannot read the data directory' {
+        $script:Added | Should -Be @(0, 0)
+        $script:R.Whoami | Should -Be 'eph-remote-op'
+        $script:R.DataDirReadable.Failed | Should -BeTrue
+    }
+
+    It 'connects with the host key fingerprint, as the operator with its role' {
+        $script:R.Connect.Failed | Should -Not -BeTrue -Because "$($script:R.Connect.Message)"
+        $script:R.Connect.Operator | Should -Be 'remote-op'
+        $script:R.Connect.Role | Should -Be 'operator'
+        $script:R.Connect.Connected | Should -BeTrue
+        $script:R.Connect.HostKeyFingerprint | Should -Be $script:Fingerprint
+        $script:R.Connect.Type | Should -Be 'EtPhoneHome.EphServerConnection'
+        $script:R.Configuration.Mode | Should -Be 'Remote'
+        $script:R.Configuration.Role | Should -Be 'operator'
+    }
+
+    It 'searches the fleet with the same objects and filters' {
+        $script:R.Clients.Names | Should -HaveCount $script:ClientCount
+        $script:R.Clients.Names | Should -Contain $script:ClientName
+        $script:R.Clients.Type | Should -Be 'EtPhoneHome.EphClient'
+        $script:R.Clients.Online | Should -Be $script:ClientCount
+        $script:R.Clients.Filtered | Should -Be 1
+        $script:R.Clients.Missing | Should -BeLike 'ClientNotFound,*'
+    }
+
+    It 'fans a command out to every sandbox agent, one result each' {
+        $script:R.FanOut.Count | Should -Be $script:ClientCount
+        $script:R.FanOut.Statuses | Should -Be (@('Succeeded') * $script:ClientCount)
+        $script:R.FanOut.Output | ForEach-Object { $_ | Should -Match '^remote-' }
+        $script:R.FanOut.Type | Should -Be 'EtPhoneHome.EphCommandResult'
+    }
+
+    It 'refuses an unknown client before anything runs, and -WhatIf runs nothing' {
+        $script:R.Unknown.ErrorId | Should -BeLike 'ClientNotFound,*'
+        $script:R.WhatIf.Output | Should -Be 0
+        Test-Path $script:R.WhatIf.Marker | Should -BeFalse
+    }
+
+    It 'copies a file up and back down, SHA-256 equal at every step' {
+        $c = $script:R.Copy
+        $c.UpStatus | Should -Be 'Succeeded' -Because "$($c.Message)"
+        $c.DownStatus | Should -Be 'Succeeded'
+        $c.UpSha | Should -Be $c.LocalSha
+        $c.DownSha | Should -Be $c.LocalSha
+        $c.BackSha | Should -Be $c.LocalSha
+        (Get-FileHash $c.Remote -Algorithm SHA256).Hash.ToLowerInvariant() | Should -Be $c.LocalSha
+        $c.Type | Should -Be 'EtPhoneHome.EphFileTransfer'
+    }
+
+    It 'collects metrics and the fleet status' {
+        $script:R.Metrics.Count | Should -Be $script:ClientCount
+        $script:R.Metrics.Statuses | Should -Be (@('Succeeded') * $script:ClientCount)
+        $script:R.Fleet.Type | Should -Be 'EtPhoneHome.EphFleetStatus'
+    }
+
+    It "shows the operator's own entries in the history, recorded through ssh" {
+        $script:R.History.Mine | Should -BeGreaterThan 0
+        $script:R.History.Surfaces | Should -Contain 'pwsh+ssh'
+        $script:R.History.Operations | Should -Contain 'run_command'
+        $script:R.History.Paged | Should -Be 1
+    }
+
+    It 'refuses cmdlets that have no remote operation, naming them' {
+        $script:R.LocalOnly.SetConfiguration.ErrorId | Should -BeLike 'NotAvailableRemotely,*'
+        $script:R.LocalOnly.SetConfiguration.Message | Should -Match 'Set-EphConfiguration'
+        $script:R.LocalOnly.RateLimits.ErrorId | Should -BeLike 'NotAvailableRemotely,*'
+    }
+
+    It 'stops the remote command when the pipeline is stopped (Ctrl+C)' {
+        $script:R.Stop.Running | Should -BeTrue
+        $script:R.Stop.StopSeconds | Should -BeLessThan 15
+        $script:R.Stop.Gone | Should -BeTrue
+        $script:R.Stop.State | Should -Be 'Stopped'
+    }
+
+    It 'returns to local mode on Disconnect-EphServer' {
+        $script:R.Disconnect.Mode | Should -Be 'Local'
+        $script:R.Disconnect.Current | Should -Be 0
+    }
+
+    It 'lets a reader search but refuses it commands, naming the role, and runs nothing' {
+        $script:R.Reader.Role | Should -Be 'reader'
+        $script:R.Reader.Found | Should -Be $script:ClientCount
+        $script:R.Reader.Refused.ErrorId | Should -BeLike 'OperatorRoleRequired,*'
+        $script:R.Reader.Refused.Category | Should -Be 'PermissionDenied'
+        $script:R.Reader.Refused.Message | Should -Match 'operator role'
+        Test-Path $script:ReaderMarker | Should -BeFalse
+    }
+
+    It 'stops at a changed server key, naming both fingerprints' {
+        $e = $script:R.ChangedKey
+        $e.Failed | Should -BeTrue
+        $e.ErrorId | Should -BeLike 'ServerHostKeyChanged,*'
+        $e.Message | Should -Match ([regex]::Escape($script:WrongFingerprint))
+        $e.Message | Should -Match ([regex]::Escape($script:Fingerprint))
+        $e.Message | Should -Match 'Remove-EphServerHostKey'
+    }
+
+    It 'never trusts an unpinned server silently where nobody can be asked' {
+        $script:R.Unpinned.ErrorId | Should -BeLike 'ServerHostKeyNotTrusted,*'
+        $script:R.Unpinned.Message | Should -Match 'HostKeyFingerprint'
+    }
+}

@@ -1,0 +1,133 @@
+# Run by Remote.Tests.ps1 as another Unix user (no access to the data directory): an operator on a "laptop" drives
+# the sandbox fleet through Connect-EphServer. Every step records what it saw in one JSON file; the It blocks assert.
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] [int] $Port,
+    [Parameter(Mandatory)] [string] $Fingerprint,
+    [Parameter(Mandatory)] [string] $User,
+    [Parameter(Mandatory)] [string] $OperatorKey,
+    [Parameter(Mandatory)] [string] $ReaderKey,
+    [Parameter(Mandatory)] [string] $DataDir,
+    [Parameter(Mandatory)] [string] $Work,
+    [Parameter(Mandatory)] [string] $ReaderMarker,
+    [Parameter(Mandatory)] [string] $WrongPinDir,
+    [Parameter(Mandatory)] [string] $ClientName,
+    [Parameter(Mandatory)] [string] $Out
+)
+
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$r = [ordered]@{ Whoami = (& id -un) }
+function Step([string] $Name, [scriptblock] $Body) {
+    try { $r[$Name] = & $Body }
+    catch { $r[$Name] = @{ Failed = $true; ErrorId = $_.FullyQualifiedErrorId; Category = "$($_.CategoryInfo.Category)"; Message = "$($_.Exception.Message) $($_.ErrorDetails.Message)" } }
+}
+function ErrorOf([scriptblock] $Body) {
+    try { & $Body; @{ Failed = $false } }
+    catch { @{ Failed = $true; ErrorId = $_.FullyQualifiedErrorId; Category = "$($_.CategoryInfo.Category)"; Message = "$($_.ErrorDetails.Message) $($_.Exception.Message)" } }
+}
+
+Import-Module $ModulePath
+$r.DataDirReadable = ErrorOf { Get-ChildItem -LiteralPath $DataDir | Out-Null }
+
+Step Connect {
+    $c = Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile $OperatorKey -HostKeyFingerprint $Fingerprint -PassThru
+    @{ Operator = $c.Operator; Role = $c.Role; Connected = $c.Connected; HostKeyFingerprint = $c.HostKeyFingerprint; Type = $c.PSObject.TypeNames[0] }
+}
+Step Configuration { $c = Get-EphConfiguration; @{ Mode = "$($c.Mode)"; Operator = $c.Operator; Role = $c.Role; Server = $c.Server } }
+Step Clients {
+    $all = Get-EphClient
+    @{ Names = @($all.Name | Sort-Object); Type = $all[0].PSObject.TypeNames[0]; Online = @($all | Where-Object Online).Count
+       Filtered = @(Get-EphClient -Name '*-1' -Online).Count; Missing = (ErrorOf { Get-EphClient -Name 'no-such-client' -ErrorAction Stop }).ErrorId }
+}
+Step FanOut {
+    $results = Get-EphClient | Invoke-EphCommand -Command 'echo remote-$(hostname)' -TimeoutSec 30
+    @{ Count = @($results).Count; Statuses = @($results.Status | ForEach-Object { "$_" }); Output = @($results.Output); Type = $results[0].PSObject.TypeNames[0]
+       Computers = @($results.PSComputerName | Sort-Object) }
+}
+Step Unknown { ErrorOf { Invoke-EphCommand -ClientId 'no-such-client' -Command 'true' } }
+Step WhatIf {
+    $marker = Join-Path ([IO.Path]::GetTempPath()) ('eph-remote-whatif-' + [guid]::NewGuid())
+    $out = Get-EphClient | Invoke-EphCommand -Command "touch $marker" -WhatIf
+    @{ Output = @($out).Count; Marker = $marker }
+}
+Step Copy {
+    $source = Join-Path $Work 'upload.bin'
+    $bytes = [byte[]]::new(3MB + 17); [Random]::new(7).NextBytes($bytes); [IO.File]::WriteAllBytes($source, $bytes)
+    $remote = '/tmp/eph-remote-' + [guid]::NewGuid() + '.bin'
+    $up = Copy-EphFile -ToClient -Path $source -Destination $remote -ClientId $ClientName
+    $down = Join-Path $Work 'download.bin'
+    $back = Copy-EphFile -FromClient -Path $remote -Destination $down -ClientId $ClientName
+    @{ UpStatus = "$($up.Status)"; UpSha = $up.Sha256; DownStatus = "$($back.Status)"; DownSha = $back.Sha256; Remote = $remote
+       LocalSha = (Get-FileHash $source -Algorithm SHA256).Hash.ToLowerInvariant(); BackSha = (Get-FileHash $down -Algorithm SHA256).Hash.ToLowerInvariant()
+       Type = $up.PSObject.TypeNames[0] }
+}
+Step Metrics {
+    $m = Get-EphClientMetric -All -Summary
+    @{ Count = @($m).Count; Statuses = @($m.Status | ForEach-Object { "$_" }); Type = $m[0].PSObject.TypeNames[0] }
+}
+Step Fleet { $s = Get-EphFleetStatus; @{ Type = $s.PSObject.TypeNames[0]; Total = $s.TotalClients } }
+Step History {
+    $h = Get-EphHistory -First 200
+    $mine = @($h | Where-Object { $_.Actor -like '*remote-op*' })
+    $page = @(Get-EphHistory -First 1 -Skip 1)
+    @{ Count = @($h).Count; Mine = $mine.Count; Surfaces = @($mine.Surface | Sort-Object -Unique); Operations = @($mine.Operation | Sort-Object -Unique); Paged = $page.Count }
+}
+Step LocalOnly {
+    @{ SetConfiguration = (ErrorOf { Set-EphConfiguration -DataDirectory $Work }); RateLimits = (ErrorOf { Get-EphRateLimitStats }) }
+}
+
+# Ctrl+C: a second session of this process connects (the pin is known now: no fingerprint needed), starts a long
+# command, and is stopped like Ctrl+C stops a pipeline; the agent's process must be gone.
+Step Stop {
+    $tag = 'sleep 6' + (Get-Random -Minimum 10000 -Maximum 99999)
+    $pattern = $tag.Substring(0, $tag.Length - 1) + '[' + $tag[-1] + ']'
+    $ps = [powershell]::Create()
+    [void]$ps.AddScript("Import-Module '$ModulePath'; Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile '$OperatorKey'; Invoke-EphCommand -ClientId $ClientName -Command '$tag' -TimeoutSec 300")
+    $async = $ps.BeginInvoke()
+    $running = $false
+    foreach ($i in 1..60) {
+        $probe = Invoke-EphCommand -ClientId $ClientName -Command "pgrep -f '$pattern'" -TimeoutSec 20
+        if ($probe.ExitCode -eq 0) { $running = $true; break }
+        Start-Sleep -Milliseconds 500   # waiting for a process on the agent: nothing to await from here
+    }
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    $ps.Stop()
+    $stopSeconds = $clock.Elapsed.TotalSeconds
+    $gone = $false
+    foreach ($i in 1..40) {
+        $probe = Invoke-EphCommand -ClientId $ClientName -Command "pgrep -f '$pattern'" -TimeoutSec 20
+        if ($probe.ExitCode -ne 0) { $gone = $true; break }
+        Start-Sleep -Milliseconds 500
+    }
+    $state = "$($ps.InvocationStateInfo.State)"
+    $ps.Dispose()
+    @{ Running = $running; StopSeconds = $stopSeconds; Gone = $gone; State = $state }
+}
+
+Step Disconnect { Disconnect-EphServer; @{ Mode = "$((Get-EphConfiguration).Mode)"; Current = @(Get-EphServerConnection).Count } }
+
+# A reader: searches, but is refused commands with the role named, and nothing runs.
+Step Reader {
+    $c = Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile $ReaderKey -PassThru
+    $found = @(Get-EphClient).Count
+    $refused = ErrorOf { Get-EphClient | Invoke-EphCommand -Command "touch $ReaderMarker" -ErrorAction Stop }
+    Disconnect-EphServer
+    @{ Role = $c.Role; Found = $found; Refused = $refused }
+}
+
+# The server's key is not the one pinned: the connection stops, naming both fingerprints.
+Step ChangedKey {
+    $env:ETPHONEHOME_CONFIG_DIR = $WrongPinDir
+    try { ErrorOf { Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile $OperatorKey } }
+    finally { Remove-Item Env:ETPHONEHOME_CONFIG_DIR }
+}
+
+# Not pinned and nobody to ask: a clear refusal, never a silent trust.
+Step Unpinned {
+    $env:ETPHONEHOME_CONFIG_DIR = Join-Path $Work 'empty-profile'
+    try { ErrorOf { Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile $OperatorKey } }
+    finally { Remove-Item Env:ETPHONEHOME_CONFIG_DIR }
+}
+
+$r | ConvertTo-Json -Depth 6 | Set-Content -LiteralPath $Out
