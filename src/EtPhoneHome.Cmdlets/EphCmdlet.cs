@@ -37,8 +37,10 @@ public abstract class EphCmdlet : PSCmdlet
     }
 
     internal static ErrorRecord NotAvailableRemotelyError(string cmdlet, EphRemoteSession remote) =>
-        NewError(Strings.NotAvailableRemotelyId, ErrorCategory.InvalidOperation, cmdlet,
-            string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.NotAvailableRemotely, cmdlet, remote.Describe()));
+        NewError(Strings.NotAvailableRemotelyId, ErrorCategory.InvalidOperation, cmdlet, NotAvailableRemotelyMessage(cmdlet, remote));
+
+    internal static string NotAvailableRemotelyMessage(string cmdlet, EphRemoteSession remote) =>
+        string.Format(System.Globalization.CultureInfo.CurrentCulture, Strings.NotAvailableRemotely, cmdlet, remote.Describe());
 
     protected override void BeginProcessing()
     {

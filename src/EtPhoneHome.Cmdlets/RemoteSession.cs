@@ -101,7 +101,11 @@ internal static class RemoteErrors
     /// The error record of a refusal or failure the server answered; <paramref name="invalidArgumentId"/> is the local
     /// cmdlet's ID for a bad argument (InvalidCommandRequest for Invoke-EphCommand…).
     /// </summary>
-    public static ErrorRecord ToRecord(OperatorRemoteException ex, EphRemoteSession? session, object? target = null, string? invalidArgumentId = null)
+    public static ErrorRecord ToRecord(OperatorRemoteException ex, EphRemoteSession? session, object? target = null, string? invalidArgumentId = null) =>
+        Describe(ex, session, target, invalidArgumentId).ToRecord(ex);
+
+    /// <summary>What <see cref="ToRecord"/> reports: ID, category, target and message.</summary>
+    public static RemoteErrorInfo Describe(OperatorRemoteException ex, EphRemoteSession? session, object? target = null, string? invalidArgumentId = null)
     {
         var error = ex.Error;
         switch (error.Code)
@@ -111,7 +115,7 @@ internal static class RemoteErrors
                     var who = session?.Server.Identity;
                     var message = string.Format(CultureInfo.CurrentCulture, Strings.OperatorRoleRequired, error.Message,
                         who?.Operator ?? "?", who?.Role.ToString().ToLowerInvariant() ?? "?", error.Needs ?? "?");
-                    return EphCmdlet.NewError(Strings.OperatorRoleRequiredId, ErrorCategory.PermissionDenied, target ?? error.Needs, message, ex);
+                    return new(Strings.OperatorRoleRequiredId, ErrorCategory.PermissionDenied, target ?? error.Needs, message);
                 }
 
             case OperatorErrorCodes.NotFound:
@@ -120,24 +124,28 @@ internal static class RemoteErrors
                     var message = names is null
                         ? error.Message
                         : string.Format(CultureInfo.CurrentCulture, Strings.ClientsNotFound, string.Join(", ", names.Select(x => $"'{x}'")));
-                    return EphCmdlet.NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, names?.ToArray() ?? target, message, ex);
+                    return new(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, names?.ToArray() ?? target, message);
                 }
 
             case OperatorErrorCodes.InvalidArgument:
-                return EphCmdlet.NewError(invalidArgumentId ?? Strings.RemoteInvalidArgumentId, ErrorCategory.InvalidArgument, error.Field ?? target, error.Message, ex);
+                return new(invalidArgumentId ?? Strings.RemoteInvalidArgumentId, ErrorCategory.InvalidArgument, error.Field ?? target, error.Message);
             case OperatorErrorCodes.RateLimited:
-                return EphCmdlet.NewError(Strings.RemoteRateLimitedId, ErrorCategory.LimitsExceeded, target, error.Message, ex);
+                return new(Strings.RemoteRateLimitedId, ErrorCategory.LimitsExceeded, target, error.Message);
             case OperatorErrorCodes.Cancelled:
-                return EphCmdlet.NewError(Strings.RemoteOperationCancelledId, ErrorCategory.OperationStopped, target, error.Message, ex);
+                return new(Strings.RemoteOperationCancelledId, ErrorCategory.OperationStopped, target, error.Message);
             case OperatorErrorCodes.ConnectionLost:
-                return ConnectionError(new OperatorConnectionLostException(error.Message), session);
+                return DescribeConnection(new OperatorConnectionLostException(error.Message), session);
             default:
-                return EphCmdlet.NewError(Strings.RemoteOperationFailedId, ErrorCategory.NotSpecified, target, error.Message, ex);
+                return new(Strings.RemoteOperationFailedId, ErrorCategory.NotSpecified, target, error.Message);
         }
     }
 
     /// <summary>The error record of a connection that could not be made or was lost; host key faults have IDs of their own.</summary>
-    public static ErrorRecord ConnectionError(Exception ex, EphRemoteSession? session, string? server = null)
+    public static ErrorRecord ConnectionError(Exception ex, EphRemoteSession? session, string? server = null) =>
+        DescribeConnection(ex, session, server).ToRecord(ex);
+
+    /// <summary>What <see cref="ConnectionError"/> reports.</summary>
+    public static RemoteErrorInfo DescribeConnection(Exception ex, EphRemoteSession? session, string? server = null)
     {
         var where = server ?? session?.Describe() ?? "?";
         var (id, category) = ex switch
@@ -148,9 +156,15 @@ internal static class RemoteErrors
             SshAuthenticationException => (Strings.SshAuthenticationFailedId, ErrorCategory.AuthenticationError),
             _ => (Strings.ServerConnectionFailedId, ErrorCategory.ConnectionError),
         };
-        return EphCmdlet.NewError(id, category, where, string.Format(CultureInfo.CurrentCulture, Strings.ServerConnectionFailed, where, ex.Message), ex);
+        return new(id, category, where, string.Format(CultureInfo.CurrentCulture, Strings.ServerConnectionFailed, where, ex.Message));
     }
 
     /// <summary>True for the exceptions <see cref="ConnectionError"/> describes.</summary>
     public static bool IsConnectionFault(Exception ex) => ex is RemoteConnectionException or OperatorConnectionLostException;
+}
+
+/// <summary>An error the cmdlets report: stable ID, category, target and message.</summary>
+internal sealed record RemoteErrorInfo(string Id, ErrorCategory Category, object? Target, string Message)
+{
+    public ErrorRecord ToRecord(Exception ex) => EphCmdlet.NewError(Id, Category, Target, Message, ex);
 }
