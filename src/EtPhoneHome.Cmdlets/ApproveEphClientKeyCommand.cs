@@ -33,8 +33,16 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            await RemoteAsync(ct).ConfigureAwait(false);
+            return;
+        }
+
         using var registry = OpenRegistry();
         foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
         {
@@ -83,6 +91,51 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
             catch (RegistryNotFoundException ex)
             {
                 WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, ex.Message, ex));
+            }
+        }
+    }
+
+    /// <summary>The same decision through the server (an admin's operation there); unknown keys are the server's NOT_FOUND.</summary>
+    private async Task RemoteAsync(CancellationToken ct)
+    {
+        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
+        {
+            if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id), Strings.ApproveKeyAction).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            string fingerprint;
+            try
+            {
+                var outcome = await op.ApproveKeyAsync(id, ct).ConfigureAwait(false);
+                var answer = KeyAdministration.Describe(outcome, id);
+                if (outcome.AlreadyApproved)
+                {
+                    WriteWarning(answer);
+                }
+                else
+                {
+                    WriteVerbose(answer);
+                }
+
+                fingerprint = outcome.Fingerprint;
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex) when (ex.Code == EtPhoneHome.Protocol.OperatorErrorCodes.NotFound)
+            {
+                WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, string.Format(CultureInfo.CurrentCulture, Strings.KeyNotFound, id), ex));
+                continue;
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex)
+            {
+                WriteError(RemoteTargetError(ex, id, Strings.KeyDecisionNeededId));
+                continue;
+            }
+
+            if (PassThru && (await op.ListKeysAsync(false, ct).ConfigureAwait(false)).FirstOrDefault(k => k.Fingerprint == fingerprint) is { } key)
+            {
+                WriteObject(new EphClientKey(key));
             }
         }
     }

@@ -5,6 +5,7 @@ namespace EtPhoneHome;
 
 /// <summary>Ends the session's server connection; the session works locally again (the server host's data directory).</summary>
 [Cmdlet(VerbsCommunications.Disconnect, "EphServer", HelpUri = HelpLinks.Base + "Disconnect-EphServer.md")]
+[OutputType(typeof(void))]
 public sealed class DisconnectEphServerCommand : EphAsyncCmdlet
 {
     private protected override bool SupportsRemote => true;

@@ -89,6 +89,20 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
     }
 
     /// <summary>
+    /// A server's refusal of one target's change as a non-terminating error (the others go on); a refusal for the
+    /// operator's role is the same for every target, so it is rethrown and ends the cmdlet once, naming the role.
+    /// </summary>
+    internal ErrorRecord RemoteTargetError(OperatorRemoteException ex, object target, string? invalidArgumentId)
+    {
+        if (ex.Code == EtPhoneHome.Protocol.OperatorErrorCodes.Forbidden)
+        {
+            throw new EphTerminatingException(RemoteErrors.ToRecord(ex, Remote));
+        }
+
+        return RemoteErrors.ToRecord(ex, Remote, target, invalidArgumentId);
+    }
+
+    /// <summary>
     /// The targets of a fan-out through the server, by the same rules as <see cref="EphCmdlet.ResolveTargets"/>: nothing
     /// piped means nothing to do, no target without -All is NoClient, and any literal name the server does not know
     /// refuses the whole operation (ClientNotFound naming them) before anything runs.

@@ -30,7 +30,26 @@ internal sealed class SnapshotKeyStore(IReadOnlyList<KeyRecord> keys) : IKeyStor
 {
     public KeyRecord? GetKey(string fingerprint) => keys.FirstOrDefault(k => k.Fingerprint == fingerprint);
 
-    public IReadOnlyList<KeyRecord> ListKeys(KeyStatus? status = null) => status is null ? keys : [.. keys.Where(k => k.Status == status)];
+    public IReadOnlyList<KeyRecord> ListKeys(KeyStatus? status = null)
+    {
+        if (status is null)
+        {
+            return keys;
+        }
+
+        // A loop, not a lambda: a closure would put the Core enum in a compiler-made type's layout, which PowerShell
+        // reads before the module's dependency resolver is registered.
+        var matching = new List<KeyRecord>();
+        foreach (var key in keys)
+        {
+            if (key.Status == status)
+            {
+                matching.Add(key);
+            }
+        }
+
+        return matching;
+    }
 
     public KeyRecord RecordPendingKey(string fingerprint, string? publicKey, AgentIdentity identity) => throw SnapshotClientStore.ReadOnly();
 

@@ -16,8 +16,8 @@ internal sealed class EphRemoteSession
     public static readonly TimeSpan CompletionCacheLifetime = TimeSpan.FromSeconds(10);
 
     private readonly object _cacheLock = new();
-    private (DateTime At, IReadOnlyList<ClientRecord> Clients)? _clients;
-    private (DateTime At, IReadOnlyList<KeyRecord> Keys)? _keys;
+    private Cached<IReadOnlyList<ClientRecord>>? _clients;
+    private Cached<IReadOnlyList<KeyRecord>>? _keys;
 
     public EphRemoteSession(RemoteServer server, string? savedName)
     {
@@ -42,14 +42,14 @@ internal sealed class EphRemoteSession
         {
             if (_clients is { } cached && DateTime.UtcNow - cached.At < CompletionCacheLifetime)
             {
-                return cached.Clients;
+                return cached.Value;
             }
         }
 
         var clients = Fetch(async ct => (await (await Server.GetAsync(ct).ConfigureAwait(false)).SearchAsync(new ClientQuery(), ct).ConfigureAwait(false)).Clients, timeout);
         lock (_cacheLock)
         {
-            _clients = (DateTime.UtcNow, clients);
+            _clients = new(DateTime.UtcNow, clients);
         }
 
         return clients;
@@ -62,18 +62,21 @@ internal sealed class EphRemoteSession
         {
             if (_keys is { } cached && DateTime.UtcNow - cached.At < CompletionCacheLifetime)
             {
-                return cached.Keys;
+                return cached.Value;
             }
         }
 
         var keys = Fetch(async ct => await (await Server.GetAsync(ct).ConfigureAwait(false)).ListKeysAsync(false, ct).ConfigureAwait(false), timeout);
         lock (_cacheLock)
         {
-            _keys = (DateTime.UtcNow, keys);
+            _keys = new(DateTime.UtcNow, keys);
         }
 
         return keys;
     }
+
+    /// <summary>A completion answer and when it was fetched (a class: no value type holding Core types in a layout).</summary>
+    private sealed record Cached<T>(DateTime At, T Value);
 
     private static IReadOnlyList<T> Fetch<T>(Func<CancellationToken, Task<IReadOnlyList<T>>> fetch, TimeSpan timeout)
     {

@@ -25,8 +25,16 @@ public sealed class RemoveEphClientCommand : EphAsyncCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            await RemoteAsync(ct).ConfigureAwait(false);
+            return;
+        }
+
         using var registry = OpenRegistry();
         var lookup = ClientQueries.Find(registry.Clients, names: Id, ids: null, onlineOnly: false);
         foreach (var missing in lookup.NotFound)
@@ -54,6 +62,41 @@ public sealed class RemoveEphClientCommand : EphAsyncCmdlet
             catch (RegistryNotFoundException ex)
             {
                 WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, client.Uuid, ex.Message, ex));
+            }
+        }
+    }
+
+    /// <summary>The same removal through the server (an admin's operation there).</summary>
+    private async Task RemoteAsync(CancellationToken ct)
+    {
+        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        var lookup = await op.SearchAsync(new ClientQuery { Names = Id }, ct).ConfigureAwait(false);
+        foreach (var missing in lookup.NotFound)
+        {
+            WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
+                string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
+        }
+
+        foreach (var client in lookup.Clients)
+        {
+            if (!await ShouldProcessAsync(ClientText.Describe(client.DisplayName, client.Uuid), Strings.RemoveClientAction).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            try
+            {
+                var outcome = await op.RemoveClientAsync(client.Uuid, ct).ConfigureAwait(false);
+                WriteVerbose(string.Format(CultureInfo.CurrentCulture, "Removed {0} through the server: {1} key(s) revoked, {2} session(s) closed.",
+                    ClientText.Describe(client.DisplayName, client.Uuid), outcome.RevokedFingerprints.Count, outcome.ClosedSessions.Count));
+                if (PassThru)
+                {
+                    WriteObject(new EphClient(client with { RemovedAt = DateTimeOffset.UtcNow }));
+                }
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex)
+            {
+                WriteError(RemoteTargetError(ex, client.Uuid, null));
             }
         }
     }

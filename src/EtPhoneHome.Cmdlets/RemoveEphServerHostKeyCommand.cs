@@ -9,6 +9,7 @@ namespace EtPhoneHome;
 /// the new key and asks, or needs -HostKeyFingerprint.
 /// </summary>
 [Cmdlet(VerbsCommon.Remove, "EphServerHostKey", HelpUri = HelpLinks.Base + "Remove-EphServerHostKey.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(void))]
 public sealed class RemoveEphServerHostKeyCommand : EphCmdlet
 {
     /// <summary>The server's host name or address (as given to Connect-EphServer).</summary>

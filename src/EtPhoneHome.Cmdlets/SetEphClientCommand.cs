@@ -72,9 +72,17 @@ public sealed class SetEphClientCommand : EphAsyncCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
         var update = BuildUpdate(MyInvocation.BoundParameters.Keys);
+        if (Remote is not null)
+        {
+            await RemoteAsync(update, ct).ConfigureAwait(false);
+            return;
+        }
+
         using var registry = OpenRegistry();
         var lookup = ClientQueries.Find(registry.Clients, names: Id, ids: null, onlineOnly: false);
         foreach (var missing in lookup.NotFound)
@@ -113,6 +121,40 @@ public sealed class SetEphClientCommand : EphAsyncCmdlet
             catch (RegistryNotFoundException ex)
             {
                 WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, client.Uuid, ex.Message, ex));
+            }
+        }
+    }
+
+    /// <summary>The same edit through the server: its search resolves the names, its operator service applies the edit.</summary>
+    private async Task RemoteAsync(ClientUpdate update, CancellationToken ct)
+    {
+        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        var lookup = await op.SearchAsync(new ClientQuery { Names = Id }, ct).ConfigureAwait(false);
+        foreach (var missing in lookup.NotFound)
+        {
+            WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
+                string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
+        }
+
+        var action = string.Format(CultureInfo.CurrentCulture, Strings.SetClientAction, Describe(update));
+        foreach (var client in lookup.Clients)
+        {
+            if (!await ShouldProcessAsync(ClientText.Describe(client.DisplayName, client.Uuid), action).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            try
+            {
+                var updated = await op.UpdateClientAsync(client.Uuid, update, ct).ConfigureAwait(false);
+                if (PassThru)
+                {
+                    WriteObject(new EphClient(updated));
+                }
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex)
+            {
+                WriteError(RemoteTargetError(ex, client.Uuid, Strings.InvalidClientFieldId));
             }
         }
     }

@@ -238,6 +238,7 @@ public sealed class RemoteCmdletTests : IAsyncLifetime
     private static readonly string[] s_remote =
     [
         "Get-EphClient", "Invoke-EphCommand", "Copy-EphFile", "Get-EphClientMetric", "Get-EphFleetStatus", "Get-EphHistory", "Get-EphClientKey",
+        "Set-EphClient", "Remove-EphClient", "Approve-EphClientKey", "Revoke-EphClientKey",
         "Get-EphConfiguration", "Connect-EphServer", "Disconnect-EphServer", "Get-EphServerConnection", "Remove-EphServerHostKey",
     ];
 
