@@ -214,7 +214,7 @@ public sealed class ConnectEphServerCommand : EphAsyncCmdlet
 /// <summary>Describes connections for the output.</summary>
 internal static class ServerConnections
 {
-    public static EphServerConnection Describe(EphRemoteSession session)
+    public static EphServerConnection Describe(EphRemoteSession session, bool current = true)
     {
         var a = session.Address;
         var who = session.Server.Identity;
@@ -225,7 +225,7 @@ internal static class ServerConnections
             ServerHost = who?.Host,
             ServerVersion = who?.ServerVersion,
             Connected = session.Server.IsConnected,
-            Current = true,
+            Current = current,
         };
     }
 

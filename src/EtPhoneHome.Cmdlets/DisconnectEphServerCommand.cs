@@ -5,9 +5,13 @@ namespace EtPhoneHome;
 
 /// <summary>Ends the session's server connection; the session works locally again (the server host's data directory).</summary>
 [Cmdlet(VerbsCommunications.Disconnect, "EphServer", HelpUri = HelpLinks.Base + "Disconnect-EphServer.md")]
-[OutputType(typeof(void))]
+[OutputType(typeof(EphServerConnection))]
 public sealed class DisconnectEphServerCommand : EphAsyncCmdlet
 {
+    /// <summary>Writes the connection that was ended.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
     private protected override bool SupportsRemote => true;
 
     protected override async Task EndProcessingAsync(CancellationToken ct)
@@ -28,6 +32,11 @@ public sealed class DisconnectEphServerCommand : EphAsyncCmdlet
         }
 
         await previous.Server.DisposeAsync().ConfigureAwait(false);
+        if (PassThru)
+        {
+            WriteObject(ServerConnections.Describe(previous, current: false));
+        }
+
         WriteVerbose(string.Format(CultureInfo.CurrentCulture, Strings.VerboseDisconnected, previous.Describe()));
     }
 }

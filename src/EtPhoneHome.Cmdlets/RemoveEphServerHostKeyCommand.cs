@@ -9,7 +9,7 @@ namespace EtPhoneHome;
 /// the new key and asks, or needs -HostKeyFingerprint.
 /// </summary>
 [Cmdlet(VerbsCommon.Remove, "EphServerHostKey", HelpUri = HelpLinks.Base + "Remove-EphServerHostKey.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
-[OutputType(typeof(void))]
+[OutputType(typeof(EphServerConnection))]
 public sealed class RemoveEphServerHostKeyCommand : EphCmdlet
 {
     /// <summary>The server's host name or address (as given to Connect-EphServer).</summary>
@@ -21,6 +21,10 @@ public sealed class RemoveEphServerHostKeyCommand : EphCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 65535)]
     public int Port { get; set; } = 22;
+
+    /// <summary>Writes the server whose pin was forgotten, with the forgotten fingerprint.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
 
     private protected override bool SupportsRemote => true;
 
@@ -54,6 +58,10 @@ public sealed class RemoveEphServerHostKeyCommand : EphCmdlet
             if (ShouldProcess(address.PinKey, string.Format(CultureInfo.CurrentCulture, Strings.ForgetHostKeyAction, pinned.Fingerprint)))
             {
                 pins.Remove(address);
+                if (PassThru)
+                {
+                    WriteObject(new EphServerConnection(null, address.HostName, address.Port, address.User, null, pinned.Fingerprint));
+                }
             }
         }
         catch (ConnectionProfileException ex)
