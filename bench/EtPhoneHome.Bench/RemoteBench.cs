@@ -118,6 +118,8 @@ internal static class RemoteBench
             var scpUp = new List<double>();
             var scpDown = new List<double>();
             var agentFile = Path.Combine(dir, "agent-copy.bin");
+            // The classic scp protocol (-O): the sandbox's sshd runs no sftp subsystem, as TransferBench.
+            string[] scpBase = ["-q", "-O", "-P", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), .. bench.SshOptions];
             for (var i = 0; i < Math.Max(1, rounds / 2); i++)
             {
                 File.Delete(agentFile);
@@ -127,10 +129,10 @@ internal static class RemoteBench
                 down.Add(await TimeAsync(() => remote.DownloadAsync("rmt-000", agentFile, back, null, CancellationToken.None)));
                 var scpTarget = Path.Combine(dir, "scp-up.bin");
                 File.Delete(scpTarget);
-                scpUp.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. bench.SshOptions, "-q", "-P", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), source, $"{bench.User}@127.0.0.1:{scpTarget}"])));
+                scpUp.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. scpBase, source, $"{bench.User}@127.0.0.1:{scpTarget}"])));
                 var scpBack = Path.Combine(dir, "scp-down.bin");
                 File.Delete(scpBack);
-                scpDown.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. bench.SshOptions, "-q", "-P", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), $"{bench.User}@127.0.0.1:{scpTarget}", scpBack])));
+                scpDown.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. scpBase, $"{bench.User}@127.0.0.1:{scpTarget}", scpBack])));
             }
 
             string Row(string what, List<double> eph, List<double> scp)
