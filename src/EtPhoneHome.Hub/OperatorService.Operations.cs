@@ -129,8 +129,17 @@ public sealed partial class OperatorService
 
                 case OperatorOperations.UpdateClient:
                 {
+                    var update = call.Args!.Value.TryGetProperty("update", out var u)
+                        ? OperatorOperations.FromElement<ClientUpdate>(u)
+                        : throw new ArgumentException($"{call.Op} needs \"update\"");
+                    if (OperatorOperations.ChangesPolicy(update) && who.Role < OperatorRole.Admin)
+                    {
+                        // A client's allowed paths, rate limits and webhook are the rules operators work under.
+                        throw new OperatorForbiddenException(OperatorRole.Admin,
+                            $"changing a client's allowed paths, rate limits or webhook needs the admin role; operator {who.Name} has {OperatorRoles.Wire(who.Role)}; nothing was changed");
+                    }
+
                     var client = ClientQueries.Single(Registry.Clients, StringArg(call, "client"));
-                    var update = OperatorOperations.FromElement<ClientUpdate>(call.Args!.Value.GetProperty("update"));
                     return OperatorOperations.ToElement(ClientAdministration.Set(Registry.Clients, client.Uuid, update, NewServices(who).Context));
                 }
 
