@@ -129,8 +129,17 @@ public sealed partial class OperatorService
 
                 case OperatorOperations.UpdateClient:
                 {
+                    var update = call.Args!.Value.TryGetProperty("update", out var u)
+                        ? OperatorOperations.FromElement<ClientUpdate>(u)
+                        : throw new ArgumentException($"{call.Op} needs \"update\"");
+                    if (OperatorOperations.ChangesPolicy(update) && who.Role < OperatorRole.Admin)
+                    {
+                        // A client's allowed paths, rate limits and webhook are the rules operators work under.
+                        throw new OperatorForbiddenException(OperatorRole.Admin,
+                            $"changing a client's allowed paths, rate limits or webhook needs the admin role; operator {who.Name} has {OperatorRoles.Wire(who.Role)}; nothing was changed");
+                    }
+
                     var client = ClientQueries.Single(Registry.Clients, StringArg(call, "client"));
-                    var update = OperatorOperations.FromElement<ClientUpdate>(call.Args!.Value.GetProperty("update"));
                     return OperatorOperations.ToElement(ClientAdministration.Set(Registry.Clients, client.Uuid, update, NewServices(who).Context));
                 }
 
@@ -282,13 +291,17 @@ public sealed partial class OperatorService
                 call.Grant(args.Window);
                 await SendItemAsync(call.Id, new TransferReady { Offset = ready.Offset, Size = ready.Size, RemotePath = ready.Path, Uuid = target.Uuid, DisplayName = target.DisplayName }, ct).ConfigureAwait(false);
                 var raw = tunnel.RawStream;
-                var buffer = new byte[256 * 1024];
+                // Two buffers: the next read from the agent overlaps the send of the previous chunk to the operator.
+                byte[][] buffers = [new byte[OperatorFrames.MaxDataBytes], new byte[OperatorFrames.MaxDataBytes]];
+                var which = 0;
+                var sending = Task.CompletedTask;
                 var left = ready.Size - ready.Offset;
                 while (left > 0)
                 {
+                    var buffer = buffers[which];
                     var credit = await call.CreditAsync(ct).ConfigureAwait(false);
                     var want = (int)Math.Min(Math.Min(buffer.Length, left), credit);
-                    var n = await raw.ReadAsync(buffer.AsMemory(0, want), ct).ConfigureAwait(false);
+                    var n = await raw.ReadAtLeastAsync(buffer.AsMemory(0, want), Math.Min(want, 256 * 1024), throwOnEndOfStream: false, ct).ConfigureAwait(false);
                     if (n == 0)
                     {
                         throw new IOException($"the agent closed the tunnel {left} bytes before the end of the file");
@@ -296,8 +309,12 @@ public sealed partial class OperatorService
 
                     call.Spend(n);
                     left -= n;
-                    await SendDataAsync(call.Id, buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    await sending.ConfigureAwait(false);
+                    sending = SendDataAsync(call.Id, buffer.AsMemory(0, n), ct);
+                    which ^= 1;
                 }
+
+                await sending.ConfigureAwait(false);
 
                 var trailer = await Wire.ReadAsync(raw, FileJson.Default.TransferTrailer, 4096, ct).ConfigureAwait(false)
                     ?? throw new ProtocolException(ProtocolError.Truncated, "agent closed the tunnel before the checksum trailer");

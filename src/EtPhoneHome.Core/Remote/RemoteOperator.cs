@@ -260,10 +260,15 @@ public sealed class RemoteOperator : IAsyncDisposable
 
         progress?.Report(offset);
         var sent = offset;
+        // Two buffers: reading and hashing the next chunk overlaps sending the previous one.
+        byte[][] buffers = [buffer, new byte[OperatorFrames.MaxDataBytes]];
+        var which = 0;
+        var sending = Task.CompletedTask;
         while (sent < size)
         {
-            var allowed = await credit.TakeAsync((int)Math.Min(buffer.Length, size - sent), ct).ConfigureAwait(false);
-            var n = await file.ReadAsync(buffer.AsMemory(0, allowed), ct).ConfigureAwait(false);
+            var chunk = buffers[which];
+            var allowed = await credit.TakeAsync((int)Math.Min(chunk.Length, size - sent), ct).ConfigureAwait(false);
+            var n = await file.ReadAtLeastAsync(chunk.AsMemory(0, allowed), allowed, throwOnEndOfStream: false, ct).ConfigureAwait(false);
             if (n == 0)
             {
                 throw new IOException("the local file became shorter during the upload");
@@ -274,12 +279,15 @@ public sealed class RemoteOperator : IAsyncDisposable
                 credit.Add(allowed - n);
             }
 
-            hash.AppendData(buffer, 0, n);
-            await call.SendDataAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            hash.AppendData(chunk, 0, n);
+            await sending.ConfigureAwait(false);
+            sending = call.SendDataAsync(chunk.AsMemory(0, n), ct);
+            which ^= 1;
             sent += n;
             progress?.Report(sent);
         }
 
+        await sending.ConfigureAwait(false);
         await call.SendAsync(new OperatorMessage { Type = OperatorMessageTypes.End, Sha256 = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant() }, ct).ConfigureAwait(false);
     }
 
