@@ -19,10 +19,11 @@
       Tags         = @('fleet', 'ssh', 'remote', 'tunnel', 'reverse-tunnel', 'nat', 'remote-execution', 'Linux', 'Windows', 'macOS')
       ProjectUri   = 'https://github.com/etphonehome/etphonehome'
       LicenseUri   = 'https://github.com/etphonehome/etphonehome/blob/main/LICENSE'
-      ReleaseNotes = '0.1.0, the first release. 34 cmdlets:
+      ReleaseNotes = '0.1.0, the first release. 38 cmdlets:
 - Clients: Get-EphClient (names with wildcards, tags, capabilities, text search, -Online), Set-EphClient, Remove-EphClient.
 - Keys: Get-EphClientKey (-Pending), Approve-EphClientKey, Revoke-EphClientKey, Remove-EphClientKey -Pending (purges pending keys unseen for longer than -OlderThan, 7 days by default).
 - Operators (SSH keys with a role: Reader, Operator, Admin): Add-EphOperator, Get-EphOperator, Set-EphOperator, Remove-EphOperator.
+- From a workstation over SSH: Connect-EphServer (host key pinned, never trusted silently; saved connections), Disconnect-EphServer, Get-EphServerConnection, Remove-EphServerHostKey; the fleet cmdlets then go through the operator service of the server.
 - Commands: Invoke-EphCommand fans a command out over the fleet (throttle, timeout, error limit), one result per client.
 - Files through the tunnels: Get-EphFileContent, Set-EphFileContent, Get-EphChildItem, Copy-EphFile (SHA-256 verified, resumable).
 - Exchange through R2 for large files and offline clients: Send-, Receive-, Get-, Remove-EphExchangeFile, New-EphExchangeUploadUrl, Initialize-EphExchange.
