@@ -27,6 +27,9 @@ public sealed partial class OperatorService
     /// <summary>Requests one connection may have in flight; more are refused BUSY.</summary>
     public const int MaxInFlight = 64;
 
+    /// <summary>Transfers (uploads and downloads) one connection may have in flight; each holds buffers of a few MiB.</summary>
+    public const int MaxTransfersInFlight = 8;
+
     /// <summary>Bytes of an upload the service buffers ahead of the agent (the credit it grants).</summary>
     public const int UploadWindow = 8 * 1024 * 1024;
 
@@ -202,6 +205,14 @@ public sealed partial class OperatorService
             if (_calls.Count >= MaxInFlight)
             {
                 await SendErrorAsync(id, OperatorErrorCodes.Busy, $"{MaxInFlight} requests are already in flight on this connection; wait for one to end").ConfigureAwait(false);
+                return;
+            }
+
+            if (message.Op is OperatorOperations.Upload or OperatorOperations.Download
+                && _calls.Values.Count(c => c.Op is OperatorOperations.Upload or OperatorOperations.Download) >= MaxTransfersInFlight)
+            {
+                // Each transfer buffers up to its window: a bound per connection keeps one operator from taking the hub's memory.
+                await SendErrorAsync(id, OperatorErrorCodes.Busy, $"{MaxTransfersInFlight} transfers are already in flight on this connection; wait for one to end").ConfigureAwait(false);
                 return;
             }
 

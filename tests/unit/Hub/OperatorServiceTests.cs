@@ -177,6 +177,38 @@ public sealed class OperatorServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TransfersInFlight_AreBoundedPerConnection_TheNextIsToldBusy()
+    {
+        // A client whose tunnel accepts and never answers: each upload to it waits in the tunnel handshake.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        _fleet.AddClient("5a5a5a5a-0009", "silent-01", true, ((System.Net.IPEndPoint)silent.LocalEndpoint).Port);
+        await using var remote = await ConnectAsync();
+        var args = OperatorOperations.ToElement(new TransferArgs { Client = "silent-01", RemotePath = "/tmp/x", Size = 1 });
+        var waiting = new List<OperatorCall>();
+        for (var i = 0; i < OperatorService.MaxTransfersInFlight; i++)
+        {
+            waiting.Add(await remote.Channel.StartAsync(OperatorOperations.Upload, args, CancellationToken.None));
+        }
+
+        await using var extra = await remote.Channel.StartAsync(OperatorOperations.Upload, args, CancellationToken.None);
+        var busy = await Assert.ThrowsAsync<OperatorRemoteException>(async () =>
+        {
+            await foreach (var _ in extra.ItemsAsync(CancellationToken.None))
+            {
+            }
+        });
+        Assert.Equal(OperatorErrorCodes.Busy, busy.Code);
+
+        // Other requests still run on the connection.
+        Assert.Equal(4, (await remote.SearchAsync(new ClientQuery(), CancellationToken.None)).Clients.Count);
+        foreach (var call in waiting)
+        {
+            await call.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task UnknownNames_RefuseTheWholeFanOut_NamingThem()
     {
         await using var remote = await ConnectAsync();
