@@ -27,6 +27,15 @@ public sealed partial class OperatorService
     /// <summary>Requests one connection may have in flight; more are refused BUSY.</summary>
     public const int MaxInFlight = 64;
 
+    /// <summary>
+    /// Bytes of call messages one connection may have in flight (two of the largest); a call past it is refused BUSY.
+    /// Each call keeps its arguments until it ends, and a peer that stops reading keeps every call from ending.
+    /// </summary>
+    public const long MaxArgumentBytesInFlight = 2L * OperatorFrames.MaxMessageBytes;
+
+    /// <summary>Connections one operator key may hold at once; the next is told why and closed.</summary>
+    public const int MaxConnectionsPerOperator = 16;
+
     /// <summary>Bytes of an upload the service buffers ahead of the agent (the credit it grants).</summary>
     public const int UploadWindow = 8 * 1024 * 1024;
 
@@ -36,6 +45,7 @@ public sealed partial class OperatorService
     private readonly Func<RegistryStores> _openRegistry;
     private readonly Func<string, OperatorIdentity?> _currentIdentity;
     private readonly IEphLog _log;
+    private readonly ConcurrentDictionary<string, int> _connections = new(StringComparer.Ordinal);
 
     /// <param name="openRegistry">Opens the registry for one connection (its own SQLite connection; disposed with it).</param>
     /// <param name="currentIdentity">The operator of a key fingerprint as the registry says now; null once removed.</param>
@@ -68,8 +78,63 @@ public sealed partial class OperatorService
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(who);
-        using var connection = new Connection(this, stream, who, ct);
-        await connection.RunAsync().ConfigureAwait(false);
+        if (_connections.AddOrUpdate(who.Fingerprint, 1, (_, n) => n + 1) > MaxConnectionsPerOperator)
+        {
+            try
+            {
+                Log(EphLogLevel.Warning, $"operator {UntrustedText.ForTerminal(who.Name)} already holds {MaxConnectionsPerOperator} connections; closing the next");
+                await RefuseAsync(stream, $"operator {who.Name} already holds {MaxConnectionsPerOperator} connections to this server; close one first").ConfigureAwait(false);
+            }
+            finally
+            {
+                Release(who.Fingerprint);
+            }
+
+            return;
+        }
+
+        try
+        {
+            using var connection = new Connection(this, stream, who, ct);
+            await connection.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            Release(who.Fingerprint);
+        }
+    }
+
+    private void Release(string fingerprint)
+    {
+        while (_connections.TryGetValue(fingerprint, out var n))
+        {
+            if (n <= 1 ? _connections.TryRemove(new KeyValuePair<string, int>(fingerprint, n)) : _connections.TryUpdate(fingerprint, n - 1, n))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Tells a connection the service will not serve it, then closes it; never throws for the peer.</summary>
+    private static async Task RefuseAsync(Stream stream, string why)
+    {
+        try
+        {
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await OperatorFrames.WriteMessageAsync(stream, new OperatorMessage
+            {
+                Type = OperatorMessageTypes.Error,
+                Id = 0,
+                Error = new OperatorError { Code = OperatorErrorCodes.Busy, Message = why },
+            }, bound.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
+        {
+        }
+        finally
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private void Log(EphLogLevel level, string text) => _log.Write(level, "operators", text);
@@ -85,6 +150,7 @@ public sealed partial class OperatorService
         private readonly ConcurrentDictionary<long, ServerCall> _calls = new();
         private readonly Lazy<RegistryStores> _registry;
         private string? _surface;
+        private long _argumentBytes;
 
         public Connection(OperatorService service, Stream stream, OperatorIdentity who, CancellationToken ct)
         {
@@ -102,13 +168,13 @@ public sealed partial class OperatorService
             {
                 while (!_life.IsCancellationRequested)
                 {
-                    var frame = await OperatorFrames.ReadAsync(_stream, OperatorFrames.MaxFrameBytes, _life.Token).ConfigureAwait(false);
-                    if (frame is not { } f)
+                    var payload = await Framing.ReadFrameAsync(_stream, OperatorFrames.MaxFrameBytes, allocateAsReceived: true, _life.Token).ConfigureAwait(false);
+                    if (payload is null)
                     {
                         break;
                     }
 
-                    await DispatchAsync(f).ConfigureAwait(false);
+                    await DispatchAsync(OperatorFrames.Parse(payload), payload.Length).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException)
@@ -147,7 +213,7 @@ public sealed partial class OperatorService
             }
         }
 
-        private async Task DispatchAsync(OperatorFrame frame)
+        private async Task DispatchAsync(OperatorFrame frame, int size)
         {
             if (frame.IsData)
             {
@@ -163,7 +229,7 @@ public sealed partial class OperatorService
             switch (message.Type)
             {
                 case OperatorMessageTypes.Call:
-                    await StartCallAsync(message).ConfigureAwait(false);
+                    await StartCallAsync(message, size).ConfigureAwait(false);
                     break;
                 case OperatorMessageTypes.Cancel:
                     if (_calls.TryGetValue(message.Id, out var cancelled))
@@ -191,7 +257,7 @@ public sealed partial class OperatorService
             }
         }
 
-        private async Task StartCallAsync(OperatorMessage message)
+        private async Task StartCallAsync(OperatorMessage message, int size)
         {
             var id = message.Id;
             if (id <= 0 || id > uint.MaxValue)
@@ -205,9 +271,22 @@ public sealed partial class OperatorService
                 return;
             }
 
-            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token);
+            if (_calls.ContainsKey(id))
+            {
+                throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is already in flight");
+            }
+
+            if (Interlocked.Add(ref _argumentBytes, size) > MaxArgumentBytesInFlight)
+            {
+                Interlocked.Add(ref _argumentBytes, -size);
+                await SendErrorAsync(id, OperatorErrorCodes.Busy, $"the requests in flight on this connection already hold {MaxArgumentBytesInFlight / (1024 * 1024)} MiB of arguments; wait for one to end").ConfigureAwait(false);
+                return;
+            }
+
+            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token) { ArgumentBytes = size };
             if (!_calls.TryAdd(id, call))
             {
+                Interlocked.Add(ref _argumentBytes, -size);
                 throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is already in flight");
             }
 
@@ -270,6 +349,7 @@ public sealed partial class OperatorService
             finally
             {
                 _calls.TryRemove(call.Id, out _);
+                Interlocked.Add(ref _argumentBytes, -call.ArgumentBytes);
                 call.Dispose();
             }
         }
@@ -277,6 +357,7 @@ public sealed partial class OperatorService
         /// <summary>The documented error of an expected fault; null for a fault the server did not expect (logged).</summary>
         private static OperatorError? Classify(Exception ex) => ex switch
         {
+            ForbiddenException forbidden => new OperatorError { Code = OperatorErrorCodes.Forbidden, Needs = OperatorRoles.Wire(forbidden.Needs), Message = forbidden.Message },
             UnknownClientsException unknown => new OperatorError
             {
                 Code = OperatorErrorCodes.NotFound,
@@ -369,6 +450,12 @@ public sealed partial class OperatorService
         }
     }
 
+    /// <summary>An allowed operation asked for something its caller's role may not do; nothing was changed.</summary>
+    private sealed class ForbiddenException(OperatorRole needs, string message) : Exception(message)
+    {
+        public OperatorRole Needs { get; } = needs;
+    }
+
     /// <summary>One request being served: its cancellation, and for uploads the bytes the operator sends.</summary>
     private sealed class ServerCall : IDisposable
     {
@@ -394,6 +481,9 @@ public sealed partial class OperatorService
         public string Op { get; }
 
         public JsonElement? Args { get; }
+
+        /// <summary>The size of the call's message, counted against the connection's bound until the call ends.</summary>
+        public int ArgumentBytes { get; init; }
 
         public CancellationTokenSource Cancellation { get; }
 
