@@ -60,6 +60,12 @@ public sealed partial class OperatorService
     /// <summary>The host name the service reports in its hello.</summary>
     public string HostName { get; init; } = Environment.MachineName;
 
+    /// <summary>
+    /// How often a connection reads its operator's role again while it is open: a removal then ends it, and a demotion
+    /// cancels the calls in flight the new role may not make, even when no new request comes.
+    /// </summary>
+    public TimeSpan RoleCheckInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Replaces how commands reach the agents (tests).</summary>
     internal Func<OperationGuard, ICommandTransport>? CommandTransport { get; init; }
 
@@ -164,6 +170,7 @@ public sealed partial class OperatorService
         public async Task RunAsync()
         {
             _service.Log(EphLogLevel.Information, $"operator {UntrustedText.ForTerminal(_who.Name)} ({OperatorRoles.Wire(_who.Role)}) connected from {UntrustedText.ForTerminal(_who.Source ?? "an unknown address")}");
+            var watch = WatchRoleAsync();
             try
             {
                 while (!_life.IsCancellationRequested)
@@ -207,9 +214,68 @@ public sealed partial class OperatorService
                     // Each call logs its own fault; a call stuck past the bound is abandoned with the connection.
                 }
 
+                await watch.ConfigureAwait(false);
+
                 // Closing the connection ends the operator's ssh session (and its gate) at once.
                 await _stream.DisposeAsync().ConfigureAwait(false);
                 _service.Log(EphLogLevel.Information, $"operator {UntrustedText.ForTerminal(_who.Name)} disconnected");
+            }
+        }
+
+        /// <summary>
+        /// Reads the operator's role again every <see cref="RoleCheckInterval"/> while the connection is open: a removed
+        /// operator's connection ends (its calls in flight are cancelled), and a demoted operator's calls in flight that
+        /// the new role may not make are cancelled. Never throws.
+        /// </summary>
+        private async Task WatchRoleAsync()
+        {
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(_service.RoleCheckInterval, _life.Token).ConfigureAwait(false);
+                    OperatorIdentity? now;
+                    try
+                    {
+                        now = _service._currentIdentity(_who.Fingerprint);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        // The registry is busy or unreadable now: the next request reads the role again, and so does the next check.
+                        continue;
+                    }
+
+                    if (now is null)
+                    {
+                        _service.Log(EphLogLevel.Warning, $"operator {UntrustedText.ForTerminal(_who.Name)} was removed; closing the connection and cancelling its {_calls.Count} request(s) in flight");
+                        await TrySendAsync(new OperatorMessage
+                        {
+                            Type = OperatorMessageTypes.Error,
+                            Id = 0,
+                            Error = new OperatorError { Code = OperatorErrorCodes.Forbidden, Message = $"operator {_who.Name} was removed; the connection was closed" },
+                        }).ConfigureAwait(false);
+                        await _life.CancelAsync().ConfigureAwait(false);
+                        return;
+                    }
+
+                    foreach (var call in _calls.Values)
+                    {
+                        if (OperatorOperations.Required.TryGetValue(call.Op, out var needs) && now.Role < needs)
+                        {
+                            try
+                            {
+                                await call.Cancellation.CancelAsync().ConfigureAwait(false);
+                            }
+                            catch (ObjectDisposedException)
+                            {
+                                // It ended meanwhile.
+                            }
+                        }
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
             }
         }
 

@@ -196,6 +196,66 @@ public sealed class OperatorServiceTests : IAsyncLifetime
         await _serving!.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ARemovalOrDemotion_StopsWhatIsInFlight_EvenWithoutANewRequest(bool removed)
+    {
+        // A removed (or demoted) operator who sends nothing more keeps neither its connection nor its running fan-out.
+        var role = OperatorRole.Operator;
+        var gone = false;
+        var service = new OperatorService(() => _fleet.Stores(), fp => gone ? null : new OperatorIdentity("bob", fp, role, null))
+        {
+            CommandTransport = _ => _transport,
+            RoleCheckInterval = TimeSpan.FromMilliseconds(100),
+        };
+        var never = new TaskCompletionSource();
+        _transport.Hold("web-01", never.Task);
+        var started = 0;
+        _transport.Started += _ => Interlocked.Increment(ref started);
+        var path = Path.Combine(_dir, "bob");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await client.ConnectAsync(new UnixDomainSocketEndPoint(path));
+        var serving = service.ServeAsync(new NetworkStream(await listener.AcceptAsync(), ownsSocket: true), new OperatorIdentity("bob", "SHA256:bob", role, null), CancellationToken.None);
+        var stream = new NetworkStream(client, ownsSocket: false);
+        await using var remote = await RemoteOperator.OpenAsync(new OperatorChannel(stream, stream), Surfaces.Cli, CancellationToken.None);
+        var results = new List<FleetCommandResult>();
+        var run = Task.Run(async () =>
+        {
+            await foreach (var r in remote.RunCommandsAsync(Run("sleep 86400", "web-01"), null, CancellationToken.None))
+            {
+                results.Add(r);
+            }
+        });
+        await WaitUntil(() => Volatile.Read(ref started) == 1);
+        if (removed)
+        {
+            gone = true;
+        }
+        else
+        {
+            role = OperatorRole.Reader;
+        }
+
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        var result = Assert.Single(results);
+        Assert.Equal(CommandStatus.Error, result.Status);
+        Assert.Contains("cancelled", result.Error, StringComparison.Ordinal);
+        if (removed)
+        {
+            await serving.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.False(remote.IsOpen);
+        }
+        else
+        {
+            // A demoted reader keeps its connection, for what a reader may do.
+            Assert.Equal(3, (await remote.SearchAsync(new ClientQuery(), CancellationToken.None)).Clients.Count);
+        }
+    }
+
     [Fact]
     public async Task UnknownNames_RefuseTheWholeFanOut_NamingThem()
     {
