@@ -44,7 +44,7 @@ public sealed partial class OperatorService
                     var lookup = ClientQueries.Search(Registry.Clients, query);
                     foreach (var page in lookup.Clients.Chunk(OperatorOperations.SearchPageSize))
                     {
-                        await SendItemAsync(call.Id, page, ct).ConfigureAwait(false);
+                        await SendItemAsync(call.Id, page.Select(RemoteView).ToArray(), ct).ConfigureAwait(false);
                     }
 
                     return OperatorOperations.ToElement(new SearchResult { NotFound = lookup.NotFound, Count = lookup.Clients.Count });
@@ -154,18 +154,17 @@ public sealed partial class OperatorService
 
                 case OperatorOperations.UpdateClient:
                 {
-                    var update = call.Args!.Value.TryGetProperty("update", out var u)
-                        ? OperatorOperations.FromElement<ClientUpdate>(u)
-                        : throw new ArgumentException($"{call.Op} needs \"update\"");
-                    if (OperatorOperations.ChangesPolicy(update) && who.Role < OperatorRole.Admin)
+                    var client = ClientQueries.Single(Registry.Clients, StringArg(call, "client"));
+                    var update = OperatorOperations.FromElement<ClientUpdate>(call.Args!.Value.TryGetProperty("update", out var u) ? (JsonElement?)u : null);
+                    if (who.Role < OperatorRole.Admin && AdminOnlyFields(update) is { Count: > 0 } fields)
                     {
-                        // A client's allowed paths, rate limits and webhook are the rules operators work under.
-                        throw new OperatorForbiddenException(OperatorRole.Admin,
-                            $"changing a client's allowed paths, rate limits or webhook needs the admin role; operator {who.Name} has {OperatorRoles.Wire(who.Role)}; nothing was changed");
+                        // Allowed paths, the webhook and the rate limits bound what operators do and where events go:
+                        // an operator may not widen its own bounds or redirect a client's events.
+                        throw new ForbiddenException(OperatorRole.Admin,
+                            $"changing {string.Join(", ", fields)} needs the admin role; operator {who.Name} has {OperatorRoles.Wire(who.Role)}; nothing was changed");
                     }
 
-                    var client = ClientQueries.Single(Registry.Clients, StringArg(call, "client"));
-                    return OperatorOperations.ToElement(ClientAdministration.Set(Registry.Clients, client.Uuid, update, NewServices(who).Context));
+                    return OperatorOperations.ToElement(RemoteView(ClientAdministration.Set(Registry.Clients, client.Uuid, update, NewServices(who).Context)));
                 }
 
                 case OperatorOperations.RemoveClient:
@@ -244,6 +243,39 @@ public sealed partial class OperatorService
             }
 
             return OperatorOperations.ToElement(new SearchResult { Count = count });
+        }
+
+        /// <summary>
+        /// A client as an operator connection sees it: the webhook URL without its credentials (user info and query,
+        /// as on every output surface; the history never holds it), and no tunnel port or session (they never cross).
+        /// </summary>
+        internal static ClientRecord RemoteView(ClientRecord client) => client with
+        {
+            WebhookUrl = client.WebhookUrl is { } url ? Core.Webhooks.WebhookConfiguration.Redact(url) : null,
+            TunnelPort = null,
+            SessionId = null,
+        };
+
+        /// <summary>The fields of an edit only an admin may change.</summary>
+        internal static List<string> AdminOnlyFields(ClientUpdate update)
+        {
+            var fields = new List<string>();
+            if (update.AllowedPaths is not null || update.ClearAllowedPaths)
+            {
+                fields.Add("allowed paths");
+            }
+
+            if (update.WebhookUrl is not null)
+            {
+                fields.Add("the webhook URL");
+            }
+
+            if (update.RateLimitRpm is not null || update.RateLimitConcurrent is not null)
+            {
+                fields.Add("rate limits");
+            }
+
+            return fields;
         }
 
         private static string StringArg(ServerCall call, string name) =>

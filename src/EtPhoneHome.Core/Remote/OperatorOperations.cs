@@ -66,17 +66,6 @@ public static class OperatorOperations
         [SetOperatorRole] = OperatorRole.Admin,
     };
 
-    /// <summary>
-    /// Whether a client edit touches the rules operators work under (allowed paths, rate limits, webhook): an admin's
-    /// change; names, purposes and tags are an operator's.
-    /// </summary>
-    public static bool ChangesPolicy(ClientUpdate update)
-    {
-        ArgumentNullException.ThrowIfNull(update);
-        return update.AllowedPaths is not null || update.ClearAllowedPaths || update.WebhookUrl is not null
-            || update.RateLimitRpm is not null || update.RateLimitConcurrent is not null;
-    }
-
     /// <summary>The version of the operations' shapes; a server refuses a client that speaks another.</summary>
     public const int ProtocolVersion = 1;
 

@@ -223,8 +223,14 @@ public sealed class RemoteOperator : IAsyncDisposable
         var credit = new CreditGate();
         call.OnCredit = credit.Add;
         Task sender = Task.CompletedTask;
+        var asked = 0;
         call.OnSend = message =>
         {
+            if (Interlocked.Exchange(ref asked, 1) != 0)
+            {
+                throw new ProtocolException(ProtocolError.Malformed, "the server asked for the file's bytes twice");
+            }
+
             var offset = message.Offset ?? 0;
             if (offset < 0 || offset > size)
             {
@@ -358,8 +364,20 @@ public sealed class RemoteOperator : IAsyncDisposable
             }), ct).ConfigureAwait(false);
             var received = offset;
             var ungranted = 0L;
+            var granted = (long)DownloadWindow;
+            TransferReady? ready = null;
             call.OnData = async data =>
             {
+                // The server sends the file's bytes after saying its size, within the credit granted: anything else is
+                // refused before it reaches the disk (a hostile server cannot fill it, nor queue bytes here unasked).
+                if (ready is null || data.Length > ready.Size - received || data.Length > granted)
+                {
+                    throw new ProtocolException(ProtocolError.Malformed, ready is null
+                        ? "the server sent file bytes before the file's size"
+                        : $"the server sent more bytes than {(data.Length > granted ? "the credit granted" : $"the file's {ready.Size} bytes")}; the destination was not touched");
+                }
+
+                granted -= data.Length;
                 hash.AppendData(data.Span);
                 await file.WriteAsync(data, ct).ConfigureAwait(false);
                 received += data.Length;
@@ -367,15 +385,22 @@ public sealed class RemoteOperator : IAsyncDisposable
                 ungranted += data.Length;
                 if (ungranted >= DownloadWindow / 4)
                 {
+                    granted += ungranted;
                     await call.SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Credit, Bytes = ungranted }, ct).ConfigureAwait(false);
                     ungranted = 0;
                 }
             };
 
-            TransferReady? ready = null;
             await foreach (var item in call.ItemsAsync(ct).ConfigureAwait(false))
             {
-                ready ??= OperatorOperations.FromElement<TransferReady>(item);
+                if (ready is null)
+                {
+                    ready = OperatorOperations.FromElement<TransferReady>(item);
+                    if (ready.Offset != offset || ready.Size < offset)
+                    {
+                        throw new ProtocolException(ProtocolError.Malformed, $"the server answered offset {ready.Offset} of {ready.Size} bytes, asked from {offset}");
+                    }
+                }
             }
 
             done = OperatorOperations.FromElement<TransferDone>(call.Result);
