@@ -65,6 +65,11 @@ public static class Program
         RegistryVerbs.Register(root);
         McpVerbs.Register(root);
         FilesVerbs.Register(root);
+        ConnectionVerbs.Register(root);
+        root.Options.Add(RemoteCli.ServerOption());
+        root.Options.Add(RemoteCli.KeyFileOption());
+        root.Options.Add(RemoteCli.FingerprintOption());
+        RemoteCli.Wrap(root);
         return root;
     }
 }
@@ -77,6 +82,15 @@ internal sealed class EphRootCommand(string description, Func<EtPhoneHome.Core.D
 
     /// <summary>How a verb asks a person to confirm (the console by default; a test gives its own answers).</summary>
     public OperatorPrompt Prompt { get; set; } = OperatorPrompt.Console;
+
+    /// <summary>The environment the verbs read ($ETPHONEHOME_SERVER); a test gives its own.</summary>
+    public Func<string, string?> Environment { get; set; } = System.Environment.GetEnvironmentVariable;
+
+    /// <summary>How a verb given --server reaches the server (ssh with the pinned host key by default; a test: a socket pair).</summary>
+    public Func<RemoteRequest, OperatorPrompt, TextWriter, CancellationToken, Task<EtPhoneHome.Core.Remote.RemoteServer>> RemoteConnector { get; set; } = RemoteCli.ConnectAsync;
+
+    /// <summary>Serves MCP on stdio with the tools going through <see cref="RemoteConnector"/>'s server (mcp --server).</summary>
+    public Func<EtPhoneHome.Core.Remote.RemoteServer, ParseResult, CancellationToken, Task<int>> RemoteMcp { get; set; } = McpVerbs.RunRemoteStdioAsync;
 }
 
 /// <summary>A confirmation prompt: whether a person can answer one, and how the answer is read.</summary>

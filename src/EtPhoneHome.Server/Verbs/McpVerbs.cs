@@ -145,6 +145,20 @@ internal static class McpVerbs
         return cmd;
     }
 
+    /// <summary>
+    /// <c>mcp --server</c>: not available yet. The tools read the registry directly; until they go through a seam with a
+    /// remote implementation, this refuses rather than serving tools that would fail or touch a local registry.
+    /// </summary>
+    internal static async Task<int> RunRemoteStdioAsync(EtPhoneHome.Core.Remote.RemoteServer server, ParseResult parseResult, CancellationToken ct)
+    {
+        _ = server;
+        _ = ct;
+        await parseResult.InvocationConfiguration.Error.WriteLineAsync(
+            "eph-server mcp: serving MCP through a server's operator service (--server) is not available in this version; " +
+            "run eph-server mcp on the server host (for example through ssh: ssh ops@hub eph-server mcp). Nothing was done.").ConfigureAwait(false);
+        return OperatorVerbs.UsageError;
+    }
+
     internal static McpServerSettings Settings(string[]? allowedDirs, int maxOutputBytes)
     {
         if (maxOutputBytes is < 1024 or > 1024 * 1024)
