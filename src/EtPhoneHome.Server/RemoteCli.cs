@@ -148,7 +148,7 @@ internal static class RemoteCli
 
         try
         {
-            await using var remote = await root.RemoteConnector(new RemoteRequest(server, pr.GetValue<string?>("--key-file"), pr.GetValue<string?>("--host-key-fingerprint"), Surfaces.Cli),
+            await using var remote = await root.RemoteConnector(new RemoteRequest(server, pr.GetValue<string?>("--key-file"), pr.GetValue<string?>("--host-key-fingerprint"), mcpStdio ? Surfaces.Mcp : Surfaces.Cli),
                 root.Prompt, error, ct).ConfigureAwait(false);
             if (mcpStdio)
             {
