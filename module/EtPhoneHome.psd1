@@ -10,7 +10,7 @@
   PowerShellVersion    = '7.4'
   CompatiblePSEditions = @('Core')
   FormatsToProcess     = @('EtPhoneHome.format.ps1xml')
-  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration', 'Get-EphClientMetric', 'Get-EphFleetStatus', 'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile', 'New-EphExchangeUploadUrl', 'Initialize-EphExchange', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats', 'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory', 'Start-EphMcpServer', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Copy-EphFile', 'Backup-EphRegistry', 'Restore-EphRegistry', 'Remove-EphClientKey')
+  CmdletsToExport      = @('Get-EphClient', 'Invoke-EphCommand', 'Get-EphConfiguration', 'Set-EphConfiguration', 'Get-EphClientMetric', 'Get-EphFleetStatus', 'Send-EphExchangeFile', 'Receive-EphExchangeFile', 'Get-EphExchangeFile', 'Remove-EphExchangeFile', 'New-EphExchangeUploadUrl', 'Initialize-EphExchange', 'Get-EphWebhookDelivery', 'Send-EphWebhookDelivery', 'Test-EphWebhook', 'Get-EphRateLimitStats', 'Set-EphClient', 'Remove-EphClient', 'Get-EphClientKey', 'Approve-EphClientKey', 'Revoke-EphClientKey', 'Get-EphHistory', 'Start-EphMcpServer', 'Get-EphFileContent', 'Set-EphFileContent', 'Get-EphChildItem', 'Copy-EphFile', 'Backup-EphRegistry', 'Restore-EphRegistry', 'Remove-EphClientKey', 'Add-EphOperator', 'Get-EphOperator', 'Set-EphOperator', 'Remove-EphOperator')
   FunctionsToExport    = @()
   AliasesToExport      = @()
   VariablesToExport    = @()
@@ -19,9 +19,10 @@
       Tags         = @('fleet', 'ssh', 'remote', 'tunnel', 'reverse-tunnel', 'nat', 'remote-execution', 'Linux', 'Windows', 'macOS')
       ProjectUri   = 'https://github.com/etphonehome/etphonehome'
       LicenseUri   = 'https://github.com/etphonehome/etphonehome/blob/main/LICENSE'
-      ReleaseNotes = '0.1.0, the first release. 30 cmdlets:
+      ReleaseNotes = '0.1.0, the first release. 34 cmdlets:
 - Clients: Get-EphClient (names with wildcards, tags, capabilities, text search, -Online), Set-EphClient, Remove-EphClient.
 - Keys: Get-EphClientKey (-Pending), Approve-EphClientKey, Revoke-EphClientKey, Remove-EphClientKey -Pending (purges pending keys unseen for longer than -OlderThan, 7 days by default).
+- Operators (SSH keys with a role: Reader, Operator, Admin): Add-EphOperator, Get-EphOperator, Set-EphOperator, Remove-EphOperator.
 - Commands: Invoke-EphCommand fans a command out over the fleet (throttle, timeout, error limit), one result per client.
 - Files through the tunnels: Get-EphFileContent, Set-EphFileContent, Get-EphChildItem, Copy-EphFile (SHA-256 verified, resumable).
 - Exchange through R2 for large files and offline clients: Send-, Receive-, Get-, Remove-EphExchangeFile, New-EphExchangeUploadUrl, Initialize-EphExchange.

@@ -93,7 +93,7 @@ internal static class TransferBench
         return 0;
     }
 
-    private static async Task WriteRandomAsync(string path, int mib)
+    internal static async Task WriteRandomAsync(string path, int mib)
     {
         var buffer = new byte[1024 * 1024];
         await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 0);

@@ -66,6 +66,8 @@ public sealed class EphHistoryEntry
         Surface = entry.Surface;
         Duration = entry.DurationMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
         Detail = UntrustedText.ForTerminal(entry.Detail);
+        Role = entry.Role;
+        Source = UntrustedText.ForTerminal(entry.Source);
     }
 
     public DateTimeOffset At { get; }
@@ -82,6 +84,10 @@ public sealed class EphHistoryEntry
     public string Surface { get; }
     public TimeSpan? Duration { get; }
     public string? Detail { get; }
+    /// <summary>The acting operator's role (reader, operator, admin) when an operator key acted over SSH; empty otherwise.</summary>
+    public string? Role { get; }
+    /// <summary>Where that operator connected from (the SSH peer address); empty otherwise.</summary>
+    public string? Source { get; }
 
     public override string ToString() => $"{At:u} {Client} {Operation} {Status}";
 }

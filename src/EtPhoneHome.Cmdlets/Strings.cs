@@ -84,6 +84,14 @@ internal static class Strings
     public const string RegistryBackupUnsound = "The backup {0} is not a sound registry ({1}); nothing was changed.";
     public const string RegistryBackupFailedId = "RegistryBackupFailed";
     public const string RegistryRestoreFailedId = "RegistryRestoreFailed";
+    // ----- operators -----
+    public const string OperatorNotFoundId = "OperatorNotFound";
+    public const string InvalidOperatorId = "InvalidOperator";
+    public const string OperatorNotFound = "No active operator is named '{0}' or has that key fingerprint. Get-EphOperator lists the operators.";
+    public const string AddOperatorAction = "Add operator with role {0} (its key reaches the operator service through sshd)";
+    public const string SetOperatorAction = "Set the operator's role to {0}";
+    public const string RemoveOperatorAction = "Remove operator (sshd refuses its key from then on)";
+    public const string OperatorTarget = "operator '{0}' (key {1})";
     public const string KeyReplacesTarget = "key {0}, which claims {1}: {1} will trust {0} instead of its key {2} (revoked)";
     public const string KeyTargetOfClient = "key {0} of {1}";
     public const string VerboseRevoked = "Revoked key {0}: closed {1} session(s), disconnected {2}.";

@@ -4,8 +4,8 @@ using EtPhoneHome.Protocol;
 namespace EtPhoneHome.Gate;
 
 /// <summary>
-/// eph-gate: sshd's AuthorizedKeysCommand ("keys") and forced command ("session"). Stateless; both modes
-/// are thin clients of the hub's unix socket.
+/// eph-gate: sshd's AuthorizedKeysCommand ("keys") and forced commands ("session" for agents, "operator" for operator
+/// keys). Stateless; every mode is a thin client of the hub's unix socket.
 /// </summary>
 internal static class Program
 {
@@ -13,6 +13,7 @@ internal static class Program
         usage:
           eph-gate keys --socket PATH <user> <fingerprint> <keytype> <key>
           eph-gate session --socket PATH --fingerprint FP [--resume-grace SECONDS]
+          eph-gate operator --socket PATH --fingerprint FP
 
         session relays the SSH session's control channel to the hub; when the hub goes away it keeps the session
         and re-attaches it to the next hub, for up to --resume-grace seconds (default 120).
@@ -80,6 +81,14 @@ internal static class Program
                 }
 
                 return await SessionAsync(socket, fingerprint, relayOptions).ConfigureAwait(false);
+            case "operator":
+                if (fingerprint is null)
+                {
+                    Console.Error.WriteLine("eph-gate operator: --fingerprint FP is required");
+                    return 2;
+                }
+
+                return await OperatorAsync(socket, fingerprint).ConfigureAwait(false);
             default:
                 Console.Error.WriteLine($"eph-gate: unknown mode \"{args[0]}\"\n{Usage}");
                 return 2;
@@ -158,5 +167,20 @@ internal static class Program
         var relay = new SessionRelay(stdin, stdout, ct => ConnectAsync(socketPath, ct), first, options,
             line => Console.Error.WriteLine($"eph-gate: {line} (hub socket {socketPath})"));
         return await relay.RunAsync().ConfigureAwait(false);
+    }
+
+    private static async Task<int> OperatorAsync(string socketPath, string fingerprint)
+    {
+        var first = new GateRequest
+        {
+            Op = "operator",
+            Fingerprint = fingerprint,
+            GatePid = Environment.ProcessId,
+            SshConnection = Environment.GetEnvironmentVariable("SSH_CONNECTION"),
+            User = Environment.GetEnvironmentVariable("USER"),
+        };
+        await using var stdin = Console.OpenStandardInput();
+        await using var stdout = Console.OpenStandardOutput();
+        return await OperatorRelay.RunAsync(stdin, stdout, socketPath, first, Console.Error).ConfigureAwait(false);
     }
 }

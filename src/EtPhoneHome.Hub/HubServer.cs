@@ -316,6 +316,9 @@ public sealed partial class HubServer : IAsyncDisposable
                 case GateResume.Op:
                     await ResumeSessionAsync(stream, request, PeerPid(socket), ct).ConfigureAwait(false);
                     break;
+                case OperatorOp:
+                    await OperatorConnectionAsync(stream, request, PeerPid(socket), ct).ConfigureAwait(false);
+                    break;
                 default:
                     Log(EphLogLevel.Warning, $"gate sent an unknown op \"{Clip(request.Op)}\"; closing");
                     break;
@@ -343,6 +346,13 @@ public sealed partial class HubServer : IAsyncDisposable
         if (!FingerprintPattern().IsMatch(fingerprint) || !KeyTypePattern().IsMatch(keyType) || !KeyBlobPattern().IsMatch(key))
         {
             return [];
+        }
+
+        // An operator key is answered before anything about clients: a forced eph-gate operator and no forwarding at all
+        // (restrict: no port forwarding, pty, agent or X11); a removed operator's key gets nothing, so sshd refuses it.
+        if (_registry.FindOperatorKey(fingerprint) is { } op)
+        {
+            return OperatorKeyLines(op, fingerprint, keyType, key);
         }
 
         _offered.Remember(fingerprint, keyType + " " + key);

@@ -10,16 +10,7 @@ namespace EtPhoneHome.Protocol;
 public static class SshFingerprint
 {
     /// <summary>Fingerprint of a base64 key blob as it appears in known_hosts or a .pub file; null if not base64.</summary>
-    public static string? FromBase64Blob(string base64Blob)
-    {
-        var buffer = new byte[base64Blob.Length];
-        if (!Convert.TryFromBase64String(base64Blob, buffer, out var n) || n == 0)
-        {
-            return null;
-        }
-
-        return "SHA256:" + Convert.ToBase64String(SHA256.HashData(buffer.AsSpan(0, n))).TrimEnd('=');
-    }
+    public static string? FromBase64Blob(string base64Blob) => SshKeyFingerprint.FromBase64Blob(base64Blob);
 
     /// <summary>
     /// True when two fingerprints name the same key (the "SHA256:" prefix and padding are optional in <paramref name="given"/>).

@@ -63,6 +63,7 @@ public static class Program
         WebhookVerbs.Register(root);
         RateLimitVerbs.Register(root);
         RegistryVerbs.Register(root);
+        OperatorsVerbs.Register(root);
         McpVerbs.Register(root);
         FilesVerbs.Register(root);
         ConnectionVerbs.Register(root);

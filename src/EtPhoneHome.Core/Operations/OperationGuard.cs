@@ -8,6 +8,12 @@ namespace EtPhoneHome.Core.Operations;
 /// <summary>Who is acting and through which surface (recorded in the history).</summary>
 public sealed record OperatorContext(string Actor, string Surface)
 {
+    /// <summary>The acting operator's role (reader, operator, admin) when an operator key acts; null for local operators.</summary>
+    public string? Role { get; init; }
+
+    /// <summary>Where the acting operator connected from (the SSH peer address) when known; null for local operators.</summary>
+    public string? Source { get; init; }
+
     /// <summary>The current OS user acting through <paramref name="surface"/>.</summary>
     public static OperatorContext ForSurface(string surface) => new(Environment.UserName, surface);
 }
@@ -66,6 +72,8 @@ public sealed class OperationGuard(IRateLimitLedger ledger, OperatorContext cont
             Uuid = uuid,
             Actor = Context.Actor,
             Surface = Context.Surface,
+            Role = Context.Role,
+            Source = Context.Source,
             Status = OperationNames.Wire(OperationStatus.RateLimited),
             Detail = truncated,
             DurationMs = 0,
@@ -168,6 +176,8 @@ public sealed class OperationLease : IDisposable
             Uuid = Uuid,
             Actor = _guard.Context.Actor,
             Surface = _guard.Context.Surface,
+            Role = _guard.Context.Role,
+            Source = _guard.Context.Source,
             Status = status,
             Detail = OperationGuard.Truncate(detail),
             DurationMs = duration,

@@ -65,6 +65,12 @@ public static class OperationNames
     public const string ResendWebhook = "resend_webhook";
     /// <summary>Remove-EphClientKey -Pending / purge-keys, and the hub's expiry of pending keys; no MCP tool.</summary>
     public const string PurgeKeys = "purge_keys";
+    /// <summary>Add-EphOperator / operators add (a removed operator's key added again included); no MCP tool.</summary>
+    public const string AddOperator = "add_operator";
+    /// <summary>Remove-EphOperator / operators remove; no MCP tool.</summary>
+    public const string RemoveOperator = "remove_operator";
+    /// <summary>Set-EphOperator / operators set-role; no MCP tool.</summary>
+    public const string SetOperatorRole = "set_operator_role";
 
     /// <summary>Every operation the history records, in the order people think of them.</summary>
     public static IReadOnlyList<string> Operations { get; } =
@@ -72,6 +78,7 @@ public static class OperationNames
         RunCommand, ReadFile, WriteFile, ListFiles, UploadFile, DownloadFile,
         ExchangeUpload, ExchangeDownload, ExchangeList, ExchangeDelete, ExchangeInit,
         GetClientMetrics, AcceptKey, RevokeKey, PurgeKeys, UpdateClient, RemoveClient, ResendWebhook,
+        AddOperator, RemoveOperator, SetOperatorRole,
     ];
 
     /// <summary>Every status, in wire spelling.</summary>

@@ -181,6 +181,10 @@ public sealed record AuditEntry
     public required string Actor { get; init; }
     /// <summary>pwsh, mcp, cli or hub.</summary>
     public required string Surface { get; init; }
+    /// <summary>The acting operator's role (reader, operator, admin) when an operator key acted; null otherwise.</summary>
+    public string? Role { get; init; }
+    /// <summary>Where the acting operator connected from (the SSH peer address) when known; null otherwise.</summary>
+    public string? Source { get; init; }
     public required string Status { get; init; }
     public string? Detail { get; init; }
     public long? DurationMs { get; init; }

@@ -294,6 +294,7 @@ internal static class RegistryMigrations
         """,
         NameKeyStep,
         TunnelPortStep,
+        OperatorsStep,
     ];
 
     // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot
@@ -328,11 +329,45 @@ internal static class RegistryMigrations
             """);
     }
 
+    // 10: operators, people's SSH keys with a name and a role (a removed operator stays, its key then refused); the
+    // history records the acting operator's role and source address beside the actor and surface. Code, so that it can
+    // be applied again to a file that has it (idempotent).
+    private const string OperatorsStep = "-- operators and the history's role and source: AddOperators";
+
+    private static void AddOperators(SqliteConnection connection, SqliteTransaction tx)
+    {
+        Exec(connection, tx, """
+            CREATE TABLE IF NOT EXISTS operators (
+                fingerprint TEXT PRIMARY KEY,
+                name        TEXT NOT NULL COLLATE NOCASE,
+                key_type    TEXT NOT NULL,
+                public_key  TEXT NOT NULL,
+                role        TEXT NOT NULL,
+                added_at    INTEGER NOT NULL,
+                added_by    TEXT NOT NULL,
+                removed_at  INTEGER,
+                removed_by  TEXT
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS ux_operators_active_name ON operators(name COLLATE NOCASE) WHERE removed_at IS NULL;
+            """);
+        foreach (var column in new[] { "role", "source" })
+        {
+            using var info = connection.CreateCommand();
+            info.Transaction = tx;
+            info.CommandText = $"SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = '{column}'";
+            if (Convert.ToInt64(info.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+            {
+                Exec(connection, tx, $"ALTER TABLE audit ADD COLUMN {column} TEXT");
+            }
+        }
+    }
+
     /// <summary>Work a step needs beyond its SQL, keyed by the step itself (so it survives renumbering), run after it.</summary>
     private static readonly Dictionary<string, Action<SqliteConnection, SqliteTransaction>> AfterStep = new(StringComparer.Ordinal)
     {
         [NameKeyStep] = ClientNameKeys.Apply,
         [TunnelPortStep] = AddTunnelPorts,
+        [OperatorsStep] = AddOperators,
     };
 
     /// <summary>The schema version of the step that made display names unique.</summary>

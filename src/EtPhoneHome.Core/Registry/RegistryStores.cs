@@ -16,6 +16,7 @@ public sealed class RegistryStores : IDisposable
     private readonly IHealthStore? _health;
     private readonly IWebhookOutbox? _webhooks;
     private readonly IRateLimitLedger? _rateLimits;
+    private readonly IOperatorStore? _operators;
 
     /// <summary>The stores of one SQLite registry; disposing them closes it.</summary>
     public static RegistryStores Of(SqliteRegistry registry)
@@ -31,6 +32,7 @@ public sealed class RegistryStores : IDisposable
             Health = registry,
             Webhooks = registry,
             RateLimits = registry,
+            Operators = registry,
             DataDirectory = registry.DataDirectory,
             Owner = registry,
         };
@@ -51,6 +53,8 @@ public sealed class RegistryStores : IDisposable
     public IWebhookOutbox Webhooks { get => _webhooks ?? throw Missing(nameof(Webhooks)); init => _webhooks = value; }
 
     public IRateLimitLedger RateLimits { get => _rateLimits ?? throw Missing(nameof(RateLimits)); init => _rateLimits = value; }
+
+    public IOperatorStore Operators { get => _operators ?? throw Missing(nameof(Operators)); init => _operators = value; }
 
     /// <summary>Directory holding the registry and the hub's socket.</summary>
     public required string DataDirectory { get; init; }

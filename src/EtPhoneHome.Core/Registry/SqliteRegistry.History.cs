@@ -25,11 +25,12 @@ public sealed partial class SqliteRegistry
     private void InsertAudit(SqliteConnection c, SqliteTransaction? tx, AuditEntry e)
     {
         Exec(c, tx, """
-            INSERT INTO audit(at, actor, surface, operation, uuid, status, detail, duration_ms)
-            VALUES ($at, $actor, $surface, $op, $u, $st, $d, $ms)
+            INSERT INTO audit(at, actor, surface, operation, uuid, status, detail, duration_ms, role, source)
+            VALUES ($at, $actor, $surface, $op, $u, $st, $d, $ms, $role, $source)
             """,
             ("$at", (e.At ?? _time.GetUtcNow()).ToUnixTimeMilliseconds()), ("$actor", e.Actor), ("$surface", e.Surface),
-            ("$op", e.Operation), ("$u", e.Uuid), ("$st", e.Status), ("$d", e.Detail), ("$ms", e.DurationMs));
+            ("$op", e.Operation), ("$u", e.Uuid), ("$st", e.Status), ("$d", e.Detail), ("$ms", e.DurationMs),
+            ("$role", e.Role), ("$source", e.Source));
     }
 
     public IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query)
@@ -109,6 +110,8 @@ public sealed partial class SqliteRegistry
         At = Time(r, "at"),
         Actor = Str(r, "actor")!,
         Surface = Str(r, "surface")!,
+        Role = Str(r, "role"),
+        Source = Str(r, "source"),
         Operation = Str(r, "operation")!,
         Uuid = Str(r, "uuid"),
         Status = Str(r, "status")!,

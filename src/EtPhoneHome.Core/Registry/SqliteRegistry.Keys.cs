@@ -212,6 +212,12 @@ public sealed partial class SqliteRegistry
         var started = Now;
         using var c = Connect();
         using var tx = c.BeginTransaction(deferred: false);
+        if (OperatorNameOfKey(c, tx, fingerprintOrUuid) is { } operatorName)
+        {
+            throw new KeyDecisionException(
+                $"key {fingerprintOrUuid} is the key of operator '{operatorName}'; an operator key is never a client key, so it is not approved");
+        }
+
         var key = GetKey(c, tx, fingerprintOrUuid);
         if (key is null)
         {

@@ -353,6 +353,7 @@ internal static class OperatorVerbs
     internal static int RunWithRegistry(ParseResult pr, string? data, Func<RegistryStores, int> verb)
     {
         var error = pr.InvocationConfiguration.Error;
+        var name = VerbName(pr);
         try
         {
             using var services = Services(pr, data);
@@ -360,15 +361,21 @@ internal static class OperatorVerbs
         }
         catch (RegistryNotFoundException ex)
         {
-            error.WriteLine($"eph-server {pr.CommandResult.Command.Name}: {ex.Message}");
+            error.WriteLine($"eph-server {name}: {ex.Message}");
             return 1;
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or ArgumentException)
         {
-            error.WriteLine($"eph-server {pr.CommandResult.Command.Name}: {ex.Message}");
+            error.WriteLine($"eph-server {name}: {ex.Message}");
             return 1;
         }
     }
+
+    /// <summary>The verb as typed: its group too for a verb of a group (<c>operators add</c>).</summary>
+    internal static string VerbName(ParseResult pr) =>
+        pr.CommandResult.Parent is CommandResult { Command: var group } && group is not RootCommand
+            ? group.Name + " " + pr.CommandResult.Command.Name
+            : pr.CommandResult.Command.Name;
 
     // ----- verb bodies (tested directly) -----
 

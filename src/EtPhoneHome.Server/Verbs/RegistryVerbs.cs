@@ -312,7 +312,7 @@ internal static class RegistryVerbs
             ["AT", "CLIENT", "OPERATION", "STATUS", "WHO", "DURATION", "DETAIL"],
             rows.Select(r => new[]
             {
-                r.At, r.Client ?? r.Uuid, r.Operation, r.Status, $"{r.Actor}/{r.Surface}",
+                r.At, r.Client ?? r.Uuid, r.Operation, r.Status, $"{r.Actor}/{r.Surface}{(r.Role is null ? "" : "/" + r.Role)}",
                 r.DurationMs is { } ms ? ms.ToString(CultureInfo.InvariantCulture) + " ms" : "", r.Detail,
             }),
             maxCell: 60));
@@ -330,7 +330,9 @@ internal sealed record HistoryRow(
     string Actor,
     string Surface,
     long? DurationMs,
-    string? Detail)
+    string? Detail,
+    string? Role,
+    string? Source)
 {
     public static HistoryRow From(AuditEntry entry, string? displayName) => new(
         OperatorRows.Time(entry.At ?? DateTimeOffset.UnixEpoch),
@@ -341,7 +343,9 @@ internal sealed record HistoryRow(
         entry.Actor,
         entry.Surface,
         entry.DurationMs,
-        entry.Detail);
+        entry.Detail,
+        entry.Role,
+        entry.Source);
 }
 
 /// <summary>The line of <c>remove --json</c>.</summary>

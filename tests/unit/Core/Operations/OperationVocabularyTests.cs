@@ -59,7 +59,8 @@ public sealed class OperationVocabularyTests
             .Select(m => m.GetCustomAttribute<McpServerToolAttribute>()?.Name)
             .OfType<string>()
             .ToHashSet(StringComparer.Ordinal);
-        string[] withoutTool = [OperationNames.ExchangeInit, OperationNames.RevokeKey, OperationNames.PurgeKeys, OperationNames.RemoveClient, OperationNames.ResendWebhook];
+        string[] withoutTool = [OperationNames.ExchangeInit, OperationNames.RevokeKey, OperationNames.PurgeKeys, OperationNames.RemoveClient, OperationNames.ResendWebhook,
+            OperationNames.AddOperator, OperationNames.RemoveOperator, OperationNames.SetOperatorRole];
         foreach (var operation in OperationNames.Operations.Except(withoutTool))
         {
             Assert.Contains(operation, tools);

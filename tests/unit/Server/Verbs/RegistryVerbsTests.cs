@@ -224,7 +224,7 @@ public sealed class RegistryVerbsTests : IDisposable
         Assert.Equal(0, await RunAsync("history", "--json", "--client", "db-01", "--operation", "run_command", "--limit", "2", "--skip", "1"));
 
         var rows = JsonLines();
-        Assert.Equal(["at", "uuid", "client", "operation", "status", "actor", "surface", "duration_ms", "detail"], Fields(rows[0]));
+        Assert.Equal(["at", "uuid", "client", "operation", "status", "actor", "surface", "duration_ms", "detail", "role", "source"], Fields(rows[0]));
         Assert.Equal(["cmd 3", "cmd 2"], rows.Select(r => r.GetProperty("detail").GetString()));
         Assert.Equal("db-01", rows[0].GetProperty("client").GetString());
         Assert.Equal(13, rows[0].GetProperty("duration_ms").GetInt64());

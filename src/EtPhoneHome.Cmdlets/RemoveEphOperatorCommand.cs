@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Management.Automation;
+using EtPhoneHome.Core.Registry;
+
+namespace EtPhoneHome;
+
+/// <summary>
+/// Removes operators: sshd refuses their keys from then on; they stay listed with Get-EphOperator -IncludeRemoved.
+/// The last active admin cannot be removed.
+/// </summary>
+[Cmdlet(VerbsCommon.Remove, "EphOperator", HelpUri = HelpLinks.Base + "Remove-EphOperator.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(EphOperator))]
+public sealed class RemoveEphOperatorCommand : EphAsyncCmdlet
+{
+    /// <summary>Operator names or key fingerprints; binds Name of piped EphOperator objects.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[]? Name { get; set; }
+
+    /// <summary>Writes each removed operator.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override async Task ProcessRecordAsync(CancellationToken ct)
+    {
+        using var registry = OpenRegistry();
+        foreach (var name in Name ?? [])
+        {
+            if (registry.Operators.GetOperator(name) is not { } op)
+            {
+                WriteError(NewError(Strings.OperatorNotFoundId, ErrorCategory.ObjectNotFound, name, string.Format(CultureInfo.CurrentCulture, Strings.OperatorNotFound, name)));
+                continue;
+            }
+
+            if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.OperatorTarget, op.Name, op.Fingerprint), Strings.RemoveOperatorAction).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            try
+            {
+                var context = Core.Operations.OperatorContext.ForSurface(Surfaces.PowerShell);
+                var removed = registry.Operators.RemoveOperator(op.Fingerprint, context.Actor, context.Surface);
+                if (PassThru)
+                {
+                    WriteObject(new EphOperator(removed));
+                }
+            }
+            catch (RegistryValidationException ex)
+            {
+                WriteError(NewError(Strings.InvalidOperatorId, ErrorCategory.InvalidOperation, name, ex.Message, ex));
+            }
+            catch (RegistryNotFoundException ex)
+            {
+                WriteError(NewError(Strings.OperatorNotFoundId, ErrorCategory.ObjectNotFound, name, ex.Message, ex));
+            }
+        }
+    }
+}
