@@ -29,6 +29,8 @@ internal static class Program
                 return await ExchangeBench.RunAsync(args[1..]);
             case "search":
                 return SearchBench.Run(args[1..]);
+            case "remote":
+                return await RemoteBench.RunAsync(args[1..]);
             case "lifecycle":
                 args = args[1..];
                 break;

@@ -61,6 +61,31 @@ public sealed partial class HubServer
         await handler(stream, op, request.SshConnection, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The operator service of this hub: each connection opens its own registry connection (so operators' reads do not
+    /// queue behind the hub's writes), and the operator's role is read from the hub's registry on every request.
+    /// </summary>
+    private OperatorService NewOperatorService()
+    {
+        var service = new OperatorService(
+            () => RegistryStores.Of(SqliteRegistry.Open(_options.DataDirectory)),
+            fingerprint => _registry.GetOperator(fingerprint) is { Removed: false } op && op.Fingerprint == fingerprint
+                ? new OperatorIdentity(op.Name, op.Fingerprint, op.Role, null)
+                : null,
+            _options.Log)
+        {
+            HostName = _options.Host ?? Environment.MachineName,
+        };
+        return service;
+    }
+
+    /// <summary>The client address of an SSH_CONNECTION value ("client_ip client_port server_ip server_port"); null when it is not one.</summary>
+    internal static string? SourceAddress(string? sshConnection)
+    {
+        var first = sshConnection?.Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault();
+        return first is not null && System.Net.IPAddress.TryParse(first, out var ip) ? ip.ToString() : null;
+    }
+
     /// <summary>A gate-supplied value for a log line: whole up to 100 characters (a fingerprint, an SSH_CONNECTION), cut after.</summary>
     private static string ClipLong(string? s) => s is null ? "" : s.Length <= 100 ? s : s[..100] + "…";
 }

@@ -54,6 +54,7 @@ public sealed partial class HubServer : IAsyncDisposable
         _offered = new OfferedKeyCache(Math.Max(1, options.MaxOfferedKeys));
         _admissions = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentAdmissions));
         _writes = new RegistryWriteWatch(options.DataDirectory.Path, options.Log);
+        OperatorSessionHandler = NewOperatorService().ServeAsync;
     }
 
     /// <summary>True while the registry refuses writes (a full disk): sessions are kept, new ones refused.</summary>

@@ -56,6 +56,13 @@ public sealed partial class OperatorService
     /// <summary>Replaces the metrics source (tests).</summary>
     internal Func<OperationGuard, Core.Health.IMetricsSource>? MetricsSource { get; init; }
 
+    /// <summary>Serves the connection of an operator the hub checked (the key sshd authenticated), from the session's SSH_CONNECTION.</summary>
+    public Task ServeAsync(Stream stream, OperatorRecord op, string? sshConnection, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        return ServeAsync(stream, new OperatorIdentity(op.Name, op.Fingerprint, op.Role, HubServer.SourceAddress(sshConnection)), ct);
+    }
+
     /// <summary>Serves one operator connection until it ends, then closes the stream; never throws for anything the peer does.</summary>
     public async Task ServeAsync(Stream stream, OperatorIdentity who, CancellationToken ct)
     {
@@ -226,6 +233,7 @@ public sealed partial class OperatorService
                     return;
                 }
 
+                now = now with { Source = _who.Source };
                 if (now.Role < needs)
                 {
                     _service.Log(EphLogLevel.Warning, $"operator {UntrustedText.ForTerminal(now.Name)} ({OperatorRoles.Wire(now.Role)}) was refused {call.Op}, which needs {OperatorRoles.Wire(needs)}");
@@ -278,6 +286,7 @@ public sealed partial class OperatorService
             InvalidCommandRequestException invalid => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Field = invalid.Field, Message = invalid.Message },
             RegistryNotFoundException notFound => new OperatorError { Code = OperatorErrorCodes.NotFound, Message = notFound.Message },
             RateLimitExceededException limited => new OperatorError { Code = OperatorErrorCodes.RateLimited, Message = limited.Message },
+            RegistryValidationException invalidField => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Field = invalidField.ParamName, Message = invalidField.Message },
             ArgumentException argument => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Message = argument.Message },
             RpcException rpc => new OperatorError { Code = rpc.CodeName, Message = rpc.Message },
             InvalidOperationException invalidOp => new OperatorError { Code = OperatorErrorCodes.Failed, Message = invalidOp.Message },
@@ -288,7 +297,7 @@ public sealed partial class OperatorService
 
         internal OperatorServices NewServices(OperatorIdentity who)
         {
-            var context = new OperatorContext(who.Name, RemoteSurfaces.Recorded(_surface));
+            var context = new OperatorContext(who.Name, RemoteSurfaces.Recorded(_surface)) { Role = OperatorRoles.Wire(who.Role), Source = _who.Source };
             return new OperatorServices(_registry.Value, context, _service._log, ownsRegistry: false)
             {
                 CommandTransport = _service.CommandTransport ?? OperatorServices.TunnelCommands,

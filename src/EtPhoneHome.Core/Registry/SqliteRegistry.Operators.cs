@@ -16,6 +16,14 @@ public sealed partial class SqliteRegistry : IOperatorStore
         using var c = Connect();
         using var tx = c.BeginTransaction(deferred: false);
         var client = GetKey(c, tx, key.Fingerprint);
+        if (client is { Status: KeyStatus.Pending, Uuid: null })
+        {
+            // A key offered before it was added (an operator who tried to connect first lands in the pending list, as
+            // any unknown key does): the admin names it as an operator's now, so it stops being a would-be client.
+            Exec(c, tx, "DELETE FROM keys WHERE fingerprint = $f AND status = 'pending'", ("$f", key.Fingerprint));
+            client = null;
+        }
+
         if (client is not null)
         {
             throw new RegistryValidationException("key",

@@ -149,11 +149,24 @@ public sealed class OperatorStoreTests : IDisposable
         Assert.Equal(["alice"], _r.ListOperators(includeRemoved: true).Select(o => o.Name));
     }
 
+    [Fact]
+    public void Add_AKeyThatWaitsAsPending_TakesItOutOfThePendingList()
+    {
+        // An operator who tried to connect before being added: the key was recorded as any unknown key is.
+        var key = TestSshKeys.Ed25519();
+        _r.RecordPendingKey(key.Fingerprint, key.Line, Keys.Identity());
+
+        var added = _r.AddOperator("alice", key.Line, OperatorRole.Operator, "root");
+
+        Assert.Equal(key.Fingerprint, added.Fingerprint);
+        Assert.Null(_r.GetKey(key.Fingerprint));
+        Assert.Empty(_r.ListKeys(KeyStatus.Pending));
+    }
+
     [Theory]
-    [InlineData(KeyStatus.Pending)]
     [InlineData(KeyStatus.Approved)]
     [InlineData(KeyStatus.Revoked)]
-    public void Add_AClientsKey_WhateverItsStatus_IsRefused(KeyStatus status)
+    public void Add_AClientsKey_ApprovedOrRevoked_IsRefused(KeyStatus status)
     {
         var key = TestSshKeys.Ed25519();
         _r.RecordPendingKey(key.Fingerprint, key.Line, Keys.Identity());
