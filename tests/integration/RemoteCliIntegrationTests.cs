@@ -51,7 +51,7 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
         Assert.Equal(["rcli-alpha", "rcli-bravo"], Lines(clients.Stdout).Select(l => l.GetProperty("display_name").GetString()).Order());
 
         // Fan-out to every agent of the group, streamed as JSON lines.
-        var exec = await CliAsync(work, [.. server, "exec", "--tag", "rcligroup", "--json", "--", "echo hello-from-$(hostname)"]);
+        var exec = await CliAsync(work, [.. server, "exec", "--tag", "rcligroup", "--json", "--", "echo hello-from-agent"]);
         Assert.True(exec.ExitCode == 0, exec.Stderr);
         var results = Lines(exec.Stdout);
         Assert.Equal(2, results.Count);

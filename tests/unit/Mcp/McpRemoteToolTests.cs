@@ -150,6 +150,27 @@ public sealed class McpRemoteToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task History_AndUpdates_GoThroughTheServer()
+    {
+        var updated = (await _client.CallAsync("update_client", new { uuid = "3f2a9c1e-0001", purpose = "front end" })).Ok();
+        Assert.Contains("web-01", updated.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal("front end", _fleet.Stores().Clients.GetClient("3f2a9c1e-0001")!.Purpose);
+        _fleet.RecordAudit(new AuditEntry { Uuid = "3f2a9c1e-0001", Operation = "run_command", Status = "succeeded", Actor = "bob", Surface = "cli+ssh", At = DateTimeOffset.UtcNow });
+        var page = (await _client.CallAsync("get_history", new { client_id = "web-01" })).Ok();
+        var entry = page.GetProperty("entries").EnumerateArray().First(e => e.GetProperty("operation").GetString() == "run_command");
+        Assert.Equal("web-01", entry.GetProperty("display_name").GetString());
+        (await _client.CallAsync("get_history", new { client_id = "nosuch" })).Error(ToolErrorCodes.ClientNotFound);
+    }
+
+    [Fact]
+    public async Task AcceptKey_IsAdminOnly_TheRoleNamed()
+    {
+        var refused = (await _client.CallAsync("accept_key", new { uuid = "SHA256:whatever" })).Error(ToolErrorCodes.Forbidden);
+        Assert.Equal("admin", refused.GetProperty("needs").GetString());
+        Assert.Equal(0, (await _client.CallAsync("list_pending_keys")).Ok().GetProperty("count").GetInt32());
+    }
+
+    [Fact]
     public async Task AToolWithNoRemoteOperation_SaysSo()
     {
         var error = (await _client.CallAsync("get_rate_limit_stats", new { uuid = "3f2a9c1e-0001" })).Error(ToolErrorCodes.NotAvailableRemotely);
