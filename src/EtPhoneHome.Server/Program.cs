@@ -87,6 +87,11 @@ internal sealed class EphRootCommand(string description, Func<EtPhoneHome.Core.D
     /// <summary>The environment the verbs read ($ETPHONEHOME_SERVER); a test gives its own.</summary>
     public Func<string, string?> Environment { get; set; } = System.Environment.GetEnvironmentVariable;
 
+    /// <summary>The operator's profile folder (saved connections, pinned host keys): $ETPHONEHOME_CONFIG_DIR, else the platform's.</summary>
+    public string ProfileDirectory => Environment(EtPhoneHome.Core.Remote.ConnectionProfile.DirectoryVariable) is { Length: > 0 } dir
+        ? dir
+        : EtPhoneHome.Core.Remote.ConnectionProfile.Directory;
+
     /// <summary>How a verb given --server reaches the server (ssh with the pinned host key by default; a test: a socket pair).</summary>
     public Func<RemoteRequest, OperatorPrompt, TextWriter, CancellationToken, Task<EtPhoneHome.Core.Remote.RemoteServer>> RemoteConnector { get; set; } = RemoteCli.ConnectAsync;
 

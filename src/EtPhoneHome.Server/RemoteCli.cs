@@ -148,7 +148,7 @@ internal static class RemoteCli
 
         try
         {
-            await using var remote = await root.RemoteConnector(new RemoteRequest(server, pr.GetValue<string?>("--key-file"), pr.GetValue<string?>("--host-key-fingerprint"), mcpStdio ? Surfaces.Mcp : Surfaces.Cli),
+            await using var remote = await root.RemoteConnector(new RemoteRequest(server, pr.GetValue<string?>("--key-file"), pr.GetValue<string?>("--host-key-fingerprint"), mcpStdio ? Surfaces.Mcp : Surfaces.Cli, root.ProfileDirectory),
                 root.Prompt, error, ct).ConfigureAwait(false);
             if (mcpStdio)
             {
@@ -518,8 +518,8 @@ internal static class RemoteCli
     /// </summary>
     public static async Task<RemoteServer> ConnectAsync(RemoteRequest request, OperatorPrompt prompt, TextWriter error, CancellationToken ct)
     {
-        var address = ResolveAddress(request.Server, request.KeyFile);
-        var key = await new HostKeyPins().ResolveAsync(address, request.HostKeyFingerprint, Confirmation(address, prompt, error), ct).ConfigureAwait(false);
+        var address = ResolveAddress(request.Server, request.KeyFile, new SavedConnections(request.ProfileDirectory));
+        var key = await new HostKeyPins(request.ProfileDirectory).ResolveAsync(address, request.HostKeyFingerprint, Confirmation(address, prompt, error), ct).ConfigureAwait(false);
         return new RemoteServer(address, key, request.Surface);
     }
 
@@ -553,4 +553,4 @@ internal static class RemoteCli
 }
 
 /// <summary>What an invocation asked to connect to.</summary>
-internal sealed record RemoteRequest(string Server, string? KeyFile, string? HostKeyFingerprint, string Surface);
+internal sealed record RemoteRequest(string Server, string? KeyFile, string? HostKeyFingerprint, string Surface, string ProfileDirectory);

@@ -47,14 +47,14 @@ internal static class ConnectionVerbs
 
             try
             {
-                await using var remote = await root.RemoteConnector(new RemoteRequest(server, pr.GetValue<string?>("--key-file"), pr.GetValue<string?>("--host-key-fingerprint"), Surfaces.Cli),
+                await using var remote = await root.RemoteConnector(new RemoteRequest(server, pr.GetValue<string?>("--key-file"), pr.GetValue<string?>("--host-key-fingerprint"), Surfaces.Cli, root.ProfileDirectory),
                     root.Prompt, error, ct).ConfigureAwait(false);
                 var op = await remote.GetAsync(ct).ConfigureAwait(false);
                 var who = op.Identity;
                 await output.WriteLineAsync($"Connected to {who.Host} ({remote.Address}, host key {remote.PinnedKey.Fingerprint}) as {who.Operator}, role {who.Role.ToString().ToLowerInvariant()}; server {who.ServerVersion}.").ConfigureAwait(false);
                 if (saveAs is not null)
                 {
-                    new SavedConnections().Save(saveAs, remote.Address);
+                    new SavedConnections(root.ProfileDirectory).Save(saveAs, remote.Address);
                     await output.WriteLineAsync($"Saved as '{saveAs}': eph-server --server {saveAs} …").ConfigureAwait(false);
                 }
 
@@ -94,14 +94,14 @@ internal static class ConnectionVerbs
         remove.SetAction(pr => Guarded(pr, "connections remove", () =>
         {
             var n = pr.GetValue(removeName)!;
-            var removed = new SavedConnections().Remove(n);
+            var removed = new SavedConnections(Root(pr).ProfileDirectory).Remove(n);
             pr.InvocationConfiguration.Output.WriteLine(removed ? $"Removed the saved connection '{n}'." : $"No saved connection named '{UntrustedText.ForTerminal(n, 80)}'.");
             return removed ? 0 : 1;
         }));
         forget.SetAction(pr => Guarded(pr, "connections forget-host-key", () =>
         {
             var address = ServerAddress.Parse(pr.GetValue(hostArg)!);
-            var removed = new HostKeyPins().Remove(address);
+            var removed = new HostKeyPins(Root(pr).ProfileDirectory).Remove(address);
             pr.InvocationConfiguration.Output.WriteLine(removed ? $"Forgot the host key pinned for {address.PinKey}; the next connection pins the key it is shown or given." : $"No host key is pinned for {address.PinKey}.");
             return removed ? 0 : 1;
         }));
@@ -111,8 +111,8 @@ internal static class ConnectionVerbs
     private static int List(ParseResult pr) => Guarded(pr, "connections", () =>
     {
         var output = pr.InvocationConfiguration.Output;
-        var saved = new SavedConnections().List();
-        var pins = new HostKeyPins().List();
+        var saved = new SavedConnections(Root(pr).ProfileDirectory).List();
+        var pins = new HostKeyPins(Root(pr).ProfileDirectory).List();
         if (saved.Count == 0)
         {
             output.WriteLine("No saved connections.");

@@ -78,7 +78,7 @@ public sealed class RemoteCliTests : IAsyncLifetime
             throw new InvalidOperationException("a remote verb opened local services");
         });
         root.Prompt = OperatorPrompt.None;
-        root.Environment = _ => null;
+        root.Environment = name => name == ConnectionProfile.DirectoryVariable ? Path.Combine(_dir, "profile") : null;
         root.RemoteConnector = (request, _, _, _) =>
         {
             _asked = request;
@@ -255,6 +255,42 @@ public sealed class RemoteCliTests : IAsyncLifetime
         root.RemoteConnector = (_, _, _, _) => throw new HostKeyNotTrustedException("no host key is pinned for hub:22; pass --host-key-fingerprint");
         Assert.Equal(RemoteCli.ConnectionFailed, await root.Parse(["--server", "hub", "clients"]).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err }));
         Assert.Equal("eph-server clients: no host key is pinned for hub:22; pass --host-key-fingerprint", _err.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Connect_SaysWhoTheServerThinksWeAre_AndSavesTheConnection_ThenItsNameWorks()
+    {
+        Assert.Equal(0, await RunAsync("connect", "--server", "ops@hub.example:2222", "--name", "prod"));
+        Assert.Contains("as alice, role operator", _out.ToString(), StringComparison.Ordinal);
+        var saved = new SavedConnections(Path.Combine(_dir, "profile")).Get("prod");
+        Assert.Equal("ops@hub.example:2222", saved!.Address.ToString());
+        Assert.Equal(0, await RunAsync("connections"));
+        Assert.Contains("prod", _out.ToString(), StringComparison.Ordinal);
+        Assert.Equal(0, await RunAsync("connections", "remove", "prod"));
+        Assert.Null(new SavedConnections(Path.Combine(_dir, "profile")).Get("prod"));
+        Assert.Equal(1, await RunAsync("connections", "forget-host-key", "hub.example:2222"));
+        Assert.Contains("No host key is pinned for hub.example:2222", _out.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ASavedName_ResolvesToItsAddress_AnythingElseIsParsedAsOne()
+    {
+        var saved = new SavedConnections(Path.Combine(_dir, "profile"));
+        saved.Save("prod", ServerAddress.Parse("ops@hub.example:2222"));
+        Assert.Equal("ops@hub.example:2222", RemoteCli.ResolveAddress("prod", null, saved).ToString());
+        Assert.Equal("staging.example", RemoteCli.ResolveAddress("staging.example", null, saved).ToString());
+        Assert.Throws<FormatException>(() => RemoteCli.ResolveAddress("-oProxyCommand=x", null, saved));
+    }
+
+    [Fact]
+    public async Task NoPin_NoFingerprint_NoTerminal_IsRefused_SayingWhatToPass()
+    {
+        var root = (EphRootCommand)Program.BuildRoot(_ => throw new InvalidOperationException("local"));
+        root.Prompt = OperatorPrompt.None;
+        root.Environment = name => name == ConnectionProfile.DirectoryVariable ? Path.Combine(_dir, "profile") : null;
+        Assert.Equal(RemoteCli.ConnectionFailed, await root.Parse(["--server", "ops@hub.example", "clients"]).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err }));
+        Assert.Contains("--host-key-fingerprint", _err.ToString(), StringComparison.Ordinal);
+        Assert.Empty(new HostKeyPins(Path.Combine(_dir, "profile")).List());
     }
 
     /// <summary>Writes through; runs <paramref name="onMatch"/> once after text containing <paramref name="marker"/>.</summary>
