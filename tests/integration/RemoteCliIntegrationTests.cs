@@ -78,6 +78,27 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
         Assert.True(history.ExitCode == 0, history.Stderr);
         Assert.Contains(Lines(history.Stdout), e => e.GetProperty("operation").GetString() == "run_command" && e.GetProperty("surface").GetString() == "cli+ssh");
 
+        // connect pins (already pinned above) and saves by name; the name then works alone, with no fingerprint.
+        var connected = await CliAsync(work, [.. server, "connect", "--name", "sandbox"]);
+        Assert.True(connected.ExitCode == 0, connected.Stderr);
+        Assert.Contains($"as {name}, role operator", connected.Stdout, StringComparison.Ordinal);
+        var byName = await CliAsync(work, ["--server", "sandbox", "--key-file", key, "clients", "--name", "rcli-bravo", "--json"]);
+        Assert.True(byName.ExitCode == 0, byName.Stderr);
+        Assert.Equal(bravo.Uuid, Lines(byName.Stdout).Single().GetProperty("uuid").GetString());
+
+        // A reader's key: searches, but exec is refused (exit 77) naming the role it needs, and nothing runs.
+        var readerKey = Path.Combine(work, "reader_ed25519");
+        await AsUserAsync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "reader@laptop", "-f", readerKey]);
+        var reader = await RunAsync(Env.ServerExecutable, ["operators", "add", "--data", Env.Data.Path, "--name", name + "-r", "--key-file", readerKey + ".pub", "--role", "reader"]);
+        Assert.True(reader.ExitCode == 0, reader.Stderr);
+        string[] asReader = ["--server", "sandbox", "--key-file", readerKey];
+        var marker = Path.Combine(Env.WorkDirectory, "rcli-reader-" + Guid.NewGuid().ToString("N")[..6]);
+        var refusedExec = await CliAsync(work, [.. asReader, "exec", "--tag", "rcligroup", "--", $"touch {marker}"]);
+        Assert.Equal(77, refusedExec.ExitCode);
+        Assert.Contains("operator role", refusedExec.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(marker));
+        Assert.Equal(0, (await CliAsync(work, [.. asReader, "clients", "--tag", "rcligroup"])).ExitCode);
+
         // A verb with no remote operation refuses and creates nothing.
         var backup = Path.Combine(work, "backup.db");
         var refused = await CliAsync(work, [.. server, "backup", "--to", backup]);
