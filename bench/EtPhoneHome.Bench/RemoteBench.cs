@@ -41,11 +41,19 @@ internal static class RemoteBench
 
         // (1) First search after connect, each round a new connection.
         var first = new List<double>();
+        var connects = new List<double>();
+        var sshOnly = new List<double>();
         for (var i = 0; i < rounds; i++)
         {
+            // ssh alone to the same sshd with the plain bench key: what any ssh-based tool pays before its first byte.
+            var sshClock = Stopwatch.StartNew();
+            await SandboxEnvironment.RunAsync("ssh", [.. bench.SshOptions, "-p", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), $"{bench.User}@127.0.0.1", "true"]);
+            sshOnly.Add(sshClock.Elapsed.TotalMilliseconds);
+
             var clock = Stopwatch.StartNew();
             await using var server = new RemoteServer(address, hostKey, Surfaces.Cli);
             var remote = await server.GetAsync(CancellationToken.None);
+            connects.Add(clock.Elapsed.TotalMilliseconds);
             var found = await remote.SearchAsync(new ClientQuery(), CancellationToken.None);
             first.Add(clock.Elapsed.TotalMilliseconds);
             if (found.Clients.Count < agents)
@@ -54,7 +62,8 @@ internal static class RemoteBench
             }
         }
 
-        rows.Add(string.Create(CultureInfo.InvariantCulture, $"| first search after connect (ssh + auth + hello + search of {agents}) | {BenchSandbox.Median(first):0} ms | — |"));
+        rows.Add(string.Create(CultureInfo.InvariantCulture,
+            $"| first search after connect (ssh + auth + hello + search of {agents}) | {BenchSandbox.Median(first):0} ms (connected after {BenchSandbox.Median(connects):0} ms) | `ssh host true` with a plain key: {BenchSandbox.Median(sshOnly):0} ms |"));
 
         // (2) Fan-out of `true` to every agent: the operator service vs FleetExecutor on the server host.
         await using (var server = new RemoteServer(address, hostKey, Surfaces.Cli))
@@ -118,6 +127,8 @@ internal static class RemoteBench
             var scpUp = new List<double>();
             var scpDown = new List<double>();
             var agentFile = Path.Combine(dir, "agent-copy.bin");
+            // The classic scp protocol (-O): the sandbox's sshd runs no sftp subsystem, as TransferBench.
+            string[] scpBase = ["-q", "-O", "-P", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), .. bench.SshOptions];
             for (var i = 0; i < Math.Max(1, rounds / 2); i++)
             {
                 File.Delete(agentFile);
@@ -127,10 +138,10 @@ internal static class RemoteBench
                 down.Add(await TimeAsync(() => remote.DownloadAsync("rmt-000", agentFile, back, null, CancellationToken.None)));
                 var scpTarget = Path.Combine(dir, "scp-up.bin");
                 File.Delete(scpTarget);
-                scpUp.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. bench.SshOptions, "-q", "-P", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), source, $"{bench.User}@127.0.0.1:{scpTarget}"])));
+                scpUp.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. scpBase, source, $"{bench.User}@127.0.0.1:{scpTarget}"])));
                 var scpBack = Path.Combine(dir, "scp-down.bin");
                 File.Delete(scpBack);
-                scpDown.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. bench.SshOptions, "-q", "-P", bench.Env.SshPort.ToString(CultureInfo.InvariantCulture), $"{bench.User}@127.0.0.1:{scpTarget}", scpBack])));
+                scpDown.Add(await TimeAsync(() => SandboxEnvironment.RunAsync("scp", [.. scpBase, $"{bench.User}@127.0.0.1:{scpTarget}", scpBack])));
             }
 
             string Row(string what, List<double> eph, List<double> scp)

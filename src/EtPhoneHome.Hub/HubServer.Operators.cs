@@ -62,13 +62,14 @@ public sealed partial class HubServer
     }
 
     /// <summary>
-    /// The operator service of this hub: each connection opens its own registry connection (so operators' reads do not
-    /// queue behind the hub's writes), and the operator's role is read from the hub's registry on every request.
+    /// The operator service of this hub: every connection borrows the hub's registry (a SQLite connection per call, so
+    /// nothing queues behind a lock; its client index stays warm, so an operator's first search after connecting does not
+    /// rebuild it), and the operator's role is read from it on every request.
     /// </summary>
     private OperatorService NewOperatorService()
     {
         var service = new OperatorService(
-            () => RegistryStores.Of(SqliteRegistry.Open(_options.DataDirectory)),
+            () => RegistryStores.Borrow(_registry),
             fingerprint => _registry.GetOperator(fingerprint) is { Removed: false } op && op.Fingerprint == fingerprint
                 ? new OperatorIdentity(op.Name, op.Fingerprint, op.Role, null)
                 : null,

@@ -96,6 +96,31 @@ public sealed partial class OperatorService
                     return OperatorOperations.ToElement(new SearchResult { Count = count });
                 }
 
+                case OperatorOperations.ReadFiles:
+                case OperatorOperations.WriteFiles:
+                case OperatorOperations.ListFiles:
+                    return await FileOperationAsync(call, who).ConfigureAwait(false);
+
+                case OperatorOperations.RateLimitStats:
+                {
+                    var uuids = call.Args is { ValueKind: JsonValueKind.Object } r && r.TryGetProperty("clients", out var names) && names.ValueKind == JsonValueKind.Array
+                        ? ClientQueries.Find(Registry.Clients, OperatorOperations.FromElement<string[]>(names), null, onlineOnly: false) is var lookup && lookup.NotFound.Count > 0
+                            ? throw new UnknownClientsException(lookup.NotFound)
+                            : lookup.Clients.Select(c => c.Uuid).ToList()
+                        : null;
+                    return OperatorOperations.ToElement(Registry.RateLimits.GetRateLimitStats(uuids, new RateLimitPolicy()));
+                }
+
+                case OperatorOperations.WebhookDeliveries:
+                {
+                    var query = call.Args is { ValueKind: JsonValueKind.Object } ? OperatorOperations.FromElement<WebhookDeliveryQuery>(call.Args) : new WebhookDeliveryQuery();
+                    var rows = Registry.Webhooks.ListWebhookDeliveries(query);
+                    return OperatorOperations.ToElement(new { deliveries = rows, attempts = Registry.Webhooks.ListWebhookAttempts(rows.Select(d => d.Id).ToList()) });
+                }
+
+                case OperatorOperations.ResendWebhook:
+                    return OperatorOperations.ToElement(Registry.Webhooks.ResendWebhookDelivery(StringArg(call, "id"), $"{who.Name} ({RemoteSurfaces.Recorded(_surface)})"));
+
                 case OperatorOperations.FleetStatus:
                 {
                     using var services = NewServices(who);
@@ -129,8 +154,17 @@ public sealed partial class OperatorService
 
                 case OperatorOperations.UpdateClient:
                 {
+                    var update = call.Args!.Value.TryGetProperty("update", out var u)
+                        ? OperatorOperations.FromElement<ClientUpdate>(u)
+                        : throw new ArgumentException($"{call.Op} needs \"update\"");
+                    if (OperatorOperations.ChangesPolicy(update) && who.Role < OperatorRole.Admin)
+                    {
+                        // A client's allowed paths, rate limits and webhook are the rules operators work under.
+                        throw new OperatorForbiddenException(OperatorRole.Admin,
+                            $"changing a client's allowed paths, rate limits or webhook needs the admin role; operator {who.Name} has {OperatorRoles.Wire(who.Role)}; nothing was changed");
+                    }
+
                     var client = ClientQueries.Single(Registry.Clients, StringArg(call, "client"));
-                    var update = OperatorOperations.FromElement<ClientUpdate>(call.Args!.Value.GetProperty("update"));
                     return OperatorOperations.ToElement(ClientAdministration.Set(Registry.Clients, client.Uuid, update, NewServices(who).Context));
                 }
 
@@ -149,6 +183,67 @@ public sealed partial class OperatorService
                 default:
                     return await RunAdministrationAsync(call, who).ConfigureAwait(false);
             }
+        }
+
+        /// <summary>A file read, write or listing on many targets; one outcome per target, streamed as each finishes.</summary>
+        private async Task<JsonElement> FileOperationAsync(ServerCall call, OperatorIdentity who)
+        {
+            var ct = call.Token;
+            var args = OperatorOperations.FromElement<FileOperationArgs>(call.Args);
+            var throttle = Math.Clamp(args.ThrottleLimit, FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit);
+            var given = call.Op switch
+            {
+                OperatorOperations.ReadFiles => args.Read is not null,
+                OperatorOperations.WriteFiles => args.Write is not null,
+                _ => args.List is not null,
+            };
+            if (!given)
+            {
+                throw new ArgumentException($"{call.Op} needs its request (read, write or list)");
+            }
+
+            using var services = NewServices(who);
+            var targets = services.Targets(args.Targets);
+            await SendItemAsync(call.Id, new FanOutItem { Targets = targets.Select(t => new RemoteTarget(t.Uuid, t.DisplayName)).ToList() }, ct).ConfigureAwait(false);
+            var count = 0;
+            async Task Stream<T>(IAsyncEnumerable<FleetFileOutcome<T>> outcomes)
+                where T : class
+            {
+                await foreach (var o in outcomes.ConfigureAwait(false))
+                {
+                    count++;
+                    await SendItemAsync(call.Id, new FanOutItem
+                    {
+                        File = new RemoteFileOutcome
+                        {
+                            Uuid = o.Target.Uuid,
+                            DisplayName = o.Target.DisplayName,
+                            Status = o.Status,
+                            Value = o.Value is null ? null : OperatorOperations.ToElement(o.Value),
+                            Error = o.Error,
+                            DurationMs = o.DurationMs,
+                            Failure = o.Failure,
+                        },
+                    }, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+
+            switch (call.Op)
+            {
+                case OperatorOperations.ReadFiles when args.Read is { } read:
+                    await Stream(services.ReadFilesAsync(targets, read, throttle, ct)).ConfigureAwait(false);
+                    break;
+                case OperatorOperations.WriteFiles when args.Write is { } write:
+                    await Stream(services.WriteFilesAsync(targets, write, throttle, ct)).ConfigureAwait(false);
+                    break;
+                case OperatorOperations.ListFiles when args.List is { } list:
+                    await Stream(services.ListFilesAsync(targets, list, throttle, ct)).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new ArgumentException($"{call.Op} needs its request (read, write or list)");
+            }
+
+            return OperatorOperations.ToElement(new SearchResult { Count = count });
         }
 
         private static string StringArg(ServerCall call, string name) =>
@@ -282,13 +377,17 @@ public sealed partial class OperatorService
                 call.Grant(args.Window);
                 await SendItemAsync(call.Id, new TransferReady { Offset = ready.Offset, Size = ready.Size, RemotePath = ready.Path, Uuid = target.Uuid, DisplayName = target.DisplayName }, ct).ConfigureAwait(false);
                 var raw = tunnel.RawStream;
-                var buffer = new byte[256 * 1024];
+                // Two buffers: the next read from the agent overlaps the send of the previous chunk to the operator.
+                byte[][] buffers = [new byte[OperatorFrames.MaxDataBytes], new byte[OperatorFrames.MaxDataBytes]];
+                var which = 0;
+                var sending = Task.CompletedTask;
                 var left = ready.Size - ready.Offset;
                 while (left > 0)
                 {
+                    var buffer = buffers[which];
                     var credit = await call.CreditAsync(ct).ConfigureAwait(false);
                     var want = (int)Math.Min(Math.Min(buffer.Length, left), credit);
-                    var n = await raw.ReadAsync(buffer.AsMemory(0, want), ct).ConfigureAwait(false);
+                    var n = await raw.ReadAtLeastAsync(buffer.AsMemory(0, want), Math.Min(want, 256 * 1024), throwOnEndOfStream: false, ct).ConfigureAwait(false);
                     if (n == 0)
                     {
                         throw new IOException($"the agent closed the tunnel {left} bytes before the end of the file");
@@ -296,8 +395,12 @@ public sealed partial class OperatorService
 
                     call.Spend(n);
                     left -= n;
-                    await SendDataAsync(call.Id, buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    await sending.ConfigureAwait(false);
+                    sending = SendDataAsync(call.Id, buffer.AsMemory(0, n), ct);
+                    which ^= 1;
                 }
+
+                await sending.ConfigureAwait(false);
 
                 var trailer = await Wire.ReadAsync(raw, FileJson.Default.TransferTrailer, 4096, ct).ConfigureAwait(false)
                     ?? throw new ProtocolException(ProtocolError.Truncated, "agent closed the tunnel before the checksum trailer");

@@ -277,6 +277,7 @@ public sealed partial class OperatorService
         /// <summary>The documented error of an expected fault; null for a fault the server did not expect (logged).</summary>
         private static OperatorError? Classify(Exception ex) => ex switch
         {
+            OperatorForbiddenException forbidden => new OperatorError { Code = OperatorErrorCodes.Forbidden, Needs = OperatorRoles.Wire(forbidden.Needs), Message = forbidden.Message },
             UnknownClientsException unknown => new OperatorError
             {
                 Code = OperatorErrorCodes.NotFound,
@@ -464,4 +465,10 @@ public sealed partial class OperatorService
             Cancellation.Dispose();
         }
     }
+}
+
+/// <summary>A request the operator's role does not cover, found once its arguments were read; nothing was changed.</summary>
+internal sealed class OperatorForbiddenException(OperatorRole needs, string message) : Exception(message)
+{
+    public OperatorRole Needs { get; } = needs;
 }

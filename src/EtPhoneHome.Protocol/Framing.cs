@@ -38,7 +38,15 @@ public static class Framing
     /// the frame's bytes arrive, so a peer that announces a large frame and sends nothing costs a few KiB, not the
     /// announced length. For frames from peers that have not authenticated.
     /// </summary>
-    public static async Task<byte[]?> ReadFrameAsync(Stream stream, int maxBytes, bool allocateAsReceived, CancellationToken ct)
+    public static Task<byte[]?> ReadFrameAsync(Stream stream, int maxBytes, bool allocateAsReceived, CancellationToken ct)
+        => ReadFrameAsync(stream, maxBytes, allocateAsReceived ? GrowFromBytes : int.MaxValue, ct);
+
+    /// <summary>
+    /// Reads one frame; a frame longer than <paramref name="exactUpTo"/> bytes is read into a buffer that grows with the
+    /// bytes that arrive (see <see cref="ReadFrameAsync(Stream, int, bool, CancellationToken)"/>), a shorter one into a
+    /// buffer of its announced length at once.
+    /// </summary>
+    public static async Task<byte[]?> ReadFrameAsync(Stream stream, int maxBytes, int exactUpTo, CancellationToken ct)
     {
         var header = new byte[4];
         var got = await ReadAtLeastAsync(stream, header, ct).ConfigureAwait(false);
@@ -58,7 +66,7 @@ public static class Framing
             throw new ProtocolException(ProtocolError.FrameTooLarge, $"frame of {(uint)length} bytes exceeds the maximum of {maxBytes} bytes");
         }
 
-        if (allocateAsReceived && length > GrowFromBytes)
+        if (length > Math.Max(exactUpTo, GrowFromBytes))
         {
             return await ReadGrowingAsync(stream, length, ct).ConfigureAwait(false);
         }

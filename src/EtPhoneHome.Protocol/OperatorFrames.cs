@@ -54,12 +54,19 @@ public static class OperatorFrames
             throw new ArgumentOutOfRangeException(nameof(id));
         }
 
-        var frame = new byte[4 + 1 + 4 + data.Length];
-        BinaryPrimitives.WriteInt32BigEndian(frame, 1 + 4 + data.Length);
-        frame[4] = Data;
-        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(5), (uint)id);
-        data.Span.CopyTo(frame.AsSpan(9));
-        return WriteAsync(stream, frame, ct);
+        return WriteDataFrameAsync(stream, (uint)id, data, ct);
+    }
+
+    private static async Task WriteDataFrameAsync(Stream stream, uint id, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        // The header, then the caller's bytes as they are: no copy of up to a mebibyte per frame.
+        var header = new byte[9];
+        BinaryPrimitives.WriteInt32BigEndian(header, 1 + 4 + data.Length);
+        header[4] = Data;
+        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(5), id);
+        await stream.WriteAsync(header, ct).ConfigureAwait(false);
+        await stream.WriteAsync(data, ct).ConfigureAwait(false);
+        await stream.FlushAsync(ct).ConfigureAwait(false);
     }
 
     private static async Task WriteAsync(Stream stream, byte[] frame, CancellationToken ct)
@@ -74,7 +81,9 @@ public static class OperatorFrames
     /// </summary>
     public static async Task<OperatorFrame?> ReadAsync(Stream stream, int maxBytes = MaxFrameBytes, CancellationToken ct = default)
     {
-        var payload = await Framing.ReadFrameAsync(stream, maxBytes, allocateAsReceived: true, ct).ConfigureAwait(false);
+        // Frames up to a data frame's size are read at their announced length; longer ones (messages up to 12 MiB) into a
+        // buffer that grows with the bytes that arrive, so a peer that announces much and sends little costs little.
+        var payload = await Framing.ReadFrameAsync(stream, maxBytes, exactUpTo: MaxDataBytes + 5, ct).ConfigureAwait(false);
         return payload is null ? null : Parse(payload);
     }
 

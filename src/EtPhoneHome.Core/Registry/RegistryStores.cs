@@ -38,6 +38,28 @@ public sealed class RegistryStores : IDisposable
         };
     }
 
+    /// <summary>
+    /// The stores of a registry someone else owns and keeps open (the hub's, lent to its operator connections): disposing
+    /// them leaves it open. Its in-memory client index stays warm across the borrowers.
+    /// </summary>
+    public static RegistryStores Borrow(SqliteRegistry registry)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        return new()
+        {
+            Keys = registry,
+            Clients = registry,
+            Sessions = registry,
+            History = registry,
+            Settings = registry,
+            Health = registry,
+            Webhooks = registry,
+            RateLimits = registry,
+            Operators = registry,
+            DataDirectory = registry.DataDirectory,
+        };
+    }
+
     public IKeyStore Keys { get => _keys ?? throw Missing(nameof(Keys)); init => _keys = value; }
 
     public IClientStore Clients { get => _clients ?? throw Missing(nameof(Clients)); init => _clients = value; }

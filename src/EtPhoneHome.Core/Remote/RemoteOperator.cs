@@ -90,6 +90,31 @@ public sealed class RemoteOperator : IAsyncDisposable
         FanOutAsync(OperatorOperations.CollectMetrics, OperatorOperations.ToElement(args), onTargets, item => item.Metrics,
             target => new ClientMetricsResult { Uuid = target.Uuid, DisplayName = target.DisplayName, Status = MetricsStatus.Cancelled, Error = ConnectionLostMessage }, ct);
 
+    /// <summary>Reads a file on the selected targets; one outcome per target (targets as uuid and name, never a session).</summary>
+    public IAsyncEnumerable<FleetFileOutcome<ReadFileResult>> ReadFilesAsync(TargetSelection targets, ReadFileParams request, int throttleLimit, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
+        FileOutcomesAsync<ReadFileResult>(OperatorOperations.ReadFiles, new FileOperationArgs { Targets = targets, Read = request, ThrottleLimit = throttleLimit }, onTargets, ct);
+
+    /// <summary>Writes a file on the selected targets (atomically on each); one outcome per target.</summary>
+    public IAsyncEnumerable<FleetFileOutcome<WriteFileResult>> WriteFilesAsync(TargetSelection targets, WriteFileParams request, int throttleLimit, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
+        FileOutcomesAsync<WriteFileResult>(OperatorOperations.WriteFiles, new FileOperationArgs { Targets = targets, Write = request, ThrottleLimit = throttleLimit }, onTargets, ct);
+
+    /// <summary>Lists a directory on the selected targets; one outcome per target.</summary>
+    public IAsyncEnumerable<FleetFileOutcome<ListFilesResult>> ListFilesAsync(TargetSelection targets, ListFilesParams request, int throttleLimit, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
+        FileOutcomesAsync<ListFilesResult>(OperatorOperations.ListFiles, new FileOperationArgs { Targets = targets, List = request, ThrottleLimit = throttleLimit }, onTargets, ct);
+
+    private IAsyncEnumerable<FleetFileOutcome<T>> FileOutcomesAsync<T>(string op, FileOperationArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct)
+        where T : class =>
+        FanOutAsync(op, OperatorOperations.ToElement(args), onTargets,
+            item => item.File is { } f
+                ? new FleetFileOutcome<T>(new FleetTarget(f.Uuid, f.DisplayName, null), f.Status, f.Value is { } v ? OperatorOperations.FromElement<T>(v) : null, f.Error, f.DurationMs, f.Failure)
+                : null,
+            target => new FleetFileOutcome<T>(new FleetTarget(target.Uuid, target.DisplayName, null), CommandStatus.Error, null, ConnectionLostMessage, 0, FailureKind.Unreachable), ct);
+
+    /// <summary>Rate-limit counters of the named clients (every client when null).</summary>
+    public async Task<IReadOnlyList<RateLimitStats>> RateLimitStatsAsync(IReadOnlyList<string>? clients, CancellationToken ct) =>
+        OperatorOperations.FromElement<RateLimitStats[]>(await Channel.InvokeAsync(OperatorOperations.RateLimitStats,
+            clients is null ? null : OperatorOperations.ToElement(new { clients }), ct).ConfigureAwait(false));
+
     private async IAsyncEnumerable<T> FanOutAsync<T>(string op, JsonElement args, Action<IReadOnlyList<RemoteTarget>>? onTargets,
         Func<FanOutItem, T?> pick, Func<RemoteTarget, T> lost, [EnumeratorCancellation] CancellationToken ct)
         where T : class
@@ -141,18 +166,11 @@ public sealed class RemoteOperator : IAsyncDisposable
             }
             else if (pick(item) is { } result)
             {
-                pending.Remove(UuidOf(result));
+                pending.Remove(item.Result?.Uuid ?? item.Metrics?.Uuid ?? item.File?.Uuid ?? "");
                 yield return result;
             }
         }
     }
-
-    private static string UuidOf<T>(T result) => result switch
-    {
-        FleetCommandResult r => r.Uuid,
-        ClientMetricsResult m => m.Uuid,
-        _ => "",
-    };
 
     public async Task<FleetStatus> FleetStatusAsync(CancellationToken ct) =>
         OperatorOperations.FromElement<FleetStatus>(await Channel.InvokeAsync(OperatorOperations.FleetStatus, null, ct).ConfigureAwait(false));
@@ -260,10 +278,15 @@ public sealed class RemoteOperator : IAsyncDisposable
 
         progress?.Report(offset);
         var sent = offset;
+        // Two buffers: reading and hashing the next chunk overlaps sending the previous one.
+        byte[][] buffers = [buffer, new byte[OperatorFrames.MaxDataBytes]];
+        var which = 0;
+        var sending = Task.CompletedTask;
         while (sent < size)
         {
-            var allowed = await credit.TakeAsync((int)Math.Min(buffer.Length, size - sent), ct).ConfigureAwait(false);
-            var n = await file.ReadAsync(buffer.AsMemory(0, allowed), ct).ConfigureAwait(false);
+            var chunk = buffers[which];
+            var allowed = await credit.TakeAsync((int)Math.Min(chunk.Length, size - sent), ct).ConfigureAwait(false);
+            var n = await file.ReadAtLeastAsync(chunk.AsMemory(0, allowed), allowed, throwOnEndOfStream: false, ct).ConfigureAwait(false);
             if (n == 0)
             {
                 throw new IOException("the local file became shorter during the upload");
@@ -274,12 +297,15 @@ public sealed class RemoteOperator : IAsyncDisposable
                 credit.Add(allowed - n);
             }
 
-            hash.AppendData(buffer, 0, n);
-            await call.SendDataAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            hash.AppendData(chunk, 0, n);
+            await sending.ConfigureAwait(false);
+            sending = call.SendDataAsync(chunk.AsMemory(0, n), ct);
+            which ^= 1;
             sent += n;
             progress?.Report(sent);
         }
 
+        await sending.ConfigureAwait(false);
         await call.SendAsync(new OperatorMessage { Type = OperatorMessageTypes.End, Sha256 = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant() }, ct).ConfigureAwait(false);
     }
 

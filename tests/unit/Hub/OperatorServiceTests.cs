@@ -152,6 +152,31 @@ public sealed class OperatorServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnOperator_EditsNamesAndTags_ButNotTheRulesItWorksUnder()
+    {
+        await using var remote = await ConnectAsync();
+        var tagged = await remote.UpdateClientAsync("web-01", new ClientUpdate { AddTags = ["blue"] }, CancellationToken.None);
+        Assert.Contains("blue", tagged.Tags);
+
+        foreach (var policy in new[]
+        {
+            new ClientUpdate { ClearAllowedPaths = true },
+            new ClientUpdate { AllowedPaths = ["/"] },
+            new ClientUpdate { RateLimitRpm = 100000 },
+            new ClientUpdate { WebhookUrl = "https://attacker.example/hook" },
+        })
+        {
+            var refused = await Assert.ThrowsAsync<OperatorRemoteException>(() => remote.UpdateClientAsync("web-01", policy with { AddTags = ["red"] }, CancellationToken.None));
+            Assert.Equal(OperatorErrorCodes.Forbidden, refused.Code);
+            Assert.Equal("admin", refused.Error.Needs);
+        }
+
+        var after = (await remote.SearchAsync(new ClientQuery { Names = ["web-01"] }, CancellationToken.None)).Clients.Single();
+        Assert.DoesNotContain("red", after.Tags);
+        Assert.Null(after.WebhookUrl);
+    }
+
+    [Fact]
     public async Task UnknownNames_RefuseTheWholeFanOut_NamingThem()
     {
         await using var remote = await ConnectAsync();
