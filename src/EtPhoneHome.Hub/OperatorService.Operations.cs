@@ -44,7 +44,7 @@ public sealed partial class OperatorService
                     var lookup = ClientQueries.Search(Registry.Clients, query);
                     foreach (var page in lookup.Clients.Chunk(OperatorOperations.SearchPageSize))
                     {
-                        await SendItemAsync(call.Id, page, ct).ConfigureAwait(false);
+                        await SendItemAsync(call.Id, page.Select(RemoteView).ToArray(), ct).ConfigureAwait(false);
                     }
 
                     return OperatorOperations.ToElement(new SearchResult { NotFound = lookup.NotFound, Count = lookup.Clients.Count });
@@ -96,6 +96,31 @@ public sealed partial class OperatorService
                     return OperatorOperations.ToElement(new SearchResult { Count = count });
                 }
 
+                case OperatorOperations.ReadFiles:
+                case OperatorOperations.WriteFiles:
+                case OperatorOperations.ListFiles:
+                    return await FileOperationAsync(call, who).ConfigureAwait(false);
+
+                case OperatorOperations.RateLimitStats:
+                {
+                    var uuids = call.Args is { ValueKind: JsonValueKind.Object } r && r.TryGetProperty("clients", out var names) && names.ValueKind == JsonValueKind.Array
+                        ? ClientQueries.Find(Registry.Clients, OperatorOperations.FromElement<string[]>(names), null, onlineOnly: false) is var lookup && lookup.NotFound.Count > 0
+                            ? throw new UnknownClientsException(lookup.NotFound)
+                            : lookup.Clients.Select(c => c.Uuid).ToList()
+                        : null;
+                    return OperatorOperations.ToElement(Registry.RateLimits.GetRateLimitStats(uuids, new RateLimitPolicy()));
+                }
+
+                case OperatorOperations.WebhookDeliveries:
+                {
+                    var query = call.Args is { ValueKind: JsonValueKind.Object } ? OperatorOperations.FromElement<WebhookDeliveryQuery>(call.Args) : new WebhookDeliveryQuery();
+                    var rows = Registry.Webhooks.ListWebhookDeliveries(query);
+                    return OperatorOperations.ToElement(new { deliveries = rows, attempts = Registry.Webhooks.ListWebhookAttempts(rows.Select(d => d.Id).ToList()) });
+                }
+
+                case OperatorOperations.ResendWebhook:
+                    return OperatorOperations.ToElement(Registry.Webhooks.ResendWebhookDelivery(StringArg(call, "id"), $"{who.Name} ({RemoteSurfaces.Recorded(_surface)})"));
+
                 case OperatorOperations.FleetStatus:
                 {
                     using var services = NewServices(who);
@@ -129,18 +154,17 @@ public sealed partial class OperatorService
 
                 case OperatorOperations.UpdateClient:
                 {
-                    var update = call.Args!.Value.TryGetProperty("update", out var u)
-                        ? OperatorOperations.FromElement<ClientUpdate>(u)
-                        : throw new ArgumentException($"{call.Op} needs \"update\"");
-                    if (OperatorOperations.ChangesPolicy(update) && who.Role < OperatorRole.Admin)
+                    var client = ClientQueries.Single(Registry.Clients, StringArg(call, "client"));
+                    var update = OperatorOperations.FromElement<ClientUpdate>(call.Args!.Value.TryGetProperty("update", out var u) ? (JsonElement?)u : null);
+                    if (who.Role < OperatorRole.Admin && AdminOnlyFields(update) is { Count: > 0 } fields)
                     {
-                        // A client's allowed paths, rate limits and webhook are the rules operators work under.
-                        throw new OperatorForbiddenException(OperatorRole.Admin,
-                            $"changing a client's allowed paths, rate limits or webhook needs the admin role; operator {who.Name} has {OperatorRoles.Wire(who.Role)}; nothing was changed");
+                        // Allowed paths, the webhook and the rate limits bound what operators do and where events go:
+                        // an operator may not widen its own bounds or redirect a client's events.
+                        throw new ForbiddenException(OperatorRole.Admin,
+                            $"changing {string.Join(", ", fields)} needs the admin role; operator {who.Name} has {OperatorRoles.Wire(who.Role)}; nothing was changed");
                     }
 
-                    var client = ClientQueries.Single(Registry.Clients, StringArg(call, "client"));
-                    return OperatorOperations.ToElement(ClientAdministration.Set(Registry.Clients, client.Uuid, update, NewServices(who).Context));
+                    return OperatorOperations.ToElement(RemoteView(ClientAdministration.Set(Registry.Clients, client.Uuid, update, NewServices(who).Context)));
                 }
 
                 case OperatorOperations.RemoveClient:
@@ -158,6 +182,100 @@ public sealed partial class OperatorService
                 default:
                     return await RunAdministrationAsync(call, who).ConfigureAwait(false);
             }
+        }
+
+        /// <summary>A file read, write or listing on many targets; one outcome per target, streamed as each finishes.</summary>
+        private async Task<JsonElement> FileOperationAsync(ServerCall call, OperatorIdentity who)
+        {
+            var ct = call.Token;
+            var args = OperatorOperations.FromElement<FileOperationArgs>(call.Args);
+            var throttle = Math.Clamp(args.ThrottleLimit, FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit);
+            var given = call.Op switch
+            {
+                OperatorOperations.ReadFiles => args.Read is not null,
+                OperatorOperations.WriteFiles => args.Write is not null,
+                _ => args.List is not null,
+            };
+            if (!given)
+            {
+                throw new ArgumentException($"{call.Op} needs its request (read, write or list)");
+            }
+
+            using var services = NewServices(who);
+            var targets = services.Targets(args.Targets);
+            await SendItemAsync(call.Id, new FanOutItem { Targets = targets.Select(t => new RemoteTarget(t.Uuid, t.DisplayName)).ToList() }, ct).ConfigureAwait(false);
+            var count = 0;
+            async Task Stream<T>(IAsyncEnumerable<FleetFileOutcome<T>> outcomes)
+                where T : class
+            {
+                await foreach (var o in outcomes.ConfigureAwait(false))
+                {
+                    count++;
+                    await SendItemAsync(call.Id, new FanOutItem
+                    {
+                        File = new RemoteFileOutcome
+                        {
+                            Uuid = o.Target.Uuid,
+                            DisplayName = o.Target.DisplayName,
+                            Status = o.Status,
+                            Value = o.Value is null ? null : OperatorOperations.ToElement(o.Value),
+                            Error = o.Error,
+                            DurationMs = o.DurationMs,
+                            Failure = o.Failure,
+                        },
+                    }, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+
+            switch (call.Op)
+            {
+                case OperatorOperations.ReadFiles when args.Read is { } read:
+                    await Stream(services.ReadFilesAsync(targets, read, throttle, ct)).ConfigureAwait(false);
+                    break;
+                case OperatorOperations.WriteFiles when args.Write is { } write:
+                    await Stream(services.WriteFilesAsync(targets, write, throttle, ct)).ConfigureAwait(false);
+                    break;
+                case OperatorOperations.ListFiles when args.List is { } list:
+                    await Stream(services.ListFilesAsync(targets, list, throttle, ct)).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new ArgumentException($"{call.Op} needs its request (read, write or list)");
+            }
+
+            return OperatorOperations.ToElement(new SearchResult { Count = count });
+        }
+
+        /// <summary>
+        /// A client as an operator connection sees it: the webhook URL without its credentials (user info and query,
+        /// as on every output surface; the history never holds it), and no tunnel port or session (they never cross).
+        /// </summary>
+        internal static ClientRecord RemoteView(ClientRecord client) => client with
+        {
+            WebhookUrl = client.WebhookUrl is { } url ? Core.Webhooks.WebhookConfiguration.Redact(url) : null,
+            TunnelPort = null,
+            SessionId = null,
+        };
+
+        /// <summary>The fields of an edit only an admin may change.</summary>
+        internal static List<string> AdminOnlyFields(ClientUpdate update)
+        {
+            var fields = new List<string>();
+            if (update.AllowedPaths is not null || update.ClearAllowedPaths)
+            {
+                fields.Add("allowed paths");
+            }
+
+            if (update.WebhookUrl is not null)
+            {
+                fields.Add("the webhook URL");
+            }
+
+            if (update.RateLimitRpm is not null || update.RateLimitConcurrent is not null)
+            {
+                fields.Add("rate limits");
+            }
+
+            return fields;
         }
 
         private static string StringArg(ServerCall call, string name) =>

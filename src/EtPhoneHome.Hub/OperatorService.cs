@@ -27,6 +27,18 @@ public sealed partial class OperatorService
     /// <summary>Requests one connection may have in flight; more are refused BUSY.</summary>
     public const int MaxInFlight = 64;
 
+    /// <summary>Transfers (uploads and downloads) one connection may have in flight; each holds buffers of a few MiB.</summary>
+    public const int MaxTransfersInFlight = 8;
+
+    /// <summary>
+    /// Bytes of call messages one connection may have in flight (two of the largest); a call past it is refused BUSY.
+    /// Each call keeps its arguments until it ends, and a peer that stops reading keeps every call from ending.
+    /// </summary>
+    public const long MaxArgumentBytesInFlight = 2L * OperatorFrames.MaxMessageBytes;
+
+    /// <summary>Connections one operator key may hold at once; the next is told why and closed.</summary>
+    public const int MaxConnectionsPerOperator = 16;
+
     /// <summary>Bytes of an upload the service buffers ahead of the agent (the credit it grants).</summary>
     public const int UploadWindow = 8 * 1024 * 1024;
 
@@ -36,6 +48,7 @@ public sealed partial class OperatorService
     private readonly Func<RegistryStores> _openRegistry;
     private readonly Func<string, OperatorIdentity?> _currentIdentity;
     private readonly IEphLog _log;
+    private readonly ConcurrentDictionary<string, int> _connections = new(StringComparer.Ordinal);
 
     /// <param name="openRegistry">Opens the registry for one connection (its own SQLite connection; disposed with it).</param>
     /// <param name="currentIdentity">The operator of a key fingerprint as the registry says now; null once removed.</param>
@@ -49,6 +62,12 @@ public sealed partial class OperatorService
 
     /// <summary>The host name the service reports in its hello.</summary>
     public string HostName { get; init; } = Environment.MachineName;
+
+    /// <summary>
+    /// How often a connection reads its operator's role again while it is open: a removal then ends it, and a demotion
+    /// cancels the calls in flight the new role may not make, even when no new request comes.
+    /// </summary>
+    public TimeSpan RoleCheckInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Replaces how commands reach the agents (tests).</summary>
     internal Func<OperationGuard, ICommandTransport>? CommandTransport { get; init; }
@@ -68,8 +87,63 @@ public sealed partial class OperatorService
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(who);
-        using var connection = new Connection(this, stream, who, ct);
-        await connection.RunAsync().ConfigureAwait(false);
+        if (_connections.AddOrUpdate(who.Fingerprint, 1, (_, n) => n + 1) > MaxConnectionsPerOperator)
+        {
+            try
+            {
+                Log(EphLogLevel.Warning, $"operator {UntrustedText.ForTerminal(who.Name)} already holds {MaxConnectionsPerOperator} connections; closing the next");
+                await RefuseAsync(stream, $"operator {who.Name} already holds {MaxConnectionsPerOperator} connections to this server; close one first").ConfigureAwait(false);
+            }
+            finally
+            {
+                Release(who.Fingerprint);
+            }
+
+            return;
+        }
+
+        try
+        {
+            using var connection = new Connection(this, stream, who, ct);
+            await connection.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            Release(who.Fingerprint);
+        }
+    }
+
+    private void Release(string fingerprint)
+    {
+        while (_connections.TryGetValue(fingerprint, out var n))
+        {
+            if (n <= 1 ? _connections.TryRemove(new KeyValuePair<string, int>(fingerprint, n)) : _connections.TryUpdate(fingerprint, n - 1, n))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Tells a connection the service will not serve it, then closes it; never throws for the peer.</summary>
+    private static async Task RefuseAsync(Stream stream, string why)
+    {
+        try
+        {
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await OperatorFrames.WriteMessageAsync(stream, new OperatorMessage
+            {
+                Type = OperatorMessageTypes.Error,
+                Id = 0,
+                Error = new OperatorError { Code = OperatorErrorCodes.Busy, Message = why },
+            }, bound.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
+        {
+        }
+        finally
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private void Log(EphLogLevel level, string text) => _log.Write(level, "operators", text);
@@ -85,6 +159,7 @@ public sealed partial class OperatorService
         private readonly ConcurrentDictionary<long, ServerCall> _calls = new();
         private readonly Lazy<RegistryStores> _registry;
         private string? _surface;
+        private long _argumentBytes;
 
         public Connection(OperatorService service, Stream stream, OperatorIdentity who, CancellationToken ct)
         {
@@ -98,17 +173,18 @@ public sealed partial class OperatorService
         public async Task RunAsync()
         {
             _service.Log(EphLogLevel.Information, $"operator {UntrustedText.ForTerminal(_who.Name)} ({OperatorRoles.Wire(_who.Role)}) connected from {UntrustedText.ForTerminal(_who.Source ?? "an unknown address")}");
+            var watch = WatchRoleAsync();
             try
             {
                 while (!_life.IsCancellationRequested)
                 {
-                    var frame = await OperatorFrames.ReadAsync(_stream, OperatorFrames.MaxFrameBytes, _life.Token).ConfigureAwait(false);
-                    if (frame is not { } f)
+                    var payload = await Framing.ReadFrameAsync(_stream, OperatorFrames.MaxFrameBytes, allocateAsReceived: true, _life.Token).ConfigureAwait(false);
+                    if (payload is null)
                     {
                         break;
                     }
 
-                    await DispatchAsync(f).ConfigureAwait(false);
+                    await DispatchAsync(OperatorFrames.Parse(payload), payload.Length).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException)
@@ -141,13 +217,72 @@ public sealed partial class OperatorService
                     // Each call logs its own fault; a call stuck past the bound is abandoned with the connection.
                 }
 
+                await watch.ConfigureAwait(false);
+
                 // Closing the connection ends the operator's ssh session (and its gate) at once.
                 await _stream.DisposeAsync().ConfigureAwait(false);
                 _service.Log(EphLogLevel.Information, $"operator {UntrustedText.ForTerminal(_who.Name)} disconnected");
             }
         }
 
-        private async Task DispatchAsync(OperatorFrame frame)
+        /// <summary>
+        /// Reads the operator's role again every <see cref="RoleCheckInterval"/> while the connection is open: a removed
+        /// operator's connection ends (its calls in flight are cancelled), and a demoted operator's calls in flight that
+        /// the new role may not make are cancelled. Never throws.
+        /// </summary>
+        private async Task WatchRoleAsync()
+        {
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(_service.RoleCheckInterval, _life.Token).ConfigureAwait(false);
+                    OperatorIdentity? now;
+                    try
+                    {
+                        now = _service._currentIdentity(_who.Fingerprint);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        // The registry is busy or unreadable now: the next request reads the role again, and so does the next check.
+                        continue;
+                    }
+
+                    if (now is null)
+                    {
+                        _service.Log(EphLogLevel.Warning, $"operator {UntrustedText.ForTerminal(_who.Name)} was removed; closing the connection and cancelling its {_calls.Count} request(s) in flight");
+                        await TrySendAsync(new OperatorMessage
+                        {
+                            Type = OperatorMessageTypes.Error,
+                            Id = 0,
+                            Error = new OperatorError { Code = OperatorErrorCodes.Forbidden, Message = $"operator {_who.Name} was removed; the connection was closed" },
+                        }).ConfigureAwait(false);
+                        await _life.CancelAsync().ConfigureAwait(false);
+                        return;
+                    }
+
+                    foreach (var call in _calls.Values)
+                    {
+                        if (OperatorOperations.Required.TryGetValue(call.Op, out var needs) && now.Role < needs)
+                        {
+                            try
+                            {
+                                await call.Cancellation.CancelAsync().ConfigureAwait(false);
+                            }
+                            catch (ObjectDisposedException)
+                            {
+                                // It ended meanwhile.
+                            }
+                        }
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        private async Task DispatchAsync(OperatorFrame frame, int size)
         {
             if (frame.IsData)
             {
@@ -163,7 +298,7 @@ public sealed partial class OperatorService
             switch (message.Type)
             {
                 case OperatorMessageTypes.Call:
-                    await StartCallAsync(message).ConfigureAwait(false);
+                    await StartCallAsync(message, size).ConfigureAwait(false);
                     break;
                 case OperatorMessageTypes.Cancel:
                     if (_calls.TryGetValue(message.Id, out var cancelled))
@@ -191,7 +326,7 @@ public sealed partial class OperatorService
             }
         }
 
-        private async Task StartCallAsync(OperatorMessage message)
+        private async Task StartCallAsync(OperatorMessage message, int size)
         {
             var id = message.Id;
             if (id <= 0 || id > uint.MaxValue)
@@ -205,9 +340,30 @@ public sealed partial class OperatorService
                 return;
             }
 
-            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token);
+            if (message.Op is OperatorOperations.Upload or OperatorOperations.Download
+                && _calls.Values.Count(c => c.Op is OperatorOperations.Upload or OperatorOperations.Download) >= MaxTransfersInFlight)
+            {
+                // Each transfer buffers up to its window: a bound per connection keeps one operator from taking the hub's memory.
+                await SendErrorAsync(id, OperatorErrorCodes.Busy, $"{MaxTransfersInFlight} transfers are already in flight on this connection; wait for one to end").ConfigureAwait(false);
+                return;
+            }
+
+            if (_calls.ContainsKey(id))
+            {
+                throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is already in flight");
+            }
+
+            if (Interlocked.Add(ref _argumentBytes, size) > MaxArgumentBytesInFlight)
+            {
+                Interlocked.Add(ref _argumentBytes, -size);
+                await SendErrorAsync(id, OperatorErrorCodes.Busy, $"the requests in flight on this connection already hold {MaxArgumentBytesInFlight / (1024 * 1024)} MiB of arguments; wait for one to end").ConfigureAwait(false);
+                return;
+            }
+
+            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token) { ArgumentBytes = size };
             if (!_calls.TryAdd(id, call))
             {
+                Interlocked.Add(ref _argumentBytes, -size);
                 throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is already in flight");
             }
 
@@ -270,6 +426,7 @@ public sealed partial class OperatorService
             finally
             {
                 _calls.TryRemove(call.Id, out _);
+                Interlocked.Add(ref _argumentBytes, -call.ArgumentBytes);
                 call.Dispose();
             }
         }
@@ -277,7 +434,7 @@ public sealed partial class OperatorService
         /// <summary>The documented error of an expected fault; null for a fault the server did not expect (logged).</summary>
         private static OperatorError? Classify(Exception ex) => ex switch
         {
-            OperatorForbiddenException forbidden => new OperatorError { Code = OperatorErrorCodes.Forbidden, Needs = OperatorRoles.Wire(forbidden.Needs), Message = forbidden.Message },
+            ForbiddenException forbidden => new OperatorError { Code = OperatorErrorCodes.Forbidden, Needs = OperatorRoles.Wire(forbidden.Needs), Message = forbidden.Message },
             UnknownClientsException unknown => new OperatorError
             {
                 Code = OperatorErrorCodes.NotFound,
@@ -370,6 +527,12 @@ public sealed partial class OperatorService
         }
     }
 
+    /// <summary>An allowed operation asked for something its caller's role may not do; nothing was changed.</summary>
+    private sealed class ForbiddenException(OperatorRole needs, string message) : Exception(message)
+    {
+        public OperatorRole Needs { get; } = needs;
+    }
+
     /// <summary>One request being served: its cancellation, and for uploads the bytes the operator sends.</summary>
     private sealed class ServerCall : IDisposable
     {
@@ -395,6 +558,9 @@ public sealed partial class OperatorService
         public string Op { get; }
 
         public JsonElement? Args { get; }
+
+        /// <summary>The size of the call's message, counted against the connection's bound until the call ends.</summary>
+        public int ArgumentBytes { get; init; }
 
         public CancellationTokenSource Cancellation { get; }
 
@@ -465,10 +631,4 @@ public sealed partial class OperatorService
             Cancellation.Dispose();
         }
     }
-}
-
-/// <summary>A request the operator's role does not cover, found once its arguments were read; nothing was changed.</summary>
-internal sealed class OperatorForbiddenException(OperatorRole needs, string message) : Exception(message)
-{
-    public OperatorRole Needs { get; } = needs;
 }

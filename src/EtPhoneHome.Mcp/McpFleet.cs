@@ -48,25 +48,69 @@ public sealed class McpFleet : IAsyncDisposable
         {
             CommandTransport = transport is null ? OperatorServices.TunnelCommands : _ => transport,
         };
-        Guard = Services.Guard;
         Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
         LocalPaths = LocalPathPolicy.For(Settings, new DataDirectory(registry.DataDirectory));
         _metrics = Services.Metrics();
-        Files = Services.Files();
-        Transfers = Services.Transfers();
+        _files = Services.Files();
+        _transfers = Services.Transfers();
     }
 
-    /// <summary>The operator services every tool draws from.</summary>
-    public OperatorServices Services { get; }
+    /// <summary>
+    /// A fleet whose tools go through a server's operator service (<c>eph-server mcp --server ops@hub</c>): the same
+    /// tools, names, parameters and answers; a tool with no remote operation answers
+    /// <see cref="ToolErrorCodes.NotAvailableRemotely"/>, and the server's role checks apply to every call.
+    /// </summary>
+    public McpFleet(Core.Remote.RemoteServer remote, McpServerSettings? settings = null, ILoggerFactory? loggerFactory = null)
+    {
+        Remote = remote ?? throw new ArgumentNullException(nameof(remote));
+        Settings = settings ?? new McpServerSettings();
+        if (loggerFactory is null)
+        {
+            Log = McpLog.ForStdio();
+            LoggerFactory = EphLogLoggerProvider.CreateFactory(Log);
+        }
+        else
+        {
+            LoggerFactory = loggerFactory;
+            Log = new MicrosoftLoggerLog(loggerFactory.CreateLogger("EtPhoneHome.Mcp"));
+        }
 
-    private readonly IMetricsSource _metrics;
+        Logger = LoggerFactory.CreateLogger("EtPhoneHome.Mcp");
+        _context = new OperatorContext(Settings.Actor, Surfaces.Mcp);
+        Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
+        // The exchange's credentials stay on the server.
+        ExchangeSettings = () => throw RemoteOnly.NotAvailable();
+        // Local files of upload_file and download_file live on this workstation: the allowed directories, else the current one.
+        LocalPaths = new LocalPathPolicy(Settings.AllowedLocalDirectories.Count > 0 ? Settings.AllowedLocalDirectories : [Directory.GetCurrentDirectory()]);
+    }
+
+    /// <summary>The server the tools go through; null when they run on this host's registry.</summary>
+    public Core.Remote.RemoteServer? Remote { get; }
+
+    private readonly OperatorContext? _context;
+    private readonly OperatorServices? _services;
+    private readonly RegistryStores? _registry;
+    private readonly IMetricsSource? _metrics;
+    private readonly RemoteFileOperations? _files;
+    private readonly FileTransferClient? _transfers;
+
+    /// <summary>The operator services every tool draws from (not with <see cref="Remote"/>: the tool then answers NOT_AVAILABLE_REMOTELY).</summary>
+    public OperatorServices Services
+    {
+        get => _services ?? throw RemoteOnly.NotAvailable();
+        private init => _services = value;
+    }
 
     /// <summary>The registry's stores (the tools read clients, keys, history and rate-limit counters; the guard writes).</summary>
-    public RegistryStores Registry { get; }
+    public RegistryStores Registry
+    {
+        get => _registry ?? throw RemoteOnly.NotAvailable();
+        private init => _registry = value;
+    }
 
     public McpServerSettings Settings { get; }
 
-    public OperationGuard Guard { get; }
+    public OperationGuard Guard => _services?.Guard ?? throw RemoteOnly.NotAvailable();
 
     /// <summary>The MCP log (stderr unless the host gave its own logger factory); Core's parts write to it.</summary>
     public IEphLog Log { get; }
@@ -85,15 +129,23 @@ public sealed class McpFleet : IAsyncDisposable
     /// <summary>Asks one agent for its metrics; the default goes through the tunnel and records through <see cref="Guard"/>.</summary>
     public IMetricsSource Metrics
     {
-        get => _metrics;
+        get => _metrics ?? throw RemoteOnly.NotAvailable();
         init => _metrics = value ?? throw new ArgumentNullException(nameof(value));
     }
 
     /// <summary>read_file, write_file and list_files on agents, recorded through <see cref="Guard"/> (surface mcp).</summary>
-    public RemoteFileOperations Files { get; init; }
+    public RemoteFileOperations Files
+    {
+        get => _files ?? throw RemoteOnly.NotAvailable();
+        init => _files = value;
+    }
 
     /// <summary>Streaming, SHA-256-verified uploads and downloads, recorded through <see cref="Guard"/> (surface mcp).</summary>
-    public FileTransferClient Transfers { get; init; }
+    public FileTransferClient Transfers
+    {
+        get => _transfers ?? throw RemoteOnly.NotAvailable();
+        init => _transfers = value;
+    }
 
     /// <summary>
     /// Where the exchange bucket is, read at each exchange call (default: the <c>ETPHONEHOME_R2_*</c> environment);
@@ -105,7 +157,7 @@ public sealed class McpFleet : IAsyncDisposable
     public ExchangeOptions? ExchangeOptions { get; init; }
 
     /// <summary>Who acts through MCP: the operator (the process's user) on the surface <c>mcp</c>, for every edit and decision.</summary>
-    public OperatorContext Context => Services.Context;
+    public OperatorContext Context => _context ?? Services.Context;
 
     public async ValueTask DisposeAsync() => await Commands.DisposeAsync().ConfigureAwait(false);
 }

@@ -23,6 +23,14 @@ public static class ToolErrorCodes
     public const string Busy = "BUSY";
     public const string Internal = "INTERNAL";
 
+    // ----- through a server's operator service (eph-server mcp --server) -----
+    /// <summary>The operator's role does not allow the call; <c>needs</c> names the least role that does.</summary>
+    public const string Forbidden = "FORBIDDEN";
+    /// <summary>The tool has no operation in the server's operator service; it runs only where the registry is.</summary>
+    public const string NotAvailableRemotely = "NOT_AVAILABLE_REMOTELY";
+    /// <summary>The server could not be reached, or the connection to it was lost.</summary>
+    public const string ServerUnreachable = "SERVER_UNREACHABLE";
+
     // ----- exchange -----
     /// <summary>exchange_download was given a URL that is not on the configured exchange endpoint.</summary>
     public const string UrlNotAllowed = "URL_NOT_ALLOWED";

@@ -86,6 +86,11 @@ public static class ToolResults
         {
             case ToolFailure failure:
                 return Error(failure);
+            case Core.Remote.OperatorRemoteException remote:
+                return Error(RemoteOnly.Failure(remote));
+            case Core.Remote.RemoteConnectionException lost:
+                return Error(new ToolFailure(ToolErrorCodes.ServerUnreachable, lost.Message,
+                    "The next call reconnects; if it keeps failing, check the server, the ssh key and the pinned host key (eph-server connect)."));
             case RegistryValidationException invalid:
                 // The registry's own messages name the field and the limit and carry no internals.
                 return Error(ToolFailure.Invalid(invalid.Field, invalid.Message.Split(" (Parameter", 2)[0]));

@@ -66,6 +66,11 @@ public static class Program
         OperatorsVerbs.Register(root);
         McpVerbs.Register(root);
         FilesVerbs.Register(root);
+        ConnectionVerbs.Register(root);
+        root.Options.Add(RemoteCli.ServerOption());
+        root.Options.Add(RemoteCli.KeyFileOption());
+        root.Options.Add(RemoteCli.FingerprintOption());
+        RemoteCli.Wrap(root);
         return root;
     }
 }
@@ -78,6 +83,20 @@ internal sealed class EphRootCommand(string description, Func<EtPhoneHome.Core.D
 
     /// <summary>How a verb asks a person to confirm (the console by default; a test gives its own answers).</summary>
     public OperatorPrompt Prompt { get; set; } = OperatorPrompt.Console;
+
+    /// <summary>The environment the verbs read ($ETPHONEHOME_SERVER); a test gives its own.</summary>
+    public Func<string, string?> Environment { get; set; } = System.Environment.GetEnvironmentVariable;
+
+    /// <summary>The operator's profile folder (saved connections, pinned host keys): $ETPHONEHOME_CONFIG_DIR, else the platform's.</summary>
+    public string ProfileDirectory => Environment(EtPhoneHome.Core.Remote.ConnectionProfile.DirectoryVariable) is { Length: > 0 } dir
+        ? dir
+        : EtPhoneHome.Core.Remote.ConnectionProfile.Directory;
+
+    /// <summary>How a verb given --server reaches the server (ssh with the pinned host key by default; a test: a socket pair).</summary>
+    public Func<RemoteRequest, OperatorPrompt, TextWriter, CancellationToken, Task<EtPhoneHome.Core.Remote.RemoteServer>> RemoteConnector { get; set; } = RemoteCli.ConnectAsync;
+
+    /// <summary>Serves MCP on stdio with the tools going through <see cref="RemoteConnector"/>'s server (mcp --server).</summary>
+    public Func<EtPhoneHome.Core.Remote.RemoteServer, ParseResult, CancellationToken, Task<int>> RemoteMcp { get; set; } = McpVerbs.RunRemoteStdioAsync;
 }
 
 /// <summary>A confirmation prompt: whether a person can answer one, and how the answer is read.</summary>

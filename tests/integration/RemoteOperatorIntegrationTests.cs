@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Remote;
@@ -156,6 +157,50 @@ public sealed class RemoteOperatorIntegrationTests : IClassFixture<RemoteOperato
         Assert.Equal(up.Sha256, down.Sha256);
         Assert.Equal(bytes, await File.ReadAllBytesAsync(back));
         Assert.False(File.Exists(partial));
+    }
+
+    [Fact]
+    public async Task FilesAreWrittenReadAndListed_OnEveryTarget_AndRateLimitsRead()
+    {
+        var folder = Path.Combine(_dir, "files-" + Guid.NewGuid().ToString("N")[..6]);
+        var everyone = new TargetSelection { Tags = ["remote"] };
+        await using var server = Connect(_fleet.OperatorKey);
+        var remote = await server.GetAsync(CancellationToken.None);
+
+        var written = new List<FleetFileOutcome<WriteFileResult>>();
+        await foreach (var o in remote.WriteFilesAsync(everyone, new WriteFileParams { Path = Path.Combine(folder, "motd"), Content = "hello fleet", CreateParents = true }, 8, null, CancellationToken.None))
+        {
+            written.Add(o);
+        }
+
+        Assert.Equal(3, written.Count(o => o.Status == CommandStatus.Succeeded));
+        var read = new List<FleetFileOutcome<ReadFileResult>>();
+        await foreach (var o in remote.ReadFilesAsync(everyone, new ReadFileParams { Path = Path.Combine(folder, "motd") }, 8, null, CancellationToken.None))
+        {
+            read.Add(o);
+        }
+
+        Assert.Equal(_fleet.Names.Order(), read.Select(o => o.Target.DisplayName).Order());
+        Assert.All(read, o => Assert.Equal("hello fleet", o.Value!.Content));
+        Assert.All(read, o => Assert.Null(o.Target.Session));
+        var listed = new List<FleetFileOutcome<ListFilesResult>>();
+        await foreach (var o in remote.ListFilesAsync(new TargetSelection { Clients = ["rop-1"] }, new ListFilesParams { Path = folder }, 8, null, CancellationToken.None))
+        {
+            listed.Add(o);
+        }
+
+        Assert.Contains(Assert.Single(listed).Value!.Entries, e => e.Name == "motd");
+        var stats = await remote.RateLimitStatsAsync(["rop-1"], CancellationToken.None);
+        Assert.Equal(Assert.Single(stats).Uuid, read.Single(o => o.Target.DisplayName == "rop-1").Target.Uuid);
+
+        await using var reader = Connect(_fleet.ReaderKey);
+        var refused = await Assert.ThrowsAsync<OperatorRemoteException>(async () =>
+        {
+            await foreach (var _ in (await reader.GetAsync(CancellationToken.None)).ReadFilesAsync(everyone, new ReadFileParams { Path = "/etc/shadow" }, 8, null, CancellationToken.None))
+            {
+            }
+        });
+        Assert.Equal("operator", refused.Error.Needs);
     }
 
     [Fact]

@@ -267,7 +267,7 @@ public sealed class HostKeyPins
     }
 
     /// <summary>What to do when a server's key changed on purpose.</summary>
-    internal const string ForgetAdvice = "remove the pin (Remove-EphServerHostKey, or --forget-host-key on the command line) and connect again";
+    internal const string ForgetAdvice = "remove the pin (Remove-EphServerHostKey, or `eph-server connections forget-host-key HOST[:PORT]` on the command line) and connect again";
 
     private static HostKeyNotTrustedException NotTrusted(ServerAddress address) => new(
         $"no host key is pinned for {address.PinKey} and none was confirmed: a server's key is never trusted silently. " +

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Core.Remote;
@@ -90,7 +91,7 @@ public sealed class OperatorChannel : IAsyncDisposable
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
-            throw Lost(ex);
+            throw await LostAsync(ex).ConfigureAwait(false);
         }
         finally
         {
@@ -108,7 +109,7 @@ public sealed class OperatorChannel : IAsyncDisposable
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
-            throw Lost(ex);
+            throw await LostAsync(ex).ConfigureAwait(false);
         }
         finally
         {
@@ -153,6 +154,13 @@ public sealed class OperatorChannel : IAsyncDisposable
                     break;
                 }
 
+                if (f.Id == 0 && f.Message is { Type: OperatorMessageTypes.Error } closing)
+                {
+                    // The server's last word about the connection itself (a protocol violation, too many connections).
+                    end = new OperatorConnectionLostException($"the server closed the connection: {UntrustedText.ForTerminal(closing.Error?.Message ?? "no reason given")}");
+                    break;
+                }
+
                 if (_calls.TryGetValue(f.Id, out var call))
                 {
                     call.Deliver(f);
@@ -189,6 +197,20 @@ public sealed class OperatorChannel : IAsyncDisposable
             {
             }
         }
+    }
+
+    /// <summary>A failed write: the reader may still hold the server's last word (why it closed), so it is given a moment.</summary>
+    private async Task<OperatorConnectionLostException> LostAsync(Exception ex)
+    {
+        try
+        {
+            await _reader.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+
+        return Lost(ex);
     }
 
     private OperatorConnectionLostException Lost(Exception ex)
@@ -376,7 +398,7 @@ public sealed class OperatorCall : IAsyncDisposable
 public sealed class OperatorConnectionLostException(string message, Exception? inner = null) : RemoteConnectionException(message, inner);
 
 /// <summary>The server refused or failed a request and said why.</summary>
-public sealed class OperatorRemoteException(OperatorError error) : Exception(error?.Message)
+public sealed class OperatorRemoteException(OperatorError error) : Exception(UntrustedText.ForTerminal(error?.Message ?? ""))
 {
     public OperatorError Error { get; } = error ?? throw new ArgumentNullException(nameof(error));
 

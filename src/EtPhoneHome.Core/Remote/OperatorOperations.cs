@@ -4,6 +4,7 @@ using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Core.Remote;
 
@@ -18,6 +19,12 @@ public static class OperatorOperations
     public const string RunCommands = "commands.run";
     public const string Upload = "files.upload";
     public const string Download = "files.download";
+    public const string ReadFiles = "files.read";
+    public const string WriteFiles = "files.write";
+    public const string ListFiles = "files.list";
+    public const string RateLimitStats = "ratelimits.stats";
+    public const string WebhookDeliveries = "webhooks.list";
+    public const string ResendWebhook = "webhooks.resend";
     public const string CollectMetrics = "metrics.collect";
     public const string FleetStatus = "fleet.status";
     public const string QueryHistory = "history.query";
@@ -40,6 +47,12 @@ public static class OperatorOperations
         [FleetStatus] = OperatorRole.Reader,
         [QueryHistory] = OperatorRole.Reader,
         [ListKeys] = OperatorRole.Reader,
+        [RateLimitStats] = OperatorRole.Reader,
+        [WebhookDeliveries] = OperatorRole.Reader,
+        [ReadFiles] = OperatorRole.Operator,
+        [WriteFiles] = OperatorRole.Operator,
+        [ListFiles] = OperatorRole.Operator,
+        [ResendWebhook] = OperatorRole.Operator,
         [RunCommands] = OperatorRole.Operator,
         [Upload] = OperatorRole.Operator,
         [Download] = OperatorRole.Operator,
@@ -52,17 +65,6 @@ public static class OperatorOperations
         [RemoveOperator] = OperatorRole.Admin,
         [SetOperatorRole] = OperatorRole.Admin,
     };
-
-    /// <summary>
-    /// Whether a client edit touches the rules operators work under (allowed paths, rate limits, webhook): an admin's
-    /// change; names, purposes and tags are an operator's.
-    /// </summary>
-    public static bool ChangesPolicy(ClientUpdate update)
-    {
-        ArgumentNullException.ThrowIfNull(update);
-        return update.AllowedPaths is not null || update.ClearAllowedPaths || update.WebhookUrl is not null
-            || update.RateLimitRpm is not null || update.RateLimitConcurrent is not null;
-    }
 
     /// <summary>The version of the operations' shapes; a server refuses a client that speaks another.</summary>
     public const int ProtocolVersion = 1;
@@ -156,6 +158,29 @@ public sealed record FanOutItem
     public IReadOnlyList<RemoteTarget>? Targets { get; init; }
     public FleetCommandResult? Result { get; init; }
     public ClientMetricsResult? Metrics { get; init; }
+    public RemoteFileOutcome? File { get; init; }
+}
+
+/// <summary>One target's outcome of a file operation (read, write, list): who, never how to reach it.</summary>
+public sealed record RemoteFileOutcome
+{
+    public required string Uuid { get; init; }
+    public required string DisplayName { get; init; }
+    public required CommandStatus Status { get; init; }
+    public JsonElement? Value { get; init; }
+    public string? Error { get; init; }
+    public long DurationMs { get; init; }
+    public FailureKind Failure { get; init; }
+}
+
+/// <summary>A file operation on many targets: exactly one of the three requests.</summary>
+public sealed record FileOperationArgs
+{
+    public required TargetSelection Targets { get; init; }
+    public ReadFileParams? Read { get; init; }
+    public WriteFileParams? Write { get; init; }
+    public ListFilesParams? List { get; init; }
+    public int ThrottleLimit { get; init; } = FleetOptions.DefaultThrottleLimit;
 }
 
 /// <summary>A target as the remote side sees it: who, never how to reach it (the tunnel's port and secret stay on the server).</summary>

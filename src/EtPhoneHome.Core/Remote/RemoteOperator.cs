@@ -90,6 +90,31 @@ public sealed class RemoteOperator : IAsyncDisposable
         FanOutAsync(OperatorOperations.CollectMetrics, OperatorOperations.ToElement(args), onTargets, item => item.Metrics,
             target => new ClientMetricsResult { Uuid = target.Uuid, DisplayName = target.DisplayName, Status = MetricsStatus.Cancelled, Error = ConnectionLostMessage }, ct);
 
+    /// <summary>Reads a file on the selected targets; one outcome per target (targets as uuid and name, never a session).</summary>
+    public IAsyncEnumerable<FleetFileOutcome<ReadFileResult>> ReadFilesAsync(TargetSelection targets, ReadFileParams request, int throttleLimit, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
+        FileOutcomesAsync<ReadFileResult>(OperatorOperations.ReadFiles, new FileOperationArgs { Targets = targets, Read = request, ThrottleLimit = throttleLimit }, onTargets, ct);
+
+    /// <summary>Writes a file on the selected targets (atomically on each); one outcome per target.</summary>
+    public IAsyncEnumerable<FleetFileOutcome<WriteFileResult>> WriteFilesAsync(TargetSelection targets, WriteFileParams request, int throttleLimit, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
+        FileOutcomesAsync<WriteFileResult>(OperatorOperations.WriteFiles, new FileOperationArgs { Targets = targets, Write = request, ThrottleLimit = throttleLimit }, onTargets, ct);
+
+    /// <summary>Lists a directory on the selected targets; one outcome per target.</summary>
+    public IAsyncEnumerable<FleetFileOutcome<ListFilesResult>> ListFilesAsync(TargetSelection targets, ListFilesParams request, int throttleLimit, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
+        FileOutcomesAsync<ListFilesResult>(OperatorOperations.ListFiles, new FileOperationArgs { Targets = targets, List = request, ThrottleLimit = throttleLimit }, onTargets, ct);
+
+    private IAsyncEnumerable<FleetFileOutcome<T>> FileOutcomesAsync<T>(string op, FileOperationArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct)
+        where T : class =>
+        FanOutAsync(op, OperatorOperations.ToElement(args), onTargets,
+            item => item.File is { } f
+                ? new FleetFileOutcome<T>(new FleetTarget(f.Uuid, f.DisplayName, null), f.Status, f.Value is { } v ? OperatorOperations.FromElement<T>(v) : null, f.Error, f.DurationMs, f.Failure)
+                : null,
+            target => new FleetFileOutcome<T>(new FleetTarget(target.Uuid, target.DisplayName, null), CommandStatus.Error, null, ConnectionLostMessage, 0, FailureKind.Unreachable), ct);
+
+    /// <summary>Rate-limit counters of the named clients (every client when null).</summary>
+    public async Task<IReadOnlyList<RateLimitStats>> RateLimitStatsAsync(IReadOnlyList<string>? clients, CancellationToken ct) =>
+        OperatorOperations.FromElement<RateLimitStats[]>(await Channel.InvokeAsync(OperatorOperations.RateLimitStats,
+            clients is null ? null : OperatorOperations.ToElement(new { clients }), ct).ConfigureAwait(false));
+
     private async IAsyncEnumerable<T> FanOutAsync<T>(string op, JsonElement args, Action<IReadOnlyList<RemoteTarget>>? onTargets,
         Func<FanOutItem, T?> pick, Func<RemoteTarget, T> lost, [EnumeratorCancellation] CancellationToken ct)
         where T : class
@@ -141,18 +166,11 @@ public sealed class RemoteOperator : IAsyncDisposable
             }
             else if (pick(item) is { } result)
             {
-                pending.Remove(UuidOf(result));
+                pending.Remove(item.Result?.Uuid ?? item.Metrics?.Uuid ?? item.File?.Uuid ?? "");
                 yield return result;
             }
         }
     }
-
-    private static string UuidOf<T>(T result) => result switch
-    {
-        FleetCommandResult r => r.Uuid,
-        ClientMetricsResult m => m.Uuid,
-        _ => "",
-    };
 
     public async Task<FleetStatus> FleetStatusAsync(CancellationToken ct) =>
         OperatorOperations.FromElement<FleetStatus>(await Channel.InvokeAsync(OperatorOperations.FleetStatus, null, ct).ConfigureAwait(false));
@@ -205,8 +223,14 @@ public sealed class RemoteOperator : IAsyncDisposable
         var credit = new CreditGate();
         call.OnCredit = credit.Add;
         Task sender = Task.CompletedTask;
+        var asked = 0;
         call.OnSend = message =>
         {
+            if (Interlocked.Exchange(ref asked, 1) != 0)
+            {
+                throw new ProtocolException(ProtocolError.Malformed, "the server asked for the file's bytes twice");
+            }
+
             var offset = message.Offset ?? 0;
             if (offset < 0 || offset > size)
             {
@@ -340,8 +364,20 @@ public sealed class RemoteOperator : IAsyncDisposable
             }), ct).ConfigureAwait(false);
             var received = offset;
             var ungranted = 0L;
+            var granted = (long)DownloadWindow;
+            TransferReady? ready = null;
             call.OnData = async data =>
             {
+                // The server sends the file's bytes after saying its size, within the credit granted: anything else is
+                // refused before it reaches the disk (a hostile server cannot fill it, nor queue bytes here unasked).
+                if (ready is null || data.Length > ready.Size - received || data.Length > granted)
+                {
+                    throw new ProtocolException(ProtocolError.Malformed, ready is null
+                        ? "the server sent file bytes before the file's size"
+                        : $"the server sent more bytes than {(data.Length > granted ? "the credit granted" : $"the file's {ready.Size} bytes")}; the destination was not touched");
+                }
+
+                granted -= data.Length;
                 hash.AppendData(data.Span);
                 await file.WriteAsync(data, ct).ConfigureAwait(false);
                 received += data.Length;
@@ -349,15 +385,22 @@ public sealed class RemoteOperator : IAsyncDisposable
                 ungranted += data.Length;
                 if (ungranted >= DownloadWindow / 4)
                 {
+                    granted += ungranted;
                     await call.SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Credit, Bytes = ungranted }, ct).ConfigureAwait(false);
                     ungranted = 0;
                 }
             };
 
-            TransferReady? ready = null;
             await foreach (var item in call.ItemsAsync(ct).ConfigureAwait(false))
             {
-                ready ??= OperatorOperations.FromElement<TransferReady>(item);
+                if (ready is null)
+                {
+                    ready = OperatorOperations.FromElement<TransferReady>(item);
+                    if (ready.Offset != offset || ready.Size < offset)
+                    {
+                        throw new ProtocolException(ProtocolError.Malformed, $"the server answered offset {ready.Offset} of {ready.Size} bytes, asked from {offset}");
+                    }
+                }
             }
 
             done = OperatorOperations.FromElement<TransferDone>(call.Result);

@@ -31,21 +31,33 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
         CancellationToken cancellationToken = default)
     {
         var request = Validate(cmd, cwd, timeout);
+        if (fleet.Remote is { } remote)
+        {
+            var online = RemoteOnly.Online(await RemoteOnly.ResolveAsync(remote, session, client_id, cancellationToken).ConfigureAwait(false));
+            return await ExecuteRemoteAsync(remote, online, request, cancellationToken).ConfigureAwait(false);
+        }
+
         var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         return await ExecuteAsync(target, request, cancellationToken).ConfigureAwait(false);
     }
 
     [McpServerTool(Name = "start_command", Title = "Start a command in the background", ReadOnly = false, Destructive = true, Idempotent = false, OpenWorld = true, UseStructuredContent = true)]
     [Description("Start a shell command on one client and return at once with a command_id; poll get_command_result for its outcome. Use it for commands that may outlast the MCP client's request timeout. Results are kept by this MCP server for 1 hour after they finish.")]
-    public CommandState StartCommand(
+    public async Task<CommandState> StartCommand(
         [Description("Shell command line to run (1-65536 characters).")][MinLength(1)][MaxLength(ToolArguments.MaxCommandLength)] string cmd,
         [Description("Working directory on the client (absolute path; must be inside the client's allowed paths).")][MaxLength(ToolArguments.MaxPathLength)] string? cwd = null,
         [Description("Timeout in seconds (1-3600, default 300); the command is stopped when it runs longer.")][Range(ToolArguments.MinTimeout, ToolArguments.MaxTimeout)] int? timeout = null,
-        [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null)
+        [Description("Client uuid or display name; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
+        CancellationToken cancellationToken = default)
     {
         var request = Validate(cmd, cwd, timeout);
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
-        var job = fleet.Commands.Start(target.Uuid, target.DisplayName, request.Command, async ct => await ExecuteAsync(target, request, ct).ConfigureAwait(false));
+        var remote = fleet.Remote;
+        var target = remote is not null
+            ? RemoteOnly.Online(await RemoteOnly.ResolveAsync(remote, session, client_id, cancellationToken).ConfigureAwait(false))
+            : ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
+        var job = fleet.Commands.Start(target.Uuid, target.DisplayName, request.Command, async ct => remote is not null
+            ? await ExecuteRemoteAsync(remote, target, request, ct).ConfigureAwait(false)
+            : await ExecuteAsync(target, request, ct).ConfigureAwait(false));
         return new CommandState(job.Id, "running", new ClientRef(target.Uuid, target.DisplayName), Views.Time(job.StartedAt))
         {
             Message = $"Started on {target.Describe()}; call get_command_result with command_id \"{job.Id}\" (wait_seconds up to {MaxWaitSeconds}) until status is completed",
@@ -116,6 +128,11 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
             throw ToolFailure.Invalid("tags", "give exactly one of tags or client_ids");
         }
 
+        if (fleet.Remote is { } server)
+        {
+            return await RunFleetRemoteAsync(server, request, tags, client_ids, hasTags, limit, errors, cancellationToken).ConfigureAwait(false);
+        }
+
         IReadOnlyList<FleetTarget> targets;
         try
         {
@@ -144,9 +161,55 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
 
         var perTarget = Math.Clamp(FleetAnswerBudgetBytes / targets.Count / 2, 128, fleet.Settings.MaxFleetOutputBytesPerTarget);
         var options = new FleetOptions { ThrottleLimit = limit, MaxErrors = errors is { } e ? ErrorLimit.Count(e) : null };
+        return await FleetAnswerAsync(fleet.Services.RunCommandsAsync(targets, request, options, cancellationToken), targets.Count, perTarget).ConfigureAwait(false);
+    }
+
+    /// <summary>run_fleet_command through the server's operator service: the same selection rules and answer.</summary>
+    private async Task<FleetAnswer> RunFleetRemoteAsync(Core.Remote.RemoteServer server, CommandRequest request, string[]? tags, string[]? clientIds, bool hasTags,
+        int limit, int? errors, CancellationToken cancellationToken)
+    {
+        var selection = new TargetSelection
+        {
+            Tags = hasTags ? tags! : [],
+            Clients = hasTags ? [] : clientIds!.Select(c => c.Trim()).ToList(),
+        };
+        var remote = await server.GetAsync(cancellationToken).ConfigureAwait(false);
+        // The targets, first, size the per-target budget; the count rule is checked before the command is sent.
+        var found = await remote.SearchAsync(hasTags ? new ClientQuery { Tags = tags } : new ClientQuery { Names = [.. selection.Clients] }, cancellationToken).ConfigureAwait(false);
+        if (found.NotFound.Count > 0)
+        {
+            throw new ToolFailure(ToolErrorCodes.ClientNotFound, new UnknownClientsException(found.NotFound).Message,
+                "Fix client_ids (see list_clients or find_client) and call again.",
+                new Dictionary<string, object?> { ["not_found"] = found.NotFound });
+        }
+
+        var count = found.Clients.Count;
+        if (count == 0)
+        {
+            throw ToolFailure.Invalid(hasTags ? "tags" : "client_ids", "the selection matches no client; nothing was run");
+        }
+
+        if (count > ToolArguments.MaxFleetTargets)
+        {
+            throw ToolFailure.Invalid(hasTags ? "tags" : "client_ids", $"the selection matches {count} clients; at most {ToolArguments.MaxFleetTargets} per call");
+        }
+
+        var perTarget = Math.Clamp(FleetAnswerBudgetBytes / count / 2, 128, fleet.Settings.MaxFleetOutputBytesPerTarget);
+        var results = remote.RunCommandsAsync(new Core.Remote.RunCommandsArgs
+        {
+            Targets = selection,
+            Request = request,
+            ThrottleLimit = limit,
+            MaxErrors = errors?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }, null, cancellationToken);
+        return await FleetAnswerAsync(results, count, perTarget).ConfigureAwait(false);
+    }
+
+    private static async Task<FleetAnswer> FleetAnswerAsync(IAsyncEnumerable<FleetCommandResult> stream, int count, int perTarget)
+    {
         var summary = new FleetSummary();
-        var results = new List<FleetTargetAnswer>(targets.Count);
-        await foreach (var r in fleet.Services.RunCommandsAsync(targets, request, options, cancellationToken).ConfigureAwait(false))
+        var results = new List<FleetTargetAnswer>(count);
+        await foreach (var r in stream.ConfigureAwait(false))
         {
             summary.Add(r);
             var stdout = OutputBudget.Apply(r.Stdout, perTarget);
@@ -170,6 +233,64 @@ public sealed class CommandTools(McpFleet fleet, McpSession session)
             summary.AllSucceeded,
             perTarget,
             results);
+    }
+
+    /// <summary>
+    /// run_command through the server: a fan-out of one, its result shaped as <see cref="ExecuteAsync"/> shapes a
+    /// local answer (a non-zero exit is a result; offline, timed out, unreachable are the same errors).
+    /// </summary>
+    private async Task<CommandOutput> ExecuteRemoteAsync(Core.Remote.RemoteServer server, FleetTarget target, CommandRequest request, CancellationToken ct)
+    {
+        var remote = await server.GetAsync(ct).ConfigureAwait(false);
+        FleetCommandResult? result = null;
+        await foreach (var r in remote.RunCommandsAsync(new Core.Remote.RunCommandsArgs
+        {
+            Targets = new TargetSelection { Clients = [target.Uuid] },
+            Request = request,
+            ThrottleLimit = 1,
+        }, null, ct).ConfigureAwait(false))
+        {
+            result ??= r;
+        }
+
+        if (result is null)
+        {
+            throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"{target.Describe()} is no longer registered on the server", "Call list_clients and pick another client.");
+        }
+
+        var stdout = OutputBudget.Apply(result.Stdout, fleet.Settings.MaxOutputBytes);
+        var stderr = OutputBudget.Apply(result.Stderr, fleet.Settings.MaxOutputBytes);
+        var timedOut = result.Status == CommandStatus.TimedOut;
+        var view = new CommandOutput(
+            new ClientRef(result.Uuid, result.DisplayName),
+            timedOut ? null : result.ExitCode,
+            stdout.Text,
+            stderr.Text,
+            result.DurationMs,
+            timedOut ? true : null,
+            stdout.TotalBytes,
+            stderr.TotalBytes,
+            stdout.Truncated ? true : null,
+            stderr.Truncated ? true : null,
+            result.Truncated ? true : null);
+        var error = result.Error ?? result.Status.ToString();
+        return result.Status switch
+        {
+            CommandStatus.Succeeded or CommandStatus.Failed => view,
+            CommandStatus.TimedOut => throw new ToolFailure(ToolErrorCodes.Timeout, $"the command ran out of time after {request.TimeoutSeconds} s and was stopped on {target.Describe()}",
+                "Raise timeout (up to 3600) or use start_command and poll get_command_result.", new Dictionary<string, object?> { ["partial"] = view }),
+            CommandStatus.Offline => throw new ToolFailure(ToolErrorCodes.ClientOffline, $"{target.Describe()} is offline: {error}",
+                "Wait for it to reconnect, or pick an online client (find_client with online_only: true)."),
+            CommandStatus.Denied => throw new ToolFailure(result.Failure == FailureKind.Denied ? ToolErrorCodes.PathDenied : ToolErrorCodes.KeyMismatch, $"{target.Describe()}: {error}",
+                "Check the client's allowed paths and key (describe_client, list_pending_keys)."),
+            CommandStatus.RateLimited => throw new ToolFailure(ToolErrorCodes.RateLimited, $"{target.Describe()}: {error}", "Wait a minute or raise the limit with configure_client."),
+            _ => throw result.Failure switch
+            {
+                FailureKind.Invalid or FailureKind.NotFound => new ToolFailure(ToolErrorCodes.InvalidArgument, $"{target.Describe()}: {error}", "Check cmd and cwd."),
+                _ => new ToolFailure(ToolErrorCodes.ClientUnreachable, $"{target.Describe()}: {error}",
+                    "The client (or the connection to the server) may be reconnecting; check list_clients and try again in a few seconds."),
+            },
+        };
     }
 
     /// <summary>Core's one command rule (<see cref="CommandRequest"/>), its refusals named by this tool's parameter names.</summary>

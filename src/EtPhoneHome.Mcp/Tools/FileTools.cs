@@ -141,6 +141,14 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
             throw ToolFailure.Invalid("local_path", $"local_path '{local_path}' does not exist or is not a file");
         }
 
+        if (fleet.Remote is { } server)
+        {
+            // Through the server's operator service: the agent checks the whole file's SHA-256 and resumes as locally.
+            var to = RemoteOnly.Online(await RemoteOnly.ResolveAsync(server, session, client_id, cancellationToken).ConfigureAwait(false));
+            var op = await server.GetAsync(cancellationToken).ConfigureAwait(false);
+            return Transfer(to, await Call(to, "upload", remote, () => op.UploadAsync(to.Uuid, local, remote, null, cancellationToken)).ConfigureAwait(false));
+        }
+
         var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         var done = await Call(target, "upload", remote, () => fleet.Transfers.UploadAsync(target, local, remote, null, cancellationToken)).ConfigureAwait(false);
         return Transfer(target, done);
@@ -171,6 +179,14 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
         if (Directory.Exists(local))
         {
             throw ToolFailure.Invalid("local_path", $"local_path '{local}' is a directory");
+        }
+
+        if (fleet.Remote is { } server)
+        {
+            // Through the server's operator service: SHA-256 checked here before the file takes its name; resumed from a partial file.
+            var from = RemoteOnly.Online(await RemoteOnly.ResolveAsync(server, session, client_id, cancellationToken).ConfigureAwait(false));
+            var op = await server.GetAsync(cancellationToken).ConfigureAwait(false);
+            return Transfer(from, await Call(from, "download", remote, () => op.DownloadAsync(from.Uuid, remote, local, null, cancellationToken)).ConfigureAwait(false));
         }
 
         var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));

@@ -19,14 +19,15 @@ public sealed class HistoryTools(McpFleet fleet)
 
     [McpServerTool(Name = "get_history", Title = "Operation history", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false, UseStructuredContent = true)]
     [Description("Operations, newest first: commands, metrics, exchange transfers, edits and key decisions from every surface (mcp, pwsh, cli), with actor, status and duration. Filter by client, operation, status and time; page with limit and skip. History of removed clients stays available.")]
-    public HistoryPage GetHistory(
+    public async Task<HistoryPage> GetHistory(
         [Description("Only operations on this client (uuid or display name, removed clients included); all clients when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? client_id = null,
         [Description("Only this operation (exact, case-insensitive), the tool names: run_command, read_file, get_client_metrics, update_client, accept_key, exchange_upload…; an unknown one is INVALID_ARGUMENT.")][MaxLength(MaxFilterLength)] string? operation = null,
         [Description("Only this status (exact, case-insensitive), succeeded, failed, timed_out, offline, denied, rate_limited, error, skipped, cancelled, not_found, unchanged; another is INVALID_ARGUMENT.")][MaxLength(MaxFilterLength)] string? status = null,
         [Description("Only entries at or after this time: ISO-8601 (UTC unless an offset is given) or an age such as 90m, 12h, 7d.")][MaxLength(ToolArguments.MaxQueryLength)] string? since = null,
         [Description("Only entries before this time (same forms as since).")][MaxLength(ToolArguments.MaxQueryLength)] string? until = null,
         [Description("Most entries returned (1-500, default 50).")][Range(1, ToolArguments.MaxHistoryLimit)] int? limit = null,
-        [Description("Entries to skip first, newest first (0-100000, default 0), to page back.")][Range(0, MaxSkip)] int? skip = null)
+        [Description("Entries to skip first, newest first (0-100000, default 0), to page back.")][Range(0, MaxSkip)] int? skip = null,
+        CancellationToken cancellationToken = default)
     {
         var max = ToolArguments.Range("limit", limit, 1, ToolArguments.MaxHistoryLimit, ToolArguments.DefaultHistoryLimit);
         var offset = ToolArguments.Range("skip", skip, 0, MaxSkip, 0);
@@ -41,6 +42,27 @@ public sealed class HistoryTools(McpFleet fleet)
         }
 
         IReadOnlyList<string>? uuids = null;
+        if (fleet.Remote is { } server)
+        {
+            var remote = await server.GetAsync(cancellationToken).ConfigureAwait(false);
+            if (ToolArguments.OptionalId("client_id", client_id) is { } wanted)
+            {
+                uuids = [(await RemoteOnly.FindAsync(server, wanted, cancellationToken).ConfigureAwait(false)).Uuid];
+            }
+
+            var answer = await remote.QueryHistoryAsync(new HistoryQuery
+            {
+                Uuids = uuids,
+                Operations = op is null ? null : [op],
+                Statuses = state is null ? null : [state],
+                Since = from,
+                Until = to,
+                Take = max,
+                Skip = offset,
+            }, withTotal: false, cancellationToken).ConfigureAwait(false);
+            return Page(answer.Entries, answer.DisplayNames, max, offset);
+        }
+
         if (ToolArguments.OptionalId("client_id", client_id) is { } id)
         {
             var found = ClientHistory.ResolveClients(fleet.Registry.Clients, [id]);
@@ -64,7 +86,11 @@ public sealed class HistoryTools(McpFleet fleet)
             Take = max,
             Skip = offset,
         });
-        var names = ClientHistory.DisplayNames(fleet.Registry.Clients, page.Select(e => e.Uuid));
+        return Page(page, ClientHistory.DisplayNames(fleet.Registry.Clients, page.Select(e => e.Uuid)), max, offset);
+    }
+
+    private static HistoryPage Page(IReadOnlyList<AuditEntry> page, IReadOnlyDictionary<string, string> names, int max, int offset)
+    {
         var entries = page.Select(e => new HistoryEntry(
             e.At is { } at ? Views.Time(at) : null,
             e.Operation,

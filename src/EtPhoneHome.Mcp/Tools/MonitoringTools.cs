@@ -42,6 +42,11 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
         [Description("true for the five summary figures only; false (default) for the full set.")] bool summary = false,
         CancellationToken cancellationToken = default)
     {
+        if (fleet.Remote is { } server)
+        {
+            return await RemoteMetricsAsync(server, client_id, summary, cancellationToken).ConfigureAwait(false);
+        }
+
         var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(MetricsTimeout);
@@ -78,6 +83,42 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
             clock.ElapsedMilliseconds,
             // Reported by the agent on every call (never validated at admission): escaped like every claim.
             metrics with { Hostname = Views.Text(metrics.Hostname), Platform = Views.Text(metrics.Platform) });
+    }
+
+    /// <summary>get_client_metrics through the server: a metrics fan-out of one, answered as locally.</summary>
+    private async Task<ClientMetrics> RemoteMetricsAsync(Core.Remote.RemoteServer server, string? clientId, bool summary, CancellationToken ct)
+    {
+        var target = RemoteOnly.Online(await RemoteOnly.ResolveAsync(server, session, clientId, ct).ConfigureAwait(false));
+        var remote = await server.GetAsync(ct).ConfigureAwait(false);
+        ClientMetricsResult? result = null;
+        await foreach (var r in remote.CollectMetricsAsync(new Core.Remote.CollectMetricsArgs
+        {
+            Targets = new TargetSelection { Clients = [target.Uuid] },
+            Summary = summary,
+            ThrottleLimit = 1,
+            TimeoutSeconds = MetricsTimeout.TotalSeconds,
+        }, null, ct).ConfigureAwait(false))
+        {
+            result ??= r;
+        }
+
+        if (result is { Status: MetricsStatus.Succeeded, Metrics: { } metrics })
+        {
+            return new ClientMetrics(new ClientRef(result.Uuid, result.DisplayName), summary, result.DurationMs,
+                metrics with { Hostname = Views.Text(metrics.Hostname), Platform = Views.Text(metrics.Platform) });
+        }
+
+        var error = result?.Error ?? "no answer";
+        throw result?.Status switch
+        {
+            MetricsStatus.Offline => new ToolFailure(ToolErrorCodes.ClientOffline, $"{target.Describe()} is offline: {error}",
+                "Wait for it to reconnect, or pick an online client (find_client with online_only: true)."),
+            MetricsStatus.TimedOut => new ToolFailure(ToolErrorCodes.Timeout, $"{target.Describe()} gave no metrics within {MetricsTimeout.TotalSeconds:0} s",
+                "Check that the client is still online (list_clients) and try again; summary=true is quicker."),
+            MetricsStatus.Denied => new ToolFailure(ToolErrorCodes.KeyMismatch, $"{target.Describe()}: {error}", "Check the client's key (list_pending_keys)."),
+            _ => new ToolFailure(ToolErrorCodes.ClientUnreachable, $"{target.Describe()} could not be asked for its metrics: {error}",
+                "The client (or the connection to the server) may be reconnecting; check list_clients and try again in a few seconds."),
+        };
     }
 }
 

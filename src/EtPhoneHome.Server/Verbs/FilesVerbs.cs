@@ -188,22 +188,25 @@ internal static class FilesVerbs
             var outcomes = upload
                 ? services.UploadAsync(targets, from, to, pr.GetValue(t.Throttle), ct: ct)
                 : services.DownloadAsync(targets, from, to, pr.GetValue(t.Throttle), ct: ct);
-            return await EachAsync(outcomes, outcome =>
-                pr.GetValue(t.Json) ? Line(Row(outcome, upload ? to : from) with
-                {
-                    Path = outcome.Value?.RemotePath ?? (upload ? to : from),
-                    LocalPath = outcome.Value?.LocalPath,
-                    Size = outcome.Value?.Size,
-                    Sha256 = outcome.Value?.Sha256,
-                    ResumedFrom = outcome.Value?.ResumedFrom,
-                    Attempts = outcome.Value?.Attempts,
-                })
-                : Header(outcome, outcome.Value is { } v
-                    ? string.Create(CultureInfo.InvariantCulture, $"{v.Size} bytes {(upload ? "to" : "from")} {v.RemotePath}{(upload ? "" : $" → {v.LocalPath}")}, sha256 {v.Sha256}, {Rate(v)}{(v.ResumedFrom > 0 ? $", resumed at {v.ResumedFrom}" : "")}")
-                    : null), output).ConfigureAwait(false);
+            return await EachAsync(outcomes, outcome => TransferLine(outcome, upload, upload ? to : from, pr.GetValue(t.Json)), output).ConfigureAwait(false);
         }));
         return cmd;
     }
+
+    /// <summary>The line of one upload or download outcome (text, or a JSON object), here or through a server.</summary>
+    internal static string TransferLine(FleetFileOutcome<FileTransferResult> outcome, bool upload, string remotePath, bool json) =>
+        json ? Line(Row(outcome, remotePath) with
+        {
+            Path = outcome.Value?.RemotePath ?? remotePath,
+            LocalPath = outcome.Value?.LocalPath,
+            Size = outcome.Value?.Size,
+            Sha256 = outcome.Value?.Sha256,
+            ResumedFrom = outcome.Value?.ResumedFrom,
+            Attempts = outcome.Value?.Attempts,
+        })
+        : Header(outcome, outcome.Value is { } v
+            ? string.Create(CultureInfo.InvariantCulture, $"{v.Size} bytes {(upload ? "to" : "from")} {v.RemotePath}{(upload ? "" : $" → {v.LocalPath}")}, sha256 {v.Sha256}, {Rate(v)}{(v.ResumedFrom > 0 ? $", resumed at {v.ResumedFrom}" : "")}")
+            : null);
 
     private static string Rate(FileTransferResult result) =>
         string.Create(CultureInfo.InvariantCulture, $"{result.DurationMs} ms ({(result.Size - result.ResumedFrom) / 1048576.0 / Math.Max(0.001, result.DurationMs / 1000.0):0.0} MiB/s)");

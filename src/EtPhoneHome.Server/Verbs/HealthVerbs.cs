@@ -145,8 +145,14 @@ internal static class HealthVerbs
             return OperatorVerbs.UsageError;
         }
 
+        return await MetricsOutputAsync(services.CollectMetricsAsync(targets, summary, options, ct), json, output, error).ConfigureAwait(false);
+    }
+
+    /// <summary>Prints metrics as <c>metrics</c> does (JSON lines as each answers, or a table at the end); 0 when all answered.</summary>
+    internal static async Task<int> MetricsOutputAsync(IAsyncEnumerable<ClientMetricsResult> results, bool json, TextWriter output, TextWriter error)
+    {
         var rows = new List<ClientMetricsResult>();
-        await foreach (var result in services.CollectMetricsAsync(targets, summary, options, ct).ConfigureAwait(false))
+        await foreach (var result in results.ConfigureAwait(false))
         {
             rows.Add(result);
             if (json)

@@ -145,6 +145,49 @@ internal static class McpVerbs
         return cmd;
     }
 
+    /// <summary>
+    /// <c>mcp --server</c>: MCP on stdio for an AI agent on this workstation, every tool call going through the server's
+    /// operator service (the server checks the operator key's role on each). Tools with no remote operation answer
+    /// NOT_AVAILABLE_REMOTELY; local files of upload_file and download_file are under --allow-local-dir, else the
+    /// current directory.
+    /// </summary>
+    internal static async Task<int> RunRemoteStdioAsync(EtPhoneHome.Core.Remote.RemoteServer server, ParseResult parseResult, CancellationToken ct)
+    {
+        var error = parseResult.InvocationConfiguration.Error;
+        McpServerSettings settings;
+        try
+        {
+            settings = Settings(parseResult.GetValue<string[]>("--allow-local-dir"), parseResult.GetValue<int>("--max-output-bytes"));
+        }
+        catch (ArgumentException ex)
+        {
+            await error.WriteLineAsync($"eph-server mcp: {ex.Message}").ConfigureAwait(false);
+            return OperatorVerbs.UsageError;
+        }
+
+        // Connect before serving: a host key, authentication or role problem is one line here, not a failing first tool call.
+        var remote = await server.GetAsync(ct).ConfigureAwait(false);
+        await error.WriteLineAsync($"eph-server mcp: serving MCP on stdio through {server.Address} as {remote.Identity.Operator} ({remote.Identity.Role.ToString().ToLowerInvariant()})").ConfigureAwait(false);
+        await using var fleet = new McpFleet(server, settings);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+            System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx =>
+            {
+                ctx.Cancel = true;
+                stop.Cancel();
+            });
+        try
+        {
+            await EphMcpServer.RunStdioAsync(fleet, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // SIGTERM or Ctrl+C.
+        }
+
+        return 0;
+    }
+
     internal static McpServerSettings Settings(string[]? allowedDirs, int maxOutputBytes)
     {
         if (maxOutputBytes is < 1024 or > 1024 * 1024)

@@ -261,7 +261,7 @@ internal static class OperatorVerbs
     }
 
     /// <summary>The text of a file argument; <c>-</c> reads the verb's standard input.</summary>
-    private static async Task<string> ReadTextArgumentAsync(string path, CancellationToken ct)
+    internal static async Task<string> ReadTextArgumentAsync(string path, CancellationToken ct)
     {
         if (path == "-")
         {
@@ -380,9 +380,12 @@ internal static class OperatorVerbs
     // ----- verb bodies (tested directly) -----
 
     internal static int Keys(IKeyStore keyStore, bool pendingOnly, bool json, TextWriter output)
+        => KeysOutput(keyStore.ListKeys(pendingOnly ? KeyStatus.Pending : null), pendingOnly, json, output);
+
+    /// <summary>Prints keys as <c>keys</c> does (a table, or JSON lines), from this host's registry or a server's.</summary>
+    internal static int KeysOutput(IEnumerable<KeyRecord> records, bool pendingOnly, bool json, TextWriter output)
     {
-        var keys = keyStore.ListKeys(pendingOnly ? KeyStatus.Pending : null)
-            .OrderBy(k => k.Status).ThenBy(k => k.FirstSeen).Select(KeyRow.From).ToList();
+        var keys = records.OrderBy(k => k.Status).ThenBy(k => k.FirstSeen).Select(KeyRow.From).ToList();
         if (json)
         {
             keys.ForEach(k => output.WriteLine(OperatorRows.JsonLine(k)));
@@ -506,15 +509,24 @@ internal static class OperatorVerbs
         }
 
         var options = new FleetOptions { ThrottleLimit = request.ThrottleLimit, MaxErrors = request.MaxErrors };
+        return await ExecOutputAsync(services.RunCommandsAsync(targets, command, options, ct), request.Json, output, error).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Prints each result as it arrives (a text block, or a JSON line), then the summary; 0 when every target
+    /// succeeded, 1 when any did not. The same for a fan-out run here and one run through a server's operator service.
+    /// </summary>
+    internal static async Task<int> ExecOutputAsync(IAsyncEnumerable<FleetCommandResult> results, bool json, TextWriter output, TextWriter error)
+    {
         var summary = new FleetSummary();
-        await foreach (var result in services.RunCommandsAsync(targets, command, options, ct).ConfigureAwait(false))
+        await foreach (var result in results.ConfigureAwait(false))
         {
             summary.Add(result);
-            await output.WriteAsync(request.Json ? OperatorRows.JsonLine(ExecRow.From(result)) + Environment.NewLine : TextBlock(result)).ConfigureAwait(false);
+            await output.WriteAsync(json ? OperatorRows.JsonLine(ExecRow.From(result)) + Environment.NewLine : TextBlock(result)).ConfigureAwait(false);
             await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
-        await (request.Json ? error : output).WriteLineAsync(summary.ToString()).ConfigureAwait(false);
+        await (json ? error : output).WriteLineAsync(summary.ToString()).ConfigureAwait(false);
         return summary.AllSucceeded ? 0 : 1;
     }
 

@@ -176,7 +176,12 @@ internal static class RegistryVerbs
     /// <summary>Prints the clients a search finds; exit 1 when a literal --name names no client (the others still print).</summary>
     internal static int Clients(IClientStore clients, ClientQuery query, bool json, TextWriter output, TextWriter error)
     {
-        var lookup = ClientQueries.Search(clients, query);
+        return ClientsOutput(ClientQueries.Search(clients, query), json, output, error);
+    }
+
+    /// <summary>Prints a search's clients as <c>clients</c> does; exit 1 when a literal name found nothing.</summary>
+    internal static int ClientsOutput(ClientLookup lookup, bool json, TextWriter output, TextWriter error)
+    {
         var rows = lookup.Clients.Select(ClientRow.From).ToList();
         if (json)
         {
@@ -205,6 +210,12 @@ internal static class RegistryVerbs
     {
         var client = ClientQueries.Single(clients, uuidOrName);
         var updated = ClientAdministration.Set(clients, client.Uuid, update, OperatorVerbs.Operator);
+        return SetOutput(updated, json, output);
+    }
+
+    /// <summary>Prints an updated client as <c>set</c> does.</summary>
+    internal static int SetOutput(ClientRecord updated, bool json, TextWriter output)
+    {
         if (json)
         {
             output.WriteLine(OperatorRows.JsonLine(ClientRow.From(updated)));
@@ -278,6 +289,12 @@ internal static class RegistryVerbs
             Skip = request.Skip,
         });
         var names = ClientHistory.DisplayNames(registry.Clients, entries.Select(e => e.Uuid));
+        return HistoryOutput(entries, names, json, output);
+    }
+
+    /// <summary>Prints history entries as <c>history</c> does.</summary>
+    internal static int HistoryOutput(IEnumerable<AuditEntry> entries, IReadOnlyDictionary<string, string> names, bool json, TextWriter output)
+    {
         var rows = entries.Select(e => HistoryRow.From(e, e.Uuid is { } u ? names.GetValueOrDefault(u) : null)).ToList();
         if (json)
         {

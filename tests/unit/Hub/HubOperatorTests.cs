@@ -153,14 +153,30 @@ public sealed class HubOperatorTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AnOperatorConnection_WithoutTheOperatorService_IsClosedAndSaysSo()
+    public async Task AnOperatorConnection_IsServedByTheOperatorService_AsTheOperatorTheRegistryNames()
     {
         var key = TestSshKeys.Ed25519();
         _registry.AddOperator("alice", key.Line, OperatorRole.Admin, "root");
 
-        await using var stream = await ConnectGateAsync(new GateRequest { Op = "operator", Fingerprint = key.Fingerprint, GatePid = 1234 });
+        await using var stream = await ConnectGateAsync(new GateRequest
+        {
+            Op = "operator",
+            Fingerprint = key.Fingerprint,
+            GatePid = 1234,
+            SshConnection = "192.0.2.7 50000 127.0.0.1 22",
+        });
+        await OperatorFrames.WriteMessageAsync(stream, new OperatorMessage
+        {
+            Type = OperatorMessageTypes.Call,
+            Id = 1,
+            Op = EtPhoneHome.Core.Remote.OperatorOperations.Hello,
+        });
+        var answer = (await OperatorFrames.ReadAsync(stream).WaitAsync(TimeSpan.FromSeconds(10)))!.Value.Message!;
 
-        Assert.Equal(0, await stream.ReadAsync(new byte[16]).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.Contains(LogLines(), l => l.Contains("operator service not available", StringComparison.Ordinal));
+        Assert.Equal(OperatorMessageTypes.Result, answer.Type);
+        var hello = EtPhoneHome.Core.Remote.OperatorOperations.FromElement<EtPhoneHome.Core.Remote.HelloResult>(answer.Body);
+        Assert.Equal("alice", hello.Operator);
+        Assert.Equal(OperatorRole.Admin, hello.Role);
+        Assert.Equal("192.0.2.7", hello.Source);
     }
 }

@@ -125,6 +125,51 @@ public sealed class OperatorServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AReader_SearchingClients_GetsNeitherWebhookCredentialsNorTunnelPorts()
+    {
+        _fleet.Clients[0] = _fleet.Clients[0] with { WebhookUrl = "https://hook:s3cret@hooks.example/in?token=t0ken" };
+        _role = OperatorRole.Reader;
+        await using var remote = await ConnectAsync();
+        var found = await remote.SearchAsync(new ClientQuery(), CancellationToken.None);
+        var web01 = found.Clients.Single(c => c.DisplayName == "web-01");
+        Assert.Equal("https://hooks.example/in?…", web01.WebhookUrl);
+        Assert.All(found.Clients, c => Assert.Null(c.TunnelPort));
+        Assert.All(found.Clients, c => Assert.Null(c.SessionId));
+        Assert.True(web01.Online);
+    }
+
+    [Theory]
+    [InlineData("rate")]
+    [InlineData("paths")]
+    [InlineData("clear-paths")]
+    [InlineData("webhook")]
+    public async Task AnOperator_CannotWidenItsOwnBounds_OrRedirectEvents_ThroughAClientEdit(string field)
+    {
+        await using var remote = await ConnectAsync();
+        var update = field switch
+        {
+            "rate" => new ClientUpdate { RateLimitRpm = 100000 },
+            "paths" => new ClientUpdate { AllowedPaths = ["/"] },
+            "clear-paths" => new ClientUpdate { ClearAllowedPaths = true },
+            _ => new ClientUpdate { WebhookUrl = "https://attacker.example/collect" },
+        };
+        var before = _fleet.Clients.Single(c => c.DisplayName == "web-01");
+        var refused = await Assert.ThrowsAsync<OperatorRemoteException>(() => remote.UpdateClientAsync("web-01", update with { Purpose = "x" }, CancellationToken.None));
+        Assert.Equal(OperatorErrorCodes.Forbidden, refused.Code);
+        Assert.Equal("admin", refused.Error.Needs);
+        Assert.Contains("nothing was changed", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(before, _fleet.Clients.Single(c => c.DisplayName == "web-01"));
+
+        // The operator still edits names, purposes and tags; an admin changes the bounds too.
+        var renamed = await remote.UpdateClientAsync("web-01", new ClientUpdate { Purpose = "frontend", AddTags = ["blue"] }, CancellationToken.None);
+        Assert.Equal("frontend", renamed.Purpose);
+        Assert.Null(renamed.TunnelPort);
+        _role = OperatorRole.Admin;
+        var bounded = await remote.UpdateClientAsync("web-01", new ClientUpdate { RateLimitRpm = 5 }, CancellationToken.None);
+        Assert.Equal(5, bounded.RateLimitRpm);
+    }
+
+    [Fact]
     public async Task AnOperator_CannotApproveKeys_OnlyAnAdminCan()
     {
         await using var remote = await ConnectAsync();
@@ -151,6 +196,66 @@ public sealed class OperatorServiceTests : IAsyncLifetime
         await _serving!.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ARemovalOrDemotion_StopsWhatIsInFlight_EvenWithoutANewRequest(bool removed)
+    {
+        // A removed (or demoted) operator who sends nothing more keeps neither its connection nor its running fan-out.
+        var role = OperatorRole.Operator;
+        var gone = false;
+        var service = new OperatorService(() => _fleet.Stores(), fp => gone ? null : new OperatorIdentity("bob", fp, role, null))
+        {
+            CommandTransport = _ => _transport,
+            RoleCheckInterval = TimeSpan.FromMilliseconds(100),
+        };
+        var never = new TaskCompletionSource();
+        _transport.Hold("web-01", never.Task);
+        var started = 0;
+        _transport.Started += _ => Interlocked.Increment(ref started);
+        var path = Path.Combine(_dir, "bob");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await client.ConnectAsync(new UnixDomainSocketEndPoint(path));
+        var serving = service.ServeAsync(new NetworkStream(await listener.AcceptAsync(), ownsSocket: true), new OperatorIdentity("bob", "SHA256:bob", role, null), CancellationToken.None);
+        var stream = new NetworkStream(client, ownsSocket: false);
+        await using var remote = await RemoteOperator.OpenAsync(new OperatorChannel(stream, stream), Surfaces.Cli, CancellationToken.None);
+        var results = new List<FleetCommandResult>();
+        var run = Task.Run(async () =>
+        {
+            await foreach (var r in remote.RunCommandsAsync(Run("sleep 86400", "web-01"), null, CancellationToken.None))
+            {
+                results.Add(r);
+            }
+        });
+        await WaitUntil(() => Volatile.Read(ref started) == 1);
+        if (removed)
+        {
+            gone = true;
+        }
+        else
+        {
+            role = OperatorRole.Reader;
+        }
+
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        var result = Assert.Single(results);
+        Assert.Equal(CommandStatus.Error, result.Status);
+        Assert.Contains("cancelled", result.Error, StringComparison.Ordinal);
+        if (removed)
+        {
+            await serving.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.False(remote.IsOpen);
+        }
+        else
+        {
+            // A demoted reader keeps its connection, for what a reader may do.
+            Assert.Equal(3, (await remote.SearchAsync(new ClientQuery(), CancellationToken.None)).Clients.Count);
+        }
+    }
+
     [Fact]
     public async Task AnOperator_EditsNamesAndTags_ButNotTheRulesItWorksUnder()
     {
@@ -174,6 +279,38 @@ public sealed class OperatorServiceTests : IAsyncLifetime
         var after = (await remote.SearchAsync(new ClientQuery { Names = ["web-01"] }, CancellationToken.None)).Clients.Single();
         Assert.DoesNotContain("red", after.Tags);
         Assert.Null(after.WebhookUrl);
+    }
+
+    [Fact]
+    public async Task TransfersInFlight_AreBoundedPerConnection_TheNextIsToldBusy()
+    {
+        // A client whose tunnel accepts and never answers: each upload to it waits in the tunnel handshake.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        _fleet.AddClient("5a5a5a5a-0009", "silent-01", true, ((System.Net.IPEndPoint)silent.LocalEndpoint).Port);
+        await using var remote = await ConnectAsync();
+        var args = OperatorOperations.ToElement(new TransferArgs { Client = "silent-01", RemotePath = "/tmp/x", Size = 1 });
+        var waiting = new List<OperatorCall>();
+        for (var i = 0; i < OperatorService.MaxTransfersInFlight; i++)
+        {
+            waiting.Add(await remote.Channel.StartAsync(OperatorOperations.Upload, args, CancellationToken.None));
+        }
+
+        await using var extra = await remote.Channel.StartAsync(OperatorOperations.Upload, args, CancellationToken.None);
+        var busy = await Assert.ThrowsAsync<OperatorRemoteException>(async () =>
+        {
+            await foreach (var _ in extra.ItemsAsync(CancellationToken.None))
+            {
+            }
+        });
+        Assert.Equal(OperatorErrorCodes.Busy, busy.Code);
+
+        // Other requests still run on the connection.
+        Assert.Equal(4, (await remote.SearchAsync(new ClientQuery(), CancellationToken.None)).Clients.Count);
+        foreach (var call in waiting)
+        {
+            await call.DisposeAsync();
+        }
     }
 
     [Fact]
@@ -321,6 +458,163 @@ public sealed class OperatorServiceTests : IAsyncLifetime
         Assert.Contains("closed", answer.Value.Message.Error.Message, StringComparison.Ordinal);
         await _serving!.WaitAsync(TimeSpan.FromSeconds(10)); // ended, did not throw
         Assert.Null(await OperatorFrames.ReadAsync(stream));
+    }
+
+    [Fact]
+    public async Task CallsHoldingLargeArguments_AreBoundedPerConnection_ThePastOnesAnsweredBusy()
+    {
+        // A peer that stops reading keeps every call from ending, and each call keeps its arguments: 64 calls of 12 MiB
+        // would hold 768 MiB of the hub per connection. Calls past twice the largest message are refused BUSY instead.
+        var release = new TaskCompletionSource();
+        _transport.Hold("web-01", release.Task, FakeTransport.Exit(0, "ok"));
+        var started = 0;
+        _transport.Started += _ => Interlocked.Increment(ref started);
+        await using var remote = await ConnectAsync();
+        var stdin = new string('a', 4_000_000);
+        var busy = 0;
+        var runs = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            try
+            {
+                var args = new RunCommandsArgs { Targets = new TargetSelection { Clients = ["web-01"] }, Request = new CommandRequest { Command = "cat", Stdin = stdin } };
+                await foreach (var __ in remote.RunCommandsAsync(args, null, CancellationToken.None))
+                {
+                }
+            }
+            catch (OperatorRemoteException ex) when (ex.Code == OperatorErrorCodes.Busy)
+            {
+                Interlocked.Increment(ref busy);
+            }
+        })).ToArray();
+        await WaitUntil(() => Volatile.Read(ref busy) == 2);
+        await WaitUntil(() => Volatile.Read(ref started) == 6);
+        release.SetResult();
+        await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(6, _transport.Calls);
+
+        // Once they ended, their place is free again.
+        var again = new List<FleetCommandResult>();
+        await foreach (var r in remote.RunCommandsAsync(new RunCommandsArgs { Targets = new TargetSelection { Clients = ["web-01"] }, Request = new CommandRequest { Command = "cat", Stdin = stdin } }, null, CancellationToken.None))
+        {
+            again.Add(r);
+        }
+
+        Assert.Equal(CommandStatus.Succeeded, Assert.Single(again).Status);
+    }
+
+    [Fact]
+    public async Task OneOperatorKey_HoldsABoundedNumberOfConnections_TheNextIsToldWhyAndClosed()
+    {
+        var service = new OperatorService(() => _fleet.Stores(), fp => new OperatorIdentity("mallory", fp, OperatorRole.Reader, null)) { CommandTransport = _ => _transport };
+        var who = new OperatorIdentity("mallory", "SHA256:mallory", OperatorRole.Reader, "10.0.0.9");
+        var held = new List<(Socket Client, Task Serving, RemoteOperator Remote)>();
+        using var stop = new CancellationTokenSource();
+        async Task<(Socket, Task, OperatorChannel)> OpenAsync(int n)
+        {
+            var path = Path.Combine(_dir, "m" + n);
+            using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            listener.Bind(new UnixDomainSocketEndPoint(path));
+            listener.Listen(1);
+            var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await client.ConnectAsync(new UnixDomainSocketEndPoint(path));
+            var server = await listener.AcceptAsync();
+            var serving = service.ServeAsync(new NetworkStream(server, ownsSocket: true), who, stop.Token);
+            var stream = new NetworkStream(client, ownsSocket: false);
+            return (client, serving, new OperatorChannel(stream, stream));
+        }
+
+        try
+        {
+            for (var i = 0; i < OperatorService.MaxConnectionsPerOperator; i++)
+            {
+                var (client, serving, channel) = await OpenAsync(i);
+                held.Add((client, serving, await RemoteOperator.OpenAsync(channel, Surfaces.Cli, CancellationToken.None)));
+            }
+
+            var (extra, extraServing, extraChannel) = await OpenAsync(100);
+            var refused = await Assert.ThrowsAsync<OperatorConnectionLostException>(() => RemoteOperator.OpenAsync(extraChannel, Surfaces.Cli, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Contains($"already holds {OperatorService.MaxConnectionsPerOperator} connections", refused.Message, StringComparison.Ordinal);
+            await extraServing.WaitAsync(TimeSpan.FromSeconds(10));
+            extra.Dispose();
+
+            // A closed connection frees its place.
+            await held[0].Remote.DisposeAsync();
+            held[0].Client.Dispose();
+            await held[0].Serving.WaitAsync(TimeSpan.FromSeconds(20));
+            var (again, againServing, againChannel) = await OpenAsync(101);
+            await using (var remote = await RemoteOperator.OpenAsync(againChannel, Surfaces.Cli, CancellationToken.None))
+            {
+                Assert.Equal("mallory", remote.Identity.Operator);
+            }
+
+            again.Dispose();
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            foreach (var (client, serving, remote) in held.Skip(1))
+            {
+                await remote.DisposeAsync();
+                client.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task AServerThatSendsMoreBytesThanTheFileHas_IsRefusedBeforeTheyReachTheDisk()
+    {
+        using var a = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        var path = Path.Combine(_dir, "evil-download");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        await a.ConnectAsync(new UnixDomainSocketEndPoint(path));
+        using var evil = await listener.AcceptAsync();
+        var evilStream = new NetworkStream(evil, ownsSocket: false);
+        var server = Task.Run(async () =>
+        {
+            var hello = (await OperatorFrames.ReadAsync(evilStream))!.Value.Message!;
+            await OperatorFrames.WriteMessageAsync(evilStream, new OperatorMessage
+            {
+                Type = OperatorMessageTypes.Result,
+                Id = hello.Id,
+                Body = OperatorOperations.ToElement(new HelloResult { Protocol = 1, ServerVersion = "9", Operator = "alice", Role = OperatorRole.Operator, Host = "evil" }),
+            });
+            var download = (await OperatorFrames.ReadAsync(evilStream))!.Value.Message!;
+            await OperatorFrames.WriteMessageAsync(evilStream, new OperatorMessage
+            {
+                Type = OperatorMessageTypes.Item,
+                Id = download.Id,
+                Body = OperatorOperations.ToElement(new TransferReady { Offset = 0, Size = 10, RemotePath = "/etc/hostname", Uuid = "u", DisplayName = "web-01" }),
+            });
+            var chunk = new byte[OperatorFrames.MaxDataBytes];
+            using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            try
+            {
+                for (var i = 0; i < 3; i++)
+                {
+                    await OperatorFrames.WriteDataAsync(evilStream, download.Id, chunk);
+                    sha.AppendData(chunk);
+                }
+
+                await OperatorFrames.WriteMessageAsync(evilStream, new OperatorMessage
+                {
+                    Type = OperatorMessageTypes.Result,
+                    Id = download.Id,
+                    Body = OperatorOperations.ToElement(new TransferDone { Size = 3 * chunk.Length, Sha256 = Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant(), RemotePath = "/etc/hostname" }),
+                });
+            }
+            catch (IOException)
+            {
+            }
+        });
+        var clientStream = new NetworkStream(a, ownsSocket: false);
+        await using var remote = await RemoteOperator.OpenAsync(new OperatorChannel(clientStream, clientStream), Surfaces.Cli, CancellationToken.None);
+        var local = Path.Combine(_dir, "hostname");
+        var refused = await Assert.ThrowsAsync<ProtocolException>(() => remote.DownloadAsync("web-01", "/etc/hostname", local, null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Contains("more bytes than", refused.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(local));
+        Assert.All(Directory.GetFiles(_dir), f => Assert.True(new FileInfo(f).Length <= 10, f));
     }
 
     private static byte[] Frame(byte[] payload)

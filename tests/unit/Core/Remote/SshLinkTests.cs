@@ -96,7 +96,7 @@ public sealed class SshLinkTests : IDisposable
         Assert.Equal(pinned.Fingerprint, ex.PinnedFingerprint);
         Assert.Equal(now.Fingerprint, ex.OfferedFingerprint); // the key of the pinned type
         Assert.Contains($"the server at hub:2222 offered host key {now.Fingerprint} but {pinned.Fingerprint}", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("--forget-host-key", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("connections forget-host-key", ex.Message, StringComparison.Ordinal);
 
         var unread = Assert.IsType<HostKeyChangedException>(SshLink.Describe(address, pinned, SshFailureKind.HostKeyChanged, "", 255, null));
         Assert.Null(unread.OfferedFingerprint);

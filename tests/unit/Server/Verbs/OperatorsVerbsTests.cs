@@ -100,10 +100,11 @@ public sealed class OperatorsVerbsTests : IDisposable
     }
 
     [Fact]
-    public async Task Add_AClientsKey_IsRefused()
+    public async Task Add_AnApprovedClientsKey_IsRefused()
     {
         var key = TestSshKeys.Ed25519();
         _r.RecordPendingKey(key.Fingerprint, key.Line, Keys.Identity());
+        _r.ApproveKey(key.Fingerprint, "root");
 
         Assert.Equal(1, await RunAsync("operators", "add", "--name", "alice", "--key", key.Line, "--role", "admin"));
 
