@@ -19,30 +19,15 @@ public sealed class RegistryStores : IDisposable
     private readonly IOperatorStore? _operators;
 
     /// <summary>The stores of one SQLite registry; disposing them closes it.</summary>
-    public static RegistryStores Of(SqliteRegistry registry)
-    {
-        ArgumentNullException.ThrowIfNull(registry);
-        return new()
-        {
-            Keys = registry,
-            Clients = registry,
-            Sessions = registry,
-            History = registry,
-            Settings = registry,
-            Health = registry,
-            Webhooks = registry,
-            RateLimits = registry,
-            Operators = registry,
-            DataDirectory = registry.DataDirectory,
-            Owner = registry,
-        };
-    }
+    public static RegistryStores Of(SqliteRegistry registry) => Stores(registry, owned: true);
 
     /// <summary>
     /// The stores of a registry someone else owns and keeps open (the hub's, lent to its operator connections): disposing
     /// them leaves it open. Its in-memory client index stays warm across the borrowers.
     /// </summary>
-    public static RegistryStores Borrow(SqliteRegistry registry)
+    public static RegistryStores Borrow(SqliteRegistry registry) => Stores(registry, owned: false);
+
+    private static RegistryStores Stores(SqliteRegistry registry, bool owned)
     {
         ArgumentNullException.ThrowIfNull(registry);
         return new()
@@ -57,6 +42,7 @@ public sealed class RegistryStores : IDisposable
             RateLimits = registry,
             Operators = registry,
             DataDirectory = registry.DataDirectory,
+            Owner = owned ? registry : null,
         };
     }
 

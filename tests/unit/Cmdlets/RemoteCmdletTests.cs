@@ -56,13 +56,7 @@ public sealed class RemoteCmdletTests : IAsyncLifetime
     /// <summary>A new operator-service connection, as RemoteServer opens one per (re)connect.</summary>
     private async Task<RemoteOperator> OpenAsync(CancellationToken ct)
     {
-        var path = Path.Combine(_dir, "s" + _sockets.Count);
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(1);
-        var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        await client.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
-        var server = await listener.AcceptAsync(ct);
+        var (client, server) = await EtPhoneHome.Tests.Unit.Hub.UnixSocketPair.ConnectAsync(_dir, "s" + _sockets.Count, ct);
         _sockets.Add(client);
         var service = new OperatorService(() => _fleet.Stores(), fp => new OperatorIdentity("alice", fp, _role, "10.0.0.5"))
         {

@@ -35,14 +35,7 @@ public sealed class OperatorServiceTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Directory.CreateDirectory(_dir);
-        var path = Path.Combine(_dir, "s");
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(1);
-        _clientSide = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        await _clientSide.ConnectAsync(new UnixDomainSocketEndPoint(path));
-        _serverSide = await listener.AcceptAsync();
+        (_clientSide, _serverSide) = await UnixSocketPair.ConnectAsync(_dir);
         var service = new OperatorService(() => _fleet.Stores(), fp => _removed ? null : new OperatorIdentity("alice", fp, _role, "10.0.0.5"))
         {
             CommandTransport = _ => _transport,

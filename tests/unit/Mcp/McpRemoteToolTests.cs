@@ -41,14 +41,7 @@ public sealed class McpRemoteToolTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Directory.CreateDirectory(_dir);
-        var path = Path.Combine(_dir, "s");
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(1);
-        _clientSide = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        await _clientSide.ConnectAsync(new UnixDomainSocketEndPoint(path));
-        var serverSide = await listener.AcceptAsync();
+        (_clientSide, var serverSide) = await EtPhoneHome.Tests.Unit.Hub.UnixSocketPair.ConnectAsync(_dir);
         var service = new OperatorService(() => _fleet.Stores(), fp => new OperatorIdentity("alice", fp, _role, "10.0.0.5"))
         {
             CommandTransport = _ => _transport,
