@@ -211,13 +211,19 @@ internal sealed class McpHttpHost : IAsyncDisposable
         catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
         {
             // A body that stopped arriving (408) or broke off: the sender's fault, answered, not logged as a server error
-            // with its stack trace for every such request.
+            // with its stack trace for every such request. What is left of it is not read: the connection closes.
+            context.Response.Headers.Connection = "close";
             await ErrorAsync(context, ex.StatusCode, "the request body could not be read").ConfigureAwait(false);
         }
     }
 
-    private Task TooLargeAsync(HttpContext context) =>
-        ErrorAsync(context, StatusCodes.Status413PayloadTooLarge, $"the body is larger than {_options.MaxRequestBodyBytes} bytes");
+    private Task TooLargeAsync(HttpContext context)
+    {
+        // The rest of the body is never read, so the connection cannot carry another request: say so, or a client that
+        // pools connections sends its next request on one the server is closing ("the response ended prematurely").
+        context.Response.Headers.Connection = "close";
+        return ErrorAsync(context, StatusCodes.Status413PayloadTooLarge, $"the body is larger than {_options.MaxRequestBodyBytes} bytes");
+    }
 
     /// <summary>
     /// A POST without Mcp-Session-Id may open a session: it takes a slot first, or is refused with 503 when every slot is

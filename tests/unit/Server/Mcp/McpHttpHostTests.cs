@@ -458,6 +458,9 @@ public sealed class McpHttpEndpointTests : IAsyncLifetime
         using (var tooLarge = await _http.SendAsync(Post(huge)))
         {
             await ErrorBody(tooLarge, "too_large");
+            // The unread body leaves the connection unusable: the answer closes it, so a pooling client does not send
+            // its next request on a connection the server is closing (that made the next request here fail now and then).
+            Assert.True(tooLarge.Headers.ConnectionClose, "a 413 without Connection: close");
         }
 
         await OpenSessionAsync();
