@@ -25,7 +25,7 @@ internal sealed class BenchSandbox : IAsyncDisposable
 
     public string KnownHosts { get; }
 
-    public string User => Environment.UserName;
+    public string User => Env.FleetUser;
 
     /// <summary>ssh options for the plain key (new connection each time, host key pinned).</summary>
     public string[] SshOptions => ["-i", Key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", $"UserKnownHostsFile={KnownHosts}", "-o", "StrictHostKeyChecking=yes"];

@@ -97,12 +97,12 @@ internal static class Program
         string[] sshBase = ["-p", env.SshPort.ToString(CultureInfo.InvariantCulture), "-i", benchKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", $"UserKnownHostsFile={knownHosts}", "-o", "StrictHostKeyChecking=yes"];
         var sshRounds = Math.Min(rounds, 50);
-        var sshCold = await TimeAsync(sshRounds, () => SandboxEnvironment.RunAsync("ssh", [.. sshBase, $"{Environment.UserName}@127.0.0.1", "true"]));
+        var sshCold = await TimeAsync(sshRounds, () => SandboxEnvironment.RunAsync("ssh", [.. sshBase, $"{env.FleetUser}@127.0.0.1", "true"]));
         var control = Path.Combine(env.WorkDirectory, "cm.sock");
         string[] mux = [.. sshBase, "-o", "ControlMaster=auto", "-o", $"ControlPath={control}", "-o", "ControlPersist=120"];
-        await SandboxEnvironment.RunAsync("ssh", [.. mux, $"{Environment.UserName}@127.0.0.1", "true"]);
-        var sshWarm = await TimeAsync(rounds, () => SandboxEnvironment.RunAsync("ssh", [.. mux, $"{Environment.UserName}@127.0.0.1", "true"]));
-        await SandboxEnvironment.RunForResultAsync("ssh", [.. mux, "-O", "exit", $"{Environment.UserName}@127.0.0.1"]);
+        await SandboxEnvironment.RunAsync("ssh", [.. mux, $"{env.FleetUser}@127.0.0.1", "true"]);
+        var sshWarm = await TimeAsync(rounds, () => SandboxEnvironment.RunAsync("ssh", [.. mux, $"{env.FleetUser}@127.0.0.1", "true"]));
+        await SandboxEnvironment.RunForResultAsync("ssh", [.. mux, "-O", "exit", $"{env.FleetUser}@127.0.0.1"]);
 
         // 3. Memory: the idle agent (after the runs above, 10 s idle) and the gate relay of its session.
         await Task.Delay(TimeSpan.FromSeconds(10));

@@ -117,6 +117,7 @@ internal static class RemoteBench
         // (3) A file up and down: the operator service (to and from one agent) vs scp (to and from the server host).
         var dir = Path.Combine(bench.Env.WorkDirectory, "remote-xfer");
         Directory.CreateDirectory(dir);
+        FleetAccount.GiveTo(dir); // scp logs in as the fleet account and writes here
         var source = Path.Combine(dir, "source.bin");
         await TransferBench.WriteRandomAsync(source, mib);
         await using (var server = new RemoteServer(address, hostKey, Surfaces.Cli))

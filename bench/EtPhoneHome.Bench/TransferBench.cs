@@ -24,6 +24,7 @@ internal static class TransferBench
 
         var dir = Path.Combine(bench.Env.WorkDirectory, "xfer");
         Directory.CreateDirectory(dir);
+        FleetAccount.GiveTo(dir); // scp logs in as the fleet account and writes here
         var source = Path.Combine(dir, "source.bin");
         await WriteRandomAsync(source, mib);
         await Task.Delay(TimeSpan.FromSeconds(5));

@@ -122,6 +122,7 @@ internal static partial class Program
             }
 
             Console.WriteLine();
+            Console.WriteLine($"sshd on 127.0.0.1:{env.SshPort}, fleet account {env.FleetUser} (agents and operators log in as it).");
             Console.WriteLine("The sandbox is running. From another shell:");
             Console.WriteLine($"  {env.ServerExecutable} clients --data {env.Data.Path}");
             Console.WriteLine($"  {env.ServerExecutable} exec --data {env.Data.Path} --all -- uptime");

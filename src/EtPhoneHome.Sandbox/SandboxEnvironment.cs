@@ -22,6 +22,7 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
     private readonly bool _ownsWorkDirectory;
     private ManagedProcess? _sshd;
     private ManagedProcess? _hub;
+    private uint _fleetGroup;
 
     private SandboxEnvironment(SandboxOptions options, string binDirectory, string workDirectory, bool ownsWorkDirectory, string gatePath, int sshPort)
     {
@@ -35,6 +36,9 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
     }
 
     public string BinDirectory { get; }
+
+    /// <summary>The account agents and operators log in as (<see cref="FleetAccount"/>): unprivileged, /bin/sh, no rc files.</summary>
+    public string FleetUser => FleetAccount.Name;
     public string WorkDirectory { get; }
     public DataDirectory Data { get; }
     /// <summary>Root-owned copy of eph-gate that sshd runs (sshd refuses a command on a writable path).</summary>
@@ -77,10 +81,12 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         }
 
         var bin = options.ResolveBinDirectory();
+        var fleetGroup = await FleetAccount.EnsureAsync(ct).ConfigureAwait(false);
         var owns = options.WorkDirectory is null;
         var work = options.WorkDirectory ?? Directory.CreateTempSubdirectory("eph-sandbox-").FullName;
         Directory.CreateDirectory(work);
-        File.SetUnixFileMode(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        FleetAccount.CheckReachable(work);
+        FleetAccount.GrantTraverse(work, fleetGroup);
 
         // Unique per work directory: two sandboxes whose work folders share a name (…/a/env, …/b/env) must not copy over
         // each other's running gate ("Text file busy") or delete it when one stops.
@@ -97,11 +103,12 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         File.Copy(Path.Combine(bin, "eph-gate"), gatePath, overwrite: true);
         File.SetUnixFileMode(gatePath, publicDir);
 
-        var env = new SandboxEnvironment(options, bin, work, owns, gatePath, FreeTcpPort());
+        var env = new SandboxEnvironment(options, bin, work, owns, gatePath, FreeTcpPort()) { _fleetGroup = fleetGroup };
         await env.RunServerVerbAsync(["init", "--data", env.Data.Path], ct).ConfigureAwait(false);
+        FleetAccount.GrantTraverse(env.Data.Path, fleetGroup);
         var config = await env.RunServerVerbAsync(
             ["sshd-config", "--data", env.Data.Path, "--listen", "127.0.0.1", "--port", env.SshPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-             "--user", Environment.UserName, "--gate-path", gatePath], ct).ConfigureAwait(false);
+             "--user", FleetAccount.Name, "--gate-path", gatePath], ct).ConfigureAwait(false);
         await File.WriteAllTextAsync(env.SshdConfigFile, config, ct).ConfigureAwait(false);
         Directory.CreateDirectory("/run/sshd");
         env.Say($"sandbox in {work}");
@@ -147,6 +154,9 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
             ["run", "--data", Data.Path, "--gate-path", GatePath, "--heartbeat", Seconds(_options.HeartbeatSeconds), .. _options.ExtraHubArguments],
             Path.Combine(WorkDirectory, "hub.log"), _options.HubEnvironment?.ToDictionary(e => e.Key, e => e.Value));
         await WaitUntilAsync(() => _hub.HasExited ? throw Failed(_hub, "hub exited") : File.Exists(Data.HubSocket), TimeSpan.FromSeconds(30), "the hub socket", ct).ConfigureAwait(false);
+        // The gate runs as the fleet account: the socket (0660) joins its group. Until then the gate finds no hub, as
+        // while the hub starts.
+        FleetAccount.SetGroup(Data.HubSocket, _fleetGroup);
         Say($"hub running (pid {_hub.Pid})");
     }
 
@@ -176,7 +186,7 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         var args = new List<string>
         {
             "init", "--config-dir", configDir, "--server", "127.0.0.1", "--port", SshPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--user", Environment.UserName, "--name", name, "--accept-host-key",
+            "--user", FleetUser, "--name", name, "--accept-host-key",
         };
         foreach (var tag in tags ?? [])
         {

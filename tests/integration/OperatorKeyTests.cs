@@ -69,7 +69,7 @@ public sealed class OperatorKeyTests(SandboxFixture fixture) : IClassFixture<San
         return ssh;
     }
 
-    private string Target => Environment.UserName + "@127.0.0.1";
+    private string Target => Env.FleetUser + "@127.0.0.1";
 
     private async Task<(int ExitCode, string Stdout, string Stderr)> RunSshAsync(string keyPath, params string[] args)
     {

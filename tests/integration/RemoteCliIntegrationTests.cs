@@ -43,7 +43,7 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
         var (_, alpha) = await fixture.AddOnlineAgentAsync("rcli-alpha", "rcligroup");
         var (_, bravo) = await fixture.AddOnlineAgentAsync("rcli-bravo", "rcligroup");
         var fingerprint = (await RunAsync("ssh-keygen", ["-lf", Env.Data.HostKeyFile + ".pub"])).Stdout.Split(' ')[1];
-        string[] server = ["--server", $"{Environment.UserName}@127.0.0.1:{Env.SshPort.ToString(CultureInfo.InvariantCulture)}", "--key-file", key, "--host-key-fingerprint", fingerprint];
+        string[] server = ["--server", $"{Env.FleetUser}@127.0.0.1:{Env.SshPort.ToString(CultureInfo.InvariantCulture)}", "--key-file", key, "--host-key-fingerprint", fingerprint];
 
         // Search.
         var clients = await CliAsync(work, [.. server, "clients", "--tag", "rcligroup", "--json"]);

@@ -51,7 +51,7 @@ public sealed class RemoteLinkIntegrationTests(SandboxFixture fixture) : IClassF
     public async Task Open_WithAWrongPinnedKey_ThrowsHostKeyChanged_NamingBothFingerprints()
     {
         var wrong = HostKey.Parse(File.ReadAllText(NewKey("impostor") + ".pub"));
-        var address = Address() with { User = Environment.UserName, KeyFile = NewKey("operator") };
+        var address = Address() with { User = Env.FleetUser, KeyFile = NewKey("operator") };
 
         var ex = await Assert.ThrowsAsync<HostKeyChangedException>(() => SshLink.OpenAsync(address, wrong, Options, CancellationToken.None));
 
@@ -83,7 +83,7 @@ public sealed class RemoteLinkIntegrationTests(SandboxFixture fixture) : IClassF
         // Today the sandbox's account admits any key to the enrolment session (eph-gate session), which is enough to see the
         // link come up and go down; nothing is written to the link, so no key becomes pending.
         var pinned = HostKey.Parse(File.ReadAllText(Env.Data.HostKeyFile + ".pub"));
-        var address = Address() with { User = Environment.UserName, KeyFile = NewKey("newcomer") };
+        var address = Address() with { User = Env.FleetUser, KeyFile = NewKey("newcomer") };
 
         var link = await SshLink.OpenAsync(address, pinned, Options, CancellationToken.None);
         var pid = link.ProcessId;

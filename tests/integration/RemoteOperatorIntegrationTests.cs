@@ -65,7 +65,7 @@ public sealed class RemoteOperatorIntegrationTests : IClassFixture<RemoteOperato
     private SandboxEnvironment Env => _fleet.Sandbox.Env;
 
     private RemoteServer Connect(string keyFile) =>
-        new(new ServerAddress("127.0.0.1") { Port = Env.SshPort, User = Environment.UserName, KeyFile = keyFile }, _fleet.HostKey, Surfaces.Cli,
+        new(new ServerAddress("127.0.0.1") { Port = Env.SshPort, User = Env.FleetUser, KeyFile = keyFile }, _fleet.HostKey, Surfaces.Cli,
             new SshLinkOptions { ConfigFile = "none", OpenTimeout = TimeSpan.FromSeconds(30) });
 
     private static RunCommandsArgs Everyone(string command, int timeout = 60) =>

@@ -68,7 +68,7 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         $out = Join-Path $script:UserWork 'result.json'
         $childArgs = @(
             '-ModulePath', (Join-Path $script:Shared 'EtPhoneHome/EtPhoneHome.psd1'), '-Port', $port, '-Fingerprint', $script:Fingerprint,
-            '-User', [Environment]::UserName, '-OperatorKey', (Join-Path $script:UserWork 'operator-key'), '-ReaderKey', (Join-Path $script:UserWork 'reader-key'),
+            '-User', $script:Sandbox.FleetUser, '-OperatorKey', (Join-Path $script:UserWork 'operator-key'), '-ReaderKey', (Join-Path $script:UserWork 'reader-key'),
             '-DataDir', $dataDir, '-Work', $script:UserWork, '-ReaderMarker', $script:ReaderMarker, '-WrongPinDir', $wrong,
             '-ClientName', $script:ClientName, '-Out', $out)
         $dotnet = (Get-Command dotnet).Source

@@ -12,12 +12,16 @@ function Start-TestSandbox([int] $Clients, [string] $Name) {
     # Without --once the sandbox keeps running until it gets SIGTERM; it prints its data directory when ready.
     $process = Start-Process -FilePath $sandbox -ArgumentList '--clients', "$Clients", '--exit-with-parent', '--work', (Join-Path $work 'env') `
         -RedirectStandardOutput $log -RedirectStandardError $err -PassThru
-    $sb = @{ Process = $process; Work = $work; DataDir = $null; Log = $log }
+    $sb = @{ Process = $process; Work = $work; DataDir = $null; Log = $log; FleetUser = $null }
     $deadline = [DateTime]::UtcNow.AddSeconds(120)
     while (-not $sb.DataDir -and [DateTime]::UtcNow -lt $deadline -and -not $process.HasExited) {
         Start-Sleep -Milliseconds 200   # polling a file another process writes; bounded by the deadline
         $line = Get-Content $log -ErrorAction SilentlyContinue | Where-Object { $_ -match 'clients --data (\S+)' } | Select-Object -First 1
         if ($line -and $line -match 'clients --data (\S+)') { $sb.DataDir = $Matches[1] }
+    }
+    if ($sb.DataDir) {
+        $account = Get-Content $log -ErrorAction SilentlyContinue | Where-Object { $_ -match 'fleet account (\S+) ' } | Select-Object -First 1
+        if ($account -match 'fleet account (\S+) ') { $sb.FleetUser = $Matches[1] }
     }
     if (-not $sb.DataDir) {
         $why = "$(Get-Content $log -Raw -ErrorAction SilentlyContinue) $(Get-Content $err -Raw -ErrorAction SilentlyContinue)"

@@ -111,12 +111,18 @@ internal static class HubVerbs
             var dir = CommonOptions.ResolveData(parseResult, data);
             try
             {
+                var account = parseResult.GetValue(user) ?? Environment.UserName;
                 Console.Out.Write(BuildSshdConfig(
                     dir,
                     parseResult.GetValue(listen) ?? "127.0.0.1",
                     parseResult.GetValue(port),
-                    parseResult.GetValue(user) ?? Environment.UserName,
+                    account,
                     parseResult.GetValue(gatePath) ?? DefaultGatePath()));
+                if (ShellWarning(account, File.Exists("/etc/passwd") ? File.ReadLines("/etc/passwd") : []) is { } warning)
+                {
+                    Console.Error.WriteLine($"eph-server sshd-config: warning: {warning}");
+                }
+
                 return 0;
             }
             catch (ArgumentException ex)
@@ -126,6 +132,36 @@ internal static class HubVerbs
             }
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// A warning when the fleet account's login shell reads rc files for SSH sessions (bash, zsh, fish…) or is root:
+    /// sshd runs each forced command through it, so its start-up is paid on every agent admission. Null when fine or
+    /// unknown (no such account in <paramref name="passwd"/>).
+    /// </summary>
+    internal static string? ShellWarning(string account, IEnumerable<string> passwd)
+    {
+        foreach (var line in passwd)
+        {
+            var f = line.Split(':');
+            if (f.Length < 7 || f[0] != account)
+            {
+                continue;
+            }
+
+            if (f[2] == "0")
+            {
+                return $"'{account}' is root: agents would log in as root, and every gate would run as root; " +
+                       "create an unprivileged account (useradd --system --user-group --shell /bin/sh --home-dir /nonexistent eph) and pass --user";
+            }
+
+            var shell = Path.GetFileName(f[6]);
+            return shell is "sh" or "dash" ? null
+                : $"the login shell of '{account}' is {f[6]}: sshd runs each forced command through it, and its start-up files " +
+                  "run on every agent admission; give the account /bin/sh (usermod -s /bin/sh " + account + ")";
+        }
+
+        return null;
     }
 
     /// <summary>eph-gate next to the running eph-server.</summary>
@@ -169,6 +205,10 @@ internal static class HubVerbs
         sb.AppendLine(inv, $"AllowUsers {user}");
         sb.AppendLine("UsePAM no");
         sb.AppendLine("StrictModes yes");
+        sb.AppendLine("# sshd runs every forced command through the account's login shell: give the account /bin/sh and no home,");
+        sb.AppendLine("# so that no rc file runs on each agent admission (Debian's bash reads ~/.bashrc for every SSH session).");
+        sb.AppendLine("PermitUserRC no");
+        sb.AppendLine("PermitUserEnvironment no");
         sb.AppendLine();
         sb.AppendLine("# Only reverse TCP forwards to loopback, each key to its own port (permitlisten). No unix-socket forwards:");
         sb.AppendLine("# permitlisten does not bound them, so a client could listen at any path this account can write.");

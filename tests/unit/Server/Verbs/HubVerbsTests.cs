@@ -41,6 +41,7 @@ public sealed class HubVerbsTests : IDisposable
         Assert.Contains("AllowTcpForwarding remote", config);
         Assert.Contains("AllowStreamLocalForwarding no", config); // permitlisten does not bound unix-socket forwards
         Assert.Contains("PermitTTY no", config);
+        Assert.Contains("PermitUserRC no", config); // ~/.ssh/rc would run before every forced command
         Assert.Contains("Match User", config);
         var file = Path.Combine(_temp.Root, "sshd_config");
         File.WriteAllText(file, config);
@@ -54,6 +55,28 @@ public sealed class HubVerbsTests : IDisposable
         var stderr = await proc.StandardError.ReadToEndAsync();
         await proc.WaitForExitAsync();
         Assert.True(proc.ExitCode == 0, $"sshd -t rejected the config: {stderr}");
+    }
+
+    [Theory]
+    [InlineData("eph:x:998:998::/nonexistent:/bin/sh", null)]
+    [InlineData("eph:x:998:998::/nonexistent:/usr/bin/dash", null)]
+    [InlineData("eph:x:998:998::/home/eph:/bin/bash", "login shell of 'eph' is /bin/bash")]
+    [InlineData("eph:x:998:998::/home/eph:/usr/bin/zsh", "usermod -s /bin/sh eph")]
+    [InlineData("eph:x:0:0::/root:/bin/sh", "'eph' is root")]
+    [InlineData("other:x:998:998::/home/other:/bin/bash", null)]
+    public void SshdConfig_WarnsOfAFleetAccountWhoseShellRunsRcFilesOrThatIsRoot(string passwdLine, string? expected)
+    {
+        // sshd runs each forced command through the account's login shell: bash's rc files cost ~0.5 s per agent
+        // admission on a machine with a version manager in ~/.bashrc; root makes every gate run as root.
+        var warning = HubVerbs.ShellWarning("eph", ["root:x:0:0:root:/root:/bin/bash", passwdLine]);
+        if (expected is null)
+        {
+            Assert.Null(warning);
+        }
+        else
+        {
+            Assert.Contains(expected, warning, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
