@@ -18,6 +18,40 @@ public sealed class TunnelPortAttackTests(SandboxFixture fixture) : IClassFixtur
     private SandboxEnvironment Env => fixture.Env;
 
     [Fact]
+    public async Task AClientsSession_RunsAsTheUnprivilegedFleetAccount_ThroughAShellWithoutRcFiles()
+    {
+        // What an approved client's session can do on the server is what its account can: the gate that relays it (and
+        // the reverse forward sshd binds for it) must not run as root, and no rc file may run before it.
+        var (_, client) = await fixture.AddOnlineAgentAsync("account-1");
+        var gates = Directory.EnumerateDirectories("/proc")
+            .Select(d => int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0)
+            .Where(pid => pid > 0)
+            .Select(pid => (Pid: pid, Args: ReadArgs(pid)))
+            .Where(p => p.Args.Length > 2 && p.Args[0] == Env.GatePath && p.Args[1] == "session" && p.Args.Contains(client.KeyFingerprint))
+            .ToList();
+        var gate = Assert.Single(gates);
+        var status = File.ReadAllLines($"/proc/{gate.Pid}/status");
+        var uid = status.Single(l => l.StartsWith("Uid:", StringComparison.Ordinal)).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1];
+        var passwd = File.ReadLines("/etc/passwd").Select(l => l.Split(':')).Single(f => f[0] == Env.FleetUser);
+        Assert.Equal(passwd[2], uid);
+        Assert.NotEqual("0", uid);
+        Assert.Equal("/bin/sh", passwd[6]);
+        Assert.Contains("PermitUserRC no", File.ReadAllText(Env.SshdConfigFile), StringComparison.Ordinal);
+    }
+
+    private static string[] ReadArgs(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    [Fact]
     public async Task AnApprovedKey_CanListenOnItsOwnServerPort_AndNoOther()
     {
         var (agent, client) = await fixture.AddOnlineAgentAsync("ports-1");
