@@ -285,12 +285,34 @@ public sealed partial class OperatorService
         /// <summary>Longest per-client wait of a fleet status (the cmdlet's bound).</summary>
         internal const double MaxFleetStatusTimeoutSeconds = 600;
 
-        /// <summary>A delivery as an operator connection sees it: its webhook URLs without their credentials.</summary>
+        /// <summary>
+        /// A delivery as an operator connection sees it: its webhook URLs without their credentials, and its body without
+        /// the tunnel port a client.connected event names (tunnel ports never cross the operator connection).
+        /// </summary>
         internal static WebhookDelivery RemoteView(WebhookDelivery delivery) => delivery with
         {
             Url = delivery.Url is { } url ? Core.Webhooks.WebhookConfiguration.Redact(url) : null,
             ClientWebhookUrl = delivery.ClientWebhookUrl is { } own ? Core.Webhooks.WebhookConfiguration.Redact(own) : null,
+            Payload = WithoutTunnelPort(delivery.Payload),
         };
+
+        private static string WithoutTunnelPort(string payload)
+        {
+            try
+            {
+                if (System.Text.Json.Nodes.JsonNode.Parse(payload) is System.Text.Json.Nodes.JsonObject body
+                    && body["data"] is System.Text.Json.Nodes.JsonObject data && data.Remove("tunnel_port"))
+                {
+                    return body.ToJsonString();
+                }
+            }
+            catch (JsonException)
+            {
+                // Not JSON: nothing of ours to take out.
+            }
+
+            return payload;
+        }
 
         /// <summary>The fields of an edit only an admin may change.</summary>
         internal static List<string> AdminOnlyFields(ClientUpdate update)

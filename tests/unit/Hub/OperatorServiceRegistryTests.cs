@@ -154,6 +154,12 @@ public sealed class OperatorServiceRegistryTests : IAsyncLifetime
             Assert.DoesNotContain("t0ken", text, StringComparison.Ordinal);
             Assert.StartsWith("https://hooks.example/in", row.Url, StringComparison.Ordinal);
             Assert.StartsWith("https://hooks.example/in", attempt.Url, StringComparison.Ordinal);
+            // The client.connected event of the session names its tunnel port; the operator connection never carries one.
+            var all = await reader.WebhookDeliveriesAsync(new WebhookDeliveryQuery(), CancellationToken.None);
+            Assert.Contains(_hub.Registry.ListWebhookDeliveries(new WebhookDeliveryQuery()), d => d.Payload.Contains("tunnel_port", StringComparison.Ordinal));
+            Assert.Equal(_hub.Registry.ListWebhookDeliveries(new WebhookDeliveryQuery()).Count, all.Deliveries.Count);
+            Assert.All(all.Deliveries, d => Assert.DoesNotContain("tunnel_port", d.Payload, StringComparison.Ordinal));
+            Assert.All(all.Deliveries.Where(d => d.Uuid is not null), d => Assert.Equal("web-01", JsonDocument.Parse(d.Payload).RootElement.GetProperty("client").GetProperty("display_name").GetString()));
             var refused = await Assert.ThrowsAsync<OperatorRemoteException>(() => reader.ResendWebhookAsync(delivery.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), CancellationToken.None));
             Assert.Equal("operator", refused.Error.Needs);
         }
