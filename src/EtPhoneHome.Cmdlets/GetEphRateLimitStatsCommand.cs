@@ -93,6 +93,5 @@ public sealed class GetEphRateLimitStatsCommand : EphAsyncCmdlet
         {
             WriteObject(new EphRateLimitStats(stats, names.GetValueOrDefault(stats.Uuid) ?? stats.Uuid));
         }
-
     }
 }
