@@ -34,6 +34,8 @@ public sealed class AddEphOperatorCommand : EphAsyncCmdlet
     [Parameter(Mandatory = true)]
     public EphOperatorRole Role { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
         string line;
@@ -57,6 +59,21 @@ public sealed class AddEphOperatorCommand : EphAsyncCmdlet
 
         if (!await ShouldProcessAsync(Name!, string.Format(CultureInfo.CurrentCulture, Strings.AddOperatorAction, Role)).ConfigureAwait(false))
         {
+            return;
+        }
+
+        if (Remote is not null)
+        {
+            try
+            {
+                var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+                WriteObject(new EphOperator(await op.AddOperatorAsync(Name!, line, (OperatorRole)(int)Role, ct).ConfigureAwait(false)));
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex)
+            {
+                WriteError(RemoteTargetError(ex, Name!, Strings.InvalidOperatorId));
+            }
+
             return;
         }
 

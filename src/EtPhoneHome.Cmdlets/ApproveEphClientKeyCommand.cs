@@ -133,7 +133,7 @@ public sealed class ApproveEphClientKeyCommand : EphAsyncCmdlet
                 continue;
             }
 
-            if (PassThru && (await op.ListKeysAsync(false, ct).ConfigureAwait(false)).FirstOrDefault(k => k.Fingerprint == fingerprint) is { } key)
+            if (PassThru && await op.GetKeyAsync(fingerprint, ct).ConfigureAwait(false) is { } key)
             {
                 WriteObject(new EphClientKey(key));
             }

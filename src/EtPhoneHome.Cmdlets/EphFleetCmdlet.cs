@@ -71,6 +71,9 @@ public abstract class EphFleetCmdlet : EphAsyncCmdlet
     private protected virtual Task RunRemoteAsync(IReadOnlyList<FleetTarget> targets, EtPhoneHome.Core.Remote.RemoteOperator remote, CancellationToken ct) =>
         throw new EphTerminatingException(NotAvailableRemotelyError(MyInvocation.MyCommand.Name, Remote!));
 
+    /// <summary>The resolved targets as the server's selection: by uuid, so the server runs on exactly these.</summary>
+    private protected static TargetSelection Selection(IReadOnlyList<FleetTarget> targets) => new() { Clients = [.. targets.Select(t => t.Uuid)] };
+
     /// <summary>A non-terminating error for a target that did not succeed, with an ID by cause.</summary>
     private protected ErrorRecord OutcomeError<T>(FleetFileOutcome<T> outcome, string path)
         where T : class

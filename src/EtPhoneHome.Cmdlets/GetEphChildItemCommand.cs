@@ -25,10 +25,19 @@ public sealed class GetEphChildItemCommand : EphFleetTargetCmdlet
     [ValidateRange(1, FileLimits.MaxListEntries)]
     public int MaxEntries { get; set; } = FileLimits.DefaultListEntries;
 
-    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    private ListFilesParams Parameters => new() { Path = Path, Recursive = Recurse.IsPresent ? true : null, MaxEntries = MaxEntries };
+
+    private protected override Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct) =>
+        WriteAsync(services.ListFilesAsync(targets, Parameters, ThrottleLimit, ct));
+
+    private protected override Task RunRemoteAsync(IReadOnlyList<FleetTarget> targets, EtPhoneHome.Core.Remote.RemoteOperator remote, CancellationToken ct) =>
+        WriteAsync(remote.ListFilesAsync(Selection(targets), Parameters, ThrottleLimit, null, ct));
+
+    private async Task WriteAsync(IAsyncEnumerable<FleetFileOutcome<ListFilesResult>> outcomes)
     {
-        var parameters = new ListFilesParams { Path = Path, Recursive = Recurse.IsPresent ? true : null, MaxEntries = MaxEntries };
-        await foreach (var outcome in services.ListFilesAsync(targets, parameters, ThrottleLimit, ct).ConfigureAwait(false))
+        await foreach (var outcome in outcomes.ConfigureAwait(false))
         {
             if (outcome.Value is not { } listing)
             {

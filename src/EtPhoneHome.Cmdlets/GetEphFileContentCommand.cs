@@ -29,10 +29,19 @@ public sealed class GetEphFileContentCommand : EphFleetTargetCmdlet
     [Parameter]
     public SwitchParameter Truncate { get; set; }
 
-    private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    private ReadFileParams Parameters => new() { Path = Path, MaxBytes = MaxBytes, Truncate = Truncate.IsPresent ? true : null };
+
+    private protected override Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct) =>
+        WriteAsync(services.ReadFilesAsync(targets, Parameters, ThrottleLimit, ct));
+
+    private protected override Task RunRemoteAsync(IReadOnlyList<FleetTarget> targets, EtPhoneHome.Core.Remote.RemoteOperator remote, CancellationToken ct) =>
+        WriteAsync(remote.ReadFilesAsync(Selection(targets), Parameters, ThrottleLimit, null, ct));
+
+    private async Task WriteAsync(IAsyncEnumerable<FleetFileOutcome<ReadFileResult>> outcomes)
     {
-        var parameters = new ReadFileParams { Path = Path, MaxBytes = MaxBytes, Truncate = Truncate.IsPresent ? true : null };
-        await foreach (var outcome in services.ReadFilesAsync(targets, parameters, ThrottleLimit, ct).ConfigureAwait(false))
+        await foreach (var outcome in outcomes.ConfigureAwait(false))
         {
             if (outcome.Value is { } value)
             {

@@ -42,21 +42,20 @@ public sealed class GetEphFleetStatusCommand : EphAsyncCmdlet
 
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
+        var thresholds = new FleetThresholds { CpuPercent = CpuThreshold, MemoryPercent = MemoryThreshold, DiskPercent = DiskThreshold };
         if (Remote is not null)
         {
-            // The server applies its default thresholds and limits; a remote request with other ones is not in the protocol yet.
-            if (MyInvocation.BoundParameters.Keys.Any(k => k is nameof(CpuThreshold) or nameof(MemoryThreshold) or nameof(DiskThreshold) or nameof(ThrottleLimit) or nameof(TimeoutSec)))
+            var remote = await (await RemoteOperatorAsync(ct).ConfigureAwait(false)).FleetStatusAsync(new EtPhoneHome.Core.Remote.FleetStatusArgs
             {
-                WriteWarning("Through a server connection the server's default thresholds, throttle and timeout apply; the ones given here are not sent.");
-            }
-
-            var remote = await (await RemoteOperatorAsync(ct).ConfigureAwait(false)).FleetStatusAsync(ct).ConfigureAwait(false);
+                Thresholds = thresholds,
+                ThrottleLimit = ThrottleLimit,
+                TimeoutSeconds = TimeoutSec,
+            }, ct).ConfigureAwait(false);
             WriteObject(new EphFleetStatus(remote));
             return;
         }
 
         using var registry = OpenRegistry();
-        var thresholds = new FleetThresholds { CpuPercent = CpuThreshold, MemoryPercent = MemoryThreshold, DiskPercent = DiskThreshold };
         var options = new FleetMetricsOptions { ThrottleLimit = ThrottleLimit, Timeout = TimeSpan.FromSeconds(TimeoutSec) };
         var status = await NewServices(registry).FleetStatusAsync(thresholds, options, ct).ConfigureAwait(false);
         WriteObject(new EphFleetStatus(status));

@@ -19,10 +19,21 @@ public sealed class GetEphOperatorCommand : EphAsyncCmdlet
     [Parameter]
     public SwitchParameter IncludeRemoved { get; set; }
 
-    protected override Task ProcessRecordAsync(CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
-        using var registry = OpenRegistry();
-        var operators = registry.Operators.ListOperators(IncludeRemoved);
+        IReadOnlyList<OperatorRecord> operators;
+        if (Remote is not null)
+        {
+            operators = await (await RemoteOperatorAsync(ct).ConfigureAwait(false)).ListOperatorsAsync(IncludeRemoved, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            using var registry = OpenRegistry();
+            operators = registry.Operators.ListOperators(IncludeRemoved);
+        }
+
         var patterns = Name ?? [];
         bool Matches(string pattern, OperatorRecord op) => ClientNameMatcher.IsMatch(pattern, op.Name) || ClientNameMatcher.IsMatch(pattern, op.Fingerprint);
         foreach (var op in operators.Where(o => patterns.Length == 0 || patterns.Any(p => Matches(p, o))))
@@ -35,7 +46,5 @@ public sealed class GetEphOperatorCommand : EphAsyncCmdlet
             WriteError(NewError(Strings.OperatorNotFoundId, ErrorCategory.ObjectNotFound, literal,
                 string.Format(CultureInfo.CurrentCulture, Strings.OperatorNotFound, literal)));
         }
-
-        return Task.CompletedTask;
     }
 }

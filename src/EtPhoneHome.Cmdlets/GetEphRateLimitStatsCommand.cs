@@ -33,24 +33,59 @@ public sealed class GetEphRateLimitStatsCommand : EphAsyncCmdlet
         return Task.CompletedTask;
     }
 
-    protected override Task EndProcessingAsync(CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    protected override async Task EndProcessingAsync(CancellationToken ct)
     {
         if (_clients.Count == 0 && MyInvocation.ExpectingInput)
         {
-            return Task.CompletedTask; // upstream delivered no client: nothing, not every client
+            return; // upstream delivered no client: nothing, not every client
         }
 
-        using var registry = OpenRegistry();
-        var lookup = ClientQueries.Find(registry.Clients, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
-        foreach (var missing in lookup.NotFound)
+        if (Remote is not null)
+        {
+            await RemoteAsync(ct).ConfigureAwait(false);
+            return;
+        }
+
+        Local();
+    }
+
+    /// <summary>The same counters through the server: the names resolved there by the same rule, then their stats.</summary>
+    private async Task RemoteAsync(CancellationToken ct)
+    {
+        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        var lookup = await op.SearchAsync(new ClientQuery { Names = _clients.Count > 0 ? _clients : null }, ct).ConfigureAwait(false);
+        WriteNotFound(lookup.NotFound);
+        if (lookup.Clients.Count == 0)
+        {
+            return;
+        }
+
+        var names = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
+        foreach (var stats in await op.RateLimitStatsAsync([.. lookup.Clients.Select(c => c.Uuid)], ct).ConfigureAwait(false))
+        {
+            WriteObject(new EphRateLimitStats(stats, names.GetValueOrDefault(stats.Uuid) ?? stats.Uuid));
+        }
+    }
+
+    private void WriteNotFound(IReadOnlyList<string> notFound)
+    {
+        foreach (var missing in notFound)
         {
             WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
                 string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, missing)));
         }
+    }
 
+    private void Local()
+    {
+        using var registry = OpenRegistry();
+        var lookup = ClientQueries.Find(registry.Clients, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
+        WriteNotFound(lookup.NotFound);
         if (lookup.Clients.Count == 0)
         {
-            return Task.CompletedTask;
+            return;
         }
 
         var names = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
@@ -58,7 +93,5 @@ public sealed class GetEphRateLimitStatsCommand : EphAsyncCmdlet
         {
             WriteObject(new EphRateLimitStats(stats, names.GetValueOrDefault(stats.Uuid) ?? stats.Uuid));
         }
-
-        return Task.CompletedTask;
     }
 }

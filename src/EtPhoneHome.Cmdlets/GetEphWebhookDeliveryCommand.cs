@@ -46,10 +46,42 @@ public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
         return Task.CompletedTask;
     }
 
-    protected override Task EndProcessingAsync(CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    protected override async Task EndProcessingAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            // The same query through the server: the names resolved there by the same rule, then the deliveries.
+            var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+            var found = _clients.Count > 0 ? await op.SearchAsync(new ClientQuery { Names = _clients }, ct).ConfigureAwait(false) : new ClientLookup([], []);
+            if (Select(found) is { } remoteQuery)
+            {
+                var page = await op.WebhookDeliveriesAsync(remoteQuery, ct).ConfigureAwait(false);
+                if (_clients.Count == 0 && page.Deliveries.Select(d => d.Uuid).OfType<string>().Distinct(StringComparer.Ordinal).ToList() is { Count: > 0 } uuids)
+                {
+                    // Only the clients the deliveries name, not the whole fleet.
+                    found = await op.SearchAsync(new ClientQuery { Ids = uuids }, ct).ConfigureAwait(false);
+                }
+
+                Write(found, page.Deliveries, page.Attempts);
+            }
+
+            return;
+        }
+
         using var registry = OpenRegistry();
         var lookup = ClientQueries.Find(registry.Clients, _clients.Count > 0 ? _clients : null, null, onlineOnly: false);
+        if (Select(lookup) is { } query)
+        {
+            var rows = registry.Webhooks.ListWebhookDeliveries(query);
+            Write(lookup, rows, registry.Webhooks.ListWebhookAttempts(rows.Select(r => r.Id).ToList()));
+        }
+    }
+
+    /// <summary>The query of the clients found (ClientNotFound for each literal that matched none); null when nothing is left to ask.</summary>
+    private WebhookDeliveryQuery? Select(ClientLookup lookup)
+    {
         foreach (var missing in lookup.NotFound)
         {
             WriteError(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, missing,
@@ -58,23 +90,25 @@ public sealed class GetEphWebhookDeliveryCommand : EphAsyncCmdlet
 
         if (_clients.Count > 0 && lookup.Clients.Count == 0)
         {
-            return Task.CompletedTask;
+            return null;
         }
 
-        var names = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
-        var rows = registry.Webhooks.ListWebhookDeliveries(new WebhookDeliveryQuery
+        return new WebhookDeliveryQuery
         {
             Uuids = _clients.Count > 0 ? lookup.Clients.Select(c => c.Uuid).ToList() : null,
             Events = Event,
             Status = Status is { } s ? (WebhookDeliveryStatus)(int)s : null,
             Limit = First,
-        });
-        var attempts = registry.Webhooks.ListWebhookAttempts(rows.Select(r => r.Id).ToList()).ToLookup(a => a.EventId);
+        };
+    }
+
+    private void Write(ClientLookup lookup, IReadOnlyList<WebhookDelivery> rows, IReadOnlyList<WebhookAttempt> attemptList)
+    {
+        var names = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
+        var attempts = attemptList.ToLookup(a => a.EventId);
         foreach (var row in rows)
         {
             WriteObject(new EphWebhookDelivery(row, row.Uuid is null ? null : names.GetValueOrDefault(row.Uuid), attempts[row.Id]));
         }
-
-        return Task.CompletedTask;
     }
 }

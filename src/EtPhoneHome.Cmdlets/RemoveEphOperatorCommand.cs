@@ -21,8 +21,16 @@ public sealed class RemoveEphOperatorCommand : EphAsyncCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            await RemoteAsync(ct).ConfigureAwait(false);
+            return;
+        }
+
         using var registry = OpenRegistry();
         foreach (var name in Name ?? [])
         {
@@ -53,6 +61,38 @@ public sealed class RemoveEphOperatorCommand : EphAsyncCmdlet
             catch (RegistryNotFoundException ex)
             {
                 WriteError(NewError(Strings.OperatorNotFoundId, ErrorCategory.ObjectNotFound, name, ex.Message, ex));
+            }
+        }
+    }
+
+    /// <summary>The same removal through the server (an admin's operation there).</summary>
+    private async Task RemoteAsync(CancellationToken ct)
+    {
+        var remote = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        foreach (var name in Name ?? [])
+        {
+            if (await OperatorLookup.FindAsync(remote, name, ct).ConfigureAwait(false) is not { } found)
+            {
+                WriteError(NewError(Strings.OperatorNotFoundId, ErrorCategory.ObjectNotFound, name, string.Format(CultureInfo.CurrentCulture, Strings.OperatorNotFound, name)));
+                continue;
+            }
+
+            if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.OperatorTarget, found.Name, found.Fingerprint), Strings.RemoveOperatorAction).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            try
+            {
+                var removed = await remote.RemoveOperatorAsync(found.Fingerprint, ct).ConfigureAwait(false);
+                if (PassThru)
+                {
+                    WriteObject(new EphOperator(removed));
+                }
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex)
+            {
+                WriteError(OperatorLookup.Error(this, ex, name));
             }
         }
     }

@@ -114,7 +114,7 @@ public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
                 continue;
             }
 
-            if (PassThru && (await op.ListKeysAsync(false, ct).ConfigureAwait(false)).FirstOrDefault(k => k.Fingerprint == fingerprint) is { } key)
+            if (PassThru && await op.GetKeyAsync(fingerprint, ct).ConfigureAwait(false) is { } key)
             {
                 WriteObject(new EphClientKey(key));
             }

@@ -18,8 +18,16 @@ public sealed class SendEphWebhookDeliveryCommand : EphAsyncCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            await RemoteAsync(ct).ConfigureAwait(false);
+            return;
+        }
+
         using var registry = OpenRegistry();
         foreach (var id in DeliveryId)
         {
@@ -54,6 +62,43 @@ public sealed class SendEphWebhookDeliveryCommand : EphAsyncCmdlet
             {
                 WriteError(NewError(Strings.WebhookDeliveryNotFoundId, ErrorCategory.ObjectNotFound, id,
                     string.Format(CultureInfo.CurrentCulture, Strings.WebhookDeliveryNotFound, id), ex));
+            }
+        }
+    }
+
+    /// <summary>The same resend through the server (an operator's operation there): its NOT_FOUND and refusals as the local errors.</summary>
+    private async Task RemoteAsync(CancellationToken ct)
+    {
+        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        foreach (var id in DeliveryId)
+        {
+            if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.ResendTargetRemote, id, Remote!.Describe()), Strings.ResendAction).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            try
+            {
+                var queued = await op.ResendWebhookAsync(id, ct).ConfigureAwait(false);
+                if (PassThru)
+                {
+                    WriteObject(new EphWebhookDelivery(queued, null, []));
+                }
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex) when (ex.Code == EtPhoneHome.Protocol.OperatorErrorCodes.NotFound)
+            {
+                WriteError(NewError(Strings.WebhookDeliveryNotFoundId, ErrorCategory.ObjectNotFound, id,
+                    string.Format(CultureInfo.CurrentCulture, Strings.WebhookDeliveryNotFound, id), ex));
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex) when (ex.Code == EtPhoneHome.Protocol.OperatorErrorCodes.Failed)
+            {
+                // The registry's refusal of a delivery already queued (its InvalidOperationException on the server).
+                WriteError(NewError(Strings.WebhookDeliveryQueuedId, ErrorCategory.ResourceBusy, id,
+                    string.Format(CultureInfo.CurrentCulture, Strings.WebhookDeliveryQueued, ex.Message), ex));
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex)
+            {
+                WriteError(RemoteTargetError(ex, id, null));
             }
         }
     }

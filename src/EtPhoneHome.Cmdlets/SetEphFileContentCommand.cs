@@ -74,7 +74,25 @@ public sealed class SetEphFileContentCommand : EphFleetCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     private protected override async Task RunAsync(IReadOnlyList<FleetTarget> targets, OperatorServices services, CancellationToken ct)
+    {
+        var (parameters, approved) = await ApproveAsync(targets).ConfigureAwait(false);
+        await WriteAsync(services.WriteFilesAsync(approved, parameters, ThrottleLimit, ct)).ConfigureAwait(false);
+    }
+
+    private protected override async Task RunRemoteAsync(IReadOnlyList<FleetTarget> targets, EtPhoneHome.Core.Remote.RemoteOperator remote, CancellationToken ct)
+    {
+        var (parameters, approved) = await ApproveAsync(targets).ConfigureAwait(false);
+        if (approved.Count > 0)
+        {
+            await WriteAsync(remote.WriteFilesAsync(Selection(approved), parameters, ThrottleLimit, null, ct)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The write and the targets ShouldProcess approved (-WhatIf: none).</summary>
+    private async Task<(WriteFileParams Parameters, List<FleetTarget> Approved)> ApproveAsync(IReadOnlyList<FleetTarget> targets)
     {
         var bytes = IsBytes ? ByteValue! : System.Text.Encoding.UTF8.GetBytes(Value);
         var parameters = new WriteFileParams
@@ -96,7 +114,12 @@ public sealed class SetEphFileContentCommand : EphFleetCmdlet
             }
         }
 
-        await foreach (var outcome in services.WriteFilesAsync(approved, parameters, ThrottleLimit, ct).ConfigureAwait(false))
+        return (parameters, approved);
+    }
+
+    private async Task WriteAsync(IAsyncEnumerable<FleetFileOutcome<WriteFileResult>> outcomes)
+    {
+        await foreach (var outcome in outcomes.ConfigureAwait(false))
         {
             if (outcome.Value is { } value)
             {

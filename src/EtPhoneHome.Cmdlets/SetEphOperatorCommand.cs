@@ -18,8 +18,37 @@ public sealed class SetEphOperatorCommand : EphAsyncCmdlet
     [Parameter(Mandatory = true, Position = 1)]
     public EphOperatorRole Role { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            var remote = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+            if (await OperatorLookup.FindAsync(remote, Name!, ct).ConfigureAwait(false) is not { } found)
+            {
+                WriteError(NewError(Strings.OperatorNotFoundId, ErrorCategory.ObjectNotFound, Name, string.Format(CultureInfo.CurrentCulture, Strings.OperatorNotFound, Name)));
+                return;
+            }
+
+            if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.OperatorTarget, found.Name, found.Fingerprint),
+                    string.Format(CultureInfo.CurrentCulture, Strings.SetOperatorAction, Role)).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            try
+            {
+                WriteObject(new EphOperator(await remote.SetOperatorRoleAsync(found.Fingerprint, (OperatorRole)(int)Role, ct).ConfigureAwait(false)));
+            }
+            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex)
+            {
+                WriteError(OperatorLookup.Error(this, ex, Name!));
+            }
+
+            return;
+        }
+
         using var registry = OpenRegistry();
         if (registry.Operators.GetOperator(Name!) is not { } op)
         {

@@ -64,6 +64,7 @@ internal static class Strings
     public const string AmbiguousClient = "'{0}' matches {1} clients; name exactly one.";
     public const string ResendAction = "Queue webhook delivery again";
     public const string ResendTarget = "delivery {0} ({1}, {2})";
+    public const string ResendTargetRemote = "delivery {0} on {1}";
     public const string TestWebhookAction = "Send a signed webhook.test event";
     // ----- registry: client metadata, keys, removal, history -----
     public const string InvalidClientFieldId = "InvalidClientField";

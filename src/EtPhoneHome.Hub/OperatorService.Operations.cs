@@ -114,17 +114,34 @@ public sealed partial class OperatorService
                 case OperatorOperations.WebhookDeliveries:
                 {
                     var query = call.Args is { ValueKind: JsonValueKind.Object } ? OperatorOperations.FromElement<WebhookDeliveryQuery>(call.Args) : new WebhookDeliveryQuery();
+                    query = query with { Limit = Math.Clamp(query.Limit, 1, MaxWebhookDeliveries) };
                     var rows = Registry.Webhooks.ListWebhookDeliveries(query);
-                    return OperatorOperations.ToElement(new { deliveries = rows, attempts = Registry.Webhooks.ListWebhookAttempts(rows.Select(d => d.Id).ToList()) });
+                    var config = Core.Webhooks.WebhookConfiguration.Resolve(Registry.Settings);
+                    return OperatorOperations.ToElement(new WebhookDeliveryPage
+                    {
+                        GlobalUrl = config.GlobalUrl is { } global ? Core.Webhooks.WebhookConfiguration.Redact(global) : null,
+                        HasSecret = config.HasSecret,
+                        Deliveries = rows.Select(RemoteView).ToList(),
+                        Attempts = Registry.Webhooks.ListWebhookAttempts(rows.Select(d => d.Id).ToList())
+                            .Select(a => a with { Url = Core.Webhooks.WebhookConfiguration.Redact(a.Url) }).ToList(),
+                    });
                 }
 
                 case OperatorOperations.ResendWebhook:
-                    return OperatorOperations.ToElement(Registry.Webhooks.ResendWebhookDelivery(StringArg(call, "id"), $"{who.Name} ({RemoteSurfaces.Recorded(_surface)})"));
+                    return OperatorOperations.ToElement(RemoteView(Registry.Webhooks.ResendWebhookDelivery(StringArg(call, "id"), $"{who.Name} ({RemoteSurfaces.Recorded(_surface)})")));
 
                 case OperatorOperations.FleetStatus:
                 {
+                    var args = call.Args is { ValueKind: JsonValueKind.Object } ? OperatorOperations.FromElement<FleetStatusArgs>(call.Args) : new FleetStatusArgs();
+                    args.Thresholds?.Validate();
+                    var defaults = new FleetMetricsOptions();
+                    var options = new FleetMetricsOptions
+                    {
+                        ThrottleLimit = args.ThrottleLimit is { } throttle ? Math.Clamp(throttle, FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit) : defaults.ThrottleLimit,
+                        Timeout = args.TimeoutSeconds is > 0 and var seconds ? TimeSpan.FromSeconds(Math.Min(seconds, MaxFleetStatusTimeoutSeconds)) : defaults.Timeout,
+                    };
                     using var services = NewServices(who);
-                    return OperatorOperations.ToElement(await services.FleetStatusAsync(ct: ct).ConfigureAwait(false));
+                    return OperatorOperations.ToElement(await services.FleetStatusAsync(args.Thresholds, options, ct).ConfigureAwait(false));
                 }
 
                 case OperatorOperations.QueryHistory:
@@ -142,6 +159,12 @@ public sealed partial class OperatorService
 
                 case OperatorOperations.ListKeys:
                 {
+                    if (call.Args is { ValueKind: JsonValueKind.Object } k && k.TryGetProperty("fingerprint", out var f) && f.ValueKind == JsonValueKind.String)
+                    {
+                        // One key (a -PassThru after a decision): not the whole list once per key.
+                        return OperatorOperations.ToElement(Registry.Keys.GetKey(StringArg(call, "fingerprint")) is { } one ? new[] { one } : []);
+                    }
+
                     var pending = call.Args is { ValueKind: JsonValueKind.Object } a && a.TryGetProperty("pending", out var p) && p.ValueKind == JsonValueKind.True;
                     return OperatorOperations.ToElement(Registry.Keys.ListKeys(pending ? KeyStatus.Pending : null));
                 }
@@ -255,6 +278,41 @@ public sealed partial class OperatorService
             TunnelPort = null,
             SessionId = null,
         };
+
+        /// <summary>Most webhook deliveries one listing returns (the cmdlet's and the CLI's bound).</summary>
+        internal const int MaxWebhookDeliveries = 10_000;
+
+        /// <summary>Longest per-client wait of a fleet status (the cmdlet's bound).</summary>
+        internal const double MaxFleetStatusTimeoutSeconds = 600;
+
+        /// <summary>
+        /// A delivery as an operator connection sees it: its webhook URLs without their credentials, and its body without
+        /// the tunnel port a client.connected event names (tunnel ports never cross the operator connection).
+        /// </summary>
+        internal static WebhookDelivery RemoteView(WebhookDelivery delivery) => delivery with
+        {
+            Url = delivery.Url is { } url ? Core.Webhooks.WebhookConfiguration.Redact(url) : null,
+            ClientWebhookUrl = delivery.ClientWebhookUrl is { } own ? Core.Webhooks.WebhookConfiguration.Redact(own) : null,
+            Payload = WithoutTunnelPort(delivery.Payload),
+        };
+
+        private static string WithoutTunnelPort(string payload)
+        {
+            try
+            {
+                if (System.Text.Json.Nodes.JsonNode.Parse(payload) is System.Text.Json.Nodes.JsonObject body
+                    && body["data"] is System.Text.Json.Nodes.JsonObject data && data.Remove("tunnel_port"))
+                {
+                    return body.ToJsonString();
+                }
+            }
+            catch (JsonException)
+            {
+                // Not JSON: nothing of ours to take out.
+            }
+
+            return payload;
+        }
 
         /// <summary>The fields of an edit only an admin may change.</summary>
         internal static List<string> AdminOnlyFields(ClientUpdate update)

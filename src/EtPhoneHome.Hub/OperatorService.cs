@@ -407,7 +407,13 @@ public sealed partial class OperatorService
                     return;
                 }
 
-                var result = await RunOperationAsync(call, now).ConfigureAwait(false);
+                JsonElement result;
+                using (HistoryAttribution.Begin(OperatorRoles.Wire(now.Role), now.Source))
+                {
+                    // What the registry records during the call (approvals, edits, operator changes) names the role and source too.
+                    result = await RunOperationAsync(call, now).ConfigureAwait(false);
+                }
+
                 await SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Result, Id = call.Id, Body = result }).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (call.Cancellation.IsCancellationRequested)

@@ -30,6 +30,8 @@ internal static class RemoteCli
     public static readonly IReadOnlySet<string> RemoteVerbs = new HashSet<string>(StringComparer.Ordinal)
     {
         "clients", "exec", "upload", "download", "metrics", "status", "history", "keys", "approve", "revoke", "set", "remove",
+        "read", "write", "ls", "limits", "webhooks", "webhooks resend",
+        "operators list", "operators add", "operators remove", "operators set-role",
     };
 
     /// <summary>Verbs that are about the workstation's own profile and handle --server themselves.</summary>
@@ -130,7 +132,7 @@ internal static class RemoteCli
         var output = pr.InvocationConfiguration.Output;
         var error = pr.InvocationConfiguration.Error;
         var verb = VerbPath(pr);
-        var remoteVerb = pr.CommandResult.Parent is System.CommandLine.Parsing.CommandResult { Command: RootCommand } && RemoteVerbs.Contains(verb);
+        var remoteVerb = RemoteVerbs.Contains(verb);
         var mcpStdio = verb == "mcp" && string.IsNullOrEmpty(pr.GetValue<string?>("--http"));
         if (!remoteVerb && !mcpStdio)
         {
@@ -241,17 +243,18 @@ internal static class RemoteCli
 
             case "status":
             {
-                foreach (var (name, fallback) in new[] { ("--cpu-threshold", Core.Health.FleetThresholds.DefaultCpuPercent), ("--memory-threshold", Core.Health.FleetThresholds.DefaultMemoryPercent), ("--disk-threshold", Core.Health.FleetThresholds.DefaultDiskPercent) })
-                {
-                    if (pr.GetValue<double>(name) != fallback)
-                    {
-                        await error.WriteLineAsync($"eph-server status: {name} is not available with --server (the server applies its default thresholds); nothing was done").ConfigureAwait(false);
-                        return OperatorVerbs.UsageError;
-                    }
-                }
-
                 var remote = await server.GetAsync(ct).ConfigureAwait(false);
-                var status = await remote.FleetStatusAsync(ct).ConfigureAwait(false);
+                var status = await remote.FleetStatusAsync(new FleetStatusArgs
+                {
+                    Thresholds = new Core.Health.FleetThresholds
+                    {
+                        CpuPercent = pr.GetValue<double>("--cpu-threshold"),
+                        MemoryPercent = pr.GetValue<double>("--memory-threshold"),
+                        DiskPercent = pr.GetValue<double>("--disk-threshold"),
+                    },
+                    ThrottleLimit = pr.GetValue<int>("--throttle"),
+                    TimeoutSeconds = pr.GetValue<int>("--timeout"),
+                }, ct).ConfigureAwait(false);
                 await output.WriteAsync(json ? HealthVerbs.StatusJson(status) + Environment.NewLine : HealthVerbs.StatusText(status)).ConfigureAwait(false);
                 return 0;
             }
@@ -337,9 +340,185 @@ internal static class RemoteCli
             case "download":
                 return await TransferAsync(verb == "upload", pr, server, json, output, error, ct).ConfigureAwait(false);
 
+            case "read":
+            case "write":
+            case "ls":
+                return await FileVerbAsync(verb, pr, server, json, output, error, ct).ConfigureAwait(false);
+
+            case "limits":
+            {
+                var remote = await server.GetAsync(ct).ConfigureAwait(false);
+                var names = pr.GetValue<string[]>("client") ?? [];
+                var lookup = await remote.SearchAsync(new ClientQuery { Names = NonEmpty(names) }, ct).ConfigureAwait(false);
+                var stats = lookup.Clients.Count == 0 ? [] : await remote.RateLimitStatsAsync([.. lookup.Clients.Select(c => c.Uuid)], ct).ConfigureAwait(false);
+                return RateLimitVerbs.LimitsOutput(lookup, stats, json, output, error);
+            }
+
+            case "webhooks":
+            {
+                var request = new WebhookVerbs.ListRequest
+                {
+                    Status = WebhookVerbs.ParseStatus(pr.GetValue<string?>("--status")),
+                    Clients = pr.GetValue<string[]>("--client") ?? [],
+                    Events = pr.GetValue<string[]>("--event") ?? [],
+                    Limit = pr.GetValue<int>("--limit"),
+                    Json = json,
+                };
+                var remote = await server.GetAsync(ct).ConfigureAwait(false);
+                var clients = request.Clients.Count > 0 ? await remote.SearchAsync(new ClientQuery { Names = request.Clients }, ct).ConfigureAwait(false) : new ClientLookup([], []);
+                if (WebhookVerbs.Query(request, clients, error) is not { } query)
+                {
+                    return OperatorVerbs.UsageError;
+                }
+
+                var page = await remote.WebhookDeliveriesAsync(query, ct).ConfigureAwait(false);
+                if (request.Clients.Count == 0 && page.Deliveries.Select(d => d.Uuid).OfType<string>().Distinct(StringComparer.Ordinal).ToList() is { Count: > 0 } uuids)
+                {
+                    // The names of the clients the deliveries concern, not the whole fleet.
+                    clients = await remote.SearchAsync(new ClientQuery { Ids = uuids }, ct).ConfigureAwait(false);
+                }
+
+                return WebhookVerbs.ListOutput(request, clients, page.Deliveries, page.GlobalUrl, page.HasSecret, output);
+            }
+
+            case "webhooks resend":
+            {
+                var remote = await server.GetAsync(ct).ConfigureAwait(false);
+                var failures = 0;
+                foreach (var id in pr.GetValue<string[]>("id") ?? [])
+                {
+                    try
+                    {
+                        await output.WriteLineAsync(WebhookVerbs.ResentText(await remote.ResendWebhookAsync(id, ct).ConfigureAwait(false))).ConfigureAwait(false);
+                    }
+                    catch (OperatorRemoteException ex) when (ex.Code is OperatorErrorCodes.NotFound or OperatorErrorCodes.Failed)
+                    {
+                        // As on the server host: an unknown or already queued delivery is reported, the others go on.
+                        await error.WriteLineAsync($"eph-server webhooks resend: {UntrustedText.ForTerminal(ex.Message)}").ConfigureAwait(false);
+                        failures++;
+                    }
+                }
+
+                return failures == 0 ? 0 : 1;
+            }
+
+            case "operators list":
+            {
+                var all = pr.GetValue<bool>("--all");
+                var remote = await server.GetAsync(ct).ConfigureAwait(false);
+                return OperatorsVerbs.ListOutput(await remote.ListOperatorsAsync(all, ct).ConfigureAwait(false), all, json, output);
+            }
+
+            case "operators add":
+                return await OperatorChangeAsync(verb, error, async () =>
+                {
+                    var line = pr.GetValue<string?>("--key") ?? OperatorsVerbs.ReadKeyFile(pr.GetValue<string?>("--key-file")!);
+                    var remote = await server.GetAsync(ct).ConfigureAwait(false);
+                    var added = await remote.AddOperatorAsync(pr.GetValue<string>("--name")!, line, OperatorRoles.Parse(pr.GetValue<string>("--role")), ct).ConfigureAwait(false);
+                    await output.WriteLineAsync(OperatorsVerbs.AddedText(added, json)).ConfigureAwait(false);
+                    return 0;
+                }).ConfigureAwait(false);
+
+            case "operators remove":
+                return await OperatorChangeAsync(verb, error, async () =>
+                {
+                    var remote = await server.GetAsync(ct).ConfigureAwait(false);
+                    var target = await FindOperatorAsync(remote, pr.GetValue<string>("name")!, ct).ConfigureAwait(false);
+                    if (OperatorsVerbs.ConfirmRemove(target, pr.GetValue<bool>("--yes"), output, error, prompt) is { } refused)
+                    {
+                        return refused;
+                    }
+
+                    await output.WriteLineAsync(OperatorsVerbs.RemovedText(await remote.RemoveOperatorAsync(target.Fingerprint, ct).ConfigureAwait(false), json)).ConfigureAwait(false);
+                    return 0;
+                }).ConfigureAwait(false);
+
+            case "operators set-role":
+                return await OperatorChangeAsync(verb, error, async () =>
+                {
+                    var role = OperatorRoles.Parse(pr.GetValue<string>("role"));
+                    var remote = await server.GetAsync(ct).ConfigureAwait(false);
+                    var before = await FindOperatorAsync(remote, pr.GetValue<string>("name")!, ct).ConfigureAwait(false);
+                    var changed = await remote.SetOperatorRoleAsync(before.Fingerprint, role, ct).ConfigureAwait(false);
+                    await output.WriteLineAsync(OperatorsVerbs.RoleSetText(before, changed, json)).ConfigureAwait(false);
+                    return 0;
+                }).ConfigureAwait(false);
+
             default:
                 throw new InvalidOperationException($"no remote form of {verb}");
         }
+    }
+
+    /// <summary>
+    /// An operator change through the server, with the local verb's exit codes: a refusal of the registry (no such
+    /// operator, the last admin, a taken name) is 1 as on the server host; a role refusal stays the server's.
+    /// </summary>
+    private static async Task<int> OperatorChangeAsync(string verb, TextWriter error, Func<Task<int>> change)
+    {
+        try
+        {
+            return await change().ConfigureAwait(false);
+        }
+        catch (OperatorRemoteException ex) when (ex.Code is OperatorErrorCodes.NotFound or OperatorErrorCodes.InvalidArgument)
+        {
+            await error.WriteLineAsync($"eph-server {verb}: {UntrustedText.ForTerminal(ex.Message)}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (Exception ex) when (ex is RegistryNotFoundException or InvalidOperationException or IOException)
+        {
+            await error.WriteLineAsync($"eph-server {verb}: {UntrustedText.ForTerminal(ex.Message)}").ConfigureAwait(false);
+            return 1;
+        }
+    }
+
+    /// <summary>The active operator by name (any case) or key fingerprint, as the registry finds it.</summary>
+    private static async Task<OperatorRecord> FindOperatorAsync(RemoteOperator remote, string nameOrFingerprint, CancellationToken ct)
+    {
+        var wanted = nameOrFingerprint.Trim();
+        return (await remote.ListOperatorsAsync(false, ct).ConfigureAwait(false))
+            .FirstOrDefault(o => string.Equals(o.Name, wanted, StringComparison.OrdinalIgnoreCase) || string.Equals(o.Fingerprint, wanted, StringComparison.Ordinal))
+            ?? throw new RegistryNotFoundException($"no active operator named '{UntrustedText.ForTerminal(wanted)}' or with that key fingerprint");
+    }
+
+    /// <summary>read, write and ls through the server: the same requests and output as on the server host.</summary>
+    private static async Task<int> FileVerbAsync(string verb, ParseResult pr, RemoteServer server, bool json, TextWriter output, TextWriter error, CancellationToken ct)
+    {
+        var remote = await server.GetAsync(ct).ConfigureAwait(false);
+        var throttle = pr.GetValue<int>("--throttle");
+        var count = -1;
+        void Targets(IReadOnlyList<RemoteTarget> targets) => count = targets.Count;
+        int code;
+        switch (verb)
+        {
+            case "read":
+            {
+                var request = FilesVerbs.ReadRequest(pr);
+                code = await FilesVerbs.ReadOutputAsync(remote.ReadFilesAsync(Selection(pr), request, throttle, Targets, ct), request.Path, json, output).ConfigureAwait(false);
+                break;
+            }
+
+            case "write":
+            {
+                var request = await FilesVerbs.WriteRequestAsync(pr, ct).ConfigureAwait(false);
+                code = await FilesVerbs.WriteOutputAsync(remote.WriteFilesAsync(Selection(pr), request, throttle, Targets, ct), request.Path, json, output).ConfigureAwait(false);
+                break;
+            }
+
+            default:
+            {
+                var request = FilesVerbs.ListRequest(pr);
+                code = await FilesVerbs.ListOutputAsync(remote.ListFilesAsync(Selection(pr), request, throttle, Targets, ct), request.Path, json, output).ConfigureAwait(false);
+                break;
+            }
+        }
+
+        if (count == 0)
+        {
+            await error.WriteLineAsync($"eph-server {verb}: the selection matches no client; nothing was done").ConfigureAwait(false);
+            return OperatorVerbs.UsageError;
+        }
+
+        return code;
     }
 
     private static TargetSelection Selection(ParseResult pr) => new()

@@ -70,6 +70,21 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
         Assert.Equal(Sha256(local), Sha256(back));
         Assert.Equal(Sha256(local), Lines(down.Stdout).Single().GetProperty("sha256").GetString());
 
+        // A file written, read and listed through the server, on the agent's disk.
+        var textFile = Path.Combine(Env.WorkDirectory, "rcli-" + Guid.NewGuid().ToString("N")[..6] + ".txt");
+        var write = await CliAsync(work, [.. server, "write", "--client", "rcli-alpha", textFile, "--value", "written remotely"]);
+        Assert.True(write.ExitCode == 0, write.Stdout + write.Stderr);
+        Assert.Equal("written remotely", File.ReadAllText(textFile));
+        var read = await CliAsync(work, [.. server, "read", "--client", "rcli-alpha", "--json", textFile]);
+        Assert.True(read.ExitCode == 0, read.Stdout + read.Stderr);
+        Assert.Equal("written remotely", Lines(read.Stdout).Single().GetProperty("content").GetString());
+        var ls = await CliAsync(work, [.. server, "ls", "--client", "rcli-alpha", "--json", Env.WorkDirectory]);
+        Assert.True(ls.ExitCode == 0, ls.Stderr);
+        Assert.Contains(Lines(ls.Stdout), e => e.GetProperty("name").GetString() == Path.GetFileName(textFile));
+        var limits = await CliAsync(work, [.. server, "limits", "rcli-alpha", "--json"]);
+        Assert.True(limits.ExitCode == 0, limits.Stderr);
+        Assert.Equal(alpha.Uuid, Lines(limits.Stdout).Single().GetProperty("uuid").GetString());
+
         // Metrics and history.
         var metrics = await CliAsync(work, [.. server, "metrics", "--tag", "rcligroup", "--json"]);
         Assert.True(metrics.ExitCode == 0, metrics.Stdout + metrics.Stderr);
@@ -97,6 +112,10 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
         Assert.Equal(77, refusedExec.ExitCode);
         Assert.Contains("operator role", refusedExec.Stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(marker));
+        var refusedWrite = await CliAsync(work, [.. asReader, "write", "--client", "rcli-alpha", marker, "--value", "no"]);
+        Assert.Equal(77, refusedWrite.ExitCode);
+        Assert.Contains("operator role", refusedWrite.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(marker));
         Assert.Equal(0, (await CliAsync(work, [.. asReader, "clients", "--tag", "rcligroup"])).ExitCode);
 
         // A verb with no remote operation refuses and creates nothing.
@@ -121,9 +140,18 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
             Assert.Equal("mcp-ok\n", JsonDocument.Parse(text).RootElement.GetProperty("stdout").GetString());
         }
 
-        var unavailable = await mcp.CallToolAsync("get_rate_limit_stats", new Dictionary<string, object?> { ["uuid"] = alpha.Uuid });
+        var readFile = await mcp.CallToolAsync("read_file", new Dictionary<string, object?> { ["path"] = textFile, ["client_id"] = alpha.Uuid });
+        var readText = Assert.IsType<TextContentBlock>(Assert.Single(readFile.Content)).Text;
+        Assert.True(readFile.IsError is not true, readText);
+        Assert.Equal("written remotely", JsonDocument.Parse(readText).RootElement.GetProperty("content").GetString());
+        var stats = await mcp.CallToolAsync("get_rate_limit_stats", new Dictionary<string, object?> { ["uuid"] = alpha.Uuid });
+        Assert.True(stats.IsError is not true, Assert.IsType<TextContentBlock>(Assert.Single(stats.Content)).Text);
+
+        // The exchange's credentials stay on the server: its tools have no remote operation.
+        var unavailable = await mcp.CallToolAsync("exchange_list", new Dictionary<string, object?>());
         Assert.Contains("NOT_AVAILABLE_REMOTELY", Assert.IsType<TextContentBlock>(Assert.Single(unavailable.Content)).Text, StringComparison.Ordinal);
         File.Delete(remote);
+        File.Delete(textFile);
     }
 
     private static async Task EnsureUserAsync()

@@ -43,13 +43,14 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         New-Item -ItemType Directory -Path $script:UserWork | Out-Null
         & chown "$($script:Account):" $script:UserWork
         & chmod 700 $script:UserWork
-        foreach ($k in 'operator', 'reader') {
+        foreach ($k in 'operator', 'reader', 'admin') {
             & runuser -u $script:Account -- ssh-keygen -q -t ed25519 -N '' -C "$k@laptop" -f (Join-Path $script:UserWork "$k-key")
             if ($LASTEXITCODE -ne 0) { throw "ssh-keygen as $script:Account failed" }
         }
 
         $server = Resolve-Path (Join-Path $PSScriptRoot '../../out/bin/eph-server')
-        $script:Added = foreach ($k in @(@{ Name = 'remote-op'; Key = 'operator'; Role = 'operator' }, @{ Name = 'remote-reader'; Key = 'reader'; Role = 'reader' })) {
+        $script:Added = foreach ($k in @(@{ Name = 'remote-op'; Key = 'operator'; Role = 'operator' }, @{ Name = 'remote-reader'; Key = 'reader'; Role = 'reader' },
+                @{ Name = 'remote-admin'; Key = 'admin'; Role = 'admin' })) {
             & $server operators add --data $dataDir --name $k.Name --key-file (Join-Path $script:UserWork "$($k.Key)-key.pub") --role $k.Role 2>&1 | Out-Null
             $LASTEXITCODE
         }
@@ -65,10 +66,12 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         & chown -R "$($script:Account):" $script:UserWork
 
         $script:ReaderMarker = Join-Path ([IO.Path]::GetTempPath()) ('eph-reader-marker-' + [guid]::NewGuid())
+        $script:ReaderFile = Join-Path ([IO.Path]::GetTempPath()) ('eph-reader-file-' + [guid]::NewGuid())
         $out = Join-Path $script:UserWork 'result.json'
         $childArgs = @(
             '-ModulePath', (Join-Path $script:Shared 'EtPhoneHome/EtPhoneHome.psd1'), '-Port', $port, '-Fingerprint', $script:Fingerprint,
             '-User', $script:Sandbox.FleetUser, '-OperatorKey', (Join-Path $script:UserWork 'operator-key'), '-ReaderKey', (Join-Path $script:UserWork 'reader-key'),
+            '-AdminKey', (Join-Path $script:UserWork 'admin-key'), '-ReaderFile', $script:ReaderFile,
             '-DataDir', $dataDir, '-Work', $script:UserWork, '-ReaderMarker', $script:ReaderMarker, '-WrongPinDir', $wrong,
             '-ClientName', $script:ClientName, '-Out', $out)
         $dotnet = (Get-Command dotnet).Source
@@ -82,11 +85,12 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         Set-EphConfiguration -Reset -ErrorAction SilentlyContinue
         Stop-TestSandbox $script:Sandbox
         if ($script:R.Copy.Remote) { Remove-Item -Force $script:R.Copy.Remote -ErrorAction SilentlyContinue }
+        if ($script:R.Files.Dir) { Remove-Item -Recurse -Force $script:R.Files.Dir -ErrorAction SilentlyContinue }
         if ($script:Shared) { Remove-Item -Recurse -Force $script:Shared -ErrorAction SilentlyContinue }
     }
 
     It 'runs as another user that cannot read the data directory' {
-        $script:Added | Should -Be @(0, 0)
+        $script:Added | Should -Be @(0, 0, 0)
         $script:R.Whoami | Should -Be 'eph-remote-op'
         $script:R.DataDirReadable.Failed | Should -BeTrue
     }
@@ -135,10 +139,63 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         $c.Type | Should -Be 'EtPhoneHome.EphFileTransfer'
     }
 
-    It 'collects metrics and the fleet status' {
+    It 'collects metrics and the fleet status, with the thresholds given' {
         $script:R.Metrics.Count | Should -Be $script:ClientCount
         $script:R.Metrics.Statuses | Should -Be (@('Succeeded') * $script:ClientCount)
         $script:R.Fleet.Type | Should -Be 'EtPhoneHome.EphFleetStatus'
+        $script:R.Fleet.Warnings | Should -Be 0
+        # Memory over 0 %: every online client; over 100 %: none. The server applied the thresholds sent.
+        $script:R.Fleet.OverMemoryAtZero | Should -Be $script:ClientCount
+        $script:R.Fleet.OverMemoryAtHundred | Should -Be 0
+    }
+
+    It 'writes, reads and lists files on clients, -WhatIf writing nothing' {
+        $f = $script:R.Files
+        $f.Failed | Should -Not -BeTrue -Because "$($f.Message)"
+        $f.Written | Should -Be $script:ClientCount
+        $f.WriteType | Should -Be 'EtPhoneHome.EphFileWriteResult'
+        $f.Contents | Should -Be (@('remote hello') * $script:ClientCount)
+        $f.ReadType | Should -Be 'EtPhoneHome.EphFileContent'
+        $f.Listed | Should -Contain 'hello.txt'
+        $f.ListType | Should -Be 'EtPhoneHome.EphFileEntry'
+        $f.WhatIfWritten | Should -Be 0
+        Test-Path (Join-Path $f.Dir 'whatif.txt') | Should -BeFalse
+        (Get-Content -Raw (Join-Path $f.Dir 'hello.txt')) | Should -Be 'remote hello'
+        $f.Missing.ErrorId | Should -BeLike 'FileNotFound,*'
+    }
+
+    It 'shows rate-limit counters and webhook deliveries; an unknown delivery is WebhookDeliveryNotFound' {
+        $script:R.Limits.Failed | Should -Not -BeTrue -Because "$($script:R.Limits.Message)"
+        $script:R.Limits.Count | Should -Be 1
+        $script:R.Limits.Name | Should -Be $script:ClientName
+        $script:R.Limits.Type | Should -Be 'EtPhoneHome.EphRateLimitStats'
+        $script:R.Limits.Missing | Should -BeLike 'ClientNotFound,*'
+        $script:R.Webhooks.Failed | Should -Not -BeTrue -Because "$($script:R.Webhooks.Message)"
+        $script:R.Webhooks.Resend | Should -BeLike 'WebhookDeliveryNotFound,*'
+        $script:R.Webhooks.WhatIf | Should -Be 0
+    }
+
+    It 'refuses operator management to an operator, naming the admin role' {
+        $script:R.NotAdmin.ErrorId | Should -BeLike 'OperatorRoleRequired,*'
+        $script:R.NotAdmin.Message | Should -Match 'admin role'
+    }
+
+    It 'lets an admin manage operators, recorded with its role and source' {
+        $a = $script:R.Admin
+        $a.Failed | Should -Not -BeTrue -Because "$($a.Message)"
+        $a.Listed | Should -Contain 'remote-op'
+        $a.Added | Should -Be 'remote-temp'
+        $a.AddedRole | Should -Be 'Reader'
+        $a.SetRole | Should -Be 'Operator'
+        $a.WhatIfRemoved | Should -BeFalse
+        $a.Removed | Should -BeTrue
+        $a.RemovedListed | Should -Contain 'remote-temp'
+        $a.Missing | Should -BeLike 'OperatorNotFound,*'
+        $a.Recorded | Should -Be 3
+        $a.Roles | Should -Be @('admin')
+        $a.Sources | Should -Be @('127.0.0.1')
+        $a.Surfaces | Should -Be @('pwsh+ssh')
+        $a.Type | Should -Be 'EtPhoneHome.EphOperator'
     }
 
     It "shows the operator's own entries in the history, recorded through ssh" {
@@ -151,7 +208,9 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
     It 'refuses cmdlets that have no remote operation, naming them' {
         $script:R.LocalOnly.SetConfiguration.ErrorId | Should -BeLike 'NotAvailableRemotely,*'
         $script:R.LocalOnly.SetConfiguration.Message | Should -Match 'Set-EphConfiguration'
-        $script:R.LocalOnly.RateLimits.ErrorId | Should -BeLike 'NotAvailableRemotely,*'
+        $script:R.LocalOnly.Backup.ErrorId | Should -BeLike 'NotAvailableRemotely,*'
+        $script:R.LocalOnly.Backup.Message | Should -Match 'Backup-EphRegistry'
+        $script:R.LocalOnly.TestWebhook.ErrorId | Should -BeLike 'NotAvailableRemotely,*'
     }
 
     It 'stops the remote command when the pipeline is stopped (Ctrl+C)' {
@@ -173,6 +232,15 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         $script:R.Reader.Refused.Category | Should -Be 'PermissionDenied'
         $script:R.Reader.Refused.Message | Should -Match 'operator role'
         Test-Path $script:ReaderMarker | Should -BeFalse
+    }
+
+    It 'refuses a reader Set-EphFileContent, naming the role, and writes nothing' {
+        $e = $script:R.Reader.WriteRefused
+        $e.ErrorId | Should -BeLike 'OperatorRoleRequired,*'
+        $e.Category | Should -Be 'PermissionDenied'
+        $e.Message | Should -Match 'operator role'
+        $e.Message | Should -Match 'reader'
+        Test-Path $script:ReaderFile | Should -BeFalse
     }
 
     It 'stops at a changed server key, naming both fingerprints' {

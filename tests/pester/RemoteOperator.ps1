@@ -7,6 +7,8 @@ param(
     [Parameter(Mandatory)] [string] $User,
     [Parameter(Mandatory)] [string] $OperatorKey,
     [Parameter(Mandatory)] [string] $ReaderKey,
+    [Parameter(Mandatory)] [string] $AdminKey,
+    [Parameter(Mandatory)] [string] $ReaderFile,
     [Parameter(Mandatory)] [string] $DataDir,
     [Parameter(Mandatory)] [string] $Work,
     [Parameter(Mandatory)] [string] $ReaderMarker,
@@ -66,7 +68,35 @@ Step Metrics {
     $m = Get-EphClientMetric -All -Summary
     @{ Count = @($m).Count; Statuses = @($m.Status | ForEach-Object { "$_" }); Type = $m[0].PSObject.TypeNames[0] }
 }
-Step Fleet { $s = Get-EphFleetStatus; @{ Type = $s.PSObject.TypeNames[0]; Total = $s.TotalClients } }
+Step Fleet {
+    $s = Get-EphFleetStatus
+    $zero = Get-EphFleetStatus -MemoryThreshold 0 -WarningVariable warned -WarningAction SilentlyContinue
+    $hundred = Get-EphFleetStatus -MemoryThreshold 100 -CpuThreshold 100 -DiskThreshold 100 -TimeoutSec 30 -ThrottleLimit 4
+    @{ Type = $s.PSObject.TypeNames[0]; Total = $s.Total; Warnings = @($warned).Count
+       OverMemoryAtZero = @($zero.OverMemory).Count; OverMemoryAtHundred = @($hundred.OverMemory).Count }
+}
+Step Files {
+    $dir = '/tmp/eph-remote-files-' + [guid]::NewGuid()
+    $written = Get-EphClient | Set-EphFileContent -Path "$dir/hello.txt" -Value 'remote hello' -PassThru
+    $read = Get-EphClient | Get-EphFileContent -Path "$dir/hello.txt"
+    $listed = Get-EphChildItem -ClientId $ClientName -Path $dir
+    $whatIf = Get-EphClient | Set-EphFileContent -Path "$dir/whatif.txt" -Value 'no' -PassThru -WhatIf
+    $missing = ErrorOf { Get-EphFileContent -ClientId $ClientName -Path "$dir/no-such-file" -ErrorAction Stop }
+    @{ Dir = $dir; Written = @($written).Count; WriteType = $written[0].PSObject.TypeNames[0]; Contents = @($read.Content); ReadType = $read[0].PSObject.TypeNames[0]
+       Listed = @($listed.Name); ListType = $listed[0].PSObject.TypeNames[0]; WhatIfWritten = @($whatIf).Count; Missing = $missing }
+}
+Step Limits {
+    $l = Get-EphRateLimitStats -ClientId $ClientName
+    $missing = ErrorOf { Get-EphRateLimitStats -ClientId 'no-such-client' -ErrorAction Stop }
+    @{ Count = @($l).Count; Name = $l[0].PSComputerName; Type = $l[0].PSObject.TypeNames[0]; Missing = $missing.ErrorId }
+}
+Step Webhooks {
+    $d = @(Get-EphWebhookDelivery -First 5)
+    $resend = ErrorOf { Send-EphWebhookDelivery -DeliveryId 999999 -ErrorAction Stop }
+    $whatIf = @(Send-EphWebhookDelivery -DeliveryId 999999 -WhatIf -PassThru)
+    @{ Count = $d.Count; Resend = $resend.ErrorId; WhatIf = $whatIf.Count }
+}
+Step NotAdmin { ErrorOf { Get-EphOperator } }
 Step History {
     $h = Get-EphHistory -First 200
     $mine = @($h | Where-Object { $_.Actor -like '*remote-op*' })
@@ -74,7 +104,8 @@ Step History {
     @{ Count = @($h).Count; Mine = $mine.Count; Surfaces = @($mine.Surface | Sort-Object -Unique); Operations = @($mine.Operation | Sort-Object -Unique); Paged = $page.Count }
 }
 Step LocalOnly {
-    @{ SetConfiguration = (ErrorOf { Set-EphConfiguration -DataDirectory $Work }); RateLimits = (ErrorOf { Get-EphRateLimitStats }) }
+    @{ SetConfiguration = (ErrorOf { Set-EphConfiguration -DataDirectory $Work }); Backup = (ErrorOf { Backup-EphRegistry -Path (Join-Path $Work 'backup.db') })
+       TestWebhook = (ErrorOf { Test-EphWebhook }) }
 }
 
 # Ctrl+C: a second session of this process connects (the pin is known now: no fingerprint needed), starts a long
@@ -112,8 +143,30 @@ Step Reader {
     $c = Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile $ReaderKey -PassThru
     $found = @(Get-EphClient).Count
     $refused = ErrorOf { Get-EphClient | Invoke-EphCommand -Command "touch $ReaderMarker" -ErrorAction Stop }
+    $writeRefused = ErrorOf { Set-EphFileContent -ClientId $ClientName -Path $ReaderFile -Value 'no' -ErrorAction Stop }
     Disconnect-EphServer
-    @{ Role = $c.Role; Found = $found; Refused = $refused }
+    @{ Role = $c.Role; Found = $found; Refused = $refused; WriteRefused = $writeRefused }
+}
+
+# An admin: manages operators through the server; each change is recorded with its role and source address.
+Step Admin {
+    Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile $AdminKey | Out-Null
+    $listed = Get-EphOperator
+    $tempKey = Join-Path $Work 'temp-key'
+    & ssh-keygen -q -t ed25519 -N '' -C 'temp@laptop' -f $tempKey
+    $added = Add-EphOperator -Name 'remote-temp' -PublicKeyPath "$tempKey.pub" -Role Reader
+    $set = Set-EphOperator -Name 'remote-temp' -Role Operator
+    Remove-EphOperator -Name 'remote-temp' -WhatIf
+    $whatIfRemoved = @(Get-EphOperator -Name 'remote-temp' -ErrorAction SilentlyContinue).Count -eq 0
+    $removed = Remove-EphOperator -Name 'remote-temp' -Confirm:$false -PassThru
+    $removedListed = @(Get-EphOperator -IncludeRemoved | Where-Object Removed).Name
+    $missing = ErrorOf { Set-EphOperator -Name 'no-such-operator' -Role Reader -ErrorAction Stop }
+    $recorded = @(Get-EphHistory -First 50 | Where-Object { $_.Operation -in 'add_operator', 'set_operator_role', 'remove_operator' -and $_.Actor -eq 'remote-admin' })
+    Disconnect-EphServer
+    @{ Listed = @($listed.Name); Added = $added.Name; AddedRole = "$($added.Role)"; SetRole = "$($set.Role)"; WhatIfRemoved = $whatIfRemoved
+       Removed = $removed.Removed; RemovedListed = $removedListed; Missing = $missing.ErrorId; Type = $added.PSObject.TypeNames[0]
+       Recorded = $recorded.Count; Roles = @($recorded.Role | Sort-Object -Unique); Sources = @($recorded.Source | Sort-Object -Unique)
+       Surfaces = @($recorded.Surface | Sort-Object -Unique) }
 }
 
 # The server's key is not the one pinned: the connection stops, naming both fingerprints.

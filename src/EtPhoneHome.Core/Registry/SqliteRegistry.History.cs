@@ -22,8 +22,9 @@ public sealed partial class SqliteRegistry
         return ReadAll(cmd, ReadAudit);
     }
 
-    private void InsertAudit(SqliteConnection c, SqliteTransaction? tx, AuditEntry e)
+    private void InsertAudit(SqliteConnection c, SqliteTransaction? tx, AuditEntry entry)
     {
+        var e = HistoryAttribution.Apply(entry);
         Exec(c, tx, """
             INSERT INTO audit(at, actor, surface, operation, uuid, status, detail, duration_ms, role, source)
             VALUES ($at, $actor, $surface, $op, $u, $st, $d, $ms, $role, $source)

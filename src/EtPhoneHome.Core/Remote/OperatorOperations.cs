@@ -238,3 +238,24 @@ public sealed record HistoryPage
     public IReadOnlyDictionary<string, string> DisplayNames { get; init; } = new Dictionary<string, string>();
     public int? Total { get; init; }
 }
+
+/// <summary>The fleet status's thresholds, throttle and per-client timeout; what is left out takes Core's defaults.</summary>
+public sealed record FleetStatusArgs
+{
+    public Health.FleetThresholds? Thresholds { get; init; }
+    public int? ThrottleLimit { get; init; }
+    public double? TimeoutSeconds { get; init; }
+}
+
+/// <summary>A page of webhook deliveries and their attempts (webhook URLs without their credentials).</summary>
+public sealed record WebhookDeliveryPage
+{
+    public IReadOnlyList<WebhookDelivery> Deliveries { get; init; } = [];
+    public IReadOnlyList<WebhookAttempt> Attempts { get; init; } = [];
+
+    /// <summary>The global webhook URL without its credentials; null when none is set.</summary>
+    public string? GlobalUrl { get; init; }
+
+    /// <summary>Whether the signing secret is set (never the secret).</summary>
+    public bool HasSecret { get; init; }
+}

@@ -172,8 +172,39 @@ public sealed class RemoteOperator : IAsyncDisposable
         }
     }
 
-    public async Task<FleetStatus> FleetStatusAsync(CancellationToken ct) =>
-        OperatorOperations.FromElement<FleetStatus>(await Channel.InvokeAsync(OperatorOperations.FleetStatus, null, ct).ConfigureAwait(false));
+    public Task<FleetStatus> FleetStatusAsync(CancellationToken ct) => FleetStatusAsync(null, ct);
+
+    /// <summary>The fleet status with these thresholds, throttle and timeout (the server's defaults for what is null).</summary>
+    public async Task<FleetStatus> FleetStatusAsync(FleetStatusArgs? args, CancellationToken ct) =>
+        OperatorOperations.FromElement<FleetStatus>(await Channel.InvokeAsync(OperatorOperations.FleetStatus,
+            args is null ? null : OperatorOperations.ToElement(args), ct).ConfigureAwait(false));
+
+    /// <summary>Webhook deliveries, newest first, with their attempts.</summary>
+    public async Task<WebhookDeliveryPage> WebhookDeliveriesAsync(WebhookDeliveryQuery query, CancellationToken ct) =>
+        OperatorOperations.FromElement<WebhookDeliveryPage>(await Channel.InvokeAsync(OperatorOperations.WebhookDeliveries, OperatorOperations.ToElement(query), ct).ConfigureAwait(false));
+
+    /// <summary>Queues a delivery again (by numeric id or delivery uuid); the queued delivery.</summary>
+    public async Task<WebhookDelivery> ResendWebhookAsync(string id, CancellationToken ct) =>
+        OperatorOperations.FromElement<WebhookDelivery>(await Channel.InvokeAsync(OperatorOperations.ResendWebhook, OperatorOperations.ToElement(new { id }), ct).ConfigureAwait(false));
+
+    /// <summary>One key by fingerprint; null when the server has none.</summary>
+    public async Task<KeyRecord?> GetKeyAsync(string fingerprint, CancellationToken ct) =>
+        OperatorOperations.FromElement<KeyRecord[]>(await Channel.InvokeAsync(OperatorOperations.ListKeys,
+            OperatorOperations.ToElement(new { fingerprint }), ct).ConfigureAwait(false)).FirstOrDefault(k => k.Fingerprint == fingerprint);
+
+    public async Task<IReadOnlyList<OperatorRecord>> ListOperatorsAsync(bool includeRemoved, CancellationToken ct) =>
+        OperatorOperations.FromElement<OperatorRecord[]>(await Channel.InvokeAsync(OperatorOperations.ListOperators, OperatorOperations.ToElement(new { includeRemoved }), ct).ConfigureAwait(false));
+
+    public async Task<OperatorRecord> AddOperatorAsync(string name, string key, OperatorRole role, CancellationToken ct) =>
+        OperatorOperations.FromElement<OperatorRecord>(await Channel.InvokeAsync(OperatorOperations.AddOperator,
+            OperatorOperations.ToElement(new { name, key, role = OperatorRoles.Wire(role) }), ct).ConfigureAwait(false));
+
+    public async Task<OperatorRecord> RemoveOperatorAsync(string name, CancellationToken ct) =>
+        OperatorOperations.FromElement<OperatorRecord>(await Channel.InvokeAsync(OperatorOperations.RemoveOperator, OperatorOperations.ToElement(new { name }), ct).ConfigureAwait(false));
+
+    public async Task<OperatorRecord> SetOperatorRoleAsync(string name, OperatorRole role, CancellationToken ct) =>
+        OperatorOperations.FromElement<OperatorRecord>(await Channel.InvokeAsync(OperatorOperations.SetOperatorRole,
+            OperatorOperations.ToElement(new { name, role = OperatorRoles.Wire(role) }), ct).ConfigureAwait(false));
 
     public async Task<HistoryPage> QueryHistoryAsync(HistoryQuery query, bool withTotal, CancellationToken ct) =>
         OperatorOperations.FromElement<HistoryPage>(await Channel.InvokeAsync(OperatorOperations.QueryHistory,

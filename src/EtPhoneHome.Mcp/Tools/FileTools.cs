@@ -36,11 +36,14 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
         CancellationToken cancellationToken = default)
     {
         var remote = RemotePath("path", path);
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
+        var target = await TargetAsync(client_id, cancellationToken).ConfigureAwait(false);
         var budget = fleet.Settings.MaxOutputBytes;
+        Task<ReadFileResult> Read(long maxBytes) => Call(target, "read", remote, () => fleet.Remote is { } server
+            ? OneAsync(server, op => op.ReadFilesAsync(Only(target), new ReadFileParams { Path = remote, MaxBytes = maxBytes, Truncate = true }, 1, null, cancellationToken), cancellationToken)
+            : fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = maxBytes, Truncate = true }, cancellationToken));
+
         // Ask for no more than the budget: a 10 MiB log is not dragged through the tunnel to show 16 KiB of it.
-        var answer = await Call(target, "read", remote,
-            () => fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = budget, Truncate = true }, cancellationToken)).ConfigureAwait(false);
+        var answer = await Read(budget).ConfigureAwait(false);
         var client = new ClientRef(target.Uuid, target.DisplayName);
         var text = answer.Encoding == FileEncodings.Utf8 ? OutputBudget.Apply(answer.Content, budget) : null;
         if (text is null || text.Binary)
@@ -49,8 +52,7 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
             var whole = answer;
             if (answer.Truncated && answer.Size <= FileLimits.DefaultReadBytes)
             {
-                whole = await Call(target, "read", remote,
-                    () => fleet.Files.ReadAsync(target, new ReadFileParams { Path = remote, MaxBytes = FileLimits.DefaultReadBytes, Truncate = true }, cancellationToken)).ConfigureAwait(false);
+                whole = await Read(FileLimits.DefaultReadBytes).ConfigureAwait(false);
             }
 
             return new FileContent(client, answer.Path, whole.Size, whole.Truncated ? null : whole.Sha256)
@@ -94,9 +96,11 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
                 new Dictionary<string, object?> { ["parameter"] = "content", ["size"] = bytes, ["limit"] = MaxWriteBytes });
         }
 
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
-        var answer = await Call(target, "write", remote,
-            () => fleet.Files.WriteAsync(target, new WriteFileParams { Path = remote, Content = content, Encoding = FileEncodings.Utf8, CreateParents = true }, cancellationToken)).ConfigureAwait(false);
+        var target = await TargetAsync(client_id, cancellationToken).ConfigureAwait(false);
+        var request = new WriteFileParams { Path = remote, Content = content, Encoding = FileEncodings.Utf8, CreateParents = true };
+        var answer = await Call(target, "write", remote, () => fleet.Remote is { } server
+            ? OneAsync(server, op => op.WriteFilesAsync(Only(target), request, 1, null, cancellationToken), cancellationToken)
+            : fleet.Files.WriteAsync(target, request, cancellationToken)).ConfigureAwait(false);
         return new FileWritten(new ClientRef(target.Uuid, target.DisplayName), answer.Path, answer.Size, answer.Sha256, answer.Created);
     }
 
@@ -108,9 +112,11 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
         CancellationToken cancellationToken = default)
     {
         var remote = RemotePath("path", path);
-        var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
-        var answer = await Call(target, "list", remote,
-            () => fleet.Files.ListAsync(target, new ListFilesParams { Path = remote, MaxEntries = MaxListEntries }, cancellationToken)).ConfigureAwait(false);
+        var target = await TargetAsync(client_id, cancellationToken).ConfigureAwait(false);
+        var request = new ListFilesParams { Path = remote, MaxEntries = MaxListEntries };
+        var answer = await Call(target, "list", remote, () => fleet.Remote is { } server
+            ? OneAsync(server, op => op.ListFilesAsync(Only(target), request, 1, null, cancellationToken), cancellationToken)
+            : fleet.Files.ListAsync(target, request, cancellationToken)).ConfigureAwait(false);
         return new DirectoryListing(
             new ClientRef(target.Uuid, target.DisplayName),
             answer.Path,
@@ -192,6 +198,47 @@ public sealed class FileTools(McpFleet fleet, McpSession session)
         var target = ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, client_id));
         var done = await Call(target, "download", remote, () => fleet.Transfers.DownloadAsync(target, remote, local, null, cancellationToken)).ConfigureAwait(false);
         return Transfer(target, done);
+    }
+
+    /// <summary>The one online client of a file tool: resolved here, or through the server by the same rules (CLIENT_OFFLINE before anything is sent).</summary>
+    private async Task<FleetTarget> TargetAsync(string? clientId, CancellationToken ct) => fleet.Remote is { } server
+        ? RemoteOnly.Online(await RemoteOnly.ResolveAsync(server, session, clientId, ct).ConfigureAwait(false))
+        : ClientResolver.OnlineTarget(fleet.Registry, ClientResolver.Resolve(fleet.Registry.Clients, session, clientId));
+
+    private static TargetSelection Only(FleetTarget target) => new() { Clients = [target.Uuid] };
+
+    /// <summary>
+    /// One target's file operation through the server's operator service: its value, or its failure raised as the
+    /// agent's error (an <see cref="RpcException"/> with the agent's code), so <see cref="Call"/> answers as it does here.
+    /// </summary>
+    private static async Task<T> OneAsync<T>(Core.Remote.RemoteServer server, Func<Core.Remote.RemoteOperator, IAsyncEnumerable<FleetFileOutcome<T>>> run, CancellationToken ct)
+        where T : class
+    {
+        var op = await server.GetAsync(ct).ConfigureAwait(false);
+        FleetFileOutcome<T>? outcome = null;
+        await foreach (var o in run(op).ConfigureAwait(false))
+        {
+            outcome ??= o;
+        }
+
+        if (outcome?.Value is { } value)
+        {
+            return value;
+        }
+
+        var message = outcome?.Error ?? "the server sent no outcome for the client";
+        throw outcome?.Failure switch
+        {
+            FailureKind.Denied => new RpcException(RpcErrorCodes.PathDenied, message),
+            FailureKind.NotFound => new RpcException(RpcErrorCodes.NotFound, message),
+            FailureKind.TooLarge => new RpcException(RpcErrorCodes.TooLarge, message),
+            FailureKind.TimedOut => new TimeoutException(message),
+            FailureKind.RateLimited => new RpcException(RpcErrorCodes.RateLimited, message),
+            FailureKind.ChecksumMismatch => new RpcException(FileLimits.ChecksumMismatch, message),
+            FailureKind.Invalid => new RpcException(RpcErrorCodes.InvalidParams, message),
+            FailureKind.Internal => new RpcException(RpcErrorCodes.Internal, message),
+            _ => new IOException(message),
+        };
     }
 
     private static FileTransferred Transfer(FleetTarget target, FileTransferResult done) => new(

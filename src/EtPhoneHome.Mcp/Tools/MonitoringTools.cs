@@ -21,11 +21,26 @@ public sealed class MonitoringTools(McpFleet fleet, McpSession session)
 
     [McpServerTool(Name = "get_rate_limit_stats", Title = "Rate-limit statistics", ReadOnly = true, Destructive = false, Idempotent = true, OpenWorld = false, UseStructuredContent = true)]
     [Description("A client's rate-limit counters, shared by every surface (MCP, PowerShell, CLI): requests in the last 60 s, requests in flight, its limits, how many requests went over them, and the mode (warn: over-limit requests run and are counted; enforce: they are refused with RATE_LIMITED). Change the limits with configure_client.")]
-    public RateLimitAnswer GetRateLimitStats(
-        [Description("Uuid or display name of the client; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? uuid = null)
+    public async Task<RateLimitAnswer> GetRateLimitStats(
+        [Description("Uuid or display name of the client; the client chosen with select_client when omitted.")][MaxLength(ToolArguments.MaxIdLength)] string? uuid = null,
+        CancellationToken cancellationToken = default)
     {
-        var client = ClientResolver.Resolve(fleet.Registry.Clients, session, uuid, "uuid");
-        var stats = fleet.Registry.RateLimits.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault()
+        ClientRecord client;
+        RateLimitStats? stats;
+        if (fleet.Remote is { } server)
+        {
+            // The same counters through the server (the registry there is shared by every surface).
+            client = await RemoteOnly.ResolveAsync(server, session, uuid, cancellationToken, "uuid").ConfigureAwait(false);
+            var op = await server.GetAsync(cancellationToken).ConfigureAwait(false);
+            stats = (await op.RateLimitStatsAsync([client.Uuid], cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+        }
+        else
+        {
+            client = ClientResolver.Resolve(fleet.Registry.Clients, session, uuid, "uuid");
+            stats = fleet.Registry.RateLimits.GetRateLimitStats([client.Uuid], fleet.Guard.RateLimits).SingleOrDefault();
+        }
+
+        stats = stats
             ?? throw new ToolFailure(ToolErrorCodes.ClientNotFound, $"{ClientResolver.Describe(client)} was removed",
                 "Call list_clients for the clients that exist.");
         return new RateLimitAnswer(

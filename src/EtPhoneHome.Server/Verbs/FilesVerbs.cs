@@ -74,21 +74,29 @@ internal static class FilesVerbs
         var cmd = t.Attach(new Command("read", "Read a file on clients (text, or base64 for binary files; up to 10 MiB — download streams larger files).") { path, maxBytes, truncate });
         cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var p = new ReadFileParams { Path = pr.GetValue(path)!, MaxBytes = pr.GetValue(maxBytes), Truncate = pr.GetValue(truncate) ? true : null };
-            return await EachAsync(services.ReadFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), outcome =>
-                pr.GetValue(t.Json) ? Line(Row(outcome, p.Path) with
-                {
-                    Size = outcome.Value?.Size,
-                    Sha256 = outcome.Value?.Sha256,
-                    Encoding = outcome.Value?.Encoding,
-                    Content = outcome.Value?.Content,
-                    Truncated = outcome.Value?.Truncated,
-                })
-                : outcome.Value is { } v ? Header(outcome) + (v.Encoding == FileEncodings.Utf8 ? v.Content : $"(binary, {v.Size} bytes, base64)\n{v.Content}") + (v.Content.EndsWith('\n') ? "" : "\n")
-                : Header(outcome), output).ConfigureAwait(false);
+            var p = ReadRequest(pr);
+            return await ReadOutputAsync(services.ReadFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), p.Path, pr.GetValue(t.Json), output).ConfigureAwait(false);
         }));
         return cmd;
     }
+
+    /// <summary>The read verb's request from its arguments (here and through --server).</summary>
+    internal static ReadFileParams ReadRequest(ParseResult pr) =>
+        new() { Path = pr.GetValue<string>("path")!, MaxBytes = pr.GetValue<long>("--max-bytes"), Truncate = pr.GetValue<bool>("--truncate") ? true : null };
+
+    /// <summary>The read verb's output: each client's file as it arrives; 0 when every read succeeded.</summary>
+    internal static Task<int> ReadOutputAsync(IAsyncEnumerable<FleetFileOutcome<ReadFileResult>> outcomes, string path, bool json, TextWriter output) =>
+        EachAsync(outcomes, outcome =>
+            json ? Line(Row(outcome, path) with
+            {
+                Size = outcome.Value?.Size,
+                Sha256 = outcome.Value?.Sha256,
+                Encoding = outcome.Value?.Encoding,
+                Content = outcome.Value?.Content,
+                Truncated = outcome.Value?.Truncated,
+            })
+            : outcome.Value is { } v ? Header(outcome) + (v.Encoding == FileEncodings.Utf8 ? v.Content : $"(binary, {v.Size} bytes, base64)\n{v.Content}") + (v.Content.EndsWith('\n') ? "" : "\n")
+            : Header(outcome), output);
 
     private static Command WriteCommand()
     {
@@ -108,16 +116,27 @@ internal static class FilesVerbs
         });
         cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var p = pr.GetValue(fromFile) is { } local
-                ? new WriteFileParams { Path = pr.GetValue(path)!, Content = Convert.ToBase64String(await File.ReadAllBytesAsync(local, ct).ConfigureAwait(false)), Encoding = FileEncodings.Base64 }
-                : new WriteFileParams { Path = pr.GetValue(path)!, Content = pr.GetValue(value)!, Encoding = FileEncodings.Utf8 };
-            p = p with { Mode = pr.GetValue(mode), CreateParents = !pr.GetValue(noParents) };
-            return await EachAsync(services.WriteFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), outcome =>
-                pr.GetValue(t.Json) ? Line(Row(outcome, p.Path) with { Path = outcome.Value?.Path ?? p.Path, Size = outcome.Value?.Size, Sha256 = outcome.Value?.Sha256, Created = outcome.Value?.Created })
-                : Header(outcome, outcome.Value is { } v ? $"{v.Size} bytes to {v.Path}{(v.Created ? " (new)" : "")}" : null), output).ConfigureAwait(false);
+            var p = await WriteRequestAsync(pr, ct).ConfigureAwait(false);
+            return await WriteOutputAsync(services.WriteFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), p.Path, pr.GetValue(t.Json), output).ConfigureAwait(false);
         }));
         return cmd;
     }
+
+    /// <summary>The write verb's request: --value, or the bytes of the local --from-file (here and through --server).</summary>
+    internal static async Task<WriteFileParams> WriteRequestAsync(ParseResult pr, CancellationToken ct)
+    {
+        var path = pr.GetValue<string>("path")!;
+        var p = pr.GetValue<string?>("--from-file") is { } local
+            ? new WriteFileParams { Path = path, Content = Convert.ToBase64String(await File.ReadAllBytesAsync(local, ct).ConfigureAwait(false)), Encoding = FileEncodings.Base64 }
+            : new WriteFileParams { Path = path, Content = pr.GetValue<string?>("--value")!, Encoding = FileEncodings.Utf8 };
+        return p with { Mode = pr.GetValue<string?>("--mode"), CreateParents = !pr.GetValue<bool>("--no-create-parents") };
+    }
+
+    /// <summary>The write verb's output: one line per client; 0 when every write succeeded.</summary>
+    internal static Task<int> WriteOutputAsync(IAsyncEnumerable<FleetFileOutcome<WriteFileResult>> outcomes, string path, bool json, TextWriter output) =>
+        EachAsync(outcomes, outcome =>
+            json ? Line(Row(outcome, path) with { Path = outcome.Value?.Path ?? path, Size = outcome.Value?.Size, Sha256 = outcome.Value?.Sha256, Created = outcome.Value?.Created })
+            : Header(outcome, outcome.Value is { } v ? $"{v.Size} bytes to {v.Path}{(v.Created ? " (new)" : "")}" : null), output);
 
     private static Command ListCommand()
     {
@@ -128,15 +147,26 @@ internal static class FilesVerbs
         var cmd = t.Attach(new Command("ls", "List a directory on clients: name, type, size, mode, mtime; unreadable entries are reported, not fatal.") { path, recursive, maxEntries });
         cmd.SetAction((pr, ct) => RunAsync(pr, t, ct, async (services, targets, output) =>
         {
-            var p = new ListFilesParams { Path = pr.GetValue(path)!, Recursive = pr.GetValue(recursive) ? true : null, MaxEntries = pr.GetValue(maxEntries) };
-            return await EachAsync(services.ListFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), outcome =>
+            var p = ListRequest(pr);
+            return await ListOutputAsync(services.ListFilesAsync(targets, p, pr.GetValue(t.Throttle), ct), p.Path, pr.GetValue(t.Json), output).ConfigureAwait(false);
+        }));
+        return cmd;
+    }
+
+    /// <summary>The ls verb's request from its arguments (here and through --server).</summary>
+    internal static ListFilesParams ListRequest(ParseResult pr) =>
+        new() { Path = pr.GetValue<string>("path")!, Recursive = pr.GetValue<bool>("--recursive") ? true : null, MaxEntries = pr.GetValue<int>("--max-entries") };
+
+    /// <summary>The ls verb's output: each client's listing as it arrives; 0 when every listing succeeded.</summary>
+    internal static Task<int> ListOutputAsync(IAsyncEnumerable<FleetFileOutcome<ListFilesResult>> outcomes, string path, bool json, TextWriter output) =>
+        EachAsync(outcomes, outcome =>
             {
                 if (outcome.Value is not { } listing)
                 {
-                    return pr.GetValue(t.Json) ? Line(Row(outcome, p.Path)) : Header(outcome);
+                    return json ? Line(Row(outcome, path)) : Header(outcome);
                 }
 
-                if (pr.GetValue(t.Json))
+                if (json)
                 {
                     return string.Concat(listing.Entries.Select(e => Line(Row(outcome, listing.Path) with
                     {
@@ -158,10 +188,7 @@ internal static class FilesVerbs
                         e.Mode, e.Size.ToString(CultureInfo.InvariantCulture), e.Mtime is { } m ? OperatorRows.Time(m) : "", e.Type,
                         e.Error is { } err ? $"{e.Name} ({err})" : e.Target is { } target ? $"{e.Name} -> {target}" : e.Name,
                     }), maxCell: 120);
-            }, output).ConfigureAwait(false);
-        }));
-        return cmd;
-    }
+            }, output);
 
     private static Command TransferCommand(bool upload)
     {

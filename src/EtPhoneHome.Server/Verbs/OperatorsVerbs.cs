@@ -120,14 +120,19 @@ internal static class OperatorsVerbs
     {
         var parsedRole = OperatorRoles.Parse(role);
         var added = operators.AddOperator(name, keyLine, parsedRole, OperatorVerbs.Operator.Actor, OperatorVerbs.Operator.Surface);
-        output.WriteLine(json ? JsonLine(OperatorRow.From(added))
-            : $"Added operator '{added.Name}' ({OperatorRoles.Wire(added.Role)}), key {added.Fingerprint}; it reaches the operator service through sshd and nothing else.");
+        output.WriteLine(AddedText(added, json));
         return 0;
     }
 
-    internal static int List(IOperatorStore operators, bool includeRemoved, bool json, TextWriter output)
+    internal static string AddedText(OperatorRecord added, bool json) => json ? JsonLine(OperatorRow.From(added))
+        : $"Added operator '{added.Name}' ({OperatorRoles.Wire(added.Role)}), key {added.Fingerprint}; it reaches the operator service through sshd and nothing else.";
+
+    internal static int List(IOperatorStore operators, bool includeRemoved, bool json, TextWriter output) =>
+        ListOutput(operators.ListOperators(includeRemoved), includeRemoved, json, output);
+
+    internal static int ListOutput(IReadOnlyList<OperatorRecord> operators, bool includeRemoved, bool json, TextWriter output)
     {
-        var rows = operators.ListOperators(includeRemoved).Select(OperatorRow.From).ToList();
+        var rows = operators.Select(OperatorRow.From).ToList();
         if (json)
         {
             rows.ForEach(r => output.WriteLine(JsonLine(r)));
@@ -151,6 +156,19 @@ internal static class OperatorsVerbs
     {
         var target = operators.GetOperator(nameOrFingerprint)
             ?? throw new RegistryNotFoundException($"no active operator named '{UntrustedText.ForTerminal(nameOrFingerprint)}' or with that key fingerprint");
+        if (ConfirmRemove(target, yes, output, error, prompt) is { } refused)
+        {
+            return refused;
+        }
+
+        var removed = operators.RemoveOperator(target.Fingerprint, OperatorVerbs.Operator.Actor, OperatorVerbs.Operator.Surface);
+        output.WriteLine(RemovedText(removed, json));
+        return 0;
+    }
+
+    /// <summary>Asks before a removal unless --yes; the exit code when it does not go ahead, null when it does.</summary>
+    internal static int? ConfirmRemove(OperatorRecord target, bool yes, TextWriter output, TextWriter error, OperatorPrompt prompt)
+    {
         if (!yes)
         {
             if (!prompt.IsInteractive())
@@ -168,23 +186,25 @@ internal static class OperatorsVerbs
             }
         }
 
-        var removed = operators.RemoveOperator(target.Fingerprint, OperatorVerbs.Operator.Actor, OperatorVerbs.Operator.Surface);
-        output.WriteLine(json ? JsonLine(OperatorRow.From(removed))
-            : $"Removed operator '{removed.Name}' (key {removed.Fingerprint}); sshd refuses the key from now on.");
-        return 0;
+        return null;
     }
+
+    internal static string RemovedText(OperatorRecord removed, bool json) => json ? JsonLine(OperatorRow.From(removed))
+        : $"Removed operator '{removed.Name}' (key {removed.Fingerprint}); sshd refuses the key from now on.";
 
     internal static int SetRole(IOperatorStore operators, string nameOrFingerprint, string role, bool json, TextWriter output)
     {
         var parsedRole = OperatorRoles.Parse(role);
         var before = operators.GetOperator(nameOrFingerprint);
         var changed = operators.SetOperatorRole(nameOrFingerprint, parsedRole, OperatorVerbs.Operator.Actor, OperatorVerbs.Operator.Surface);
-        output.WriteLine(json ? JsonLine(OperatorRow.From(changed))
-            : before?.Role == parsedRole
-                ? $"Operator '{changed.Name}' is already {OperatorRoles.Wire(parsedRole)}; nothing changed."
-                : $"Operator '{changed.Name}' is now {OperatorRoles.Wire(changed.Role)}.");
+        output.WriteLine(RoleSetText(before, changed, json));
         return 0;
     }
+
+    internal static string RoleSetText(OperatorRecord? before, OperatorRecord changed, bool json) => json ? JsonLine(OperatorRow.From(changed))
+        : before?.Role == changed.Role
+            ? $"Operator '{changed.Name}' is already {OperatorRoles.Wire(changed.Role)}; nothing changed."
+            : $"Operator '{changed.Name}' is now {OperatorRoles.Wire(changed.Role)}.";
 
     internal static string JsonLine(OperatorRow row) => JsonSerializer.Serialize(row, OperatorsJson.Default.OperatorRow);
 }

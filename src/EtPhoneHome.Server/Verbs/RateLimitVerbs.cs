@@ -4,6 +4,7 @@ using System.Text.Json;
 using EtPhoneHome.Core;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome.Server.Verbs;
 
@@ -42,15 +43,20 @@ internal static class RateLimitVerbs
     internal static int Limits(RegistryStores registry, IReadOnlyList<string> names, bool json, TextWriter output, TextWriter error)
     {
         var lookup = ClientQueries.Find(registry.Clients, names.Count > 0 ? names : null, null, onlineOnly: false);
+        return LimitsOutput(lookup, lookup.Clients.Count == 0 ? [] : registry.RateLimits.GetRateLimitStats(lookup.Clients.Select(c => c.Uuid).ToList(), new RateLimitPolicy()),
+            json, output, error);
+    }
+
+    /// <summary>The limits verb's output for the clients found and their counters (here and through --server).</summary>
+    internal static int LimitsOutput(ClientLookup lookup, IReadOnlyList<RateLimitStats> stats, bool json, TextWriter output, TextWriter error)
+    {
         foreach (var missing in lookup.NotFound)
         {
-            error.WriteLine($"eph-server limits: no client named '{missing}'");
+            error.WriteLine($"eph-server limits: no client named '{UntrustedText.ForTerminal(missing, 100)}'");
         }
 
         var display = lookup.Clients.ToDictionary(c => c.Uuid, c => c.DisplayName, StringComparer.Ordinal);
-        var rows = lookup.Clients.Count == 0
-            ? []
-            : registry.RateLimits.GetRateLimitStats(lookup.Clients.Select(c => c.Uuid).ToList(), new RateLimitPolicy())
+        var rows = stats
                 .Select(s => LimitRow.From(s, display.GetValueOrDefault(s.Uuid)))
                 .OrderBy(r => r.DisplayName, StringComparer.OrdinalIgnoreCase)
                 .ToList();

@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using EtPhoneHome.Core;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Core.Webhooks;
 
 namespace EtPhoneHome.Server.Verbs;
@@ -118,40 +119,52 @@ internal static class WebhookVerbs
 
     internal static int List(RegistryStores registry, ListRequest request, TextWriter output, TextWriter error)
     {
-        IReadOnlyList<string>? uuids = null;
-        var names = new Dictionary<string, string>(StringComparer.Ordinal);
         var clients = ClientQueries.Find(registry.Clients, request.Clients.Count > 0 ? request.Clients : null, null, onlineOnly: false);
-        if (request.Clients.Count > 0)
+        if (Query(request, clients, error) is not { } query)
         {
-            if (clients.NotFound.Count > 0)
-            {
-                error.WriteLine($"eph-server webhooks: no client named {string.Join(", ", clients.NotFound.Select(n => $"'{n}'"))}");
-                return OperatorVerbs.UsageError;
-            }
-
-            uuids = clients.Clients.Select(c => c.Uuid).ToList();
+            return OperatorVerbs.UsageError;
         }
 
+        var config = WebhookConfiguration.Resolve(registry.Settings);
+        return ListOutput(request, clients, registry.Webhooks.ListWebhookDeliveries(query),
+            config.GlobalUrl is null ? null : WebhookConfiguration.Redact(config.GlobalUrl), config.HasSecret, output);
+    }
+
+    /// <summary>The deliveries query of a listing; null (after saying so) when a client named matches none.</summary>
+    internal static WebhookDeliveryQuery? Query(ListRequest request, ClientLookup clients, TextWriter error)
+    {
+        if (request.Clients.Count > 0 && clients.NotFound.Count > 0)
+        {
+            error.WriteLine($"eph-server webhooks: no client named {string.Join(", ", clients.NotFound.Select(n => $"'{UntrustedText.ForTerminal(n, 100)}'"))}");
+            return null;
+        }
+
+        return new WebhookDeliveryQuery
+        {
+            Uuids = request.Clients.Count > 0 ? clients.Clients.Select(c => c.Uuid).ToList() : null,
+            Events = request.Events.Count > 0 ? request.Events : null,
+            Status = request.Status,
+            Limit = request.Limit,
+        };
+    }
+
+    /// <summary>The webhooks verb's output (here and through --server); <paramref name="globalUrl"/> already redacted.</summary>
+    internal static int ListOutput(ListRequest request, ClientLookup clients, IReadOnlyList<WebhookDelivery> deliveries, string? globalUrl, bool hasSecret, TextWriter output)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var c in clients.Clients)
         {
             names[c.Uuid] = c.DisplayName;
         }
 
-        var rows = registry.Webhooks.ListWebhookDeliveries(new WebhookDeliveryQuery
-        {
-            Uuids = uuids,
-            Events = request.Events.Count > 0 ? request.Events : null,
-            Status = request.Status,
-            Limit = request.Limit,
-        }).Select(d => DeliveryRow.From(d, d.Uuid is null ? null : names.GetValueOrDefault(d.Uuid))).ToList();
+        var rows = deliveries.Select(d => DeliveryRow.From(d, d.Uuid is null ? null : names.GetValueOrDefault(d.Uuid))).ToList();
         if (request.Json)
         {
             rows.ForEach(r => output.WriteLine(JsonSerializer.Serialize(r, VerbJson.Default.DeliveryRow)));
             return 0;
         }
 
-        var config = WebhookConfiguration.Resolve(registry.Settings);
-        output.WriteLine($"Global webhook URL: {(config.GlobalUrl is null ? "none" : WebhookConfiguration.Redact(config.GlobalUrl))}; secret: {(config.HasSecret ? "set" : "NOT SET (nothing is sent)")}");
+        output.WriteLine($"Global webhook URL: {globalUrl ?? "none"}; secret: {(hasSecret ? "set" : "NOT SET (nothing is sent)")}");
         if (rows.Count == 0)
         {
             output.WriteLine("No webhook deliveries.");
@@ -168,6 +181,8 @@ internal static class WebhookVerbs
             maxCell: 60));
         return 0;
     }
+
+    internal static string ResentText(WebhookDelivery row) => $"Queued delivery {row.Id} ({row.Event}, {row.DeliveryId}) again; the hub sends it within seconds.";
 
     internal static async Task<int> TestAsync(RegistryStores registry, string? url, string? clientName, bool json, TextWriter output, TextWriter error,
         HttpMessageHandler? handler, CancellationToken ct)
@@ -209,8 +224,7 @@ internal static class WebhookVerbs
         {
             try
             {
-                var row = outbox.ResendWebhookDelivery(id, Actor);
-                output.WriteLine($"Queued delivery {row.Id} ({row.Event}, {row.DeliveryId}) again; the hub sends it within seconds.");
+                output.WriteLine(ResentText(outbox.ResendWebhookDelivery(id, Actor)));
             }
             catch (Exception ex) when (ex is RegistryNotFoundException or InvalidOperationException)
             {

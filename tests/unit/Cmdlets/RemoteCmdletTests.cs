@@ -222,8 +222,8 @@ public sealed class RemoteCmdletTests : IAsyncLifetime
     [Fact]
     public void NotAvailableRemotely_NamesTheCmdlet_AndSaysWhereToRunIt()
     {
-        var message = EphCmdlet.NotAvailableRemotelyMessage("Get-EphRateLimitStats", Session());
-        Assert.Contains("Get-EphRateLimitStats", message, StringComparison.Ordinal);
+        var message = EphCmdlet.NotAvailableRemotelyMessage("Backup-EphRegistry", Session());
+        Assert.Contains("Backup-EphRegistry", message, StringComparison.Ordinal);
         Assert.Contains("ops@hub.example", message, StringComparison.Ordinal);
         Assert.Contains("server host", message, StringComparison.Ordinal);
     }
@@ -233,6 +233,8 @@ public sealed class RemoteCmdletTests : IAsyncLifetime
     [
         "Get-EphClient", "Invoke-EphCommand", "Copy-EphFile", "Get-EphClientMetric", "Get-EphFleetStatus", "Get-EphHistory", "Get-EphClientKey",
         "Set-EphClient", "Remove-EphClient", "Approve-EphClientKey", "Revoke-EphClientKey",
+        "Get-EphFileContent", "Set-EphFileContent", "Get-EphChildItem", "Get-EphRateLimitStats", "Get-EphWebhookDelivery", "Send-EphWebhookDelivery",
+        "Get-EphOperator", "Add-EphOperator", "Set-EphOperator", "Remove-EphOperator",
         "Get-EphConfiguration", "Connect-EphServer", "Disconnect-EphServer", "Get-EphServerConnection", "Remove-EphServerHostKey",
     ];
 

@@ -166,8 +166,8 @@ public sealed class McpRemoteToolTests : IAsyncLifetime
     [Fact]
     public async Task AToolWithNoRemoteOperation_SaysSo()
     {
-        var error = (await _client.CallAsync("get_rate_limit_stats", new { uuid = "3f2a9c1e-0001" })).Error(ToolErrorCodes.NotAvailableRemotely);
+        // The exchange's credentials stay on the server: no remote operation.
+        var error = (await _client.CallAsync("exchange_list")).Error(ToolErrorCodes.NotAvailableRemotely);
         Assert.Contains("server host", error.GetProperty("message").GetString(), StringComparison.Ordinal);
-        (await _client.CallAsync("exchange_list")).Error(ToolErrorCodes.NotAvailableRemotely);
     }
 }

@@ -177,7 +177,7 @@ public sealed class RemoteCliTests : IAsyncLifetime
         Assert.Equal(2, await RunAsync("--server", "hub", "init", "--data", data));
         Assert.Contains("runs on the server host", _err.ToString(), StringComparison.Ordinal);
         Assert.Equal(2, await RunAsync("--server", "hub", "backup", "--to", backup));
-        Assert.Equal(2, await RunAsync("--server", "hub", "webhooks"));
+        Assert.Equal(2, await RunAsync("--server", "hub", "webhooks", "test"));
         Assert.Equal(2, await RunAsync("--server", "hub", "exchange", "list"));
         Assert.False(Directory.Exists(data));
         Assert.False(File.Exists(backup));
