@@ -75,6 +75,44 @@ public static class UntrustedText
         return sb.ToString();
     }
 
+    /// <summary>
+    /// <see cref="ForTerminal(string?)"/> for a block of lines (a command's output, a file's text): line feeds and tabs
+    /// are layout and stay, as does a carriage return right before a line feed (Windows line ends); every other control
+    /// and format character — ESC and so every CSI/OSC sequence, a lone CR that would overwrite the line shown — is
+    /// escaped. For the exact bytes, a surface offers JSON.
+    /// </summary>
+    public static string ForTerminalBlock(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (!HasUnsafeCharacters(value))
+        {
+            return value;
+        }
+
+        var sb = new StringBuilder(value.Length + 16);
+        var start = 0;
+        for (var i = 0; i <= value.Length; i++)
+        {
+            var layout = i < value.Length && (value[i] is '\n' or '\t' || (value[i] == '\r' && i + 1 < value.Length && value[i + 1] == '\n'));
+            if (i == value.Length || layout)
+            {
+                if (i > start)
+                {
+                    sb.Append(ForTerminal(value[start..i]));
+                }
+
+                if (layout)
+                {
+                    sb.Append(value[i]);
+                }
+
+                start = i + 1;
+            }
+        }
+
+        return sb.ToString();
+    }
+
     /// <summary>True when <paramref name="value"/> holds a character <see cref="ForTerminal(string?)"/> would escape.</summary>
     public static bool HasUnsafeCharacters(string? value) => value is not null && NeedsEscaping(value, static _ => true);
 

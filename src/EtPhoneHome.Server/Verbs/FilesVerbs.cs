@@ -7,6 +7,7 @@ using EtPhoneHome.Core;
 using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Server.Verbs;
@@ -95,7 +96,7 @@ internal static class FilesVerbs
                 Content = outcome.Value?.Content,
                 Truncated = outcome.Value?.Truncated,
             })
-            : outcome.Value is { } v ? Header(outcome) + (v.Encoding == FileEncodings.Utf8 ? v.Content : $"(binary, {v.Size} bytes, base64)\n{v.Content}") + (v.Content.EndsWith('\n') ? "" : "\n")
+            : outcome.Value is { } v ? Header(outcome) + (v.Encoding == FileEncodings.Utf8 ? UntrustedText.ForTerminalBlock(v.Content) : $"(binary, {v.Size} bytes, base64)\n{v.Content}") + (v.Content.EndsWith('\n') ? "" : "\n")
             : Header(outcome), output);
 
     private static Command WriteCommand()
@@ -295,7 +296,7 @@ internal static class FilesVerbs
     private static string Header<T>(FleetFileOutcome<T> outcome, string? detail = null)
         where T : class
         => $"=== {ClientText.Describe(outcome.Target.DisplayName, outcome.Target.Uuid)}: {outcome.Status}"
-           + (outcome.Error is { } e ? $"{Environment.NewLine}error: {e}" : detail is null ? "" : $": {detail}") + Environment.NewLine;
+           + (outcome.Error is { } e ? $"{Environment.NewLine}error: {UntrustedText.ForTerminal(e)}" : detail is null ? "" : $": {UntrustedText.ForTerminal(detail)}") + Environment.NewLine;
 
     private static FileRow Row<T>(FleetFileOutcome<T> outcome, string path)
         where T : class

@@ -552,20 +552,24 @@ internal static class OperatorVerbs
             sb.Append("error: ").AppendLine(UntrustedText.ForTerminal(message));
         }
 
-        if (result.Stdout.Length > 0)
+        // The output is the client's: shown, never interpreted (an ESC sequence could retitle, recolour or write the
+        // operator's clipboard); --json carries the exact text.
+        var stdout = UntrustedText.ForTerminalBlock(result.Stdout);
+        var stderr = UntrustedText.ForTerminalBlock(result.Stderr);
+        if (stdout.Length > 0)
         {
-            sb.Append(result.Stdout);
-            if (!result.Stdout.EndsWith('\n'))
+            sb.Append(stdout);
+            if (!stdout.EndsWith('\n'))
             {
                 sb.AppendLine();
             }
         }
 
-        if (result.Stderr.Length > 0)
+        if (stderr.Length > 0)
         {
             sb.AppendLine("--- stderr");
-            sb.Append(result.Stderr);
-            if (!result.Stderr.EndsWith('\n'))
+            sb.Append(stderr);
+            if (!stderr.EndsWith('\n'))
             {
                 sb.AppendLine();
             }

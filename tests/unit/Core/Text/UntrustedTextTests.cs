@@ -21,6 +21,20 @@ public sealed class UntrustedTextTests
         Assert.Equal(expected, UntrustedText.ForTerminal(input));
     }
 
+    [Theory]
+    [InlineData("plain\ntext\twith tabs\n", "plain\ntext\twith tabs\n")]
+    [InlineData("windows\r\nlines\r\n", "windows\r\nlines\r\n")]
+    [InlineData("secret\rpublic\n", @"secret\x0dpublic" + "\n")]
+    [InlineData("a\u001b]52;c;cm0=\u0007\nb\u001b[2J\n", @"a\x1b]52;c;cm0=\x07" + "\n" + @"b\x1b[2J" + "\n")]
+    [InlineData("\u202Egnp.exe\n\u0085", @"\u202Egnp.exe" + "\n" + @"\x85")]
+    [InlineData("", "")]
+    public void ForTerminalBlock_KeepsLinesAndTabs_AndEscapesEverythingElse(string input, string expected)
+    {
+        // A command's output or a file's text, shown as lines: an ESC sequence (clipboard write, screen clear) or a lone
+        // CR that would overwrite what the line showed must not reach the operator's terminal.
+        Assert.Equal(expected, UntrustedText.ForTerminalBlock(input));
+    }
+
     [Fact]
     public void ForTerminal_EscapesTagCharactersAndLoneSurrogates_KeepsEmoji()
     {

