@@ -350,6 +350,7 @@ public sealed partial class OperatorService
                         }
 
                         await raw.WriteAsync(chunk, ct).ConfigureAwait(false);
+                        OperatorFrames.ReturnData(chunk);
                         left -= chunk.Length;
                         var grant = (int)Math.Min(chunk.Length, total - granted);
                         if (grant > 0)
