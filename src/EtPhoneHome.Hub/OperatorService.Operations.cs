@@ -411,7 +411,7 @@ public sealed partial class OperatorService
                 await SendItemAsync(call.Id, new TransferReady { Offset = ready.Offset, Size = ready.Size, RemotePath = ready.Path, Uuid = target.Uuid, DisplayName = target.DisplayName }, ct).ConfigureAwait(false);
                 var raw = tunnel.RawStream;
                 // Two buffers: the next read from the agent overlaps the send of the previous chunk to the operator.
-                byte[][] buffers = [new byte[OperatorFrames.MaxDataBytes], new byte[OperatorFrames.MaxDataBytes]];
+                byte[][] buffers = [new byte[OperatorFrames.PreferredDataBytes], new byte[OperatorFrames.PreferredDataBytes]];
                 var which = 0;
                 var sending = Task.CompletedTask;
                 var left = ready.Size - ready.Offset;

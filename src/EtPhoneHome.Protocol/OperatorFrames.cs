@@ -20,6 +20,12 @@ public static class OperatorFrames
     /// <summary>Largest raw chunk of a data frame.</summary>
     public const int MaxDataBytes = 1024 * 1024;
 
+    /// <summary>
+    /// The chunk senders use: a frame's payload (kind, id, bytes) then fills exactly 1 MiB, the size of a pooled buffer
+    /// (see <see cref="ReadPooledAsync"/>); a chunk of <see cref="MaxDataBytes"/> would take a buffer of 2 MiB.
+    /// </summary>
+    public const int PreferredDataBytes = MaxDataBytes - 5;
+
     /// <summary>Largest JSON message (a command's stdin may be 4 Mi characters; outputs are capped by the agents).</summary>
     public const int MaxMessageBytes = 12 * 1024 * 1024;
 

@@ -57,6 +57,17 @@ public sealed class OperatorFramesTests
     }
 
     [Fact]
+    public async Task Pooled_ASendersChunk_FillsOnePooledMebibyte()
+    {
+        var stream = await FramesAsync(s => OperatorFrames.WriteDataAsync(s, 3, new byte[OperatorFrames.PreferredDataBytes]));
+        var frame = (await OperatorFrames.ReadPooledAsync(stream))!.Value;
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(frame.Data, out var segment));
+        Assert.Equal(1024 * 1024, segment.Array!.Length);
+        Assert.Equal(OperatorFrames.PreferredDataBytes, frame.Data.Length);
+        OperatorFrames.ReturnData(frame.Data);
+    }
+
+    [Fact]
     public async Task Pooled_ALongMessage_IsReadAsItsBytesArrive()
     {
         var body = new string('x', 3 * 1024 * 1024);
