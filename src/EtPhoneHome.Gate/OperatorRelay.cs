@@ -57,10 +57,16 @@ internal static class OperatorRelay
         }
     }
 
+    /// <summary>
+    /// Bytes one read may take: a quarter of the largest data frame, so a mebibyte crosses the relay in a few reads
+    /// and writes rather than dozens (with the pipes grown, see <see cref="PipeCapacity"/>).
+    /// </summary>
+    internal const int BufferBytes = 256 * 1024;
+
     /// <summary>Copies until the source ends or either side fails, flushing each piece; then <paramref name="ended"/>.</summary>
     private static async Task PumpAsync(Stream from, Stream to, Action ended)
     {
-        var buffer = new byte[64 * 1024];
+        var buffer = new byte[BufferBytes];
         try
         {
             while (true)

@@ -179,6 +179,9 @@ internal static class Program
             SshConnection = Environment.GetEnvironmentVariable("SSH_CONNECTION"),
             User = Environment.GetEnvironmentVariable("USER"),
         };
+        // File bytes cross these pipes (from and to sshd): larger pipes, fewer reads, writes and wake-ups per mebibyte.
+        PipeCapacity.TryGrow(0);
+        PipeCapacity.TryGrow(1);
         await using var stdin = Console.OpenStandardInput();
         await using var stdout = Console.OpenStandardOutput();
         return await OperatorRelay.RunAsync(stdin, stdout, socketPath, first, Console.Error).ConfigureAwait(false);

@@ -408,6 +408,7 @@ public sealed partial class OperatorService
                         }
 
                         await raw.WriteAsync(chunk, ct).ConfigureAwait(false);
+                        OperatorFrames.ReturnData(chunk);
                         left -= chunk.Length;
                         var grant = (int)Math.Min(chunk.Length, total - granted);
                         if (grant > 0)
@@ -468,7 +469,7 @@ public sealed partial class OperatorService
                 await SendItemAsync(call.Id, new TransferReady { Offset = ready.Offset, Size = ready.Size, RemotePath = ready.Path, Uuid = target.Uuid, DisplayName = target.DisplayName }, ct).ConfigureAwait(false);
                 var raw = tunnel.RawStream;
                 // Two buffers: the next read from the agent overlaps the send of the previous chunk to the operator.
-                byte[][] buffers = [new byte[OperatorFrames.MaxDataBytes], new byte[OperatorFrames.MaxDataBytes]];
+                byte[][] buffers = [new byte[OperatorFrames.PreferredDataBytes], new byte[OperatorFrames.PreferredDataBytes]];
                 var which = 0;
                 var sending = Task.CompletedTask;
                 var left = ready.Size - ready.Offset;

@@ -178,13 +178,14 @@ public sealed partial class OperatorService
             {
                 while (!_life.IsCancellationRequested)
                 {
-                    var payload = await Framing.ReadFrameAsync(_stream, OperatorFrames.MaxFrameBytes, allocateAsReceived: true, _life.Token).ConfigureAwait(false);
-                    if (payload is null)
+                    // A data frame's bytes come in a pooled buffer, handed back once written to the agent; a longer
+                    // frame (only a message can be) grows with the bytes that arrive.
+                    if (await OperatorFrames.ReadPooledAsync(_stream, OperatorFrames.MaxFrameBytes, _life.Token).ConfigureAwait(false) is not { } frame)
                     {
                         break;
                     }
 
-                    await DispatchAsync(OperatorFrames.Parse(payload), payload.Length).ConfigureAwait(false);
+                    await DispatchAsync(frame, frame.Length).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException)
@@ -288,6 +289,7 @@ public sealed partial class OperatorService
             {
                 if (!_calls.TryGetValue(frame.Id, out var target) || !target.AcceptData(frame.Data))
                 {
+                    OperatorFrames.ReturnData(frame.Data);
                     throw new ProtocolException(ProtocolError.Malformed, $"data for request {frame.Id}, which takes no data or not that much");
                 }
 

@@ -48,22 +48,10 @@ public static class Framing
     /// </summary>
     public static async Task<byte[]?> ReadFrameAsync(Stream stream, int maxBytes, int exactUpTo, CancellationToken ct)
     {
-        var header = new byte[4];
-        var got = await ReadAtLeastAsync(stream, header, ct).ConfigureAwait(false);
-        if (got == 0)
+        var length = await ReadLengthAsync(stream, maxBytes, ct).ConfigureAwait(false);
+        if (length < 0)
         {
             return null;
-        }
-
-        if (got < 4)
-        {
-            throw new ProtocolException(ProtocolError.Truncated, "connection closed inside a frame header");
-        }
-
-        var length = BinaryPrimitives.ReadInt32BigEndian(header);
-        if (length < 0 || length > maxBytes)
-        {
-            throw new ProtocolException(ProtocolError.FrameTooLarge, $"frame of {(uint)length} bytes exceeds the maximum of {maxBytes} bytes");
         }
 
         if (length > Math.Max(exactUpTo, GrowFromBytes))
@@ -83,7 +71,34 @@ public static class Framing
     /// <summary>First buffer of a frame read with allocation as received.</summary>
     public const int GrowFromBytes = 4096;
 
-    private static async Task<byte[]> ReadGrowingAsync(Stream stream, int length, CancellationToken ct)
+    /// <summary>
+    /// Reads a frame's 4-byte length: -1 on a clean end of stream before it; <see cref="ProtocolException"/> when the
+    /// stream ends inside it or the length is negative or above <paramref name="maxBytes"/> (before anything is allocated).
+    /// </summary>
+    internal static async Task<int> ReadLengthAsync(Stream stream, int maxBytes, CancellationToken ct)
+    {
+        var header = new byte[4];
+        var got = await ReadAtLeastAsync(stream, header, ct).ConfigureAwait(false);
+        if (got == 0)
+        {
+            return -1;
+        }
+
+        if (got < 4)
+        {
+            throw new ProtocolException(ProtocolError.Truncated, "connection closed inside a frame header");
+        }
+
+        var length = BinaryPrimitives.ReadInt32BigEndian(header);
+        if (length < 0 || length > maxBytes)
+        {
+            throw new ProtocolException(ProtocolError.FrameTooLarge, $"frame of {(uint)length} bytes exceeds the maximum of {maxBytes} bytes");
+        }
+
+        return length;
+    }
+
+    internal static async Task<byte[]> ReadGrowingAsync(Stream stream, int length, CancellationToken ct)
     {
         var buffer = new byte[GrowFromBytes];
         var total = 0;
@@ -106,12 +121,15 @@ public static class Framing
         return buffer;
     }
 
-    private static async Task<int> ReadAtLeastAsync(Stream stream, byte[] buffer, CancellationToken ct)
+    private static Task<int> ReadAtLeastAsync(Stream stream, byte[] buffer, CancellationToken ct) => ReadAtLeastAsync(stream, buffer.AsMemory(), ct);
+
+    /// <summary>Reads until <paramref name="buffer"/> is full or the stream ends; how many bytes were read.</summary>
+    internal static async Task<int> ReadAtLeastAsync(Stream stream, Memory<byte> buffer, CancellationToken ct)
     {
         var total = 0;
         while (total < buffer.Length)
         {
-            var n = await stream.ReadAsync(buffer.AsMemory(total), ct).ConfigureAwait(false);
+            var n = await stream.ReadAsync(buffer[total..], ct).ConfigureAwait(false);
             if (n == 0)
             {
                 break;

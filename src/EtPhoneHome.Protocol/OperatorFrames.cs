@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -17,6 +19,12 @@ public static class OperatorFrames
 
     /// <summary>Largest raw chunk of a data frame.</summary>
     public const int MaxDataBytes = 1024 * 1024;
+
+    /// <summary>
+    /// The chunk senders use: a frame's payload (kind, id, bytes) then fills exactly 1 MiB, the size of a pooled buffer
+    /// (see <see cref="ReadPooledAsync"/>); a chunk of <see cref="MaxDataBytes"/> would take a buffer of 2 MiB.
+    /// </summary>
+    public const int PreferredDataBytes = MaxDataBytes - 5;
 
     /// <summary>Largest JSON message (a command's stdin may be 4 Mi characters; outputs are capped by the agents).</summary>
     public const int MaxMessageBytes = 12 * 1024 * 1024;
@@ -87,10 +95,71 @@ public static class OperatorFrames
         return payload is null ? null : Parse(payload);
     }
 
+    /// <summary>
+    /// Reads one frame as <see cref="ReadAsync"/> does (the same limits and refusals), with a data frame's bytes in a
+    /// buffer rented from the shared pool at the frame's announced length (at most <see cref="MaxDataBytes"/> + 5): the
+    /// one who consumes them hands the buffer back with <see cref="ReturnData"/> (or drops it). Longer frames, which
+    /// can only be messages, are read into a buffer that grows with the bytes that arrive. Messages are parsed and
+    /// their buffer returned here. One rented buffer per connection at a time: no allocation of a mebibyte per chunk.
+    /// </summary>
+    public static async Task<OperatorFrame?> ReadPooledAsync(Stream stream, int maxBytes = MaxFrameBytes, CancellationToken ct = default)
+    {
+        var length = await Framing.ReadLengthAsync(stream, maxBytes, ct).ConfigureAwait(false);
+        if (length < 0)
+        {
+            return null;
+        }
+
+        if (length > MaxDataBytes + 5)
+        {
+            return Parse(await Framing.ReadGrowingAsync(stream, length, ct).ConfigureAwait(false));
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        var handedOut = false;
+        try
+        {
+            if (await Framing.ReadAtLeastAsync(stream, buffer.AsMemory(0, length), ct).ConfigureAwait(false) < length)
+            {
+                throw new ProtocolException(ProtocolError.Truncated, "connection closed inside a frame");
+            }
+
+            var frame = Parse(buffer, length);
+            handedOut = frame.IsData;
+            return frame;
+        }
+        finally
+        {
+            if (!handedOut)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Hands the buffer of a data frame read by <see cref="ReadPooledAsync"/> back to the pool, once its bytes were used;
+    /// exactly once per frame, and never for the bytes of a frame read otherwise.
+    /// </summary>
+    public static void ReturnData(ReadOnlyMemory<byte> data)
+    {
+        if (MemoryMarshal.TryGetArray(data, out var segment) && segment.Array is { Length: > 0 } array)
+        {
+            ArrayPool<byte>.Shared.Return(array);
+        }
+    }
+
     /// <summary>Parses a frame's payload (see <see cref="ReadAsync"/>).</summary>
     public static OperatorFrame Parse(byte[] payload)
     {
         ArgumentNullException.ThrowIfNull(payload);
+        return Parse(payload, payload.Length);
+    }
+
+    /// <summary>Parses the payload in the first <paramref name="length"/> bytes of <paramref name="buffer"/>; a data frame's bytes stay in it.</summary>
+    private static OperatorFrame Parse(byte[] buffer, int length)
+    {
+        var payload = buffer.AsSpan(0, length);
         if (payload.Length == 0)
         {
             throw new ProtocolException(ProtocolError.Malformed, "empty operator frame");
@@ -99,13 +168,13 @@ public static class OperatorFrames
         switch (payload[0])
         {
             case Message:
-                var message = Wire.Deserialize(payload.AsSpan(1), OperatorProtocolJson.Default.OperatorMessage);
+                var message = Wire.Deserialize(payload[1..], OperatorProtocolJson.Default.OperatorMessage);
                 if (string.IsNullOrEmpty(message.Type))
                 {
                     throw new ProtocolException(ProtocolError.Malformed, "operator message without a type");
                 }
 
-                return new OperatorFrame(message.Id, message, default);
+                return new OperatorFrame(message.Id, message, default) { Length = length };
             case Data:
                 if (payload.Length < 5)
                 {
@@ -117,7 +186,7 @@ public static class OperatorFrames
                     throw new ProtocolException(ProtocolError.FrameTooLarge, $"data chunk of {payload.Length - 5} bytes exceeds the maximum of {MaxDataBytes} bytes");
                 }
 
-                return new OperatorFrame(BinaryPrimitives.ReadUInt32BigEndian(payload.AsSpan(1)), null, payload.AsMemory(5));
+                return new OperatorFrame(BinaryPrimitives.ReadUInt32BigEndian(payload[1..]), null, buffer.AsMemory(5, length - 5)) { Length = length };
             default:
                 throw new ProtocolException(ProtocolError.Malformed, $"unknown operator frame kind {payload[0]}");
         }
@@ -128,6 +197,9 @@ public static class OperatorFrames
 public readonly record struct OperatorFrame(long Id, OperatorMessage? Message, ReadOnlyMemory<byte> Data)
 {
     public bool IsData => Message is null;
+
+    /// <summary>The frame's payload length (kind byte included), as it came on the wire.</summary>
+    public int Length { get; init; }
 }
 
 /// <summary>The message types of <see cref="OperatorMessage.Type"/>.</summary>

@@ -147,7 +147,8 @@ public sealed class OperatorChannel : IAsyncDisposable
         {
             while (true)
             {
-                var frame = await OperatorFrames.ReadAsync(_fromServer, OperatorFrames.MaxFrameBytes, _closing.Token).ConfigureAwait(false);
+                // A data frame's bytes come in a pooled buffer, handed back by the call once used.
+                var frame = await OperatorFrames.ReadPooledAsync(_fromServer, OperatorFrames.MaxFrameBytes, _closing.Token).ConfigureAwait(false);
                 if (frame is not { } f)
                 {
                     end = new OperatorConnectionLostException("the server closed the connection");
@@ -161,9 +162,9 @@ public sealed class OperatorChannel : IAsyncDisposable
                     break;
                 }
 
-                if (_calls.TryGetValue(f.Id, out var call))
+                if (!_calls.TryGetValue(f.Id, out var call) || !call.Deliver(f))
                 {
-                    call.Deliver(f);
+                    OperatorFrames.ReturnData(f.Data);
                 }
             }
         }
@@ -296,7 +297,8 @@ public sealed class OperatorCall : IAsyncDisposable
     /// <summary>Told of each chunk of bytes (downloads).</summary>
     public Func<ReadOnlyMemory<byte>, Task>? OnData { get; set; }
 
-    internal void Deliver(OperatorFrame frame) => _inbound.Writer.TryWrite(frame);
+    /// <summary>Queues a frame for the call; false when the call has ended (a data frame's buffer is then the caller's).</summary>
+    internal bool Deliver(OperatorFrame frame) => _inbound.Writer.TryWrite(frame);
 
     internal void Fail(Exception fault) => _inbound.Writer.TryComplete(fault);
 
@@ -330,6 +332,8 @@ public sealed class OperatorCall : IAsyncDisposable
                     await onData(frame.Data).ConfigureAwait(false);
                 }
 
+                // The bytes were used (written and hashed) or refused: their pooled buffer goes back.
+                OperatorFrames.ReturnData(frame.Data);
                 continue;
             }
 

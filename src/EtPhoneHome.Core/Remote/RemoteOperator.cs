@@ -297,7 +297,7 @@ public sealed class RemoteOperator : IAsyncDisposable
     private static async Task SendFileAsync(OperatorCall call, FileStream file, long offset, long size, CreditGate credit, IProgress<long>? progress, CancellationToken ct)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[OperatorFrames.MaxDataBytes];
+        var buffer = new byte[OperatorFrames.PreferredDataBytes];
         file.Position = 0;
         var hashed = 0L;
         while (hashed < offset)
@@ -316,7 +316,7 @@ public sealed class RemoteOperator : IAsyncDisposable
         progress?.Report(offset);
         var sent = offset;
         // Two buffers: reading and hashing the next chunk overlaps sending the previous one.
-        byte[][] buffers = [buffer, new byte[OperatorFrames.MaxDataBytes]];
+        byte[][] buffers = [buffer, new byte[OperatorFrames.PreferredDataBytes]];
         var which = 0;
         var sending = Task.CompletedTask;
         while (sent < size)

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text;
 using EtPhoneHome.Core.Text;
 
+using EtPhoneHome.Protocol;
+
 namespace EtPhoneHome.Core.Remote;
 
 /// <summary>
@@ -43,9 +45,19 @@ public sealed class SshLink : IAsyncDisposable
         PinnedKey = pinned;
         Input = process.StandardInput.BaseStream;
         Output = process.StandardOutput.BaseStream;
+        // File bytes cross these pipes to and from ssh: larger pipes, fewer reads, writes and wake-ups per mebibyte.
+        PipeCapacity.TryGrow(HandleOf(Input));
+        PipeCapacity.TryGrow(HandleOf(Output));
         Exited = WaitExitAsync(process);
         _stderrPump = Task.Run(() => PumpStderrAsync(process.StandardError.BaseStream));
     }
+
+    private static System.Runtime.InteropServices.SafeHandle? HandleOf(Stream stream) => stream switch
+    {
+        System.IO.Pipes.PipeStream pipe => pipe.SafePipeHandle,
+        FileStream file => file.SafeFileHandle,
+        _ => null,
+    };
 
     public ServerAddress Address { get; }
 

@@ -67,6 +67,46 @@ public sealed class OperatorRelayTests : IDisposable
     }
 
     [Fact]
+    public async Task MebibytesGoBothWaysIntact_InPiecesOfAtMostTheRelayBuffer()
+    {
+        using var listener = Listen();
+        var up = new byte[3 * 1024 * 1024 + 17];
+        var down = new byte[2 * 1024 * 1024 + 5];
+        Random.Shared.NextBytes(up);
+        Random.Shared.NextBytes(down);
+        var output = new RecordingStream();
+        var relay = OperatorRelay.RunAsync(new MemoryStream(up), output, HubPath, First, TextWriter.Null);
+
+        using var hubSide = await listener.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        await using (var stream = new NetworkStream(hubSide, ownsSocket: false))
+        {
+            await Wire.ReadAsync(stream, ProtocolJson.Default.GateRequest, 64 * 1024);
+            using var received = new MemoryStream();
+            await stream.CopyToAsync(received).WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.True(received.ToArray().AsSpan().SequenceEqual(up));
+            await stream.WriteAsync(down);
+        }
+
+        hubSide.Shutdown(SocketShutdown.Both);
+        hubSide.Close();
+        Assert.Equal(0, await relay.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.True(output.ToArray().AsSpan().SequenceEqual(down));
+        Assert.InRange(output.LargestWrite, 1, OperatorRelay.BufferBytes);
+    }
+
+    /// <summary>A memory stream that remembers its largest write.</summary>
+    private sealed class RecordingStream : MemoryStream
+    {
+        public int LargestWrite { get; private set; }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            LargestWrite = Math.Max(LargestWrite, buffer.Length);
+            return base.WriteAsync(buffer, cancellationToken);
+        }
+    }
+
+    [Fact]
     public async Task TheHubClosing_EndsTheRelay_WhileTheOperatorsInputIsStillOpen()
     {
         using var listener = Listen();
