@@ -271,19 +271,17 @@ internal static class PostgresMigrations
     /// <summary>Latest schema version this build knows; the same as SQLite's.</summary>
     public static int LatestVersion => BaseVersion + Later.Length;
 
-    public static void Apply(DbConnection c)
+    public static void Apply(DbConnection c, string schema)
     {
         using var tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
-        var schema = Scalar<string>(c, tx, "SELECT current_setting('search_path')") ?? "public";
-        var first = schema.Split(',')[0].Trim();
-        if (first.Length > 0 && !first.StartsWith('$') && Scalar<string>(c, tx, "SELECT current_schema()") is null)
+        // The lock first: hubs opening a new registry together create its schema and tables once.
+        PostgresEngine.Lock(c, tx, schema);
+        if (Scalar<long>(c, tx, "SELECT COUNT(*) FROM pg_namespace WHERE nspname = @s", ("@s", schema)) == 0)
         {
-            // The Search Path names a schema that does not exist yet: create it (its name quoted, never spliced raw).
-            var name = first.Trim('"');
-            Exec(c, tx, "CREATE SCHEMA IF NOT EXISTS \"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"");
+            // The connection's Search Path names a schema that does not exist yet (its name quoted, never spliced raw).
+            Exec(c, tx, "CREATE SCHEMA \"" + schema.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"");
         }
 
-        PostgresEngine.Lock(c, tx);
         Exec(c, tx, "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL, applied_at BIGINT NOT NULL)");
         var current = (int)Scalar<long>(c, tx, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
         if (current > LatestVersion)

@@ -143,17 +143,17 @@ internal sealed class PostgresEngine : RegistryEngine
     public override DbTransaction BeginWrite(DbConnection c)
     {
         var tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
-        Lock(c, tx);
+        Lock(c, tx, Schema);
         return tx;
     }
 
     public override DbTransaction BeginRead(DbConnection c) => c.BeginTransaction(IsolationLevel.RepeatableRead);
 
-    /// <summary>The registry's writer lock, released at the end of the transaction.</summary>
-    internal static void Lock(DbConnection c, DbTransaction tx)
-        => Sql.Exec(c, tx, "SELECT pg_advisory_xact_lock(@class, hashtext(current_schema()))", ("@class", LockClass));
+    /// <summary>The writer lock of the registry in <paramref name="schema"/>, released at the end of the transaction.</summary>
+    internal static void Lock(DbConnection c, DbTransaction tx, string schema)
+        => Sql.Exec(c, tx, "SELECT pg_advisory_xact_lock(@class, hashtext(@schema))", ("@class", LockClass), ("@schema", schema));
 
-    public override void Migrate(DbConnection c) => PostgresMigrations.Apply(c);
+    public override void Migrate(DbConnection c) => PostgresMigrations.Apply(c, Schema);
 
     public override void Dispose() => _source.Dispose();
 }

@@ -153,6 +153,9 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
 
     private DbConnection Connect() => _engine.Open();
 
+    /// <summary>An open connection to the registry's database, either engine (tests and tools that inspect it).</summary>
+    internal DbConnection OpenConnection() => Connect();
+
     /// <summary>A transaction that reads then writes; writers of one registry take turns (<see cref="RegistryEngine.BeginWrite"/>).</summary>
     private DbTransaction BeginWrite(DbConnection c) => _engine.BeginWrite(c);
 
@@ -163,7 +166,7 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
 
     private long StaleBefore(DbConnection c, DbTransaction? tx)
     {
-        var text = Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = $k", ("$k", HeartbeatSetting));
+        var text = Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = @k", ("@k", HeartbeatSetting));
         var seconds = int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : DefaultHeartbeatSeconds;
         return Now - (3L * seconds * 1000);
     }
