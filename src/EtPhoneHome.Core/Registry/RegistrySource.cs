@@ -14,6 +14,12 @@ public sealed class RegistrySource
     /// <summary>Environment variable naming the registry when no option does.</summary>
     public const string EnvironmentVariable = "ETPHONEHOME_REGISTRY";
 
+    /// <summary>
+    /// File of a data directory naming its registry (mode 0600), written by <c>eph-server init --registry</c>: every
+    /// process of that data directory (hub, verbs run by sshd, cmdlets) then opens the same registry.
+    /// </summary>
+    public const string FileName = "registry.conf";
+
     private RegistrySource(string? connectionString, string display)
     {
         ConnectionString = connectionString;
@@ -61,9 +67,85 @@ public sealed class RegistrySource
 
     /// <summary>
     /// Reads a configuration value (option, environment variable or module setting): empty or <c>sqlite</c> is SQLite;
-    /// <c>@FILE</c> or <c>file:FILE</c> reads the value from a file that only its owner may read.
+    /// <c>file:FILE</c> (or <c>@FILE</c>, except on eph-server's command line, where @ names a response file) reads the value from a file that only its owner may read.
     /// </summary>
-    public static RegistrySource Parse(string? value)
+    public static RegistrySource Parse(string? value) => Parse(value, inlinePassword: true);
+
+    /// <summary>
+    /// <see cref="Parse(string?)"/>; with <paramref name="inlinePassword"/> false a password written in the value itself is
+    /// refused (command-line options and module settings land in process lists and shell history): it belongs in a
+    /// file (<c>@FILE</c>), the environment, PGPASSWORD or ~/.pgpass.
+    /// </summary>
+    public static RegistrySource Parse(string? value, bool inlinePassword)
+    {
+        var source = ParseValue(value);
+        if (!inlinePassword && source.ConnectionString is { } cs && !string.IsNullOrEmpty(new NpgsqlConnectionStringBuilder(cs).Password)
+            && !(value ?? "").TrimStart().StartsWith('@') && !(value ?? "").TrimStart().StartsWith("file:", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException(
+                "a registry given on the command line or as a module setting must not hold its password (process lists and shell "
+                + $"history show it): put the connection string in a file only you can read and give file:FILE, or set ${EnvironmentVariable}, PGPASSWORD or ~/.pgpass");
+        }
+
+        return source;
+    }
+
+    /// <summary>
+    /// The registry of <paramref name="dir"/>: <paramref name="option"/> (--registry, Set-EphConfiguration -Registry) when
+    /// given, else <see cref="EnvironmentVariable"/>, else the data directory's <see cref="FileName"/>, else SQLite.
+    /// </summary>
+    public static RegistrySource Resolve(DataDirectory dir, string? option)
+        => Resolve(dir, option, Environment.GetEnvironmentVariable(EnvironmentVariable));
+
+    /// <summary><see cref="Resolve(DataDirectory, string?)"/> with the environment variable's value given.</summary>
+    internal static RegistrySource Resolve(DataDirectory dir, string? option, string? environment)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        if (!string.IsNullOrWhiteSpace(option))
+        {
+            return Parse(option, inlinePassword: false);
+        }
+
+        if (environment is { Length: > 0 } fromEnvironment)
+        {
+            return Parse(fromEnvironment);
+        }
+
+        var file = Path.Combine(dir.Path, FileName);
+        return File.Exists(file) ? Parse("@" + file) : Sqlite;
+    }
+
+    /// <summary>Records <paramref name="value"/> (its file's content for @FILE) as the registry of <paramref name="dir"/>, mode 0600.</summary>
+    public static void Record(DataDirectory dir, string value)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        var text = value.Trim();
+        if (text.StartsWith('@') || text.StartsWith("file:", StringComparison.OrdinalIgnoreCase))
+        {
+            text = ReadSecretFile(text.StartsWith('@') ? text[1..] : text[5..]);
+        }
+
+        _ = ParseValue(text);
+        var file = Path.Combine(dir.Path, FileName);
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using (var stream = new FileStream(file, options))
+        using (var writer = new StreamWriter(stream))
+        {
+            writer.WriteLine(text);
+        }
+
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+    }
+
+    private static RegistrySource ParseValue(string? value)
     {
         var text = value?.Trim() ?? "";
         if (text.Length == 0 || text.Equals("sqlite", StringComparison.OrdinalIgnoreCase))
@@ -74,7 +156,13 @@ public sealed class RegistrySource
         if (text.StartsWith('@') || text.StartsWith("file:", StringComparison.OrdinalIgnoreCase))
         {
             var path = text.StartsWith('@') ? text[1..] : text[5..];
-            return Parse(ReadSecretFile(path));
+            var content = ReadSecretFile(path);
+            if (content.StartsWith('@') || content.StartsWith("file:", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new ArgumentException($"the registry file {Path.GetFullPath(path)} names another file; it must hold the connection string itself");
+            }
+
+            return ParseValue(content);
         }
 
         if (text.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase) || text.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase))
@@ -88,7 +176,7 @@ public sealed class RegistrySource
         }
 
         throw new ArgumentException(
-            "the registry must be 'sqlite', a postgresql:// URI, a PostgreSQL connection string (Host=…;Database=…), or @FILE holding one");
+            "the registry must be 'sqlite', a postgresql:// URI, a PostgreSQL connection string (Host=…;Database=…), or file:FILE holding one");
     }
 
     /// <summary>The registry named by <see cref="EnvironmentVariable"/>, SQLite when it is unset.</summary>

@@ -47,17 +47,7 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
     public static SqliteRegistry Open(DataDirectory dir, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(dir);
-        if (!Directory.Exists(dir.Path))
-        {
-            if (OperatingSystem.IsWindows())
-            {
-                Directory.CreateDirectory(dir.Path);
-            }
-            else
-            {
-                Directory.CreateDirectory(dir.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
-        }
+        CreatePrivateDirectory(dir);
 
         if (!File.Exists(dir.RegistryFile))
         {
@@ -108,6 +98,7 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
             return Open(dir, time);
         }
 
+        CreatePrivateDirectory(dir);
         var engine = new PostgresEngine(source);
         var registry = new SqliteRegistry(dir, engine, time ?? TimeProvider.System);
         try
@@ -122,6 +113,22 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
         }
 
         return registry;
+    }
+
+    /// <summary>The data directory, mode 0700 when it is created here.</summary>
+    private static void CreatePrivateDirectory(DataDirectory dir)
+    {
+        if (!Directory.Exists(dir.Path))
+        {
+            if (OperatingSystem.IsWindows())
+            {
+                Directory.CreateDirectory(dir.Path);
+            }
+            else
+            {
+                Directory.CreateDirectory(dir.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
     }
 
     /// <summary>"sqlite" or "postgresql".</summary>
