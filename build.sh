@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Thin wrapper over build/build.proj (the build's logic lives in MSBuild).
 #   ./build.sh build                       build everything into out/
-#   ./build.sh test                        install prerequisites (OpenSSH, Node.js, pwsh 7.6.10, Pester 5.7.1), build,
+#   ./build.sh test                        install prerequisites (OpenSSH, Node.js, PostgreSQL 15, pwsh 7.6.10, Pester 5.7.1), build,
 #                                          run unit, integration and Pester tests
 #   ./build.sh pester                      the module layout and the Pester suites only
 #   ./build.sh sandbox [--clients N] [--once] [--shell]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests or the sandbox need on a Debian/Ubuntu machine.
 #   prerequisites.sh test      OpenSSH client and server, Node.js and the S3-compatible test server of the exchange
-#                              tests (npm, pinned in tests/s3/package-lock.json)
+#                              tests (npm, pinned in tests/s3/package-lock.json), PostgreSQL 15 (the registry tests
+#                              start a private cluster of their own with its initdb and pg_ctl)
 #   prerequisites.sh sandbox   OpenSSH client and server only
 # Called by the Prerequisites target of build/build.proj; safe to run repeatedly. PowerShell and Pester are .NET/NuGet
 # packages the build restores itself (.config/dotnet-tools.json, build/TestTools).
@@ -14,6 +15,7 @@ command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 && comma
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ "$purpose" = test ]; then
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 fi
 s3dir="$(cd "$(dirname "$0")/../tests/s3" && pwd)"
 
@@ -44,6 +46,11 @@ fi
 
 echo "prerequisites: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [[ " ${need[*]} " == *" postgresql-15 "* ]]; then
+  # The tests run their own cluster on a free port; Debian would otherwise create and start a system cluster on 5432.
+  "${sudo[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.d/etphonehome-no-main-cluster.conf >/dev/null
+fi
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts the system sshd on install; the project never uses it, and it is left as the system configured it.

@@ -75,7 +75,7 @@ internal static class RegistryCompletion
     {
         try
         {
-            using var registry = EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory().Directory);
+            using var registry = EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory().Directory, ModuleConfiguration.Current.Registry);
             return read(registry);
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)

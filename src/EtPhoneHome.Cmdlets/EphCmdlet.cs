@@ -68,9 +68,10 @@ public abstract class EphCmdlet : PSCmdlet
 
         try
         {
-            return EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory(Settings).Directory);
+            return EphConfiguration.OpenRegistry(ModuleConfiguration.ResolveDataDirectory(Settings).Directory, Settings.Registry);
         }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException
+                                       or EtPhoneHome.Core.Registry.RegistryUnavailableException or ArgumentException)
         {
             // Without a registry nothing can work: a terminating error.
             throw new EphTerminatingException(NewError(Strings.RegistryUnavailableId, ErrorCategory.ResourceUnavailable, null,

@@ -77,6 +77,9 @@ internal sealed record ModuleSettings
     /// <summary>Full path of the server data directory, or null to use the environment or the default.</summary>
     public string? DataDirectory { get; init; }
 
+    /// <summary>The registry (Set-EphConfiguration -Registry), or null for $ETPHONEHOME_REGISTRY, the data directory's registry.conf, else SQLite.</summary>
+    public string? Registry { get; init; }
+
     /// <summary>
     /// The server connection of this session (Connect-EphServer); null means local mode: the cmdlets open the registry
     /// of the data directory. While it is set every cmdlet goes through the server or refuses (NotAvailableRemotely).

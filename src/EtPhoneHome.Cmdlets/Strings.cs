@@ -26,6 +26,8 @@ internal static class Strings
     public const string DataDirectoryNotFound = "The data directory '{0}' does not exist. Give the directory that holds registry.db (eph-server init creates it).";
     public const string ConfigurationTarget = "EtPhoneHome module configuration";
     public const string SetDataDirectoryAction = "Use data directory '{0}'";
+    public const string SetRegistryAction = "Use registry {0}";
+    public const string RegistryInvalidId = "RegistryInvalid";
     public const string ResetConfigurationAction = "Reset to $env:ETPHONEHOME_DATA_DIR or the default";
     // ----- health and metrics -----
     public const string VerboseMetricsTargets = "Asking {0} client(s) for metrics with throttle {1} and timeout {2} s.";

@@ -7,6 +7,17 @@ namespace EtPhoneHome.Server;
 internal static class CommonOptions
 {
     /// <summary>--data DIR: the server data directory (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server).</summary>
+    /// <summary>
+    /// The registry every verb opens: sqlite (default), a postgresql:// URI or connection string without its password,
+    /// or file:FILE holding one (mode 0600). Default $ETPHONEHOME_REGISTRY, else the data directory's registry.conf.
+    /// </summary>
+    public static Option<string?> Registry => new("--registry")
+    {
+        Description = "Registry: sqlite (default), postgresql://user@host/db?schema=S, or file:FILE holding a connection string (0600); "
+                      + "default $ETPHONEHOME_REGISTRY, else the data directory's registry.conf (written by init --registry). Never put a password here.",
+        Recursive = true,
+    };
+
     public static Option<string?> Data => new("--data")
     {
         Description = "Server data directory (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server)",

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Registry;
@@ -21,12 +22,32 @@ public static class Program
         var parsed = BuildRoot().Parse(args);
         try
         {
+            EphConfiguration.Registry = parsed.GetValue<string?>("--registry");
+            if (EphConfiguration.Registry is { Length: > 0 } named)
+            {
+                _ = RegistrySource.Parse(named, inlinePassword: false);
+            }
+        }
+        catch (ArgumentException ex)
+        {
+            await configuration.Error.WriteLineAsync($"eph-server: --registry: {ex.Message}").ConfigureAwait(false);
+            return 2;
+        }
+
+        try
+        {
             return await parsed.InvokeAsync(configuration).ConfigureAwait(false);
         }
         catch (Exception ex) when (RegistryFaults.IsUnwritable(ex))
         {
             var data = CommonOptions.DataDirectoryOf(parsed);
             await configuration.Error.WriteLineAsync($"eph-server {parsed.CommandResult.Command.Name}: {RegistryFaults.ForOperator(ex, data)}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (RegistryUnavailableException ex)
+        {
+            // Names the database, never its password.
+            await configuration.Error.WriteLineAsync($"eph-server {parsed.CommandResult.Command.Name}: {ex.Message}").ConfigureAwait(false);
             return 1;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -67,6 +88,7 @@ public static class Program
         McpVerbs.Register(root);
         FilesVerbs.Register(root);
         ConnectionVerbs.Register(root);
+        root.Options.Add(CommonOptions.Registry);
         root.Options.Add(RemoteCli.ServerOption());
         root.Options.Add(RemoteCli.KeyFileOption());
         root.Options.Add(RemoteCli.FingerprintOption());

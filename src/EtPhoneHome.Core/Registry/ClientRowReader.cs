@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using EtPhoneHome.Protocol;
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
 
@@ -30,9 +31,14 @@ internal static class ClientRowReader
     /// (<see cref="long.MinValue"/>: the session alone decides). With a <paramref name="pool"/>, words repeated
     /// across clients (tags, capabilities, platform, user, agent version) are kept once.
     /// </summary>
-    public static List<ClientRecord> Read(SqliteConnection connection, string where, object? parameter, long staleBefore, Dictionary<string, string>? pool)
+    public static List<ClientRecord> Read(DbConnection connection, DbTransaction? tx, string where, object? parameter, long staleBefore, Dictionary<string, string>? pool)
     {
-        var db = connection.Handle ?? throw new InvalidOperationException("the registry connection is not open");
+        if (connection is not SqliteConnection sqlite)
+        {
+            return ReadThroughProvider(connection, tx, where, parameter, staleBefore, pool);
+        }
+
+        var db = sqlite.Handle ?? throw new InvalidOperationException("the registry connection is not open");
         Check(db, raw.sqlite3_prepare_v2(db, Select + where, out var stmt));
         using (stmt)
         {
@@ -66,11 +72,64 @@ internal static class ClientRowReader
         }
     }
 
-    private static ClientRecord Decode(sqlite3_stmt stmt, long staleBefore, Dictionary<string, string>? pool)
+    /// <summary>The same rows through the ADO.NET reader of another engine (PostgreSQL); parameter 1 is <c>@p</c>.</summary>
+    private static List<ClientRecord> ReadThroughProvider(DbConnection connection, DbTransaction? tx, string where, object? parameter, long staleBefore, Dictionary<string, string>? pool)
     {
-        bool Null(int i) => raw.sqlite3_column_type(stmt, i) == raw.SQLITE_NULL;
-        string? S(int i) => Null(i) ? null : Encoding.UTF8.GetString(raw.sqlite3_column_blob(stmt, i));
-        long? L(int i) => Null(i) ? null : raw.sqlite3_column_int64(stmt, i);
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = Select + where;
+        if (parameter is not null)
+        {
+            cmd.Parameters.AddWithValue("@p", parameter);
+        }
+
+        using var r = cmd.ExecuteReader();
+        var rows = new List<ClientRecord>();
+        while (r.Read())
+        {
+            rows.Add(Decode(new ProviderRow(r), staleBefore, pool));
+        }
+
+        return rows;
+    }
+
+    /// <summary>One row's columns; a struct type argument, so the SQLite path's calls stay direct.</summary>
+    private interface IRow
+    {
+        bool Null(int i);
+
+        string Text(int i);
+
+        long Number(int i);
+    }
+
+    private readonly struct SqliteRow(sqlite3_stmt stmt) : IRow
+    {
+        public bool Null(int i) => raw.sqlite3_column_type(stmt, i) == raw.SQLITE_NULL;
+
+        public string Text(int i) => Encoding.UTF8.GetString(raw.sqlite3_column_blob(stmt, i));
+
+        public long Number(int i) => raw.sqlite3_column_int64(stmt, i);
+    }
+
+    private readonly struct ProviderRow(DbDataReader reader) : IRow
+    {
+        public bool Null(int i) => reader.IsDBNull(i);
+
+        public string Text(int i) => reader.GetString(i);
+
+        public long Number(int i) => reader.GetInt64(i);
+    }
+
+    private static ClientRecord Decode(sqlite3_stmt stmt, long staleBefore, Dictionary<string, string>? pool)
+        => Decode(new SqliteRow(stmt), staleBefore, pool);
+
+    private static ClientRecord Decode<TRow>(TRow row, long staleBefore, Dictionary<string, string>? pool)
+        where TRow : struct, IRow
+    {
+        bool Null(int i) => row.Null(i);
+        string? S(int i) => Null(i) ? null : row.Text(i);
+        long? L(int i) => Null(i) ? null : row.Number(i);
         DateTimeOffset? T(int i) => L(i) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
         string? Shared(string? s)
         {

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace EtPhoneHome.Core.Registry;
 
@@ -10,33 +10,48 @@ namespace EtPhoneHome.Core.Registry;
 /// </summary>
 internal static class Sql
 {
-    internal static SqliteCommand Command(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    internal static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
     {
         var cmd = c.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = sql;
         foreach (var (name, value) in args)
         {
-            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            cmd.Parameters.AddWithValue(name, value);
         }
 
         return cmd;
     }
 
-    internal static void Exec(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    /// <summary>Adds a named parameter (null as DBNull) to a command of either engine.</summary>
+    internal static DbParameter AddWithValue(this DbParameterCollection parameters, string name, object? value)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var parameter = parameters switch
+        {
+            Microsoft.Data.Sqlite.SqliteParameterCollection => (DbParameter)new Microsoft.Data.Sqlite.SqliteParameter(),
+            _ => new Npgsql.NpgsqlParameter(),
+        };
+        parameter.ParameterName = name;
+        parameter.Value = value ?? DBNull.Value;
+        parameters.Add(parameter);
+        return parameter;
+    }
+
+    internal static void Exec(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
     {
         using var cmd = Command(c, tx, sql, args);
         cmd.ExecuteNonQuery();
     }
 
-    internal static T? Scalar<T>(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    internal static T? Scalar<T>(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
     {
         using var cmd = Command(c, tx, sql, args);
         var value = cmd.ExecuteScalar();
         return value is null or DBNull ? default : (T)Convert.ChangeType(value, typeof(T), CultureInfo.InvariantCulture);
     }
 
-    internal static List<T> ReadAll<T>(SqliteCommand cmd, Func<SqliteDataReader, T> read)
+    internal static List<T> ReadAll<T>(DbCommand cmd, Func<DbDataReader, T> read)
     {
         using var r = cmd.ExecuteReader();
         var list = new List<T>();
@@ -48,19 +63,19 @@ internal static class Sql
         return list;
     }
 
-    internal static string? Str(SqliteDataReader r, string column)
+    internal static string? Str(DbDataReader r, string column)
     {
         var i = r.GetOrdinal(column);
         return r.IsDBNull(i) ? null : r.GetString(i);
     }
 
-    internal static long? Long(SqliteDataReader r, string column)
+    internal static long? Long(DbDataReader r, string column)
     {
         var i = r.GetOrdinal(column);
         return r.IsDBNull(i) ? null : r.GetInt64(i);
     }
 
-    internal static DateTimeOffset? Time(SqliteDataReader r, string column)
+    internal static DateTimeOffset? Time(DbDataReader r, string column)
         => Long(r, column) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
 
     internal static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
@@ -83,7 +98,7 @@ internal static class Sql
     }
 
     /// <summary>Each row of a query as one line: its values as invariant text, space-separated (PRAGMA checks).</summary>
-    internal static List<string> RowTexts(SqliteConnection c, string sql)
+    internal static List<string> RowTexts(DbConnection c, string sql)
     {
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
@@ -100,7 +115,7 @@ internal static class Sql
     }
 
     /// <summary>The first column of the first row as a number (0 when there is none).</summary>
-    internal static long LongScalar(SqliteConnection c, string sql)
+    internal static long LongScalar(DbConnection c, string sql)
     {
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace EtPhoneHome.Core.Registry;
 
@@ -7,7 +7,7 @@ namespace EtPhoneHome.Core.Registry;
 /// Builds the WHERE clause of one query: conditions joined by AND, every value bound as a numbered
 /// parameter of the command (never spliced into the SQL text).
 /// </summary>
-internal sealed class SqlFilter(SqliteCommand command)
+internal sealed class SqlFilter(DbCommand command)
 {
     private readonly List<string> _conditions = [];
     private int _next;
@@ -15,12 +15,12 @@ internal sealed class SqlFilter(SqliteCommand command)
     /// <summary>Binds <paramref name="value"/> and returns its parameter name.</summary>
     public string Param(object? value)
     {
-        var name = "$f" + _next++.ToString(CultureInfo.InvariantCulture);
+        var name = "@f" + _next++.ToString(CultureInfo.InvariantCulture);
         command.Parameters.AddWithValue(name, value ?? DBNull.Value);
         return name;
     }
 
-    /// <summary><c>column IN ($f0,$f1,…)</c> over the given values.</summary>
+    /// <summary><c>column IN (@f0,@f1,…)</c> over the given values.</summary>
     public string In(string column, IEnumerable<object?> values) => $"{column} IN ({string.Join(",", values.Select(Param))})";
 
     public void Add(string condition) => _conditions.Add(condition);

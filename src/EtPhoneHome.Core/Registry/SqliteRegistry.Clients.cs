@@ -1,6 +1,6 @@
 using System.Text.Json;
 using EtPhoneHome.Protocol;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
@@ -34,13 +34,13 @@ public sealed partial class SqliteRegistry
     private (ClientIndex Clients, HashSet<string> Stale) CurrentClients()
     {
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: true);
+        using var tx = BeginRead(c);
         using var counter = Command(c, tx, "SELECT instance, seq FROM client_changes WHERE id = 1");
         var (instance, seq) = ReadAll(counter, r => (r.GetString(0), r.GetInt64(1))).Single();
-        var clients = _clientCopy.Get(instance, seq, since => ReadClientRows(c, since));
+        var clients = _clientCopy.Get(instance, seq, since => ReadClientRows(c, tx, since));
         using var staleRead = Command(c, tx,
-            "SELECT uuid FROM sessions WHERE closed_at IS NULL AND last_heartbeat <= $stale AND online_at IS NOT NULL",
-            ("$stale", StaleBefore(c, tx)));
+            "SELECT uuid FROM sessions WHERE closed_at IS NULL AND last_heartbeat <= @stale AND online_at IS NOT NULL",
+            ("@stale", StaleBefore(c, tx)));
         var stale = new HashSet<string>(ReadAll(staleRead, r => r.GetString(0)), StringComparer.Ordinal);
         tx.Commit();
         return (clients, stale);
@@ -50,11 +50,11 @@ public sealed partial class SqliteRegistry
     /// Client rows stamped after <paramref name="since"/> (every row when null), online taken from the session alone;
     /// read on the connection, so inside the transaction it is in.
     /// </summary>
-    private static List<ClientRecord> ReadClientRows(SqliteConnection c, long? since)
+    private static List<ClientRecord> ReadClientRows(DbConnection c, DbTransaction tx, long? since)
     {
         return since is null
-            ? ClientRowReader.Read(c, "", null, long.MinValue, new Dictionary<string, string>(StringComparer.Ordinal))
-            : ClientRowReader.Read(c, " WHERE c.change_seq > ?1", since.Value, long.MinValue, new Dictionary<string, string>(StringComparer.Ordinal));
+            ? ClientRowReader.Read(c, tx, "", null, long.MinValue, new Dictionary<string, string>(StringComparer.Ordinal))
+            : ClientRowReader.Read(c, tx, " WHERE c.change_seq > @p", since.Value, long.MinValue, new Dictionary<string, string>(StringComparer.Ordinal));
     }
 
     public ClientRecord AdmitClient(string fingerprint, AgentIdentity identity)
@@ -63,7 +63,7 @@ public sealed partial class SqliteRegistry
         ArgumentNullException.ThrowIfNull(identity);
         identity = ClaimedIdentityRules.Normalise(identity);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var key = GetKey(c, tx, fingerprint) ?? throw new InvalidOperationException($"key {fingerprint} is unknown; it must be approved before a client is admitted");
         if (key.Status != KeyStatus.Approved)
         {
@@ -72,7 +72,7 @@ public sealed partial class SqliteRegistry
 
         var now = Now;
         string uuid;
-        if (key.Uuid is null || Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", key.Uuid)) == 0)
+        if (key.Uuid is null || Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = @u", ("@u", key.Uuid)) == 0)
         {
             uuid = key.Uuid ?? Guid.NewGuid().ToString();
             // The claimed identity is already neutralised and within the limits of operator edits.
@@ -81,13 +81,13 @@ public sealed partial class SqliteRegistry
             Exec(c, tx, """
                 INSERT INTO clients(uuid, display_name, name_key, purpose, hostname, platform, username, agent_version, key_fingerprint,
                                     key_mismatch, first_seen, last_seen, connection_count)
-                VALUES ($u, $dn, $nk, $pu, $h, $p, $un, $v, $f, 0, $now, $now, 1)
+                VALUES (@u, @dn, @nk, @pu, @h, @p, @un, @v, @f, 0, @now, @now, 1)
                 """,
-                ("$u", uuid), ("$dn", displayName), ("$nk", ClientNameKey.Of(displayName)), ("$pu", identity.Purpose),
-                ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username), ("$v", identity.AgentVersion),
-                ("$f", fingerprint), ("$now", now));
+                ("@u", uuid), ("@dn", displayName), ("@nk", ClientNameKey.Of(displayName)), ("@pu", identity.Purpose),
+                ("@h", identity.Hostname), ("@p", identity.Platform), ("@un", identity.Username), ("@v", identity.AgentVersion),
+                ("@f", fingerprint), ("@now", now));
             WriteTags(c, tx, uuid, identity.Tags.Select(t => t.Trim()).Where(ClientFieldRules.IsValidTag)); // an agent's bad tag is dropped, not fatal
-            Exec(c, tx, "UPDATE keys SET uuid = $u, last_seen = $now WHERE fingerprint = $f", ("$u", uuid), ("$now", now), ("$f", fingerprint));
+            Exec(c, tx, "UPDATE keys SET uuid = @u, last_seen = @now WHERE fingerprint = @f", ("@u", uuid), ("@now", now), ("@f", fingerprint));
         }
         else
         {
@@ -96,24 +96,24 @@ public sealed partial class SqliteRegistry
             {
                 // A removed client holds no claim on its name; coming back, it takes a free one.
                 var name = UniqueClaimedName(c, tx, uuid, returning.DisplayName);
-                Exec(c, tx, "UPDATE clients SET display_name = $dn, name_key = $nk WHERE uuid = $u",
-                    ("$dn", name), ("$nk", ClientNameKey.Of(name)), ("$u", uuid));
+                Exec(c, tx, "UPDATE clients SET display_name = @dn, name_key = @nk WHERE uuid = @u",
+                    ("@dn", name), ("@nk", ClientNameKey.Of(name)), ("@u", uuid));
             }
 
             Exec(c, tx, """
-                UPDATE clients SET hostname = $h, platform = $p, username = $un, agent_version = $v, key_fingerprint = $f,
-                    last_seen = $now, connection_count = connection_count + 1, removed_at = NULL
-                WHERE uuid = $u
+                UPDATE clients SET hostname = @h, platform = @p, username = @un, agent_version = @v, key_fingerprint = @f,
+                    last_seen = @now, connection_count = connection_count + 1, removed_at = NULL
+                WHERE uuid = @u
                 """,
-                ("$u", uuid), ("$h", identity.Hostname), ("$p", identity.Platform), ("$un", identity.Username),
-                ("$v", identity.AgentVersion), ("$f", fingerprint), ("$now", now));
-            Exec(c, tx, "UPDATE keys SET last_seen = $now WHERE fingerprint = $f", ("$now", now), ("$f", fingerprint));
+                ("@u", uuid), ("@h", identity.Hostname), ("@p", identity.Platform), ("@un", identity.Username),
+                ("@v", identity.AgentVersion), ("@f", fingerprint), ("@now", now));
+            Exec(c, tx, "UPDATE keys SET last_seen = @now WHERE fingerprint = @f", ("@now", now), ("@f", fingerprint));
         }
 
-        Exec(c, tx, "DELETE FROM client_capabilities WHERE uuid = $u", ("$u", uuid));
+        Exec(c, tx, "DELETE FROM client_capabilities WHERE uuid = @u", ("@u", uuid));
         foreach (var cap in identity.Capabilities.Where(x => !string.IsNullOrWhiteSpace(x)).Distinct(StringComparer.OrdinalIgnoreCase))
         {
-            Exec(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES ($u, $c)", ("$u", uuid), ("$c", cap));
+            Exec(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES (@u, @c)", ("@u", uuid), ("@c", cap));
         }
 
         RefreshListColumns(c, tx, uuid);
@@ -129,10 +129,10 @@ public sealed partial class SqliteRegistry
     /// The claimed name when no other live client has it (after normalisation, <see cref="ClientNameKey"/>), else the
     /// first free "name (2)", "name (3)"…; a renamed claim is written to the history naming the client that has it.
     /// </summary>
-    private string UniqueClaimedName(SqliteConnection c, SqliteTransaction tx, string uuid, string claimed)
+    private string UniqueClaimedName(DbConnection c, DbTransaction tx, string uuid, string claimed)
     {
         bool Taken(string key) => Scalar<long>(c, tx,
-            "SELECT COUNT(*) FROM clients WHERE name_key = $k AND removed_at IS NULL AND uuid <> $u", ("$k", key), ("$u", uuid)) > 0;
+            "SELECT COUNT(*) FROM clients WHERE name_key = @k AND removed_at IS NULL AND uuid <> @u", ("@k", key), ("@u", uuid)) > 0;
 
         var name = ClientNameKey.Unique(claimed, Taken);
         if (name != claimed && NamedAlike(c, tx, uuid, claimed) is { } holder)
@@ -152,10 +152,10 @@ public sealed partial class SqliteRegistry
     }
 
     /// <summary>The live client other than <paramref name="uuid"/> whose name has the key of <paramref name="name"/>.</summary>
-    private ClientRecord? NamedAlike(SqliteConnection c, SqliteTransaction tx, string uuid, string name)
+    private ClientRecord? NamedAlike(DbConnection c, DbTransaction tx, string uuid, string name)
     {
-        using var read = Command(c, tx, "SELECT uuid FROM clients WHERE name_key = $k AND removed_at IS NULL AND uuid <> $u LIMIT 1",
-            ("$k", ClientNameKey.Of(name)), ("$u", uuid));
+        using var read = Command(c, tx, "SELECT uuid FROM clients WHERE name_key = @k AND removed_at IS NULL AND uuid <> @u LIMIT 1",
+            ("@k", ClientNameKey.Of(name)), ("@u", uuid));
         return ReadAll(read, r => r.GetString(0)).FirstOrDefault() is { } other ? GetClient(c, tx, other) : null;
     }
 
@@ -166,7 +166,7 @@ public sealed partial class SqliteRegistry
         Validate(update);
         var started = Now;
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var current = GetClient(c, tx, uuid) ?? throw new RegistryNotFoundException($"no client with uuid {uuid}");
         if (current.RemovedAt is not null)
         {
@@ -177,7 +177,7 @@ public sealed partial class SqliteRegistry
         var changed = new List<string>();
         void Set(string column, object? value, string description)
         {
-            Exec(c, tx, $"UPDATE clients SET {column} = $v WHERE uuid = $u", ("$v", value), ("$u", uuid));
+            Exec(c, tx, $"UPDATE clients SET {column} = @v WHERE uuid = @u", ("@v", value), ("@u", uuid));
             changed.Add(description);
         }
 
@@ -193,7 +193,7 @@ public sealed partial class SqliteRegistry
             }
 
             Set("display_name", name, $"display_name='{name}'");
-            Exec(c, tx, "UPDATE clients SET name_key = $k WHERE uuid = $u", ("$k", ClientNameKey.Of(name)), ("$u", uuid));
+            Exec(c, tx, "UPDATE clients SET name_key = @k WHERE uuid = @u", ("@k", ClientNameKey.Of(name)), ("@u", uuid));
         }
 
         if (update.Purpose is { } pu && NullIfEmpty(pu) != current.Purpose)
@@ -312,9 +312,9 @@ public sealed partial class SqliteRegistry
         ValidateLimits(u);
     }
 
-    private static void WriteTags(SqliteConnection c, SqliteTransaction tx, string uuid, IEnumerable<string> tags)
+    private static void WriteTags(DbConnection c, DbTransaction tx, string uuid, IEnumerable<string> tags)
     {
-        Exec(c, tx, "DELETE FROM client_tags WHERE uuid = $u", ("$u", uuid));
+        Exec(c, tx, "DELETE FROM client_tags WHERE uuid = @u", ("@u", uuid));
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var position = 0;
         foreach (var tag in tags)
@@ -325,14 +325,14 @@ public sealed partial class SqliteRegistry
                 continue;
             }
 
-            Exec(c, tx, "INSERT INTO client_tags(uuid, tag_lower, tag, position) VALUES ($u, $l, $t, $p)",
-                ("$u", uuid), ("$l", lower), ("$t", tag), ("$p", position++));
+            Exec(c, tx, "INSERT INTO client_tags(uuid, tag_lower, tag, position) VALUES (@u, @l, @t, @p)",
+                ("@u", uuid), ("@l", lower), ("@t", tag), ("@p", position++));
         }
     }
 
-    private ClientRecord? GetClient(SqliteConnection c, SqliteTransaction? tx, string uuid)
+    private ClientRecord? GetClient(DbConnection c, DbTransaction? tx, string uuid)
     {
-        return ClientRowReader.Read(c, " WHERE c.uuid = ?1", uuid, StaleBefore(c, tx), pool: null).FirstOrDefault();
+        return ClientRowReader.Read(c, tx, " WHERE c.uuid = @p", uuid, StaleBefore(c, tx), pool: null).FirstOrDefault();
     }
 
     /// <summary>Most tags one client may carry.</summary>
@@ -362,7 +362,7 @@ public sealed partial class SqliteRegistry
         ArgumentException.ThrowIfNullOrEmpty(surface);
         var started = Now;
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var client = GetClient(c, tx, uuid) ?? throw new RegistryNotFoundException($"no client with uuid {uuid}");
         if (client.RemovedAt is not null)
         {
@@ -380,18 +380,18 @@ public sealed partial class SqliteRegistry
         // Every key that could bring this client back: the pinned one, any bound to it, and pending keys claiming it.
         using var select = Command(c, tx, """
             SELECT fingerprint FROM keys
-            WHERE status <> 'revoked' AND (fingerprint = $f OR uuid = $u OR (status = 'pending' AND claimed_uuid = $u))
+            WHERE status <> 'revoked' AND (fingerprint = @f OR uuid = @u OR (status = 'pending' AND claimed_uuid = @u))
             ORDER BY fingerprint
-            """, ("$f", client.KeyFingerprint), ("$u", uuid));
+            """, ("@f", client.KeyFingerprint), ("@u", uuid));
         var revoked = ReadAll(select, r => r.GetString(0));
         foreach (var fingerprint in revoked)
         {
-            Exec(c, tx, "UPDATE keys SET status = 'revoked', is_mismatch = 0, decided_at = $now, decided_by = $a WHERE fingerprint = $f",
-                ("$now", now), ("$a", actor), ("$f", fingerprint));
+            Exec(c, tx, "UPDATE keys SET status = 'revoked', is_mismatch = 0, decided_at = @now, decided_by = @a WHERE fingerprint = @f",
+                ("@now", now), ("@a", actor), ("@f", fingerprint));
         }
 
-        var closed = CloseSessionsWhere(c, tx, "uuid = $u", "removed", ("$u", uuid));
-        Exec(c, tx, "UPDATE clients SET removed_at = $now, key_mismatch = 0 WHERE uuid = $u", ("$now", now), ("$u", uuid));
+        var closed = CloseSessionsWhere(c, tx, "uuid = @u", "removed", ("@u", uuid));
+        Exec(c, tx, "UPDATE clients SET removed_at = @now, key_mismatch = 0 WHERE uuid = @u", ("@now", now), ("@u", uuid));
         InsertAudit(c, tx, new AuditEntry
         {
             Operation = OperationNames.RemoveClient,
@@ -414,14 +414,14 @@ public sealed partial class SqliteRegistry
     }
 
     /// <summary>Rewrites the tag and capability lists kept on the client row from client_tags and client_capabilities.</summary>
-    private static void RefreshListColumns(SqliteConnection c, SqliteTransaction tx, string uuid)
+    private static void RefreshListColumns(DbConnection c, DbTransaction tx, string uuid)
     {
-        using var tagRead = Command(c, tx, "SELECT tag FROM client_tags WHERE uuid = $u ORDER BY position", ("$u", uuid));
+        using var tagRead = Command(c, tx, "SELECT tag FROM client_tags WHERE uuid = @u ORDER BY position", ("@u", uuid));
         var tags = ReadAll(tagRead, r => r.GetString(0));
-        using var capRead = Command(c, tx, "SELECT capability FROM client_capabilities WHERE uuid = $u ORDER BY capability", ("$u", uuid));
+        using var capRead = Command(c, tx, "SELECT capability FROM client_capabilities WHERE uuid = @u ORDER BY capability", ("@u", uuid));
         var caps = ReadAll(capRead, r => r.GetString(0));
-        Exec(c, tx, "UPDATE clients SET tags_json = $t, caps_json = $k WHERE uuid = $u",
-            ("$t", JsonArray(tags)), ("$k", JsonArray(caps)), ("$u", uuid));
+        Exec(c, tx, "UPDATE clients SET tags_json = @t, caps_json = @k WHERE uuid = @u",
+            ("@t", JsonArray(tags)), ("@k", JsonArray(caps)), ("@u", uuid));
     }
 
     /// <summary>Tags after an edit: replaced by Tags, then AddTags appended, then RemoveTags taken out (case-insensitive).</summary>

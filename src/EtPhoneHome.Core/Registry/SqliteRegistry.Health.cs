@@ -29,9 +29,9 @@ public sealed partial class SqliteRegistry
         ArgumentException.ThrowIfNullOrEmpty(uuid);
         using var c = Connect();
         Exec(c, null, """
-            INSERT INTO client_health(uuid, consecutive_failures, last_ok_at) VALUES ($u, 0, $now)
-            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = 0, last_ok_at = $now, unhealthy_since = NULL
-            """, ("$u", uuid), ("$now", Now));
+            INSERT INTO client_health(uuid, consecutive_failures, last_ok_at) VALUES (@u, 0, @now)
+            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = 0, last_ok_at = @now, unhealthy_since = NULL
+            """, ("@u", uuid), ("@now", Now));
     }
 
     public void RecordHealthFailure(string uuid, string error, int consecutiveFailures)
@@ -40,9 +40,9 @@ public sealed partial class SqliteRegistry
         ArgumentNullException.ThrowIfNull(error);
         using var c = Connect();
         Exec(c, null, """
-            INSERT INTO client_health(uuid, consecutive_failures, last_health_error, last_failure_at) VALUES ($u, $n, $e, $now)
-            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = $n, last_health_error = $e, last_failure_at = $now
-            """, ("$u", uuid), ("$n", consecutiveFailures), ("$e", Clip(error, 500)), ("$now", Now));
+            INSERT INTO client_health(uuid, consecutive_failures, last_health_error, last_failure_at) VALUES (@u, @n, @e, @now)
+            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = @n, last_health_error = @e, last_failure_at = @now
+            """, ("@u", uuid), ("@n", consecutiveFailures), ("@e", Clip(error, 500)), ("@now", Now));
     }
 
     public bool MarkUnhealthy(string uuid, long sessionId, string reason, int consecutiveFailures, bool closeSession = true)
@@ -50,8 +50,8 @@ public sealed partial class SqliteRegistry
         ArgumentException.ThrowIfNullOrEmpty(uuid);
         ArgumentNullException.ThrowIfNull(reason);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
-        var open = Scalar<long>(c, tx, "SELECT COUNT(*) FROM sessions WHERE id = $id AND uuid = $u AND closed_at IS NULL", ("$id", sessionId), ("$u", uuid));
+        using var tx = BeginWrite(c);
+        var open = Scalar<long>(c, tx, "SELECT COUNT(*) FROM sessions WHERE id = @id AND uuid = @u AND closed_at IS NULL", ("@id", sessionId), ("@u", uuid));
         if (open == 0)
         {
             return false;
@@ -60,10 +60,10 @@ public sealed partial class SqliteRegistry
         var now = Now;
         var error = Clip(reason, 500);
         Exec(c, tx, """
-            INSERT INTO client_health(uuid, consecutive_failures, last_health_error, last_failure_at, unhealthy_since) VALUES ($u, $n, $e, $now, $now)
-            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = $n, last_health_error = $e, last_failure_at = $now,
-                unhealthy_since = COALESCE(unhealthy_since, $now)
-            """, ("$u", uuid), ("$n", consecutiveFailures), ("$e", error), ("$now", now));
+            INSERT INTO client_health(uuid, consecutive_failures, last_health_error, last_failure_at, unhealthy_since) VALUES (@u, @n, @e, @now, @now)
+            ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = @n, last_health_error = @e, last_failure_at = @now,
+                unhealthy_since = COALESCE(unhealthy_since, @now)
+            """, ("@u", uuid), ("@n", consecutiveFailures), ("@e", error), ("@now", now));
         Emit(c, tx, "client.unhealthy", uuid, new JsonObject
         {
             ["reason"] = error,
@@ -73,7 +73,7 @@ public sealed partial class SqliteRegistry
         });
         if (closeSession)
         {
-            CloseSessionsWhere(c, tx, "id = $id", $"{UnhealthyCloseReason}: {error}", ("$id", sessionId));
+            CloseSessionsWhere(c, tx, "id = @id", $"{UnhealthyCloseReason}: {error}", ("@id", sessionId));
         }
 
         tx.Commit();

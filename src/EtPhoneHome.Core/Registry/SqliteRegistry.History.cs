@@ -1,5 +1,5 @@
 using System.Globalization;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
@@ -17,21 +17,21 @@ public sealed partial class SqliteRegistry
     {
         using var c = Connect();
         using var cmd = Command(c, null,
-            "SELECT * FROM audit" + (uuid is null ? "" : " WHERE uuid = $u") + " ORDER BY id DESC LIMIT $l",
-            ("$u", uuid), ("$l", limit));
+            "SELECT * FROM audit" + (uuid is null ? "" : " WHERE uuid = @u") + " ORDER BY id DESC LIMIT @l",
+            ("@u", uuid), ("@l", limit));
         return ReadAll(cmd, ReadAudit);
     }
 
-    private void InsertAudit(SqliteConnection c, SqliteTransaction? tx, AuditEntry entry)
+    private void InsertAudit(DbConnection c, DbTransaction? tx, AuditEntry entry)
     {
         var e = HistoryAttribution.Apply(entry);
         Exec(c, tx, """
             INSERT INTO audit(at, actor, surface, operation, uuid, status, detail, duration_ms, role, source)
-            VALUES ($at, $actor, $surface, $op, $u, $st, $d, $ms, $role, $source)
+            VALUES (@at, @actor, @surface, @op, @u, @st, @d, @ms, @role, @source)
             """,
-            ("$at", (e.At ?? _time.GetUtcNow()).ToUnixTimeMilliseconds()), ("$actor", e.Actor), ("$surface", e.Surface),
-            ("$op", e.Operation), ("$u", e.Uuid), ("$st", e.Status), ("$d", e.Detail), ("$ms", e.DurationMs),
-            ("$role", e.Role), ("$source", e.Source));
+            ("@at", (e.At ?? _time.GetUtcNow()).ToUnixTimeMilliseconds()), ("@actor", e.Actor), ("@surface", e.Surface),
+            ("@op", e.Operation), ("@u", e.Uuid), ("@st", e.Status), ("@d", e.Detail), ("@ms", e.DurationMs),
+            ("@role", e.Role), ("@source", e.Source));
     }
 
     public IReadOnlyList<AuditEntry> QueryHistory(HistoryQuery query)
@@ -66,7 +66,7 @@ public sealed partial class SqliteRegistry
         return Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static SqlFilter HistoryFilter(SqliteCommand cmd, HistoryQuery query)
+    private static SqlFilter HistoryFilter(DbCommand cmd, HistoryQuery query)
     {
         if (query.Since is { } since && query.Until is { } until && until <= since)
         {
@@ -106,7 +106,7 @@ public sealed partial class SqliteRegistry
         return where;
     }
 
-    private static AuditEntry ReadAudit(SqliteDataReader r) => new()
+    private static AuditEntry ReadAudit(DbDataReader r) => new()
     {
         At = Time(r, "at"),
         Actor = Str(r, "actor")!,

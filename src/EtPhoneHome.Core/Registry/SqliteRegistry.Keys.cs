@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using EtPhoneHome.Protocol;
 using EtPhoneHome.Core.Text;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
@@ -30,10 +30,10 @@ public sealed partial class SqliteRegistry
     public IReadOnlyList<KeyRecord> ListKeys(KeyStatus? status = null)
     {
         using var c = Connect();
-        using var cmd = Command(c, null, "SELECT * FROM keys" + (status is null ? "" : " WHERE status = $s") + " ORDER BY first_seen, fingerprint");
+        using var cmd = Command(c, null, "SELECT * FROM keys" + (status is null ? "" : " WHERE status = @s") + " ORDER BY first_seen, fingerprint");
         if (status is { } s)
         {
-            cmd.Parameters.AddWithValue("$s", StatusText(s));
+            cmd.Parameters.AddWithValue("@s", StatusText(s));
         }
 
         return ReadAll(cmd, ReadKey);
@@ -45,14 +45,14 @@ public sealed partial class SqliteRegistry
         ArgumentNullException.ThrowIfNull(identity);
         identity = ClaimedIdentityRules.Normalise(identity);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var now = Now;
         var existing = GetKey(c, tx, fingerprint);
 
         string? pinnedElsewhere = null;
         if (identity.ClaimedUuid is { Length: > 0 } claimed)
         {
-            var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", claimed));
+            var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = @u", ("@u", claimed));
             if (pinned is not null && pinned != fingerprint)
             {
                 pinnedElsewhere = pinned;
@@ -74,17 +74,17 @@ public sealed partial class SqliteRegistry
                 // so what goes is a key that stopped coming back, or under a flood one that comes back when it reconnects.
                 Exec(c, tx, """
                     DELETE FROM keys WHERE fingerprint IN
-                        (SELECT fingerprint FROM keys WHERE status = 'pending' ORDER BY last_seen, fingerprint LIMIT $n)
-                    """, ("$n", pendingCount - MaxPendingKeys + 1));
+                        (SELECT fingerprint FROM keys WHERE status = 'pending' ORDER BY last_seen, fingerprint LIMIT @n)
+                    """, ("@n", pendingCount - MaxPendingKeys + 1));
             }
 
             Exec(c, tx, """
                 INSERT INTO keys(fingerprint, public_key, status, claimed_uuid, claimed_hostname, claimed_platform,
                                  claimed_username, claimed_display_name, is_mismatch, first_seen, last_seen)
-                VALUES ($f, $pk, 'pending', $cu, $h, $p, $un, $dn, $m, $now, $now)
+                VALUES (@f, @pk, 'pending', @cu, @h, @p, @un, @dn, @m, @now, @now)
                 """,
-                ("$f", fingerprint), ("$pk", publicKey), ("$cu", identity.ClaimedUuid), ("$h", identity.Hostname),
-                ("$p", identity.Platform), ("$un", identity.Username), ("$dn", identity.DisplayName), ("$m", mismatch ? 1 : 0), ("$now", now));
+                ("@f", fingerprint), ("@pk", publicKey), ("@cu", identity.ClaimedUuid), ("@h", identity.Hostname),
+                ("@p", identity.Platform), ("@un", identity.Username), ("@dn", identity.DisplayName), ("@m", mismatch ? 1 : 0), ("@now", now));
             if (!mismatch)
             {
                 Emit(c, tx, "client.pending", identity.ClaimedUuid, new JsonObject
@@ -98,13 +98,13 @@ public sealed partial class SqliteRegistry
         else
         {
             Exec(c, tx, """
-                UPDATE keys SET public_key = COALESCE($pk, public_key), claimed_uuid = $cu, claimed_hostname = $h,
-                    claimed_platform = $p, claimed_username = $un, claimed_display_name = $dn,
-                    is_mismatch = CASE WHEN status = 'pending' THEN $m ELSE is_mismatch END, last_seen = $now
-                WHERE fingerprint = $f
+                UPDATE keys SET public_key = COALESCE(@pk, public_key), claimed_uuid = @cu, claimed_hostname = @h,
+                    claimed_platform = @p, claimed_username = @un, claimed_display_name = @dn,
+                    is_mismatch = CASE WHEN status = 'pending' THEN @m ELSE is_mismatch END, last_seen = @now
+                WHERE fingerprint = @f
                 """,
-                ("$f", fingerprint), ("$pk", publicKey), ("$cu", identity.ClaimedUuid), ("$h", identity.Hostname),
-                ("$p", identity.Platform), ("$un", identity.Username), ("$dn", identity.DisplayName), ("$m", mismatch ? 1 : 0), ("$now", now));
+                ("@f", fingerprint), ("@pk", publicKey), ("@cu", identity.ClaimedUuid), ("@h", identity.Hostname),
+                ("@p", identity.Platform), ("@un", identity.Username), ("@dn", identity.DisplayName), ("@m", mismatch ? 1 : 0), ("@now", now));
         }
 
         // The claim is unauthenticated: it is recorded on the claiming key (pending, is_mismatch) and announced, but the
@@ -129,7 +129,7 @@ public sealed partial class SqliteRegistry
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
         ArgumentNullException.ThrowIfNull(isFree);
         using var c = Connect();
-        using var tx = c.BeginTransaction();
+        using var tx = BeginWrite(c);
         var key = GetKey(c, tx, fingerprint);
         if (key?.Status != KeyStatus.Approved)
         {
@@ -137,7 +137,7 @@ public sealed partial class SqliteRegistry
         }
 
         var held = new HashSet<int>();
-        using (var cmd = Command(c, tx, "SELECT tunnel_port FROM keys WHERE tunnel_port BETWEEN $a AND $b", ("$a", range.First), ("$b", range.Last)))
+        using (var cmd = Command(c, tx, "SELECT tunnel_port FROM keys WHERE tunnel_port BETWEEN @a AND @b", ("@a", range.First), ("@b", range.Last)))
         using (var r = cmd.ExecuteReader())
         {
             while (r.Read())
@@ -156,7 +156,7 @@ public sealed partial class SqliteRegistry
                 continue;
             }
 
-            Exec(c, tx, "UPDATE keys SET tunnel_port = $p WHERE fingerprint = $f", ("$p", port), ("$f", fingerprint));
+            Exec(c, tx, "UPDATE keys SET tunnel_port = @p WHERE fingerprint = @f", ("@p", port), ("@f", fingerprint));
             tx.Commit();
             return port;
         }
@@ -172,8 +172,8 @@ public sealed partial class SqliteRegistry
         var started = Now;
         var cutoff = unseenFor.TotalMilliseconds >= started ? long.MinValue : started - (long)unseenFor.TotalMilliseconds;
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: dryRun);
-        using var select = Command(c, tx, "SELECT * FROM keys WHERE status = 'pending' AND last_seen < $cut ORDER BY last_seen, fingerprint", ("$cut", cutoff));
+        using var tx = (dryRun ? BeginRead(c) : BeginWrite(c));
+        using var select = Command(c, tx, "SELECT * FROM keys WHERE status = 'pending' AND last_seen < @cut ORDER BY last_seen, fingerprint", ("@cut", cutoff));
         var keys = ReadAll(select, ReadKey);
         if (dryRun)
         {
@@ -183,7 +183,7 @@ public sealed partial class SqliteRegistry
 
         if (keys.Count > 0)
         {
-            Exec(c, tx, "DELETE FROM keys WHERE status = 'pending' AND last_seen < $cut", ("$cut", cutoff));
+            Exec(c, tx, "DELETE FROM keys WHERE status = 'pending' AND last_seen < @cut", ("@cut", cutoff));
         }
 
         // The hub's periodic expiry that finds nothing leaves no trace; an operator's purge always does.
@@ -211,7 +211,7 @@ public sealed partial class SqliteRegistry
         ArgumentException.ThrowIfNullOrEmpty(fingerprintOrUuid);
         var started = Now;
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         if (OperatorNameOfKey(c, tx, fingerprintOrUuid) is { } operatorName)
         {
             throw new KeyDecisionException(
@@ -223,7 +223,7 @@ public sealed partial class SqliteRegistry
         {
             // A uuid names only the key the client is pinned to. Trusting another key instead, or a revoked key again, is
             // never implied: it takes that key's exact fingerprint.
-            var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid));
+            var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = @u", ("@u", fingerprintOrUuid));
             var claimants = ClaimantsOf(c, tx, fingerprintOrUuid);
             if (claimants.Count > 0)
             {
@@ -234,7 +234,7 @@ public sealed partial class SqliteRegistry
             key = pinned is null ? null : GetKey(c, tx, pinned);
             if (key is null)
             {
-                var isClient = Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid)) > 0;
+                var isClient = Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = @u", ("@u", fingerprintOrUuid)) > 0;
                 throw new RegistryNotFoundException(isClient
                     ? $"client {fingerprintOrUuid} has no key waiting for approval"
                     : $"no key with fingerprint {fingerprintOrUuid} and no client with uuid {fingerprintOrUuid}");
@@ -254,25 +254,25 @@ public sealed partial class SqliteRegistry
             outcome = new ApproveOutcome { Fingerprint = key.Fingerprint, Uuid = key.Uuid, AlreadyApproved = true };
         }
         else if (key.IsMismatch && key.ClaimedUuid is { } target
-                 && Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = $u", ("$u", target)) > 0)
+                 && Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE uuid = @u", ("@u", target)) > 0)
         {
-            var old = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", target));
-            Exec(c, tx, "UPDATE clients SET key_fingerprint = $f, key_mismatch = 0 WHERE uuid = $u", ("$f", key.Fingerprint), ("$u", target));
-            Exec(c, tx, "UPDATE keys SET status = 'approved', uuid = $u, is_mismatch = 0, decided_at = $now, decided_by = $a WHERE fingerprint = $f",
-                ("$u", target), ("$now", now), ("$a", actor), ("$f", key.Fingerprint));
+            var old = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = @u", ("@u", target));
+            Exec(c, tx, "UPDATE clients SET key_fingerprint = @f, key_mismatch = 0 WHERE uuid = @u", ("@f", key.Fingerprint), ("@u", target));
+            Exec(c, tx, "UPDATE keys SET status = 'approved', uuid = @u, is_mismatch = 0, decided_at = @now, decided_by = @a WHERE fingerprint = @f",
+                ("@u", target), ("@now", now), ("@a", actor), ("@f", key.Fingerprint));
             if (old is not null && old != key.Fingerprint)
             {
-                Exec(c, tx, "UPDATE keys SET status = 'revoked', decided_at = $now, decided_by = $a WHERE fingerprint = $f",
-                    ("$now", now), ("$a", actor), ("$f", old));
-                CloseSessionsWhere(c, tx, "fingerprint = $f", "key replaced", ("$f", old));
+                Exec(c, tx, "UPDATE keys SET status = 'revoked', decided_at = @now, decided_by = @a WHERE fingerprint = @f",
+                    ("@now", now), ("@a", actor), ("@f", old));
+                CloseSessionsWhere(c, tx, "fingerprint = @f", "key replaced", ("@f", old));
             }
 
             outcome = new ApproveOutcome { Fingerprint = key.Fingerprint, Uuid = target, ResolvedMismatch = true, ReplacedFingerprint = old };
         }
         else
         {
-            Exec(c, tx, "UPDATE keys SET status = 'approved', is_mismatch = 0, decided_at = $now, decided_by = $a WHERE fingerprint = $f",
-                ("$now", now), ("$a", actor), ("$f", key.Fingerprint));
+            Exec(c, tx, "UPDATE keys SET status = 'approved', is_mismatch = 0, decided_at = @now, decided_by = @a WHERE fingerprint = @f",
+                ("@now", now), ("@a", actor), ("@f", key.Fingerprint));
             outcome = new ApproveOutcome { Fingerprint = key.Fingerprint, Uuid = key.Uuid };
         }
 
@@ -291,12 +291,12 @@ public sealed partial class SqliteRegistry
     }
 
     /// <summary>Pending keys that claim the client's uuid while it is pinned to another key, newest first.</summary>
-    private static List<string> ClaimantsOf(SqliteConnection c, SqliteTransaction tx, string uuid)
+    private static List<string> ClaimantsOf(DbConnection c, DbTransaction tx, string uuid)
     {
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
-        cmd.CommandText = "SELECT fingerprint FROM keys WHERE claimed_uuid = $u AND is_mismatch = 1 AND status = 'pending' ORDER BY last_seen DESC";
-        cmd.Parameters.AddWithValue("$u", uuid);
+        cmd.CommandText = "SELECT fingerprint FROM keys WHERE claimed_uuid = @u AND is_mismatch = 1 AND status = 'pending' ORDER BY last_seen DESC";
+        cmd.Parameters.AddWithValue("@u", uuid);
         return ReadAll(cmd, r => r.GetString(0));
     }
 
@@ -309,7 +309,7 @@ public sealed partial class SqliteRegistry
         ArgumentException.ThrowIfNullOrEmpty(fingerprintOrUuid);
         var started = Now;
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var key = GetKey(c, tx, fingerprintOrUuid);
         if (key is null)
         {
@@ -317,13 +317,13 @@ public sealed partial class SqliteRegistry
             var claimants = ClaimantsOf(c, tx, fingerprintOrUuid);
             if (claimants.Count > 0)
             {
-                var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid));
+                var pinned = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = @u", ("@u", fingerprintOrUuid));
                 throw new KeyDecisionException(DescribeClaim(fingerprintOrUuid, pinned, claimants)
                     + $" Revoke by exact fingerprint: revoke {claimants[0]} refuses the claimant, revoke {pinned} cuts the client off.");
             }
 
-            var fp = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = $u", ("$u", fingerprintOrUuid))
-                     ?? Scalar<string>(c, tx, "SELECT fingerprint FROM keys WHERE uuid = $u ORDER BY last_seen DESC LIMIT 1", ("$u", fingerprintOrUuid));
+            var fp = Scalar<string>(c, tx, "SELECT key_fingerprint FROM clients WHERE uuid = @u", ("@u", fingerprintOrUuid))
+                     ?? Scalar<string>(c, tx, "SELECT fingerprint FROM keys WHERE uuid = @u ORDER BY last_seen DESC LIMIT 1", ("@u", fingerprintOrUuid));
             key = fp is null ? null : GetKey(c, tx, fp);
             if (key is null)
             {
@@ -334,11 +334,11 @@ public sealed partial class SqliteRegistry
         var already = key.Status == KeyStatus.Revoked;
         if (!already)
         {
-            Exec(c, tx, "UPDATE keys SET status = 'revoked', decided_at = $now, decided_by = $a WHERE fingerprint = $f",
-                ("$now", Now), ("$a", actor), ("$f", key.Fingerprint));
+            Exec(c, tx, "UPDATE keys SET status = 'revoked', decided_at = @now, decided_by = @a WHERE fingerprint = @f",
+                ("@now", Now), ("@a", actor), ("@f", key.Fingerprint));
         }
 
-        var closed = CloseSessionsWhere(c, tx, "fingerprint = $f", "revoked", ("$f", key.Fingerprint));
+        var closed = CloseSessionsWhere(c, tx, "fingerprint = @f", "revoked", ("@f", key.Fingerprint));
         InsertAudit(c, tx, new AuditEntry
         {
             Operation = OperationNames.RevokeKey,
@@ -353,13 +353,13 @@ public sealed partial class SqliteRegistry
         return new RevokeOutcome { Fingerprint = key.Fingerprint, Uuid = key.Uuid, AlreadyRevoked = already, ClosedSessions = closed };
     }
 
-    private static KeyRecord? GetKey(SqliteConnection c, SqliteTransaction? tx, string fingerprint)
+    private static KeyRecord? GetKey(DbConnection c, DbTransaction? tx, string fingerprint)
     {
-        using var cmd = Command(c, tx, "SELECT * FROM keys WHERE fingerprint = $f", ("$f", fingerprint));
+        using var cmd = Command(c, tx, "SELECT * FROM keys WHERE fingerprint = @f", ("@f", fingerprint));
         return ReadAll(cmd, ReadKey).FirstOrDefault();
     }
 
-    private static KeyRecord ReadKey(SqliteDataReader r) => new()
+    private static KeyRecord ReadKey(DbDataReader r) => new()
     {
         Fingerprint = Str(r, "fingerprint")!,
         PublicKey = Str(r, "public_key"),

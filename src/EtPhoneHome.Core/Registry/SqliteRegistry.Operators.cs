@@ -1,4 +1,4 @@
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
@@ -14,13 +14,13 @@ public sealed partial class SqliteRegistry : IOperatorStore
         _ = OperatorRoles.Wire(role);
         var started = Now;
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var client = GetKey(c, tx, key.Fingerprint);
         if (client is { Status: KeyStatus.Pending, Uuid: null })
         {
             // A key offered before it was added (an operator who tried to connect first lands in the pending list, as
             // any unknown key does): the admin names it as an operator's now, so it stops being a would-be client.
-            Exec(c, tx, "DELETE FROM keys WHERE fingerprint = $f AND status = 'pending'", ("$f", key.Fingerprint));
+            Exec(c, tx, "DELETE FROM keys WHERE fingerprint = @f AND status = 'pending'", ("@f", key.Fingerprint));
             client = null;
         }
 
@@ -30,13 +30,13 @@ public sealed partial class SqliteRegistry : IOperatorStore
                 $"key {key.Fingerprint} is a client key ({StatusText(client.Status)}{(client.Uuid is null ? "" : ", client " + client.Uuid)}); an operator needs a key of its own");
         }
 
-        var existing = GetOperatorRow(c, tx, "fingerprint = $f", ("$f", key.Fingerprint));
+        var existing = GetOperatorRow(c, tx, "fingerprint = @f", ("@f", key.Fingerprint));
         if (existing is { Removed: false })
         {
             throw new RegistryValidationException("key", $"key {key.Fingerprint} is already the key of operator '{existing.Name}'");
         }
 
-        if (GetOperatorRow(c, tx, "name = $n AND removed_at IS NULL", ("$n", valid)) is { } holder)
+        if (GetOperatorRow(c, tx, "name = @n AND removed_at IS NULL", ("@n", valid)) is { } holder)
         {
             throw new RegistryValidationException("name", $"operator name '{holder.Name}' is taken (key {holder.Fingerprint}); choose another or remove that operator first");
         }
@@ -46,24 +46,24 @@ public sealed partial class SqliteRegistry : IOperatorStore
         {
             Exec(c, tx, """
                 INSERT INTO operators(fingerprint, name, key_type, public_key, role, added_at, added_by)
-                VALUES ($f, $n, $t, $k, $r, $now, $by)
+                VALUES (@f, @n, @t, @k, @r, @now, @by)
                 """,
-                ("$f", key.Fingerprint), ("$n", valid), ("$t", key.KeyType), ("$k", key.Blob), ("$r", OperatorRoles.Wire(role)),
-                ("$now", now), ("$by", addedBy));
+                ("@f", key.Fingerprint), ("@n", valid), ("@t", key.KeyType), ("@k", key.Blob), ("@r", OperatorRoles.Wire(role)),
+                ("@now", now), ("@by", addedBy));
         }
         else
         {
             // The key of a removed operator comes back: the same row, active again, with the name and role given now.
             Exec(c, tx, """
-                UPDATE operators SET name = $n, key_type = $t, public_key = $k, role = $r, added_at = $now, added_by = $by,
+                UPDATE operators SET name = @n, key_type = @t, public_key = @k, role = @r, added_at = @now, added_by = @by,
                     removed_at = NULL, removed_by = NULL
-                WHERE fingerprint = $f
+                WHERE fingerprint = @f
                 """,
-                ("$f", key.Fingerprint), ("$n", valid), ("$t", key.KeyType), ("$k", key.Blob), ("$r", OperatorRoles.Wire(role)),
-                ("$now", now), ("$by", addedBy));
+                ("@f", key.Fingerprint), ("@n", valid), ("@t", key.KeyType), ("@k", key.Blob), ("@r", OperatorRoles.Wire(role)),
+                ("@now", now), ("@by", addedBy));
         }
 
-        var added = GetOperatorRow(c, tx, "fingerprint = $f", ("$f", key.Fingerprint))!;
+        var added = GetOperatorRow(c, tx, "fingerprint = @f", ("@f", key.Fingerprint))!;
         InsertAudit(c, tx, new AuditEntry
         {
             Operation = OperationNames.AddOperator,
@@ -87,7 +87,7 @@ public sealed partial class SqliteRegistry : IOperatorStore
     {
         ArgumentNullException.ThrowIfNull(fingerprint);
         using var c = Connect();
-        return GetOperatorRow(c, null, "fingerprint = $f", ("$f", fingerprint));
+        return GetOperatorRow(c, null, "fingerprint = @f", ("@f", fingerprint));
     }
 
     public IReadOnlyList<OperatorRecord> ListOperators(bool includeRemoved = false)
@@ -103,7 +103,7 @@ public sealed partial class SqliteRegistry : IOperatorStore
         ArgumentException.ThrowIfNullOrWhiteSpace(by);
         var started = Now;
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var target = ActiveOperator(c, tx, nameOrFingerprint) ?? throw NoOperator(nameOrFingerprint);
         if (target.Role == OperatorRole.Admin && ActiveAdmins(c, tx) == 1)
         {
@@ -111,9 +111,9 @@ public sealed partial class SqliteRegistry : IOperatorStore
                 $"operator '{target.Name}' is the last active admin; add or promote another admin first, so the fleet keeps one");
         }
 
-        Exec(c, tx, "UPDATE operators SET removed_at = $now, removed_by = $by WHERE fingerprint = $f",
-            ("$now", Now), ("$by", by), ("$f", target.Fingerprint));
-        var removed = GetOperatorRow(c, tx, "fingerprint = $f", ("$f", target.Fingerprint))!;
+        Exec(c, tx, "UPDATE operators SET removed_at = @now, removed_by = @by WHERE fingerprint = @f",
+            ("@now", Now), ("@by", by), ("@f", target.Fingerprint));
+        var removed = GetOperatorRow(c, tx, "fingerprint = @f", ("@f", target.Fingerprint))!;
         InsertAudit(c, tx, new AuditEntry
         {
             Operation = OperationNames.RemoveOperator,
@@ -133,7 +133,7 @@ public sealed partial class SqliteRegistry : IOperatorStore
         var wire = OperatorRoles.Wire(role);
         var started = Now;
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var target = ActiveOperator(c, tx, nameOrFingerprint) ?? throw NoOperator(nameOrFingerprint);
         var unchanged = target.Role == role;
         if (!unchanged && target.Role == OperatorRole.Admin && ActiveAdmins(c, tx) == 1)
@@ -144,7 +144,7 @@ public sealed partial class SqliteRegistry : IOperatorStore
 
         if (!unchanged)
         {
-            Exec(c, tx, "UPDATE operators SET role = $r WHERE fingerprint = $f", ("$r", wire), ("$f", target.Fingerprint));
+            Exec(c, tx, "UPDATE operators SET role = @r WHERE fingerprint = @f", ("@r", wire), ("@f", target.Fingerprint));
         }
 
         InsertAudit(c, tx, new AuditEntry
@@ -156,36 +156,36 @@ public sealed partial class SqliteRegistry : IOperatorStore
             Detail = $"{target.Name} ({target.Fingerprint}): {OperatorRoles.Wire(target.Role)} → {wire}",
             DurationMs = Now - started,
         });
-        var result = GetOperatorRow(c, tx, "fingerprint = $f", ("$f", target.Fingerprint))!;
+        var result = GetOperatorRow(c, tx, "fingerprint = @f", ("@f", target.Fingerprint))!;
         tx.Commit();
         return result;
     }
 
     /// <summary>The active operator with this name (any case) or fingerprint.</summary>
-    private static OperatorRecord? ActiveOperator(SqliteConnection c, SqliteTransaction? tx, string nameOrFingerprint)
+    private static OperatorRecord? ActiveOperator(DbConnection c, DbTransaction? tx, string nameOrFingerprint)
     {
         var id = (nameOrFingerprint ?? "").Trim();
         return id.Length == 0 ? null
-            : GetOperatorRow(c, tx, "(fingerprint = $id OR name = $id) AND removed_at IS NULL", ("$id", id));
+            : GetOperatorRow(c, tx, "(fingerprint = @id OR name = @id) AND removed_at IS NULL", ("@id", id));
     }
 
     /// <summary>The operator holding this fingerprint, when it is an operator's key (the keys verbs refuse it as a client's).</summary>
-    private static string? OperatorNameOfKey(SqliteConnection c, SqliteTransaction? tx, string fingerprint) =>
-        Scalar<string>(c, tx, "SELECT name FROM operators WHERE fingerprint = $f", ("$f", fingerprint));
+    private static string? OperatorNameOfKey(DbConnection c, DbTransaction? tx, string fingerprint) =>
+        Scalar<string>(c, tx, "SELECT name FROM operators WHERE fingerprint = @f", ("@f", fingerprint));
 
-    private static long ActiveAdmins(SqliteConnection c, SqliteTransaction tx) =>
+    private static long ActiveAdmins(DbConnection c, DbTransaction tx) =>
         Scalar<long>(c, tx, "SELECT COUNT(*) FROM operators WHERE role = 'admin' AND removed_at IS NULL");
 
     private static RegistryNotFoundException NoOperator(string? id) =>
         new($"no active operator named '{Text.UntrustedText.ForTerminal(id ?? "")}' or with that key fingerprint");
 
-    private static OperatorRecord? GetOperatorRow(SqliteConnection c, SqliteTransaction? tx, string where, params (string Name, object? Value)[] args)
+    private static OperatorRecord? GetOperatorRow(DbConnection c, DbTransaction? tx, string where, params (string Name, object? Value)[] args)
     {
         using var cmd = Command(c, tx, "SELECT * FROM operators WHERE " + where + " ORDER BY removed_at IS NOT NULL LIMIT 1", args);
         return ReadAll(cmd, ReadOperator).FirstOrDefault();
     }
 
-    private static OperatorRecord ReadOperator(SqliteDataReader r) => new()
+    private static OperatorRecord ReadOperator(DbDataReader r) => new()
     {
         Name = Str(r, "name")!,
         Fingerprint = Str(r, "fingerprint")!,

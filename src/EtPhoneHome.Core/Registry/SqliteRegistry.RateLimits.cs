@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
@@ -15,10 +15,10 @@ public sealed partial class SqliteRegistry
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(refusal);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var now = Now;
         var windowStart = now - (long)RateLimitPolicy.Window.TotalMilliseconds;
-        Exec(c, tx, "DELETE FROM rate_requests WHERE uuid = $u AND at <= $start", ("$u", uuid), ("$start", windowStart));
+        Exec(c, tx, "DELETE FROM rate_requests WHERE uuid = @u AND at <= @start", ("@u", uuid), ("@start", windowStart));
         var snapshot = Snapshot(c, tx, uuid, windowStart, policy);
         if (snapshot.Concurrent + 1 > snapshot.ConcurrentLimit)
         {
@@ -37,22 +37,22 @@ public sealed partial class SqliteRegistry
             rpmWarnings += overRpm ? 1 : 0;
             concurrentWarnings += overConcurrent ? 1 : 0;
             Exec(c, tx, """
-                INSERT INTO rate_counters(uuid, rpm_warnings, concurrent_warnings) VALUES ($u, $r, $c)
-                ON CONFLICT(uuid) DO UPDATE SET rpm_warnings = rpm_warnings + $r, concurrent_warnings = concurrent_warnings + $c
+                INSERT INTO rate_counters(uuid, rpm_warnings, concurrent_warnings) VALUES (@u, @r, @c)
+                ON CONFLICT(uuid) DO UPDATE SET rpm_warnings = rpm_warnings + @r, concurrent_warnings = concurrent_warnings + @c
                 """,
-                ("$u", uuid), ("$r", overRpm ? 1 : 0), ("$c", overConcurrent ? 1 : 0));
+                ("@u", uuid), ("@r", overRpm ? 1 : 0), ("@c", overConcurrent ? 1 : 0));
         }
 
         var allowed = mode == RateLimitMode.Warn || !(overRpm || overConcurrent);
         long inflightId = 0;
         if (allowed)
         {
-            Exec(c, tx, "INSERT INTO rate_requests(uuid, at) VALUES ($u, $now)", ("$u", uuid), ("$now", now));
+            Exec(c, tx, "INSERT INTO rate_requests(uuid, at) VALUES (@u, @now)", ("@u", uuid), ("@now", now));
             using var insert = Command(c, tx, """
-                INSERT INTO rate_inflight(uuid, host, pid, started_at, expires_at) VALUES ($u, $h, $p, $now, $exp) RETURNING id
+                INSERT INTO rate_inflight(uuid, host, pid, started_at, expires_at) VALUES (@u, @h, @p, @now, @exp) RETURNING id
                 """,
-                ("$u", uuid), ("$h", ProcessLiveness.Host), ("$p", ProcessLiveness.CurrentPid), ("$now", now),
-                ("$exp", now + (long)policy.InflightExpiry.TotalMilliseconds));
+                ("@u", uuid), ("@h", ProcessLiveness.Host), ("@p", ProcessLiveness.CurrentPid), ("@now", now),
+                ("@exp", now + (long)policy.InflightExpiry.TotalMilliseconds));
             inflightId = (long)insert.ExecuteScalar()!;
             rpm++;
             concurrent++;
@@ -87,10 +87,10 @@ public sealed partial class SqliteRegistry
     {
         ArgumentNullException.ThrowIfNull(entry);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         if (inflightId > 0)
         {
-            Exec(c, tx, "DELETE FROM rate_inflight WHERE id = $id", ("$id", inflightId));
+            Exec(c, tx, "DELETE FROM rate_inflight WHERE id = @id", ("@id", inflightId));
         }
 
         InsertAudit(c, tx, entry);
@@ -111,19 +111,19 @@ public sealed partial class SqliteRegistry
         }
 
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var now = Now;
         RemoveStaleInflight(c, tx, null, now);
         var mode = Mode(c, tx, policy);
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
-        cmd.Parameters.AddWithValue("$start", now - (long)RateLimitPolicy.Window.TotalMilliseconds);
+        cmd.Parameters.AddWithValue("@start", now - (long)RateLimitPolicy.Window.TotalMilliseconds);
         var filter = "c.removed_at IS NULL";
         if (uuids is not null)
         {
             filter = "c.uuid IN (" + string.Join(",", uuids.Distinct().Select((u, i) =>
             {
-                var name = "$u" + i.ToString(CultureInfo.InvariantCulture);
+                var name = "@u" + i.ToString(CultureInfo.InvariantCulture);
                 cmd.Parameters.AddWithValue(name, u);
                 return name;
             })) + ")";
@@ -131,7 +131,7 @@ public sealed partial class SqliteRegistry
 
         cmd.CommandText = $"""
             SELECT c.uuid, c.rate_limit_rpm, c.rate_limit_concurrent,
-                   (SELECT COUNT(*) FROM rate_requests q WHERE q.uuid = c.uuid AND q.at > $start) AS rpm,
+                   (SELECT COUNT(*) FROM rate_requests q WHERE q.uuid = c.uuid AND q.at > @start) AS rpm,
                    (SELECT COUNT(*) FROM rate_inflight f WHERE f.uuid = c.uuid) AS concurrent,
                    COALESCE(k.rpm_warnings, 0) AS rpm_warnings, COALESCE(k.concurrent_warnings, 0) AS concurrent_warnings
             FROM clients c LEFT JOIN rate_counters k ON k.uuid = c.uuid
@@ -158,35 +158,35 @@ public sealed partial class SqliteRegistry
     /// crashed PowerShell session or MCP server must not hold a client's slots). Rows of other hosts are
     /// left to their expiry.
     /// </summary>
-    private static void RemoveStaleInflight(SqliteConnection c, SqliteTransaction tx, string? uuid, long now)
+    private static void RemoveStaleInflight(DbConnection c, DbTransaction tx, string? uuid, long now)
     {
         using var select = Command(c, tx,
-            "SELECT id, host, pid, expires_at FROM rate_inflight" + (uuid is null ? "" : " WHERE uuid = $u"), ("$u", uuid));
+            "SELECT id, host, pid, expires_at FROM rate_inflight" + (uuid is null ? "" : " WHERE uuid = @u"), ("@u", uuid));
         var stale = ReadAll(select, r => (Id: r.GetInt64(0), Host: r.GetString(1), Pid: (int)r.GetInt64(2), Expires: r.GetInt64(3)))
             .Where(row => row.Expires <= now || (row.Host == ProcessLiveness.Host && !ProcessLiveness.IsAlive(row.Pid)))
             .Select(row => row.Id)
             .ToList();
         foreach (var id in stale)
         {
-            Exec(c, tx, "DELETE FROM rate_inflight WHERE id = $id", ("$id", id));
+            Exec(c, tx, "DELETE FROM rate_inflight WHERE id = @id", ("@id", id));
         }
     }
 
     private readonly record struct LimitSnapshot(int RpmLimit, int ConcurrentLimit, RateLimitMode Mode, int Rpm, int Concurrent, long RpmWarnings, long ConcurrentWarnings);
 
     /// <summary>Limits, mode, window count, in-flight count and counters of a client in one statement (this is the hot path).</summary>
-    private static LimitSnapshot Snapshot(SqliteConnection c, SqliteTransaction tx, string uuid, long windowStart, RateLimitPolicy policy)
+    private static LimitSnapshot Snapshot(DbConnection c, DbTransaction tx, string uuid, long windowStart, RateLimitPolicy policy)
     {
         using var cmd = Command(c, tx, """
-            SELECT (SELECT rate_limit_rpm FROM clients WHERE uuid = $u),
-                   (SELECT rate_limit_concurrent FROM clients WHERE uuid = $u),
-                   (SELECT value FROM settings WHERE key = $k),
-                   (SELECT COUNT(*) FROM rate_requests WHERE uuid = $u AND at > $start),
-                   (SELECT COUNT(*) FROM rate_inflight WHERE uuid = $u),
-                   (SELECT rpm_warnings FROM rate_counters WHERE uuid = $u),
-                   (SELECT concurrent_warnings FROM rate_counters WHERE uuid = $u)
+            SELECT (SELECT rate_limit_rpm FROM clients WHERE uuid = @u),
+                   (SELECT rate_limit_concurrent FROM clients WHERE uuid = @u),
+                   (SELECT value FROM settings WHERE key = @k),
+                   (SELECT COUNT(*) FROM rate_requests WHERE uuid = @u AND at > @start),
+                   (SELECT COUNT(*) FROM rate_inflight WHERE uuid = @u),
+                   (SELECT rpm_warnings FROM rate_counters WHERE uuid = @u),
+                   (SELECT concurrent_warnings FROM rate_counters WHERE uuid = @u)
             """,
-            ("$u", uuid), ("$k", RateLimitPolicy.ModeSetting), ("$start", windowStart));
+            ("@u", uuid), ("@k", RateLimitPolicy.ModeSetting), ("@start", windowStart));
         using var r = cmd.ExecuteReader();
         r.Read();
         return new LimitSnapshot(
@@ -199,7 +199,7 @@ public sealed partial class SqliteRegistry
             r.IsDBNull(6) ? 0 : r.GetInt64(6));
     }
 
-    private static RateLimitMode Mode(SqliteConnection c, SqliteTransaction tx, RateLimitPolicy policy)
-        => RateLimitPolicy.ParseMode(Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = $k", ("$k", RateLimitPolicy.ModeSetting)))
+    private static RateLimitMode Mode(DbConnection c, DbTransaction tx, RateLimitPolicy policy)
+        => RateLimitPolicy.ParseMode(Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = @k", ("@k", RateLimitPolicy.ModeSetting)))
            ?? policy.ModeFallback();
 }

@@ -27,25 +27,25 @@ public sealed partial class SqliteRegistry
     {
         ArgumentNullException.ThrowIfNull(clients);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         using var insertKey = Command(c, tx, """
             INSERT INTO keys(fingerprint, status, uuid, first_seen, last_seen, decided_at, decided_by)
-            VALUES ($f, 'approved', $u, $now, $now, $now, 'seed')
-            """, ("$f", ""), ("$u", ""), ("$now", 0L));
+            VALUES (@f, 'approved', @u, @now, @now, @now, 'seed')
+            """, ("@f", ""), ("@u", ""), ("@now", 0L));
         using var insertClient = Command(c, tx, """
             INSERT INTO clients(uuid, display_name, name_key, purpose, hostname, platform, username, key_fingerprint, first_seen, last_seen,
                                 connection_count, tags_json, caps_json)
-            VALUES ($u, $dn, $nk, $pu, $h, $p, $un, $f, $now, $now, 1, $tj, $cj)
-            """, ("$u", ""), ("$dn", ""), ("$nk", ""), ("$pu", null), ("$h", null), ("$p", null), ("$un", null), ("$f", ""), ("$now", 0L), ("$tj", "[]"), ("$cj", "[]"));
-        using var insertTag = Command(c, tx, "INSERT INTO client_tags(uuid, tag_lower, tag, position) VALUES ($u, $l, $t, $p)",
-            ("$u", ""), ("$l", ""), ("$t", ""), ("$p", 0));
-        using var insertCap = Command(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES ($u, $c)", ("$u", ""), ("$c", ""));
+            VALUES (@u, @dn, @nk, @pu, @h, @p, @un, @f, @now, @now, 1, @tj, @cj)
+            """, ("@u", ""), ("@dn", ""), ("@nk", ""), ("@pu", null), ("@h", null), ("@p", null), ("@un", null), ("@f", ""), ("@now", 0L), ("@tj", "[]"), ("@cj", "[]"));
+        using var insertTag = Command(c, tx, "INSERT INTO client_tags(uuid, tag_lower, tag, position) VALUES (@u, @l, @t, @p)",
+            ("@u", ""), ("@l", ""), ("@t", ""), ("@p", 0));
+        using var insertCap = Command(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES (@u, @c)", ("@u", ""), ("@c", ""));
         using var insertSession = Command(c, tx, """
             INSERT INTO sessions(uuid, fingerprint, host, tunnel_port, secret, connected_at, online_at, last_heartbeat)
-            VALUES ($u, $f, 'localhost', $tp, zeroblob(32), $now, $now, $now)
-            """, ("$u", ""), ("$f", ""), ("$tp", 0), ("$now", 0L));
+            VALUES (@u, @f, 'localhost', @tp, @s, @now, @now, @now)
+            """, ("@u", ""), ("@f", ""), ("@tp", 0), ("@now", 0L), ("@s", new byte[32]));
 
-        static void Run(Microsoft.Data.Sqlite.SqliteCommand cmd, params object?[] values)
+        static void Run(System.Data.Common.DbCommand cmd, params object?[] values)
         {
             for (var i = 0; i < values.Length; i++)
             {
@@ -77,7 +77,7 @@ public sealed partial class SqliteRegistry
 
             if (seed.Online)
             {
-                Run(insertSession, seed.Uuid, fingerprint, 20_000 + (count % 40_000), now);
+                Run(insertSession, seed.Uuid, fingerprint, 20_000 + (count % 40_000), now, new byte[32]);
             }
 
             count++;
@@ -86,7 +86,7 @@ public sealed partial class SqliteRegistry
         tx.Commit();
 
         // One transaction of this size leaves a WAL as large as the data; fold it into the database file.
-        Exec(c, null, "PRAGMA wal_checkpoint(TRUNCATE)");
+        _engine.AfterBulkWrite(c);
         return count;
     }
 }

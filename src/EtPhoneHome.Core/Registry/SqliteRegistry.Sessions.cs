@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
@@ -11,15 +11,15 @@ public sealed partial class SqliteRegistry
     {
         ArgumentNullException.ThrowIfNull(secret);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
-        CloseSessionsWhere(c, tx, "uuid = $u", "replaced", ("$u", uuid));
+        using var tx = BeginWrite(c);
+        CloseSessionsWhere(c, tx, "uuid = @u", "replaced", ("@u", uuid));
         var now = Now;
-        Exec(c, tx, """
+        var id = Scalar<long>(c, tx, """
             INSERT INTO sessions(uuid, fingerprint, host, tunnel_port, secret, gate_pid, hub_pid, connected_at, last_heartbeat)
-            VALUES ($u, $f, $h, $tp, $s, $gp, $hp, $now, $now)
+            VALUES (@u, @f, @h, @tp, @s, @gp, @hp, @now, @now)
+            RETURNING id
             """,
-            ("$u", uuid), ("$f", fingerprint), ("$h", host), ("$tp", tunnelPort), ("$s", secret), ("$gp", gatePid), ("$hp", hubPid), ("$now", now));
-        var id = Scalar<long>(c, tx, "SELECT last_insert_rowid()");
+            ("@u", uuid), ("@f", fingerprint), ("@h", host), ("@tp", tunnelPort), ("@s", secret), ("@gp", gatePid), ("@hp", hubPid), ("@now", now));
         var session = GetSession(c, tx, id)!;
         tx.Commit();
         return session;
@@ -28,7 +28,7 @@ public sealed partial class SqliteRegistry
     public void MarkSessionOnline(long sessionId)
     {
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var s = GetSession(c, tx, sessionId) ?? throw new RegistryNotFoundException($"no session {sessionId}");
         if (s.ClosedAt is not null)
         {
@@ -36,8 +36,8 @@ public sealed partial class SqliteRegistry
         }
 
         var now = Now;
-        Exec(c, tx, "UPDATE sessions SET online_at = $now, last_heartbeat = $now WHERE id = $id", ("$now", now), ("$id", sessionId));
-        Exec(c, tx, "UPDATE clients SET last_seen = $now WHERE uuid = $u", ("$now", now), ("$u", s.Uuid));
+        Exec(c, tx, "UPDATE sessions SET online_at = @now, last_heartbeat = @now WHERE id = @id", ("@now", now), ("@id", sessionId));
+        Exec(c, tx, "UPDATE clients SET last_seen = @now WHERE uuid = @u", ("@now", now), ("@u", s.Uuid));
         Emit(c, tx, "client.connected", s.Uuid, new JsonObject
         {
             ["session_id"] = sessionId,
@@ -50,26 +50,26 @@ public sealed partial class SqliteRegistry
     public void TouchSession(long sessionId)
     {
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var now = Now;
-        Exec(c, tx, "UPDATE sessions SET last_heartbeat = $now WHERE id = $id AND closed_at IS NULL", ("$now", now), ("$id", sessionId));
-        Exec(c, tx, "UPDATE clients SET last_seen = $now WHERE uuid = (SELECT uuid FROM sessions WHERE id = $id AND closed_at IS NULL)",
-            ("$now", now), ("$id", sessionId));
+        Exec(c, tx, "UPDATE sessions SET last_heartbeat = @now WHERE id = @id AND closed_at IS NULL", ("@now", now), ("@id", sessionId));
+        Exec(c, tx, "UPDATE clients SET last_seen = @now WHERE uuid = (SELECT uuid FROM sessions WHERE id = @id AND closed_at IS NULL)",
+            ("@now", now), ("@id", sessionId));
         tx.Commit();
     }
 
     public void CloseSession(long sessionId, string reason)
     {
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
-        CloseSessionsWhere(c, tx, "id = $id", reason, ("$id", sessionId));
+        using var tx = BeginWrite(c);
+        CloseSessionsWhere(c, tx, "id = @id", reason, ("@id", sessionId));
         tx.Commit();
     }
 
     public int CloseAllSessions(string reason)
     {
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var closed = CloseSessionsWhere(c, tx, "1 = 1", reason);
         tx.Commit();
         return closed.Count;
@@ -78,7 +78,7 @@ public sealed partial class SqliteRegistry
     public SessionRecord? GetOpenSession(string uuid)
     {
         using var c = Connect();
-        using var cmd = Command(c, null, "SELECT * FROM sessions WHERE uuid = $u AND closed_at IS NULL", ("$u", uuid));
+        using var cmd = Command(c, null, "SELECT * FROM sessions WHERE uuid = @u AND closed_at IS NULL", ("@u", uuid));
         return ReadAll(cmd, ReadSession).FirstOrDefault();
     }
 
@@ -96,7 +96,7 @@ public sealed partial class SqliteRegistry
         return ReadAll(cmd, ReadSession);
     }
 
-    private List<SessionRecord> CloseSessionsWhere(SqliteConnection c, SqliteTransaction tx, string condition, string reason, params (string Name, object? Value)[] args)
+    private List<SessionRecord> CloseSessionsWhere(DbConnection c, DbTransaction tx, string condition, string reason, params (string Name, object? Value)[] args)
     {
         using var select = Command(c, tx, $"SELECT * FROM sessions WHERE closed_at IS NULL AND {condition}", args);
         var open = ReadAll(select, ReadSession);
@@ -105,7 +105,7 @@ public sealed partial class SqliteRegistry
         foreach (var s in open)
         {
             // A closed session's secret opens nothing any more; it is not kept (the row stays for the history).
-            Exec(c, tx, "UPDATE sessions SET closed_at = $now, close_reason = $r, secret = zeroblob(0) WHERE id = $id", ("$now", now), ("$r", reason), ("$id", s.Id));
+            Exec(c, tx, "UPDATE sessions SET closed_at = @now, close_reason = @r, secret = @wiped WHERE id = @id", ("@now", now), ("@r", reason), ("@wiped", Array.Empty<byte>()), ("@id", s.Id));
             if (s.OnlineAt is not null)
             {
                 Emit(c, tx, "client.disconnected", s.Uuid, new JsonObject { ["session_id"] = s.Id, ["reason"] = reason });
@@ -117,13 +117,13 @@ public sealed partial class SqliteRegistry
         return closed;
     }
 
-    private static SessionRecord? GetSession(SqliteConnection c, SqliteTransaction? tx, long id)
+    private static SessionRecord? GetSession(DbConnection c, DbTransaction? tx, long id)
     {
-        using var cmd = Command(c, tx, "SELECT * FROM sessions WHERE id = $id", ("$id", id));
+        using var cmd = Command(c, tx, "SELECT * FROM sessions WHERE id = @id", ("@id", id));
         return ReadAll(cmd, ReadSession).FirstOrDefault();
     }
 
-    private static SessionRecord ReadSession(SqliteDataReader r) => new()
+    private static SessionRecord ReadSession(DbDataReader r) => new()
     {
         Id = Long(r, "id")!.Value,
         Uuid = Str(r, "uuid")!,

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
@@ -16,7 +16,7 @@ public sealed partial class SqliteRegistry
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(type);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var id = InsertEvent(c, tx, type, uuid, (JsonObject?)data?.DeepClone());
         var row = GetDelivery(c, tx, id)!;
         tx.Commit();
@@ -27,14 +27,14 @@ public sealed partial class SqliteRegistry
     /// Inserts an outbox row whose payload is the complete webhook body, built now, in the caller's
     /// transaction: the client block is a snapshot of the client as it was when the event happened.
     /// </summary>
-    private long InsertEvent(SqliteConnection c, SqliteTransaction tx, string type, string? uuid, JsonObject? data)
+    private long InsertEvent(DbConnection c, DbTransaction tx, string type, string? uuid, JsonObject? data)
     {
         data ??= [];
         string? displayName = null;
         string? hostname = null;
         if (uuid is not null)
         {
-            using var cmd = Command(c, tx, "SELECT display_name, hostname, platform FROM clients WHERE uuid = $u", ("$u", uuid));
+            using var cmd = Command(c, tx, "SELECT display_name, hostname, platform FROM clients WHERE uuid = @u", ("@u", uuid));
             using var r = cmd.ExecuteReader();
             if (r.Read())
             {
@@ -55,9 +55,9 @@ public sealed partial class SqliteRegistry
         var ms = now.ToUnixTimeMilliseconds();
         using var insert = Command(c, tx, """
             INSERT INTO events(type, uuid, payload, created_at, next_attempt_at, delivery_id)
-            VALUES ($t, $u, $p, $now, $now, $d) RETURNING id
+            VALUES (@t, @u, @p, @now, @now, @d) RETURNING id
             """,
-            ("$t", type), ("$u", uuid), ("$p", envelope), ("$now", ms), ("$d", deliveryId));
+            ("@t", type), ("@u", uuid), ("@p", envelope), ("@now", ms), ("@d", deliveryId));
         return (long)insert.ExecuteScalar()!;
     }
 
@@ -75,7 +75,7 @@ public sealed partial class SqliteRegistry
         var n = 0;
         string P(object value)
         {
-            var name = "$p" + n++.ToString(CultureInfo.InvariantCulture);
+            var name = "@p" + n++.ToString(CultureInfo.InvariantCulture);
             cmd.Parameters.AddWithValue(name, value);
             return name;
         }
@@ -87,7 +87,7 @@ public sealed partial class SqliteRegistry
 
         if (query.Events is { Count: > 0 } events)
         {
-            where.Add("(" + string.Join(" OR ", events.Select(e => $"e.type LIKE {P(WildcardToLike(e))} ESCAPE '\\'")) + ")");
+            where.Add("(" + string.Join(" OR ", events.Select(e => $"e.type {_engine.Like} {P(WildcardToLike(e))} ESCAPE '\\'")) + ")");
         }
 
         if (query.Status is { } status)
@@ -119,7 +119,7 @@ public sealed partial class SqliteRegistry
         using var cmd = c.CreateCommand();
         var names = eventIds.Distinct().Select((id, i) =>
         {
-            var name = "$e" + i.ToString(CultureInfo.InvariantCulture);
+            var name = "@e" + i.ToString(CultureInfo.InvariantCulture);
             cmd.Parameters.AddWithValue(name, id);
             return name;
         });
@@ -140,7 +140,7 @@ public sealed partial class SqliteRegistry
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(idOrDeliveryId);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var row = FindDelivery(c, tx, idOrDeliveryId)
             ?? throw new RegistryNotFoundException($"no webhook delivery with id {idOrDeliveryId}");
         if (row.Status == WebhookDeliveryStatus.Pending)
@@ -148,8 +148,8 @@ public sealed partial class SqliteRegistry
             throw new InvalidOperationException($"webhook delivery {row.Id} ({row.Event}) is already queued (attempt {row.Attempts + 1} is due {row.NextAttemptAt:u})");
         }
 
-        Exec(c, tx, "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = $now, delivered_at = NULL WHERE id = $id",
-            ("$now", Now), ("$id", row.Id));
+        Exec(c, tx, "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = @now, delivered_at = NULL WHERE id = @id",
+            ("@now", Now), ("@id", row.Id));
         InsertAudit(c, tx, new AuditEntry
         {
             Operation = OperationNames.ResendWebhook,
@@ -167,7 +167,7 @@ public sealed partial class SqliteRegistry
     public IReadOnlyList<WebhookDelivery> ListPendingWebhookEvents(int limit)
     {
         using var c = Connect();
-        using var cmd = Command(c, null, DeliverySelect + " WHERE e.status = 'pending' ORDER BY e.id LIMIT $l", ("$l", limit));
+        using var cmd = Command(c, null, DeliverySelect + " WHERE e.status = 'pending' ORDER BY e.id LIMIT @l", ("@l", limit));
         return ReadAll(cmd, ReadDelivery);
     }
 
@@ -175,39 +175,39 @@ public sealed partial class SqliteRegistry
     {
         ArgumentNullException.ThrowIfNull(result);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var now = Now;
-        var attempts = Scalar<long>(c, tx, "SELECT attempts FROM events WHERE id = $id", ("$id", result.EventId)) + 1;
+        var attempts = Scalar<long>(c, tx, "SELECT attempts FROM events WHERE id = @id", ("@id", result.EventId)) + 1;
         Exec(c, tx, """
             INSERT INTO webhook_attempts(event_id, url, attempt, status_code, error, at, duration_ms)
-            VALUES ($e, $url, $n, $code, $err, $now, $ms)
+            VALUES (@e, @url, @n, @code, @err, @now, @ms)
             """,
-            ("$e", result.EventId), ("$url", result.Url), ("$n", attempts), ("$code", result.StatusCode), ("$err", result.Error),
-            ("$now", now), ("$ms", result.DurationMs));
+            ("@e", result.EventId), ("@url", result.Url), ("@n", attempts), ("@code", result.StatusCode), ("@err", result.Error),
+            ("@now", now), ("@ms", result.DurationMs));
         var status = result.Delivered ? EventDelivered : result.RetryAt is null ? EventFailed : EventPending;
         Exec(c, tx, """
-            UPDATE events SET attempts = $n, status = $s, url = $url, last_attempt_at = $now, last_status_code = $code,
-                last_error = $err, delivered_at = CASE WHEN $s = 'delivered' THEN $now ELSE delivered_at END,
-                next_attempt_at = $next
-            WHERE id = $e
+            UPDATE events SET attempts = @n, status = @s, url = @url, last_attempt_at = @now, last_status_code = @code,
+                last_error = @err, delivered_at = CASE WHEN @s = 'delivered' THEN @now ELSE delivered_at END,
+                next_attempt_at = @next
+            WHERE id = @e
             """,
-            ("$n", attempts), ("$s", status), ("$url", result.Url), ("$now", now), ("$code", result.StatusCode), ("$err", result.Error),
-            ("$next", result.Delivered ? null : result.RetryAt?.ToUnixTimeMilliseconds()), ("$e", result.EventId));
+            ("@n", attempts), ("@s", status), ("@url", result.Url), ("@now", now), ("@code", result.StatusCode), ("@err", result.Error),
+            ("@next", result.Delivered ? null : result.RetryAt?.ToUnixTimeMilliseconds()), ("@e", result.EventId));
         tx.Commit();
     }
 
     public void MarkWebhookNoDestination(long eventId)
     {
         using var c = Connect();
-        Exec(c, null, "UPDATE events SET status = 'no_destination', next_attempt_at = NULL, last_error = $err WHERE id = $id AND status = 'pending'",
-            ("$err", "no webhook URL is configured for this client or globally"), ("$id", eventId));
+        Exec(c, null, "UPDATE events SET status = 'no_destination', next_attempt_at = NULL, last_error = @err WHERE id = @id AND status = 'pending'",
+            ("@err", "no webhook URL is configured for this client or globally"), ("@id", eventId));
     }
 
     public bool TryAcquireWebhookLease(string owner, TimeSpan duration)
     {
         ArgumentException.ThrowIfNullOrEmpty(owner);
         using var c = Connect();
-        using var tx = c.BeginTransaction(deferred: false);
+        using var tx = BeginWrite(c);
         var now = Now;
         using (var read = Command(c, tx, "SELECT owner, host, pid, until FROM webhook_dispatch_lease WHERE id = 1"))
         using (var r = read.ExecuteReader())
@@ -225,10 +225,10 @@ public sealed partial class SqliteRegistry
         }
 
         Exec(c, tx, """
-            INSERT INTO webhook_dispatch_lease(id, owner, host, pid, until) VALUES (1, $o, $h, $p, $until)
+            INSERT INTO webhook_dispatch_lease(id, owner, host, pid, until) VALUES (1, @o, @h, @p, @until)
             ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, host = excluded.host, pid = excluded.pid, until = excluded.until
             """,
-            ("$o", owner), ("$h", ProcessLiveness.Host), ("$p", ProcessLiveness.CurrentPid), ("$until", now + (long)duration.TotalMilliseconds));
+            ("@o", owner), ("@h", ProcessLiveness.Host), ("@p", ProcessLiveness.CurrentPid), ("@until", now + (long)duration.TotalMilliseconds));
         tx.Commit();
         return true;
     }
@@ -236,7 +236,7 @@ public sealed partial class SqliteRegistry
     public void ReleaseWebhookLease(string owner)
     {
         using var c = Connect();
-        Exec(c, null, "DELETE FROM webhook_dispatch_lease WHERE id = 1 AND owner = $o", ("$o", owner));
+        Exec(c, null, "DELETE FROM webhook_dispatch_lease WHERE id = 1 AND owner = @o", ("@o", owner));
     }
 
     private const string DeliverySelect = """
@@ -245,13 +245,13 @@ public sealed partial class SqliteRegistry
         LEFT JOIN clients c ON c.uuid = e.uuid
         """;
 
-    private static WebhookDelivery? GetDelivery(SqliteConnection c, SqliteTransaction? tx, long id)
+    private static WebhookDelivery? GetDelivery(DbConnection c, DbTransaction? tx, long id)
     {
-        using var cmd = Command(c, tx, DeliverySelect + " WHERE e.id = $id", ("$id", id));
+        using var cmd = Command(c, tx, DeliverySelect + " WHERE e.id = @id", ("@id", id));
         return ReadAll(cmd, ReadDelivery).FirstOrDefault();
     }
 
-    private static WebhookDelivery? FindDelivery(SqliteConnection c, SqliteTransaction? tx, string idOrDeliveryId)
+    private static WebhookDelivery? FindDelivery(DbConnection c, DbTransaction? tx, string idOrDeliveryId)
     {
         var text = idOrDeliveryId.Trim();
         if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
@@ -259,11 +259,11 @@ public sealed partial class SqliteRegistry
             return GetDelivery(c, tx, id);
         }
 
-        using var cmd = Command(c, tx, DeliverySelect + " WHERE e.delivery_id = $d", ("$d", text.ToLowerInvariant()));
+        using var cmd = Command(c, tx, DeliverySelect + " WHERE e.delivery_id = @d", ("@d", text.ToLowerInvariant()));
         return ReadAll(cmd, ReadDelivery).FirstOrDefault();
     }
 
-    private static WebhookDelivery ReadDelivery(SqliteDataReader r)
+    private static WebhookDelivery ReadDelivery(DbDataReader r)
     {
         var id = Long(r, "id")!.Value;
         return new WebhookDelivery
@@ -294,12 +294,12 @@ public sealed partial class SqliteRegistry
     public IReadOnlyList<RegistryEvent> ListEvents(long afterId = 0, int limit = 1000)
     {
         using var c = Connect();
-        using var cmd = Command(c, null, "SELECT * FROM events WHERE id > $a ORDER BY id LIMIT $l", ("$a", afterId), ("$l", limit));
+        using var cmd = Command(c, null, "SELECT * FROM events WHERE id > @a ORDER BY id LIMIT @l", ("@a", afterId), ("@l", limit));
         return ReadAll(cmd, r => new RegistryEvent(
             Long(r, "id")!.Value, Str(r, "type")!, Str(r, "uuid"), Str(r, "payload")!, Time(r, "created_at")!.Value, Str(r, "status")!));
     }
 
     // The outbox row with its full webhook envelope: SqliteRegistry.Webhooks.cs.
-    private void Emit(SqliteConnection c, SqliteTransaction tx, string type, string? uuid, JsonObject payload)
+    private void Emit(DbConnection c, DbTransaction tx, string type, string? uuid, JsonObject payload)
         => InsertEvent(c, tx, type, uuid, payload);
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using static EtPhoneHome.Core.Registry.Sql;
 
@@ -20,24 +21,18 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
     /// <summary>Default heartbeat interval when the setting is absent.</summary>
     public const int DefaultHeartbeatSeconds = 15;
 
-    private readonly string _connectionString;
+    private readonly RegistryEngine _engine;
 
     private readonly TimeProvider _time;
 
     private readonly ClientSnapshot _clientCopy;
 
-    private SqliteRegistry(DataDirectory dir, TimeProvider time)
+    private SqliteRegistry(DataDirectory dir, RegistryEngine engine, TimeProvider time)
     {
         DataDirectory = dir.Path;
         _time = time;
-        _clientCopy = ClientSnapshot.For(dir.RegistryFile);
-        _connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = dir.RegistryFile,
-            Mode = SqliteOpenMode.ReadWrite,
-            Pooling = true,
-            DefaultTimeout = 30,
-        }.ToString();
+        _engine = engine;
+        _clientCopy = ClientSnapshot.For(engine.SnapshotKey);
     }
 
     public string DataDirectory { get; }
@@ -52,17 +47,7 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
     public static SqliteRegistry Open(DataDirectory dir, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(dir);
-        if (!Directory.Exists(dir.Path))
-        {
-            if (OperatingSystem.IsWindows())
-            {
-                Directory.CreateDirectory(dir.Path);
-            }
-            else
-            {
-                Directory.CreateDirectory(dir.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
-        }
+        CreatePrivateDirectory(dir);
 
         if (!File.Exists(dir.RegistryFile))
         {
@@ -82,14 +67,11 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
             }
         }
 
-        var registry = new SqliteRegistry(dir, time ?? TimeProvider.System);
+        var registry = new SqliteRegistry(dir, new SqliteEngine(dir.RegistryFile), time ?? TimeProvider.System);
         try
         {
             using var c = registry.Connect();
-            using var wal = c.CreateCommand();
-            wal.CommandText = "PRAGMA journal_mode=WAL";
-            wal.ExecuteScalar();
-            RegistryMigrations.Apply(c);
+            registry._engine.Migrate(c);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26)
         {
@@ -102,9 +84,67 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
         return registry;
     }
 
+    /// <summary>
+    /// Opens the registry <paramref name="source"/> names: SQLite in <paramref name="dir"/>, or a PostgreSQL database
+    /// (created schema and migrations applied; <paramref name="dir"/> still holds the hub's socket and local state).
+    /// Errors name the database without its password.
+    /// </summary>
+    public static SqliteRegistry Open(DataDirectory dir, RegistrySource source, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        ArgumentNullException.ThrowIfNull(source);
+        if (!source.IsPostgres)
+        {
+            return Open(dir, time);
+        }
+
+        CreatePrivateDirectory(dir);
+        var engine = new PostgresEngine(source);
+        var registry = new SqliteRegistry(dir, engine, time ?? TimeProvider.System);
+        try
+        {
+            using var c = registry.Connect();
+            engine.Migrate(c);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+            engine.Dispose();
+            throw new RegistryUnavailableException($"the PostgreSQL registry {source} cannot be opened: {RegistryUnavailableException.Describe(ex)}", ex);
+        }
+
+        return registry;
+    }
+
+    /// <summary>The data directory, mode 0700 when it is created here.</summary>
+    private static void CreatePrivateDirectory(DataDirectory dir)
+    {
+        if (!Directory.Exists(dir.Path))
+        {
+            if (OperatingSystem.IsWindows())
+            {
+                Directory.CreateDirectory(dir.Path);
+            }
+            else
+            {
+                Directory.CreateDirectory(dir.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+    }
+
+    /// <summary>"sqlite" or "postgresql".</summary>
+    public string Engine => _engine.Name;
+
+    /// <summary>Where the registry is, without secrets: the database file, or postgresql://user@host:port/database.</summary>
+    public string Location => _engine is PostgresEngine pg ? pg.Description : DatabaseFile;
+
     /// <summary>The version of the loaded native SQLite library.</summary>
     public string SqliteVersion()
     {
+        if (_engine is not SqliteEngine)
+        {
+            return "";
+        }
+
         using var c = Connect();
         return Scalar<string>(c, null, "SELECT sqlite_version()") ?? "";
     }
@@ -118,28 +158,22 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
 
     private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    private SqliteConnection Connect()
-    {
-        var c = new SqliteConnection(_connectionString);
-        c.Open();
-        using var cmd = c.CreateCommand();
-        // synchronous=NORMAL in WAL mode: a commit waits for no fsync (a power loss may roll back the last commits,
-        // each with its events, never half of one). mmap and a larger page cache: fleet-wide searches read the whole
-        // clients table without a read syscall per page.
-        cmd.CommandText = "PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384;";
-        cmd.ExecuteNonQuery();
-        return c;
-    }
+    private DbConnection Connect() => _engine.Open();
 
-    public void Dispose()
-    {
-        using var c = new SqliteConnection(_connectionString);
-        SqliteConnection.ClearPool(c);
-    }
+    /// <summary>An open connection to the registry's database, either engine (tests and tools that inspect it).</summary>
+    internal DbConnection OpenConnection() => Connect();
 
-    private long StaleBefore(SqliteConnection c, SqliteTransaction? tx)
+    /// <summary>A transaction that reads then writes; writers of one registry take turns (<see cref="RegistryEngine.BeginWrite"/>).</summary>
+    private DbTransaction BeginWrite(DbConnection c) => _engine.BeginWrite(c);
+
+    /// <summary>A read transaction with one consistent view.</summary>
+    private DbTransaction BeginRead(DbConnection c) => _engine.BeginRead(c);
+
+    public void Dispose() => _engine.Dispose();
+
+    private long StaleBefore(DbConnection c, DbTransaction? tx)
     {
-        var text = Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = $k", ("$k", HeartbeatSetting));
+        var text = Scalar<string>(c, tx, "SELECT value FROM settings WHERE key = @k", ("@k", HeartbeatSetting));
         var seconds = int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : DefaultHeartbeatSeconds;
         return Now - (3L * seconds * 1000);
     }

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Operations;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -51,12 +52,27 @@ internal static class HubVerbs
         }
 
         var dbExisted = File.Exists(dir.RegistryFile);
-        using (var registry = SqliteRegistry.Open(dir))
+        if (EphConfiguration.Registry is { Length: > 0 } named)
+        {
+            // init --registry: every process of this data directory (the hub, verbs sshd runs, cmdlets) opens that registry.
+            Directory.CreateDirectory(dir.Path);
+            RegistrySource.Record(dir, named);
+        }
+
+        using (var registry = EphConfiguration.OpenRegistryOf(dir))
         {
             output.WriteLine(dirExisted ? $"data directory {dir.Path} exists" : $"created data directory {dir.Path} (mode 0700)");
-            output.WriteLine(dbExisted
-                ? $"registry {dir.RegistryFile} exists (schema version {registry.SchemaVersion()})"
-                : $"created registry {dir.RegistryFile} (mode 0600, schema version {registry.SchemaVersion()})");
+            if (registry.Engine != "sqlite")
+            {
+                output.WriteLine($"registry {registry.Location} (PostgreSQL, schema version {registry.SchemaVersion()})"
+                    + (EphConfiguration.Registry is { Length: > 0 } ? $"; recorded in {Path.Combine(dir.Path, RegistrySource.FileName)} (mode 0600)" : ""));
+            }
+            else
+            {
+                output.WriteLine(dbExisted
+                    ? $"registry {dir.RegistryFile} exists (schema version {registry.SchemaVersion()})"
+                    : $"created registry {dir.RegistryFile} (mode 0600, schema version {registry.SchemaVersion()})");
+            }
         }
 
         output.WriteLine(McpHttpKey.EnsureFile(dir.McpApiKeyFile)
@@ -347,13 +363,13 @@ internal static class HubVerbs
                 return 2;
             }
 
-            if (!File.Exists(dir.RegistryFile))
+            if (!RegistrySource.Resolve(dir, EphConfiguration.Registry).IsPostgres && !File.Exists(dir.RegistryFile))
             {
                 Console.Error.WriteLine($"eph-server run: no registry in {dir.Path} (is --data right?); eph-server init --data {dir.Path} creates one");
                 return 2;
             }
 
-            using var registry = SqliteRegistry.Open(dir);
+            using var registry = EphConfiguration.OpenRegistryOf(dir);
             var log = CliLog.ForDaemon(Console.Error);
             await using var webhooks = new WebhookDispatcher(registry, webhookOptions, log);
             await using var hub = new HubServer(registry, new HubOptions

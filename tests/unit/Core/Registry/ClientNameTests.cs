@@ -6,15 +6,19 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Registry;
 
 /// <summary>Display names are unique after normalisation, and every lookup by name compares the normalised form.</summary>
-public sealed class ClientNameTests : IDisposable
+public abstract class ClientNameTests : IDisposable
 {
-    private readonly TempData _temp = new();
-    private readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
-    private readonly SqliteRegistry _r;
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; }
 
-    public ClientNameTests()
+    private protected readonly TempData _temp = new();
+    private protected readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
+    private protected readonly SqliteRegistry _r;
+
+    protected ClientNameTests(TestEngine engine)
     {
-        _r = SqliteRegistry.Open(_temp.Dir, _time);
+        Engine = engine;
+        _r = TestRegistries.Open(Engine, _temp.Dir, _time);
     }
 
     public void Dispose()
@@ -151,6 +155,17 @@ public sealed class ClientNameTests : IDisposable
         Assert.Equal(web.Uuid, Assert.Single(targets).Uuid);
     }
 
+    private protected static void Exec(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+}
+
+public sealed class ClientNameTestsOnSqlite() : ClientNameTests(TestEngine.Sqlite)
+{
+    // What only the SQLite file has: its mode, the native library, its query plans, upgrades of older files.
     [Fact]
     public void AnOlderRegistryWithDuplicates_IsMigrated_OldestKeepsTheName_LaterOnesGetASuffix()
     {
@@ -179,7 +194,7 @@ public sealed class ClientNameTests : IDisposable
             }
         }
 
-        using var upgraded = SqliteRegistry.Open(_temp.Dir);
+        using var upgraded = TestRegistries.Open(Engine, _temp.Dir);
 
         string Name(int n) => upgraded.GetClient($"00000000-0000-0000-0000-00000000000{n}")!.DisplayName;
         Assert.Equal(
@@ -195,11 +210,6 @@ public sealed class ClientNameTests : IDisposable
             upgraded.UpdateClient("00000000-0000-0000-0000-000000000006", new ClientUpdate { DisplayName = "web-01" }, "alice", "cli"));
         Assert.Contains("00000000-0000-0000-0000-000000000002", id.Message);
     }
-
-    private static void Exec(SqliteConnection c, string sql)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
-    }
 }
+
+public sealed class ClientNameTestsOnPostgres() : ClientNameTests(TestEngine.Postgres);

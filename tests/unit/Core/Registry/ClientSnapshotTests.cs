@@ -9,15 +9,19 @@ namespace EtPhoneHome.Tests.Unit.Registry;
 /// process is simulated by a plain connection that knows nothing of the copy), sessions, heartbeats going stale,
 /// and a file replaced under the same path.
 /// </summary>
-public sealed class ClientSnapshotTests : IDisposable
+public abstract class ClientSnapshotTests : IDisposable
 {
-    private readonly TempData _temp = new();
-    private readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
-    private readonly SqliteRegistry _r;
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; }
 
-    public ClientSnapshotTests()
+    private protected readonly TempData _temp = new();
+    private protected readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
+    private protected readonly SqliteRegistry _r;
+
+    protected ClientSnapshotTests(TestEngine engine)
     {
-        _r = SqliteRegistry.Open(_temp.Dir, _time);
+        Engine = engine;
+        _r = TestRegistries.Open(Engine, _temp.Dir, _time);
     }
 
     public void Dispose()
@@ -97,33 +101,13 @@ public sealed class ClientSnapshotTests : IDisposable
     [Fact]
     public void TwoRegistryInstances_OnOneFile_SeeEachOthersWrites()
     {
-        using var other = SqliteRegistry.Open(_temp.Dir, _time);
+        using var other = TestRegistries.Open(Engine, _temp.Dir, _time);
         Assert.Empty(_r.QueryClients(new ClientQuery()));
 
         var a = Keys.Admit(other, Keys.A, Keys.Identity(name: "alpha"));
         Assert.Equal([a.Uuid], _r.QueryClients(new ClientQuery()).Select(c => c.Uuid));
         other.UpdateClient(a.Uuid, new ClientUpdate { DisplayName = "renamed" }, "bob");
         Assert.Equal(["renamed"], _r.QueryClients(new ClientQuery { Names = ["REN*"] }).Select(c => c.DisplayName));
-    }
-
-    [Fact]
-    public void AFileReplacedUnderTheSamePath_IsReadAgain()
-    {
-        using var temp = new TempData();
-        using (var first = SqliteRegistry.Open(temp.Dir, _time))
-        {
-            Keys.Admit(first, Keys.A, Keys.Identity(name: "old-one"));
-            Keys.Admit(first, Keys.B, Keys.Identity(name: "old-two"));
-            Assert.Equal(2, first.QueryClients(new ClientQuery()).Count);
-        }
-
-        SqliteConnection.ClearAllPools();
-        Directory.Delete(temp.Dir.Path, recursive: true);
-        using var second = SqliteRegistry.Open(temp.Dir, _time);
-        Keys.Admit(second, Keys.C, Keys.Identity(name: "new-one"));
-
-        // The new file's counter is as low as the old one's was: only its instance id tells them apart.
-        Assert.Equal(["new-one"], second.QueryClients(new ClientQuery()).Select(c => c.DisplayName));
     }
 
     [Fact]
@@ -155,10 +139,11 @@ public sealed class ClientSnapshotTests : IDisposable
     [Fact]
     public void TheChangeTrigger_CoversEveryClientColumn_ButLastSeen()
     {
-        using var c = new SqliteConnection($"Data Source={_r.DatabaseFile};Pooling=False");
-        c.Open();
+        using var c = _r.OpenConnection();
         using var columns = c.CreateCommand();
-        columns.CommandText = "SELECT name FROM pragma_table_info('clients')";
+        columns.CommandText = Engine == TestEngine.Sqlite
+            ? "SELECT name FROM pragma_table_info('clients')"
+            : "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'clients'";
         var names = new List<string>();
         using (var reader = columns.ExecuteReader())
         {
@@ -169,29 +154,55 @@ public sealed class ClientSnapshotTests : IDisposable
         }
 
         using var trigger = c.CreateCommand();
-        trigger.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'clients_change_update'";
+        trigger.CommandText = Engine == TestEngine.Sqlite
+            ? "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'clients_change_update'"
+            : "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'clients_change_update' AND tgrelid = 'clients'::regclass";
         var sql = (string)trigger.ExecuteScalar()!;
-        var listed = sql[(sql.IndexOf("UPDATE OF", StringComparison.Ordinal) + 9)..sql.IndexOf(" ON clients", StringComparison.Ordinal)]
+        var listed = sql[(sql.IndexOf("UPDATE OF", StringComparison.Ordinal) + 9)..sql.IndexOf(" ON ", sql.IndexOf("UPDATE OF", StringComparison.Ordinal), StringComparison.Ordinal)]
             .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
         Assert.Equal(names.Except(["last_seen", "change_seq"]).Order(), listed.Order());
     }
 
-    private void Write(string sql)
+    private protected void Write(string sql)
     {
-        using var c = new SqliteConnection($"Data Source={_r.DatabaseFile};Pooling=False");
-        c.Open();
+        using var c = _r.OpenConnection();
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         Assert.Equal(1, cmd.ExecuteNonQuery());
     }
 
-    private T Read<T>(string sql)
+    private protected T Read<T>(string sql)
     {
-        using var c = new SqliteConnection($"Data Source={_r.DatabaseFile};Pooling=False");
-        c.Open();
+        using var c = _r.OpenConnection();
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         return (T)Convert.ChangeType(cmd.ExecuteScalar()!, typeof(T), System.Globalization.CultureInfo.InvariantCulture);
     }
 }
+
+public sealed class ClientSnapshotTestsOnSqlite() : ClientSnapshotTests(TestEngine.Sqlite)
+{
+    // What only the SQLite file has: its mode, the native library, its query plans, upgrades of older files.
+    [Fact]
+    public void AFileReplacedUnderTheSamePath_IsReadAgain()
+    {
+        using var temp = new TempData();
+        using (var first = TestRegistries.Open(Engine, temp.Dir, _time))
+        {
+            Keys.Admit(first, Keys.A, Keys.Identity(name: "old-one"));
+            Keys.Admit(first, Keys.B, Keys.Identity(name: "old-two"));
+            Assert.Equal(2, first.QueryClients(new ClientQuery()).Count);
+        }
+
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(temp.Dir.Path, recursive: true);
+        using var second = TestRegistries.Open(Engine, temp.Dir, _time);
+        Keys.Admit(second, Keys.C, Keys.Identity(name: "new-one"));
+
+        // The new file's counter is as low as the old one's was: only its instance id tells them apart.
+        Assert.Equal(["new-one"], second.QueryClients(new ClientQuery()).Select(c => c.DisplayName));
+    }
+}
+
+public sealed class ClientSnapshotTestsOnPostgres() : ClientSnapshotTests(TestEngine.Postgres);

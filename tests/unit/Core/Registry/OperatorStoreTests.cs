@@ -29,13 +29,20 @@ internal static class TestSshKeys
 /// Operators: SSH keys with a name and a role. Added, listed, removed (a tombstone the hub must still find), re-added,
 /// promoted and demoted, never leaving the fleet without an admin once it has one; an operator key is never a client key.
 /// </summary>
-public sealed class OperatorStoreTests : IDisposable
+public abstract class OperatorStoreTests : IDisposable
 {
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; }
+
     private readonly TempData _temp = new();
     private readonly ManualTime _time = new(new DateTimeOffset(2025, 3, 1, 9, 0, 0, TimeSpan.Zero));
     private readonly SqliteRegistry _r;
 
-    public OperatorStoreTests() => _r = SqliteRegistry.Open(_temp.Dir, _time);
+    protected OperatorStoreTests(TestEngine engine)
+    {
+        Engine = engine;
+        _r = TestRegistries.Open(Engine, _temp.Dir, _time);
+    }
 
     public void Dispose()
     {
@@ -343,3 +350,7 @@ public sealed class OperatorStoreTests : IDisposable
         Assert.Equal(("alice", "operator", "192.0.2.7"), (entries[1].Actor, entries[1].Role, entries[1].Source));
     }
 }
+
+public sealed class OperatorStoreTestsOnSqlite() : OperatorStoreTests(TestEngine.Sqlite);
+
+public sealed class OperatorStoreTestsOnPostgres() : OperatorStoreTests(TestEngine.Postgres);

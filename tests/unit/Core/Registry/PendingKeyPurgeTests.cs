@@ -7,14 +7,17 @@ using Xunit.Abstractions;
 namespace EtPhoneHome.Tests.Unit.Registry;
 
 /// <summary>Pending keys expire and can be purged in bulk; enrolment keeps working with the table full.</summary>
-public sealed class PendingKeyPurgeTests(ITestOutputHelper output) : IDisposable
+public abstract class PendingKeyPurgeTests(TestEngine engine, ITestOutputHelper output) : IDisposable
 {
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; } = engine;
+
     private static readonly OperatorContext Alice = new("alice", Surfaces.Cli);
     private readonly TempData _temp = new();
     private readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
     private SqliteRegistry? _registry;
 
-    private SqliteRegistry R => _registry ??= SqliteRegistry.Open(_temp.Dir, _time);
+    private SqliteRegistry R => _registry ??= TestRegistries.Open(Engine, _temp.Dir, _time);
 
     public void Dispose()
     {
@@ -141,3 +144,7 @@ public sealed class PendingKeyPurgeTests(ITestOutputHelper output) : IDisposable
         Assert.True(record.Elapsed < TimeSpan.FromSeconds(1), $"recording took {record.Elapsed}");
     }
 }
+
+public sealed class PendingKeyPurgeTestsOnSqlite(ITestOutputHelper output) : PendingKeyPurgeTests(TestEngine.Sqlite, output);
+
+public sealed class PendingKeyPurgeTestsOnPostgres(ITestOutputHelper output) : PendingKeyPurgeTests(TestEngine.Postgres, output);

@@ -4,15 +4,19 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Registry;
 
 /// <summary>Removal, history, attributed decisions and edit limits of the SQLite registry.</summary>
-public sealed class RegistryClientTests : IDisposable
+public abstract class RegistryClientTests : IDisposable
 {
-    private readonly TempData _temp = new();
-    private readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
-    private readonly SqliteRegistry _r;
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; }
 
-    public RegistryClientTests()
+    private protected readonly TempData _temp = new();
+    private protected readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
+    private protected readonly SqliteRegistry _r;
+
+    protected RegistryClientTests(TestEngine engine)
     {
-        _r = SqliteRegistry.Open(_temp.Dir, _time);
+        Engine = engine;
+        _r = TestRegistries.Open(Engine, _temp.Dir, _time);
     }
 
     public void Dispose()
@@ -21,7 +25,7 @@ public sealed class RegistryClientTests : IDisposable
         _temp.Dispose();
     }
 
-    private ClientRecord OnlineClient(string fingerprint, string name, int gatePid = 4242)
+    private protected ClientRecord OnlineClient(string fingerprint, string name, int gatePid = 4242)
     {
         var client = Keys.Admit(_r, fingerprint, Keys.Identity(name: name, host: name + "-host"));
         var session = _r.OpenSession(client.Uuid, fingerprint, "gw", 40001, new byte[32], gatePid, 1);
@@ -301,6 +305,23 @@ public sealed class RegistryClientTests : IDisposable
     }
 
     [Fact]
+    public void Seed_WritesSearchableClientsWithApprovedKeysAndOnlineSessions()
+    {
+        _r.SeedClients(
+        [
+            new ClientSeed { Uuid = "00000000-0000-0000-0000-000000000001", DisplayName = "gpu-1", Purpose = "training", Tags = ["prod", "gpu"], Capabilities = ["nvidia-gpu"], Online = true },
+            new ClientSeed { Uuid = "00000000-0000-0000-0000-000000000002", DisplayName = "web-1", Tags = ["prod"] },
+        ]);
+
+        Assert.Equal(["gpu-1"], _r.QueryClients(new ClientQuery { Tags = ["PROD", "gpu"], Capabilities = ["nvidia-gpu"], Query = "TRAIN", OnlineOnly = true }).Select(c => c.DisplayName));
+        Assert.Equal(2, _r.ListKeys(KeyStatus.Approved).Count);
+    }
+}
+
+public sealed class RegistryClientTestsOnSqlite() : RegistryClientTests(TestEngine.Sqlite)
+{
+    // What only the SQLite file has: its mode, the native library, its query plans, upgrades of older files.
+    [Fact]
     public void History_QueriesUseTheAuditIndexes()
     {
         using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_temp.Dir.RegistryFile}");
@@ -324,17 +345,6 @@ public sealed class RegistryClientTests : IDisposable
         Assert.Contains("ix_audit_status", Plan("status IN ('failed')"));
         Assert.Contains("ix_audit_at", Plan("at >= 5 AND at < 6"));
     }
-
-    [Fact]
-    public void Seed_WritesSearchableClientsWithApprovedKeysAndOnlineSessions()
-    {
-        _r.SeedClients(
-        [
-            new ClientSeed { Uuid = "00000000-0000-0000-0000-000000000001", DisplayName = "gpu-1", Purpose = "training", Tags = ["prod", "gpu"], Capabilities = ["nvidia-gpu"], Online = true },
-            new ClientSeed { Uuid = "00000000-0000-0000-0000-000000000002", DisplayName = "web-1", Tags = ["prod"] },
-        ]);
-
-        Assert.Equal(["gpu-1"], _r.QueryClients(new ClientQuery { Tags = ["PROD", "gpu"], Capabilities = ["nvidia-gpu"], Query = "TRAIN", OnlineOnly = true }).Select(c => c.DisplayName));
-        Assert.Equal(2, _r.ListKeys(KeyStatus.Approved).Count);
-    }
 }
+
+public sealed class RegistryClientTestsOnPostgres() : RegistryClientTests(TestEngine.Postgres);

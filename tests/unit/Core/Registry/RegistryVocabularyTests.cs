@@ -6,14 +6,18 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Registry;
 
 /// <summary>The registry writes one vocabulary into the history, checks filters and tags, and counts matches.</summary>
-public sealed class RegistryVocabularyTests : IDisposable
+public abstract class RegistryVocabularyTests : IDisposable
 {
-    private readonly TempData _temp = new();
-    private readonly SqliteRegistry _r;
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; }
 
-    public RegistryVocabularyTests()
+    private protected readonly TempData _temp = new();
+    private protected readonly SqliteRegistry _r;
+
+    protected RegistryVocabularyTests(TestEngine engine)
     {
-        _r = SqliteRegistry.Open(_temp.Dir);
+        Engine = engine;
+        _r = TestRegistries.Open(Engine, _temp.Dir);
     }
 
     public void Dispose()
@@ -37,33 +41,6 @@ public sealed class RegistryVocabularyTests : IDisposable
             history);
         Assert.All(history, h => Assert.Contains(h.Operation, OperationNames.Operations));
         Assert.All(history, h => Assert.Contains(h.Status, OperationNames.Statuses));
-    }
-
-    [Fact]
-    public void AnOlderRegistrysHistory_IsRenamedToTheVocabulary_WhenTheRegistryIsUpgraded()
-    {
-        string[] old = ["command", "file.read", "file.upload", "exchange.delete", "metrics", "approve", "revoke", "remove", "webhook.resend", "update_client"];
-        foreach (var operation in old)
-        {
-            _r.RecordAudit(new AuditEntry { Operation = operation, Actor = "alice", Surface = "cli", Status = "ok" });
-        }
-
-        // Back to the schema before the vocabulary step; opening the registry applies it again.
-        using (var c = new SqliteConnection($"Data Source={_r.DatabaseFile};Pooling=False"))
-        {
-            c.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "DELETE FROM schema_version WHERE version >= 6";   // step 6 is the vocabulary step
-            cmd.ExecuteNonQuery();
-        }
-
-        using var upgraded = SqliteRegistry.Open(_temp.Dir);
-        var history = upgraded.ListAudit(limit: 100).Reverse().ToList();
-        Assert.Equal(
-            ["run_command", "read_file", "upload_file", "exchange_delete", "get_client_metrics", "accept_key", "revoke_key", "remove_client", "resend_webhook", "update_client"],
-            history.Select(e => e.Operation));
-        Assert.All(history, e => Assert.Equal("succeeded", e.Status));
-        Assert.Equal(old.Length, upgraded.CountHistory(new HistoryQuery { Statuses = ["succeeded"] }));
     }
 
     [Fact]
@@ -117,3 +94,36 @@ public sealed class RegistryVocabularyTests : IDisposable
         Assert.Throws<RegistryValidationException>(() => _r.UpdateClient(client.Uuid, new ClientUpdate { DisplayName = "web\u001b[31m" }, "alice"));
     }
 }
+
+public sealed class RegistryVocabularyTestsOnSqlite() : RegistryVocabularyTests(TestEngine.Sqlite)
+{
+    // What only the SQLite file has: its mode, the native library, its query plans, upgrades of older files.
+    [Fact]
+    public void AnOlderRegistrysHistory_IsRenamedToTheVocabulary_WhenTheRegistryIsUpgraded()
+    {
+        string[] old = ["command", "file.read", "file.upload", "exchange.delete", "metrics", "approve", "revoke", "remove", "webhook.resend", "update_client"];
+        foreach (var operation in old)
+        {
+            _r.RecordAudit(new AuditEntry { Operation = operation, Actor = "alice", Surface = "cli", Status = "ok" });
+        }
+
+        // Back to the schema before the vocabulary step; opening the registry applies it again.
+        using (var c = new SqliteConnection($"Data Source={_r.DatabaseFile};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "DELETE FROM schema_version WHERE version >= 6";   // step 6 is the vocabulary step
+            cmd.ExecuteNonQuery();
+        }
+
+        using var upgraded = TestRegistries.Open(Engine, _temp.Dir);
+        var history = upgraded.ListAudit(limit: 100).Reverse().ToList();
+        Assert.Equal(
+            ["run_command", "read_file", "upload_file", "exchange_delete", "get_client_metrics", "accept_key", "revoke_key", "remove_client", "resend_webhook", "update_client"],
+            history.Select(e => e.Operation));
+        Assert.All(history, e => Assert.Equal("succeeded", e.Status));
+        Assert.Equal(old.Length, upgraded.CountHistory(new HistoryQuery { Statuses = ["succeeded"] }));
+    }
+}
+
+public sealed class RegistryVocabularyTestsOnPostgres() : RegistryVocabularyTests(TestEngine.Postgres);

@@ -4,15 +4,19 @@ using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Registry;
 
-public sealed class SqliteRegistryTests : IDisposable
+public abstract class SqliteRegistryTests : IDisposable
 {
-    private readonly TempData _temp = new();
-    private readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
-    private readonly SqliteRegistry _r;
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; }
 
-    public SqliteRegistryTests()
+    private protected readonly TempData _temp = new();
+    private protected readonly ManualTime _time = new(new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero));
+    private protected readonly SqliteRegistry _r;
+
+    protected SqliteRegistryTests(TestEngine engine)
     {
-        _r = SqliteRegistry.Open(_temp.Dir, _time);
+        Engine = engine;
+        _r = TestRegistries.Open(Engine, _temp.Dir, _time);
     }
 
     public void Dispose()
@@ -22,29 +26,9 @@ public sealed class SqliteRegistryTests : IDisposable
     }
 
     [Fact]
-    public void NativeSqlite_Loads()
-    {
-        Assert.StartsWith("3.", _r.SqliteVersion());
-        using var c = new SqliteConnection("Data Source=:memory:");
-        c.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT sqlite_version()";
-        Assert.StartsWith("3.", (string)cmd.ExecuteScalar()!);
-    }
-
-    [Fact]
-    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-    public void Open_CreatesPrivateDirectoryAndFile()
-    {
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_temp.Dir.Path));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.Dir.RegistryFile));
-        Assert.Equal(RegistryMigrations.LatestVersion, _r.SchemaVersion());
-    }
-
-    [Fact]
     public void Open_Twice_IsIdempotentAndSeesOtherWrites()
     {
-        using var second = SqliteRegistry.Open(_temp.Dir, _time);
+        using var second = TestRegistries.Open(Engine, _temp.Dir, _time);
         Assert.Equal(RegistryMigrations.LatestVersion, second.SchemaVersion());
         _r.RecordPendingKey(Keys.A, null, Keys.Identity());
         Assert.Equal(KeyStatus.Pending, second.GetKey(Keys.A)!.Status);
@@ -56,7 +40,7 @@ public sealed class SqliteRegistryTests : IDisposable
     public async Task Open_Concurrently_AppliesMigrationsOnce()
     {
         using var temp = new TempData();
-        var opened = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => SqliteRegistry.Open(temp.Dir))));
+        var opened = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => TestRegistries.Open(Engine, temp.Dir))));
         Assert.All(opened, r => Assert.Equal(RegistryMigrations.LatestVersion, r.SchemaVersion()));
         foreach (var r in opened)
         {
@@ -146,11 +130,10 @@ public sealed class SqliteRegistryTests : IDisposable
         var s = _r.OpenSession(client.Uuid, Keys.A, "gw", 40001, secret, null, null);
         _r.CloseSession(s.Id, "test");
 
-        using var c = new SqliteConnection($"Data Source={_temp.Dir.RegistryFile};Mode=ReadOnly");
-        c.Open();
+        using var c = _r.OpenConnection();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT length(secret), closed_at IS NOT NULL FROM sessions WHERE id = $id";
-        cmd.Parameters.AddWithValue("$id", s.Id);
+        cmd.CommandText = "SELECT length(secret), closed_at IS NOT NULL FROM sessions WHERE id = @id";
+        cmd.Parameters.AddWithValue("@id", s.Id);
         using var row = cmd.ExecuteReader();
         Assert.True(row.Read());
         Assert.Equal(0L, row.GetInt64(0));
@@ -413,3 +396,29 @@ public sealed class SqliteRegistryTests : IDisposable
         Assert.NotNull(entry.At);
     }
 }
+
+public sealed class SqliteRegistryTestsOnSqlite() : SqliteRegistryTests(TestEngine.Sqlite)
+{
+    // What only the SQLite file has: its mode, the native library, its query plans, upgrades of older files.
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public void Open_CreatesPrivateDirectoryAndFile()
+    {
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_temp.Dir.Path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.Dir.RegistryFile));
+        Assert.Equal(RegistryMigrations.LatestVersion, _r.SchemaVersion());
+    }
+
+    [Fact]
+    public void NativeSqlite_Loads()
+    {
+        Assert.StartsWith("3.", _r.SqliteVersion());
+        using var c = new SqliteConnection("Data Source=:memory:");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT sqlite_version()";
+        Assert.StartsWith("3.", (string)cmd.ExecuteScalar()!);
+    }
+}
+
+public sealed class SqliteRegistryTestsOnPostgres() : SqliteRegistryTests(TestEngine.Postgres);

@@ -6,12 +6,19 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Registry;
 
 /// <summary>One server port per approved key: what sshd's permitlisten names, so a client cannot listen anywhere else.</summary>
-public sealed class TunnelPortTests : IDisposable
+public abstract class TunnelPortTests : IDisposable
 {
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; }
+
     private readonly TempData _temp = new();
     private readonly SqliteRegistry _registry;
 
-    public TunnelPortTests() => _registry = SqliteRegistry.Open(_temp.Dir);
+    protected TunnelPortTests(TestEngine engine)
+    {
+        Engine = engine;
+        _registry = TestRegistries.Open(Engine, _temp.Dir);
+    }
 
     public void Dispose()
     {
@@ -129,3 +136,7 @@ public sealed class TunnelPortTests : IDisposable
         Assert.True(TunnelPortRange.IsFree("127.0.0.1", port));
     }
 }
+
+public sealed class TunnelPortTestsOnSqlite() : TunnelPortTests(TestEngine.Sqlite);
+
+public sealed class TunnelPortTestsOnPostgres() : TunnelPortTests(TestEngine.Postgres);

@@ -5,8 +5,11 @@ using Xunit;
 namespace EtPhoneHome.Tests.Unit.Webhooks;
 
 /// <summary>One spelling of a delivery's status for the registry's column, the verbs' --status and --json.</summary>
-public sealed class WebhookDeliveryStatusesTests
+public abstract class WebhookDeliveryStatusesTests(TestEngine engine)
 {
+    /// <summary>The engine this run of the tests uses.</summary>
+    protected TestEngine Engine { get; } = engine;
+
     [Fact]
     public void EveryStatus_HasOneSnakeCaseName_ThatParsesBack()
     {
@@ -31,7 +34,7 @@ public sealed class WebhookDeliveryStatusesTests
     public void TheRegistry_StoresAndReadsTheSameNames()
     {
         using var data = new TempData();
-        using var registry = SqliteRegistry.Open(data.Dir);
+        using var registry = TestRegistries.Open(Engine, data.Dir);
         var pending = registry.RecordEvent("client.unhealthy", null);
         registry.MarkWebhookNoDestination(pending.Id);
 
@@ -41,3 +44,7 @@ public sealed class WebhookDeliveryStatusesTests
         Assert.Equal(WebhookDeliveryStatus.NoDestination, listed[0].Status);
     }
 }
+
+public sealed class WebhookDeliveryStatusesTestsOnSqlite() : WebhookDeliveryStatusesTests(TestEngine.Sqlite);
+
+public sealed class WebhookDeliveryStatusesTestsOnPostgres() : WebhookDeliveryStatusesTests(TestEngine.Postgres);
