@@ -72,7 +72,7 @@ internal sealed class PostgresCluster
 
         var asRoot = Environment.UserName == "root";
         RemoveLeftovers();
-        var root = Path.Combine(AppContext.BaseDirectory, "pg-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var root = Path.Combine(BaseDirectory, "pg-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (Directory.Exists(root))
         {
             Directory.Delete(root, recursive: true);
@@ -116,6 +116,7 @@ internal sealed class PostgresCluster
             var cluster = new PostgresCluster(root, port, password);
             cluster._pid = int.Parse(File.ReadLines(Path.Combine(data, "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
             AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.Stop();
+            cluster.WatchTestProcess();
             using (var c = new NpgsqlConnection(cluster.ConnectionString().Replace("Database=" + Database, "Database=postgres", StringComparison.Ordinal)))
             {
                 c.Open();
@@ -130,6 +131,38 @@ internal sealed class PostgresCluster
         var log = Path.Combine(root, "log");
         throw new InvalidOperationException(
             $"the test PostgreSQL cluster did not start: {last?.Message}{(File.Exists(log) ? "\n" + File.ReadAllText(log) : "")}");
+    }
+
+    /// <summary>
+    /// The test runner may end this process before its exit handler has stopped the cluster: a detached watcher (its own
+    /// session, reparented at once, so no tree-kill of this process reaches it) waits for this process to go, then stops
+    /// the postmaster by its PID — only while that PID is still this cluster's — and removes the directory (also when the
+    /// exit handler stopped the cluster but was cut off before removing it). It lives exactly as long as this process.
+    /// </summary>
+    private void WatchTestProcess()
+    {
+        const string Script = """
+            t=$1; p=$2; d=$3; r=$4
+            while kill -0 "$t" 2>/dev/null; do sleep 1; done
+            grep -qaF -- "$d" "/proc/$p/cmdline" 2>/dev/null && kill -INT "$p"
+            i=0; while grep -qaF -- "$d" "/proc/$p/cmdline" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+            grep -qaF -- "$d" "/proc/$p/cmdline" 2>/dev/null && kill -QUIT "$p"
+            i=0; while grep -qaF -- "$d" "/proc/$p/cmdline" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+            rm -rf -- "$r"
+            """;
+        var psi = new ProcessStartInfo("sh") { UseShellExecute = false, WorkingDirectory = "/" };
+        foreach (var arg in new[]
+                 {
+                     "-c", "setsid sh -c \"$1\" pg-watch \"$2\" \"$3\" \"$4\" \"$5\" </dev/null >/dev/null 2>&1 &", "sh", Script,
+                     Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                     _pid.ToString(System.Globalization.CultureInfo.InvariantCulture), Path.Combine(_root, "data"), _root,
+                 })
+        {
+            psi.ArgumentList.Add(arg);
+        }
+
+        using var launcher = Process.Start(psi) ?? throw new InvalidOperationException("could not start the cluster's watcher");
+        launcher.WaitForExit(10_000);
     }
 
     /// <summary>Stops the postmaster by its PID (fast shutdown, then immediate), then removes the cluster's directory.</summary>
@@ -177,12 +210,33 @@ internal sealed class PostgresCluster
     }
 
     /// <summary>
+    /// Where clusters live. As root the cluster runs as the postgres user, which must reach its directory: the test
+    /// assembly's folder may sit below one others cannot enter (a clone under /root), and /tmp would let any local user
+    /// plant a folder there first; /run is root's, tmpfs, and others may pass through it. Otherwise the assembly's folder.
+    /// </summary>
+    private static string BaseDirectory
+    {
+        get
+        {
+            if (OperatingSystem.IsWindows() || Environment.UserName != "root")
+            {
+                return AppContext.BaseDirectory;
+            }
+
+            const string dir = "/run/etphonehome-tests";
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+                UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            return dir;
+        }
+    }
+
+    /// <summary>
     /// Clusters of earlier test processes that ended without stopping theirs (killed, or the runner did not wait for the
     /// exit handler): each is stopped by its postmaster's PID when its test process is gone, and its directory removed.
     /// </summary>
     private static void RemoveLeftovers()
     {
-        foreach (var dir in Directory.GetDirectories(AppContext.BaseDirectory, "pg-*"))
+        foreach (var dir in Directory.GetDirectories(BaseDirectory, "pg-*"))
         {
             if (!int.TryParse(Path.GetFileName(dir)[3..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var owner)
                 || owner == Environment.ProcessId || Directory.Exists("/proc/" + owner))
