@@ -14,7 +14,7 @@ BeforeAll {
         Get-EphClientKey | Out-Null   # loads Core
         $core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'EtPhoneHome.Core' } | Select-Object -First 1
         $directory = $core.GetType('EtPhoneHome.Core.DataDirectory')::new($script:DataDir)
-        $registry = $core.GetType('EtPhoneHome.Core.Registry.SqliteRegistry')::Open($directory, $null)
+        $registry = $core.GetType('EtPhoneHome.Core.Registry.SqliteRegistry')::Open($directory, [TimeProvider]::System)
         try {
             foreach ($fp in $Fingerprint) {
                 $identity = [Activator]::CreateInstance($core.GetType('EtPhoneHome.Core.Registry.AgentIdentity'))

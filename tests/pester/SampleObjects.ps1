@@ -45,7 +45,7 @@ function Add-SeededClient([string] $DataDirectory, [hashtable[]] $Clients) {
         $core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'EtPhoneHome.Core' } | Select-Object -First 1
     }
     $directory = $core.GetType('EtPhoneHome.Core.DataDirectory')::new($DataDirectory)
-    $registry = $core.GetType('EtPhoneHome.Core.Registry.SqliteRegistry')::Open($directory, $null)
+    $registry = $core.GetType('EtPhoneHome.Core.Registry.SqliteRegistry')::Open($directory, [TimeProvider]::System)
     try {
         $seedType = $core.GetType('EtPhoneHome.Core.Registry.ClientSeed')
         $seeds = [Activator]::CreateInstance([Collections.Generic.List`1].MakeGenericType($seedType))
