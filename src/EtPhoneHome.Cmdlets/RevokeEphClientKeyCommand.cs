@@ -87,37 +87,16 @@ public sealed class RevokeEphClientKeyCommand : EphAsyncCmdlet
     private async Task RemoteAsync(CancellationToken ct)
     {
         var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
-        foreach (var id in (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [])
-        {
-            if (!await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id), Strings.RevokeKeyAction).ConfigureAwait(false))
-            {
-                continue;
-            }
-
-            string fingerprint;
-            try
+        await RemoteKeyDecisions.RunAsync(this, op, (ParameterSetName == UuidSet ? Uuid : Fingerprint) ?? [],
+            id => ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.KeyTarget, id), Strings.RevokeKeyAction),
+            async id =>
             {
                 var outcome = await op.RevokeKeyAsync(id, ct).ConfigureAwait(false);
                 WriteVerbose(outcome.AlreadyRevoked
                     ? string.Format(CultureInfo.CurrentCulture, Strings.VerboseAlreadyRevoked, outcome.Fingerprint)
                     : string.Format(CultureInfo.CurrentCulture, Strings.VerboseRevoked, outcome.Fingerprint, outcome.ClosedSessions.Count, 0));
-                fingerprint = outcome.Fingerprint;
-            }
-            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex) when (ex.Code == EtPhoneHome.Protocol.OperatorErrorCodes.NotFound)
-            {
-                WriteError(NewError(Strings.KeyNotFoundId, ErrorCategory.ObjectNotFound, id, string.Format(CultureInfo.CurrentCulture, Strings.KeyNotFound, id), ex));
-                continue;
-            }
-            catch (EtPhoneHome.Core.Remote.OperatorRemoteException ex)
-            {
-                WriteError(RemoteTargetError(ex, id, Strings.KeyDecisionNeededId));
-                continue;
-            }
-
-            if (PassThru && await op.GetKeyAsync(fingerprint, ct).ConfigureAwait(false) is { } key)
-            {
-                WriteObject(new EphClientKey(key));
-            }
-        }
+                return outcome.Fingerprint;
+            },
+            PassThru, ct).ConfigureAwait(false);
     }
 }

@@ -180,6 +180,18 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         $script:R.NotAdmin.Message | Should -Match 'admin role'
     }
 
+    It 'decides keys through the server as an admin: one key per id with -PassThru, unknown ids named, -WhatIf changes nothing' {
+        $k = $script:R.Keys
+        $k.Failed | Should -Not -BeTrue -Because "$($k.Message)"
+        $k.Returned | Should -Be @($k.Expected)
+        $k.Warned | Should -Be 1
+        $k.AfterUnknown | Should -Be @($k.Expected)
+        $k.NotFound.Count | Should -Be 2
+        $k.NotFound | ForEach-Object { $_ | Should -BeLike 'KeyNotFound,*' }
+        $k.StillOnline | Should -BeTrue
+        $k.Type | Should -Be 'EtPhoneHome.EphClientKey'
+    }
+
     It 'lets an admin manage operators, recorded with its role and source' {
         $a = $script:R.Admin
         $a.Failed | Should -Not -BeTrue -Because "$($a.Message)"

@@ -169,6 +169,20 @@ Step Admin {
        Surfaces = @($recorded.Surface | Sort-Object -Unique) }
 }
 
+# An admin's key decisions through the server: one key back with -PassThru (re-approving an approved key changes
+# nothing and warns), unknown fingerprints are KeyNotFound each and the loop goes on, -WhatIf revokes nothing.
+Step Keys {
+    Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile $AdminKey | Out-Null
+    $fp = (Get-EphClient -Name $ClientName).KeyFingerprint
+    $again = Approve-EphClientKey -Fingerprint $fp -PassThru -WarningVariable warned -WarningAction SilentlyContinue
+    $unknown = @(Approve-EphClientKey -Fingerprint 'SHA256:nosuch-1', 'SHA256:nosuch-2', $fp -PassThru -ErrorVariable notFound -ErrorAction SilentlyContinue -WarningAction SilentlyContinue)
+    Revoke-EphClientKey -Fingerprint $fp -WhatIf
+    $stillOnline = (Get-EphClient -Name $ClientName).Online
+    Disconnect-EphServer
+    @{ Returned = @($again.Fingerprint); Warned = $warned.Count; AfterUnknown = @($unknown.Fingerprint); NotFound = @($notFound.FullyQualifiedErrorId)
+       StillOnline = $stillOnline; Expected = $fp; Type = $again.PSObject.TypeNames[0] }
+}
+
 # The server's key is not the one pinned: the connection stops, naming both fingerprints.
 Step ChangedKey {
     $env:ETPHONEHOME_CONFIG_DIR = $WrongPinDir
