@@ -105,12 +105,12 @@ public sealed class OperatorFramesTests
     [InlineData(new byte[] { 0, 0, 0, 0 }, ProtocolError.Malformed)] // empty
     [InlineData(new byte[] { 0, 0, 0, 1, 9 }, ProtocolError.Malformed)] // unknown kind
     [InlineData(new byte[] { 0, 0, 0, 3, OperatorFrames.Data, 0, 0 }, ProtocolError.Malformed)] // data without its id
-    public async Task Pooled_RefusesWhatReadAsyncRefuses(byte[] bytes, ProtocolError error)
+    public async Task Pooled_RefusesWhatReadAsyncRefuses(byte[] bytes, ProtocolError expected)
     {
         var pooled = await Assert.ThrowsAsync<ProtocolException>(() => OperatorFrames.ReadPooledAsync(new MemoryStream(bytes)));
         var plain = await Assert.ThrowsAsync<ProtocolException>(() => OperatorFrames.ReadAsync(new MemoryStream(bytes)));
-        Assert.Equal(error, pooled.Error);
-        Assert.Equal(error, plain.Error);
+        Assert.Equal(expected, pooled.Error);
+        Assert.Equal(expected, plain.Error);
     }
 
     [Fact]
