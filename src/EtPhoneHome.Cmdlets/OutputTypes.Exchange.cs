@@ -46,7 +46,7 @@ public sealed class EphExchangeDelivery
         Sha256 = r.Sha256;
         Verified = r.Verified;
         LocalPath = r.LocalPath;
-        Error = r.Error;
+        Error = UntrustedText.ForTerminal(r.Error);
     }
 
     public string ClientId { get; }

@@ -83,7 +83,7 @@ public sealed class EphFileEntry
         Mode = entry.Mode;
         LastWriteTime = entry.Mtime;
         Target = entry.Target;
-        Error = entry.Error;
+        Error = UntrustedText.ForTerminal(entry.Error);
     }
 
     public string ClientId { get; }
@@ -148,7 +148,7 @@ public sealed class EphFileTransfer
         ResumedFrom = outcome.Value?.ResumedFrom ?? 0;
         Attempts = outcome.Value?.Attempts ?? 0;
         Duration = TimeSpan.FromMilliseconds(outcome.DurationMs);
-        Error = outcome.Error;
+        Error = UntrustedText.ForTerminal(outcome.Error);
     }
 
     public string ClientId { get; }

@@ -12,7 +12,7 @@ public sealed class EphClientMetric
         ClientId = result.Uuid;
         PSComputerName = UntrustedText.ForTerminal(result.DisplayName);
         Status = (EphMetricStatus)(int)result.Status;
-        Error = result.Error;
+        Error = UntrustedText.ForTerminal(result.Error);
         Duration = TimeSpan.FromMilliseconds(result.DurationMs);
         var m = result.Metrics;
         CpuPercent = m?.CpuPercent;
@@ -150,7 +150,7 @@ public sealed class EphFleetStatusEntry
         ClientId = entry.Uuid;
         PSComputerName = UntrustedText.ForTerminal(entry.DisplayName);
         Value = entry.Value;
-        Detail = entry.Detail;
+        Detail = UntrustedText.ForTerminal(entry.Detail);
     }
 
     public string ClientId { get; }

@@ -1,3 +1,4 @@
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Webhooks;
 
@@ -20,7 +21,7 @@ public sealed class EphWebhookAttempt
         Attempt = attempt.Attempt;
         Url = attempt.Url;
         StatusCode = attempt.StatusCode;
-        Error = attempt.Error;
+        Error = UntrustedText.ForTerminal(attempt.Error);
         At = attempt.At;
         Duration = TimeSpan.FromMilliseconds(attempt.DurationMs);
     }
@@ -53,7 +54,7 @@ public sealed class EphWebhookDelivery
         NextAttemptAt = d.Status == WebhookDeliveryStatus.Pending ? d.NextAttemptAt : null;
         DeliveredAt = d.DeliveredAt;
         LastStatusCode = d.LastStatusCode;
-        LastError = d.LastError;
+        LastError = UntrustedText.ForTerminal(d.LastError);
         Url = d.Url;
         Payload = d.Payload;
         AttemptLog = EphList.Of(attempts.Select(a => new EphWebhookAttempt(a)));
@@ -94,7 +95,7 @@ public sealed class EphWebhookTestResult
         Success = r.Success;
         StatusCode = r.StatusCode;
         Duration = TimeSpan.FromMilliseconds(r.DurationMs);
-        Error = r.Error;
+        Error = UntrustedText.ForTerminal(r.Error);
     }
 
     /// <summary>Destination without user info or query string.</summary>

@@ -88,7 +88,7 @@ public sealed class EphCommandResult
         Stderr = result.Stderr;
         Duration = TimeSpan.FromMilliseconds(result.DurationMs);
         Truncated = result.Truncated;
-        Error = result.Error;
+        Error = UntrustedText.ForTerminal(result.Error);
     }
 
     public string ClientId { get; }

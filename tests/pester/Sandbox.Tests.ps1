@@ -42,6 +42,32 @@ Describe 'A running sandbox' -Tag 'Sandbox' {
         ($result | Select-Object Status | ConvertTo-Csv | ConvertFrom-Csv).Status | Should -Be 'Succeeded'
     }
 
+    It "shows a client's output and file names in the default views without letting them drive the terminal" {
+        # What a compromised client could print: OSC 52 (write the operator's clipboard), clear screen, a lone CR
+        # that hides the start of a line. The objects keep the exact bytes; only the views escape. Failure messages
+        # show the text escaped (raw control characters would also break the test report).
+        $visible = { param($text) [regex]::Replace($text, '[\x00-\x1f\x7f]', { '<{0:x2}>' -f [int][char]$args[0].Value }) }
+        $controls = '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)'
+        $hostile = 'printf "ok\033]52;c;ZWNobyBwd25lZA==\007\033[2J\rfake\n"'
+        $result = Get-EphClient -Name 'sandbox-1' | Invoke-EphCommand -Command $hostile -TimeoutSec 30
+        & $visible $result.Stdout | Should -Be 'ok<1b>]52;c;ZWNobyBwd25lZA==<07><1b>[2J<0d>fake<0a>' -Because 'the object keeps the exact output'
+        $shown = ($result | Format-Table | Out-String) + ($result | Format-List | Out-String)
+        ($shown -match $controls) | Should -BeFalse -Because "the views escape control characters: $(& $visible $shown)"
+        $shown | Should -Match 'ok.*52;c;ZWNobyBwd25lZA=='
+
+        $dir = Join-Path $script:Work "hostile-names-$(Get-Random)"
+        $make = "mkdir -p '$dir' && printf 'x\033[2Jy\n' > `"$dir/`$(printf 'n\033]0;t\007me')`""
+        (Get-EphClient -Name 'sandbox-1' | Invoke-EphCommand -Command $make -TimeoutSec 30).Status | Should -Be 'Succeeded'
+        $entries = @(Get-EphChildItem -ClientId 'sandbox-1' -Path $dir)
+        & $visible $entries[0].Name | Should -Be 'n<1b>]0;t<07>me'
+        $shown = $entries | Out-String
+        ($shown -match $controls) | Should -BeFalse -Because "the listing view escapes file names: $(& $visible $shown)"
+        $content = Get-EphFileContent -ClientId 'sandbox-1' -Path $entries[0].FullName
+        & $visible $content.Content | Should -Be 'x<1b>[2Jy<0a>'
+        $shown = $content | Out-String
+        ($shown -match $controls) | Should -BeFalse -Because "the content view escapes the text: $(& $visible $shown)"
+    }
+
     It 'binds -ClientId by property name and runs nothing with -WhatIf' {
         $marker = Join-Path $script:Work 'whatif-marker'
         $results = Get-EphClient | Select-Object Id | Invoke-EphCommand -Command "touch $marker" -WhatIf
