@@ -28,8 +28,27 @@ public sealed class EphConfigurationInfo
     public string RegistryFile { get; }
     /// <summary>True when the registry database exists.</summary>
     public bool RegistryExists { get; }
+    /// <summary>The registry local mode opens: the SQLite file, or the PostgreSQL host, port, database and user (never a password).</summary>
+    public string Registry { get; init; } = "";
+    /// <summary>SQLite or PostgreSQL.</summary>
+    public string RegistryEngine { get; init; } = "";
+    /// <summary>Where the registry choice came from: Session (Set-EphConfiguration -Registry), Environment (ETPHONEHOME_REGISTRY), DataDirectory (its registry.conf) or Default (SQLite).</summary>
+    public EphRegistrySource RegistrySource { get; init; }
 
     public override string ToString() => Mode == EphSessionMode.Remote ? Server ?? "" : DataDirectory;
+}
+
+/// <summary>Where the registry choice of <see cref="EphConfigurationInfo"/> came from.</summary>
+public enum EphRegistrySource
+{
+    /// <summary>Set-EphConfiguration -Registry in this session.</summary>
+    Session,
+    /// <summary>The ETPHONEHOME_REGISTRY environment variable.</summary>
+    Environment,
+    /// <summary>The data directory's registry.conf (eph-server init --registry).</summary>
+    DataDirectory,
+    /// <summary>Nothing chose: SQLite in the data directory.</summary>
+    Default,
 }
 
 /// <summary>Where the session's cmdlets act: on this machine's data directory, or through a server connection.</summary>

@@ -4,7 +4,7 @@ using System.Management.Automation;
 namespace EtPhoneHome;
 
 /// <summary>Changes the module's settings for this PowerShell session (runspace); other sessions of the process keep theirs.</summary>
-[Cmdlet(VerbsCommon.Set, "EphConfiguration", HelpUri = HelpLinks.Base + "Set-EphConfiguration.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = UpdateSet)]
+[Cmdlet(VerbsCommon.Set, "EphConfiguration", HelpUri = HelpLinks.Base + "Set-EphConfiguration.md", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = RegistrySet)]
 [OutputType(typeof(EphConfigurationInfo))]
 public sealed class SetEphConfigurationCommand : EphCmdlet
 {

@@ -124,6 +124,28 @@ Describe 'Configuration' {
         { Set-EphConfiguration -DataDirectory (Join-Path $script:DataDir 'missing') } | Should -Throw -ErrorId 'DataDirectoryNotFound,EtPhoneHome.SetEphConfigurationCommand'
     }
 
+    It 'says which registry local mode opens and where that came from, never with its password' {
+        $c = Get-EphConfiguration
+        $c.RegistryEngine | Should -Be 'SQLite'
+        $c.Registry | Should -Be $c.RegistryFile
+        $c.RegistrySource | Should -Be 'Default'
+
+        $secret = Join-Path $script:DataDir "pg-$(Get-Random).conf"
+        Set-Content -LiteralPath $secret -Value 'Host=127.0.0.1;Port=5999;Database=fleet;Username=ops;Password=hunter2-secret'
+        if (-not $IsWindows) { chmod 600 $secret }
+        Set-EphConfiguration -Registry "file:$secret"
+        $c = Get-EphConfiguration
+        $c.RegistryEngine | Should -Be 'PostgreSQL'
+        $c.RegistrySource | Should -Be 'Session'
+        $c.Registry | Should -Match '127\.0\.0\.1.*5999.*fleet'
+        ($c | Format-List * | Out-String) | Should -Not -Match 'hunter2'
+
+        Set-EphConfiguration -Reset
+        $env:ETPHONEHOME_REGISTRY = 'sqlite'
+        try { (Get-EphConfiguration).RegistrySource | Should -Be 'Environment' }
+        finally { Remove-Item Env:ETPHONEHOME_REGISTRY }
+    }
+
     It 'accepts Get-EphConfiguration output from the pipeline' {
         $saved = Get-EphConfiguration
         $saved | Set-EphConfiguration
