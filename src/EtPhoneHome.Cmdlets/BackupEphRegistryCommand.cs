@@ -29,7 +29,7 @@ public sealed class BackupEphRegistryCommand : EphCmdlet
 
         try
         {
-            WriteObject(new EphRegistryCheck(RegistryMaintenance.Backup(dir, target, Force.IsPresent)));
+            WriteObject(new EphRegistryCheck(RegistryMaintenance.Backup(dir, RegistrySource.Resolve(dir, Settings.Registry), target, Force.IsPresent)));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
         {
@@ -57,6 +57,12 @@ public sealed class RestoreEphRegistryCommand : EphCmdlet
         var dir = ModuleConfiguration.ResolveDataDirectory().Directory;
         try
         {
+            var registry = RegistrySource.Resolve(dir, Settings.Registry);
+            if (registry.IsPostgres)
+            {
+                RegistryMaintenance.Restore(dir, registry, source, _ => true); // refuses, saying what to use instead
+            }
+
             // Checked before the prompt: nobody is asked to confirm putting a damaged file in place.
             var report = RegistryMaintenance.Check(source);
             if (!report.Ok)
@@ -70,7 +76,7 @@ public sealed class RestoreEphRegistryCommand : EphCmdlet
                 return;
             }
 
-            WriteObject(new EphRegistryCheck(RegistryMaintenance.Restore(dir, source, EtPhoneHome.Core.HubPresence.IsRunning)));
+            WriteObject(new EphRegistryCheck(RegistryMaintenance.Restore(dir, registry, source, EtPhoneHome.Core.HubPresence.IsRunning)));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
         {

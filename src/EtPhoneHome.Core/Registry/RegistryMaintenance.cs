@@ -3,7 +3,7 @@ using static EtPhoneHome.Core.Registry.Sql;
 
 namespace EtPhoneHome.Core.Registry;
 
-/// <summary>What <see cref="RegistryMaintenance.Check"/> found in a registry file.</summary>
+/// <summary>What <see cref="RegistryMaintenance.Check(string)"/> found in a registry file, or <see cref="RegistryMaintenance.Check(RegistrySource)"/> in a PostgreSQL registry.</summary>
 public sealed record RegistryCheckReport
 {
     public required string File { get; init; }
@@ -91,10 +91,11 @@ public static class RegistryMaintenance
     /// backup while other processes keep writing, then checked. An existing destination is replaced only when
     /// <paramref name="overwrite"/> is set.
     /// </summary>
-    public static RegistryCheckReport Backup(DataDirectory dir, string destination, bool overwrite = false)
+    public static RegistryCheckReport Backup(DataDirectory dir, RegistrySource registry, string destination, bool overwrite = false)
     {
         ArgumentNullException.ThrowIfNull(dir);
         ArgumentException.ThrowIfNullOrEmpty(destination);
+        RefuseForPostgres(dir, registry, "backup");
         var target = Path.GetFullPath(destination);
         if (string.Equals(target, Path.GetFullPath(dir.RegistryFile), StringComparison.Ordinal))
         {
@@ -153,11 +154,12 @@ public static class RegistryMaintenance
     /// Puts a backup in place of the registry. Refused while a hub runs on the data directory, and when the backup
     /// fails the check; the file it replaces is kept as registry.db.replaced-&lt;time&gt;. Returns the backup's report.
     /// </summary>
-    public static RegistryCheckReport Restore(DataDirectory dir, string backup, Func<DataDirectory, bool> hubRunning)
+    public static RegistryCheckReport Restore(DataDirectory dir, RegistrySource registry, string backup, Func<DataDirectory, bool> hubRunning)
     {
         ArgumentNullException.ThrowIfNull(dir);
         ArgumentException.ThrowIfNullOrEmpty(backup);
         ArgumentNullException.ThrowIfNull(hubRunning);
+        RefuseForPostgres(dir, registry, "restore");
         var report = Check(backup);
         if (!report.Ok)
         {
@@ -192,6 +194,89 @@ public static class RegistryMaintenance
         }
 
         return report;
+    }
+
+    /// <summary>
+    /// Backup and restore copy a SQLite file. A data directory whose registry is PostgreSQL has no such file that
+    /// counts (a stale registry.db may lie there): copying it would look like a backup and hold nothing current.
+    /// </summary>
+    private static void RefuseForPostgres(DataDirectory dir, RegistrySource registry, string verb)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        if (registry.IsPostgres)
+        {
+            throw new InvalidOperationException(
+                $"the registry of {dir.Path} is PostgreSQL ({registry}), not a file: {verb} copies SQLite registries only. "
+                + "Use PostgreSQL's own tools, which stay consistent while hubs write: pg_dump --format=custom to back it up, "
+                + "pg_restore --clean --single-transaction (hubs stopped) to restore it; check verifies it. Nothing was changed");
+        }
+    }
+
+    /// <summary>
+    /// Checks a PostgreSQL registry read-only: it answers, its schema and tables exist, its schema version is one this
+    /// build understands; counts clients and keys and sums the size of the schema's tables. The engine itself keeps
+    /// pages and foreign keys sound (SQLite's page check has no counterpart to run here).
+    /// </summary>
+    public static RegistryCheckReport Check(RegistrySource registry)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        if (!registry.IsPostgres)
+        {
+            throw new ArgumentException("a SQLite registry is checked by its file", nameof(registry));
+        }
+
+        var problems = new List<string>();
+        var schema = 0;
+        long clients = 0, keys = 0, size = 0;
+        using var engine = new PostgresEngine(registry);
+        try
+        {
+            using var c = engine.Open();
+            using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
+            Exec(c, tx, "SET TRANSACTION READ ONLY");
+            if (Scalar<long>(c, tx, "SELECT COUNT(*) FROM pg_namespace WHERE nspname = @s", ("@s", engine.Schema)) == 0)
+            {
+                problems.Add($"no schema {engine.Schema}: not a registry (hubs create it when they first open it)");
+            }
+            else if (Scalar<long>(c, tx, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = @s AND tablename = 'schema_version'", ("@s", engine.Schema)) == 0)
+            {
+                problems.Add("no schema version: not a registry");
+            }
+            else
+            {
+                schema = (int)Scalar<long>(c, tx, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+                if (schema > PostgresMigrations.LatestVersion)
+                {
+                    problems.Add($"schema version {schema} is newer than this build understands ({PostgresMigrations.LatestVersion})");
+                }
+                else if (schema < PostgresMigrations.LatestVersion)
+                {
+                    problems.Add($"schema version {schema} is older than this build's ({PostgresMigrations.LatestVersion}); a hub of this build migrates it when it starts");
+                }
+
+                clients = Scalar<long>(c, tx, "SELECT COUNT(*) FROM clients WHERE removed_at IS NULL");
+                keys = Scalar<long>(c, tx, "SELECT COUNT(*) FROM keys");
+                size = Scalar<long>(c, tx,
+                    "SELECT COALESCE(SUM(pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass)), 0)::bigint FROM pg_tables WHERE schemaname = @s",
+                    ("@s", engine.Schema));
+            }
+        }
+        catch (System.Data.Common.DbException ex)
+        {
+            // Unreachable, refused, a missing table. Npgsql's messages carry no password (PersistSecurityInfo off).
+            problems.Add("unreadable: " + ex.Message);
+        }
+
+        return new RegistryCheckReport
+        {
+            File = registry.ToString(),
+            Ok = problems.Count == 0,
+            SchemaVersion = schema,
+            SizeBytes = size,
+            Clients = clients,
+            Keys = keys,
+            Problems = problems,
+        };
     }
 
     private static void CreateOwnerOnly(string path)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using EtPhoneHome.Core;
+using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 
 namespace EtPhoneHome.Server.Verbs;
@@ -21,9 +22,12 @@ internal static class MaintenanceVerbs
         var json = CommonOptions.Json;
         var to = new Option<string>("--to") { Description = "File to write the backup to (mode 0600).", Required = true };
         var force = new Option<bool>("--force") { Description = "Replace the file when it exists." };
-        var cmd = new Command("backup", "Copy the registry while the hub runs (SQLite online backup), then check the copy.") { data, to, force, json };
+        var cmd = new Command("backup", "Copy the registry while the hub runs (SQLite online backup), then check the copy. A PostgreSQL registry is backed up with pg_dump.") { data, to, force, json };
         cmd.SetAction(pr => Run(pr, "backup", () =>
-            RegistryMaintenance.Backup(CommonOptions.ResolveData(pr, data), pr.GetValue(to)!, pr.GetValue(force)), pr.GetValue(json)));
+        {
+            var dir = CommonOptions.ResolveData(pr, data);
+            return RegistryMaintenance.Backup(dir, RegistrySource.Resolve(dir, EphConfiguration.Registry), pr.GetValue(to)!, pr.GetValue(force));
+        }, pr.GetValue(json)));
         return cmd;
     }
 
@@ -41,6 +45,12 @@ internal static class MaintenanceVerbs
             {
                 return Run(pr, "restore", () =>
                 {
+                    if (RegistrySource.Resolve(dir, EphConfiguration.Registry).IsPostgres)
+                    {
+                        // The same refusal --yes would give, before anything is read.
+                        return RegistryMaintenance.Restore(dir, RegistrySource.Resolve(dir, EphConfiguration.Registry), pr.GetValue(from)!, _ => true);
+                    }
+
                     var report = RegistryMaintenance.Check(pr.GetValue(from)!);
                     pr.InvocationConfiguration.Output.WriteLine(
                         $"would replace {dir.RegistryFile} with {report.File} ({(report.Ok ? "sound" : "NOT sound")}); add --yes to do it");
@@ -48,7 +58,7 @@ internal static class MaintenanceVerbs
                 }, pr.GetValue(json));
             }
 
-            return Run(pr, "restore", () => RegistryMaintenance.Restore(dir, pr.GetValue(from)!, HubPresence.IsRunning), pr.GetValue(json));
+            return Run(pr, "restore", () => RegistryMaintenance.Restore(dir, RegistrySource.Resolve(dir, EphConfiguration.Registry), pr.GetValue(from)!, HubPresence.IsRunning), pr.GetValue(json));
         });
         return cmd;
     }
@@ -58,9 +68,18 @@ internal static class MaintenanceVerbs
         var data = CommonOptions.Data;
         var json = CommonOptions.Json;
         var file = new Option<string?>("--file") { Description = "Check this file (a backup) instead of the data directory's registry." };
-        var cmd = new Command("check", "Read every page of the registry and report damage; exit 1 when something is wrong.") { data, file, json };
-        cmd.SetAction(pr => Run(pr, "check",
-            () => RegistryMaintenance.Check(pr.GetValue(file) ?? CommonOptions.ResolveData(pr, data).RegistryFile), pr.GetValue(json)));
+        var cmd = new Command("check", "Read every page of the registry (SQLite), or check that a PostgreSQL registry answers with a schema this build understands; report damage; exit 1 when something is wrong.") { data, file, json };
+        cmd.SetAction(pr => Run(pr, "check", () =>
+        {
+            if (pr.GetValue(file) is { } backup)
+            {
+                return RegistryMaintenance.Check(backup);
+            }
+
+            var dir = CommonOptions.ResolveData(pr, data);
+            var registry = RegistrySource.Resolve(dir, EphConfiguration.Registry);
+            return registry.IsPostgres ? RegistryMaintenance.Check(registry) : RegistryMaintenance.Check(dir.RegistryFile);
+        }, pr.GetValue(json)));
         return cmd;
     }
 

@@ -30,7 +30,7 @@ public sealed class RegistryMaintenanceTests : IDisposable
             }
         });
 
-        var report = RegistryMaintenance.Backup(_temp.Dir, File("backup.db"));
+        var report = RegistryMaintenance.Backup(_temp.Dir, RegistrySource.Sqlite, File("backup.db"));
         await stop.CancelAsync();
         await writer;
 
@@ -44,8 +44,8 @@ public sealed class RegistryMaintenanceTests : IDisposable
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, System.IO.File.GetUnixFileMode(File("backup.db")));
         }
 
-        Assert.Throws<IOException>(() => RegistryMaintenance.Backup(_temp.Dir, File("backup.db")));
-        Assert.True(RegistryMaintenance.Backup(_temp.Dir, File("backup.db"), overwrite: true).Ok);
+        Assert.Throws<IOException>(() => RegistryMaintenance.Backup(_temp.Dir, RegistrySource.Sqlite, File("backup.db")));
+        Assert.True(RegistryMaintenance.Backup(_temp.Dir, RegistrySource.Sqlite, File("backup.db"), overwrite: true).Ok);
     }
 
     [Fact]
@@ -59,7 +59,7 @@ public sealed class RegistryMaintenanceTests : IDisposable
             }
         }
 
-        RegistryMaintenance.Backup(_temp.Dir, File("good.db"));
+        RegistryMaintenance.Backup(_temp.Dir, RegistrySource.Sqlite, File("good.db"));
         var bytes = System.IO.File.ReadAllBytes(File("good.db"));
         // Scribble over the middle pages (not the header): SQLite opens it, the check reads every page and objects.
         new Random(7).NextBytes(bytes.AsSpan(bytes.Length / 2, Math.Min(8192, bytes.Length / 4)));
@@ -84,18 +84,18 @@ public sealed class RegistryMaintenanceTests : IDisposable
             Keys.Admit(registry, Keys.A, Keys.Identity(name: "before-backup"));
         }
 
-        RegistryMaintenance.Backup(_temp.Dir, File("backup.db"));
+        RegistryMaintenance.Backup(_temp.Dir, RegistrySource.Sqlite, File("backup.db"));
         using (var registry = SqliteRegistry.Open(_temp.Dir))
         {
             Keys.Admit(registry, Keys.B, Keys.Identity(name: "after-backup"));
         }
 
         System.IO.File.WriteAllText(File("junk.db"), "junk junk junk junk junk junk junk junk junk junk junk junk junk junk");
-        Assert.Throws<InvalidOperationException>(() => RegistryMaintenance.Restore(_temp.Dir, File("junk.db"), _ => false));
-        Assert.Throws<InvalidOperationException>(() => RegistryMaintenance.Restore(_temp.Dir, File("backup.db"), _ => true));
+        Assert.Throws<InvalidOperationException>(() => RegistryMaintenance.Restore(_temp.Dir, RegistrySource.Sqlite, File("junk.db"), _ => false));
+        Assert.Throws<InvalidOperationException>(() => RegistryMaintenance.Restore(_temp.Dir, RegistrySource.Sqlite, File("backup.db"), _ => true));
         Assert.Empty(Directory.GetFiles(_temp.Dir.Path, "registry.db.replaced-*"));
 
-        var report = RegistryMaintenance.Restore(_temp.Dir, File("backup.db"), _ => false);
+        var report = RegistryMaintenance.Restore(_temp.Dir, RegistrySource.Sqlite, File("backup.db"), _ => false);
 
         Assert.True(report.Ok);
         using var restored = SqliteRegistry.Open(_temp.Dir);

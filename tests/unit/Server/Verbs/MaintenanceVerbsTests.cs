@@ -59,4 +59,57 @@ public sealed class MaintenanceVerbsTests : IDisposable
         Assert.Contains("DAMAGED", _out.ToString());
         Assert.DoesNotContain("   at ", _out.ToString() + _err.ToString());
     }
+
+    [Fact]
+    public async Task OnAPostgresRegistry_BackupAndRestoreRefuseNamingPgDump_AndCheckReadsTheDatabase()
+    {
+        // A data directory moved to PostgreSQL keeps its old registry.db: copying that file would look like a backup
+        // and hold nothing current.
+        var cluster = PostgresCluster.Shared;
+        using (var registry = TestRegistries.Open(TestEngine.Postgres, _data.Dir))
+        {
+            Keys.Admit(registry, Keys.A, Keys.Identity(name: "pg-01"));
+            Keys.Admit(registry, Keys.B, Keys.Identity(name: "pg-02"));
+        }
+
+        RegistryMaintenance.Backup(_data.Dir, RegistrySource.Sqlite, Root("sqlite.db"));
+        RegistrySource.Record(_data.Dir, cluster.ConnectionString(TestRegistries.SchemaOf(_data.Dir)));
+        var staleBefore = File.ReadAllBytes(_data.Dir.RegistryFile);
+
+        Assert.Equal(1, await RunAsync("backup", "--to", Root("pg.db")));
+        Assert.Contains("PostgreSQL", _err.ToString());
+        Assert.Contains("pg_dump", _err.ToString());
+        Assert.False(File.Exists(Root("pg.db")));
+
+        foreach (var yes in new[] { false, true })
+        {
+            Assert.Equal(1, await RunAsync(yes ? ["restore", "--from", Root("sqlite.db"), "--yes"] : ["restore", "--from", Root("sqlite.db")]));
+        }
+
+        Assert.Contains("pg_restore", _err.ToString());
+        Assert.Equal(staleBefore, File.ReadAllBytes(_data.Dir.RegistryFile));
+        Assert.Empty(Directory.GetFiles(_data.Dir.Path, "registry.db.replaced-*"));
+
+        Assert.Equal(0, await RunAsync("check", "--json"));
+        var json = _out.ToString();
+        Assert.Contains("\"ok\":true", json);
+        Assert.Contains("\"clients\":2", json);
+        Assert.Contains(TestRegistries.SchemaOf(_data.Dir), json);
+        Assert.DoesNotContain(cluster.Password, json + _err);
+    }
+
+    [Fact]
+    public void CheckOfAPostgresRegistry_NotThere_OrUnreachable_SaysWhy_WithoutThePassword()
+    {
+        var cluster = PostgresCluster.Shared;
+        var never = RegistryMaintenance.Check(RegistrySource.Postgres(cluster.ConnectionString("t_never_opened_" + Guid.NewGuid().ToString("N")[..8])));
+        Assert.False(never.Ok);
+        Assert.Contains(never.Problems, p => p.Contains("not a registry", StringComparison.Ordinal));
+
+        const string password = "no-such-secret-7f3a";
+        var unreachable = RegistryMaintenance.Check(RegistrySource.Postgres($"Host=127.0.0.1;Port=1;Database=x;Username=u;Password={password};Timeout=3"));
+        Assert.False(unreachable.Ok);
+        Assert.Contains(unreachable.Problems, p => p.StartsWith("unreadable: ", StringComparison.Ordinal));
+        Assert.DoesNotContain(password, string.Join(" ", unreachable.Problems) + unreachable.File);
+    }
 }
