@@ -412,7 +412,7 @@ internal static class RemoteCli
             case "operators add":
                 return await OperatorChangeAsync(verb, error, async () =>
                 {
-                    var line = pr.GetValue<string?>("--key") ?? OperatorsVerbs.ReadKeyFile(pr.GetValue<string?>("--key-file")!);
+                    var line = pr.GetValue<string?>("--key") ?? OperatorsVerbs.ReadKeyFile(pr.GetValue<string?>(OperatorsVerbs.PublicKeyFileOption)!);
                     var remote = await server.GetAsync(ct).ConfigureAwait(false);
                     var added = await remote.AddOperatorAsync(pr.GetValue<string>("--name")!, line, OperatorRoles.Parse(pr.GetValue<string>("--role")), ct).ConfigureAwait(false);
                     await output.WriteLineAsync(OperatorsVerbs.AddedText(added, json)).ConfigureAwait(false);

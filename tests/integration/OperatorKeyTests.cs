@@ -41,7 +41,7 @@ public sealed class OperatorKeyTests(SandboxFixture fixture) : IClassFixture<San
     private async Task AddOperatorAsync(string name, string keyPath, string role)
     {
         var result = await SandboxEnvironment.RunForResultAsync(Env.ServerExecutable,
-            ["operators", "add", "--data", Env.Data.Path, "--name", name, "--key-file", keyPath + ".pub", "--role", role]);
+            ["operators", "add", "--data", Env.Data.Path, "--name", name, "--public-key-file", keyPath + ".pub", "--role", role]);
         Assert.True(result.ExitCode == 0, result.Stderr);
     }
 

@@ -37,7 +37,7 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
         Assert.Equal(0, (await RunAsync("runuser", ["-u", User, "--", "test", "-x", Env.ServerExecutable])).ExitCode);
 
         var name = "rcli-" + Guid.NewGuid().ToString("N")[..6];
-        var added = await RunAsync(Env.ServerExecutable, ["operators", "add", "--data", Env.Data.Path, "--name", name, "--key-file", key + ".pub", "--role", "operator"]);
+        var added = await RunAsync(Env.ServerExecutable, ["operators", "add", "--data", Env.Data.Path, "--name", name, "--public-key-file", key + ".pub", "--role", "operator"]);
         Assert.True(added.ExitCode == 0, added.Stderr);
 
         var (_, alpha) = await fixture.AddOnlineAgentAsync("rcli-alpha", "rcligroup");
@@ -104,7 +104,7 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
         // A reader's key: searches, but exec is refused (exit 77) naming the role it needs, and nothing runs.
         var readerKey = Path.Combine(work, "reader_ed25519");
         await AsUserAsync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "reader@laptop", "-f", readerKey]);
-        var reader = await RunAsync(Env.ServerExecutable, ["operators", "add", "--data", Env.Data.Path, "--name", name + "-r", "--key-file", readerKey + ".pub", "--role", "reader"]);
+        var reader = await RunAsync(Env.ServerExecutable, ["operators", "add", "--data", Env.Data.Path, "--name", name + "-r", "--public-key-file", readerKey + ".pub", "--role", "reader"]);
         Assert.True(reader.ExitCode == 0, reader.Stderr);
         string[] asReader = ["--server", "sandbox", "--key-file", readerKey];
         var marker = Path.Combine(Env.WorkDirectory, "rcli-reader-" + Guid.NewGuid().ToString("N")[..6]);

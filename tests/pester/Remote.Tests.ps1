@@ -51,7 +51,7 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         $server = Resolve-Path (Join-Path $PSScriptRoot '../../out/bin/eph-server')
         $script:Added = foreach ($k in @(@{ Name = 'remote-op'; Key = 'operator'; Role = 'operator' }, @{ Name = 'remote-reader'; Key = 'reader'; Role = 'reader' },
                 @{ Name = 'remote-admin'; Key = 'admin'; Role = 'admin' })) {
-            & $server operators add --data $dataDir --name $k.Name --key-file (Join-Path $script:UserWork "$($k.Key)-key.pub") --role $k.Role 2>&1 | Out-Null
+            & $server operators add --data $dataDir --name $k.Name --public-key-file (Join-Path $script:UserWork "$($k.Key)-key.pub") --role $k.Role 2>&1 | Out-Null
             $LASTEXITCODE
         }
 

@@ -36,7 +36,11 @@ public static class OperatorRoles
     /// <exception cref="RegistryValidationException">Not one of reader, operator, admin.</exception>
     public static OperatorRole Parse(string? text) =>
         TryParse(text, out var role) ? role
-            : throw new RegistryValidationException("role", $"'{text}' is not an operator role; use one of: {string.Join(", ", All)}");
+            : throw new RegistryValidationException("role", NotARole(text));
+
+    /// <summary>Why <paramref name="text"/> is refused as a role (quoted escaped and cut: it may come from anyone's input).</summary>
+    public static string NotARole(string? text) =>
+        $"'{EtPhoneHome.Core.Text.UntrustedText.ForTerminal(text ?? "", 40)}' is not an operator role; use one of: {string.Join(", ", All)}";
 
     public static bool TryParse(string? text, out OperatorRole role)
     {

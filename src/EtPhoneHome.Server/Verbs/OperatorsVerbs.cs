@@ -29,11 +29,34 @@ internal static class OperatorsVerbs
 
     private static Option<bool> JsonOption() => new("--json") { Description = "One JSON object per line (snake_case fields) instead of a table." };
 
-    private static Option<string> RoleOption() => new("--role")
+    private static Option<string> RoleOption()
     {
-        Description = "What the operator may do: reader (read only), operator (run commands, change clients), admin (also keys and operators).",
-        Required = true,
-    };
+        var role = new Option<string>("--role")
+        {
+            Description = "What the operator may do: reader (read only), operator (run commands, change clients), admin (also keys and operators).",
+            Required = true,
+        };
+        role.Validators.Add(CheckRole);
+        return role;
+    }
+
+    /// <summary>
+    /// A role is checked while the command line is parsed, so a wrong one is the same usage error (exit 1, nothing sent)
+    /// on the server host and through --server.
+    /// </summary>
+    private static void CheckRole(System.CommandLine.Parsing.SymbolResult result)
+    {
+        if (result.Tokens is [{ Value: var text }] && !OperatorRoles.TryParse(text, out _))
+        {
+            result.AddError(OperatorRoles.NotARole(text));
+        }
+    }
+
+    /// <summary>
+    /// The public key file of operators add. Not --key-file: that global option names the ssh private key a --server
+    /// connection logs in with, and one name for both made `operators add --server … --key-file` ambiguous.
+    /// </summary>
+    internal const string PublicKeyFileOption = "--public-key-file";
 
     private static Command AddCommand()
     {
@@ -41,7 +64,7 @@ internal static class OperatorsVerbs
         var json = JsonOption();
         var name = new Option<string>("--name") { Description = "The operator's name: 1–64 letters, digits, '.', '_', '-' (unique).", Required = true };
         var key = new Option<string?>("--key") { Description = "The operator's public key line: \"ssh-ed25519 AAAA… comment\" (the .pub file's text)." };
-        var keyFile = new Option<string?>("--key-file") { Description = "Read the public key line from this file (such as ~/.ssh/id_ed25519.pub) instead of --key." };
+        var keyFile = new Option<string?>(PublicKeyFileOption) { Description = "Read the public key line from this file (such as ~/.ssh/id_ed25519.pub) instead of --key." };
         var role = RoleOption();
         var cmd = new Command("add", "Add an operator key with a role; the key can then reach the hub's operator service through sshd, and nothing else.")
         {
@@ -51,7 +74,7 @@ internal static class OperatorsVerbs
         {
             if ((r.GetValue(key) is null) == (r.GetValue(keyFile) is null))
             {
-                r.AddError("give the public key with exactly one of --key or --key-file");
+                r.AddError($"give the public key with exactly one of --key or {PublicKeyFileOption}");
             }
         });
         cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry =>
@@ -94,6 +117,7 @@ internal static class OperatorsVerbs
         var json = JsonOption();
         var name = new Argument<string>("name") { Description = "The operator's name or key fingerprint (SHA256:…)." };
         var role = new Argument<string>("role") { Description = "The new role: reader, operator or admin." };
+        role.Validators.Add(CheckRole);
         var cmd = new Command("set-role", "Change an operator's role; the last admin cannot be demoted.") { data, name, role, json };
         cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry =>
             SetRole(registry.Operators, pr.GetValue(name)!, pr.GetValue(role)!, pr.GetValue(json), pr.InvocationConfiguration.Output)));

@@ -123,6 +123,29 @@ public sealed class RemoteCliRegistryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OperatorsAdd_TakesThePublicKeyFile_BesideTheSshKeyFile_AndAWrongRoleIsTheSameUsageErrorAsLocally()
+    {
+        _hub.Role = OperatorRole.Admin;
+        Directory.CreateDirectory(_hub.Data.Root);
+        var pub = Path.Combine(_hub.Data.Root, "carol.pub");
+        File.WriteAllText(pub, RemoteRegistryHarness.OperatorKeyLine + "\n");
+
+        // --key-file is the ssh private key of the connection; the operator's public key has its own option.
+        Assert.Equal(0, await RunAsync("--key-file", "/nonexistent/id_ed25519", "operators", "add", "--name", "carol", "--public-key-file", pub, "--role", "reader"));
+        Assert.Contains("Added operator 'carol' (reader)", _out.ToString(), StringComparison.Ordinal);
+
+        foreach (var args in new[] { new[] { "operators", "add", "--name", "dave", "--public-key-file", pub, "--role", "super\u001b[2Juser" }, ["operators", "set-role", "carol", "root"] })
+        {
+            Assert.Equal(1, await RunAsync(args));
+            Assert.Contains("is not an operator role; use one of: reader, operator, admin", _err.ToString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("\u001b", _err.ToString(), StringComparison.Ordinal);
+        }
+
+        Assert.Null(_hub.Registry.GetOperator("dave"));
+        Assert.Equal(OperatorRole.Reader, _hub.Registry.GetOperator("carol")!.Role);
+    }
+
+    [Fact]
     public async Task Operators_AreAdminOnly_AndAnAdminManagesThem()
     {
         Assert.Equal(RemoteCli.Forbidden, await RunAsync("operators", "list"));
