@@ -333,6 +333,11 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             Log(EphLogLevel.Warning, $"gate connection ended: {ex.Message}");
         }
+        catch (Exception ex) when (_writes.Failed(ex))
+        {
+            // The registry is out of reach (said once by the watch): a key question goes unanswered, so sshd refuses
+            // the key — closed, not open — until the registry answers again.
+        }
         catch (Exception ex)
         {
             Log(EphLogLevel.Error, $"unexpected fault on a gate connection: {ex}");
@@ -417,7 +422,18 @@ public sealed partial class HubServer : IAsyncDisposable
         // moment the gate names the key (sshd authenticated it), so sessions that never say hello count too. The extra
         // session is told why and closed, which ends its gate and its sshd process.
         var fingerprint = gate.Fingerprint;
-        var status = _registry.GetKey(fingerprint)?.Status;
+        KeyStatus? status;
+        try
+        {
+            status = _registry.GetKey(fingerprint)?.Status;
+        }
+        catch (Exception ex) when (_writes.Failed(ex))
+        {
+            // A PostgreSQL registry out of reach fails reads too: the agent is told to come back, as on a full disk.
+            await SendAsync(stream, Refused(OutOfDiskSpace, retryAfter: 60), ct).ConfigureAwait(false);
+            return;
+        }
+
         var limit = KeyLimits.MaxSessions(status, _options.MaxSessionsPerPendingKey, _options.MaxSessionsPerApprovedKey);
         if (!TryTakeKeySlot(fingerprint, limit))
         {
@@ -865,7 +881,7 @@ public sealed partial class HubServer : IAsyncDisposable
     }
 
     /// <summary>What an agent is told when the registry cannot record its admission.</summary>
-    public const string OutOfDiskSpace = "the server is out of disk space (its registry takes no writes); retry later";
+    public const string OutOfDiskSpace = "the server's registry takes no writes now (disk full or database unreachable); retry later";
 
     private bool TryTakeKeySlot(string fingerprint, int limit)
     {

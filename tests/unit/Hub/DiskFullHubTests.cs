@@ -6,6 +6,7 @@ using EtPhoneHome.Protocol;
 using EtPhoneHome.Tests.Unit.Registry;
 using Xunit;
 using Xunit.Abstractions;
+using static EtPhoneHome.Tests.Unit.Hub.HubSessionProbe;
 
 namespace EtPhoneHome.Tests.Unit.Hub;
 
@@ -131,64 +132,5 @@ public sealed class DiskFullHubTests(ITestOutputHelper output)
 
         Assert.Equal(KeyStatus.Pending, registry.GetKey(Keys.B)!.Status);
         await hub.StopAsync();
-    }
-
-    private static string[] Snapshot(List<string> log)
-    {
-        lock (log)
-        {
-            return [.. log];
-        }
-    }
-
-    private static ControlMessage Hello(int? tunnelPort, string host = "agent-host") => new()
-    {
-        Type = ControlTypes.Hello,
-        Protocol = ProtocolInfo.Version,
-        Hostname = host,
-        Platform = "linux-x64",
-        Username = "svc",
-        AgentVersion = "0.1.0",
-        Capabilities = ["run_command"],
-        TunnelPort = tunnelPort,
-    };
-
-    private static async Task<NetworkStream> OpenSessionAsync(HubServer hub, string fingerprint, ControlMessage hello)
-    {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        await socket.ConnectAsync(new UnixDomainSocketEndPoint(hub.SocketPath));
-        var stream = new NetworkStream(socket, ownsSocket: true);
-        await Wire.WriteAsync(stream, new GateRequest { Op = "session", Fingerprint = fingerprint, GatePid = 4242, User = "eph" }, ProtocolJson.Default.GateRequest);
-        await Wire.WriteAsync(stream, hello, ProtocolJson.Default.ControlMessage);
-        return stream;
-    }
-
-    private static async Task<ControlMessage?> ReadAsync(Stream stream)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        return await Wire.ReadAsync(stream, ProtocolJson.Default.ControlMessage, Framing.MaxFrameBytes, timeout.Token);
-    }
-
-    /// <summary>The next frame of <paramref name="type"/>, skipping others (the hub's "online" notice).</summary>
-    private static async Task<ControlMessage> ReadUntilAsync(Stream stream, string type)
-    {
-        while (true)
-        {
-            var message = await ReadAsync(stream) ?? throw new Xunit.Sdk.XunitException("the hub closed the control channel");
-            if (message.Type == type)
-            {
-                return message;
-            }
-        }
-    }
-
-    private static async Task Until(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "timed out");
-            await Task.Delay(25);
-        }
     }
 }
