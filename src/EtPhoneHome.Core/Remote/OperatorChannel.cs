@@ -32,7 +32,8 @@ public sealed class OperatorChannel : IAsyncDisposable
         _fromServer = fromServer ?? throw new ArgumentNullException(nameof(fromServer));
         _toServer = toServer ?? throw new ArgumentNullException(nameof(toServer));
         _owner = owner;
-        _reader = Task.Run(ReadLoopAsync);
+        // A thread of its own: with a stream that blocks in its reads (ssh's stdout) the loop never returns to the pool.
+        _reader = Task.Factory.StartNew(ReadLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
     }
 
     /// <summary>Whether the connection still carries requests.</summary>

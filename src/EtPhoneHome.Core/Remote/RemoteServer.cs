@@ -82,7 +82,8 @@ public sealed class RemoteServer : IAsyncDisposable
     private static async Task<RemoteOperator> OpenAsync(ServerAddress address, HostKey pinned, string surface, SshLinkOptions? options, CancellationToken ct)
     {
         var link = await SshLink.OpenAsync(address, pinned, options, ct).ConfigureAwait(false);
-        var channel = new OperatorChannel(link.Output, link.Input, link);
+        // ssh's stdout is read by the channel's own thread with blocking reads (see BlockingReadStream).
+        var channel = new OperatorChannel(new BlockingReadStream(link.Output), link.Input, link);
         try
         {
             using var hello = CancellationTokenSource.CreateLinkedTokenSource(ct);
