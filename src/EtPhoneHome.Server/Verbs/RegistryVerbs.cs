@@ -58,8 +58,11 @@ internal static class RegistryVerbs
             };
 
             // The running hub keeps every client indexed: asking it spares this process reading them all (about 0.85 s
-            // at 100,000). Without a hub, or when it does not answer in time, the registry is searched here.
-            if (await HubClientSearch.TryAsync(DataDirectory.Resolve(pr.GetValue(data)), search, HubAnswerTimeout, ct).ConfigureAwait(false) is { } answered)
+            // at 100,000). Without a hub, or when it does not answer in time, the registry is searched here; so it is
+            // when this invocation names a registry of its own (--registry, $ETPHONEHOME_REGISTRY): the hub may serve another.
+            var ownRegistry = !string.IsNullOrEmpty(EphConfiguration.Registry)
+                || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(RegistrySource.EnvironmentVariable));
+            if (!ownRegistry && await HubClientSearch.TryAsync(DataDirectory.Resolve(pr.GetValue(data)), search, HubAnswerTimeout, ct).ConfigureAwait(false) is { } answered)
             {
                 return ClientsOutput(answered, pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error);
             }

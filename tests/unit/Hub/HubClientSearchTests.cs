@@ -64,6 +64,26 @@ public sealed class HubClientSearchTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EphServerClients_NamingARegistryOfItsOwn_DoesNotAskTheHub()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        try
+        {
+            var exit = await EtPhoneHome.Server.Program.RunAsync(["clients", "--data", _temp.Dir.Path, "--registry", "sqlite", "--name", "db-*"],
+                new System.CommandLine.InvocationConfiguration { Output = output, Error = error });
+
+            Assert.Equal(0, exit);
+            Assert.Contains("db-01", output.ToString());
+            Assert.Equal(0, _hub.ClientSearchesServed);
+        }
+        finally
+        {
+            EtPhoneHome.Core.Operations.EphConfiguration.Registry = null;
+        }
+    }
+
+    [Fact]
     public async Task ALargeAnswer_ComesInPages_AndArrivesWhole()
     {
         for (var i = 0; i < HubClientSearch.PageSize + 20; i++)
