@@ -139,6 +139,7 @@ public sealed partial class HubServer : IAsyncDisposable
         _background.Add(Task.Run(() => AcceptLoopAsync(listener, _stop.Token)));
         _background.Add(Task.Run(() => PollLoopAsync(_stop.Token)));
         _background.Add(Task.Run(() => ExpireResumesAsync(_stop.Token)));
+        _background.Add(Task.Run(WarmClientIndex));
         if (_options.Health is { } health)
         {
             // The monitor asks this hub, not the registry, when a session's control channel last spoke: a session whose
@@ -154,6 +155,28 @@ public sealed partial class HubServer : IAsyncDisposable
 
         Log(EphLogLevel.Information, $"hub listening on {path}");
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Reads every client into this process's index once at start, so the first search the hub serves (a local
+    /// `eph-server clients`, an operator's Get-EphClient) costs a refresh, not a full load (about 0.85 s at 100,000
+    /// clients). Later searches refresh it by the rows changed since.
+    /// </summary>
+    private int _clientSearchesServed;
+
+    /// <summary>Client searches this hub answered over its socket (tests).</summary>
+    internal int ClientSearchesServed => Volatile.Read(ref _clientSearchesServed);
+
+    private void WarmClientIndex()
+    {
+        try
+        {
+            _ = _registry.QueryClients(new ClientQuery { Ids = [""] });
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or System.Data.Common.DbException or IOException)
+        {
+            Log(EphLogLevel.Warning, $"the client index was not loaded at start (the first search loads it): {ex.Message}");
+        }
     }
 
     /// <summary>Starts the hub and runs it until <paramref name="ct"/> is cancelled.</summary>
@@ -319,6 +342,17 @@ public sealed partial class HubServer : IAsyncDisposable
                     break;
                 case OperatorOp:
                     await OperatorConnectionAsync(stream, request, PeerPid(socket), ct).ConfigureAwait(false);
+                    break;
+                case HubClientSearch.Op:
+                    if (await HubClientSearch.ServeAsync(stream, HubClientSearch.PeerUid(socket), query => ClientQueries.Search(_registry, query), ct).ConfigureAwait(false))
+                    {
+                        Interlocked.Increment(ref _clientSearchesServed);
+                    }
+                    else
+                    {
+                        Log(EphLogLevel.Warning, $"client search from pid {PeerPid(socket)?.ToString(CultureInfo.InvariantCulture) ?? "?"} refused: only the hub's own user may ask; closing");
+                    }
+
                     break;
                 default:
                     Log(EphLogLevel.Warning, $"gate sent an unknown op \"{Clip(request.Op)}\"; closing");

@@ -17,6 +17,19 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
 {
     private const string SshdPath = "/usr/sbin/sshd";
     private const string GateRoot = "/opt/etphonehome-sandbox";
+
+    /// <summary>
+    /// The name of a sandbox's gate directory under the gate root, unique per work directory: two sandboxes whose work
+    /// folders share a name (…/a/env, …/b/env) must not copy over each other's running gate ("Text file busy") or
+    /// delete it when one stops. The work folder's name, then 12 hex digits of the SHA-256 of its full path.
+    /// </summary>
+    public static string GateDirectoryName(string workDirectory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(workDirectory);
+        var fullWork = Path.GetFullPath(workDirectory).TrimEnd('/');
+        return Path.GetFileName(fullWork) + "-" + Convert.ToHexString(
+            System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(fullWork)))[..12].ToLowerInvariant();
+    }
     private readonly SandboxOptions _options;
     private readonly List<SandboxAgent> _agents = [];
     private readonly bool _ownsWorkDirectory;
@@ -88,12 +101,7 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         FleetAccount.CheckReachable(work);
         FleetAccount.GrantTraverse(work, fleetGroup);
 
-        // Unique per work directory: two sandboxes whose work folders share a name (…/a/env, …/b/env) must not copy over
-        // each other's running gate ("Text file busy") or delete it when one stops.
-        var fullWork = Path.GetFullPath(work).TrimEnd('/');
-        var id = Path.GetFileName(fullWork) + "-" + Convert.ToHexString(
-            System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(fullWork)))[..12].ToLowerInvariant();
-        var gateDir = Path.Combine(GateRoot, id);
+        var gateDir = Path.Combine(GateRoot, GateDirectoryName(work));
         var publicDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
                         UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
         Directory.CreateDirectory(gateDir);

@@ -90,8 +90,9 @@ public sealed class ExchangeClient : IDisposable
 
     /// <summary>
     /// Uploads a file (<c>exchange_upload</c>). <paramref name="expiresHours"/> (1–12) is checked before anything
-    /// is read or sent. The SHA-256 is computed in a first read (object metadata is sent before the body) and
-    /// again while the bytes are sent; a file that changes in between fails the upload and nothing is left behind.
+    /// is read or sent. Up to the multipart threshold the file is read once into memory, hashed there and sent in one
+    /// PUT. Larger files: the SHA-256 is computed in a first read (object metadata is sent before the body) and
+    /// again while the parts are sent; a file that changes in between fails the upload and nothing is left behind.
     /// </summary>
     public async Task<ExchangeUploadResult> UploadAsync(
         string path,
@@ -124,7 +125,22 @@ public sealed class ExchangeClient : IDisposable
         try
         {
             var size = new FileInfo(fullPath).Length;
-            var sha = await HashFileAsync(fullPath, size, progress, ct).ConfigureAwait(false);
+            var multipart = size > Options.MultipartThreshold;
+
+            // A single PUT holds the whole file in memory anyway: it is read once and hashed from memory. A multipart
+            // upload needs the hash before its first part (metadata goes with the start), so it reads the file twice.
+            byte[]? whole = null;
+            string sha;
+            if (multipart)
+            {
+                sha = await HashFileAsync(fullPath, size, progress, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                whole = new byte[size];
+                sha = (await ReadPartAsync(fullPath, 0, whole, null, ct).ConfigureAwait(false))!;
+            }
+
             var metadata = new Dictionary<string, string>
             {
                 ["source_client"] = sourceClient,
@@ -134,14 +150,13 @@ public sealed class ExchangeClient : IDisposable
                 ["expires_at"] = Iso(expiresAt),
                 ["sha256"] = sha,
             };
-            var multipart = size > Options.MultipartThreshold;
             if (multipart)
             {
                 await PutMultipartAsync(fullPath, key, size, sha, metadata, progress, ct).ConfigureAwait(false);
             }
             else
             {
-                await PutSingleAsync(fullPath, key, size, sha, metadata, progress, ct).ConfigureAwait(false);
+                await PutSingleAsync(whole!, key, metadata, progress, ct).ConfigureAwait(false);
             }
 
             var url = Presign(key, HttpVerb.GET, expiresAt);
@@ -161,15 +176,10 @@ public sealed class ExchangeClient : IDisposable
         }
     }
 
-    private async Task PutSingleAsync(string path, string key, long size, string sha, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    /// <summary>One PUT of the bytes read (and hashed) once; the object's sha256 is theirs.</summary>
+    private async Task PutSingleAsync(byte[] buffer, string key, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
     {
-        var buffer = new byte[size];
-        var readSha = await ReadPartAsync(path, 0, buffer, null, ct).ConfigureAwait(false);
-        if (!string.Equals(readSha, sha, StringComparison.Ordinal))
-        {
-            throw new IOException($"'{path}' changed while it was uploaded; nothing was uploaded");
-        }
-
+        var size = buffer.LongLength;
         using var body = new MemoryStream(buffer, writable: false);
         var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, AutoCloseStream = false };
         AddMetadata(request.Metadata, metadata);

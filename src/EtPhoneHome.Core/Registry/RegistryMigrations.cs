@@ -376,8 +376,18 @@ internal static class RegistryMigrations
     /// <summary>Latest schema version this build knows.</summary>
     public static int LatestVersion => Steps.Length;
 
+    /// <summary>
+    /// Brings the schema to <see cref="LatestVersion"/>. A registry already there is only read: every process that
+    /// opens it (each `eph-server clients`) would otherwise queue for the write lock behind the hub's writers, which
+    /// during a reconnect storm hold it back to back for many seconds.
+    /// </summary>
     public static void Apply(SqliteConnection connection)
     {
+        if (CurrentVersion(connection) == Steps.Length)
+        {
+            return;
+        }
+
         using var tx = connection.BeginTransaction(deferred: false);
         Exec(connection, tx, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL)");
         using var read = connection.CreateCommand();
@@ -402,5 +412,19 @@ internal static class RegistryMigrations
         }
 
         tx.Commit();
+    }
+
+    /// <summary>The recorded schema version, read without a write lock; -1 when the registry has no version table yet.</summary>
+    private static int CurrentVersion(SqliteConnection connection)
+    {
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'";
+        if (Convert.ToInt64(read.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            return -1;
+        }
+
+        read.CommandText = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+        return Convert.ToInt32(read.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }

@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using EtPhoneHome.Core;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 
@@ -21,6 +22,9 @@ internal static class RegistryVerbs
         root.Subcommands.Add(RemoveCommand());
         root.Subcommands.Add(HistoryCommand());
     }
+
+    /// <summary>How long `clients` waits for the hub's answer before it searches the registry itself.</summary>
+    internal static readonly TimeSpan HubAnswerTimeout = TimeSpan.FromSeconds(3);
 
     private static Option<string?> DataOption() => new("--data") { Description = "Data directory (default $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server)." };
 
@@ -41,15 +45,31 @@ internal static class RegistryVerbs
         var capability = Repeatable("--capability", "Only clients with this capability, such as docker (repeat: all must match).");
         var online = new Option<bool>("--online") { Description = "Only clients with an online session." };
         var cmd = new Command("clients", "List and search registered clients; all given filters intersect.") { data, name, query, purpose, tag, capability, online, json };
-        cmd.SetAction((ParseResult pr) => OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry => Clients(registry.Clients, new ClientQuery
+        cmd.SetAction(async (ParseResult pr, CancellationToken ct) =>
         {
-            Names = NonEmpty(pr.GetValue(name)),
-            Query = pr.GetValue(query),
-            Purpose = pr.GetValue(purpose),
-            Tags = NonEmpty(pr.GetValue(tag)),
-            Capabilities = NonEmpty(pr.GetValue(capability)),
-            OnlineOnly = pr.GetValue(online),
-        }, pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
+            var search = new ClientQuery
+            {
+                Names = NonEmpty(pr.GetValue(name)),
+                Query = pr.GetValue(query),
+                Purpose = pr.GetValue(purpose),
+                Tags = NonEmpty(pr.GetValue(tag)),
+                Capabilities = NonEmpty(pr.GetValue(capability)),
+                OnlineOnly = pr.GetValue(online),
+            };
+
+            // The running hub keeps every client indexed: asking it spares this process reading them all (about 0.85 s
+            // at 100,000). Without a hub, or when it does not answer in time, the registry is searched here; so it is
+            // when this invocation names a registry of its own (--registry, $ETPHONEHOME_REGISTRY): the hub may serve another.
+            var ownRegistry = !string.IsNullOrEmpty(EphConfiguration.Registry)
+                || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(RegistrySource.EnvironmentVariable));
+            if (!ownRegistry && await HubClientSearch.TryAsync(DataDirectory.Resolve(pr.GetValue(data)), search, HubAnswerTimeout, ct).ConfigureAwait(false) is { } answered)
+            {
+                return ClientsOutput(answered, pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error);
+            }
+
+            return OperatorVerbs.RunWithRegistry(pr, pr.GetValue(data), registry =>
+                Clients(registry.Clients, search, pr.GetValue(json), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
+        });
         return cmd;
     }
 

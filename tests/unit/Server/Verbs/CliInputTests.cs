@@ -74,6 +74,33 @@ public sealed class CliInputTests : IDisposable
         Assert.False(Directory.Exists(typo));
     }
 
+    [Fact]
+    public async Task Clients_WithAHubSocketNobodyServes_SearchesTheRegistryItself()
+    {
+        File.WriteAllText(_data.Dir.HubSocket, ""); // left behind by a hub that died: nothing listens
+
+        var exit = await RunAsync("clients", "--data", _data.Dir.Path, "--name", "web-*");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("web-01", _out.ToString());
+        Assert.Equal("", _err.ToString());
+    }
+
+    [Theory]
+    [InlineData("keys")]
+    [InlineData("history")]
+    [InlineData("status")]
+    public async Task AMistypedDataDirectory_IsAnErrorForEveryReadVerb(string verb)
+    {
+        var typo = _data.Dir.Path + "-typo-" + verb;
+
+        var exit = await RunAsync(verb, "--data", typo);
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains("no registry", _err.ToString());
+        Assert.False(Directory.Exists(typo));
+    }
+
     [Theory]
     [InlineData("--tiemout", "5", "uptime")]
     [InlineData("uptime", "--bogus")]
