@@ -295,6 +295,19 @@ internal static class RegistryMigrations
         NameKeyStep,
         TunnelPortStep,
         OperatorsStep,
+        // 11: several hubs on one registry. Each hub has an id and a heartbeat row; each session records the hub that
+        // holds it, so a hub adopts, monitors and closes only its own sessions, and the others close a dead hub's.
+        """
+        ALTER TABLE sessions ADD COLUMN hub_id TEXT;
+        CREATE INDEX ix_sessions_open_hub ON sessions(hub_id) WHERE closed_at IS NULL;
+        CREATE TABLE hubs (
+            id         TEXT PRIMARY KEY,
+            host       TEXT NOT NULL,
+            pid        INTEGER NOT NULL,
+            started_at INTEGER NOT NULL,
+            last_seen  INTEGER NOT NULL
+        );
+        """,
     ];
 
     // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot
