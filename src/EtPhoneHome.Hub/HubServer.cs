@@ -1327,9 +1327,9 @@ public sealed partial class HubServer : IAsyncDisposable
             return;
         }
 
-        if (row is null || row.Pid == Environment.ProcessId && string.Equals(row.Host, HostName, StringComparison.OrdinalIgnoreCase))
+        if (row is null || row.Pid == Environment.ProcessId)
         {
-            return;
+            return; // New, or written by this very process (a hub started again in it).
         }
 
         var fresh = DateTimeOffset.UtcNow - row.LastSeen < _options.DeadHubTimeout;
