@@ -1313,7 +1313,8 @@ public sealed partial class HubServer : IAsyncDisposable
 
     /// <summary>
     /// Two live hubs with one id would adopt, monitor and close each other's sessions: a start is refused while the id's
-    /// heartbeat is fresh and comes from another host, or from another process of this host that still runs.
+    /// heartbeat is fresh and comes from another host (a copied data directory, an id given twice). On this host the
+    /// data directory's lock already keeps a second hub out, and the previous holder of the lock may still be exiting.
     /// </summary>
     private void RefuseHubIdInUse(string hubId)
     {
@@ -1334,24 +1335,11 @@ public sealed partial class HubServer : IAsyncDisposable
 
         var fresh = DateTimeOffset.UtcNow - row.LastSeen < _options.DeadHubTimeout;
         var sameHost = string.Equals(row.Host, HostName, StringComparison.OrdinalIgnoreCase);
-        if (fresh && (!sameHost || ProcessRuns(row.Pid)))
+        if (fresh && !sameHost)
         {
             throw new InvalidOperationException(
                 $"hub id {hubId} is in use by a running hub (host {Clip(row.Host)}, pid {row.Pid}, last heartbeat {row.LastSeen:u}); " +
                 "give each hub its own id (--hub-id, $ETPHONEHOME_HUB_ID, or the data directory's hub-id file); this one changed nothing");
-        }
-    }
-
-    private static bool ProcessRuns(int pid)
-    {
-        try
-        {
-            using var process = Process.GetProcessById(pid);
-            return !process.HasExited;
-        }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
-        {
-            return false;
         }
     }
 

@@ -270,9 +270,9 @@ internal static class PostgresMigrations
     [
         // 11: several hubs on one registry (RegistryMigrations step 11).
         """
-        ALTER TABLE sessions ADD COLUMN hub_id TEXT COLLATE "C";
-        CREATE INDEX ix_sessions_open_hub ON sessions(hub_id) WHERE closed_at IS NULL;
-        CREATE TABLE hubs (
+        ALTER TABLE sessions ADD COLUMN IF NOT EXISTS hub_id TEXT COLLATE "C";
+        CREATE INDEX IF NOT EXISTS ix_sessions_open_hub ON sessions(hub_id) WHERE closed_at IS NULL;
+        CREATE TABLE IF NOT EXISTS hubs (
             id         TEXT COLLATE "C" PRIMARY KEY,
             host       TEXT COLLATE "C" NOT NULL,
             pid        BIGINT NOT NULL,

@@ -200,6 +200,23 @@ public abstract class MultiHubTests(TestEngine engine) : IAsyncDisposable
     }
 
     [Fact]
+    public async Task AHubRestartedOnItsHost_StartsWhileThePreviousProcessMayStillRun_AndAdoptsItsSessions()
+    {
+        // The previous hub released the data directory's lock and is still exiting (pid 1 stands for a live process).
+        var registry = Registry();
+        registry.BeatHub("hub-a", "gw", 1);
+        var own = SessionOf(registry, Keys.A, "hub-a", "gw");
+
+        var hub = await StartHubAsync("hub-a", "gw");
+
+        Assert.Equal("hub-a", hub.HubId);
+        Assert.Equal(Me, registry.ListHubs().Single().Pid);
+        // Kept for its gate to re-attach (none does here, so it is closed after the grace), not closed at the start.
+        await Until(() => registry.GetSession(own.Id)!.ClosedAt is not null, "the grace ends");
+        Assert.Contains("re-attached", registry.GetSession(own.Id)!.CloseReason);
+    }
+
+    [Fact]
     public async Task AHubWithoutAGivenId_WritesOneToItsDataDirectory_AndKeepsIt()
     {
         var dir = new TempData();
