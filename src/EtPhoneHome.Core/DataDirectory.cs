@@ -25,6 +25,12 @@ public sealed class DataDirectory
     /// </summary>
     public string HubLockFile => System.IO.Path.Combine(Path, "hub.lock");
 
+    /// <summary>
+    /// The id of the hub of this data directory (one line, mode 0600), written at its first start unless
+    /// <c>--hub-id</c> or $ETPHONEHOME_HUB_ID names it: stable across restarts, distinct per data directory.
+    /// </summary>
+    public string HubIdFile => System.IO.Path.Combine(Path, "hub-id");
+
     /// <summary>Directory of sshd's own files (host keys, pid file) for a generated sshd_config.</summary>
     public string SshDirectory => System.IO.Path.Combine(Path, "ssh");
 

@@ -130,10 +130,13 @@ public sealed class HealthMonitor
     private readonly HashSet<long> _seen = [];
     private readonly ControlChannelLiveness? _control;
     private readonly Func<Exception, bool>? _registryFault;
+    private readonly Func<SessionRecord, bool>? _watches;
 
+    /// <summary>A monitor; <paramref name="watches"/> picks the sessions it checks (a hub's own when several hubs share the registry; null: all).</summary>
     public HealthMonitor(ISessionStore sessions, IHealthStore health, IHealthProbe probe, HealthOptions options, TimeProvider? time = null, IEphLog? log = null,
-        ControlChannelLiveness? control = null, Func<Exception, bool>? registryFault = null)
+        ControlChannelLiveness? control = null, Func<Exception, bool>? registryFault = null, Func<SessionRecord, bool>? watches = null)
     {
+        _watches = watches;
         _control = control;
         _registryFault = registryFault;
         _sessions = sessions ?? throw new ArgumentNullException(nameof(sessions));
@@ -176,7 +179,7 @@ public sealed class HealthMonitor
     /// <summary>One round: checks every online session once and applies the threshold.</summary>
     public async Task<HealthSweep> CheckOnceAsync(CancellationToken ct)
     {
-        var sessions = _sessions.ListOpenSessions().Where(s => s.OnlineAt is not null && s.ClosedAt is null).ToList();
+        var sessions = _sessions.ListOpenSessions().Where(s => s.OnlineAt is not null && s.ClosedAt is null && _watches?.Invoke(s) != false).ToList();
         var open = sessions.Select(s => s.Id).ToHashSet();
         foreach (var gone in _failures.Keys.Where(id => !open.Contains(id)).ToList())
         {

@@ -80,6 +80,20 @@ public sealed class HubOptions
     /// </summary>
     public TimeSpan ResumeGrace { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// This hub's id among the hubs sharing the registry; null takes the data directory's (<see cref="HubIdentity"/>).
+    /// </summary>
+    public string? HubId { get; init; }
+
+    /// <summary>How often the hub writes its heartbeat row and looks for dead hubs.</summary>
+    public TimeSpan HubHeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// A hub whose heartbeat is older is dead: the others close its sessions. Longer than a restart of a hub (which
+    /// adopts its own sessions again), far longer than the clock skew between hub hosts.
+    /// </summary>
+    public TimeSpan DeadHubTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Whether a pid runs a session's gate; the process table (an eph-gate naming the key) when null. Tests replace it.</summary>
     internal Func<SessionRecord, int, bool>? GateProcessCheck { get; init; }
 }

@@ -46,6 +46,7 @@ public sealed partial class HubServer : IAsyncDisposable
     private FileStream? _lock;
     private volatile OpenSessionSnapshot _snapshot = new(0, []);
     private int _activeSessions;
+    private string? _hubId;
 
     public HubServer(SqliteRegistry registry, HubOptions options)
     {
@@ -62,6 +63,12 @@ public sealed partial class HubServer : IAsyncDisposable
 
     /// <summary>Path of the unix socket eph-gate connects to.</summary>
     public string SocketPath => _options.DataDirectory.HubSocket;
+
+    /// <summary>This hub's id among the hubs sharing the registry (known once started).</summary>
+    public string HubId => _hubId ?? throw new InvalidOperationException("the hub id is known once the hub has started");
+
+    /// <summary>Host name recorded in this hub's sessions and heartbeat.</summary>
+    private string HostName => _options.Host ?? Environment.MachineName;
 
     /// <summary>Sessions currently served by this hub (admitted and not yet closed).</summary>
     public int ActiveSessions => Volatile.Read(ref _activeSessions);
@@ -105,6 +112,18 @@ public sealed partial class HubServer : IAsyncDisposable
 
         try
         {
+            _hubId = _options.HubId is { } given ? HubIds.Validate(given) : HubIdentity.Resolve(_options.DataDirectory, null);
+            RefuseHubIdInUse(_hubId);
+        }
+        catch
+        {
+            ReleaseLock();
+            throw;
+        }
+
+        try
+        {
+            _registry.BeatHub(_hubId, HostName, Environment.ProcessId);
             AdoptSessionsLeftOpen();
 
             _registry.SetSetting(SqliteRegistry.HeartbeatSetting, _options.HeartbeatSeconds.ToString(CultureInfo.InvariantCulture));
@@ -140,6 +159,7 @@ public sealed partial class HubServer : IAsyncDisposable
         _background.Add(Task.Run(() => PollLoopAsync(_stop.Token)));
         _background.Add(Task.Run(() => ExpireResumesAsync(_stop.Token)));
         _background.Add(Task.Run(WarmClientIndex));
+        _background.Add(Task.Run(() => HubHeartbeatLoopAsync(_stop.Token)));
         if (_options.Health is { } health)
         {
             // The monitor asks this hub, not the registry, when a session's control channel last spoke: a session whose
@@ -149,7 +169,7 @@ public sealed partial class HubServer : IAsyncDisposable
                 TimeSpan.FromSeconds(2.0 * _options.HeartbeatSeconds));
             var monitor = new HealthMonitor(_registry, _registry, _options.HealthProbe ?? new TunnelHealthProbe(_options.TunnelHost), health, log: _options.Log,
 
-                control: control, registryFault: _writes.Failed);
+                control: control, registryFault: _writes.Failed, watches: HoldsSession);
             _background.Add(Task.Run(() => monitor.RunAsync(_stop.Token)));
         }
 
@@ -519,7 +539,8 @@ public sealed partial class HubServer : IAsyncDisposable
     {
         var kept = 0;
         var closed = 0;
-        foreach (var session in _registry.ListOpenSessions())
+        // Only this hub's sessions: the others' belong to hubs that run (or that the survivors close once dead).
+        foreach (var session in _registry.ListOpenSessions().Where(HoldsSession))
         {
             if (_options.ResumeGrace > TimeSpan.Zero && session.GatePid is { } pid && GateRuns(session, pid))
             {
@@ -705,6 +726,11 @@ public sealed partial class HubServer : IAsyncDisposable
         if (!string.Equals(open.Host, _options.Host ?? Environment.MachineName, StringComparison.OrdinalIgnoreCase))
         {
             return $"session {id} is served by another host";
+        }
+
+        if (!HoldsSession(open))
+        {
+            return $"session {id} is held by another hub";
         }
 
         if (!GateResume.Verify(open.Secret, gate.SessionSecret))
@@ -1097,7 +1123,7 @@ public sealed partial class HubServer : IAsyncDisposable
             client = _registry.AdmitClient(gate.Fingerprint, identity);
             var secret = TunnelHandshake.NewSecret();
             session = _registry.OpenSession(client.Uuid, gate.Fingerprint, _options.Host ?? Environment.MachineName, tunnelPort, secret,
-                gate.GatePid, Environment.ProcessId);
+                gate.GatePid, Environment.ProcessId, _hubId);
             await SendAsync(stream, new ControlMessage
             {
                 Type = ControlTypes.Welcome,
@@ -1321,6 +1347,86 @@ public sealed partial class HubServer : IAsyncDisposable
                 {
                     return;
                 }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ several hubs on one registry
+
+    /// <summary>
+    /// True for a session this hub holds: its own, or one recorded before hubs had ids by a hub of this host.
+    /// </summary>
+    private bool HoldsSession(SessionRecord session)
+        => session.HubId is { } hub
+            ? string.Equals(hub, _hubId, StringComparison.Ordinal)
+            : string.Equals(session.Host, HostName, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Two live hubs with one id would adopt, monitor and close each other's sessions: a start is refused while the id's
+    /// heartbeat is fresh and comes from another host (a copied data directory, an id given twice). On this host the
+    /// data directory's lock already keeps a second hub out, and the previous holder of the lock may still be exiting.
+    /// </summary>
+    private void RefuseHubIdInUse(string hubId)
+    {
+        HubRecord? row;
+        try
+        {
+            row = _registry.ListHubs().FirstOrDefault(h => h.Id == hubId);
+        }
+        catch (Exception ex) when (_writes.Failed(ex))
+        {
+            return;
+        }
+
+        if (row is null || row.Pid == Environment.ProcessId)
+        {
+            return; // New, or written by this very process (a hub started again in it).
+        }
+
+        var fresh = DateTimeOffset.UtcNow - row.LastSeen < _options.DeadHubTimeout;
+        var sameHost = string.Equals(row.Host, HostName, StringComparison.OrdinalIgnoreCase);
+        if (fresh && !sameHost)
+        {
+            throw new InvalidOperationException(
+                $"hub id {hubId} is in use by a running hub (host {Clip(row.Host)}, pid {row.Pid}, last heartbeat {row.LastSeen:u}); " +
+                "give each hub its own id (--hub-id, $ETPHONEHOME_HUB_ID, or the data directory's hub-id file); this one changed nothing");
+        }
+    }
+
+    /// <summary>
+    /// Writes this hub's heartbeat row and closes the sessions of hubs whose heartbeat is older than
+    /// <see cref="HubOptions.DeadHubTimeout"/> (their agents reconnect to a hub that runs).
+    /// </summary>
+    private async Task HubHeartbeatLoopAsync(CancellationToken ct)
+    {
+        var hubId = HubId;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.HubHeartbeatInterval, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            try
+            {
+                _registry.BeatHub(hubId, HostName, Environment.ProcessId);
+                var closed = _registry.CloseSessionsOfDeadHubs(hubId, _options.DeadHubTimeout);
+                foreach (var group in closed.GroupBy(s => s.HubId))
+                {
+                    Log(EphLogLevel.Warning, $"hub {group.Key} has written no heartbeat for over {_options.DeadHubTimeout.TotalSeconds:0} s: closed its {group.Count()} session(s)");
+                }
+            }
+            catch (Exception ex) when (!_writes.Failed(ex))
+            {
+                Log(EphLogLevel.Warning, $"hub heartbeat failed: {ex.Message}");
+            }
+            catch
+            {
+                // A full disk: said once by the write watch.
             }
         }
     }

@@ -2,8 +2,9 @@ namespace EtPhoneHome.Agent;
 
 /// <summary>
 /// <c>eph-agent run</c>: starts the RPC listener, then keeps one <see cref="ControlSession"/> alive at a
-/// time, waiting with <see cref="ReconnectBackoff"/> between sessions (no wait after a hub-requested
-/// reconnect, reset after a session that reached welcome).
+/// time, on the server <see cref="ServerSelector"/> picks, waiting with <see cref="ReconnectBackoff"/> between
+/// sessions (no wait after a hub-requested reconnect, reset after a session that reached welcome; a server that could
+/// not be reached gives way to the next one configured).
 /// </summary>
 public sealed class SshSupervisor(AgentConfig config, string configDir)
 {
@@ -23,27 +24,26 @@ public sealed class SshSupervisor(AgentConfig config, string configDir)
             return 1;
         }
 
-        var server = $"{config.ServerUser}@{config.ServerHost}:{config.ServerPort}";
-        var status = new StatusReporter(configDir, server, rpc.Port);
-        var backoff = new ReconnectBackoff(config.ReconnectInitialS, config.ReconnectMaxS);
-        var session = new ControlSession(config, configDir, rpc, status);
-        AgentLog.Info($"eph-agent {EtPhoneHome.Protocol.ProtocolInfo.ProductVersion} starting: rpc on 127.0.0.1:{rpc.Port}, server {server}");
+        var servers = config.AllServers();
+        var selector = new ServerSelector(servers, new ReconnectBackoff(config.ReconnectInitialS, config.ReconnectMaxS));
+        var status = new StatusReporter(configDir, selector.Current.ToString(), rpc.Port);
+        AgentLog.Info($"eph-agent {EtPhoneHome.Protocol.ProtocolInfo.ProductVersion} starting: rpc on 127.0.0.1:{rpc.Port}, " +
+            (servers.Count == 1 ? $"server {selector.Current}" : $"servers {string.Join(", ", servers)}"));
 
         try
         {
             while (!ct.IsCancellationRequested)
             {
+                var server = selector.Current;
+                status.Server = server.ToString();
+                var session = new ControlSession(config.For(server), configDir, rpc, status);
                 var outcome = await session.RunAsync(ct).ConfigureAwait(false);
                 if (ct.IsCancellationRequested)
                 {
                     break;
                 }
 
-                if (outcome.ReachedWelcome)
-                {
-                    backoff.Reset();
-                }
-
+                var delay = selector.After(outcome);
                 if (outcome.ReconnectNow)
                 {
                     status.Set(AgentStates.Connecting);
@@ -51,9 +51,9 @@ public sealed class SshSupervisor(AgentConfig config, string configDir)
                     continue;
                 }
 
-                var delay = backoff.NextDelay();
                 status.Set(AgentStates.Backoff, lastError: outcome.Error, nextAttempt: DateTimeOffset.UtcNow + delay);
-                AgentLog.Info($"session ended: {outcome.Error ?? "closed"}; reconnecting in {delay.TotalSeconds:0.0} s");
+                var next = selector.Current == server ? "" : $" to {selector.Current}";
+                AgentLog.Info($"session ended: {outcome.Error ?? "closed"}; reconnecting{next} in {delay.TotalSeconds:0.0} s");
                 await Task.Delay(delay, ct).ConfigureAwait(false);
             }
         }

@@ -31,6 +31,26 @@ public sealed record AgentConfig
     /// <summary>Loopback RPC port; 0 picks an ephemeral one.</summary>
     public int RpcPort { get; init; }
 
+    /// <summary>
+    /// Further servers (hubs sharing the registry), tried in order after <see cref="ServerHost"/> when it cannot be
+    /// reached; each with its own known_hosts file, so each server's host key stays pinned on its own.
+    /// </summary>
+    public AgentServer[]? Servers { get; init; }
+
+    /// <summary>Every server in order of preference: the primary, then <see cref="Servers"/>.</summary>
+    public IReadOnlyList<AgentServer> AllServers()
+    {
+        var primary = new AgentServer { Host = ServerHost, Port = ServerPort, User = ServerUser, KnownHostsFile = KnownHostsFile };
+        return [primary, .. (Servers ?? []).Select(s => s with { User = s.User ?? ServerUser })];
+    }
+
+    /// <summary>This configuration aimed at <paramref name="server"/> (the ssh command and status name it).</summary>
+    public AgentConfig For(AgentServer server)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        return this with { ServerHost = server.Host, ServerPort = server.Port, ServerUser = server.User ?? ServerUser, KnownHostsFile = server.KnownHostsFile };
+    }
+
     /// <summary>Loads and validates <c>DIR/agent.json</c>; throws <see cref="AgentConfigException"/> with a readable reason.</summary>
     public static AgentConfig Load(string configDir)
     {
@@ -74,10 +94,33 @@ public sealed record AgentConfig
         else if (ReconnectMaxS < ReconnectInitialS) problem = "reconnect_max_s must be >= reconnect_initial_s";
         else if (MaxOutputBytes < 1) problem = "max_output_bytes must be >= 1";
         else if (RpcPort is < 0 or > 65535) problem = "rpc_port must be 0..65535";
+        else if (Servers is { } servers)
+        {
+            for (var i = 0; i < servers.Length && problem is null; i++)
+            {
+                problem = ServerProblem(servers[i], $"servers[{i}]");
+            }
+        }
+
         if (problem is not null)
         {
             throw new AgentConfigException($"{path}: {problem}");
         }
+    }
+
+    /// <summary>
+    /// What is wrong with one of <see cref="Servers"/>: every field is set, and host and user cannot be read by ssh as an
+    /// option (they end up in its argument list) nor carry spaces or controls.
+    /// </summary>
+    private static string? ServerProblem(AgentServer? server, string name)
+    {
+        static bool Word(string? text) => !string.IsNullOrEmpty(text) && text[0] != '-' && !text.Any(ch => char.IsWhiteSpace(ch) || char.IsControl(ch) || ch == '@');
+        if (server is null) return $"{name} is empty";
+        if (!Word(server.Host)) return $"{name}.host must be a host name or address (no spaces, not starting with '-')";
+        if (server.Port is < 1 or > 65535) return $"{name}.port must be 1..65535";
+        if (server.User is not null && !Word(server.User)) return $"{name}.user must be an account name (no spaces, not starting with '-')";
+        if (string.IsNullOrWhiteSpace(server.KnownHostsFile)) return $"{name}.known_hosts_file is empty (each server has its own pinned host key)";
+        return null;
     }
 
     /// <summary>Relative key and known_hosts paths are relative to the config directory.</summary>
@@ -85,6 +128,7 @@ public sealed record AgentConfig
     {
         IdentityFile = Path.GetFullPath(IdentityFile, Path.GetFullPath(configDir)),
         KnownHostsFile = Path.GetFullPath(KnownHostsFile, Path.GetFullPath(configDir)),
+        Servers = Servers?.Select(s => s with { KnownHostsFile = Path.GetFullPath(s.KnownHostsFile, Path.GetFullPath(configDir)) }).ToArray(),
     };
 }
 

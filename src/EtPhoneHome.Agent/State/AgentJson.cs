@@ -10,6 +10,7 @@ namespace EtPhoneHome.Agent;
     ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
     AllowTrailingCommas = true)]
 [JsonSerializable(typeof(AgentConfig))]
+[JsonSerializable(typeof(AgentServer))]
 [JsonSerializable(typeof(AgentState))]
 [JsonSerializable(typeof(AgentStatus))]
 internal sealed partial class AgentJson : JsonSerializerContext;

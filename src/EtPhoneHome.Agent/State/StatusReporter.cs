@@ -4,6 +4,9 @@ namespace EtPhoneHome.Agent;
 public sealed class StatusReporter(string configDir, string server, int rpcPort)
 {
     private readonly object _sync = new();
+
+    /// <summary>The server the agent connects to now (user@host:port), shown by <c>eph-agent status</c>.</summary>
+    public string Server { get; set; } = server;
     private AgentStatus _current = new() { State = AgentStates.Connecting, Since = DateTimeOffset.UtcNow };
 
     public AgentStatus Current
@@ -27,7 +30,7 @@ public sealed class StatusReporter(string configDir, string server, int rpcPort)
             status = new AgentStatus
             {
                 State = state,
-                Server = server,
+                Server = Server,
                 TunnelPort = tunnelPort,
                 Uuid = uuid ?? _current.Uuid,
                 Since = since,

@@ -3,8 +3,11 @@ namespace EtPhoneHome.Core.Registry;
 /// <summary>The agents' sessions: opened by the gate, marked online and kept alive by the hub, closed by either.</summary>
 public interface ISessionStore
 {
-    /// <summary>Opens a session (closing any earlier open session of the client as "replaced").</summary>
-    SessionRecord OpenSession(string uuid, string fingerprint, string host, int tunnelPort, byte[] secret, int? gatePid, int? hubPid);
+    /// <summary>
+    /// Opens a session held by hub <paramref name="hubId"/> (closing any earlier open session of the client as "replaced",
+    /// whichever hub held it).
+    /// </summary>
+    SessionRecord OpenSession(string uuid, string fingerprint, string host, int tunnelPort, byte[] secret, int? gatePid, int? hubPid, string? hubId = null);
 
     /// <summary>Marks a session online after the hub's tunnel handshake succeeded; emits client.connected.</summary>
     void MarkSessionOnline(long sessionId);

@@ -266,7 +266,21 @@ internal static class PostgresMigrations
         """;
 
     /// <summary>Steps after the base, numbered from <see cref="BaseVersion"/> + 1.</summary>
-    private static readonly string[] Later = [];
+    private static readonly string[] Later =
+    [
+        // 11: several hubs on one registry (RegistryMigrations step 11).
+        """
+        ALTER TABLE sessions ADD COLUMN IF NOT EXISTS hub_id TEXT COLLATE "C";
+        CREATE INDEX IF NOT EXISTS ix_sessions_open_hub ON sessions(hub_id) WHERE closed_at IS NULL;
+        CREATE TABLE IF NOT EXISTS hubs (
+            id         TEXT COLLATE "C" PRIMARY KEY,
+            host       TEXT COLLATE "C" NOT NULL,
+            pid        BIGINT NOT NULL,
+            started_at BIGINT NOT NULL,
+            last_seen  BIGINT NOT NULL
+        );
+        """,
+    ];
 
     /// <summary>Latest schema version this build knows; the same as SQLite's.</summary>
     public static int LatestVersion => BaseVersion + Later.Length;

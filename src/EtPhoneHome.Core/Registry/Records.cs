@@ -85,6 +85,8 @@ public sealed record SessionRecord
     public required byte[] Secret { get; init; }
     public int? GatePid { get; init; }
     public int? HubPid { get; init; }
+    /// <summary>Id of the hub holding the session (<see cref="HubRecord"/>); null for sessions of a registry before hub ids.</summary>
+    public string? HubId { get; init; }
     public required DateTimeOffset ConnectedAt { get; init; }
     public DateTimeOffset? OnlineAt { get; init; }
     public required DateTimeOffset LastHeartbeat { get; init; }

@@ -295,6 +295,7 @@ internal static class RegistryMigrations
         NameKeyStep,
         TunnelPortStep,
         OperatorsStep,
+        HubsStep,
     ];
 
     // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot
@@ -362,12 +363,42 @@ internal static class RegistryMigrations
         }
     }
 
+    // 11: several hubs on one registry. Each hub has an id and a heartbeat row; each session records the hub that holds
+    // it, so a hub adopts, monitors and closes only its own sessions, and the others close a dead hub's. Code, so that
+    // it can be applied again to a file that has it (idempotent).
+    private const string HubsStep = "-- hubs and the hub holding each session: AddHubs";
+
+    private static void AddHubs(SqliteConnection connection, SqliteTransaction tx)
+    {
+        using (var info = connection.CreateCommand())
+        {
+            info.Transaction = tx;
+            info.CommandText = "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'hub_id'";
+            if (Convert.ToInt64(info.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+            {
+                Exec(connection, tx, "ALTER TABLE sessions ADD COLUMN hub_id TEXT");
+            }
+        }
+
+        Exec(connection, tx, """
+            CREATE INDEX IF NOT EXISTS ix_sessions_open_hub ON sessions(hub_id) WHERE closed_at IS NULL;
+            CREATE TABLE IF NOT EXISTS hubs (
+                id         TEXT PRIMARY KEY,
+                host       TEXT NOT NULL,
+                pid        INTEGER NOT NULL,
+                started_at INTEGER NOT NULL,
+                last_seen  INTEGER NOT NULL
+            );
+            """);
+    }
+
     /// <summary>Work a step needs beyond its SQL, keyed by the step itself (so it survives renumbering), run after it.</summary>
     private static readonly Dictionary<string, Action<SqliteConnection, SqliteTransaction>> AfterStep = new(StringComparer.Ordinal)
     {
         [NameKeyStep] = ClientNameKeys.Apply,
         [TunnelPortStep] = AddTunnelPorts,
         [OperatorsStep] = AddOperators,
+        [HubsStep] = AddHubs,
     };
 
     /// <summary>The schema version of the step that made display names unique.</summary>

@@ -62,7 +62,7 @@ public sealed partial class SqliteRegistry
         Exec(c, tx, """
             INSERT INTO client_health(uuid, consecutive_failures, last_health_error, last_failure_at, unhealthy_since) VALUES (@u, @n, @e, @now, @now)
             ON CONFLICT(uuid) DO UPDATE SET consecutive_failures = @n, last_health_error = @e, last_failure_at = @now,
-                unhealthy_since = COALESCE(unhealthy_since, @now)
+                unhealthy_since = COALESCE(client_health.unhealthy_since, @now)
             """, ("@u", uuid), ("@n", consecutiveFailures), ("@e", error), ("@now", now));
         Emit(c, tx, "client.unhealthy", uuid, new JsonObject
         {

@@ -38,7 +38,7 @@ public sealed partial class SqliteRegistry
             concurrentWarnings += overConcurrent ? 1 : 0;
             Exec(c, tx, """
                 INSERT INTO rate_counters(uuid, rpm_warnings, concurrent_warnings) VALUES (@u, @r, @c)
-                ON CONFLICT(uuid) DO UPDATE SET rpm_warnings = rpm_warnings + @r, concurrent_warnings = concurrent_warnings + @c
+                ON CONFLICT(uuid) DO UPDATE SET rpm_warnings = rate_counters.rpm_warnings + @r, concurrent_warnings = rate_counters.concurrent_warnings + @c
                 """,
                 ("@u", uuid), ("@r", overRpm ? 1 : 0), ("@c", overConcurrent ? 1 : 0));
         }

@@ -7,19 +7,24 @@ namespace EtPhoneHome.Core.Registry;
 // Sessions: opened by the gate, marked online and kept alive by the hub, closed by either (ISessionStore).
 public sealed partial class SqliteRegistry
 {
-    public SessionRecord OpenSession(string uuid, string fingerprint, string host, int tunnelPort, byte[] secret, int? gatePid, int? hubPid)
+    public SessionRecord OpenSession(string uuid, string fingerprint, string host, int tunnelPort, byte[] secret, int? gatePid, int? hubPid, string? hubId = null)
     {
+        if (hubId is not null)
+        {
+            HubIds.Validate(hubId);
+        }
+
         ArgumentNullException.ThrowIfNull(secret);
         using var c = Connect();
         using var tx = BeginWrite(c);
         CloseSessionsWhere(c, tx, "uuid = @u", "replaced", ("@u", uuid));
         var now = Now;
         var id = Scalar<long>(c, tx, """
-            INSERT INTO sessions(uuid, fingerprint, host, tunnel_port, secret, gate_pid, hub_pid, connected_at, last_heartbeat)
-            VALUES (@u, @f, @h, @tp, @s, @gp, @hp, @now, @now)
+            INSERT INTO sessions(uuid, fingerprint, host, tunnel_port, secret, gate_pid, hub_pid, hub_id, connected_at, last_heartbeat)
+            VALUES (@u, @f, @h, @tp, @s, @gp, @hp, @hub, @now, @now)
             RETURNING id
             """,
-            ("@u", uuid), ("@f", fingerprint), ("@h", host), ("@tp", tunnelPort), ("@s", secret), ("@gp", gatePid), ("@hp", hubPid), ("@now", now));
+            ("@u", uuid), ("@f", fingerprint), ("@h", host), ("@tp", tunnelPort), ("@s", secret), ("@gp", gatePid), ("@hp", hubPid), ("@hub", hubId), ("@now", now));
         var session = GetSession(c, tx, id)!;
         tx.Commit();
         return session;
@@ -133,6 +138,7 @@ public sealed partial class SqliteRegistry
         Secret = (byte[])r["secret"],
         GatePid = (int?)Long(r, "gate_pid"),
         HubPid = (int?)Long(r, "hub_pid"),
+        HubId = Str(r, "hub_id"),
         ConnectedAt = Time(r, "connected_at")!.Value,
         OnlineAt = Time(r, "online_at"),
         LastHeartbeat = Time(r, "last_heartbeat")!.Value,

@@ -291,6 +291,10 @@ internal static class HubVerbs
         var healthTimeout = new Option<double>("--health-timeout") { Description = "Seconds one health check may take (0.1–600)", DefaultValueFactory = _ => HealthOptions.DefaultTimeout.TotalSeconds };
         var healthThreshold = new Option<int>("--health-threshold") { Description = "Failed checks in a row that make a client unhealthy and close its session (1–100)", DefaultValueFactory = _ => HealthOptions.DefaultThreshold };
         var resumeGrace = new Option<double>("--resume-grace") { Description = "Seconds the sessions a previous hub left open wait for their gates to re-attach them (0–3600; 0 closes them at start)", DefaultValueFactory = _ => 60 };
+        var hubId = new Option<string?>("--hub-id")
+        {
+            Description = "This hub's id among hubs sharing one registry (default $ETPHONEHOME_HUB_ID, else the data directory's hub-id file, written at the first start)",
+        };
         var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, check their health, deliver webhooks ($ETPHONEHOME_WEBHOOK_URL, $ETPHONEHOME_WEBHOOK_SECRET), and with --http serve MCP and /health. Stops on SIGTERM or Ctrl+C.");
         cmd.Options.Add(data);
         cmd.Options.Add(gatePath);
@@ -299,6 +303,7 @@ internal static class HubVerbs
         cmd.Options.Add(healthTimeout);
         cmd.Options.Add(healthThreshold);
         cmd.Options.Add(resumeGrace);
+        cmd.Options.Add(hubId);
         cmd.Options.Add(http);
         cmd.Options.Add(tunnelPorts);
         cmd.Options.Add(allowedHost);
@@ -343,6 +348,24 @@ internal static class HubVerbs
                 return 2;
             }
 
+            string? givenHubId = parseResult.GetValue(hubId) ?? Environment.GetEnvironmentVariable(HubIdentity.EnvironmentVariable);
+            if (!string.IsNullOrWhiteSpace(givenHubId))
+            {
+                try
+                {
+                    givenHubId = HubIds.Validate(givenHubId.Trim());
+                }
+                catch (ArgumentException ex)
+                {
+                    Console.Error.WriteLine($"eph-server run: --hub-id: {ex.Message.Split(" (Parameter")[0]}");
+                    return 2;
+                }
+            }
+            else
+            {
+                givenHubId = null;
+            }
+
             Mcp.McpHttpOptions? httpOptions = null;
             TunnelPortRange ports;
             try
@@ -381,6 +404,7 @@ internal static class HubVerbs
                 ResumeGrace = TimeSpan.FromSeconds(grace),
                 Health = health,
                 TunnelPorts = ports,
+                HubId = givenHubId,
             });
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(

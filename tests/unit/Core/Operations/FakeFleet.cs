@@ -259,7 +259,7 @@ internal sealed class FakeFleet : IKeyStore, IClientStore, ISessionStore, IHisto
     }
 
     // ----- sessions -----
-    public SessionRecord OpenSession(string uuid, string fingerprint, string host, int tunnelPort, byte[] secret, int? gatePid, int? hubPid)
+    public SessionRecord OpenSession(string uuid, string fingerprint, string host, int tunnelPort, byte[] secret, int? gatePid, int? hubPid, string? hubId = null)
     {
         var session = new SessionRecord
         {
@@ -271,6 +271,7 @@ internal sealed class FakeFleet : IKeyStore, IClientStore, ISessionStore, IHisto
             Secret = secret,
             GatePid = gatePid,
             HubPid = hubPid,
+            HubId = hubId,
             ConnectedAt = T0,
             LastHeartbeat = T0,
         };
