@@ -28,16 +28,7 @@ public sealed class DiskFullHubTests(ITestOutputHelper output)
         using var disk = SmallDisk.Mount();
         var log = new List<string>();
         using var registry = SqliteRegistry.Open(disk.Data);
-        await using var hub = new HubServer(registry, new HubOptions
-        {
-            DataDirectory = disk.Data,
-            GatePath = "/opt/eph/eph-gate",
-            PollInterval = TimeSpan.FromMilliseconds(100),
-            HeartbeatSeconds = 2,
-            Host = "gw-test",
-            Health = null,
-            Log = new DelegateLog(e => { lock (log) { log.Add(e.Message); } }),
-        });
+        await using var hub = FaultTestHub(registry, disk.Data, log);
         await hub.StartAsync();
         try
         {
@@ -53,16 +44,9 @@ public sealed class DiskFullHubTests(ITestOutputHelper output)
     {
 
         // An online client.
-        registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "agent-host" });
-        registry.ApproveKey(Keys.A, "tester");
-        // The agent listens on the server port the hub handed its key (sshd allows that one only).
-        await using var tunnel = new FakeTunnel(registry.AssignTunnelPort(Keys.A, TunnelPortRange.Default, p => TunnelPortRange.IsFree("127.0.0.1", p)));
-        await using var control = await OpenSessionAsync(hub, Keys.A, Hello(tunnel.Port));
-        var welcome = await ReadAsync(control);
-        Assert.Equal(ControlTypes.Welcome, welcome!.Type);
-        tunnel.Secret.SetResult(Convert.FromBase64String(welcome.SessionSecret!));
-        var uuid = welcome.Uuid!;
-        await Until(() => registry.GetClient(uuid)?.Online == true);
+        var (tunnel, control, uuid) = await OnlineClientAsync(hub, registry);
+        await using var tunnelLifetime = tunnel;
+        await using var controlLifetime = control;
         var session = registry.GetOpenSession(uuid)!;
 
         // A key approved before the disk filled, whose agent has not connected since: it has no tunnel port yet.

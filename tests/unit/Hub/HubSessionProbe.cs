@@ -1,5 +1,9 @@
 using System.Net.Sockets;
+using EtPhoneHome.Core;
+using EtPhoneHome.Core.Logging;
+using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Hub;
+using EtPhoneHome.Tests.Unit.Registry;
 using EtPhoneHome.Protocol;
 using Xunit;
 
@@ -8,6 +12,35 @@ namespace EtPhoneHome.Tests.Unit.Hub;
 /// <summary>An agent's side of a hub session through the hub's socket, as eph-gate relays it: for fault tests of the hub.</summary>
 internal static class HubSessionProbe
 {
+    /// <summary>A hub on <paramref name="registry"/> for fault tests: fast polls, 2 s heartbeats, no health monitor, its log lines in <paramref name="log"/>.</summary>
+    internal static HubServer FaultTestHub(SqliteRegistry registry, DataDirectory data, List<string> log) => new(registry, new HubOptions
+    {
+        DataDirectory = data,
+        GatePath = "/opt/eph/eph-gate",
+        PollInterval = TimeSpan.FromMilliseconds(100),
+        HeartbeatSeconds = 2,
+        Host = "gw-test",
+        Health = null,
+        Log = new DelegateLog(e => { lock (log) { log.Add(e.Message); } }),
+    });
+
+    /// <summary>
+    /// An approved client (key A) online through <paramref name="hub"/>: its agent listens on the port the hub handed its
+    /// key (sshd allows that one only), the welcome's secret is given to that listener.
+    /// </summary>
+    internal static async Task<(FakeTunnel Tunnel, NetworkStream Control, string Uuid)> OnlineClientAsync(HubServer hub, SqliteRegistry registry)
+    {
+        registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "agent-host" });
+        registry.ApproveKey(Keys.A, "tester");
+        var tunnel = new FakeTunnel(registry.AssignTunnelPort(Keys.A, TunnelPortRange.Default, p => TunnelPortRange.IsFree("127.0.0.1", p)));
+        var control = await OpenSessionAsync(hub, Keys.A, Hello(tunnel.Port));
+        var welcome = await ReadAsync(control);
+        Assert.Equal(ControlTypes.Welcome, welcome!.Type);
+        tunnel.Secret.SetResult(Convert.FromBase64String(welcome.SessionSecret!));
+        await Until(() => registry.GetClient(welcome.Uuid!)?.Online == true);
+        return (tunnel, control, welcome.Uuid!);
+    }
+
     internal static string[] Snapshot(List<string> log)
     {
         lock (log)

@@ -33,28 +33,13 @@ public sealed class PostgresPartitionHubTests(ITestOutputHelper output)
         };
         var log = new List<string>();
         using var registry = SqliteRegistry.Open(data.Dir, RegistrySource.Postgres(through.ConnectionString));
-        await using var hub = new HubServer(registry, new HubOptions
-        {
-            DataDirectory = data.Dir,
-            GatePath = "/opt/eph/eph-gate",
-            PollInterval = TimeSpan.FromMilliseconds(100),
-            HeartbeatSeconds = 2,
-            Host = "gw-test",
-            Health = null,
-            Log = new DelegateLog(e => { lock (log) { log.Add(e.Message); } }),
-        });
+        await using var hub = FaultTestHub(registry, data.Dir, log);
         await hub.StartAsync();
         try
         {
-            registry.RecordPendingKey(Keys.A, null, new AgentIdentity { Hostname = "agent-host" });
-            registry.ApproveKey(Keys.A, "tester");
-            await using var tunnel = new FakeTunnel(registry.AssignTunnelPort(Keys.A, TunnelPortRange.Default, p => TunnelPortRange.IsFree("127.0.0.1", p)));
-            await using var control = await OpenSessionAsync(hub, Keys.A, Hello(tunnel.Port));
-            var welcome = await ReadAsync(control);
-            Assert.Equal(ControlTypes.Welcome, welcome!.Type);
-            tunnel.Secret.SetResult(Convert.FromBase64String(welcome.SessionSecret!));
-            var uuid = welcome.Uuid!;
-            await Until(() => registry.GetClient(uuid)?.Online == true);
+            var (tunnel, control, uuid) = await OnlineClientAsync(hub, registry);
+            await using var tunnelLifetime = tunnel;
+            await using var controlLifetime = control;
 
             link.Cut();
 
