@@ -484,7 +484,7 @@ public sealed partial class HubServer : IAsyncDisposable
         catch (Exception ex) when (_writes.Failed(ex))
         {
             // A PostgreSQL registry out of reach fails reads too: the agent is told to come back, as on a full disk.
-            await SendAsync(stream, Refused(OutOfDiskSpace, retryAfter: 60), ct).ConfigureAwait(false);
+            await SendAsync(stream, RegistryRefusal(), ct).ConfigureAwait(false);
             return;
         }
 
@@ -936,12 +936,18 @@ public sealed partial class HubServer : IAsyncDisposable
         catch (Exception ex) when (_writes.Failed(ex))
         {
             // Nothing was half-written (SQLite rolled the transaction back); the agent is told why and retries later.
-            await SendAsync(stream, Refused(OutOfDiskSpace, retryAfter: 60), ct).ConfigureAwait(false);
+            await SendAsync(stream, RegistryRefusal(), ct).ConfigureAwait(false);
         }
     }
 
     /// <summary>What an agent is told when the registry cannot record its admission.</summary>
-    public const string OutOfDiskSpace = "the server's registry takes no writes now (disk full or database unreachable); retry later";
+    public const string OutOfDiskSpace = "the server is out of disk space (its registry takes no writes); retry later";
+
+    /// <summary>What an agent is told when the registry database cannot be reached.</summary>
+    public const string RegistryUnreachable = "the server cannot reach its registry database now; retry later";
+
+    /// <summary>The refusal for the registry's last fault: a full disk or a database out of reach.</summary>
+    private ControlMessage RegistryRefusal() => Refused(_writes.Unreachable ? RegistryUnreachable : OutOfDiskSpace, retryAfter: 60);
 
     private bool TryTakeKeySlot(string fingerprint, int limit)
     {
@@ -1016,7 +1022,7 @@ public sealed partial class HubServer : IAsyncDisposable
         if (assigned is null)
         {
             await SendAsync(stream, RegistryUnwritable
-                ? Refused(OutOfDiskSpace, retryAfter: 60)
+                ? RegistryRefusal()
                 : Refused($"no tunnel port is free on the server (range {_options.TunnelPorts})", retryAfter: 300), ct).ConfigureAwait(false);
             return;
         }
@@ -1178,7 +1184,7 @@ public sealed partial class HubServer : IAsyncDisposable
                     // Its heartbeat goes stale; readers show it offline.
                 }
 
-                await SendAsync(stream, Refused(OutOfDiskSpace, retryAfter: 60), ct).ConfigureAwait(false);
+                await SendAsync(stream, RegistryRefusal(), ct).ConfigureAwait(false);
                 return;
             }
         }

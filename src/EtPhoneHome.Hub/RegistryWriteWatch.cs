@@ -28,6 +28,11 @@ public sealed class RegistryWriteWatch(string dataDirectory, IEphLog log, TimePr
     /// <summary>True from a failed write until the next write that succeeds.</summary>
     public bool Unwritable => _unwritable;
 
+    /// <summary>True when the last fault was a registry database out of reach (not a full disk).</summary>
+    public bool Unreachable => _unreachable;
+
+    private volatile bool _unreachable;
+
     /// <summary>
     /// Records a failed write: true (and logged, rate-limited) when it is a full disk or an I/O error of the registry;
     /// false for any other fault, which the caller handles as before.
@@ -39,6 +44,7 @@ public sealed class RegistryWriteWatch(string dataDirectory, IEphLog log, TimePr
             return false;
         }
 
+        _unreachable = RegistryFaults.Unwritable(ex) == RegistryFaults.Unreachable;
         string? line = null;
         lock (_sync)
         {

@@ -138,7 +138,19 @@ internal sealed class PostgresEngine : RegistryEngine
 
     public override string Like => "ILIKE";
 
-    public override DbConnection Open() => _source.OpenConnection();
+    public override DbConnection Open()
+    {
+        try
+        {
+            return _source.OpenConnection();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or System.Net.Sockets.SocketException)
+        {
+            // A connection reset while it opens can surface as the socket's own error ("not allowed on non-connected
+            // sockets") instead of an NpgsqlException: it is the database being out of reach all the same.
+            throw new NpgsqlException($"cannot connect to the registry database: {ex.Message}", ex);
+        }
+    }
 
     public override DbTransaction BeginWrite(DbConnection c)
     {
