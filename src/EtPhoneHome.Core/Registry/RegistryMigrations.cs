@@ -304,21 +304,30 @@ internal static class RegistryMigrations
     // Removed clients keep their name and key but hold no claim on it. The code is idempotent.
     private const string NameKeyStep = "-- display names unique after normalisation: ClientNameKeys.Apply";
 
+    /// <summary>
+    /// Adds <paramref name="column"/> to <paramref name="table"/> unless it is there: what makes a code step safe to apply
+    /// again. The names are this file's constants, never input.
+    /// </summary>
+    private static void AddColumnIfMissing(SqliteConnection connection, SqliteTransaction tx, string table, string column, string type)
+    {
+        using var info = connection.CreateCommand();
+        info.Transaction = tx;
+        info.CommandText = "SELECT COUNT(*) FROM pragma_table_info(@t) WHERE name = @c";
+        info.Parameters.AddWithValue("@t", table);
+        info.Parameters.AddWithValue("@c", column);
+        if (Convert.ToInt64(info.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            Exec(connection, tx, $"ALTER TABLE {table} ADD COLUMN {column} {type}");
+        }
+    }
+
     // 9: one server port per approved key (sshd's permitlisten names exactly that port), unique; a key that stops being
     // approved gives its port back. Code, so that it can be applied again to a file that has it (idempotent).
     private const string TunnelPortStep = "-- one tunnel port per approved key: AddTunnelPorts";
 
     private static void AddTunnelPorts(SqliteConnection connection, SqliteTransaction tx)
     {
-        using (var info = connection.CreateCommand())
-        {
-            info.Transaction = tx;
-            info.CommandText = "SELECT COUNT(*) FROM pragma_table_info('keys') WHERE name = 'tunnel_port'";
-            if (Convert.ToInt64(info.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
-            {
-                Exec(connection, tx, "ALTER TABLE keys ADD COLUMN tunnel_port INTEGER");
-            }
-        }
+        AddColumnIfMissing(connection, tx, "keys", "tunnel_port", "INTEGER");
 
         Exec(connection, tx, """
             CREATE UNIQUE INDEX IF NOT EXISTS ux_keys_tunnel_port ON keys(tunnel_port) WHERE tunnel_port IS NOT NULL;
@@ -351,16 +360,8 @@ internal static class RegistryMigrations
             );
             CREATE UNIQUE INDEX IF NOT EXISTS ux_operators_active_name ON operators(name COLLATE NOCASE) WHERE removed_at IS NULL;
             """);
-        foreach (var column in new[] { "role", "source" })
-        {
-            using var info = connection.CreateCommand();
-            info.Transaction = tx;
-            info.CommandText = $"SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = '{column}'";
-            if (Convert.ToInt64(info.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
-            {
-                Exec(connection, tx, $"ALTER TABLE audit ADD COLUMN {column} TEXT");
-            }
-        }
+        AddColumnIfMissing(connection, tx, "audit", "role", "TEXT");
+        AddColumnIfMissing(connection, tx, "audit", "source", "TEXT");
     }
 
     // 11: several hubs on one registry. Each hub has an id and a heartbeat row; each session records the hub that holds
@@ -370,15 +371,7 @@ internal static class RegistryMigrations
 
     private static void AddHubs(SqliteConnection connection, SqliteTransaction tx)
     {
-        using (var info = connection.CreateCommand())
-        {
-            info.Transaction = tx;
-            info.CommandText = "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'hub_id'";
-            if (Convert.ToInt64(info.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
-            {
-                Exec(connection, tx, "ALTER TABLE sessions ADD COLUMN hub_id TEXT");
-            }
-        }
+        AddColumnIfMissing(connection, tx, "sessions", "hub_id", "TEXT");
 
         Exec(connection, tx, """
             CREATE INDEX IF NOT EXISTS ix_sessions_open_hub ON sessions(hub_id) WHERE closed_at IS NULL;
