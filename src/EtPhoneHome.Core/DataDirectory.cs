@@ -40,6 +40,9 @@ public sealed class DataDirectory
     /// <summary>The ed25519 host key of the generated sshd_config.</summary>
     public string HostKeyFile => System.IO.Path.Combine(SshDirectory, "ssh_host_ed25519_key");
 
+    /// <summary>The private key the hub logs in to the other hubs with to relay (0600; its public half is in the registry).</summary>
+    public string HubRelayKeyFile => System.IO.Path.Combine(Path, "relay_key");
+
     /// <summary>
     /// Resolves the data directory: the explicit value, else $ETPHONEHOME_DATA_DIR, else ~/.etphonehome-server.
     /// </summary>

@@ -96,4 +96,17 @@ public sealed class HubOptions
 
     /// <summary>Whether a pid runs a session's gate; the process table (an eph-gate naming the key) when null. Tests replace it.</summary>
     internal Func<SessionRecord, int, bool>? GateProcessCheck { get; init; }
+
+    /// <summary>
+    /// Where the other hubs sharing the registry reach this hub's sshd to relay operators' requests to its clients
+    /// (<c>user@host:port</c>, the fleet account); null serves no relay and relays nothing. With it the hub keeps a relay
+    /// key in its data directory and publishes the address, the sshd host key and its relay public key in the registry.
+    /// </summary>
+    public string? RelayAddress { get; init; }
+
+    /// <summary>This host's sshd public host key the other hubs pin (<c>.pub</c> file); read when <see cref="RelayAddress"/> is set.</summary>
+    public string RelayHostKeyFile { get; init; } = "/etc/ssh/ssh_host_ed25519_key.pub";
+
+    /// <summary>How the relay runs ssh (tests name the client and its config).</summary>
+    public EtPhoneHome.Core.Remote.SshLinkOptions? RelaySsh { get; init; }
 }

@@ -44,6 +44,13 @@ public sealed partial class HubServer
     private async Task OperatorConnectionAsync(Stream stream, GateRequest request, int? peerPid, CancellationToken ct)
     {
         var op = _registry.GetOperator(request.Fingerprint);
+        if (op is null && RelayingHub(request.Fingerprint) is { } hub && HubPeerHandler is { } peer)
+        {
+            Log(EphLogLevel.Information, $"hub {hub.Id} ({request.Fingerprint}) connected from {ClipLong(request.SshConnection ?? "?")} to relay");
+            await peer(stream, HubIdentityOf(hub, request.Fingerprint, SourceAddress(request.SshConnection)), ct).ConfigureAwait(false);
+            return;
+        }
+
         if (op is null || !string.Equals(op.Fingerprint, request.Fingerprint, StringComparison.Ordinal))
         {
             Log(EphLogLevel.Warning, $"operator connection for key {ClipLong(request.Fingerprint)} (gate pid {peerPid?.ToString(CultureInfo.InvariantCulture) ?? "?"}): no active operator has that key; closing");
@@ -72,10 +79,16 @@ public sealed partial class HubServer
             () => RegistryStores.Borrow(_registry),
             fingerprint => _registry.GetOperator(fingerprint) is { Removed: false } op && op.Fingerprint == fingerprint
                 ? new OperatorIdentity(op.Name, op.Fingerprint, op.Role, null)
-                : null,
+                : RelayingHub(fingerprint) is { } hub ? HubIdentityOf(hub, fingerprint, null) : null,
             _options.Log)
         {
             HostName = _options.Host ?? Environment.MachineName,
+            OperatorByName = name => _registry.ListOperators(includeRemoved: false)
+                .FirstOrDefault(o => string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase)) is { } op
+                ? new OperatorIdentity(op.Name, op.Fingerprint, op.Role, null)
+                : null,
+            LocalHubId = () => _hubId,
+            Relay = _relay,
         };
         return service;
     }

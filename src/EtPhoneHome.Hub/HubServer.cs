@@ -55,7 +55,14 @@ public sealed partial class HubServer : IAsyncDisposable
         _offered = new OfferedKeyCache(Math.Max(1, options.MaxOfferedKeys));
         _admissions = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentAdmissions));
         _writes = new RegistryWriteWatch(options.DataDirectory.Path, options.Log);
-        OperatorSessionHandler = NewOperatorService().ServeAsync;
+        if (options.RelayAddress is not null)
+        {
+            _relay = new HubRelay(FindHub, options.DataDirectory.HubRelayKeyFile, options.RelaySsh) { DeadAfter = options.DeadHubTimeout };
+        }
+
+        var operators = NewOperatorService();
+        OperatorSessionHandler = operators.ServeAsync;
+        HubPeerHandler = operators.ServeAsync;
     }
 
     /// <summary>True while the registry refuses writes (a full disk): sessions are kept, new ones refused.</summary>
@@ -124,6 +131,7 @@ public sealed partial class HubServer : IAsyncDisposable
         try
         {
             _registry.BeatHub(_hubId, HostName, Environment.ProcessId);
+            PublishRelay(_hubId);
             AdoptSessionsLeftOpen();
 
             _registry.SetSetting(SqliteRegistry.HeartbeatSetting, _options.HeartbeatSeconds.ToString(CultureInfo.InvariantCulture));
@@ -289,6 +297,11 @@ public sealed partial class HubServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
+        if (_relay is not null)
+        {
+            await _relay.DisposeAsync().ConfigureAwait(false);
+        }
+
         _stop.Dispose();
         _admissions.Dispose();
     }
@@ -413,6 +426,12 @@ public sealed partial class HubServer : IAsyncDisposable
         if (_registry.FindOperatorKey(fingerprint) is { } op)
         {
             return OperatorKeyLines(op, fingerprint, keyType, key);
+        }
+
+        // Another hub's relay key (published in the registry by that hub): the same forced, restricted operator gate.
+        if (RelayingHub(fingerprint) is { } hub)
+        {
+            return HubKeyLines(hub, fingerprint, keyType, key);
         }
 
         _offered.Remember(fingerprint, keyType + " " + key);

@@ -60,7 +60,7 @@ public sealed partial class OperatorService
                         MaxErrors = string.IsNullOrEmpty(args.MaxErrors) ? null : ErrorLimit.Parse(args.MaxErrors),
                     };
                     args.Request.ToParams(); // the one command rule, before any target is resolved or contacted
-                    using var services = NewServices(who);
+                    using var services = NewServices(who, call);
                     var targets = services.Targets(args.Targets);
                     await SendItemAsync(call.Id, new FanOutItem { Targets = targets.Select(t => new RemoteTarget(t.Uuid, t.DisplayName)).ToList() }, ct).ConfigureAwait(false);
                     var count = 0;
@@ -78,7 +78,7 @@ public sealed partial class OperatorService
                 case OperatorOperations.CollectMetrics:
                 {
                     var args = OperatorOperations.FromElement<CollectMetricsArgs>(call.Args);
-                    using var services = NewServices(who);
+                    using var services = NewServices(who, call);
                     var targets = services.Targets(args.Targets);
                     await SendItemAsync(call.Id, new FanOutItem { Targets = targets.Select(t => new RemoteTarget(t.Uuid, t.DisplayName)).ToList() }, ct).ConfigureAwait(false);
                     var options = new FleetMetricsOptions
@@ -224,7 +224,7 @@ public sealed partial class OperatorService
                 throw new ArgumentException($"{call.Op} needs its request (read, write or list)");
             }
 
-            using var services = NewServices(who);
+            using var services = NewServices(who, call);
             var targets = services.Targets(args.Targets);
             await SendItemAsync(call.Id, new FanOutItem { Targets = targets.Select(t => new RemoteTarget(t.Uuid, t.DisplayName)).ToList() }, ct).ConfigureAwait(false);
             var count = 0;
@@ -351,6 +351,8 @@ public sealed partial class OperatorService
                 [] => throw new UnknownClientsException([client]),
                 [var one] when one.DeniedReason is { } reason => throw new InvalidOperationException($"{one.Describe()}: {reason}"),
                 [var one] when one.Session is null => throw new InvalidOperationException($"{one.Describe()} is offline"),
+                [var one] when services.Routing?.OtherHolder(one) is { } hub => throw new InvalidOperationException(
+                    $"{one.Describe()} is connected to hub {hub}; a transfer is not relayed between hubs — connect to that hub's server for it"),
                 [var one] => one,
                 _ => throw new ArgumentException($"'{client}' matches {targets.Count} clients; a transfer names exactly one"),
             };

@@ -13,7 +13,14 @@ using EtPhoneHome.Protocol;
 namespace EtPhoneHome.Hub;
 
 /// <summary>Who is on an operator connection: the approved operator key's name and role, and where sshd saw it come from.</summary>
-public sealed record OperatorIdentity(string Name, string Fingerprint, OperatorRole Role, string? Source);
+public sealed record OperatorIdentity(string Name, string Fingerprint, OperatorRole Role, string? Source)
+{
+    /// <summary>
+    /// Set when the connection is another hub's (its relay key, published in the registry): it may only relay the
+    /// fan-out operations, each for a named operator whose own role decides, and only to this hub's own clients.
+    /// </summary>
+    public string? Hub { get; init; }
+}
 
 /// <summary>
 /// The hub's operator service: one connection per operator ssh session (relayed by <c>eph-gate operator</c>), many
@@ -68,6 +75,29 @@ public sealed partial class OperatorService
     /// cancels the calls in flight the new role may not make, even when no new request comes.
     /// </summary>
     public TimeSpan RoleCheckInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The operations another hub may relay: fan-outs to clients (each for a named operator) and the greeting. Key
+    /// decisions, operators, client edits and transfers are never relayed.
+    /// </summary>
+    public static readonly IReadOnlySet<string> RelayedOperations = new HashSet<string>(StringComparer.Ordinal)
+    {
+        OperatorOperations.Hello,
+        OperatorOperations.RunCommands,
+        OperatorOperations.CollectMetrics,
+        OperatorOperations.ReadFiles,
+        OperatorOperations.WriteFiles,
+        OperatorOperations.ListFiles,
+    };
+
+    /// <summary>The active operator of a name as the registry says now (a hub's relayed call is for one); null when none.</summary>
+    public Func<string, OperatorIdentity?> OperatorByName { get; init; } = _ => null;
+
+    /// <summary>This hub's id (known once the hub started): targets another hub holds go to <see cref="Relay"/>. Null routes nothing.</summary>
+    public Func<string?> LocalHubId { get; init; } = () => null;
+
+    /// <summary>How this hub reaches the clients of the others; null relays nothing (their targets are told which hub holds them).</summary>
+    public IFleetRelay? Relay { get; init; }
 
     /// <summary>Replaces how commands reach the agents (tests).</summary>
     internal Func<OperationGuard, ICommandTransport>? CommandTransport { get; init; }
@@ -264,7 +294,11 @@ public sealed partial class OperatorService
 
                     foreach (var call in _calls.Values)
                     {
-                        if (OperatorOperations.Required.TryGetValue(call.Op, out var needs) && now.Role < needs)
+                        // A hub's call is held to the operator it relays for, as the registry says now.
+                        var role = now.Hub is null ? now.Role
+                            : call.For?.Operator is { Length: > 0 } name && _service.OperatorByName(name) is { } relayedFor ? relayedFor.Role
+                            : call.Op == OperatorOperations.Hello ? OperatorRole.Reader : (OperatorRole?)null;
+                        if (OperatorOperations.Required.TryGetValue(call.Op, out var needs) && (role is null || role < needs))
                         {
                             try
                             {
@@ -362,7 +396,7 @@ public sealed partial class OperatorService
                 return;
             }
 
-            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token) { ArgumentBytes = size };
+            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token) { ArgumentBytes = size, For = message.For };
             if (!_calls.TryAdd(id, call))
             {
                 Interlocked.Add(ref _argumentBytes, -size);
@@ -392,6 +426,20 @@ public sealed partial class OperatorService
                 }
 
                 now = now with { Source = _who.Source };
+                if (now.Hub is { } hub)
+                {
+                    now = await RelayedIdentityAsync(call, hub).ConfigureAwait(false);
+                    if (now is null)
+                    {
+                        return;
+                    }
+                }
+                else if (call.For is not null)
+                {
+                    await SendErrorAsync(call.Id, OperatorErrorCodes.Forbidden, "only a hub relays a request for another operator; nothing was run").ConfigureAwait(false);
+                    return;
+                }
+
                 if (now.Role < needs)
                 {
                     _service.Log(EphLogLevel.Warning, $"operator {UntrustedText.ForTerminal(now.Name)} ({OperatorRoles.Wire(now.Role)}) was refused {call.Op}, which needs {OperatorRoles.Wire(needs)}");
@@ -439,6 +487,38 @@ public sealed partial class OperatorService
             }
         }
 
+        /// <summary>
+        /// Whom another hub's call is for: the named operator as the registry says now, recorded with where they came
+        /// from and through which hub. Null (and the call answered) when the hub may not relay it.
+        /// </summary>
+        private async Task<OperatorIdentity?> RelayedIdentityAsync(ServerCall call, string hub)
+        {
+            if (!RelayedOperations.Contains(call.Op))
+            {
+                _service.Log(EphLogLevel.Warning, $"hub {UntrustedText.ForTerminal(hub)} asked for {call.Op}, which hubs do not relay; refused");
+                await SendErrorAsync(call.Id, OperatorErrorCodes.Forbidden, $"hubs relay fan-outs to clients only; {call.Op} is not relayed").ConfigureAwait(false);
+                return null;
+            }
+
+            if (call.Op == OperatorOperations.Hello)
+            {
+                return new OperatorIdentity("hub " + hub, _who.Fingerprint, OperatorRole.Reader, _who.Source) { Hub = hub };
+            }
+
+            if (call.For is not { Operator: { Length: > 0 } name } origin || _service.OperatorByName(name) is not { } op)
+            {
+                await SendErrorAsync(call.Id, OperatorErrorCodes.Forbidden,
+                    $"hub {hub} relayed {call.Op} for {(call.For?.Operator is { Length: > 0 } n ? $"operator '{UntrustedText.ForTerminal(n)}', who is not an active operator" : "no operator")}; nothing was run").ConfigureAwait(false);
+                return null;
+            }
+
+            var source = $"{ClipOrigin(origin.Source) ?? "?"} via hub {hub}";
+            call.RelaySurface = origin.Surface;
+            return op with { Source = source, Hub = hub };
+        }
+
+        private static string? ClipOrigin(string? text) => text is null ? null : UntrustedText.ForTerminal(text.Length <= 64 ? text : text[..64]);
+
         /// <summary>The documented error of an expected fault; null for a fault the server did not expect (logged).</summary>
         private static OperatorError? Classify(Exception ex) => ex switch
         {
@@ -461,11 +541,16 @@ public sealed partial class OperatorService
             _ => null,
         };
 
-        internal OperatorServices NewServices(OperatorIdentity who)
+        internal OperatorServices NewServices(OperatorIdentity who, ServerCall? call = null)
         {
-            var context = new OperatorContext(who.Name, RemoteSurfaces.Recorded(_surface)) { Role = OperatorRoles.Wire(who.Role), Source = _who.Source };
+            // A relayed call records the operator it is for, the surface they used, and where they came from through which hub.
+            var context = who.Hub is not null
+                ? new OperatorContext(who.Name, RemoteSurfaces.Recorded(call?.RelaySurface)) { Role = OperatorRoles.Wire(who.Role), Source = who.Source }
+                : new OperatorContext(who.Name, RemoteSurfaces.Recorded(_surface)) { Role = OperatorRoles.Wire(who.Role), Source = _who.Source };
             return new OperatorServices(_registry.Value, context, _service._log, ownsRegistry: false)
             {
+                // Another hub's call reaches this hub's own clients only: it is never relayed again.
+                Routing = _service.LocalHubId() is { } hub ? new HubRouting(hub, who.Hub is null ? _service.Relay : null) : null,
                 CommandTransport = _service.CommandTransport ?? OperatorServices.TunnelCommands,
                 MetricsSource = _service.MetricsSource ?? (guard => new Core.Health.MetricsClient { Guard = guard }),
             };
@@ -566,6 +651,12 @@ public sealed partial class OperatorService
         public string Op { get; }
 
         public JsonElement? Args { get; }
+
+        /// <summary>Whom a hub relays the call for (the operator's name, surface and source); null on an operator's own call.</summary>
+        public RelayOrigin? For { get; init; }
+
+        /// <summary>The surface the relayed call's operator used (recorded in the history).</summary>
+        public string? RelaySurface { get; set; }
 
         /// <summary>The size of the call's message, counted against the connection's bound until the call ends.</summary>
         public int ArgumentBytes { get; init; }

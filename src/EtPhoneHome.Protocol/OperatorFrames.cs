@@ -265,6 +265,29 @@ public sealed class OperatorMessage
     [JsonPropertyName("sha256")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Sha256 { get; set; }
+
+    /// <summary>
+    /// On a call from a hub relaying for an operator (and only there): whom the call is for. The receiving hub acts as
+    /// that operator with the role the registry gives the operator now; from anyone but a hub the call is refused.
+    /// </summary>
+    [JsonPropertyName("for")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public RelayOrigin? For { get; set; }
+}
+
+/// <summary>The operator a hub relays a call for: the name, the surface they used and where they connected from.</summary>
+public sealed class RelayOrigin
+{
+    [JsonPropertyName("operator")]
+    public string Operator { get; set; } = "";
+
+    [JsonPropertyName("surface")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Surface { get; set; }
+
+    [JsonPropertyName("source")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Source { get; set; }
 }
 
 /// <summary>Why a request failed: a stable code, a message for people, and for a refusal the role it needs.</summary>

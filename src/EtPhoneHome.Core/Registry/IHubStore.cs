@@ -3,7 +3,21 @@ using System.Text.RegularExpressions;
 namespace EtPhoneHome.Core.Registry;
 
 /// <summary>One hub of a registry: its id, where it runs and when it last said it was alive.</summary>
-public sealed record HubRecord(string Id, string Host, int Pid, DateTimeOffset StartedAt, DateTimeOffset LastSeen);
+public sealed record HubRecord(string Id, string Host, int Pid, DateTimeOffset StartedAt, DateTimeOffset LastSeen)
+{
+    /// <summary>Where the other hubs reach this hub's sshd to relay to its clients; null when it serves no relay.</summary>
+    public HubRelayEndpoint? Relay { get; init; }
+
+    /// <summary>Whether the hub beat within <paramref name="deadAfter"/> of <paramref name="now"/>.</summary>
+    public bool IsAlive(DateTimeOffset now, TimeSpan deadAfter) => now - LastSeen < deadAfter;
+}
+
+/// <summary>
+/// How the other hubs relay to a hub's clients: its sshd's address (<c>user@host:port</c>), that sshd's host public key
+/// (pinned by the relaying hub, read from the registry every hub trusts), and the public key the hub itself logs in
+/// with when it relays (accepted by every hub's sshd while the hub is alive: the registry is the trust root).
+/// </summary>
+public sealed record HubRelayEndpoint(string Address, string HostKey, string Key, string KeyFingerprint);
 
 /// <summary>
 /// The hubs sharing one registry (several hubs on one PostgreSQL). Each hub writes a heartbeat row; a hub whose row is
@@ -14,6 +28,12 @@ public interface IHubStore
 {
     /// <summary>Records that hub <paramref name="hubId"/> on <paramref name="host"/> (process <paramref name="pid"/>) is alive now.</summary>
     HubRecord BeatHub(string hubId, string host, int pid);
+
+    /// <summary>Publishes how other hubs relay to hub <paramref name="hubId"/> (its row must exist: <see cref="BeatHub"/> first).</summary>
+    void PublishHubRelay(string hubId, HubRelayEndpoint relay);
+
+    /// <summary>The hub whose relay login key has <paramref name="fingerprint"/>; null when no hub has it.</summary>
+    HubRecord? FindHubByRelayKey(string fingerprint);
 
     /// <summary>Every hub that ever beat, oldest first.</summary>
     IReadOnlyList<HubRecord> ListHubs();

@@ -280,6 +280,14 @@ internal static class PostgresMigrations
             last_seen  BIGINT NOT NULL
         );
         """,
+        // 12: hub-to-hub relay (RegistryMigrations step 12).
+        """
+        ALTER TABLE hubs ADD COLUMN IF NOT EXISTS relay_address TEXT COLLATE "C";
+        ALTER TABLE hubs ADD COLUMN IF NOT EXISTS relay_host_key TEXT COLLATE "C";
+        ALTER TABLE hubs ADD COLUMN IF NOT EXISTS relay_key TEXT COLLATE "C";
+        ALTER TABLE hubs ADD COLUMN IF NOT EXISTS relay_key_fingerprint TEXT COLLATE "C";
+        CREATE INDEX IF NOT EXISTS ix_hubs_relay_key ON hubs(relay_key_fingerprint);
+        """,
     ];
 
     /// <summary>Latest schema version this build knows; the same as SQLite's.</summary>

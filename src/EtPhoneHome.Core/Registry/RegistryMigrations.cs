@@ -296,6 +296,15 @@ internal static class RegistryMigrations
         TunnelPortStep,
         OperatorsStep,
         HubsStep,
+        // 12: hub-to-hub relay. A hub that serves relays publishes where other hubs reach its sshd (user@host:port), the
+        // host key they pin, and the public key it logs in with; a hub's key is accepted from the registry alone.
+        """
+        ALTER TABLE hubs ADD COLUMN relay_address TEXT;
+        ALTER TABLE hubs ADD COLUMN relay_host_key TEXT;
+        ALTER TABLE hubs ADD COLUMN relay_key TEXT;
+        ALTER TABLE hubs ADD COLUMN relay_key_fingerprint TEXT;
+        CREATE INDEX ix_hubs_relay_key ON hubs(relay_key_fingerprint);
+        """,
     ];
 
     // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot

@@ -27,6 +27,37 @@ public sealed partial class SqliteRegistry : IHubStore
         return hub;
     }
 
+    public void PublishHubRelay(string hubId, HubRelayEndpoint relay)
+    {
+        HubIds.Validate(hubId);
+        ArgumentNullException.ThrowIfNull(relay);
+        ArgumentException.ThrowIfNullOrEmpty(relay.Address);
+        ArgumentException.ThrowIfNullOrEmpty(relay.HostKey);
+        ArgumentException.ThrowIfNullOrEmpty(relay.Key);
+        ArgumentException.ThrowIfNullOrEmpty(relay.KeyFingerprint);
+        using var c = Connect();
+        using var tx = BeginWrite(c);
+        using var update = Command(c, tx, """
+            UPDATE hubs SET relay_address = @a, relay_host_key = @hk, relay_key = @k, relay_key_fingerprint = @fp WHERE id = @id
+            """,
+            ("@a", relay.Address), ("@hk", relay.HostKey), ("@k", relay.Key), ("@fp", relay.KeyFingerprint), ("@id", hubId));
+        var changed = update.ExecuteNonQuery();
+        if (changed == 0)
+        {
+            throw new RegistryNotFoundException($"no hub {hubId} in the registry; it publishes its relay after its first heartbeat");
+        }
+
+        tx.Commit();
+    }
+
+    public HubRecord? FindHubByRelayKey(string fingerprint)
+    {
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        using var c = Connect();
+        using var cmd = Command(c, null, "SELECT * FROM hubs WHERE relay_key_fingerprint = @fp ORDER BY last_seen DESC", ("@fp", fingerprint));
+        return ReadAll(cmd, ReadHub).FirstOrDefault();
+    }
+
     public IReadOnlyList<HubRecord> ListHubs()
     {
         using var c = Connect();
@@ -79,5 +110,11 @@ public sealed partial class SqliteRegistry : IHubStore
     }
 
     private static HubRecord ReadHub(DbDataReader r) => new(
-        Str(r, "id")!, Str(r, "host")!, (int)Long(r, "pid")!.Value, Time(r, "started_at")!.Value, Time(r, "last_seen")!.Value);
+        Str(r, "id")!, Str(r, "host")!, (int)Long(r, "pid")!.Value, Time(r, "started_at")!.Value, Time(r, "last_seen")!.Value)
+    {
+        Relay = Str(r, "relay_address") is { } address && Str(r, "relay_host_key") is { } hostKey
+            && Str(r, "relay_key") is { } key && Str(r, "relay_key_fingerprint") is { } fingerprint
+            ? new HubRelayEndpoint(address, hostKey, key, fingerprint)
+            : null,
+    };
 }

@@ -46,7 +46,10 @@ public sealed class OperatorChannel : IAsyncDisposable
     public Task Closed => _reader;
 
     /// <summary>Starts request <paramref name="op"/>; its replies arrive on the returned call.</summary>
-    public async Task<OperatorCall> StartAsync(string op, JsonElement? args, CancellationToken ct)
+    public Task<OperatorCall> StartAsync(string op, JsonElement? args, CancellationToken ct) => StartAsync(op, args, null, ct);
+
+    /// <summary>Starts request <paramref name="op"/> relayed for an operator (a hub's call to another hub).</summary>
+    public async Task<OperatorCall> StartAsync(string op, JsonElement? args, RelayOrigin? relayFor, CancellationToken ct)
     {
         ThrowIfClosed();
         var id = Interlocked.Increment(ref _nextId);
@@ -54,7 +57,7 @@ public sealed class OperatorChannel : IAsyncDisposable
         _calls[id] = call;
         try
         {
-            await SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Call, Id = id, Op = op, Body = args }, ct).ConfigureAwait(false);
+            await SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Call, Id = id, Op = op, Body = args, For = relayFor }, ct).ConfigureAwait(false);
         }
         catch
         {

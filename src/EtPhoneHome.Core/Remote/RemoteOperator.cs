@@ -75,7 +75,11 @@ public sealed class RemoteOperator : IAsyncDisposable
     /// learns the resolved targets first (for progress).
     /// </summary>
     public IAsyncEnumerable<FleetCommandResult> RunCommandsAsync(RunCommandsArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
-        FanOutAsync(OperatorOperations.RunCommands, OperatorOperations.ToElement(args), onTargets, item => item.Result,
+        RunCommandsAsync(args, onTargets, null, ct);
+
+    /// <summary><see cref="RunCommandsAsync(RunCommandsArgs, Action{IReadOnlyList{RemoteTarget}}?, CancellationToken)"/>, relayed for an operator (hubs only).</summary>
+    public IAsyncEnumerable<FleetCommandResult> RunCommandsAsync(RunCommandsArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, RelayOrigin? relayFor, CancellationToken ct) =>
+        FanOutAsync(OperatorOperations.RunCommands, OperatorOperations.ToElement(args), relayFor, onTargets, item => item.Result,
             target => new FleetCommandResult
             {
                 Uuid = target.Uuid,
@@ -87,7 +91,11 @@ public sealed class RemoteOperator : IAsyncDisposable
 
     /// <summary>Asks the selected targets for their metrics; one result per target.</summary>
     public IAsyncEnumerable<ClientMetricsResult> CollectMetricsAsync(CollectMetricsArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
-        FanOutAsync(OperatorOperations.CollectMetrics, OperatorOperations.ToElement(args), onTargets, item => item.Metrics,
+        CollectMetricsAsync(args, onTargets, null, ct);
+
+    /// <summary><see cref="CollectMetricsAsync(CollectMetricsArgs, Action{IReadOnlyList{RemoteTarget}}?, CancellationToken)"/>, relayed for an operator (hubs only).</summary>
+    public IAsyncEnumerable<ClientMetricsResult> CollectMetricsAsync(CollectMetricsArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, RelayOrigin? relayFor, CancellationToken ct) =>
+        FanOutAsync(OperatorOperations.CollectMetrics, OperatorOperations.ToElement(args), relayFor, onTargets, item => item.Metrics,
             target => new ClientMetricsResult { Uuid = target.Uuid, DisplayName = target.DisplayName, Status = MetricsStatus.Cancelled, Error = ConnectionLostMessage }, ct);
 
     /// <summary>Reads a file on the selected targets; one outcome per target (targets as uuid and name, never a session).</summary>
@@ -102,9 +110,16 @@ public sealed class RemoteOperator : IAsyncDisposable
     public IAsyncEnumerable<FleetFileOutcome<ListFilesResult>> ListFilesAsync(TargetSelection targets, ListFilesParams request, int throttleLimit, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
         FileOutcomesAsync<ListFilesResult>(OperatorOperations.ListFiles, new FileOperationArgs { Targets = targets, List = request, ThrottleLimit = throttleLimit }, onTargets, ct);
 
+    /// <summary>A file operation (<see cref="OperatorOperations.ReadFiles"/>, write or list) relayed for an operator (hubs only).</summary>
+    public IAsyncEnumerable<FleetFileOutcome<T>> FileOutcomesAsync<T>(string op, FileOperationArgs args, RelayOrigin? relayFor, CancellationToken ct)
+        where T : class => FileOutcomesAsync<T>(op, args, null, relayFor, ct);
+
     private IAsyncEnumerable<FleetFileOutcome<T>> FileOutcomesAsync<T>(string op, FileOperationArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct)
+        where T : class => FileOutcomesAsync<T>(op, args, onTargets, null, ct);
+
+    private IAsyncEnumerable<FleetFileOutcome<T>> FileOutcomesAsync<T>(string op, FileOperationArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, RelayOrigin? relayFor, CancellationToken ct)
         where T : class =>
-        FanOutAsync(op, OperatorOperations.ToElement(args), onTargets,
+        FanOutAsync(op, OperatorOperations.ToElement(args), relayFor, onTargets,
             item => item.File is { } f
                 ? new FleetFileOutcome<T>(new FleetTarget(f.Uuid, f.DisplayName, null), f.Status, f.Value is { } v ? OperatorOperations.FromElement<T>(v) : null, f.Error, f.DurationMs, f.Failure)
                 : null,
@@ -115,11 +130,11 @@ public sealed class RemoteOperator : IAsyncDisposable
         OperatorOperations.FromElement<RateLimitStats[]>(await Channel.InvokeAsync(OperatorOperations.RateLimitStats,
             clients is null ? null : OperatorOperations.ToElement(new { clients }), ct).ConfigureAwait(false));
 
-    private async IAsyncEnumerable<T> FanOutAsync<T>(string op, JsonElement args, Action<IReadOnlyList<RemoteTarget>>? onTargets,
+    private async IAsyncEnumerable<T> FanOutAsync<T>(string op, JsonElement args, RelayOrigin? relayFor, Action<IReadOnlyList<RemoteTarget>>? onTargets,
         Func<FanOutItem, T?> pick, Func<RemoteTarget, T> lost, [EnumeratorCancellation] CancellationToken ct)
         where T : class
     {
-        await using var call = await Channel.StartAsync(op, args, ct).ConfigureAwait(false);
+        await using var call = await Channel.StartAsync(op, args, relayFor, ct).ConfigureAwait(false);
         var pending = new Dictionary<string, RemoteTarget>(StringComparer.Ordinal);
         var order = new List<RemoteTarget>();
         await using var items = call.ItemsAsync(ct).GetAsyncEnumerator(ct);

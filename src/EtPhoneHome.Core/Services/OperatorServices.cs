@@ -4,6 +4,7 @@ using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Remote;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome.Core.Services;
@@ -86,6 +87,24 @@ public sealed class OperatorServices : IDisposable
     public ICommandTransport Commands() => CommandTransport(Guard);
 
     /// <summary>
+    /// Where targets held by other hubs go when several hubs share the registry (the hub's operator service sets it);
+    /// null contacts every target from here (one hub, or a front end on the server host).
+    /// </summary>
+    public HubRouting? Routing { get; init; }
+
+    private IAsyncEnumerable<T> Routed<T>(IReadOnlyList<FleetTarget> targets, Func<IReadOnlyList<FleetTarget>, IAsyncEnumerable<T>> local,
+        Func<IFleetRelay, string, IReadOnlyList<FleetTarget>, IAsyncEnumerable<T>> remote, Func<FleetTarget, string, T> notRelayed, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        return Routing is { } routing
+            ? routing.RunAsync(targets, local, (hub, list) => remote(routing.Relay!, hub, list), (target, hub) => notRelayed(target, routing.NotRelayed(target, hub)), ct)
+            : local(targets);
+    }
+
+    private static FleetFileOutcome<T> NotRelayedFile<T>(FleetTarget target, string why)
+        where T : class => new(target, CommandStatus.Error, null, why, 0, FailureKind.Unreachable);
+
+    /// <summary>
     /// The targets an operator named: every literal name must match a client, or the whole operation is refused
     /// (<see cref="UnknownClientsException"/>) — a typo must not run on fewer machines than intended.
     /// </summary>
@@ -100,7 +119,10 @@ public sealed class OperatorServices : IDisposable
     {
         ArgumentNullException.ThrowIfNull(request);
         var parameters = request.ToParams();
-        return new FleetExecutor(Commands()).RunAsync(targets, parameters, options, ct);
+        options ??= new FleetOptions();
+        return Routed(targets, mine => new FleetExecutor(Commands()).RunAsync(mine, parameters, options, ct),
+            (relay, hub, theirs) => relay.RunCommandsAsync(hub, theirs, request, options, Context, ct),
+            (target, why) => FleetCommandResult.Unstarted(target, CommandStatus.Error, why) with { Failure = FailureKind.Unreachable }, ct);
     }
 
     /// <summary>Runs one command on one online target and returns the agent's answer; faults are thrown (<see cref="FleetCommandResult.FromException"/> classifies them).</summary>
@@ -122,7 +144,9 @@ public sealed class OperatorServices : IDisposable
         int throttleLimit = FleetOptions.DefaultThrottleLimit, CancellationToken ct = default)
     {
         var files = Files();
-        return FleetFileRunner.RunAsync(targets, (target, c) => files.ReadAsync(target, request, c), throttleLimit, ct);
+        return Routed(targets, mine => FleetFileRunner.RunAsync(mine, (target, c) => files.ReadAsync(target, request, c), throttleLimit, ct),
+            (relay, hub, theirs) => relay.FilesAsync<ReadFileResult>(hub, OperatorOperations.ReadFiles, theirs, new FileOperationArgs { Targets = HubRouting.Selection(theirs), Read = request, ThrottleLimit = throttleLimit }, Context, ct),
+            NotRelayedFile<ReadFileResult>, ct);
     }
 
     /// <summary>Writes a file on many targets (atomically on each); one outcome per target.</summary>
@@ -130,7 +154,9 @@ public sealed class OperatorServices : IDisposable
         int throttleLimit = FleetOptions.DefaultThrottleLimit, CancellationToken ct = default)
     {
         var files = Files();
-        return FleetFileRunner.RunAsync(targets, (target, c) => files.WriteAsync(target, request, c), throttleLimit, ct);
+        return Routed(targets, mine => FleetFileRunner.RunAsync(mine, (target, c) => files.WriteAsync(target, request, c), throttleLimit, ct),
+            (relay, hub, theirs) => relay.FilesAsync<WriteFileResult>(hub, OperatorOperations.WriteFiles, theirs, new FileOperationArgs { Targets = HubRouting.Selection(theirs), Write = request, ThrottleLimit = throttleLimit }, Context, ct),
+            NotRelayedFile<WriteFileResult>, ct);
     }
 
     /// <summary>Lists a directory on many targets; one outcome per target.</summary>
@@ -138,7 +164,9 @@ public sealed class OperatorServices : IDisposable
         int throttleLimit = FleetOptions.DefaultThrottleLimit, CancellationToken ct = default)
     {
         var files = Files();
-        return FleetFileRunner.RunAsync(targets, (target, c) => files.ListAsync(target, request, c), throttleLimit, ct);
+        return Routed(targets, mine => FleetFileRunner.RunAsync(mine, (target, c) => files.ListAsync(target, request, c), throttleLimit, ct),
+            (relay, hub, theirs) => relay.FilesAsync<ListFilesResult>(hub, OperatorOperations.ListFiles, theirs, new FileOperationArgs { Targets = HubRouting.Selection(theirs), List = request, ThrottleLimit = throttleLimit }, Context, ct),
+            NotRelayedFile<ListFilesResult>, ct);
     }
 
     /// <summary>
@@ -172,8 +200,13 @@ public sealed class OperatorServices : IDisposable
     public ExchangeClient Exchange() => ExchangeConnector(Guard);
 
     /// <summary>Asks many targets for their metrics (the rules of <see cref="FleetMetrics"/>): one result per target, none dropped.</summary>
-    public IAsyncEnumerable<ClientMetricsResult> CollectMetricsAsync(IReadOnlyList<FleetTarget> targets, bool summary, FleetMetricsOptions? options = null, CancellationToken ct = default) =>
-        new FleetMetrics(Metrics()).CollectAsync(targets, summary, options, ct);
+    public IAsyncEnumerable<ClientMetricsResult> CollectMetricsAsync(IReadOnlyList<FleetTarget> targets, bool summary, FleetMetricsOptions? options = null, CancellationToken ct = default)
+    {
+        options ??= new FleetMetricsOptions();
+        return Routed(targets, mine => new FleetMetrics(Metrics()).CollectAsync(mine, summary, options, ct),
+            (relay, hub, theirs) => relay.CollectMetricsAsync(hub, theirs, summary, options, Context, ct),
+            (target, why) => new ClientMetricsResult { Uuid = target.Uuid, DisplayName = target.DisplayName, Status = MetricsStatus.Unreachable, Error = why }, ct);
+    }
 
     /// <summary>The fleet's health at a glance: the registry read, every online client asked for summary metrics, aggregated.</summary>
     public Task<FleetStatus> FleetStatusAsync(FleetThresholds? thresholds = null, FleetMetricsOptions? options = null, CancellationToken ct = default) =>

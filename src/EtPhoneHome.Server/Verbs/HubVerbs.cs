@@ -7,6 +7,8 @@ using EtPhoneHome.Core;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Hub;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Remote;
+using EtPhoneHome.Core.Text;
 using EtPhoneHome.Core.Webhooks;
 
 using EtPhoneHome.Server.Mcp;
@@ -295,6 +297,14 @@ internal static class HubVerbs
         {
             Description = "This hub's id among hubs sharing one registry (default $ETPHONEHOME_HUB_ID, else the data directory's hub-id file, written at the first start)",
         };
+        var relayAddress = new Option<string?>("--relay-address")
+        {
+            Description = "With hubs sharing one PostgreSQL registry: where the other hubs reach this host's sshd (user@host:port, the fleet account) to relay operators' requests to this hub's clients; this hub then relays to theirs too",
+        };
+        var relayHostKey = new Option<string?>("--relay-host-key")
+        {
+            Description = "This host's sshd public host key, pinned by the other hubs (default /etc/ssh/ssh_host_ed25519_key.pub)",
+        };
         var cmd = new Command("run", "Run the hub: answer eph-gate, admit agents, keep sessions alive, check their health, deliver webhooks ($ETPHONEHOME_WEBHOOK_URL, $ETPHONEHOME_WEBHOOK_SECRET), and with --http serve MCP and /health. Stops on SIGTERM or Ctrl+C.");
         cmd.Options.Add(data);
         cmd.Options.Add(gatePath);
@@ -304,6 +314,8 @@ internal static class HubVerbs
         cmd.Options.Add(healthThreshold);
         cmd.Options.Add(resumeGrace);
         cmd.Options.Add(hubId);
+        cmd.Options.Add(relayAddress);
+        cmd.Options.Add(relayHostKey);
         cmd.Options.Add(http);
         cmd.Options.Add(tunnelPorts);
         cmd.Options.Add(allowedHost);
@@ -366,6 +378,13 @@ internal static class HubVerbs
                 givenHubId = null;
             }
 
+            var relay = parseResult.GetValue(relayAddress);
+            if (relay is not null && !ServerAddress.TryParse(relay, out _))
+            {
+                Console.Error.WriteLine($"eph-server run: --relay-address: '{UntrustedText.ForTerminal(relay)}' is not user@host[:port]");
+                return 2;
+            }
+
             Mcp.McpHttpOptions? httpOptions = null;
             TunnelPortRange ports;
             try
@@ -405,6 +424,8 @@ internal static class HubVerbs
                 Health = health,
                 TunnelPorts = ports,
                 HubId = givenHubId,
+                RelayAddress = relay,
+                RelayHostKeyFile = parseResult.GetValue(relayHostKey) ?? new HubOptions { DataDirectory = dir }.RelayHostKeyFile,
             });
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
