@@ -52,7 +52,7 @@ public abstract class MultiHubTests(TestEngine engine) : IAsyncDisposable
         return r;
     }
 
-    private async Task<HubServer> StartHubAsync(string hubId, string host, IHealthProbe? probe = null, TimeSpan? deadAfter = null)
+    private async Task<HubServer> StartHubAsync(string hubId, string host, IHealthProbe? probe = null, TimeSpan? deadAfter = null, string? relayAddress = null, string? relayHostKey = null)
     {
         var dir = new TempData();
         _dirs.Add(dir);
@@ -73,6 +73,8 @@ public abstract class MultiHubTests(TestEngine engine) : IAsyncDisposable
             // Every gate counts as running (the test process stands in for them): only the hub id decides.
             GateProcessCheck = (_, _) => true,
             Log = new DelegateLog(e => { lock (_log) { _log.Add(e.Message); } }),
+            RelayAddress = relayAddress,
+            RelayHostKeyFile = relayHostKey ?? "/nonexistent/ssh_host_ed25519_key.pub",
         });
         _hubs.Add(hub);
         await hub.StartAsync();
@@ -108,6 +110,52 @@ public abstract class MultiHubTests(TestEngine engine) : IAsyncDisposable
 
             await Task.Delay(50);
         }
+    }
+
+    [Fact]
+    public async Task AHubWithARelayAddress_PublishesItsRelayKey_WhichTheOtherHubsAnswerAsARestrictedOperatorGate_WhileItLives()
+    {
+        var hostKeyDir = new TempData();
+        _dirs.Add(hostKeyDir);
+        var hostKey = Path.Combine(hostKeyDir.Dir.Path, "host_ed25519_key");
+        Directory.CreateDirectory(hostKeyDir.Dir.Path);
+        var keygen = System.Diagnostics.Process.Start("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey])!;
+        await keygen.WaitForExitAsync();
+
+        var a = await StartHubAsync("hub-a", "gw-a", deadAfter: TimeSpan.FromSeconds(2), relayAddress: "eph@gw-a:2222", relayHostKey: hostKey + ".pub");
+        var b = await StartHubAsync("hub-b", "gw-b", deadAfter: TimeSpan.FromSeconds(2));
+
+        var row = Registry().ListHubs().Single(h => h.Id == "hub-a");
+        var relay = Assert.IsType<HubRelayEndpoint>(row.Relay);
+        Assert.Equal("eph@gw-a:2222", relay.Address);
+        Assert.Equal(File.ReadAllText(hostKey + ".pub").Split(' ')[1], relay.HostKey.Split(' ')[1]);
+        var keyFile = Path.Combine(_dirs[1].Dir.Path, "relay_key");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, OperatingSystem.IsWindows() ? UnixFileMode.None : File.GetUnixFileMode(keyFile));
+        Assert.Equal(File.ReadAllText(keyFile + ".pub").Split(' ')[1], relay.Key.Split(' ')[1]);
+        Assert.Null(Registry().ListHubs().Single(h => h.Id == "hub-b").Relay);
+
+        // Hub b's sshd asks hub b about hub a's relay key: the operator gate, restricted (no forwarding, no pty).
+        var (type, blob) = (relay.Key.Split(' ')[0], relay.Key.Split(' ')[1]);
+        var line = Assert.Single(b.KeyLines(relay.KeyFingerprint, type, blob));
+        Assert.StartsWith($"restrict,command=\"/opt/eph/eph-gate operator --socket {b.SocketPath} --fingerprint {relay.KeyFingerprint}\" ", line, StringComparison.Ordinal);
+
+        // Another key claiming that fingerprint is not hub a's: nothing.
+        var other = File.ReadAllText(hostKey + ".pub").Split(' ')[1];
+        Assert.Empty(b.KeyLines(relay.KeyFingerprint, "ssh-ed25519", other));
+
+        // Once hub a is dead, its key is no hub's: at most an unknown key's pending client session, never the operator gate.
+        await a.StopAsync();
+        await Until(() => b.KeyLines(relay.KeyFingerprint, type, blob).All(l => !l.Contains(" operator ", StringComparison.Ordinal)),
+            "hub a's relay key no longer answered as an operator gate after it died", seconds: 10);
+    }
+
+    [Fact]
+    public async Task ARelayHostKeyThatCannotBeRead_StopsTheStart_SayingWhy()
+    {
+        var failed = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            StartHubAsync("hub-a", "gw-a", relayAddress: "eph@gw-a:2222", relayHostKey: "/nonexistent/host.pub"));
+        Assert.Contains("--relay-host-key /nonexistent/host.pub", failed.Message, StringComparison.Ordinal);
+        Assert.Contains("pin", failed.Message, StringComparison.Ordinal);
     }
 
     [Fact]
