@@ -20,7 +20,9 @@ internal sealed class PostgresCluster
     public const string BinDirectory = "/usr/lib/postgresql/15/bin";
     private const string Database = "eph_tests";
 
-    private static readonly Lazy<PostgresCluster> s_shared = new(Start, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<PostgresCluster> s_shared = new(() => Start("pg-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        LazyThreadSafetyMode.ExecutionAndPublication);
+    private static int s_private;
 
     private readonly string _root;
     private readonly string _password;
@@ -37,6 +39,32 @@ internal sealed class PostgresCluster
     public static PostgresCluster Shared => s_shared.Value;
 
     public int Port { get; }
+
+    /// <summary>
+    /// A cluster of its own for a test that restarts or stops it (the shared one serves every other test at the same
+    /// time); <see cref="Dispose"/> stops it by its PID, and the watcher does if the test process ends first.
+    /// </summary>
+    public static PostgresCluster StartPrivate() =>
+        Start($"pg-{Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)}-{Interlocked.Increment(ref s_private).ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+
+    /// <summary>
+    /// Restarts the cluster as an operator would (<c>pg_ctl restart -m fast</c>: every session is ended, new connections
+    /// are refused until it is back); returns how long it was away.
+    /// </summary>
+    public TimeSpan Restart()
+    {
+        var clock = Stopwatch.StartNew();
+        var data = Path.Combine(_root, "data");
+        Run(Path.Combine(BinDirectory, "pg_ctl"), ["-D", data, "-l", Path.Combine(_root, "log"), "-m", "fast", "-w", "-t", "60", "restart"], Environment.UserName == "root");
+        _pid = ReadPid(data);
+        return clock.Elapsed;
+    }
+
+    /// <summary>Stops a private cluster (<see cref="StartPrivate"/>).</summary>
+    public void Dispose() => Stop();
+
+    private static int ReadPid(string data) =>
+        int.Parse(File.ReadLines(Path.Combine(data, "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>A connection string to the test database, in schema <paramref name="schema"/> when given.</summary>
     public string ConnectionString(string? schema = null) => new NpgsqlConnectionStringBuilder
@@ -56,7 +84,7 @@ internal sealed class PostgresCluster
     /// <summary>The password of the cluster's superuser (tests that check it never shows up).</summary>
     public string Password => _password;
 
-    private static PostgresCluster Start()
+    private static PostgresCluster Start(string name)
     {
         if (OperatingSystem.IsWindows())
         {
@@ -72,7 +100,7 @@ internal sealed class PostgresCluster
 
         var asRoot = Environment.UserName == "root";
         RemoveLeftovers();
-        var root = Path.Combine(BaseDirectory, "pg-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var root = Path.Combine(BaseDirectory, name);
         if (Directory.Exists(root))
         {
             Directory.Delete(root, recursive: true);
@@ -114,7 +142,7 @@ internal sealed class PostgresCluster
             }
 
             var cluster = new PostgresCluster(root, port, password);
-            cluster._pid = int.Parse(File.ReadLines(Path.Combine(data, "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
+            cluster._pid = ReadPid(data);
             AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.Stop();
             cluster.WatchTestProcess();
             using (var c = new NpgsqlConnection(cluster.ConnectionString().Replace("Database=" + Database, "Database=postgres", StringComparison.Ordinal)))
@@ -144,6 +172,7 @@ internal sealed class PostgresCluster
         const string Script = """
             t=$1; p=$2; d=$3; r=$4
             while kill -0 "$t" 2>/dev/null; do sleep 1; done
+            q=$(head -n 1 "$d/postmaster.pid" 2>/dev/null); case "$q" in ''|*[!0-9]*) ;; *) p=$q ;; esac
             grep -qaF -- "$d" "/proc/$p/cmdline" 2>/dev/null && kill -INT "$p"
             i=0; while grep -qaF -- "$d" "/proc/$p/cmdline" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
             grep -qaF -- "$d" "/proc/$p/cmdline" 2>/dev/null && kill -QUIT "$p"
@@ -238,7 +267,7 @@ internal sealed class PostgresCluster
     {
         foreach (var dir in Directory.GetDirectories(BaseDirectory, "pg-*"))
         {
-            if (!int.TryParse(Path.GetFileName(dir)[3..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var owner)
+            if (!int.TryParse(Path.GetFileName(dir)[3..].Split('-')[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var owner)
                 || owner == Environment.ProcessId || Directory.Exists("/proc/" + owner))
             {
                 continue;
