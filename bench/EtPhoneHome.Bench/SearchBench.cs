@@ -7,10 +7,11 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench search [--clients N] [--runs N] [--keep DIR [--seed-only]]: fills a temporary registry with a fleet of N clients (tags,
+/// eph-bench search [--clients N] [--runs N] [--keep DIR [--seed-only]] [--postgres CONNECTION]: fills a temporary registry with a fleet of N clients (tags,
 /// capabilities, purposes and an online share like a real fleet's, one transaction), then times the searches
-/// of Get-EphClient and `eph-server clients` (ClientQueries.Search over the SQLite registry) and prints a
-/// markdown table with the median and p95 of each.
+/// of Get-EphClient and `eph-server clients` (ClientQueries.Search over the SQLite registry, or with --postgres over a
+/// PostgreSQL registry in a schema of its own, dropped afterwards unless kept) and prints a markdown table with the
+/// median and p95 of each.
 /// </summary>
 internal static class SearchBench
 {
@@ -42,6 +43,7 @@ internal static class SearchBench
         var runs = 25;
         string? keep = null;
         var seedOnly = false;
+        string? postgres = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -55,19 +57,27 @@ internal static class SearchBench
                 case "--keep" when i + 1 < args.Length:
                     keep = args[++i]; // reuse (or create and keep) a seeded registry in this directory
                     break;
+                case "--postgres" when i + 1 < args.Length:
+                    postgres = args[++i]; // a PostgreSQL connection string (the bench takes a schema of its own in that database)
+                    break;
                 case "--seed-only":
                     seedOnly = true; // with --keep: seed the registry and stop (measure in a later process)
                     break;
                 default:
-                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N, --keep DIR, --seed-only)");
+                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N, --keep DIR, --seed-only, --postgres CONNECTION)");
                     return 2;
             }
         }
 
         var root = keep ?? Path.Combine(Path.GetTempPath(), "eph-bench-search-" + Guid.NewGuid().ToString("N")[..12]);
+        var schema = "eph_bench_" + Path.GetFileName(root).Replace('-', '_').ToLowerInvariant();
         try
         {
-            using var registry = SqliteRegistry.Open(new DataDirectory(Path.Combine(root, "data")));
+            var dir = new DataDirectory(Path.Combine(root, "data"));
+            Directory.CreateDirectory(dir.Path);
+            using var registry = postgres is null
+                ? SqliteRegistry.Open(dir)
+                : SqliteRegistry.Open(dir, RegistrySource.Postgres(new Npgsql.NpgsqlConnectionStringBuilder(postgres) { SearchPath = schema }.ConnectionString));
             // The seeded sessions must stay online for the whole run.
             registry.SetSetting(SqliteRegistry.HeartbeatSetting, "3600");
             var seeded = registry.QueryClients(new ClientQuery { Names = ["*-000000"] }).Count == 0;
@@ -87,7 +97,8 @@ internal static class SearchBench
                 return 0;
             }
 
-            var dbBytes = new FileInfo(registry.DatabaseFile).Length + (File.Exists(registry.DatabaseFile + "-wal") ? new FileInfo(registry.DatabaseFile + "-wal").Length : 0);
+            var dbBytes = postgres is not null ? 0
+                : new FileInfo(registry.DatabaseFile).Length + (File.Exists(registry.DatabaseFile + "-wal") ? new FileInfo(registry.DatabaseFile + "-wal").Length : 0);
 
             (string Name, ClientQuery Query)[] searches =
             [
@@ -115,7 +126,7 @@ internal static class SearchBench
                 }
             }
 
-            Console.WriteLine($"## Fleet registry search ({DateTime.UtcNow:yyyy-MM-dd}, {clients:N0} clients, {runs} runs each)");
+            Console.WriteLine($"## Fleet registry search ({DateTime.UtcNow:yyyy-MM-dd}, {clients:N0} clients, {runs} runs each, {(postgres is null ? "SQLite" : "PostgreSQL")})");
             Console.WriteLine();
             Console.WriteLine(seeded
                 ? string.Create(CultureInfo.InvariantCulture,
@@ -123,7 +134,9 @@ internal static class SearchBench
                 : string.Create(CultureInfo.InvariantCulture,
                     $"Reused a kept fleet ({root}, seeded by an earlier run; not timed here); registry {dbBytes / 1048576.0:0.0} MiB."));
             Console.WriteLine();
-            Console.WriteLine("Wall = elapsed time; CPU = the searching thread's CPU time (unaffected by other processes on the machine).");
+            Console.WriteLine(postgres is null
+                ? "Wall = elapsed time; CPU = the searching thread's CPU time (unaffected by other processes on the machine)."
+                : "Wall = elapsed time; CPU = the searching thread's CPU time (the database server's own CPU is not in it).");
             Console.WriteLine();
             Console.WriteLine("| search | results | wall median | wall p95 | CPU median | CPU p95 | target < 20 ms (wall median) |");
             Console.WriteLine("|---|---:|---:|---:|---:|---:|:---:|");
@@ -195,6 +208,15 @@ internal static class SearchBench
         finally
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            if (postgres is not null && keep is null)
+            {
+                using var c = new Npgsql.NpgsqlConnection(postgres);
+                c.Open();
+                using var drop = c.CreateCommand();
+                drop.CommandText = $"DROP SCHEMA IF EXISTS {schema} CASCADE";
+                drop.ExecuteNonQuery();
+            }
+
             try
             {
                 if (keep is null)

@@ -113,7 +113,7 @@ public sealed record FleetStatus
     }
 
     /// <summary>Reads the registry, asks every online client for summary metrics, and aggregates.</summary>
-    public static async Task<FleetStatus> ComputeAsync(
+    public static Task<FleetStatus> ComputeAsync(
         RegistryStores registry,
         FleetMetrics metrics,
         FleetThresholds? thresholds = null,
@@ -121,8 +121,24 @@ public sealed record FleetStatus
         TimeProvider? time = null,
         CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(metrics);
+        return ComputeAsync(registry, (targets, c) => metrics.CollectAsync(targets, summary: true, options, c), thresholds, time, ct);
+    }
+
+    /// <summary>
+    /// <see cref="ComputeAsync(RegistryStores, FleetMetrics, FleetThresholds?, FleetMetricsOptions?, TimeProvider?, CancellationToken)"/>
+    /// with the summary metrics of the online targets collected by <paramref name="collect"/> (which may relay the
+    /// targets other hubs hold); it must give one result per target.
+    /// </summary>
+    public static async Task<FleetStatus> ComputeAsync(
+        RegistryStores registry,
+        Func<IReadOnlyList<FleetTarget>, CancellationToken, IAsyncEnumerable<ClientMetricsResult>> collect,
+        FleetThresholds? thresholds = null,
+        TimeProvider? time = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(collect);
         thresholds ??= new FleetThresholds();
         thresholds.Validate();
         var clients = registry.Clients.QueryClients(new ClientQuery());
@@ -130,7 +146,7 @@ public sealed record FleetStatus
         var health = registry.Health.ListHealth();
         var targets = FleetTargets.FromClients(registry, clients.Where(c => c.Online)).Where(t => t.IsOnline).ToList();
         var answers = new List<ClientMetricsResult>(targets.Count);
-        await foreach (var answer in metrics.CollectAsync(targets, summary: true, options, ct).ConfigureAwait(false))
+        await foreach (var answer in collect(targets, ct).ConfigureAwait(false))
         {
             answers.Add(answer);
         }

@@ -210,7 +210,7 @@ public sealed class OperatorServices : IDisposable
 
     /// <summary>The fleet's health at a glance: the registry read, every online client asked for summary metrics, aggregated.</summary>
     public Task<FleetStatus> FleetStatusAsync(FleetThresholds? thresholds = null, FleetMetricsOptions? options = null, CancellationToken ct = default) =>
-        FleetStatus.ComputeAsync(Registry, new FleetMetrics(Metrics()), thresholds, options, ct: ct);
+        FleetStatus.ComputeAsync(Registry, (targets, c) => CollectMetricsAsync(targets, summary: true, options, c), thresholds, ct: ct);
 
     public void Dispose()
     {

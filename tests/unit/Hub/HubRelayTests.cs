@@ -63,6 +63,8 @@ public sealed class HubRelayTests : IAsyncLifetime
     }
 
     /// <summary>A connection to hub-a's operator service as <paramref name="who"/> (another hub when its Hub is set).</summary>
+    private readonly EtPhoneHome.Tests.Unit.Health.ScriptedMetrics _metrics = new();
+
     private async Task<RemoteOperator> ConnectAsync(OperatorIdentity who, IFleetRelay? relay = null)
     {
         Directory.CreateDirectory(_dir);
@@ -74,6 +76,7 @@ public sealed class HubRelayTests : IAsyncLifetime
                 _contexts.Enqueue(guard.Context);
                 return _transport;
             },
+            MetricsSource = _ => _metrics,
             HostName = "hub-a-host",
             OperatorByName = name => _operators.TryGetValue(name, out var op) ? op : null,
             LocalHubId = () => "hub-a",
@@ -198,6 +201,19 @@ public sealed class HubRelayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheFleetStatus_AsksThisHubsClientsItself_AndTheOthersThroughTheirHubs()
+    {
+        _metrics.Answers["web-01"] = new MetricsResult();
+        var alice = new OperatorIdentity("alice", "SHA256:alice", OperatorRole.Operator, "10.0.0.5");
+        await using var remote = await ConnectAsync(alice, _relay);
+        var status = await remote.FleetStatusAsync(CancellationToken.None);
+
+        Assert.Equal(3, status.Online);
+        Assert.Equal([("web-01", true)], _metrics.Asked);
+        Assert.Equal(["hub-b:web-02 metrics for alice", "hub-c:web-03 metrics for alice"], _relay.Asked.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task WithoutARelay_TheOtherHubsTargetsAreToldWhichHubHoldsThem_WithoutATunnelAttempt()
     {
         var alice = new OperatorIdentity("alice", "SHA256:alice", OperatorRole.Operator, "10.0.0.5");
@@ -253,8 +269,16 @@ public sealed class HubRelayTests : IAsyncLifetime
             }
         }
 
-        public IAsyncEnumerable<ClientMetricsResult> CollectMetricsAsync(string hubId, IReadOnlyList<FleetTarget> targets, bool summary,
-            FleetMetricsOptions options, OperatorContext who, CancellationToken ct) => throw new NotSupportedException();
+        public async IAsyncEnumerable<ClientMetricsResult> CollectMetricsAsync(string hubId, IReadOnlyList<FleetTarget> targets, bool summary,
+            FleetMetricsOptions options, OperatorContext who, [EnumeratorCancellation] CancellationToken ct)
+        {
+            Asked.Enqueue($"{hubId}:{string.Join(",", targets.Select(t => t.DisplayName))} metrics for {who.Actor}");
+            foreach (var t in targets)
+            {
+                await Task.Yield();
+                yield return new ClientMetricsResult { Uuid = t.Uuid, DisplayName = t.DisplayName, Status = MetricsStatus.Unreachable, Error = "relayed by " + hubId };
+            }
+        }
 
         public IAsyncEnumerable<FleetFileOutcome<T>> FilesAsync<T>(string hubId, string op, IReadOnlyList<FleetTarget> targets, FileOperationArgs args,
             OperatorContext who, CancellationToken ct)
