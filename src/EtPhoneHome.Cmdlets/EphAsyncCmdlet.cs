@@ -150,7 +150,7 @@ public abstract class EphAsyncCmdlet : EphCmdlet, IDisposable
     /// the cmdlet opened and disposes), surface pwsh, Core's log to PowerShell's streams (<see cref="CmdletLog"/>).
     /// </summary>
     internal OperatorServices NewServices(RegistryStores registry) =>
-        new(registry, OperatorContext.ForSurface(Surfaces.PowerShell), new CmdletLog(this), ownsRegistry: false);
+        new(registry, OperatorContext.ForSurface(Surfaces.PowerShell), new CmdletLog(this), ownsRegistry: false) { Routing = HubRouting.ForFrontEnd(registry) };
 
 
     /// <summary>ShouldProcess on the pipeline thread (it may prompt), awaited by the worker.</summary>

@@ -550,7 +550,7 @@ public sealed partial class OperatorService
             return new OperatorServices(_registry.Value, context, _service._log, ownsRegistry: false)
             {
                 // Another hub's call reaches this hub's own clients only: it is never relayed again.
-                Routing = _service.LocalHubId() is { } hub ? new HubRouting(hub, who.Hub is null ? _service.Relay : null) : null,
+                Routing = _service.LocalHubId() is { } hub ? new HubRouting(hub, who.Hub is null ? _service.Relay : null) { IsRelayedCall = who.Hub is not null } : null,
                 CommandTransport = _service.CommandTransport ?? OperatorServices.TunnelCommands,
                 MetricsSource = _service.MetricsSource ?? (guard => new Core.Health.MetricsClient { Guard = guard }),
             };

@@ -47,6 +47,7 @@ public sealed class McpFleet : IAsyncDisposable
         Services = new OperatorServices(registry, new OperatorContext(Settings.Actor, Surfaces.Mcp), Log, ownsRegistry: false)
         {
             CommandTransport = transport is null ? OperatorServices.TunnelCommands : _ => transport,
+            Routing = HubRouting.ForFrontEnd(registry),
         };
         Commands = new CommandJobStore(Settings.CommandRetention, Settings.MaxCommands, TimeProvider.System);
         LocalPaths = LocalPathPolicy.For(Settings, new DataDirectory(registry.DataDirectory));

@@ -4,6 +4,7 @@ using EtPhoneHome.Core.Files;
 using EtPhoneHome.Core.Health;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Remote;
+using EtPhoneHome.Core.Text;
 
 namespace EtPhoneHome.Core.Services;
 
@@ -36,11 +37,38 @@ public interface IFleetRelay
 /// <param name="Relay">How to reach the others; null relays nothing (a relayed call is never relayed again).</param>
 public sealed record HubRouting(string LocalHubId, IFleetRelay? Relay)
 {
-    /// <summary>The hub that holds <paramref name="target"/>'s session when it is another hub; null for this hub's own or an offline client.</summary>
+    /// <summary>Set on a call another hub relayed: the targets of other hubs are not relayed again.</summary>
+    public bool IsRelayedCall { get; init; }
+
+    /// <summary>
+    /// Set for a front end on a server host (local verbs, cmdlets, MCP without --server): the host whose tunnel ports
+    /// it reaches. A target held by a hub on another host is answered with an error saying how to reach it.
+    /// </summary>
+    public string? FrontEndHost { get; init; }
+
+    /// <summary>
+    /// The routing of a front end on this host over <paramref name="registry"/>: none for SQLite (every hub of a SQLite
+    /// registry runs on its host); for a shared PostgreSQL registry, the clients of hubs on other hosts are refused
+    /// (their tunnel ports are on those hosts) instead of failing as a connection error.
+    /// </summary>
+    public static HubRouting? ForFrontEnd(Registry.RegistryStores registry)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        return registry.Sessions is Registry.SqliteRegistry { Engine: "postgresql" } ? new HubRouting("", null) { FrontEndHost = Environment.MachineName } : null;
+    }
+
+    /// <summary>The hub that holds <paramref name="target"/>'s session when this process cannot reach it itself; null for one it reaches or an offline client.</summary>
     public string? OtherHolder(FleetTarget target)
     {
         ArgumentNullException.ThrowIfNull(target);
-        return target.IsOnline && target.Session!.HubId is { } hub && !string.Equals(hub, LocalHubId, StringComparison.Ordinal) ? hub : null;
+        if (!target.IsOnline || target.Session!.HubId is not { } hub)
+        {
+            return null;
+        }
+
+        return FrontEndHost is { } host
+            ? string.Equals(target.Session.Host, host, StringComparison.OrdinalIgnoreCase) ? null : hub
+            : string.Equals(hub, LocalHubId, StringComparison.Ordinal) ? null : hub;
     }
 
     /// <summary>The selection naming exactly <paramref name="targets"/> by uuid (a literal uuid names that client only).</summary>
@@ -54,9 +82,15 @@ public sealed record HubRouting(string LocalHubId, IFleetRelay? Relay)
     public string NotRelayed(FleetTarget target, string hub)
     {
         ArgumentNullException.ThrowIfNull(target);
-        return Relay is null
+        if (FrontEndHost is { } host)
+        {
+            return $"{target.Describe()} is connected to hub {hub} on host {UntrustedText.ForTerminal(target.Session?.Host ?? "?")}, whose tunnels are not reachable from {host}; "
+                   + "run this through a hub's operator service (--server, Connect-EphServer) to reach every hub's clients";
+        }
+
+        return IsRelayedCall
             ? $"{target.Describe()} is connected to hub {hub}, not to hub {LocalHubId}; a request relayed by a hub is not relayed again"
-            : $"{target.Describe()} is connected to hub {hub}, which hub {LocalHubId} does not relay to";
+            : $"{target.Describe()} is connected to hub {hub}; hub {LocalHubId} relays to other hubs only when both were started with --relay-address";
     }
 
     /// <summary>

@@ -31,8 +31,11 @@ internal static class OperatorVerbs
     /// The CLI's services: the data directory's existing registry, the OS user on surface cli, warnings to
     /// <paramref name="log"/> (the invocation's stderr).
     /// </summary>
-    public static OperatorServices CliServices(DataDirectory dir, IEphLog log) =>
-        new(OpenExistingRegistry(dir, log), OperatorContext.ForSurface(Surfaces.Cli), log);
+    public static OperatorServices CliServices(DataDirectory dir, IEphLog log)
+    {
+        var registry = OpenExistingRegistry(dir, log);
+        return new(registry, OperatorContext.ForSurface(Surfaces.Cli), log) { Routing = HubRouting.ForFrontEnd(registry) };
+    }
 
     /// <summary>
     /// Opens the registry of an initialised data directory. Only <c>init</c> creates one: a mistyped --data must not

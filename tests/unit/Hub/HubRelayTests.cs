@@ -10,6 +10,7 @@ using EtPhoneHome.Core.Services;
 using EtPhoneHome.Hub;
 using EtPhoneHome.Protocol;
 using EtPhoneHome.Tests.Unit.Operations;
+using EtPhoneHome.Tests.Unit.Registry;
 using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Hub;
@@ -283,5 +284,58 @@ public sealed class HubRelayTests : IAsyncLifetime
         public IAsyncEnumerable<FleetFileOutcome<T>> FilesAsync<T>(string hubId, string op, IReadOnlyList<FleetTarget> targets, FileOperationArgs args,
             OperatorContext who, CancellationToken ct)
             where T : class => throw new NotSupportedException();
+    }
+}
+
+/// <summary>
+/// A front end on a server host over a shared PostgreSQL registry (local verbs, cmdlets, MCP without --server): the
+/// clients of hubs on other hosts are answered with an error saying how to reach them, not tried through a tunnel port
+/// that is on another host; the clients of hubs on this host are reached as before. On SQLite nothing changes.
+/// </summary>
+public sealed class FrontEndRoutingTests
+{
+    [Theory]
+    [InlineData(TestEngine.Postgres)]
+    [InlineData(TestEngine.Sqlite)]
+    public async Task AFrontEnd_RefusesTheClientsOfHubsOnOtherHosts_OnAPostgresRegistry(TestEngine engine)
+    {
+        using var temp = new TempData();
+        using var registry = TestRegistries.Open(engine, temp.Dir);
+        foreach (var (fp, name, host, hub) in new[] { (Keys.A, "near-01", Environment.MachineName, "hub-here"), (Keys.B, "far-01", "far-host", "hub-far") })
+        {
+            registry.RecordPendingKey(fp, null, Keys.Identity(host: name, name: name));
+            registry.ApproveKey(fp, "tester");
+            var client = registry.AdmitClient(fp, Keys.Identity(host: name, name: name));
+            var session = registry.OpenSession(client.Uuid, fp, host, 40_000 + name.Length, new byte[32], Environment.ProcessId, 1, hub);
+            registry.MarkSessionOnline(session.Id);
+        }
+
+        var stores = RegistryStores.Borrow(registry);
+        var transport = new FakeTransport();
+        using var services = new OperatorServices(stores, new OperatorContext("tester", Surfaces.Cli), ownsRegistry: false)
+        {
+            CommandTransport = _ => transport,
+            Routing = HubRouting.ForFrontEnd(stores),
+        };
+        var results = new List<FleetCommandResult>();
+        await foreach (var r in services.RunCommandsAsync(services.Targets(new TargetSelection { Clients = ["near-01", "far-01"] }), new CommandRequest { Command = "true" }))
+        {
+            results.Add(r);
+        }
+
+        Assert.Equal(CommandStatus.Succeeded, results.Single(r => r.DisplayName == "near-01").Status);
+        var far = results.Single(r => r.DisplayName == "far-01");
+        if (engine == TestEngine.Postgres)
+        {
+            Assert.Equal(CommandStatus.Error, far.Status);
+            Assert.Contains("connected to hub hub-far on host far-host", far.Error, StringComparison.Ordinal);
+            Assert.Contains("--server", far.Error, StringComparison.Ordinal);
+            Assert.Equal(["near-01"], transport.Called);
+        }
+        else
+        {
+            Assert.Equal(CommandStatus.Succeeded, far.Status);
+            Assert.Equal(2, transport.Calls);
+        }
     }
 }
