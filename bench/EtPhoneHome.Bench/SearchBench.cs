@@ -7,7 +7,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench search [--clients N] [--runs N] [--keep DIR [--seed-only]] [--postgres CONNECTION]: fills a temporary registry with a fleet of N clients (tags,
+/// eph-bench search [--clients N] [--runs N] [--keep DIR [--seed-only]] [--postgres file:PATH]: fills a temporary registry with a fleet of N clients (tags,
 /// capabilities, purposes and an online share like a real fleet's, one transaction), then times the searches
 /// of Get-EphClient and `eph-server clients` (ClientQueries.Search over the SQLite registry, or with --postgres over a
 /// PostgreSQL registry in a schema of its own, dropped afterwards unless kept) and prints a markdown table with the
@@ -58,13 +58,22 @@ internal static class SearchBench
                     keep = args[++i]; // reuse (or create and keep) a seeded registry in this directory
                     break;
                 case "--postgres" when i + 1 < args.Length:
-                    postgres = args[++i]; // a PostgreSQL connection string (the bench takes a schema of its own in that database)
+                    // file:PATH holding a PostgreSQL connection string (a password never goes on a command line); the
+                    // bench takes a schema of its own in that database.
+                    var given = args[++i];
+                    if (!given.StartsWith("file:", StringComparison.Ordinal))
+                    {
+                        Console.Error.WriteLine("eph-bench search: --postgres takes file:PATH, a file holding the connection string (a password must not be on the command line)");
+                        return 2;
+                    }
+
+                    postgres = File.ReadAllText(given["file:".Length..]).Trim();
                     break;
                 case "--seed-only":
                     seedOnly = true; // with --keep: seed the registry and stop (measure in a later process)
                     break;
                 default:
-                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N, --keep DIR, --seed-only, --postgres CONNECTION)");
+                    Console.Error.WriteLine($"eph-bench search: unknown argument '{args[i]}' (use --clients N, --runs N, --keep DIR, --seed-only, --postgres file:PATH)");
                     return 2;
             }
         }
