@@ -14,7 +14,7 @@ namespace EtPhoneHome.Tests.Unit.Hub;
 /// without a new welcome; anything that does not verify is refused; sessions nobody re-attaches are closed.
 /// The test process stands in for the live gate (its pid is what SO_PEERCRED reports for our connections).
 /// </summary>
-public sealed class HubResumeTests : IAsyncDisposable
+public sealed class HubResumeTests : IAsyncLifetime
 {
     private const string Host = "gw-test";
     private const int OtherLiveGate = 999_999;
@@ -29,7 +29,10 @@ public sealed class HubResumeTests : IAsyncDisposable
         _registry = SqliteRegistry.Open(_temp.Dir);
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xUnit 2 disposes a test class through IAsyncLifetime (IAsyncDisposable alone is never called).
+    public async Task DisposeAsync()
     {
         foreach (var hub in _hubs)
         {

@@ -13,7 +13,7 @@ namespace EtPhoneHome.Tests.Unit.Hub;
 /// registry instance. A hub starting leaves the others' sessions alone, its health monitor checks only its own, a hub id
 /// cannot be used by two running hubs, and a dead hub's sessions are closed by the survivors after the timeout, once.
 /// </summary>
-public abstract class MultiHubTests(TestEngine engine) : IAsyncDisposable
+public abstract class MultiHubTests(TestEngine engine) : IAsyncLifetime
 {
     private static readonly int Me = Environment.ProcessId;
     private readonly TempData _shared = new();
@@ -22,7 +22,10 @@ public abstract class MultiHubTests(TestEngine engine) : IAsyncDisposable
     private readonly List<HubServer> _hubs = [];
     private readonly List<string> _log = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xUnit 2 disposes a test class through IAsyncLifetime (IAsyncDisposable alone is never called).
+    public async Task DisposeAsync()
     {
         foreach (var hub in _hubs)
         {

@@ -13,7 +13,7 @@ namespace EtPhoneHome.Tests.Unit.Hub;
 /// PostgreSQL): one webhook sender at a time, the lease moving to another hub when its holder dies, every event
 /// delivered once; and rate limits counted across hubs (window, requests in flight, warning counters).
 /// </summary>
-public abstract class SharedRegistryHubTests(TestEngine engine) : IAsyncDisposable
+public abstract class SharedRegistryHubTests(TestEngine engine) : IAsyncLifetime
 {
     private const string Secret = "s3cret-for-tests";
     private readonly TempData _data = new();
@@ -22,7 +22,10 @@ public abstract class SharedRegistryHubTests(TestEngine engine) : IAsyncDisposab
     private readonly List<IAsyncDisposable> _owned = [];
     private readonly List<SqliteRegistry> _registries = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xUnit 2 disposes a test class through IAsyncLifetime (IAsyncDisposable alone is never called).
+    public async Task DisposeAsync()
     {
         foreach (var d in _owned)
         {

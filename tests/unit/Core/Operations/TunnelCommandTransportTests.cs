@@ -9,7 +9,7 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome.Tests.Unit.Operations;
 
 /// <summary>The default transport against a fake agent on 127.0.0.1 speaking the real handshake.</summary>
-public sealed class TunnelCommandTransportTests : IAsyncDisposable
+public sealed class TunnelCommandTransportTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
@@ -168,7 +168,10 @@ public sealed class TunnelCommandTransportTests : IAsyncDisposable
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Patience));
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xUnit 2 disposes a test class through IAsyncLifetime (IAsyncDisposable alone is never called).
+    public async Task DisposeAsync()
     {
         _stop.Cancel();
         _listener.Stop();
