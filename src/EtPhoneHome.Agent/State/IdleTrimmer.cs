@@ -3,8 +3,8 @@ namespace EtPhoneHome.Agent;
 /// <summary>
 /// Gives memory back after a burst of work. Two things keep what a burst grew: the GC keeps its heap for reuse, and
 /// the runtime's shared array pool (<c>ArrayPool&lt;byte&gt;.Shared</c>, which System.Text.Json and the transfer buffers
-/// rent from) keeps a buffer per size per thread and per core — an idle agent after 200 commands, a recursive
-/// list_files and a 64 MiB transfer measured 27–81 MiB of such buffers still referenced after one compacting collection.
+/// rent from) keeps a buffer per size per thread and per core — an idle agent after a burst of commands, file reads
+/// and writes and a recursive list_files kept 27–82 MiB of such buffers after one compacting collection (bench/README.md).
 /// The pool lets a buffer go only during a full collection that finds it unused for 30–60 s, and an idle process has
 /// no collections. So once no request has been in flight for <see cref="Delay"/> and the committed heap has grown by more
 /// than <see cref="Slack"/> since the last trim, a trim starts: one collection now and <see cref="FollowUps"/> more, one
