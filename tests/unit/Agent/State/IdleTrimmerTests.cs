@@ -3,7 +3,10 @@ using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Agent;
 
-/// <summary>The agent gives memory back once idle after a burst, never while busy and not when nothing grew.</summary>
+/// <summary>
+/// The agent gives memory back once idle after a burst — a series of collections spread over the idle time, so the
+/// shared array pool can let its aged buffers go — never while busy and not when nothing grew.
+/// </summary>
 public sealed class IdleTrimmerTests
 {
     [Fact]
@@ -15,7 +18,7 @@ public sealed class IdleTrimmerTests
         {
             Interlocked.Exchange(ref committed, 11);
             collected.Release();
-        });
+        }, followUps: 0);
 
         trimmer.Enter();
         Interlocked.Exchange(ref committed, 40); // the burst grew the heap
@@ -36,7 +39,7 @@ public sealed class IdleTrimmerTests
     {
         var collections = 0;
         long committed = 1_000;
-        using var trimmer = new IdleTrimmer(TimeSpan.FromMilliseconds(20), slack: 0, () => Interlocked.Read(ref committed), () => Interlocked.Increment(ref collections));
+        using var trimmer = new IdleTrimmer(TimeSpan.FromMilliseconds(20), slack: 0, () => Interlocked.Read(ref committed), () => Interlocked.Increment(ref collections), followUps: 0);
 
         Interlocked.Exchange(ref committed, 2_000);
         trimmer.Enter();
@@ -52,5 +55,62 @@ public sealed class IdleTrimmerTests
         }
 
         Assert.Equal(1, Volatile.Read(ref collections));
+    }
+
+    [Fact]
+    public async Task AfterABurst_CollectsAgainWhileIdle_UntilTheSeriesEnds()
+    {
+        long committed = 10;
+        var collections = 0;
+        using var trimmer = new IdleTrimmer(TimeSpan.FromMilliseconds(20), slack: 5, () => Interlocked.Read(ref committed),
+            () => Interlocked.Increment(ref collections), interval: TimeSpan.FromMilliseconds(20), followUps: 3);
+
+        trimmer.Enter();
+        Interlocked.Exchange(ref committed, 40);
+        trimmer.Exit();
+        await WaitForAsync(() => Volatile.Read(ref collections) == 4);
+        await Task.Delay(300);
+        Assert.Equal(4, Volatile.Read(ref collections)); // the first collection and three follow-ups, then nothing more
+        Assert.Equal(4, trimmer.Trims);
+    }
+
+    [Fact]
+    public async Task ARequestDuringTheSeries_PausesIt_AndItResumesWhenIdleAgain()
+    {
+        long committed = 10;
+        var collections = 0;
+        var gate = new SemaphoreSlim(0);
+        using var trimmer = new IdleTrimmer(TimeSpan.FromMilliseconds(20), slack: 5, () => Interlocked.Read(ref committed), () =>
+        {
+            Interlocked.Increment(ref collections);
+            gate.Release();
+        }, interval: TimeSpan.FromMilliseconds(200), followUps: 2);
+
+        trimmer.Enter();
+        Interlocked.Exchange(ref committed, 40);
+        trimmer.Exit();
+        Assert.True(await gate.WaitAsync(TimeSpan.FromSeconds(10)), "no first collection");
+
+        // A request arrives before the follow-up is due and is still running when it would have been: no collection.
+        trimmer.Enter();
+        await Task.Delay(500);
+        Assert.Equal(1, Volatile.Read(ref collections));
+
+        // Idle again: the series resumes although the heap did not grow since its first collection.
+        trimmer.Exit();
+        await WaitForAsync(() => Volatile.Read(ref collections) == 3);
+        await Task.Delay(500);
+        Assert.Equal(3, Volatile.Read(ref collections));
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition() && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10); // bounded wait for the timer thread
+        }
+
+        Assert.True(condition(), "the expected collections did not happen within 10 s");
     }
 }
