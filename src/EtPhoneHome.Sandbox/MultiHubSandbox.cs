@@ -70,6 +70,11 @@ public sealed class MultiHubSandbox : IAsyncDisposable
         }
         catch (InvalidOperationException ex)
         {
+            if (owns && Environment.GetEnvironmentVariable("EPH_SANDBOX_KEEP") != "1")
+            {
+                TryDelete(work);
+            }
+
             throw new SandboxException(ex.Message);
         }
 
@@ -167,16 +172,21 @@ public sealed class MultiHubSandbox : IAsyncDisposable
         Database.Stop();
         if (_ownsWorkDirectory && Environment.GetEnvironmentVariable("EPH_SANDBOX_KEEP") != "1")
         {
-            try
-            {
-                Directory.Delete(WorkDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
+            TryDelete(WorkDirectory);
+        }
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
         }
     }
 }
