@@ -7,6 +7,9 @@
 .EXAMPLE
     ./build.ps1 -Task Sandbox -Clients 3 -Once
 .EXAMPLE
+    ./build.ps1 -Task Sandbox -Hubs 2 -Clients 4 -Once
+    Two sshd + hub pairs on a private PostgreSQL registry, the agents' first servers alternating between them.
+.EXAMPLE
     ./build.ps1 -Task Pester -ExcludeTag Sandbox
     Builds only the module layout and runs the Pester suites without the sandbox end-to-end tests (hosts without sshd),
     in the pinned pwsh 7.6.10 with Pester 5.7.1, both installed by the build.
@@ -21,6 +24,8 @@ param(
     [string[]] $ExcludeTag = @(),
     [ValidateRange(1, 200)]
     [int] $Clients = 3,
+    [ValidateRange(1, 8)]
+    [int] $Hubs = 1,
     [switch] $Once
 )
 $ErrorActionPreference = 'Stop'
@@ -45,6 +50,7 @@ switch ($Task) {
     'Sandbox' {
         Invoke-EphMSBuild Build
         $sandboxArgs = @('--clients', $Clients)
+        if ($Hubs -gt 1) { $sandboxArgs += @('--hubs', $Hubs) }
         if ($Once) { $sandboxArgs += '--once' }
         & "$PSScriptRoot/out/bin/eph-sandbox" @sandboxArgs
         exit $LASTEXITCODE

@@ -4,17 +4,20 @@
 #                              tests (npm, pinned in tests/s3/package-lock.json), PostgreSQL 15 (the registry tests
 #                              start a private cluster of their own with its initdb and pg_ctl)
 #   prerequisites.sh sandbox   OpenSSH client and server only
+#   prerequisites.sh sandbox-hubs  OpenSSH and PostgreSQL 15 (the sandbox's several hubs share a private cluster)
 # Called by the Prerequisites target of build/build.proj; safe to run repeatedly. PowerShell and Pester are .NET/NuGet
 # packages the build restores itself (.config/dotnet-tools.json, build/TestTools).
 set -euo pipefail
 purpose="${1:-test}"
-case "$purpose" in test|sandbox) ;; *) echo "usage: prerequisites.sh [test|sandbox]" >&2; exit 2 ;; esac
+case "$purpose" in test|sandbox|sandbox-hubs) ;; *) echo "usage: prerequisites.sh [test|sandbox|sandbox-hubs]" >&2; exit 2 ;; esac
 
 need=()
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 && command -v ssh-keyscan >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ "$purpose" = test ]; then
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+fi
+if [ "$purpose" = test ] || [ "$purpose" = sandbox-hubs ]; then
   [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 fi
 s3dir="$(cd "$(dirname "$0")/../tests/s3" && pwd)"
@@ -47,7 +50,7 @@ fi
 echo "prerequisites: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 if [[ " ${need[*]} " == *" postgresql-15 "* ]]; then
-  # The tests run their own cluster on a free port; Debian would otherwise create and start a system cluster on 5432.
+  # The tests and the sandbox run their own cluster on a free port; Debian would otherwise create and start a system cluster on 5432.
   "${sudo[@]}" mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.d/etphonehome-no-main-cluster.conf >/dev/null
 fi

@@ -8,7 +8,7 @@ using EtPhoneHome.Sandbox;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench [lifecycle] [--rounds N] | exchange [--size-mib N] | search | transfer | fanout | simulated | remote | agent-memory (see each *Bench class). Lifecycle measures, in one sandbox on this machine,
+/// eph-bench [lifecycle] [--rounds N] | exchange [--size-mib N] | search | transfer | fanout | simulated | remote | agent-memory | hubs (see each *Bench class). Lifecycle measures, in one sandbox on this machine,
 /// time from `eph-agent run` to online, warm round trips of `run_command true` through the tunnel next to
 /// `ssh … true` through the same sshd, and the resident memory of an idle agent and of one gate relay.
 /// Prints a markdown report on stdout.
@@ -33,6 +33,8 @@ internal static class Program
                 return await RemoteBench.RunAsync(args[1..]);
             case "agent-memory":
                 return await AgentMemoryBench.RunAsync(args[1..]);
+            case "hubs":
+                return await HubFailoverBench.RunAsync(args[1..]);
             case "lifecycle":
                 args = args[1..];
                 break;

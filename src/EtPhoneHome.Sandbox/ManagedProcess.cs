@@ -85,15 +85,21 @@ public sealed partial class ManagedProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Kills at once (SIGKILL), as a crash would.</summary>
-    public async Task KillAsync()
+    /// <summary>Kills at once (SIGKILL), as a crash would; with <paramref name="includeDescendants"/> what it started too.</summary>
+    public async Task KillAsync(bool includeDescendants = false)
     {
         if (_process.HasExited)
         {
             return;
         }
 
+        var descendants = includeDescendants ? Descendants(_process.Id) : [];
         _ = Kill(_process.Id, SigKill);
+        foreach (var pid in descendants)
+        {
+            _ = Kill(pid, SigKill);
+        }
+
         await _process.WaitForExitAsync().ConfigureAwait(false);
     }
 

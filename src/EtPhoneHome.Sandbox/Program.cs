@@ -6,16 +6,19 @@ using EtPhoneHome.Core.Registry;
 namespace EtPhoneHome.Sandbox;
 
 /// <summary>
-/// eph-sandbox [--clients N] [--once] [--shell] [--work DIR] [--exit-with-parent]: a private sshd, the hub and N agents
-/// on 127.0.0.1. Approves every agent's key, waits until all are online, runs `uname -a` on each and prints the results.
+/// eph-sandbox [--clients N] [--hubs N] [--once] [--shell] [--work DIR] [--exit-with-parent]: a private sshd, the hub
+/// and N agents on 127.0.0.1. Approves every agent's key, waits until all are online, runs `uname -a` on each from the
+/// (first) hub's side and prints the results. With --hubs 2 or more: a private PostgreSQL registry shared by that many
+/// sshd + hub pairs (<see cref="MultiHubSandbox"/>), the agents' first servers alternating between them.
 /// </summary>
 internal static partial class Program
 {
-    private const string Usage = "usage: eph-sandbox [--clients N (1-200, default 3)] [--once] [--shell] [--work DIR] [--exit-with-parent]";
+    private const string Usage = "usage: eph-sandbox [--clients N (1-200, default 3)] [--hubs N (1-8, default 1)] [--once] [--shell] [--work DIR] [--exit-with-parent]";
 
     public static async Task<int> Main(string[] args)
     {
         var clients = 3;
+        var hubs = 1;
         var once = false;
         var shell = false;
         var exitWithParent = false;
@@ -26,6 +29,10 @@ internal static partial class Program
             {
                 case "--clients" when i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 200:
                     clients = n;
+                    i++;
+                    break;
+                case "--hubs" when i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var h) && h is >= 1 and <= 8:
+                    hubs = h;
                     i++;
                     break;
                 case "--once":
@@ -43,6 +50,8 @@ internal static partial class Program
                 case "-h" or "--help":
                     Console.WriteLine(Usage);
                     Console.WriteLine("  --shell             open pwsh with the module imported and pointed at the sandbox; leaving it stops the sandbox");
+                    Console.WriteLine("  --hubs N            N sshd + hub pairs sharing a private PostgreSQL registry; each agent lists every hub, its");
+                    Console.WriteLine("                      first server alternating; commands run from the first hub's side");
                     Console.WriteLine("  --exit-with-parent  stop (sshd, hub, agents) as soon as the process that started this one is gone");
                     return 0;
                 default:
@@ -70,15 +79,28 @@ internal static partial class Program
         }
 
         SandboxEnvironment? env = null;
+        MultiHubSandbox? multi = null;
         try
         {
-            env = await SandboxEnvironment.CreateAsync(new SandboxOptions { WorkDirectory = work, Log = Console.Out }, stop.Token);
-            await env.StartSshdAsync(stop.Token);
-            await env.StartHubAsync(stop.Token);
+            var options = new SandboxOptions { WorkDirectory = work, Log = Console.Out };
+            if (hubs == 1)
+            {
+                env = await SandboxEnvironment.CreateAsync(options, stop.Token);
+                await env.StartSshdAsync(stop.Token);
+                await env.StartHubAsync(stop.Token);
+            }
+            else
+            {
+                multi = await MultiHubSandbox.CreateAsync(hubs, options, stop.Token);
+                env = multi.Hubs[0];
+                await multi.StartAsync(stop.Token);
+            }
 
             var clock = Stopwatch.StartNew();
             var names = Enumerable.Range(1, clients).Select(i => $"sandbox-{i}").ToList();
-            await Task.WhenAll(names.Select(name => env.AddAgentAsync(name, ["sandbox"], start: true, stop.Token)));
+            await Task.WhenAll(names.Select((name, i) => multi is null
+                ? env.AddAgentAsync(name, ["sandbox"], start: true, stop.Token)
+                : multi.AddAgentAsync(name, i % hubs, ["sandbox"], start: true, stop.Token)));
 
             Console.WriteLine($"waiting for {clients} pending key(s)…");
             var pending = await env.WaitForPendingKeysAsync(clients, TimeSpan.FromSeconds(60), stop.Token);
@@ -93,6 +115,12 @@ internal static partial class Program
 
             await env.WaitOnlineAsync(names, TimeSpan.FromSeconds(60), stop.Token);
             Console.WriteLine($"all {clients} client(s) online {clock.Elapsed.TotalSeconds:0.0} s after the agents started");
+            if (multi is not null)
+            {
+                using var registry = env.OpenRegistry();
+                var held = registry.ListOpenSessions().GroupBy(s => s.HubId ?? "?").OrderBy(g => g.Key, StringComparer.Ordinal);
+                Console.WriteLine($"sessions per hub: {string.Join(", ", held.Select(g => $"{g.Key} {g.Count()}"))}; running uname -a from hub-1's side");
+            }
 
             var (exit, stdout, stderr) = await SandboxEnvironment.RunForResultAsync(env.ServerExecutable,
                 ["exec", "--data", env.Data.Path, "--all", "--", "uname", "-a"], stop.Token);
@@ -122,6 +150,15 @@ internal static partial class Program
             }
 
             Console.WriteLine();
+            if (multi is not null)
+            {
+                Console.WriteLine($"PostgreSQL registry on 127.0.0.1:{multi.Database.Port}, connection string in {multi.RegistryFile} (0600).");
+                foreach (var hub in multi.Hubs)
+                {
+                    Console.WriteLine($"{hub.Options.HubId}: sshd on 127.0.0.1:{hub.SshPort}, data directory {hub.Data.Path}, logs in {hub.WorkDirectory}");
+                }
+            }
+
             Console.WriteLine($"sshd on 127.0.0.1:{env.SshPort}, fleet account {env.FleetUser} (agents and operators log in as it).");
             Console.WriteLine("The sandbox is running. From another shell:");
             Console.WriteLine($"  {env.ServerExecutable} clients --data {env.Data.Path}");
@@ -140,9 +177,9 @@ internal static partial class Program
         catch (Exception ex) when (ex is SandboxException or TimeoutException)
         {
             Console.Error.WriteLine($"eph-sandbox: {ex.Message}");
-            if (env is not null)
+            if (multi is not null || env is not null)
             {
-                Console.Error.WriteLine($"logs are kept in {env.WorkDirectory}");
+                Console.Error.WriteLine($"logs are kept in {multi?.WorkDirectory ?? env!.WorkDirectory}");
                 Environment.SetEnvironmentVariable("EPH_SANDBOX_KEEP", "1");
             }
 
@@ -150,7 +187,12 @@ internal static partial class Program
         }
         finally
         {
-            if (env is not null)
+            if (multi is not null)
+            {
+                Console.WriteLine("stopping sandbox…");
+                await multi.DisposeAsync();
+            }
+            else if (env is not null)
             {
                 Console.WriteLine("stopping sandbox…");
                 await env.DisposeAsync();

@@ -112,7 +112,8 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         File.SetUnixFileMode(gatePath, publicDir);
 
         var env = new SandboxEnvironment(options, bin, work, owns, gatePath, FreeTcpPort()) { _fleetGroup = fleetGroup };
-        await env.RunServerVerbAsync(["init", "--data", env.Data.Path], ct).ConfigureAwait(false);
+        await env.RunServerVerbAsync(
+            options.Registry is { } registry ? ["init", "--data", env.Data.Path, "--registry", registry] : ["init", "--data", env.Data.Path], ct).ConfigureAwait(false);
         FleetAccount.GrantTraverse(env.Data.Path, fleetGroup);
         var config = await env.RunServerVerbAsync(
             ["sshd-config", "--data", env.Data.Path, "--listen", "127.0.0.1", "--port", env.SshPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -159,13 +160,29 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
 
         File.Delete(Data.HubSocket);
         _hub = ManagedProcess.Start("hub", ServerExecutable,
-            ["run", "--data", Data.Path, "--gate-path", GatePath, "--heartbeat", Seconds(_options.HeartbeatSeconds), .. _options.ExtraHubArguments],
+            ["run", "--data", Data.Path, "--gate-path", GatePath, "--heartbeat", Seconds(_options.HeartbeatSeconds),
+             .. _options.Registry is { } registry ? (string[])["--registry", registry] : [],
+             .. _options.HubId is { } hubId ? (string[])["--hub-id", hubId] : [],
+             .. _options.ExtraHubArguments],
             Path.Combine(WorkDirectory, "hub.log"), _options.HubEnvironment?.ToDictionary(e => e.Key, e => e.Value));
         await WaitUntilAsync(() => _hub.HasExited ? throw Failed(_hub, "hub exited") : File.Exists(Data.HubSocket), TimeSpan.FromSeconds(30), "the hub socket", ct).ConfigureAwait(false);
         // The gate runs as the fleet account: the socket (0660) joins its group. Until then the gate finds no hub, as
         // while the hub starts.
         FleetAccount.SetGroup(Data.HubSocket, _fleetGroup);
         Say($"hub running (pid {_hub.Pid})");
+    }
+
+    /// <summary>
+    /// Kills sshd and every process below it (the gate relays of its sessions) with SIGKILL, as the host going down
+    /// would: agents see their connection drop.
+    /// </summary>
+    public async Task KillSshdAsync()
+    {
+        if (_sshd is not null)
+        {
+            await _sshd.KillAsync(includeDescendants: true).ConfigureAwait(false);
+            _sshd = null;
+        }
     }
 
     /// <summary>Kills the hub with SIGKILL, as a crash would: no cleanup, its socket file stays behind.</summary>
@@ -219,39 +236,50 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
         return agent;
     }
 
-    /// <summary>Opens the registry (the caller disposes it).</summary>
-    public SqliteRegistry OpenRegistry() => SqliteRegistry.Open(Data);
+    /// <summary>
+    /// Opens the registry (the caller disposes it): the one the hub of this data directory opens (its registry.conf,
+    /// written by init --registry, else SQLite in the data directory).
+    /// </summary>
+    public SqliteRegistry OpenRegistry() => SqliteRegistry.Open(Data, RegistrySource.Resolve(Data, _options.Registry));
+
+    /// <summary>The known_hosts line pinning this sandbox's sshd host key, as an agent elsewhere would pin it.</summary>
+    public string KnownHostsLine()
+    {
+        var key = File.ReadAllText(Data.HostKeyFile + ".pub").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return $"[127.0.0.1]:{SshPort.ToString(System.Globalization.CultureInfo.InvariantCulture)} {key[0]} {key[1]}";
+    }
 
     /// <summary>Waits until at least <paramref name="count"/> keys are pending; returns them.</summary>
-    public Task<IReadOnlyList<KeyRecord>> WaitForPendingKeysAsync(int count, TimeSpan timeout, CancellationToken ct = default)
+    public async Task<IReadOnlyList<KeyRecord>> WaitForPendingKeysAsync(int count, TimeSpan timeout, CancellationToken ct = default)
     {
+        // Awaited inside the using: the registry must stay open while polling (a PostgreSQL one refuses once disposed).
         using var registry = OpenRegistry();
-        return WaitUntilAsync(() =>
+        return await WaitUntilAsync(() =>
         {
             var pending = registry.ListKeys(KeyStatus.Pending);
             return pending.Count >= count ? pending : null;
-        }, timeout, $"{count} pending key(s)", ct);
+        }, timeout, $"{count} pending key(s)", ct).ConfigureAwait(false);
     }
 
     /// <summary>Waits until every named client is online; returns their records.</summary>
-    public Task<IReadOnlyList<ClientRecord>> WaitOnlineAsync(IReadOnlyCollection<string> displayNames, TimeSpan timeout, CancellationToken ct = default)
+    public async Task<IReadOnlyList<ClientRecord>> WaitOnlineAsync(IReadOnlyCollection<string> displayNames, TimeSpan timeout, CancellationToken ct = default)
     {
         using var registry = OpenRegistry();
-        return WaitUntilAsync(() =>
+        return await WaitUntilAsync(() =>
         {
             var online = registry.QueryClients(new ClientQuery { OnlineOnly = true })
                 .Where(c => displayNames.Contains(c.DisplayName)).ToList();
             return online.Count == displayNames.Count ? (IReadOnlyList<ClientRecord>)online : null;
-        }, timeout, $"{string.Join(", ", displayNames)} online", ct);
+        }, timeout, $"{string.Join(", ", displayNames)} online", ct).ConfigureAwait(false);
     }
 
     /// <summary>Waits until the named client is offline.</summary>
-    public Task WaitOfflineAsync(string displayName, TimeSpan timeout, CancellationToken ct = default)
+    public async Task WaitOfflineAsync(string displayName, TimeSpan timeout, CancellationToken ct = default)
     {
         using var registry = OpenRegistry();
-        return WaitUntilAsync(() =>
+        await WaitUntilAsync(() =>
             registry.QueryClients(new ClientQuery { Names = [displayName] }).All(c => !c.Online) ? (object)true : null,
-            timeout, $"{displayName} offline", ct);
+            timeout, $"{displayName} offline", ct).ConfigureAwait(false);
     }
 
     /// <summary>Polls <paramref name="probe"/> until it returns non-null (or true); throws with a clear message on timeout.</summary>

@@ -23,6 +23,15 @@ public sealed record SandboxOptions
     /// <summary>Extra environment variables of the hub process (for example ETPHONEHOME_WEBHOOK_URL).</summary>
     public IReadOnlyDictionary<string, string>? HubEnvironment { get; init; }
 
+    /// <summary>
+    /// The registry of this sandbox's data directory, as <c>eph-server init --registry</c> and <c>run --registry</c> take it
+    /// (<c>file:FILE</c> for a PostgreSQL connection string kept off command lines); null is SQLite in the data directory.
+    /// </summary>
+    public string? Registry { get; init; }
+
+    /// <summary>The hub's id among hubs sharing one registry (<c>eph-server run --hub-id</c>); null lets the hub pick one.</summary>
+    public string? HubId { get; init; }
+
     /// <summary>Receives progress lines; null is silent.</summary>
     public TextWriter? Log { get; init; }
 

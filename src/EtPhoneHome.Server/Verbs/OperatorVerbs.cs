@@ -39,13 +39,14 @@ internal static class OperatorVerbs
 
     /// <summary>
     /// Opens the registry of an initialised data directory. Only <c>init</c> creates one: a mistyped --data must not
-    /// answer "No clients." from a new, empty registry.
+    /// answer "No clients." from a new, empty registry. A data directory whose registry is PostgreSQL (registry.conf,
+    /// --registry, $ETPHONEHOME_REGISTRY) has no SQLite file; the hub opens that database, and so do the verbs.
     /// </summary>
     public static RegistryStores OpenExistingRegistry(DataDirectory dir, IEphLog log)
     {
         ArgumentNullException.ThrowIfNull(dir);
         ArgumentNullException.ThrowIfNull(log);
-        if (!File.Exists(dir.RegistryFile))
+        if (!RegistrySource.Resolve(dir, EphConfiguration.Registry).IsPostgres && !File.Exists(dir.RegistryFile))
         {
             throw new InvalidOperationException(
                 $"no registry in {dir.Path} (is --data or ${DataDirectory.EnvironmentVariable} right?); eph-server init --data {dir.Path} creates one");

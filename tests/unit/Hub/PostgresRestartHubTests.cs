@@ -99,7 +99,7 @@ public sealed class PostgresRestartHubTests(ITestOutputHelper output)
         }
         finally
         {
-            cluster.Dispose();
+            cluster.Stop();
         }
     }
 }

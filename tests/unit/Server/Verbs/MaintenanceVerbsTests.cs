@@ -99,6 +99,35 @@ public sealed class MaintenanceVerbsTests : IDisposable
     }
 
     [Fact]
+    public async Task OnAPostgresRegistry_TheOperatorVerbsOpenIt_WithoutAnSqliteFileInTheDataDirectory()
+    {
+        // A hub host set up for PostgreSQL from the start (init --registry) has registry.conf and no registry.db: the
+        // operator verbs (keys, clients, exec) must open the database it names, as the hub does.
+        using var fresh = new TempData();
+        Directory.CreateDirectory(fresh.Dir.Path);
+        using (var registry = TestRegistries.Open(TestEngine.Postgres, fresh.Dir))
+        {
+            Keys.Admit(registry, Keys.A, Keys.Identity(name: "pg-only-01"));
+        }
+
+        RegistrySource.Record(fresh.Dir, PostgresCluster.Shared.ConnectionString(TestRegistries.SchemaOf(fresh.Dir)));
+        Assert.False(File.Exists(fresh.Dir.RegistryFile));
+
+        var code = await Program.BuildRoot().Parse(["clients", "--json", "--data", fresh.Dir.Path])
+            .InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err });
+
+        Assert.True(code == 0, _err.ToString());
+        Assert.Contains("pg-only-01", _out.ToString());
+        Assert.False(File.Exists(fresh.Dir.RegistryFile));
+
+        // A data directory with neither is still refused, naming init.
+        using var empty = new TempData();
+        Directory.CreateDirectory(empty.Dir.Path);
+        Assert.Equal(1, await Program.BuildRoot().Parse(["keys", "--data", empty.Dir.Path]).InvokeAsync(new InvocationConfiguration { Output = _out, Error = _err }));
+        Assert.Contains("no registry in", _err.ToString());
+    }
+
+    [Fact]
     public void CheckOfAPostgresRegistry_NotThere_OrUnreachable_SaysWhy_WithoutThePassword()
     {
         var cluster = PostgresCluster.Shared;
