@@ -51,7 +51,7 @@ public sealed class HubRelay : IFleetRelay, IAsyncDisposable
             PerTargetTimeoutSeconds = options.PerTargetTimeout?.TotalSeconds,
             MaxErrors = options.MaxErrors?.ToString(),
         };
-        return RelayAsync(hubId, targets, who, (remote, origin, c) => remote.RunCommandsAsync(args, null, origin, c), r => r.Uuid,
+        return RelayAsync(hubId, targets, who, (remote, origin, c) => remote.RunCommandsAsync(args, null, origin, c), r => r.Uuid, r => r.Error,
             (target, why) => FleetCommandResult.Unstarted(target, CommandStatus.Error, why) with { Failure = FailureKind.Unreachable }, ct);
     }
 
@@ -66,7 +66,7 @@ public sealed class HubRelay : IFleetRelay, IAsyncDisposable
             ThrottleLimit = options.ThrottleLimit,
             TimeoutSeconds = options.Timeout.TotalSeconds,
         };
-        return RelayAsync(hubId, targets, who, (remote, origin, c) => remote.CollectMetricsAsync(args, null, origin, c), r => r.Uuid,
+        return RelayAsync(hubId, targets, who, (remote, origin, c) => remote.CollectMetricsAsync(args, null, origin, c), r => r.Uuid, r => r.Error,
             (target, why) => new ClientMetricsResult { Uuid = target.Uuid, DisplayName = target.DisplayName, Status = MetricsStatus.Unreachable, Error = why }, ct);
     }
 
@@ -76,7 +76,7 @@ public sealed class HubRelay : IFleetRelay, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(args);
         var relayed = args with { Targets = HubRouting.Selection(targets) };
-        return RelayAsync(hubId, targets, who, (remote, origin, c) => remote.FileOutcomesAsync<T>(op, relayed, origin, c), o => o.Target.Uuid,
+        return RelayAsync(hubId, targets, who, (remote, origin, c) => remote.FileOutcomesAsync<T>(op, relayed, origin, c), o => o.Target.Uuid, o => o.Error,
             (target, why) => new FleetFileOutcome<T>(target, CommandStatus.Error, null, why, 0, FailureKind.Unreachable), ct);
     }
 
@@ -85,7 +85,7 @@ public sealed class HubRelay : IFleetRelay, IAsyncDisposable
     /// (it could not be reached, it went away, or it did not know the client).
     /// </summary>
     private async IAsyncEnumerable<T> RelayAsync<T>(string hubId, IReadOnlyList<FleetTarget> targets, OperatorContext who,
-        Func<RemoteOperator, RelayOrigin, CancellationToken, IAsyncEnumerable<T>> run, Func<T, string> uuidOf, Func<FleetTarget, string, T> failed,
+        Func<RemoteOperator, RelayOrigin, CancellationToken, IAsyncEnumerable<T>> run, Func<T, string> uuidOf, Func<T, string?> errorOf, Func<FleetTarget, string, T> failed,
         [EnumeratorCancellation] CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(targets);
@@ -132,6 +132,13 @@ public sealed class HubRelay : IFleetRelay, IAsyncDisposable
                 {
                     lost = ex is OperationCanceledException ? "cancelled" : $"connected to hub {hubId}, whose connection was lost: {UntrustedText.ForTerminal(ex.Message)}";
                     break;
+                }
+
+                // The link's own answer for a target whose result was lost with the connection is said again below, naming the hub.
+                if (errorOf(item) == RemoteOperator.ConnectionLostMessage)
+                {
+                    lost = $"connected to hub {hubId}, whose connection was lost before its result arrived";
+                    continue;
                 }
 
                 // Only a target this hub asked about is taken; anything else from the other hub is dropped.

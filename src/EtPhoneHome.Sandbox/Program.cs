@@ -119,11 +119,23 @@ internal static partial class Program
             {
                 using var registry = env.OpenRegistry();
                 var held = registry.ListOpenSessions().GroupBy(s => s.HubId ?? "?").OrderBy(g => g.Key, StringComparer.Ordinal);
-                Console.WriteLine($"sessions per hub: {string.Join(", ", held.Select(g => $"{g.Key} {g.Count()}"))}; running uname -a from hub-1's side");
+                Console.WriteLine($"sessions per hub: {string.Join(", ", held.Select(g => $"{g.Key} {g.Count()}"))}");
             }
 
-            var (exit, stdout, stderr) = await SandboxEnvironment.RunForResultAsync(env.ServerExecutable,
-                ["exec", "--data", env.Data.Path, "--all", "--", "uname", "-a"], stop.Token);
+            var execFile = env.ServerExecutable;
+            string[] exec = ["exec", "--data", env.Data.Path, "--all", "--", "uname", "-a"];
+            if (multi is not null)
+            {
+                // As an operator would: through hub-1's operator service over ssh, which relays the targets the other
+                // hubs hold to those hubs (each hub published its relay endpoint in the registry).
+                var (_, server) = await multi.AddOperatorAsync("sandbox-operator", "operator", hub: 0, stop.Token);
+                Console.WriteLine("running uname -a through hub-1's operator service (--server); hub-1 relays the other hubs' clients to their hubs");
+                execFile = "env";
+                exec = ["-u", "SSH_AUTH_SOCK", "ETPHONEHOME_CONFIG_DIR=" + Path.Combine(multi.WorkDirectory, "operator-profile"),
+                        env.ServerExecutable, .. server, "exec", "--all", "--", "uname", "-a"];
+            }
+
+            var (exit, stdout, stderr) = await SandboxEnvironment.RunForResultAsync(execFile, exec, stop.Token);
             Console.Write(stdout);
             Console.Error.Write(stderr);
             if (once)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -163,6 +164,9 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
             ["run", "--data", Data.Path, "--gate-path", GatePath, "--heartbeat", Seconds(_options.HeartbeatSeconds),
              .. _options.Registry is { } registry ? (string[])["--registry", registry] : [],
              .. _options.HubId is { } hubId ? (string[])["--hub-id", hubId] : [],
+             .. _options.Relay
+                 ? (string[])["--relay-address", $"{FleetUser}@127.0.0.1:{SshPort.ToString(CultureInfo.InvariantCulture)}", "--relay-host-key", Data.HostKeyFile + ".pub"]
+                 : [],
              .. _options.ExtraHubArguments],
             Path.Combine(WorkDirectory, "hub.log"), _options.HubEnvironment?.ToDictionary(e => e.Key, e => e.Value));
         await WaitUntilAsync(() => _hub.HasExited ? throw Failed(_hub, "hub exited") : File.Exists(Data.HubSocket), TimeSpan.FromSeconds(30), "the hub socket", ct).ConfigureAwait(false);

@@ -32,6 +32,12 @@ public sealed record SandboxOptions
     /// <summary>The hub's id among hubs sharing one registry (<c>eph-server run --hub-id</c>); null lets the hub pick one.</summary>
     public string? HubId { get; init; }
 
+    /// <summary>
+    /// Whether the hub serves the hub-to-hub relay (<c>eph-server run --relay-address FLEET@127.0.0.1:SSHPORT --relay-host-key</c>
+    /// with this sandbox's sshd): the other hubs of a shared registry then reach its clients through it, and it theirs.
+    /// </summary>
+    public bool Relay { get; init; }
+
     /// <summary>Receives progress lines; null is silent.</summary>
     public TextWriter? Log { get; init; }
 
