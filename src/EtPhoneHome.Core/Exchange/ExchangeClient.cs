@@ -92,7 +92,7 @@ public sealed class ExchangeClient : IDisposable
     /// Uploads a file (<c>exchange_upload</c>). <paramref name="expiresHours"/> (1–12) is checked before anything
     /// is read or sent. The file is read once. Up to the multipart threshold it is read into memory, hashed there and
     /// sent in one PUT with its SHA-256 in the object metadata. Larger files go up in parts: the whole-file SHA-256 is
-    /// computed in order as the parts are read, each part carries its own MD5 (Content-MD5, checked by the store), and
+    /// computed in order as the parts are read, each part carries its own signed SHA-256 (checked by the store), and
     /// the hash is written to a manifest (<see cref="ExchangeManifest"/>) before the upload is completed, because
     /// metadata is sent when a multipart upload starts. A failure aborts the upload and removes the manifest.
     /// </summary>
@@ -174,7 +174,7 @@ public sealed class ExchangeClient : IDisposable
     {
         var size = buffer.LongLength;
         using var body = new MemoryStream(buffer, writable: false);
-        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, AutoCloseStream = false };
+        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, AutoCloseStream = false, UseChunkEncoding = false };
         AddMetadata(request.Metadata, metadata);
         progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
         await _s3.PutObjectAsync(request, ct).ConfigureAwait(false);
@@ -226,8 +226,10 @@ public sealed class ExchangeClient : IDisposable
                     {
                         try
                         {
-                            // The part's own checksum, computed by its worker: the store refuses a part that arrives altered.
-                            var md5 = Convert.ToBase64String(MD5.HashData(buffer.AsSpan(0, length)));
+                            // The part's own checksum: without chunk encoding the SDK signs the SHA-256 of the whole
+                            // part (x-amz-content-sha256), computed here on the part's worker, and the store refuses a
+                            // part whose bytes do not match it. (Chunk encoding would sign 80 KiB chunks instead, which
+                            // costs both sides more CPU, and R2 does not implement it.)
                             using var body = new MemoryStream(buffer, 0, length, writable: false);
                             var response = await _s3.UploadPartAsync(new UploadPartRequest
                             {
@@ -237,7 +239,7 @@ public sealed class ExchangeClient : IDisposable
                                 PartNumber = number,
                                 PartSize = length,
                                 InputStream = body,
-                                MD5Digest = md5,
+                                UseChunkEncoding = false,
                             }, failed.Token).ConfigureAwait(false);
                             etags[number - 1] = new PartETag(number, response.ETag);
                             progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, Interlocked.Add(ref sent, length), size));
