@@ -412,50 +412,87 @@ public sealed class ExchangeClient : IDisposable
     /// names a manifest, the manifest's — verified to belong to this object (key, nonce, size), otherwise
     /// <see cref="ExchangeException"/> (ManifestMissing, ManifestInvalid). Presigned PUTs carry neither: null hash.
     /// </summary>
+    /// <remarks>
+    /// Both requests go through presigned URLs and plain <see cref="HttpClient"/>, not the SDK's request pipeline:
+    /// in a short-lived process (a verb, a cmdlet) the SDK's first request costs about a quarter of a CPU-second of
+    /// JIT, more than the lookup itself.
+    /// </remarks>
     private async Task<(long Size, string? Sha256)?> ResolveCoreAsync(string key, CancellationToken ct)
     {
-        GetObjectMetadataResponse head;
-        try
-        {
-            head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
-        }
-        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
+        using var head = await LookupAsync(HttpMethod.Head, key, ct).ConfigureAwait(false);
+        if (head.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
         }
 
-        if (head.Metadata["x-amz-meta-sha256"] is { Length: > 0 } sha)
+        var size = head.Content.Headers.ContentLength ?? throw new ExchangeException($"lookup of '{key}' failed: the endpoint gave no Content-Length", null);
+        if (Header(head, "x-amz-meta-sha256") is { Length: > 0 } sha)
         {
-            return (head.ContentLength, sha);
+            return (size, sha);
         }
 
-        if (head.Metadata["x-amz-meta-" + ExchangeLimits.ManifestMetadata] is not { Length: > 0 } nonce)
+        if (Header(head, "x-amz-meta-" + ExchangeLimits.ManifestMetadata) is not { Length: > 0 } nonce)
         {
-            return (head.ContentLength, null);
+            return (size, null);
         }
 
-        return (head.ContentLength, await ReadManifestAsync(key, nonce, head.ContentLength, ct).ConfigureAwait(false));
+        return (size, await ReadManifestAsync(key, nonce, size, ct).ConfigureAwait(false));
     }
 
+    private static string? Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) || response.Content.Headers.TryGetValues(name, out values) ? values.FirstOrDefault() : null;
+
+    /// <summary>The manifest's SHA-256 for the object at <paramref name="key"/>, verified to be this object's.</summary>
     private async Task<string> ReadManifestAsync(string key, string nonce, long size, CancellationToken ct)
     {
-        var manifestKey = TransferNames.ManifestKey(key);
-        try
-        {
-            using var response = await _s3.GetObjectAsync(new GetObjectRequest { BucketName = Settings.Bucket, Key = manifestKey }, ct).ConfigureAwait(false);
-            if (response.ContentLength > ExchangeManifest.MaxBytes)
-            {
-                throw ExchangeManifest.Invalid(key, "it is too large to be a manifest");
-            }
-
-            using var buffer = new MemoryStream();
-            await response.ResponseStream.CopyToAsync(buffer, ct).ConfigureAwait(false);
-            return ExchangeManifest.Verify(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), key, nonce, size);
-        }
-        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
+        using var response = await LookupAsync(HttpMethod.Get, TransferNames.ManifestKey(key), ct).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound)
         {
             throw ExchangeManifest.Missing(key);
         }
+
+        var body = new byte[ExchangeManifest.MaxBytes + 1];
+        var length = 0;
+        await using (var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
+        {
+            int read;
+            while (length < body.Length && (read = await stream.ReadAsync(body.AsMemory(length), ct).ConfigureAwait(false)) > 0)
+            {
+                length += read;
+            }
+        }
+
+        if (length > ExchangeManifest.MaxBytes)
+        {
+            throw ExchangeManifest.Invalid(key, "it is too large to be a manifest");
+        }
+
+        return ExchangeManifest.Verify(body.AsSpan(0, length), key, nonce, size);
+    }
+
+    /// <summary>A HEAD or GET of <paramref name="key"/> by a short presigned URL: success or 404, else <see cref="ExchangeException"/>.</summary>
+    private async Task<HttpResponseMessage> LookupAsync(HttpMethod method, string key, CancellationToken ct)
+    {
+        var url = Presign(key, method == HttpMethod.Head ? HttpVerb.HEAD : HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
+        HttpResponseMessage response;
+        try
+        {
+            response = await SharedHttp.SendAsync(new HttpRequestMessage(method, url), HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            // The URL is a bearer token: the message names the key and the kind of fault only.
+            throw new ExchangeException($"lookup of '{key}' failed: the endpoint could not be reached ({ex.HttpRequestError})", null, ex);
+        }
+
+        if (response.IsSuccessStatusCode || response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return response;
+        }
+
+        var status = (int)response.StatusCode;
+        response.Dispose();
+        throw new ExchangeException($"lookup of '{key}' failed: HTTP {status}", status.ToString(CultureInfo.InvariantCulture));
     }
 
     /// <summary>Reports synchronously (Progress&lt;T&gt; would post to a context and reorder reports).</summary>
