@@ -280,7 +280,7 @@ public sealed class ExchangeClient : IDisposable
             using (var body = new MemoryStream(manifest.ToJson(), writable: false))
             {
                 manifestWritten = true; // a failed PUT may still have stored it
-                var put = new PutObjectRequest { BucketName = Settings.Bucket, Key = manifestKey, InputStream = body, AutoCloseStream = false, ContentType = "application/json" };
+                var put = new PutObjectRequest { BucketName = Settings.Bucket, Key = manifestKey, InputStream = body, AutoCloseStream = false, ContentType = "application/json", UseChunkEncoding = false };
                 put.Metadata.Add("sha256", sha);
                 await _s3.PutObjectAsync(put, ct).ConfigureAwait(false);
             }
