@@ -380,6 +380,8 @@ public sealed class ExchangeClient : IDisposable
         {
             if (string.IsNullOrWhiteSpace(expectedSha256) && lookupKey is not null)
             {
+                // A local fault is known before the endpoint is asked anything (and reported as one).
+                PresignedHttpTransfer.CheckDestination(target);
                 // Before any byte is fetched: a missing or foreign manifest refuses the download, nothing is written.
                 expectedSha256 = (await ResolveCoreAsync(lookupKey, ct).ConfigureAwait(false))?.Sha256;
             }
