@@ -118,6 +118,12 @@ public static class PresignedHttpTransfer
     /// Before anything is downloaded: the destination's directory exists and the partial file can be created there,
     /// so a wrong path fails at once, naming it, instead of after a download (or as a "broken" connection).
     /// </summary>
+    public static void CheckDestination(string destination)
+    {
+        var target = Path.GetFullPath(destination);
+        CheckDestination(target, target + PartialSuffix);
+    }
+
     private static void CheckDestination(string target, string partial)
     {
         var directory = Path.GetDirectoryName(target);

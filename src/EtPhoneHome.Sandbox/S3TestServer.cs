@@ -26,6 +26,9 @@ public sealed partial class S3TestServer : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The node process's id (a bench reads its CPU time from /proc).</summary>
+    public int ProcessId => _process.Id;
+
     private string DataPath { get; }
 
     public Uri Endpoint => new($"http://127.0.0.1:{Port}");

@@ -102,6 +102,42 @@ public sealed class ExchangeIntegrationTests(ExchangeSandboxFixture fixture) : I
         Assert.StartsWith(target.Uuid + "_", result.TransferId, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ServerToAgent_AMultipartUpload_IsVerifiedByTheAgentAgainstItsManifest_AndWithoutItNobodyIsTold()
+    {
+        var allowed = Directory.CreateDirectory(Path.Combine(_work.FullName, "parts")).FullName;
+        var target = await OnlineAgentAsync("exchange-parts", allowed);
+        var source = Path.Combine(_work.FullName, "big.bin");
+        var bytes = new byte[11 * 1024 * 1024 + 5];
+        new Random(12).NextBytes(bytes);
+        File.WriteAllBytes(source, bytes);
+        using var exchange = new ExchangeClient(fixture.S3.Settings, options: new ExchangeOptions { PartSize = 5 * 1024 * 1024, MultipartThreshold = 5 * 1024 * 1024 });
+        var upload = await exchange.UploadAsync(source, destClient: target.Uuid);
+        var delivery = new ExchangeDelivery(exchange);
+
+        var good = await Single(delivery.DeliverAsync([target], upload.TransferId, Path.Combine(allowed, "big.bin")));
+
+        Assert.True(upload.Multipart);
+        Assert.Equal(CommandStatus.Succeeded, good.Status);
+        Assert.True(good.Verified);
+        Assert.Equal(upload.Sha256, good.Sha256);
+        Assert.Equal(Sha(source), good.Sha256);
+
+        using var raw = new Amazon.S3.AmazonS3Client(new Amazon.Runtime.BasicAWSCredentials(S3TestServer.AccessKey, S3TestServer.SecretKey), new Amazon.S3.AmazonS3Config
+        {
+            ServiceURL = fixture.S3.Endpoint.ToString(),
+            ForcePathStyle = true,
+            AuthenticationRegion = "auto",
+            UseHttp = true,
+        });
+        await raw.DeleteObjectAsync(S3TestServer.Bucket, "transfers/.manifest/server/" + upload.TransferId);
+
+        var ex = await Assert.ThrowsAsync<ExchangeException>(() => Single(delivery.DeliverAsync([target], upload.TransferId, Path.Combine(allowed, "again.bin"))));
+
+        Assert.Equal("ManifestMissing", ex.ErrorCode);
+        Assert.False(File.Exists(Path.Combine(allowed, "again.bin")));
+    }
+
     private static async Task<ExchangeDeliveryResult> Single(IAsyncEnumerable<ExchangeDeliveryResult> results)
     {
         var list = new List<ExchangeDeliveryResult>();

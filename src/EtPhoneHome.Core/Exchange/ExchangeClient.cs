@@ -90,9 +90,11 @@ public sealed class ExchangeClient : IDisposable
 
     /// <summary>
     /// Uploads a file (<c>exchange_upload</c>). <paramref name="expiresHours"/> (1–12) is checked before anything
-    /// is read or sent. Up to the multipart threshold the file is read once into memory, hashed there and sent in one
-    /// PUT. Larger files: the SHA-256 is computed in a first read (object metadata is sent before the body) and
-    /// again while the parts are sent; a file that changes in between fails the upload and nothing is left behind.
+    /// is read or sent. The file is read once. Up to the multipart threshold it is read into memory, hashed there and
+    /// sent in one PUT with its SHA-256 in the object metadata. Larger files go up in parts: the whole-file SHA-256 is
+    /// computed in order as the parts are read, each part carries its own signed SHA-256 (checked by the store), and
+    /// the hash is written to a manifest (<see cref="ExchangeManifest"/>) before the upload is completed, because
+    /// metadata is sent when a multipart upload starts. A failure aborts the upload and removes the manifest.
     /// </summary>
     public async Task<ExchangeUploadResult> UploadAsync(
         string path,
@@ -127,20 +129,6 @@ public sealed class ExchangeClient : IDisposable
             var size = new FileInfo(fullPath).Length;
             var multipart = size > Options.MultipartThreshold;
 
-            // A single PUT holds the whole file in memory anyway: it is read once and hashed from memory. A multipart
-            // upload needs the hash before its first part (metadata goes with the start), so it reads the file twice.
-            byte[]? whole = null;
-            string sha;
-            if (multipart)
-            {
-                sha = await HashFileAsync(fullPath, size, progress, ct).ConfigureAwait(false);
-            }
-            else
-            {
-                whole = new byte[size];
-                sha = (await ReadPartAsync(fullPath, 0, whole, null, ct).ConfigureAwait(false))!;
-            }
-
             var metadata = new Dictionary<string, string>
             {
                 ["source_client"] = sourceClient,
@@ -148,15 +136,20 @@ public sealed class ExchangeClient : IDisposable
                 ["filename"] = fileName,
                 ["uploaded_at"] = Iso(now),
                 ["expires_at"] = Iso(expiresAt),
-                ["sha256"] = sha,
             };
+            string sha;
             if (multipart)
             {
-                await PutMultipartAsync(fullPath, key, size, sha, metadata, progress, ct).ConfigureAwait(false);
+                // The hash is known only after the last part is read: it goes in the manifest, the metadata names it.
+                sha = await PutMultipartAsync(fullPath, key, size, metadata, progress, ct).ConfigureAwait(false);
             }
             else
             {
-                await PutSingleAsync(whole!, key, metadata, progress, ct).ConfigureAwait(false);
+                // A single PUT holds the whole file in memory anyway: it is read once and hashed from memory.
+                var whole = new byte[size];
+                sha = (await ReadPartAsync(fullPath, 0, whole, null, ct).ConfigureAwait(false))!;
+                metadata["sha256"] = sha;
+                await PutSingleAsync(whole, key, metadata, progress, ct).ConfigureAwait(false);
             }
 
             var url = Presign(key, HttpVerb.GET, expiresAt);
@@ -181,18 +174,23 @@ public sealed class ExchangeClient : IDisposable
     {
         var size = buffer.LongLength;
         using var body = new MemoryStream(buffer, writable: false);
-        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, AutoCloseStream = false };
+        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, AutoCloseStream = false, UseChunkEncoding = false };
         AddMetadata(request.Metadata, metadata);
         progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
         await _s3.PutObjectAsync(request, ct).ConfigureAwait(false);
         progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, size, size));
     }
 
-    private async Task PutMultipartAsync(string path, string key, long size, string sha, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    /// <summary>Sends the file in parts, reading it once; returns its SHA-256 (also in the manifest written before completion).</summary>
+    private async Task<string> PutMultipartAsync(string path, string key, long size, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
     {
+        var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
+        var manifestKey = TransferNames.ManifestKey(key);
         var start = new InitiateMultipartUploadRequest { BucketName = Settings.Bucket, Key = key };
         AddMetadata(start.Metadata, metadata);
+        start.Metadata.Add(ExchangeLimits.ManifestMetadata, nonce);
         var uploadId = (await _s3.InitiateMultipartUploadAsync(start, ct).ConfigureAwait(false)).UploadId;
+        var manifestWritten = false;
         try
         {
             var partCount = (int)((size + Options.PartSize - 1) / Options.PartSize);
@@ -228,6 +226,10 @@ public sealed class ExchangeClient : IDisposable
                     {
                         try
                         {
+                            // The part's own checksum: without chunk encoding the SDK signs the SHA-256 of the whole
+                            // part (x-amz-content-sha256), computed here on the part's worker, and the store refuses a
+                            // part whose bytes do not match it. (Chunk encoding would sign 80 KiB chunks instead, which
+                            // costs both sides more CPU, and R2 does not implement it.)
                             using var body = new MemoryStream(buffer, 0, length, writable: false);
                             var response = await _s3.UploadPartAsync(new UploadPartRequest
                             {
@@ -237,6 +239,7 @@ public sealed class ExchangeClient : IDisposable
                                 PartNumber = number,
                                 PartSize = length,
                                 InputStream = body,
+                                UseChunkEncoding = false,
                             }, failed.Token).ConfigureAwait(false);
                             etags[number - 1] = new PartETag(number, response.ETag);
                             progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, Interlocked.Add(ref sent, length), size));
@@ -272,10 +275,14 @@ public sealed class ExchangeClient : IDisposable
                 throw firstFault;
             }
 
-            var readSha = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
-            if (!string.Equals(readSha, sha, StringComparison.Ordinal))
+            var sha = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+            var manifest = new ExchangeManifest(key, nonce, size, sha, Options.PartSize, partCount);
+            using (var body = new MemoryStream(manifest.ToJson(), writable: false))
             {
-                throw new IOException($"'{path}' changed while it was uploaded; the upload was abandoned");
+                manifestWritten = true; // a failed PUT may still have stored it
+                var put = new PutObjectRequest { BucketName = Settings.Bucket, Key = manifestKey, InputStream = body, AutoCloseStream = false, ContentType = "application/json", UseChunkEncoding = false };
+                put.Metadata.Add("sha256", sha);
+                await _s3.PutObjectAsync(put, ct).ConfigureAwait(false);
             }
 
             await _s3.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
@@ -285,12 +292,17 @@ public sealed class ExchangeClient : IDisposable
                 UploadId = uploadId,
                 PartETags = [.. etags],
             }, ct).ConfigureAwait(false);
+            return sha;
         }
         catch
         {
             try
             {
                 await _s3.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = Settings.Bucket, Key = key, UploadId = uploadId }, CancellationToken.None).ConfigureAwait(false);
+                if (manifestWritten)
+                {
+                    await _s3.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = manifestKey }, CancellationToken.None).ConfigureAwait(false);
+                }
             }
             catch (Exception abort) when (abort is AmazonServiceException or HttpRequestException or IOException)
             {
@@ -299,30 +311,6 @@ public sealed class ExchangeClient : IDisposable
 
             throw;
         }
-    }
-
-    private static async Task<string> HashFileAsync(string path, long size, IProgress<ExchangeProgress>? progress, CancellationToken ct)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
-        try
-        {
-            long done = 0;
-            int read;
-            while ((read = await file.ReadAsync(buffer.AsMemory(0, 1 << 20), ct).ConfigureAwait(false)) > 0)
-            {
-                hash.AppendData(buffer, 0, read);
-                done += read;
-                progress?.Report(new ExchangeProgress(ExchangePhase.Hashing, done, size));
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
     }
 
     /// <summary>Reads exactly <paramref name="target"/>.Length bytes at <paramref name="offset"/>; hashes them into <paramref name="hash"/> (or returns their own hash).</summary>
@@ -363,7 +351,10 @@ public sealed class ExchangeClient : IDisposable
         CheckHost(url, allowAnyHost);
         var key = KeyFromUrl(url);
         var transferId = key is null ? null : TransferNames.Parse(key)?.TransferId;
-        return await DownloadCoreAsync(url, destination, transferId, null, expectedSha256, progress, ct).ConfigureAwait(false);
+        // A transfer of this bucket is looked up with the exchange's credentials: a multipart upload's SHA-256 is in
+        // its manifest, not in the headers of the GET. A URL elsewhere relies on the caller's hash or the headers.
+        var own = transferId is not null && IsEndpoint(url);
+        return await DownloadCoreAsync(url, destination, transferId, null, expectedSha256, own ? key : null, progress, ct).ConfigureAwait(false);
     }
 
     /// <summary>Downloads a transfer by id (its source is the id's first part).</summary>
@@ -371,10 +362,10 @@ public sealed class ExchangeClient : IDisposable
     {
         var key = TransferNames.KeyOf(transferId);
         var url = Presign(key, HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
-        return await DownloadCoreAsync(url, destination, transferId, TransferNames.SourceOf(transferId), expectedSha256, progress, ct).ConfigureAwait(false);
+        return await DownloadCoreAsync(url, destination, transferId, TransferNames.SourceOf(transferId), expectedSha256, key, progress, ct).ConfigureAwait(false);
     }
 
-    private async Task<ExchangeDownloadResult> DownloadCoreAsync(Uri url, string destination, string? transferId, string? source, string? expectedSha256, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    private async Task<ExchangeDownloadResult> DownloadCoreAsync(Uri url, string destination, string? transferId, string? source, string? expectedSha256, string? lookupKey, IProgress<ExchangeProgress>? progress, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(destination);
         var target = Path.GetFullPath(destination);
@@ -387,6 +378,14 @@ public sealed class ExchangeClient : IDisposable
         using var lease = Guard?.Begin(NullIfServer(source), OperationNames.ExchangeDownload, $"{transferId ?? PresignedHttpTransfer.Describe(url)} → {target}");
         try
         {
+            if (string.IsNullOrWhiteSpace(expectedSha256) && lookupKey is not null)
+            {
+                // A local fault is known before the endpoint is asked anything (and reported as one).
+                PresignedHttpTransfer.CheckDestination(target);
+                // Before any byte is fetched: a missing or foreign manifest refuses the download, nothing is written.
+                expectedSha256 = (await ResolveCoreAsync(lookupKey, ct).ConfigureAwait(false))?.Sha256;
+            }
+
             var outcome = await PresignedHttpTransfer.DownloadAsync(_http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ct).ConfigureAwait(false);
             lease?.Complete(OperationStatus.Succeeded, $"{outcome.Size} bytes{(outcome.Verified ? ", sha256 verified" : ", no sha256 to verify")}{(outcome.Resumed ? ", resumed" : "")}");
             return new ExchangeDownloadResult(outcome.Path, outcome.Size, outcome.Sha256, outcome.Verified, outcome.Resumed, transferId);
@@ -394,8 +393,108 @@ public sealed class ExchangeClient : IDisposable
         catch (Exception ex)
         {
             lease?.Complete(ct.IsCancellationRequested ? OperationStatus.Cancelled : OperationStatus.Failed, Describe(ex));
+            var translated = Translate(ex, $"download of '{transferId}'");
+            if (!ReferenceEquals(translated, ex))
+            {
+                throw translated;
+            }
+
             throw;
         }
+    }
+
+    /// <summary>True when <paramref name="url"/> is on the configured endpoint (scheme, host, port).</summary>
+    private bool IsEndpoint(Uri url) =>
+        url.IsAbsoluteUri && url.Scheme == Settings.Endpoint.Scheme && url.Port == Settings.Endpoint.Port
+        && string.Equals(url.Host, Settings.Endpoint.Host, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Size and SHA-256 of the object at <paramref name="key"/>, or null when it does not exist. The hash is the
+    /// object's <c>sha256</c> metadata (single PUTs, and objects from before manifests); else, when the metadata
+    /// names a manifest, the manifest's — verified to belong to this object (key, nonce, size), otherwise
+    /// <see cref="ExchangeException"/> (ManifestMissing, ManifestInvalid). Presigned PUTs carry neither: null hash.
+    /// </summary>
+    /// <remarks>
+    /// Both requests go through presigned URLs and plain <see cref="HttpClient"/>, not the SDK's request pipeline:
+    /// in a short-lived process (a verb, a cmdlet) the SDK's first request costs about a quarter of a CPU-second of
+    /// JIT, more than the lookup itself.
+    /// </remarks>
+    private async Task<(long Size, string? Sha256)?> ResolveCoreAsync(string key, CancellationToken ct)
+    {
+        using var head = await LookupAsync(HttpMethod.Head, key, ct).ConfigureAwait(false);
+        if (head.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+
+        var size = head.Content.Headers.ContentLength ?? throw new ExchangeException($"lookup of '{key}' failed: the endpoint gave no Content-Length", null);
+        if (Header(head, "x-amz-meta-sha256") is { Length: > 0 } sha)
+        {
+            return (size, sha);
+        }
+
+        if (Header(head, "x-amz-meta-" + ExchangeLimits.ManifestMetadata) is not { Length: > 0 } nonce)
+        {
+            return (size, null);
+        }
+
+        return (size, await ReadManifestAsync(key, nonce, size, ct).ConfigureAwait(false));
+    }
+
+    private static string? Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) || response.Content.Headers.TryGetValues(name, out values) ? values.FirstOrDefault() : null;
+
+    /// <summary>The manifest's SHA-256 for the object at <paramref name="key"/>, verified to be this object's.</summary>
+    private async Task<string> ReadManifestAsync(string key, string nonce, long size, CancellationToken ct)
+    {
+        using var response = await LookupAsync(HttpMethod.Get, TransferNames.ManifestKey(key), ct).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw ExchangeManifest.Missing(key);
+        }
+
+        var body = new byte[ExchangeManifest.MaxBytes + 1];
+        var length = 0;
+        await using (var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
+        {
+            int read;
+            while (length < body.Length && (read = await stream.ReadAsync(body.AsMemory(length), ct).ConfigureAwait(false)) > 0)
+            {
+                length += read;
+            }
+        }
+
+        if (length > ExchangeManifest.MaxBytes)
+        {
+            throw ExchangeManifest.Invalid(key, "it is too large to be a manifest");
+        }
+
+        return ExchangeManifest.Verify(body.AsSpan(0, length), key, nonce, size);
+    }
+
+    /// <summary>A HEAD or GET of <paramref name="key"/> by a short presigned URL: success or 404, else <see cref="ExchangeException"/>.</summary>
+    private async Task<HttpResponseMessage> LookupAsync(HttpMethod method, string key, CancellationToken ct)
+    {
+        var url = Presign(key, method == HttpMethod.Head ? HttpVerb.HEAD : HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
+        HttpResponseMessage response;
+        try
+        {
+            response = await SharedHttp.SendAsync(new HttpRequestMessage(method, url), HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            // The URL is a bearer token: the message names the key and the kind of fault only.
+            throw new ExchangeException($"lookup of '{key}' failed: the endpoint could not be reached ({ex.HttpRequestError})", null, ex);
+        }
+
+        if (response.IsSuccessStatusCode || response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return response;
+        }
+
+        var status = (int)response.StatusCode;
+        response.Dispose();
+        throw new ExchangeException($"lookup of '{key}' failed: HTTP {status}", status.ToString(CultureInfo.InvariantCulture));
     }
 
     /// <summary>Reports synchronously (Progress&lt;T&gt; would post to a context and reorder reports).</summary>
@@ -466,7 +565,8 @@ public sealed class ExchangeClient : IDisposable
                     ContinuationToken = token,
                 }, ct).ConfigureAwait(false);
                 pages++;
-                objects.AddRange(page.S3Objects ?? []);
+                // Manifests are internal: they live under transfers/ for the lifecycle rule, never shown as transfers.
+                objects.AddRange((page.S3Objects ?? []).Where(o => !TransferNames.IsManifestKey(o.Key)));
                 token = page.IsTruncated == true ? page.NextContinuationToken : null;
             }
             while (token is not null);
@@ -477,7 +577,7 @@ public sealed class ExchangeClient : IDisposable
             {
                 var o = objects[i];
                 var parsed = TransferNames.Parse(o.Key);
-                IReadOnlyDictionary<string, string> metadata = needMetadata ? await HeadMetadataAsync(o.Key, token).ConfigureAwait(false) ?? Empty : Empty;
+                var metadata = needMetadata ? await ListedMetadataAsync(o.Key, token).ConfigureAwait(false) : Empty;
                 items[i] = new ExchangeObject(o.Key, parsed?.TransferId, parsed?.Source, o.Size ?? 0,
                     o.LastModified is { } modified ? new DateTimeOffset(DateTime.SpecifyKind(modified, DateTimeKind.Utc)).ToUniversalTime() : null, metadata);
             }).ConfigureAwait(false);
@@ -503,8 +603,34 @@ public sealed class ExchangeClient : IDisposable
 
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
+    /// <summary>
+    /// Metadata as a listing shows it: a multipart upload's sha256 comes from its manifest (left out when the manifest
+    /// cannot be trusted; a download then refuses it), and the manifest's nonce stays internal.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, string>> ListedMetadataAsync(string key, CancellationToken ct)
+    {
+        if (await HeadMetadataAsync(key, ct).ConfigureAwait(false) is not var (metadata, size))
+        {
+            return Empty;
+        }
+
+        if (metadata.Remove(ExchangeLimits.ManifestMetadata, out var nonce) && nonce.Length > 0 && !metadata.ContainsKey("sha256"))
+        {
+            try
+            {
+                metadata["sha256"] = await ReadManifestAsync(key, nonce, size, ct).ConfigureAwait(false);
+            }
+            catch (ExchangeException)
+            {
+                // Not trusted: no hash shown.
+            }
+        }
+
+        return metadata;
+    }
+
     /// <summary>The object's user metadata (keys without x-amz-meta-), or null when it does not exist.</summary>
-    private async Task<IReadOnlyDictionary<string, string>?> HeadMetadataAsync(string key, CancellationToken ct)
+    private async Task<(Dictionary<string, string> Metadata, long Size)?> HeadMetadataAsync(string key, CancellationToken ct)
     {
         try
         {
@@ -516,7 +642,7 @@ public sealed class ExchangeClient : IDisposable
                 metadata[shortName] = head.Metadata[name];
             }
 
-            return metadata;
+            return (metadata, head.ContentLength);
         }
         catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
         {
@@ -527,8 +653,9 @@ public sealed class ExchangeClient : IDisposable
     // ================================================================ delete
 
     /// <summary>
-    /// Deletes a transfer (<c>exchange_delete</c>). S3's DELETE succeeds whether or not the object existed, so a
-    /// HEAD first tells the truth: <see cref="ExchangeDeleteResult.Deleted"/> is false when there was nothing.
+    /// Deletes a transfer (<c>exchange_delete</c>) and its SHA-256 manifest, if it has one. S3's DELETE succeeds whether
+    /// or not the object existed, so a HEAD first tells the truth: <see cref="ExchangeDeleteResult.Deleted"/> is false
+    /// when there was nothing.
     /// </summary>
     public async Task<ExchangeDeleteResult> DeleteAsync(string transferId, string sourceClient, CancellationToken ct = default)
     {
@@ -536,13 +663,19 @@ public sealed class ExchangeClient : IDisposable
         using var lease = Guard?.Begin(NullIfServer(sourceClient), OperationNames.ExchangeDelete, key);
         try
         {
+            var manifest = new DeleteObjectRequest { BucketName = Settings.Bucket, Key = TransferNames.ManifestKey(key) };
             if (await HeadMetadataAsync(key, ct).ConfigureAwait(false) is null)
             {
+                // A manifest left by an upload that never completed goes too (S3's DELETE of nothing succeeds).
+                await _s3.DeleteObjectAsync(manifest, ct).ConfigureAwait(false);
                 lease?.Complete(OperationStatus.NotFound, "no such transfer");
                 return new ExchangeDeleteResult(key, transferId, Deleted: false);
             }
 
+            // The object first: a manifest without its object is invisible and expires; the reverse would leave a
+            // multipart object that every download refuses.
             await _s3.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
+            await _s3.DeleteObjectAsync(manifest, ct).ConfigureAwait(false);
             lease?.Complete(OperationStatus.Succeeded, "deleted");
             return new ExchangeDeleteResult(key, transferId, Deleted: true);
         }
@@ -583,17 +716,15 @@ public sealed class ExchangeClient : IDisposable
         return Presign(TransferNames.KeyOf(transferId), HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(expiresHours)));
     }
 
-    /// <summary>Size and SHA-256 recorded with a transfer, or null when it does not exist.</summary>
+    /// <summary>
+    /// Size and SHA-256 recorded with a transfer (in its metadata, or in its manifest for a multipart upload), or
+    /// null when it does not exist. A missing or foreign manifest throws <see cref="ExchangeException"/>.
+    /// </summary>
     public async Task<(long Size, string? Sha256)?> GetTransferInfoAsync(string transferId, CancellationToken ct = default)
     {
         try
         {
-            var head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = Settings.Bucket, Key = TransferNames.KeyOf(transferId) }, ct).ConfigureAwait(false);
-            return (head.ContentLength, head.Metadata["x-amz-meta-sha256"] is { Length: > 0 } sha ? sha : null);
-        }
-        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
-        {
-            return null;
+            return await ResolveCoreAsync(TransferNames.KeyOf(transferId), ct).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

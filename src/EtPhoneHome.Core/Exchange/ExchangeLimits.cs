@@ -19,6 +19,16 @@ public static class ExchangeLimits
     /// <summary>Key prefix of every transfer.</summary>
     public const string Prefix = "transfers/";
 
+    /// <summary>
+    /// Where the SHA-256 manifests of multipart uploads live: <c>transfers/.manifest/&lt;source&gt;/&lt;transfer_id&gt;</c>.
+    /// Under <see cref="Prefix"/> so the lifecycle rule expires them with their objects; no source starts with '.',
+    /// so no transfer can ever have such a key, and listings leave them out.
+    /// </summary>
+    public const string ManifestPrefix = Prefix + ".manifest/";
+
+    /// <summary>Object metadata naming the manifest's nonce: the object's SHA-256 is in its manifest, which must carry the same nonce.</summary>
+    public const string ManifestMetadata = "sha256_manifest";
+
     /// <summary>Id of the lifecycle rule <see cref="ExchangeClient.InitializeAsync"/> installs.</summary>
     public const string LifecycleRuleId = "etphonehome-transfers-48h";
 
@@ -70,6 +80,15 @@ public static partial class TransferNames
 
     public static string Key(string source, string transferId) => $"{ExchangeLimits.Prefix}{CheckSource(source)}/{CheckTransferId(transferId)}";
 
+    /// <summary>The key of the SHA-256 manifest of the object at <paramref name="key"/> (a key under <c>transfers/</c>).</summary>
+    public static string ManifestKey(string key) =>
+        key.StartsWith(ExchangeLimits.Prefix, StringComparison.Ordinal) && !IsManifestKey(key)
+            ? ExchangeLimits.ManifestPrefix + key[ExchangeLimits.Prefix.Length..]
+            : throw new ArgumentException($"'{key}' is not a transfer key");
+
+    /// <summary>True for a manifest's key (internal: never listed as a transfer).</summary>
+    public static bool IsManifestKey(string key) => key.StartsWith(ExchangeLimits.ManifestPrefix, StringComparison.Ordinal);
+
     /// <summary>The source a transfer id starts with (uuids and "server" contain no '_').</summary>
     public static string SourceOf(string transferId)
     {
@@ -84,7 +103,7 @@ public static partial class TransferNames
     /// <summary>Source and transfer id of a key under <c>transfers/</c>, or null.</summary>
     public static (string Source, string TransferId)? Parse(string key)
     {
-        if (!key.StartsWith(ExchangeLimits.Prefix, StringComparison.Ordinal))
+        if (!key.StartsWith(ExchangeLimits.Prefix, StringComparison.Ordinal) || IsManifestKey(key))
         {
             return null;
         }

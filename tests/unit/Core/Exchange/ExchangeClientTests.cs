@@ -132,6 +132,19 @@ public sealed class ExchangeClientTests(S3ServersFixture s3) : IClassFixture<S3S
     }
 
     [Fact]
+    public async Task Download_ByIdIntoADirectoryThatDoesNotExist_IsALocalFault_EvenWhenTheEndpointDoesNotAnswer()
+    {
+        // The destination is checked before the hash lookup (HEAD, manifest) as well as before the download.
+        using var client = new ExchangeClient(new ExchangeSettings(new Uri("http://127.0.0.1:1"), S3TestServer.Bucket, "k", "s"));
+        var missing = Path.Combine(_work.FullName, "not-there");
+
+        var ex = await Record.ExceptionAsync(() => client.DownloadAsync("server_20260101_000000_a.bin", Path.Combine(missing, "a.bin")));
+
+        Assert.Equal(missing, Assert.IsType<LocalFileException>(ex).Path);
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
     public async Task Download_UnderAFile_FailsAtOnce_NamingThePath_WithoutDownloading()
     {
         var source = NewFile("under.bin", 10_000);

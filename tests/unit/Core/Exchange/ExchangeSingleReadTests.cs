@@ -8,7 +8,10 @@ namespace EtPhoneHome.Tests.Unit.Exchange;
 [CollectionDefinition(nameof(ExchangeSingleReadCollection), DisableParallelization = true)]
 public sealed class ExchangeSingleReadCollection;
 
-/// <summary>An upload sent in one PUT reads the file once: it is hashed from the memory that is sent.</summary>
+/// <summary>
+/// Every upload reads the file once. One PUT: hashed from the memory that is sent. Multipart: the whole-file SHA-256
+/// is computed in order as the parts are read and goes in the manifest written before completion.
+/// </summary>
 [Collection(nameof(ExchangeSingleReadCollection))]
 public sealed class ExchangeSingleReadTests(S3ServersFixture s3) : IClassFixture<S3ServersFixture>, IDisposable
 {
@@ -39,5 +42,32 @@ public sealed class ExchangeSingleReadTests(S3ServersFixture s3) : IClassFixture
         Assert.Equal(Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant(), upload.Sha256);
         Assert.True(read < Size * 3 / 2, $"the upload read {read:N0} bytes of a {Size:N0}-byte file: more than once");
         Assert.Equal(upload.Sha256, (await client.GetTransferInfoAsync(upload.TransferId))?.Sha256);
+    }
+
+    [Fact]
+    public async Task AMultipartUpload_ReadsTheFileOnce_AndItsSha256ComesBackFromTheManifest()
+    {
+        const int Size = 40 * 1024 * 1024 + 4321; // 9 parts of 5 MiB
+        var bytes = new byte[Size];
+        new Random(12).NextBytes(bytes);
+        var path = Path.Combine(_work.FullName, "parts.bin");
+        File.WriteAllBytes(path, bytes);
+        var warm = Path.Combine(_work.FullName, "warm.bin");
+        File.WriteAllBytes(warm, bytes.AsSpan(0, 11 * 1024 * 1024).ToArray());
+        var options = new ExchangeOptions { PartSize = 5 * 1024 * 1024, MultipartThreshold = 5 * 1024 * 1024, Parallelism = 3 };
+        using var client = new ExchangeClient(s3.Strict.Settings, options: options);
+        _ = await client.UploadAsync(warm); // warm-up: connections, JIT of the multipart path
+
+        var before = BytesReadByThisProcess();
+        var upload = await client.UploadAsync(path);
+        var read = BytesReadByThisProcess() - before;
+
+        Assert.True(upload.Multipart);
+        var sha = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
+        Assert.Equal(sha, upload.Sha256);
+        Assert.True(read < Size * 3L / 2, $"the upload read {read:N0} bytes of a {Size:N0}-byte file: more than once");
+        var info = (await client.GetTransferInfoAsync(upload.TransferId))!.Value;
+        Assert.Equal(Size, info.Size);
+        Assert.Equal(sha, info.Sha256);
     }
 }
