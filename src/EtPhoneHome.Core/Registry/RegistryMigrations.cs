@@ -296,15 +296,7 @@ internal static class RegistryMigrations
         TunnelPortStep,
         OperatorsStep,
         HubsStep,
-        // 12: hub-to-hub relay. A hub that serves relays publishes where other hubs reach its sshd (user@host:port), the
-        // host key they pin, and the public key it logs in with; a hub's key is accepted from the registry alone.
-        """
-        ALTER TABLE hubs ADD COLUMN relay_address TEXT;
-        ALTER TABLE hubs ADD COLUMN relay_host_key TEXT;
-        ALTER TABLE hubs ADD COLUMN relay_key TEXT;
-        ALTER TABLE hubs ADD COLUMN relay_key_fingerprint TEXT;
-        CREATE INDEX ix_hubs_relay_key ON hubs(relay_key_fingerprint);
-        """,
+        RelayStep,
     ];
 
     // Display names are unique after normalisation (ClientNameKey) among clients that are not removed. The key cannot
@@ -394,6 +386,21 @@ internal static class RegistryMigrations
             """);
     }
 
+    // 12: hub-to-hub relay. A hub that serves relays publishes where other hubs reach its sshd (user@host:port), the
+    // host key they pin, and the public key it logs in with; a hub's key is accepted from the registry alone. Code, so
+    // that it can be applied again to a file that has it (idempotent).
+    private const string RelayStep = "-- the hubs' relay endpoints: AddHubRelays";
+
+    private static void AddHubRelays(SqliteConnection connection, SqliteTransaction tx)
+    {
+        foreach (var column in new[] { "relay_address", "relay_host_key", "relay_key", "relay_key_fingerprint" })
+        {
+            AddColumnIfMissing(connection, tx, "hubs", column, "TEXT");
+        }
+
+        Exec(connection, tx, "CREATE INDEX IF NOT EXISTS ix_hubs_relay_key ON hubs(relay_key_fingerprint)");
+    }
+
     /// <summary>Work a step needs beyond its SQL, keyed by the step itself (so it survives renumbering), run after it.</summary>
     private static readonly Dictionary<string, Action<SqliteConnection, SqliteTransaction>> AfterStep = new(StringComparer.Ordinal)
     {
@@ -401,6 +408,7 @@ internal static class RegistryMigrations
         [TunnelPortStep] = AddTunnelPorts,
         [OperatorsStep] = AddOperators,
         [HubsStep] = AddHubs,
+        [RelayStep] = AddHubRelays,
     };
 
     /// <summary>The schema version of the step that made display names unique.</summary>
