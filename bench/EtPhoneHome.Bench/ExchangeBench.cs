@@ -79,7 +79,8 @@ internal static class ExchangeBench
         }
     }
 
-    private static async Task WriteRandomFileAsync(string path, long size)
+    /// <summary>Writes <paramref name="size"/> random bytes to <paramref name="path"/> (incompressible, 4 MiB at a time).</summary>
+    internal static async Task WriteRandomFileAsync(string path, long size)
     {
         var block = new byte[4 * 1024 * 1024];
         await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous);

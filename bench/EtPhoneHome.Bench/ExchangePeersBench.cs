@@ -54,7 +54,7 @@ internal static class ExchangePeersBench
         try
         {
             var source = Path.Combine(work.FullName, "payload.bin");
-            await WriteRandomFileAsync(source, (long)sizeMib * 1024 * 1024);
+            await ExchangeBench.WriteRandomFileAsync(source, (long)sizeMib * 1024 * 1024);
             var bytes = new FileInfo(source).Length;
             var sha = await ShaAsync(source);
             var endpoint = s3.Endpoint.ToString().TrimEnd('/');
@@ -320,19 +320,5 @@ internal static class ExchangePeersBench
     {
         await using var file = File.OpenRead(path);
         return Convert.ToHexString(await SHA256.HashDataAsync(file)).ToLowerInvariant();
-    }
-
-    private static async Task WriteRandomFileAsync(string path, long size)
-    {
-        var block = new byte[4 * 1024 * 1024];
-        await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous);
-        long written = 0;
-        while (written < size)
-        {
-            Random.Shared.NextBytes(block);
-            var n = (int)Math.Min(block.Length, size - written);
-            await file.WriteAsync(block.AsMemory(0, n));
-            written += n;
-        }
     }
 }
