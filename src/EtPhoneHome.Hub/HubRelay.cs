@@ -127,10 +127,16 @@ public sealed class HubRelay : IFleetRelay, IAsyncDisposable
                     lost = $"connected to hub {hubId}, which refused the relayed request: {ex.Message}";
                     break;
                 }
-                catch (Exception ex) when (ex is RemoteConnectionException or IOException or ObjectDisposedException
-                    || (ex is OperationCanceledException && ct.IsCancellationRequested))
+                catch (Exception ex) when (ex is not OperationCanceledException || ct.IsCancellationRequested)
                 {
-                    lost = ex is OperationCanceledException ? "cancelled" : $"connected to hub {hubId}, whose connection was lost: {UntrustedText.ForTerminal(ex.Message)}";
+                    // Whatever the other hub or the link does, its targets are answered here (never a fault of the whole fan-out).
+                    lost = ex switch
+                    {
+                        OperationCanceledException => "cancelled",
+                        RemoteConnectionException or IOException or ObjectDisposedException =>
+                            $"connected to hub {hubId}, whose connection was lost: {UntrustedText.ForTerminal(ex.Message)}",
+                        _ => $"connected to hub {hubId}, whose answer could not be read: {UntrustedText.ForTerminal(ex.Message)}",
+                    };
                     break;
                 }
 
