@@ -21,9 +21,27 @@ public sealed partial class HubServer
     /// <summary>A hub's row as the registry says now; null when it has none.</summary>
     private HubRecord? FindHub(string hubId) => _registry.ListHubs().FirstOrDefault(h => string.Equals(h.Id, hubId, StringComparison.Ordinal));
 
+    /// <summary>
+    /// The hubs' published relay keys by fingerprint, as of the last heartbeat (every few seconds): sshd asks about every
+    /// key it is offered, and a storm of agents must not cost a registry query each for the few hubs' keys.
+    /// </summary>
+    private volatile IReadOnlyDictionary<string, HubRecord> _relayKeys = new Dictionary<string, HubRecord>(StringComparer.Ordinal);
+
+    /// <summary>Reads the hubs' relay keys again (at start and with each heartbeat); a newer row wins a shared key.</summary>
+    private void RefreshRelayKeys()
+    {
+        var keys = new Dictionary<string, HubRecord>(StringComparer.Ordinal);
+        foreach (var hub in _registry.ListHubs().Where(h => h.Relay is not null).OrderBy(h => h.LastSeen))
+        {
+            keys[hub.Relay!.KeyFingerprint] = hub;
+        }
+
+        _relayKeys = keys;
+    }
+
     /// <summary>The live hub whose published relay key has <paramref name="fingerprint"/>; null for none or a dead one.</summary>
     private HubRecord? RelayingHub(string fingerprint) =>
-        _registry.FindHubByRelayKey(fingerprint) is { Relay: not null } hub && hub.IsAlive(DateTimeOffset.UtcNow, _options.DeadHubTimeout) ? hub : null;
+        _relayKeys.TryGetValue(fingerprint, out var hub) && hub.IsAlive(DateTimeOffset.UtcNow, _options.DeadHubTimeout) ? hub : null;
 
     /// <summary>The authorized_keys line for a hub's relay key: the forced eph-gate operator under <c>restrict</c>, for the stored key only.</summary>
     private string[] HubKeyLines(HubRecord hub, string fingerprint, string keyType, string key)

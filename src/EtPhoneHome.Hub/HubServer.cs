@@ -132,6 +132,7 @@ public sealed partial class HubServer : IAsyncDisposable
         {
             _registry.BeatHub(_hubId, HostName, Environment.ProcessId);
             PublishRelay(_hubId);
+            RefreshRelayKeys();
             AdoptSessionsLeftOpen();
 
             _registry.SetSetting(SqliteRegistry.HeartbeatSetting, _options.HeartbeatSeconds.ToString(CultureInfo.InvariantCulture));
@@ -1439,6 +1440,7 @@ public sealed partial class HubServer : IAsyncDisposable
             try
             {
                 _registry.BeatHub(hubId, HostName, Environment.ProcessId);
+                RefreshRelayKeys();
                 var closed = _registry.CloseSessionsOfDeadHubs(hubId, _options.DeadHubTimeout);
                 foreach (var group in closed.GroupBy(s => s.HubId))
                 {

@@ -32,9 +32,6 @@ public interface IHubStore
     /// <summary>Publishes how other hubs relay to hub <paramref name="hubId"/> (its row must exist: <see cref="BeatHub"/> first).</summary>
     void PublishHubRelay(string hubId, HubRelayEndpoint relay);
 
-    /// <summary>The hub whose relay login key has <paramref name="fingerprint"/>; null when no hub has it.</summary>
-    HubRecord? FindHubByRelayKey(string fingerprint);
-
     /// <summary>Every hub that ever beat, oldest first.</summary>
     IReadOnlyList<HubRecord> ListHubs();
 

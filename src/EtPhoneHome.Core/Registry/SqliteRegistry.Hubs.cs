@@ -50,14 +50,6 @@ public sealed partial class SqliteRegistry : IHubStore
         tx.Commit();
     }
 
-    public HubRecord? FindHubByRelayKey(string fingerprint)
-    {
-        ArgumentNullException.ThrowIfNull(fingerprint);
-        using var c = Connect();
-        using var cmd = Command(c, null, "SELECT * FROM hubs WHERE relay_key_fingerprint = @fp ORDER BY last_seen DESC", ("@fp", fingerprint));
-        return ReadAll(cmd, ReadHub).FirstOrDefault();
-    }
-
     public IReadOnlyList<HubRecord> ListHubs()
     {
         using var c = Connect();
