@@ -889,6 +889,7 @@ public sealed partial class HubServer : IAsyncDisposable
     private async Task ServeSessionWithSlotAsync(Stream stream, GateRequest gate, CancellationToken ct)
     {
         var fingerprint = gate.Fingerprint;
+        var startedAt = Stopwatch.GetTimestamp();
         ControlMessage? hello;
         using (var helloTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
         {
@@ -951,7 +952,7 @@ public sealed partial class HubServer : IAsyncDisposable
 
         try
         {
-            await AnswerHelloAsync(stream, gate, hello, identity, key, ct).ConfigureAwait(false);
+            await AnswerHelloAsync(stream, gate, hello, identity, key, startedAt, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (_writes.Failed(ex))
         {
@@ -1008,7 +1009,7 @@ public sealed partial class HubServer : IAsyncDisposable
         }
     }
 
-    private async Task AnswerHelloAsync(Stream stream, GateRequest gate, ControlMessage hello, AgentIdentity identity, KeyRecord? key, CancellationToken ct)
+    private async Task AnswerHelloAsync(Stream stream, GateRequest gate, ControlMessage hello, AgentIdentity identity, KeyRecord? key, long startedAt, CancellationToken ct)
     {
         var fingerprint = gate.Fingerprint;
         if (key?.Status != KeyStatus.Approved)
@@ -1076,7 +1077,7 @@ public sealed partial class HubServer : IAsyncDisposable
             return;
         }
 
-        await RunAdmittedSessionAsync(stream, gate, identity, assigned.Value, ct).ConfigureAwait(false);
+        await RunAdmittedSessionAsync(stream, gate, identity, assigned.Value, startedAt, ct).ConfigureAwait(false);
     }
 
     private async Task WaitForDecisionAsync(Stream stream, string fingerprint, string? publicKey, AgentIdentity identity, CancellationToken ct)
@@ -1139,13 +1140,16 @@ public sealed partial class HubServer : IAsyncDisposable
         }
     }
 
-    private async Task RunAdmittedSessionAsync(Stream stream, GateRequest gate, AgentIdentity identity, int tunnelPort, CancellationToken ct)
+    private async Task RunAdmittedSessionAsync(Stream stream, GateRequest gate, AgentIdentity identity, int tunnelPort, long startedAt, CancellationToken ct)
     {
         SessionRecord session;
         ClientRecord client;
+        // Where an admission's time goes, in its log line: a reconnect storm's slow step is then visible in the log.
+        var steps = new AdmissionSteps(startedAt);
         await _admissions.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            steps.Queued();
             client = _registry.AdmitClient(gate.Fingerprint, identity);
             var secret = TunnelHandshake.NewSecret();
             session = _registry.OpenSession(client.Uuid, gate.Fingerprint, _options.Host ?? Environment.MachineName, tunnelPort, secret,
@@ -1163,6 +1167,7 @@ public sealed partial class HubServer : IAsyncDisposable
                     MaxOutputBytes = _options.MaxOutputBytes,
                 },
             }, ct).ConfigureAwait(false);
+            steps.Registered();
 
             try
             {
@@ -1188,6 +1193,7 @@ public sealed partial class HubServer : IAsyncDisposable
                 return;
             }
 
+            steps.TunnelChecked();
             try
             {
                 _registry.MarkSessionOnline(session.Id);
@@ -1213,7 +1219,7 @@ public sealed partial class HubServer : IAsyncDisposable
             _admissions.Release();
         }
 
-        Log(EphLogLevel.Information, $"client {client.Uuid} ({client.DisplayName}) online on port {tunnelPort}, session {session.Id}");
+        Log(EphLogLevel.Information, $"client {client.Uuid} ({client.DisplayName}) online on port {tunnelPort}, session {session.Id} ({steps.Describe()})");
         if (!TryAttach(session.Id))
         {
             return; // Cannot happen for a session opened just now; kept for symmetry with resumes.

@@ -18,12 +18,14 @@ public sealed class ControlSession
     private readonly string _configDir;
     private readonly RpcServer _rpc;
     private readonly StatusReporter _status;
+    private readonly CapabilityCache _capabilities;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private long _lastFrameTicks;
     private string? _lastSshError;
 
-    public ControlSession(AgentConfig config, string configDir, RpcServer rpc, StatusReporter status)
+    public ControlSession(AgentConfig config, string configDir, RpcServer rpc, StatusReporter status, CapabilityCache? capabilities = null)
     {
+        _capabilities = capabilities ?? new CapabilityCache();
         _config = config;
         _configDir = configDir;
         _rpc = rpc;
@@ -104,7 +106,7 @@ public sealed class ControlSession
 
         var stdin = ssh.StandardInput.BaseStream;
         var stdout = ssh.StandardOutput.BaseStream;
-        var capabilities = CapabilityDetector.Detect();
+        var capabilities = await _capabilities.GetAsync(ct).ConfigureAwait(false);
         try
         {
             await SendAsync(stdin, new ControlMessage

@@ -24,6 +24,8 @@ public sealed class SshSupervisor(AgentConfig config, string configDir)
             return 1;
         }
 
+        // Detected now, while the first connection is made, and refreshed in the background: no hello waits for it again.
+        var capabilities = new CapabilityCache();
         var servers = config.AllServers();
         var selector = new ServerSelector(servers, new ReconnectBackoff(config.ReconnectInitialS, config.ReconnectMaxS));
         var status = new StatusReporter(configDir, selector.Current.ToString(), rpc.Port);
@@ -36,7 +38,7 @@ public sealed class SshSupervisor(AgentConfig config, string configDir)
             {
                 var server = selector.Current;
                 status.Server = server.ToString();
-                var session = new ControlSession(config.For(server), configDir, rpc, status);
+                var session = new ControlSession(config.For(server), configDir, rpc, status, capabilities);
                 var outcome = await session.RunAsync(ct).ConfigureAwait(false);
                 if (ct.IsCancellationRequested)
                 {

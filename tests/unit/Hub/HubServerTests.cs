@@ -502,6 +502,26 @@ public sealed class HubServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheOnlineLogLine_SaysWhereTheAdmissionsTimeWent()
+    {
+        var (stream, uuid, tunnel) = await BringOnlineAsync();
+        await using var _ = tunnel;
+        await using var __ = stream;
+        string line;
+        lock (_log)
+        {
+            line = _log.Single(l => l.Contains($"client {uuid}", StringComparison.Ordinal) && l.Contains("online on port", StringComparison.Ordinal));
+        }
+
+        // Every step is named with a whole number of milliseconds, and the parts are not more than the whole.
+        var match = System.Text.RegularExpressions.Regex.Match(line,
+            @"\(admitted in (\d+) ms: hello (\d+), queued (\d+), registry (\d+), tunnel check (\d+), online (\d+)\)$");
+        Assert.True(match.Success, line);
+        var parts = Enumerable.Range(2, 5).Sum(i => int.Parse(match.Groups[i].Value, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.InRange(parts, 0, int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + 5);
+    }
+
+    [Fact]
     public async Task ApprovedKey_GetsWelcome_GoesOnline_AndEofGoesOffline()
     {
         var (stream, uuid, tunnel) = await BringOnlineAsync();
