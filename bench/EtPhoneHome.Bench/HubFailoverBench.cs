@@ -6,11 +6,13 @@ using EtPhoneHome.Sandbox;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench hubs [--agents N] [--timeout S]: two sshd + hub pairs on one private PostgreSQL registry
+/// eph-bench hubs [--agents N] [--timeout S] [--wave W] [--fanout-rounds R]: two sshd + hub pairs on one private PostgreSQL registry
 /// (<see cref="MultiHubSandbox"/>), N agents with both servers, their first server alternating, on the production
 /// reconnect backoff (5 s doubling to 300 s, ±20 %). Kills hub-1 and its sshd (SIGKILL, by PID) and measures the time
 /// until 95 % and 100 % of hub-1's agents are online on hub-2; then checks that no client, key, tag or history row of
-/// theirs is gone. Prints a markdown row with the load average before and after.
+/// theirs is gone. Prints a markdown row with the load average before and after. With R &gt; 0 (default 3), first the
+/// same N agents on one hub with SQLite and then the two hubs run a fan-out of `true` to all of them through (hub-1's)
+/// operator service, as `eph-server --server … exec --all` does: on two hubs, hub-2's half is relayed.
 /// </summary>
 internal static class HubFailoverBench
 {
@@ -24,37 +26,53 @@ internal static class HubFailoverBench
             return 2;
         }
 
-        var loadBefore = Load();
-        await using var sandbox = await MultiHubSandbox.CreateAsync(2, new SandboxOptions
+        var wave = TransferBench.Arg(args, "--wave", 25);
+        var fanOutRounds = TransferBench.Arg(args, "--fanout-rounds", 3);
+        var fanOuts = new List<string>();
+        var names = Enumerable.Range(0, agents).Select(i => $"hb-{i:D3}").ToList();
+        var options = new SandboxOptions
         {
             HeartbeatSeconds = 15,
             ReconnectInitialSeconds = 5,
             ReconnectMaxSeconds = 300,
-            Log = Console.Error,
-        });
+            Log = TextWriter.Null, // a line per agent start would drown the progress lines
+        };
+        if (fanOutRounds > 0)
+        {
+            // The same fan-out on one hub with its SQLite registry first, in this run: the two-hub numbers beside it.
+            await using var single = await SandboxEnvironment.CreateAsync(options);
+            await single.StartSshdAsync();
+            await single.StartHubAsync();
+            using (var singleRegistry = single.OpenRegistry())
+            {
+                await FleetSteps.OnboardAsync(singleRegistry, names, wave, async (name, _, ct) => await single.AddAgentAsync(name, ["failover"], ct: ct));
+            }
+
+            var (_, server) = await single.AddOperatorAsync("bench-operator", "operator");
+            var one = await FleetSteps.CliFanOutAsync(single.ServerExecutable, server, Path.Combine(single.WorkDirectory, "operator-profile"), fanOutRounds);
+            fanOuts.Add(string.Create(CultureInfo.InvariantCulture, $"| one hub, SQLite | {agents} | {one.Median:0.000} s | {one.Ok}/{agents} ({one.Results} results) | {Load()} |"));
+            Console.Error.WriteLine(fanOuts[^1]);
+        }
+
+        var loadBefore = Load();
+        await using var sandbox = await MultiHubSandbox.CreateAsync(2, options);
         await sandbox.StartAsync();
         var hub1 = sandbox.Hubs[0];
         var hub2 = sandbox.Hubs[1];
 
-        var names = Enumerable.Range(0, agents).Select(i => $"hb-{i:D3}").ToList();
         var onboard = Stopwatch.StartNew();
-        await Parallel.ForEachAsync(names.Select((n, i) => (n, i)), new ParallelOptions { MaxDegreeOfParallelism = 8 },
-            async (a, ct) => await sandbox.AddAgentAsync(a.n, a.i % 2, ["failover"], ct: ct));
         using var registry = hub2.OpenRegistry();
-        var approved = new HashSet<string>(StringComparer.Ordinal);
-        var patience = TimeSpan.FromSeconds(120 + (2 * agents));
-        await SandboxEnvironment.WaitUntilAsync(() =>
-        {
-            foreach (var key in registry.ListKeys(KeyStatus.Pending).Where(k => k.ClaimedDisplayName is { } n && names.Contains(n)))
-            {
-                registry.ApproveKey(key.Fingerprint, "bench");
-                approved.Add(key.ClaimedDisplayName!);
-            }
-
-            return approved.Count == agents ? (object)true : null;
-        }, patience, $"{agents} pending keys");
-        var online = await hub2.WaitOnlineAsync(names, patience);
+        await FleetSteps.OnboardAsync(registry, names, wave, async (name, i, ct) => await sandbox.AddAgentAsync(name, i % 2, ["failover"], ct: ct));
+        var online = registry.QueryClients(new ClientQuery { OnlineOnly = true }).Where(c => names.Contains(c.DisplayName)).ToList();
         Console.Error.WriteLine($"{agents} agents online in {onboard.Elapsed.TotalSeconds:0.0} s");
+        if (fanOutRounds > 0)
+        {
+            // Through hub-1's operator service: its own clients through their tunnels, hub-2's in one relayed call.
+            var (_, server) = await sandbox.AddOperatorAsync("bench-operator", "operator", hub: 0);
+            var two = await FleetSteps.CliFanOutAsync(hub1.ServerExecutable, server, Path.Combine(sandbox.WorkDirectory, "operator-profile"), fanOutRounds);
+            fanOuts.Add(string.Create(CultureInfo.InvariantCulture, $"| two hubs, PostgreSQL, through hub-1 (half relayed to hub-2) | {agents} | {two.Median:0.000} s | {two.Ok}/{agents} ({two.Results} results) | {Load()} |"));
+            Console.Error.WriteLine(fanOuts[^1]);
+        }
 
         var onHub1 = online.Where(c => registry.GetOpenSession(c.Uuid)?.HubId == "hub-1").Select(c => c.Uuid).ToList();
         var before = Snapshot(registry, online);
@@ -86,6 +104,16 @@ internal static class HubFailoverBench
 
         var after = Snapshot(registry, online);
         var lost = before.Count(b => !after.TryGetValue(b.Key, out var now) || now.Key != b.Value.Key || now.Tags != b.Value.Tags || now.History < b.Value.History);
+
+        if (fanOuts.Count > 0)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"## Fan-out of `true` through the operator service: `eph-server --server … exec --all --throttle 1024 -- true`, median of {fanOutRounds}"));
+            Console.WriteLine();
+            Console.WriteLine("| set-up | agents | wall (own process, ssh to the operator service included) | succeeded | load |");
+            Console.WriteLine("|---|---:|---:|---:|---:|");
+            fanOuts.ForEach(Console.WriteLine);
+            Console.WriteLine();
+        }
 
         Console.WriteLine($"## Hub failover ({DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, {Environment.OSVersion})");
         Console.WriteLine();

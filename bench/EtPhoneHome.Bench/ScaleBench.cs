@@ -56,33 +56,12 @@ internal static class ScaleBench
         await env.StartHubAsync();
 
         // 1. Onboarding in waves.
-        var names = new List<string>();
+        var names = Enumerable.Range(0, count).Select(i => $"sc-{i:D4}").ToList();
         var onboarding = Stopwatch.StartNew();
-        var waveTimes = new List<double>();
+        List<double> waveTimes;
         using (var registry = env.OpenRegistry())
         {
-            for (var first = 0; first < count; first += wave)
-            {
-                var waveClock = Stopwatch.StartNew();
-                var batch = Enumerable.Range(first, Math.Min(wave, count - first)).Select(i => $"sc-{i:D4}").ToList();
-                var pending = new HashSet<string>(batch, StringComparer.Ordinal);
-                await Parallel.ForEachAsync(batch, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (name, ct) => await env.AddAgentAsync(name, ["scale"], ct: ct));
-                var patience = TimeSpan.FromSeconds(120 + (2 * batch.Count));
-                await SandboxEnvironment.WaitUntilAsync(() =>
-                {
-                    foreach (var key in registry.ListKeys(KeyStatus.Pending).Where(k => k.ClaimedDisplayName is { } n && pending.Contains(n)))
-                    {
-                        registry.ApproveKey(key.Fingerprint, "bench");
-                        pending.Remove(key.ClaimedDisplayName!);
-                    }
-
-                    return pending.Count == 0 ? (object)true : null;
-                }, patience, $"the pending keys of agents {batch[0]}…{batch[^1]}");
-                names.AddRange(batch);
-                await WaitOnlineAsync(registry, names, patience);
-                waveTimes.Add(waveClock.Elapsed.TotalSeconds);
-                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{names.Count} agents online after {onboarding.Elapsed.TotalSeconds:0.0} s (wave {waveTimes[^1]:0.0} s, load {Load()})"));
-            }
+            waveTimes = await FleetSteps.OnboardAsync(registry, names, wave, async (name, _, ct) => await env.AddAgentAsync(name, ["scale"], ct: ct));
         }
 
         var onboardSeconds = onboarding.Elapsed.TotalSeconds;
@@ -349,22 +328,6 @@ internal static class ScaleBench
 
     private sealed record Listing(double Seconds, bool Ok, double Cpu, double HubSeconds);
 
-    private static async Task WaitOnlineAsync(SqliteRegistry registry, List<string> names, TimeSpan patience)
-    {
-        var wanted = new HashSet<string>(names, StringComparer.Ordinal);
-        try
-        {
-            await SandboxEnvironment.WaitUntilAsync(() =>
-                registry.QueryClients(new ClientQuery { OnlineOnly = true }).Count(c => wanted.Contains(c.DisplayName)) == wanted.Count ? (object)true : null,
-                patience, $"{wanted.Count} agents online");
-        }
-        catch (TimeoutException)
-        {
-            var online = registry.QueryClients(new ClientQuery { OnlineOnly = true }).Count(c => wanted.Contains(c.DisplayName));
-            throw new TimeoutException($"{online} of {wanted.Count} agents online after {patience.TotalSeconds:0} s");
-        }
-    }
-
     private static IEnumerable<int> Descendants(int root)
     {
         var children = new Dictionary<int, List<int>>();
@@ -433,5 +396,5 @@ internal static class ScaleBench
         return fields;
     }
 
-    private static string Load() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
+    private static string Load() => FleetSteps.Load();
 }

@@ -160,19 +160,8 @@ public sealed class MultiHubSandbox : IAsyncDisposable
     /// Adds an operator key (ed25519, made here) with <paramref name="role"/> to the shared registry; returns the private
     /// key file and the <c>--server</c> arguments that reach hub number <paramref name="hub"/> (0-based) with it.
     /// </summary>
-    public async Task<(string KeyFile, string[] ServerArguments)> AddOperatorAsync(string name, string role, int hub = 0, CancellationToken ct = default)
-    {
-        var env = _hubs[hub];
-        var key = Path.Combine(WorkDirectory, "operator-" + name);
-        if (!File.Exists(key))
-        {
-            await SandboxEnvironment.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key], ct).ConfigureAwait(false);
-            await env.RunServerVerbAsync(["operators", "add", "--data", env.Data.Path, "--name", name, "--public-key-file", key + ".pub", "--role", role], ct).ConfigureAwait(false);
-        }
-
-        var fingerprint = (await SandboxEnvironment.RunAsync("ssh-keygen", ["-lf", env.Data.HostKeyFile + ".pub"], ct).ConfigureAwait(false)).Split(' ')[1];
-        return (key, ["--server", $"{env.FleetUser}@127.0.0.1:{env.SshPort.ToString(System.Globalization.CultureInfo.InvariantCulture)}", "--key-file", key, "--host-key-fingerprint", fingerprint]);
-    }
+    public Task<(string KeyFile, string[] ServerArguments)> AddOperatorAsync(string name, string role, int hub = 0, CancellationToken ct = default)
+        => _hubs[hub].AddOperatorAsync(name, role, WorkDirectory, ct);
 
     /// <summary>
     /// Kills hub number <paramref name="index"/> (0-based) and its sshd with everything below it, by PID with SIGKILL, as

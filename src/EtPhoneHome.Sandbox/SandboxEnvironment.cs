@@ -241,6 +241,24 @@ public sealed partial class SandboxEnvironment : IAsyncDisposable
     }
 
     /// <summary>
+    /// Adds an operator key (ed25519, made here in <paramref name="keyDirectory"/>, default the work directory) with
+    /// <paramref name="role"/> to this hub's registry; returns the private key file and the <c>--server</c> arguments
+    /// that reach this hub's operator service with it.
+    /// </summary>
+    public async Task<(string KeyFile, string[] ServerArguments)> AddOperatorAsync(string name, string role, string? keyDirectory = null, CancellationToken ct = default)
+    {
+        var key = Path.Combine(keyDirectory ?? WorkDirectory, "operator-" + name);
+        if (!File.Exists(key))
+        {
+            await RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key], ct).ConfigureAwait(false);
+            await RunServerVerbAsync(["operators", "add", "--data", Data.Path, "--name", name, "--public-key-file", key + ".pub", "--role", role], ct).ConfigureAwait(false);
+        }
+
+        var fingerprint = (await RunAsync("ssh-keygen", ["-lf", Data.HostKeyFile + ".pub"], ct).ConfigureAwait(false)).Split(' ')[1];
+        return (key, ["--server", $"{FleetUser}@127.0.0.1:{SshPort.ToString(System.Globalization.CultureInfo.InvariantCulture)}", "--key-file", key, "--host-key-fingerprint", fingerprint]);
+    }
+
+    /// <summary>
     /// Opens the registry (the caller disposes it): the one the hub of this data directory opens (its registry.conf,
     /// written by init --registry, else SQLite in the data directory).
     /// </summary>
