@@ -27,6 +27,7 @@ public static class SshCommandBuilder
             "-o", "UserKnownHostsFile=" + config.KnownHostsFile,
             "-o", "GlobalKnownHostsFile=" + (OperatingSystem.IsWindows() ? "NUL" : "/dev/null"),
             "-o", "StrictHostKeyChecking=yes",
+            "-o", "ConnectTimeout=" + ((int)ControlSession.ConnectTimeout.TotalSeconds).ToString(inv),
             "-o", "ServerAliveInterval=" + serverAliveIntervalSeconds.ToString(inv),
             "-o", "ServerAliveCountMax=3",
             "-o", "ExitOnForwardFailure=no",

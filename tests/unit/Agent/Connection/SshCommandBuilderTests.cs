@@ -64,6 +64,15 @@ public sealed class SshCommandBuilderTests
     }
 
     [Fact]
+    public void Build_BoundsConnectingAndTheKeyExchange_SoAnUnreachableServerGivesWayToTheNext()
+    {
+        // Without it, a silently dropped SYN waits for the system's TCP timeout (minutes); the wait for the forward's
+        // verdict is longer than this, for authentication in a reconnect storm.
+        Assert.Contains("ConnectTimeout=15", Args);
+        Assert.True(ControlSession.ForwardVerdictTimeout > ControlSession.ConnectTimeout);
+    }
+
+    [Fact]
     public void Build_UsesOnlyTheAgentKeyNonInteractively()
     {
         var list = Args.ToList();
