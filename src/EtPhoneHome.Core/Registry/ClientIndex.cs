@@ -31,7 +31,10 @@ public static class ClientOrder
 /// flag byte per client, the ids of its tags and capabilities, and its text (purpose, display name, hostname, tags
 /// and uuid, lower-cased, UTF-8, fields apart) — so a fleet-wide filter touches a few contiguous arrays instead of
 /// 100,000 objects. <see cref="With"/> makes the next index from the changed clients: only the segments they fall
-/// in are rebuilt, the others are shared, and every array stays small (no large-object-heap churn).
+/// in get a new version, the others are shared, and every array stays small (no large-object-heap churn). A new
+/// version of a segment copies only its per-client arrays; the text and word ids are appended to arenas its older
+/// versions share (<see cref="Arena{T}"/>, whose appends reserve their range atomically); any number of threads may
+/// search any version meanwhile.
 /// </summary>
 /// <remarks>
 /// Search rules (<see cref="Search"/>); every given filter must hold:
