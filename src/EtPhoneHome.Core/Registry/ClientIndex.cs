@@ -31,7 +31,10 @@ public static class ClientOrder
 /// flag byte per client, the ids of its tags and capabilities, and its text (purpose, display name, hostname, tags
 /// and uuid, lower-cased, UTF-8, fields apart) — so a fleet-wide filter touches a few contiguous arrays instead of
 /// 100,000 objects. <see cref="With"/> makes the next index from the changed clients: only the segments they fall
-/// in are rebuilt, the others are shared, and every array stays small (no large-object-heap churn).
+/// in get a new version, the others are shared, and every array stays small (no large-object-heap churn). A new
+/// version of a segment copies only its per-client arrays; the text and word ids are appended to arenas its older
+/// versions share (<see cref="Arena{T}"/>, whose appends reserve their range atomically); any number of threads may
+/// search any version meanwhile.
 /// </summary>
 /// <remarks>
 /// Search rules (<see cref="Search"/>); every given filter must hold:
@@ -71,6 +74,9 @@ internal sealed class ClientIndex
 
     /// <summary>Segments in the index.</summary>
     public int SegmentCount => _segments.Length;
+
+    /// <summary>The segments, in order (tests of how versions share storage).</summary>
+    internal IReadOnlyList<ClientSegment> Segments => _segments;
 
     /// <summary>An index of <paramref name="clients"/> (each uuid once), sorted by <see cref="ClientOrder"/>.</summary>
     public static ClientIndex Build(IEnumerable<ClientRecord> clients)
@@ -274,7 +280,56 @@ internal sealed class SearchPlan
     }
 }
 
-/// <summary>One sorted run of clients and its flat search arrays; immutable once built.</summary>
+/// <summary>
+/// Append-only storage shared by the successive versions of one segment (the text bytes, or the word ids, of its
+/// clients). A version reads only the ranges it was built with, all below <see cref="Used"/> at that time; a later
+/// version appends its changed clients past <see cref="Used"/>, into capacity no earlier version reads, so the older
+/// indexes that readers still hold never see a byte change. When the capacity is spent, the next version copies its
+/// live ranges into a new arena instead (the old one is dropped with the last version that reads it).
+/// </summary>
+internal sealed class Arena<T>
+{
+    private int _used;
+
+    public Arena(T[] data, int used)
+    {
+        Data = data;
+        _used = used;
+    }
+
+    /// <summary>The storage; its length never changes.</summary>
+    public T[] Data { get; }
+
+    /// <summary>Items handed out so far (the high-water mark: nothing at or past it is read by any version).</summary>
+    public int Used => Volatile.Read(ref _used);
+
+    /// <summary>Reserves <paramref name="length"/> items past the high-water mark; false when they do not fit.</summary>
+    public bool TryReserve(int length, out int at)
+    {
+        while (true)
+        {
+            var used = Volatile.Read(ref _used);
+            if (length > Data.Length - used)
+            {
+                at = -1;
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _used, used + length, used) == used)
+            {
+                at = used;
+                return true;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// One sorted run of clients and its flat search arrays; immutable once built, as seen by its readers. The per-client
+/// arrays (records, flags, ranges, field lengths) belong to one version; the text and word ids live in arenas that the
+/// versions of a segment share (<see cref="Arena{T}"/>), so a changed client costs its own bytes and the next version
+/// copies only the small per-client arrays.
+/// </summary>
 internal sealed class ClientSegment
 {
     internal const byte RemovedFlag = 1;
@@ -283,41 +338,52 @@ internal sealed class ClientSegment
     /// <summary>The display name's lower-cased text is its <see cref="ClientNameKey"/>, so the name prefilter may read it.</summary>
     internal const byte PlainNameFlag = 4;
 
+    /// <summary>An arena past this many times its live items (plus <see cref="ArenaSlack"/>) is compacted by the next version.</summary>
+    private const int MaxWasteFactor = 3;
+
+    private const int ArenaSlack = 64;
+
     private readonly ClientRecord[] _records;
     private readonly byte[] _flags;
-    private readonly int[] _words;      // word ids of client i: _words[_wordStart[i] .. _wordStart[i + 1]]
-    private readonly int[] _wordStart;
 
-    // Text of client i, lower-cased UTF-8 at _text[_textStart[i] .. _textStart[i + 1]]:
+    // Word ids of client i: _words.Data[_wordRange[2i] .. _wordRange[2i + 1]].
+    private readonly int[] _wordRange;
+    private readonly Arena<int> _words;
+
+    // Text of client i, lower-cased UTF-8 at _text.Data[_textRange[2i] .. _textRange[2i + 1]]:
     // purpose 1F display-name 1F hostname (1F tag)* 1F uuid. The query part ends before the uuid.
-    private readonly byte[] _text;
-    private readonly int[] _textStart;
-    private readonly int[] _purposeLength;
-    private readonly int[] _nameLength;
-    private readonly int[] _queryLength;
+    // _fieldLength[3i], [3i + 1], [3i + 2]: bytes of the purpose, of the display name, of the query part.
+    private readonly int[] _textRange;
+    private readonly int[] _fieldLength;
+    private readonly Arena<byte> _text;
 
-    private ClientSegment(
-        ClientRecord[] records, byte[] flags, int[] words, int[] wordStart, byte[] text, int[] textStart, int[] purposeLength, int[] nameLength,
-        int[] queryLength)
+    // The arenas' storage, read by every search (an arena's storage never changes).
+    private readonly int[] _wordData;
+    private readonly byte[] _textData;
+
+    private ClientSegment(ClientRecord[] records, byte[] flags, int[] wordRange, Arena<int> words, int[] textRange, int[] fieldLength, Arena<byte> text)
     {
         _records = records;
         _flags = flags;
+        _wordRange = wordRange;
         _words = words;
-        _wordStart = wordStart;
+        _textRange = textRange;
+        _fieldLength = fieldLength;
         _text = text;
-        _textStart = textStart;
-        _purposeLength = purposeLength;
-        _nameLength = nameLength;
-        _queryLength = queryLength;
+        _wordData = words.Data;
+        _textData = text.Data;
     }
 
     public int Count => _records.Length;
 
     public ClientRecord Last => _records[^1];
 
+    /// <summary>True when this segment stores its text and word ids in the same arenas as <paramref name="other"/>.</summary>
+    internal bool SharesArenasWith(ClientSegment other) => ReferenceEquals(_text, other._text) && ReferenceEquals(_words, other._words);
+
     public static ClientSegment Build(ReadOnlySpan<ClientRecord> sorted, ClientIndex.WordIds ids)
     {
-        var builder = new Builder(sorted.Length, ids, sorted.Length * 12, sorted.Length * 160);
+        var builder = Builder.Fresh(sorted.Length, ids, sorted.Length * 12, sorted.Length * 192);
         foreach (var client in sorted)
         {
             builder.AddNew(client);
@@ -326,7 +392,11 @@ internal sealed class ClientSegment
         return builder.Finish();
     }
 
-    /// <summary>This segment without the <paramref name="removed"/> clients (same objects) and with <paramref name="added"/> merged in.</summary>
+    /// <summary>
+    /// This segment without the <paramref name="removed"/> clients (same objects) and with <paramref name="added"/>
+    /// merged in. The new version shares this one's arenas and appends only the added clients' text and word ids;
+    /// when they do not fit, or the arenas hold mostly dead ranges, it copies its clients into new arenas.
+    /// </summary>
     public ClientSegment With(List<ClientRecord> removed, List<ClientRecord> added, ClientIndex.WordIds ids)
     {
         var removals = new List<int>(removed.Count);
@@ -348,8 +418,26 @@ internal sealed class ClientSegment
             insertAt[j] = at >= 0 ? at : ~at;
         }
 
+        var count = _records.Length - removals.Count + added.Count;
+        var shared = Builder.Sharing(this, count, ids);
+        if (Merge(shared, removals, added, insertAt)
+            && shared.LiveText * MaxWasteFactor + ArenaSlack >= _text.Data.Length
+            && shared.LiveWords * MaxWasteFactor + ArenaSlack >= _words.Data.Length)
+        {
+            return shared.Finish();
+        }
+
+        // Spent (or mostly dead) arenas: what the sharing attempt reserved stays unread, and the new version gets its own.
         var n = _records.Length;
-        var builder = new Builder(n - removals.Count + added.Count, ids, _wordStart[n] + (added.Count * 16), _textStart[n] + (added.Count * 256));
+        var fresh = Builder.Fresh(count, ids, LiveItems(_wordRange, 0, n) + (added.Count * 16), LiveItems(_textRange, 0, n) + (added.Count * 256));
+        Merge(fresh, removals, added, insertAt);
+        return fresh.Finish();
+    }
+
+    /// <summary>Copies the kept clients and adds the new ones in order; false when a sharing builder ran out of arena.</summary>
+    private bool Merge(Builder builder, List<int> removals, List<ClientRecord> added, int[] insertAt)
+    {
+        var n = _records.Length;
         int pos = 0, r = 0, i = 0;
         while (true)
         {
@@ -364,7 +452,10 @@ internal sealed class ClientSegment
 
             if (nextInsert == pos)
             {
-                builder.AddNew(added[i++]); // before the old client at pos
+                if (!builder.AddNew(added[i++])) // before the old client at pos
+                {
+                    return false;
+                }
             }
             else if (nextRemoval == pos)
             {
@@ -373,11 +464,9 @@ internal sealed class ClientSegment
             }
             else
             {
-                break;
+                return true;
             }
         }
-
-        return builder.Finish();
     }
 
     /// <summary>This segment, or nothing when empty, or halves of about <paramref name="size"/> when past twice that.</summary>
@@ -397,7 +486,7 @@ internal sealed class ClientSegment
         for (var at = 0; at < Count; at += size)
         {
             var to = Math.Min(Count, at + size);
-            var part = new Builder(to - at, ids, _wordStart[to] - _wordStart[at], _textStart[to] - _textStart[at]);
+            var part = Builder.Fresh(to - at, ids, LiveItems(_wordRange, at, to), LiveItems(_textRange, at, to));
             part.CopyRange(this, at, to);
             yield return part.Finish();
         }
@@ -421,8 +510,8 @@ internal sealed class ClientSegment
                 continue;
             }
 
-            if ((plan.Purpose is not null && TextOf(i)[.._purposeLength[i]].IndexOf(plan.Purpose) < 0)
-                || (plan.Text is not null && TextOf(i)[.._queryLength[i]].IndexOf(plan.Text) < 0)
+            if ((plan.Purpose is not null && TextOf(i)[.._fieldLength[3 * i]].IndexOf(plan.Purpose) < 0)
+                || (plan.Text is not null && TextOf(i)[.._fieldLength[(3 * i) + 2]].IndexOf(plan.Text) < 0)
                 || (plan.Names.Length > 0 && !MayMatchName(i, plan.NameParts)))
             {
                 continue;
@@ -438,9 +527,22 @@ internal sealed class ClientSegment
         }
     }
 
+    /// <summary>Items in the ranges of clients [from, to).</summary>
+    private static int LiveItems(int[] ranges, int from, int to)
+    {
+        var sum = 0;
+        for (var k = from; k < to; k++)
+        {
+            sum += ranges[(2 * k) + 1] - ranges[2 * k];
+        }
+
+        return sum;
+    }
+
     private bool HasWords(int i, int[] wanted)
     {
-        var have = _words.AsSpan(_wordStart[i], _wordStart[i + 1] - _wordStart[i]);
+        var start = _wordRange[2 * i];
+        var have = _wordData.AsSpan(start, _wordRange[(2 * i) + 1] - start);
         foreach (var id in wanted)
         {
             if (!have.Contains(id))
@@ -452,7 +554,11 @@ internal sealed class ClientSegment
         return true;
     }
 
-    private ReadOnlySpan<byte> TextOf(int i) => _text.AsSpan(_textStart[i], _textStart[i + 1] - _textStart[i]);
+    private ReadOnlySpan<byte> TextOf(int i)
+    {
+        var start = _textRange[2 * i];
+        return _textData.AsSpan(start, _textRange[(2 * i) + 1] - start);
+    }
 
     /// <summary>
     /// A cheap necessary condition for a name pattern to match, checked on the flat text: every literal run of some
@@ -466,8 +572,8 @@ internal sealed class ClientSegment
         }
 
         var text = TextOf(i);
-        var name = text.Slice(_purposeLength[i] + 1, _nameLength[i]);
-        var uuid = text[(_queryLength[i] + 1)..];
+        var name = text.Slice(_fieldLength[3 * i] + 1, _fieldLength[(3 * i) + 1]);
+        var uuid = text[(_fieldLength[(3 * i) + 2] + 1)..];
         foreach (var parts in patterns)
         {
             if (ContainsAll(name, parts) || ContainsAll(uuid, parts))
@@ -505,70 +611,140 @@ internal sealed class ClientSegment
         return false;
     }
 
-    /// <summary>Appends clients, new or copied in runs from an older index, into the arrays of the next index.</summary>
+    /// <summary>
+    /// Lays out the next version of a segment: kept clients copied from an older version, new clients encoded. A
+    /// sharing builder appends into the older version's arenas (kept clients keep their ranges as they are); a fresh
+    /// builder fills arrays of its own and makes new arenas of them, with some room for later versions to append.
+    /// </summary>
     private sealed class Builder
     {
         private readonly ClientIndex.WordIds _ids;
         private readonly ClientRecord[] _records;
         private readonly byte[] _flags;
-        private readonly int[] _wordStart;
-        private readonly int[] _textStart;
-        private readonly int[] _purposeLength;
-        private readonly int[] _nameLength;
-        private readonly int[] _queryLength;
-        private int[] _words;
-        private byte[] _text;
-        private int _count;
+        private readonly int[] _wordRange;
+        private readonly int[] _textRange;
+        private readonly int[] _fieldLength;
+
+        // Sharing: the arenas appended to. Fresh: null, and the arrays below grow.
+        private readonly Arena<int>? _sharedWords;
+        private readonly Arena<byte>? _sharedText;
+        private int[] _words = [];
+        private byte[] _text = [];
         private int _wordCount;
         private int _textLength;
+        private int _count;
 
-        public Builder(int capacity, ClientIndex.WordIds ids, int wordCapacity, int textCapacity)
+        private Builder(int capacity, ClientIndex.WordIds ids, Arena<int>? sharedWords, Arena<byte>? sharedText)
         {
             _ids = ids;
             _records = new ClientRecord[capacity];
             _flags = new byte[capacity];
-            _wordStart = new int[capacity + 1];
-            _textStart = new int[capacity + 1];
-            _purposeLength = new int[capacity];
-            _nameLength = new int[capacity];
-            _queryLength = new int[capacity];
-            _words = new int[Math.Max(16, wordCapacity)];
-            _text = new byte[Math.Max(256, textCapacity)];
+            _wordRange = new int[2 * capacity];
+            _textRange = new int[2 * capacity];
+            _fieldLength = new int[3 * capacity];
+            _sharedWords = sharedWords;
+            _sharedText = sharedText;
         }
 
-        public void AddNew(ClientRecord client)
+        /// <summary>Live word ids and text bytes of the clients added so far.</summary>
+        public int LiveWords { get; private set; }
+
+        public int LiveText { get; private set; }
+
+        public static Builder Sharing(ClientSegment source, int capacity, ClientIndex.WordIds ids) =>
+            new(capacity, ids, source._words, source._text);
+
+        public static Builder Fresh(int capacity, ClientIndex.WordIds ids, int wordCapacity, int textCapacity) =>
+            new(capacity, ids, null, null)
+            {
+                _words = new int[Math.Max(16, wordCapacity)],
+                _text = new byte[Math.Max(256, textCapacity)],
+            };
+
+        /// <summary>Appends a new client; false when a sharing builder's arenas have no room for it (nothing is then usable).</summary>
+        public bool AddNew(ClientRecord client)
         {
-            var k = _count++;
-            _records[k] = client;
-            _flags[k] = (byte)((client.RemovedAt is null ? 0 : RemovedFlag) | (client.Online ? OnlineFlag : 0)
-                | (ClientNameKey.Of(client.DisplayName) == ClientIndex.LowerChars(client.DisplayName) ? PlainNameFlag : 0));
+            var k = _count;
+
+            // Word ids first, to know their number.
+            var wordCount = client.Tags.Count + client.Capabilities.Count;
+            if (!Reserve(_sharedWords, ref _words, ref _wordCount, wordCount, out var wordAt))
+            {
+                return false;
+            }
+
+            var words = (_sharedWords?.Data ?? _words).AsSpan(wordAt, wordCount);
+            var w = 0;
             foreach (var tag in client.Tags)
             {
-                AddWord(_ids.Get(tag.Trim(), isTag: true));
+                words[w++] = _ids.Get(tag.Trim(), isTag: true);
             }
 
             foreach (var capability in client.Capabilities)
             {
-                AddWord(_ids.Get(capability.Trim(), isTag: false));
+                words[w++] = _ids.Get(capability.Trim(), isTag: false);
             }
 
-            _wordStart[k + 1] = _wordCount;
-            var start = _textLength;
-            _purposeLength[k] = AddText(client.Purpose);
-            AddSeparator();
-            _nameLength[k] = AddText(client.DisplayName);
-            AddSeparator();
-            AddText(client.Hostname);
-            foreach (var tag in client.Tags)
+            // Text: purpose 1F name 1F hostname (1F tag)* 1F uuid, each field lower-cased.
+            var lowerName = LowerOrEmpty(client.DisplayName);
+            var fields = new string[4 + client.Tags.Count];
+            fields[0] = LowerOrEmpty(client.Purpose);
+            fields[1] = lowerName;
+            fields[2] = LowerOrEmpty(client.Hostname);
+            for (var t = 0; t < client.Tags.Count; t++)
             {
-                AddSeparator();
-                AddText(tag);
+                fields[3 + t] = LowerOrEmpty(client.Tags[t]);
             }
 
-            _queryLength[k] = _textLength - start;
-            AddSeparator();
-            AddText(client.Uuid);
-            _textStart[k + 1] = _textLength;
+            fields[^1] = LowerOrEmpty(client.Uuid);
+            var textLength = fields.Length - 1;
+            foreach (var field in fields)
+            {
+                textLength += ClientIndex.Utf8.GetByteCount(field);
+            }
+
+            if (!Reserve(_sharedText, ref _text, ref _textLength, textLength, out var textAt))
+            {
+                return false;
+            }
+
+            var text = (_sharedText?.Data ?? _text).AsSpan(textAt, textLength);
+            var written = 0;
+            for (var f = 0; f < fields.Length; f++)
+            {
+                if (f > 0)
+                {
+                    text[written++] = ClientIndex.FieldSeparator;
+                }
+
+                var bytes = ClientIndex.Utf8.GetBytes(fields[f], text[written..]);
+                if (f == 0)
+                {
+                    _fieldLength[3 * k] = bytes;
+                }
+                else if (f == 1)
+                {
+                    _fieldLength[(3 * k) + 1] = bytes;
+                }
+
+                written += bytes;
+                if (f == fields.Length - 2)
+                {
+                    _fieldLength[(3 * k) + 2] = written; // the query part ends before the uuid
+                }
+            }
+
+            _records[k] = client;
+            _flags[k] = (byte)((client.RemovedAt is null ? 0 : RemovedFlag) | (client.Online ? OnlineFlag : 0)
+                | (ClientNameKey.Of(client.DisplayName) == lowerName ? PlainNameFlag : 0));
+            _wordRange[2 * k] = wordAt;
+            _wordRange[(2 * k) + 1] = wordAt + wordCount;
+            _textRange[2 * k] = textAt;
+            _textRange[(2 * k) + 1] = textAt + textLength;
+            LiveWords += wordCount;
+            LiveText += textLength;
+            _count++;
+            return true;
         }
 
         /// <summary>Appends clients [from, to) of <paramref name="source"/> unchanged.</summary>
@@ -578,76 +754,88 @@ internal sealed class ClientSegment
             var k = _count;
             Array.Copy(source._records, from, _records, k, length);
             Array.Copy(source._flags, from, _flags, k, length);
-            Array.Copy(source._purposeLength, from, _purposeLength, k, length);
-            Array.Copy(source._nameLength, from, _nameLength, k, length);
-            Array.Copy(source._queryLength, from, _queryLength, k, length);
-            _wordCount = CopyRuns(source._words, source._wordStart, from, to, ref _words, _wordStart, k, _wordCount);
-            _textLength = CopyRuns(source._text, source._textStart, from, to, ref _text, _textStart, k, _textLength);
+            Array.Copy(source._fieldLength, 3 * from, _fieldLength, 3 * k, 3 * length);
+            var words = LiveItems(source._wordRange, from, to);
+            var text = LiveItems(source._textRange, from, to);
+            if (_sharedText is not null)
+            {
+                // Same arenas: the ranges stay as they are.
+                Array.Copy(source._wordRange, 2 * from, _wordRange, 2 * k, 2 * length);
+                Array.Copy(source._textRange, 2 * from, _textRange, 2 * k, 2 * length);
+            }
+            else
+            {
+                Gather(source._words.Data, source._wordRange, from, to, ref _words, ref _wordCount, _wordRange, k);
+                Gather(source._text.Data, source._textRange, from, to, ref _text, ref _textLength, _textRange, k);
+            }
+
+            LiveWords += words;
+            LiveText += text;
             _count += length;
         }
 
-        public int Count => _count;
-
-        public ClientSegment Finish() => new(
-            _count == _records.Length ? _records : _records[.._count], _flags, _words, _wordStart, _text, _textStart,
-            _purposeLength, _nameLength, _queryLength);
-
-        /// <summary>Copies the data of items [from, to) and rebases their start offsets; returns the new data length.</summary>
-        private static int CopyRuns<T>(T[] sourceData, int[] sourceStart, int from, int to, ref T[] data, int[] starts, int at, int length)
+        public ClientSegment Finish()
         {
-            var first = sourceStart[from];
-            var size = sourceStart[to] - first;
-            if (length + size > data.Length)
+            var records = _count == _records.Length ? _records : _records[.._count];
+            if (_sharedText is not null && _sharedWords is not null)
             {
-                Array.Resize(ref data, Math.Max(data.Length * 2, length + size));
+                return new ClientSegment(records, _flags, _wordRange, _sharedWords, _textRange, _fieldLength, _sharedText);
             }
 
-            Array.Copy(sourceData, first, data, length, size);
-            var shift = length - first;
-            for (var k = from + 1; k <= to; k++)
+            // Room to append: a quarter of the live size, so a version copies its clients anew after about a quarter changed.
+            var words = new Arena<int>(Sized(_words, _wordCount), _wordCount);
+            var text = new Arena<byte>(Sized(_text, _textLength), _textLength);
+            return new ClientSegment(records, _flags, _wordRange, words, _textRange, _fieldLength, text);
+
+            static T[] Sized<T>(T[] data, int used)
             {
-                starts[at + (k - from)] = sourceStart[k] + shift;
+                var capacity = used + (used / 4) + ArenaSlack;
+                if (data.Length != capacity)
+                {
+                    Array.Resize(ref data, capacity);
+                }
+
+                return data;
+            }
+        }
+
+        private static string LowerOrEmpty(string? value) => string.IsNullOrEmpty(value) ? string.Empty : ClientIndex.LowerChars(value);
+
+        /// <summary>Room for <paramref name="length"/> items: in the shared arena, else at the end of the growing array.</summary>
+        private static bool Reserve<T>(Arena<T>? shared, ref T[] data, ref int used, int length, out int at)
+        {
+            if (shared is not null)
+            {
+                return shared.TryReserve(length, out at);
             }
 
-            return length + size;
-        }
-
-        private void AddWord(int id)
-        {
-            if (_wordCount == _words.Length)
+            if (used + length > data.Length)
             {
-                Array.Resize(ref _words, _words.Length * 2);
+                Array.Resize(ref data, Math.Max(data.Length * 2, used + length));
             }
 
-            _words[_wordCount++] = id;
+            at = used;
+            used += length;
+            return true;
         }
 
-        private void AddSeparator()
+        /// <summary>Copies the items of clients [from, to) to the end of <paramref name="data"/> and records their new ranges.</summary>
+        private static void Gather<T>(T[] source, int[] sourceRange, int from, int to, ref T[] data, ref int used, int[] ranges, int at)
         {
-            EnsureText(1);
-            _text[_textLength++] = ClientIndex.FieldSeparator;
-        }
-
-        /// <summary>Appends a field lower-cased as UTF-8; returns its length in bytes.</summary>
-        private int AddText(string? value)
-        {
-            if (string.IsNullOrEmpty(value))
+            for (var k = from; k < to; k++)
             {
-                return 0;
-            }
+                var start = sourceRange[2 * k];
+                var length = sourceRange[(2 * k) + 1] - start;
+                if (used + length > data.Length)
+                {
+                    Array.Resize(ref data, Math.Max(data.Length * 2, used + length));
+                }
 
-            var lower = ClientIndex.LowerChars(value);
-            EnsureText(ClientIndex.Utf8.GetMaxByteCount(lower.Length));
-            var written = ClientIndex.Utf8.GetBytes(lower, _text.AsSpan(_textLength));
-            _textLength += written;
-            return written;
-        }
-
-        private void EnsureText(int more)
-        {
-            if (_textLength + more > _text.Length)
-            {
-                Array.Resize(ref _text, Math.Max(_text.Length * 2, _textLength + more));
+                Array.Copy(source, start, data, used, length);
+                var to2 = at + (k - from);
+                ranges[2 * to2] = used;
+                ranges[(2 * to2) + 1] = used + length;
+                used += length;
             }
         }
     }

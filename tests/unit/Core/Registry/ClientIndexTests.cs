@@ -63,6 +63,158 @@ public sealed class ClientIndexTests
     }
 
     [Fact]
+    public void ManyRoundsOfEdits_SearchAsAFreshIndex_ThroughAppendsAndCompactions()
+    {
+        // Long enough that segments append into their arenas, run out of room and copy themselves anew, many times over:
+        // same-position edits (purpose, online, removal), renames that move clients, tag and capability sets that grow.
+        var random = new Random(99);
+        var fleet = Enumerable.Range(0, 1_500).Select(i => RandomClient(random, i)).ToDictionary(c => c.Uuid, StringComparer.Ordinal);
+        var index = ClientIndex.Build(fleet.Values);
+        var first = index;
+        var uuids = fleet.Keys.ToList();
+        var next = fleet.Count;
+        for (var round = 0; round < 150; round++)
+        {
+            var changed = new Dictionary<string, ClientRecord>(StringComparer.Ordinal);
+            var changes = random.Next(1, 60);
+            for (var k = 0; k < changes; k++)
+            {
+                ClientRecord client;
+                if (random.Next(10) == 0)
+                {
+                    client = RandomClient(random, next++);
+                    uuids.Add(client.Uuid);
+                }
+                else
+                {
+                    var uuid = uuids[random.Next(uuids.Count)];
+                    var old = changed.GetValueOrDefault(uuid) ?? fleet[uuid];
+                    client = random.Next(4) == 0
+                        ? old with { Tags = TagPool.Concat([$"grown-{round}-{k}", "Another Long Tag Name " + round]).ToArray(), Capabilities = CapabilityPool }
+                        : Mutate(random, old);
+                }
+
+                changed[client.Uuid] = client;
+            }
+
+            var previous = new Dictionary<string, ClientRecord>(fleet, StringComparer.Ordinal);
+            index = index.With(changed.Values, uuid => previous.GetValueOrDefault(uuid));
+            foreach (var client in changed.Values)
+            {
+                fleet[client.Uuid] = client;
+            }
+
+            if (round % 10 == 9)
+            {
+                var rebuilt = ClientIndex.Build(fleet.Values);
+                foreach (var query in Queries(random, fleet.Values.ToList()).Append(new ClientQuery { Tags = [$"grown-{round}-0"] }))
+                {
+                    Assert.Equal(Describe(rebuilt.Search(query)), Describe(index.Search(query)));
+                }
+            }
+        }
+
+        Assert.Equal(fleet.Count, index.Count);
+        Assert.Equal(Describe(Reference(fleet.Values, new ClientQuery { IncludeRemoved = true })), Describe(index.Search(new ClientQuery { IncludeRemoved = true })));
+
+        // Storage really is shared between versions, and really is renewed when spent.
+        Assert.Contains(index.Segments, s => !first.Segments.Any(s.SharesArenasWith));
+        var one = fleet.Values.First(c => c.DisplayName.Length > 0);
+        var edited = index.With([one with { Purpose = "one more edit" }], uuid => fleet.GetValueOrDefault(uuid));
+        Assert.Equal(index.SegmentCount, edited.SegmentCount);
+        Assert.All(Enumerable.Range(0, index.SegmentCount), k => Assert.True(edited.Segments[k].SharesArenasWith(index.Segments[k])));
+        Assert.Single(edited.Search(new ClientQuery { Purpose = "ONE MORE", IncludeRemoved = true }));
+        Assert.Empty(index.Search(new ClientQuery { Purpose = "ONE MORE", IncludeRemoved = true }));
+    }
+
+    [Fact]
+    public void OlderIndexes_AnswerAsTheyWereBuilt_AfterLaterVersionsAppendToSharedStorage()
+    {
+        var random = new Random(5);
+        var fleet = Enumerable.Range(0, 700).Select(i => RandomClient(random, i)).ToDictionary(c => c.Uuid, StringComparer.Ordinal);
+        var versions = new List<(ClientIndex Index, List<ClientRecord> Fleet)> { (ClientIndex.Build(fleet.Values), fleet.Values.ToList()) };
+        for (var round = 0; round < 60; round++)
+        {
+            var changed = fleet.Values.OrderBy(_ => random.Next()).Take(random.Next(1, 40)).Select(c => Mutate(random, c))
+                .GroupBy(c => c.Uuid).Select(g => g.First()).ToList();
+            var previous = new Dictionary<string, ClientRecord>(fleet, StringComparer.Ordinal);
+            var index = versions[^1].Index.With(changed, uuid => previous.GetValueOrDefault(uuid));
+            foreach (var client in changed)
+            {
+                fleet[client.Uuid] = client;
+            }
+
+            versions.Add((index, fleet.Values.ToList()));
+        }
+
+        foreach (var (index, clients) in versions)
+        {
+            foreach (var query in Queries(random, clients))
+            {
+                Assert.Equal(Describe(Reference(clients, query)), Describe(index.Search(query)));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ReadersSearchingWhileRefreshesBuildNewVersions_AlwaysSeeAWholeVersion()
+    {
+        // One writer makes version after version (as the registry's copy does, under its lock) and publishes each with
+        // the fleet it holds; readers search whatever version they last took, old or new, and compare with the rules.
+        var random = new Random(11);
+        var fleet = Enumerable.Range(0, 1_200).Select(i => RandomClient(random, i)).ToDictionary(c => c.Uuid, StringComparer.Ordinal);
+        var published = Tuple.Create(ClientIndex.Build(fleet.Values), fleet.Values.ToList());
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var newerVersionsTaken = 0;
+
+        var readers = Enumerable.Range(0, 3).Select(r => Task.Run(() =>
+        {
+            var mine = new Random(r);
+            var held = Volatile.Read(ref published);
+            for (var i = 0; i < 60; i++)
+            {
+                if (i % 4 == 0 && Volatile.Read(ref published) is var latest && latest != held)
+                {
+                    held = latest; // and keep searching it a while as newer versions appear
+                    Interlocked.Increment(ref newerVersionsTaken);
+                }
+
+                foreach (var query in Queries(mine, held.Item2).Take(8))
+                {
+                    var got = Describe(held.Item1.Search(query));
+                    if (got != Describe(Reference(held.Item2, query)))
+                    {
+                        failures.Enqueue($"reader {r}, search {i}: {query.Query ?? query.Purpose ?? string.Join(",", query.Names ?? [])}");
+                    }
+                }
+            }
+        })).ToArray();
+
+        var rounds = 0;
+        var writer = Task.Run(() =>
+        {
+            for (; rounds < 20_000 && !readers.All(t => t.IsCompleted); rounds++)
+            {
+                var changed = fleet.Values.OrderBy(_ => random.Next()).Take(random.Next(1, 80)).Select(c => Mutate(random, c))
+                    .GroupBy(c => c.Uuid).Select(g => g.First()).ToList();
+                var current = Volatile.Read(ref published).Item1;
+                var index = current.With(changed, uuid => fleet.GetValueOrDefault(uuid));
+                foreach (var client in changed)
+                {
+                    fleet[client.Uuid] = client;
+                }
+
+                Volatile.Write(ref published, Tuple.Create(index, fleet.Values.ToList()));
+            }
+        });
+
+        await Task.WhenAll(readers).WaitAsync(TimeSpan.FromMinutes(3));
+        await writer.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Empty(failures);
+        Assert.True(rounds >= 10 && newerVersionsTaken >= 3, $"versions written: {rounds}, newer versions taken by readers: {newerVersionsTaken}");
+    }
+
+    [Fact]
     public void Segments_SplitWhenManyClientsLandInOne_AndOrderHolds()
     {
         var random = new Random(7);
