@@ -30,6 +30,13 @@ public sealed record ExchangeOptions
     /// <summary>HEAD requests in flight at once while a listing reads metadata.</summary>
     public int MetadataParallelism { get; init; } = 8;
 
+    /// <summary>
+    /// Ranges in flight at once when a download is larger than one part (1 = one GET). The range size is the
+    /// upload's part size when its manifest records one, else <see cref="PartSize"/>; each range in flight holds
+    /// one buffer of that size.
+    /// </summary>
+    public int DownloadParallelism { get; init; } = 4;
+
     /// <summary>Hours a presigned URL used internally (a download by transfer id) lives.</summary>
     public int InternalUrlHours { get; init; } = 1;
 }
@@ -378,15 +385,19 @@ public sealed class ExchangeClient : IDisposable
         using var lease = Guard?.Begin(NullIfServer(source), OperationNames.ExchangeDownload, $"{transferId ?? PresignedHttpTransfer.Describe(url)} → {target}");
         try
         {
+            var partSize = Options.PartSize;
             if (string.IsNullOrWhiteSpace(expectedSha256) && lookupKey is not null)
             {
                 // A local fault is known before the endpoint is asked anything (and reported as one).
                 PresignedHttpTransfer.CheckDestination(target);
                 // Before any byte is fetched: a missing or foreign manifest refuses the download, nothing is written.
-                expectedSha256 = (await ResolveCoreAsync(lookupKey, ct).ConfigureAwait(false))?.Sha256;
+                var info = await ResolveFullAsync(lookupKey, ct).ConfigureAwait(false);
+                expectedSha256 = info?.Sha256;
+                partSize = info?.PartSize ?? partSize;
             }
 
-            var outcome = await PresignedHttpTransfer.DownloadAsync(_http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ct).ConfigureAwait(false);
+            var ranges = new RangedDownloadOptions(Math.Clamp(partSize, RangedDownloadOptions.MinPartSize, RangedDownloadOptions.MaxPartSize), Math.Max(1, Options.DownloadParallelism));
+            var outcome = await PresignedHttpTransfer.DownloadAsync(_http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ranges, ct).ConfigureAwait(false);
             lease?.Complete(OperationStatus.Succeeded, $"{outcome.Size} bytes{(outcome.Verified ? ", sha256 verified" : ", no sha256 to verify")}{(outcome.Resumed ? ", resumed" : "")}");
             return new ExchangeDownloadResult(outcome.Path, outcome.Size, outcome.Sha256, outcome.Verified, outcome.Resumed, transferId);
         }
@@ -419,7 +430,11 @@ public sealed class ExchangeClient : IDisposable
     /// in a short-lived process (a verb, a cmdlet) the SDK's first request costs about a quarter of a CPU-second of
     /// JIT, more than the lookup itself.
     /// </remarks>
-    private async Task<(long Size, string? Sha256)?> ResolveCoreAsync(string key, CancellationToken ct)
+    private async Task<(long Size, string? Sha256)?> ResolveCoreAsync(string key, CancellationToken ct) =>
+        await ResolveFullAsync(key, ct).ConfigureAwait(false) is { } info ? (info.Size, info.Sha256) : null;
+
+    /// <summary>As <see cref="ResolveCoreAsync"/>, with the upload's part size when its manifest records one.</summary>
+    private async Task<(long Size, string? Sha256, int? PartSize)?> ResolveFullAsync(string key, CancellationToken ct)
     {
         using var head = await LookupAsync(HttpMethod.Head, key, ct).ConfigureAwait(false);
         if (head.StatusCode == HttpStatusCode.NotFound)
@@ -430,22 +445,26 @@ public sealed class ExchangeClient : IDisposable
         var size = head.Content.Headers.ContentLength ?? throw new ExchangeException($"lookup of '{key}' failed: the endpoint gave no Content-Length", null);
         if (Header(head, "x-amz-meta-sha256") is { Length: > 0 } sha)
         {
-            return (size, sha);
+            return (size, sha, null);
         }
 
         if (Header(head, "x-amz-meta-" + ExchangeLimits.ManifestMetadata) is not { Length: > 0 } nonce)
         {
-            return (size, null);
+            return (size, null, null);
         }
 
-        return (size, await ReadManifestAsync(key, nonce, size, ct).ConfigureAwait(false));
+        var manifest = await ReadManifestCoreAsync(key, nonce, size, ct).ConfigureAwait(false);
+        return (size, manifest.Sha256, manifest.PartSize);
     }
 
     private static string? Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) || response.Content.Headers.TryGetValues(name, out values) ? values.FirstOrDefault() : null;
 
     /// <summary>The manifest's SHA-256 for the object at <paramref name="key"/>, verified to be this object's.</summary>
-    private async Task<string> ReadManifestAsync(string key, string nonce, long size, CancellationToken ct)
+    private async Task<string> ReadManifestAsync(string key, string nonce, long size, CancellationToken ct) =>
+        (await ReadManifestCoreAsync(key, nonce, size, ct).ConfigureAwait(false)).Sha256;
+
+    private async Task<ExchangeManifest> ReadManifestCoreAsync(string key, string nonce, long size, CancellationToken ct)
     {
         using var response = await LookupAsync(HttpMethod.Get, TransferNames.ManifestKey(key), ct).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound)
@@ -469,7 +488,7 @@ public sealed class ExchangeClient : IDisposable
             throw ExchangeManifest.Invalid(key, "it is too large to be a manifest");
         }
 
-        return ExchangeManifest.Verify(body.AsSpan(0, length), key, nonce, size);
+        return ExchangeManifest.VerifyManifest(body.AsSpan(0, length), key, nonce, size);
     }
 
     /// <summary>A HEAD or GET of <paramref name="key"/> by a short presigned URL: success or 404, else <see cref="ExchangeException"/>.</summary>
