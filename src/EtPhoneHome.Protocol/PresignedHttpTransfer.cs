@@ -444,6 +444,9 @@ public static class PresignedHttpTransfer
     /// <summary>One download of <c>total</c> bytes as parallel ranges (see <see cref="DownloadRangedAsync"/>).</summary>
     private sealed class RangedDownload(HttpClient http, Uri url, string partial, int part, long total, EntityTagHeaderValue? etag, string? metadataSha)
     {
+        /// <summary>Bytes of a range read and written to the file at a time.</summary>
+        private const int WriteChunk = 256 * 1024;
+
         private readonly ConcurrentBag<byte[]> _buffers = [];
         private readonly long _count = (total + part - 1) / part;
 
@@ -567,15 +570,25 @@ public static class PresignedHttpTransfer
                     Check(response, start, end);
                     await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
                     var done = 0;
+                    var written = 0;
                     while (done < length)
                     {
-                        var read = await body.ReadAsync(buffer.AsMemory(done, length - done), ct).ConfigureAwait(false);
+                        var read = await body.ReadAsync(buffer.AsMemory(done, Math.Min(length - done, WriteChunk)), ct).ConfigureAwait(false);
                         if (read == 0)
                         {
                             throw new IOException(string.Create(CultureInfo.InvariantCulture, $"the connection ended after {done} of {length} bytes of range {start}-{end}"));
                         }
 
                         done += read;
+                        if (done - written >= WriteChunk || done == length)
+                        {
+                            // Written while the bytes are still in the CPU's cache: copying a whole range into the page
+                            // cache after it arrived cost twice the system time (the data had left the cache).
+                            var chunk = buffer.AsMemory(written, done - written);
+                            var at = start + written;
+                            await LocalAsync(partial, () => RandomAccess.WriteAsync(handle, chunk, at, ct).AsTask()).ConfigureAwait(false);
+                            written = done;
+                        }
                     }
 
                     var extra = new byte[1];
@@ -585,7 +598,6 @@ public static class PresignedHttpTransfer
                     }
                 }
 
-                await LocalAsync(partial, () => RandomAccess.WriteAsync(handle, buffer.AsMemory(0, length), start, ct).AsTask()).ConfigureAwait(false);
                 return (buffer, length);
             }
             catch

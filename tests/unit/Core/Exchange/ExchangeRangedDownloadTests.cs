@@ -178,6 +178,47 @@ public sealed class ExchangeRangedDownloadTests(S3ServersFixture s3) : IClassFix
         Assert.Contains(server.Ranges, r => r == $"bytes={MiB}-" || r == $"bytes={2 * MiB}-");
     }
 
+    [Fact]
+    public async Task ARefusedPart_FailsTheUpload_NamingThePartAndTheStoresCode_NeverTheUrl()
+    {
+        const int Part = 5 * MiB;
+        var (source, _) = NewFile("refused.bin", 2 * Part + 1, seed: 26);
+        using var refusing = new RefusePartsHandler();
+        using var http = new HttpClient(refusing);
+        using var client = new ExchangeClient(s3.Strict.Settings, options: new ExchangeOptions { PartSize = Part, MultipartThreshold = Part }, http: http);
+
+        var ex = await Record.ExceptionAsync(() => client.UploadAsync(source));
+
+        var refused = Assert.IsType<ExchangeException>(ex);
+        Assert.Matches("part [123] of", refused.Message);
+        Assert.Contains("AccessDenied", refused.Message, StringComparison.Ordinal);
+        Assert.Equal("AccessDenied", refused.ErrorCode);
+        Assert.DoesNotContain("X-Amz-Signature", refused.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.True(refusing.Refused > 0);
+    }
+
+    /// <summary>Answers every UploadPart PUT like a store refusing it; passes everything else to the server.</summary>
+    private sealed class RefusePartsHandler() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        private int _refused;
+
+        public int Refused => Volatile.Read(ref _refused);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.Method == HttpMethod.Put && request.RequestUri!.Query.Contains("partNumber=", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref _refused);
+                return Task.FromResult(new HttpResponseMessage(HttpStatusCode.Forbidden)
+                {
+                    Content = new StringContent("<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>no</Message></Error>"),
+                });
+            }
+
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
     private static AmazonS3Client Raw(S3TestServer server) => new(new BasicAWSCredentials(S3TestServer.AccessKey, S3TestServer.SecretKey), new AmazonS3Config
     {
         ServiceURL = server.Endpoint.ToString(),
