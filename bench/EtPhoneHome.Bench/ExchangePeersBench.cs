@@ -162,7 +162,7 @@ internal static class ExchangePeersBench
         Console.WriteLine();
         Console.WriteLine("| tool | configuration |");
         Console.WriteLine("|---|---|");
-        Console.WriteLine($"| eph | `eph-server exchange upload/download` (defaults): {partMib} MiB parts, {parallel} in flight, SHA-256 while reading (file read once), signed SHA-256 per part, manifest; download one stream, SHA-256 verified, .partial + rename |");
+        Console.WriteLine($"| eph | `eph-server exchange upload/download` (defaults): {partMib} MiB parts, {parallel} in flight, SHA-256 while reading (file read once), parts to presigned UploadPart URLs, manifest; download {parallel} ranges in flight of the upload's part size, SHA-256 verified in order, .partial + rename |");
         Console.WriteLine($"| rclone | {rcloneVersion}: `copyto --s3-chunk-size {partMib}M --s3-upload-concurrency {parallel} --s3-upload-cutoff {partMib}M`; download `--multi-thread-streams {parallel}` (cutoff 250M); MD5 checks on (default) |");
         Console.WriteLine($"| aws | {awsVersion}: `s3 cp`, multipart_chunksize {partMib}MB, multipart_threshold {partMib}MB, max_concurrent_requests {parallel}, checksums when_required |");
         Console.WriteLine();

@@ -30,6 +30,13 @@ public sealed record ExchangeOptions
     /// <summary>HEAD requests in flight at once while a listing reads metadata.</summary>
     public int MetadataParallelism { get; init; } = 8;
 
+    /// <summary>
+    /// Ranges in flight at once when a download is larger than one part (1 = one GET). The range size is the
+    /// upload's part size when its manifest records one, else <see cref="PartSize"/>; each range in flight holds
+    /// one buffer of that size.
+    /// </summary>
+    public int DownloadParallelism { get; init; } = 4;
+
     /// <summary>Hours a presigned URL used internally (a download by transfer id) lives.</summary>
     public int InternalUrlHours { get; init; } = 1;
 }
@@ -92,7 +99,7 @@ public sealed class ExchangeClient : IDisposable
     /// Uploads a file (<c>exchange_upload</c>). <paramref name="expiresHours"/> (1–12) is checked before anything
     /// is read or sent. The file is read once. Up to the multipart threshold it is read into memory, hashed there and
     /// sent in one PUT with its SHA-256 in the object metadata. Larger files go up in parts: the whole-file SHA-256 is
-    /// computed in order as the parts are read, each part carries its own signed SHA-256 (checked by the store), and
+    /// computed in order as the parts are read (the only hash of the bytes), each part is one PUT to a presigned URL, and
     /// the hash is written to a manifest (<see cref="ExchangeManifest"/>) before the upload is completed, because
     /// metadata is sent when a multipart upload starts. A failure aborts the upload and removes the manifest.
     /// </summary>
@@ -226,22 +233,11 @@ public sealed class ExchangeClient : IDisposable
                     {
                         try
                         {
-                            // The part's own checksum: without chunk encoding the SDK signs the SHA-256 of the whole
-                            // part (x-amz-content-sha256), computed here on the part's worker, and the store refuses a
-                            // part whose bytes do not match it. (Chunk encoding would sign 80 KiB chunks instead, which
-                            // costs both sides more CPU, and R2 does not implement it.)
-                            using var body = new MemoryStream(buffer, 0, length, writable: false);
-                            var response = await _s3.UploadPartAsync(new UploadPartRequest
-                            {
-                                BucketName = Settings.Bucket,
-                                Key = key,
-                                UploadId = uploadId,
-                                PartNumber = number,
-                                PartSize = length,
-                                InputStream = body,
-                                UseChunkEncoding = false,
-                            }, failed.Token).ConfigureAwait(false);
-                            etags[number - 1] = new PartETag(number, response.ETag);
+                            // One PUT of the part to a presigned UploadPart URL with plain HttpClient: the bytes are
+                            // hashed once (the whole-file SHA-256 above), not a second time for a signed payload
+                            // hash, and no SDK request pipeline runs per part. The part travels over TLS to R2;
+                            // the whole-file SHA-256 is verified by every download.
+                            etags[number - 1] = new PartETag(number, await PutPartAsync(key, uploadId, number, buffer, length, failed.Token).ConfigureAwait(false));
                             progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, Interlocked.Add(ref sent, length), size));
                         }
                         catch
@@ -256,6 +252,10 @@ public sealed class ExchangeClient : IDisposable
                         }
                     }, CancellationToken.None));
                 }
+            }
+            catch (OperationCanceledException) when (failed.IsCancellationRequested && !ct.IsCancellationRequested)
+            {
+                // A part failed and stopped the loop: that part's fault is rethrown below, not this cancellation.
             }
             finally
             {
@@ -310,6 +310,73 @@ public sealed class ExchangeClient : IDisposable
             }
 
             throw;
+        }
+    }
+
+    /// <summary>Sends one part to a presigned UploadPart URL; returns its ETag. A refusal is an <see cref="ExchangeException"/> naming the part, never the URL.</summary>
+    private async Task<string> PutPartAsync(string key, string uploadId, int number, byte[] buffer, int length, CancellationToken ct)
+    {
+        var url = _s3.GetPreSignedURL(new GetPreSignedUrlRequest
+        {
+            BucketName = Settings.Bucket,
+            Key = key,
+            Verb = HttpVerb.PUT,
+            UploadId = uploadId,
+            PartNumber = number,
+            Expires = _time.GetUtcNow().AddHours(Options.InternalUrlHours).UtcDateTime,
+            Protocol = Settings.Endpoint.Scheme == Uri.UriSchemeHttp ? Amazon.S3.Protocol.HTTP : Amazon.S3.Protocol.HTTPS,
+        });
+        using var content = new ByteArrayContent(buffer, 0, length);
+        using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = content };
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new ExchangeException($"upload of part {number} of '{key}' failed: the endpoint could not be reached ({ex.HttpRequestError})", null, ex);
+        }
+
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                var code = await ErrorCodeAsync(response, ct).ConfigureAwait(false);
+                throw new ExchangeException($"upload of part {number} of '{key}' failed: {code ?? "error"} (HTTP {(int)response.StatusCode})", code);
+            }
+
+            return response.Headers.ETag?.Tag is { Length: > 0 } etag
+                ? etag
+                : throw new ExchangeException($"upload of part {number} of '{key}' failed: the endpoint returned no ETag", null);
+        }
+    }
+
+    /// <summary>The S3 error code of a refused request (<c>&lt;Code&gt;</c> of its XML body, read up to 4 KiB), or null.</summary>
+    private static async Task<string?> ErrorCodeAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        try
+        {
+            var buffer = new byte[4096];
+            var length = 0;
+            await using (var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
+            {
+                int read;
+                while (length < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(length), ct).ConfigureAwait(false)) > 0)
+                {
+                    length += read;
+                }
+            }
+
+            var text = System.Text.Encoding.UTF8.GetString(buffer, 0, length);
+            var start = text.IndexOf("<Code>", StringComparison.Ordinal);
+            var end = start < 0 ? -1 : text.IndexOf("</Code>", start, StringComparison.Ordinal);
+            var code = end < 0 ? null : text[(start + "<Code>".Length)..end];
+            return code is { Length: > 0 and <= 64 } && code.All(char.IsAsciiLetterOrDigit) ? code : null;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            return null;
         }
     }
 
@@ -378,15 +445,19 @@ public sealed class ExchangeClient : IDisposable
         using var lease = Guard?.Begin(NullIfServer(source), OperationNames.ExchangeDownload, $"{transferId ?? PresignedHttpTransfer.Describe(url)} → {target}");
         try
         {
+            var partSize = Options.PartSize;
             if (string.IsNullOrWhiteSpace(expectedSha256) && lookupKey is not null)
             {
                 // A local fault is known before the endpoint is asked anything (and reported as one).
                 PresignedHttpTransfer.CheckDestination(target);
                 // Before any byte is fetched: a missing or foreign manifest refuses the download, nothing is written.
-                expectedSha256 = (await ResolveCoreAsync(lookupKey, ct).ConfigureAwait(false))?.Sha256;
+                var info = await ResolveFullAsync(lookupKey, ct).ConfigureAwait(false);
+                expectedSha256 = info?.Sha256;
+                partSize = info?.PartSize ?? partSize;
             }
 
-            var outcome = await PresignedHttpTransfer.DownloadAsync(_http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ct).ConfigureAwait(false);
+            var ranges = new RangedDownloadOptions(Math.Clamp(partSize, RangedDownloadOptions.MinPartSize, RangedDownloadOptions.MaxPartSize), Math.Max(1, Options.DownloadParallelism));
+            var outcome = await PresignedHttpTransfer.DownloadAsync(_http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ranges, ct).ConfigureAwait(false);
             lease?.Complete(OperationStatus.Succeeded, $"{outcome.Size} bytes{(outcome.Verified ? ", sha256 verified" : ", no sha256 to verify")}{(outcome.Resumed ? ", resumed" : "")}");
             return new ExchangeDownloadResult(outcome.Path, outcome.Size, outcome.Sha256, outcome.Verified, outcome.Resumed, transferId);
         }
@@ -419,7 +490,11 @@ public sealed class ExchangeClient : IDisposable
     /// in a short-lived process (a verb, a cmdlet) the SDK's first request costs about a quarter of a CPU-second of
     /// JIT, more than the lookup itself.
     /// </remarks>
-    private async Task<(long Size, string? Sha256)?> ResolveCoreAsync(string key, CancellationToken ct)
+    private async Task<(long Size, string? Sha256)?> ResolveCoreAsync(string key, CancellationToken ct) =>
+        await ResolveFullAsync(key, ct).ConfigureAwait(false) is { } info ? (info.Size, info.Sha256) : null;
+
+    /// <summary>As <see cref="ResolveCoreAsync"/>, with the upload's part size when its manifest records one.</summary>
+    private async Task<(long Size, string? Sha256, int? PartSize)?> ResolveFullAsync(string key, CancellationToken ct)
     {
         using var head = await LookupAsync(HttpMethod.Head, key, ct).ConfigureAwait(false);
         if (head.StatusCode == HttpStatusCode.NotFound)
@@ -430,22 +505,26 @@ public sealed class ExchangeClient : IDisposable
         var size = head.Content.Headers.ContentLength ?? throw new ExchangeException($"lookup of '{key}' failed: the endpoint gave no Content-Length", null);
         if (Header(head, "x-amz-meta-sha256") is { Length: > 0 } sha)
         {
-            return (size, sha);
+            return (size, sha, null);
         }
 
         if (Header(head, "x-amz-meta-" + ExchangeLimits.ManifestMetadata) is not { Length: > 0 } nonce)
         {
-            return (size, null);
+            return (size, null, null);
         }
 
-        return (size, await ReadManifestAsync(key, nonce, size, ct).ConfigureAwait(false));
+        var manifest = await ReadManifestCoreAsync(key, nonce, size, ct).ConfigureAwait(false);
+        return (size, manifest.Sha256, manifest.PartSize);
     }
 
     private static string? Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) || response.Content.Headers.TryGetValues(name, out values) ? values.FirstOrDefault() : null;
 
     /// <summary>The manifest's SHA-256 for the object at <paramref name="key"/>, verified to be this object's.</summary>
-    private async Task<string> ReadManifestAsync(string key, string nonce, long size, CancellationToken ct)
+    private async Task<string> ReadManifestAsync(string key, string nonce, long size, CancellationToken ct) =>
+        (await ReadManifestCoreAsync(key, nonce, size, ct).ConfigureAwait(false)).Sha256;
+
+    private async Task<ExchangeManifest> ReadManifestCoreAsync(string key, string nonce, long size, CancellationToken ct)
     {
         using var response = await LookupAsync(HttpMethod.Get, TransferNames.ManifestKey(key), ct).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound)
@@ -469,7 +548,7 @@ public sealed class ExchangeClient : IDisposable
             throw ExchangeManifest.Invalid(key, "it is too large to be a manifest");
         }
 
-        return ExchangeManifest.Verify(body.AsSpan(0, length), key, nonce, size);
+        return ExchangeManifest.VerifyManifest(body.AsSpan(0, length), key, nonce, size);
     }
 
     /// <summary>A HEAD or GET of <paramref name="key"/> by a short presigned URL: success or 404, else <see cref="ExchangeException"/>.</summary>

@@ -42,7 +42,10 @@ public sealed record ExchangeManifest(string Key, string Nonce, long Size, strin
     /// metadata names <paramref name="nonce"/>; throws <see cref="ExchangeException"/> (code <c>ManifestInvalid</c>)
     /// when it is malformed or belongs to another object.
     /// </summary>
-    public static string Verify(ReadOnlySpan<byte> json, string key, string nonce, long size)
+    public static string Verify(ReadOnlySpan<byte> json, string key, string nonce, long size) => VerifyManifest(json, key, nonce, size).Sha256;
+
+    /// <summary>As <see cref="Verify"/>, the whole manifest (its part size tells a download how to split its ranges).</summary>
+    public static ExchangeManifest VerifyManifest(ReadOnlySpan<byte> json, string key, string nonce, long size)
     {
         ExchangeManifest manifest;
         try
@@ -69,7 +72,7 @@ public sealed record ExchangeManifest(string Key, string Nonce, long Size, strin
             throw Invalid(key, string.Create(CultureInfo.InvariantCulture, $"it records {manifest.Size} bytes, the object has {size}"));
         }
 
-        return manifest.Sha256;
+        return manifest;
     }
 
     private static ExchangeManifest Parse(ReadOnlySpan<byte> json)
