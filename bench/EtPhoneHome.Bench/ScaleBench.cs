@@ -111,8 +111,9 @@ internal static class ScaleBench
 
             report.Add("");
 
-            // 4. Memory.
+            // 4. Memory, and what the idle fleet costs in CPU.
             report.AddRange(ServerMemory(env, count));
+            report.AddRange(await IdleCpuAsync(env, count, TimeSpan.FromSeconds(30)));
         }
 
         // 5. Storms.
@@ -240,6 +241,68 @@ internal static class ScaleBench
 
         var total = (Rss: kinds.Values.Sum(v => v.Rss), Pss: kinds.Values.Sum(v => v.Pss));
         lines.Add(string.Create(CultureInfo.InvariantCulture, $"| **all** | {kinds.Values.Sum(v => v.Count)} | {total.Rss / 1024.0:0.0} MiB | {total.Pss / 1024.0:0.0} MiB | **{total.Pss / 1024.0 / clients:0.00} MiB** |"));
+        lines.Add("");
+        return lines;
+    }
+
+    /// <summary>CPU-seconds every process of the fleet used over <paramref name="window"/> while nothing was asked of it, by kind.</summary>
+    private static async Task<List<string>> IdleCpuAsync(SandboxEnvironment env, int clients, TimeSpan window)
+    {
+        static Dictionary<int, (string Kind, long Ticks)> Sample(SandboxEnvironment env)
+        {
+            var sample = new Dictionary<int, (string, long)>();
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    var comm = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                    var kind = pid == env.Hub?.Pid ? "hub" : comm switch
+                    {
+                        "eph-agent" => "agents (eph-agent)",
+                        "ssh" => "agents' ssh",
+                        "sshd" => "sshd",
+                        "eph-gate" => "gate relays",
+                        _ => null,
+                    };
+                    if (kind is not null)
+                    {
+                        sample[pid] = (kind, long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture));
+                    }
+                }
+                catch (Exception ex) when (ex is IOException or FormatException or ArgumentOutOfRangeException)
+                {
+                    // exited meanwhile
+                }
+            }
+
+            return sample;
+        }
+
+        var before = Sample(env);
+        await Task.Delay(window);
+        var after = Sample(env);
+        var hz = 100.0; // USER_HZ on Linux
+        var byKind = after.Where(a => before.ContainsKey(a.Key)).GroupBy(a => a.Value.Kind)
+            .ToDictionary(g => g.Key, g => g.Sum(a => a.Value.Ticks - before[a.Key].Ticks) / hz, StringComparer.Ordinal);
+        var lines = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture, $"CPU of the idle fleet over {window.TotalSeconds:0} s (nothing asked of it; heartbeats every 30 s; load {Load()}):"),
+            "",
+            "| processes | CPU-s | share of one core | per client per minute |",
+            "|---|---:|---:|---:|",
+        };
+        foreach (var (kind, seconds) in byKind.OrderBy(k => k.Key, StringComparer.Ordinal))
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture, $"| {kind} | {seconds:0.00} | {seconds / window.TotalSeconds * 100:0.0} % | {seconds / clients * 60 / window.TotalSeconds * 1000:0.0} ms |"));
+        }
+
         lines.Add("");
         return lines;
     }
