@@ -73,7 +73,11 @@ public sealed class DiskFullIntegrationTests(ITestOutputHelper output)
             using (var registry = env.OpenRegistry())
             {
                 Assert.Equal(sessionId, registry.GetOpenSession(client.Uuid)!.Id);
-                Assert.True(registry.GetClient(client.Uuid)!.Online);
+                // Online again once its next heartbeat is recorded: "writable again" may come from another writer first
+                // (the refused newcomer retrying), while the last heartbeat recorded is still the stale one from before.
+                await SandboxEnvironment.WaitUntilAsync(() => registry.GetClient(client.Uuid)!.Online ? "online" : null,
+                    SandboxFixture.Patience, "the client to show online again on its next heartbeat");
+                Assert.Equal(sessionId, registry.GetOpenSession(client.Uuid)!.Id);
             }
 
             var again = await SandboxEnvironment.RunForResultAsync(env.ServerExecutable, ["exec", "--data", data, "--client", client.Uuid, "--", "echo", "ok"]);
