@@ -143,16 +143,24 @@ internal static class AgentMemoryBench
         return $"| {label} | {rss} | {rollup.GetValueOrDefault("Pss")} | {rollup.GetValueOrDefault("Private_Clean") + rollup.GetValueOrDefault("Private_Dirty")} | {rollup.GetValueOrDefault("Anonymous")} |";
     }
 
-    private static Dictionary<string, long> Rollup(int pid)
+    /// <summary>The fields of /proc/PID/smaps_rollup in KiB (empty when the process is gone).</summary>
+    internal static Dictionary<string, long> Rollup(int pid)
     {
         var fields = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var line in File.ReadLines($"/proc/{pid}/smaps_rollup").Skip(1))
+        try
         {
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length >= 2 && long.TryParse(parts[1], CultureInfo.InvariantCulture, out var kib))
+            foreach (var line in File.ReadLines($"/proc/{pid}/smaps_rollup").Skip(1))
             {
-                fields[parts[0].TrimEnd(':')] = kib;
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (parts.Length >= 2 && long.TryParse(parts[1], CultureInfo.InvariantCulture, out var kib))
+                {
+                    fields[parts[0].TrimEnd(':')] = kib;
+                }
             }
+        }
+        catch (IOException)
+        {
+            // exited meanwhile
         }
 
         return fields;

@@ -145,5 +145,5 @@ internal static class HubFailoverBench
         return result;
     }
 
-    private static string Load() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
+    private static string Load() => FleetSteps.Load();
 }

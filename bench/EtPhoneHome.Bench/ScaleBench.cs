@@ -222,7 +222,7 @@ internal static class ScaleBench
         {
             var comm = Comm(pid);
             var kind = pid == hub ? "hub (eph-server run)" : pid == sshd ? "sshd listener" : comm.StartsWith("eph-gate", StringComparison.Ordinal) ? "gate relays (eph-gate session)" : comm.StartsWith("sshd", StringComparison.Ordinal) ? "sshd session processes" : $"other ({comm})";
-            var rollup = Rollup(pid);
+            var rollup = AgentMemoryBench.Rollup(pid);
             var now = kinds.GetValueOrDefault(kind);
             kinds[kind] = (now.Count + 1, now.Rss + rollup.GetValueOrDefault("Rss"), now.Pss + rollup.GetValueOrDefault("Pss"));
         }
@@ -437,27 +437,6 @@ internal static class ScaleBench
         }
     }
 
-    private static Dictionary<string, long> Rollup(int pid)
-    {
-        var fields = new Dictionary<string, long>(StringComparer.Ordinal);
-        try
-        {
-            foreach (var line in File.ReadLines($"/proc/{pid}/smaps_rollup").Skip(1))
-            {
-                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (parts.Length >= 2 && long.TryParse(parts[1], CultureInfo.InvariantCulture, out var kib))
-                {
-                    fields[parts[0].TrimEnd(':')] = kib;
-                }
-            }
-        }
-        catch (IOException)
-        {
-            // exited meanwhile
-        }
-
-        return fields;
-    }
 
     private static string Load() => FleetSteps.Load();
 }
