@@ -25,7 +25,7 @@ public sealed class SshSupervisor(AgentConfig config, string configDir)
         }
 
         // Detected now, while the first connection is made, and refreshed in the background: no hello waits for it again.
-        var capabilities = new CapabilityCache();
+        using var capabilities = new CapabilityCache();
         var servers = config.AllServers();
         var selector = new ServerSelector(servers, new ReconnectBackoff(config.ReconnectInitialS, config.ReconnectMaxS));
         var status = new StatusReporter(configDir, selector.Current.ToString(), rpc.Port);

@@ -12,7 +12,7 @@ public sealed class CapabilityCacheTests
     public async Task TheFirstDetection_RunsOnce_AtStart_AndEveryHelloBeforeTheRefreshTimeGetsItsResult()
     {
         var runs = 0;
-        var cache = new CapabilityCache(() => { Interlocked.Increment(ref runs); return ["docker", "git"]; }, new ManualTime(DateTimeOffset.UnixEpoch));
+        using var cache = new CapabilityCache(() => { Interlocked.Increment(ref runs); return ["docker", "git"]; }, new ManualTime(DateTimeOffset.UnixEpoch));
         for (var i = 0; i < 5; i++)
         {
             Assert.Equal(["docker", "git"], await cache.GetAsync(CancellationToken.None).WaitAsync(Patience));
@@ -27,7 +27,7 @@ public sealed class CapabilityCacheTests
         var time = new ManualTime(DateTimeOffset.UnixEpoch);
         using var release = new ManualResetEventSlim(false);
         var runs = 0;
-        var cache = new CapabilityCache(() =>
+        using var cache = new CapabilityCache(() =>
         {
             if (Interlocked.Increment(ref runs) == 1)
             {
@@ -54,7 +54,7 @@ public sealed class CapabilityCacheTests
     {
         var time = new ManualTime(DateTimeOffset.UnixEpoch);
         var runs = 0;
-        var cache = new CapabilityCache(() => Interlocked.Increment(ref runs) == 1 ? throw new IOException("no /proc") : ["ssh"], time);
+        using var cache = new CapabilityCache(() => Interlocked.Increment(ref runs) == 1 ? throw new IOException("no /proc") : ["ssh"], time);
         Assert.Empty(await cache.GetAsync(CancellationToken.None).WaitAsync(Patience));
         time.Advance(CapabilityCache.DefaultRefreshAfter);
         Assert.Empty(await cache.GetAsync(CancellationToken.None).WaitAsync(Patience)); // starts the refresh
@@ -63,10 +63,20 @@ public sealed class CapabilityCacheTests
     }
 
     [Fact]
+    public async Task TheResultIsRefreshedInTheBackground_WithoutAnyHello_SoALateReconnectReportsWhatIsInstalledNow()
+    {
+        var runs = 0;
+        using var cache = new CapabilityCache(() => Interlocked.Increment(ref runs) == 1 ? ["git"] : ["docker", "git"], refreshAfter: TimeSpan.FromMilliseconds(200));
+        await WaitForAsync(() => Volatile.Read(ref runs) >= 2);
+        await Task.Delay(300); // the next tick takes the finished refresh as the current result
+        Assert.Equal(["docker", "git"], await cache.GetAsync(CancellationToken.None).WaitAsync(Patience));
+    }
+
+    [Fact]
     public async Task AHelloWaitingForTheFirstDetection_IsCancelledWithItsConnection()
     {
         using var release = new ManualResetEventSlim(false);
-        var cache = new CapabilityCache(() => { release.Wait(Patience); return ["git"]; });
+        using var cache = new CapabilityCache(() => { release.Wait(Patience); return ["git"]; });
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cache.GetAsync(cts.Token));
         release.Set();
