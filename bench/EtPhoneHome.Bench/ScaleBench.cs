@@ -251,34 +251,19 @@ internal static class ScaleBench
         static Dictionary<int, (string Kind, long Ticks)> Sample(SandboxEnvironment env)
         {
             var sample = new Dictionary<int, (string, long)>();
-            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            foreach (var p in ProcessTable())
             {
-                if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid))
+                var kind = p.Pid == env.Hub?.Pid ? "hub" : p.Comm switch
                 {
-                    continue;
-                }
-
-                try
+                    "eph-agent" => "agents (eph-agent)",
+                    "ssh" => "agents' ssh",
+                    "sshd" => "sshd",
+                    "eph-gate" => "gate relays",
+                    _ => null,
+                };
+                if (kind is not null)
                 {
-                    var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                    var comm = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
-                    var kind = pid == env.Hub?.Pid ? "hub" : comm switch
-                    {
-                        "eph-agent" => "agents (eph-agent)",
-                        "ssh" => "agents' ssh",
-                        "sshd" => "sshd",
-                        "eph-gate" => "gate relays",
-                        _ => null,
-                    };
-                    if (kind is not null)
-                    {
-                        sample[pid] = (kind, long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture));
-                    }
-                }
-                catch (Exception ex) when (ex is IOException or FormatException or ArgumentOutOfRangeException)
-                {
-                    // exited meanwhile
+                    sample[p.Pid] = (kind, p.Ticks);
                 }
             }
 
@@ -394,24 +379,9 @@ internal static class ScaleBench
     private static IEnumerable<int> Descendants(int root)
     {
         var children = new Dictionary<int, List<int>>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        foreach (var p in ProcessTable())
         {
-            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid))
-            {
-                continue;
-            }
-
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                var parent = int.Parse(fields[1], CultureInfo.InvariantCulture);
-                (children.TryGetValue(parent, out var list) ? list : children[parent] = []).Add(pid);
-            }
-            catch (IOException)
-            {
-                // exited meanwhile
-            }
+            (children.TryGetValue(p.Parent, out var list) ? list : children[p.Parent] = []).Add(p.Pid);
         }
 
         var queue = new Queue<int>([root]);
@@ -423,6 +393,33 @@ internal static class ScaleBench
                 queue.Enqueue(child);
             }
         }
+    }
+
+    /// <summary>Every process now: pid, name, parent and CPU ticks (utime + stime) from /proc/PID/stat.</summary>
+    private static List<(int Pid, string Comm, int Parent, long Ticks)> ProcessTable()
+    {
+        var table = new List<(int, string, int, long)>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                table.Add((pid, stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')], int.Parse(fields[1], CultureInfo.InvariantCulture),
+                    long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)));
+            }
+            catch (Exception ex) when (ex is IOException or FormatException or ArgumentOutOfRangeException)
+            {
+                // exited meanwhile
+            }
+        }
+
+        return table;
     }
 
     private static string Comm(int pid)

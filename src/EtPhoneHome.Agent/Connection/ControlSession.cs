@@ -35,9 +35,9 @@ public sealed class ControlSession
     private long _lastFrameTicks;
     private string? _lastSshError;
 
-    public ControlSession(AgentConfig config, string configDir, RpcServer rpc, StatusReporter status, CapabilityCache? capabilities = null)
+    public ControlSession(AgentConfig config, string configDir, RpcServer rpc, StatusReporter status, CapabilityCache capabilities)
     {
-        _capabilities = capabilities ?? new CapabilityCache();
+        _capabilities = capabilities;
         _config = config;
         _configDir = configDir;
         _rpc = rpc;
