@@ -196,12 +196,20 @@ internal static class AgentMemoryBench
         return totals.Select(kv => (kv.Key, kv.Value.Rss, kv.Value.Pss, kv.Value.Anon)).ToList();
     }
 
-    internal static double CpuSeconds(int pid)
+    /// <summary>utime + stime of a process in seconds (with <paramref name="withReapedChildren"/>, also cutime +
+    /// cstime: the children it has waited for).</summary>
+    internal static double CpuSeconds(int pid, bool withReapedChildren = false)
     {
-        // Fields after the command name in parentheses: utime and stime are the 12th and 13th.
+        // Fields after the command name in parentheses: utime, stime, cutime, cstime are the 12th to 15th.
         var stat = File.ReadAllText($"/proc/{pid}/stat");
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        if (withReapedChildren)
+        {
+            ticks += long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture);
+        }
+
+        return ticks / 100.0;
     }
 
     private static string Load() => File.ReadAllText("/proc/loadavg").Split(' ')[0];

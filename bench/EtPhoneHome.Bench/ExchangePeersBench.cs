@@ -205,23 +205,15 @@ internal static class ExchangePeersBench
     private static async Task<(double Wall, double ToolCpu, double ServerCpu)> MeasureAsync(int serverPid, string program, IReadOnlyList<string> args, IReadOnlyDictionary<string, string?> env, Action<string>? onOutput = null)
     {
         var timeFile = Path.Combine(Path.GetTempPath(), $"eph-bench-time-{Environment.ProcessId}");
-        var serverBefore = CpuSeconds(serverPid);
+        var serverBefore = AgentMemoryBench.CpuSeconds(serverPid);
         var clock = Stopwatch.StartNew();
         var stdout = await RunAsync("/usr/bin/time", ["-o", timeFile, "-f", "%U %S", program, .. args], env);
         var wall = clock.Elapsed.TotalSeconds;
-        var server = CpuSeconds(serverPid) - serverBefore;
+        var server = AgentMemoryBench.CpuSeconds(serverPid) - serverBefore;
         var times = (await File.ReadAllTextAsync(timeFile)).Trim().Split('\n')[^1].Split(' ');
         File.Delete(timeFile);
         onOutput?.Invoke(stdout);
         return (wall, double.Parse(times[0], CultureInfo.InvariantCulture) + double.Parse(times[1], CultureInfo.InvariantCulture), server);
-    }
-
-    /// <summary>utime + stime of a process, in seconds.</summary>
-    private static double CpuSeconds(int pid)
-    {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
     }
 
     private static async Task<string> RunAsync(string program, IReadOnlyList<string> args, IReadOnlyDictionary<string, string?> env)

@@ -25,6 +25,8 @@ internal static class Program
                 return await FanOutBench.RunAsync(args[1..]);
             case "simulated":
                 return await SimulatedBench.RunAsync(args[1..]);
+            case "simulated-host":
+                return await SimulatedBench.HostAsync(args[1..]);
             case "exchange":
                 return await ExchangeBench.RunAsync(args[1..]);
             case "exchange-peers":

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -94,12 +95,16 @@ public static class TunnelHandshake
         }, ProtocolJson.Default.HandshakeProof, ct).ConfigureAwait(false);
 
         var result = await Wire.ReadAsync(stream, ProtocolJson.Default.HandshakeResult, MaxHandshakeFrameBytes, ct).ConfigureAwait(false)
-            ?? throw new ProtocolException(ProtocolError.AuthenticationFailed, "agent closed the tunnel during the handshake (stale session secret?)");
+            ?? throw new ProtocolException(ProtocolError.Truncated,
+                "agent closed the tunnel during the handshake without an answer (it restarted, or had too many connections in their handshake)");
         if (!result.Ok)
         {
+            // A wrong secret is always answered "authentication failed"; an agent that gave up waiting says so.
             var kind = result.Error?.StartsWith("protocol version", StringComparison.Ordinal) == true
                 ? ProtocolError.VersionMismatch
-                : ProtocolError.AuthenticationFailed;
+                : result.Error?.StartsWith(TimedOutReason, StringComparison.Ordinal) == true
+                    ? ProtocolError.Timeout
+                    : ProtocolError.AuthenticationFailed;
             throw new ProtocolException(kind, $"agent refused the tunnel: {result.Error ?? "no reason given"}");
         }
 
@@ -137,6 +142,30 @@ public static class TunnelHandshake
 
         var buffer = new byte[96];
         return Convert.TryFromBase64String(value, buffer, out var n) ? buffer[..n] : null;
+    }
+
+    /// <summary>The reason an agent gives when the operator's proof did not arrive within its handshake time.</summary>
+    public const string TimedOutReason = "handshake not completed in time";
+
+    /// <summary>
+    /// Agent side, after its own handshake time ran out: tells the peer so (best effort, within one second), so that
+    /// an operator whose proof comes late learns the agent gave up waiting — not that its secret was wrong.
+    /// </summary>
+    public static async Task TryRefuseLateAsync(Stream stream, TimeSpan allowed)
+    {
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        try
+        {
+            await TryWriteResultAsync(stream, new HandshakeResult
+            {
+                Ok = false,
+                Error = string.Create(CultureInfo.InvariantCulture, $"{TimedOutReason} (the agent waits {allowed.TotalSeconds:0.#} s for the operator's proof)"),
+            }, limit.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or NotSupportedException)
+        {
+            // Nobody to tell.
+        }
     }
 
     private static async Task TryWriteResultAsync(Stream stream, HandshakeResult result, CancellationToken ct)

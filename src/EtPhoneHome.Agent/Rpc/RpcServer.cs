@@ -278,6 +278,11 @@ public sealed class RpcServer : IAsyncDisposable
             {
                 AgentLog.Warn("rpc: a tunnel connection failed the session-secret handshake; closed");
             }
+            else if (ex is OperationCanceledException && !abort.IsCancellationRequested)
+            {
+                // Our time ran out, not the connection's place (an evicted connection is already closed).
+                await TunnelHandshake.TryRefuseLateAsync(stream, _handshakeTimeout).ConfigureAwait(false);
+            }
 
             return;
         }

@@ -121,6 +121,42 @@ public sealed class TunnelSlotTests
     }
 
     [Fact]
+    public async Task AnOperatorWhoseProofComesAfterTheAgentsHandshakeTime_IsToldTheAgentGaveUpWaiting_NotThatItsSecretIsWrong()
+    {
+        // Seen under load: the operator's proof arrived after the agent's handshake time, the agent closed without a
+        // word and the operator reported a "stale session secret?" — sending operators to a registry that was right.
+        await using var server = new RpcServer(handshakeTimeout: TimeSpan.FromMilliseconds(300));
+        server.Start();
+        server.SetSession(_secret, Uuid, null);
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", server.Port);
+        await WaitUntilAsync(() => server.PendingConnections == 1); // admitted: its handshake time runs
+        await WaitUntilAsync(() => server.PendingConnections == 0); // and has run out
+
+        var ex = await Assert.ThrowsAsync<ProtocolException>(() => TunnelHandshake.ConnectAsync(tcp.GetStream(), _secret, CancellationToken.None));
+
+        Assert.Equal(ProtocolError.Timeout, ex.Error);
+        Assert.Contains("handshake not completed in time", ex.Message);
+        Assert.Contains("0.3 s", ex.Message);
+        Assert.DoesNotContain("secret", ex.Message);
+    }
+
+    [Fact]
+    public async Task AWrongSecret_IsStillAnAuthenticationFailure()
+    {
+        await using var server = new RpcServer();
+        server.Start();
+        server.SetSession(_secret, Uuid, null);
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", server.Port);
+
+        var ex = await Assert.ThrowsAsync<ProtocolException>(() => TunnelHandshake.ConnectAsync(tcp.GetStream(), TunnelHandshake.NewSecret(), CancellationToken.None));
+
+        Assert.Equal(ProtocolError.AuthenticationFailed, ex.Error);
+        Assert.Contains("authentication failed", ex.Message);
+    }
+
+    [Fact]
     public async Task AuthenticatedConnectionsPastTheirLimit_AreAnsweredBusy_AndAFreedPlaceIsUsableAgain()
     {
         await using var server = new RpcServer(maxConnections: 2);
