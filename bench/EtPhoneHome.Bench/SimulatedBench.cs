@@ -102,9 +102,9 @@ internal static class SimulatedBench
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"## {count} agents simulated on loopback, no ssh, {(processes == 0 ? "all in the bench process" : $"in {processes} host processes")} ({DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores), median of {rounds}"));
             Console.WriteLine();
-            Console.WriteLine("CPU-seconds of the last round: operator = this process; agents = the host processes with the shells they reaped.");
+            Console.WriteLine("CPU-seconds of the last round: operator (this process) / agents (the host processes) + the processes they started and reaped.");
             Console.WriteLine();
-            Console.WriteLine("| agents | host processes | throttle | `run_command true` to all | CPU operator / agents | `heartbeat` to all | CPU operator / agents | load |");
+            Console.WriteLine("| agents | host processes | throttle | `run_command true` to all | CPU operator / agents + children | `heartbeat` to all | CPU operator / agents + children | load |");
             Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
             lines.ForEach(Console.WriteLine);
             return 0;
@@ -290,15 +290,17 @@ internal static class SimulatedBench
         for (var i = 0; i < rounds; i++)
         {
             var self = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
-            var agents = hosts.Sum(h => AgentMemoryBench.CpuSeconds(h.Id, withReapedChildren: true));
+            var own = hosts.Sum(h => AgentMemoryBench.CpuSeconds(h.Id));
+            var all = hosts.Sum(h => AgentMemoryBench.CpuSeconds(h.Id, withReapedChildren: true));
             var clock = Stopwatch.StartNew();
             ok = await action();
             samples.Add(clock.Elapsed.TotalMilliseconds);
             self = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - self;
-            agents = hosts.Sum(h => AgentMemoryBench.CpuSeconds(h.Id, withReapedChildren: true)) - agents;
+            own = hosts.Sum(h => AgentMemoryBench.CpuSeconds(h.Id)) - own;
+            all = hosts.Sum(h => AgentMemoryBench.CpuSeconds(h.Id, withReapedChildren: true)) - all;
             cpu = hosts.Count == 0
-                ? string.Create(CultureInfo.InvariantCulture, $"{self:0.00} s (agents included)")
-                : string.Create(CultureInfo.InvariantCulture, $"{self:0.00} / {agents:0.00} s");
+                ? string.Create(CultureInfo.InvariantCulture, $"{self:0.00} s (agents in it)")
+                : string.Create(CultureInfo.InvariantCulture, $"{self:0.00} / {own:0.00} + {all - own:0.00} s");
         }
 
         return (BenchSandbox.Median(samples), ok, cpu, FleetSteps.Load());

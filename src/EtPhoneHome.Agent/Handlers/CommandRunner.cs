@@ -6,15 +6,13 @@ namespace EtPhoneHome.Agent;
 
 /// <summary>
 /// Runs one shell command with a timeout, capped output capture and whole-tree cleanup. On Linux the
-/// command starts in its own session (<c>setsid</c>), so a timeout or cancellation kills its process group,
-/// including children it left in the background; <c>Process.Kill(entireProcessTree)</c> is the fallback.
+/// command starts in its own session (<see cref="ChildProcess"/>), so a timeout or cancellation kills its process
+/// group, including children it left in the background; a tree kill is the fallback elsewhere.
 /// </summary>
 public static class CommandRunner
 {
     /// <summary>Exit code reported when the command was killed for running out of time.</summary>
     public const int TimedOutExitCode = -1;
-
-    private const string SetsidPath = "/usr/bin/setsid";
 
     /// <summary>How long the output pipes may stay open after the command itself exited (background children).</summary>
     private static readonly TimeSpan DrainGrace = TimeSpan.FromSeconds(1);
@@ -30,28 +28,25 @@ public static class CommandRunner
         }
 
         var shell = spec.Shell ?? ShellResolver.Resolve(null);
-        var psi = CreateStartInfo(spec.Command, shell, out var ownGroup);
-        psi.WorkingDirectory = spec.WorkingDirectory ?? Environment.CurrentDirectory;
+        var overrides = new List<KeyValuePair<string, string?>>();
         if (spec.Environment is { } env)
         {
-            foreach (var (name, value) in env)
-            {
-                psi.Environment[name] = value;
-            }
+            overrides.AddRange(env.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
         }
 
         if (shell.CommandFromEnvironment)
         {
-            psi.Environment[ShellResolver.CommandVariable] = spec.Command;   // after the caller's variables: never replaced
+            // After the caller's variables: never replaced.
+            overrides.Add(new KeyValuePair<string, string?>(ShellResolver.CommandVariable, spec.Command));
         }
 
         var stopwatch = Stopwatch.StartNew();
-        using var process = new Process { StartInfo = psi };
-        process.Start();
+        using var process = ChildProcess.Start(shell.Program, [.. shell.Arguments, shell.CommandFromEnvironment ? ShellResolver.PosixLauncher : spec.Command],
+            spec.WorkingDirectory ?? Environment.CurrentDirectory, ChildProcess.Environment(overrides));
 
-        var stdout = CaptureAsync(process.StandardOutput.BaseStream, spec.MaxOutputBytes);
-        var stderr = CaptureAsync(process.StandardError.BaseStream, spec.MaxOutputBytes);
-        var stdinTask = FeedStdinAsync(process.StandardInput.BaseStream, spec.Stdin);
+        var stdout = CaptureAsync(process.StandardOutput, spec.MaxOutputBytes);
+        var stderr = CaptureAsync(process.StandardError, spec.MaxOutputBytes);
+        var stdinTask = FeedStdinAsync(process.StandardInput, spec.Stdin);
 
         var timedOut = false;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
@@ -63,7 +58,7 @@ public static class CommandRunner
             }
             catch (OperationCanceledException)
             {
-                KillTree(process, ownGroup);
+                process.KillTree();
                 if (ct.IsCancellationRequested)
                 {
                     await AbandonAsync(process, stdout, stderr).ConfigureAwait(false);
@@ -84,8 +79,8 @@ public static class CommandRunner
         var drained = await WaitQuietlyAsync(Task.WhenAll(stdout.Task, stderr.Task), DrainGrace).ConfigureAwait(false);
         if (!drained)
         {
-            CloseQuietly(process.StandardOutput.BaseStream);
-            CloseQuietly(process.StandardError.BaseStream);
+            CloseQuietly(process.StandardOutput);
+            CloseQuietly(process.StandardError);
             await WaitQuietlyAsync(Task.WhenAll(stdout.Task, stderr.Task), TimeSpan.FromSeconds(1)).ConfigureAwait(false);
         }
 
@@ -105,59 +100,11 @@ public static class CommandRunner
         };
     }
 
-    private static ProcessStartInfo CreateStartInfo(string command, ShellResolver.Shell shell, out bool ownGroup)
-    {
-        ProcessStartInfo psi;
-        ownGroup = false;
-        if (OperatingSystem.IsLinux() && File.Exists(SetsidPath))
-        {
-            // Our child is not a group leader, so setsid(1) calls setsid(2) and execs in place:
-            // the shell's pid is the new process group id.
-            psi = new ProcessStartInfo(SetsidPath);
-            psi.ArgumentList.Add(shell.Program);
-            ownGroup = true;
-        }
-        else
-        {
-            psi = new ProcessStartInfo(shell.Program);
-        }
-
-        foreach (var argument in shell.Arguments)
-        {
-            psi.ArgumentList.Add(argument);
-        }
-
-        psi.ArgumentList.Add(shell.CommandFromEnvironment ? ShellResolver.PosixLauncher : command);
-        psi.UseShellExecute = false;
-        psi.RedirectStandardInput = true;
-        psi.RedirectStandardOutput = true;
-        psi.RedirectStandardError = true;
-        psi.CreateNoWindow = true;
-        return psi;
-    }
-
-    private static void KillTree(Process process, bool ownGroup)
-    {
-        if (ownGroup)
-        {
-            NativeProcess.KillProcessGroup(process.Id);
-        }
-
-        try
-        {
-            process.Kill(entireProcessTree: true);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
-        {
-            // Already gone.
-        }
-    }
-
-    private static async Task AbandonAsync(Process process, OutputCapture stdout, OutputCapture stderr)
+    private static async Task AbandonAsync(IChildProcess process, OutputCapture stdout, OutputCapture stderr)
     {
         await WaitQuietlyAsync(process.WaitForExitAsync(), TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-        CloseQuietly(process.StandardOutput.BaseStream);
-        CloseQuietly(process.StandardError.BaseStream);
+        CloseQuietly(process.StandardOutput);
+        CloseQuietly(process.StandardError);
         await WaitQuietlyAsync(Task.WhenAll(stdout.Task, stderr.Task), TimeSpan.FromSeconds(1)).ConfigureAwait(false);
     }
 
