@@ -148,6 +148,8 @@ internal static class SimulatedBench
             output.WriteLine("ready");
             output.Flush();
             await Console.In.ReadToEndAsync();
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"simulated-host {Environment.ProcessId}: {count} agents, CPU {Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds:0.00} s, GC pauses {GC.GetTotalPauseDuration().TotalSeconds:0.00} s, collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, allocated {GC.GetTotalAllocatedBytes() / (1024 * 1024)} MiB, JIT {System.Runtime.JitInfo.GetCompilationTime().TotalSeconds:0.00} s"));
             return 0;
         }
         finally

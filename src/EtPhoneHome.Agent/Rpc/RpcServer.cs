@@ -46,7 +46,7 @@ public sealed class RpcServer : IAsyncDisposable
     private readonly int _maxConnections;
     private readonly HandshakeQueue _pending;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly IdleTrimmer _trimmer = new();
+    private readonly IdleTrimmer _trimmer;
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
     private readonly object _sync = new();
     private Session? _session;
@@ -55,7 +55,19 @@ public sealed class RpcServer : IAsyncDisposable
 
     public RpcServer(int port = 0, long maxOutputBytes = CommandLimits.DefaultMaxOutputBytes, string[]? agentAllowedPaths = null, TimeSpan? handshakeTimeout = null,
         int maxConnections = MaxConnections, int maxPendingConnections = MaxPendingConnections)
+        : this(IdleTrimmer.ForProcess, port, maxOutputBytes, agentAllowedPaths, handshakeTimeout, maxConnections, maxPendingConnections)
     {
+    }
+
+    /// <summary>
+    /// The GC and the array pool are the process's, so is "no request in flight": every server of a process shares one
+    /// trimmer (<see cref="IdleTrimmer.ForProcess"/> by default), or one server's idle time would collect in the middle of
+    /// another's burst, and a process holding many servers would collect once per server.
+    /// </summary>
+    internal RpcServer(IdleTrimmer trimmer, int port = 0, long maxOutputBytes = CommandLimits.DefaultMaxOutputBytes, string[]? agentAllowedPaths = null,
+        TimeSpan? handshakeTimeout = null, int maxConnections = MaxConnections, int maxPendingConnections = MaxPendingConnections)
+    {
+        _trimmer = trimmer;
         _handshakeTimeout = handshakeTimeout ?? DefaultHandshakeTimeout;
         _maxConnections = maxConnections;
         _slots = new SemaphoreSlim(maxConnections, maxConnections);
@@ -64,6 +76,9 @@ public sealed class RpcServer : IAsyncDisposable
         _configuredMaxOutputBytes = Math.Clamp(maxOutputBytes, 1, MaxOutputCapLimit);
         _agentAllowedPaths = agentAllowedPaths;
     }
+
+    /// <summary>The trimmer this server reports its requests to (the process's unless one was given).</summary>
+    internal IdleTrimmer Trimmer => _trimmer;
 
     /// <summary>The bound port (valid after <see cref="Start"/>).</summary>
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
@@ -167,7 +182,6 @@ public sealed class RpcServer : IAsyncDisposable
         }
 
         _listener.Dispose();
-        _trimmer.Dispose();
         _stopping.Dispose();
     }
 

@@ -25,6 +25,8 @@ internal sealed class IdleTrimmer : IDisposable
     /// <summary>Growth of the committed heap that makes a trim worth it.</summary>
     public const long DefaultSlack = 4L * 1024 * 1024;
 
+    private static readonly Lazy<IdleTrimmer> Shared = new(() => new IdleTrimmer());
+
     private readonly Timer _timer;
     private readonly Func<long> _committedBytes;
     private readonly Action _collect;
@@ -45,6 +47,9 @@ internal sealed class IdleTrimmer : IDisposable
         _baseline = _committedBytes();
         _timer = new Timer(_ => OnIdle(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
+
+    /// <summary>The process's trimmer, shared by every server in it (never disposed).</summary>
+    public static IdleTrimmer ForProcess => Shared.Value;
 
     public TimeSpan Delay { get; }
 
