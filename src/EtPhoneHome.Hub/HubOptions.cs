@@ -86,13 +86,30 @@ public sealed class HubOptions
     public string? HubId { get; init; }
 
     /// <summary>How often the hub writes its heartbeat row and looks for dead hubs.</summary>
-    public TimeSpan HubHeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan HubHeartbeatInterval { get; init; } = DefaultHubHeartbeatInterval;
+
+    /// <summary>The hub heartbeat of <c>eph-server run</c> (not an option there).</summary>
+    public static readonly TimeSpan DefaultHubHeartbeatInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>The dead-hub timeout when none is given (<c>eph-server run --dead-hub-timeout</c>).</summary>
+    public static readonly TimeSpan DefaultDeadHubTimeout = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// A hub whose heartbeat is older is dead: the others close its sessions. Longer than a restart of a hub (which
-    /// adopts its own sessions again), far longer than the clock skew between hub hosts.
+    /// adopts its own sessions again), far longer than the clock skew between hub hosts, and never shorter than
+    /// <see cref="MinimumDeadHubTimeout"/>.
     /// </summary>
-    public TimeSpan DeadHubTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan DeadHubTimeout { get; init; } = DefaultDeadHubTimeout;
+
+    /// <summary>Heartbeats a live hub may miss in a row (a slow or failed registry write) before the others may call it dead.</summary>
+    public const int HubHeartbeatsMissedBeforeDead = 3;
+
+    /// <summary>
+    /// The shortest dead-hub timeout for a heartbeat interval: a live hub writes its row every interval (the next write
+    /// waits for the last one), so its row is at most one interval old, plus the write's time; after a failed or slow
+    /// write it may be two. Three intervals leave that margin (agents' sessions follow the same rule).
+    /// </summary>
+    public static TimeSpan MinimumDeadHubTimeout(TimeSpan hubHeartbeatInterval) => hubHeartbeatInterval * HubHeartbeatsMissedBeforeDead;
 
     /// <summary>Whether a pid runs a session's gate; the process table (an eph-gate naming the key) when null. Tests replace it.</summary>
     internal Func<SessionRecord, int, bool>? GateProcessCheck { get; init; }

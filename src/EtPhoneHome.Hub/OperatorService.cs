@@ -31,17 +31,20 @@ public sealed record OperatorIdentity(string Name, string Fingerprint, OperatorR
 /// </summary>
 public sealed partial class OperatorService
 {
-    /// <summary>Requests one connection may have in flight; more are refused BUSY.</summary>
-    public const int MaxInFlight = 64;
+    /// <summary>
+    /// Requests one connection may have in flight; more are refused BUSY. The operator's client holds its calls within
+    /// the same bounds (<see cref="OperatorLimits"/>), so only a client that does not count meets the refusal.
+    /// </summary>
+    public const int MaxInFlight = OperatorLimits.MaxInFlight;
 
     /// <summary>Transfers (uploads and downloads) one connection may have in flight; each holds buffers of a few MiB.</summary>
-    public const int MaxTransfersInFlight = 8;
+    public const int MaxTransfersInFlight = OperatorLimits.MaxTransfersInFlight;
 
     /// <summary>
     /// Bytes of call messages one connection may have in flight (two of the largest); a call past it is refused BUSY.
     /// Each call keeps its arguments until it ends, and a peer that stops reading keeps every call from ending.
     /// </summary>
-    public const long MaxArgumentBytesInFlight = 2L * OperatorFrames.MaxMessageBytes;
+    public const long MaxArgumentBytesInFlight = OperatorLimits.MaxArgumentBytesInFlight;
 
     /// <summary>Connections one operator key may hold at once; the next is told why and closed.</summary>
     public const int MaxConnectionsPerOperator = 16;
@@ -190,6 +193,8 @@ public sealed partial class OperatorService
         private readonly Lazy<RegistryStores> _registry;
         private string? _surface;
         private long _argumentBytes;
+        private int _admitted;
+        private int _transfers;
 
         public Connection(OperatorService service, Stream stream, OperatorIdentity who, CancellationToken ct)
         {
@@ -370,23 +375,25 @@ public sealed partial class OperatorService
                 throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is out of range");
             }
 
-            if (_calls.Count >= MaxInFlight)
+            if (_calls.ContainsKey(id))
+            {
+                // Checked first: an error sent for an id in flight is that call's end (see SendAsync).
+                throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is already in flight");
+            }
+
+            // Calls are admitted here only (the reader's loop); they leave from their own tasks (ReleaseBounds).
+            if (Volatile.Read(ref _admitted) >= MaxInFlight)
             {
                 await SendErrorAsync(id, OperatorErrorCodes.Busy, $"{MaxInFlight} requests are already in flight on this connection; wait for one to end").ConfigureAwait(false);
                 return;
             }
 
-            if (message.Op is OperatorOperations.Upload or OperatorOperations.Download
-                && _calls.Values.Count(c => c.Op is OperatorOperations.Upload or OperatorOperations.Download) >= MaxTransfersInFlight)
+            var transfer = message.Op is OperatorOperations.Upload or OperatorOperations.Download;
+            if (transfer && Volatile.Read(ref _transfers) >= MaxTransfersInFlight)
             {
                 // Each transfer buffers up to its window: a bound per connection keeps one operator from taking the hub's memory.
                 await SendErrorAsync(id, OperatorErrorCodes.Busy, $"{MaxTransfersInFlight} transfers are already in flight on this connection; wait for one to end").ConfigureAwait(false);
                 return;
-            }
-
-            if (_calls.ContainsKey(id))
-            {
-                throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is already in flight");
             }
 
             if (Interlocked.Add(ref _argumentBytes, size) > MaxArgumentBytesInFlight)
@@ -396,11 +403,17 @@ public sealed partial class OperatorService
                 return;
             }
 
-            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token) { ArgumentBytes = size, For = message.For };
+            var call = new ServerCall(this, id, message.Op ?? "", message.Body, _life.Token) { ArgumentBytes = size, For = message.For, Transfer = transfer };
             if (!_calls.TryAdd(id, call))
             {
                 Interlocked.Add(ref _argumentBytes, -size);
                 throw new ProtocolException(ProtocolError.Malformed, $"request id {id} is already in flight");
+            }
+
+            Interlocked.Increment(ref _admitted);
+            if (transfer)
+            {
+                Interlocked.Increment(ref _transfers);
             }
 
             call.Task = Task.Run(() => RunCallAsync(call));
@@ -481,8 +494,8 @@ public sealed partial class OperatorService
             }
             finally
             {
+                ReleaseBounds(call);
                 _calls.TryRemove(call.Id, out _);
-                Interlocked.Add(ref _argumentBytes, -call.ArgumentBytes);
                 call.Dispose();
             }
         }
@@ -562,6 +575,13 @@ public sealed partial class OperatorService
 
         internal async Task SendAsync(OperatorMessage message, CancellationToken ct)
         {
+            if (message.Type is OperatorMessageTypes.Result or OperatorMessageTypes.Error && message.Id != 0 && _calls.TryGetValue(message.Id, out var ending))
+            {
+                // A call's end frees its place before it is written: the client frees its own as the end arrives and may
+                // send its next call at once, which must not find this one still counted.
+                ReleaseBounds(ending);
+            }
+
             await _writeLock.WaitAsync(ct).ConfigureAwait(false);
             try
             {
@@ -583,6 +603,22 @@ public sealed partial class OperatorService
             finally
             {
                 _writeLock.Release();
+            }
+        }
+
+        /// <summary>Gives back what a call held of the connection's bounds; once, at its end.</summary>
+        private void ReleaseBounds(ServerCall call)
+        {
+            if (!call.ReleaseBounds())
+            {
+                return;
+            }
+
+            Interlocked.Add(ref _argumentBytes, -call.ArgumentBytes);
+            Interlocked.Decrement(ref _admitted);
+            if (call.Transfer)
+            {
+                Interlocked.Decrement(ref _transfers);
             }
         }
 
@@ -660,6 +696,14 @@ public sealed partial class OperatorService
 
         /// <summary>The size of the call's message, counted against the connection's bound until the call ends.</summary>
         public int ArgumentBytes { get; init; }
+
+        /// <summary>An upload or a download (bounded apart).</summary>
+        public bool Transfer { get; init; }
+
+        private int _released;
+
+        /// <summary>True once: the first time the call gives back its place.</summary>
+        public bool ReleaseBounds() => Interlocked.Exchange(ref _released, 1) == 0;
 
         public CancellationTokenSource Cancellation { get; }
 

@@ -33,7 +33,15 @@ public static class OperatorFrames
     public const int MaxFrameBytes = MaxMessageBytes + 1;
 
     /// <summary>Writes one JSON message as one frame.</summary>
-    public static Task WriteMessageAsync(Stream stream, OperatorMessage message, CancellationToken ct = default)
+    public static Task WriteMessageAsync(Stream stream, OperatorMessage message, CancellationToken ct = default) =>
+        WriteFrameAsync(stream, EncodeMessage(message), ct);
+
+    /// <summary>
+    /// One JSON message as the whole frame it is written as (length prefix included): a sender that must know what the
+    /// frame will cost the receiver (<see cref="OperatorLimits.MaxArgumentBytesInFlight"/> counts the payload, its
+    /// length less 4) encodes it once, then writes it with <see cref="WriteFrameAsync"/>.
+    /// </summary>
+    public static byte[] EncodeMessage(OperatorMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
         var json = JsonSerializer.SerializeToUtf8Bytes(message, OperatorProtocolJson.Default.OperatorMessage);
@@ -46,6 +54,14 @@ public static class OperatorFrames
         BinaryPrimitives.WriteInt32BigEndian(frame, 1 + json.Length);
         frame[4] = Message;
         json.CopyTo(frame.AsSpan(5));
+        return frame;
+    }
+
+    /// <summary>Writes a frame made by <see cref="EncodeMessage"/>.</summary>
+    public static Task WriteFrameAsync(Stream stream, byte[] frame, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(frame);
         return WriteAsync(stream, frame, ct);
     }
 

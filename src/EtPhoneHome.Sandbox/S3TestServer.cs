@@ -7,7 +7,10 @@ namespace EtPhoneHome.Sandbox;
 /// <summary>
 /// The S3-compatible test server of the exchange tests and benchmark (s3rver, installed by build/prerequisites.sh into tests/s3) on 127.0.0.1, an
 /// ephemeral port and a temporary directory; stopped by its PID. A lenient server (strict: false) adds
-/// --allow-mismatched-signatures, which the .NET SDK's bucket-level (list) requests need with s3rver.
+/// --allow-mismatched-signatures, which the .NET SDK's bucket-level (list) requests need with s3rver: the SDK sends and
+/// signs a path-style listing as "GET /bucket/?list-type=2…" (SigV4's canonical URI is the path as sent), and s3rver
+/// rebuilds the canonical URI without the trailing '/', so every listing fails there with SignatureDoesNotMatch, whatever
+/// its prefix. Object requests (keys with spaces, '+', '~', '%', '=') pass the strict server.
 /// </summary>
 public sealed partial class S3TestServer : IAsyncDisposable
 {

@@ -20,7 +20,7 @@ public sealed class MultiHubIntegrationTests(ITestOutputHelper output)
     /// </summary>
     private static readonly TimeSpan BackWithin = TimeSpan.FromSeconds(18 + 27);
 
-    /// <summary>The hubs' dead-hub timeout (HubOptions.DeadHubTimeout, not configurable on eph-server run): 60 s.</summary>
+    /// <summary>The hubs' dead-hub timeout (HubOptions.DeadHubTimeout, eph-server run --dead-hub-timeout; these hubs keep the default): 60 s.</summary>
     private static readonly TimeSpan DeadHubTimeout = TimeSpan.FromSeconds(60);
 
     private static SandboxOptions ProductionBackoff => new() { HeartbeatSeconds = 5, ReconnectInitialSeconds = 5, ReconnectMaxSeconds = 300 };

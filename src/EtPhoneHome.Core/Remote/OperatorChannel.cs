@@ -12,6 +12,14 @@ namespace EtPhoneHome.Core.Remote;
 /// own id; their replies are routed to them as they arrive. When the connection ends, every request still waiting is
 /// told so (<see cref="OperatorConnectionLostException"/>) — none waits forever.
 /// </summary>
+/// <remarks>
+/// The channel never sends more than the service takes (<see cref="OperatorLimits"/>): a request past a bound waits for
+/// a place, cancellable, instead of being refused BUSY, so any number of callers may share one connection (a hub's relay
+/// link, parallel pipelines, concurrent MCP tool calls). A place is freed when the request's end arrives, whether or not
+/// its caller has read it yet: replies are never held back by a caller busy elsewhere, so a caller that starts requests
+/// while it reads the results of earlier ones cannot block itself. Only a transfer needs its caller to go on (credit,
+/// bytes); a caller must not wait for a second transfer while it leaves the first one unread.
+/// </remarks>
 public sealed class OperatorChannel : IAsyncDisposable
 {
     private readonly Stream _fromServer;
@@ -20,6 +28,7 @@ public sealed class OperatorChannel : IAsyncDisposable
     private readonly ConcurrentDictionary<long, OperatorCall> _calls = new();
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly CancellationTokenSource _closing = new();
+    private readonly OperatorCallGate _gate;
     private readonly Task _reader;
     private long _nextId;
     private volatile Exception? _fault;
@@ -28,7 +37,14 @@ public sealed class OperatorChannel : IAsyncDisposable
     /// <param name="toServer">Where requests go (ssh's stdin).</param>
     /// <param name="owner">Disposed with the channel (the ssh process).</param>
     public OperatorChannel(Stream fromServer, Stream toServer, IAsyncDisposable? owner = null)
+        : this(fromServer, toServer, owner, new OperatorCallGate())
     {
+    }
+
+    /// <summary>A channel held to other bounds (tests).</summary>
+    internal OperatorChannel(Stream fromServer, Stream toServer, IAsyncDisposable? owner, OperatorCallGate gate)
+    {
+        _gate = gate ?? throw new ArgumentNullException(nameof(gate));
         _fromServer = fromServer ?? throw new ArgumentNullException(nameof(fromServer));
         _toServer = toServer ?? throw new ArgumentNullException(nameof(toServer));
         _owner = owner;
@@ -45,23 +61,44 @@ public sealed class OperatorChannel : IAsyncDisposable
     /// <summary>Completes when the connection ends.</summary>
     public Task Closed => _reader;
 
+    /// <summary>Requests that hold a place on the connection now (sent, their end not yet arrived).</summary>
+    public int InFlight => _gate.InFlight;
+
+    /// <summary>Requests waiting for a place now (<see cref="OperatorLimits"/>).</summary>
+    public int Waiting => _gate.Waiting;
+
+    /// <summary>Bytes of request messages in flight now (the service bounds them too).</summary>
+    internal long BytesInFlight => _gate.Bytes;
+
     /// <summary>Starts request <paramref name="op"/>; its replies arrive on the returned call.</summary>
     public Task<OperatorCall> StartAsync(string op, JsonElement? args, CancellationToken ct) => StartAsync(op, args, null, ct);
 
-    /// <summary>Starts request <paramref name="op"/> relayed for an operator (a hub's call to another hub).</summary>
+    /// <summary>
+    /// Starts request <paramref name="op"/> relayed for an operator (a hub's call to another hub). Waits first, as long as
+    /// <paramref name="ct"/> allows, while the connection already carries as much as the service takes.
+    /// </summary>
     public async Task<OperatorCall> StartAsync(string op, JsonElement? args, RelayOrigin? relayFor, CancellationToken ct)
     {
         ThrowIfClosed();
         var id = Interlocked.Increment(ref _nextId);
-        var call = new OperatorCall(this, id, op);
+        var frame = OperatorFrames.EncodeMessage(new OperatorMessage { Type = OperatorMessageTypes.Call, Id = id, Op = op, Body = args, For = relayFor });
+
+        // The service counts a call's frame payload (the frame less its 4-byte length) until the call ends.
+        var cost = new OperatorCallCost(op is OperatorOperations.Upload or OperatorOperations.Download, frame.Length - 4);
+        await _gate.EnterAsync(cost, ct).ConfigureAwait(false);
+        var call = new OperatorCall(this, id, op, cost);
         _calls[id] = call;
         try
         {
-            await SendAsync(new OperatorMessage { Type = OperatorMessageTypes.Call, Id = id, Op = op, Body = args, For = relayFor }, ct).ConfigureAwait(false);
+            await SendFrameAsync(frame, ct).ConfigureAwait(false);
         }
         catch
         {
-            _calls.TryRemove(id, out _);
+            if (_calls.TryRemove(id, out _))
+            {
+                _gate.Release(cost);
+            }
+
             throw;
         }
 
@@ -85,13 +122,15 @@ public sealed class OperatorChannel : IAsyncDisposable
         return call.Result;
     }
 
-    internal async Task SendAsync(OperatorMessage message, CancellationToken ct)
+    internal Task SendAsync(OperatorMessage message, CancellationToken ct) => SendFrameAsync(OperatorFrames.EncodeMessage(message), ct);
+
+    private async Task SendFrameAsync(byte[] frame, CancellationToken ct)
     {
         await _writeLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             ThrowIfClosed();
-            await OperatorFrames.WriteMessageAsync(_toServer, message, ct).ConfigureAwait(false);
+            await OperatorFrames.WriteFrameAsync(_toServer, frame, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
@@ -142,7 +181,14 @@ public sealed class OperatorChannel : IAsyncDisposable
         });
     }
 
-    internal void Forget(long id) => _calls.TryRemove(id, out _);
+    /// <summary>The end of request <paramref name="id"/> arrived: its place goes to the next request waiting.</summary>
+    private void Ended(long id)
+    {
+        if (_calls.TryRemove(id, out var call))
+        {
+            _gate.Release(call.Cost);
+        }
+    }
 
     private async Task ReadLoopAsync()
     {
@@ -170,6 +216,13 @@ public sealed class OperatorChannel : IAsyncDisposable
                 {
                     OperatorFrames.ReturnData(f.Data);
                 }
+
+                if (f.Message is { Type: OperatorMessageTypes.Result or OperatorMessageTypes.Error })
+                {
+                    // Freed here, as the end arrives, not when the caller reads it: a caller waiting for a place while
+                    // it has not read its earlier requests' ends still gets one.
+                    Ended(f.Id);
+                }
             }
         }
         catch (OperationCanceledException)
@@ -186,6 +239,7 @@ public sealed class OperatorChannel : IAsyncDisposable
         }
 
         _fault ??= end;
+        _gate.Close(_fault);
         foreach (var call in _calls.Values)
         {
             call.Fail(_fault);
@@ -222,6 +276,7 @@ public sealed class OperatorChannel : IAsyncDisposable
     {
         var lost = _fault as OperatorConnectionLostException ?? new OperatorConnectionLostException($"the connection to the server was lost ({ex.Message})", ex);
         _fault ??= lost;
+        _gate.Close(lost);
         return lost;
     }
 
@@ -236,6 +291,7 @@ public sealed class OperatorChannel : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _fault ??= new OperatorConnectionLostException("the connection was closed");
+        _gate.Close(_fault);
         try
         {
             _toServer.Close();
@@ -272,12 +328,16 @@ public sealed class OperatorCall : IAsyncDisposable
     private readonly Channel<OperatorFrame> _inbound = Channel.CreateUnbounded<OperatorFrame>(new UnboundedChannelOptions { SingleReader = true });
     private int _ended;
 
-    internal OperatorCall(OperatorChannel channel, long id, string op)
+    internal OperatorCall(OperatorChannel channel, long id, string op, OperatorCallCost cost)
     {
         _channel = channel;
         Id = id;
         Op = op;
+        Cost = cost;
     }
+
+    /// <summary>What the call holds of the connection's bounds until its end arrives.</summary>
+    internal OperatorCallCost Cost { get; }
 
     public long Id { get; }
 
@@ -384,18 +444,18 @@ public sealed class OperatorCall : IAsyncDisposable
         return _channel.SendAsync(message, ct);
     }
 
-    private void End()
-    {
-        Interlocked.Exchange(ref _ended, 1);
-        _channel.Forget(Id);
-    }
+    private void End() => Interlocked.Exchange(ref _ended, 1);
 
+    /// <summary>
+    /// Cancels a call that has not ended: what still arrives for it is dropped, and it keeps its place on the connection
+    /// until the server's end of it (the service counts it until then too).
+    /// </summary>
     public ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _ended, 1) == 0)
         {
+            _inbound.Writer.TryComplete();
             _channel.CancelQuietly(Id);
-            _channel.Forget(Id);
         }
 
         return ValueTask.CompletedTask;

@@ -275,6 +275,27 @@ internal static class HubVerbs
         return options;
     }
 
+    /// <summary>The longest --dead-hub-timeout (a day): a dead hub's agents wait that long for its sessions to close.</summary>
+    internal const double MaxDeadHubTimeoutSeconds = 86_400;
+
+    /// <summary>
+    /// <c>run</c>'s --dead-hub-timeout: at least <see cref="HubOptions.MinimumDeadHubTimeout"/> of the hub heartbeat
+    /// (a live hub is never called dead over a slow or failed write), at most a day; anything else names the option.
+    /// </summary>
+    internal static TimeSpan DeadHubTimeout(double seconds, TimeSpan hubHeartbeatInterval)
+    {
+        var floor = HubOptions.MinimumDeadHubTimeout(hubHeartbeatInterval).TotalSeconds;
+        if (!double.IsFinite(seconds) || seconds < floor || seconds > MaxDeadHubTimeoutSeconds)
+        {
+            throw new ArgumentOutOfRangeException("--dead-hub-timeout", seconds,
+                $"--dead-hub-timeout must be between {floor.ToString(CultureInfo.InvariantCulture)} and {MaxDeadHubTimeoutSeconds.ToString(CultureInfo.InvariantCulture)} seconds " +
+                $"(got {seconds.ToString(CultureInfo.InvariantCulture)}): hubs write their heartbeat every {hubHeartbeatInterval.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s, " +
+                $"and a live hub that misses {HubOptions.HubHeartbeatsMissedBeforeDead} in a row (a slow or failing registry) must not have its sessions closed by the others");
+        }
+
+        return TimeSpan.FromSeconds(seconds);
+    }
+
     private static Command RunCommand()
     {
         var data = CommonOptions.Data;
@@ -293,6 +314,15 @@ internal static class HubVerbs
         var healthTimeout = new Option<double>("--health-timeout") { Description = "Seconds one health check may take (0.1–600)", DefaultValueFactory = _ => HealthOptions.DefaultTimeout.TotalSeconds };
         var healthThreshold = new Option<int>("--health-threshold") { Description = "Failed checks in a row that make a client unhealthy and close its session (1–100)", DefaultValueFactory = _ => HealthOptions.DefaultThreshold };
         var resumeGrace = new Option<double>("--resume-grace") { Description = "Seconds the sessions a previous hub left open wait for their gates to re-attach them (0–3600; 0 closes them at start)", DefaultValueFactory = _ => 60 };
+        var hubHeartbeat = HubOptions.DefaultHubHeartbeatInterval;
+        var deadHubTimeout = new Option<double>("--dead-hub-timeout")
+        {
+            Description = $"With hubs sharing one PostgreSQL registry: seconds without a heartbeat after which the other hubs call a hub dead, close its sessions " +
+                $"(its agents reconnect to a hub that runs) and stop relaying to it. Hubs write their heartbeat every {hubHeartbeat.TotalSeconds:0} s, so at least " +
+                $"{HubOptions.MinimumDeadHubTimeout(hubHeartbeat).TotalSeconds:0} ({HubOptions.HubHeartbeatsMissedBeforeDead} missed heartbeats) and at most {MaxDeadHubTimeoutSeconds:0}; " +
+                "keep it longer than a hub's restart and far longer than the clock skew between hub hosts. Give every hub the same value",
+            DefaultValueFactory = _ => HubOptions.DefaultDeadHubTimeout.TotalSeconds,
+        };
         var hubId = new Option<string?>("--hub-id")
         {
             Description = "This hub's id among hubs sharing one registry (default $ETPHONEHOME_HUB_ID, else the data directory's hub-id file, written at the first start)",
@@ -314,6 +344,7 @@ internal static class HubVerbs
         cmd.Options.Add(healthThreshold);
         cmd.Options.Add(resumeGrace);
         cmd.Options.Add(hubId);
+        cmd.Options.Add(deadHubTimeout);
         cmd.Options.Add(relayAddress);
         cmd.Options.Add(relayHostKey);
         cmd.Options.Add(http);
@@ -335,6 +366,17 @@ internal static class HubVerbs
             if (!(grace is >= 0 and <= 3600))
             {
                 Console.Error.WriteLine("--resume-grace must be between 0 and 3600 seconds");
+                return 2;
+            }
+
+            TimeSpan deadAfter;
+            try
+            {
+                deadAfter = DeadHubTimeout(parseResult.GetValue(deadHubTimeout), hubHeartbeat);
+            }
+            catch (ArgumentOutOfRangeException ex)
+            {
+                Console.Error.WriteLine($"eph-server run: {ex.Message.Split(Environment.NewLine)[0].Split(" (Parameter")[0]}");
                 return 2;
             }
 
@@ -424,6 +466,7 @@ internal static class HubVerbs
                 Health = health,
                 TunnelPorts = ports,
                 HubId = givenHubId,
+                DeadHubTimeout = deadAfter,
                 RelayAddress = relay,
                 RelayHostKeyFile = parseResult.GetValue(relayHostKey) ?? new HubOptions { DataDirectory = dir }.RelayHostKeyFile,
             });

@@ -275,38 +275,6 @@ public sealed class OperatorServiceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task TransfersInFlight_AreBoundedPerConnection_TheNextIsToldBusy()
-    {
-        // A client whose tunnel accepts and never answers: each upload to it waits in the tunnel handshake.
-        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        silent.Start();
-        _fleet.AddClient("5a5a5a5a-0009", "silent-01", true, ((System.Net.IPEndPoint)silent.LocalEndpoint).Port);
-        await using var remote = await ConnectAsync();
-        var args = OperatorOperations.ToElement(new TransferArgs { Client = "silent-01", RemotePath = "/tmp/x", Size = 1 });
-        var waiting = new List<OperatorCall>();
-        for (var i = 0; i < OperatorService.MaxTransfersInFlight; i++)
-        {
-            waiting.Add(await remote.Channel.StartAsync(OperatorOperations.Upload, args, CancellationToken.None));
-        }
-
-        await using var extra = await remote.Channel.StartAsync(OperatorOperations.Upload, args, CancellationToken.None);
-        var busy = await Assert.ThrowsAsync<OperatorRemoteException>(async () =>
-        {
-            await foreach (var _ in extra.ItemsAsync(CancellationToken.None))
-            {
-            }
-        });
-        Assert.Equal(OperatorErrorCodes.Busy, busy.Code);
-
-        // Other requests still run on the connection.
-        Assert.Equal(4, (await remote.SearchAsync(new ClientQuery(), CancellationToken.None)).Clients.Count);
-        foreach (var call in waiting)
-        {
-            await call.DisposeAsync();
-        }
-    }
-
-    [Fact]
     public async Task UnknownNames_RefuseTheWholeFanOut_NamingThem()
     {
         await using var remote = await ConnectAsync();
@@ -451,48 +419,6 @@ public sealed class OperatorServiceTests : IAsyncLifetime
         Assert.Contains("closed", answer.Value.Message.Error.Message, StringComparison.Ordinal);
         await _serving!.WaitAsync(TimeSpan.FromSeconds(10)); // ended, did not throw
         Assert.Null(await OperatorFrames.ReadAsync(stream));
-    }
-
-    [Fact]
-    public async Task CallsHoldingLargeArguments_AreBoundedPerConnection_ThePastOnesAnsweredBusy()
-    {
-        // A peer that stops reading keeps every call from ending, and each call keeps its arguments: 64 calls of 12 MiB
-        // would hold 768 MiB of the hub per connection. Calls past twice the largest message are refused BUSY instead.
-        var release = new TaskCompletionSource();
-        _transport.Hold("web-01", release.Task, FakeTransport.Exit(0, "ok"));
-        var started = 0;
-        _transport.Started += _ => Interlocked.Increment(ref started);
-        await using var remote = await ConnectAsync();
-        var stdin = new string('a', 4_000_000);
-        var busy = 0;
-        var runs = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
-        {
-            try
-            {
-                var args = new RunCommandsArgs { Targets = new TargetSelection { Clients = ["web-01"] }, Request = new CommandRequest { Command = "cat", Stdin = stdin } };
-                await foreach (var __ in remote.RunCommandsAsync(args, null, CancellationToken.None))
-                {
-                }
-            }
-            catch (OperatorRemoteException ex) when (ex.Code == OperatorErrorCodes.Busy)
-            {
-                Interlocked.Increment(ref busy);
-            }
-        })).ToArray();
-        await WaitUntil(() => Volatile.Read(ref busy) == 2);
-        await WaitUntil(() => Volatile.Read(ref started) == 6);
-        release.SetResult();
-        await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(20));
-        Assert.Equal(6, _transport.Calls);
-
-        // Once they ended, their place is free again.
-        var again = new List<FleetCommandResult>();
-        await foreach (var r in remote.RunCommandsAsync(new RunCommandsArgs { Targets = new TargetSelection { Clients = ["web-01"] }, Request = new CommandRequest { Command = "cat", Stdin = stdin } }, null, CancellationToken.None))
-        {
-            again.Add(r);
-        }
-
-        Assert.Equal(CommandStatus.Succeeded, Assert.Single(again).Status);
     }
 
     [Fact]

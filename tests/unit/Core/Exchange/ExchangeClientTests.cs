@@ -278,6 +278,43 @@ public sealed class ExchangeClientTests(S3ServersFixture s3) : IClassFixture<S3S
     }
 
     [Fact]
+    public async Task KeysThatNeedEncoding_AreSignedRightOnAStrictServer_AndListedAsUploaded()
+    {
+        // Listing prefixes are sources only (letters, digits, '.', '-'); what needs encoding is in the keys a file name
+        // makes: spaces, '+', '~', '%', '=', ';', ','. Each is put and fetched on the server that checks every signature,
+        // and listed (with every object's metadata) page by page, two to a page. ('&' is left out: this s3rver escapes
+        // it twice in listings, "&amp;amp;".)
+        const string Source = "cafe0000-0000-0000-0000-0000000000aa";
+        string[] names = ["a b.bin", "plus+sign.bin", "tilde~name.bin", "pct%20and=eq.bin", "semi;colon,comma(1).bin"];
+        foreach (var server in new[] { s3.Strict, s3.Lenient })
+        {
+            using var client = Client(server, options: new ExchangeOptions { ListPageSize = 2 });
+            var uploaded = new List<(ExchangeUploadResult Upload, string Path)>();
+            foreach (var (name, i) in names.Select((n, i) => (n, i)))
+            {
+                var path = NewFile(name, 50 + i, seed: i);
+                uploaded.Add((await client.UploadAsync(path, sourceClient: Source), path));
+            }
+
+            foreach (var (upload, path) in uploaded)
+            {
+                var target = Path.Combine(_work.FullName, "got-" + Guid.NewGuid().ToString("N"));
+                Assert.True((await client.DownloadAsync(upload.TransferId, target)).Verified);
+                Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(target));
+            }
+
+            if (server == s3.Lenient)
+            {
+                // s3rver rebuilds a path-style bucket request's canonical URI without the trailing '/' the SDK sends and
+                // signs ("GET /bucket/?list-type=2…"), so listings are checked on the lenient server only.
+                var listed = await client.ListAsync(sourceClient: Source);
+                Assert.Equal(uploaded.Select(u => u.Upload.Key).Order(StringComparer.Ordinal), listed.Select(o => o.Key).Order(StringComparer.Ordinal));
+                Assert.All(listed, o => Assert.Equal(Source, o.Metadata["source_client"]));
+            }
+        }
+    }
+
+    [Fact]
     public async Task Delete_ReportsTruthfullyWhetherSomethingWasDeleted_AndRecordsHistory()
     {
         using var data = new TempData();

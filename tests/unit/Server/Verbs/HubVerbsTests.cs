@@ -99,6 +99,60 @@ public sealed class HubVerbsTests : IDisposable
     }
 
     [Fact]
+    public void Run_TakesADeadHubTimeout_DefaultingToTheHubsOwn()
+    {
+        var root = EtPhoneHome.Server.Program.BuildRoot();
+        Assert.Equal(60.0, root.Parse(["run"]).GetValue<double>("--dead-hub-timeout"));
+        Assert.Equal(90.5, root.Parse(["run", "--dead-hub-timeout", "90.5"]).GetValue<double>("--dead-hub-timeout"));
+        Assert.NotEmpty(root.Parse(["run", "--dead-hub-timeout", "soon"]).Errors);
+    }
+
+    [Theory]
+    [InlineData(15, 15)]
+    [InlineData(60, 60)]
+    [InlineData(86400, 86400)]
+    public void DeadHubTimeout_FromThreeHeartbeatsToADay_IsTaken(double seconds, double expected)
+    {
+        Assert.Equal(TimeSpan.FromSeconds(expected), HubVerbs.DeadHubTimeout(seconds, EtPhoneHome.Hub.HubOptions.DefaultHubHeartbeatInterval));
+    }
+
+    [Theory]
+    [InlineData(14.9)]
+    [InlineData(5)]
+    [InlineData(0)]
+    [InlineData(-60)]
+    [InlineData(86401)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void DeadHubTimeout_BelowThreeHeartbeatsOrPastADay_IsRefusedSayingWhy(double seconds)
+    {
+        // Hubs beat every 5 s: a timeout under three beats could call a live hub dead after one slow registry write.
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => HubVerbs.DeadHubTimeout(seconds, EtPhoneHome.Hub.HubOptions.DefaultHubHeartbeatInterval));
+        Assert.StartsWith("--dead-hub-timeout must be between 15 and 86400 seconds", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("heartbeat every 5 s", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DeadHubTimeout_Floor_FollowsTheHeartbeatInterval()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => HubVerbs.DeadHubTimeout(20, TimeSpan.FromSeconds(10)));
+        Assert.Equal(TimeSpan.FromSeconds(30), HubVerbs.DeadHubTimeout(30, TimeSpan.FromSeconds(10)));
+    }
+
+    [Theory]
+    [InlineData("5")]
+    [InlineData("0")]
+    [InlineData("100000")]
+    public async Task Run_WithANonsenseDeadHubTimeout_ExitsWithUsage_AndStartsNothing(string value)
+    {
+        await HubVerbs.InitAsync(_temp.Dir, TextWriter.Null, CancellationToken.None);
+        var code = await EtPhoneHome.Server.Program.BuildRoot().Parse(["run", "--data", _temp.Dir.Path, "--dead-hub-timeout", value]).InvokeAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(2, code);
+        Assert.False(File.Exists(_temp.Dir.HubSocket), "the hub's socket exists: the hub started");
+        Assert.False(File.Exists(_temp.Dir.HubRelayKeyFile));
+    }
+
+    [Fact]
     public void DataDirectory_FromOption_WinsOverEnvironment()
     {
         var root = EtPhoneHome.Server.Program.BuildRoot();
