@@ -104,7 +104,14 @@ internal static class ExchangeHandlers
             }
             catch (OperationCanceledException)
             {
-                helper.Kill(entireProcessTree: true);
+                try
+                {
+                    helper.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                    // it exited meanwhile
+                }
             }
 
             throw;
