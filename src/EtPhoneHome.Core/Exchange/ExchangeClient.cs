@@ -438,8 +438,9 @@ public sealed class ExchangeClient : IDisposable
         var target = Path.GetFullPath(destination);
         if (Directory.Exists(target))
         {
+            // The id comes from a URL's (unescaped) path: its name is held to the transfer name rules before it is used.
             var name = transferId is null ? null : TransferNames.FileNameOf(transferId);
-            target = Path.Combine(target, name ?? Path.GetFileName(url.AbsolutePath));
+            target = Path.Combine(target, TransferNames.CheckFileName(name ?? Path.GetFileName(url.AbsolutePath)));
         }
 
         using var lease = Guard?.Begin(NullIfServer(source), OperationNames.ExchangeDownload, $"{transferId ?? PresignedHttpTransfer.Describe(url)} → {target}");
@@ -721,6 +722,13 @@ public sealed class ExchangeClient : IDisposable
                 metadata[shortName] = head.Metadata[name];
             }
 
+            // Decoded from its header form and held to the transfer name rules; a malformed or hostile value is left
+            // out (a listing then shows the name in the transfer id).
+            if (metadata.Remove("filename", out var rawName) && ExchangeMetadata.FileName(rawName) is { } fileName)
+            {
+                metadata["filename"] = fileName;
+            }
+
             return (metadata, head.ContentLength);
         }
         catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
@@ -921,7 +929,8 @@ public sealed class ExchangeClient : IDisposable
     {
         foreach (var (name, value) in metadata)
         {
-            target.Add(name, value);
+            // Headers are ASCII only: a file name such as "résumé.txt" goes RFC 2047-encoded (ExchangeMetadata).
+            target.Add(name, ExchangeMetadata.Encode(value));
         }
     }
 
