@@ -137,11 +137,20 @@ public sealed class SharedIdleTrimmerTests
             server.SetSession(secret, "5b0e0f52-8a3a-4c1e-9d55-6f1d3c2e7a10", null);
         }
 
+        var gate = Directory.CreateTempSubdirectory("eph-trimmer-");
+        var started = Path.Combine(gate.FullName, "started");
+        var release = Path.Combine(gate.FullName, "release");
         Interlocked.Exchange(ref committed, 50_000_000);
         await using var slowClient = await EtPhoneHome.Core.Tunnel.TunnelClient.ConnectAsync("127.0.0.1", busy.Port, secret, TimeSpan.FromSeconds(10), CancellationToken.None);
-        var slow = slowClient.InvokeAsync(EtPhoneHome.Protocol.RpcMethods.RunCommand, new EtPhoneHome.Protocol.RunCommandParams { Cmd = "sleep 1", TimeoutS = 30 },
+        var slow = slowClient.InvokeAsync(EtPhoneHome.Protocol.RpcMethods.RunCommand, new EtPhoneHome.Protocol.RunCommandParams { Cmd = $"touch '{started}'; while [ ! -e '{release}' ]; do sleep 0.05; done", TimeoutS = 60 },
             EtPhoneHome.Protocol.ProtocolJson.Default.RunCommandParams, EtPhoneHome.Protocol.ProtocolJson.Default.RunCommandResult, CancellationToken.None);
-        await Task.Delay(200); // the slow command is running
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (!File.Exists(started) && DateTime.UtcNow < until)
+        {
+            await Task.Delay(10); // until the slow command runs: its request is in flight
+        }
+
+        Assert.True(File.Exists(started), "the slow command did not start");
 
         await using (var quickClient = await EtPhoneHome.Core.Tunnel.TunnelClient.ConnectAsync("127.0.0.1", quiet.Port, secret, TimeSpan.FromSeconds(10), CancellationToken.None))
         {
@@ -151,7 +160,9 @@ public sealed class SharedIdleTrimmerTests
         await Task.Delay(300); // well past the trimmer's delay: the quiet server is idle, the busy one is not
         Assert.Equal(0, Volatile.Read(ref collections));
 
+        File.WriteAllText(release, "");
         Assert.Equal(0, (await slow).ExitCode);
+        gate.Delete(recursive: true);
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (Volatile.Read(ref collections) == 0 && DateTime.UtcNow < deadline)
         {
