@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using EtPhoneHome.Protocol;
 
@@ -65,27 +64,21 @@ internal static class ExchangeHandlers
     /// <summary>Runs one transfer in the helper; its failures become the faults the in-process transfer raised.</summary>
     internal static async Task<ExchangeHelperResponse> RunHelperAsync(ExchangeHelperRequest request, string deniedMessage, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo(HelperPath)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            CreateNoWindow = true,
-        };
-        using var helper = new Process { StartInfo = psi };
+        // Started as the agent starts a command (ChildProcess): its own session, default signals, one exec.
+        IChildProcess helper;
         try
         {
-            helper.Start();
+            helper = ChildProcess.Start(HelperPath, [], AppContext.BaseDirectory, ChildProcess.Environment([]));
         }
         catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or FileNotFoundException)
         {
             throw new RpcFault(ExchangeErrorCodes.TransferFailed, $"cannot start {HelperPath} (it ships next to eph-agent): {ex.Message}");
         }
 
-        var stdout = helper.StandardOutput.ReadToEndAsync(CancellationToken.None);
-        var stderr = helper.StandardError.ReadToEndAsync(CancellationToken.None);
-        var stdin = helper.StandardInput.BaseStream;
+        using var owned = helper;
+        var stdout = new StreamReader(helper.StandardOutput).ReadToEndAsync(CancellationToken.None);
+        var stderr = new StreamReader(helper.StandardError).ReadToEndAsync(CancellationToken.None);
+        var stdin = helper.StandardInput;
         try
         {
             await stdin.WriteAsync(JsonSerializer.SerializeToUtf8Bytes(request, ExchangeJson.Default.ExchangeHelperRequest), CancellationToken.None).ConfigureAwait(false);
@@ -104,14 +97,7 @@ internal static class ExchangeHandlers
             }
             catch (OperationCanceledException)
             {
-                try
-                {
-                    helper.Kill(entireProcessTree: true);
-                }
-                catch (InvalidOperationException)
-                {
-                    // it exited meanwhile
-                }
+                helper.KillTree();
             }
 
             throw;
