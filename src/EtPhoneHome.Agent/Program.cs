@@ -19,6 +19,8 @@ internal static class Program
 
     public static async Task<int> Main(string[] args)
     {
+        // Before anything starts the runtime's signal handling, which records the disposition it finds.
+        InheritedSignals.ResetIgnoredSigchld();
         if (args.Length == 0)
         {
             Console.Error.WriteLine(Usage);

@@ -36,6 +36,12 @@ public sealed class SandboxAgent
         }
     }
 
+    /// <summary>
+    /// Signals the agent is started with ignored (names as <c>env --ignore-signal</c> takes them, e.g. <c>CHLD</c>), as a
+    /// parent that ignores them passes them on across exec.
+    /// </summary>
+    public IReadOnlyList<string> IgnoredSignals { get; set; } = [];
+
     /// <summary>Starts <c>eph-agent run</c> for this config dir.</summary>
     public void Start()
     {
@@ -44,7 +50,10 @@ public sealed class SandboxAgent
             return;
         }
 
-        Process = ManagedProcess.Start($"agent {Name}", _environment.AgentExecutable, ["run", "--config-dir", ConfigDirectory], LogFile);
+        string[] run = ["run", "--config-dir", ConfigDirectory];
+        Process = IgnoredSignals.Count == 0
+            ? ManagedProcess.Start($"agent {Name}", _environment.AgentExecutable, run, LogFile)
+            : ManagedProcess.Start($"agent {Name}", "/usr/bin/env", [.. IgnoredSignals.Select(s => $"--ignore-signal={s}"), _environment.AgentExecutable, .. run], LogFile);
         _environment.Say($"agent {Name} started (pid {Process.Pid})");
     }
 

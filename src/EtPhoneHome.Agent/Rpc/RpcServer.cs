@@ -32,10 +32,13 @@ public sealed class RpcServer : IAsyncDisposable
     public const long MaxOutputCapLimit = Framing.MaxFrameBytes / 4;
 
     /// <summary>
-    /// Default time a connection has to complete the handshake (including waiting for a session). An operator's
-    /// handshake is one round trip through the SSH connection; this leaves room for slow links.
+    /// Default time a connection has to complete the handshake (including waiting for a session): the operators' own
+    /// handshake time (10 s, counted from before their connect), so an operator that is merely slow — a thousand
+    /// handshakes at once on a loaded machine brought proofs after 3 s — is served instead of refused, and when time
+    /// does run out the operator's own timeout speaks first. What bounds idle connections is the pending bound with
+    /// eviction of the oldest (<see cref="MaxPendingConnections"/>), not this time.
     /// </summary>
-    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(3);
+    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(10);
 
     private readonly TimeSpan _handshakeTimeout;
 

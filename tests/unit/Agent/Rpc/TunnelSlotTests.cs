@@ -108,7 +108,6 @@ public sealed class TunnelSlotTests
     [Fact]
     public async Task AnIdleConnection_IsClosedAtTheHandshakeTimeout()
     {
-        Assert.True(RpcServer.DefaultHandshakeTimeout <= TimeSpan.FromSeconds(3));
         await using var server = new RpcServer(handshakeTimeout: TimeSpan.FromMilliseconds(500));
         server.Start();
         server.SetSession(_secret, Uuid, null);
@@ -139,6 +138,24 @@ public sealed class TunnelSlotTests
         Assert.Contains("handshake not completed in time", ex.Message);
         Assert.Contains("0.3 s", ex.Message);
         Assert.DoesNotContain("secret", ex.Message);
+    }
+
+    [Fact]
+    public async Task AnOperatorWhoseProofComesSecondsLate_IsServedByDefault()
+    {
+        // `eph-bench simulated` at throttle 1000 on two loaded cores: 2,269 of 10,000 operators' proofs came after the
+        // agent's old 3 s and were refused, though the operators would still have waited 7 s.
+        await using var server = new RpcServer();
+        server.Start();
+        server.SetSession(_secret, Uuid, null);
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", server.Port);
+        await WaitUntilAsync(() => server.PendingConnections == 1);
+        await Task.Delay(TimeSpan.FromSeconds(3.5));
+
+        await TunnelHandshake.ConnectAsync(tcp.GetStream(), _secret, CancellationToken.None);
+
+        Assert.Equal(0, server.PendingConnections);
     }
 
     [Fact]
