@@ -18,7 +18,7 @@ internal static class InheritedSignals
     // Big enough for any libc's struct sigaction (x86-64 and arm64 glibc and musl: 152 bytes); the handler comes first.
     private const int SigactionBytes = 256;
 
-    /// <summary>True when SIGCHLD was ignored and is now at its default (the caller may log it).</summary>
+    /// <summary>Puts an ignored SIGCHLD back to its default; true when it did (the disposition was SIG_IGN).</summary>
     public static bool ResetIgnoredSigchld()
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())

@@ -37,8 +37,8 @@ public sealed class SandboxAgent
     }
 
     /// <summary>
-    /// Signals the agent is started with ignored (names as <c>env --ignore-signal</c> takes them, e.g. <c>CHLD</c>), as a
-    /// parent that ignores them passes them on across exec.
+    /// Signals to ignore when the agent is next started (names as <c>env --ignore-signal</c> takes them, e.g. <c>CHLD</c>),
+    /// as a parent that ignores them passes them on across exec.
     /// </summary>
     public IReadOnlyList<string> IgnoredSignals { get; set; } = [];
 
