@@ -61,6 +61,15 @@ public sealed class OperatorCallBoundsTests : IAsyncLifetime
     private static RunCommandsArgs Run(string command, params string[] clients) =>
         new() { Targets = new TargetSelection { Clients = clients }, Request = new CommandRequest { Command = command } };
 
+    /// <summary>Fills every in-flight place of <paramref name="remote"/> with a call to web-01 (held by the transport).</summary>
+    private async Task<Task<List<FleetCommandResult>>[]> TakeEveryPlaceAsync(RemoteOperator remote)
+    {
+        var held = Enumerable.Range(0, OperatorLimits.MaxInFlight)
+            .Select(_ => Task.Run(() => CollectAsync(remote.RunCommandsAsync(Run("deploy", "web-01"), null, CancellationToken.None)))).ToArray();
+        await WaitUntil(() => _transport.Calls == OperatorLimits.MaxInFlight);
+        return held;
+    }
+
     private static async Task<List<FleetCommandResult>> CollectAsync(IAsyncEnumerable<FleetCommandResult> results)
     {
         var list = new List<FleetCommandResult>();
@@ -153,9 +162,7 @@ public sealed class OperatorCallBoundsTests : IAsyncLifetime
         var release = new TaskCompletionSource();
         _transport.Hold("web-01", release.Task, FakeTransport.Exit(0, "ok"));
         await using var remote = await ConnectAsync();
-        var held = Enumerable.Range(0, OperatorLimits.MaxInFlight)
-            .Select(_ => Task.Run(() => CollectAsync(remote.RunCommandsAsync(Run("deploy", "web-01"), null, CancellationToken.None)))).ToArray();
-        await WaitUntil(() => _transport.Calls == OperatorLimits.MaxInFlight);
+        var held = await TakeEveryPlaceAsync(remote);
 
         using var ctrlC = new CancellationTokenSource();
         var waiting = Task.Run(() => CollectAsync(remote.RunCommandsAsync(Run("deploy", "web-02"), null, ctrlC.Token)));
@@ -182,9 +189,7 @@ public sealed class OperatorCallBoundsTests : IAsyncLifetime
         var release = new TaskCompletionSource();
         _transport.Hold("web-01", release.Task, FakeTransport.Exit(0, "ok"));
         await using var remote = await ConnectAsync();
-        var held = Enumerable.Range(0, OperatorLimits.MaxInFlight)
-            .Select(_ => Task.Run(() => CollectAsync(remote.RunCommandsAsync(Run("deploy", "web-01"), null, CancellationToken.None)))).ToArray();
-        await WaitUntil(() => _transport.Calls == OperatorLimits.MaxInFlight);
+        var held = await TakeEveryPlaceAsync(remote);
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => remote.SearchAsync(new ClientQuery(), timeout.Token));
@@ -200,9 +205,7 @@ public sealed class OperatorCallBoundsTests : IAsyncLifetime
         var release = new TaskCompletionSource();
         _transport.Hold("web-01", release.Task, FakeTransport.Exit(0, "ok"));
         await using var remote = await ConnectAsync();
-        var held = Enumerable.Range(0, OperatorLimits.MaxInFlight)
-            .Select(_ => Task.Run(() => CollectAsync(remote.RunCommandsAsync(Run("deploy", "web-01"), null, CancellationToken.None)))).ToArray();
-        await WaitUntil(() => _transport.Calls == OperatorLimits.MaxInFlight);
+        var held = await TakeEveryPlaceAsync(remote);
         var waiting = Task.Run(() => remote.SearchAsync(new ClientQuery(), CancellationToken.None));
         await WaitUntil(() => remote.Channel.Waiting == 1);
 

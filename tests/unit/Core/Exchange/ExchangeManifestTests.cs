@@ -31,16 +31,6 @@ public sealed class ExchangeManifestTests(S3ServersFixture s3) : IClassFixture<S
         return (path, bytes);
     }
 
-    /// <summary>Direct access to the bucket, as someone holding the store's keys (or the store itself) would have.</summary>
-    private static AmazonS3Client Raw(S3TestServer server) => new(new BasicAWSCredentials(S3TestServer.AccessKey, S3TestServer.SecretKey), new AmazonS3Config
-    {
-        ServiceURL = server.Endpoint.ToString(),
-        ForcePathStyle = true,
-        AuthenticationRegion = "auto",
-        UseHttp = true,
-        RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
-        ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
-    });
 
     private static async Task PutAsync(AmazonS3Client raw, string key, byte[] body, MetadataCollection? metadata = null)
     {
@@ -71,7 +61,7 @@ public sealed class ExchangeManifestTests(S3ServersFixture s3) : IClassFixture<S
     {
         var (path, bytes) = NewFile("m.bin", 11 * 1024 * 1024 + 7, seed: 21);
         using var client = new ExchangeClient(s3.Strict.Settings, options: SmallParts);
-        using var raw = Raw(s3.Strict);
+        using var raw = RawBucket.Client(s3.Strict);
 
         var upload = await client.UploadAsync(path);
 
@@ -96,7 +86,7 @@ public sealed class ExchangeManifestTests(S3ServersFixture s3) : IClassFixture<S
     {
         var (path, bytes) = NewFile("t.bin", 11 * 1024 * 1024, seed: 22);
         using var client = new ExchangeClient(s3.Strict.Settings, options: SmallParts);
-        using var raw = Raw(s3.Strict);
+        using var raw = RawBucket.Client(s3.Strict);
         var upload = await client.UploadAsync(path);
         var head = await raw.GetObjectMetadataAsync(S3TestServer.Bucket, upload.Key);
         bytes[5 * 1024 * 1024] ^= 0xFF;
@@ -114,7 +104,7 @@ public sealed class ExchangeManifestTests(S3ServersFixture s3) : IClassFixture<S
     {
         var (path, _) = NewFile("h.bin", 11 * 1024 * 1024, seed: 23);
         using var client = new ExchangeClient(s3.Strict.Settings, options: SmallParts);
-        using var raw = Raw(s3.Strict);
+        using var raw = RawBucket.Client(s3.Strict);
         var upload = await client.UploadAsync(path);
         var manifestKey = "transfers/.manifest/server/" + upload.TransferId;
         var forged = (await ReadAsync(raw, manifestKey)).Replace(upload.Sha256, new string('a', 64), StringComparison.Ordinal);
@@ -136,7 +126,7 @@ public sealed class ExchangeManifestTests(S3ServersFixture s3) : IClassFixture<S
     {
         var (path, _) = NewFile($"n-{tamper}.bin", 6 * 1024 * 1024, seed: 24);
         using var client = new ExchangeClient(s3.Strict.Settings, options: SmallParts);
-        using var raw = Raw(s3.Strict);
+        using var raw = RawBucket.Client(s3.Strict);
         var upload = await client.UploadAsync(path);
         var manifestKey = "transfers/.manifest/server/" + upload.TransferId;
         var json = await ReadAsync(raw, manifestKey);
@@ -176,7 +166,7 @@ public sealed class ExchangeManifestTests(S3ServersFixture s3) : IClassFixture<S
     {
         var (_, bytes) = NewFile("old.bin", 6 * 1024 * 1024, seed: 25);
         using var client = new ExchangeClient(s3.Strict.Settings, options: SmallParts);
-        using var raw = Raw(s3.Strict);
+        using var raw = RawBucket.Client(s3.Strict);
         const string Id = "server_20260101_000000_old.bin";
         var metadata = new MetadataCollection { ["sha256"] = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant() };
         await PutAsync(raw, "transfers/server/" + Id, bytes, metadata);
@@ -196,7 +186,7 @@ public sealed class ExchangeManifestTests(S3ServersFixture s3) : IClassFixture<S
     {
         var (path, _) = NewFile("l.bin", 6 * 1024 * 1024, seed: 26);
         using var client = new ExchangeClient(s3.Lenient.Settings, options: SmallParts);
-        using var raw = Raw(s3.Lenient);
+        using var raw = RawBucket.Client(s3.Lenient);
         var upload = await client.UploadAsync(path, sourceClient: "listing-source");
         var manifestKey = "transfers/.manifest/listing-source/" + upload.TransferId;
         Assert.NotNull(await raw.GetObjectMetadataAsync(S3TestServer.Bucket, manifestKey));

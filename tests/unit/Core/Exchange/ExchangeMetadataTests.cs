@@ -119,15 +119,6 @@ public sealed class ExchangeNonAsciiNameTests(S3ServersFixture s3) : IClassFixtu
         return (path, bytes);
     }
 
-    private static AmazonS3Client Raw(S3TestServer server) => new(new BasicAWSCredentials(S3TestServer.AccessKey, S3TestServer.SecretKey), new AmazonS3Config
-    {
-        ServiceURL = server.Endpoint.ToString(),
-        ForcePathStyle = true,
-        AuthenticationRegion = "auto",
-        UseHttp = true,
-        RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
-        ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
-    });
 
     [Theory]
     [InlineData(false)]
@@ -159,7 +150,7 @@ public sealed class ExchangeNonAsciiNameTests(S3ServersFixture s3) : IClassFixtu
         Assert.Equal(upload.Sha256, Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(viaUrl.LocalPath))).ToLowerInvariant());
 
         // On the wire the header is ASCII (listings of it: the next test).
-        using var raw = Raw(s3.Strict);
+        using var raw = RawBucket.Client(s3.Strict);
         var head = await raw.GetObjectMetadataAsync(S3TestServer.Bucket, upload.Key);
         Assert.Equal(ExchangeMetadata.Encode(Name), head.Metadata["filename"]);
     }
@@ -168,7 +159,7 @@ public sealed class ExchangeNonAsciiNameTests(S3ServersFixture s3) : IClassFixtu
     public async Task Listing_ShowsNonAsciiAndOldNames_NeverAHostileOne()
     {
         // Listings run on the lenient server: s3rver refuses the SDK's signature of any bucket-level request (S3TestServer).
-        using var raw = Raw(s3.Lenient);
+        using var raw = RawBucket.Client(s3.Lenient);
         using var client = new ExchangeClient(s3.Lenient.Settings);
         var (source, _) = NewFile("listed", 1000);
         var upload = await client.UploadAsync(source, sourceClient: Source);

@@ -93,7 +93,7 @@ public sealed class ExchangeRangedDownloadTests(S3ServersFixture s3) : IClassFix
         var upload = await uploader.UploadAsync(source);
         var other = bytes.ToArray();
         other[^1] ^= 0xff; // same size, another last byte: only the ranges after the first differ
-        using var raw = Raw(s3.Strict);
+        using var raw = RawBucket.Client(s3.Strict);
         using var recorder = new RecordingHandler(holdUntilConcurrent: 0)
         {
             // The first range has arrived: the object is replaced before any other range is asked for.
@@ -219,15 +219,6 @@ public sealed class ExchangeRangedDownloadTests(S3ServersFixture s3) : IClassFix
         }
     }
 
-    private static AmazonS3Client Raw(S3TestServer server) => new(new BasicAWSCredentials(S3TestServer.AccessKey, S3TestServer.SecretKey), new AmazonS3Config
-    {
-        ServiceURL = server.Endpoint.ToString(),
-        ForcePathStyle = true,
-        AuthenticationRegion = "auto",
-        UseHttp = true,
-        RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
-        ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
-    });
 
     private sealed class Inline(Action<ExchangeProgress> action) : IProgress<ExchangeProgress>
     {
