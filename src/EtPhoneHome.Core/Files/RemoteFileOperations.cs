@@ -41,29 +41,29 @@ public sealed class RemoteFileOperations
     {
         ArgumentNullException.ThrowIfNull(target);
         var session = FileTransferClient.SessionOf(target);
-        using var lease = Guard?.Begin(target.Uuid, operation, detail);
+        using var lease = Guard is null ? null : await Guard.BeginAsync(target.Uuid, operation, detail).ConfigureAwait(false);
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
         wait.CancelAfter(RequestTimeout);
         try
         {
             await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token, target.Policy).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(method, parameters, paramsType, resultType, wait.Token).ConfigureAwait(false);
-            lease?.Complete(OperationStatus.Succeeded, outcome(result));
+            await lease.RecordAsync(OperationStatus.Succeeded, outcome(result)).ConfigureAwait(false);
             return result;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)
         {
-            lease?.Complete(OperationStatus.TimedOut, "no answer");
+            await lease.RecordAsync(OperationStatus.TimedOut, "no answer").ConfigureAwait(false);
             throw new TimeoutException($"no answer within {RequestTimeout.TotalSeconds:0} s");
         }
         catch (RpcException ex)
         {
-            lease?.Complete(ex.Code == RpcErrorCodes.PathDenied ? OperationStatus.Denied : OperationStatus.Error, $"{ex.CodeName}: {ex.Message}");
+            await lease.RecordAsync(ex.Code == RpcErrorCodes.PathDenied ? OperationStatus.Denied : OperationStatus.Error, $"{ex.CodeName}: {ex.Message}").ConfigureAwait(false);
             throw;
         }
         catch (OperationCanceledException)
         {
-            lease?.Complete(OperationStatus.Cancelled);
+            await lease.RecordAsync(OperationStatus.Cancelled).ConfigureAwait(false);
             throw;
         }
     }

@@ -30,28 +30,28 @@ public sealed class MetricsClient : IMetricsSource
     {
         ArgumentNullException.ThrowIfNull(target);
         var session = target.Session ?? throw new InvalidOperationException($"{target.Describe()} has no online session");
-        using var lease = Guard?.Begin(target.Uuid, OperationNames.GetClientMetrics, summary ? "summary" : "full");
+        using var lease = Guard is null ? null : await Guard.BeginAsync(target.Uuid, OperationNames.GetClientMetrics, summary ? "summary" : "full").ConfigureAwait(false);
         try
         {
             await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, ct, target.Policy).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(MetricsMethods.GetMetrics, new GetMetricsParams { Summary = summary },
                 MetricsJson.Default.GetMetricsParams, MetricsJson.Default.MetricsResult, ct).ConfigureAwait(false);
-            lease?.Complete(OperationStatus.Succeeded);
+            await lease.RecordAsync(OperationStatus.Succeeded).ConfigureAwait(false);
             return result;
         }
         catch (RpcException ex)
         {
-            lease?.Complete(OperationStatus.Error, ex.CodeName);
+            await lease.RecordAsync(OperationStatus.Error, ex.CodeName).ConfigureAwait(false);
             throw;
         }
         catch (OperationCanceledException)
         {
-            lease?.Complete(ct.IsCancellationRequested ? OperationStatus.TimedOut : OperationStatus.Cancelled, "no answer");
+            await lease.RecordAsync(ct.IsCancellationRequested ? OperationStatus.TimedOut : OperationStatus.Cancelled, "no answer").ConfigureAwait(false);
             throw;
         }
         catch (Exception ex) when (ex is ProtocolException or IOException or System.Net.Sockets.SocketException)
         {
-            lease?.Complete(OperationStatus.Error, "unreachable");
+            await lease.RecordAsync(OperationStatus.Error, "unreachable").ConfigureAwait(false);
             throw;
         }
     }

@@ -39,29 +39,30 @@ public sealed class TunnelCommandTransport : ICommandTransport
         var commandTimeout = TimeSpan.FromSeconds(parameters.TimeoutS ?? CommandLimits.DefaultTimeoutSeconds);
         var deadline = commandTimeout + Grace;
 
-        using var lease = Guard?.Begin(target.Uuid, OperationNames.RunCommand, parameters.Cmd);
+        // Recorded without blocking a thread: a fan-out's starts and ends share the registry's transactions.
+        using var lease = Guard is null ? null : await Guard.BeginAsync(target.Uuid, OperationNames.RunCommand, parameters.Cmd).ConfigureAwait(false);
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
         wait.CancelAfter(deadline);
         try
         {
             await using var tunnel = await TunnelClient.ConnectAsync(Host, session.TunnelPort, session.Secret, HandshakeTimeout, wait.Token, target.Policy).ConfigureAwait(false);
             var result = await tunnel.InvokeAsync(RpcMethods.RunCommand, parameters, ProtocolJson.Default.RunCommandParams, ProtocolJson.Default.RunCommandResult, wait.Token).ConfigureAwait(false);
-            lease?.Complete(result.TimedOut ? OperationStatus.TimedOut : result.ExitCode == 0 ? OperationStatus.Succeeded : OperationStatus.Failed, $"exit {result.ExitCode}", result.TimedOut ? null : result.ExitCode);
+            await lease.RecordAsync(result.TimedOut ? OperationStatus.TimedOut : result.ExitCode == 0 ? OperationStatus.Succeeded : OperationStatus.Failed, $"exit {result.ExitCode}", result.TimedOut ? null : result.ExitCode).ConfigureAwait(false);
             return result;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && wait.IsCancellationRequested)
         {
-            lease?.Complete(OperationStatus.TimedOut, "no answer");
+            await lease.RecordAsync(OperationStatus.TimedOut, "no answer").ConfigureAwait(false);
             throw new TimeoutException($"no answer within {deadline.TotalSeconds:0} s (command timeout {commandTimeout.TotalSeconds:0} s plus {Grace.TotalSeconds:0} s grace)");
         }
         catch (RpcException ex)
         {
-            lease?.Complete(ex.Code == RpcErrorCodes.PathDenied ? OperationStatus.Denied : OperationStatus.Error, ex.CodeName);
+            await lease.RecordAsync(ex.Code == RpcErrorCodes.PathDenied ? OperationStatus.Denied : OperationStatus.Error, ex.CodeName).ConfigureAwait(false);
             throw;
         }
         catch (OperationCanceledException)
         {
-            lease?.Complete(OperationStatus.Cancelled);
+            await lease.RecordAsync(OperationStatus.Cancelled).ConfigureAwait(false);
             throw;
         }
     }

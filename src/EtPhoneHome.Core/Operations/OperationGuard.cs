@@ -53,6 +53,28 @@ public sealed class OperationGuard(IRateLimitLedger ledger, OperatorContext cont
     /// </summary>
     public OperationLease Begin(string? uuid, string operation, string? detail = null)
     {
+        var (truncated, refusal) = Prepare(uuid, operation, detail);
+        return refusal is null
+            ? new(this, null, operation, truncated, inflightId: 0)
+            : Admit(uuid!, operation, truncated, Ledger.BeginRequest(uuid!, RateLimits, refusal));
+    }
+
+    /// <summary>
+    /// <see cref="Begin"/> without blocking a thread while the registry records it: the operations of a fan-out that
+    /// start together share the registry's transactions (<see cref="IRateLimitLedger.BeginRequestAsync"/>). Complete the
+    /// lease with <see cref="OperationLease.CompleteAsync"/>.
+    /// </summary>
+    public async Task<OperationLease> BeginAsync(string? uuid, string operation, string? detail = null)
+    {
+        var (truncated, refusal) = Prepare(uuid, operation, detail);
+        return refusal is null
+            ? new(this, null, operation, truncated, inflightId: 0)
+            : Admit(uuid!, operation, truncated, await Ledger.BeginRequestAsync(uuid!, RateLimits, refusal).ConfigureAwait(false));
+    }
+
+    /// <summary>Checks the request; the history entry that records a refusal, or null for a server-side operation.</summary>
+    private (string? Detail, AuditEntry? Refusal) Prepare(string? uuid, string operation, string? detail)
+    {
         ArgumentException.ThrowIfNullOrEmpty(operation);
         if (OperationNames.ParseOperation(operation) != operation)
         {
@@ -62,11 +84,11 @@ public sealed class OperationGuard(IRateLimitLedger ledger, OperatorContext cont
         var truncated = Truncate(detail);
         if (uuid is null)
         {
-            return new(this, null, operation, truncated, inflightId: 0);
+            return (truncated, null);
         }
 
         ArgumentException.ThrowIfNullOrEmpty(uuid);
-        var admission = Ledger.BeginRequest(uuid, RateLimits, new AuditEntry
+        return (truncated, new AuditEntry
         {
             Operation = operation,
             Uuid = uuid,
@@ -78,6 +100,10 @@ public sealed class OperationGuard(IRateLimitLedger ledger, OperatorContext cont
             Detail = truncated,
             DurationMs = 0,
         });
+    }
+
+    private OperationLease Admit(string uuid, string operation, string? truncated, RateLimitAdmission admission)
+    {
         if (!admission.Allowed)
         {
             throw new RateLimitExceededException(uuid, operation, admission);
@@ -133,9 +159,27 @@ public sealed class OperationLease : IDisposable
     /// </summary>
     public void Complete(OperationStatus outcomeStatus, string? outcome = null, int? exitCode = null)
     {
+        if (Outcome(outcomeStatus, outcome, exitCode) is var (entry, eventType, data))
+        {
+            _guard.Ledger.CompleteRequest(_inflightId, entry, eventType, data);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Complete"/> without blocking a thread: the operations of a fan-out that end together share the
+    /// registry's transactions. Completes once the outcome is written.
+    /// </summary>
+    public Task CompleteAsync(OperationStatus outcomeStatus, string? outcome = null, int? exitCode = null) =>
+        Outcome(outcomeStatus, outcome, exitCode) is var (entry, eventType, data)
+            ? _guard.Ledger.CompleteRequestAsync(_inflightId, entry, eventType, data)
+            : Task.CompletedTask;
+
+    /// <summary>The history entry and event of the outcome, once; null when the lease was already completed.</summary>
+    private (AuditEntry Entry, string? EventType, JsonObject? Data)? Outcome(OperationStatus outcomeStatus, string? outcome, int? exitCode)
+    {
         if (_completed)
         {
-            return;
+            return null;
         }
 
         _completed = true;
@@ -170,7 +214,7 @@ public sealed class OperationLease : IDisposable
             };
         }
 
-        _guard.Ledger.CompleteRequest(_inflightId, new AuditEntry
+        return (new AuditEntry
         {
             Operation = Operation,
             Uuid = Uuid,
@@ -185,4 +229,12 @@ public sealed class OperationLease : IDisposable
     }
 
     public void Dispose() => Complete(OperationStatus.Error, "abandoned");
+}
+
+/// <summary>Completing a lease that may be absent (an operation run without a guard).</summary>
+public static class OperationLeaseExtensions
+{
+    /// <summary><see cref="OperationLease.CompleteAsync"/> when there is a lease; nothing otherwise.</summary>
+    public static Task RecordAsync(this OperationLease? lease, OperationStatus outcomeStatus, string? outcome = null, int? exitCode = null) =>
+        lease?.CompleteAsync(outcomeStatus, outcome, exitCode) ?? Task.CompletedTask;
 }

@@ -19,6 +19,21 @@ public interface IRateLimitLedger
     /// </summary>
     void CompleteRequest(long inflightId, AuditEntry entry, string? eventType = null, JsonObject? eventData = null);
 
+    /// <summary>
+    /// <see cref="BeginRequest"/> for callers that should not block a thread while the registry takes the write: a
+    /// ledger may write the requests that start at the same time in one transaction (the same result as one after the
+    /// other). The history attribution of the caller's scope is taken when it is called.
+    /// </summary>
+    Task<RateLimitAdmission> BeginRequestAsync(string uuid, RateLimitPolicy policy, AuditEntry refusal) =>
+        Task.FromResult(BeginRequest(uuid, policy, HistoryAttribution.Apply(refusal)));
+
+    /// <summary><see cref="CompleteRequest"/> without blocking a thread; requests that end together may share a transaction.</summary>
+    Task CompleteRequestAsync(long inflightId, AuditEntry entry, string? eventType = null, JsonObject? eventData = null)
+    {
+        CompleteRequest(inflightId, HistoryAttribution.Apply(entry), eventType, eventData);
+        return Task.CompletedTask;
+    }
+
     /// <summary>Counters of the given clients (every registered client when null), stale in-flight rows removed first.</summary>
     IReadOnlyList<RateLimitStats> GetRateLimitStats(IReadOnlyList<string>? uuids, RateLimitPolicy policy);
 }

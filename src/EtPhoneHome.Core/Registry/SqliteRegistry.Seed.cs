@@ -13,8 +13,14 @@ internal sealed record ClientSeed
     public string? Username { get; init; }
     public IReadOnlyList<string> Tags { get; init; } = [];
     public IReadOnlyList<string> Capabilities { get; init; } = [];
-    /// <summary>Gives the client an online session (tunnel port and a zero secret).</summary>
+    /// <summary>Gives the client an online session (tunnel port and a zero secret unless given below).</summary>
     public bool Online { get; init; }
+    /// <summary>The online session's tunnel port (a listener that answers as the agent); a made-up one when null.</summary>
+    public int? TunnelPort { get; init; }
+    /// <summary>The online session's tunnel secret; 32 zero bytes when null.</summary>
+    public byte[]? Secret { get; init; }
+    /// <summary>The hub that holds the online session (several hubs on one registry); none when null.</summary>
+    public string? HubId { get; init; }
 }
 
 public sealed partial class SqliteRegistry
@@ -41,9 +47,9 @@ public sealed partial class SqliteRegistry
             ("@u", ""), ("@l", ""), ("@t", ""), ("@p", 0));
         using var insertCap = Command(c, tx, "INSERT INTO client_capabilities(uuid, capability) VALUES (@u, @c)", ("@u", ""), ("@c", ""));
         using var insertSession = Command(c, tx, """
-            INSERT INTO sessions(uuid, fingerprint, host, tunnel_port, secret, connected_at, online_at, last_heartbeat)
-            VALUES (@u, @f, 'localhost', @tp, @s, @now, @now, @now)
-            """, ("@u", ""), ("@f", ""), ("@tp", 0), ("@now", 0L), ("@s", new byte[32]));
+            INSERT INTO sessions(uuid, fingerprint, host, tunnel_port, secret, hub_id, connected_at, online_at, last_heartbeat)
+            VALUES (@u, @f, 'localhost', @tp, @s, @hub, @now, @now, @now)
+            """, ("@u", ""), ("@f", ""), ("@tp", 0), ("@s", new byte[32]), ("@hub", null), ("@now", 0L));
 
         static void Run(System.Data.Common.DbCommand cmd, params object?[] values)
         {
@@ -77,7 +83,7 @@ public sealed partial class SqliteRegistry
 
             if (seed.Online)
             {
-                Run(insertSession, seed.Uuid, fingerprint, 20_000 + (count % 40_000), now, new byte[32]);
+                Run(insertSession, seed.Uuid, fingerprint, seed.TunnelPort ?? 20_000 + (count % 40_000), seed.Secret ?? new byte[32], seed.HubId, now);
             }
 
             count++;

@@ -27,13 +27,19 @@ public sealed partial class SqliteRegistry : IKeyStore, IClientStore, ISessionSt
 
     private readonly ClientSnapshot _clientCopy;
 
+    private readonly GroupCommit _groupCommit;
+
     private SqliteRegistry(DataDirectory dir, RegistryEngine engine, TimeProvider time)
     {
         DataDirectory = dir.Path;
         _time = time;
         _engine = engine;
         _clientCopy = ClientSnapshot.For(engine.SnapshotKey);
+        _groupCommit = new GroupCommit(engine.Open, engine.BeginWrite);
     }
+
+    /// <summary>Transactions the shared writes (<see cref="GroupCommit"/>) have committed in this process.</summary>
+    internal long GroupCommits => _groupCommit.Batches;
 
     public string DataDirectory { get; }
 
