@@ -59,9 +59,10 @@ internal static class FleetSteps
     /// <summary>
     /// `eph-server --server … exec --all --throttle 1024 --json -- true` as an operator on a workstation runs it (its own
     /// process, ssh to the operator service), <paramref name="rounds"/> times: the median wall time and the succeeded
-    /// count of the last round.
+    /// count of the last round. <paramref name="selection"/> replaces <c>--all</c> (e.g. <c>--tag x</c>).
     /// </summary>
-    public static async Task<(double Median, int Ok, int Results)> CliFanOutAsync(string serverExecutable, string[] serverArguments, string profileDirectory, int rounds)
+    public static async Task<(double Median, int Ok, int Results)> CliFanOutAsync(string serverExecutable, string[] serverArguments, string profileDirectory, int rounds,
+        string[]? selection = null)
     {
         var samples = new List<double>();
         var ok = 0;
@@ -70,7 +71,7 @@ internal static class FleetSteps
         {
             var clock = Stopwatch.StartNew();
             var (_, stdout, stderr) = await SandboxEnvironment.RunForResultAsync("env",
-                ["-u", "SSH_AUTH_SOCK", "ETPHONEHOME_CONFIG_DIR=" + profileDirectory, serverExecutable, .. serverArguments, "exec", "--all", "--throttle", "1024", "--timeout", "60", "--json", "--", "true"]);
+                ["-u", "SSH_AUTH_SOCK", "ETPHONEHOME_CONFIG_DIR=" + profileDirectory, serverExecutable, .. serverArguments, "exec", .. selection ?? ["--all"], "--throttle", "1024", "--timeout", "60", "--json", "--", "true"]);
             samples.Add(clock.Elapsed.TotalSeconds);
             var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             results = lines.Length;

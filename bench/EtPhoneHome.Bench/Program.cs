@@ -8,7 +8,7 @@ using EtPhoneHome.Sandbox;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench [lifecycle] [--rounds N] | exchange [--size-mib N] | exchange-peers [--size-mib N] [--rounds N] | search | transfer | fanout | simulated | remote | agent-memory | hubs | scale (see each *Bench class). Lifecycle measures, in one sandbox on this machine,
+/// eph-bench [lifecycle] [--rounds N] | exchange [--size-mib N] | exchange-peers [--size-mib N] [--rounds N] | search | transfer | fanout | simulated | remote | agent-memory | hubs | hubs-simulated | scale (see each *Bench class). Lifecycle measures, in one sandbox on this machine,
 /// time from `eph-agent run` to online, warm round trips of `run_command true` through the tunnel next to
 /// `ssh … true` through the same sshd, and the resident memory of an idle agent and of one gate relay.
 /// Prints a markdown report on stdout.
@@ -39,6 +39,8 @@ internal static class Program
                 return await AgentMemoryBench.RunAsync(args[1..]);
             case "hubs":
                 return await HubFailoverBench.RunAsync(args[1..]);
+            case "hubs-simulated":
+                return await HubsSimulatedBench.RunAsync(args[1..]);
             case "scale":
                 return await ScaleBench.RunAsync(args[1..]);
             case "lifecycle":

@@ -183,7 +183,7 @@ internal static class SimulatedBench
         LastHeartbeat = DateTimeOffset.UtcNow,
     });
 
-    private static async Task StartHostsAsync(int count, int processes, List<Process> hosts, List<FleetTarget> targets)
+    internal static async Task StartHostsAsync(int count, int processes, List<Process> hosts, List<FleetTarget> targets)
     {
         var bench = typeof(SimulatedBench).Assembly.Location;
         var readers = new List<Task<List<(int Port, byte[] Secret, string Uuid)>>>();
@@ -238,7 +238,7 @@ internal static class SimulatedBench
         return agents;
     }
 
-    private static async Task StopHostsAsync(List<Process> hosts)
+    internal static async Task StopHostsAsync(List<Process> hosts)
     {
         foreach (var host in hosts)
         {

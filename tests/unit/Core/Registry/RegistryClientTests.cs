@@ -316,6 +316,25 @@ public abstract class RegistryClientTests : IDisposable
         Assert.Equal(["gpu-1"], _r.QueryClients(new ClientQuery { Tags = ["PROD", "gpu"], Capabilities = ["nvidia-gpu"], Query = "TRAIN", OnlineOnly = true }).Select(c => c.DisplayName));
         Assert.Equal(2, _r.ListKeys(KeyStatus.Approved).Count);
     }
+
+    [Fact]
+    public void Seed_GivesAnOnlineSessionTheTunnelSecretAndHubItWasGiven()
+    {
+        var secret = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray();
+        _r.SeedClients(
+        [
+            new ClientSeed { Uuid = "00000000-0000-0000-0000-000000000011", DisplayName = "sim-1", Online = true, TunnelPort = 41234, Secret = secret, HubId = "hub-2" },
+            new ClientSeed { Uuid = "00000000-0000-0000-0000-000000000012", DisplayName = "sim-2", Online = true },
+        ]);
+
+        var given = _r.GetOpenSession("00000000-0000-0000-0000-000000000011")!;
+        Assert.Equal((41234, "hub-2"), (given.TunnelPort, given.HubId));
+        Assert.Equal(secret, given.Secret);
+        Assert.Equal(["00000000-0000-0000-0000-000000000011"], _r.ListOpenSessionsOf("hub-2").Select(s => s.Uuid));
+        var made = _r.GetOpenSession("00000000-0000-0000-0000-000000000012")!;
+        Assert.Null(made.HubId);
+        Assert.Equal(new byte[32], made.Secret);
+    }
 }
 
 public sealed class RegistryClientTestsOnSqlite() : RegistryClientTests(TestEngine.Sqlite)
