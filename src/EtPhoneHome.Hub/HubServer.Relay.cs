@@ -41,7 +41,10 @@ public sealed partial class HubServer
 
     /// <summary>The live hub whose published relay key has <paramref name="fingerprint"/>; null for none or a dead one.</summary>
     private HubRecord? RelayingHub(string fingerprint) =>
-        _relayKeys.TryGetValue(fingerprint, out var hub) && hub.IsAlive(DateTimeOffset.UtcNow, _options.DeadHubTimeout) ? hub : null;
+        PublishedRelayKey(fingerprint) is { } hub && hub.IsAlive(DateTimeOffset.UtcNow, _options.DeadHubTimeout) ? hub : null;
+
+    /// <summary>The hub, alive or not, that published <paramref name="fingerprint"/> as its relay key; null for none.</summary>
+    private HubRecord? PublishedRelayKey(string fingerprint) => _relayKeys.TryGetValue(fingerprint, out var hub) ? hub : null;
 
     /// <summary>The authorized_keys line for a hub's relay key: the forced eph-gate operator under <c>restrict</c>, for the stored key only.</summary>
     private string[] HubKeyLines(HubRecord hub, string fingerprint, string keyType, string key)

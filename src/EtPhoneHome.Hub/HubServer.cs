@@ -429,10 +429,19 @@ public sealed partial class HubServer : IAsyncDisposable
             return OperatorKeyLines(op, fingerprint, keyType, key);
         }
 
-        // Another hub's relay key (published in the registry by that hub): the same forced, restricted operator gate.
-        if (RelayingHub(fingerprint) is { } hub)
+        // Another hub's relay key (published in the registry by that hub): the same forced, restricted operator gate
+        // while that hub lives. Once it is taken for dead, nothing: a hub's credential is never a client's key, so it
+        // must not land in the approval queue as a pending client (and the relaying hub is refused, not answered in a
+        // protocol it does not speak).
+        if (PublishedRelayKey(fingerprint) is { } hub)
         {
-            return HubKeyLines(hub, fingerprint, keyType, key);
+            if (hub.IsAlive(DateTimeOffset.UtcNow, _options.DeadHubTimeout))
+            {
+                return HubKeyLines(hub, fingerprint, keyType, key);
+            }
+
+            Log(EphLogLevel.Warning, $"key {fingerprint} is the relay key of hub {hub.Id}, which has not beaten since {hub.LastSeen:u}; refused");
+            return [];
         }
 
         _offered.Remember(fingerprint, keyType + " " + key);

@@ -31,6 +31,13 @@ internal abstract class RegistryEngine : IDisposable
     /// </summary>
     public abstract DbTransaction BeginWrite(DbConnection c);
 
+    /// <summary>
+    /// A write of rows no other writer decides about (a hub's own heartbeat row, written in one statement): on SQLite
+    /// the same as <see cref="BeginWrite"/> (one writer at a time is the file's own rule); on PostgreSQL a plain
+    /// transaction that does not queue for the registry's writer lock behind every other writer.
+    /// </summary>
+    public virtual DbTransaction BeginOwnRowWrite(DbConnection c) => BeginWrite(c);
+
     /// <summary>A read-only transaction seeing one consistent state.</summary>
     public abstract DbTransaction BeginRead(DbConnection c);
 
@@ -158,6 +165,8 @@ internal sealed class PostgresEngine : RegistryEngine
         Lock(c, tx, Schema);
         return tx;
     }
+
+    public override DbTransaction BeginOwnRowWrite(DbConnection c) => c.BeginTransaction(IsolationLevel.ReadCommitted);
 
     public override DbTransaction BeginRead(DbConnection c) => c.BeginTransaction(IsolationLevel.RepeatableRead);
 

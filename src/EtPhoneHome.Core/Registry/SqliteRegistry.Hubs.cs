@@ -12,7 +12,9 @@ public sealed partial class SqliteRegistry : IHubStore
         HubIds.Validate(hubId);
         ArgumentException.ThrowIfNullOrEmpty(host);
         using var c = Connect();
-        using var tx = BeginWrite(c);
+        // Not behind the writer lock: a hub's liveness must not wait for a burst of other writes, or the other hubs
+        // take it for dead and close its sessions. One upsert of its own row needs no turn of its own.
+        using var tx = _engine.BeginOwnRowWrite(c);
         var now = Now;
         Exec(c, tx, """
             INSERT INTO hubs(id, host, pid, started_at, last_seen) VALUES (@id, @h, @p, @now, @now)

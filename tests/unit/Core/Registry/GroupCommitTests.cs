@@ -231,4 +231,25 @@ public abstract class GroupCommitTests(TestEngine engine) : IDisposable
 
 public sealed class GroupCommitTestsOnSqlite() : GroupCommitTests(TestEngine.Sqlite);
 
-public sealed class GroupCommitTestsOnPostgres() : GroupCommitTests(TestEngine.Postgres);
+public sealed class GroupCommitTestsOnPostgres() : GroupCommitTests(TestEngine.Postgres)
+{
+    [Fact]
+    public async Task AHubsHeartbeat_IsWritten_WhileAnotherWriterHoldsTheWriterLock()
+    {
+        // The other hubs take a hub that has not beaten for the dead-hub timeout for dead and close its sessions: its
+        // heartbeat must not queue behind a burst of other writers for their lock.
+        using var temp = new TempData();
+        using var registry = TestRegistries.Open(TestEngine.Postgres, temp.Dir);
+        registry.BeatHub("hub-1", "gw-1", 1234);
+        using var c = registry.OpenConnection();
+        using var held = c.BeginTransaction();
+        PostgresEngine.Lock(c, held, TestRegistries.SchemaOf(temp.Dir));
+
+        var beat = Task.Run(() => registry.BeatHub("hub-1", "gw-1", 1234));
+        var done = await Task.WhenAny(beat, Task.Delay(TimeSpan.FromSeconds(20)));
+        held.Commit();
+
+        Assert.Same(beat, done);
+        Assert.Equal("hub-1", (await beat).Id);
+    }
+}
