@@ -61,7 +61,7 @@ internal static class HubsSimulatedBench
                 var (_, server) = await single.AddOperatorAsync("bench-operator", "operator");
                 var profile = Path.Combine(single.WorkDirectory, "operator-profile");
                 await FleetSteps.CliFanOutAsync(single.ServerExecutable, server, profile, 1); // warm-up: ssh host key, JIT, page cache
-                rows.Add(await RowAsync("one hub, SQLite", "all", count, single.ServerExecutable, server, profile, rounds, ["--all"]));
+                rows.Add(await RowAsync("one hub, SQLite", "all", count, single.ServerExecutable, server, profile, rounds, ["--all"], [single.Hub!.Pid], hosts));
             }
 
             await using var sandbox = await MultiHubSandbox.CreateAsync(2, options);
@@ -76,11 +76,12 @@ internal static class HubsSimulatedBench
             var profile2 = Path.Combine(sandbox.WorkDirectory, "operator-profile");
             await FleetSteps.CliFanOutAsync(hub1.ServerExecutable, servers, profile2, 1); // warm-up, also opens hub-1's relay connection to hub-2
             var half1 = (count + 1) / 2;
+            int[] hubPids = [sandbox.Hubs[0].Hub!.Pid, sandbox.Hubs[1].Hub!.Pid];
             rows.Add(await RowAsync("two hubs, PostgreSQL, through hub-1", "hub-1's half (its own tunnels)", half1, hub1.ServerExecutable, servers, profile2, rounds,
-                ["--tag", "on-hub-1"]));
+                ["--tag", "on-hub-1"], hubPids, hosts));
             rows.Add(await RowAsync("two hubs, PostgreSQL, through hub-1", "hub-2's half (one relayed call)", count - half1, hub1.ServerExecutable, servers, profile2, rounds,
-                ["--tag", "on-hub-2"]));
-            rows.Add(await RowAsync("two hubs, PostgreSQL, through hub-1", "all", count, hub1.ServerExecutable, servers, profile2, rounds, ["--all"]));
+                ["--tag", "on-hub-2"], hubPids, hosts));
+            rows.Add(await RowAsync("two hubs, PostgreSQL, through hub-1", "all", count, hub1.ServerExecutable, servers, profile2, rounds, ["--all"], hubPids, hosts));
         }
         finally
         {
@@ -92,8 +93,10 @@ internal static class HubsSimulatedBench
         Console.WriteLine();
         Console.WriteLine($"`eph-server --server … exec <selection> --throttle 1024 --timeout 60 --json -- true` (its own process, ssh to hub-1's operator service), median of {rounds} after one warm-up.");
         Console.WriteLine();
-        Console.WriteLine("| set-up | targets | n | wall | succeeded | load after |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|");
+        Console.WriteLine("CPU per round: the hubs (both, on two) / the operator's `eph-server` process and its ssh / the simulated agents and the shells they ran. PostgreSQL's own CPU is not in it.");
+        Console.WriteLine();
+        Console.WriteLine("| set-up | targets | n | wall | succeeded | CPU hubs / operator CLI / agents | load after |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
         rows.ForEach(Console.WriteLine);
         return Failed == 0 ? 0 : 1;
     }
@@ -115,11 +118,19 @@ internal static class HubsSimulatedBench
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seeded {seeded} online clients ({registry.Engine}) in {clock.Elapsed.TotalSeconds:0.0} s"));
     }
 
-    private static async Task<string> RowAsync(string setUp, string targets, int expected, string executable, string[] server, string profile, int rounds, string[] selection)
+    private static async Task<string> RowAsync(string setUp, string targets, int expected, string executable, string[] server, string profile, int rounds, string[] selection,
+        int[] hubs, List<Process> hosts)
     {
+        // CPU per round: the hubs; this process's reaped children (the eph-server CLI and the ssh it starts); the
+        // simulated agents with the shells they ran.
+        double Hubs() => hubs.Sum(pid => AgentMemoryBench.CpuSeconds(pid));
+        double Cli() => AgentMemoryBench.CpuSeconds(Environment.ProcessId, withReapedChildren: true) - AgentMemoryBench.CpuSeconds(Environment.ProcessId);
+        double Agents() => hosts.Sum(h => AgentMemoryBench.CpuSeconds(h.Id, withReapedChildren: true));
+        var (hub0, cli0, agents0) = (Hubs(), Cli(), Agents());
         var (median, ok, results) = await FleetSteps.CliFanOutAsync(executable, server, profile, rounds, selection);
+        var cpu = string.Create(CultureInfo.InvariantCulture, $"{(Hubs() - hub0) / rounds:0.00} / {(Cli() - cli0) / rounds:0.00} / {(Agents() - agents0) / rounds:0.00} s");
         var row = string.Create(CultureInfo.InvariantCulture,
-            $"| {setUp} | {targets} | {expected} | {median:0.000} s | {ok}/{expected}{(results != expected ? $" ({results} results)" : "")} | {FleetSteps.Load()} |");
+            $"| {setUp} | {targets} | {expected} | {median:0.000} s | {ok}/{expected}{(results != expected ? $" ({results} results)" : "")} | {cpu} | {FleetSteps.Load()} |");
         Console.Error.WriteLine(row);
         if (ok != expected)
         {
