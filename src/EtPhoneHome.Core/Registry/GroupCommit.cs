@@ -11,8 +11,10 @@ namespace EtPhoneHome.Core.Registry;
 /// <see cref="MaxBatch"/>, into one transaction: one turn of the lock, one commit, one connection.
 /// <para>
 /// Each piece of work runs in order inside the batch's transaction and sees the writes of the ones before it, as it
-/// would in transactions of its own, one after the other. Its task completes only after the commit. If the batch fails,
-/// nothing of it was written; each piece is then run again alone, so one piece's fault is its own and not the others'.
+/// would in transactions of its own, one after the other. Its task completes only after the commit. If a piece throws,
+/// nothing of the batch was written: that piece fails and the others run again without it, so one piece's fault is its
+/// own. If the connection, the writer lock or the commit fails, every piece of the batch fails with it (alone, each
+/// would meet the same fault; retrying them one by one would multiply the wait).
 /// No caller blocks a thread while it waits; the writer runs on the thread pool without the callers' execution context
 /// (anything a piece needs from its caller is captured before it is queued).
 /// </para>
@@ -83,48 +85,50 @@ internal sealed class GroupCommit(Func<DbConnection> connect, Func<DbConnection,
 
     private void Write(List<Piece> batch)
     {
-        try
+        while (batch.Count > 0)
         {
-            WriteTogether(batch);
-        }
-        catch (Exception) when (batch.Count > 1)
-        {
-            // Rolled back: nothing of the batch was written. Each alone, so that a fault is only its own piece's.
-            foreach (var piece in batch)
+            Piece? running = null;
+            try
             {
-                try
+                using (var c = connect())
+                using (var tx = beginWrite(c))
                 {
-                    WriteTogether([piece]);
+                    foreach (var piece in batch)
+                    {
+                        running = piece;
+                        piece.Run(c, tx);
+                    }
+
+                    running = null;
+                    tx.Commit();
                 }
-                catch (Exception ex)
+            }
+            catch (Exception ex) when (running is not null)
+            {
+                // That piece's own fault, and the transaction rolled back: it fails, the others go again without it.
+                running.Fail(ex);
+                batch = batch.Where(p => !ReferenceEquals(p, running)).ToList();
+                continue;
+            }
+            catch (Exception ex)
+            {
+                // The connection, the writer lock or the commit: every piece of the batch would meet it alone too, so
+                // each fails now rather than waiting for it again one by one.
+                foreach (var piece in batch)
                 {
                     piece.Fail(ex);
                 }
-            }
-        }
-        catch (Exception ex)
-        {
-            batch[0].Fail(ex);
-        }
-    }
 
-    private void WriteTogether(List<Piece> batch)
-    {
-        using (var c = connect())
-        using (var tx = beginWrite(c))
-        {
+                return;
+            }
+
+            Interlocked.Increment(ref _batches);
             foreach (var piece in batch)
             {
-                piece.Run(c, tx);
+                piece.Complete();
             }
 
-            tx.Commit();
-        }
-
-        Interlocked.Increment(ref _batches);
-        foreach (var piece in batch)
-        {
-            piece.Complete();
+            return;
         }
     }
 

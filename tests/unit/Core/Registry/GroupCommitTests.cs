@@ -157,6 +157,31 @@ public abstract class GroupCommitTests(TestEngine engine) : IDisposable
     }
 
     [Fact]
+    public async Task WhenTheDatabaseCannotBeReached_EveryPieceFailsOnce_NotAgainOneByOne()
+    {
+        using var registry = TestRegistries.Open(engine, _temp.Dir);
+        var connects = 0;
+        using var firstConnect = new ManualResetEventSlim();
+        DbConnection Unreachable()
+        {
+            if (Interlocked.Increment(ref connects) == 1)
+            {
+                firstConnect.Wait(TimeSpan.FromSeconds(30)); // the rest queue meanwhile
+            }
+
+            throw new InvalidOperationException("the registry database is out of reach");
+        }
+
+        var commit = new GroupCommit(Unreachable, BeginWrite);
+        var pieces = Enumerable.Range(0, 6).Select(_ => commit.RunAsync((c, tx) => 1)).ToList();
+        firstConnect.Set();
+        await Task.WhenAny(Task.WhenAll(pieces), Task.Delay(TimeSpan.FromSeconds(60)));
+
+        Assert.All(pieces, p => Assert.Equal("the registry database is out of reach", p.Exception?.InnerException?.Message));
+        Assert.InRange(connects, 1, 2); // one try per batch: the first piece's, then the five queued behind it
+    }
+
+    [Fact]
     public async Task AFanOut_WhileAnotherWriterHoldsTheLock_WaitsOnOneConnection_NotOnePerTarget()
     {
         // A pool of 3 connections that a caller waits 1 s for, and another writer holding the registry's lock for 4 s:
