@@ -72,19 +72,19 @@ public sealed class FileTransferClient
         ArgumentException.ThrowIfNullOrEmpty(remotePath);
         var session = SessionOf(target);
         var remote = RemoteDestination(remotePath, Path.GetFileName(localPath));
-        using var lease = Guard?.Begin(target.Uuid, OperationNames.UploadFile, $"{localPath} → {remote}");
+        using var lease = Guard is null ? null : await Guard.BeginAsync(target.Uuid, OperationNames.UploadFile, $"{localPath} → {remote}").ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
         try
         {
             await using var local = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
             var result = await WithRetriesAsync(attempt => UploadOnceAsync(session, target.Policy, local, remote, progress, ct), ct).ConfigureAwait(false);
             var done = result.Value with { Uuid = target.Uuid, DisplayName = target.DisplayName, LocalPath = Path.GetFullPath(localPath), DurationMs = clock.ElapsedMilliseconds, Attempts = result.Attempts };
-            lease?.Complete(OperationStatus.Succeeded, $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}");
+            await lease.RecordAsync(OperationStatus.Succeeded, $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}").ConfigureAwait(false);
             return done;
         }
         catch (Exception ex)
         {
-            lease?.Complete(Outcome(ex), ex.Message);
+            await lease.RecordAsync(Outcome(ex), ex.Message).ConfigureAwait(false);
             throw;
         }
     }
@@ -102,20 +102,20 @@ public sealed class FileTransferClient
             local = Path.Join(local, RemoteName(remotePath));
         }
 
-        using var lease = Guard?.Begin(target.Uuid, OperationNames.DownloadFile, $"{remotePath} → {local}");
+        using var lease = Guard is null ? null : await Guard.BeginAsync(target.Uuid, OperationNames.DownloadFile, $"{remotePath} → {local}").ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(local)!);
             var result = await WithRetriesAsync(attempt => DownloadOnceAsync(session, target.Policy, remotePath, local, progress, ct), ct).ConfigureAwait(false);
             var done = result.Value with { Uuid = target.Uuid, DisplayName = target.DisplayName, DurationMs = clock.ElapsedMilliseconds, Attempts = result.Attempts };
-            lease?.Complete(OperationStatus.Succeeded, $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}");
+            await lease.RecordAsync(OperationStatus.Succeeded, $"{done.Size} bytes, sha256 {done.Sha256[..12]}…{(done.ResumedFrom > 0 ? $", resumed at {done.ResumedFrom}" : "")}").ConfigureAwait(false);
             return done;
         }
         catch (Exception ex)
         {
             DropEmptyPartial(local);
-            lease?.Complete(Outcome(ex), ex.Message);
+            await lease.RecordAsync(Outcome(ex), ex.Message).ConfigureAwait(false);
             throw;
         }
     }

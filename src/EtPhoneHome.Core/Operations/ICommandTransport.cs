@@ -65,5 +65,12 @@ public sealed class TunnelCommandTransport : ICommandTransport
             await lease.RecordAsync(OperationStatus.Cancelled).ConfigureAwait(false);
             throw;
         }
+        catch (Exception ex) when (ex is ProtocolException or IOException or System.Net.Sockets.SocketException)
+        {
+            // The tunnel refused, closed or broke the protocol: recorded here (not by the lease's Dispose, which writes
+            // alone and blocks a thread), so a fan-out to many unreachable targets still shares transactions.
+            await lease.RecordAsync(OperationStatus.Error, "unreachable").ConfigureAwait(false);
+            throw;
+        }
     }
 }

@@ -13,8 +13,9 @@ namespace EtPhoneHome.Core.Registry;
 /// Each piece of work runs in order inside the batch's transaction and sees the writes of the ones before it, as it
 /// would in transactions of its own, one after the other. Its task completes only after the commit. If a piece throws,
 /// nothing of the batch was written: that piece fails and the others run again without it, so one piece's fault is its
-/// own. If the connection, the writer lock or the commit fails, every piece of the batch fails with it (alone, each
-/// would meet the same fault; retrying them one by one would multiply the wait).
+/// own. If the connection, the writer lock or the commit fails, the batch is written again after a pause (up to three
+/// times within 10 s of its start); then every piece of it fails (alone, each would meet the same fault; retrying them
+/// one by one would multiply the wait).
 /// No caller blocks a thread while it waits; the writer runs on the thread pool without the callers' execution context
 /// (anything a piece needs from its caller is captured before it is queued).
 /// </para>
@@ -83,8 +84,19 @@ internal sealed class GroupCommit(Func<DbConnection> connect, Func<DbConnection,
         }
     }
 
+    /// <summary>
+    /// Pauses before writing a batch again after a fault of the connection, the lock or the commit (a database
+    /// restarting, a pool briefly empty): a blip must not cost a fan-out its history. Only while the batch is younger
+    /// than <see cref="RetryWithin"/>: a fault that took longer to come (SQLite's 30 s busy timeout) is not waited for again.
+    /// </summary>
+    private static readonly TimeSpan[] Backoff = [TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
+
+    private static readonly TimeSpan RetryWithin = TimeSpan.FromSeconds(10);
+
     private void Write(List<Piece> batch)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var retries = 0;
         while (batch.Count > 0)
         {
             Piece? running = null;
@@ -110,10 +122,16 @@ internal sealed class GroupCommit(Func<DbConnection> connect, Func<DbConnection,
                 batch = batch.Where(p => !ReferenceEquals(p, running)).ToList();
                 continue;
             }
+            catch (Exception) when (retries < Backoff.Length && clock.Elapsed < RetryWithin)
+            {
+                // The connection, the writer lock or the commit, soon after the batch began: the whole batch again.
+                Thread.Sleep(Backoff[retries++]);
+                continue;
+            }
             catch (Exception ex)
             {
-                // The connection, the writer lock or the commit: every piece of the batch would meet it alone too, so
-                // each fails now rather than waiting for it again one by one.
+                // The connection, the writer lock or the commit, still: every piece of the batch would meet it alone
+                // too, so each fails now rather than waiting for it again one by one.
                 foreach (var piece in batch)
                 {
                     piece.Fail(ex);

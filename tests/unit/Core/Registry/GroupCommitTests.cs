@@ -157,7 +157,7 @@ public abstract class GroupCommitTests(TestEngine engine) : IDisposable
     }
 
     [Fact]
-    public async Task WhenTheDatabaseCannotBeReached_EveryPieceFailsOnce_NotAgainOneByOne()
+    public async Task WhenTheDatabaseCannotBeReached_EachBatchFailsAsOne_NotAgainPieceByPiece()
     {
         using var registry = TestRegistries.Open(engine, _temp.Dir);
         var connects = 0;
@@ -173,12 +173,68 @@ public abstract class GroupCommitTests(TestEngine engine) : IDisposable
         }
 
         var commit = new GroupCommit(Unreachable, BeginWrite);
-        var pieces = Enumerable.Range(0, 6).Select(_ => commit.RunAsync((c, tx) => 1)).ToList();
+        var pieces = Enumerable.Range(0, 20).Select(_ => commit.RunAsync((c, tx) => 1)).ToList();
         firstConnect.Set();
         await Task.WhenAny(Task.WhenAll(pieces), Task.Delay(TimeSpan.FromSeconds(60)));
 
         Assert.All(pieces, p => Assert.Equal("the registry database is out of reach", p.Exception?.InnerException?.Message));
-        Assert.InRange(connects, 1, 2); // one try per batch: the first piece's, then the five queued behind it
+        // At most two batches (the first piece's, then the nineteen queued behind it), each tried four times; piece by
+        // piece it would be at least twenty tries.
+        Assert.InRange(connects, 1, 8);
+    }
+
+    [Fact]
+    public async Task ABriefOutage_IsWaitedOut_AndEveryPieceIsWritten()
+    {
+        using var registry = TestRegistries.Open(engine, _temp.Dir);
+        var connects = 0;
+        DbConnection Flaky() => Interlocked.Increment(ref connects) <= 2
+            ? throw new InvalidOperationException("connection refused (the database restarts)")
+            : registry.OpenConnection();
+
+        var commit = new GroupCommit(Flaky, BeginWrite);
+        var pieces = new[] { "blip-1", "blip-2", "blip-3" }.Select(k => commit.RunAsync((c, tx) =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "INSERT INTO settings(key, value) VALUES (@k, 'v')";
+            cmd.Parameters.AddWithValue("@k", k);
+            return cmd.ExecuteNonQuery();
+        })).ToList();
+        await Task.WhenAll(pieces).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(["v", "v", "v"], new[] { "blip-1", "blip-2", "blip-3" }.Select(registry.GetSetting));
+    }
+
+    [Fact]
+    public async Task ACommandToAnUnreachableTarget_IsRecordedAsUnreachable_ThroughTheSharedQueue()
+    {
+        using var registry = TestRegistries.Open(engine, _temp.Dir);
+        var uuid = Keys.Admit(registry, Keys.A, Keys.Identity()).Uuid;
+        using var nothing = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        nothing.Start();
+        var port = ((System.Net.IPEndPoint)nothing.LocalEndpoint).Port;
+        nothing.Stop(); // a port nobody listens on: the connection is refused
+        var target = new FleetTarget(uuid, "gone", new SessionRecord
+        {
+            Id = 1,
+            Uuid = uuid,
+            Fingerprint = Keys.A,
+            Host = "localhost",
+            TunnelPort = port,
+            Secret = new byte[32],
+            ConnectedAt = DateTimeOffset.UtcNow,
+            LastHeartbeat = DateTimeOffset.UtcNow,
+        });
+        var guard = new OperationGuard(registry, new OperatorContext("tester", Surfaces.Cli)) { RateLimits = new RateLimitPolicy { FallbackMode = RateLimitMode.Warn } };
+        var before = registry.GroupCommits;
+
+        await Assert.ThrowsAnyAsync<Exception>(() => new TunnelCommandTransport { Guard = guard }.RunAsync(target, new RunCommandParams { Cmd = "true" }, CancellationToken.None));
+
+        var entry = Assert.Single(registry.QueryHistory(new HistoryQuery { Uuids = [uuid] }));
+        Assert.Equal(("error", "true → unreachable"), (entry.Status, entry.Detail));
+        Assert.Equal(2, registry.GroupCommits - before); // its start and its end, neither written alone by a blocked thread
+        Assert.Equal(0, registry.GetRateLimitStats([uuid], new RateLimitPolicy()).Single().CurrentConcurrent);
     }
 
     [Fact]
