@@ -38,6 +38,12 @@ internal abstract class RegistryEngine : IDisposable
     /// </summary>
     public virtual DbTransaction BeginOwnRowWrite(DbConnection c) => BeginWrite(c);
 
+    /// <summary>
+    /// A connection for a hub's liveness (its heartbeat row): on PostgreSQL from a pool of its own, so that writers
+    /// holding every connection of the main pool cannot make a live hub look dead; on SQLite the same as <see cref="Open"/>.
+    /// </summary>
+    public virtual DbConnection OpenForLiveness() => Open();
+
     /// <summary>A read-only transaction seeing one consistent state.</summary>
     public abstract DbTransaction BeginRead(DbConnection c);
 
@@ -114,6 +120,9 @@ internal sealed class PostgresEngine : RegistryEngine
 
     private readonly NpgsqlDataSource _source;
 
+    /// <summary>One connection at most, used only for the hub's heartbeat (<see cref="OpenForLiveness"/>).</summary>
+    private readonly NpgsqlDataSource _liveness;
+
     public PostgresEngine(RegistrySource source)
     {
         var builder = new NpgsqlConnectionStringBuilder(source.ConnectionString)
@@ -128,6 +137,7 @@ internal sealed class PostgresEngine : RegistryEngine
         }
 
         _source = NpgsqlDataSource.Create(builder);
+        _liveness = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MinPoolSize = 0, MaxPoolSize = 1 });
         Schema = string.IsNullOrWhiteSpace(builder.SearchPath) ? "public" : builder.SearchPath.Split(',')[0].Trim().Trim('"');
         SnapshotKey = $"postgresql://{builder.Host}:{builder.Port}/{builder.Database}/{Schema}";
         Description = source.ToString();
@@ -145,11 +155,15 @@ internal sealed class PostgresEngine : RegistryEngine
 
     public override string Like => "ILIKE";
 
-    public override DbConnection Open()
+    public override DbConnection Open() => OpenFrom(_source);
+
+    public override DbConnection OpenForLiveness() => OpenFrom(_liveness);
+
+    private static DbConnection OpenFrom(NpgsqlDataSource source)
     {
         try
         {
-            return _source.OpenConnection();
+            return source.OpenConnection();
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or System.Net.Sockets.SocketException)
         {
@@ -176,5 +190,9 @@ internal sealed class PostgresEngine : RegistryEngine
 
     public override void Migrate(DbConnection c) => PostgresMigrations.Apply(c, Schema);
 
-    public override void Dispose() => _source.Dispose();
+    public override void Dispose()
+    {
+        _source.Dispose();
+        _liveness.Dispose();
+    }
 }

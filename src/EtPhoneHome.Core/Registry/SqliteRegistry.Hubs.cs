@@ -11,9 +11,10 @@ public sealed partial class SqliteRegistry : IHubStore
     {
         HubIds.Validate(hubId);
         ArgumentException.ThrowIfNullOrEmpty(host);
-        using var c = Connect();
-        // Not behind the writer lock: a hub's liveness must not wait for a burst of other writes, or the other hubs
-        // take it for dead and close its sessions. One upsert of its own row needs no turn of its own.
+        // Not behind the writer lock, and not from the pool other writers may hold: a hub's liveness must not wait for
+        // a burst of other writes, or the other hubs take it for dead and close its sessions. One upsert of its own row
+        // needs no turn of its own.
+        using var c = _engine.OpenForLiveness();
         using var tx = _engine.BeginOwnRowWrite(c);
         var now = Now;
         Exec(c, tx, """

@@ -333,4 +333,18 @@ public sealed class GroupCommitTestsOnPostgres() : GroupCommitTests(TestEngine.P
         Assert.Same(beat, done);
         Assert.Equal("hub-1", (await beat).Id);
     }
+
+    [Fact]
+    public void AHubsHeartbeat_IsWritten_WhileOtherWritersHoldEveryConnectionOfThePool()
+    {
+        using var temp = new TempData();
+        TestRegistries.Open(TestEngine.Postgres, temp.Dir).Dispose(); // the schema, migrated
+        using var registry = SqliteRegistry.Open(temp.Dir, RegistrySource.Postgres(new Npgsql.NpgsqlConnectionStringBuilder(
+            PostgresCluster.Shared.ConnectionString(TestRegistries.SchemaOf(temp.Dir))) { MaxPoolSize = 2, Timeout = 1 }.ConnectionString));
+        using var first = registry.OpenConnection();
+        using var second = registry.OpenConnection(); // the pool is empty now
+
+        Assert.ThrowsAny<Exception>(() => registry.OpenConnection().Dispose()); // as the writers of a busy hub would find it
+        Assert.Equal("hub-1", registry.BeatHub("hub-1", "gw-1", 1234).Id);
+    }
 }
