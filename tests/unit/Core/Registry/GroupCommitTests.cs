@@ -38,6 +38,22 @@ public abstract class GroupCommitTests(TestEngine engine) : IDisposable
         return tx;
     }
 
+    /// <summary>An online target whose tunnel is <paramref name="port"/> on loopback.</summary>
+    private static FleetTarget Target(long id, string uuid, string name, int port, byte[] secret) => new(uuid, name, new SessionRecord
+    {
+        Id = id,
+        Uuid = uuid,
+        Fingerprint = "SHA256:gc",
+        Host = "localhost",
+        TunnelPort = port,
+        Secret = secret,
+        ConnectedAt = DateTimeOffset.UtcNow,
+        LastHeartbeat = DateTimeOffset.UtcNow,
+    });
+
+    private static OperationGuard Guard(SqliteRegistry registry) =>
+        new(registry, new OperatorContext("tester", Surfaces.Cli)) { RateLimits = new RateLimitPolicy { FallbackMode = RateLimitMode.Warn } };
+
     private static AuditEntry Entry(string uuid, string detail) => new()
     {
         Operation = OperationNames.RunCommand,
@@ -215,18 +231,8 @@ public abstract class GroupCommitTests(TestEngine engine) : IDisposable
         nothing.Start();
         var port = ((System.Net.IPEndPoint)nothing.LocalEndpoint).Port;
         nothing.Stop(); // a port nobody listens on: the connection is refused
-        var target = new FleetTarget(uuid, "gone", new SessionRecord
-        {
-            Id = 1,
-            Uuid = uuid,
-            Fingerprint = Keys.A,
-            Host = "localhost",
-            TunnelPort = port,
-            Secret = new byte[32],
-            ConnectedAt = DateTimeOffset.UtcNow,
-            LastHeartbeat = DateTimeOffset.UtcNow,
-        });
-        var guard = new OperationGuard(registry, new OperatorContext("tester", Surfaces.Cli)) { RateLimits = new RateLimitPolicy { FallbackMode = RateLimitMode.Warn } };
+        var target = Target(1, uuid, "gone", port, new byte[32]);
+        var guard = Guard(registry);
         var before = registry.GroupCommits;
 
         await Assert.ThrowsAnyAsync<Exception>(() => new TunnelCommandTransport { Guard = guard }.RunAsync(target, new RunCommandParams { Cmd = "true" }, CancellationToken.None));
@@ -264,20 +270,10 @@ public abstract class GroupCommitTests(TestEngine engine) : IDisposable
                 var secret = TunnelHandshake.NewSecret();
                 var uuid = Guid.NewGuid().ToString();
                 server.SetSession(secret, uuid, null);
-                targets.Add(new FleetTarget(uuid, $"gc-{i:D2}", new SessionRecord
-                {
-                    Id = i + 1,
-                    Uuid = uuid,
-                    Fingerprint = "SHA256:gc",
-                    Host = "localhost",
-                    TunnelPort = server.Port,
-                    Secret = secret,
-                    ConnectedAt = DateTimeOffset.UtcNow,
-                    LastHeartbeat = DateTimeOffset.UtcNow,
-                }));
+                targets.Add(Target(i + 1, uuid, $"gc-{i:D2}", server.Port, secret));
             }
 
-            var guard = new OperationGuard(registry, new OperatorContext("tester", Surfaces.Cli)) { RateLimits = new RateLimitPolicy { FallbackMode = RateLimitMode.Warn } };
+            var guard = Guard(registry);
             var executor = new FleetExecutor(new TunnelCommandTransport { Guard = guard });
             var (c, held) = HoldWriterLock(registry);
             var release = Task.Run(async () =>
