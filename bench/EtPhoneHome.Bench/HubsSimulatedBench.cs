@@ -16,9 +16,6 @@ namespace EtPhoneHome.Bench;
 /// </summary>
 internal static class HubsSimulatedBench
 {
-    /// <summary>Rows in which not every target succeeded.</summary>
-    private static int Failed;
-
     public static async Task<int> RunAsync(string[] args)
     {
         var count = TransferBench.Arg(args, "--agents", 1000);
@@ -39,7 +36,7 @@ internal static class HubsSimulatedBench
             Log = TextWriter.Null,
         };
         var hosts = new List<Process>();
-        var rows = new List<string>();
+        var rows = new List<(string Text, bool Ok)>();
         var loadStart = FleetSteps.Load();
         try
         {
@@ -97,8 +94,8 @@ internal static class HubsSimulatedBench
         Console.WriteLine();
         Console.WriteLine("| set-up | targets | n | wall | succeeded | CPU hubs / operator CLI / agents | load after |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
-        rows.ForEach(Console.WriteLine);
-        return Failed == 0 ? 0 : 1;
+        rows.ForEach(r => Console.WriteLine(r.Text));
+        return rows.All(r => r.Ok) ? 0 : 1;
     }
 
     /// <summary>Writes one online client per simulated agent: its uuid, its listener as the tunnel port, its secret, and the hub <paramref name="hubOf"/> names.</summary>
@@ -118,7 +115,8 @@ internal static class HubsSimulatedBench
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seeded {seeded} online clients ({registry.Engine}) in {clock.Elapsed.TotalSeconds:0.0} s"));
     }
 
-    private static async Task<string> RowAsync(string setUp, string targets, int expected, string executable, string[] server, string profile, int rounds, string[] selection,
+    /// <summary>One fan-out row, and whether every target succeeded.</summary>
+    private static async Task<(string Text, bool Ok)> RowAsync(string setUp, string targets, int expected, string executable, string[] server, string profile, int rounds, string[] selection,
         int[] hubs, List<Process> hosts)
     {
         // CPU per round: the hubs; this process's reaped children (the eph-server CLI and the ssh it starts); the
@@ -132,11 +130,6 @@ internal static class HubsSimulatedBench
         var row = string.Create(CultureInfo.InvariantCulture,
             $"| {setUp} | {targets} | {expected} | {median:0.000} s | {ok}/{expected}{(results != expected ? $" ({results} results)" : "")} | {cpu} | {FleetSteps.Load()} |");
         Console.Error.WriteLine(row);
-        if (ok != expected)
-        {
-            Failed++;
-        }
-
-        return row;
+        return (row, ok == expected);
     }
 }
