@@ -41,7 +41,9 @@ internal static class ExchangePeersBench
         }
 
         var root = S3TestServer.RepositoryRoot();
-        var ephServer = Path.Combine(root, "out", "bin", "eph-server");
+        // The binaries under test: $EPH_BIN_DIR (as the sandbox takes it), else the build's out/bin.
+        var binDir = Environment.GetEnvironmentVariable("EPH_BIN_DIR") is { Length: > 0 } fromEnvironment ? fromEnvironment : Path.Combine(root, "out", "bin");
+        var ephServer = Path.Combine(binDir, "eph-server");
         if (!File.Exists(ephServer))
         {
             throw new InvalidOperationException($"{ephServer} is missing: run ./build.sh build first");
