@@ -52,6 +52,12 @@ internal sealed class ClientIndex
     /// <summary>Clients per segment after a full build; a segment is split past twice this.</summary>
     public const int SegmentSize = 128;
 
+    /// <summary>Touched segments from which <see cref="With"/> builds their next versions in parallel.</summary>
+    internal const int ParallelSegments = 64;
+
+    /// <summary>Changed clients from which <see cref="With"/> places them in parallel.</summary>
+    internal const int ParallelChanges = 256;
+
     /// <summary>Separates fields in the text (U+001F; inside a field or a needle it is read as a space).</summary>
     internal const byte FieldSeparator = 0x1f;
 
@@ -88,7 +94,8 @@ internal sealed class ClientIndex
     /// <summary>
     /// The next index: every client in <paramref name="changed"/> replaces its previous version (found through
     /// <paramref name="previous"/>, by uuid; null when the client is new). Segments without a change are shared with
-    /// this index; O(k log n) to place k changes plus rebuilding the segments they touch.
+    /// this index; O(k log n) to place k changes plus rebuilding the segments they touch. A large change is placed and
+    /// built on several threads, so <paramref name="previous"/> may be called concurrently (it must only read).
     /// </summary>
     public ClientIndex With(IReadOnlyCollection<ClientRecord> changed, Func<string, ClientRecord?> previous)
     {
@@ -104,44 +111,88 @@ internal sealed class ClientIndex
             return Rebuilt(changed);
         }
 
-        var removals = new Dictionary<int, List<ClientRecord>>();
-        var additions = new Dictionary<int, List<ClientRecord>>();
-        foreach (var client in changed)
+        // Where each change goes: its previous version's segment and its own. A large change places its clients on every
+        // core (the segment bounds are compared through cold records: memory latency, not arithmetic, is the cost).
+        var clients = changed as IReadOnlyList<ClientRecord> ?? [.. changed];
+        var olds = new ClientRecord?[clients.Count];
+        var oldAt = new int[clients.Count];
+        var newAt = new int[clients.Count];
+        if (clients.Count >= ParallelChanges && Environment.ProcessorCount > 1)
         {
-            if (previous(client.Uuid) is { } old)
+            Parallel.For(0, clients.Count, Place);
+        }
+        else
+        {
+            for (var i = 0; i < clients.Count; i++)
             {
-                Add(removals, SegmentOf(old), old);
+                Place(i);
+            }
+        }
+
+        var removals = new List<ClientRecord>?[_segments.Length];
+        var additions = new List<ClientRecord>?[_segments.Length];
+        var touched = new List<int>();
+        for (var i = 0; i < clients.Count; i++)
+        {
+            if (olds[i] is { } old)
+            {
+                Add(removals, oldAt[i], old);
             }
 
-            Add(additions, SegmentOf(client), client);
+            Add(additions, newAt[i], clients[i]);
+        }
+
+        for (var k = 0; k < _segments.Length; k++)
+        {
+            if (removals[k] is not null || additions[k] is not null)
+            {
+                touched.Add(k);
+            }
+        }
+
+        // The touched segments' next versions are independent of each other (each appends only to its own arenas; the
+        // word ids are shared and thread-safe), so a large change (a bulk edit, a reconnect storm) builds them on every core.
+        var rebuilt = new ClientSegment[touched.Count][];
+        if (touched.Count >= ParallelSegments && Environment.ProcessorCount > 1)
+        {
+            Parallel.For(0, touched.Count, t => rebuilt[t] = Next(touched[t]));
+        }
+        else
+        {
+            for (var t = 0; t < touched.Count; t++)
+            {
+                rebuilt[t] = Next(touched[t]);
+            }
         }
 
         var segments = new List<ClientSegment>(_segments.Length + 2);
+        var at = 0;
         for (var k = 0; k < _segments.Length; k++)
         {
-            var removed = removals.GetValueOrDefault(k);
-            var added = additions.GetValueOrDefault(k);
-            if (removed is null && added is null)
+            if (at < touched.Count && touched[at] == k)
+            {
+                segments.AddRange(rebuilt[at++]);
+            }
+            else
             {
                 segments.Add(_segments[k]);
-                continue;
             }
-
-            var next = _segments[k].With(removed ?? [], added ?? [], _ids);
-            segments.AddRange(next.Split(SegmentSize, _ids));
         }
 
         return new ClientIndex([.. segments], _ids);
 
-        static void Add(Dictionary<int, List<ClientRecord>> map, int key, ClientRecord client)
+        void Place(int i)
         {
-            if (!map.TryGetValue(key, out var list))
-            {
-                map[key] = list = [];
-            }
-
-            list.Add(client);
+            var client = clients[i];
+            var old = previous(client.Uuid);
+            olds[i] = old;
+            oldAt[i] = old is null ? -1 : SegmentOf(old);
+            newAt[i] = SegmentOf(client);
         }
+
+        ClientSegment[] Next(int k) => [.. _segments[k].With(removals[k] ?? [], additions[k] ?? [], _ids).Split(SegmentSize, _ids)];
+
+        static void Add(List<ClientRecord>?[] lists, int k, ClientRecord client) => (lists[k] ??= []).Add(client);
     }
 
     /// <summary>

@@ -128,6 +128,57 @@ public sealed class ClientIndexTests
     }
 
     [Fact]
+    public void ALargeChange_PlacedAndBuiltOnSeveralThreads_SearchesAsTheReference()
+    {
+        // Big enough for With's parallel paths: ≥ ParallelChanges changes at once, touching ≥ ParallelSegments segments;
+        // renames that crowd hundreds of clients into one segment (which then splits), new clients, and plain edits.
+        var random = new Random(2026);
+        var fleet = Enumerable.Range(0, 20_000).Select(i => RandomClient(random, i)).ToDictionary(c => c.Uuid, StringComparer.Ordinal);
+        var index = ClientIndex.Build(fleet.Values);
+        var first = index;
+        Assert.True(index.SegmentCount >= 2 * ClientIndex.ParallelSegments, "the fleet must span many segments");
+        var next = fleet.Count;
+        for (var round = 0; round < 4; round++)
+        {
+            var changed = new Dictionary<string, ClientRecord>(StringComparer.Ordinal);
+            var uuids = fleet.Keys.ToList();
+            while (changed.Count < 1_500)
+            {
+                var old = fleet[uuids[random.Next(uuids.Count)]];
+                var client = random.Next(10) switch
+                {
+                    0 => RandomClient(random, next++),
+                    1 or 2 => old with { DisplayName = $"crowd-{round}-{random.Next(100_000):00000}" },
+                    _ => Mutate(random, old),
+                };
+                changed[client.Uuid] = client;
+            }
+
+            Assert.True(changed.Count >= ClientIndex.ParallelChanges);
+            var previous = new Dictionary<string, ClientRecord>(fleet, StringComparer.Ordinal);
+            index = index.With(changed.Values, uuid => previous.GetValueOrDefault(uuid));
+            foreach (var client in changed.Values)
+            {
+                fleet[client.Uuid] = client;
+            }
+
+            Assert.Equal(fleet.Count, index.Count);
+            var all = index.Search(new ClientQuery { IncludeRemoved = true });
+            Assert.Equal(Describe(fleet.Values.Order(ClientOrder.Comparer)), Describe(all));
+            Assert.True(all.Zip(all.Skip(1)).All(p => ClientOrder.Compare(p.First, p.Second) < 0), "the index stays in order across segments");
+            Assert.All(index.Segments, s => Assert.InRange(s.Count, 1, 2 * ClientIndex.SegmentSize));
+            foreach (var query in Queries(random, fleet.Values.ToList()).Append(new ClientQuery { Names = [$"crowd-{round}-*"] }))
+            {
+                Assert.Equal(Describe(Reference(fleet.Values, query)), Describe(index.Search(query)));
+            }
+        }
+
+        // The first version still answers as it was built.
+        Assert.Equal(20_000, first.Count);
+        Assert.Empty(first.Search(new ClientQuery { Names = ["crowd-*"] }));
+    }
+
+    [Fact]
     public void OlderIndexes_AnswerAsTheyWereBuilt_AfterLaterVersionsAppendToSharedStorage()
     {
         var random = new Random(5);
