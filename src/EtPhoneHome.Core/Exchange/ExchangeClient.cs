@@ -54,7 +54,10 @@ public sealed class ExchangeClient : IDisposable
         Timeout = Timeout.InfiniteTimeSpan,
     };
 
-    private readonly AmazonS3Client _s3;
+    // The SDK serves the requests that are not plain presigned transfers (multipart start and completion, listing,
+    // deletion, lifecycle); it is built on first use, so a process that only downloads or presigns never pays for it.
+    private readonly Lazy<AmazonS3Client> _sdk;
+    private readonly S3Presigner _presigner;
     private readonly HttpClient _http;
     private readonly TimeProvider _time;
 
@@ -70,6 +73,12 @@ public sealed class ExchangeClient : IDisposable
 
         _http = http ?? SharedHttp;
         _time = time ?? TimeProvider.System;
+        _sdk = new Lazy<AmazonS3Client>(() => CreateSdk(settings));
+        _presigner = new S3Presigner(settings.Endpoint, settings.Bucket, settings.AccessKey, settings.SecretKey, settings.Region);
+    }
+
+    private static AmazonS3Client CreateSdk(ExchangeSettings settings)
+    {
         var checksums = settings.Checksums == ExchangeChecksumMode.WhenRequired;
         var config = new AmazonS3Config
         {
@@ -80,7 +89,7 @@ public sealed class ExchangeClient : IDisposable
             RequestChecksumCalculation = checksums ? RequestChecksumCalculation.WHEN_REQUIRED : RequestChecksumCalculation.WHEN_SUPPORTED,
             ResponseChecksumValidation = checksums ? ResponseChecksumValidation.WHEN_REQUIRED : ResponseChecksumValidation.WHEN_SUPPORTED,
         };
-        _s3 = new AmazonS3Client(new BasicAWSCredentials(settings.AccessKey, settings.SecretKey), config);
+        return new AmazonS3Client(new BasicAWSCredentials(settings.AccessKey, settings.SecretKey), config);
     }
 
     /// <summary>A client from the ETPHONEHOME_R2_* environment (throws <see cref="ExchangeNotConfiguredException"/>).</summary>
@@ -88,6 +97,8 @@ public sealed class ExchangeClient : IDisposable
         new(ExchangeSettings.FromEnvironment(), guard, options);
 
     public ExchangeSettings Settings { get; }
+
+    private AmazonS3Client Sdk => _sdk.Value;
 
     public OperationGuard? Guard { get; }
 
@@ -159,7 +170,7 @@ public sealed class ExchangeClient : IDisposable
                 await PutSingleAsync(whole, key, metadata, progress, ct).ConfigureAwait(false);
             }
 
-            var url = Presign(key, HttpVerb.GET, expiresAt);
+            var url = Presign(key, HttpMethod.Get, expiresAt);
             lease?.Complete(OperationStatus.Succeeded, $"{size} bytes, sha256 {sha[..12]}…{(multipart ? ", multipart" : "")}");
             return new ExchangeUploadResult(transferId, key, url, expiresAt, size, fileName, sha, sourceClient, destClient, multipart);
         }
@@ -184,7 +195,7 @@ public sealed class ExchangeClient : IDisposable
         var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, AutoCloseStream = false, UseChunkEncoding = false };
         AddMetadata(request.Metadata, metadata);
         progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
-        await _s3.PutObjectAsync(request, ct).ConfigureAwait(false);
+        await Sdk.PutObjectAsync(request, ct).ConfigureAwait(false);
         progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, size, size));
     }
 
@@ -196,7 +207,7 @@ public sealed class ExchangeClient : IDisposable
         var start = new InitiateMultipartUploadRequest { BucketName = Settings.Bucket, Key = key };
         AddMetadata(start.Metadata, metadata);
         start.Metadata.Add(ExchangeLimits.ManifestMetadata, nonce);
-        var uploadId = (await _s3.InitiateMultipartUploadAsync(start, ct).ConfigureAwait(false)).UploadId;
+        var uploadId = (await Sdk.InitiateMultipartUploadAsync(start, ct).ConfigureAwait(false)).UploadId;
         var manifestWritten = false;
         try
         {
@@ -282,10 +293,10 @@ public sealed class ExchangeClient : IDisposable
                 manifestWritten = true; // a failed PUT may still have stored it
                 var put = new PutObjectRequest { BucketName = Settings.Bucket, Key = manifestKey, InputStream = body, AutoCloseStream = false, ContentType = "application/json", UseChunkEncoding = false };
                 put.Metadata.Add("sha256", sha);
-                await _s3.PutObjectAsync(put, ct).ConfigureAwait(false);
+                await Sdk.PutObjectAsync(put, ct).ConfigureAwait(false);
             }
 
-            await _s3.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+            await Sdk.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
             {
                 BucketName = Settings.Bucket,
                 Key = key,
@@ -298,10 +309,10 @@ public sealed class ExchangeClient : IDisposable
         {
             try
             {
-                await _s3.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = Settings.Bucket, Key = key, UploadId = uploadId }, CancellationToken.None).ConfigureAwait(false);
+                await Sdk.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = Settings.Bucket, Key = key, UploadId = uploadId }, CancellationToken.None).ConfigureAwait(false);
                 if (manifestWritten)
                 {
-                    await _s3.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = manifestKey }, CancellationToken.None).ConfigureAwait(false);
+                    await Sdk.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = manifestKey }, CancellationToken.None).ConfigureAwait(false);
                 }
             }
             catch (Exception abort) when (abort is AmazonServiceException or HttpRequestException or IOException)
@@ -316,16 +327,8 @@ public sealed class ExchangeClient : IDisposable
     /// <summary>Sends one part to a presigned UploadPart URL; returns its ETag. A refusal is an <see cref="ExchangeException"/> naming the part, never the URL.</summary>
     private async Task<string> PutPartAsync(string key, string uploadId, int number, byte[] buffer, int length, CancellationToken ct)
     {
-        var url = _s3.GetPreSignedURL(new GetPreSignedUrlRequest
-        {
-            BucketName = Settings.Bucket,
-            Key = key,
-            Verb = HttpVerb.PUT,
-            UploadId = uploadId,
-            PartNumber = number,
-            Expires = _time.GetUtcNow().AddHours(Options.InternalUrlHours).UtcDateTime,
-            Protocol = Settings.Endpoint.Scheme == Uri.UriSchemeHttp ? Amazon.S3.Protocol.HTTP : Amazon.S3.Protocol.HTTPS,
-        });
+        var now = _time.GetUtcNow();
+        var url = _presigner.Presign("PUT", key, now, now.AddHours(Options.InternalUrlHours), [new("partNumber", number.ToString(CultureInfo.InvariantCulture)), new("uploadId", uploadId)]);
         using var content = new ByteArrayContent(buffer, 0, length);
         using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = content };
         HttpResponseMessage response;
@@ -428,7 +431,7 @@ public sealed class ExchangeClient : IDisposable
     public async Task<ExchangeDownloadResult> DownloadAsync(string transferId, string destination, string? expectedSha256 = null, IProgress<ExchangeProgress>? progress = null, CancellationToken ct = default)
     {
         var key = TransferNames.KeyOf(transferId);
-        var url = Presign(key, HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
+        var url = Presign(key, HttpMethod.Get, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
         return await DownloadCoreAsync(url, destination, transferId, TransferNames.SourceOf(transferId), expectedSha256, key, progress, ct).ConfigureAwait(false);
     }
 
@@ -555,7 +558,7 @@ public sealed class ExchangeClient : IDisposable
     /// <summary>A HEAD or GET of <paramref name="key"/> by a short presigned URL: success or 404, else <see cref="ExchangeException"/>.</summary>
     private async Task<HttpResponseMessage> LookupAsync(HttpMethod method, string key, CancellationToken ct)
     {
-        var url = Presign(key, method == HttpMethod.Head ? HttpVerb.HEAD : HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
+        var url = Presign(key, method, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
         HttpResponseMessage response;
         try
         {
@@ -637,7 +640,7 @@ public sealed class ExchangeClient : IDisposable
             var pages = 0;
             do
             {
-                var page = await _s3.ListObjectsV2Async(new ListObjectsV2Request
+                var page = await Sdk.ListObjectsV2Async(new ListObjectsV2Request
                 {
                     BucketName = Settings.Bucket,
                     Prefix = prefix,
@@ -714,7 +717,7 @@ public sealed class ExchangeClient : IDisposable
     {
         try
         {
-            var head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
+            var head = await Sdk.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
             var metadata = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
             foreach (var name in head.Metadata.Keys)
             {
@@ -754,15 +757,15 @@ public sealed class ExchangeClient : IDisposable
             if (await HeadMetadataAsync(key, ct).ConfigureAwait(false) is null)
             {
                 // A manifest left by an upload that never completed goes too (S3's DELETE of nothing succeeds).
-                await _s3.DeleteObjectAsync(manifest, ct).ConfigureAwait(false);
+                await Sdk.DeleteObjectAsync(manifest, ct).ConfigureAwait(false);
                 lease?.Complete(OperationStatus.NotFound, "no such transfer");
                 return new ExchangeDeleteResult(key, transferId, Deleted: false);
             }
 
             // The object first: a manifest without its object is invisible and expires; the reverse would leave a
             // multipart object that every download refuses.
-            await _s3.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
-            await _s3.DeleteObjectAsync(manifest, ct).ConfigureAwait(false);
+            await Sdk.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = key }, ct).ConfigureAwait(false);
+            await Sdk.DeleteObjectAsync(manifest, ct).ConfigureAwait(false);
             lease?.Complete(OperationStatus.Succeeded, "deleted");
             return new ExchangeDeleteResult(key, transferId, Deleted: true);
         }
@@ -792,7 +795,7 @@ public sealed class ExchangeClient : IDisposable
         var transferId = TransferNames.NewTransferId(sourceClient, now, fileName);
         var key = TransferNames.Key(sourceClient, transferId);
         var expiresAt = TruncateToSeconds(now.AddHours(expiresHours));
-        var url = Presign(key, HttpVerb.PUT, expiresAt);
+        var url = Presign(key, HttpMethod.Put, expiresAt);
         return new ExchangeUploadUrl(transferId, key, url, expiresAt, sourceClient, TransferNames.CheckFileName(fileName));
     }
 
@@ -800,7 +803,7 @@ public sealed class ExchangeClient : IDisposable
     public Uri CreateDownloadUrl(string transferId, int expiresHours = ExchangeLimits.DefaultExpiresHours)
     {
         ExchangeLimits.CheckExpiresHours(expiresHours);
-        return Presign(TransferNames.KeyOf(transferId), HttpVerb.GET, TruncateToSeconds(_time.GetUtcNow().AddHours(expiresHours)));
+        return Presign(TransferNames.KeyOf(transferId), HttpMethod.Get, TruncateToSeconds(_time.GetUtcNow().AddHours(expiresHours)));
     }
 
     /// <summary>
@@ -825,18 +828,8 @@ public sealed class ExchangeClient : IDisposable
         }
     }
 
-    private Uri Presign(string key, HttpVerb verb, DateTimeOffset expiresAt)
-    {
-        var url = _s3.GetPreSignedURL(new GetPreSignedUrlRequest
-        {
-            BucketName = Settings.Bucket,
-            Key = key,
-            Verb = verb,
-            Expires = expiresAt.UtcDateTime,
-            Protocol = Settings.Endpoint.Scheme == Uri.UriSchemeHttp ? Amazon.S3.Protocol.HTTP : Amazon.S3.Protocol.HTTPS,
-        });
-        return new Uri(url);
-    }
+    private Uri Presign(string key, HttpMethod method, DateTimeOffset expiresAt) =>
+        _presigner.Presign(method.Method, key, _time.GetUtcNow(), expiresAt);
 
     // ================================================================ lifecycle
 
@@ -855,7 +848,7 @@ public sealed class ExchangeClient : IDisposable
             var current = await GetLifecycleRulesCoreAsync(ct).ConfigureAwait(false);
             var rules = current.Where(r => r.Id != ExchangeLimits.LifecycleRuleId).ToList();
             rules.Add(BuildRule(DesiredRule));
-            await _s3.PutLifecycleConfigurationAsync(new PutLifecycleConfigurationRequest
+            await Sdk.PutLifecycleConfigurationAsync(new PutLifecycleConfigurationRequest
             {
                 BucketName = Settings.Bucket,
                 Configuration = new LifecycleConfiguration { Rules = rules },
@@ -900,7 +893,7 @@ public sealed class ExchangeClient : IDisposable
     {
         try
         {
-            var response = await _s3.GetLifecycleConfigurationAsync(new GetLifecycleConfigurationRequest { BucketName = Settings.Bucket }, ct).ConfigureAwait(false);
+            var response = await Sdk.GetLifecycleConfigurationAsync(new GetLifecycleConfigurationRequest { BucketName = Settings.Bucket }, ct).ConfigureAwait(false);
             return response.Configuration?.Rules ?? [];
         }
         catch (AmazonS3Exception ex) when (ex.ErrorCode == "NoSuchLifecycleConfiguration")
@@ -956,5 +949,11 @@ public sealed class ExchangeClient : IDisposable
         _ => ex,
     };
 
-    public void Dispose() => _s3.Dispose();
+    public void Dispose()
+    {
+        if (_sdk.IsValueCreated)
+        {
+            _sdk.Value.Dispose();
+        }
+    }
 }
