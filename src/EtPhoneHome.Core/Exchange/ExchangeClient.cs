@@ -191,11 +191,11 @@ public sealed class ExchangeClient : IDisposable
     private async Task PutSingleAsync(byte[] buffer, string key, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
     {
         var size = buffer.LongLength;
-        using var body = new MemoryStream(buffer, writable: false);
-        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, AutoCloseStream = false, UseChunkEncoding = false };
-        AddMetadata(request.Metadata, metadata);
         progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
-        await Sdk.PutObjectAsync(request, ct).ConfigureAwait(false);
+        using (await SendSignedAsync(HttpMethod.Put, key, [], Metadata(metadata), buffer, null, $"upload of '{key}'", ct).ConfigureAwait(false))
+        {
+        }
+
         progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, size, size));
     }
 
@@ -204,15 +204,20 @@ public sealed class ExchangeClient : IDisposable
     {
         var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
         var manifestKey = TransferNames.ManifestKey(key);
-        var start = new InitiateMultipartUploadRequest { BucketName = Settings.Bucket, Key = key };
-        AddMetadata(start.Metadata, metadata);
-        start.Metadata.Add(ExchangeLimits.ManifestMetadata, nonce);
-        var uploadId = (await Sdk.InitiateMultipartUploadAsync(start, ct).ConfigureAwait(false)).UploadId;
+        var startHeaders = Metadata(metadata);
+        startHeaders.Add(new("x-amz-meta-" + ExchangeLimits.ManifestMetadata, nonce));
+        string uploadId;
+        using (var started = await SendSignedAsync(HttpMethod.Post, key, [new("uploads", "")], startHeaders, ReadOnlyMemory<byte>.Empty, null, $"start of the multipart upload of '{key}'", ct).ConfigureAwait(false))
+        {
+            uploadId = await S3Xml.ReadUploadIdAsync(started, ct).ConfigureAwait(false)
+                ?? throw new ExchangeException($"start of the multipart upload of '{key}' failed: the endpoint returned no upload id", null);
+        }
+
         var manifestWritten = false;
         try
         {
             var partCount = (int)((size + Options.PartSize - 1) / Options.PartSize);
-            var etags = new PartETag[partCount];
+            var etags = new string[partCount];
             long sent = 0;
             using var slots = new SemaphoreSlim(Options.Parallelism, Options.Parallelism);
             using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -248,7 +253,7 @@ public sealed class ExchangeClient : IDisposable
                             // hashed once (the whole-file SHA-256 above), not a second time for a signed payload
                             // hash, and no SDK request pipeline runs per part. The part travels over TLS to R2;
                             // the whole-file SHA-256 is verified by every download.
-                            etags[number - 1] = new PartETag(number, await PutPartAsync(key, uploadId, number, buffer, length, failed.Token).ConfigureAwait(false));
+                            etags[number - 1] = await PutPartAsync(key, uploadId, number, buffer, length, failed.Token).ConfigureAwait(false);
                             progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, Interlocked.Add(ref sent, length), size));
                         }
                         catch
@@ -288,36 +293,27 @@ public sealed class ExchangeClient : IDisposable
 
             var sha = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
             var manifest = new ExchangeManifest(key, nonce, size, sha, Options.PartSize, partCount);
-            using (var body = new MemoryStream(manifest.ToJson(), writable: false))
+            manifestWritten = true; // a failed PUT may still have stored it
+            using (await SendSignedAsync(HttpMethod.Put, manifestKey, [], [new("x-amz-meta-sha256", sha)], manifest.ToJson(), "application/json", $"manifest of '{key}'", ct).ConfigureAwait(false))
             {
-                manifestWritten = true; // a failed PUT may still have stored it
-                var put = new PutObjectRequest { BucketName = Settings.Bucket, Key = manifestKey, InputStream = body, AutoCloseStream = false, ContentType = "application/json", UseChunkEncoding = false };
-                put.Metadata.Add("sha256", sha);
-                await Sdk.PutObjectAsync(put, ct).ConfigureAwait(false);
             }
 
-            await Sdk.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+            using (var completed = await SendSignedAsync(HttpMethod.Post, key, [new("uploadId", uploadId)], [], S3Xml.CompleteMultipartUpload(etags), "application/xml", $"completion of the multipart upload of '{key}'", ct).ConfigureAwait(false))
             {
-                BucketName = Settings.Bucket,
-                Key = key,
-                UploadId = uploadId,
-                PartETags = [.. etags],
-            }, ct).ConfigureAwait(false);
+                // S3 may answer 200 and still report a failure in the body (it sends the status before the work is done).
+                await S3Xml.EnsureCompletedAsync(completed, $"completion of the multipart upload of '{key}'", ct).ConfigureAwait(false);
+            }
+
             return sha;
         }
         catch
         {
-            try
+            // Each cleanup on its own (an endpoint without AbortMultipartUpload must not keep the manifest); what fails
+            // here is left to the lifecycle rule, which removes what an abandoned upload left behind.
+            await BestEffortAsync(HttpMethod.Delete, key, [new("uploadId", uploadId)], "abort").ConfigureAwait(false);
+            if (manifestWritten)
             {
-                await Sdk.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = Settings.Bucket, Key = key, UploadId = uploadId }, CancellationToken.None).ConfigureAwait(false);
-                if (manifestWritten)
-                {
-                    await Sdk.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Settings.Bucket, Key = manifestKey }, CancellationToken.None).ConfigureAwait(false);
-                }
-            }
-            catch (Exception abort) when (abort is AmazonServiceException or HttpRequestException or IOException)
-            {
-                // The lifecycle rule removes what an abandoned upload left behind.
+                await BestEffortAsync(HttpMethod.Delete, manifestKey, [], "removal of the manifest").ConfigureAwait(false);
             }
 
             throw;
@@ -352,6 +348,55 @@ public sealed class ExchangeClient : IDisposable
             return response.Headers.ETag?.Tag is { Length: > 0 } etag
                 ? etag
                 : throw new ExchangeException($"upload of part {number} of '{key}' failed: the endpoint returned no ETag", null);
+        }
+    }
+
+    private async Task BestEffortAsync(HttpMethod method, string key, IReadOnlyList<KeyValuePair<string, string>> query, string what)
+    {
+        try
+        {
+            using (await SendSignedAsync(method, key, query, [], ReadOnlyMemory<byte>.Empty, null, what, CancellationToken.None).ConfigureAwait(false))
+            {
+            }
+        }
+        catch (Exception ex) when (ex is ExchangeException or HttpRequestException or IOException)
+        {
+        }
+    }
+
+    /// <summary>The object metadata as signed request headers (ASCII: a name such as "résumé.txt" goes RFC 2047-encoded).</summary>
+    private static List<KeyValuePair<string, string>> Metadata(Dictionary<string, string> metadata) =>
+        [.. metadata.Select(m => new KeyValuePair<string, string>("x-amz-meta-" + m.Key, ExchangeMetadata.Encode(m.Value)))];
+
+    /// <summary>
+    /// One request signed in its header (<see cref="S3Presigner.CreateRequest"/>): the response when it succeeded, else an
+    /// <see cref="ExchangeException"/> with the S3 error code, naming <paramref name="what"/> (never a URL or a secret).
+    /// </summary>
+    private async Task<HttpResponseMessage> SendSignedAsync(HttpMethod method, string key, IReadOnlyList<KeyValuePair<string, string>> query,
+        IReadOnlyList<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, string? contentType, string what, CancellationToken ct)
+    {
+        using var request = _presigner.CreateRequest(method, key, _time.GetUtcNow(), query, headers, body, contentType);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new ExchangeException($"{what} failed: the endpoint could not be reached ({ex.HttpRequestError})", null, ex);
+        }
+
+        if (response.IsSuccessStatusCode)
+        {
+            return response;
+        }
+
+        using (response)
+        {
+            var code = await ErrorCodeAsync(response, ct).ConfigureAwait(false);
+            throw code == "NotImplemented"
+                ? new ExchangeException($"{what}: the storage endpoint does not implement this request (NotImplemented)", code)
+                : new ExchangeException($"{what} failed: {code ?? "error"} (HTTP {(int)response.StatusCode})", code);
         }
     }
 
@@ -917,15 +962,6 @@ public sealed class ExchangeClient : IDisposable
         rule.Status == LifecycleRuleStatus.Enabled);
 
     // ================================================================ helpers
-
-    private static void AddMetadata(MetadataCollection target, Dictionary<string, string> metadata)
-    {
-        foreach (var (name, value) in metadata)
-        {
-            // Headers are ASCII only: a file name such as "résumé.txt" goes RFC 2047-encoded (ExchangeMetadata).
-            target.Add(name, ExchangeMetadata.Encode(value));
-        }
-    }
 
     private static string? NullIfServer(string? source) => source == ExchangeLimits.ServerSource ? null : source;
 

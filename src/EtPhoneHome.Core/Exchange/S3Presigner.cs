@@ -93,6 +93,80 @@ internal sealed class S3Presigner
     }
 
     /// <summary>
+    /// A request signed in its <c>Authorization</c> header (SigV4): the body by its SHA-256, and <c>host</c>,
+    /// <c>x-amz-content-sha256</c>, <c>x-amz-date</c>, the content type and every header in <paramref name="headers"/>
+    /// (lower-case ASCII names such as <c>x-amz-meta-…</c>, printable ASCII values) as signed headers, so the endpoint
+    /// refuses a request whose metadata was changed on the way. <paramref name="query"/> holds sub-resources
+    /// (<c>uploads</c>, <c>uploadId</c>); an empty value is sent as the bare name.
+    /// </summary>
+    public HttpRequestMessage CreateRequest(HttpMethod method, string key, DateTimeOffset now, IReadOnlyList<KeyValuePair<string, string>> query,
+        IReadOnlyList<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, string? contentType = null)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        var signed = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in headers)
+        {
+            if (name.Length == 0 || !name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_') || signed.ContainsKey(name))
+            {
+                throw new ArgumentException($"'{name}' is not a lower-case header name, or is given twice", nameof(headers));
+            }
+
+            if (!value.All(c => c is >= ' ' and <= '~'))
+            {
+                throw new ArgumentException($"the value of header '{name}' is not printable ASCII", nameof(headers));
+            }
+
+            signed[name] = string.Join(' ', value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        var utc = now.UtcDateTime;
+        var date = utc.ToString("yyyyMMdd", CultureInfo.InvariantCulture);
+        var stamp = utc.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+        var scope = $"{date}/{_region}/{Service}/aws4_request";
+        var path = "/" + Encode(_bucket, keepSlash: false) + "/" + Encode(key, keepSlash: true);
+        var host = _endpoint.IsDefaultPort ? HostForHeader(_endpoint) : $"{HostForHeader(_endpoint)}:{_endpoint.Port.ToString(CultureInfo.InvariantCulture)}";
+        var payload = Hex(SHA256.HashData(body.Span));
+        signed["host"] = host;
+        signed["x-amz-content-sha256"] = payload;
+        signed["x-amz-date"] = stamp;
+        if (contentType is not null)
+        {
+            signed["content-type"] = contentType;
+        }
+
+        var encoded = query.Select(p => (Name: Encode(p.Key, keepSlash: false), Value: Encode(p.Value, keepSlash: false)))
+            .OrderBy(p => p.Name, StringComparer.Ordinal).ThenBy(p => p.Value, StringComparer.Ordinal).ToList();
+        var canonicalQuery = string.Join('&', encoded.Select(p => $"{p.Name}={p.Value}"));
+        var signedNames = string.Join(';', signed.Keys);
+        var canonicalHeaders = string.Concat(signed.Select(h => $"{h.Key}:{h.Value}\n"));
+        var canonicalRequest = $"{method.Method}\n{path}\n{canonicalQuery}\n{canonicalHeaders}\n{signedNames}\n{payload}";
+        var stringToSign = $"{Algorithm}\n{stamp}\n{scope}\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonicalRequest)))}";
+        var signature = Hex(Hmac(Hmac(Hmac(Hmac(Hmac(_secret, date), _region), Service), "aws4_request"), stringToSign));
+
+        var sent = string.Join('&', encoded.Select(p => p.Value.Length == 0 ? p.Name : $"{p.Name}={p.Value}"));
+        var request = new HttpRequestMessage(method, new Uri($"{_endpoint.Scheme}://{host}{path}{(sent.Length == 0 ? "" : "?" + sent)}"))
+        {
+            Content = new ReadOnlyMemoryContent(body),
+        };
+        foreach (var (name, value) in signed)
+        {
+            if (name is not ("host" or "content-type"))
+            {
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+        }
+
+        if (contentType is not null)
+        {
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        }
+
+        request.Headers.TryAddWithoutValidation("Authorization", $"{Algorithm} Credential={_accessKey}/{scope}, SignedHeaders={signedNames}, Signature={signature}");
+        return request;
+    }
+
+    /// <summary>
     /// SigV4's URI encoding: every byte of the UTF-8 form except A–Z, a–z, 0–9, '-', '.', '_', '~' (and '/' in a key)
     /// as %XX with upper-case hex.
     /// </summary>

@@ -119,6 +119,60 @@ public sealed class S3PresignerTests(S3ServersFixture s3) : IClassFixture<S3Serv
         Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
     }
 
+    [Fact]
+    public async Task AHeaderSignedRequest_IsAccepted_AndRefusedWhenASignedHeaderChanges()
+    {
+        var settings = s3.Strict.Settings;
+        var signer = new S3Presigner(settings.Endpoint, settings.Bucket, settings.AccessKey, settings.SecretKey, settings.Region);
+        using var http = new HttpClient();
+        var key = $"transfers/signed-test/{Guid.NewGuid():N} ü+&.json";
+        var body = "{\"a\":1}"u8.ToArray();
+        KeyValuePair<string, string>[] meta = [new("x-amz-meta-source_client", "server"), new("x-amz-meta-sha256", "ab  cd")];
+
+        using (var put = await http.SendAsync(signer.CreateRequest(HttpMethod.Put, key, DateTimeOffset.UtcNow, [], meta, body, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        using (var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, signer.Presign("HEAD", key, now, now.AddHours(1)))))
+        {
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Equal("server", head.Headers.GetValues("x-amz-meta-source_client").Single());
+            Assert.Equal(body.Length, head.Content.Headers.ContentLength);
+        }
+
+        // A signed header changed on the way (the date, a metadata value), or the request sent to another key: refused,
+        // and the object stays as it was.
+        var changedDate = signer.CreateRequest(HttpMethod.Put, key, DateTimeOffset.UtcNow, [], meta, "{\"a\":2}"u8.ToArray(), "application/json");
+        var stamp = changedDate.Headers.GetValues("x-amz-date").Single();
+        changedDate.Headers.Remove("x-amz-date");
+        changedDate.Headers.TryAddWithoutValidation("x-amz-date", stamp[..^2] + (stamp[^2] == '0' ? "1" : "0") + "Z");
+        var changedMeta = signer.CreateRequest(HttpMethod.Put, key, DateTimeOffset.UtcNow, [], meta, "{\"a\":2}"u8.ToArray(), "application/json");
+        changedMeta.Headers.Remove("x-amz-meta-sha256");
+        changedMeta.Headers.TryAddWithoutValidation("x-amz-meta-sha256", "ee ff");
+        var otherKey = signer.CreateRequest(HttpMethod.Put, key, DateTimeOffset.UtcNow, [], meta, "{\"a\":2}"u8.ToArray(), "application/json");
+        otherKey.RequestUri = new Uri(otherKey.RequestUri!.ToString().Replace("signed-test", "signed-tesT", StringComparison.Ordinal));
+        foreach (var (what, request) in new[] { ("date", changedDate), ("metadata", changedMeta), ("key", otherKey) })
+        {
+            using var refused = await http.SendAsync(request);
+            Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, $"a changed {what} was answered {refused.StatusCode}");
+        }
+
+        Assert.Equal(body, await http.GetByteArrayAsync(signer.Presign("GET", key, now, now.AddHours(1))));
+    }
+
+    [Theory]
+    [InlineData("X-Amz-Meta-Upper", "v")]
+    [InlineData("x-amz-meta-a b", "v")]
+    [InlineData("x-amz-meta-crlf", "v\r\nx-injected: 1")]
+    [InlineData("x-amz-meta-utf8", "résumé")]
+    public void AHeaderThatCannotBeSentAsSigned_IsRefused(string name, string value)
+    {
+        var signer = new S3Presigner(new Uri("http://127.0.0.1:9000"), "b", "a", "s", "auto");
+        Assert.Throws<ArgumentException>(() => signer.CreateRequest(HttpMethod.Put, "k", DateTimeOffset.UtcNow, [], [new(name, value)], Array.Empty<byte>()));
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(-5)]

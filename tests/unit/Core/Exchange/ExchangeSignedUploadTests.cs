@@ -1,0 +1,117 @@
+using System.Net;
+using System.Text;
+using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Sandbox;
+using Xunit;
+
+namespace EtPhoneHome.Tests.Unit.Exchange;
+
+/// <summary>
+/// Uploads sign their own requests (start, parts, manifest, completion, abort): what a signature-checking endpoint
+/// and a misbehaving one make of them.
+/// </summary>
+public sealed class ExchangeSignedUploadTests(S3ServersFixture s3) : IClassFixture<S3ServersFixture>, IDisposable
+{
+    private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("eph-signed-upload-");
+
+    public void Dispose() => _work.Delete(recursive: true);
+
+    private static readonly ExchangeOptions Small = new() { PartSize = 5 * 1024 * 1024, MultipartThreshold = 5 * 1024 * 1024, Parallelism = 2 };
+
+    private string NewFile(int size)
+    {
+        var path = Path.Combine(_work.FullName, $"f-{size}.bin");
+        var bytes = new byte[size];
+        new Random(size).NextBytes(bytes);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    [Theory]
+    [InlineData(100_000)]
+    [InlineData(11 * 1024 * 1024)]
+    public async Task AWrongSecret_IsRefusedWithTheEndpointsCode_NeverShowingTheSecret(int size)
+    {
+        var good = s3.Strict.Settings;
+        var wrong = new ExchangeSettings(good.Endpoint, good.Bucket, good.AccessKey, "the-wrong-secret-value", good.Region);
+        using var client = new ExchangeClient(wrong, options: Small);
+
+        var ex = await Assert.ThrowsAsync<ExchangeException>(() => client.UploadAsync(NewFile(size)));
+
+        Assert.Equal("SignatureDoesNotMatch", ex.ErrorCode);
+        Assert.Contains("(HTTP 403)", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("the-wrong-secret-value", ex.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("X-Amz-Signature", ex.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ACompletionAnsweredWithAnErrorInsideA200_FailsTheUpload_AndAbortsIt()
+    {
+        using var handler = new ErrorInsideOk();
+        using var http = new HttpClient(handler);
+        using var client = new ExchangeClient(s3.Lenient.Settings, options: Small, http: http); // lenient: its listing works with the SDK
+        var before = (await client.ListAsync()).Count;
+
+        var ex = await Assert.ThrowsAsync<ExchangeException>(() => client.UploadAsync(NewFile(11 * 1024 * 1024)));
+
+        Assert.Equal("InternalError", ex.ErrorCode);
+        Assert.Contains("completion of the multipart upload", ex.Message, StringComparison.Ordinal);
+        Assert.NotNull(handler.AbortAnswer); // sent (the test endpoint has no AbortMultipartUpload: 405)
+        Assert.Equal(HttpStatusCode.NoContent, handler.ManifestRemovalAnswer); // and the manifest removed all the same
+        Assert.Equal(before, (await client.ListAsync()).Count);
+    }
+
+    [Fact]
+    public async Task AStartAnsweredWithoutXml_IsAClearError()
+    {
+        using var http = new HttpClient(new StartNotXml());
+        using var client = new ExchangeClient(s3.Strict.Settings, options: Small, http: http);
+
+        var ex = await Assert.ThrowsAsync<ExchangeException>(() => client.UploadAsync(NewFile(11 * 1024 * 1024)));
+
+        Assert.Contains("not XML", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Passes everything to the endpoint, but answers the completion 200 with an S3 error document.</summary>
+    private sealed class ErrorInsideOk() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        public HttpStatusCode? AbortAnswer { get; private set; }
+
+        public HttpStatusCode? ManifestRemovalAnswer { get; private set; }
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.Method == HttpMethod.Post && request.RequestUri!.Query.Contains("uploadId=", StringComparison.Ordinal))
+            {
+                return new HttpResponseMessage(HttpStatusCode.OK)
+                {
+                    Content = new StringContent("<?xml version=\"1.0\"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>", Encoding.UTF8, "application/xml"),
+                };
+            }
+
+            var response = await base.SendAsync(request, cancellationToken);
+            if (request.Method == HttpMethod.Delete)
+            {
+                if (request.RequestUri!.Query.Contains("uploadId=", StringComparison.Ordinal))
+                {
+                    AbortAnswer = response.StatusCode;
+                }
+                else
+                {
+                    ManifestRemovalAnswer = response.StatusCode;
+                }
+            }
+
+            return response;
+        }
+    }
+
+    /// <summary>Answers the start of a multipart upload with 200 and HTML.</summary>
+    private sealed class StartNotXml() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            request.Method == HttpMethod.Post
+                ? Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent("<html><body>proxy login</body>") })
+                : base.SendAsync(request, cancellationToken);
+    }
+}
