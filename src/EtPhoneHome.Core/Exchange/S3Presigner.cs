@@ -59,12 +59,7 @@ internal sealed class S3Presigner
             throw new ArgumentOutOfRangeException(nameof(expiresAt), expiresAt, "a presigned URL is valid for 1 second to 7 days");
         }
 
-        var utc = now.UtcDateTime;
-        var date = utc.ToString("yyyyMMdd", CultureInfo.InvariantCulture);
-        var stamp = utc.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
-        var scope = $"{date}/{_region}/{Service}/aws4_request";
-        var path = "/" + Encode(_bucket, keepSlash: false) + "/" + Encode(key, keepSlash: true);
-        var host = _endpoint.IsDefaultPort ? HostForHeader(_endpoint) : $"{HostForHeader(_endpoint)}:{_endpoint.Port.ToString(CultureInfo.InvariantCulture)}";
+        var (date, stamp, scope, path, host) = Frame(key, now);
 
         var query = new List<(string Name, string Value)>
         {
@@ -87,8 +82,7 @@ internal sealed class S3Presigner
         var canonicalRequest = $"{verb}\n{path}\n{canonicalQuery}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD";
         var stringToSign = $"{Algorithm}\n{stamp}\n{scope}\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonicalRequest)))}";
 
-        var signingKey = Hmac(Hmac(Hmac(Hmac(_secret, date), _region), Service), "aws4_request");
-        var signature = Hex(Hmac(signingKey, stringToSign));
+        var signature = Sign(date, stringToSign);
         return new Uri($"{_endpoint.Scheme}://{host}{path}?{canonicalQuery}&X-Amz-Signature={signature}");
     }
 
@@ -120,12 +114,7 @@ internal sealed class S3Presigner
             signed[name] = string.Join(' ', value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         }
 
-        var utc = now.UtcDateTime;
-        var date = utc.ToString("yyyyMMdd", CultureInfo.InvariantCulture);
-        var stamp = utc.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
-        var scope = $"{date}/{_region}/{Service}/aws4_request";
-        var path = "/" + Encode(_bucket, keepSlash: false) + "/" + Encode(key, keepSlash: true);
-        var host = _endpoint.IsDefaultPort ? HostForHeader(_endpoint) : $"{HostForHeader(_endpoint)}:{_endpoint.Port.ToString(CultureInfo.InvariantCulture)}";
+        var (date, stamp, scope, path, host) = Frame(key, now);
         var payload = Hex(SHA256.HashData(body.Span));
         signed["host"] = host;
         signed["x-amz-content-sha256"] = payload;
@@ -142,7 +131,7 @@ internal sealed class S3Presigner
         var canonicalHeaders = string.Concat(signed.Select(h => $"{h.Key}:{h.Value}\n"));
         var canonicalRequest = $"{method.Method}\n{path}\n{canonicalQuery}\n{canonicalHeaders}\n{signedNames}\n{payload}";
         var stringToSign = $"{Algorithm}\n{stamp}\n{scope}\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonicalRequest)))}";
-        var signature = Hex(Hmac(Hmac(Hmac(Hmac(Hmac(_secret, date), _region), Service), "aws4_request"), stringToSign));
+        var signature = Sign(date, stringToSign);
 
         var sent = string.Join('&', encoded.Select(p => p.Value.Length == 0 ? p.Name : $"{p.Name}={p.Value}"));
         var request = new HttpRequestMessage(method, new Uri($"{_endpoint.Scheme}://{host}{path}{(sent.Length == 0 ? "" : "?" + sent)}"))
@@ -165,6 +154,21 @@ internal sealed class S3Presigner
         request.Headers.TryAddWithoutValidation("Authorization", $"{Algorithm} Credential={_accessKey}/{scope}, SignedHeaders={signedNames}, Signature={signature}");
         return request;
     }
+
+    /// <summary>What every signature of <paramref name="key"/> at <paramref name="now"/> is made of: the day, the time stamp, the credential scope, the encoded path and the host header.</summary>
+    private (string Date, string Stamp, string Scope, string Path, string Host) Frame(string key, DateTimeOffset now)
+    {
+        var utc = now.UtcDateTime;
+        var date = utc.ToString("yyyyMMdd", CultureInfo.InvariantCulture);
+        var stamp = utc.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+        var path = "/" + Encode(_bucket, keepSlash: false) + "/" + Encode(key, keepSlash: true);
+        var host = _endpoint.IsDefaultPort ? HostForHeader(_endpoint) : $"{HostForHeader(_endpoint)}:{_endpoint.Port.ToString(CultureInfo.InvariantCulture)}";
+        return (date, stamp, $"{date}/{_region}/{Service}/aws4_request", path, host);
+    }
+
+    /// <summary>The hex signature of <paramref name="stringToSign"/> with the key derived for <paramref name="date"/>, the region and s3.</summary>
+    private string Sign(string date, string stringToSign) =>
+        Hex(Hmac(Hmac(Hmac(Hmac(Hmac(_secret, date), _region), Service), "aws4_request"), stringToSign));
 
     /// <summary>
     /// SigV4's URI encoding: every byte of the UTF-8 form except A–Z, a–z, 0–9, '-', '.', '_', '~' (and '/' in a key)
