@@ -45,7 +45,7 @@ public sealed class S3PresignerTests(S3ServersFixture s3) : IClassFixture<S3Serv
             AuthenticationRegion = settings.Region,
             UseHttp = settings.Endpoint.Scheme == Uri.UriSchemeHttp,
         });
-        var ours = new S3Presigner(settings.Endpoint, settings.Bucket, settings.AccessKey, settings.SecretKey, settings.Region);
+        var ours = For(settings);
         var compared = 0;
         foreach (var key in Keys)
         {
@@ -86,7 +86,7 @@ public sealed class S3PresignerTests(S3ServersFixture s3) : IClassFixture<S3Serv
     public async Task ASignatureCheckingEndpoint_AcceptsItsUrls_AndRefusesATamperedOne()
     {
         var settings = s3.Strict.Settings;
-        var presigner = new S3Presigner(settings.Endpoint, settings.Bucket, settings.AccessKey, settings.SecretKey, settings.Region);
+        var presigner = For(settings);
         using var http = new HttpClient();
         var key = $"transfers/presigner-test/{Guid.NewGuid():N} ü+&.bin";
         var body = new byte[] { 1, 2, 3, 4, 5 };
@@ -122,8 +122,7 @@ public sealed class S3PresignerTests(S3ServersFixture s3) : IClassFixture<S3Serv
     [Fact]
     public async Task AHeaderSignedRequest_IsAccepted_AndRefusedWhenASignedHeaderChanges()
     {
-        var settings = s3.Strict.Settings;
-        var signer = new S3Presigner(settings.Endpoint, settings.Bucket, settings.AccessKey, settings.SecretKey, settings.Region);
+        var signer = For(s3.Strict.Settings);
         using var http = new HttpClient();
         var key = $"transfers/signed-test/{Guid.NewGuid():N} ü+&.json";
         var body = "{\"a\":1}"u8.ToArray();
@@ -193,6 +192,9 @@ public sealed class S3PresignerTests(S3ServersFixture s3) : IClassFixture<S3Serv
         Assert.DoesNotContain("super-secret-value", url, StringComparison.Ordinal);
         Assert.Contains("X-Amz-Credential=AKIAID%2F", url, StringComparison.Ordinal);
     }
+
+    private static S3Presigner For(ExchangeSettings settings) =>
+        new(settings.Endpoint, settings.Bucket, settings.AccessKey, settings.SecretKey, settings.Region);
 
     /// <summary>The query's parameters, decoded and in order (the SDK leaves an upload id's '/', '+', '=' unescaped in its URL).</summary>
     private static string Parameters(Uri url) =>
