@@ -101,9 +101,10 @@ internal sealed class S3Presigner
         var signed = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (name, value) in headers)
         {
-            if (name.Length == 0 || !name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_') || signed.ContainsKey(name))
+            if (name.Length == 0 || !name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_') || signed.ContainsKey(name)
+                || name is "host" or "authorization" or "content-type" or "x-amz-date" or "x-amz-content-sha256")
             {
-                throw new ArgumentException($"'{name}' is not a lower-case header name, or is given twice", nameof(headers));
+                throw new ArgumentException($"'{name}' is not a lower-case header name of the caller's, or is given twice", nameof(headers));
             }
 
             if (!value.All(c => c is >= ' ' and <= '~'))
