@@ -54,8 +54,8 @@ public sealed class ExchangeClient : IDisposable
         Timeout = Timeout.InfiniteTimeSpan,
     };
 
-    // The SDK serves the requests that are not plain presigned transfers (multipart start and completion, listing,
-    // deletion, lifecycle); it is built on first use, so a process that only downloads or presigns never pays for it.
+    // Transfers sign their own requests (S3Presigner); the SDK serves only listing, deletion and lifecycle, and is built
+    // on first use, so a process that uploads, downloads or presigns never pays for it.
     private readonly Lazy<AmazonS3Client> _sdk;
     private readonly S3Presigner _presigner;
     private readonly HttpClient _http;
@@ -325,30 +325,11 @@ public sealed class ExchangeClient : IDisposable
     {
         var now = _time.GetUtcNow();
         var url = _presigner.Presign("PUT", key, now, now.AddHours(Options.InternalUrlHours), [new("partNumber", number.ToString(CultureInfo.InvariantCulture)), new("uploadId", uploadId)]);
-        using var content = new ByteArrayContent(buffer, 0, length);
-        using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = content };
-        HttpResponseMessage response;
-        try
-        {
-            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-        }
-        catch (HttpRequestException ex)
-        {
-            throw new ExchangeException($"upload of part {number} of '{key}' failed: the endpoint could not be reached ({ex.HttpRequestError})", null, ex);
-        }
-
-        using (response)
-        {
-            if (!response.IsSuccessStatusCode)
-            {
-                var code = await ErrorCodeAsync(response, ct).ConfigureAwait(false);
-                throw new ExchangeException($"upload of part {number} of '{key}' failed: {code ?? "error"} (HTTP {(int)response.StatusCode})", code);
-            }
-
-            return response.Headers.ETag?.Tag is { Length: > 0 } etag
-                ? etag
-                : throw new ExchangeException($"upload of part {number} of '{key}' failed: the endpoint returned no ETag", null);
-        }
+        using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent(buffer, 0, length) };
+        using var response = await SendAsync(request, $"upload of part {number} of '{key}'", ct).ConfigureAwait(false);
+        return response.Headers.ETag?.Tag is { Length: > 0 } etag
+            ? etag
+            : throw new ExchangeException($"upload of part {number} of '{key}' failed: the endpoint returned no ETag", null);
     }
 
     private async Task BestEffortAsync(HttpMethod method, string key, IReadOnlyList<KeyValuePair<string, string>> query, string what)
@@ -368,14 +349,20 @@ public sealed class ExchangeClient : IDisposable
     private static List<KeyValuePair<string, string>> Metadata(Dictionary<string, string> metadata) =>
         [.. metadata.Select(m => new KeyValuePair<string, string>("x-amz-meta-" + m.Key, ExchangeMetadata.Encode(m.Value)))];
 
-    /// <summary>
-    /// One request signed in its header (<see cref="S3Presigner.CreateRequest"/>): the response when it succeeded, else an
-    /// <see cref="ExchangeException"/> with the S3 error code, naming <paramref name="what"/> (never a URL or a secret).
-    /// </summary>
+    /// <summary>One request signed in its header (<see cref="S3Presigner.CreateRequest"/>), sent by <see cref="SendAsync"/>.</summary>
     private async Task<HttpResponseMessage> SendSignedAsync(HttpMethod method, string key, IReadOnlyList<KeyValuePair<string, string>> query,
         IReadOnlyList<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, string? contentType, string what, CancellationToken ct)
     {
         using var request = _presigner.CreateRequest(method, key, _time.GetUtcNow(), query, headers, body, contentType);
+        return await SendAsync(request, what, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends a request to the endpoint: the response when it succeeded, else an <see cref="ExchangeException"/> with the
+    /// S3 error code, naming <paramref name="what"/> (never a URL or a secret).
+    /// </summary>
+    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, string what, CancellationToken ct)
+    {
         HttpResponseMessage response;
         try
         {
@@ -972,6 +959,7 @@ public sealed class ExchangeClient : IDisposable
     private static string Describe(Exception ex) => ex switch
     {
         AmazonS3Exception s3 => $"{s3.ErrorCode ?? ((int)s3.StatusCode).ToString(CultureInfo.InvariantCulture)}",
+        ExchangeException { ErrorCode: { Length: > 0 } code } => code,
         _ => ex.GetType().Name,
     };
 

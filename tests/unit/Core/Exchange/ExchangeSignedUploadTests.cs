@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text;
 using EtPhoneHome.Core.Exchange;
-using EtPhoneHome.Sandbox;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Tests.Unit.Registry;
 using Xunit;
 
 namespace EtPhoneHome.Tests.Unit.Exchange;
@@ -34,9 +36,16 @@ public sealed class ExchangeSignedUploadTests(S3ServersFixture s3) : IClassFixtu
     {
         var good = s3.Strict.Settings;
         var wrong = new ExchangeSettings(good.Endpoint, good.Bucket, good.AccessKey, "the-wrong-secret-value", good.Region);
-        using var client = new ExchangeClient(wrong, options: Small);
+        using var data = new TempData();
+        using var registry = SqliteRegistry.Open(data.Dir);
+        using var client = new ExchangeClient(wrong, new OperationGuard(registry, new OperatorContext("tester", Surfaces.Cli)), Small);
 
         var ex = await Assert.ThrowsAsync<ExchangeException>(() => client.UploadAsync(NewFile(size)));
+
+        // The history says why, by the endpoint's code.
+        var failed = Assert.Single(registry.ListAudit(limit: 10), a => a.Operation == "exchange_upload");
+        Assert.Equal("failed", failed.Status);
+        Assert.Contains("SignatureDoesNotMatch", failed.Detail ?? "", StringComparison.Ordinal);
 
         Assert.Equal("SignatureDoesNotMatch", ex.ErrorCode);
         Assert.Contains("(HTTP 403)", ex.Message, StringComparison.Ordinal);
