@@ -63,7 +63,7 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
         var info = await Exchange.GetTransferInfoAsync(transferId, ct).ConfigureAwait(false)
             ?? throw new ExchangeException($"transfer '{transferId}' does not exist (expired or deleted)", "NoSuchKey");
         var url = Exchange.CreateDownloadUrl(transferId, UrlHours);
-        var parameters = new ExchangeFetchParams { Url = url.ToString(), Path = remotePath, Sha256 = info.Sha256, Size = info.Size };
+        var parameters = new ExchangeFetchParams { Url = url.AbsoluteUri, Path = remotePath, Sha256 = info.Sha256, Size = info.Size };
 
         var channel = Channel.CreateUnbounded<ExchangeDeliveryResult>(new UnboundedChannelOptions { SingleReader = true });
         var producer = Task.Run(async () =>
@@ -150,7 +150,7 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
         {
             try
             {
-                put = await InvokeAsync(target, ExchangeMethods.Put, new ExchangePutParams { Path = remotePath, Url = upload.UploadUrl.ToString() },
+                put = await InvokeAsync(target, ExchangeMethods.Put, new ExchangePutParams { Path = remotePath, Url = upload.UploadUrl.AbsoluteUri },
                     ExchangeJson.Default.ExchangePutParams, ExchangeJson.Default.ExchangePutResult, ct).ConfigureAwait(false);
                 lease?.Complete(OperationStatus.Succeeded, $"{put.Size} bytes, sha256 {put.Sha256[..12]}…");
             }

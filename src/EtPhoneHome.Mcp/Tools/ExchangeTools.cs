@@ -53,7 +53,7 @@ public sealed class ExchangeTools(McpFleet fleet)
         var upload = await Call(() => exchange.UploadAsync(path, dest?.Uuid, hours, ExchangeLimits.ServerSource, null, cancellationToken), "upload").ConfigureAwait(false);
         return new ExchangeUploaded(
             upload.TransferId,
-            upload.DownloadUrl.ToString(),
+            upload.DownloadUrl.AbsoluteUri,
             Views.Time(upload.ExpiresAt),
             upload.Size,
             upload.FileName,

@@ -55,7 +55,7 @@ internal static class ExchangeVerbs
             var targets = Targets(registry, clients);
             var upload = await exchange.UploadAsync(Path.GetFullPath(pr.GetValue(path)!), targets.Count == 1 ? targets[0].Uuid : null, pr.GetValue(expires), ExchangeLimits.ServerSource, null, ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), UploadRow.From(upload), Json.UploadRow,
-                $"transfer_id  {upload.TransferId}\nsize         {upload.Size}\nsha256       {upload.Sha256}\nexpires_at   {OperatorRows.Time(upload.ExpiresAt)}\ndownload_url {upload.DownloadUrl}").ConfigureAwait(false);
+                $"transfer_id  {upload.TransferId}\nsize         {upload.Size}\nsha256       {upload.Sha256}\nexpires_at   {OperatorRows.Time(upload.ExpiresAt)}\ndownload_url {upload.DownloadUrl.AbsoluteUri}").ConfigureAwait(false);
             if (remotePath is null)
             {
                 return 0;
@@ -182,8 +182,8 @@ internal static class ExchangeVerbs
         cmd.SetAction((pr, ct) => RunAsync(pr, data, "upload-url", async (registry, exchange, output) =>
         {
             var u = exchange.CreateUploadUrl(ExchangeParticipants.Resolve(registry.Clients, pr.GetValue(source)!, "source_client"), pr.GetValue(file)!, pr.GetValue(expires));
-            await WriteAsync(output, pr.GetValue(json), new UploadUrlRow(u.TransferId, u.Key, u.UploadUrl.ToString(), OperatorRows.Time(u.ExpiresAt), u.SourceClient, u.FileName), Json.UploadUrlRow,
-                $"transfer_id {u.TransferId}\nexpires_at  {OperatorRows.Time(u.ExpiresAt)}\ncurl -T '{u.FileName}' '{u.UploadUrl}'").ConfigureAwait(false);
+            await WriteAsync(output, pr.GetValue(json), new UploadUrlRow(u.TransferId, u.Key, u.UploadUrl.AbsoluteUri, OperatorRows.Time(u.ExpiresAt), u.SourceClient, u.FileName), Json.UploadUrlRow,
+                $"transfer_id {u.TransferId}\nexpires_at  {OperatorRows.Time(u.ExpiresAt)}\ncurl -T {SingleQuoted(u.FileName)} {SingleQuoted(u.UploadUrl.AbsoluteUri)}").ConfigureAwait(false);
             return 0;
         }, ct));
         return cmd;
@@ -261,12 +261,15 @@ internal static class ExchangeVerbs
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     });
+
+    /// <summary>A POSIX shell single-quoted word (a quote inside is written '\''), so the printed curl line can be pasted as it is.</summary>
+    private static string SingleQuoted(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }
 
 internal sealed record UploadRow(string TransferId, string Key, string DownloadUrl, string ExpiresAt, long Size, string Filename, string Sha256, string SourceClient, string? DestClient)
 {
     public static UploadRow From(ExchangeUploadResult u) =>
-        new(u.TransferId, u.Key, u.DownloadUrl.ToString(), OperatorRows.Time(u.ExpiresAt), u.Size, u.FileName, u.Sha256, u.SourceClient, u.DestClient);
+        new(u.TransferId, u.Key, u.DownloadUrl.AbsoluteUri, OperatorRows.Time(u.ExpiresAt), u.Size, u.FileName, u.Sha256, u.SourceClient, u.DestClient);
 }
 
 internal sealed record DownloadRow(string LocalPath, long Size, string Sha256, bool Verified, bool Resumed, string? TransferId)

@@ -116,6 +116,29 @@ public sealed class ExchangeVerbsTests : IClassFixture<S3ServersFixture>, IDispo
     }
 
     [Fact]
+    public async Task AFileNameWithSpacesQuotesAndPercent_GivesEscapedUrls_ThatCurlCanUse()
+    {
+        const string name = "it's a b?c#d%e é.txt";
+        var file = Path.Combine(_work.FullName, name);
+        File.WriteAllText(file, "odd name");
+
+        Assert.Equal(0, await Run("exchange", "upload", file, "--json"));
+        var url = Assert.Single(Lines()).GetProperty("download_url").GetString()!;
+        Assert.DoesNotContain(' ', url);
+        Assert.True(url.All(char.IsAscii), url);
+        Assert.Contains("it%27s%20a%20b%3Fc%23d%25e%20%C3%A9.txt?X-Amz-", url, StringComparison.Ordinal);
+        using (var http = new HttpClient())
+        {
+            Assert.Equal("odd name", await http.GetStringAsync(url)); // the printed string, as curl would send it
+        }
+
+        Assert.Equal(0, await Run("exchange", "upload-url", "--source-client", "web-01", "--filename", name));
+        var curl = _out.ToString().Split('\n').Single(l => l.StartsWith("curl -T ", StringComparison.Ordinal));
+        Assert.StartsWith("curl -T 'it'\\''s a b?c#d%e é.txt' 'http://127.0.0.1:", curl, StringComparison.Ordinal);
+        Assert.DoesNotContain(" é", curl[curl.IndexOf("'http", StringComparison.Ordinal)..], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UploadUrl_PrintsACurlCommandForTheResolvedClient()
     {
         Assert.Equal(0, await Run("exchange", "upload-url", "--source-client", "web-01", "--filename", "logs.tgz"));
