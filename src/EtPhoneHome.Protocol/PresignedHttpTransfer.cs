@@ -412,9 +412,10 @@ public static class PresignedHttpTransfer
             }
 
             var range = first.Content.Headers.ContentRange;
-            if (range is { HasLength: false })
+            if (range is null or { HasLength: false })
             {
-                // The server does not say how large the object is: no ranges to plan, one plain GET.
+                // The server does not say how large the object is (a partial answer without a range is what an empty
+                // object's range gets from some servers): no ranges to plan, one plain GET, verified as any other.
                 first.Dispose();
                 return await DownloadOnceAsync(http, url, partial, 0, progress, ct).ConfigureAwait(false);
             }

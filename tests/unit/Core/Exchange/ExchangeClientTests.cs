@@ -56,6 +56,21 @@ public sealed class ExchangeClientTests(S3ServersFixture s3) : IClassFixture<S3S
     }
 
     [Fact]
+    public async Task AnEmptyFile_GoesUpAndComesBackEmpty_Verified()
+    {
+        var source = NewFile("empty.log", 0);
+        using var client = Client(s3.Strict);
+
+        var upload = await client.UploadAsync(source);
+        var target = Path.Combine(_work.FullName, "empty-back.log");
+        var download = await client.DownloadAsync(upload.TransferId, target);
+
+        Assert.Equal(0, upload.Size);
+        Assert.True(download.Verified);
+        Assert.Empty(File.ReadAllBytes(target));
+    }
+
+    [Fact]
     public async Task Upload_AboveThreshold_GoesUpInParallelPartsAndDownloadsIdentical()
     {
         var source = NewFile("big.bin", 12 * 1024 * 1024 + 123, seed: 7);
