@@ -202,6 +202,9 @@ public sealed partial class OperatorService
                 case OperatorOperations.Download:
                     return await DownloadAsync(call, who).ConfigureAwait(false);
 
+                case { } op when op.StartsWith("exchange.", StringComparison.Ordinal):
+                    return await RunExchangeAsync(call, who).ConfigureAwait(false);
+
                 default:
                     return await RunAdministrationAsync(call, who).ConfigureAwait(false);
             }

@@ -108,6 +108,12 @@ public sealed partial class OperatorService
     /// <summary>Replaces the metrics source (tests).</summary>
     internal Func<OperationGuard, Core.Health.IMetricsSource>? MetricsSource { get; init; }
 
+    /// <summary>
+    /// The exchange of the operators' exchange operations, with their guard; null reads the hub's own
+    /// <c>ETPHONEHOME_R2_*</c> environment at each call (the credentials stay on the server).
+    /// </summary>
+    public Func<OperationGuard, Core.Exchange.ExchangeClient>? ExchangeConnector { get; init; }
+
     /// <summary>Serves the connection of an operator the hub checked (the key sshd authenticated), from the session's SSH_CONNECTION.</summary>
     public Task ServeAsync(Stream stream, OperatorRecord op, string? sshConnection, CancellationToken ct)
     {
@@ -254,6 +260,7 @@ public sealed partial class OperatorService
                 }
 
                 await watch.ConfigureAwait(false);
+                await AbortOpenUploadsAsync().ConfigureAwait(false);
 
                 // Closing the connection ends the operator's ssh session (and its gate) at once.
                 await _stream.DisposeAsync().ConfigureAwait(false);
@@ -544,6 +551,14 @@ public sealed partial class OperatorService
             },
             InvalidCommandRequestException invalid => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Field = invalid.Field, Message = invalid.Message },
             RegistryNotFoundException notFound => new OperatorError { Code = OperatorErrorCodes.NotFound, Message = notFound.Message },
+            Core.Exchange.ExchangeNotConfiguredException => new OperatorError
+            {
+                Code = OperatorErrorCodes.NotConfigured,
+                Message = "the server has no exchange configured (its hub needs the ETPHONEHOME_R2_* settings; see docs/exchange.md)",
+            },
+            Core.Exchange.ExchangeHostNotAllowedException host => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Field = "url", Message = host.Message },
+            Core.Exchange.ExchangeException { ErrorCode: "NoSuchKey" } missing => new OperatorError { Code = OperatorErrorCodes.NotFound, Message = missing.Message },
+            Core.Exchange.ExchangeException exchange => new OperatorError { Code = OperatorErrorCodes.Failed, Message = exchange.Message },
             RateLimitExceededException limited => new OperatorError { Code = OperatorErrorCodes.RateLimited, Message = limited.Message },
             RegistryValidationException invalidField => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Field = invalidField.ParamName, Message = invalidField.Message },
             ArgumentException argument => new OperatorError { Code = OperatorErrorCodes.InvalidArgument, Message = argument.Message },
@@ -566,6 +581,7 @@ public sealed partial class OperatorService
                 Routing = _service.LocalHubId() is { } hub ? new HubRouting(hub, who.Hub is null ? _service.Relay : null) { IsRelayedCall = who.Hub is not null } : null,
                 CommandTransport = _service.CommandTransport ?? OperatorServices.TunnelCommands,
                 MetricsSource = _service.MetricsSource ?? (guard => new Core.Health.MetricsClient { Guard = guard }),
+                ExchangeConnector = _service.ExchangeConnector ?? (guard => Core.Exchange.ExchangeClient.FromEnvironment(guard)),
             };
         }
 

@@ -345,6 +345,9 @@ public static class OperatorErrorCodes
     public const string ProtocolViolation = "PROTOCOL";
     public const string Internal = "INTERNAL";
     public const string ConnectionLost = "CONNECTION_LOST";
+
+    /// <summary>The server lacks what the operation needs (the exchange's bucket and credentials).</summary>
+    public const string NotConfigured = "NOT_CONFIGURED";
 }
 
 [JsonSerializable(typeof(OperatorMessage))]

@@ -47,7 +47,7 @@ public sealed record ExchangeOptions
 /// (operations <c>exchange_upload</c>, <c>exchange_download</c>, <c>exchange_delete</c>, <c>exchange_list</c>).
 /// AWS SDK types stay inside: callers see only the exchange's own records.
 /// </summary>
-public sealed class ExchangeClient : IDisposable
+public sealed partial class ExchangeClient : IDisposable
 {
     private static readonly HttpClient SharedHttp = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
     {
@@ -135,201 +135,151 @@ public sealed class ExchangeClient : IDisposable
             throw new FileNotFoundException($"local_path '{path}' does not exist or is not a file", fullPath);
         }
 
-        var fileName = TransferNames.CheckFileName(fullPath);
-        var now = _time.GetUtcNow();
-        var transferId = TransferNames.NewTransferId(sourceClient, now, fileName);
-        var key = TransferNames.Key(sourceClient, transferId);
-        var expiresAt = TruncateToSeconds(now.AddHours(expiresHours));
+        TransferNames.CheckFileName(fullPath); // before anything is read
+        var size = new FileInfo(fullPath).Length;
+        if (size <= Options.MultipartThreshold)
+        {
+            // A single PUT holds the whole file in memory anyway: it is read once and hashed from memory, and its hash is
+            // signed into the URL as metadata (the payload itself is not hashed a second time for the signature).
+            var whole = new byte[size];
+            var sha = (await ReadPartAsync(fullPath, 0, whole, null, ct).ConfigureAwait(false))!;
+            var single = await StartStagedUploadAsync(Path.GetFileName(fullPath), size, sha, destClient, expiresHours, sourceClient, ct).ConfigureAwait(false);
+            return await SendStagedAsync(single, async token =>
+            {
+                progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
+                await PutAsync(_http, PresignStagedPart(single, 1), single.Headers, whole, whole.Length, $"upload of '{single.Key}'", token).ConfigureAwait(false);
+                progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, size, size));
+                return (sha, []);
+            }, ct).ConfigureAwait(false);
+        }
 
-        using var lease = Guard?.Begin(destClient ?? NullIfServer(sourceClient), OperationNames.ExchangeUpload, $"{fileName} → {key}");
+        var staged = await StartStagedUploadAsync(Path.GetFileName(fullPath), size, null, destClient, expiresHours, sourceClient, ct).ConfigureAwait(false);
+        return await SendStagedAsync(staged, async token =>
+            await SendPartsAsync(fullPath, staged, number => Task.FromResult(PresignStagedPart(staged, number)), _http, Options.Parallelism, progress, token).ConfigureAwait(false),
+            ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends a started upload's bytes with <paramref name="send"/>, then completes it; any fault aborts it.</summary>
+    private async Task<ExchangeUploadResult> SendStagedAsync(ExchangeStagedUpload staged, Func<CancellationToken, Task<(string Sha256, string[] ETags)>> send, CancellationToken ct)
+    {
+        (string Sha256, string[] ETags) sent;
         try
         {
-            var size = new FileInfo(fullPath).Length;
-            var multipart = size > Options.MultipartThreshold;
-
-            var metadata = new Dictionary<string, string>
-            {
-                ["source_client"] = sourceClient,
-                ["dest_client"] = destClient ?? "",
-                ["filename"] = fileName,
-                ["uploaded_at"] = Iso(now),
-                ["expires_at"] = Iso(expiresAt),
-            };
-            string sha;
-            if (multipart)
-            {
-                // The hash is known only after the last part is read: it goes in the manifest, the metadata names it.
-                sha = await PutMultipartAsync(fullPath, key, size, metadata, progress, ct).ConfigureAwait(false);
-            }
-            else
-            {
-                // A single PUT holds the whole file in memory anyway: it is read once and hashed from memory.
-                var whole = new byte[size];
-                sha = (await ReadPartAsync(fullPath, 0, whole, null, ct).ConfigureAwait(false))!;
-                metadata["sha256"] = sha;
-                await PutSingleAsync(whole, key, metadata, progress, ct).ConfigureAwait(false);
-            }
-
-            var url = Presign(key, HttpMethod.Get, expiresAt);
-            lease?.Complete(OperationStatus.Succeeded, $"{size} bytes, sha256 {sha[..12]}…{(multipart ? ", multipart" : "")}");
-            return new ExchangeUploadResult(transferId, key, url, expiresAt, size, fileName, sha, sourceClient, destClient, multipart);
+            sent = await send(ct).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            lease?.Complete(ct.IsCancellationRequested ? OperationStatus.Cancelled : OperationStatus.Failed, Describe(ex));
-            var translated = Translate(ex, $"upload of '{fileName}'");
-            if (!ReferenceEquals(translated, ex))
-            {
-                throw translated;
-            }
-
+            await AbortStagedUploadAsync(staged, ex, ct.IsCancellationRequested).ConfigureAwait(false);
             throw;
         }
+
+        return await CompleteStagedUploadAsync(staged, sent.Sha256, sent.ETags, verifyArrival: false, ct).ConfigureAwait(false);
     }
 
-    /// <summary>One PUT of the bytes read (and hashed) once; the object's sha256 is theirs.</summary>
-    private async Task PutSingleAsync(byte[] buffer, string key, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    /// <summary>
+    /// Reads the file once, in order, hashing as it goes, and sends its parts in parallel (at most
+    /// <paramref name="parallelism"/>, each holding one part in memory) to the URLs <paramref name="partUrl"/> gives;
+    /// returns the whole file's SHA-256 and the parts' ETags. The first fault stops the rest and is thrown.
+    /// </summary>
+    internal static async Task<(string Sha256, string[] ETags)> SendPartsAsync(string path, ExchangeStagedUpload staged, Func<int, Task<Uri>> partUrl,
+        HttpClient http, int parallelism, IProgress<ExchangeProgress>? progress, CancellationToken ct)
     {
-        var size = buffer.LongLength;
+        var size = staged.Size;
+        var partCount = staged.PartCount;
+        var etags = new string[partCount];
+        long sent = 0;
+        using var slots = new SemaphoreSlim(parallelism, parallelism);
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var running = new List<Task>(partCount);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
-        using (await SendSignedAsync(HttpMethod.Put, key, [], Metadata(metadata), buffer, null, $"upload of '{key}'", ct).ConfigureAwait(false))
-        {
-        }
-
-        progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, size, size));
-    }
-
-    /// <summary>Sends the file in parts, reading it once; returns its SHA-256 (also in the manifest written before completion).</summary>
-    private async Task<string> PutMultipartAsync(string path, string key, long size, Dictionary<string, string> metadata, IProgress<ExchangeProgress>? progress, CancellationToken ct)
-    {
-        var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
-        var manifestKey = TransferNames.ManifestKey(key);
-        var startHeaders = Metadata(metadata);
-        startHeaders.Add(new("x-amz-meta-" + ExchangeLimits.ManifestMetadata, nonce));
-        string uploadId;
-        using (var started = await SendSignedAsync(HttpMethod.Post, key, [new("uploads", "")], startHeaders, ReadOnlyMemory<byte>.Empty, null, $"start of the multipart upload of '{key}'", ct).ConfigureAwait(false))
-        {
-            uploadId = await S3Xml.ReadUploadIdAsync(started, ct).ConfigureAwait(false)
-                ?? throw new ExchangeException($"start of the multipart upload of '{key}' failed: the endpoint returned no upload id", null);
-        }
-
-        var manifestWritten = false;
         try
         {
-            var partCount = (int)((size + Options.PartSize - 1) / Options.PartSize);
-            var etags = new string[partCount];
-            long sent = 0;
-            using var slots = new SemaphoreSlim(Options.Parallelism, Options.Parallelism);
-            using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var running = new List<Task>(partCount);
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, 0, size));
-            try
+            for (var part = 0; part < partCount; part++)
             {
-                for (var part = 0; part < partCount; part++)
+                // Parts are read in order (hashing as they are read) and sent in parallel.
+                await slots.WaitAsync(failed.Token).ConfigureAwait(false);
+                var offset = (long)part * staged.PartSize;
+                var length = (int)Math.Min(staged.PartSize, size - offset);
+                var buffer = ArrayPool<byte>.Shared.Rent(length);
+                try
                 {
-                    // Parts are read in order (hashing as they are read) and sent in parallel.
-                    await slots.WaitAsync(failed.Token).ConfigureAwait(false);
-                    var offset = (long)part * Options.PartSize;
-                    var length = (int)Math.Min(Options.PartSize, size - offset);
-                    var buffer = ArrayPool<byte>.Shared.Rent(length);
+                    await ReadPartAsync(path, offset, buffer.AsMemory(0, length), hash, failed.Token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    slots.Release();
+                    throw;
+                }
+
+                var number = part + 1;
+                running.Add(Task.Run(async () =>
+                {
                     try
                     {
-                        await ReadPartAsync(path, offset, buffer.AsMemory(0, length), hash, failed.Token).ConfigureAwait(false);
+                        // One PUT of the part to a presigned UploadPart URL with plain HttpClient: the bytes are hashed
+                        // once (the whole-file SHA-256 above), not a second time for a signed payload hash, and no SDK
+                        // request pipeline runs per part. The whole-file SHA-256 is verified by every download.
+                        var url = await partUrl(number).ConfigureAwait(false);
+                        etags[number - 1] = await PutAsync(http, url, [], buffer, length, $"upload of part {number} of '{staged.Key}'", failed.Token).ConfigureAwait(false)
+                            ?? throw new ExchangeException($"upload of part {number} of '{staged.Key}' failed: the endpoint returned no ETag", null);
+                        progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, Interlocked.Add(ref sent, length), size));
                     }
                     catch
                     {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        slots.Release();
+                        await failed.CancelAsync().ConfigureAwait(false);
                         throw;
                     }
-
-                    var number = part + 1;
-                    running.Add(Task.Run(async () =>
+                    finally
                     {
-                        try
-                        {
-                            // One PUT of the part to a presigned UploadPart URL with plain HttpClient: the bytes are
-                            // hashed once (the whole-file SHA-256 above), not a second time for a signed payload
-                            // hash, and no SDK request pipeline runs per part. The part travels over TLS to R2;
-                            // the whole-file SHA-256 is verified by every download.
-                            etags[number - 1] = await PutPartAsync(key, uploadId, number, buffer, length, failed.Token).ConfigureAwait(false);
-                            progress?.Report(new ExchangeProgress(ExchangePhase.Uploading, Interlocked.Add(ref sent, length), size));
-                        }
-                        catch
-                        {
-                            await failed.CancelAsync().ConfigureAwait(false);
-                            throw;
-                        }
-                        finally
-                        {
-                            ArrayPool<byte>.Shared.Return(buffer);
-                            slots.Release();
-                        }
-                    }, CancellationToken.None));
-                }
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        slots.Release();
+                    }
+                }, CancellationToken.None));
             }
-            catch (OperationCanceledException) when (failed.IsCancellationRequested && !ct.IsCancellationRequested)
-            {
-                // A part failed and stopped the loop: that part's fault is rethrown below, not this cancellation.
-            }
-            finally
-            {
-                try
-                {
-                    await Task.WhenAll(running).ConfigureAwait(false);
-                }
-                catch when (running.Any(t => t.IsFaulted))
-                {
-                    // The first part's fault is rethrown below; the loop's own cancellation is a consequence of it.
-                }
-            }
-
-            var firstFault = running.FirstOrDefault(t => t.IsFaulted)?.Exception?.InnerException;
-            if (firstFault is not null)
-            {
-                throw firstFault;
-            }
-
-            var sha = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
-            var manifest = new ExchangeManifest(key, nonce, size, sha, Options.PartSize, partCount);
-            manifestWritten = true; // a failed PUT may still have stored it
-            using (await SendSignedAsync(HttpMethod.Put, manifestKey, [], [new("x-amz-meta-sha256", sha)], manifest.ToJson(), "application/json", $"manifest of '{key}'", ct).ConfigureAwait(false))
-            {
-            }
-
-            using (var completed = await SendSignedAsync(HttpMethod.Post, key, [new("uploadId", uploadId)], [], S3Xml.CompleteMultipartUpload(etags), "application/xml", $"completion of the multipart upload of '{key}'", ct).ConfigureAwait(false))
-            {
-                // S3 may answer 200 and still report a failure in the body (it sends the status before the work is done).
-                await S3Xml.EnsureCompletedAsync(completed, $"completion of the multipart upload of '{key}'", ct).ConfigureAwait(false);
-            }
-
-            return sha;
         }
-        catch
+        catch (OperationCanceledException) when (failed.IsCancellationRequested && !ct.IsCancellationRequested)
         {
-            // Each cleanup on its own (an endpoint without AbortMultipartUpload must not keep the manifest); what fails
-            // here is left to the lifecycle rule, which removes what an abandoned upload left behind.
-            await BestEffortAsync(HttpMethod.Delete, key, [new("uploadId", uploadId)], "abort").ConfigureAwait(false);
-            if (manifestWritten)
-            {
-                await BestEffortAsync(HttpMethod.Delete, manifestKey, [], "removal of the manifest").ConfigureAwait(false);
-            }
-
-            throw;
+            // A part failed and stopped the loop: that part's fault is rethrown below, not this cancellation.
         }
+        finally
+        {
+            try
+            {
+                await Task.WhenAll(running).ConfigureAwait(false);
+            }
+            catch when (running.Any(t => t.IsFaulted))
+            {
+                // The first part's fault is rethrown below; the loop's own cancellation is a consequence of it.
+            }
+        }
+
+        var firstFault = running.FirstOrDefault(t => t.IsFaulted)?.Exception?.InnerException;
+        if (firstFault is not null)
+        {
+            throw firstFault;
+        }
+
+        ct.ThrowIfCancellationRequested();
+        return (Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant(), etags);
     }
 
-    /// <summary>Sends one part to a presigned UploadPart URL; returns its ETag. A refusal is an <see cref="ExchangeException"/> naming the part, never the URL.</summary>
-    private async Task<string> PutPartAsync(string key, string uploadId, int number, byte[] buffer, int length, CancellationToken ct)
+    /// <summary>
+    /// One PUT of <paramref name="length"/> bytes to a presigned URL with the <paramref name="headers"/> it was signed
+    /// with; returns the ETag (null when the endpoint sent none). A refusal is an <see cref="ExchangeException"/> naming
+    /// <paramref name="what"/>, never the URL.
+    /// </summary>
+    internal static async Task<string?> PutAsync(HttpClient http, Uri url, IReadOnlyList<KeyValuePair<string, string>> headers, byte[] buffer, int length, string what, CancellationToken ct)
     {
-        var now = _time.GetUtcNow();
-        var url = _presigner.Presign("PUT", key, now, now.AddHours(Options.InternalUrlHours), [new("partNumber", number.ToString(CultureInfo.InvariantCulture)), new("uploadId", uploadId)]);
         using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent(buffer, 0, length) };
-        using var response = await SendAsync(request, $"upload of part {number} of '{key}'", ct).ConfigureAwait(false);
-        return response.Headers.ETag?.Tag is { Length: > 0 } etag
-            ? etag
-            : throw new ExchangeException($"upload of part {number} of '{key}' failed: the endpoint returned no ETag", null);
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        using var response = await SendAsync(http, request, what, ct).ConfigureAwait(false);
+        return response.Headers.ETag?.Tag is { Length: > 0 } etag ? etag : null;
     }
 
     private async Task BestEffortAsync(HttpMethod method, string key, IReadOnlyList<KeyValuePair<string, string>> query, string what)
@@ -354,19 +304,19 @@ public sealed class ExchangeClient : IDisposable
         IReadOnlyList<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, string? contentType, string what, CancellationToken ct)
     {
         using var request = _presigner.CreateRequest(method, key, _time.GetUtcNow(), query, headers, body, contentType);
-        return await SendAsync(request, what, ct).ConfigureAwait(false);
+        return await SendAsync(_http, request, what, ct).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Sends a request to the endpoint: the response when it succeeded, else an <see cref="ExchangeException"/> with the
     /// S3 error code, naming <paramref name="what"/> (never a URL or a secret).
     /// </summary>
-    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, string what, CancellationToken ct)
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, HttpRequestMessage request, string what, CancellationToken ct)
     {
         HttpResponseMessage response;
         try
         {
-            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         }
         catch (HttpRequestException ex)
         {
@@ -469,15 +419,7 @@ public sealed class ExchangeClient : IDisposable
 
     private async Task<ExchangeDownloadResult> DownloadCoreAsync(Uri url, string destination, string? transferId, string? source, string? expectedSha256, string? lookupKey, IProgress<ExchangeProgress>? progress, CancellationToken ct)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(destination);
-        var target = Path.GetFullPath(destination);
-        if (Directory.Exists(target))
-        {
-            // The id comes from a URL's (unescaped) path: its name is held to the transfer name rules before it is used.
-            var name = transferId is null ? null : TransferNames.FileNameOf(transferId);
-            target = Path.Combine(target, TransferNames.CheckFileName(name ?? Path.GetFileName(url.AbsolutePath)));
-        }
-
+        var target = DownloadTarget(destination, transferId, url);
         using var lease = Guard?.Begin(NullIfServer(source), OperationNames.ExchangeDownload, $"{transferId ?? PresignedHttpTransfer.Describe(url)} → {target}");
         try
         {
@@ -492,10 +434,9 @@ public sealed class ExchangeClient : IDisposable
                 partSize = info?.PartSize ?? partSize;
             }
 
-            var ranges = new RangedDownloadOptions(Math.Clamp(partSize, RangedDownloadOptions.MinPartSize, RangedDownloadOptions.MaxPartSize), Math.Max(1, Options.DownloadParallelism));
-            var outcome = await PresignedHttpTransfer.DownloadAsync(_http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ranges, ct).ConfigureAwait(false);
+            var outcome = await FetchAsync(_http, url, target, transferId, expectedSha256, partSize, Options.DownloadParallelism, progress, ct).ConfigureAwait(false);
             lease?.Complete(OperationStatus.Succeeded, $"{outcome.Size} bytes{(outcome.Verified ? ", sha256 verified" : ", no sha256 to verify")}{(outcome.Resumed ? ", resumed" : "")}");
-            return new ExchangeDownloadResult(outcome.Path, outcome.Size, outcome.Sha256, outcome.Verified, outcome.Resumed, transferId);
+            return outcome;
         }
         catch (Exception ex)
         {
@@ -506,6 +447,81 @@ public sealed class ExchangeClient : IDisposable
                 throw translated;
             }
 
+            throw;
+        }
+    }
+
+    /// <summary>The file a download writes: <paramref name="destination"/>, or in it (a directory) the transfer's file name.</summary>
+    internal static string DownloadTarget(string destination, string? transferId, Uri url)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(destination);
+        var target = Path.GetFullPath(destination);
+        if (Directory.Exists(target))
+        {
+            // The id comes from a URL's (unescaped) path: its name is held to the transfer name rules before it is used.
+            var name = transferId is null ? null : TransferNames.FileNameOf(transferId);
+            target = Path.Combine(target, TransferNames.CheckFileName(name ?? Path.GetFileName(url.AbsolutePath)));
+        }
+
+        return target;
+    }
+
+    /// <summary>
+    /// Fetches <paramref name="url"/> into <paramref name="target"/> (ranges of <paramref name="partSize"/>, resumable,
+    /// verified against <paramref name="expectedSha256"/> when given); needs no credentials.
+    /// </summary>
+    internal static async Task<ExchangeDownloadResult> FetchAsync(HttpClient http, Uri url, string target, string? transferId, string? expectedSha256,
+        int partSize, int parallelism, IProgress<ExchangeProgress>? progress, CancellationToken ct)
+    {
+        var ranges = new RangedDownloadOptions(Math.Clamp(partSize, RangedDownloadOptions.MinPartSize, RangedDownloadOptions.MaxPartSize), Math.Max(1, parallelism));
+        var outcome = await PresignedHttpTransfer.DownloadAsync(http, url, target, expectedSha256, progress is null ? null : new SyncProgress(progress), ranges, ct).ConfigureAwait(false);
+        return new ExchangeDownloadResult(outcome.Path, outcome.Size, outcome.Sha256, outcome.Verified, outcome.Resumed, transferId);
+    }
+
+    /// <summary>
+    /// What another process needs to download a transfer without the credentials (an operator elsewhere): a presigned
+    /// GET of <paramref name="transferId"/> for <see cref="ExchangeOptions.InternalUrlHours"/>, or <paramref name="url"/>
+    /// once its host passed <see cref="CheckHost"/>; with the size, SHA-256 and part size the bucket records for a
+    /// transfer of its own. A transfer that does not exist is NoSuchKey before any URL is handed out. Recorded as
+    /// <c>exchange_download</c> (the bytes themselves never pass through here).
+    /// </summary>
+    public async Task<ExchangeDownloadSource> CreateDownloadSourceAsync(string? transferId, Uri? url, bool allowAnyHost, CancellationToken ct = default)
+    {
+        if ((transferId is null) == (url is null))
+        {
+            throw new ArgumentException("a download names a transfer id or a URL (one of them)");
+        }
+
+        string? key;
+        if (url is not null)
+        {
+            CheckHost(url, allowAnyHost);
+            key = KeyFromUrl(url);
+            transferId = key is null ? null : TransferNames.Parse(key)?.TransferId;
+            key = transferId is not null && IsEndpoint(url) ? key : null;
+        }
+        else
+        {
+            key = TransferNames.KeyOf(transferId!);
+            url = Presign(key, HttpMethod.Get, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours)));
+        }
+
+        var source = transferId is null ? null : TransferNames.SourceOf(transferId);
+        using var lease = Guard?.Begin(NullIfServer(source), OperationNames.ExchangeDownload, $"{transferId ?? PresignedHttpTransfer.Describe(url)} → a URL handed to the operator's machine");
+        try
+        {
+            var info = key is null ? null : await ResolveFullAsync(key, ct).ConfigureAwait(false);
+            if (key is not null && info is null)
+            {
+                throw new ExchangeException($"no transfer '{transferId}' is in the bucket (it was deleted or expired)", "NoSuchKey");
+            }
+
+            lease?.Complete(OperationStatus.Succeeded, "presigned URL handed out; the bytes go straight from the bucket");
+            return new ExchangeDownloadSource(url, transferId, info?.Sha256, info?.Size, info?.PartSize);
+        }
+        catch (Exception ex)
+        {
+            lease?.Complete(ct.IsCancellationRequested ? OperationStatus.Cancelled : OperationStatus.Failed, Describe(ex));
             throw;
         }
     }

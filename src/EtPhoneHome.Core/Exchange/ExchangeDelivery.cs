@@ -124,9 +124,45 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentException.ThrowIfNullOrWhiteSpace(remotePath);
+        if (target.DeniedReason is null && target.Session is not null)
+        {
+            // A local destination that cannot exist is known before the agent uploads anything.
+            var full = Path.GetFullPath(destination);
+            if (!Directory.Exists(full) && Path.GetDirectoryName(full) is { } directory && !Directory.Exists(directory))
+            {
+                return new(target.Uuid, target.DisplayName, CommandStatus.Error, "", remotePath, null, null, false, null,
+                    $"cannot download to '{full}': the directory '{directory}' does not exist (create it first); nothing was collected");
+            }
+        }
+
+        var put = await CollectToBucketAsync(target, remotePath, ct).ConfigureAwait(false);
+        if (put.Status != CommandStatus.Succeeded)
+        {
+            return put;
+        }
+
+        try
+        {
+            var download = await Exchange.DownloadAsync(put.TransferId, destination, put.Sha256, null, ct).ConfigureAwait(false);
+            return put with { Size = download.Size, Sha256 = download.Sha256, Verified = download.Verified, LocalPath = download.LocalPath };
+        }
+        catch (Exception ex) when (ex is ChecksumMismatchException or HttpTransferException or LocalFileException or IOException or ExchangeException)
+        {
+            return put with { Status = CommandStatus.Error, Error = ex.Message };
+        }
+    }
+
+    /// <summary>
+    /// Has the agent upload <paramref name="remotePath"/> to a presigned PUT URL of a new transfer; the result names the
+    /// transfer and the size and SHA-256 the agent computed while reading (what a download of it is verified against).
+    /// </summary>
+    public async Task<ExchangeDeliveryResult> CollectToBucketAsync(FleetTarget target, string remotePath, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentException.ThrowIfNullOrWhiteSpace(remotePath);
         var upload = Exchange.CreateUploadUrl(target.Uuid, Path.GetFileName(remotePath.Replace('\\', '/')), UrlHours);
-        ExchangeDeliveryResult Result(CommandStatus status, string? error, long? size = null, string? sha = null, bool verified = false, string? local = null) =>
-            new(target.Uuid, target.DisplayName, status, upload.TransferId, remotePath, size, sha, verified, local, error);
+        ExchangeDeliveryResult Result(CommandStatus status, string? error, long? size = null, string? sha = null) =>
+            new(target.Uuid, target.DisplayName, status, upload.TransferId, remotePath, size, sha, false, null, error);
 
         if (target.DeniedReason is { } reason)
         {
@@ -138,37 +174,18 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
             return Result(CommandStatus.Offline, "the client is offline");
         }
 
-        // A local destination that cannot exist is known before the agent uploads anything.
-        var full = Path.GetFullPath(destination);
-        if (!Directory.Exists(full) && Path.GetDirectoryName(full) is { } directory && !Directory.Exists(directory))
-        {
-            return Result(CommandStatus.Error, $"cannot download to '{full}': the directory '{directory}' does not exist (create it first); nothing was collected");
-        }
-
-        ExchangePutResult put;
-        using (var lease = Exchange.Guard?.Begin(target.Uuid, OperationNames.ExchangeUpload, $"agent put {remotePath} → {upload.Key}"))
-        {
-            try
-            {
-                put = await InvokeAsync(target, ExchangeMethods.Put, new ExchangePutParams { Path = remotePath, Url = upload.UploadUrl.AbsoluteUri },
-                    ExchangeJson.Default.ExchangePutParams, ExchangeJson.Default.ExchangePutResult, ct).ConfigureAwait(false);
-                lease?.Complete(OperationStatus.Succeeded, $"{put.Size} bytes, sha256 {put.Sha256[..12]}…");
-            }
-            catch (Exception ex) when (Classify(ex, ct) is { } status)
-            {
-                lease?.Complete((OperationStatus)(int)status, ex.Message);
-                return Result(status, ex.Message);
-            }
-        }
-
+        using var lease = Exchange.Guard?.Begin(target.Uuid, OperationNames.ExchangeUpload, $"agent put {remotePath} → {upload.Key}");
         try
         {
-            var download = await Exchange.DownloadAsync(upload.TransferId, destination, put.Sha256, null, ct).ConfigureAwait(false);
-            return Result(CommandStatus.Succeeded, null, download.Size, download.Sha256, download.Verified, download.LocalPath);
+            var put = await InvokeAsync(target, ExchangeMethods.Put, new ExchangePutParams { Path = remotePath, Url = upload.UploadUrl.AbsoluteUri },
+                ExchangeJson.Default.ExchangePutParams, ExchangeJson.Default.ExchangePutResult, ct).ConfigureAwait(false);
+            lease?.Complete(OperationStatus.Succeeded, $"{put.Size} bytes, sha256 {put.Sha256[..12]}…");
+            return Result(CommandStatus.Succeeded, null, put.Size, put.Sha256);
         }
-        catch (Exception ex) when (ex is ChecksumMismatchException or HttpTransferException or LocalFileException or IOException or ExchangeException)
+        catch (Exception ex) when (Classify(ex, ct) is { } status)
         {
-            return Result(CommandStatus.Error, ex.Message, put.Size, put.Sha256);
+            lease?.Complete((OperationStatus)(int)status, ex.Message);
+            return Result(status, ex.Message);
         }
     }
 

@@ -33,6 +33,9 @@ public sealed record ExchangeDownloadResult(
     bool Resumed,
     string? TransferId);
 
+/// <summary>Where and how to download a transfer without the exchange's credentials (see <see cref="ExchangeClient.CreateDownloadSourceAsync"/>).</summary>
+public sealed record ExchangeDownloadSource(Uri Url, string? TransferId, string? Sha256, long? Size, int? PartSize);
+
 /// <summary>One object of a listing (<c>exchange_list</c>). Metadata keys without the x-amz-meta- prefix.</summary>
 public sealed record ExchangeObject(
     string Key,

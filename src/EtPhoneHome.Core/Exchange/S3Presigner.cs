@@ -47,9 +47,12 @@ internal sealed class S3Presigner
     /// <summary>
     /// A URL for <paramref name="verb"/> (GET, HEAD, PUT, DELETE) on <paramref name="key"/>, signed at
     /// <paramref name="now"/> and valid until <paramref name="expiresAt"/> (whole seconds, 1 s to 7 days);
-    /// <paramref name="subresources"/> are extra query parameters the signature covers.
+    /// <paramref name="subresources"/> are extra query parameters the signature covers. <paramref name="headers"/> (lower-case
+    /// names such as <c>x-amz-meta-…</c>, printable ASCII values) are signed too: whoever uses the URL must send exactly
+    /// them, so an object's metadata is fixed by the signer, not by the holder of the URL.
     /// </summary>
-    public Uri Presign(string verb, string key, DateTimeOffset now, DateTimeOffset expiresAt, IReadOnlyList<KeyValuePair<string, string>>? subresources = null)
+    public Uri Presign(string verb, string key, DateTimeOffset now, DateTimeOffset expiresAt, IReadOnlyList<KeyValuePair<string, string>>? subresources = null,
+        IReadOnlyList<KeyValuePair<string, string>>? headers = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(verb);
         ArgumentException.ThrowIfNullOrEmpty(key);
@@ -59,7 +62,10 @@ internal sealed class S3Presigner
             throw new ArgumentOutOfRangeException(nameof(expiresAt), expiresAt, "a presigned URL is valid for 1 second to 7 days");
         }
 
+        var signed = CheckHeaders(headers ?? []);
         var (date, stamp, scope, path, host) = Frame(key, now);
+        signed["host"] = host;
+        var signedNames = string.Join(';', signed.Keys);
 
         var query = new List<(string Name, string Value)>
         {
@@ -67,7 +73,7 @@ internal sealed class S3Presigner
             ("X-Amz-Credential", $"{_accessKey}/{scope}"),
             ("X-Amz-Date", stamp),
             ("X-Amz-Expires", validity.ToString(CultureInfo.InvariantCulture)),
-            ("X-Amz-SignedHeaders", "host"),
+            ("X-Amz-SignedHeaders", signedNames),
         };
         foreach (var (name, value) in subresources ?? [])
         {
@@ -79,7 +85,8 @@ internal sealed class S3Presigner
             .OrderBy(p => p.Name, StringComparer.Ordinal)
             .ThenBy(p => p.Value, StringComparer.Ordinal)
             .Select(p => $"{p.Name}={p.Value}"));
-        var canonicalRequest = $"{verb}\n{path}\n{canonicalQuery}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD";
+        var canonicalHeaders = string.Concat(signed.Select(h => $"{h.Key}:{h.Value}\n"));
+        var canonicalRequest = $"{verb}\n{path}\n{canonicalQuery}\n{canonicalHeaders}\n{signedNames}\nUNSIGNED-PAYLOAD";
         var stringToSign = $"{Algorithm}\n{stamp}\n{scope}\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonicalRequest)))}";
 
         var signature = Sign(date, stringToSign);
@@ -98,23 +105,7 @@ internal sealed class S3Presigner
     {
         ArgumentNullException.ThrowIfNull(method);
         ArgumentException.ThrowIfNullOrEmpty(key);
-        var signed = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (name, value) in headers)
-        {
-            if (name.Length == 0 || !name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_') || signed.ContainsKey(name)
-                || name is "host" or "authorization" or "content-type" or "x-amz-date" or "x-amz-content-sha256")
-            {
-                throw new ArgumentException($"'{name}' is not a lower-case header name of the caller's, or is given twice", nameof(headers));
-            }
-
-            if (!value.All(c => c is >= ' ' and <= '~'))
-            {
-                throw new ArgumentException($"the value of header '{name}' is not printable ASCII", nameof(headers));
-            }
-
-            signed[name] = string.Join(' ', value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        }
-
+        var signed = CheckHeaders(headers);
         var (date, stamp, scope, path, host) = Frame(key, now);
         var payload = Hex(SHA256.HashData(body.Span));
         signed["host"] = host;
@@ -154,6 +145,32 @@ internal sealed class S3Presigner
 
         request.Headers.TryAddWithoutValidation("Authorization", $"{Algorithm} Credential={_accessKey}/{scope}, SignedHeaders={signedNames}, Signature={signature}");
         return request;
+    }
+
+    /// <summary>
+    /// The caller's headers as SigV4 signs them (sorted, inner spaces folded): lower-case ASCII names other than the ones
+    /// the signer sets itself, each once, with printable ASCII values; anything else is an <see cref="ArgumentException"/>.
+    /// </summary>
+    private static SortedDictionary<string, string> CheckHeaders(IReadOnlyList<KeyValuePair<string, string>> headers)
+    {
+        var signed = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in headers)
+        {
+            if (name.Length == 0 || !name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_') || signed.ContainsKey(name)
+                || name is "host" or "authorization" or "content-type" or "x-amz-date" or "x-amz-content-sha256")
+            {
+                throw new ArgumentException($"'{name}' is not a lower-case header name of the caller's, or is given twice", nameof(headers));
+            }
+
+            if (!value.All(c => c is >= ' ' and <= '~'))
+            {
+                throw new ArgumentException($"the value of header '{name}' is not printable ASCII", nameof(headers));
+            }
+
+            signed[name] = string.Join(' ', value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        return signed;
     }
 
     /// <summary>What every signature of <paramref name="key"/> at <paramref name="now"/> is made of: the day, the time stamp, the credential scope, the encoded path and the host header.</summary>

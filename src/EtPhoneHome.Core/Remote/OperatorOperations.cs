@@ -37,6 +37,17 @@ public static class OperatorOperations
     public const string AddOperator = "operators.add";
     public const string RemoveOperator = "operators.remove";
     public const string SetOperatorRole = "operators.set-role";
+    public const string ExchangeList = "exchange.list";
+    public const string ExchangeDelete = "exchange.delete";
+    public const string ExchangeUploadUrl = "exchange.upload-url";
+    public const string ExchangeDownload = "exchange.download";
+    public const string ExchangeUploadStart = "exchange.upload-start";
+    public const string ExchangeUploadParts = "exchange.upload-parts";
+    public const string ExchangeUploadComplete = "exchange.upload-complete";
+    public const string ExchangeUploadAbort = "exchange.upload-abort";
+    public const string ExchangeDeliver = "exchange.deliver";
+    public const string ExchangeCollect = "exchange.collect";
+    public const string ExchangeLifecycle = "exchange.lifecycle";
 
     /// <summary>The least role of each operation; an operation missing here does not exist.</summary>
     public static readonly IReadOnlyDictionary<string, OperatorRole> Required = new Dictionary<string, OperatorRole>(StringComparer.Ordinal)
@@ -49,6 +60,7 @@ public static class OperatorOperations
         [ListKeys] = OperatorRole.Reader,
         [RateLimitStats] = OperatorRole.Reader,
         [WebhookDeliveries] = OperatorRole.Reader,
+        [ExchangeList] = OperatorRole.Reader,
         [ReadFiles] = OperatorRole.Operator,
         [WriteFiles] = OperatorRole.Operator,
         [ListFiles] = OperatorRole.Operator,
@@ -57,6 +69,16 @@ public static class OperatorOperations
         [Upload] = OperatorRole.Operator,
         [Download] = OperatorRole.Operator,
         [UpdateClient] = OperatorRole.Operator,
+        [ExchangeDelete] = OperatorRole.Operator,
+        [ExchangeUploadUrl] = OperatorRole.Operator,
+        [ExchangeDownload] = OperatorRole.Operator,
+        [ExchangeUploadStart] = OperatorRole.Operator,
+        [ExchangeUploadParts] = OperatorRole.Operator,
+        [ExchangeUploadComplete] = OperatorRole.Operator,
+        [ExchangeUploadAbort] = OperatorRole.Operator,
+        [ExchangeDeliver] = OperatorRole.Operator,
+        [ExchangeCollect] = OperatorRole.Operator,
+        [ExchangeLifecycle] = OperatorRole.Admin,
         [ApproveKey] = OperatorRole.Admin,
         [RevokeKey] = OperatorRole.Admin,
         [RemoveClient] = OperatorRole.Admin,
@@ -158,6 +180,7 @@ public sealed record FanOutItem
     public IReadOnlyList<RemoteTarget>? Targets { get; init; }
     public FleetCommandResult? Result { get; init; }
     public ClientMetricsResult? Metrics { get; init; }
+    public Exchange.ExchangeDeliveryResult? Delivery { get; init; }
     public RemoteFileOutcome? File { get; init; }
 }
 

@@ -125,6 +125,11 @@ public sealed class RemoteOperator : IAsyncDisposable
                 : null,
             target => new FleetFileOutcome<T>(new FleetTarget(target.Uuid, target.DisplayName, null), CommandStatus.Error, null, ConnectionLostMessage, 0, FailureKind.Unreachable), ct);
 
+    /// <summary>Hands a transfer to the selected targets' agents; one result per target, a lost connection ending the rest as errors.</summary>
+    public IAsyncEnumerable<Exchange.ExchangeDeliveryResult> DeliverExchangeAsync(ExchangeDeliverArgs args, Action<IReadOnlyList<RemoteTarget>>? onTargets, CancellationToken ct) =>
+        FanOutAsync(OperatorOperations.ExchangeDeliver, OperatorOperations.ToElement(args), null, onTargets, item => item.Delivery,
+            target => new Exchange.ExchangeDeliveryResult(target.Uuid, target.DisplayName, CommandStatus.Error, args.TransferId, args.RemotePath, null, null, false, null, ConnectionLostMessage), ct);
+
     /// <summary>Rate-limit counters of the named clients (every client when null).</summary>
     public async Task<IReadOnlyList<RateLimitStats>> RateLimitStatsAsync(IReadOnlyList<string>? clients, CancellationToken ct) =>
         OperatorOperations.FromElement<RateLimitStats[]>(await Channel.InvokeAsync(OperatorOperations.RateLimitStats,

@@ -82,6 +82,57 @@ public sealed class ExchangeSignedUploadTests(S3ServersFixture s3) : IClassFixtu
     }
 
     /// <summary>Passes everything to the endpoint, but answers the completion 200 with an S3 error document.</summary>
+    [Fact]
+    public async Task AStagedSinglePut_CarriesItsSignedMetadata_AndTheUrlsHolderCannotChangeIt()
+    {
+        // The URL an operator elsewhere receives: its metadata (the hash included) is part of the signature.
+        using var client = new ExchangeClient(s3.Strict.Settings, options: Small);
+        var bytes = Encoding.UTF8.GetBytes("staged by the server, sent by someone else");
+        var sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes)).ToLowerInvariant();
+        var staged = await client.StartStagedUploadAsync("note.txt", bytes.Length, sha, null, 1, ExchangeLimits.ServerSource);
+        Assert.False(staged.Multipart);
+        var url = client.PresignStagedPart(staged, 1);
+        using var http = new HttpClient();
+
+        // A changed hash, a dropped header, an added one: each refused by the endpoint, nothing stored.
+        foreach (var tamper in new Func<List<KeyValuePair<string, string>>, List<KeyValuePair<string, string>>>[]
+        {
+            h => [.. h.Select(p => p.Key == "x-amz-meta-sha256" ? new(p.Key, new string('0', 64)) : p)],
+            h => [.. h.Where(p => p.Key != "x-amz-meta-sha256")],
+        })
+        {
+            using var bad = new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent(bytes) };
+            foreach (var (name, value) in tamper([.. staged.Headers]))
+            {
+                bad.Headers.TryAddWithoutValidation(name, value);
+            }
+
+            using var refused = await http.SendAsync(bad);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+
+        await Assert.ThrowsAsync<ExchangeException>(() => client.CompleteStagedUploadAsync(staged, sha, [], verifyArrival: true));
+
+        // Sent as signed, it completes, and a download verifies it against the signed hash.
+        var again = await client.StartStagedUploadAsync("note.txt", bytes.Length, sha, null, 1, ExchangeLimits.ServerSource);
+        using var good = new HttpRequestMessage(HttpMethod.Put, client.PresignStagedPart(again, 1)) { Content = new ByteArrayContent(bytes) };
+        foreach (var (name, value) in again.Headers)
+        {
+            good.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        using (var stored = await http.SendAsync(good))
+        {
+            Assert.True(stored.IsSuccessStatusCode, stored.StatusCode.ToString());
+        }
+
+        var done = await client.CompleteStagedUploadAsync(again, sha, [], verifyArrival: true);
+        Assert.Equal(sha, (await client.GetTransferInfoAsync(done.TransferId))?.Sha256);
+        var target = Path.Combine(_work.FullName, "back.txt");
+        Assert.True((await client.DownloadAsync(done.TransferId, target)).Verified);
+        Assert.Equal(bytes, File.ReadAllBytes(target));
+    }
+
     private sealed class ErrorInsideOk() : DelegatingHandler(new SocketsHttpHandler())
     {
         public HttpStatusCode? AbortAnswer { get; private set; }

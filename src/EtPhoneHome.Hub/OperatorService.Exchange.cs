@@ -1,0 +1,256 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Operations;
+using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Remote;
+using EtPhoneHome.Core.Services;
+
+namespace EtPhoneHome.Hub;
+
+public sealed partial class OperatorService
+{
+    private sealed partial class Connection
+    {
+        /// <summary>Uploads this connection started and has not ended; aborted when it closes.</summary>
+        private readonly ConcurrentDictionary<string, OpenUpload> _uploads = new(StringComparer.Ordinal);
+
+        private sealed record OpenUpload(OperatorServices Services, ExchangeClient Exchange, ExchangeStagedUpload Upload) : IDisposable
+        {
+            public void Dispose()
+            {
+                Exchange.Dispose();
+                Services.Dispose();
+            }
+        }
+
+        /// <summary>
+        /// The exchange operations (roles checked before this runs). The server signs with the bucket's credentials and
+        /// hands out presigned URLs; the operator's machine moves the bytes to and from the bucket itself.
+        /// </summary>
+        private async Task<JsonElement> RunExchangeAsync(ServerCall call, OperatorIdentity who)
+        {
+            var ct = call.Token;
+            switch (call.Op)
+            {
+                case OperatorOperations.ExchangeUploadParts:
+                {
+                    var args = OperatorOperations.FromElement<ExchangeUploadPartsArgs>(call.Args);
+                    var open = OpenUploadOf(args.TransferId);
+                    if (args.Count is < 1 or > ExchangeOperationLimits.MaxPartUrls || args.First < 1 || args.First > open.Upload.PartCount - args.Count + 1)
+                    {
+                        throw new ArgumentException($"parts {args.First}..{args.First + args.Count - 1} are not parts of this upload (1 to {open.Upload.PartCount}, at most {ExchangeOperationLimits.MaxPartUrls} at a time)");
+                    }
+
+                    return OperatorOperations.ToElement(new ExchangeUploadPartUrls
+                    {
+                        Urls = Enumerable.Range(args.First, args.Count).Select(n => open.Exchange.PresignStagedPart(open.Upload, n).AbsoluteUri).ToList(),
+                    });
+                }
+
+                case OperatorOperations.ExchangeUploadComplete:
+                {
+                    var args = OperatorOperations.FromElement<ExchangeUploadCompleteArgs>(call.Args);
+                    var open = OpenUploadOf(args.TransferId);
+                    ExchangeUploadResult done;
+                    try
+                    {
+                        done = await open.Exchange.CompleteStagedUploadAsync(open.Upload, args.Sha256, args.ETags, verifyArrival: true, ct).ConfigureAwait(false);
+                    }
+                    catch (ArgumentException)
+                    {
+                        // A malformed completion changes nothing: the operator may complete it correctly or abort it.
+                        throw;
+                    }
+                    catch
+                    {
+                        EndUpload(args.TransferId); // the completion's fault aborted it
+                        throw;
+                    }
+
+                    EndUpload(args.TransferId);
+                    return OperatorOperations.ToElement(done);
+                }
+
+                case OperatorOperations.ExchangeUploadAbort:
+                {
+                    var args = OperatorOperations.FromElement<ExchangeUploadAbortArgs>(call.Args);
+                    var open = OpenUploadOf(args.TransferId);
+                    await open.Exchange.AbortStagedUploadAsync(open.Upload, null, cancelled: true, removeObject: true).ConfigureAwait(false);
+                    EndUpload(args.TransferId);
+                    return OperatorOperations.ToElement(new SearchResult { Count = 1 });
+                }
+            }
+
+            using var services = NewServices(who, call);
+            using var exchange = services.Exchange();
+            switch (call.Op)
+            {
+                case OperatorOperations.ExchangeList:
+                {
+                    var args = call.Args is { ValueKind: JsonValueKind.Object } ? OperatorOperations.FromElement<ExchangeListArgs>(call.Args) : new ExchangeListArgs();
+                    var source = args.SourceClient is null ? null : ExchangeParticipants.Resolve(Registry.Clients, args.SourceClient, "source_client");
+                    var dest = args.DestClient is null ? null : ExchangeParticipants.Resolve(Registry.Clients, args.DestClient, "dest_client");
+                    return OperatorOperations.ToElement(await exchange.ListAsync(source, dest, includeMetadata: true, ct).ConfigureAwait(false));
+                }
+
+                case OperatorOperations.ExchangeDelete:
+                {
+                    var args = OperatorOperations.FromElement<ExchangeDeleteArgs>(call.Args);
+                    return OperatorOperations.ToElement(await exchange.DeleteAsync(args.TransferId, args.SourceClient, ct).ConfigureAwait(false));
+                }
+
+                case OperatorOperations.ExchangeUploadUrl:
+                {
+                    var args = OperatorOperations.FromElement<ExchangeUploadUrlArgs>(call.Args);
+                    var source = ExchangeParticipants.Resolve(Registry.Clients, args.SourceClient, "source_client");
+                    return OperatorOperations.ToElement(exchange.CreateUploadUrl(source, args.FileName, args.ExpiresHours));
+                }
+
+                case OperatorOperations.ExchangeDownload:
+                    return OperatorOperations.ToElement(await DownloadTicketAsync(exchange, OperatorOperations.FromElement<ExchangeDownloadArgs>(call.Args), ct).ConfigureAwait(false));
+
+                case OperatorOperations.ExchangeUploadStart:
+                {
+                    var args = OperatorOperations.FromElement<ExchangeUploadStartArgs>(call.Args);
+                    if (_uploads.Count >= ExchangeOperationLimits.MaxOpenUploads)
+                    {
+                        throw new InvalidOperationException($"{ExchangeOperationLimits.MaxOpenUploads} uploads are already open on this connection; complete or abort one first");
+                    }
+
+                    var dest = args.DestClient is null ? null : ExchangeParticipants.Resolve(Registry.Clients, args.DestClient, "dest_client");
+                    // The upload outlives this call: it keeps its own services and exchange (the history lease is theirs).
+                    var keptServices = NewServices(who, call);
+                    var keptExchange = keptServices.Exchange();
+                    try
+                    {
+                        var upload = await keptExchange.StartStagedUploadAsync(args.FileName, args.Size, args.Sha256, dest, args.ExpiresHours, ExchangeLimits.ServerSource, ct).ConfigureAwait(false);
+                        _uploads[upload.TransferId] = new OpenUpload(keptServices, keptExchange, upload);
+                        if (_life.IsCancellationRequested && _uploads.TryRemove(upload.TransferId, out var late))
+                        {
+                            // The connection closed while this started: nobody will send its bytes.
+                            await late.Exchange.AbortStagedUploadAsync(upload, null, cancelled: true, removeObject: true).ConfigureAwait(false);
+                            late.Dispose();
+                            throw new OperationCanceledException(ct);
+                        }
+
+                        return OperatorOperations.ToElement(new ExchangeUploadPlan
+                        {
+                            TransferId = upload.TransferId,
+                            Key = upload.Key,
+                            Multipart = upload.Multipart,
+                            PartSize = upload.PartSize,
+                            PartCount = upload.PartCount,
+                            Headers = upload.Headers,
+                        });
+                    }
+                    catch
+                    {
+                        if (!_uploads.Values.Any(u => ReferenceEquals(u.Exchange, keptExchange)))
+                        {
+                            keptExchange.Dispose();
+                            keptServices.Dispose();
+                        }
+
+                        throw;
+                    }
+                }
+
+                case OperatorOperations.ExchangeDeliver:
+                {
+                    var args = OperatorOperations.FromElement<ExchangeDeliverArgs>(call.Args);
+                    TransferNames.SourceOf(args.TransferId); // a malformed id is refused before any target is resolved
+                    var targets = services.Targets(args.Targets);
+                    await SendItemAsync(call.Id, new FanOutItem { Targets = targets.Select(t => new RemoteTarget(t.Uuid, t.DisplayName)).ToList() }, ct).ConfigureAwait(false);
+                    var count = 0;
+                    var throttle = Math.Clamp(args.ThrottleLimit, FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit);
+                    await foreach (var result in new ExchangeDelivery(exchange).DeliverAsync(targets, args.TransferId, args.RemotePath, throttle, ct).ConfigureAwait(false))
+                    {
+                        count++;
+                        await SendItemAsync(call.Id, new FanOutItem { Delivery = result }, CancellationToken.None).ConfigureAwait(false);
+                    }
+
+                    return OperatorOperations.ToElement(new SearchResult { Count = count });
+                }
+
+                case OperatorOperations.ExchangeCollect:
+                {
+                    var args = OperatorOperations.FromElement<ExchangeCollectArgs>(call.Args);
+                    var target = services.Targets(new TargetSelection { Clients = [args.Client] }) switch
+                    {
+                        [var one] => one,
+                        var many => throw new ArgumentException($"'{args.Client}' names {many.Count} clients; name one"),
+                    };
+                    return OperatorOperations.ToElement(await new ExchangeDelivery(exchange).CollectToBucketAsync(target, args.RemotePath, ct).ConfigureAwait(false));
+                }
+
+                case OperatorOperations.ExchangeLifecycle:
+                {
+                    var args = call.Args is { ValueKind: JsonValueKind.Object } ? OperatorOperations.FromElement<ExchangeLifecycleArgs>(call.Args) : new ExchangeLifecycleArgs();
+                    return OperatorOperations.ToElement(args.Apply
+                        ? await exchange.InitializeAsync(ct).ConfigureAwait(false)
+                        : await exchange.GetLifecycleAsync(ct).ConfigureAwait(false));
+                }
+
+                default:
+                    throw new ArgumentException($"the server has no operation \"{call.Op}\"");
+            }
+        }
+
+        /// <summary>
+        /// A download's URL and what to verify it with: for a transfer, a presigned GET (for the exchange's internal URL
+        /// lifetime) with the hash and part size the bucket records; for a URL, the same URL once its host passed the
+        /// endpoint check (and the recorded hash when it names a transfer of this bucket). Recorded as a download.
+        /// </summary>
+        private async Task<ExchangeDownloadTicket> DownloadTicketAsync(ExchangeClient exchange, ExchangeDownloadArgs args, CancellationToken ct)
+        {
+            if ((args.TransferId is null) == (args.Url is null))
+            {
+                throw new ArgumentException("exchange.download needs a transfer id or a URL (one of them)");
+            }
+
+            var url = args.Url is null ? null : Uri.TryCreate(args.Url, UriKind.Absolute, out var parsed) ? parsed : throw new ArgumentException("url is not an absolute URL");
+            var ticket = await exchange.CreateDownloadSourceAsync(args.TransferId, url, args.AllowAnyHost, ct).ConfigureAwait(false);
+            return new ExchangeDownloadTicket
+            {
+                Url = ticket.Url.AbsoluteUri,
+                TransferId = ticket.TransferId,
+                Sha256 = ticket.Sha256,
+                Size = ticket.Size,
+                PartSize = ticket.PartSize,
+            };
+        }
+
+        private OpenUpload OpenUploadOf(string transferId) =>
+            _uploads.TryGetValue(transferId ?? "", out var open)
+                ? open
+                : throw new RegistryNotFoundException($"no upload '{Core.Text.UntrustedText.ForTerminal(transferId ?? "")}' is open on this connection (it was never started here, or it ended)");
+
+        private void EndUpload(string transferId)
+        {
+            if (_uploads.TryRemove(transferId, out var open))
+            {
+                open.Dispose();
+            }
+        }
+
+        /// <summary>Aborts what this connection started and never ended (the operator's machine went away).</summary>
+        private async Task AbortOpenUploadsAsync()
+        {
+            foreach (var transferId in _uploads.Keys.ToList())
+            {
+                if (_uploads.TryRemove(transferId, out var open))
+                {
+                    try
+                    {
+                        await open.Exchange.AbortStagedUploadAsync(open.Upload, null, cancelled: true, removeObject: true).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        open.Dispose();
+                    }
+                }
+            }
+        }
+    }
+}
