@@ -4,6 +4,7 @@ using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
+using EtPhoneHome.Core.Remote;
 using EtPhoneHome.Protocol;
 
 namespace EtPhoneHome;
@@ -45,6 +46,24 @@ internal static class ExchangeCmdletSupport
         ExchangeException or HttpTransferException or IOException or UnauthorizedAccessException or HttpRequestException
             => EphCmdlet.NewError(Strings.ExchangeFailedId, ErrorCategory.ConnectionError, target, ex.Message, ex),
         _ => null,
+    };
+
+    /// <summary>
+    /// The error record of an exchange operation the server refused or failed, with the local cmdlets' IDs; null for a
+    /// refusal of the operator's role (it ends the cmdlet once, naming the role) and faults of the connection.
+    /// </summary>
+    public static ErrorRecord? ToRemoteError(Exception ex, object? target, EphRemoteSession? remote) => ex switch
+    {
+        OperatorRemoteException { Code: OperatorErrorCodes.NotConfigured } => EphCmdlet.NewError(Strings.ExchangeNotConfiguredId, ErrorCategory.ResourceUnavailable, target, ex.Message, ex),
+        OperatorRemoteException { Code: OperatorErrorCodes.NotFound } r when r.Error.Names is not { Count: > 0 } =>
+            EphCmdlet.NewError(Strings.ExchangeTransferNotFoundId, ErrorCategory.ObjectNotFound, target, ex.Message, ex),
+        OperatorRemoteException { Code: OperatorErrorCodes.InvalidArgument } r when r.Error.Field == "url" =>
+            EphCmdlet.NewError(Strings.ExchangeHostNotAllowedId, ErrorCategory.SecurityError, target, ex.Message, ex),
+        OperatorRemoteException { Code: OperatorErrorCodes.InvalidArgument } => EphCmdlet.NewError(Strings.ExchangeInvalidArgumentId, ErrorCategory.InvalidArgument, target, ex.Message, ex),
+        OperatorRemoteException { Code: OperatorErrorCodes.Failed } => EphCmdlet.NewError(Strings.ExchangeFailedId, ErrorCategory.ConnectionError, target, ex.Message, ex),
+        OperatorRemoteException { Code: OperatorErrorCodes.Forbidden } => null,
+        OperatorRemoteException r => RemoteErrors.ToRecord(r, remote, target),
+        _ => RemoteErrors.IsConnectionFault(ex) ? null : ToError(ex, target),
     };
 
     /// <summary>Resolves -SourceClient / -DestinationClient (display name, uuid or "server").</summary>
@@ -108,16 +127,27 @@ public sealed class TransferIdCompleter : IArgumentCompleter
     {
         try
         {
-            using var exchange = ExchangeClient.FromEnvironment();
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             var source = fakeBoundParameters?["SourceClient"] as string;
-            var items = exchange.ListAsync(source, includeMetadata: false, ct: timeout.Token).GetAwaiter().GetResult();
+            IReadOnlyList<ExchangeObject> items;
+            if (ModuleConfiguration.Current.Remote is { } remote)
+            {
+                // Connected: the server lists (with its credentials); nothing is asked of a local bucket.
+                items = new RemoteExchange(remote.Server.GetAsync(timeout.Token).GetAwaiter().GetResult()).ListAsync(source, null, timeout.Token).GetAwaiter().GetResult();
+            }
+            else
+            {
+                using var exchange = ExchangeClient.FromEnvironment();
+                items = exchange.ListAsync(source, includeMetadata: false, ct: timeout.Token).GetAwaiter().GetResult();
+            }
+
             var pattern = new WildcardPattern((wordToComplete ?? "").Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
             return items.Where(i => i.TransferId is not null && pattern.IsMatch(i.TransferId))
                 .Select(i => new CompletionResult(ClientQueries.QuoteIfNeeded(i.TransferId!), i.TransferId!, CompletionResultType.ParameterValue, $"{i.TransferId} ({i.Size:N0} bytes)"))
                 .ToList();
         }
-        catch (Exception ex) when (ex is ExchangeNotConfiguredException or ExchangeException or ArgumentException or OperationCanceledException or HttpRequestException or IOException)
+        catch (Exception ex) when (ex is ExchangeNotConfiguredException or ExchangeException or ArgumentException or OperationCanceledException or HttpRequestException or IOException
+            or OperatorRemoteException or RemoteConnectionException or OperatorConnectionLostException)
         {
             return [];
         }

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Remote;
 
 namespace EtPhoneHome;
 
@@ -20,8 +21,29 @@ public sealed class GetEphExchangeFileCommand : EphAsyncCmdlet
     [ArgumentCompleter(typeof(ClientNameCompleter))]
     public string? DestinationClient { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            // The server lists with its credentials; it resolves the names against its registry.
+            var remote = new RemoteExchange(await RemoteOperatorAsync(ct).ConfigureAwait(false));
+            try
+            {
+                foreach (var item in await remote.ListAsync(SourceClient, DestinationClient, ct).ConfigureAwait(false))
+                {
+                    WriteObject(new EphExchangeFile(item));
+                }
+            }
+            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, SourceClient, Remote) is { } error)
+            {
+                WriteError(error);
+            }
+
+            return;
+        }
+
         using var registry = OpenRegistry();
         var source = SourceClient is null ? null : ExchangeCmdletSupport.Participant(registry.Clients, SourceClient, "source_client");
         var dest = DestinationClient is null ? null : ExchangeCmdletSupport.Participant(registry.Clients, DestinationClient, "dest_client");

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Remote;
 
 namespace EtPhoneHome;
 
@@ -9,8 +10,32 @@ namespace EtPhoneHome;
 [OutputType(typeof(EphExchangeLifecycleRule))]
 public sealed class InitializeEphExchangeCommand : EphAsyncCmdlet
 {
+    private protected override bool SupportsRemote => true;
+
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
+        if (Remote is { } session)
+        {
+            // The server's bucket, with the server's credentials (an admin's operation there, even for -WhatIf).
+            var remote = new RemoteExchange(await RemoteOperatorAsync(ct).ConfigureAwait(false));
+            var desired = ExchangeClient.DesiredRule;
+            var apply = await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.ExchangeOfServer, session.Describe()),
+                string.Format(CultureInfo.CurrentCulture, Strings.ExchangeInitializeAction, desired.Id, desired.Prefix, desired.ExpirationDays)).ConfigureAwait(false);
+            try
+            {
+                foreach (var r in await remote.LifecycleAsync(apply, ct).ConfigureAwait(false))
+                {
+                    WriteObject(new EphExchangeLifecycleRule(r));
+                }
+            }
+            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, session.Describe(), Remote) is { } error)
+            {
+                WriteError(error);
+            }
+
+            return;
+        }
+
         using var registry = OpenRegistry();
         using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         var rule = ExchangeClient.DesiredRule;

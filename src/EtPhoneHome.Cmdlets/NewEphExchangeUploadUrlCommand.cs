@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Remote;
 
 namespace EtPhoneHome;
 
@@ -25,8 +26,25 @@ public sealed class NewEphExchangeUploadUrlCommand : EphAsyncCmdlet
     [ValidateRange(ExchangeLimits.MinExpiresHours, ExchangeLimits.MaxExpiresHours)]
     public int ExpiresHours { get; set; } = ExchangeLimits.DefaultExpiresHours;
 
-    protected override Task ProcessRecordAsync(CancellationToken ct)
+    private protected override bool SupportsRemote => true;
+
+    protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            var remote = new RemoteExchange(await RemoteOperatorAsync(ct).ConfigureAwait(false));
+            try
+            {
+                WriteObject(new EphExchangeUploadUrl(await remote.CreateUploadUrlAsync(SourceClient, FileName, ExpiresHours, ct).ConfigureAwait(false)));
+            }
+            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, FileName, Remote) is { } error)
+            {
+                WriteError(error);
+            }
+
+            return;
+        }
+
         using var registry = OpenRegistry();
         var source = ExchangeCmdletSupport.Participant(registry.Clients, SourceClient, "source_client");
         using var exchange = ExchangeCmdletSupport.Open(null);
@@ -38,7 +56,5 @@ public sealed class NewEphExchangeUploadUrlCommand : EphAsyncCmdlet
         {
             WriteError(error);
         }
-
-        return Task.CompletedTask;
     }
 }

@@ -10,7 +10,7 @@ public sealed class EphExchangeTransfer
     {
         TransferId = r.TransferId;
         Key = r.Key;
-        DownloadUrl = r.DownloadUrl;
+        DownloadUrl = r.DownloadUrl.AbsoluteUri;
         ExpiresAt = r.ExpiresAt;
         Size = r.Size;
         FileName = r.FileName;
@@ -21,7 +21,8 @@ public sealed class EphExchangeTransfer
 
     public string TransferId { get; }
     public string Key { get; }
-    public Uri DownloadUrl { get; }
+    /// <summary>The presigned URL, escaped as sent (a string: passed to curl or Invoke-WebRequest as is).</summary>
+    public string DownloadUrl { get; }
     public DateTimeOffset ExpiresAt { get; }
     public long Size { get; }
     public string FileName { get; }
@@ -138,7 +139,7 @@ public sealed class EphExchangeUploadUrl
     {
         TransferId = r.TransferId;
         Key = r.Key;
-        UploadUrl = r.UploadUrl;
+        UploadUrl = r.UploadUrl.AbsoluteUri;
         ExpiresAt = r.ExpiresAt;
         SourceClient = r.SourceClient;
         FileName = r.FileName;
@@ -146,7 +147,8 @@ public sealed class EphExchangeUploadUrl
 
     public string TransferId { get; }
     public string Key { get; }
-    public Uri UploadUrl { get; }
+    /// <summary>The presigned PUT URL, escaped as sent (a string: <c>curl -T FILE $u.UploadUrl</c> works as is).</summary>
+    public string UploadUrl { get; }
     public DateTimeOffset ExpiresAt { get; }
     public string SourceClient { get; }
     public string FileName { get; }

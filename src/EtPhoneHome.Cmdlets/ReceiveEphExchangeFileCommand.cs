@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Remote;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 
@@ -57,9 +58,17 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
     [ValidatePattern("^[0-9a-fA-F]{64}$")]
     public string? Sha256 { get; set; }
 
+    private protected override bool SupportsRemote => true;
+
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
         var destination = GetUnresolvedProviderPathFromPSPath(Destination);
+        if (Remote is not null)
+        {
+            await RemoteAsync(destination, ct).ConfigureAwait(false);
+            return;
+        }
+
         using var registry = OpenRegistry();
         using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
         if (ParameterSetName == ClientSet)
@@ -78,13 +87,7 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
             }
 
             var result = await new ExchangeDelivery(exchange).CollectAsync(target, RemotePath!, destination, ct).ConfigureAwait(false);
-            WriteObject(new EphExchangeDelivery(result));
-            if (result.Status != CommandStatus.Succeeded)
-            {
-                WriteError(NewError(Strings.ExchangeDeliveryFailedId, result.Status == CommandStatus.Denied ? ErrorCategory.PermissionDenied : ErrorCategory.NotSpecified,
-                    result.Uuid, string.Format(CultureInfo.CurrentCulture, Strings.TargetFailed, result.DisplayName, result.Error, result.Status)));
-            }
-
+            WriteCollected(result);
             return;
         }
 
@@ -103,6 +106,67 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
             WriteObject(new EphExchangeDownload(download));
         }
         catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, what) is { } error)
+        {
+            WriteError(error);
+        }
+        finally
+        {
+            progress.Complete();
+        }
+    }
+
+    private void WriteCollected(ExchangeDeliveryResult result)
+    {
+        WriteObject(new EphExchangeDelivery(result));
+        if (result.Status != CommandStatus.Succeeded)
+        {
+            WriteError(NewError(Strings.ExchangeDeliveryFailedId, result.Status == CommandStatus.Denied ? ErrorCategory.PermissionDenied : ErrorCategory.NotSpecified,
+                result.Uuid, string.Format(CultureInfo.CurrentCulture, Strings.TargetFailed, result.DisplayName, result.Error, result.Status)));
+        }
+    }
+
+    /// <summary>The same through the server: the bytes come straight from the bucket to this machine, by URLs the server signs.</summary>
+    private async Task RemoteAsync(string destination, CancellationToken ct)
+    {
+        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        var remote = new RemoteExchange(op);
+        if (ParameterSetName == ClientSet)
+        {
+            var target = (await ResolveRemoteTargetsAsync(op, [SourceClient!], all: false, ct).ConfigureAwait(false)) switch
+            {
+                [var one] => one,
+                _ => throw new EphTerminatingException(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, SourceClient,
+                    string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, SourceClient))),
+            };
+            if (!await ShouldProcessAsync(target.Describe(), string.Format(CultureInfo.CurrentCulture, Strings.ExchangeCollectAction, RemotePath, destination)).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            try
+            {
+                WriteCollected(await remote.CollectAsync(target.Uuid, RemotePath!, destination, ct).ConfigureAwait(false));
+            }
+            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, RemotePath, Remote) is { } error)
+            {
+                WriteError(error);
+            }
+
+            return;
+        }
+
+        var what = Url is null ? TransferId! : Protocol.PresignedHttpTransfer.Describe(Url);
+        if (!await ShouldProcessAsync(what, string.Format(CultureInfo.CurrentCulture, Strings.ExchangeDownloadAction, destination)).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        var progress = new ExchangeCmdletSupport.ThrottledProgress(this, what);
+        try
+        {
+            WriteObject(new EphExchangeDownload(await remote.DownloadAsync(TransferId, Url, destination, AllowAnyHost.IsPresent, Sha256, progress.AsProgress(), ct).ConfigureAwait(false)));
+        }
+        catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, what, Remote) is { } error)
         {
             WriteError(error);
         }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Remote;
 
 namespace EtPhoneHome;
 
@@ -24,11 +25,20 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
     private ExchangeClient? _exchange;
     private EtPhoneHome.Core.Registry.RegistryStores? _registry;
 
-    protected override Task BeginProcessingAsync(CancellationToken ct)
+    private RemoteExchange? _remote;
+
+    private protected override bool SupportsRemote => true;
+
+    protected override async Task BeginProcessingAsync(CancellationToken ct)
     {
+        if (Remote is not null)
+        {
+            _remote = new RemoteExchange(await RemoteOperatorAsync(ct).ConfigureAwait(false));
+            return;
+        }
+
         var registry = _registry = OpenRegistry();
         _exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
-        return Task.CompletedTask;
     }
 
     protected override async Task ProcessRecordAsync(CancellationToken ct)
@@ -51,7 +61,9 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 
         try
         {
-            var result = await _exchange!.DeleteAsync(TransferId, SourceClient, ct).ConfigureAwait(false);
+            var result = _remote is not null
+                ? await _remote.DeleteAsync(TransferId, SourceClient, ct).ConfigureAwait(false)
+                : await _exchange!.DeleteAsync(TransferId, SourceClient, ct).ConfigureAwait(false);
             if (!result.Deleted)
             {
                 WriteWarning(string.Format(CultureInfo.CurrentCulture, Strings.ExchangeNotDeleted, TransferId));
@@ -59,7 +71,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 
             WriteObject(new EphExchangeRemoval(result));
         }
-        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, TransferId) is { } error)
+        catch (Exception ex) when ((_remote is null ? ExchangeCmdletSupport.ToError(ex, TransferId) : ExchangeCmdletSupport.ToRemoteError(ex, TransferId, Remote)) is { } error)
         {
             WriteError(error);
         }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Management.Automation;
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Remote;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 
@@ -53,6 +54,8 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
     [ValidateRange(FleetOptions.MinThrottleLimit, FleetOptions.MaxThrottleLimit)]
     public int ThrottleLimit { get; set; } = 16;
 
+    private protected override bool SupportsRemote => true;
+
     protected override Task ProcessRecordAsync(CancellationToken ct)
     {
         if (DestinationClient is not null)
@@ -73,6 +76,12 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
         if (RemotePath is not null && _clients.Count == 0)
         {
             throw new EphTerminatingException(NewError(Strings.ExchangeInvalidArgumentId, ErrorCategory.InvalidArgument, RemotePath, Strings.ExchangeRemotePathNeedsClient));
+        }
+
+        if (Remote is not null)
+        {
+            await RemoteAsync(ct).ConfigureAwait(false);
+            return;
         }
 
         using var registry = OpenRegistry();
@@ -133,15 +142,88 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
         {
             await foreach (var result in new ExchangeDelivery(exchange).DeliverAsync(approved, transferId, RemotePath, ThrottleLimit, ct).ConfigureAwait(false))
             {
-                WriteObject(new EphExchangeDelivery(result));
-                if (result.Status != CommandStatus.Succeeded)
-                {
-                    WriteError(NewError(Strings.ExchangeDeliveryFailedId, result.Status == CommandStatus.Denied ? ErrorCategory.PermissionDenied : ErrorCategory.NotSpecified,
-                        result.Uuid, string.Format(CultureInfo.CurrentCulture, Strings.TargetFailed, result.DisplayName, result.Error, result.Status)));
-                }
+                WriteDelivery(result);
             }
         }
         catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, transferId) is { } error)
+        {
+            WriteError(error);
+        }
+    }
+
+    private void WriteDelivery(ExchangeDeliveryResult result)
+    {
+        WriteObject(new EphExchangeDelivery(result));
+        if (result.Status != CommandStatus.Succeeded)
+        {
+            WriteError(NewError(Strings.ExchangeDeliveryFailedId, result.Status == CommandStatus.Denied ? ErrorCategory.PermissionDenied : ErrorCategory.NotSpecified,
+                result.Uuid, string.Format(CultureInfo.CurrentCulture, Strings.TargetFailed, result.DisplayName, result.Error, result.Status)));
+        }
+    }
+
+    /// <summary>
+    /// The same through the server: the file goes from this machine straight to the bucket with URLs the server signs,
+    /// and the server tells the agents to fetch it.
+    /// </summary>
+    private async Task RemoteAsync(CancellationToken ct)
+    {
+        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+        var remote = new RemoteExchange(op);
+        var targets = _clients.Count > 0 ? await ResolveRemoteTargetsAsync(op, _clients, all: false, ct).ConfigureAwait(false) : [];
+        var transferId = TransferId;
+        if (ParameterSetName == PathSet)
+        {
+            var path = GetUnresolvedProviderPathFromPSPath(Path);
+            if (!await ShouldProcessAsync(path, string.Format(CultureInfo.CurrentCulture, Strings.ExchangeUploadAction, ExpiresHours)).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            var progress = new ExchangeCmdletSupport.ThrottledProgress(this, path);
+            try
+            {
+                var upload = await remote.UploadAsync(path, targets.Count == 1 ? targets[0].Uuid : null, ExpiresHours, progress.AsProgress(), ct).ConfigureAwait(false);
+                WriteObject(new EphExchangeTransfer(upload));
+                transferId = upload.TransferId;
+            }
+            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, path, Remote) is { } error)
+            {
+                WriteError(error);
+                return;
+            }
+            finally
+            {
+                progress.Complete();
+            }
+        }
+
+        if (RemotePath is null || transferId is null)
+        {
+            return;
+        }
+
+        var approved = new List<string>(targets.Count);
+        foreach (var target in targets)
+        {
+            if (await ShouldProcessAsync(target.Describe(), string.Format(CultureInfo.CurrentCulture, Strings.ExchangeDeliverAction, transferId, RemotePath)).ConfigureAwait(false))
+            {
+                approved.Add(target.Uuid);
+            }
+        }
+
+        if (approved.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await foreach (var result in remote.DeliverAsync(new TargetSelection { Clients = approved }, transferId, RemotePath, ThrottleLimit, null, ct).ConfigureAwait(false))
+            {
+                WriteDelivery(result);
+            }
+        }
+        catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, transferId, Remote) is { } error)
         {
             WriteError(error);
         }

@@ -48,6 +48,7 @@ internal static class Strings
     public const string ExchangeDownloadAction = "Download to '{0}'";
     public const string ExchangeRemoveAction = "Delete transfer from the exchange bucket";
     public const string ExchangeInitializeAction = "Install lifecycle rule '{0}' (delete {1} after {2} days)";
+    public const string ExchangeOfServer = "the exchange bucket of {0}";
     public const string ExchangeRemotePathNeedsClient = "-RemotePath needs -DestinationClient (or clients piped in): the client(s) to write the file to.";
     public const string ExchangeNotDeleted = "Transfer '{0}' does not exist (already deleted or expired); nothing was deleted.";
     public const string ExchangeProgressActivity = "EtPhoneHome exchange";

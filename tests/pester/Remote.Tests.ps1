@@ -14,7 +14,28 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
             if ($LASTEXITCODE -ne 0) { throw "useradd $script:Account failed" }
         }
 
-        $script:Sandbox = Start-TestSandbox -Clients 2 -Name 'remote'
+        # The exchange's bucket: the S3 test server (signature-checking), whose credentials only the sandbox's hub gets
+        # (it inherits them from here); the remote user's process has none and goes through the server.
+        $script:S3Data = Join-Path ([IO.Path]::GetTempPath()) ('eph-remote-s3-' + [guid]::NewGuid())
+        New-Item -ItemType Directory -Path $script:S3Data | Out-Null
+        $s3Log = Join-Path $script:S3Data 'out.log'
+        $script:S3 = Start-Process -FilePath node -PassThru -RedirectStandardOutput $s3Log -RedirectStandardError (Join-Path $script:S3Data 'err.log') -ArgumentList @(
+            '--openssl-legacy-provider', (Join-Path $PSScriptRoot '../s3/s3rver.js'), '-d', (Join-Path $script:S3Data 'bucket'), '-a', '127.0.0.1', '-p', '0',
+            '--silent', '--configure-bucket', 'eph-test', '--allow-mismatched-signatures')
+        $s3Port = $null
+        foreach ($i in 1..300) {
+            if ((Test-Path $s3Log) -and ((Get-Content $s3Log -Raw) -match 'listening on 127\.0\.0\.1:(\d+)')) { $s3Port = $Matches[1]; break }
+            if ($script:S3.HasExited) { break }
+            Start-Sleep -Milliseconds 100
+        }
+        if (-not $s3Port) { throw "the S3 test server did not start: $(Get-Content (Join-Path $script:S3Data 'err.log') -Raw)" }
+        $script:S3Endpoint = "http://127.0.0.1:$s3Port"
+        $env:ETPHONEHOME_R2_ENDPOINT = $script:S3Endpoint
+        $env:ETPHONEHOME_R2_ACCESS_KEY = 'S3RVER'
+        $env:ETPHONEHOME_R2_SECRET_KEY = 'S3RVER'
+        $env:ETPHONEHOME_R2_BUCKET = 'eph-test'
+        try { $script:Sandbox = Start-TestSandbox -Clients 2 -Name 'remote' }
+        finally { foreach ($v in 'ENDPOINT', 'ACCESS_KEY', 'SECRET_KEY', 'BUCKET') { Remove-Item "Env:ETPHONEHOME_R2_$v" -ErrorAction SilentlyContinue } }
         $dataDir = $script:Sandbox.DataDir
         Import-Module (Join-Path $PSScriptRoot '../../out/EtPhoneHome/EtPhoneHome.psd1') -Force
         Set-EphConfiguration -DataDirectory $dataDir
@@ -73,7 +94,7 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
             '-User', $script:Sandbox.FleetUser, '-OperatorKey', (Join-Path $script:UserWork 'operator-key'), '-ReaderKey', (Join-Path $script:UserWork 'reader-key'),
             '-AdminKey', (Join-Path $script:UserWork 'admin-key'), '-ReaderFile', $script:ReaderFile,
             '-DataDir', $dataDir, '-Work', $script:UserWork, '-ReaderMarker', $script:ReaderMarker, '-WrongPinDir', $wrong,
-            '-ClientName', $script:ClientName, '-Out', $out)
+            '-ClientName', $script:ClientName, '-S3Endpoint', $script:S3Endpoint, '-Out', $out)
         $dotnet = (Get-Command dotnet).Source
         $script:ChildOutput = & runuser -u $script:Account -- env "HOME=/home/$($script:Account)" "DOTNET_CLI_TELEMETRY_OPTOUT=1" `
             "ETPHONEHOME_CONFIG_DIR=$(Join-Path $script:UserWork 'profile')" $dotnet (Join-Path $script:Shared 'pwsh/pwsh.dll') `
@@ -84,6 +105,8 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
     AfterAll {
         Set-EphConfiguration -Reset -ErrorAction SilentlyContinue
         Stop-TestSandbox $script:Sandbox
+        if ($script:S3) { Stop-Process -Id $script:S3.Id -Force -ErrorAction SilentlyContinue; $script:S3.WaitForExit(10000) | Out-Null }
+        if ($script:S3Data) { Remove-Item -Recurse -Force $script:S3Data -ErrorAction SilentlyContinue }
         if ($script:R.Copy.Remote) { Remove-Item -Force $script:R.Copy.Remote -ErrorAction SilentlyContinue }
         if ($script:R.Files.Dir) { Remove-Item -Recurse -Force $script:R.Files.Dir -ErrorAction SilentlyContinue }
         if ($script:Shared) { Remove-Item -Recurse -Force $script:Shared -ErrorAction SilentlyContinue }
@@ -267,5 +290,46 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
     It 'never trusts an unpinned server silently where nobody can be asked' {
         $script:R.Unpinned.ErrorId | Should -BeLike 'ServerHostKeyNotTrusted,*'
         $script:R.Unpinned.Message | Should -Match 'HostKeyFingerprint'
+    }
+
+    It 'sends a file through the exchange from the workstation, without its credentials, and gets it back verified' {
+        $x = $script:R.Exchange
+        $x.Failed | Should -Not -BeTrue -Because "$($x.Message)"
+        $x.HasCredentials | Should -BeFalse
+        $x.Types | Should -Be @('EtPhoneHome.EphExchangeTransfer', 'EtPhoneHome.EphExchangeDownload')
+        $x.UpSha | Should -Be $x.LocalSha
+        $x.DownSha | Should -Be $x.LocalSha
+        $x.BackSha | Should -Be $x.LocalSha
+        $x.Verified | Should -BeTrue
+        $x.Listed | Should -Contain $x.TransferId
+        $x.DownloadUrl | Should -BeLike "$($script:S3Endpoint)/eph-test/transfers/server/*"
+        $x.DownloadUrl | Should -Not -Match ' '
+        $x.Curl | Should -Be 0
+        $x.CurlSha | Should -Be $x.LocalSha
+    }
+
+    It 'hands a transfer to an agent and collects a file from one through the server' {
+        $x = $script:R.Exchange
+        $x.DeliverStatus | Should -Be 'Succeeded' -Because "$($x.DeliverError)"
+        (Get-FileHash $x.Delivered -Algorithm SHA256).Hash.ToLowerInvariant() | Should -Be $x.LocalSha
+        $x.CollectStatus | Should -Be 'Succeeded' -Because "$($x.CollectError)"
+        $x.CollectVerified | Should -BeTrue
+        $x.CollectSha | Should -Be $x.LocalSha
+    }
+
+    It 'records the exchange on the server under the operator, and deletes only what it is told' {
+        $x = $script:R.Exchange
+        $x.Recorded | Should -Contain 'exchange_upload'
+        $x.Recorded | Should -Contain 'exchange_download'
+        $x.WhatIfKept | Should -BeTrue
+        $x.Deleted | Should -BeTrue
+        $x.Missing | Should -BeLike 'ExchangeTransferNotFound,*'
+    }
+
+    It 'refuses a reader the exchange, naming the role, and leaves the bucket as it was' {
+        $x = $script:R.ExchangeReader
+        $x.Refused.ErrorId | Should -BeLike 'OperatorRoleRequired,*'
+        $x.Refused.Message | Should -Match 'operator'
+        $x.Listed | Should -Be $x.ListedBefore
     }
 }

@@ -14,6 +14,7 @@ param(
     [Parameter(Mandatory)] [string] $ReaderMarker,
     [Parameter(Mandatory)] [string] $WrongPinDir,
     [Parameter(Mandatory)] [string] $ClientName,
+    [Parameter(Mandatory)] [string] $S3Endpoint,
     [Parameter(Mandatory)] [string] $Out
 )
 
@@ -63,6 +64,35 @@ Step Copy {
     @{ UpStatus = "$($up.Status)"; UpSha = $up.Sha256; DownStatus = "$($back.Status)"; DownSha = $back.Sha256; Remote = $remote
        LocalSha = (Get-FileHash $source -Algorithm SHA256).Hash.ToLowerInvariant(); BackSha = (Get-FileHash $down -Algorithm SHA256).Hash.ToLowerInvariant()
        Type = $up.PSObject.TypeNames[0] }
+}
+# The exchange from the workstation: this process has no bucket credentials; the server signs, the bytes go straight
+# between this machine and the bucket (a name with a space, two parts), to an agent and back, and by curl with an upload URL.
+Step Exchange {
+    $source = Join-Path $Work 'exchange me.bin'
+    $bytes = [byte[]]::new(17MB + 3); [Random]::new(11).NextBytes($bytes); [IO.File]::WriteAllBytes($source, $bytes)
+    $localSha = (Get-FileHash $source -Algorithm SHA256).Hash.ToLowerInvariant()
+    $up = Send-EphExchangeFile -Path $source -Confirm:$false
+    $back = Join-Path $Work 'exchange-back.bin'
+    $down = Receive-EphExchangeFile -TransferId $up.TransferId -Destination $back
+    $listed = @(Get-EphExchangeFile).TransferId
+    $delivered = '/tmp/eph-remote-x-' + [guid]::NewGuid() + '.bin'
+    $deliver = Send-EphExchangeFile -TransferId $up.TransferId -DestinationClient $ClientName -RemotePath $delivered -Confirm:$false
+    $collect = Receive-EphExchangeFile -SourceClient $ClientName -RemotePath $delivered -Destination (Join-Path $Work 'collected.bin')
+    $u = New-EphExchangeUploadUrl -SourceClient $ClientName -FileName 'from curl.bin'
+    & curl -sf -o /dev/null -T $source $u.UploadUrl
+    $curl = $LASTEXITCODE
+    $curlBack = Receive-EphExchangeFile -TransferId $u.TransferId -Destination (Join-Path $Work 'curl-back.bin') -Sha256 $localSha
+    $recorded = @(Get-EphHistory -First 100 | Where-Object Actor -eq 'remote-op' | ForEach-Object { "$($_.Operation)" } | Sort-Object -Unique)
+    Remove-EphExchangeFile -TransferId $u.TransferId -SourceClient $u.SourceClient -WhatIf
+    $whatIfKept = @(Get-EphExchangeFile).TransferId -contains $u.TransferId
+    $removed = Remove-EphExchangeFile -TransferId $u.TransferId -SourceClient $u.SourceClient -Confirm:$false
+    $missing = ErrorOf { Receive-EphExchangeFile -TransferId $u.TransferId -Destination (Join-Path $Work 'gone.bin') -ErrorAction Stop }
+    @{ HasCredentials = [bool]($env:ETPHONEHOME_R2_SECRET_KEY -or $env:ETPHONEHOME_R2_ACCESS_KEY); LocalSha = $localSha
+       Types = @($up.PSObject.TypeNames[0], $down.PSObject.TypeNames[0]); UpSha = $up.Sha256; DownSha = $down.Sha256; Verified = $down.Verified
+       BackSha = (Get-FileHash $back -Algorithm SHA256).Hash.ToLowerInvariant(); TransferId = $up.TransferId; Listed = $listed; DownloadUrl = "$($up.DownloadUrl)"
+       DeliverStatus = "$($deliver.Status)"; DeliverError = $deliver.Error; Delivered = $delivered
+       CollectStatus = "$($collect.Status)"; CollectError = $collect.Error; CollectVerified = $collect.Verified; CollectSha = $collect.Sha256
+       Curl = $curl; CurlSha = $curlBack.Sha256; Recorded = $recorded; WhatIfKept = $whatIfKept; Deleted = $removed.Deleted; Missing = $missing.ErrorId }
 }
 Step Metrics {
     $m = Get-EphClientMetric -All -Summary
@@ -146,6 +176,16 @@ Step Reader {
     $writeRefused = ErrorOf { Set-EphFileContent -ClientId $ClientName -Path $ReaderFile -Value 'no' -ErrorAction Stop }
     Disconnect-EphServer
     @{ Role = $c.Role; Found = $found; Refused = $refused; WriteRefused = $writeRefused }
+}
+
+# A reader may list the exchange but not send to it: refused with the role named, the bucket unchanged.
+Step ExchangeReader {
+    Connect-EphServer -HostName 127.0.0.1 -Port $Port -User $User -KeyFile $ReaderKey | Out-Null
+    $before = @(Get-EphExchangeFile).Count
+    $refused = ErrorOf { Send-EphExchangeFile -Path (Join-Path $Work 'exchange me.bin') -Confirm:$false -ErrorAction Stop }
+    $after = @(Get-EphExchangeFile).Count
+    Disconnect-EphServer
+    @{ Refused = $refused; ListedBefore = $before; Listed = $after }
 }
 
 # An admin: manages operators through the server; each change is recorded with its role and source address.
