@@ -8,15 +8,16 @@ public sealed class EphExchangeTransfer
 {
     internal EphExchangeTransfer(ExchangeUploadResult r)
     {
-        TransferId = r.TransferId;
-        Key = r.Key;
+        // Through a server these come from it: every text is made safe for a terminal (a clean value is unchanged).
+        TransferId = UntrustedText.ForTerminal(r.TransferId);
+        Key = UntrustedText.ForTerminal(r.Key);
         DownloadUrl = r.DownloadUrl.AbsoluteUri;
         ExpiresAt = r.ExpiresAt;
         Size = r.Size;
-        FileName = r.FileName;
-        Sha256 = r.Sha256;
-        SourceClient = r.SourceClient;
-        DestinationClient = r.DestClient;
+        FileName = UntrustedText.ForTerminal(r.FileName);
+        Sha256 = UntrustedText.ForTerminal(r.Sha256);
+        SourceClient = UntrustedText.ForTerminal(r.SourceClient);
+        DestinationClient = UntrustedText.ForTerminal(r.DestClient);
     }
 
     public string TransferId { get; }
@@ -41,10 +42,10 @@ public sealed class EphExchangeDelivery
         ClientId = r.Uuid;
         PSComputerName = UntrustedText.ForTerminal(r.DisplayName);
         Status = (EphCommandStatus)(int)r.Status;
-        TransferId = r.TransferId;
-        RemotePath = r.RemotePath;
+        TransferId = UntrustedText.ForTerminal(r.TransferId);
+        RemotePath = UntrustedText.ForTerminal(r.RemotePath);
         Size = r.Size;
-        Sha256 = r.Sha256;
+        Sha256 = UntrustedText.ForTerminal(r.Sha256);
         Verified = r.Verified;
         LocalPath = r.LocalPath;
         Error = UntrustedText.ForTerminal(r.Error);
@@ -93,15 +94,16 @@ public sealed class EphExchangeFile
 {
     internal EphExchangeFile(ExchangeObject o)
     {
-        Key = o.Key;
-        TransferId = o.TransferId ?? o.Key;
-        SourceClient = o.SourceClient ?? "";
-        DestinationClient = o.Metadata.TryGetValue("dest_client", out var d) && d.Length > 0 ? d : null;
-        FileName = o.Metadata.TryGetValue("filename", out var f) ? f : (o.TransferId is null ? null : TransferNames.FileNameOf(o.TransferId));
-        Sha256 = o.Metadata.TryGetValue("sha256", out var s) ? s : null;
+        // A bucket's keys and metadata are written by whoever held an upload URL: made safe for a terminal.
+        Key = UntrustedText.ForTerminal(o.Key);
+        TransferId = UntrustedText.ForTerminal(o.TransferId ?? o.Key);
+        SourceClient = UntrustedText.ForTerminal(o.SourceClient ?? "");
+        DestinationClient = o.Metadata.TryGetValue("dest_client", out var d) && d.Length > 0 ? UntrustedText.ForTerminal(d) : null;
+        FileName = UntrustedText.ForTerminal(o.Metadata.TryGetValue("filename", out var f) ? f : (o.TransferId is null ? null : TransferNames.FileNameOf(o.TransferId)));
+        Sha256 = o.Metadata.TryGetValue("sha256", out var s) ? UntrustedText.ForTerminal(s) : null;
         Size = o.Size;
         LastModified = o.LastModified;
-        Metadata = new EphMap(o.Metadata);
+        Metadata = new EphMap(SafeMetadata(o.Metadata));
     }
 
     public string Key { get; }
@@ -115,6 +117,17 @@ public sealed class EphExchangeFile
     public EphMap Metadata { get; }
 
     public override string ToString() => TransferId;
+
+    private static Dictionary<string, string> SafeMetadata(IReadOnlyDictionary<string, string> metadata)
+    {
+        var safe = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in metadata)
+        {
+            safe[UntrustedText.ForTerminal(name, 128)] = UntrustedText.ForTerminal(value, 1024);
+        }
+
+        return safe;
+    }
 }
 
 /// <summary>The outcome of Remove-EphExchangeFile: Deleted is false when there was no such transfer.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using EtPhoneHome.Core.Exchange;
+using EtPhoneHome.Core.Logging;
 using EtPhoneHome.Core.Operations;
 using EtPhoneHome.Core.Registry;
 using EtPhoneHome.Core.Remote;
@@ -15,8 +16,23 @@ public sealed partial class OperatorService
         /// <summary>Uploads this connection started and has not ended; aborted when it closes.</summary>
         private readonly ConcurrentDictionary<string, OpenUpload> _uploads = new(StringComparer.Ordinal);
 
+        /// <summary>Uploads open on this connection, counted when a start is admitted (so concurrent starts cannot pass the bound).</summary>
+        private int _openUploads;
+
         private sealed record OpenUpload(OperatorServices Services, ExchangeClient Exchange, ExchangeStagedUpload Upload) : IDisposable
         {
+            private int _busy;
+
+            /// <summary>One request at a time on an upload: a completion and an abort never race each other.</summary>
+            public IDisposable Enter() => Interlocked.Exchange(ref _busy, 1) == 0
+                ? new Leave(this)
+                : throw new InvalidOperationException($"another request on upload '{Upload.TransferId}' is in progress; wait for it to end");
+
+            private sealed class Leave(OpenUpload owner) : IDisposable
+            {
+                public void Dispose() => Volatile.Write(ref owner._busy, 0);
+            }
+
             public void Dispose()
             {
                 Exchange.Dispose();
@@ -37,9 +53,10 @@ public sealed partial class OperatorService
                 {
                     var args = OperatorOperations.FromElement<ExchangeUploadPartsArgs>(call.Args);
                     var open = OpenUploadOf(args.TransferId);
+                    using var entered = open.Enter();
                     if (args.Count is < 1 or > ExchangeOperationLimits.MaxPartUrls || args.First < 1 || args.First > open.Upload.PartCount - args.Count + 1)
                     {
-                        throw new ArgumentException($"parts {args.First}..{args.First + args.Count - 1} are not parts of this upload (1 to {open.Upload.PartCount}, at most {ExchangeOperationLimits.MaxPartUrls} at a time)");
+                        throw new ArgumentException($"parts {args.First} (+{args.Count}) are not parts of this upload (1 to {open.Upload.PartCount}, at most {ExchangeOperationLimits.MaxPartUrls} at a time)");
                     }
 
                     return OperatorOperations.ToElement(new ExchangeUploadPartUrls
@@ -52,6 +69,7 @@ public sealed partial class OperatorService
                 {
                     var args = OperatorOperations.FromElement<ExchangeUploadCompleteArgs>(call.Args);
                     var open = OpenUploadOf(args.TransferId);
+                    using var entered = open.Enter();
                     ExchangeUploadResult done;
                     try
                     {
@@ -76,14 +94,44 @@ public sealed partial class OperatorService
                 {
                     var args = OperatorOperations.FromElement<ExchangeUploadAbortArgs>(call.Args);
                     var open = OpenUploadOf(args.TransferId);
-                    await open.Exchange.AbortStagedUploadAsync(open.Upload, null, cancelled: true, removeObject: true).ConfigureAwait(false);
-                    EndUpload(args.TransferId);
+                    using (open.Enter())
+                    {
+                        await AbortAsync(args.TransferId).ConfigureAwait(false);
+                    }
+
                     return OperatorOperations.ToElement(new SearchResult { Count = 1 });
                 }
             }
 
             using var services = NewServices(who, call);
-            using var exchange = services.Exchange();
+            using var exchange = OpenExchange(services);
+            try
+            {
+                return await RunWithExchangeAsync(call, who, services, exchange).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                // A fault of the bucket's connection, not of a client: said as the exchange's own.
+                throw new ExchangeException($"the exchange failed: {ex.Message}", null, ex);
+            }
+        }
+
+        /// <summary>The hub's exchange; settings that do not hold are NOT_CONFIGURED (their values are not echoed to operators).</summary>
+        private static ExchangeClient OpenExchange(OperatorServices services)
+        {
+            try
+            {
+                return services.Exchange();
+            }
+            catch (ArgumentException ex)
+            {
+                throw new ExchangeNotConfiguredException([$"a valid exchange setting ({ex.ParamName ?? "ETPHONEHOME_R2_*"})"]);
+            }
+        }
+
+        private async Task<JsonElement> RunWithExchangeAsync(ServerCall call, OperatorIdentity who, OperatorServices services, ExchangeClient exchange)
+        {
+            var ct = call.Token;
             switch (call.Op)
             {
                 case OperatorOperations.ExchangeList:
@@ -97,7 +145,8 @@ public sealed partial class OperatorService
                 case OperatorOperations.ExchangeDelete:
                 {
                     var args = OperatorOperations.FromElement<ExchangeDeleteArgs>(call.Args);
-                    return OperatorOperations.ToElement(await exchange.DeleteAsync(args.TransferId, args.SourceClient, ct).ConfigureAwait(false));
+                    var source = ExchangeParticipants.Resolve(Registry.Clients, args.SourceClient, "source_client");
+                    return OperatorOperations.ToElement(await exchange.DeleteAsync(args.TransferId, source, ct).ConfigureAwait(false));
                 }
 
                 case OperatorOperations.ExchangeUploadUrl:
@@ -113,24 +162,33 @@ public sealed partial class OperatorService
                 case OperatorOperations.ExchangeUploadStart:
                 {
                     var args = OperatorOperations.FromElement<ExchangeUploadStartArgs>(call.Args);
-                    if (_uploads.Count >= ExchangeOperationLimits.MaxOpenUploads)
+                    if (Interlocked.Increment(ref _openUploads) > ExchangeOperationLimits.MaxOpenUploads)
                     {
+                        Interlocked.Decrement(ref _openUploads);
                         throw new InvalidOperationException($"{ExchangeOperationLimits.MaxOpenUploads} uploads are already open on this connection; complete or abort one first");
                     }
 
-                    var dest = args.DestClient is null ? null : ExchangeParticipants.Resolve(Registry.Clients, args.DestClient, "dest_client");
                     // The upload outlives this call: it keeps its own services and exchange (the history lease is theirs).
-                    var keptServices = NewServices(who, call);
-                    var keptExchange = keptServices.Exchange();
+                    OperatorServices? keptServices = null;
+                    ExchangeClient? keptExchange = null;
+                    var admitted = false;
                     try
                     {
+                        var dest = args.DestClient is null ? null : ExchangeParticipants.Resolve(Registry.Clients, args.DestClient, "dest_client");
+                        keptServices = NewServices(who, call);
+                        keptExchange = OpenExchange(keptServices);
                         var upload = await keptExchange.StartStagedUploadAsync(args.FileName, args.Size, args.Sha256, dest, args.ExpiresHours, ExchangeLimits.ServerSource, ct).ConfigureAwait(false);
-                        _uploads[upload.TransferId] = new OpenUpload(keptServices, keptExchange, upload);
-                        if (_life.IsCancellationRequested && _uploads.TryRemove(upload.TransferId, out var late))
+                        if (!_uploads.TryAdd(upload.TransferId, new OpenUpload(keptServices, keptExchange, upload)))
+                        {
+                            await keptExchange.AbortStagedUploadAsync(upload, null, cancelled: true).ConfigureAwait(false);
+                            throw new InvalidOperationException($"an upload '{upload.TransferId}' is already open on this connection");
+                        }
+
+                        admitted = true;
+                        if (_life.IsCancellationRequested && _uploads.ContainsKey(upload.TransferId))
                         {
                             // The connection closed while this started: nobody will send its bytes.
-                            await late.Exchange.AbortStagedUploadAsync(upload, null, cancelled: true, removeObject: true).ConfigureAwait(false);
-                            late.Dispose();
+                            await AbortAsync(upload.TransferId).ConfigureAwait(false);
                             throw new OperationCanceledException(ct);
                         }
 
@@ -146,10 +204,11 @@ public sealed partial class OperatorService
                     }
                     catch
                     {
-                        if (!_uploads.Values.Any(u => ReferenceEquals(u.Exchange, keptExchange)))
+                        if (!admitted)
                         {
-                            keptExchange.Dispose();
-                            keptServices.Dispose();
+                            Interlocked.Decrement(ref _openUploads);
+                            keptExchange?.Dispose();
+                            keptServices?.Dispose();
                         }
 
                         throw;
@@ -224,13 +283,36 @@ public sealed partial class OperatorService
         private OpenUpload OpenUploadOf(string transferId) =>
             _uploads.TryGetValue(transferId ?? "", out var open)
                 ? open
-                : throw new RegistryNotFoundException($"no upload '{Core.Text.UntrustedText.ForTerminal(transferId ?? "")}' is open on this connection (it was never started here, or it ended)");
+                : throw new RegistryNotFoundException($"no upload '{Core.Text.UntrustedText.ForTerminal(transferId ?? "", 80)}' is open on this connection (it was never started here, or it ended)");
 
         private void EndUpload(string transferId)
         {
             if (_uploads.TryRemove(transferId, out var open))
             {
+                Interlocked.Decrement(ref _openUploads);
                 open.Dispose();
+            }
+        }
+
+        /// <summary>Aborts one open upload (bounded; a fault is logged, never thrown) and forgets it.</summary>
+        private async Task AbortAsync(string transferId)
+        {
+            if (!_uploads.TryGetValue(transferId, out var open))
+            {
+                return;
+            }
+
+            try
+            {
+                await open.Exchange.AbortStagedUploadAsync(open.Upload, null, cancelled: true, removeObject: true).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _service.Log(EphLogLevel.Warning, $"abort of upload {Core.Text.UntrustedText.ForTerminal(transferId, 80)} failed: {ex.GetType().Name}; the lifecycle rule removes what it left");
+            }
+            finally
+            {
+                EndUpload(transferId);
             }
         }
 
@@ -239,17 +321,7 @@ public sealed partial class OperatorService
         {
             foreach (var transferId in _uploads.Keys.ToList())
             {
-                if (_uploads.TryRemove(transferId, out var open))
-                {
-                    try
-                    {
-                        await open.Exchange.AbortStagedUploadAsync(open.Upload, null, cancelled: true, removeObject: true).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        open.Dispose();
-                    }
-                }
+                await AbortAsync(transferId).ConfigureAwait(false);
             }
         }
     }

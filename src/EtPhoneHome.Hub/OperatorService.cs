@@ -260,10 +260,11 @@ public sealed partial class OperatorService
                 }
 
                 await watch.ConfigureAwait(false);
-                await AbortOpenUploadsAsync().ConfigureAwait(false);
 
-                // Closing the connection ends the operator's ssh session (and its gate) at once.
+                // Closing the connection ends the operator's ssh session (and its gate) at once; what it left open of the
+                // exchange is aborted after (each abort bounded, a fault logged).
                 await _stream.DisposeAsync().ConfigureAwait(false);
+                await AbortOpenUploadsAsync().ConfigureAwait(false);
                 _service.Log(EphLogLevel.Information, $"operator {UntrustedText.ForTerminal(_who.Name)} disconnected");
             }
         }

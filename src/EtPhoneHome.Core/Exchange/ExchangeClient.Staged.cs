@@ -59,14 +59,34 @@ public sealed class ExchangeStagedUpload
     internal OperationLease? Lease { get; }
     private int _ended;
 
-    /// <summary>True once, for whoever ends the upload (completion or abort).</summary>
-    internal bool TryEnd() => Interlocked.Exchange(ref _ended, 1) == 0;
+    /// <summary>True once, for whoever ends the upload (completion or abort); the key is free for another upload then.</summary>
+    internal bool TryEnd()
+    {
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        {
+            return false;
+        }
+
+        ExchangeClient.Release(Key);
+        return true;
+    }
 }
 
 public sealed partial class ExchangeClient
 {
     /// <summary>S3's most parts in one multipart upload.</summary>
     public const int MaxParts = 10_000;
+
+    /// <summary>How long a single PUT's URL stays valid: minutes, not the transfer's hours (the bytes follow at once).</summary>
+    public static readonly TimeSpan SinglePutUrlLifetime = TimeSpan.FromMinutes(15);
+
+    /// <summary>Seconds tried past the current one when a transfer id of the same name and second is taken.</summary>
+    private const int MaxIdAttempts = 60;
+
+    /// <summary>Keys of the uploads this process started and has not ended: two of them never share a key.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> Reserved = new(StringComparer.Ordinal);
+
+    internal static void Release(string key) => Reserved.TryRemove(key, out _);
 
     /// <summary>
     /// Starts an upload of <paramref name="size"/> bytes named <paramref name="fileName"/> (<c>exchange_upload</c>, recorded
@@ -97,8 +117,6 @@ public sealed partial class ExchangeClient
         }
 
         var now = _time.GetUtcNow();
-        var transferId = TransferNames.NewTransferId(sourceClient, now, fileName);
-        var key = TransferNames.Key(sourceClient, transferId);
         var expiresAt = TruncateToSeconds(now.AddHours(expiresHours));
         var metadata = new Dictionary<string, string>
         {
@@ -109,14 +127,20 @@ public sealed partial class ExchangeClient
             ["expires_at"] = Iso(expiresAt),
         };
         var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
-        var lease = Guard?.Begin(destClient ?? NullIfServer(sourceClient), OperationNames.ExchangeUpload, $"{fileName} → {key}");
+        var lease = Guard?.Begin(destClient ?? NullIfServer(sourceClient), OperationNames.ExchangeUpload,
+            $"{fileName} → {TransferNames.Key(sourceClient, TransferNames.NewTransferId(sourceClient, now, fileName))}");
+        string? key = null;
         try
         {
+            (var transferId, key) = await ReserveIdAsync(sourceClient, now, fileName, ct).ConfigureAwait(false);
             if (!multipart)
             {
                 metadata["sha256"] = sha256!.ToLowerInvariant();
+                // If-None-Match: the PUT creates the object or fails; it never replaces a transfer of the same id.
+                var headers = Metadata(metadata);
+                headers.Add(new("if-none-match", "*"));
                 return new ExchangeStagedUpload(transferId, key, fileName, sourceClient, destClient, size, expiresAt, (int)size, 1, null, nonce,
-                    metadata["sha256"], Metadata(metadata), lease);
+                    metadata["sha256"], headers, lease);
             }
 
             var startHeaders = Metadata(metadata);
@@ -133,9 +157,50 @@ public sealed partial class ExchangeClient
         }
         catch (Exception ex)
         {
+            if (key is not null)
+            {
+                Release(key);
+            }
+
             lease?.Complete(ct.IsCancellationRequested ? OperationStatus.Cancelled : OperationStatus.Failed, Describe(ex));
             throw;
         }
+    }
+
+    /// <summary>
+    /// A transfer id for <paramref name="fileName"/> at <paramref name="now"/> that no upload of this process holds and no
+    /// object of the bucket has (one HEAD; a single PUT's If-None-Match also closes the moment between the HEAD and the
+    /// PUT on stores that honour it): the next second's id when one is taken. Two uploads of one name in one second are
+    /// two transfers; neither replaces the other.
+    /// </summary>
+    private async Task<(string TransferId, string Key)> ReserveIdAsync(string sourceClient, DateTimeOffset now, string fileName, CancellationToken ct)
+    {
+        for (var i = 0; i < MaxIdAttempts; i++)
+        {
+            var transferId = TransferNames.NewTransferId(sourceClient, now.AddSeconds(i), fileName);
+            var key = TransferNames.Key(sourceClient, transferId);
+            if (!Reserved.TryAdd(key, 0))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (!await ExistsAsync(key, ct).ConfigureAwait(false))
+                {
+                    return (transferId, key);
+                }
+            }
+            catch
+            {
+                Release(key);
+                throw;
+            }
+
+            Release(key);
+        }
+
+        throw new ExchangeException($"no free transfer id for '{fileName}' within {MaxIdAttempts} s of now; try again", "TransferIdTaken");
     }
 
     /// <summary>
@@ -152,7 +217,7 @@ public sealed partial class ExchangeClient
         }
 
         var now = _time.GetUtcNow();
-        var expires = now.AddHours(Options.InternalUrlHours);
+        var expires = upload.UploadId is null ? now + SinglePutUrlLifetime : now.AddHours(Options.InternalUrlHours);
         return upload.UploadId is { } uploadId
             ? _presigner.Presign("PUT", upload.Key, now, expires, [new("partNumber", number.ToString(CultureInfo.InvariantCulture)), new("uploadId", uploadId)])
             : _presigner.Presign("PUT", upload.Key, now, expires, null, upload.Headers);
@@ -186,6 +251,12 @@ public sealed partial class ExchangeClient
 
         try
         {
+            if (_time.GetUtcNow() >= upload.ExpiresAt)
+            {
+                // Its download URL could not be signed any more: nothing is kept of an upload that outlived its transfer.
+                throw new ExchangeException($"the upload of '{upload.Key}' took longer than the transfer's lifetime (it expired at {Iso(upload.ExpiresAt)}); upload again with more expires_hours", "UploadExpired");
+            }
+
             if (upload.Multipart)
             {
                 var manifest = new ExchangeManifest(upload.Key, upload.Nonce, upload.Size, sha256, upload.PartSize, upload.PartCount);
@@ -220,7 +291,9 @@ public sealed partial class ExchangeClient
 
         if (upload.TryEnd())
         {
-            upload.Lease?.Complete(OperationStatus.Succeeded, $"{upload.Size} bytes, sha256 {sha256[..12]}…{(upload.Multipart ? ", multipart" : "")}");
+            // The detail named the id the upload asked for; a taken id moved it on by a second or more: the outcome says which.
+            var moved = upload.Lease?.Detail is { } detail && !detail.EndsWith(upload.Key, StringComparison.Ordinal) ? $", as {upload.TransferId}" : "";
+            upload.Lease?.Complete(OperationStatus.Succeeded, $"{upload.Size} bytes, sha256 {sha256[..12]}…{(upload.Multipart ? ", multipart" : "")}{moved}");
         }
 
         var url = Presign(upload.Key, HttpMethod.Get, upload.ExpiresAt);
@@ -253,6 +326,31 @@ public sealed partial class ExchangeClient
         }
 
         upload.Lease?.Complete(cancelled ? OperationStatus.Cancelled : OperationStatus.Failed, why is null ? "abandoned" : Describe(why));
+    }
+
+    /// <summary>
+    /// Whether an object is at <paramref name="key"/>: a GET of its first byte (not a HEAD: a refusal's body names the S3
+    /// error, such as SignatureDoesNotMatch, which a HEAD's answer cannot carry).
+    /// </summary>
+    private async Task<bool> ExistsAsync(string key, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, Presign(key, HttpMethod.Get, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours))));
+        request.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(0, 0);
+        try
+        {
+            using (await SendAsync(_http, request, $"lookup of '{key}'", ct).ConfigureAwait(false))
+            {
+                return true;
+            }
+        }
+        catch (ExchangeException ex) when (ex.ErrorCode is "NoSuchKey")
+        {
+            return false;
+        }
+        catch (ExchangeException ex) when (ex.ErrorCode is "InvalidRange")
+        {
+            return true; // an empty object: it has no first byte
+        }
     }
 
     private static bool IsSha256(string? value) => value is { Length: 64 } && value.All(char.IsAsciiHexDigit);

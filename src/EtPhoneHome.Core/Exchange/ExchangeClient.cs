@@ -284,13 +284,15 @@ public sealed partial class ExchangeClient : IDisposable
 
     private async Task BestEffortAsync(HttpMethod method, string key, IReadOnlyList<KeyValuePair<string, string>> query, string what)
     {
+        // Bounded: a cleanup never holds up whoever waits for it (an endpoint gone quiet, a closing operator connection).
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         try
         {
-            using (await SendSignedAsync(method, key, query, [], ReadOnlyMemory<byte>.Empty, null, what, CancellationToken.None).ConfigureAwait(false))
+            using (await SendSignedAsync(method, key, query, [], ReadOnlyMemory<byte>.Empty, null, what, bound.Token).ConfigureAwait(false))
             {
             }
         }
-        catch (Exception ex) when (ex is ExchangeException or HttpRequestException or IOException)
+        catch (Exception ex) when (ex is ExchangeException or HttpRequestException or IOException or OperationCanceledException)
         {
         }
     }

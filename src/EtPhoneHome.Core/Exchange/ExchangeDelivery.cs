@@ -106,6 +106,12 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
         try
         {
             var fetched = await InvokeAsync(target, ExchangeMethods.Fetch, parameters, ExchangeJson.Default.ExchangeFetchParams, ExchangeJson.Default.ExchangeFetchResult, ct).ConfigureAwait(false);
+            if (fetched.Size < 0 || !IsSha256(fetched.Sha256))
+            {
+                // What an agent claims reaches the history, webhooks and terminals only once it has the shape of an answer.
+                throw new ProtocolException(ProtocolError.Malformed, "the agent's answer has no valid size and SHA-256");
+            }
+
             lease?.Complete(OperationStatus.Succeeded, $"{fetched.Size} bytes{(fetched.Verified ? ", sha256 verified" : "")}");
             return Result(CommandStatus.Succeeded, null, fetched);
         }
@@ -179,6 +185,11 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
         {
             var put = await InvokeAsync(target, ExchangeMethods.Put, new ExchangePutParams { Path = remotePath, Url = upload.UploadUrl.AbsoluteUri },
                 ExchangeJson.Default.ExchangePutParams, ExchangeJson.Default.ExchangePutResult, ct).ConfigureAwait(false);
+            if (put.Size < 0 || !IsSha256(put.Sha256))
+            {
+                throw new ProtocolException(ProtocolError.Malformed, "the agent's answer has no valid size and SHA-256");
+            }
+
             lease?.Complete(OperationStatus.Succeeded, $"{put.Size} bytes, sha256 {put.Sha256[..12]}…");
             return Result(CommandStatus.Succeeded, null, put.Size, put.Sha256);
         }
@@ -206,6 +217,8 @@ public sealed class ExchangeDelivery(ExchangeClient exchange)
             throw new TimeoutException($"no answer within {TransferTimeout.TotalMinutes:0} min");
         }
     }
+
+    private static bool IsSha256(string? value) => value is { Length: 64 } && value.All(char.IsAsciiHexDigit);
 
     private static CommandStatus? Classify(Exception ex, CancellationToken ct) => ex switch
     {

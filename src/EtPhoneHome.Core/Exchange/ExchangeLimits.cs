@@ -67,9 +67,11 @@ public static partial class TransferNames
     public static string CheckFileName(string fileName)
     {
         var name = Path.GetFileName(fileName ?? "");
-        if (name.Length is 0 or > 200 || name is "." or ".." || name.Any(c => char.IsControl(c) || c is '/' or '\\'))
+        // ':' names a stream on Windows; format characters (bidi overrides…) make a name read as another.
+        if (name.Length is 0 or > 200 || name is "." or ".." || name.Any(c => char.IsControl(c) || c is '/' or '\\' or ':'
+            || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format))
         {
-            throw new ArgumentException($"filename '{fileName}' is not valid: a file name of 1 to 200 characters without directories");
+            throw new ArgumentException($"filename '{Text.UntrustedText.ForTerminal(fileName, 200)}' is not valid: a file name of 1 to 200 characters without directories, ':' or format characters");
         }
 
         return name;

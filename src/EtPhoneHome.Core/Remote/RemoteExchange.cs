@@ -12,7 +12,7 @@ namespace EtPhoneHome.Core.Remote;
 /// credentials and signs; this side receives presigned, time-limited URLs and moves the bytes straight to and from the
 /// bucket (they never pass through the server). Uploads are read once and hashed as they are read, as on the server host.
 /// </summary>
-public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null)
+public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null) : IExchangeOperations
 {
     private static readonly HttpClient SharedHttp = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
     {
@@ -26,6 +26,21 @@ public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null)
 
     /// <summary>Ranges in flight at once on a download.</summary>
     public int DownloadParallelism { get; init; } = 4;
+
+    /// <summary>The clients the server finds for <paramref name="names"/>; a name it does not know refuses (NOT_FOUND naming it).</summary>
+    public async Task<IReadOnlyList<FleetTarget>> ResolveClientsAsync(IReadOnlyList<string> names, CancellationToken ct)
+    {
+        var lookup = await op.SearchAsync(new ClientQuery { Names = names.Distinct(StringComparer.OrdinalIgnoreCase).ToList() }, ct).ConfigureAwait(false);
+        if (lookup.NotFound.Count > 0)
+        {
+            throw new UnknownClientsException(lookup.NotFound);
+        }
+
+        return [.. lookup.Clients.Select(c => new FleetTarget(c.Uuid, c.DisplayName, null))];
+    }
+
+    public IAsyncEnumerable<ExchangeDeliveryResult> DeliverAsync(IReadOnlyList<string> clients, string transferId, string remotePath, int throttleLimit, CancellationToken ct) =>
+        DeliverAsync(new TargetSelection { Clients = clients }, transferId, remotePath, throttleLimit, null, ct);
 
     public async Task<IReadOnlyList<ExchangeObject>> ListAsync(string? sourceClient, string? destClient, CancellationToken ct) =>
         OperatorOperations.FromElement<List<ExchangeObject>>(await op.InvokeAsync(OperatorOperations.ExchangeList,
@@ -80,11 +95,10 @@ public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null)
             DestClient = destClient,
             ExpiresHours = expiresHours,
         }, ct).ConfigureAwait(false));
-        CheckPlan(plan, size);
-
         (string Sha256, string[] ETags) sent;
         try
         {
+            CheckPlan(plan, size);
             if (!plan.Multipart)
             {
                 if (whole is null || sha is null)
@@ -143,15 +157,36 @@ public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null)
             Url = url?.AbsoluteUri,
             AllowAnyHost = allowAnyHost,
         }, ct).ConfigureAwait(false));
-        var source = ServerUrl(ticket.Url, "download");
-        if (expectedSha256 is not null && ticket.Sha256 is not null && !string.Equals(expectedSha256, ticket.Sha256, StringComparison.OrdinalIgnoreCase))
+        // What the server says is used only for what it is asked: a URL of its own for a transfer id, a hash of the
+        // transfer asked for. The name written here comes from this side (the id asked for, or the operator's own URL),
+        // and a URL the operator gave is fetched as given.
+        Uri source;
+        string? id;
+        if (url is null)
         {
-            throw new ChecksumMismatchException(expectedSha256.ToLowerInvariant(), ticket.Sha256, destination);
+            if (!string.Equals(ticket.TransferId, transferId, StringComparison.Ordinal))
+            {
+                throw new ProtocolException(ProtocolError.Malformed, "the server answered for another transfer than the one asked for");
+            }
+
+            source = ServerUrl(ticket.Url, "download");
+            id = transferId;
+        }
+        else
+        {
+            source = url;
+            id = TransferIdOf(url);
         }
 
-        var target = ExchangeClient.DownloadTarget(destination, ticket.TransferId, source);
-        return await ExchangeClient.FetchAsync(_http, source, target, ticket.TransferId, expectedSha256 ?? ticket.Sha256,
-            ticket.PartSize ?? 16 * 1024 * 1024, DownloadParallelism, progress, ct).ConfigureAwait(false);
+        var sha = ticket.TransferId is not null && string.Equals(ticket.TransferId, id, StringComparison.Ordinal) && ticket.Sha256 is { Length: 64 } recorded ? recorded : null;
+        if (expectedSha256 is not null && sha is not null && !string.Equals(expectedSha256, sha, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ChecksumMismatchException(expectedSha256.ToLowerInvariant(), sha, destination);
+        }
+
+        var target = ExchangeClient.DownloadTarget(destination, id, source);
+        var partSize = ticket.PartSize is >= RangedDownloadOptions.MinPartSize and <= RangedDownloadOptions.MaxPartSize ? ticket.PartSize.Value : 16 * 1024 * 1024;
+        return await ExchangeClient.FetchAsync(_http, source, target, id, expectedSha256 ?? sha, partSize, DownloadParallelism, progress, ct).ConfigureAwait(false);
     }
 
     /// <summary>Has <paramref name="client"/>'s agent upload <paramref name="remotePath"/> into the bucket, then downloads it here, verified against the agent's hash.</summary>
@@ -204,19 +239,44 @@ public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null)
         return urls.Urls.Select(u => ServerUrl(u, "part upload")).ToList();
     }
 
+    /// <summary>The transfer id a path-style URL of a transfer ends with (<c>…/transfers/&lt;source&gt;/&lt;id&gt;</c>), or null.</summary>
+    private static string? TransferIdOf(Uri url)
+    {
+        var segments = Uri.UnescapeDataString(url.AbsolutePath).Split('/');
+        if (segments.Length < 3 || segments[^3] != ExchangeLimits.Prefix.TrimEnd('/'))
+        {
+            return null;
+        }
+
+        try
+        {
+            return TransferNames.SourceOf(segments[^1]) == segments[^2] && TransferNames.FileNameOf(segments[^1]) is not null ? segments[^1] : null;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>A URL the server handed out: absolute http(s) only (the bytes of a file go nowhere else).</summary>
     private static Uri ServerUrl(string text, string what) =>
         Uri.TryCreate(text, UriKind.Absolute, out var url) && url.Scheme is "https" or "http"
             ? url
             : throw new ProtocolException(ProtocolError.Malformed, $"the server's {what} URL is not an absolute http(s) URL");
 
+    /// <summary>Largest part a server may plan (each part in flight is held in memory here).</summary>
+    public const int MaxPlannedPartSize = 256 * 1024 * 1024;
+
     private static void CheckPlan(ExchangeUploadPlan plan, long size)
     {
         var fits = plan.Multipart
-            ? plan.PartSize >= 5 * 1024 * 1024 && plan.PartCount is >= 1 and <= ExchangeClient.MaxParts && (long)plan.PartSize * plan.PartCount >= size
+            ? plan.PartSize is >= 5 * 1024 * 1024 and <= MaxPlannedPartSize && plan.PartCount is >= 1 and <= ExchangeClient.MaxParts && (long)plan.PartSize * plan.PartCount >= size
                 && (long)plan.PartSize * (plan.PartCount - 1) < Math.Max(size, 1)
             : plan.PartCount == 1 && plan.PartSize == size;
-        if (!fits || string.IsNullOrEmpty(plan.TransferId))
+        // Only the object's metadata and the create-only condition may be asked of a PUT (never an authorization or a host).
+        var headersFit = plan.Headers.All(h => (h.Key.StartsWith("x-amz-meta-", StringComparison.Ordinal) || h.Key == "if-none-match")
+            && h.Key.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_') && h.Value.All(c => c is >= ' ' and <= '~'));
+        if (!fits || !headersFit || string.IsNullOrEmpty(plan.TransferId))
         {
             throw new ProtocolException(ProtocolError.Malformed, $"the server's upload plan does not fit a file of {size} bytes");
         }

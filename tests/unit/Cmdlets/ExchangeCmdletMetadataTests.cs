@@ -100,4 +100,21 @@ public sealed class ExchangeCmdletMetadataTests
 
         Assert.DoesNotContain(exposed, t => t.Namespace?.StartsWith("Amazon", StringComparison.Ordinal) == true);
     }
+
+    [Fact]
+    public void WhatABucketOrAServerSays_ReachesTheTerminal_WithoutItsControlCharacters()
+    {
+        // Keys and metadata are written by whoever held an upload URL; a server connection supplies the rest.
+        var listed = new EphExchangeFile(new EtPhoneHome.Core.Exchange.ExchangeObject("transfers/server/x\u001b]0;owned\u0007", "x\u001b[2J", "server", 5, null,
+            new Dictionary<string, string> { ["filename"] = "\u001b[31mred", ["dest_client"] = "d\u009b1m", ["note\u001b"] = "v\r\nw" }));
+        var texts = new[] { listed.Key, listed.TransferId, listed.FileName!, listed.DestinationClient! }
+            .Concat(listed.Metadata.Keys.Cast<string>()).Concat(listed.Metadata.Values.Cast<string>());
+
+        foreach (var text in texts)
+        {
+            Assert.DoesNotContain(text, char.IsControl);
+        }
+
+        Assert.Contains("red", listed.FileName, StringComparison.Ordinal);
+    }
 }

@@ -236,6 +236,7 @@ public sealed class RemoteCmdletTests : IAsyncLifetime
         "Get-EphFileContent", "Set-EphFileContent", "Get-EphChildItem", "Get-EphRateLimitStats", "Get-EphWebhookDelivery", "Send-EphWebhookDelivery",
         "Get-EphOperator", "Add-EphOperator", "Set-EphOperator", "Remove-EphOperator",
         "Get-EphConfiguration", "Connect-EphServer", "Disconnect-EphServer", "Get-EphServerConnection", "Remove-EphServerHostKey",
+        "Send-EphExchangeFile", "Receive-EphExchangeFile", "Get-EphExchangeFile", "Remove-EphExchangeFile", "New-EphExchangeUploadUrl", "Initialize-EphExchange",
     ];
 
     [Fact]

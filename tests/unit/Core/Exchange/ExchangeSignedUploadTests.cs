@@ -133,6 +133,85 @@ public sealed class ExchangeSignedUploadTests(S3ServersFixture s3) : IClassFixtu
         Assert.Equal(bytes, File.ReadAllBytes(target));
     }
 
+    [Theory]
+    [InlineData(1000)]
+    [InlineData(11 * 1024 * 1024)]
+    public async Task TwoUploadsOfOneNameInOneSecond_AreTwoTransfers_NeitherReplacesTheOther(int size)
+    {
+        // The clock stands still: both uploads would get the same <source>_<second>_<name> id.
+        var clock = new ManualTime(DateTimeOffset.UtcNow);
+        using var client = new ExchangeClient(s3.Strict.Settings, options: Small, time: clock);
+        var one = Path.Combine(Directory.CreateDirectory(Path.Combine(_work.FullName, "one")).FullName, "same.bin");
+        var two = Path.Combine(Directory.CreateDirectory(Path.Combine(_work.FullName, "two")).FullName, "same.bin");
+        File.WriteAllBytes(one, Enumerable.Repeat((byte)1, size).ToArray());
+        File.WriteAllBytes(two, Enumerable.Repeat((byte)2, size).ToArray());
+
+        var first = await client.UploadAsync(one);
+        var second = await client.UploadAsync(two);
+        var open = await Task.WhenAll(
+            client.StartStagedUploadAsync("same.bin", 3, new string('a', 64), null, 1, ExchangeLimits.ServerSource),
+            client.StartStagedUploadAsync("same.bin", 3, new string('a', 64), null, 1, ExchangeLimits.ServerSource));
+
+        Assert.Equal(4, new[] { first.TransferId, second.TransferId, open[0].TransferId, open[1].TransferId }.Distinct().Count());
+        foreach (var (upload, source) in new[] { (first, one), (second, two) })
+        {
+            var back = Path.Combine(_work.FullName, "back-" + Guid.NewGuid().ToString("N"));
+            Assert.True((await client.DownloadAsync(upload.TransferId, back)).Verified);
+            Assert.Equal(File.ReadAllBytes(source), File.ReadAllBytes(back));
+        }
+
+        foreach (var staged in open)
+        {
+            await client.AbortStagedUploadAsync(staged, null, cancelled: true);
+        }
+    }
+
+    [Fact]
+    public async Task AnUploadCompletedAfterItsTransferExpired_HandsOutNothing_AndSaysWhy()
+    {
+        // Lenient endpoint: the test's clock runs ahead of the endpoint's, which a signature-checking one would refuse.
+        var clock = new ManualTime(DateTimeOffset.UtcNow);
+        using var data = new TempData();
+        using var registry = SqliteRegistry.Open(data.Dir);
+        using var client = new ExchangeClient(s3.Lenient.Settings, new OperationGuard(registry, new OperatorContext("tester", Surfaces.Cli)), Small, time: clock);
+        var bytes = Encoding.UTF8.GetBytes("late");
+        var sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes)).ToLowerInvariant();
+        var staged = await client.StartStagedUploadAsync("late.txt", bytes.Length, sha, null, 1, ExchangeLimits.ServerSource);
+        using (var http = new HttpClient())
+        {
+            using var put = new HttpRequestMessage(HttpMethod.Put, client.PresignStagedPart(staged, 1)) { Content = new ByteArrayContent(bytes) };
+            foreach (var (name, value) in staged.Headers)
+            {
+                put.Headers.TryAddWithoutValidation(name, value);
+            }
+
+            (await http.SendAsync(put)).EnsureSuccessStatusCode();
+        }
+
+        clock.Advance(TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
+        var ex = await Assert.ThrowsAsync<ExchangeException>(() => client.CompleteStagedUploadAsync(staged, sha, [], verifyArrival: true));
+
+        // (The removal of what arrived is best effort; with this test's clock an hour ahead the endpoint refuses it, as it
+        // refuses any request dated an hour from now. On a true clock it goes through; the lifecycle rule is the backstop.)
+        Assert.Equal("UploadExpired", ex.ErrorCode);
+        Assert.Contains("expired", ex.Message, StringComparison.Ordinal);
+        var recorded = Assert.Single(registry.ListAudit(limit: 10), a => a.Operation == "exchange_upload");
+        Assert.Equal("failed", recorded.Status);
+        Assert.Contains("UploadExpired", recorded.Detail ?? "", StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("report:stream.txt")]
+    [InlineData("invoice\u202Etxt.exe")]
+    [InlineData("a\u0007b")]
+    public void AFileNameWithAStreamSeparatorOrFormatCharacters_IsRefused(string escaped)
+    {
+        var name = System.Text.RegularExpressions.Regex.Unescape(escaped);
+        var refused = Assert.Throws<ArgumentException>(() => TransferNames.CheckFileName(name));
+        Assert.DoesNotContain('\u202E', refused.Message);
+        Assert.DoesNotContain('\u0007', refused.Message);
+    }
+
     private sealed class ErrorInsideOk() : DelegatingHandler(new SocketsHttpHandler())
     {
         public HttpStatusCode? AbortAnswer { get; private set; }
