@@ -14,7 +14,7 @@ internal static class RemoteOnly
     /// <summary>The answer of a tool that has no operation in the server's operator service.</summary>
     public static ToolFailure NotAvailable() => new(ToolErrorCodes.NotAvailableRemotely,
         "this tool is not available through a server's operator service (eph-server mcp --server); it runs only on the server host",
-        "Use the tools that are available remotely (clients, commands, files, metrics, rate limits, history, keys), or run eph-server mcp on the server host.");
+        "Use the tools that are available remotely (clients, commands, files, metrics, rate limits, history, keys, exchange), or run eph-server mcp on the server host.");
 
     /// <summary>A server error as a tool failure: FORBIDDEN names the role needed, NOT_FOUND is CLIENT_NOT_FOUND.</summary>
     public static ToolFailure Failure(OperatorRemoteException ex) => ex.Code switch

@@ -32,6 +32,7 @@ internal static class RemoteCli
         "clients", "exec", "upload", "download", "metrics", "status", "history", "keys", "approve", "revoke", "set", "remove",
         "read", "write", "ls", "limits", "webhooks", "webhooks resend",
         "operators list", "operators add", "operators remove", "operators set-role",
+        "exchange upload", "exchange download", "exchange list", "exchange delete", "exchange upload-url", "exchange init",
     };
 
     /// <summary>Verbs that are about the workstation's own profile and handle --server themselves.</summary>
@@ -186,6 +187,7 @@ internal static class RemoteCli
                 await error.WriteLineAsync($"eph-server {verb}: refused by the server: {message}{(message.Contains("role", StringComparison.Ordinal) ? "" : needs)}; nothing was changed").ConfigureAwait(false);
                 return Forbidden;
             case OperatorErrorCodes.NotFound:
+            case OperatorErrorCodes.NotConfigured:
                 await error.WriteLineAsync($"eph-server {verb}: {message}").ConfigureAwait(false);
                 return OperatorVerbs.UsageError;
             case OperatorErrorCodes.InvalidArgument:
@@ -219,6 +221,9 @@ internal static class RemoteCli
 
             case "exec":
                 return await ExecAsync(pr, server, json, output, error, ct).ConfigureAwait(false);
+
+            case { } exchange when exchange.StartsWith("exchange ", StringComparison.Ordinal):
+                return await ExchangeVerbs.RunRemoteAsync(pr, await server.GetAsync(ct).ConfigureAwait(false), ct).ConfigureAwait(false);
 
             case "metrics":
             {

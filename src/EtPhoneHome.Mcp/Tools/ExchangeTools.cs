@@ -33,7 +33,9 @@ public sealed class ExchangeTools(McpFleet fleet)
         CancellationToken cancellationToken = default)
     {
         var hours = ToolArguments.Range("expires_hours", expires_hours, ToolArguments.MinExpiresHours, ToolArguments.MaxExpiresHours, ExchangeLimits.DefaultExpiresHours);
-        var dest = ToolArguments.OptionalId("dest_client", dest_client) is { } d ? ClientResolver.Find(fleet.Registry.Clients, d) : null;
+        var dest = ToolArguments.OptionalId("dest_client", dest_client) is { } d
+            ? fleet.Remote is { } server ? await RemoteOnly.FindAsync(server, d, cancellationToken).ConfigureAwait(false) : ClientResolver.Find(fleet.Registry.Clients, d)
+            : null;
         var path = fleet.LocalPaths.Resolve("local_path", local_path);
         if (!File.Exists(path))
         {
@@ -49,8 +51,7 @@ public sealed class ExchangeTools(McpFleet fleet)
             throw ToolFailure.Invalid("local_path", invalid.Message);
         }
 
-        using var exchange = Open();
-        var upload = await Call(() => exchange.UploadAsync(path, dest?.Uuid, hours, ExchangeLimits.ServerSource, null, cancellationToken), "upload").ConfigureAwait(false);
+        var upload = await Call(ops => ops.UploadAsync(path, dest?.Uuid, hours, null, cancellationToken), "upload", cancellationToken).ConfigureAwait(false);
         return new ExchangeUploaded(
             upload.TransferId,
             upload.DownloadUrl.AbsoluteUri,
@@ -76,21 +77,23 @@ public sealed class ExchangeTools(McpFleet fleet)
         }
 
         var target = fleet.LocalPaths.Resolve("local_path", local_path);
-        using var exchange = Open();
-        try
+        if (fleet.Remote is null)
         {
-            exchange.CheckHost(url, allowAnyHost: false);
-        }
-        catch (ExchangeHostNotAllowedException)
-        {
-            var endpoint = exchange.Settings.Endpoint;
-            throw new ToolFailure(ToolErrorCodes.UrlNotAllowed,
-                $"download_url {url.Scheme}://{url.Authority} is not the exchange endpoint {endpoint.Scheme}://{endpoint.Authority}; exchange_download fetches only from the configured endpoint",
-                "Use a download_url from exchange_upload or exchange_list's transfers; to fetch other URLs onto a client use run_command with curl.");
+            // On the server host the endpoint is known here; through a server, the server checks it (the same answer).
+            using var exchange = Open();
+            try
+            {
+                exchange.CheckHost(url, allowAnyHost: false);
+            }
+            catch (ExchangeHostNotAllowedException)
+            {
+                var endpoint = exchange.Settings.Endpoint;
+                throw UrlNotAllowed($"download_url {url.Scheme}://{url.Authority} is not the exchange endpoint {endpoint.Scheme}://{endpoint.Authority}; exchange_download fetches only from the configured endpoint");
+            }
         }
 
         Directory.CreateDirectory(fleet.LocalPaths.Roots.Contains(target, StringComparer.Ordinal) ? target : Path.GetDirectoryName(target)!);
-        var download = await Call(() => exchange.DownloadUrlAsync(url, target, allowAnyHost: false, expectedSha256: null, progress: null, cancellationToken), "download").ConfigureAwait(false);
+        var download = await Call(ops => ops.DownloadAsync(null, url, target, allowAnyHost: false, expectedSha256: null, progress: null, cancellationToken), "download", cancellationToken).ConfigureAwait(false);
         return new ExchangeDownloaded(download.LocalPath, download.Size, download.Sha256, download.Verified, download.Resumed ? true : null, download.TransferId);
     }
 
@@ -105,8 +108,7 @@ public sealed class ExchangeTools(McpFleet fleet)
         var max = ToolArguments.Range("limit", limit, 1, ToolArguments.MaxListLimit, ToolArguments.DefaultListLimit);
         var source = Participant("client_id", client_id);
         var dest = Participant("dest_client", dest_client);
-        using var exchange = Open();
-        var items = await Call(() => exchange.ListAsync(source, dest, includeMetadata: true, cancellationToken), "listing").ConfigureAwait(false);
+        var items = await Call(ops => ops.ListAsync(source, dest, cancellationToken), "listing", cancellationToken).ConfigureAwait(false);
         var shown = items.OrderByDescending(i => i.LastModified).ThenBy(i => i.Key, StringComparer.Ordinal).Take(max).Select(i => new ExchangeTransfer(
             i.Key,
             i.TransferId,
@@ -129,18 +131,20 @@ public sealed class ExchangeTools(McpFleet fleet)
     {
         var id = ToolArguments.Required("transfer_id", transfer_id, MaxTransferIdLength).Trim();
         var source = Participant("source_client", ToolArguments.Required("source_client", source_client, ToolArguments.MaxIdLength))!;
-        string key;
-        try
+        if (fleet.Remote is null)
         {
-            key = TransferNames.Key(source, id);
-        }
-        catch (ArgumentException invalid)
-        {
-            throw ToolFailure.Invalid("transfer_id", invalid.Message);
+            try
+            {
+                TransferNames.Key(source, id);
+            }
+            catch (ArgumentException invalid)
+            {
+                throw ToolFailure.Invalid("transfer_id", invalid.Message);
+            }
         }
 
-        using var exchange = Open();
-        var result = await Call(() => exchange.DeleteAsync(id, source, cancellationToken), "delete").ConfigureAwait(false);
+        var result = await Call(ops => ops.DeleteAsync(id, source, cancellationToken), "delete", cancellationToken).ConfigureAwait(false);
+        var key = result.Key;
         return new ExchangeDeleted(
             result.Key,
             result.Deleted,
@@ -148,13 +152,16 @@ public sealed class ExchangeTools(McpFleet fleet)
             result.Deleted ? $"Deleted {key}" : $"No transfer {key}; nothing was deleted (it may have expired or been deleted already)");
     }
 
-    /// <summary>"server", a registered client's uuid, or a literal id that is safe in a key (a transfer may outlive its client).</summary>
+    /// <summary>
+    /// "server", a registered client's uuid, or a literal id that is safe in a key (a transfer may outlive its client);
+    /// through a server, the name as given (the server resolves it in its registry).
+    /// </summary>
     private string? Participant(string parameter, string? value)
     {
         var id = ToolArguments.OptionalId(parameter, value);
-        if (id is null)
+        if (id is null || fleet.Remote is not null)
         {
-            return null;
+            return id;
         }
 
         try
@@ -190,12 +197,41 @@ public sealed class ExchangeTools(McpFleet fleet)
         return new ExchangeClient(settings, fleet.Guard, fleet.ExchangeOptions);
     }
 
-    /// <summary>Runs one exchange call and turns its faults into tool failures (the history already has them).</summary>
-    private async Task<T> Call<T>(Func<Task<T>> call, string what)
+    private static ToolFailure UrlNotAllowed(string message) => new(ToolErrorCodes.UrlNotAllowed, message,
+        "Use a download_url from exchange_upload or exchange_list's transfers; to fetch other URLs onto a client use run_command with curl.");
+
+    /// <summary>
+    /// Runs one exchange call — with the bucket's credentials on the server host, or through the server's operator service
+    /// (<c>eph-server mcp --server</c>: the server signs, the bytes go straight between this machine and the bucket) — and
+    /// turns its faults into tool failures (the history already has them).
+    /// </summary>
+    private async Task<T> Call<T>(Func<IExchangeOperations, Task<T>> call, string what, CancellationToken ct)
     {
         try
         {
-            return await call().ConfigureAwait(false);
+            if (fleet.Remote is { } server)
+            {
+                return await call(new Core.Remote.RemoteExchange(await server.GetAsync(ct).ConfigureAwait(false))).ConfigureAwait(false);
+            }
+
+            using var exchange = Open();
+            return await call(new LocalExchangeOperations(fleet.Registry, exchange)).ConfigureAwait(false);
+        }
+        catch (Core.Remote.OperatorRemoteException remote) when (remote.Code == OperatorErrorCodes.NotConfigured)
+        {
+            throw new ToolFailure(ToolErrorCodes.R2NotConfigured, remote.Message, "The server's hub needs the ETPHONEHOME_R2_* variables in its environment; ask its admin.");
+        }
+        catch (Core.Remote.OperatorRemoteException remote) when (remote.Code == OperatorErrorCodes.InvalidArgument && remote.Error.Field == "url")
+        {
+            throw UrlNotAllowed(remote.Message);
+        }
+        catch (Core.Remote.OperatorRemoteException remote) when (remote.Code == OperatorErrorCodes.NotFound && remote.Error.Names is not { Count: > 0 })
+        {
+            throw new ToolFailure(ToolErrorCodes.TransferFailed, remote.Message, "The transfer no longer exists (deleted, or expired 48 hours after upload); check exchange_list.");
+        }
+        catch (Core.Remote.OperatorRemoteException remote) when (remote.Code == OperatorErrorCodes.Failed)
+        {
+            throw new ToolFailure(ToolErrorCodes.TransferFailed, remote.Message, "Check that the exchange endpoint is reachable from here and from the server, then try again.");
         }
         catch (RateLimitExceededException refused)
         {

@@ -43,7 +43,7 @@ internal static class ExchangeVerbs
         var remote = new Option<string?>("--remote-path") { Description = "Have each destination agent fetch the file into this absolute path (inside its allowed paths)." };
         var expires = ExpiresOption();
         var cmd = new Command("upload", "Upload a file (exchange_upload); with --remote-path the destination agents fetch it, verified.") { data, dest, remote, expires, json, path };
-        cmd.SetAction((pr, ct) => RunAsync(pr, data, "upload", async (registry, exchange, output) =>
+        return Verb(cmd, data, "upload", async (pr, ops, output, ct) =>
         {
             var clients = pr.GetValue(dest) ?? [];
             var remotePath = pr.GetValue(remote);
@@ -52,8 +52,9 @@ internal static class ExchangeVerbs
                 throw new ArgumentException("--remote-path needs --dest-client");
             }
 
-            var targets = Targets(registry, clients);
-            var upload = await exchange.UploadAsync(Path.GetFullPath(pr.GetValue(path)!), targets.Count == 1 ? targets[0].Uuid : null, pr.GetValue(expires), ExchangeLimits.ServerSource, null, ct).ConfigureAwait(false);
+            // Every name is checked before anything is uploaded.
+            var targets = clients.Length == 0 ? [] : await ops.ResolveClientsAsync(clients, ct).ConfigureAwait(false);
+            var upload = await ops.UploadAsync(Path.GetFullPath(pr.GetValue(path)!), targets.Count == 1 ? targets[0].Uuid : null, pr.GetValue(expires), null, ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), UploadRow.From(upload), Json.UploadRow,
                 $"transfer_id  {upload.TransferId}\nsize         {upload.Size}\nsha256       {upload.Sha256}\nexpires_at   {OperatorRows.Time(upload.ExpiresAt)}\ndownload_url {upload.DownloadUrl.AbsoluteUri}").ConfigureAwait(false);
             if (remotePath is null)
@@ -62,7 +63,7 @@ internal static class ExchangeVerbs
             }
 
             var failures = 0;
-            await foreach (var result in new ExchangeDelivery(exchange).DeliverAsync(targets, upload.TransferId, remotePath, 16, ct).ConfigureAwait(false))
+            await foreach (var result in ops.DeliverAsync([.. targets.Select(t => t.Uuid)], upload.TransferId, remotePath, 16, ct).ConfigureAwait(false))
             {
                 failures += result.Status == CommandStatus.Succeeded ? 0 : 1;
                 await WriteAsync(output, pr.GetValue(json), ExchangeDeliveryRow.From(result), Json.ExchangeDeliveryRow,
@@ -70,8 +71,7 @@ internal static class ExchangeVerbs
             }
 
             return failures == 0 ? 0 : 1;
-        }, ct));
-        return cmd;
+        });
     }
 
     private static Command DownloadCommand()
@@ -101,26 +101,22 @@ internal static class ExchangeVerbs
                 r.AddError("--client and --remote-path go together");
             }
         });
-        cmd.SetAction((pr, ct) => RunAsync(pr, data, "download", async (registry, exchange, output) =>
+        return Verb(cmd, data, "download", async (pr, ops, output, ct) =>
         {
             var target = Path.GetFullPath(pr.GetValue(destination)!);
             if (pr.GetValue(client) is { } name)
             {
-                var targets = Targets(registry, [name]);
-                var result = await new ExchangeDelivery(exchange).CollectAsync(targets[0], pr.GetValue(remote)!, target, ct).ConfigureAwait(false);
+                var result = await ops.CollectAsync(name, pr.GetValue(remote)!, target, ct).ConfigureAwait(false);
                 await WriteAsync(output, pr.GetValue(json), ExchangeDeliveryRow.From(result), Json.ExchangeDeliveryRow,
                     $"{UntrustedText.ForTerminal(result.DisplayName)}: {result.Status} {result.LocalPath}{(result.Error is null ? "" : " — " + UntrustedText.ForTerminal(result.Error))}").ConfigureAwait(false);
                 return result.Status == CommandStatus.Succeeded ? 0 : 1;
             }
 
-            var download = pr.GetValue(url) is { } text
-                ? await exchange.DownloadUrlAsync(new Uri(text), target, pr.GetValue(anyHost), pr.GetValue(sha), null, ct).ConfigureAwait(false)
-                : await exchange.DownloadAsync(pr.GetValue(transfer)!, target, pr.GetValue(sha), null, ct).ConfigureAwait(false);
+            var download = await ops.DownloadAsync(pr.GetValue(transfer), pr.GetValue(url) is { } text ? new Uri(text) : null, target, pr.GetValue(anyHost), pr.GetValue(sha), null, ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), DownloadRow.From(download), Json.DownloadRow,
                 $"{download.LocalPath}: {download.Size} bytes, sha256 {download.Sha256}{(download.Verified ? " (verified)" : " (no checksum to verify)")}{(download.Resumed ? ", resumed" : "")}").ConfigureAwait(false);
             return 0;
-        }, ct));
-        return cmd;
+        });
     }
 
     private static Command ListCommand()
@@ -130,11 +126,9 @@ internal static class ExchangeVerbs
         var source = new Option<string?>("--source-client") { Description = "Only transfers uploaded by this client (uuid, display name or 'server')." };
         var dest = new Option<string?>("--dest-client") { Description = "Only transfers addressed to this client." };
         var cmd = new Command("list", "List pending transfers (exchange_list), every page, with their metadata.") { data, source, dest, json };
-        cmd.SetAction((pr, ct) => RunAsync(pr, data, "list", async (registry, exchange, output) =>
+        return Verb(cmd, data, "list", async (pr, ops, output, ct) =>
         {
-            var s = pr.GetValue(source) is { } sv ? ExchangeParticipants.Resolve(registry.Clients, sv, "source_client") : null;
-            var d = pr.GetValue(dest) is { } dv ? ExchangeParticipants.Resolve(registry.Clients, dv, "dest_client") : null;
-            var items = await exchange.ListAsync(s, d, includeMetadata: true, ct).ConfigureAwait(false);
+            var items = await ops.ListAsync(pr.GetValue(source), pr.GetValue(dest), ct).ConfigureAwait(false);
             if (pr.GetValue(json))
             {
                 foreach (var item in items)
@@ -150,8 +144,7 @@ internal static class ExchangeVerbs
             }
 
             return 0;
-        }, ct));
-        return cmd;
+        });
     }
 
     private static Command DeleteCommand()
@@ -161,14 +154,13 @@ internal static class ExchangeVerbs
         var transfer = new Argument<string>("transfer-id") { Description = "Transfer id." };
         var source = new Option<string>("--source-client") { Description = "Client uuid (or 'server') that uploaded it.", Required = true };
         var cmd = new Command("delete", "Delete a transfer (exchange_delete); reports deleted=false when none existed (exit 3).") { data, source, json, transfer };
-        cmd.SetAction((pr, ct) => RunAsync(pr, data, "delete", async (registry, exchange, output) =>
+        return Verb(cmd, data, "delete", async (pr, ops, output, ct) =>
         {
-            var result = await exchange.DeleteAsync(pr.GetValue(transfer)!, ExchangeParticipants.Resolve(registry.Clients, pr.GetValue(source)!, "source_client"), ct).ConfigureAwait(false);
+            var result = await ops.DeleteAsync(pr.GetValue(transfer)!, pr.GetValue(source)!, ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), new DeleteRow(result.Key, result.TransferId, result.Deleted), Json.DeleteRow,
                 result.Deleted ? $"deleted {result.Key}" : $"no such transfer: {result.Key} (nothing deleted)").ConfigureAwait(false);
             return result.Deleted ? 0 : 3;
-        }, ct));
-        return cmd;
+        });
     }
 
     private static Command UploadUrlCommand()
@@ -179,14 +171,13 @@ internal static class ExchangeVerbs
         var file = new Option<string>("--filename") { Description = "File name the transfer id carries.", Required = true };
         var expires = ExpiresOption();
         var cmd = new Command("upload-url", "Create a presigned PUT URL for a client → server upload: `curl -T FILE URL` on the client.") { data, source, file, expires, json };
-        cmd.SetAction((pr, ct) => RunAsync(pr, data, "upload-url", async (registry, exchange, output) =>
+        return Verb(cmd, data, "upload-url", async (pr, ops, output, ct) =>
         {
-            var u = exchange.CreateUploadUrl(ExchangeParticipants.Resolve(registry.Clients, pr.GetValue(source)!, "source_client"), pr.GetValue(file)!, pr.GetValue(expires));
+            var u = await ops.CreateUploadUrlAsync(pr.GetValue(source)!, pr.GetValue(file)!, pr.GetValue(expires), ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), new UploadUrlRow(u.TransferId, u.Key, u.UploadUrl.AbsoluteUri, OperatorRows.Time(u.ExpiresAt), u.SourceClient, u.FileName), Json.UploadUrlRow,
                 $"transfer_id {u.TransferId}\nexpires_at  {OperatorRows.Time(u.ExpiresAt)}\ncurl -T {SingleQuoted(u.FileName)} {SingleQuoted(u.UploadUrl.AbsoluteUri)}").ConfigureAwait(false);
             return 0;
-        }, ct));
-        return cmd;
+        });
     }
 
     private static Command InitCommand()
@@ -195,9 +186,9 @@ internal static class ExchangeVerbs
         var json = CommonOptions.Json;
         var show = new Option<bool>("--show") { Description = "Only show the current lifecycle rules." };
         var cmd = new Command("init", $"Install the lifecycle rule deleting {ExchangeLimits.Prefix} after {ExchangeLimits.LifecycleDays} days (48 h), then show the rules.") { data, show, json };
-        cmd.SetAction((pr, ct) => RunAsync(pr, data, "init", async (registry, exchange, output) =>
+        return Verb(cmd, data, "init", async (pr, ops, output, ct) =>
         {
-            var rules = pr.GetValue(show) ? await exchange.GetLifecycleAsync(ct).ConfigureAwait(false) : await exchange.InitializeAsync(ct).ConfigureAwait(false);
+            var rules = await ops.LifecycleAsync(!pr.GetValue(show), ct).ConfigureAwait(false);
             foreach (var r in rules)
             {
                 await WriteAsync(output, pr.GetValue(json), new RuleRow(r.Id, r.Prefix, r.ExpirationDays, r.Enabled), Json.RuleRow,
@@ -205,24 +196,7 @@ internal static class ExchangeVerbs
             }
 
             return 0;
-        }, ct));
-        return cmd;
-    }
-
-    private static IReadOnlyList<FleetTarget> Targets(RegistryStores registry, IReadOnlyList<string> names)
-    {
-        if (names.Count == 0)
-        {
-            return [];
-        }
-
-        var lookup = ClientQueries.Find(registry.Clients, names: names, ids: null, onlineOnly: false);
-        if (lookup.NotFound.Count > 0)
-        {
-            throw new ArgumentException($"no client matches: {string.Join(", ", lookup.NotFound)}");
-        }
-
-        return FleetTargets.FromClients(registry, lookup.Clients);
+        });
     }
 
     private static async Task WriteAsync<T>(TextWriter output, bool json, T row, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, string text)
@@ -230,24 +204,58 @@ internal static class ExchangeVerbs
         await output.WriteLineAsync(json ? JsonSerializer.Serialize(row, type) : text).ConfigureAwait(false);
     }
 
-    private static async Task<int> RunAsync(ParseResult pr, Option<string?> data, string verb, Func<RegistryStores, ExchangeClient, TextWriter, Task<int>> body, CancellationToken ct)
+    /// <summary>What a verb does with the exchange, wherever it is: on this host or through a server.</summary>
+    private delegate Task<int> Body(ParseResult pr, IExchangeOperations ops, TextWriter output, CancellationToken ct);
+
+    private sealed record Registered(string Verb, Body Body);
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Command, Registered> Bodies = [];
+
+    /// <summary>Gives <paramref name="cmd"/> its action on this host, and keeps its body for <see cref="RunRemoteAsync"/>.</summary>
+    private static Command Verb(Command cmd, Option<string?> data, string verb, Body body)
+    {
+        Bodies.AddOrUpdate(cmd, new Registered(verb, body));
+        cmd.SetAction((pr, ct) => RunAsync(pr, verb, async () =>
+        {
+            using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
+            using var exchange = services.Exchange();
+            return await body(pr, new LocalExchangeOperations(services.Registry, exchange), pr.InvocationConfiguration.Output, ct).ConfigureAwait(false);
+        }, ct));
+        return cmd;
+    }
+
+    /// <summary>
+    /// An exchange verb through a server's operator service (<c>--server</c>): the same body, output and exit codes; the
+    /// server signs with its credentials and the bytes go straight between this machine and the bucket. A refusal of the
+    /// server is left to the caller (<see cref="RemoteCli"/>), which maps it as for every remote verb.
+    /// </summary>
+    internal static Task<int> RunRemoteAsync(ParseResult pr, Core.Remote.RemoteOperator op, CancellationToken ct) =>
+        Bodies.TryGetValue(pr.CommandResult.Command, out var registered)
+            ? RunAsync(pr, registered.Verb, () => registered.Body(pr, new Core.Remote.RemoteExchange(op), pr.InvocationConfiguration.Output, ct), ct)
+            : throw new InvalidOperationException($"{pr.CommandResult.Command.Name} is not an exchange verb");
+
+    private static async Task<int> RunAsync(ParseResult pr, string verb, Func<Task<int>> run, CancellationToken ct)
     {
         var error = pr.InvocationConfiguration.Error;
         try
         {
-            using var services = OperatorVerbs.Services(pr, pr.GetValue(data));
-            using var exchange = services.Exchange();
-            return await body(services.Registry, exchange, pr.InvocationConfiguration.Output).ConfigureAwait(false);
+            return await run().ConfigureAwait(false);
         }
         catch (ExchangeNotConfiguredException ex)
         {
             await error.WriteLineAsync($"eph-server exchange {verb}: {ex.Message}").ConfigureAwait(false);
             return OperatorVerbs.UsageError;
         }
-        catch (Exception ex) when (ex is ArgumentException or ExchangeException or ExchangeHostNotAllowedException or ChecksumMismatchException
-            or HttpTransferException or LocalFileException or IOException or UnauthorizedAccessException or InvalidOperationException or RegistryNotFoundException or UriFormatException)
+        catch (UnknownClientsException ex)
         {
-            await error.WriteLineAsync($"eph-server exchange {verb}: {ex.Message}").ConfigureAwait(false);
+            await error.WriteLineAsync($"eph-server exchange {verb}: {UntrustedText.ForTerminal(ex.Message)}").ConfigureAwait(false);
+            return OperatorVerbs.UsageError;
+        }
+        catch (Exception ex) when (ex is ArgumentException or ExchangeException or ExchangeHostNotAllowedException or ChecksumMismatchException
+            or HttpTransferException or LocalFileException or IOException or UnauthorizedAccessException or InvalidOperationException or RegistryNotFoundException or UriFormatException
+            or ProtocolException)
+        {
+            await error.WriteLineAsync($"eph-server exchange {verb}: {UntrustedText.ForTerminal(ex.Message)}").ConfigureAwait(false);
             return ex is ArgumentException or UriFormatException ? OperatorVerbs.UsageError : 1;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

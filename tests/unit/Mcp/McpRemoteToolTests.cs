@@ -17,7 +17,7 @@ namespace EtPhoneHome.Tests.Unit.Mcp;
 /// real operator service (the hub's, over a socket pair). The same tool names and answers as on the server host; the
 /// server's roles apply; tools with no remote operation answer NOT_AVAILABLE_REMOTELY.
 /// </summary>
-public sealed class McpRemoteToolTests : IAsyncLifetime
+public sealed class McpRemoteToolTests : IAsyncLifetime, IClassFixture<EtPhoneHome.Tests.Unit.Exchange.S3ServersFixture>
 {
     private static readonly HostKey Pinned = HostKey.Parse("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMTPVXin3yReBUrMsx3e6r5tVwi0q6O18ap4D3rqJxPX");
 
@@ -32,8 +32,11 @@ public sealed class McpRemoteToolTests : IAsyncLifetime
     private McpClient _client = null!;
     private Task? _mcpServer;
 
-    public McpRemoteToolTests()
+    private readonly EtPhoneHome.Tests.Unit.Exchange.S3ServersFixture _s3;
+
+    public McpRemoteToolTests(EtPhoneHome.Tests.Unit.Exchange.S3ServersFixture s3)
     {
+        _s3 = s3;
         _fleet.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web");
         _fleet.AddClient("3f2a9c1e-0002", "web-02", true, 40002, "web");
         _fleet.AddClient("9b1c0000-0003", "db-01", false, 0, "db");
@@ -46,6 +49,8 @@ public sealed class McpRemoteToolTests : IAsyncLifetime
         {
             CommandTransport = _ => _transport,
             HostName = "hub-test",
+            // The bucket's credentials are the hub's; the MCP process has none (its own settings throw).
+            ExchangeConnector = guard => new EtPhoneHome.Core.Exchange.ExchangeClient(_s3.Lenient.Settings, guard),
         };
         _serving = service.ServeAsync(new NetworkStream(serverSide, ownsSocket: true), new OperatorIdentity("alice", "SHA256:alice", _role, "10.0.0.5"), _stop.Token);
         var remote = new RemoteServer(ServerAddress.Parse("ops@hub"), Pinned, async ct =>
@@ -164,10 +169,46 @@ public sealed class McpRemoteToolTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AToolWithNoRemoteOperation_SaysSo()
+    public void NothingLocal_IsReachable_ThroughAServer()
     {
-        // The exchange's credentials stay on the server: no remote operation.
-        var error = (await _client.CallAsync("exchange_list")).Error(ToolErrorCodes.NotAvailableRemotely);
-        Assert.Contains("server host", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        // A tool without a remote branch can never fall back to this machine's registry, guard or exchange settings.
+        Assert.Equal(ToolErrorCodes.NotAvailableRemotely, Assert.Throws<ToolFailure>(() => _mcp!.Registry).Code);
+        Assert.Equal(ToolErrorCodes.NotAvailableRemotely, Assert.Throws<ToolFailure>(() => _mcp!.ExchangeSettings()).Code);
+    }
+
+    [Fact]
+    public async Task TheExchangeTools_GoThroughTheServer_TheBytesStraightToTheBucket()
+    {
+        var source = Path.Combine(_dir, "notes.txt");
+        await File.WriteAllTextAsync(source, "from the workstation's agent");
+
+        var upload = (await _client.CallAsync("exchange_upload", new { local_path = source, dest_client = "web-01", expires_hours = 2 })).Ok();
+        var transferId = upload.GetProperty("transfer_id").GetString()!;
+        Assert.Equal("3f2a9c1e-0001", upload.GetProperty("dest_client").GetProperty("uuid").GetString());
+        var listed = (await _client.CallAsync("exchange_list", new { dest_client = "web-01" })).Ok();
+        Assert.Contains(listed.GetProperty("transfers").EnumerateArray(), t => t.GetProperty("transfer_id").GetString() == transferId);
+        var target = Path.Combine(_dir, "back.txt");
+        var download = (await _client.CallAsync("exchange_download", new { download_url = upload.GetProperty("download_url").GetString(), local_path = target })).Ok();
+        Assert.True(download.GetProperty("verified").GetBoolean());
+        Assert.Equal("from the workstation's agent", await File.ReadAllTextAsync(target));
+        (await _client.CallAsync("exchange_download", new { download_url = "http://127.0.0.1:1/elsewhere/x", local_path = Path.Combine(_dir, "x") })).Error(ToolErrorCodes.UrlNotAllowed);
+        Assert.True((await _client.CallAsync("exchange_delete", new { transfer_id = transferId, source_client = "server" })).Ok().GetProperty("deleted").GetBoolean());
+
+        // Recorded on the server, as the operator, through mcp over ssh.
+        Assert.Contains(_fleet.Audit, a => a is { Operation: "exchange_upload", Actor: "alice", Surface: "mcp+ssh", Status: "succeeded" } && a.Uuid == "3f2a9c1e-0001");
+        Assert.Contains(_fleet.Audit, a => a is { Operation: "exchange_delete", Actor: "alice", Status: "succeeded" });
+    }
+
+    [Fact]
+    public async Task AReader_IsRefusedAnUpload_NamingTheRole()
+    {
+        _role = OperatorRole.Reader;
+        var source = Path.Combine(_dir, "r.txt");
+        await File.WriteAllTextAsync(source, "no");
+
+        var refused = (await _client.CallAsync("exchange_upload", new { local_path = source })).Error(ToolErrorCodes.Forbidden);
+
+        Assert.Equal("operator", refused.GetProperty("needs").GetString());
+        Assert.DoesNotContain(_fleet.Audit, a => a.Operation == "exchange_upload");
     }
 }

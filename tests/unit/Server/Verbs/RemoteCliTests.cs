@@ -16,7 +16,7 @@ namespace EtPhoneHome.Tests.Unit.Verbs;
 /// eph-server with --server: the verbs run through a real operator service (the hub's, over a socket pair, in place
 /// of ssh), with the output and exit codes they have on the server host; nothing touches a local registry.
 /// </summary>
-public sealed class RemoteCliTests : IAsyncLifetime
+public sealed class RemoteCliTests : IAsyncLifetime, IClassFixture<EtPhoneHome.Tests.Unit.Exchange.S3ServersFixture>
 {
     private static readonly HostKey Pinned = HostKey.Parse("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMTPVXin3yReBUrMsx3e6r5tVwi0q6O18ap4D3rqJxPX");
 
@@ -33,8 +33,11 @@ public sealed class RemoteCliTests : IAsyncLifetime
     private int _localServices;
     private RemoteRequest? _asked;
 
-    public RemoteCliTests()
+    private readonly EtPhoneHome.Tests.Unit.Exchange.S3ServersFixture _s3;
+
+    public RemoteCliTests(EtPhoneHome.Tests.Unit.Exchange.S3ServersFixture s3)
     {
+        _s3 = s3;
         _fleet.AddClient("3f2a9c1e-0001", "web-01", true, 40001, "web");
         _fleet.AddClient("3f2a9c1e-0002", "web-02", true, 40002, "web");
         _fleet.AddClient("9b1c0000-0003", "db-01", false, 0, "db");
@@ -47,6 +50,7 @@ public sealed class RemoteCliTests : IAsyncLifetime
         {
             CommandTransport = _ => _transport,
             HostName = "hub-test",
+            ExchangeConnector = guard => new EtPhoneHome.Core.Exchange.ExchangeClient(_s3.Lenient.Settings, guard),
         };
         _serving = service.ServeAsync(new NetworkStream(_serverSide, ownsSocket: true), new OperatorIdentity("alice", "SHA256:alice", _role, "10.0.0.5"), _stop.Token);
     }
@@ -178,11 +182,55 @@ public sealed class RemoteCliTests : IAsyncLifetime
         Assert.Contains("runs on the server host", _err.ToString(), StringComparison.Ordinal);
         Assert.Equal(2, await RunAsync("--server", "hub", "backup", "--to", backup));
         Assert.Equal(2, await RunAsync("--server", "hub", "webhooks", "test"));
-        Assert.Equal(2, await RunAsync("--server", "hub", "exchange", "list"));
         Assert.False(Directory.Exists(data));
         Assert.False(File.Exists(backup));
         Assert.Equal(0, _localServices);
         Assert.Null(_asked); // not even a connection
+    }
+
+    [Fact]
+    public async Task TheExchangeVerbs_RunThroughTheServer_WithTheirLocalOutputAndExitCodes()
+    {
+        var source = Path.Combine(_dir, "a b.txt");
+        await File.WriteAllTextAsync(source, "exchanged through the server");
+
+        Assert.Equal(0, await RunAsync("--server", "hub", "exchange", "upload", source, "--dest-client", "web-01", "--json"));
+        var row = JsonDocument.Parse(_out.ToString().Trim()).RootElement;
+        var transferId = row.GetProperty("transfer_id").GetString()!;
+        Assert.Equal("3f2a9c1e-0001", row.GetProperty("dest_client").GetString());
+        Assert.DoesNotContain(" ", row.GetProperty("download_url").GetString(), StringComparison.Ordinal);
+
+        _out.GetStringBuilder().Clear();
+        Assert.Equal(0, await RunAsync("--server", "hub", "exchange", "list", "--dest-client", "web-01", "--json"));
+        Assert.Contains(transferId, _out.ToString(), StringComparison.Ordinal);
+
+        var target = Path.Combine(_dir, "back.txt");
+        Assert.Equal(0, await RunAsync("--server", "hub", "exchange", "download", "--transfer-id", transferId, target));
+        Assert.Equal("exchanged through the server", await File.ReadAllTextAsync(target));
+        Assert.Contains("(verified)", _out.ToString(), StringComparison.Ordinal);
+
+        Assert.Equal(0, await RunAsync("--server", "hub", "exchange", "delete", transferId, "--source-client", "server"));
+        Assert.Equal(3, await RunAsync("--server", "hub", "exchange", "delete", transferId, "--source-client", "server"));
+
+        // An unknown destination refuses before anything is uploaded; nothing local was ever opened.
+        var before = _fleet.Audit.Count(a => a.Operation == "exchange_upload");
+        Assert.Equal(2, await RunAsync("--server", "hub", "exchange", "upload", source, "--dest-client", "nosuch"));
+        Assert.Contains("nosuch", _err.ToString(), StringComparison.Ordinal);
+        Assert.Equal(before, _fleet.Audit.Count(a => a.Operation == "exchange_upload"));
+        Assert.Equal(0, _localServices);
+    }
+
+    [Fact]
+    public async Task AReader_IsRefusedAnExchangeUpload_WithExit77()
+    {
+        _role = OperatorRole.Reader;
+        var source = Path.Combine(_dir, "r.txt");
+        await File.WriteAllTextAsync(source, "no");
+
+        Assert.Equal(77, await RunAsync("--server", "hub", "exchange", "upload", source));
+
+        Assert.Contains("operator", _err.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(_fleet.Audit, a => a.Operation == "exchange_upload");
     }
 
     [Fact]
