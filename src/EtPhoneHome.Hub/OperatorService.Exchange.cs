@@ -21,16 +21,26 @@ public sealed partial class OperatorService
 
         private sealed record OpenUpload(OperatorServices Services, ExchangeClient Exchange, ExchangeStagedUpload Upload) : IDisposable
         {
-            private int _busy;
+            private readonly SemaphoreSlim _turn = new(1, 1);
 
-            /// <summary>One request at a time on an upload: a completion and an abort never race each other.</summary>
-            public IDisposable Enter() => Interlocked.Exchange(ref _busy, 1) == 0
-                ? new Leave(this)
-                : throw new InvalidOperationException($"another request on upload '{Upload.TransferId}' is in progress; wait for it to end");
-
-            private sealed class Leave(OpenUpload owner) : IDisposable
+            /// <summary>One request at a time on an upload (a completion and an abort never race): the next waits its turn.</summary>
+            public async Task<IDisposable> EnterAsync(CancellationToken ct)
             {
-                public void Dispose() => Volatile.Write(ref owner._busy, 0);
+                await _turn.WaitAsync(ct).ConfigureAwait(false);
+                return new Leave(_turn);
+            }
+
+            private sealed class Leave(SemaphoreSlim turn) : IDisposable
+            {
+                private int _left;
+
+                public void Dispose()
+                {
+                    if (Interlocked.Exchange(ref _left, 1) == 0)
+                    {
+                        turn.Release();
+                    }
+                }
             }
 
             public void Dispose()
@@ -46,6 +56,22 @@ public sealed partial class OperatorService
         /// </summary>
         private async Task<JsonElement> RunExchangeAsync(ServerCall call, OperatorIdentity who)
         {
+            try
+            {
+                return call.Op is OperatorOperations.ExchangeUploadParts or OperatorOperations.ExchangeUploadComplete or OperatorOperations.ExchangeUploadAbort
+                    ? await RunOpenUploadAsync(call).ConfigureAwait(false)
+                    : await RunWithExchangeAsync(call, who).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                // A fault of the bucket's connection, not of a client: said as the exchange's own.
+                throw new ExchangeException($"the exchange failed: {ex.Message}", null, ex);
+            }
+        }
+
+        /// <summary>A request on an upload this connection started: parts' URLs, its completion, its abort.</summary>
+        private async Task<JsonElement> RunOpenUploadAsync(ServerCall call)
+        {
             var ct = call.Token;
             switch (call.Op)
             {
@@ -53,7 +79,7 @@ public sealed partial class OperatorService
                 {
                     var args = OperatorOperations.FromElement<ExchangeUploadPartsArgs>(call.Args);
                     var open = OpenUploadOf(args.TransferId);
-                    using var entered = open.Enter();
+                    using var turn = await open.EnterAsync(ct).ConfigureAwait(false);
                     if (args.Count is < 1 or > ExchangeOperationLimits.MaxPartUrls || args.First < 1 || args.First > open.Upload.PartCount - args.Count + 1)
                     {
                         throw new ArgumentException($"parts {args.First} (+{args.Count}) are not parts of this upload (1 to {open.Upload.PartCount}, at most {ExchangeOperationLimits.MaxPartUrls} at a time)");
@@ -69,7 +95,7 @@ public sealed partial class OperatorService
                 {
                     var args = OperatorOperations.FromElement<ExchangeUploadCompleteArgs>(call.Args);
                     var open = OpenUploadOf(args.TransferId);
-                    using var entered = open.Enter();
+                    using var turn = await open.EnterAsync(ct).ConfigureAwait(false);
                     ExchangeUploadResult done;
                     try
                     {
@@ -82,37 +108,25 @@ public sealed partial class OperatorService
                     }
                     catch
                     {
-                        EndUpload(args.TransferId); // the completion's fault aborted it
+                        Forget(args.TransferId); // the completion's fault aborted it
                         throw;
                     }
 
-                    EndUpload(args.TransferId);
+                    Forget(args.TransferId);
                     return OperatorOperations.ToElement(done);
                 }
 
-                case OperatorOperations.ExchangeUploadAbort:
+                default:
                 {
                     var args = OperatorOperations.FromElement<ExchangeUploadAbortArgs>(call.Args);
                     var open = OpenUploadOf(args.TransferId);
-                    using (open.Enter())
+                    using (await open.EnterAsync(ct).ConfigureAwait(false))
                     {
                         await AbortAsync(args.TransferId).ConfigureAwait(false);
                     }
 
                     return OperatorOperations.ToElement(new SearchResult { Count = 1 });
                 }
-            }
-
-            using var services = NewServices(who, call);
-            using var exchange = OpenExchange(services);
-            try
-            {
-                return await RunWithExchangeAsync(call, who, services, exchange).ConfigureAwait(false);
-            }
-            catch (IOException ex)
-            {
-                // A fault of the bucket's connection, not of a client: said as the exchange's own.
-                throw new ExchangeException($"the exchange failed: {ex.Message}", null, ex);
             }
         }
 
@@ -129,9 +143,11 @@ public sealed partial class OperatorService
             }
         }
 
-        private async Task<JsonElement> RunWithExchangeAsync(ServerCall call, OperatorIdentity who, OperatorServices services, ExchangeClient exchange)
+        private async Task<JsonElement> RunWithExchangeAsync(ServerCall call, OperatorIdentity who)
         {
             var ct = call.Token;
+            using var services = NewServices(who, call);
+            using var exchange = OpenExchange(services);
             switch (call.Op)
             {
                 case OperatorOperations.ExchangeList:
@@ -185,9 +201,9 @@ public sealed partial class OperatorService
                         }
 
                         admitted = true;
-                        if (_life.IsCancellationRequested && _uploads.ContainsKey(upload.TransferId))
+                        if ((_life.IsCancellationRequested || ct.IsCancellationRequested) && _uploads.ContainsKey(upload.TransferId))
                         {
-                            // The connection closed while this started: nobody will send its bytes.
+                            // The connection closed or the caller gave up while this started: nobody will send its bytes.
                             await AbortAsync(upload.TransferId).ConfigureAwait(false);
                             throw new OperationCanceledException(ct);
                         }
@@ -244,12 +260,10 @@ public sealed partial class OperatorService
                 }
 
                 case OperatorOperations.ExchangeLifecycle:
-                {
-                    var args = call.Args is { ValueKind: JsonValueKind.Object } ? OperatorOperations.FromElement<ExchangeLifecycleArgs>(call.Args) : new ExchangeLifecycleArgs();
-                    return OperatorOperations.ToElement(args.Apply
-                        ? await exchange.InitializeAsync(ct).ConfigureAwait(false)
-                        : await exchange.GetLifecycleAsync(ct).ConfigureAwait(false));
-                }
+                    return OperatorOperations.ToElement(await exchange.GetLifecycleAsync(ct).ConfigureAwait(false));
+
+                case OperatorOperations.ExchangeInitialize:
+                    return OperatorOperations.ToElement(await exchange.InitializeAsync(ct).ConfigureAwait(false));
 
                 default:
                     throw new ArgumentException($"the server has no operation \"{call.Op}\"");
@@ -285,7 +299,8 @@ public sealed partial class OperatorService
                 ? open
                 : throw new RegistryNotFoundException($"no upload '{Core.Text.UntrustedText.ForTerminal(transferId ?? "", 80)}' is open on this connection (it was never started here, or it ended)");
 
-        private void EndUpload(string transferId)
+        /// <summary>Forgets an upload that ended (completed, or aborted by its completion's fault) and frees its place.</summary>
+        private void Forget(string transferId)
         {
             if (_uploads.TryRemove(transferId, out var open))
             {
@@ -294,10 +309,13 @@ public sealed partial class OperatorService
             }
         }
 
-        /// <summary>Aborts one open upload (bounded; a fault is logged, never thrown) and forgets it.</summary>
+        /// <summary>
+        /// Takes an open upload away from the connection and aborts it (bounded; a fault is logged, never thrown). Whoever
+        /// removes it owns it: nothing else disposes its exchange while the abort runs.
+        /// </summary>
         private async Task AbortAsync(string transferId)
         {
-            if (!_uploads.TryGetValue(transferId, out var open))
+            if (!_uploads.TryRemove(transferId, out var open))
             {
                 return;
             }
@@ -312,16 +330,33 @@ public sealed partial class OperatorService
             }
             finally
             {
-                EndUpload(transferId);
+                Interlocked.Decrement(ref _openUploads);
+                open.Dispose();
             }
         }
 
         /// <summary>Aborts what this connection started and never ended (the operator's machine went away).</summary>
         private async Task AbortOpenUploadsAsync()
         {
-            foreach (var transferId in _uploads.Keys.ToList())
+            foreach (var (transferId, open) in _uploads.ToList())
             {
-                await AbortAsync(transferId).ConfigureAwait(false);
+                // A request still on it (past the connection's wait for its calls) ends first, or the abort waits no longer than this.
+                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                IDisposable? turn = null;
+                try
+                {
+                    turn = await open.EnterAsync(wait.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    _service.Log(EphLogLevel.Warning, $"upload {Core.Text.UntrustedText.ForTerminal(transferId, 80)} still had a request running when its connection closed; left to the lifecycle rule");
+                    continue;
+                }
+
+                using (turn)
+                {
+                    await AbortAsync(transferId).ConfigureAwait(false);
+                }
             }
         }
     }

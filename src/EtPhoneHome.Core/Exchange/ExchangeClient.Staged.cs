@@ -59,17 +59,8 @@ public sealed class ExchangeStagedUpload
     internal OperationLease? Lease { get; }
     private int _ended;
 
-    /// <summary>True once, for whoever ends the upload (completion or abort); the key is free for another upload then.</summary>
-    internal bool TryEnd()
-    {
-        if (Interlocked.Exchange(ref _ended, 1) != 0)
-        {
-            return false;
-        }
-
-        ExchangeClient.Release(Key);
-        return true;
-    }
+    /// <summary>True once, for whoever ends the upload (completion or abort); that one frees the key once its work is done.</summary>
+    internal bool TryEnd() => Interlocked.Exchange(ref _ended, 1) == 0;
 }
 
 public sealed partial class ExchangeClient
@@ -136,6 +127,7 @@ public sealed partial class ExchangeClient
             if (!multipart)
             {
                 metadata["sha256"] = sha256!.ToLowerInvariant();
+                metadata[UploadNonceMetadata] = nonce;
                 // If-None-Match: the PUT creates the object or fails; it never replaces a transfer of the same id.
                 var headers = Metadata(metadata);
                 headers.Add(new("if-none-match", "*"));
@@ -291,6 +283,7 @@ public sealed partial class ExchangeClient
 
         if (upload.TryEnd())
         {
+            Release(upload.Key);
             // The detail named the id the upload asked for; a taken id moved it on by a second or more: the outcome says which.
             var moved = upload.Lease?.Detail is { } detail && !detail.EndsWith(upload.Key, StringComparison.Ordinal) ? $", as {upload.TransferId}" : "";
             upload.Lease?.Complete(OperationStatus.Succeeded, $"{upload.Size} bytes, sha256 {sha256[..12]}…{(upload.Multipart ? ", multipart" : "")}{moved}");
@@ -313,19 +306,51 @@ public sealed partial class ExchangeClient
             return;
         }
 
-        if (upload.UploadId is { } uploadId)
+        try
         {
-            await BestEffortAsync(HttpMethod.Delete, upload.Key, [new("uploadId", uploadId)], "abort").ConfigureAwait(false);
-            await BestEffortAsync(HttpMethod.Delete, TransferNames.ManifestKey(upload.Key), [], "removal of the manifest").ConfigureAwait(false);
+            if (upload.UploadId is { } uploadId)
+            {
+                await BestEffortAsync(HttpMethod.Delete, upload.Key, [new("uploadId", uploadId)], "abort").ConfigureAwait(false);
+                await BestEffortAsync(HttpMethod.Delete, TransferNames.ManifestKey(upload.Key), [], "removal of the manifest").ConfigureAwait(false);
+            }
+
+            if (removeObject || upload.UploadId is null)
+            {
+                // A single PUT that another process sent, or a completion that failed after the object existed: removed
+                // only if the object there is this upload's (its nonce in the metadata), never one another writer made.
+                await RemoveIfOwnAsync(upload).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            upload.Lease?.Complete(cancelled ? OperationStatus.Cancelled : OperationStatus.Failed, why is null ? "abandoned" : Describe(why));
+            Release(upload.Key);
+        }
+    }
+
+    /// <summary>The metadata entry naming the upload that wrote an object (a single PUT's nonce; a multipart upload's is its manifest nonce).</summary>
+    private const string UploadNonceMetadata = "upload_nonce";
+
+    /// <summary>Deletes the object at the upload's key when its metadata carries this upload's nonce; best effort and bounded.</summary>
+    private async Task RemoveIfOwnAsync(ExchangeStagedUpload upload)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            using var head = await LookupAsync(HttpMethod.Head, upload.Key, bound.Token).ConfigureAwait(false);
+            var mark = "x-amz-meta-" + (upload.Multipart ? ExchangeLimits.ManifestMetadata : UploadNonceMetadata);
+            if (head.StatusCode == System.Net.HttpStatusCode.NotFound
+                || !head.Headers.TryGetValues(mark, out var values) || !values.Contains(upload.Nonce, StringComparer.Ordinal))
+            {
+                return;
+            }
+        }
+        catch (Exception ex) when (ex is ExchangeException or HttpRequestException or IOException or OperationCanceledException)
+        {
+            return;
         }
 
-        if (removeObject || upload.UploadId is null)
-        {
-            // A single PUT that another process sent, or a completion that failed after the object existed.
-            await BestEffortAsync(HttpMethod.Delete, upload.Key, [], "removal of the object").ConfigureAwait(false);
-        }
-
-        upload.Lease?.Complete(cancelled ? OperationStatus.Cancelled : OperationStatus.Failed, why is null ? "abandoned" : Describe(why));
+        await BestEffortAsync(HttpMethod.Delete, upload.Key, [], "removal of the object").ConfigureAwait(false);
     }
 
     /// <summary>
@@ -336,20 +361,37 @@ public sealed partial class ExchangeClient
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, Presign(key, HttpMethod.Get, TruncateToSeconds(_time.GetUtcNow().AddHours(Options.InternalUrlHours))));
         request.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(0, 0);
+        HttpResponseMessage response;
         try
         {
-            using (await SendAsync(_http, request, $"lookup of '{key}'", ct).ConfigureAwait(false))
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new ExchangeException($"lookup of '{key}' failed: the endpoint could not be reached ({ex.HttpRequestError})", null, ex);
+        }
+
+        using (response)
+        {
+            if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
             {
-                return true;
+                return false;
             }
-        }
-        catch (ExchangeException ex) when (ex.ErrorCode is "NoSuchKey")
-        {
-            return false;
-        }
-        catch (ExchangeException ex) when (ex.ErrorCode is "InvalidRange")
-        {
-            return true; // an empty object: it has no first byte
+
+            if (response.IsSuccessStatusCode || response.StatusCode == System.Net.HttpStatusCode.RequestedRangeNotSatisfiable)
+            {
+                return true; // 416: an empty object, which has no first byte
+            }
+
+            var code = await ErrorCodeAsync(response, ct).ConfigureAwait(false);
+            if (code == "AccessDenied")
+            {
+                // Keys that may write but not read (or list): a missing object is AccessDenied to them. The single PUT's
+                // If-None-Match still guards it; a multipart upload's completion does not.
+                return false;
+            }
+
+            throw new ExchangeException($"lookup of '{key}' failed: {code ?? "error"} (HTTP {(int)response.StatusCode})", code);
         }
     }
 

@@ -173,7 +173,16 @@ public sealed partial class ExchangeClient : IDisposable
             throw;
         }
 
-        return await CompleteStagedUploadAsync(staged, sent.Sha256, sent.ETags, verifyArrival: false, ct).ConfigureAwait(false);
+        try
+        {
+            return await CompleteStagedUploadAsync(staged, sent.Sha256, sent.ETags, verifyArrival: false, ct).ConfigureAwait(false);
+        }
+        catch (ArgumentException ex)
+        {
+            // A completion refused before it started (nobody here will retry it): ended, not left open.
+            await AbortStagedUploadAsync(staged, ex, cancelled: false).ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>

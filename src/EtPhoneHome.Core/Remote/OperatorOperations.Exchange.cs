@@ -105,11 +105,6 @@ public sealed record ExchangeCollectArgs
     public required string RemotePath { get; init; }
 }
 
-/// <summary>The bucket's lifecycle rules; <see cref="Apply"/> installs the transfers' rule first.</summary>
-public sealed record ExchangeLifecycleArgs
-{
-    public bool Apply { get; init; }
-}
 
 /// <summary>Limits of the exchange operations.</summary>
 public static class ExchangeOperationLimits

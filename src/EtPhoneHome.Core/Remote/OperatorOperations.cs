@@ -48,6 +48,7 @@ public static class OperatorOperations
     public const string ExchangeDeliver = "exchange.deliver";
     public const string ExchangeCollect = "exchange.collect";
     public const string ExchangeLifecycle = "exchange.lifecycle";
+    public const string ExchangeInitialize = "exchange.initialize";
 
     /// <summary>The least role of each operation; an operation missing here does not exist.</summary>
     public static readonly IReadOnlyDictionary<string, OperatorRole> Required = new Dictionary<string, OperatorRole>(StringComparer.Ordinal)
@@ -61,6 +62,7 @@ public static class OperatorOperations
         [RateLimitStats] = OperatorRole.Reader,
         [WebhookDeliveries] = OperatorRole.Reader,
         [ExchangeList] = OperatorRole.Reader,
+        [ExchangeLifecycle] = OperatorRole.Reader,
         [ReadFiles] = OperatorRole.Operator,
         [WriteFiles] = OperatorRole.Operator,
         [ListFiles] = OperatorRole.Operator,
@@ -78,7 +80,7 @@ public static class OperatorOperations
         [ExchangeUploadAbort] = OperatorRole.Operator,
         [ExchangeDeliver] = OperatorRole.Operator,
         [ExchangeCollect] = OperatorRole.Operator,
-        [ExchangeLifecycle] = OperatorRole.Admin,
+        [ExchangeInitialize] = OperatorRole.Admin,
         [ApproveKey] = OperatorRole.Admin,
         [RevokeKey] = OperatorRole.Admin,
         [RemoveClient] = OperatorRole.Admin,

@@ -54,9 +54,10 @@ public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null) :
         OperatorOperations.FromElement<ExchangeUploadUrl>(await op.InvokeAsync(OperatorOperations.ExchangeUploadUrl,
             new ExchangeUploadUrlArgs { SourceClient = sourceClient, FileName = fileName, ExpiresHours = expiresHours }, ct).ConfigureAwait(false));
 
+    /// <summary>The bucket's lifecycle rules (a reader's); with <paramref name="apply"/> the transfers' rule is installed first (an admin's).</summary>
     public async Task<IReadOnlyList<ExchangeLifecycleRule>> LifecycleAsync(bool apply, CancellationToken ct) =>
-        OperatorOperations.FromElement<List<ExchangeLifecycleRule>>(await op.InvokeAsync(OperatorOperations.ExchangeLifecycle,
-            new ExchangeLifecycleArgs { Apply = apply }, ct).ConfigureAwait(false));
+        OperatorOperations.FromElement<List<ExchangeLifecycleRule>>(await op.InvokeAsync(apply ? OperatorOperations.ExchangeInitialize : OperatorOperations.ExchangeLifecycle,
+            null, ct).ConfigureAwait(false));
 
     /// <summary>
     /// Uploads a local file (<c>exchange_upload</c>, recorded on the server). A file up to
@@ -123,24 +124,38 @@ public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null) :
         catch (Exception)
         {
             // The server aborts it and records why; if the connection is gone, the server aborts it when it notices.
-            try
-            {
-                using var abort = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                await op.InvokeAsync(OperatorOperations.ExchangeUploadAbort, new ExchangeUploadAbortArgs { TransferId = plan.TransferId }, abort.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperatorRemoteException or OperatorConnectionLostException or OperationCanceledException or IOException or ObjectDisposedException)
-            {
-            }
-
+            await AbortQuietlyAsync(plan.TransferId).ConfigureAwait(false);
             throw;
         }
 
-        return OperatorOperations.FromElement<ExchangeUploadResult>(await op.InvokeAsync(OperatorOperations.ExchangeUploadComplete, new ExchangeUploadCompleteArgs
+        try
         {
-            TransferId = plan.TransferId,
-            Sha256 = sent.Sha256,
-            ETags = sent.ETags,
-        }, ct).ConfigureAwait(false));
+            return OperatorOperations.FromElement<ExchangeUploadResult>(await op.InvokeAsync(OperatorOperations.ExchangeUploadComplete, new ExchangeUploadCompleteArgs
+            {
+                TransferId = plan.TransferId,
+                Sha256 = sent.Sha256,
+                ETags = sent.ETags,
+            }, ct).ConfigureAwait(false));
+        }
+        catch (OperatorRemoteException)
+        {
+            // A completion the server refused and left open (a malformed one) is not retried here: ended, not left.
+            await AbortQuietlyAsync(plan.TransferId).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Asks the server to abort an upload; best effort and bounded (the server aborts it anyway when the connection closes).</summary>
+    private async Task AbortQuietlyAsync(string transferId)
+    {
+        try
+        {
+            using var abort = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await op.InvokeAsync(OperatorOperations.ExchangeUploadAbort, new ExchangeUploadAbortArgs { TransferId = transferId }, abort.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperatorRemoteException or OperatorConnectionLostException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
     }
 
     /// <summary>
@@ -195,7 +210,14 @@ public sealed class RemoteExchange(RemoteOperator op, HttpClient? http = null) :
         var full = Path.GetFullPath(destination);
         if (!Directory.Exists(full) && Path.GetDirectoryName(full) is { } directory && !Directory.Exists(directory))
         {
-            throw new LocalFileException(full, $"cannot download to '{full}': the directory '{directory}' does not exist (create it first); nothing was collected");
+            // The same answer as on the server host: the client's row with the local fault, before its agent uploads anything.
+            var target = (await ResolveClientsAsync([client], ct).ConfigureAwait(false)) switch
+            {
+                [var one] => one,
+                var many => throw new ArgumentException($"'{client}' names {many.Count} clients; name one"),
+            };
+            return new ExchangeDeliveryResult(target.Uuid, target.DisplayName, CommandStatus.Error, "", remotePath, null, null, false, null,
+                $"cannot download to '{full}': the directory '{directory}' does not exist (create it first); nothing was collected");
         }
 
         var put = OperatorOperations.FromElement<ExchangeDeliveryResult>(await op.InvokeAsync(OperatorOperations.ExchangeCollect,

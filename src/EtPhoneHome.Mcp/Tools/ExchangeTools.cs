@@ -227,7 +227,12 @@ public sealed class ExchangeTools(McpFleet fleet)
         }
         catch (Core.Remote.OperatorRemoteException remote) when (remote.Code == OperatorErrorCodes.NotFound && remote.Error.Names is not { Count: > 0 })
         {
-            throw new ToolFailure(ToolErrorCodes.TransferFailed, remote.Message, "The transfer no longer exists (deleted, or expired 48 hours after upload); check exchange_list.");
+            throw new ToolFailure(ToolErrorCodes.TransferFailed, remote.Message,
+                "The transfer (or the upload, after a reconnect) no longer exists on the server's side; check exchange_list, or upload again.");
+        }
+        catch (ProtocolException odd) when (fleet.Remote is not null)
+        {
+            throw new ToolFailure(ToolErrorCodes.TransferFailed, $"the server's answer did not fit the request: {odd.Message}", "Nothing was kept; try again, and tell the server's admin if it persists.");
         }
         catch (Core.Remote.OperatorRemoteException remote) when (remote.Code == OperatorErrorCodes.Failed)
         {

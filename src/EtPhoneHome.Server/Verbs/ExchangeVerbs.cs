@@ -56,7 +56,7 @@ internal static class ExchangeVerbs
             var targets = clients.Length == 0 ? [] : await ops.ResolveClientsAsync(clients, ct).ConfigureAwait(false);
             var upload = await ops.UploadAsync(Path.GetFullPath(pr.GetValue(path)!), targets.Count == 1 ? targets[0].Uuid : null, pr.GetValue(expires), null, ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), UploadRow.From(upload), Json.UploadRow,
-                $"transfer_id  {upload.TransferId}\nsize         {upload.Size}\nsha256       {upload.Sha256}\nexpires_at   {OperatorRows.Time(upload.ExpiresAt)}\ndownload_url {upload.DownloadUrl.AbsoluteUri}").ConfigureAwait(false);
+                $"transfer_id  {UntrustedText.ForTerminal(upload.TransferId)}\nsize         {upload.Size}\nsha256       {UntrustedText.ForTerminal(upload.Sha256)}\nexpires_at   {OperatorRows.Time(upload.ExpiresAt)}\ndownload_url {upload.DownloadUrl.AbsoluteUri}").ConfigureAwait(false);
             if (remotePath is null)
             {
                 return 0;
@@ -108,7 +108,7 @@ internal static class ExchangeVerbs
             {
                 var result = await ops.CollectAsync(name, pr.GetValue(remote)!, target, ct).ConfigureAwait(false);
                 await WriteAsync(output, pr.GetValue(json), ExchangeDeliveryRow.From(result), Json.ExchangeDeliveryRow,
-                    $"{UntrustedText.ForTerminal(result.DisplayName)}: {result.Status} {result.LocalPath}{(result.Error is null ? "" : " — " + UntrustedText.ForTerminal(result.Error))}").ConfigureAwait(false);
+                    $"{UntrustedText.ForTerminal(result.DisplayName)}: {result.Status} {UntrustedText.ForTerminal(result.LocalPath)}{(result.Error is null ? "" : " — " + UntrustedText.ForTerminal(result.Error))}").ConfigureAwait(false);
                 return result.Status == CommandStatus.Succeeded ? 0 : 1;
             }
 
@@ -158,7 +158,7 @@ internal static class ExchangeVerbs
         {
             var result = await ops.DeleteAsync(pr.GetValue(transfer)!, pr.GetValue(source)!, ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), new DeleteRow(result.Key, result.TransferId, result.Deleted), Json.DeleteRow,
-                result.Deleted ? $"deleted {result.Key}" : $"no such transfer: {result.Key} (nothing deleted)").ConfigureAwait(false);
+                result.Deleted ? $"deleted {UntrustedText.ForTerminal(result.Key)}" : $"no such transfer: {UntrustedText.ForTerminal(result.Key)} (nothing deleted)").ConfigureAwait(false);
             return result.Deleted ? 0 : 3;
         });
     }
@@ -175,7 +175,7 @@ internal static class ExchangeVerbs
         {
             var u = await ops.CreateUploadUrlAsync(pr.GetValue(source)!, pr.GetValue(file)!, pr.GetValue(expires), ct).ConfigureAwait(false);
             await WriteAsync(output, pr.GetValue(json), new UploadUrlRow(u.TransferId, u.Key, u.UploadUrl.AbsoluteUri, OperatorRows.Time(u.ExpiresAt), u.SourceClient, u.FileName), Json.UploadUrlRow,
-                $"transfer_id {u.TransferId}\nexpires_at  {OperatorRows.Time(u.ExpiresAt)}\ncurl -T {SingleQuoted(u.FileName)} {SingleQuoted(u.UploadUrl.AbsoluteUri)}").ConfigureAwait(false);
+                $"transfer_id {UntrustedText.ForTerminal(u.TransferId)}\nexpires_at  {OperatorRows.Time(u.ExpiresAt)}\ncurl -T {SingleQuoted(UntrustedText.ForTerminal(u.FileName)!)} {SingleQuoted(u.UploadUrl.AbsoluteUri)}").ConfigureAwait(false);
             return 0;
         });
     }
@@ -192,7 +192,7 @@ internal static class ExchangeVerbs
             foreach (var r in rules)
             {
                 await WriteAsync(output, pr.GetValue(json), new RuleRow(r.Id, r.Prefix, r.ExpirationDays, r.Enabled), Json.RuleRow,
-                    $"{r.Id}: {r.Prefix} expires after {r.ExpirationDays} day(s){(r.Enabled ? "" : " (disabled)")}").ConfigureAwait(false);
+                    $"{UntrustedText.ForTerminal(r.Id)}: {UntrustedText.ForTerminal(r.Prefix)} expires after {r.ExpirationDays} day(s){(r.Enabled ? "" : " (disabled)")}").ConfigureAwait(false);
             }
 
             return 0;
@@ -231,7 +231,19 @@ internal static class ExchangeVerbs
     /// </summary>
     internal static Task<int> RunRemoteAsync(ParseResult pr, Core.Remote.RemoteOperator op, CancellationToken ct) =>
         Bodies.TryGetValue(pr.CommandResult.Command, out var registered)
-            ? RunAsync(pr, registered.Verb, () => registered.Body(pr, new Core.Remote.RemoteExchange(op), pr.InvocationConfiguration.Output, ct), ct)
+            ? RunAsync(pr, registered.Verb, async () =>
+            {
+                try
+                {
+                    return await registered.Body(pr, new Core.Remote.RemoteExchange(op), pr.InvocationConfiguration.Output, ct).ConfigureAwait(false);
+                }
+                catch (Core.Remote.OperatorRemoteException ex) when (ex.Code == OperatorErrorCodes.NotFound && ex.Error.Names is not { Count: > 0 })
+                {
+                    // A transfer (not a client) that is not there: exit 1, as on the server host.
+                    await pr.InvocationConfiguration.Error.WriteLineAsync($"eph-server exchange {registered.Verb}: {UntrustedText.ForTerminal(ex.Message)}").ConfigureAwait(false);
+                    return 1;
+                }
+            }, ct)
             : throw new InvalidOperationException($"{pr.CommandResult.Command.Name} is not an exchange verb");
 
     private static async Task<int> RunAsync(ParseResult pr, string verb, Func<Task<int>> run, CancellationToken ct)

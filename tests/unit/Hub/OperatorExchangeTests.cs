@@ -117,6 +117,18 @@ public sealed class OperatorExchangeTests(S3ServersFixture s3) : IClassFixture<S
         Assert.Equal(OperatorErrorCodes.Forbidden, noDownload.Code);
         Assert.Empty(History(OperationNames.ExchangeUpload));
         Assert.NotNull(await exchange.ListAsync(null, null, CancellationToken.None));
+
+        // Reading the lifecycle rules is a reader's (Initialize-EphExchange -WhatIf); installing them an admin's.
+        var install = await Assert.ThrowsAsync<OperatorRemoteException>(() => exchange.LifecycleAsync(apply: true, CancellationToken.None));
+        Assert.Equal("admin", install.Error.Needs);
+        try
+        {
+            await exchange.LifecycleAsync(apply: false, CancellationToken.None);
+        }
+        catch (OperatorRemoteException read)
+        {
+            Assert.NotEqual(OperatorErrorCodes.Forbidden, read.Code); // the test endpoint may not implement lifecycle rules
+        }
     }
 
     [Fact]

@@ -167,6 +167,21 @@ public sealed class ExchangeSignedUploadTests(S3ServersFixture s3) : IClassFixtu
     }
 
     [Fact]
+    public async Task AnAbortedUpload_NeverRemovesAnObjectAnotherWriterPutAtItsKey()
+    {
+        // Another process (a second hub, the server host's CLI) completed a transfer at the key this upload was given:
+        // this upload's abort — its PUT refused by If-None-Match, say — must leave that object alone.
+        using var client = new ExchangeClient(s3.Strict.Settings, options: Small);
+        var theirs = await client.UploadAsync(NewFile(2000));
+        var mine = new ExchangeStagedUpload(theirs.TransferId, theirs.Key, theirs.FileName, ExchangeLimits.ServerSource, null, 2000, theirs.ExpiresAt,
+            2000, 1, null, nonce: "0123456789abcdef0123456789abcdef", sha256: new string('b', 64), headers: [], lease: null);
+
+        await client.AbortStagedUploadAsync(mine, new ExchangeException("PreconditionFailed", "PreconditionFailed"), cancelled: false, removeObject: true);
+
+        Assert.Equal(theirs.Sha256, (await client.GetTransferInfoAsync(theirs.TransferId))?.Sha256);
+    }
+
+    [Fact]
     public async Task AnUploadCompletedAfterItsTransferExpired_HandsOutNothing_AndSaysWhy()
     {
         // Lenient endpoint: the test's clock runs ahead of the endpoint's, which a signature-checking one would refuse.

@@ -211,6 +211,14 @@ public sealed class RemoteCliTests : IAsyncLifetime, IClassFixture<EtPhoneHome.T
 
         Assert.Equal(0, await RunAsync("--server", "hub", "exchange", "delete", transferId, "--source-client", "server"));
         Assert.Equal(3, await RunAsync("--server", "hub", "exchange", "delete", transferId, "--source-client", "server"));
+        Assert.Equal(1, await RunAsync("--server", "hub", "exchange", "download", "--transfer-id", transferId, Path.Combine(_dir, "gone.txt")));
+
+        // A collection into a directory that does not exist: the client's row with the local fault, as on the server host.
+        _out.GetStringBuilder().Clear();
+        Assert.Equal(1, await RunAsync("--server", "hub", "exchange", "download", "--client", "web-01", "--remote-path", "/var/log/x.log", Path.Combine(_dir, "no", "such", "x.log"), "--json"));
+        var collected = JsonDocument.Parse(_out.ToString().Trim()).RootElement;
+        Assert.Equal("error", collected.GetProperty("status").GetString());
+        Assert.Equal("3f2a9c1e-0001", collected.GetProperty("uuid").GetString());
 
         // An unknown destination refuses before anything is uploaded; nothing local was ever opened.
         var before = _fleet.Audit.Count(a => a.Operation == "exchange_upload");
