@@ -8,7 +8,7 @@ using EtPhoneHome.Sandbox;
 namespace EtPhoneHome.Bench;
 
 /// <summary>
-/// eph-bench [lifecycle] [--rounds N] | exchange [--size-mib N] | exchange-peers [--size-mib N] [--rounds N] | search | transfer | fanout | simulated | remote | agent-memory | hubs | hubs-simulated | scale (see each *Bench class). Lifecycle measures, in one sandbox on this machine,
+/// eph-bench [lifecycle] [--rounds N] | exchange [--size-mib N] | exchange-peers [--size-mib N] [--rounds N] | exchange-remote [--size-mib N] [--rounds N] | search | transfer | fanout | simulated | remote | agent-memory | hubs | hubs-simulated | scale (see each *Bench class). Lifecycle measures, in one sandbox on this machine,
 /// time from `eph-agent run` to online, warm round trips of `run_command true` through the tunnel next to
 /// `ssh … true` through the same sshd, and the resident memory of an idle agent and of one gate relay.
 /// Prints a markdown report on stdout.
@@ -31,6 +31,8 @@ internal static class Program
                 return await ExchangeBench.RunAsync(args[1..]);
             case "exchange-peers":
                 return await ExchangePeersBench.RunAsync(args[1..]);
+            case "exchange-remote":
+                return await ExchangeRemoteBench.RunAsync(args[1..]);
             case "search":
                 return SearchBench.Run(args[1..]);
             case "remote":
