@@ -49,10 +49,10 @@ internal static class ExchangeCmdletSupport
     };
 
     /// <summary>
-    /// The error record of an exchange operation the server refused or failed, with the local cmdlets' IDs; null for a
-    /// refusal of the operator's role (it ends the cmdlet once, naming the role) and faults of the connection.
+    /// The error record of an exchange fault, here or answered by the server (with the same IDs); null for a refusal of
+    /// the operator's role (it ends the cmdlet once, naming the role), faults of the connection, and bugs.
     /// </summary>
-    public static ErrorRecord? ToRemoteError(Exception ex, object? target, EphRemoteSession? remote) => ex switch
+    public static ErrorRecord? ToError(Exception ex, object? target, EphRemoteSession? remote) => ex switch
     {
         OperatorRemoteException { Code: OperatorErrorCodes.NotConfigured } => EphCmdlet.NewError(Strings.ExchangeNotConfiguredId, ErrorCategory.ResourceUnavailable, target, ex.Message, ex),
         OperatorRemoteException { Code: OperatorErrorCodes.NotFound } r when r.Error.Names is not { Count: > 0 } =>

@@ -36,7 +36,7 @@ public sealed class GetEphExchangeFileCommand : EphAsyncCmdlet
                     WriteObject(new EphExchangeFile(item));
                 }
             }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, SourceClient, Remote) is { } error)
+            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, SourceClient, Remote) is { } error)
             {
                 WriteError(error);
             }

@@ -28,7 +28,7 @@ public sealed class InitializeEphExchangeCommand : EphAsyncCmdlet
                     WriteObject(new EphExchangeLifecycleRule(r));
                 }
             }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, session.Describe(), Remote) is { } error)
+            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, session.Describe(), Remote) is { } error)
             {
                 WriteError(error);
             }

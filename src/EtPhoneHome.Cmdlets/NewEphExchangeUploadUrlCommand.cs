@@ -37,7 +37,7 @@ public sealed class NewEphExchangeUploadUrlCommand : EphAsyncCmdlet
             {
                 WriteObject(new EphExchangeUploadUrl(await remote.CreateUploadUrlAsync(SourceClient, FileName, ExpiresHours, ct).ConfigureAwait(false)));
             }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, FileName, Remote) is { } error)
+            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, FileName, Remote) is { } error)
             {
                 WriteError(error);
             }

@@ -65,12 +65,26 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
         var destination = GetUnresolvedProviderPathFromPSPath(Destination);
         if (Remote is not null)
         {
-            await RemoteAsync(destination, ct).ConfigureAwait(false);
+            // Through the server: it signs, the bytes come straight from the bucket to this machine.
+            var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+            FleetTarget? source = null;
+            if (ParameterSetName == ClientSet)
+            {
+                source = (await ResolveRemoteTargetsAsync(op, [SourceClient!], all: false, ct).ConfigureAwait(false)) switch
+                {
+                    [var one] => one,
+                    _ => throw new EphTerminatingException(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, SourceClient,
+                        string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, SourceClient))),
+                };
+            }
+
+            await ReceiveAsync(new RemoteExchange(op), source, destination, ct).ConfigureAwait(false);
             return;
         }
 
         using var registry = OpenRegistry();
         using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
+        FleetTarget? client = null;
         if (ParameterSetName == ClientSet)
         {
             var lookup = ClientQueries.Find(registry.Clients, names: [SourceClient!], ids: null, onlineOnly: false);
@@ -80,76 +94,38 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
                 return;
             }
 
-            var target = FleetTargets.FromClients(registry, lookup.Clients)[0];
-            if (!await ShouldProcessAsync(target.Describe(), string.Format(CultureInfo.CurrentCulture, Strings.ExchangeCollectAction, RemotePath, destination)).ConfigureAwait(false))
+            client = new FleetTarget(lookup.Clients[0].Uuid, lookup.Clients[0].DisplayName, null);
+        }
+
+        await ReceiveAsync(new LocalExchangeOperations(registry, exchange), client, destination, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>A collection from <paramref name="client"/> (-SourceClient), or a download of -TransferId or -Url; on this host or through a server.</summary>
+    private async Task ReceiveAsync(IExchangeOperations ops, FleetTarget? client, string destination, CancellationToken ct)
+    {
+        if (client is not null)
+        {
+            if (!await ShouldProcessAsync(client.Describe(), string.Format(CultureInfo.CurrentCulture, Strings.ExchangeCollectAction, RemotePath, destination)).ConfigureAwait(false))
             {
                 return;
             }
 
-            var result = await new ExchangeDelivery(exchange).CollectAsync(target, RemotePath!, destination, ct).ConfigureAwait(false);
-            WriteCollected(result);
-            return;
-        }
-
-        var what = Url is null ? TransferId! : Protocol.PresignedHttpTransfer.Describe(Url);
-        if (!await ShouldProcessAsync(what, string.Format(CultureInfo.CurrentCulture, Strings.ExchangeDownloadAction, destination)).ConfigureAwait(false))
-        {
-            return;
-        }
-
-        var progress = new ExchangeCmdletSupport.ThrottledProgress(this, what);
-        try
-        {
-            var download = Url is not null
-                ? await exchange.DownloadUrlAsync(Url, destination, AllowAnyHost.IsPresent, Sha256, progress.AsProgress(), ct).ConfigureAwait(false)
-                : await exchange.DownloadAsync(TransferId!, destination, Sha256, progress.AsProgress(), ct).ConfigureAwait(false);
-            WriteObject(new EphExchangeDownload(download));
-        }
-        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, what) is { } error)
-        {
-            WriteError(error);
-        }
-        finally
-        {
-            progress.Complete();
-        }
-    }
-
-    private void WriteCollected(ExchangeDeliveryResult result)
-    {
-        WriteObject(new EphExchangeDelivery(result));
-        if (result.Status != CommandStatus.Succeeded)
-        {
-            WriteError(NewError(Strings.ExchangeDeliveryFailedId, result.Status == CommandStatus.Denied ? ErrorCategory.PermissionDenied : ErrorCategory.NotSpecified,
-                result.Uuid, string.Format(CultureInfo.CurrentCulture, Strings.TargetFailed, result.DisplayName, result.Error, result.Status)));
-        }
-    }
-
-    /// <summary>The same through the server: the bytes come straight from the bucket to this machine, by URLs the server signs.</summary>
-    private async Task RemoteAsync(string destination, CancellationToken ct)
-    {
-        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
-        var remote = new RemoteExchange(op);
-        if (ParameterSetName == ClientSet)
-        {
-            var target = (await ResolveRemoteTargetsAsync(op, [SourceClient!], all: false, ct).ConfigureAwait(false)) switch
-            {
-                [var one] => one,
-                _ => throw new EphTerminatingException(NewError(Strings.ClientNotFoundId, ErrorCategory.ObjectNotFound, SourceClient,
-                    string.Format(CultureInfo.CurrentCulture, Strings.ClientNotFound, SourceClient))),
-            };
-            if (!await ShouldProcessAsync(target.Describe(), string.Format(CultureInfo.CurrentCulture, Strings.ExchangeCollectAction, RemotePath, destination)).ConfigureAwait(false))
-            {
-                return;
-            }
-
+            ExchangeDeliveryResult result;
             try
             {
-                WriteCollected(await remote.CollectAsync(target.Uuid, RemotePath!, destination, ct).ConfigureAwait(false));
+                result = await ops.CollectAsync(client.Uuid, RemotePath!, destination, ct).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, RemotePath, Remote) is { } error)
+            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, RemotePath, Remote) is { } error)
             {
                 WriteError(error);
+                return;
+            }
+
+            WriteObject(new EphExchangeDelivery(result));
+            if (result.Status != CommandStatus.Succeeded)
+            {
+                WriteError(NewError(Strings.ExchangeDeliveryFailedId, result.Status == CommandStatus.Denied ? ErrorCategory.PermissionDenied : ErrorCategory.NotSpecified,
+                    result.Uuid, string.Format(CultureInfo.CurrentCulture, Strings.TargetFailed, result.DisplayName, result.Error, result.Status)));
             }
 
             return;
@@ -164,9 +140,9 @@ public sealed class ReceiveEphExchangeFileCommand : EphAsyncCmdlet
         var progress = new ExchangeCmdletSupport.ThrottledProgress(this, what);
         try
         {
-            WriteObject(new EphExchangeDownload(await remote.DownloadAsync(TransferId, Url, destination, AllowAnyHost.IsPresent, Sha256, progress.AsProgress(), ct).ConfigureAwait(false)));
+            WriteObject(new EphExchangeDownload(await ops.DownloadAsync(Url is null ? TransferId : null, Url, destination, AllowAnyHost.IsPresent, Sha256, progress.AsProgress(), ct).ConfigureAwait(false)));
         }
-        catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, what, Remote) is { } error)
+        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, what, Remote) is { } error)
         {
             WriteError(error);
         }

@@ -71,7 +71,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 
             WriteObject(new EphExchangeRemoval(result));
         }
-        catch (Exception ex) when ((_remote is null ? ExchangeCmdletSupport.ToError(ex, TransferId) : ExchangeCmdletSupport.ToRemoteError(ex, TransferId, Remote)) is { } error)
+        catch (Exception ex) when ((_remote is null ? ExchangeCmdletSupport.ToError(ex, TransferId) : ExchangeCmdletSupport.ToError(ex, TransferId, Remote)) is { } error)
         {
             WriteError(error);
         }

@@ -80,18 +80,22 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
 
         if (Remote is not null)
         {
-            await RemoteAsync(ct).ConfigureAwait(false);
+            // Through the server: it signs, this machine sends the file straight to the bucket, the server tells the agents.
+            var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
+            var targets = _clients.Count > 0 ? await ResolveRemoteTargetsAsync(op, _clients, all: false, ct).ConfigureAwait(false) : [];
+            await SendAsync(new RemoteExchange(op), targets, ct).ConfigureAwait(false);
             return;
         }
 
         using var registry = OpenRegistry();
         using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
-        IReadOnlyList<FleetTarget> targets = [];
-        if (_clients.Count > 0)
-        {
-            targets = ResolveTargets(registry, _clients, all: false); // an unknown name refuses the whole send
-        }
+        // An unknown name refuses the whole send.
+        await SendAsync(new LocalExchangeOperations(registry, exchange), _clients.Count > 0 ? ResolveTargets(registry, _clients, all: false) : [], ct).ConfigureAwait(false);
+    }
 
+    /// <summary>The upload (with -Path), then the deliveries to the targets the operator confirms; on this host or through a server.</summary>
+    private async Task SendAsync(IExchangeOperations ops, IReadOnlyList<FleetTarget> targets, CancellationToken ct)
+    {
         var transferId = TransferId;
         if (ParameterSetName == PathSet)
         {
@@ -104,89 +108,11 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
             var progress = new ExchangeCmdletSupport.ThrottledProgress(this, path);
             try
             {
-                var upload = await exchange.UploadAsync(path, targets.Count == 1 ? targets[0].Uuid : null, ExpiresHours, ExchangeLimits.ServerSource, progress.AsProgress(), ct).ConfigureAwait(false);
+                var upload = await ops.UploadAsync(path, targets.Count == 1 ? targets[0].Uuid : null, ExpiresHours, progress.AsProgress(), ct).ConfigureAwait(false);
                 WriteObject(new EphExchangeTransfer(upload));
                 transferId = upload.TransferId;
             }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, path) is { } error)
-            {
-                WriteError(error);
-                return;
-            }
-            finally
-            {
-                progress.Complete();
-            }
-        }
-
-        if (RemotePath is null || transferId is null)
-        {
-            return;
-        }
-
-        var approved = new List<FleetTarget>(targets.Count);
-        foreach (var target in targets)
-        {
-            if (await ShouldProcessAsync(target.Describe(), string.Format(CultureInfo.CurrentCulture, Strings.ExchangeDeliverAction, transferId, RemotePath)).ConfigureAwait(false))
-            {
-                approved.Add(target);
-            }
-        }
-
-        if (approved.Count == 0)
-        {
-            return;
-        }
-
-        try
-        {
-            await foreach (var result in new ExchangeDelivery(exchange).DeliverAsync(approved, transferId, RemotePath, ThrottleLimit, ct).ConfigureAwait(false))
-            {
-                WriteDelivery(result);
-            }
-        }
-        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, transferId) is { } error)
-        {
-            WriteError(error);
-        }
-    }
-
-    private void WriteDelivery(ExchangeDeliveryResult result)
-    {
-        WriteObject(new EphExchangeDelivery(result));
-        if (result.Status != CommandStatus.Succeeded)
-        {
-            WriteError(NewError(Strings.ExchangeDeliveryFailedId, result.Status == CommandStatus.Denied ? ErrorCategory.PermissionDenied : ErrorCategory.NotSpecified,
-                result.Uuid, string.Format(CultureInfo.CurrentCulture, Strings.TargetFailed, result.DisplayName, result.Error, result.Status)));
-        }
-    }
-
-    /// <summary>
-    /// The same through the server: the file goes from this machine straight to the bucket with URLs the server signs,
-    /// and the server tells the agents to fetch it.
-    /// </summary>
-    private async Task RemoteAsync(CancellationToken ct)
-    {
-        var op = await RemoteOperatorAsync(ct).ConfigureAwait(false);
-        var remote = new RemoteExchange(op);
-        var targets = _clients.Count > 0 ? await ResolveRemoteTargetsAsync(op, _clients, all: false, ct).ConfigureAwait(false) : [];
-        var transferId = TransferId;
-        if (ParameterSetName == PathSet)
-        {
-            var path = GetUnresolvedProviderPathFromPSPath(Path);
-            if (!await ShouldProcessAsync(path, string.Format(CultureInfo.CurrentCulture, Strings.ExchangeUploadAction, ExpiresHours)).ConfigureAwait(false))
-            {
-                return;
-            }
-
-            var progress = new ExchangeCmdletSupport.ThrottledProgress(this, path);
-            try
-            {
-                var upload = await remote.UploadAsync(path, targets.Count == 1 ? targets[0].Uuid : null, ExpiresHours, progress.AsProgress(), ct).ConfigureAwait(false);
-                WriteObject(new EphExchangeTransfer(upload));
-                transferId = upload.TransferId;
-            }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, path, Remote) is { } error)
+            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, path, Remote) is { } error)
             {
                 WriteError(error);
                 return;
@@ -218,12 +144,17 @@ public sealed class SendEphExchangeFileCommand : EphAsyncCmdlet
 
         try
         {
-            await foreach (var result in remote.DeliverAsync(new TargetSelection { Clients = approved }, transferId, RemotePath, ThrottleLimit, null, ct).ConfigureAwait(false))
+            await foreach (var result in ops.DeliverAsync(approved, transferId, RemotePath, ThrottleLimit, ct).ConfigureAwait(false))
             {
-                WriteDelivery(result);
+                WriteObject(new EphExchangeDelivery(result));
+                if (result.Status != CommandStatus.Succeeded)
+                {
+                    WriteError(NewError(Strings.ExchangeDeliveryFailedId, result.Status == CommandStatus.Denied ? ErrorCategory.PermissionDenied : ErrorCategory.NotSpecified,
+                        result.Uuid, string.Format(CultureInfo.CurrentCulture, Strings.TargetFailed, result.DisplayName, result.Error, result.Status)));
+                }
             }
         }
-        catch (Exception ex) when (ExchangeCmdletSupport.ToRemoteError(ex, transferId, Remote) is { } error)
+        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, transferId, Remote) is { } error)
         {
             WriteError(error);
         }

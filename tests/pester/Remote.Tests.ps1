@@ -332,4 +332,38 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         $x.Refused.Message | Should -Match 'operator'
         $x.Listed | Should -Be $x.ListedBefore
     }
+
+    It 'does the same on the server host, with the credentials there: up, back, to an agent and from it, listed, removed' {
+        # The root process: the module on the data directory, the bucket's credentials in its own environment.
+        $env:ETPHONEHOME_R2_ENDPOINT = $script:S3Endpoint; $env:ETPHONEHOME_R2_ACCESS_KEY = 'S3RVER'
+        $env:ETPHONEHOME_R2_SECRET_KEY = 'S3RVER'; $env:ETPHONEHOME_R2_BUCKET = 'eph-test'
+        try {
+            $source = Join-Path $script:Shared 'local exchange.bin'
+            $bytes = [byte[]]::new(5MB + 7); [Random]::new(5).NextBytes($bytes); [IO.File]::WriteAllBytes($source, $bytes)
+            $sha = (Get-FileHash $source -Algorithm SHA256).Hash.ToLowerInvariant()
+            $up = Send-EphExchangeFile -Path $source -Confirm:$false
+            $up.Sha256 | Should -Be $sha
+            $up.DownloadUrl | Should -Not -Match ' '
+            $back = Join-Path $script:Shared 'local-back.bin'
+            $down = Receive-EphExchangeFile -TransferId $up.TransferId -Destination $back
+            $down.Verified | Should -BeTrue
+            (Get-FileHash $back -Algorithm SHA256).Hash.ToLowerInvariant() | Should -Be $sha
+
+            $remotePath = '/tmp/eph-local-x-' + [guid]::NewGuid() + '.bin'
+            $delivered = Send-EphExchangeFile -TransferId $up.TransferId -DestinationClient $script:ClientName -RemotePath $remotePath -Confirm:$false
+            "$($delivered.Status)" | Should -Be 'Succeeded' -Because "$($delivered.Error)"
+            (Get-FileHash $remotePath -Algorithm SHA256).Hash.ToLowerInvariant() | Should -Be $sha
+            $collected = Receive-EphExchangeFile -SourceClient $script:ClientName -RemotePath $remotePath -Destination (Join-Path $script:Shared 'local-collected.bin')
+            "$($collected.Status)" | Should -Be 'Succeeded' -Because "$($collected.Error)"
+            $collected.Verified | Should -BeTrue
+
+            @(Get-EphExchangeFile).TransferId | Should -Contain $up.TransferId
+            Get-EphExchangeFile | Where-Object TransferId -eq $up.TransferId | Remove-EphExchangeFile -Confirm:$false | Out-Null
+            @(Get-EphExchangeFile).TransferId | Should -Not -Contain $up.TransferId
+            Remove-Item -Force $remotePath -ErrorAction SilentlyContinue
+        }
+        finally {
+            foreach ($v in 'ENDPOINT', 'ACCESS_KEY', 'SECRET_KEY', 'BUCKET') { Remove-Item "Env:ETPHONEHOME_R2_$v" -ErrorAction SilentlyContinue }
+        }
+    }
 }
