@@ -147,9 +147,11 @@ public sealed class RemoteCliIntegrationTests(SandboxFixture fixture) : IClassFi
         var stats = await mcp.CallToolAsync("get_rate_limit_stats", new Dictionary<string, object?> { ["uuid"] = alpha.Uuid });
         Assert.True(stats.IsError is not true, Assert.IsType<TextContentBlock>(Assert.Single(stats.Content)).Text);
 
-        // The exchange's credentials stay on the server: its tools have no remote operation.
-        var unavailable = await mcp.CallToolAsync("exchange_list", new Dictionary<string, object?>());
-        Assert.Contains("NOT_AVAILABLE_REMOTELY", Assert.IsType<TextContentBlock>(Assert.Single(unavailable.Content)).Text, StringComparison.Ordinal);
+        // The exchange's credentials are the server's: its tools go through it, and this hub has none configured.
+        var unconfigured = await mcp.CallToolAsync("exchange_list", new Dictionary<string, object?>());
+        var unconfiguredText = Assert.IsType<TextContentBlock>(Assert.Single(unconfigured.Content)).Text;
+        Assert.Contains("R2_NOT_CONFIGURED", unconfiguredText, StringComparison.Ordinal);
+        Assert.Contains("the server has no exchange configured", unconfiguredText, StringComparison.Ordinal);
         File.Delete(remote);
         File.Delete(textFile);
     }
