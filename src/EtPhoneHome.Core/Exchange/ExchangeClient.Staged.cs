@@ -161,8 +161,8 @@ public sealed partial class ExchangeClient
 
     /// <summary>
     /// A transfer id for <paramref name="fileName"/> at <paramref name="now"/> that no upload of this process holds and no
-    /// object of the bucket has (one HEAD; a single PUT's If-None-Match also closes the moment between the HEAD and the
-    /// PUT on stores that honour it): the next second's id when one is taken. Two uploads of one name in one second are
+    /// object of the bucket has (<see cref="ExistsAsync"/>; a single PUT's If-None-Match also closes the moment between
+    /// that probe and the PUT on stores that honour it): the next second's id when one is taken. Two uploads of one name in one second are
     /// two transfers; neither replaces the other.
     /// </summary>
     private async Task<(string TransferId, string Key)> ReserveIdAsync(string sourceClient, DateTimeOffset now, string fileName, CancellationToken ct)
@@ -196,9 +196,9 @@ public sealed partial class ExchangeClient
     }
 
     /// <summary>
-    /// The presigned URL of part <paramref name="number"/> (1-based) of a started upload, valid for
-    /// <see cref="ExchangeOptions.InternalUrlHours"/>: an UploadPart URL, or for a single PUT the PUT itself, signed with
-    /// its <see cref="ExchangeStagedUpload.Headers"/>.
+    /// The presigned URL of part <paramref name="number"/> (1-based) of a started upload: an UploadPart URL valid for
+    /// <see cref="ExchangeOptions.InternalUrlHours"/>, or for a single PUT the PUT itself, signed with its
+    /// <see cref="ExchangeStagedUpload.Headers"/> and valid for <see cref="SinglePutUrlLifetime"/>.
     /// </summary>
     public Uri PresignStagedPart(ExchangeStagedUpload upload, int number)
     {
