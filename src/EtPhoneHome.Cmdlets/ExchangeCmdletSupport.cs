@@ -49,6 +49,45 @@ internal static class ExchangeCmdletSupport
     };
 
     /// <summary>
+    /// The exchange of <paramref name="cmdlet"/>'s session: through the server's operator service when connected (the
+    /// server signs), else the credentials here over the registry. Dispose it when done (the registry and client here).
+    /// </summary>
+    public static async Task<ExchangeSession> OpenAsync(EphAsyncCmdlet cmdlet, CancellationToken ct)
+    {
+        if (cmdlet.Remote is { } remote)
+        {
+            return new ExchangeSession(new RemoteExchange(await cmdlet.RemoteOperatorAsync(ct).ConfigureAwait(false)),
+                string.Format(CultureInfo.CurrentCulture, Strings.ExchangeOfServer, remote.Describe()), null, null);
+        }
+
+        var registry = cmdlet.OpenRegistry();
+        try
+        {
+            var exchange = Open(cmdlet.NewGuard(registry));
+            return new ExchangeSession(new LocalExchangeOperations(registry, exchange), exchange.Settings.ToString(), registry, exchange);
+        }
+        catch
+        {
+            registry.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>An exchange to work with, what to call its bucket in a -WhatIf line, and what to close after.</summary>
+    internal sealed class ExchangeSession(IExchangeOperations ops, string bucket, RegistryStores? registry, ExchangeClient? exchange) : IDisposable
+    {
+        public IExchangeOperations Ops { get; } = ops;
+
+        public string Bucket { get; } = bucket;
+
+        public void Dispose()
+        {
+            exchange?.Dispose();
+            registry?.Dispose();
+        }
+    }
+
+    /// <summary>
     /// The error record of an exchange fault, here or answered by the server (with the same IDs); null for a refusal of
     /// the operator's role (it ends the cmdlet once, naming the role), faults of the connection, and bugs.
     /// </summary>
@@ -65,19 +104,6 @@ internal static class ExchangeCmdletSupport
         OperatorRemoteException r => RemoteErrors.ToRecord(r, remote, target),
         _ => RemoteErrors.IsConnectionFault(ex) ? null : ToError(ex, target),
     };
-
-    /// <summary>Resolves -SourceClient / -DestinationClient (display name, uuid or "server").</summary>
-    public static string Participant(IClientStore registry, string value, string field)
-    {
-        try
-        {
-            return ExchangeParticipants.Resolve(registry, value, field);
-        }
-        catch (ArgumentException ex)
-        {
-            throw new EphTerminatingException(EphCmdlet.NewError(Strings.ExchangeInvalidArgumentId, ErrorCategory.InvalidArgument, value, ex.Message, ex));
-        }
-    }
 
     /// <summary>
     /// Progress to the pipeline thread, throttled to a few updates per second. It does not implement

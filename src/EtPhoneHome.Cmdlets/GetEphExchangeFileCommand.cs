@@ -25,37 +25,16 @@ public sealed class GetEphExchangeFileCommand : EphAsyncCmdlet
 
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
-        if (Remote is not null)
-        {
-            // The server lists with its credentials; it resolves the names against its registry.
-            var remote = new RemoteExchange(await RemoteOperatorAsync(ct).ConfigureAwait(false));
-            try
-            {
-                foreach (var item in await remote.ListAsync(SourceClient, DestinationClient, ct).ConfigureAwait(false))
-                {
-                    WriteObject(new EphExchangeFile(item));
-                }
-            }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, SourceClient, Remote) is { } error)
-            {
-                WriteError(error);
-            }
-
-            return;
-        }
-
-        using var registry = OpenRegistry();
-        var source = SourceClient is null ? null : ExchangeCmdletSupport.Participant(registry.Clients, SourceClient, "source_client");
-        var dest = DestinationClient is null ? null : ExchangeCmdletSupport.Participant(registry.Clients, DestinationClient, "dest_client");
-        using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
+        // Here or through the server (which lists with its credentials); names are resolved where the registry is.
+        using var session = await ExchangeCmdletSupport.OpenAsync(this, ct).ConfigureAwait(false);
         try
         {
-            foreach (var item in await exchange.ListAsync(source, dest, includeMetadata: true, ct).ConfigureAwait(false))
+            foreach (var item in await session.Ops.ListAsync(SourceClient, DestinationClient, ct).ConfigureAwait(false))
             {
                 WriteObject(new EphExchangeFile(item));
             }
         }
-        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, source) is { } error)
+        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, SourceClient, Remote) is { } error)
         {
             WriteError(error);
         }

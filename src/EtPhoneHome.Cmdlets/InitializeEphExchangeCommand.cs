@@ -14,43 +14,19 @@ public sealed class InitializeEphExchangeCommand : EphAsyncCmdlet
 
     protected override async Task EndProcessingAsync(CancellationToken ct)
     {
-        if (Remote is { } session)
-        {
-            // The server's bucket, with the server's credentials (an admin's operation there, even for -WhatIf).
-            var remote = new RemoteExchange(await RemoteOperatorAsync(ct).ConfigureAwait(false));
-            var desired = ExchangeClient.DesiredRule;
-            var apply = await ShouldProcessAsync(string.Format(CultureInfo.CurrentCulture, Strings.ExchangeOfServer, session.Describe()),
-                string.Format(CultureInfo.CurrentCulture, Strings.ExchangeInitializeAction, desired.Id, desired.Prefix, desired.ExpirationDays)).ConfigureAwait(false);
-            try
-            {
-                foreach (var r in await remote.LifecycleAsync(apply, ct).ConfigureAwait(false))
-                {
-                    WriteObject(new EphExchangeLifecycleRule(r));
-                }
-            }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, session.Describe(), Remote) is { } error)
-            {
-                WriteError(error);
-            }
-
-            return;
-        }
-
-        using var registry = OpenRegistry();
-        using var exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
+        // Here or the server's bucket with its credentials (reading the rules is a reader's there, installing an admin's).
+        using var session = await ExchangeCmdletSupport.OpenAsync(this, ct).ConfigureAwait(false);
         var rule = ExchangeClient.DesiredRule;
+        var apply = await ShouldProcessAsync(session.Bucket,
+            string.Format(CultureInfo.CurrentCulture, Strings.ExchangeInitializeAction, rule.Id, rule.Prefix, rule.ExpirationDays)).ConfigureAwait(false);
         try
         {
-            var rules = await ShouldProcessAsync(exchange.Settings.ToString(),
-                    string.Format(CultureInfo.CurrentCulture, Strings.ExchangeInitializeAction, rule.Id, rule.Prefix, rule.ExpirationDays)).ConfigureAwait(false)
-                ? await exchange.InitializeAsync(ct).ConfigureAwait(false)
-                : await exchange.GetLifecycleAsync(ct).ConfigureAwait(false);
-            foreach (var r in rules)
+            foreach (var r in await session.Ops.LifecycleAsync(apply, ct).ConfigureAwait(false))
             {
                 WriteObject(new EphExchangeLifecycleRule(r));
             }
         }
-        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, exchange.Settings.Bucket) is { } error)
+        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, session.Bucket, Remote) is { } error)
         {
             WriteError(error);
         }

@@ -30,29 +30,12 @@ public sealed class NewEphExchangeUploadUrlCommand : EphAsyncCmdlet
 
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
-        if (Remote is not null)
-        {
-            var remote = new RemoteExchange(await RemoteOperatorAsync(ct).ConfigureAwait(false));
-            try
-            {
-                WriteObject(new EphExchangeUploadUrl(await remote.CreateUploadUrlAsync(SourceClient, FileName, ExpiresHours, ct).ConfigureAwait(false)));
-            }
-            catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, FileName, Remote) is { } error)
-            {
-                WriteError(error);
-            }
-
-            return;
-        }
-
-        using var registry = OpenRegistry();
-        var source = ExchangeCmdletSupport.Participant(registry.Clients, SourceClient, "source_client");
-        using var exchange = ExchangeCmdletSupport.Open(null);
+        using var session = await ExchangeCmdletSupport.OpenAsync(this, ct).ConfigureAwait(false);
         try
         {
-            WriteObject(new EphExchangeUploadUrl(exchange.CreateUploadUrl(source, FileName, ExpiresHours)));
+            WriteObject(new EphExchangeUploadUrl(await session.Ops.CreateUploadUrlAsync(SourceClient, FileName, ExpiresHours, ct).ConfigureAwait(false)));
         }
-        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, FileName) is { } error)
+        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, FileName, Remote) is { } error)
         {
             WriteError(error);
         }

@@ -22,24 +22,12 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
     [ArgumentCompleter(typeof(ClientNameCompleter))]
     public string SourceClient { get; set; } = "";
 
-    private ExchangeClient? _exchange;
-    private EtPhoneHome.Core.Registry.RegistryStores? _registry;
-
-    private RemoteExchange? _remote;
+    private ExchangeCmdletSupport.ExchangeSession? _session;
 
     private protected override bool SupportsRemote => true;
 
-    protected override async Task BeginProcessingAsync(CancellationToken ct)
-    {
-        if (Remote is not null)
-        {
-            _remote = new RemoteExchange(await RemoteOperatorAsync(ct).ConfigureAwait(false));
-            return;
-        }
-
-        var registry = _registry = OpenRegistry();
-        _exchange = ExchangeCmdletSupport.Open(NewGuard(registry));
-    }
+    protected override async Task BeginProcessingAsync(CancellationToken ct) =>
+        _session = await ExchangeCmdletSupport.OpenAsync(this, ct).ConfigureAwait(false);
 
     protected override async Task ProcessRecordAsync(CancellationToken ct)
     {
@@ -61,9 +49,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 
         try
         {
-            var result = _remote is not null
-                ? await _remote.DeleteAsync(TransferId, SourceClient, ct).ConfigureAwait(false)
-                : await _exchange!.DeleteAsync(TransferId, SourceClient, ct).ConfigureAwait(false);
+            var result = await _session!.Ops.DeleteAsync(TransferId, SourceClient, ct).ConfigureAwait(false);
             if (!result.Deleted)
             {
                 WriteWarning(string.Format(CultureInfo.CurrentCulture, Strings.ExchangeNotDeleted, TransferId));
@@ -71,7 +57,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 
             WriteObject(new EphExchangeRemoval(result));
         }
-        catch (Exception ex) when ((_remote is null ? ExchangeCmdletSupport.ToError(ex, TransferId) : ExchangeCmdletSupport.ToError(ex, TransferId, Remote)) is { } error)
+        catch (Exception ex) when (ExchangeCmdletSupport.ToError(ex, TransferId, Remote) is { } error)
         {
             WriteError(error);
         }
@@ -79,8 +65,7 @@ public sealed class RemoveEphExchangeFileCommand : EphAsyncCmdlet
 
     protected override Task EndProcessingAsync(CancellationToken ct)
     {
-        _registry?.Dispose();
-        _exchange?.Dispose();
+        _session?.Dispose();
         return Task.CompletedTask;
     }
 }

@@ -331,6 +331,8 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
         $x.Refused.ErrorId | Should -BeLike 'OperatorRoleRequired,*'
         $x.Refused.Message | Should -Match 'operator'
         $x.Listed | Should -Be $x.ListedBefore
+        $x.InitRefused.ErrorId | Should -BeLike 'OperatorRoleRequired,*'
+        $x.InitRefused.Message | Should -Match 'admin'
     }
 
     It 'does the same on the server host, with the credentials there: up, back, to an agent and from it, listed, removed' {
@@ -357,6 +359,9 @@ Describe 'The module connected to a server as another user' -Tag 'Sandbox' {
             "$($collected.Status)" | Should -Be 'Succeeded' -Because "$($collected.Error)"
             $collected.Verified | Should -BeTrue
 
+            $u = New-EphExchangeUploadUrl -SourceClient $script:ClientName -FileName 'x y.bin'
+            $u.UploadUrl | Should -Match '%20'
+            $u.SourceClient | Should -Be (Get-EphClient -Name $script:ClientName).Id
             @(Get-EphExchangeFile).TransferId | Should -Contain $up.TransferId
             Get-EphExchangeFile | Where-Object TransferId -eq $up.TransferId | Remove-EphExchangeFile -Confirm:$false | Out-Null
             @(Get-EphExchangeFile).TransferId | Should -Not -Contain $up.TransferId

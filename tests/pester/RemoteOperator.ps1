@@ -184,8 +184,9 @@ Step ExchangeReader {
     $before = @(Get-EphExchangeFile).Count
     $refused = ErrorOf { Send-EphExchangeFile -Path (Join-Path $Work 'exchange me.bin') -Confirm:$false -ErrorAction Stop }
     $after = @(Get-EphExchangeFile).Count
+    $initRefused = ErrorOf { Initialize-EphExchange -Confirm:$false -ErrorAction Stop }
     Disconnect-EphServer
-    @{ Refused = $refused; ListedBefore = $before; Listed = $after }
+    @{ Refused = $refused; ListedBefore = $before; Listed = $after; InitRefused = $initRefused }
 }
 
 # An admin: manages operators through the server; each change is recorded with its role and source address.
